@@ -1,0 +1,63 @@
+// Command nba is the next-best-action sidecar: it serves decisions over HTTP,
+// scores models, validates bundles and runs outbound batches.
+//
+// Run "nba help" for the list of commands.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// command is one sub-command of nba.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string) error
+}
+
+// commands lists the sub-commands in the order "nba help" shows them.
+// Files of this package add to it from their init functions.
+var commands []command
+
+func register(c command) { commands = append(commands, c) }
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	name := os.Args[1]
+	if name == "help" || name == "-h" || name == "-help" || name == "--help" {
+		if len(os.Args) > 2 {
+			for _, c := range commands {
+				if c.name == os.Args[2] {
+					_ = c.run([]string{"-h"})
+					return
+				}
+			}
+		}
+		usage()
+		return
+	}
+	for _, c := range commands {
+		if c.name == name {
+			if err := c.run(os.Args[2:]); err != nil {
+				fmt.Fprintf(os.Stderr, "nba %s: %v\n", name, err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "nba: unknown command %q\n\n", name)
+	usage()
+	os.Exit(2)
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "nba is a real-time next-best-action sidecar.\n\nUsage:\n  nba <command> [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun \"nba help <command>\" or \"nba <command> -h\" for a command's flags.\n")
+}
