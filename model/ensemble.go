@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // MissingRule says which input values a numeric split treats as missing.
@@ -42,7 +43,7 @@ type TreeNode struct {
 }
 
 // Tree is one tree; Group is the output (class) it adds to; Weight scales its
-// output (DART), 1 otherwise.
+// output (DART), 1 otherwise (0 is read as 1).
 type Tree struct {
 	Nodes  []TreeNode
 	Group  int
@@ -53,11 +54,17 @@ type Tree struct {
 type Link uint8
 
 const (
+	// LinkIdentity leaves margins as they are.
 	LinkIdentity Link = iota
-	LinkSigmoid       // 1/(1+exp(-SigmoidScale*x)); SigmoidScale 0 means 1
-	LinkExp           // exp(x): poisson, gamma, tweedie
-	LinkSoftmax       // across outputs
-	LinkArgmax        // index of the largest margin (XGBoost multi:softmax), one output
+	// LinkSigmoid is 1/(1+exp(-SigmoidScale*x)); SigmoidScale 0 means 1.
+	LinkSigmoid
+	// LinkExp is exp(x): poisson, gamma, tweedie.
+	LinkExp
+	// LinkSoftmax normalises exp(x) across outputs.
+	LinkSoftmax
+	// LinkArgmax is the index of the largest margin (XGBoost multi:softmax);
+	// the model has one output. PredictRaw then writes the largest margin.
+	LinkArgmax
 )
 
 // EnsembleSpec is what a loader hands to CompileEnsemble.
@@ -80,20 +87,122 @@ type EnsembleSpec struct {
 	Version       string
 }
 
-// Ensemble is a compiled tree ensemble. It is immutable and safe for
-// concurrent use.
+// Limits of a compiled ensemble. They bound what a model file can make the
+// loader allocate; real models are far below them.
+const (
+	// MaxFeatures is the largest number of input features of a model.
+	MaxFeatures = 1 << 20
+	// MaxNodes is the largest total number of tree nodes of an ensemble.
+	MaxNodes = 1 << 28
+	// MaxCategoryWords is the largest total size, in 32-bit words, of the
+	// categorical split bitsets of an ensemble (64 MiB).
+	MaxCategoryWords = 1 << 24
+)
+
+// node is one compiled node: 16 bytes, so four share a cache line.
+//
+// Every split is reduced at compile time to "x < thr goes left" in float64:
+// LessEqual thresholds are moved one float64 step up, and Float32 thresholds
+// t are replaced by the smallest float64 that rounds to a float32 >= t, so
+// float32(x) < t holds exactly when x < thr and the request path never
+// converts. The children of a node are adjacent (right = left+1). A leaf
+// points at itself with thr = NaN and the default-left flag, so stepping from
+// a leaf stays there: a tree is walked for a fixed number of steps (its depth)
+// without testing for leaves, and the leaf's value is read from
+// Ensemble.values afterwards.
+type node struct {
+	thr  float64
+	left int32
+	meta uint32 // feature | flag bits
+}
+
+const (
+	featMask        = 1<<24 - 1
+	flagDefaultLeft = 1 << 24 // missing (NaN) goes left
+	flagSpecial     = 1 << 25 // categorical or MissingZero: see Ensemble.special
+	flagLeaf        = 1 << 26
+)
+
+// special describes a node the fast step cannot decide: a categorical split,
+// a MissingZero split or a "x <= +Inf" split.
+type special struct {
+	kind       uint8
+	catSetLeft bool
+	nanDefault bool // categorical: NaN follows the default direction
+	catOff     int32
+	catLen     int32
+}
+
+const (
+	specialCat uint8 = iota
+	specialZero
+	specialAllLeft // x <= +Inf: every non-missing value goes left
+)
+
+// Ensemble is a compiled tree ensemble: all trees flattened into one node
+// array with per-tree root offsets and depths. It is immutable and safe for
+// concurrent use; Predict and PredictRaw do not allocate.
 type Ensemble struct {
-	spec EnsembleSpec
+	info     Info
+	features []string
+	groups   int
+	link     Link
+	sigScale float64
+	f32      bool
+	divisor  float64 // AverageOutput: number of iterations; else 0
+
+	base    []float64 // per group
+	nodes   []node
+	values  []float64 // per node: leaf value times tree weight
+	roots   []int32   // per tree
+	depths  []int32   // per tree: longest root-to-leaf path
+	tgroup  []int32   // per tree: output group
+	special []int32   // per node: index into specials (only for special nodes); nil when none
+	specs   []special
+	catBits []uint32
+	// byGroup lists the trees of each group in order (LinkArgmax only).
+	byGroup [][]int32
 }
 
 // CompileEnsemble validates a spec (child indices in range, no cycles,
 // features in range) and flattens it into contiguous arrays with no per-node
-// pointers. The result implements Model.
+// pointers. The result implements Model. Nodes that cannot be reached from a
+// tree's root are ignored.
 func CompileEnsemble(spec EnsembleSpec) (*Ensemble, error) {
 	nf := len(spec.FeatureNames)
 	if spec.NumGroups < 1 {
 		return nil, fmt.Errorf("num_groups must be at least 1, got %d", spec.NumGroups)
 	}
+	if spec.Link > LinkArgmax {
+		return nil, fmt.Errorf("unknown link %d", spec.Link)
+	}
+	if err := checkFeatureNames(spec.FeatureNames); err != nil {
+		return nil, err
+	}
+	if len(spec.BaseMargin) > spec.NumGroups {
+		return nil, fmt.Errorf("%d base margins for %d groups", len(spec.BaseMargin), spec.NumGroups)
+	}
+	e := &Ensemble{
+		features: spec.FeatureNames,
+		groups:   spec.NumGroups,
+		link:     spec.Link,
+		sigScale: spec.SigmoidScale,
+		f32:      spec.Float32,
+		base:     make([]float64, spec.NumGroups),
+		roots:    make([]int32, len(spec.Trees)),
+		depths:   make([]int32, len(spec.Trees)),
+		tgroup:   make([]int32, len(spec.Trees)),
+	}
+	if e.sigScale == 0 {
+		e.sigScale = 1
+	}
+	for k, b := range spec.BaseMargin {
+		if spec.Float32 {
+			b = float64(float32(b))
+		}
+		e.base[k] = b
+	}
+	total := 0
 	for ti, t := range spec.Trees {
 		if len(t.Nodes) == 0 {
 			return nil, fmt.Errorf("tree %d: no nodes", ti)
@@ -101,146 +210,497 @@ func CompileEnsemble(spec EnsembleSpec) (*Ensemble, error) {
 		if t.Group < 0 || t.Group >= spec.NumGroups {
 			return nil, fmt.Errorf("tree %d: group %d out of range [0,%d)", ti, t.Group, spec.NumGroups)
 		}
-		for ni, n := range t.Nodes {
-			if n.Leaf {
-				continue
-			}
-			if n.Feature < 0 || n.Feature >= nf {
-				return nil, fmt.Errorf("tree %d: node %d: feature %d out of range [0,%d)", ti, ni, n.Feature, nf)
-			}
-			// Children must come after their parent: this rules out cycles.
-			if n.Left <= ni || n.Left >= len(t.Nodes) || n.Right <= ni || n.Right >= len(t.Nodes) {
-				return nil, fmt.Errorf("tree %d: node %d: children %d,%d out of range", ti, ni, n.Left, n.Right)
-			}
+		total += len(t.Nodes)
+		if total > MaxNodes {
+			return nil, fmt.Errorf("tree %d: more than %d nodes in the ensemble", ti, MaxNodes)
 		}
 	}
-	return &Ensemble{spec: spec}, nil
+	c := compiler{e: e, nf: nf}
+	e.nodes = make([]node, 0, total)
+	e.values = make([]float64, 0, total)
+	for ti := range spec.Trees {
+		if err := c.tree(ti, &spec.Trees[ti]); err != nil {
+			return nil, fmt.Errorf("tree %d: %w", ti, err)
+		}
+	}
+	if spec.AverageOutput && len(spec.Trees) > 0 {
+		e.divisor = float64(len(spec.Trees) / spec.NumGroups)
+		if e.divisor == 0 {
+			e.divisor = 1
+		}
+	}
+	if e.link == LinkArgmax {
+		e.byGroup = make([][]int32, e.groups)
+		for t, g := range e.tgroup {
+			e.byGroup[g] = append(e.byGroup[g], int32(t))
+		}
+	}
+	e.info = Info{Format: spec.Format, Objective: spec.Objective, Trees: len(spec.Trees),
+		Features: nf, Outputs: e.NumOutputs(), Version: spec.Version}
+	return e, nil
+}
+
+// checkFeatureNames rejects names the engine could not bind: empty or
+// duplicate ones.
+func checkFeatureNames(names []string) error {
+	if len(names) > MaxFeatures {
+		return fmt.Errorf("%d features, more than the limit of %d", len(names), MaxFeatures)
+	}
+	seen := make(map[string]int, len(names))
+	for i, n := range names {
+		if n == "" {
+			return fmt.Errorf("feature %d: empty name", i)
+		}
+		if j, dup := seen[n]; dup {
+			return fmt.Errorf("feature %d: name %q already used by feature %d", i, n, j)
+		}
+		seen[n] = i
+	}
+	return nil
+}
+
+// compiler flattens trees into an Ensemble.
+type compiler struct {
+	e     *Ensemble
+	nf    int
+	seen  []bool
+	queue []bfsItem
+}
+
+type bfsItem struct {
+	src   int   // index in the spec's tree
+	dst   int32 // index in Ensemble.nodes
+	depth int32
+}
+
+// tree appends one tree in breadth-first order, so that siblings are
+// adjacent.
+func (c *compiler) tree(ti int, t *Tree) error {
+	e := c.e
+	w := t.Weight
+	if w == 0 {
+		w = 1
+	}
+	if cap(c.seen) < len(t.Nodes) {
+		c.seen = make([]bool, len(t.Nodes))
+	}
+	c.seen = c.seen[:len(t.Nodes)]
+	clear(c.seen)
+	root := int32(len(e.nodes))
+	e.roots[ti] = root
+	e.tgroup[ti] = int32(t.Group)
+	e.nodes = append(e.nodes, node{})
+	e.values = append(e.values, 0)
+	c.seen[0] = true
+	c.queue = append(c.queue[:0], bfsItem{src: 0, dst: root})
+	var depth int32
+	for qi := 0; qi < len(c.queue); qi++ {
+		it := c.queue[qi]
+		n := &t.Nodes[it.src]
+		depth = max(depth, it.depth)
+		if n.Leaf {
+			v := n.Value * w
+			if e.f32 {
+				v = float64(float32(n.Value) * float32(w))
+			}
+			e.nodes[it.dst] = node{thr: math.NaN(), left: it.dst, meta: flagLeaf | flagDefaultLeft}
+			e.values[it.dst] = v
+			continue
+		}
+		if n.Feature < 0 || n.Feature >= c.nf {
+			return fmt.Errorf("node %d: feature %d out of range [0,%d)", it.src, n.Feature, c.nf)
+		}
+		for _, ch := range [2]int{n.Left, n.Right} {
+			if ch < 0 || ch >= len(t.Nodes) {
+				return fmt.Errorf("node %d: child %d out of range [0,%d)", it.src, ch, len(t.Nodes))
+			}
+			if c.seen[ch] {
+				return fmt.Errorf("node %d: child %d is reached twice (cycle or shared subtree)", it.src, ch)
+			}
+			c.seen[ch] = true
+		}
+		left := int32(len(e.nodes))
+		e.nodes = append(e.nodes, node{}, node{})
+		e.values = append(e.values, 0, 0)
+		c.queue = append(c.queue,
+			bfsItem{src: n.Left, dst: left, depth: it.depth + 1},
+			bfsItem{src: n.Right, dst: left + 1, depth: it.depth + 1})
+		nd, err := c.split(n)
+		if err != nil {
+			return fmt.Errorf("node %d: %w", it.src, err)
+		}
+		nd.left = left
+		e.nodes[it.dst] = nd
+		if nd.meta&flagSpecial != 0 {
+			if e.special == nil {
+				e.special = make([]int32, cap(e.nodes))
+			}
+			if int(it.dst) >= len(e.special) {
+				e.special = append(e.special, make([]int32, int(it.dst)+1-len(e.special))...)
+			}
+			e.special[it.dst] = int32(len(e.specs) - 1)
+		}
+	}
+	e.depths[ti] = depth
+	return nil
+}
+
+// split compiles one split node (children are filled in by the caller). A
+// special node appends its description to e.specs.
+func (c *compiler) split(n *TreeNode) (node, error) {
+	e := c.e
+	nd := node{meta: uint32(n.Feature)}
+	if n.CatBits != nil {
+		if len(e.catBits)+len(n.CatBits) > MaxCategoryWords {
+			return nd, fmt.Errorf("categorical bitsets exceed %d words", MaxCategoryWords)
+		}
+		nd.meta |= flagSpecial
+		if n.DefaultLeft {
+			nd.meta |= flagDefaultLeft
+		}
+		e.specs = append(e.specs, special{kind: specialCat, catSetLeft: n.CatSetLeft,
+			nanDefault: n.Missing == MissingNaN, catOff: int32(len(e.catBits)), catLen: int32(len(n.CatBits))})
+		e.catBits = append(e.catBits, n.CatBits...)
+		return nd, nil
+	}
+	if n.Missing > MissingNone {
+		return nd, fmt.Errorf("unknown missing rule %d", n.Missing)
+	}
+	thr, allLeft := strictThreshold(n.Threshold, n.LessEqual, e.f32)
+	nd.thr = thr
+	switch {
+	case allLeft || n.Missing == MissingZero:
+		nd.meta |= flagSpecial
+		kind := specialZero
+		if allLeft && n.Missing != MissingZero {
+			kind = specialAllLeft
+		}
+		if n.DefaultLeft {
+			nd.meta |= flagDefaultLeft
+		}
+		e.specs = append(e.specs, special{kind: kind})
+	case n.Missing == MissingNone:
+		// NaN is read as 0: it goes where 0 goes.
+		if 0 < thr || allLeft {
+			nd.meta |= flagDefaultLeft
+		}
+	case n.DefaultLeft:
+		nd.meta |= flagDefaultLeft
+	}
+	return nd, nil
+}
+
+// strictThreshold returns thr such that a non-NaN float64 x goes left exactly
+// when x < thr. allLeft reports the one case no thr can express: x <= +Inf.
+//
+// With f32, the reference compares float32(x) < float32(t). Rounding to
+// float32 is monotone, so the values of x that go left are those below the
+// smallest float64 B with float32(B) >= float32(t). B is the midpoint between
+// float32(t) and the float32 below it when a tie rounds up to float32(t) (its
+// significand is even), else the next float64 after that midpoint.
+func strictThreshold(t float64, lessEqual, f32 bool) (thr float64, allLeft bool) {
+	if math.IsNaN(t) {
+		// Every comparison with NaN is false: nothing goes left.
+		return math.Inf(-1), false
+	}
+	if !f32 {
+		if !lessEqual {
+			return t, false
+		}
+		if math.IsInf(t, 1) {
+			return t, true
+		}
+		return math.Nextafter(t, math.Inf(1)), false
+	}
+	t32 := float32(t)
+	if lessEqual {
+		// float32(x) <= t32 is float32(x) < the next float32.
+		if math.IsInf(float64(t32), 1) {
+			return float64(t32), true
+		}
+		t32 = math.Nextafter32(t32, float32(math.Inf(1)))
+	}
+	if math.IsInf(float64(t32), -1) {
+		return math.Inf(-1), false
+	}
+	below := float64(math.Nextafter32(t32, float32(math.Inf(-1))))
+	upper := float64(t32)
+	if math.IsInf(upper, 1) {
+		upper = 0x1p128 // the value float32 overflow rounds toward
+	}
+	if math.IsInf(below, -1) {
+		below = -0x1p128
+	}
+	mid := below/2 + upper/2 // exact: both are float32 values
+	if float32(mid) >= t32 {
+		return mid, false
+	}
+	return math.Nextafter(mid, math.Inf(1)), false
 }
 
 // Info implements Model.
-func (e *Ensemble) Info() Info {
-	return Info{Format: e.spec.Format, Objective: e.spec.Objective, Trees: len(e.spec.Trees),
-		Features: len(e.spec.FeatureNames), Outputs: e.NumOutputs(), Version: e.spec.Version}
-}
+func (e *Ensemble) Info() Info { return e.info }
 
 // Features implements Model.
-func (e *Ensemble) Features() []string { return e.spec.FeatureNames }
+func (e *Ensemble) Features() []string { return e.features }
 
 // NumOutputs implements Model.
 func (e *Ensemble) NumOutputs() int {
-	if e.spec.Link == LinkArgmax {
+	if e.link == LinkArgmax {
 		return 1
 	}
-	return e.spec.NumGroups
+	return e.groups
 }
 
-func (e *Ensemble) leaf(t *Tree, row []float64) float64 {
-	i := 0
-	for {
-		n := &t.Nodes[i]
-		if n.Leaf {
-			return n.Value
+// b2u converts a bool to 0 or 1 without a branch (a Go bool is one byte
+// holding 0 or 1).
+func b2u(b bool) uint32 { return uint32(*(*uint8)(unsafe.Pointer(&b))) }
+
+// step moves from node i one level down for row.
+func (e *Ensemble) step(i int32, row []float64) int32 {
+	n := &e.nodes[i]
+	if n.meta&flagSpecial != 0 {
+		return e.slowStep(i, row)
+	}
+	x := row[n.meta&featMask]
+	// Right when x >= thr, or when x is NaN and missing goes right. A leaf
+	// (thr NaN, default left) never goes right.
+	right := b2u(x >= n.thr) | (b2u(x != x) &^ (n.meta >> 24))
+	return n.left + int32(right&1)
+}
+
+// slowStep decides special nodes.
+func (e *Ensemble) slowStep(i int32, row []float64) int32 {
+	n := &e.nodes[i]
+	s := &e.specs[e.special[i]]
+	x := row[n.meta&featMask]
+	dl := n.meta&flagDefaultLeft != 0
+	var left bool
+	switch s.kind {
+	case specialCat:
+		if x != x && s.nanDefault {
+			left = dl
+			break
 		}
-		x := row[n.Feature]
-		left := false
-		switch {
-		case n.CatBits != nil:
-			if math.IsNaN(x) && n.Missing == MissingNaN {
-				left = n.DefaultLeft
-				break
-			}
-			member := false
-			if x >= 0 && x == math.Trunc(x) && x < float64(32*len(n.CatBits)) {
-				c := int(x)
-				member = n.CatBits[c/32]&(1<<(c%32)) != 0
-			}
-			left = member == n.CatSetLeft
-		default:
-			if math.IsNaN(x) && n.Missing != MissingNaN {
-				x = 0
-			}
-			missing := math.IsNaN(x) || (n.Missing == MissingZero && x > -1e-35 && x <= 1e-35)
-			switch {
-			case missing:
-				left = n.DefaultLeft
-			case e.spec.Float32:
-				left = float32(x) < float32(n.Threshold)
-			case n.LessEqual:
-				left = x <= n.Threshold
-			default:
-				left = x < n.Threshold
-			}
+		member := false
+		if x >= 0 && x < float64(32*s.catLen) && x == math.Trunc(x) {
+			c := int32(x)
+			member = e.catBits[s.catOff+c/32]&(1<<(c%32)) != 0
 		}
-		if left {
-			i = n.Left
+		left = member == s.catSetLeft
+	case specialZero:
+		if x != x {
+			x = 0
+		}
+		if x >= -1e-35 && x <= 1e-35 {
+			left = dl
 		} else {
-			i = n.Right
+			left = x < n.thr
+		}
+	default: // specialAllLeft
+		left = x == x || dl
+	}
+	if left {
+		return n.left
+	}
+	return n.left + 1
+}
+
+// leaf walks tree t for row and returns its (weighted) leaf value.
+func (e *Ensemble) leaf(t int, row []float64) float64 {
+	i := e.roots[t]
+	for d := e.depths[t]; d > 0; d-- {
+		i = e.step(i, row)
+	}
+	return e.values[i]
+}
+
+// margins writes the margins of all groups into out[:e.groups].
+func (e *Ensemble) margins(row []float64, out []float64) {
+	out = out[:e.groups]
+	copy(out, e.base)
+	if e.f32 {
+		if e.groups == 1 {
+			s := float32(out[0])
+			for t := range e.roots {
+				s += float32(e.leaf(t, row))
+			}
+			out[0] = float64(s)
+			return
+		}
+		for t := range e.roots {
+			g := e.tgroup[t]
+			out[g] = float64(float32(out[g]) + float32(e.leaf(t, row)))
+		}
+		return
+	}
+	if e.groups == 1 {
+		s := out[0]
+		for t := range e.roots {
+			s += e.leaf(t, row)
+		}
+		out[0] = s
+	} else {
+		for t := range e.roots {
+			out[e.tgroup[t]] += e.leaf(t, row)
+		}
+	}
+	if e.divisor != 0 {
+		for k := range out {
+			out[k] /= e.divisor
 		}
 	}
 }
 
-// PredictRaw implements Model.
+// groupMargin returns the margin of group g alone (LinkArgmax).
+func (e *Ensemble) groupMargin(g int, row []float64) float64 {
+	if e.f32 {
+		s := float32(e.base[g])
+		for _, t := range e.byGroup[g] {
+			s += float32(e.leaf(int(t), row))
+		}
+		return float64(s)
+	}
+	s := e.base[g]
+	for _, t := range e.byGroup[g] {
+		s += e.leaf(int(t), row)
+	}
+	if e.divisor != 0 {
+		s /= e.divisor
+	}
+	return s
+}
+
+// argmax returns the index and margin of the largest group margin without
+// needing room for all of them; the first of equal margins wins.
+func (e *Ensemble) argmax(row []float64) (int, float64) {
+	best, bm := 0, e.groupMargin(0, row)
+	for g := 1; g < e.groups; g++ {
+		if m := e.groupMargin(g, row); m > bm {
+			best, bm = g, m
+		}
+	}
+	return best, bm
+}
+
+// PredictRaw implements Model. row must hold len(Features()) values. For
+// LinkArgmax (one output) it writes the largest margin.
 func (e *Ensemble) PredictRaw(row []float64, out []float64) {
-	g := e.spec.NumGroups
-	for k := 0; k < g; k++ {
-		out[k] = 0
-		if k < len(e.spec.BaseMargin) {
-			out[k] = e.spec.BaseMargin[k]
-		}
+	if e.link == LinkArgmax {
+		_, out[0] = e.argmax(row)
+		return
 	}
-	for ti := range e.spec.Trees {
-		t := &e.spec.Trees[ti]
-		w := t.Weight
-		if w == 0 {
-			w = 1
-		}
-		out[t.Group] += w * e.leaf(t, row)
-	}
-	if e.spec.AverageOutput && len(e.spec.Trees) > 0 {
-		iters := float64(len(e.spec.Trees) / g)
-		for k := 0; k < g; k++ {
-			out[k] /= iters
-		}
-	}
+	e.margins(row, out)
 }
 
-// Predict implements Model.
+// Predict implements Model. row must hold len(Features()) values.
 func (e *Ensemble) Predict(row []float64, out []float64) {
-	e.PredictRaw(row, out)
-	g := e.spec.NumGroups
-	switch e.spec.Link {
+	if e.link == LinkArgmax {
+		best, _ := e.argmax(row)
+		out[0] = float64(best)
+		return
+	}
+	e.margins(row, out)
+	applyLink(e.link, e.sigScale, out[:e.groups])
+}
+
+// applyLink transforms margins in place. LinkArgmax is handled by callers.
+func applyLink(link Link, scale float64, out []float64) {
+	switch link {
 	case LinkSigmoid:
-		s := e.spec.SigmoidScale
-		if s == 0 {
-			s = 1
-		}
-		for k := 0; k < g; k++ {
-			out[k] = 1 / (1 + math.Exp(-s*out[k]))
+		for k, x := range out {
+			out[k] = 1 / (1 + math.Exp(-scale*x))
 		}
 	case LinkExp:
-		for k := 0; k < g; k++ {
-			out[k] = math.Exp(out[k])
+		for k, x := range out {
+			out[k] = math.Exp(x)
 		}
 	case LinkSoftmax:
 		mx := out[0]
-		for k := 1; k < g; k++ {
-			mx = max(mx, out[k])
+		for _, x := range out[1:] {
+			mx = max(mx, x)
 		}
 		sum := 0.0
-		for k := 0; k < g; k++ {
-			out[k] = math.Exp(out[k] - mx)
+		for k, x := range out {
+			out[k] = math.Exp(x - mx)
 			sum += out[k]
 		}
-		for k := 0; k < g; k++ {
+		for k := range out {
 			out[k] /= sum
 		}
-	case LinkArgmax:
-		best := 0
-		for k := 1; k < g; k++ {
-			if out[k] > out[best] {
-				best = k
+	}
+}
+
+// blockRows is how many rows predictRows walks through a tree together: their
+// paths are independent, so the CPU overlaps their memory loads.
+const blockRows = 8
+
+// predictRows scores n rows on the calling goroutine, blockRows at a time.
+func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
+	nf, no := len(e.features), e.NumOutputs()
+	if e.link == LinkArgmax {
+		for r := 0; r < n; r++ {
+			if raw {
+				e.PredictRaw(rows[r*nf:(r+1)*nf], out[r*no:(r+1)*no])
+			} else {
+				e.Predict(rows[r*nf:(r+1)*nf], out[r*no:(r+1)*no])
 			}
 		}
-		out[0] = float64(best)
+		return
+	}
+	for lo := 0; lo < n; lo += blockRows {
+		hi := min(lo+blockRows, n)
+		e.block(rows[lo*nf:hi*nf], nf, hi-lo, out[lo*no:hi*no])
+		if !raw {
+			for r := 0; r < hi-lo; r++ {
+				applyLink(e.link, e.sigScale, out[(lo+r)*no:(lo+r+1)*no])
+			}
+		}
+	}
+}
+
+// block writes the margins of m <= blockRows rows into out.
+func (e *Ensemble) block(rows []float64, nf, m int, out []float64) {
+	g := e.groups
+	out = out[:m*g]
+	for r := 0; r < m; r++ {
+		copy(out[r*g:(r+1)*g], e.base)
+	}
+	if m < blockRows || nf == 0 {
+		for r := 0; r < m; r++ {
+			e.margins(rows[r*nf:(r+1)*nf], out[r*g:(r+1)*g])
+		}
+		return
+	}
+	var rs [blockRows][]float64
+	for r := range rs {
+		rs[r] = rows[r*nf : (r+1)*nf]
+	}
+	var idx [blockRows]int32
+	for t, root := range e.roots {
+		for r := range idx {
+			idx[r] = root
+		}
+		for d := e.depths[t]; d > 0; d-- {
+			for r := range idx {
+				idx[r] = e.step(idx[r], rs[r])
+			}
+		}
+		k := int(e.tgroup[t])
+		if e.f32 {
+			for r := range idx {
+				o := &out[r*g+k]
+				*o = float64(float32(*o) + float32(e.values[idx[r]]))
+			}
+		} else {
+			for r := range idx {
+				out[r*g+k] += e.values[idx[r]]
+			}
+		}
+	}
+	if e.divisor != 0 {
+		for k := range out {
+			out[k] /= e.divisor
+		}
 	}
 }

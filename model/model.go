@@ -1,7 +1,6 @@
 package model
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -46,20 +45,20 @@ func Load(path string) (Model, error) {
 	return Parse(path, data)
 }
 
-// Parse detects the format of data and loads it; name is used in error
-// messages.
+// Parse detects the format of data from its content (see detect.go) and
+// loads it; name is used in error messages.
 func Parse(name string, data []byte) (Model, error) {
-	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
-	switch {
-	case len(trimmed) == 0:
+	switch detect(data) {
+	case formatEmpty:
 		return nil, fmt.Errorf("cannot load model %q: file is empty", name)
-	case trimmed[0] == '{':
-		if bytes.Contains(trimmed[:min(len(trimmed), 4096)], []byte(`"nba-linear"`)) {
-			return parseLinear(name, data)
-		}
+	case formatXGBoost:
 		return parseXGBoost(name, data)
-	case bytes.HasPrefix(trimmed, []byte("tree")):
+	case formatLinear:
+		return parseLinear(name, data)
+	case formatLightGBM:
 		return parseLightGBM(name, data)
+	case formatUBJSON:
+		return nil, fmt.Errorf("cannot load model %q: binary (UBJSON or legacy) XGBoost models are not supported: save the model as .json", name)
 	}
 	return nil, fmt.Errorf("cannot load model %q: unknown format (want XGBoost JSON, LightGBM text or nba-linear JSON)", name)
 }
@@ -75,30 +74,40 @@ func version(data []byte) string {
 // The predictions are transformed unless raw is set.
 func PredictBatch(m Model, rows []float64, n int, out []float64, raw bool) {
 	nf, no := len(m.Features()), m.NumOutputs()
-	score := func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			r, o := rows[i*nf:(i+1)*nf], out[i*no:(i+1)*no]
-			if raw {
-				m.PredictRaw(r, o)
-			} else {
-				m.Predict(r, o)
-			}
-		}
-	}
 	workers := runtime.GOMAXPROCS(0)
 	const minRowsPerWorker = 256
 	if workers <= 1 || n < 2*minRowsPerWorker {
-		score(0, n)
+		PredictRows(m, rows, n, out, raw)
 		return
 	}
 	chunk := (n + workers - 1) / workers
 	var wg sync.WaitGroup
 	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
 		wg.Add(1)
-		go func(lo, hi int) {
+		go func() {
 			defer wg.Done()
-			score(lo, hi)
-		}(lo, min(lo+chunk, n))
+			PredictRows(m, rows[lo*nf:hi*nf], hi-lo, out[lo*no:hi*no], raw)
+		}()
 	}
 	wg.Wait()
+}
+
+// PredictRows is PredictBatch on the calling goroutine only. Tree ensembles
+// walk each tree for several rows at once, which is faster per row than
+// calling Predict row by row. It does not allocate.
+func PredictRows(m Model, rows []float64, n int, out []float64, raw bool) {
+	if e, ok := m.(*Ensemble); ok {
+		e.predictRows(rows, n, out, raw)
+		return
+	}
+	nf, no := len(m.Features()), m.NumOutputs()
+	for i := 0; i < n; i++ {
+		r, o := rows[i*nf:(i+1)*nf], out[i*no:(i+1)*no]
+		if raw {
+			m.PredictRaw(r, o)
+		} else {
+			m.Predict(r, o)
+		}
+	}
 }

@@ -1,0 +1,356 @@
+// Command load measures the sidecar's HTTP throughput and latency against a
+// floor: a bare fasthttp server answering a fixed decision-sized JSON body,
+// which is the best any HTTP/1.1 JSON service can do on this machine.
+//
+// Both servers run in this process on loopback listeners; a pool of -c
+// goroutines, each with its own keep-alive connection, drives one of them at
+// a time in a closed loop (send, wait for the answer, send again) for -d,
+// alternating floor and sidecar for -rounds rounds (ABBA order, so drift in
+// the machine's load affects both alike). It prints requests/s and
+// p50/p99/p99.9 per round and the medians over rounds; the last line is
+// machine-readable:
+//
+//	floor_rps=<n> nba_rps=<n> ratio=<nba/floor> floor_p99_us=<n> nba_p99_us=<n>
+//
+// Load is bounded in time (-d per round) and count (-max.requests per
+// round), and only ever sent to 127.0.0.1.
+//
+// Usage:
+//
+//	go run ./bench/load [-bundle DIR] [-c 32] [-d 10s] [-rounds 3]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/bits"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"nba/nba/server"
+	"nba/nba/server/servertest"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "load: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// newSidecarBackend returns the backend the sidecar serves the benchmark
+// from, and a function releasing it. It is the one place the bundle-backed
+// backend gets plugged in; until then it returns the in-memory fake, which
+// makes this a benchmark of the HTTP layer alone.
+func newSidecarBackend(bundleDir string) (server.Backend, func(), error) {
+	if bundleDir != "" {
+		return nil, nil, fmt.Errorf("cannot load bundle %q: the bundle-backed backend is not wired into bench/load yet; run without -bundle", bundleDir)
+	}
+	return &servertest.Backend{}, func() {}, nil
+}
+
+type options struct {
+	bundle      string
+	conns       int
+	duration    time.Duration
+	rounds      int
+	maxRequests int
+	customers   int
+}
+
+func run(args []string, out io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.StringVar(&o.bundle, "bundle", "", "bundle `dir`ectory for the sidecar's backend (empty: the in-memory fake)")
+	fs.IntVar(&o.conns, "c", 32, "concurrent connections, one closed-loop client each")
+	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of each measured run, per server per round")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs the floor and the sidecar once, alternating which goes first")
+	fs.IntVar(&o.maxRequests, "max.requests", 50_000_000, "upper bound on requests per run")
+	fs.IntVar(&o.customers, "customers", 10_000, "distinct customer ids the requests cycle through")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case o.conns < 1 || o.conns > 1024:
+		return fmt.Errorf("-c is %d, want 1 to 1024", o.conns)
+	case o.duration <= 0 || o.duration > 10*time.Minute:
+		return fmt.Errorf("-d is %v, want up to 10m", o.duration)
+	case o.rounds < 1 || o.rounds > 20:
+		return fmt.Errorf("-rounds is %d, want 1 to 20", o.rounds)
+	case o.maxRequests < o.conns:
+		return fmt.Errorf("-max.requests is %d, want at least -c", o.maxRequests)
+	case o.customers < 1:
+		return fmt.Errorf("-customers is %d, want at least 1", o.customers)
+	}
+
+	backend, release, err := newSidecarBackend(o.bundle)
+	if err != nil {
+		return err
+	}
+	defer release()
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(server.Config{Logger: logger, MaxConnsPerIP: 2048}, backend)
+	if err != nil {
+		return err
+	}
+	bodies := requestBodies(o.customers)
+
+	// The floor answers with a body of the sidecar's own size for the same
+	// request, so both put the same bytes on the wire.
+	fixed, err := sampleDecision(srv, bodies[0])
+	if err != nil {
+		return err
+	}
+	floor := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetContentType("application/json")
+			ctx.SetBody(fixed)
+		},
+		Name:                  "floor",
+		ReadTimeout:           5 * time.Second,
+		WriteTimeout:          5 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		MaxRequestBodySize:    64 << 10,
+		NoDefaultServerHeader: true,
+	}
+
+	floorLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	nbaLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go floor.Serve(floorLn)
+	go srv.Serve(nbaLn)
+	defer floor.Shutdown()
+	defer srv.Shutdown(context.Background())
+
+	targets := []*target{
+		{name: "floor", addr: floorLn.Addr().String()},
+		{name: "nba", addr: nbaLn.Addr().String()},
+	}
+	fmt.Fprintf(out, "load: %d connections, %v per run, %d rounds, response %d bytes, %d customers\n",
+		o.conns, o.duration, o.rounds, len(fixed), o.customers)
+	// Warm up both: connections, pools, CPU frequency.
+	warm := min(o.duration/5, 2*time.Second)
+	for _, t := range targets {
+		if _, err := drive(t.addr, bodies, o.conns, warm, o.maxRequests); err != nil {
+			return fmt.Errorf("warm-up of %s: %w", t.name, err)
+		}
+	}
+	for r := 0; r < o.rounds; r++ {
+		order := []*target{targets[0], targets[1]}
+		if r%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, t := range order {
+			res, err := drive(t.addr, bodies, o.conns, o.duration, o.maxRequests)
+			if err != nil {
+				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
+			}
+			t.results = append(t.results, res)
+			fmt.Fprintf(out, "round %d %-5s rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f requests=%d errors=%d\n",
+				r+1, t.name, res.rps, res.p50, res.p99, res.p999, res.requests, res.errors)
+		}
+	}
+	f, n := targets[0].median(), targets[1].median()
+	fmt.Fprintf(out, "median floor rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f\n", f.rps, f.p50, f.p99, f.p999)
+	fmt.Fprintf(out, "median nba   rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f\n", n.rps, n.p50, n.p99, n.p999)
+	fmt.Fprintf(out, "floor_rps=%.0f nba_rps=%.0f ratio=%.3f floor_p99_us=%.1f nba_p99_us=%.1f\n",
+		f.rps, n.rps, n.rps/f.rps, f.p99, n.p99)
+	return nil
+}
+
+// requestBodies returns decide requests for n customers, built once so the
+// driver does not allocate per request.
+func requestBodies(n int) [][]byte {
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = []byte(`{"customer_id":"cust-` + strconv.Itoa(i) + `","channel":"web","placement":"home","limit":3,` +
+			`"context":{"device":"ios","basket":42.5,"vip":true,"page":"/loans/mortgage"}}`)
+	}
+	return bodies
+}
+
+func sampleDecision(srv *server.Server, body []byte) ([]byte, error) {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+	ctx.Request.SetRequestURI("/v1/decide")
+	ctx.Request.SetBody(body)
+	srv.Handler()(&ctx)
+	if ctx.Response.StatusCode() != fasthttp.StatusOK {
+		return nil, fmt.Errorf("cannot take a sample decision: status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	return append([]byte(nil), ctx.Response.Body()...), nil
+}
+
+type target struct {
+	name    string
+	addr    string
+	results []result
+}
+
+// median returns, field by field, the median over rounds.
+func (t *target) median() result {
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(t.results))
+		for i, r := range t.results {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return result{
+		rps:  pick(func(r result) float64 { return r.rps }),
+		p50:  pick(func(r result) float64 { return r.p50 }),
+		p99:  pick(func(r result) float64 { return r.p99 }),
+		p999: pick(func(r result) float64 { return r.p999 }),
+	}
+}
+
+type result struct {
+	rps, p50, p99, p999 float64 // latencies in µs
+	requests, errors    uint64
+}
+
+// drive runs conns closed-loop clients against addr for d (or until
+// maxRequests in total) and returns throughput and latency percentiles.
+func drive(addr string, bodies [][]byte, conns int, d time.Duration, maxRequests int) (result, error) {
+	hc := &fasthttp.HostClient{
+		Addr:         addr,
+		MaxConns:     conns,
+		ReadTimeout:  5 * time.Second,
+		WriteTimeout: 5 * time.Second,
+	}
+	defer hc.CloseIdleConnections()
+	hists := make([]histogram, conns)
+	var errs atomic.Uint64
+	var firstErr atomic.Pointer[error]
+	per := maxRequests / conns
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://" + addr + "/v1/decide")
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.Header.SetContentType("application/json")
+			h := &hists[w]
+			for i := 0; i < per; i++ {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					return
+				}
+				req.SetBodyRaw(bodies[(w+i*conns)%len(bodies)])
+				err := hc.Do(req, resp)
+				if err == nil && resp.StatusCode() != fasthttp.StatusOK {
+					err = fmt.Errorf("status %d: %.200s", resp.StatusCode(), resp.Body())
+				}
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, &err)
+					continue
+				}
+				h.record(time.Since(t0))
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var total histogram
+	for i := range hists {
+		total.merge(&hists[i])
+	}
+	res := result{
+		requests: total.n,
+		errors:   errs.Load(),
+		rps:      float64(total.n) / elapsed.Seconds(),
+		p50:      total.quantile(0.50),
+		p99:      total.quantile(0.99),
+		p999:     total.quantile(0.999),
+	}
+	if res.errors > 0 && res.errors*100 > res.requests { // more than 1% failed
+		return res, fmt.Errorf("%d of %d requests failed, first: %w", res.errors, res.requests+res.errors, *firstErr.Load())
+	}
+	if total.n == 0 {
+		return res, errors.New("no request succeeded")
+	}
+	return res, nil
+}
+
+// histogram records latencies in nanoseconds with about 1.5% precision:
+// values below 128 exactly, above in 64 sub-buckets per power of two. It is
+// fixed-size, so recording never allocates.
+type histogram struct {
+	n      uint64
+	counts [128 + 58*64]uint64
+}
+
+func bucketOf(v uint64) int {
+	if v < 128 {
+		return int(v)
+	}
+	e := bits.Len64(v) - 7 // v>>e is in [64, 128)
+	return 128 + (e-1)*64 + int(v>>uint(e)) - 64
+}
+
+// bucketMid returns the middle of bucket i, in nanoseconds.
+func bucketMid(i int) float64 {
+	if i < 128 {
+		return float64(i)
+	}
+	e := (i-128)/64 + 1
+	m := uint64((i-128)%64 + 64)
+	lo := m << uint(e)
+	return float64(lo) + float64(uint64(1)<<uint(e))/2
+}
+
+func (h *histogram) record(d time.Duration) {
+	v := uint64(max(d, 0))
+	h.counts[min(bucketOf(v), len(h.counts)-1)]++
+	h.n++
+}
+
+func (h *histogram) merge(o *histogram) {
+	h.n += o.n
+	for i := range h.counts {
+		h.counts[i] += o.counts[i]
+	}
+}
+
+// quantile returns the q-quantile in microseconds.
+func (h *histogram) quantile(q float64) float64 {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(h.n-1)) + 1
+	var seen uint64
+	for i, c := range h.counts {
+		seen += c
+		if seen >= rank {
+			return bucketMid(i) / 1e3
+		}
+	}
+	return bucketMid(len(h.counts)-1) / 1e3
+}

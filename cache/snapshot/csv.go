@@ -1,0 +1,211 @@
+package snapshot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// csvSplitter splits CSV/TSV lines. colOf maps a file column to a feature
+// column; the id is file column 0... idPos.
+type csvSplitter struct {
+	delim byte
+	idPos int
+	colOf []int // file column -> feature column, -1 for the id
+}
+
+// parseCSV parses a CSV or TSV body with a header line.
+func parseCSV(name string, body []byte, cfg Config) (*Snapshot, error) {
+	headerLine, rest := nextLine(body)
+	line := 1
+	for blank(headerLine) && len(rest) > 0 {
+		headerLine, rest = nextLine(rest)
+		line++
+	}
+	if blank(headerLine) {
+		return nil, fmt.Errorf("cannot load snapshot %q: no header line", name)
+	}
+	delim := byte(',')
+	if bytes.IndexByte(headerLine, '\t') >= 0 {
+		delim = '\t'
+	}
+	sp := &csvSplitter{delim: delim}
+	names, err := splitAll(headerLine, delim)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load snapshot %q: line %d: header: %w", name, line, err)
+	}
+	b := &builder{name: name, cfg: cfg, split: sp}
+	idName := names[0]
+	if cfg.Schema != nil && cfg.Schema.ID != "" {
+		idName = cfg.Schema.ID
+	}
+	sp.idPos = -1
+	seen := make(map[string]bool, len(names))
+	for pos, n := range names {
+		if seen[n] {
+			return nil, fmt.Errorf("cannot load snapshot %q: line %d: header: column %q appears twice", name, line, n)
+		}
+		seen[n] = true
+		if n == idName && sp.idPos < 0 {
+			sp.idPos = pos
+			sp.colOf = append(sp.colOf, -1)
+			continue
+		}
+		sp.colOf = append(sp.colOf, len(b.cols))
+		b.cols = append(b.cols, column{Column: Column{Name: n}})
+	}
+	if sp.idPos < 0 {
+		return nil, fmt.Errorf("cannot load snapshot %q: line %d: header: no id column %q", name, line, idName)
+	}
+	b.idCol = idName
+	if err := b.applySchema(); err != nil {
+		return nil, fmt.Errorf("cannot load snapshot %q: line %d: header: %w", name, line, err)
+	}
+	if err := b.cut(rest, line+1); err != nil {
+		return nil, err
+	}
+	return b.build()
+}
+
+// applySchema checks the file's columns against cfg.Schema and sets their
+// kinds, or marks every column for inference when there is no schema.
+func (b *builder) applySchema() error {
+	b.infer = make([]bool, len(b.cols))
+	sc := b.cfg.Schema
+	if sc == nil {
+		for i := range b.infer {
+			b.infer[i] = true
+		}
+		return nil
+	}
+	declared := make(map[string]Kind, len(sc.Columns))
+	for _, c := range sc.Columns {
+		declared[c.Name] = c.Kind
+	}
+	for i := range b.cols {
+		k, ok := declared[b.cols[i].Name]
+		if !ok {
+			return fmt.Errorf("column %q is not in the schema", b.cols[i].Name)
+		}
+		b.cols[i].Kind = k
+		delete(declared, b.cols[i].Name)
+	}
+	for _, c := range sc.Columns {
+		if _, missing := declared[c.Name]; missing {
+			return fmt.Errorf("schema column %q is missing", c.Name)
+		}
+	}
+	return nil
+}
+
+var errQuote = errors.New("unterminated quoted field (quoted fields may not span lines)")
+
+// splitAll splits a header line into its fields.
+func splitAll(line []byte, delim byte) ([]string, error) {
+	var out []string
+	var scratch []byte
+	for {
+		f, rest, sc, err := nextField(line, delim, scratch[:0])
+		if err != nil {
+			return nil, err
+		}
+		scratch = sc
+		out = append(out, string(f))
+		if rest == nil {
+			return out, nil
+		}
+		line = rest
+	}
+}
+
+// nextField returns the first field of line, trimmed of spaces and unquoted,
+// and the rest after the delimiter (nil when this was the last field). A
+// quoted field with doubled quotes is unescaped into scratch.
+func nextField(line []byte, delim byte, scratch []byte) (f, rest, scratchOut []byte, err error) {
+	i := 0
+	for i < len(line) && line[i] == ' ' {
+		i++
+	}
+	if i < len(line) && line[i] == '"' {
+		i++
+		start := len(scratch)
+		plain := true
+		j := i
+		for {
+			k := bytes.IndexByte(line[j:], '"')
+			if k < 0 {
+				return nil, nil, scratch, errQuote
+			}
+			j += k
+			if j+1 < len(line) && line[j+1] == '"' {
+				if plain {
+					scratch = append(scratch, line[i:j+1]...)
+					plain = false
+				} else {
+					scratch = append(scratch, line[i:j+1]...)
+				}
+				j += 2
+				i = j
+				continue
+			}
+			break
+		}
+		if plain {
+			f = line[i:j]
+		} else {
+			scratch = append(scratch, line[i:j]...)
+			f = scratch[start:]
+		}
+		j++ // closing quote
+		for j < len(line) && line[j] == ' ' {
+			j++
+		}
+		if j == len(line) {
+			return f, nil, scratch, nil
+		}
+		if line[j] != delim {
+			return nil, nil, scratch, fmt.Errorf("unexpected %q after quoted field", line[j])
+		}
+		return f, line[j+1:], scratch, nil
+	}
+	k := bytes.IndexByte(line[i:], delim)
+	if k < 0 {
+		f, rest = line[i:], nil
+	} else {
+		f, rest = line[i:i+k], line[i+k+1:]
+	}
+	for len(f) > 0 && f[len(f)-1] == ' ' {
+		f = f[:len(f)-1]
+	}
+	return f, rest, scratch, nil
+}
+
+func (sp *csvSplitter) split(line []byte, fields []field, scratch []byte) (id, scratchOut []byte, err error) {
+	// Quoted fields may be unescaped into scratch; reserve its capacity so
+	// earlier fields stay valid while it grows.
+	if cap(scratch) < len(line) {
+		scratch = make([]byte, 0, len(line))
+	}
+	rest := line
+	for pos := 0; ; pos++ {
+		if pos >= len(sp.colOf) {
+			return nil, scratch, fmt.Errorf("has more than %d fields", len(sp.colOf))
+		}
+		var f []byte
+		f, rest, scratch, err = nextField(rest, sp.delim, scratch)
+		if err != nil {
+			return nil, scratch, fmt.Errorf("field %d: %w", pos+1, err)
+		}
+		if c := sp.colOf[pos]; c < 0 {
+			id = f
+		} else {
+			fields[c] = field{b: f, tok: tokText}
+		}
+		if rest == nil {
+			if pos+1 != len(sp.colOf) {
+				return nil, scratch, fmt.Errorf("has %d fields, the header has %d", pos+1, len(sp.colOf))
+			}
+			return id, scratch, nil
+		}
+	}
+}

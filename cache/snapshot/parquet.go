@@ -1,0 +1,350 @@
+package snapshot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// pqColumn describes how one Parquet leaf column is read.
+type pqColumn struct {
+	leaf    int // leaf index in the file
+	name    string
+	feature int // feature column index, -1 for the id
+	kind    Kind
+	// timeMul and timeDiv convert a time value to seconds: dates are
+	// multiplied by 86400, timestamps divided by 1e3/1e6/1e9.
+	timeMul, timeDiv int64
+	isByte  bool // BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY
+}
+
+// parseParquet parses a Parquet file held in buf. Column chunks are decoded
+// in parallel, one column per task, straight into the final columns.
+func parseParquet(name string, buf []byte, cfg Config) (s *Snapshot, err error) {
+	// A corrupt file can make the decoder panic; report it as an error.
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, fmt.Errorf("cannot load snapshot %q: corrupt parquet file: %v", name, r)
+		}
+	}()
+	f, err := parquet.OpenFile(bytes.NewReader(buf), int64(len(buf)), parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
+	if err != nil {
+		return nil, fmt.Errorf("cannot load snapshot %q: cannot open parquet file: %w", name, err)
+	}
+	idName := cfg.IDColumn
+	if cfg.Schema != nil && cfg.Schema.ID != "" {
+		idName = cfg.Schema.ID
+	}
+	var pcs []pqColumn
+	var cols []column
+	idLeaf := -1
+	for i, fl := range f.Schema().Fields() {
+		if !fl.Leaf() || fl.Repeated() {
+			return nil, fmt.Errorf("cannot load snapshot %q: column %q: only flat schemas of scalar columns are supported", name, fl.Name())
+		}
+		pc, err := pqKind(fl)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load snapshot %q: column %q: %w", name, fl.Name(), err)
+		}
+		pc.leaf, pc.name = i, fl.Name()
+		if pc.name == idName && idLeaf < 0 {
+			if k := fl.Type().Kind(); !pc.isByte && k != parquet.Int32 && k != parquet.Int64 || pc.kind == KindTime {
+				return nil, fmt.Errorf("cannot load snapshot %q: id column %q must be a string or an integer", name, idName)
+			}
+			idLeaf, pc.feature = i, -1
+		} else {
+			pc.feature = len(cols)
+			cols = append(cols, column{Column: Column{Name: pc.name, Kind: pc.kind}})
+		}
+		pcs = append(pcs, pc)
+	}
+	if idLeaf < 0 {
+		return nil, fmt.Errorf("cannot load snapshot %q: no id column %q", name, idName)
+	}
+	b := &builder{name: name, cfg: cfg, cols: cols, idCol: idName}
+	if err := b.applySchema(); err != nil {
+		return nil, fmt.Errorf("cannot load snapshot %q: %w", name, err)
+	}
+	for i := range pcs {
+		if c := pcs[i].feature; c >= 0 && cols[c].Kind != pcs[i].kind {
+			return nil, fmt.Errorf("cannot load snapshot %q: column %q: declared %s, the file holds %s", name, pcs[i].name, cols[c].Kind, pcs[i].kind)
+		}
+	}
+
+	groups := f.RowGroups()
+	starts := make([]int, len(groups)+1)
+	for g, rg := range groups {
+		n := rg.NumRows()
+		if n < 0 || int64(starts[g])+n > math.MaxInt32-1 {
+			return nil, fmt.Errorf("cannot load snapshot %q: row group %d: too many rows", name, g)
+		}
+		starts[g+1] = starts[g] + int(n)
+	}
+	rows := starts[len(groups)]
+	if int64(rows) > int64(len(buf))*8+64 {
+		// Every row holds at least one id value; a footer claiming far more
+		// rows than the file can hold is corrupt (and would allocate a lot).
+		return nil, fmt.Errorf("cannot load snapshot %q: footer claims %d rows in %d bytes", name, rows, len(buf))
+	}
+	b.rows = rows
+	b.active = make([]bool, len(cols))
+	for i := range b.active {
+		b.active[i] = true
+	}
+	b.alloc()
+	s = &Snapshot{rows: rows, cols: b.cols}
+
+	errs := make([]error, len(pcs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(cfg.Workers, len(pcs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				t := int(next.Add(1) - 1)
+				if t >= len(pcs) {
+					return
+				}
+				errs[t] = b.readParquetColumn(s, &pcs[t], groups, starts)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("cannot load snapshot %q: %w", name, err)
+		}
+	}
+	finishColumns(s)
+	if err := s.buildIndex(); err != nil {
+		return nil, fmt.Errorf("cannot load snapshot %q: column %q: %w", name, idName, err)
+	}
+	return s, nil
+}
+
+// pqKind maps a Parquet leaf type to a column kind.
+func pqKind(fl parquet.Field) (pqColumn, error) {
+	t := fl.Type()
+	lt := t.LogicalType()
+	var pc pqColumn
+	switch t.Kind() {
+	case parquet.Boolean:
+		pc.kind = KindBool
+	case parquet.Int32:
+		pc.kind = KindNumber
+		if lt != nil {
+			if _, ok := lt.Value.(*format.DateType); ok {
+				pc.kind, pc.timeMul, pc.timeDiv = KindTime, 86400, 1
+			}
+		}
+	case parquet.Int64:
+		pc.kind = KindNumber
+		if lt != nil {
+			if ts, ok := lt.Value.(*format.TimestampType); ok {
+				pc.kind, pc.timeMul = KindTime, 1
+				switch ts.Unit.Value.(type) {
+				case *format.MilliSeconds:
+					pc.timeDiv = 1e3
+				case *format.MicroSeconds:
+					pc.timeDiv = 1e6
+				case *format.NanoSeconds:
+					pc.timeDiv = 1e9
+				default:
+					return pc, errors.New("timestamp without a unit")
+				}
+			}
+		}
+	case parquet.Float, parquet.Double:
+		pc.kind = KindNumber
+	case parquet.ByteArray, parquet.FixedLenByteArray:
+		pc.kind, pc.isByte = KindCategory, true
+	default:
+		return pc, fmt.Errorf("unsupported parquet type %s", t)
+	}
+	return pc, nil
+}
+
+// readParquetColumn decodes one leaf column across all row groups.
+func (b *builder) readParquetColumn(s *Snapshot, pc *pqColumn, groups []parquet.RowGroup, starts []int) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("column %q: corrupt parquet data: %v", pc.name, r)
+		}
+	}()
+	var col *column
+	var dict map[string]int32
+	var vals []string
+	if pc.feature >= 0 {
+		col = &b.cols[pc.feature]
+		if col.Kind == KindCategory {
+			dict = make(map[string]int32)
+		}
+	} else {
+		s.idOffs = make([]uint32, 0, starts[len(starts)-1]+1)
+	}
+	var num [24]byte
+	buf := make([]parquet.Value, 1024)
+	for g, rg := range groups {
+		chunks := rg.ColumnChunks()
+		if pc.leaf >= len(chunks) {
+			return fmt.Errorf("row group %d: column %q: missing column chunk", g, pc.name)
+		}
+		row, end := starts[g], starts[g+1]
+		pages := chunks[pc.leaf].Pages()
+		for {
+			page, err := pages.ReadPage()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				pages.Close()
+				return fmt.Errorf("row group %d: column %q: %w", g, pc.name, err)
+			}
+			vr := page.Values()
+			for {
+				n, err := vr.ReadValues(buf)
+				for _, v := range buf[:n] {
+					if row >= end {
+						parquet.Release(page)
+						pages.Close()
+						return fmt.Errorf("row group %d: column %q: more values than the %d rows of the group", g, pc.name, end-starts[g])
+					}
+					if pc.feature < 0 {
+						var id []byte
+						switch {
+						case v.IsNull():
+						case pc.isByte:
+							id = v.ByteArray()
+						case v.Kind() == parquet.Int32:
+							id = strconv.AppendInt(num[:0], int64(v.Int32()), 10)
+						default:
+							id = strconv.AppendInt(num[:0], v.Int64(), 10)
+						}
+						if len(id) == 0 || len(id) > b.cfg.MaxIDLen {
+							parquet.Release(page)
+							pages.Close()
+							return fmt.Errorf("row group %d: row %d: column %q: empty id or id longer than %d bytes", g, row-starts[g]+1, pc.name, b.cfg.MaxIDLen)
+						}
+						if len(s.ids)+len(id) > math.MaxUint32 {
+							parquet.Release(page)
+							pages.Close()
+							return errors.New("ids exceed the limit of 4 GiB")
+						}
+						s.idOffs = append(s.idOffs, uint32(len(s.ids)))
+						s.ids = append(s.ids, id...)
+					} else if err := pqStore(col, pc, dict, &vals, row, v, b.cfg.MaxCategories); err != nil {
+						parquet.Release(page)
+						pages.Close()
+						return fmt.Errorf("row group %d: row %d: column %q: %w", g, row-starts[g]+1, pc.name, err)
+					}
+					row++
+				}
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					parquet.Release(page)
+					pages.Close()
+					return fmt.Errorf("row group %d: column %q: %w", g, pc.name, err)
+				}
+			}
+			parquet.Release(page)
+		}
+		pages.Close()
+		if row != end {
+			return fmt.Errorf("row group %d: column %q: %d values for %d rows", g, pc.name, row-starts[g], end-starts[g])
+		}
+	}
+	if pc.feature < 0 {
+		s.idOffs = append(s.idOffs, uint32(len(s.ids)))
+		return nil
+	}
+	if col.Kind == KindCategory {
+		sorted := slices.Clone(vals)
+		slices.Sort(sorted)
+		remap := make([]int32, len(vals))
+		for code, v := range sorted {
+			dict[v] = int32(code)
+		}
+		for local, v := range vals {
+			remap[local] = dict[v]
+		}
+		for r, c := range col.cat {
+			if c >= 0 {
+				col.cat[r] = remap[c]
+			}
+		}
+		col.dict, col.codes = sorted, dict
+	}
+	return nil
+}
+
+// pqStore writes one Parquet value into a column.
+func pqStore(col *column, pc *pqColumn, dict map[string]int32, vals *[]string, row int, v parquet.Value, maxCat int) error {
+	null := v.IsNull()
+	switch col.Kind {
+	case KindNumber:
+		var f float32
+		switch {
+		case null:
+			f = float32(math.NaN())
+		case v.Kind() == parquet.Float:
+			f = v.Float()
+		case v.Kind() == parquet.Double:
+			f = float32(v.Double())
+		case v.Kind() == parquet.Int32:
+			f = float32(v.Int32())
+		case v.Kind() == parquet.Int64:
+			f = float32(v.Int64())
+		default:
+			return fmt.Errorf("unexpected %s value", v.Kind())
+		}
+		col.f32[row] = f
+	case KindBool:
+		switch {
+		case null:
+			col.f32[row] = float32(math.NaN())
+		case v.Boolean():
+			col.f32[row] = 1
+		default:
+			col.f32[row] = 0
+		}
+	case KindTime:
+		switch {
+		case null:
+			col.i64[row] = missingTime
+		case v.Kind() == parquet.Int32:
+			col.i64[row] = int64(v.Int32()) * pc.timeMul
+		default:
+			col.i64[row] = v.Int64() / pc.timeDiv
+		}
+	case KindCategory:
+		if null {
+			col.cat[row] = -1
+			return nil
+		}
+		bs := v.ByteArray()
+		code, ok := dict[string(bs)]
+		if !ok {
+			if len(dict) >= maxCat {
+				return fmt.Errorf("more than %d distinct values", maxCat)
+			}
+			code = int32(len(dict))
+			str := string(bs)
+			dict[str] = code
+			*vals = append(*vals, str)
+		}
+		col.cat[row] = code
+	}
+	return nil
+}

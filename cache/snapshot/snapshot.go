@@ -1,0 +1,274 @@
+package snapshot
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math"
+	"time"
+	"unsafe"
+)
+
+// Kind is the type of a snapshot column.
+type Kind uint8
+
+// Column kinds.
+const (
+	KindNumber   Kind = iota // float32; NaN when missing
+	KindCategory             // dictionary code (int32); -1 when missing
+	KindTime                 // unix seconds (int64)
+	KindBool                 // stored as 0/1 float32; NaN when missing
+)
+
+// String returns the name of k as used in schemas and errors.
+func (k Kind) String() string {
+	switch k {
+	case KindNumber:
+		return "number"
+	case KindCategory:
+		return "category"
+	case KindTime:
+		return "time"
+	case KindBool:
+		return "bool"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ParseKind returns the Kind named s ("number", "category", "time", "bool").
+func ParseKind(s string) (Kind, error) {
+	switch s {
+	case "number", "float", "float32":
+		return KindNumber, nil
+	case "category", "string":
+		return KindCategory, nil
+	case "time", "date", "timestamp":
+		return KindTime, nil
+	case "bool", "boolean":
+		return KindBool, nil
+	}
+	return 0, fmt.Errorf("unknown column kind %q", s)
+}
+
+// Column names a feature column and its kind.
+type Column struct {
+	Name string
+	Kind Kind
+}
+
+// Schema declares the columns a snapshot must have. The file must hold
+// exactly these feature columns (in any order) plus the id column.
+type Schema struct {
+	// ID is the name of the id column. Empty means "id"; for CSV, an empty
+	// ID accepts whatever the first header field is called.
+	ID      string
+	Columns []Column
+}
+
+// missingTime marks a missing value in a time column.
+const missingTime = math.MinInt64
+
+// column is the storage of one feature column. Exactly one of the slices is
+// set, according to kind.
+type column struct {
+	Column
+	f32  []float32 // KindNumber, KindBool
+	i64  []int64   // KindTime; missingTime when missing
+	cat  []int32   // KindCategory; -1 when missing
+	dict []string  // KindCategory: code -> value, sorted
+	// codes maps a category value to its code; built at load.
+	codes map[string]int32
+}
+
+// Snapshot is one loaded table of customer features. It is immutable and
+// safe for concurrent use; Lookup and the value accessors do not allocate.
+type Snapshot struct {
+	name    string
+	version string
+	asOf    time.Time
+
+	rows    int
+	cols    []column
+	columns []Column       // public copy of the column list
+	byName  map[string]int // column name -> index
+
+	ids    []byte   // all ids, back to back
+	idOffs []uint32 // rows+1 offsets into ids
+
+	// table is an open-addressing hash table with linear probing. A slot
+	// holds row+1 in its low 32 bits (0 = empty) and the high 32 bits of
+	// the id's hash in its high 32 bits, so most probes that miss are
+	// settled without touching the id bytes.
+	table []uint64
+	mask  uint64
+	seed  maphash.Seed
+}
+
+// Name returns the file name or the name given to Parse.
+func (s *Snapshot) Name() string { return s.name }
+
+// Version identifies the content: Config.Version when given, otherwise the
+// first 16 hex digits of the SHA-256 of the file's bytes as read (before
+// decompression).
+func (s *Snapshot) Version() string { return s.version }
+
+// AsOf is the time the data describes: Config.AsOf when given; for Load, the
+// RFC 3339 time in the sidecar file "<path>.asof" when it exists, otherwise
+// the file's modification time; for Parse, the zero time.
+func (s *Snapshot) AsOf() time.Time { return s.asOf }
+
+// Len returns the number of customers (rows).
+func (s *Snapshot) Len() int { return s.rows }
+
+// Columns returns the feature columns (the id column excluded) in storage
+// order. The caller must not modify the returned slice.
+func (s *Snapshot) Columns() []Column { return s.columns }
+
+// ColumnIndex returns the index of the named feature column.
+func (s *Snapshot) ColumnIndex(name string) (int, bool) {
+	i, ok := s.byName[name]
+	return i, ok
+}
+
+// SizeBytes returns the memory held by the snapshot's tables (columns, ids,
+// offsets, index and dictionaries), excluding small fixed overhead.
+func (s *Snapshot) SizeBytes() int64 {
+	n := int64(len(s.ids)) + 4*int64(len(s.idOffs)) + 8*int64(len(s.table))
+	for i := range s.cols {
+		c := &s.cols[i]
+		n += 4*int64(len(c.f32)) + 8*int64(len(c.i64)) + 4*int64(len(c.cat))
+		for _, d := range c.dict {
+			n += int64(len(d)) + 16 + 16 // string header in dict and in the map
+		}
+	}
+	return n
+}
+
+func (s *Snapshot) hash(id []byte) uint64 { return maphash.Bytes(s.seed, id) }
+
+// Lookup returns the row of the customer id. It does not allocate.
+func (s *Snapshot) Lookup(id []byte) (row int, ok bool) {
+	if s == nil || len(s.table) == 0 {
+		return -1, false
+	}
+	h := s.hash(id)
+	tag := h >> 32
+	for i := h & s.mask; ; i = (i + 1) & s.mask {
+		slot := s.table[i]
+		if slot == 0 {
+			return -1, false
+		}
+		if slot>>32 == tag {
+			r := int(uint32(slot)) - 1
+			if string(s.ids[s.idOffs[r]:s.idOffs[r+1]]) == string(id) {
+				return r, true
+			}
+		}
+	}
+}
+
+// LookupString is Lookup for a string id. It does not allocate.
+func (s *Snapshot) LookupString(id string) (row int, ok bool) {
+	return s.Lookup(unsafe.Slice(unsafe.StringData(id), len(id)))
+}
+
+// ID returns the id of row. It allocates; it is meant for admin pages.
+func (s *Snapshot) ID(row int) string {
+	return string(s.ids[s.idOffs[row]:s.idOffs[row+1]])
+}
+
+// AppendID appends the id of row to dst.
+func (s *Snapshot) AppendID(dst []byte, row int) []byte {
+	return append(dst, s.ids[s.idOffs[row]:s.idOffs[row+1]]...)
+}
+
+// Number returns the value of a number column, 0/1 for a bool column, the
+// code for a category column, and NaN for a missing value or a time column
+// (use Time: float32 cannot hold unix seconds exactly).
+func (s *Snapshot) Number(col, row int) float32 {
+	c := &s.cols[col]
+	switch c.Kind {
+	case KindNumber, KindBool:
+		return c.f32[row]
+	case KindCategory:
+		if v := c.cat[row]; v >= 0 {
+			return float32(v)
+		}
+	}
+	return float32(math.NaN())
+}
+
+// Time returns the unix seconds of a time column; ok is false when the
+// value is missing or col is not a time column.
+func (s *Snapshot) Time(col, row int) (unixSec int64, ok bool) {
+	c := &s.cols[col]
+	if c.Kind != KindTime {
+		return 0, false
+	}
+	v := c.i64[row]
+	return v, v != missingTime
+}
+
+// Bool returns the value of a bool column; ok is false when missing or when
+// col is not a bool column.
+func (s *Snapshot) Bool(col, row int) (v, ok bool) {
+	c := &s.cols[col]
+	if c.Kind != KindBool {
+		return false, false
+	}
+	f := c.f32[row]
+	return f == 1, f == f
+}
+
+// Category returns the dictionary code of a category column; it returns
+// -1, false when the value is missing or col is not a category column.
+func (s *Snapshot) Category(col, row int) (code int32, ok bool) {
+	c := &s.cols[col]
+	if c.Kind != KindCategory {
+		return -1, false
+	}
+	v := c.cat[row]
+	return v, v >= 0
+}
+
+// Dict returns the dictionary of a category column (code -> value), sorted;
+// nil for other kinds. The caller must not modify it.
+func (s *Snapshot) Dict(col int) []string { return s.cols[col].dict }
+
+// CategoryCode returns the code of value in a category column. Resolve codes
+// once per snapshot (at rule compile time), not per request.
+func (s *Snapshot) CategoryCode(col int, value string) (int32, bool) {
+	c, ok := s.cols[col].codes[value]
+	return c, ok
+}
+
+// buildIndex fills the id hash table. It reports the first duplicate id.
+func (s *Snapshot) buildIndex() error {
+	n := uint64(4)
+	for n < 2*uint64(s.rows) {
+		n <<= 1
+	}
+	s.seed = maphash.MakeSeed()
+	s.table = make([]uint64, n)
+	s.mask = n - 1
+	for r := 0; r < s.rows; r++ {
+		id := s.ids[s.idOffs[r]:s.idOffs[r+1]]
+		h := s.hash(id)
+		tag := h >> 32
+		i := h & s.mask
+		for {
+			slot := s.table[i]
+			if slot == 0 {
+				s.table[i] = tag<<32 | uint64(r+1)
+				break
+			}
+			if slot>>32 == tag {
+				o := int(uint32(slot)) - 1
+				if string(s.ids[s.idOffs[o]:s.idOffs[o+1]]) == string(id) {
+					return fmt.Errorf("duplicate id %q: rows %d and %d", id, o+1, r+1)
+				}
+			}
+			i = (i + 1) & s.mask
+		}
+	}
+	return nil
+}

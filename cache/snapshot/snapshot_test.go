@@ -1,0 +1,331 @@
+package snapshot
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// want is the expected content of the sample snapshot used by the format
+// tests: three customers, a number, a category, a time and a bool column.
+type wantRow struct {
+	id    string
+	score float32
+	seg   string // "" missing
+	seen  int64  // missingTime when missing
+	vip   float32
+}
+
+var sampleRows = []wantRow{
+	{"c1", 1.5, "gold", time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC).Unix(), 1},
+	{"c2", nan, "silver", missingTime, 0},
+	{"c3", -2, "", time.Date(2024, 3, 2, 10, 30, 0, 0, time.UTC).Unix(), nan},
+}
+
+const sampleCSV = "id,score,segment,last_seen,vip\n" +
+	"c1,1.5,gold,2024-03-01,true\n" +
+	"c2,NA,silver,,false\n" +
+	"\n" +
+	"c3,-2,,2024-03-02T10:30:00Z,null\n"
+
+const sampleTSV = "id\tscore\tsegment\tlast_seen\tvip\r\n" +
+	"c1\t1.5\tgold\t2024-03-01\tTRUE\r\n" +
+	"c2\tnan\tsilver\tNA\tfalse\r\n" +
+	"c3\t-2\tN/A\t2024-03-02 10:30:00\t\r\n"
+
+const sampleJSONL = `{"id":"c1","score":1.5,"segment":"gold","last_seen":"2024-03-01","vip":true}
+{"id":"c2","score":null,"segment":"silver","vip":false}
+
+{"vip":null,"id":"c3","score":-2,"segment":null,"last_seen":"2024-03-02T10:30:00Z"}
+`
+
+func sampleParquet(t testing.TB) []byte {
+	day := func(y, m, d int) int32 {
+		return int32(time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+	}
+	return writeParquet(t, []pqCol{
+		{"id", parquet.String(), []any{"c1", "c2", "c3"}},
+		{"score", parquet.Leaf(parquet.FloatType), []any{float32(1.5), nil, float32(-2)}},
+		{"segment", parquet.String(), []any{"gold", "silver", nil}},
+		{"last_seen", parquet.Timestamp(parquet.Millisecond), []any{
+			int64(day(2024, 3, 1)) * 86400 * 1000, nil,
+			time.Date(2024, 3, 2, 10, 30, 0, 0, time.UTC).UnixMilli()}},
+		{"vip", parquet.Leaf(parquet.BooleanType), []any{true, false, nil}},
+	})
+}
+
+var sampleSchema = &Schema{ID: "id", Columns: []Column{
+	{"vip", KindBool}, {"score", KindNumber}, {"segment", KindCategory}, {"last_seen", KindTime},
+}}
+
+// checkSample verifies that s holds sampleRows.
+func checkSample(t *testing.T, s *Snapshot) {
+	t.Helper()
+	if s.Len() != len(sampleRows) {
+		t.Fatalf("Len() = %d, want %d", s.Len(), len(sampleRows))
+	}
+	col := func(name string, kind Kind) int {
+		t.Helper()
+		i, ok := s.ColumnIndex(name)
+		if !ok {
+			t.Fatalf("no column %q in %v", name, s.Columns())
+		}
+		if k := s.Columns()[i].Kind; k != kind {
+			t.Fatalf("column %q is %s, want %s", name, k, kind)
+		}
+		return i
+	}
+	score, seg, seen, vip := col("score", KindNumber), col("segment", KindCategory), col("last_seen", KindTime), col("vip", KindBool)
+	for _, w := range sampleRows {
+		r, ok := s.LookupString(w.id)
+		if !ok {
+			t.Fatalf("Lookup(%q) not found", w.id)
+		}
+		if got := s.ID(r); got != w.id {
+			t.Errorf("ID(%d) = %q, want %q", r, got, w.id)
+		}
+		if got := s.Number(score, r); !sameFloat(got, w.score) {
+			t.Errorf("%s: score = %v, want %v", w.id, got, w.score)
+		}
+		code, ok := s.Category(seg, r)
+		switch {
+		case w.seg == "" && ok:
+			t.Errorf("%s: segment = %d, want missing", w.id, code)
+		case w.seg != "" && (!ok || s.Dict(seg)[code] != w.seg):
+			t.Errorf("%s: segment = %d (ok=%v), want %q", w.id, code, ok, w.seg)
+		case w.seg != "":
+			if c2, ok := s.CategoryCode(seg, w.seg); !ok || c2 != code {
+				t.Errorf("CategoryCode(%q) = %d, %v; want %d", w.seg, c2, ok, code)
+			}
+		}
+		ts, ok := s.Time(seen, r)
+		if (w.seen == missingTime) == ok || (ok && ts != w.seen) {
+			t.Errorf("%s: last_seen = %d, %v; want %d", w.id, ts, ok, w.seen)
+		}
+		if got := s.Number(vip, r); !sameFloat(got, w.vip) {
+			t.Errorf("%s: vip = %v, want %v", w.id, got, w.vip)
+		}
+	}
+	if _, ok := s.LookupString("c4"); ok {
+		t.Errorf("Lookup(c4) found a row")
+	}
+}
+
+func TestParseFormats(t *testing.T) {
+	formats := []struct {
+		name string
+		data func(t testing.TB) []byte
+	}{
+		{"csv", func(testing.TB) []byte { return []byte(sampleCSV) }},
+		{"tsv", func(testing.TB) []byte { return []byte(sampleTSV) }},
+		{"jsonl", func(testing.TB) []byte { return []byte(sampleJSONL) }},
+		{"parquet", sampleParquet},
+	}
+	for _, f := range formats {
+		for _, comp := range []string{"none", "zstd", "gzip"} {
+			for _, schema := range []*Schema{nil, sampleSchema} {
+				name := fmt.Sprintf("%s/%s/schema=%v", f.name, comp, schema != nil)
+				t.Run(name, func(t *testing.T) {
+					data := compress(t, f.data(t), comp)
+					s, err := Parse("sample", data, Config{Schema: schema, Workers: 3})
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkSample(t, s)
+					if len(s.Version()) != 16 {
+						t.Errorf("Version() = %q, want 16 hex digits", s.Version())
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestInferKinds(t *testing.T) {
+	f := func(values []string, want Kind) {
+		t.Helper()
+		var b strings.Builder
+		b.WriteString("id,x\n")
+		for i, v := range values {
+			fmt.Fprintf(&b, "r%d,%s\n", i, v)
+		}
+		s, err := Parse("infer", []byte(b.String()), Config{})
+		if err != nil {
+			t.Fatalf("%q: %v", values, err)
+		}
+		if got := s.Columns()[0].Kind; got != want {
+			t.Errorf("%q: kind %s, want %s", values, got, want)
+		}
+	}
+	f([]string{"1", "2.5", "-3e2"}, KindNumber)
+	f([]string{"", "NA", "null"}, KindNumber) // all missing
+	f([]string{"1", "", "x"}, KindCategory)
+	f([]string{"true", "FALSE", ""}, KindBool)
+	f([]string{"true", "1"}, KindCategory)
+	f([]string{"2024-01-31", "2024-02-01T00:00:00+02:00", "NA"}, KindTime)
+	f([]string{"2024-02-30"}, KindCategory)
+	f([]string{"2024-01-31", "soon"}, KindCategory)
+	f([]string{"\"a,b\"", "\"say \"\"hi\"\"\""}, KindCategory)
+}
+
+// TestInferAcrossChunks checks that a column numeric in most chunks but not
+// in one is re-read whole with the inferred kind.
+func TestInferAcrossChunks(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("id,x,y\n")
+	const n = 5000
+	for i := range n {
+		x := fmt.Sprint(i % 7)
+		if i == n-3 {
+			x = "seven"
+		}
+		fmt.Fprintf(&b, "r%d,%s,%d\n", i, x, i)
+	}
+	s, err := Parse("chunks", []byte(b.String()), Config{Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := s.Columns()[0].Kind; k != KindCategory {
+		t.Fatalf("x is %s, want category", k)
+	}
+	for _, i := range []int{0, 1, 2500, n - 3, n - 1} {
+		r, ok := s.LookupString(fmt.Sprintf("r%d", i))
+		if !ok {
+			t.Fatalf("r%d not found", i)
+		}
+		code, _ := s.Category(0, r)
+		want := fmt.Sprint(i % 7)
+		if i == n-3 {
+			want = "seven"
+		}
+		if got := s.Dict(0)[code]; got != want {
+			t.Errorf("r%d: x = %q, want %q", i, got, want)
+		}
+		if got := s.Number(1, r); got != float32(i) {
+			t.Errorf("r%d: y = %v, want %d", i, got, i)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	schema := &Schema{Columns: []Column{{"a", KindNumber}, {"b", KindCategory}}}
+	tests := []struct {
+		name   string
+		data   string
+		schema *Schema
+		want   []string // substrings of the error
+	}{
+		{"duplicate id", "id,a,b\nx,1,p\ny,2,q\nx,3,r\n", nil, []string{`"t"`, `column "id"`, `duplicate id "x"`, "rows 1 and 3"}},
+		{"unparsable number", "id,a,b\nx,1,p\ny,zz,q\n", schema, []string{"line 3", `column "a"`, `"zz"`, "number"}},
+		{"extra column", "id,a,b,c\nx,1,p,2\n", schema, []string{"line 1", `column "c" is not in the schema`}},
+		{"missing column", "id,a\nx,1\n", schema, []string{`schema column "b" is missing`}},
+		{"short line", "id,a,b\nx,1,p\ny,2\n", nil, []string{"line 3", "has 2 fields, the header has 3"}},
+		{"long line", "id,a,b\nx,1,p,4\n", nil, []string{"line 2", "more than 3 fields"}},
+		{"empty id", "id,a,b\n,1,p\n", nil, []string{"line 2", "empty id"}},
+		{"open quote", "id,a,b\nx,\"1,p\n", nil, []string{"line 2", "unterminated quoted field"}},
+		{"no header", "\n\n", nil, []string{"no header"}},
+		{"duplicate header", "id,a,a\n", nil, []string{`column "a" appears twice`}},
+		{"bad bool", "id,a,b\nx,1,p\n", &Schema{Columns: []Column{{"a", KindNumber}, {"b", KindBool}}}, []string{"line 2", `column "b"`, "boolean"}},
+		{"bad time", "id,a,b\nx,1,p\n", &Schema{Columns: []Column{{"a", KindNumber}, {"b", KindTime}}}, []string{"line 2", `column "b"`, "date"}},
+		{"jsonl no id", "{\"a\":1}\n", nil, []string{"line 1", `no id key "id"`}},
+		{"jsonl unknown key", "{\"id\":\"x\",\"a\":1,\"b\":\"p\",\"z\":1}\n", schema, []string{"line 1", `key "z" is not in the schema`}},
+		{"jsonl nested", "{\"id\":\"x\",\"a\":[1]}\n", nil, []string{"line 1", "nested"}},
+		{"jsonl twice", "{\"id\":\"x\",\"a\":1,\"a\":2}\n", nil, []string{"line 1", `key "a" appears twice`}},
+		{"jsonl string number", "{\"id\":\"x\",\"a\":\"1\",\"b\":\"p\"}\n{\"id\":\"y\",\"a\":\"q\",\"b\":\"p\"}\n", schema, []string{"line 2", `column "a"`, `"q"`}},
+		{"jsonl bad", "{\"id\":\"x\",\"a\":tru}\n", nil, []string{"line 1", "invalid value"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t", []byte(tc.data), Config{Schema: tc.schema})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParquetSchemaMismatch(t *testing.T) {
+	data := sampleParquet(t)
+	_, err := Parse("p.parquet", data, Config{Schema: &Schema{Columns: []Column{
+		{"vip", KindBool}, {"score", KindCategory}, {"segment", KindCategory}, {"last_seen", KindTime}}}})
+	if err == nil || !strings.Contains(err.Error(), `column "score": declared category, the file holds number`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	data := compress(t, []byte(strings.Repeat("id,a\n", 1)+strings.Repeat("x,1\n", 1000)), "zstd")
+	_, err := Parse("big", data, Config{MaxDecompressedBytes: 100})
+	if err == nil || !strings.Contains(err.Error(), "exceeds the limit of 100 bytes") {
+		t.Errorf("decompressed limit: err = %v", err)
+	}
+	_, err = Parse("cats", []byte("id,a\nx,p\ny,q\nz,r\n"), Config{MaxCategories: 2})
+	if err == nil || !strings.Contains(err.Error(), "more than 2 distinct values") {
+		t.Errorf("category limit: err = %v", err)
+	}
+	_, err = Parse("ids", []byte("id,a\nxxxxx,1\n"), Config{MaxIDLen: 4})
+	if err == nil || !strings.Contains(err.Error(), "exceeds the limit of 4") {
+		t.Errorf("id limit: err = %v", err)
+	}
+}
+
+func TestLoadAsOf(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.csv")
+	if err := os.WriteFile(path, []byte(sampleCSV), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.AsOf().Equal(mtime) {
+		t.Errorf("AsOf() = %v, want the mtime %v", s.AsOf(), mtime)
+	}
+	sidecar := time.Date(2024, 4, 30, 23, 0, 0, 0, time.UTC)
+	os.WriteFile(path+".asof", []byte(sidecar.Format(time.RFC3339)+"\n"), 0o644)
+	if s, err = Load(path, Config{}); err != nil || !s.AsOf().Equal(sidecar) {
+		t.Errorf("AsOf() = %v, %v; want the sidecar's %v", s.AsOf(), err, sidecar)
+	}
+	given := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	if s, err = Load(path, Config{AsOf: given, Version: "v7"}); err != nil || !s.AsOf().Equal(given) || s.Version() != "v7" {
+		t.Errorf("AsOf() = %v, Version() = %q, %v; want %v, v7", s.AsOf(), s.Version(), err, given)
+	}
+}
+
+func TestLookupAllocs(t *testing.T) {
+	s, err := Parse("sample", []byte(sampleCSV), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idb, ids := []byte("c2"), "c3"
+	var sink float32
+	allocs := testing.AllocsPerRun(1000, func() {
+		r, _ := s.Lookup(idb)
+		r2, _ := s.LookupString(ids)
+		_, _ = s.LookupString("missing")
+		sink += s.Number(0, r) + s.Number(0, r2)
+		s.Time(2, r)
+		s.Category(1, r)
+		s.CategoryCode(1, "gold")
+	})
+	if allocs != 0 {
+		t.Errorf("lookup and accessors allocate %v times per run, want 0", allocs)
+	}
+	_ = math.IsNaN(float64(sink))
+}

@@ -1,0 +1,671 @@
+package state
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+)
+
+// Log records. Each is
+//
+//	type (1) | lsn uvarint | at varint (unix ns) | customer string | body by type
+//
+// where a string is a uvarint length and its bytes. Overlay changes are
+// logged by field name and resolved value, so a change of mappings never
+// reinterprets old events.
+const (
+	recContact byte = 1 // action, group, channel strings | outcome (1) | value f64
+	recEvent   byte = 2 // count uvarint | per effect: field string | op (1) | type (1) | value
+	recJourney byte = 3 // journey string | step uvarint | status (1)
+	recCompact byte = 4 // no customer (empty string), no body
+)
+
+// Hard limits of the decoders, independent of Config so that state written
+// under a larger Config still loads.
+const (
+	maxDecodedString = 1 << 16
+	maxDecodedHist   = 100_000
+	maxDecodedAggs   = 1 << 16
+	maxDecodedJourn  = 1 << 12
+	maxDecodedDays   = 402
+	maxDecodedStep   = 1 << 30
+)
+
+// effect is one resolved overlay change.
+type effect struct {
+	field string
+	op    opKind // opSet or opIncr
+	typ   FieldType
+	v     value // at unused
+}
+
+// record is one decoded log record; contact, event and journey fields are
+// used according to typ.
+type record struct {
+	typ      byte
+	lsn      uint64
+	at       int64
+	customer string
+
+	action, group, channel string
+	outcome                Outcome
+	num                    float64
+
+	effects []effect
+
+	journey string
+	step    int
+	status  JourneyStatus
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendF64(b []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+}
+
+func appendValue(b []byte, t FieldType, v value) []byte {
+	switch t {
+	case TypeTime:
+		return binary.AppendVarint(b, v.unix)
+	case TypeCategory:
+		return appendString(b, v.str)
+	default:
+		return appendF64(b, v.num)
+	}
+}
+
+func appendRecord(b []byte, r *record) []byte {
+	b = append(b, r.typ)
+	b = binary.AppendUvarint(b, r.lsn)
+	b = binary.AppendVarint(b, r.at)
+	b = appendString(b, r.customer)
+	switch r.typ {
+	case recContact:
+		b = appendString(b, r.action)
+		b = appendString(b, r.group)
+		b = appendString(b, r.channel)
+		b = append(b, byte(r.outcome))
+		b = appendF64(b, r.num)
+	case recEvent:
+		b = binary.AppendUvarint(b, uint64(len(r.effects)))
+		for _, e := range r.effects {
+			b = appendString(b, e.field)
+			b = append(b, byte(e.op), byte(e.typ))
+			b = appendValue(b, e.typ, e.v)
+		}
+	case recJourney:
+		b = appendString(b, r.journey)
+		b = binary.AppendUvarint(b, uint64(r.step))
+		b = append(b, byte(r.status))
+	}
+	return b
+}
+
+// dec reads from a byte slice; the first error sticks.
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *dec) byte() byte {
+	if d.err != nil || len(d.b) == 0 {
+		d.fail("unexpected end")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *dec) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) f64() float64 {
+	if d.err != nil || len(d.b) < 8 {
+		d.fail("unexpected end")
+		return 0
+	}
+	f := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	return f
+}
+
+func (d *dec) str() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > maxDecodedString || n > uint64(len(d.b)) {
+		d.fail("string of %d bytes does not fit", n)
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *dec) value(t FieldType) value {
+	switch t {
+	case TypeTime:
+		return value{unix: d.varint()}
+	case TypeCategory:
+		return value{str: d.str()}
+	case TypeBool:
+		f := d.f64()
+		if f != 0 && f != 1 {
+			d.fail("bool value %v", f)
+		}
+		return value{num: f}
+	default:
+		f := d.f64()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			d.fail("number %v is not finite", f)
+		}
+		return value{num: f}
+	}
+}
+
+func validType(t FieldType) bool { return t >= TypeNumber && t <= TypeCategory }
+
+// decodeRecord parses a log record into r, reusing r's effects slice.
+func decodeRecord(b []byte, r *record) error {
+	d := dec{b: b}
+	effects := r.effects[:0]
+	*r = record{typ: d.byte(), lsn: d.uvarint(), at: d.varint(), customer: d.str()}
+	switch r.typ {
+	case recContact:
+		r.action, r.group, r.channel = d.str(), d.str(), d.str()
+		r.outcome = Outcome(d.byte())
+		r.num = d.f64()
+		if d.err == nil && (r.outcome >= numOutcomes || r.customer == "" || r.action == "" || math.IsNaN(r.num) || math.IsInf(r.num, 0)) {
+			d.fail("invalid contact")
+		}
+	case recEvent:
+		n := d.uvarint()
+		if n > uint64(len(d.b))/4 {
+			d.fail("%d effects do not fit", n)
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			e := effect{field: d.str(), op: opKind(d.byte()), typ: FieldType(d.byte())}
+			if d.err == nil && (e.field == "" || (e.op != opSet && e.op != opIncr) || !validType(e.typ) || (e.op == opIncr && e.typ != TypeNumber)) {
+				d.fail("invalid effect %d", i)
+			}
+			if d.err == nil {
+				e.v = d.value(e.typ)
+			}
+			effects = append(effects, e)
+		}
+		r.effects = effects
+		if d.err == nil && r.customer == "" {
+			d.fail("event without customer")
+		}
+	case recJourney:
+		r.journey = d.str()
+		step := d.uvarint()
+		r.status = JourneyStatus(d.byte())
+		if d.err == nil && (step > maxDecodedStep || r.status < JourneyActive || r.status > JourneyExited || r.customer == "" || r.journey == "") {
+			d.fail("invalid journey update")
+		}
+		r.step = int(step)
+	case recCompact:
+		if d.err == nil && r.customer != "" {
+			d.fail("compaction record names a customer")
+		}
+	default:
+		d.fail("unknown record type %d", r.typ)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		r.effects = effects
+		return fmt.Errorf("cannot decode state record: %w", d.err)
+	}
+	return nil
+}
+
+// Checkpoint body:
+//
+//	magic "NBASTATE" | version uvarint | last lsn uvarint | as-of varint
+//	| fields: count uvarint, per field: name string | type (1)
+//	| per customer: 1 (1) | customer | ... | 0 (1)
+//
+// customer:
+//
+//	id string | lsn uvarint
+//	| overlay: count uvarint, per set value: field index uvarint | at varint | value
+//	| aggregates: count uvarint, per aggregate: kind (1) | outcome (1) | key string
+//	    | seen uvarint | min(seen, 8) × varint | hour top varint | 25 × uvarint
+//	    | day top varint | day count uvarint | day count × uvarint
+//	| history, newest first: count uvarint, per contact: action, group, channel strings
+//	    | outcome (1) | value f64 | at varint
+//	| journeys: count uvarint, per journey: id string | step uvarint | status (1)
+//	    | entered varint | step-at varint
+const ckptMagic = "NBASTATE"
+const ckptVersion = 1
+
+func (s *Store) writeCheckpoint(w io.Writer) error {
+	b := make([]byte, 0, 64<<10)
+	b = append(b, ckptMagic...)
+	b = binary.AppendUvarint(b, ckptVersion)
+	b = binary.AppendUvarint(b, s.lsn.Load())
+	b = binary.AppendVarint(b, s.asOf.Load())
+	b = binary.AppendUvarint(b, uint64(len(s.m.fields)))
+	for _, f := range s.m.fields {
+		b = appendString(b, f.Name)
+		b = append(b, byte(f.Type))
+	}
+	var snaps []*custState
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		snaps = snaps[:0]
+		st.mu.RLock()
+		for _, e := range st.m {
+			snaps = append(snaps, e.p.Load())
+		}
+		st.mu.RUnlock()
+		for _, cs := range snaps {
+			b = append(b, 1)
+			b = s.appendCustomer(b, cs)
+			if len(b) >= 48<<10 {
+				if _, err := w.Write(b); err != nil {
+					return err
+				}
+				b = b[:0]
+			}
+		}
+	}
+	b = append(b, 0)
+	_, err := w.Write(b)
+	return err
+}
+
+func (s *Store) appendCustomer(b []byte, cs *custState) []byte {
+	b = appendString(b, cs.id)
+	b = binary.AppendUvarint(b, cs.lsn)
+	n := 0
+	for _, v := range cs.overlay {
+		if v.at != 0 {
+			n++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for i, v := range cs.overlay {
+		if v.at != 0 {
+			b = binary.AppendUvarint(b, uint64(i))
+			b = binary.AppendVarint(b, v.at)
+			b = appendValue(b, s.m.fields[i].Type, v)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(cs.aggs)))
+	for _, a := range cs.aggs {
+		b = append(b, byte(a.kind), byte(a.outcome))
+		b = appendString(b, a.key)
+		b = binary.AppendUvarint(b, uint64(a.seen))
+		for _, t := range a.recent[:min(int(a.seen), recentN)] {
+			b = binary.AppendVarint(b, t)
+		}
+		b = binary.AppendVarint(b, a.hourTop)
+		for _, c := range a.hours {
+			b = binary.AppendUvarint(b, uint64(c))
+		}
+		b = binary.AppendVarint(b, a.dayTop)
+		b = binary.AppendUvarint(b, uint64(len(a.days)))
+		for _, c := range a.days {
+			b = binary.AppendUvarint(b, uint64(c))
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(cs.histN))
+	for n, i := cs.hist, 0; i < cs.histN; n, i = n.next, i+1 {
+		b = appendString(b, n.c.Action)
+		b = appendString(b, n.c.Group)
+		b = appendString(b, n.c.Channel)
+		b = append(b, byte(n.c.Outcome))
+		b = appendF64(b, n.c.Value)
+		b = binary.AppendVarint(b, n.c.At.UnixNano())
+	}
+	b = binary.AppendUvarint(b, uint64(len(cs.journeys)))
+	for _, j := range cs.journeys {
+		b = appendString(b, j.Journey)
+		b = binary.AppendUvarint(b, uint64(j.Step))
+		b = append(b, byte(j.Status))
+		b = binary.AppendVarint(b, j.EnteredAt.UnixNano())
+		b = binary.AppendVarint(b, j.StepAt.UnixNano())
+	}
+	return b
+}
+
+// rd reads a checkpoint stream; the first error sticks.
+type rd struct {
+	r   *bufio.Reader
+	err error
+	buf []byte
+}
+
+func (d *rd) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *rd) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	c, err := d.r.ReadByte()
+	if err != nil {
+		d.fail("unexpected end")
+	}
+	return c
+}
+
+func (d *rd) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := binary.ReadUvarint(d.r)
+	if err != nil {
+		d.fail("bad uvarint: %v", err)
+	}
+	return v
+}
+
+func (d *rd) count(limit int, what string) int {
+	n := d.uvarint()
+	if n > uint64(limit) {
+		d.fail("%d %s exceed the limit of %d", n, what, limit)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *rd) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := binary.ReadVarint(d.r)
+	if err != nil {
+		d.fail("bad varint: %v", err)
+	}
+	return v
+}
+
+func (d *rd) f64() float64 {
+	if d.err != nil {
+		return 0
+	}
+	var b [8]byte
+	if _, err := io.ReadFull(d.r, b[:]); err != nil {
+		d.fail("unexpected end")
+		return 0
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(b[:]))
+}
+
+func (d *rd) str() string {
+	n := d.count(maxDecodedString, "string bytes")
+	if d.err != nil || n == 0 {
+		return ""
+	}
+	if cap(d.buf) < n {
+		d.buf = make([]byte, n)
+	}
+	d.buf = d.buf[:n]
+	if _, err := io.ReadFull(d.r, d.buf); err != nil {
+		d.fail("unexpected end")
+		return ""
+	}
+	return string(d.buf)
+}
+
+func (d *rd) value(t FieldType) value {
+	switch t {
+	case TypeTime:
+		return value{unix: d.varint()}
+	case TypeCategory:
+		return value{str: d.str()}
+	default:
+		f := d.f64()
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			d.fail("number %v is not finite", f)
+		}
+		return value{num: f}
+	}
+}
+
+// loadCheckpoint replaces the store's (empty) state with a checkpoint body.
+// Fields no longer mapped are dropped; per-customer limits of the current
+// Config are applied.
+func (s *Store) loadCheckpoint(r io.Reader) error {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReader(r)
+	}
+	d := &rd{r: br}
+	var magic [len(ckptMagic)]byte
+	if _, err := io.ReadFull(br, magic[:]); err != nil || string(magic[:]) != ckptMagic {
+		return errors.New("not a state checkpoint")
+	}
+	if v := d.uvarint(); d.err == nil && v != ckptVersion {
+		return fmt.Errorf("unsupported state checkpoint version %d", v)
+	}
+	s.lsn.Store(d.uvarint())
+	s.asOf.Store(d.varint())
+	nf := d.count(maxFields, "fields")
+	remap := make([]int, nf) // checkpoint field index → slot, or -1
+	types := make([]FieldType, nf)
+	for i := range nf {
+		name := d.str()
+		types[i] = FieldType(d.byte())
+		if d.err == nil && !validType(types[i]) {
+			d.fail("field %q: unknown type %d", name, types[i])
+		}
+		remap[i] = -1
+		if sl, ok := s.m.slots[name]; ok && s.m.fields[sl].Type == types[i] {
+			remap[i] = int(sl)
+		}
+	}
+	for n := 0; d.err == nil; n++ {
+		switch d.byte() {
+		case 0:
+			if d.err != nil {
+				break
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				return errors.New("state checkpoint: trailing bytes")
+			}
+			return nil
+		case 1:
+			s.loadCustomer(d, remap, types)
+			if d.err != nil {
+				d.err = fmt.Errorf("customer %d: %w", n, d.err)
+			}
+		default:
+			d.fail("bad customer marker")
+		}
+	}
+	return fmt.Errorf("state checkpoint: %w", d.err)
+}
+
+func (s *Store) loadCustomer(d *rd, remap []int, types []FieldType) {
+	id := d.str()
+	cs := &custState{lsn: d.uvarint()}
+	if d.err == nil && id == "" {
+		d.fail("empty customer id")
+	}
+	nov := d.count(len(remap), "overlay values")
+	for range nov {
+		if d.err != nil {
+			return
+		}
+		fi := d.count(len(remap)-1, "field index")
+		at := d.varint()
+		if d.err != nil || fi >= len(types) {
+			d.fail("bad field index")
+			return
+		}
+		v := d.value(types[fi])
+		if at <= 0 {
+			d.fail("overlay value without time")
+		}
+		if remap[fi] < 0 {
+			s.st.replayDropped.Add(1)
+			continue
+		}
+		if cs.overlay == nil {
+			cs.overlay = make([]value, len(s.m.fields))
+		}
+		v.at = at
+		v.str = s.intern.get(v.str, &s.st.internFull)
+		cs.overlay[remap[fi]] = v
+	}
+	na := d.count(maxDecodedAggs, "aggregates")
+	for range na {
+		if d.err != nil {
+			return
+		}
+		a := &agg{kind: Kind(d.byte()), outcome: Outcome(d.byte()), key: d.str()}
+		if d.err == nil && (a.kind >= numKinds || a.outcome >= numOutcomes || a.key == "") {
+			d.fail("invalid aggregate")
+		}
+		seen := d.uvarint()
+		if seen > math.MaxUint32 {
+			d.fail("aggregate count %d", seen)
+		}
+		a.seen = uint32(seen)
+		for i := range min(int(a.seen), recentN) {
+			a.recent[i] = d.varint()
+		}
+		a.hourTop = d.varint()
+		for i := range a.hours {
+			a.hours[i] = uint16(min(d.uvarint(), math.MaxUint16))
+		}
+		a.dayTop = d.varint()
+		nd := d.count(maxDecodedDays, "day buckets")
+		if d.err == nil && nd == 0 {
+			d.fail("aggregate without day buckets")
+		}
+		days := make([]uint16, nd)
+		for i := range days {
+			days[i] = uint16(min(d.uvarint(), math.MaxUint16))
+		}
+		if d.err != nil {
+			return
+		}
+		// Re-bucket into this Config's ring length.
+		a.days = make([]uint16, s.days)
+		for i := range min(nd, s.days) {
+			day := a.dayTop - int64(i)
+			a.days[mod(day, s.days)] = days[mod(day, nd)]
+		}
+		if len(cs.aggs) < s.cfg.MaxKeysPerCustomer {
+			cs.aggs = append(cs.aggs, s.internAgg(a))
+		} else {
+			s.st.keysEvicted.Add(1)
+		}
+	}
+	nh := d.count(maxDecodedHist, "history entries")
+	var nodes []histNode
+	for i := range nh {
+		if d.err != nil {
+			return
+		}
+		c := Contact{Action: d.str(), Group: d.str(), Channel: d.str(), Outcome: Outcome(d.byte()), Value: d.f64()}
+		c.At = time.Unix(0, d.varint()).UTC()
+		if d.err == nil && (c.Action == "" || c.Outcome >= numOutcomes || math.IsNaN(c.Value) || math.IsInf(c.Value, 0)) {
+			d.fail("invalid history entry %d", i)
+		}
+		if i >= s.cfg.MaxEventsPerCustomer {
+			s.st.histEvicted.Add(1)
+			continue
+		}
+		c.Action = s.intern.get(c.Action, &s.st.internFull)
+		c.Group = s.intern.get(c.Group, &s.st.internFull)
+		c.Channel = s.intern.get(c.Channel, &s.st.internFull)
+		nodes = append(nodes, histNode{c: c})
+	}
+	for i := range nodes {
+		if i+1 < len(nodes) {
+			nodes[i].next = &nodes[i+1]
+		}
+	}
+	if len(nodes) > 0 {
+		cs.hist, cs.histN, cs.histLen = &nodes[0], len(nodes), len(nodes)
+	}
+	nj := d.count(maxDecodedJourn, "journeys")
+	for range nj {
+		if d.err != nil {
+			return
+		}
+		j := JourneyState{Journey: d.str()}
+		step := d.uvarint()
+		j.Status = JourneyStatus(d.byte())
+		j.EnteredAt = time.Unix(0, d.varint()).UTC()
+		j.StepAt = time.Unix(0, d.varint()).UTC()
+		if d.err == nil && (j.Journey == "" || step > maxDecodedStep || j.Status < JourneyActive || j.Status > JourneyExited) {
+			d.fail("invalid journey")
+		}
+		j.Step = int(step)
+		j.Journey = s.intern.get(j.Journey, &s.st.internFull)
+		if len(cs.journeys) < s.cfg.MaxJourneysPerCustomer {
+			cs.journeys = append(cs.journeys, j)
+		} else {
+			s.st.journeysEvicted.Add(1)
+		}
+	}
+	if d.err != nil {
+		return
+	}
+	st := &s.stripes[s.stripeOf(id)]
+	if _, dup := st.m[id]; dup {
+		d.fail("customer %q appears twice", id)
+		return
+	}
+	cs.id = s.intern.get(id, &s.st.internFull)
+	e := &entry{}
+	e.p.Store(cs)
+	st.m[cs.id] = e
+	s.st.customers.Add(1)
+}
+
+func (s *Store) internAgg(a *agg) *agg {
+	a.key = s.intern.get(a.key, &s.st.internFull)
+	return a
+}

@@ -1,0 +1,854 @@
+// Package state holds live customer state: a profile overlay changed by
+// events through declarative mappings, contact history with cap-window
+// aggregates, and journey positions. Every change is made durable through a
+// write-ahead log (package wal) before the write call returns, and
+// checkpoints keep start-up fast.
+//
+// Guarantees:
+//   - A write (RecordContact, ApplyEvent, SetJourney, Compact) returns only
+//     after its log record is fsynced; it becomes visible to readers only
+//     after that, so a failed write is never seen. The next View after a
+//     successful write sees it.
+//   - Readers never wait on disk I/O: each customer's state is an immutable
+//     snapshot behind an atomic pointer that writers replace
+//     (copy-on-write); a View holds one snapshot, consistent and unaffected
+//     by later writes. View and its accessors do not allocate.
+//   - State is keyed by customer id and does not depend on any feature
+//     snapshot; overlay values stamped at or before the as-of time given to
+//     Compact are hidden at once and dropped from memory.
+//   - Open loads the newest checkpoint and replays the log after it; every
+//     acknowledged write survives a crash.
+//
+// Limits (per customer, from Config, each with a counter in Stats): contacts
+// kept in History, aggregate keys, journeys. Cap-window counts are exact for
+// the latest 8 events of a key and otherwise rounded out to whole hours
+// (windows up to a day) or whole UTC days; see Config.MaxWindow. Strings
+// (ids, keys, categories) are limited to Config.MaxStringBytes. The number
+// of customers is not bounded: memory grows with the customers seen since
+// their state was last cleared.
+//
+// A Store is safe for concurrent use.
+package state
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"nba/cache/wal"
+)
+
+// Reader is what the decision engine needs from customer state. *Store
+// implements it; a shared store (e.g. Redis) could stand behind it later.
+type Reader interface {
+	// View fills v with the customer's state and reports whether any
+	// exists. v is reusable; filling it does not allocate.
+	View(customer []byte, v *View) bool
+	// Slot resolves an overlay field name once, at compile time.
+	Slot(field string) (Slot, FieldType, bool)
+}
+
+// Writer is what the feedback and event endpoints need. Each call returns
+// after its changes are durable.
+type Writer interface {
+	RecordContact(cs ...Contact) error
+	ApplyEvent(es ...Event) error
+	SetJourney(us ...JourneyUpdate) error
+}
+
+var (
+	_ Reader = (*Store)(nil)
+	_ Writer = (*Store)(nil)
+)
+
+// Config configures a Store. Zero values pick the documented defaults.
+type Config struct {
+	// Mappings turn events into overlay field changes.
+	Mappings Mappings
+	// MaxEventsPerCustomer bounds the contacts kept in a customer's
+	// history (aggregates keep counting evicted ones). Default 100; at
+	// most 100000.
+	MaxEventsPerCustomer int
+	// MaxKeysPerCustomer bounds a customer's (kind, key, outcome)
+	// aggregates; the least recently updated is evicted. Default 64.
+	MaxKeysPerCustomer int
+	// MaxJourneysPerCustomer bounds the journeys kept per customer; a
+	// finished journey is evicted before an active one, the oldest first.
+	// Default 16.
+	MaxJourneysPerCustomer int
+	// MaxWindow is the longest cap window counted, rounded up to whole
+	// days; longer windows are clamped. Default 30 days; at most 400 days.
+	MaxWindow time.Duration
+	// MaxStringBytes bounds customer ids, keys, journey ids, event types
+	// and category values. Default 256.
+	MaxStringBytes int
+	// MaxInterned bounds the distinct strings interned (deduplicated) in
+	// memory; past it strings are stored as given. Default 1<<20.
+	MaxInterned int
+	// Stripes is the number of lock stripes (a power of two). Default 256.
+	Stripes int
+	// CheckpointEvery makes the store checkpoint in the background at
+	// this interval. Zero disables it: call Checkpoint yourself.
+	CheckpointEvery time.Duration
+	// WAL configures the log; WAL.Dir is required.
+	WAL wal.Config
+}
+
+func (c *Config) validate() error {
+	def := func(v *int, d, lo, hi int, name string) error {
+		if *v == 0 {
+			*v = d
+		}
+		if *v < lo || *v > hi {
+			return fmt.Errorf("%s %d is outside [%d, %d]", name, *v, lo, hi)
+		}
+		return nil
+	}
+	if err := def(&c.MaxEventsPerCustomer, 100, 1, 100_000, "MaxEventsPerCustomer"); err != nil {
+		return err
+	}
+	if err := def(&c.MaxKeysPerCustomer, 64, 1, 1<<16, "MaxKeysPerCustomer"); err != nil {
+		return err
+	}
+	if err := def(&c.MaxJourneysPerCustomer, 16, 1, 1<<12, "MaxJourneysPerCustomer"); err != nil {
+		return err
+	}
+	if err := def(&c.MaxStringBytes, 256, 1, 1<<16, "MaxStringBytes"); err != nil {
+		return err
+	}
+	if err := def(&c.MaxInterned, 1<<20, 0, 1<<30, "MaxInterned"); err != nil {
+		return err
+	}
+	if err := def(&c.Stripes, 256, 1, 1<<16, "Stripes"); err != nil {
+		return err
+	}
+	if c.Stripes&(c.Stripes-1) != 0 {
+		return fmt.Errorf("Stripes %d is not a power of two", c.Stripes)
+	}
+	if c.MaxWindow == 0 {
+		c.MaxWindow = 30 * 24 * time.Hour
+	}
+	if c.MaxWindow < 0 || c.MaxWindow > 400*24*time.Hour {
+		return fmt.Errorf("MaxWindow %v is outside (0, 400 days]", c.MaxWindow)
+	}
+	if c.CheckpointEvery < 0 {
+		return fmt.Errorf("CheckpointEvery %v is negative", c.CheckpointEvery)
+	}
+	return nil
+}
+
+// Store is the live customer state. It is safe for concurrent use.
+type Store struct {
+	cfg     Config
+	m       *compiled
+	days    int // day buckets per aggregate
+	seed    maphash.Seed
+	stripes []stripe
+	log     *wal.Log
+	lsn     atomic.Uint64 // last sequence number assigned
+	asOf    atomic.Int64  // overlay values stamped at or before are hidden (unix ns)
+	intern  interner
+	st      counters
+
+	ckptMu  sync.Mutex // one checkpoint at a time
+	stop    chan struct{}
+	stopped chan struct{}
+	closeMu sync.Mutex
+	closed  bool
+}
+
+type stripe struct {
+	wmu sync.Mutex   // serialises writers: held across log append and apply
+	mu  sync.RWMutex // guards m (insertions only; values are atomic)
+	m   map[string]*entry
+	_   [40]byte // keep hot stripes on separate cache lines
+}
+
+type entry struct {
+	p atomic.Pointer[custState]
+}
+
+// custState is one customer's immutable state snapshot.
+type custState struct {
+	id       string
+	lsn      uint64  // the last record applied
+	overlay  []value // by Slot; nil when no field was ever set
+	aggs     []*agg
+	hist     *histNode // newest first
+	histN    int       // visible entries (≤ MaxEventsPerCustomer)
+	histLen  int       // nodes in the chain; rebuilt at 2×MaxEventsPerCustomer
+	journeys []JourneyState
+}
+
+type histNode struct {
+	c    Contact // Customer is left empty
+	next *histNode
+}
+
+// value is one overlay field value.
+type value struct {
+	num  float64 // number; bool as 0 or 1
+	unix int64   // time, unix nanoseconds
+	str  string  // category
+	at   int64   // time of the event that last changed it (unix ns); 0 = unset
+}
+
+// counters are the store's cumulative counters.
+type counters struct {
+	contacts, events, journeys, unmapped, missingAttrs        atomic.Uint64
+	histEvicted, keysEvicted, journeysEvicted, internFull     atomic.Uint64
+	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
+	checkpoints, checkpointErrors                              atomic.Uint64
+}
+
+// Stats are the store's cumulative counters.
+type Stats struct {
+	Customers        uint64 // customers with state
+	Contacts         uint64 // contacts recorded
+	Events           uint64 // events applied (with at least one mapped change)
+	Journeys         uint64 // journey updates
+	UnmappedEvents   uint64 // events of a type without mappings (ignored)
+	MissingAttrs     uint64 // mapping ops skipped because the event lacked the attribute
+	HistoryEvicted   uint64 // contacts dropped from histories (MaxEventsPerCustomer)
+	KeysEvicted      uint64 // aggregates dropped (MaxKeysPerCustomer)
+	JourneysEvicted  uint64 // journeys dropped (MaxJourneysPerCustomer)
+	InternFull       uint64 // strings not interned because MaxInterned was reached
+	Replayed         uint64 // log records applied at Open
+	ReplaySkipped    uint64 // log records already in the checkpoint
+	ReplayDropped    uint64 // overlay changes to fields no longer mapped
+	Compactions      uint64
+	Checkpoints      uint64
+	CheckpointErrors uint64
+	WAL              wal.Stats
+}
+
+// Open loads the newest checkpoint in cfg.WAL.Dir, replays the log after it
+// and returns a store ready for reads and writes.
+func Open(cfg Config) (*Store, error) {
+	s, err := newStore(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open state: %w", err)
+	}
+	var r record
+	s.log, err = wal.Open(cfg.WAL, s.loadCheckpoint, func(b []byte) error {
+		if err := decodeRecord(b, &r); err != nil {
+			return err
+		}
+		s.lsn.Store(max(s.lsn.Load(), r.lsn))
+		if s.replay(&r) {
+			s.st.replayed.Add(1)
+		} else {
+			s.st.replaySkipped.Add(1)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot open state: %w", err)
+	}
+	if t := s.asOf.Load(); t > 0 {
+		s.dropStale(t) // values replayed before the compaction record
+	}
+	if cfg.CheckpointEvery > 0 {
+		go s.checkpointLoop()
+	} else {
+		close(s.stopped)
+	}
+	return s, nil
+}
+
+// newStore validates cfg and builds an empty store without a log.
+func newStore(cfg Config) (*Store, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m, err := compile(cfg.Mappings)
+	if err != nil {
+		return nil, fmt.Errorf("mappings: %w", err)
+	}
+	s := &Store{
+		cfg:     cfg,
+		m:       m,
+		days:    int((cfg.MaxWindow+time.Duration(dayNanos)-1)/time.Duration(dayNanos)) + 1,
+		seed:    maphash.MakeSeed(),
+		stripes: make([]stripe, cfg.Stripes),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	s.intern.max = cfg.MaxInterned
+	for i := range s.stripes {
+		s.stripes[i].m = map[string]*entry{}
+	}
+	return s, nil
+}
+
+func (s *Store) checkpointLoop() {
+	defer close(s.stopped)
+	t := time.NewTicker(s.cfg.CheckpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			// Errors are counted; the log keeps everything until the next
+			// successful checkpoint.
+			s.Checkpoint()
+		}
+	}
+}
+
+// Close stops background checkpoints, then flushes and closes the log.
+// Writes after Close fail.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	close(s.stop)
+	<-s.stopped
+	if err := s.log.Close(); err != nil {
+		return fmt.Errorf("cannot close state: %w", err)
+	}
+	return nil
+}
+
+// Slot resolves an overlay field by name.
+func (s *Store) Slot(field string) (Slot, FieldType, bool) {
+	sl, ok := s.m.slots[field]
+	if !ok {
+		return 0, 0, false
+	}
+	return sl, s.m.fields[sl].Type, true
+}
+
+// Fields lists the overlay fields in slot order.
+func (s *Store) Fields() []FieldInfo { return slices.Clone(s.m.fields) }
+
+// MaxWindow is the longest cap window the store counts; the engine should
+// reject contact policies with longer windows when it compiles them.
+func (s *Store) MaxWindow() time.Duration { return time.Duration(s.days-1) * time.Duration(dayNanos) }
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	c := &s.st
+	return Stats{
+		Customers: c.customers.Load(), Contacts: c.contacts.Load(), Events: c.events.Load(),
+		Journeys: c.journeys.Load(), UnmappedEvents: c.unmapped.Load(), MissingAttrs: c.missingAttrs.Load(),
+		HistoryEvicted: c.histEvicted.Load(), KeysEvicted: c.keysEvicted.Load(),
+		JourneysEvicted: c.journeysEvicted.Load(), InternFull: c.internFull.Load(),
+		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), ReplayDropped: c.replayDropped.Load(),
+		Compactions: c.compacts.Load(), Checkpoints: c.checkpoints.Load(), CheckpointErrors: c.checkpointErrors.Load(),
+		WAL: s.log.Stats(),
+	}
+}
+
+func (s *Store) stripeOf(customer string) int {
+	return int(maphash.String(s.seed, customer)) & (len(s.stripes) - 1)
+}
+
+func (s *Store) checkString(what, v string, required bool) error {
+	if v == "" && required {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if len(v) > s.cfg.MaxStringBytes {
+		return fmt.Errorf("%s of %d bytes exceeds the limit of %d", what, len(v), s.cfg.MaxStringBytes)
+	}
+	return nil
+}
+
+func checkTime(t time.Time) error {
+	if t.UnixNano() <= 0 || t.Year() > 2200 {
+		return fmt.Errorf("time %v is out of range", t)
+	}
+	return nil
+}
+
+// RecordContact records contacts durably. All are validated first; on any
+// error none is recorded.
+func (s *Store) RecordContact(cs ...Contact) error {
+	recs := make([]record, len(cs))
+	for i, c := range cs {
+		err := errors.Join(s.checkString("customer", c.Customer, true), s.checkString("action", c.Action, true),
+			s.checkString("group", c.Group, false), s.checkString("channel", c.Channel, false), checkTime(c.At))
+		if err == nil && c.Outcome >= numOutcomes {
+			err = fmt.Errorf("unknown outcome %d", c.Outcome)
+		}
+		if err == nil && (math.IsNaN(c.Value) || math.IsInf(c.Value, 0)) {
+			err = fmt.Errorf("value %v is not finite", c.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("cannot record contact %d: %w", i, err)
+		}
+		recs[i] = record{typ: recContact, customer: c.Customer, at: c.At.UnixNano(),
+			action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value}
+	}
+	if err := s.write(recs); err != nil {
+		return fmt.Errorf("cannot record contact: %w", err)
+	}
+	s.st.contacts.Add(uint64(len(cs)))
+	return nil
+}
+
+// ApplyEvent applies events through the mappings, durably. An event type
+// without mappings is ignored (Stats.UnmappedEvents); an op whose attribute
+// is missing is skipped (Stats.MissingAttrs); an attribute of the wrong type
+// is an error. On any error no event is applied.
+func (s *Store) ApplyEvent(es ...Event) error {
+	recs := make([]record, 0, len(es))
+	for i, e := range es {
+		err := errors.Join(s.checkString("customer", e.Customer, true), s.checkString("event type", e.Type, true), checkTime(e.At))
+		if err != nil {
+			return fmt.Errorf("cannot apply event %d: %w", i, err)
+		}
+		ops, ok := s.m.events[e.Type]
+		if !ok {
+			s.st.unmapped.Add(1)
+			continue
+		}
+		r := record{typ: recEvent, customer: e.Customer, at: e.At.UnixNano()}
+		for _, op := range ops {
+			f := s.m.fields[op.slot]
+			eff := effect{field: f.Name, typ: op.typ}
+			switch op.kind {
+			case opStamp:
+				eff.op, eff.v = opSet, value{unix: r.at}
+			case opIncr:
+				eff.op, eff.v = opIncr, op.konst
+				if op.attr != "" {
+					x, ok := e.Attrs[op.attr]
+					if !ok {
+						s.st.missingAttrs.Add(1)
+						continue
+					}
+					v, err := attrValue(x, TypeNumber)
+					if err != nil {
+						return fmt.Errorf("cannot apply event %d (%s): incr %s from %s: %w", i, e.Type, f.Name, op.attr, err)
+					}
+					eff.v = v
+				}
+			case opSet:
+				eff.op, eff.v = opSet, op.konst
+				if op.attr != "" {
+					x, ok := e.Attrs[op.attr]
+					if !ok {
+						s.st.missingAttrs.Add(1)
+						continue
+					}
+					v, err := attrValue(x, op.typ)
+					if err != nil {
+						return fmt.Errorf("cannot apply event %d (%s): set %s from %s: %w", i, e.Type, f.Name, op.attr, err)
+					}
+					eff.v = v
+				}
+				if op.typ == TypeCategory {
+					if err := s.checkString("category value", eff.v.str, false); err != nil {
+						return fmt.Errorf("cannot apply event %d (%s): set %s: %w", i, e.Type, f.Name, err)
+					}
+				}
+			}
+			r.effects = append(r.effects, eff)
+		}
+		if len(r.effects) > 0 {
+			recs = append(recs, r)
+		}
+	}
+	if err := s.write(recs); err != nil {
+		return fmt.Errorf("cannot apply event: %w", err)
+	}
+	s.st.events.Add(uint64(len(recs)))
+	return nil
+}
+
+// SetJourney records journey moves durably. On any error none is recorded.
+func (s *Store) SetJourney(us ...JourneyUpdate) error {
+	recs := make([]record, len(us))
+	for i, u := range us {
+		err := errors.Join(s.checkString("customer", u.Customer, true), s.checkString("journey", u.Journey, true), checkTime(u.At))
+		if err == nil && (u.Step < 0 || u.Step > 1<<30) {
+			err = fmt.Errorf("step %d is out of range", u.Step)
+		}
+		if err == nil && u.Status > JourneyExited {
+			err = fmt.Errorf("unknown journey status %d", u.Status)
+		}
+		if err != nil {
+			return fmt.Errorf("cannot set journey %d: %w", i, err)
+		}
+		st := u.Status
+		if st == 0 {
+			st = JourneyActive
+		}
+		recs[i] = record{typ: recJourney, customer: u.Customer, at: u.At.UnixNano(), journey: u.Journey, step: u.Step, status: st}
+	}
+	if err := s.write(recs); err != nil {
+		return fmt.Errorf("cannot set journey: %w", err)
+	}
+	s.st.journeys.Add(uint64(len(us)))
+	return nil
+}
+
+// write logs recs durably and then applies them. Writers of the customers'
+// stripes are excluded from log append to apply, so per customer the order
+// of sequence numbers is the order of application (checkpoints rely on it).
+func (s *Store) write(recs []record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	idx := make([]int, len(recs))
+	for i := range recs {
+		idx[i] = s.stripeOf(recs[i].customer)
+	}
+	locks := slices.Clone(idx)
+	slices.Sort(locks)
+	locks = slices.Compact(locks)
+	for _, i := range locks {
+		s.stripes[i].wmu.Lock()
+	}
+	defer func() {
+		for _, i := range locks {
+			s.stripes[i].wmu.Unlock()
+		}
+	}()
+	bufs := make([][]byte, len(recs))
+	for i := range recs {
+		recs[i].lsn = s.lsn.Add(1)
+		bufs[i] = appendRecord(nil, &recs[i])
+	}
+	if err := s.log.Append(bufs...); err != nil {
+		return err
+	}
+	for i := range recs {
+		s.apply(&s.stripes[idx[i]], &recs[i], false)
+	}
+	return nil
+}
+
+// replay applies a record read from the log unless the checkpoint already
+// holds it.
+func (s *Store) replay(r *record) bool {
+	if r.typ == recCompact {
+		s.raiseAsOf(r.at)
+		return true
+	}
+	return s.apply(&s.stripes[s.stripeOf(r.customer)], r, true)
+}
+
+// apply installs the effect of r on its customer. The caller holds the
+// stripe's wmu (or is replaying, single-threaded).
+func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
+	st.mu.RLock()
+	e := st.m[r.customer]
+	st.mu.RUnlock()
+	var old *custState
+	if e != nil {
+		old = e.p.Load()
+		if replaying && r.lsn <= old.lsn {
+			return false
+		}
+	}
+	var next custState
+	if old != nil {
+		next = *old
+	} else {
+		next.id = s.intern.get(r.customer, &s.st.internFull)
+	}
+	next.lsn = r.lsn
+	switch r.typ {
+	case recContact:
+		s.applyContact(&next, r)
+	case recEvent:
+		if !s.applyEffects(&next, r) && old == nil {
+			return true // no field of this config changed; keep no state
+		}
+	case recJourney:
+		s.applyJourney(&next, r)
+	}
+	if e == nil {
+		e = &entry{}
+		e.p.Store(&next)
+		st.mu.Lock()
+		st.m[next.id] = e
+		st.mu.Unlock()
+		s.st.customers.Add(1)
+		return true
+	}
+	e.p.Store(&next)
+	return true
+}
+
+func (s *Store) applyContact(cs *custState, r *record) {
+	c := Contact{
+		Action:  s.intern.get(r.action, &s.st.internFull),
+		Group:   s.intern.get(r.group, &s.st.internFull),
+		Channel: s.intern.get(r.channel, &s.st.internFull),
+		Outcome: r.outcome, Value: r.num, At: time.Unix(0, r.at).UTC(),
+	}
+	// History: a persistent list, newest first; rebuilt when the chain
+	// holds twice the visible entries so evicted ones can be collected.
+	cs.hist = &histNode{c: c, next: cs.hist}
+	cs.histLen++
+	if cs.histN < s.cfg.MaxEventsPerCustomer {
+		cs.histN++
+	} else {
+		s.st.histEvicted.Add(1)
+	}
+	if cs.histLen >= 2*s.cfg.MaxEventsPerCustomer {
+		nodes := make([]histNode, cs.histN)
+		n := cs.hist
+		for i := range nodes {
+			nodes[i].c = n.c
+			if i > 0 {
+				nodes[i-1].next = &nodes[i]
+			}
+			n = n.next
+		}
+		cs.hist, cs.histLen = &nodes[0], cs.histN
+	}
+	// Aggregates.
+	cs.aggs = slices.Clone(cs.aggs)
+	bump := func(k Kind, key string) {
+		if key == "" {
+			return
+		}
+		for i, a := range cs.aggs {
+			if a.kind == k && a.outcome == r.outcome && a.key == key {
+				a = a.clone()
+				a.add(r.at)
+				cs.aggs[i] = a
+				return
+			}
+		}
+		a := &agg{kind: k, outcome: r.outcome, key: key, days: make([]uint16, s.days)}
+		a.add(r.at)
+		if len(cs.aggs) < s.cfg.MaxKeysPerCustomer {
+			cs.aggs = append(cs.aggs, a)
+			return
+		}
+		oldest := 0
+		for i, b := range cs.aggs {
+			if b.recent[0] < cs.aggs[oldest].recent[0] {
+				oldest = i
+			}
+		}
+		cs.aggs[oldest] = a
+		s.st.keysEvicted.Add(1)
+	}
+	bump(KindAction, c.Action)
+	bump(KindGroup, c.Group)
+	bump(KindChannel, c.Channel)
+}
+
+// applyEffects applies overlay changes; it reports whether any field of the
+// current mappings changed.
+func (s *Store) applyEffects(cs *custState, r *record) bool {
+	asOf := s.asOf.Load()
+	changed := false
+	for _, eff := range r.effects {
+		slot, ok := s.m.slots[eff.field]
+		if !ok || s.m.fields[slot].Type != eff.typ {
+			s.st.replayDropped.Add(1)
+			continue
+		}
+		if r.at <= asOf {
+			continue // the snapshot already covers it
+		}
+		if !changed {
+			if cs.overlay == nil {
+				cs.overlay = make([]value, len(s.m.fields))
+			} else {
+				cs.overlay = slices.Clone(cs.overlay)
+			}
+			changed = true
+		}
+		cur := &cs.overlay[slot]
+		v := eff.v
+		if eff.typ == TypeCategory {
+			v.str = s.intern.get(v.str, &s.st.internFull)
+		}
+		if eff.op == opIncr {
+			if cur.at > asOf {
+				v.num += cur.num
+			}
+			v.at = max(r.at, cur.at)
+		} else {
+			v.at = r.at
+		}
+		*cur = v
+	}
+	return changed
+}
+
+func (s *Store) applyJourney(cs *custState, r *record) {
+	at := time.Unix(0, r.at).UTC()
+	cs.journeys = slices.Clone(cs.journeys)
+	for i := range cs.journeys {
+		j := &cs.journeys[i]
+		if j.Journey != r.journey {
+			continue
+		}
+		switch {
+		case j.Status != JourneyActive && r.status == JourneyActive:
+			j.EnteredAt, j.StepAt = at, at
+		case j.Step != r.step:
+			j.StepAt = at
+		}
+		j.Step, j.Status = r.step, r.status
+		return
+	}
+	j := JourneyState{Journey: s.intern.get(r.journey, &s.st.internFull), Step: r.step, Status: r.status, EnteredAt: at, StepAt: at}
+	if len(cs.journeys) < s.cfg.MaxJourneysPerCustomer {
+		cs.journeys = append(cs.journeys, j)
+		return
+	}
+	victim := 0
+	for i, x := range cs.journeys {
+		v := cs.journeys[victim]
+		if (x.Status != JourneyActive) != (v.Status != JourneyActive) {
+			if x.Status != JourneyActive {
+				victim = i
+			}
+			continue
+		}
+		if x.StepAt.Before(v.StepAt) {
+			victim = i
+		}
+	}
+	cs.journeys[victim] = j
+	s.st.journeysEvicted.Add(1)
+}
+
+// Compact hides and then drops overlay values stamped at or before asOf:
+// call it when a feature snapshot whose as-of time covers them becomes
+// active. It is durable and monotonic (an earlier asOf than a previous one
+// does nothing). Counters incremented both before and after asOf keep their
+// whole sum: the overlay cannot split them.
+func (s *Store) Compact(asOf time.Time) error {
+	t := asOf.UnixNano()
+	// Under ckptMu so that a checkpoint cannot separate the record (in a
+	// segment it removes) from the as-of it captures.
+	s.ckptMu.Lock()
+	if t <= s.asOf.Load() {
+		s.ckptMu.Unlock()
+		return nil
+	}
+	r := record{typ: recCompact, at: t, lsn: s.lsn.Add(1)}
+	if err := s.log.Append(appendRecord(nil, &r)); err != nil {
+		s.ckptMu.Unlock()
+		return fmt.Errorf("cannot compact state: %w", err)
+	}
+	s.raiseAsOf(t)
+	s.ckptMu.Unlock()
+	s.st.compacts.Add(1)
+	s.dropStale(t)
+	return nil
+}
+
+// dropStale frees overlay values stamped at or before t (already hidden
+// from readers by the as-of).
+func (s *Store) dropStale(t int64) {
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		st.wmu.Lock()
+		st.mu.RLock()
+		for _, e := range st.m {
+			old := e.p.Load()
+			stale, fresh := false, false
+			for _, v := range old.overlay {
+				if v.at != 0 && v.at <= t {
+					stale = true
+				} else if v.at > t {
+					fresh = true
+				}
+			}
+			if !stale {
+				continue
+			}
+			next := *old
+			next.overlay = nil
+			if fresh {
+				next.overlay = slices.Clone(old.overlay)
+				for j := range next.overlay {
+					if next.overlay[j].at <= t {
+						next.overlay[j] = value{}
+					}
+				}
+			}
+			e.p.Store(&next)
+		}
+		st.mu.RUnlock()
+		st.wmu.Unlock()
+	}
+}
+
+func (s *Store) raiseAsOf(t int64) {
+	for {
+		cur := s.asOf.Load()
+		if t <= cur || s.asOf.CompareAndSwap(cur, t) {
+			return
+		}
+	}
+}
+
+// Checkpoint writes the whole state to a new checkpoint and lets the log
+// drop the segments it covers. Reads and writes continue meanwhile; a
+// writer waits at most for one stripe to be captured.
+func (s *Store) Checkpoint() error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	err := s.log.Checkpoint(func(w io.Writer) error {
+		// Barrier: writers that appended to the old segments hold their
+		// stripe's wmu until they have applied; after this loop all of
+		// them have. Snapshots are immutable, so encoding needs no lock.
+		for i := range s.stripes {
+			s.stripes[i].wmu.Lock()
+			s.stripes[i].wmu.Unlock()
+		}
+		return s.writeCheckpoint(w)
+	})
+	if err != nil {
+		s.st.checkpointErrors.Add(1)
+		return fmt.Errorf("cannot checkpoint state: %w", err)
+	}
+	s.st.checkpoints.Add(1)
+	return nil
+}
+
+// interner deduplicates strings, up to max of them.
+type interner struct {
+	mu  sync.Mutex
+	m   map[string]string
+	max int
+}
+
+func (in *interner) get(s string, full *atomic.Uint64) string {
+	if s == "" {
+		return ""
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.m[s]; ok {
+		return v
+	}
+	// Cloned: the caller's string may share memory with a buffer.
+	s = strings.Clone(s)
+	if len(in.m) >= in.max {
+		full.Add(1)
+		return s
+	}
+	if in.m == nil {
+		in.m = map[string]string{}
+	}
+	in.m[s] = s
+	return s
+}
+
+func maphashBytes(s *Store, b []byte) uint64 { return maphash.Bytes(s.seed, b) }

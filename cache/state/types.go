@@ -1,0 +1,132 @@
+package state
+
+import (
+	"fmt"
+	"time"
+)
+
+// Outcome is what a customer did with a shown action.
+type Outcome uint8
+
+// Outcomes of a contact.
+const (
+	Impression Outcome = iota
+	Click
+	Accept
+	Reject
+	Convert
+	Dismiss
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"impression", "click", "accept", "reject", "convert", "dismiss"}
+
+// String returns the outcome's lower-case name.
+func (o Outcome) String() string {
+	if o < numOutcomes {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// ParseOutcome parses a lower-case outcome name.
+func ParseOutcome(s string) (Outcome, error) {
+	for i, n := range outcomeNames {
+		if n == s {
+			return Outcome(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown outcome %q", s)
+}
+
+// Kind selects which key of a contact an aggregate counts by.
+type Kind uint8
+
+// Kinds of contact aggregates.
+const (
+	KindAction  Kind = iota // the action's id
+	KindGroup               // the action's group, as given in the contact
+	KindChannel             // the channel
+	numKinds
+)
+
+var kindNames = [numKinds]string{"action", "group", "channel"}
+
+// String returns the kind's lower-case name.
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// JourneyStatus is where a customer stands in a journey.
+type JourneyStatus uint8
+
+// Journey statuses. The zero value of JourneyUpdate.Status means Active.
+const (
+	JourneyActive JourneyStatus = iota + 1
+	JourneyCompleted
+	JourneyExited
+)
+
+var journeyNames = [...]string{"", "active", "completed", "exited"}
+
+// String returns the status's lower-case name.
+func (s JourneyStatus) String() string {
+	if int(s) < len(journeyNames) && s != 0 {
+		return journeyNames[s]
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// ParseJourneyStatus parses a lower-case journey status name.
+func ParseJourneyStatus(s string) (JourneyStatus, error) {
+	for i, n := range journeyNames[1:] {
+		if n == s {
+			return JourneyStatus(i + 1), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown journey status %q", s)
+}
+
+// Contact records that an action was shown to a customer on a channel and
+// what came of it. Group is the action's group in the caller's catalog (the
+// store does not know the catalog); empty means none.
+type Contact struct {
+	Customer string
+	Action   string
+	Group    string
+	Channel  string
+	Outcome  Outcome
+	Value    float64 // optional, e.g. the order value of a conversion
+	At       time.Time
+}
+
+// Event is a customer event that changes profile fields through the
+// configured Mappings. Attribute values may be float64, float32, any Go
+// integer, string, bool or time.Time.
+type Event struct {
+	Customer string
+	Type     string
+	At       time.Time
+	Attrs    map[string]any
+}
+
+// JourneyUpdate moves a customer to a step of a journey.
+type JourneyUpdate struct {
+	Customer string
+	Journey  string
+	Step     int
+	Status   JourneyStatus // zero means JourneyActive
+	At       time.Time
+}
+
+// JourneyState is a customer's position in one journey.
+type JourneyState struct {
+	Journey   string
+	Step      int
+	Status    JourneyStatus
+	EnteredAt time.Time // when the customer (re-)entered the journey
+	StepAt    time.Time // when the customer reached the current step
+}

@@ -1,0 +1,183 @@
+package state
+
+import "time"
+
+// View is a read-only, consistent snapshot of one customer's state, filled by
+// Store.View. A View is reusable and owned by one goroutine at a time; the
+// snapshot it holds is immutable, so it is unaffected by later writes. No
+// method allocates.
+type View struct {
+	c    *custState
+	m    *compiled
+	asOf int64
+}
+
+// View fills v with the customer's current state and reports whether the
+// customer has any. It does not allocate and never waits on disk I/O.
+func (s *Store) View(customer []byte, v *View) bool {
+	st := &s.stripes[int(maphashBytes(s, customer))&(len(s.stripes)-1)]
+	st.mu.RLock()
+	e := st.m[string(customer)]
+	st.mu.RUnlock()
+	v.m, v.asOf = s.m, s.asOf.Load()
+	if e == nil {
+		v.c = nil
+		return false
+	}
+	v.c = e.p.Load()
+	return true
+}
+
+// Found reports whether the viewed customer has state.
+func (v *View) Found() bool { return v.c != nil }
+
+// Customer returns the viewed customer's id, or "".
+func (v *View) Customer() string {
+	if v.c == nil {
+		return ""
+	}
+	return v.c.id
+}
+
+// field returns a set overlay value of type t in slot, if not hidden by the
+// compaction as-of.
+func (v *View) field(slot Slot, t FieldType) (*value, bool) {
+	if v.c == nil || int(slot) < 0 || int(slot) >= len(v.c.overlay) || v.m.fields[slot].Type != t {
+		return nil, false
+	}
+	x := &v.c.overlay[slot]
+	if x.at == 0 || x.at <= v.asOf {
+		return nil, false
+	}
+	return x, true
+}
+
+// Number returns a number field.
+func (v *View) Number(slot Slot) (float64, bool) {
+	x, ok := v.field(slot, TypeNumber)
+	if !ok {
+		return 0, false
+	}
+	return x.num, true
+}
+
+// Time returns a time field.
+func (v *View) Time(slot Slot) (time.Time, bool) {
+	x, ok := v.field(slot, TypeTime)
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(0, x.unix).UTC(), true
+}
+
+// Bool returns a bool field.
+func (v *View) Bool(slot Slot) (bool, bool) {
+	x, ok := v.field(slot, TypeBool)
+	if !ok {
+		return false, false
+	}
+	return x.num != 0, true
+}
+
+// Category returns a category field.
+func (v *View) Category(slot Slot) (string, bool) {
+	x, ok := v.field(slot, TypeCategory)
+	if !ok {
+		return "", false
+	}
+	return x.str, true
+}
+
+// StampedAt returns the time of the event that last changed a field, so a
+// caller can prefer a feature snapshot whose as-of time is later.
+func (v *View) StampedAt(slot Slot) (time.Time, bool) {
+	if v.c == nil || int(slot) < 0 || int(slot) >= len(v.c.overlay) {
+		return time.Time{}, false
+	}
+	x := v.c.overlay[slot]
+	if x.at == 0 || x.at <= v.asOf {
+		return time.Time{}, false
+	}
+	return time.Unix(0, x.at).UTC(), true
+}
+
+func (v *View) agg(k Kind, key string, o Outcome) *agg {
+	if v.c == nil {
+		return nil
+	}
+	for _, a := range v.c.aggs {
+		if a.kind == k && a.outcome == o && a.key == key {
+			return a
+		}
+	}
+	return nil
+}
+
+// Count returns how many contacts with outcome o the customer had for key
+// (an action id, group or channel, by kind) in (now-window, now]. See the
+// package documentation for its precision. It scans the customer's
+// aggregates (at most MaxKeysPerCustomer), never the history.
+func (v *View) Count(k Kind, key string, o Outcome, window time.Duration, now time.Time) int {
+	a := v.agg(k, key, o)
+	if a == nil {
+		return 0
+	}
+	return a.count(window, now.UnixNano())
+}
+
+// Last returns the time of the latest contact with outcome o for key, e.g.
+// to pause an action for 30 days after a reject.
+func (v *View) Last(k Kind, key string, o Outcome) (time.Time, bool) {
+	a := v.agg(k, key, o)
+	if a == nil || a.seen == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, a.recent[0]).UTC(), true
+}
+
+// Journey returns the customer's state in a journey.
+func (v *View) Journey(id string) (JourneyState, bool) {
+	if v.c == nil {
+		return JourneyState{}, false
+	}
+	for _, j := range v.c.journeys {
+		if j.Journey == id {
+			return j, true
+		}
+	}
+	return JourneyState{}, false
+}
+
+// Journeys returns how many journeys the customer has state in; JourneyAt
+// returns them by index.
+func (v *View) Journeys() int {
+	if v.c == nil {
+		return 0
+	}
+	return len(v.c.journeys)
+}
+
+// JourneyAt returns the i-th journey, 0 <= i < Journeys().
+func (v *View) JourneyAt(i int) JourneyState { return v.c.journeys[i] }
+
+// HistoryLen returns how many recent contacts are kept.
+func (v *View) HistoryLen() int {
+	if v.c == nil {
+		return 0
+	}
+	return v.c.histN
+}
+
+// History appends up to n of the most recent contacts, newest first, to dst
+// and returns it; with enough capacity in dst it does not allocate.
+func (v *View) History(dst []Contact, n int) []Contact {
+	if v.c == nil {
+		return dst
+	}
+	for node, i := v.c.hist, 0; i < min(n, v.c.histN); node, i = node.next, i+1 {
+		c := node.c
+		c.Customer = v.c.id
+		dst = append(dst, c)
+	}
+	return dst
+}

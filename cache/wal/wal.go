@@ -1,0 +1,397 @@
+// Package wal is an append-only, checksummed write-ahead log with group
+// commit and checkpoints.
+//
+// Guarantees:
+//   - Append returns only after an fsync that covers its records; a record
+//     acknowledged by Append is replayed by every later Open of the directory
+//     until a checkpoint that covers it has been written.
+//   - fsync runs at most once per Config.SyncInterval; concurrent writers that
+//     arrive in between share one write and one fsync (group commit).
+//   - Every record carries its length (twice) and a CRC32C. On Open, an
+//     incomplete final write (a torn tail) is detected and truncated; any
+//     other damage stops Open with a *CorruptError naming the file, the
+//     offset and why, unless Config.SkipCorrupt is set, in which case damaged
+//     bytes are skipped and counted.
+//   - Checkpoint rotates to a new segment, writes the caller's state into a
+//     checksummed checkpoint file (temp file, fsync, rename, fsync of the
+//     directory), then removes the segments and checkpoints it supersedes.
+//     Open loads the newest checkpoint, then replays the segments after it.
+//
+// Limits: records are at most Config.MaxRecordBytes; at most
+// Config.MaxPendingBytes of records wait for the next fsync (Append fails
+// fast with ErrBacklog beyond that, and Stats.Rejected counts it). After a
+// failed write or fsync the log refuses all further appends (the kernel may
+// have dropped the dirty pages, so retrying the fsync proves nothing); the
+// process must reopen the directory.
+//
+// A Log is safe for concurrent use. The directory must be used by one process
+// at a time; the log does not lock it.
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a Log. The zero value of every field but Dir picks the
+// documented default.
+type Config struct {
+	// Dir holds segments and checkpoints; it is created if missing.
+	Dir string
+	// SyncInterval is the minimum time between two fsyncs; writers arriving
+	// in between are batched into the next one. Default 2ms. A single
+	// writer on an idle log does not wait for it.
+	SyncInterval time.Duration
+	// MaxRecordBytes is the largest payload Append accepts and replay
+	// trusts. Default 1 MiB; at most 1 GiB.
+	MaxRecordBytes int
+	// MaxPendingBytes bounds the framed bytes waiting for the next fsync.
+	// Default 64 MiB; at least MaxRecordBytes plus framing.
+	MaxPendingBytes int
+	// SkipCorrupt makes Open skip damaged records (counting them in
+	// Stats.CorruptRecords) instead of failing.
+	SkipCorrupt bool
+}
+
+const (
+	defaultSyncInterval = 2 * time.Millisecond
+	defaultMaxRecord    = 1 << 20
+	defaultMaxPending   = 64 << 20
+	maxMaxRecord        = 1 << 30
+)
+
+func (c *Config) validate() error {
+	if c.Dir == "" {
+		return errors.New("wal: Dir is empty")
+	}
+	if c.SyncInterval < 0 {
+		return fmt.Errorf("wal: SyncInterval %v is negative", c.SyncInterval)
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = defaultSyncInterval
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = defaultMaxRecord
+	}
+	if c.MaxRecordBytes < 0 || c.MaxRecordBytes > maxMaxRecord {
+		return fmt.Errorf("wal: MaxRecordBytes %d is outside [1, %d]", c.MaxRecordBytes, maxMaxRecord)
+	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = max(defaultMaxPending, c.MaxRecordBytes+frameHeaderLen)
+	}
+	if c.MaxPendingBytes < c.MaxRecordBytes+frameHeaderLen {
+		return fmt.Errorf("wal: MaxPendingBytes %d is below MaxRecordBytes %d plus framing", c.MaxPendingBytes, c.MaxRecordBytes)
+	}
+	return nil
+}
+
+// Errors returned by Append.
+var (
+	// ErrClosed is returned by Append after Close.
+	ErrClosed = errors.New("wal: log is closed")
+	// ErrBacklog is returned when MaxPendingBytes are already waiting for
+	// an fsync; the caller should shed load.
+	ErrBacklog = errors.New("wal: too many bytes waiting for fsync")
+)
+
+// CorruptError reports a damaged record found by Open.
+type CorruptError struct {
+	File   string
+	Offset int64
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("corrupt wal record in %q at offset %d: %s", e.File, e.Offset, e.Reason)
+}
+
+// batch is one group commit: the writers waiting on done share err.
+type batch struct {
+	done chan struct{}
+	err  error
+}
+
+// Log is an open write-ahead log. It is safe for concurrent use.
+type Log struct {
+	cfg Config
+
+	mu      sync.Mutex
+	pending []byte // framed records waiting for the flusher
+	cur     *batch // the batch pending completes; nil when pending is empty
+	closed  bool
+	failed  error // sticky write/fsync error
+
+	kick chan struct{} // capacity 1: "pending is not empty"
+	stop chan struct{}
+	done chan struct{}
+
+	fileMu sync.Mutex // guards f and seq against the flusher and Checkpoint
+	f      *os.File
+	seq    uint64 // sequence of the segment f
+
+	ckptMu sync.Mutex // one Checkpoint at a time
+
+	st stats
+}
+
+// Open opens or creates the log in cfg.Dir. If a checkpoint exists, load is
+// called once with its body (already verified against its CRC); then replay
+// is called for every record after it, in append order. Either callback's
+// error stops Open. load may be nil when no checkpoint is expected. Open
+// always starts a new segment for appends.
+func Open(cfg Config, load func(body io.Reader) error, replay func(rec []byte) error) (*Log, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("cannot open wal: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot open wal: %w", err)
+	}
+	l := &Log{
+		cfg:  cfg,
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	next, err := l.recover(load, replay)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.startSegment(next); err != nil {
+		return nil, fmt.Errorf("cannot open wal %q: %w", cfg.Dir, err)
+	}
+	l.pending = make([]byte, 0, 64<<10)
+	go l.flusher()
+	return l, nil
+}
+
+func segName(seq uint64) string  { return fmt.Sprintf("wal-%016x.seg", seq) }
+func ckptName(seq uint64) string { return fmt.Sprintf("ckpt-%016x.bin", seq) }
+
+// startSegment creates segment seq with its header and makes it durable.
+func (l *Log) startSegment(seq uint64) error {
+	path := filepath.Join(l.cfg.Dir, segName(seq))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(appendSegHeader(nil, seq)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := syncDir(l.cfg.Dir); err != nil {
+		f.Close()
+		return err
+	}
+	l.f, l.seq = f, seq
+	l.st.segments.Add(1)
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Append writes recs as one unit of group commit and returns after the
+// fsync that covers them. recs are copied; the caller may reuse them.
+func (l *Log) Append(recs ...[]byte) error {
+	need := 0
+	for _, r := range recs {
+		if len(r) > l.cfg.MaxRecordBytes {
+			l.st.tooLarge.Add(1)
+			return fmt.Errorf("cannot append to wal: record of %d bytes exceeds the limit of %d", len(r), l.cfg.MaxRecordBytes)
+		}
+		need += frameHeaderLen + len(r)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		l.mu.Unlock()
+		return ErrClosed
+	case l.failed != nil:
+		err := l.failed
+		l.mu.Unlock()
+		return fmt.Errorf("cannot append to wal: earlier write failed: %w", err)
+	case len(l.pending)+need > l.cfg.MaxPendingBytes && len(l.pending) > 0:
+		l.mu.Unlock()
+		l.st.rejected.Add(1)
+		return ErrBacklog
+	}
+	for _, r := range recs {
+		l.pending = appendFrame(l.pending, r)
+	}
+	b := l.cur
+	if b == nil {
+		b = &batch{done: make(chan struct{})}
+		l.cur = b
+	}
+	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	<-b.done
+	if b.err == nil {
+		l.st.appends.Add(uint64(len(recs)))
+	}
+	return b.err
+}
+
+// flusher writes and fsyncs pending records, at most once per SyncInterval.
+func (l *Log) flusher() {
+	defer close(l.done)
+	spare := make([]byte, 0, 64<<10)
+	var last time.Time
+	for {
+		select {
+		case <-l.kick:
+		case <-l.stop:
+			// Close: flush what is left, then exit.
+			l.flushOnce(&spare)
+			return
+		}
+		if wait := l.cfg.SyncInterval - time.Since(last); wait > 0 {
+			time.Sleep(wait)
+		}
+		last = time.Now()
+		l.flushOnce(&spare)
+	}
+}
+
+// flushOnce writes the pending batch, if any, and completes it.
+func (l *Log) flushOnce(spare *[]byte) {
+	l.mu.Lock()
+	data, b := l.pending, l.cur
+	l.pending, l.cur = (*spare)[:0], nil
+	l.mu.Unlock()
+	*spare = data
+	if b == nil {
+		return
+	}
+	l.fileMu.Lock()
+	start := time.Now()
+	_, err := l.f.Write(data)
+	if err == nil {
+		err = l.f.Sync()
+		l.st.observeFsync(time.Since(start))
+	}
+	l.fileMu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("cannot write wal segment %q: %w", segName(l.seq), err)
+		l.mu.Lock()
+		l.failed = err
+		l.mu.Unlock()
+		l.st.writeErrors.Add(1)
+	} else {
+		l.st.bytes.Add(uint64(len(data)))
+	}
+	b.err = err
+	close(b.done)
+}
+
+// Close flushes and fsyncs pending records, then closes the segment. Appends
+// after Close fail with ErrClosed. Close is idempotent.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.done
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("cannot close wal %q: %w", l.cfg.Dir, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
+// Dir returns the log's directory.
+func (l *Log) Dir() string { return l.cfg.Dir }
+
+// Stats returns the log's counters.
+func (l *Log) Stats() Stats { return l.st.snapshot() }
+
+// FsyncBuckets are the upper bounds of the fsync latency histogram in
+// Stats.FsyncLatency; the last bucket of the histogram counts everything
+// slower than the last bound.
+var FsyncBuckets = [...]time.Duration{
+	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond,
+	500 * time.Microsecond, time.Millisecond, 2500 * time.Microsecond,
+	5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	time.Second,
+}
+
+// Stats are cumulative counters of a Log since Open.
+type Stats struct {
+	Appends        uint64 // records acknowledged
+	Fsyncs         uint64 // group commits (write + fsync)
+	Bytes          uint64 // framed bytes written to segments
+	Rejected       uint64 // Append calls refused with ErrBacklog
+	TooLarge       uint64 // records refused for exceeding MaxRecordBytes
+	WriteErrors    uint64 // failed writes or fsyncs (the log is then failed)
+	Replayed       uint64 // records replayed by Open
+	TornTails      uint64 // incomplete final writes truncated by Open
+	CorruptRecords uint64 // damaged records found (and skipped, with SkipCorrupt)
+	Segments       uint64 // segments created
+	Checkpoints    uint64 // checkpoints written
+	// FsyncLatency counts fsyncs (with their write) by duration: element i
+	// counts those at most FsyncBuckets[i] and above FsyncBuckets[i-1]; the
+	// last element counts the slower ones.
+	FsyncLatency [len(FsyncBuckets) + 1]uint64
+	FsyncSum     time.Duration // total time spent in write + fsync
+}
+
+type stats struct {
+	appends, fsyncs, bytes, rejected, tooLarge, writeErrors atomic.Uint64
+	replayed, tornTails, corrupt, segments, checkpoints     atomic.Uint64
+	latency                                                 [len(FsyncBuckets) + 1]atomic.Uint64
+	latencySum                                              atomic.Int64
+}
+
+func (s *stats) observeFsync(d time.Duration) {
+	s.fsyncs.Add(1)
+	s.latencySum.Add(int64(d))
+	i := 0
+	for i < len(FsyncBuckets) && d > FsyncBuckets[i] {
+		i++
+	}
+	s.latency[i].Add(1)
+}
+
+func (s *stats) snapshot() Stats {
+	out := Stats{
+		Appends: s.appends.Load(), Fsyncs: s.fsyncs.Load(), Bytes: s.bytes.Load(),
+		Rejected: s.rejected.Load(), TooLarge: s.tooLarge.Load(), WriteErrors: s.writeErrors.Load(),
+		Replayed: s.replayed.Load(), TornTails: s.tornTails.Load(), CorruptRecords: s.corrupt.Load(),
+		Segments: s.segments.Load(), Checkpoints: s.checkpoints.Load(),
+		FsyncSum: time.Duration(s.latencySum.Load()),
+	}
+	for i := range s.latency {
+		out.FsyncLatency[i] = s.latency[i].Load()
+	}
+	return out
+}
