@@ -106,10 +106,10 @@ const (
 // t are replaced by the smallest float64 that rounds to a float32 >= t, so
 // float32(x) < t holds exactly when x < thr and the request path never
 // converts. The children of a node are adjacent (right = left+1). A leaf
-// points at itself with thr = NaN and the default-left flag, so stepping from
-// a leaf stays there: a tree is walked for a fixed number of steps (its depth)
-// without testing for leaves, and the leaf's value is read from
-// Ensemble.values afterwards.
+// holds its value (times the tree weight) in thr and points at itself; the
+// leaf flag masks the comparison so that stepping from a leaf stays there. A
+// tree is thus walked for a fixed number of steps (its depth) without a
+// data-dependent branch, and the value is read from the node reached.
 type node struct {
 	thr  float64
 	left int32
@@ -463,9 +463,9 @@ func (e *Ensemble) step(i int32, row []float64) int32 {
 		return e.slowStep(i, row)
 	}
 	x := row[n.meta&featMask]
-	// Right when x >= thr, or when x is NaN and missing goes right. A leaf
-	// (thr NaN, default left) never goes right.
-	right := b2u(x >= n.thr) | (b2u(x != x) &^ (n.meta >> 24))
+	// Right when x >= thr, or when x is NaN and missing goes right; never
+	// from a leaf.
+	right := (b2u(!(x < n.thr)) &^ (n.meta >> 24)) | b2u(x >= n.thr)
 	return n.left + int32(right&1)
 }
 
@@ -509,8 +509,17 @@ func (e *Ensemble) slowStep(i int32, row []float64) int32 {
 // leaf walks tree t for row and returns its (weighted) leaf value.
 func (e *Ensemble) leaf(t int, row []float64) float64 {
 	i := e.roots[t]
+	nodes := e.nodes
 	for d := e.depths[t]; d > 0; d-- {
-		i = e.step(i, row)
+		// The step of Ensemble.step, inlined by hand.
+		n := &nodes[i]
+		if n.meta&flagSpecial != 0 {
+			i = e.slowStep(i, row)
+			continue
+		}
+		x := row[n.meta&featMask]
+		right := (b2u(!(x < n.thr)) &^ (n.meta >> 24)) | b2u(x >= n.thr)
+		i = n.left + int32(right&1)
 	}
 	return e.values[i]
 }
@@ -601,7 +610,18 @@ func (e *Ensemble) Predict(row []float64, out []float64) {
 		return
 	}
 	e.margins(row, out)
-	applyLink(e.link, e.sigScale, out[:e.groups])
+	e.link32(out[:e.groups])
+}
+
+// link32 applies the link; for XGBoost models (Float32) the result is rounded
+// to float32 like XGBoost's own, so that printed predictions match it.
+func (e *Ensemble) link32(out []float64) {
+	applyLink(e.link, e.sigScale, out)
+	if e.f32 {
+		for k, v := range out {
+			out[k] = float64(float32(v))
+		}
+	}
 }
 
 // applyLink transforms margins in place. LinkArgmax is handled by callers.
@@ -632,13 +652,15 @@ func applyLink(link Link, scale float64, out []float64) {
 }
 
 // blockRows is how many rows predictRows walks through a tree together: their
-// paths are independent, so the CPU overlaps their memory loads.
-const blockRows = 8
+// paths are independent, so the CPU overlaps their memory loads, and a tree's
+// nodes are fetched into cache once for the whole block (XGBoost's CPU
+// predictor also scores blocks of 64 rows).
+const blockRows = 64
 
 // predictRows scores n rows on the calling goroutine, blockRows at a time.
 func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
 	nf, no := len(e.features), e.NumOutputs()
-	if e.link == LinkArgmax {
+	if e.link == LinkArgmax || nf == 0 {
 		for r := 0; r < n; r++ {
 			if raw {
 				e.PredictRaw(rows[r*nf:(r+1)*nf], out[r*no:(r+1)*no])
@@ -648,53 +670,53 @@ func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
 		}
 		return
 	}
+	var idx [blockRows]int32
 	for lo := 0; lo < n; lo += blockRows {
 		hi := min(lo+blockRows, n)
-		e.block(rows[lo*nf:hi*nf], nf, hi-lo, out[lo*no:hi*no])
+		e.block(rows[lo*nf:hi*nf], nf, out[lo*no:hi*no], idx[:hi-lo])
 		if !raw {
-			for r := 0; r < hi-lo; r++ {
-				applyLink(e.link, e.sigScale, out[(lo+r)*no:(lo+r+1)*no])
+			for r := lo; r < hi; r++ {
+				e.link32(out[r*no : (r+1)*no])
 			}
 		}
 	}
 }
 
-// block writes the margins of m <= blockRows rows into out.
-func (e *Ensemble) block(rows []float64, nf, m int, out []float64) {
+// block writes the margins of len(idx) rows into out; idx is scratch.
+func (e *Ensemble) block(rows []float64, nf int, out []float64, idx []int32) {
 	g := e.groups
-	out = out[:m*g]
+	m := len(idx)
+	rows, out = rows[:m*nf], out[:m*g]
 	for r := 0; r < m; r++ {
 		copy(out[r*g:(r+1)*g], e.base)
 	}
-	if m < blockRows || nf == 0 {
-		for r := 0; r < m; r++ {
-			e.margins(rows[r*nf:(r+1)*nf], out[r*g:(r+1)*g])
-		}
-		return
-	}
-	var rs [blockRows][]float64
-	for r := range rs {
-		rs[r] = rows[r*nf : (r+1)*nf]
-	}
-	var idx [blockRows]int32
+	values := e.values
+	base := unsafe.Pointer(unsafe.SliceData(e.nodes))
+	rowBase := unsafe.Pointer(unsafe.SliceData(rows))
+	stride := uintptr(nf) * 8
 	for t, root := range e.roots {
 		for r := range idx {
 			idx[r] = root
 		}
 		for d := e.depths[t]; d > 0; d-- {
-			for r := range idx {
-				idx[r] = e.step(idx[r], rs[r])
+			if stepRows(base, idx, rowBase, stride) {
+				// Some rows wait at special nodes, marked ^i.
+				for r, i := range idx {
+					if i < 0 {
+						idx[r] = e.slowStep(^i, rows[r*nf:(r+1)*nf])
+					}
+				}
 			}
 		}
 		k := int(e.tgroup[t])
 		if e.f32 {
-			for r := range idx {
+			for r, i := range idx {
 				o := &out[r*g+k]
-				*o = float64(float32(*o) + float32(e.values[idx[r]]))
+				*o = float64(float32(*o) + float32(values[i]))
 			}
 		} else {
-			for r := range idx {
-				out[r*g+k] += e.values[idx[r]]
+			for r, i := range idx {
+				out[r*g+k] += values[i]
 			}
 		}
 	}
@@ -703,4 +725,30 @@ func (e *Ensemble) block(rows []float64, nf, m int, out []float64) {
 			out[k] /= e.divisor
 		}
 	}
+}
+
+// stepRows moves every row of a block one level down: idx[r] is the node of
+// row r, whose values start at rows + r*stride. It is the step of
+// Ensemble.step without bounds checks (CompileEnsemble has checked every
+// child index and feature, and the caller passes a block of len(idx) rows)
+// and without calls, which keeps the loop in registers. A row at a special
+// node is left as ^i for the caller, and the result says whether there is
+// one.
+func stepRows(nodes unsafe.Pointer, idx []int32, rows unsafe.Pointer, stride uintptr) bool {
+	var special uint32
+	for r, i := range idx {
+		n := (*node)(unsafe.Add(nodes, uintptr(i)*unsafe.Sizeof(node{})))
+		meta := n.meta
+		if meta&flagSpecial != 0 {
+			special = 1
+			idx[r] = ^i
+		} else {
+			x := *(*float64)(unsafe.Add(rows, uintptr(meta&featMask)*8))
+			// !(x < thr) is also true for NaN; x >= thr is not.
+			right := (b2u(!(x < n.thr)) &^ (meta >> 24)) | b2u(x >= n.thr)
+			idx[r] = n.left + int32(right&1)
+		}
+		rows = unsafe.Add(rows, stride)
+	}
+	return special != 0
 }

@@ -227,20 +227,18 @@ func (lm *lgbModel) parseHeader(h map[string]string) error {
 	}
 	lm.featureNames = make([]string, 0, maxFeature+1)
 	fields(names, func(_ int, name string) error {
-		lm.featureNames = append(lm.featureNames, name)
+		// Cloned: a substring would keep the whole file in memory.
+		lm.featureNames = append(lm.featureNames, strings.Clone(name))
 		return nil
 	})
 	_, lm.average = h["average_output"]
-	if v, ok := h["linear_tree"]; ok && strings.TrimSpace(v) != "0" {
-		return errLinearTrees
-	}
 	return lm.parseObjective(h["objective"], numClass)
 }
 
 // TODO(contract): linear trees need per-leaf linear models in TreeNode
 // (leaf_const, leaf_features, leaf_coeff: value = const + sum coeff*x, with
 // the leaf's constant used when one of its features is NaN).
-var errLinearTrees = fmt.Errorf("linear trees (is_linear=1, linear_tree) are not supported")
+var errLinearTrees = fmt.Errorf("linear trees (is_linear=1) are not supported")
 
 // parseObjective maps the objective line (as written by each objective's
 // ToString in LightGBM) to a link function.
@@ -282,6 +280,8 @@ func (lm *lgbModel) parseObjective(line string, numClass int) error {
 		}
 		return nil
 	}
+	// The names are those LightGBM's ObjectiveFunction::ToString writes and
+	// CreateObjectiveFunction reads back; aliases are never saved.
 	switch lm.objective {
 	case "binary":
 		lm.link = LinkSigmoid
@@ -289,13 +289,13 @@ func (lm *lgbModel) parseObjective(line string, numClass int) error {
 			return err
 		}
 		return sigmoid()
-	case "cross_entropy", "xentropy":
+	case "cross_entropy":
 		lm.link, lm.sigmoid = LinkSigmoid, 1
 		return single()
-	case "multiclass", "softmax":
+	case "multiclass":
 		lm.link = LinkSoftmax
 		return classes()
-	case "multiclassova", "multiclass_ova", "ova", "ovr":
+	case "multiclassova":
 		lm.link = LinkSigmoid
 		if err := classes(); err != nil {
 			return err
@@ -304,9 +304,7 @@ func (lm *lgbModel) parseObjective(line string, numClass int) error {
 	case "poisson", "gamma", "tweedie":
 		lm.link = LinkExp
 		return single()
-	case "regression", "regression_l2", "l2", "mean_squared_error", "mse", "l2_root", "root_mean_squared_error", "rmse",
-		"regression_l1", "l1", "mean_absolute_error", "mae",
-		"huber", "fair", "quantile", "mape", "mean_absolute_percentage_error":
+	case "regression", "regression_l1", "huber", "fair", "quantile", "mape":
 		for _, w := range words[1:] {
 			if w == "sqrt" {
 				// TODO(contract): reg_sqrt needs a link sign(x)*x*x.
@@ -315,10 +313,10 @@ func (lm *lgbModel) parseObjective(line string, numClass int) error {
 		}
 		lm.link = LinkIdentity
 		return single()
-	case "lambdarank", "rank_xendcg", "xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart", "custom", "none":
+	case "lambdarank", "rank_xendcg", "custom":
 		lm.link = LinkIdentity
 		return nil
-	case "cross_entropy_lambda", "xentlambda":
+	case "cross_entropy_lambda":
 		// TODO(contract): cross_entropy_lambda needs a link log(1+exp(x)).
 		return fmt.Errorf("objective %q is not supported", line)
 	}
@@ -536,6 +534,10 @@ func (t *lgbTree) nodes() ([]TreeNode, error) {
 			n.CatSetLeft = true
 			// NaN is a non-member, so it goes right like in LightGBM.
 			n.Missing = MissingNone
+			// TODO(contract): LightGBM truncates the input toward zero
+			// (static_cast<int>) before the lookup, so 2.7 is category 2 and
+			// -0.5 is category 0; the contract makes non-integers
+			// non-members. Needs a TreeNode flag such as CatTruncate.
 		} else {
 			n.Threshold = t.threshold[i]
 			n.LessEqual = true

@@ -45,8 +45,8 @@ type Online struct {
 	cfg      OnlineConfig
 	dim      int // 1 + len(cfg.Features)
 	priorQ   float64
-	actions  []atomic.Pointer[posterior]
-	groups   []atomic.Pointer[posterior]
+	actions  []atomic.Pointer[onlinePosterior]
+	groups   []atomic.Pointer[onlinePosterior]
 	locks    [64]sync.Mutex // action updates, striped by action index
 	glocks   [16]sync.Mutex // group updates, striped by group index
 	updates  atomic.Uint64
@@ -100,8 +100,8 @@ const (
 	onlineMaxActions  = 1 << 20
 )
 
-// posterior is an immutable diagonal Gaussian: never modified once published.
-type posterior struct {
+// onlinePosterior is an immutable diagonal Gaussian: never modified once published.
+type onlinePosterior struct {
 	m, q []float64 // mean and precision per weight; index 0 is the intercept
 	n    float64   // evidence: (decayed) number of observations
 	t    int64     // unix nanoseconds of the last update
@@ -169,12 +169,13 @@ func NewOnline(cfg OnlineConfig) (*Online, error) {
 		cfg:     cfg,
 		dim:     1 + len(cfg.Features),
 		priorQ:  1 / cfg.PriorVariance,
-		actions: make([]atomic.Pointer[posterior], cfg.Actions),
-		groups:  make([]atomic.Pointer[posterior], cfg.NumGroups),
+		actions: make([]atomic.Pointer[onlinePosterior], cfg.Actions),
+		groups:  make([]atomic.Pointer[onlinePosterior], cfg.NumGroups),
 	}, nil
 }
 
-// Features returns the configured feature names (without the intercept).
+// Features returns the configured feature names (without the intercept); the
+// slice is shared and must not be modified.
 func (o *Online) Features() []string { return o.cfg.Features }
 
 // Updates returns the number of accepted updates and the number rejected
@@ -194,7 +195,7 @@ func (o *Online) group(a int) int {
 // view returns the distribution an action is read from: its own posterior, or
 // its group's with precisions shrunk by shrink (see OnlineConfig), or nil for
 // the plain prior.
-func (o *Online) view(a int) (p *posterior, shrink float64) {
+func (o *Online) view(a int) (p *onlinePosterior, shrink float64) {
 	if p = o.actions[a].Load(); p != nil {
 		return p, 1
 	}
@@ -301,9 +302,9 @@ func (o *Online) Update(action int, x []float64, offset, y float64) bool {
 }
 
 // step returns the posterior after forgetting and one observation.
-func (o *Online) step(cur *posterior, shrink float64, now int64, x []float64, offset, y float64) *posterior {
+func (o *Online) step(cur *onlinePosterior, shrink float64, now int64, x []float64, offset, y float64) *onlinePosterior {
 	d := o.dim
-	next := &posterior{m: make([]float64, d), q: make([]float64, d), t: now}
+	next := &onlinePosterior{m: make([]float64, d), q: make([]float64, d), t: now}
 	keep := 1.0
 	if cur == nil {
 		for i := range next.q {
@@ -394,7 +395,7 @@ func (o *Online) MarshalBinary() ([]byte, error) {
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(f)))
 		b = append(b, f...)
 	}
-	put := func(p *posterior) {
+	put := func(p *onlinePosterior) {
 		if p == nil {
 			b = append(b, 0)
 			return
@@ -452,7 +453,7 @@ func (o *Online) UnmarshalBinary(data []byte) error {
 			return fail("feature %d is %q, configured %q", i, name, f)
 		}
 	}
-	ps := make([]*posterior, na+ng)
+	ps := make([]*onlinePosterior, na+ng)
 	for i := range ps {
 		switch r.u8() {
 		case 0:
@@ -460,10 +461,10 @@ func (o *Online) UnmarshalBinary(data []byte) error {
 		case 1:
 		default:
 			if r.err == nil {
-				return fail("posterior %d: bad presence flag", i)
+				return fail("onlinePosterior %d: bad presence flag", i)
 			}
 		}
-		p := &posterior{n: r.f64(), t: int64(r.u64()), m: make([]float64, dim), q: make([]float64, dim)}
+		p := &onlinePosterior{n: r.f64(), t: int64(r.u64()), m: make([]float64, dim), q: make([]float64, dim)}
 		for j := range p.m {
 			p.m[j] = r.f64()
 		}
@@ -474,11 +475,11 @@ func (o *Online) UnmarshalBinary(data []byte) error {
 			break
 		}
 		if !onlineFinite(p.n) || p.n < 0 {
-			return fail("posterior %d: bad evidence %g", i, p.n)
+			return fail("onlinePosterior %d: bad evidence %g", i, p.n)
 		}
 		for j := range p.m {
 			if !onlineFinite(p.m[j]) || !onlineFinite(p.q[j]) || !(p.q[j] > 0) {
-				return fail("posterior %d: weight %d: bad mean %g or precision %g", i, j, p.m[j], p.q[j])
+				return fail("onlinePosterior %d: weight %d: bad mean %g or precision %g", i, j, p.m[j], p.q[j])
 			}
 		}
 		ps[i] = p

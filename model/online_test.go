@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -392,4 +393,19 @@ func BenchmarkOnline(b *testing.B) {
 			o.Update(i%100, x, 0.1, float64(i&1))
 		}
 	})
+}
+
+func ExampleOnline() {
+	o, err := NewOnline(OnlineConfig{Features: []string{"tenure_years"}, Actions: 2})
+	if err != nil {
+		panic(err)
+	}
+	x := []float64{3}
+	offline := -2.0 // the trained model's logit for this customer and action
+	for range 20 {
+		o.Update(0, x, offline, 1) // action 0 keeps getting responses
+	}
+	fmt.Printf("action 0: %.2f, action 1: %.2f, evidence %g\n", o.Mean(0, x, offline), o.Mean(1, x, offline), o.Evidence(0))
+	// Output:
+	// action 0: 0.94, action 1: 0.29, evidence 20
 }

@@ -36,6 +36,9 @@ func parseParquet(name string, buf []byte, cfg Config) (s *Snapshot, err error) 
 			s, err = nil, fmt.Errorf("cannot load snapshot %q: corrupt parquet file: %v", name, r)
 		}
 	}()
+	if err := checkParquetFrame(buf); err != nil {
+		return nil, fmt.Errorf("cannot load snapshot %q: %w", name, err)
+	}
 	f, err := parquet.OpenFile(bytes.NewReader(buf), int64(len(buf)), parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
 	if err != nil {
 		return nil, fmt.Errorf("cannot load snapshot %q: cannot open parquet file: %w", name, err)
@@ -345,6 +348,24 @@ func pqStore(col *column, pc *pqColumn, dict map[string]int32, vals *[]string, r
 			*vals = append(*vals, str)
 		}
 		col.cat[row] = code
+	}
+	return nil
+}
+
+// checkParquetFrame validates the magic bytes and the footer length before
+// the file reaches the Parquet decoder, which would otherwise allocate
+// whatever length a corrupt footer claims.
+func checkParquetFrame(buf []byte) error {
+	if len(buf) < 12 || !bytes.HasPrefix(buf, magicParquet) {
+		return errors.New("not a parquet file: too short or no header magic")
+	}
+	tail := buf[len(buf)-8:]
+	if string(tail[4:]) != "PAR1" {
+		return fmt.Errorf("not a plain parquet file: footer magic %q (encrypted files are not supported)", tail[4:])
+	}
+	footer := int64(tail[0]) | int64(tail[1])<<8 | int64(tail[2])<<16 | int64(tail[3])<<24
+	if footer > int64(len(buf))-12 {
+		return fmt.Errorf("corrupt parquet file: footer of %d bytes in a file of %d", footer, len(buf))
 	}
 	return nil
 }

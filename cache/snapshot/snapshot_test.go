@@ -329,3 +329,14 @@ func TestLookupAllocs(t *testing.T) {
 	}
 	_ = math.IsNaN(float64(sink))
 }
+
+// TestParquetHugeFooterLength is the regression test for a 16-byte file
+// whose footer length (3 GB) made the decoder allocate it (found by
+// FuzzParseParquet).
+func TestParquetHugeFooterLength(t *testing.T) {
+	data := []byte("PAR1\x15\x06\x154\x154\x15\xb6PAR1")
+	_, err := Parse("tiny.parquet", data, Config{})
+	if err == nil || !strings.Contains(err.Error(), "footer of 3054842901 bytes in a file of 16") {
+		t.Fatalf("err = %v", err)
+	}
+}

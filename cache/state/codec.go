@@ -335,7 +335,8 @@ func (s *Store) appendCustomer(b []byte, cs *custState) []byte {
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(cs.aggs)))
-	for _, a := range cs.aggs {
+	for _, ref := range cs.aggs {
+		a := ref.a
 		b = append(b, byte(a.kind), byte(a.outcome))
 		b = appendString(b, a.key)
 		b = binary.AppendUvarint(b, uint64(a.seen))
@@ -596,7 +597,12 @@ func (s *Store) loadCustomer(d *rd, remap []int, types []FieldType) {
 			a.days[mod(day, s.days)] = days[mod(day, nd)]
 		}
 		if len(cs.aggs) < s.cfg.MaxKeysPerCustomer {
-			cs.aggs = append(cs.aggs, s.internAgg(a))
+			s.internAgg(a)
+			var last int64
+			if a.seen > 0 {
+				last = a.recent[0]
+			}
+			cs.aggs = append(cs.aggs, aggRef{kind: a.kind, outcome: a.outcome, key: a.key, last: last, a: a})
 		} else {
 			s.st.keysEvicted.Add(1)
 		}

@@ -465,7 +465,8 @@ func dump(s *Store) string {
 				}
 			}
 			var aggs []string
-			for _, a := range cs.aggs {
+			for _, ref := range cs.aggs {
+				a := ref.a
 				aggs = append(aggs, fmt.Sprintf("%v:%s:%v:%d:%v:%d:%v:%d:%v", a.kind, a.key, a.outcome, a.seen, a.recent, a.hourTop, a.hours, a.dayTop, a.days))
 			}
 			slices.Sort(aggs)
@@ -605,5 +606,22 @@ func TestViewAllocs(t *testing.T) {
 	}
 	if sink == 0 {
 		t.Fatal("reads found nothing")
+	}
+}
+
+func TestBackgroundCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, func(c *Config) { c.CheckpointEvery = time.Millisecond })
+	for i := range 40 {
+		if err := s.RecordContact(Contact{Customer: "c", Action: "a", At: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := dump(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := dump(openStore(t, dir, nil)); after != before {
+		t.Fatalf("state differs after background checkpoints:\n%s\n%s", before, after)
 	}
 }

@@ -180,11 +180,20 @@ type custState struct {
 	id       string
 	lsn      uint64  // the last record applied
 	overlay  []value // by Slot; nil when no field was ever set
-	aggs     []*agg
+	aggs     []aggRef // inline headers: Count scans them without dereferencing
 	hist     *histNode // newest first
 	histN    int       // visible entries (≤ MaxEventsPerCustomer)
 	histLen  int       // nodes in the chain; rebuilt at 2×MaxEventsPerCustomer
 	journeys []JourneyState
+}
+
+// aggRef is an aggregate's key, inline in custState.aggs, and the aggregate.
+type aggRef struct {
+	kind    Kind
+	outcome Outcome
+	last    int64 // the aggregate's latest event time, for eviction
+	key     string
+	a       *agg
 }
 
 type histNode struct {
@@ -402,7 +411,8 @@ func (s *Store) RecordContact(cs ...Contact) error {
 // ApplyEvent applies events through the mappings, durably. An event type
 // without mappings is ignored (Stats.UnmappedEvents); an op whose attribute
 // is missing is skipped (Stats.MissingAttrs); an attribute of the wrong type
-// is an error. On any error no event is applied.
+// is an error. On any error no event is applied. Changes stamped at or
+// before the as-of of the last Compact are ignored: the snapshot has them.
 func (s *Store) ApplyEvent(es ...Event) error {
 	recs := make([]record, 0, len(es))
 	for i, e := range es {
@@ -469,7 +479,9 @@ func (s *Store) ApplyEvent(es ...Event) error {
 	return nil
 }
 
-// SetJourney records journey moves durably. On any error none is recorded.
+// SetJourney records journey moves durably, in arrival order: moving to a
+// new step sets StepAt, (re-)entering an active journey from a finished one
+// sets EnteredAt. On any error none is recorded.
 func (s *Store) SetJourney(us ...JourneyUpdate) error {
 	recs := make([]record, len(us))
 	for i, u := range us {
@@ -619,27 +631,28 @@ func (s *Store) applyContact(cs *custState, r *record) {
 		if key == "" {
 			return
 		}
-		for i, a := range cs.aggs {
-			if a.kind == k && a.outcome == r.outcome && a.key == key {
-				a = a.clone()
+		for i, ref := range cs.aggs {
+			if ref.kind == k && ref.outcome == r.outcome && ref.key == key {
+				a := ref.a.clone()
 				a.add(r.at)
-				cs.aggs[i] = a
+				cs.aggs[i].a, cs.aggs[i].last = a, a.recent[0]
 				return
 			}
 		}
 		a := &agg{kind: k, outcome: r.outcome, key: key, days: make([]uint16, s.days)}
 		a.add(r.at)
+		ref := aggRef{kind: k, outcome: r.outcome, key: key, last: a.recent[0], a: a}
 		if len(cs.aggs) < s.cfg.MaxKeysPerCustomer {
-			cs.aggs = append(cs.aggs, a)
+			cs.aggs = append(cs.aggs, ref)
 			return
 		}
 		oldest := 0
 		for i, b := range cs.aggs {
-			if b.recent[0] < cs.aggs[oldest].recent[0] {
+			if b.last < cs.aggs[oldest].last {
 				oldest = i
 			}
 		}
-		cs.aggs[oldest] = a
+		cs.aggs[oldest] = ref
 		s.st.keysEvicted.Add(1)
 	}
 	bump(KindAction, c.Action)

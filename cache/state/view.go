@@ -105,9 +105,9 @@ func (v *View) agg(k Kind, key string, o Outcome) *agg {
 	if v.c == nil {
 		return nil
 	}
-	for _, a := range v.c.aggs {
-		if a.kind == k && a.outcome == o && a.key == key {
-			return a
+	for i := range v.c.aggs {
+		if r := &v.c.aggs[i]; r.kind == k && r.outcome == o && r.key == key {
+			return r.a
 		}
 	}
 	return nil

@@ -1,0 +1,216 @@
+// Package scorecache caches per-customer model outputs so that a visitor who
+// comes back within a session is not scored again.
+//
+// An entry is keyed by everything its scores depend on: the customer, the
+// snapshot version, the version of that customer's live overlay, and the
+// model version. When any of them changes the old entry is simply never
+// asked for again and ages out; there is no invalidation to get wrong.
+//
+// The cache is never the source of truth: Set may drop an entry under
+// contention or by admission policy (ristretto's TinyLFU), and entries
+// expire after Config.TTL. Keys are 64-bit hashes, so every entry keeps its
+// full key and Get verifies it; a hash collision is a miss, never a wrong
+// answer.
+//
+// A Cache is safe for concurrent use. Get does not allocate; Set allocates
+// one entry (it copies the key and the scores, so borrowed memory may be
+// passed in).
+package scorecache
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// Config sizes a Cache. Zero fields take the documented defaults.
+type Config struct {
+	// MaxBytes is the memory budget of the cached entries in bytes,
+	// counting the key bytes, 4 bytes per score and entryOverhead per entry.
+	// Default 64 MiB.
+	MaxBytes int64
+	// MaxEntries is the number of entries expected when the cache is full;
+	// it sizes the admission counters (10 per entry, about 1 byte each).
+	// Default MaxBytes/256.
+	MaxEntries int64
+	// TTL is how long an entry lives: about a session. Default 30 minutes;
+	// negative means no expiry.
+	TTL time.Duration
+	// MaxScores is the longest score vector accepted; longer ones are not
+	// cached (counted in Stats.SetsTooLarge). Default 4096.
+	MaxScores int
+}
+
+// entryOverhead is the estimated fixed cost of one entry in bytes: the entry
+// struct, its slice and string headers, and ristretto's bookkeeping.
+const entryOverhead = 160
+
+// Key is everything a cached score vector depends on.
+type Key struct {
+	Customer string // customer id
+	Snapshot string // feature snapshot version
+	Overlay  uint64 // version of the customer's live overlay
+	Model    string // model version
+}
+
+// entry is an immutable cached value with its full key.
+type entry struct {
+	key     string // Customer + Snapshot + Model, back to back
+	custLen int32
+	snapLen int32
+	overlay uint64
+	scores  []float32
+}
+
+func (e *entry) matches(k *Key) bool {
+	c, s := int(e.custLen), int(e.snapLen)
+	return e.overlay == k.Overlay && len(e.key) == c+s+len(k.Model) &&
+		e.key[:c] == k.Customer && e.key[c:c+s] == k.Snapshot && e.key[c+s:] == k.Model
+}
+
+// Stats are the counters of a Cache, for metrics.
+type Stats struct {
+	Hits         uint64 // Get found the key
+	Misses       uint64 // Get did not find it (collisions included)
+	Collisions   uint64 // Get found another key under the same hash
+	Sets         uint64 // Set calls
+	SetsDropped  uint64 // Set dropped under contention (buffer full)
+	SetsRejected uint64 // entries refused by the admission policy
+	SetsTooLarge uint64 // score vectors longer than MaxScores
+	Evicted      uint64 // entries evicted to make room
+	CostAdded    uint64 // bytes admitted
+	CostEvicted  uint64 // bytes evicted
+}
+
+// Cache is a bounded, concurrent cache of score vectors.
+type Cache struct {
+	c         *ristretto.Cache[uint64, *entry]
+	seed      maphash.Seed
+	ttl       time.Duration
+	maxScores int
+
+	hits, misses, collisions, sets, dropped, tooLarge atomic.Uint64
+}
+
+// New validates cfg and returns an empty Cache. Close it when done.
+func New(cfg Config) (*Cache, error) {
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = 64 << 20
+	}
+	if cfg.MaxEntries == 0 {
+		cfg.MaxEntries = max(cfg.MaxBytes/256, 1)
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = 30 * time.Minute
+	}
+	if cfg.MaxScores == 0 {
+		cfg.MaxScores = 4096
+	}
+	if cfg.MaxBytes < 0 || cfg.MaxEntries < 0 || cfg.MaxScores < 0 {
+		return nil, errors.New("invalid score cache config: sizes must not be negative")
+	}
+	if cfg.MaxBytes < entryOverhead {
+		return nil, fmt.Errorf("invalid score cache config: MaxBytes=%d is smaller than one entry", cfg.MaxBytes)
+	}
+	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
+		NumCounters:        10 * cfg.MaxEntries,
+		MaxCost:            cfg.MaxBytes,
+		BufferItems:        64, // the value ristretto recommends
+		Metrics:            true,
+		IgnoreInternalCost: true, // entryOverhead accounts for it
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create score cache: %w", err)
+	}
+	ttl := cfg.TTL
+	if ttl < 0 {
+		ttl = 0 // ristretto: no expiry
+	}
+	return &Cache{c: rc, seed: maphash.MakeSeed(), ttl: ttl, maxScores: cfg.MaxScores}, nil
+}
+
+func (c *Cache) hash(k *Key) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(k.Customer)
+	h.WriteByte(0)
+	h.WriteString(k.Snapshot)
+	h.WriteByte(0)
+	h.WriteString(k.Model)
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(k.Overlay >> (8 * i))
+	}
+	h.Write(b[:])
+	return h.Sum64()
+}
+
+// Get returns the scores cached under k. The returned slice is shared and
+// immutable: the caller must not modify it. Get does not allocate.
+func (c *Cache) Get(k Key) ([]float32, bool) {
+	e, ok := c.c.Get(c.hash(&k))
+	if !ok {
+		c.misses.Add(1)
+		return nil, false
+	}
+	if !e.matches(&k) {
+		c.collisions.Add(1)
+		c.misses.Add(1)
+		return nil, false
+	}
+	c.hits.Add(1)
+	return e.scores, true
+}
+
+// Set caches a copy of scores under k. It reports whether the entry was
+// queued; even then the admission policy may refuse it, so a Get right
+// after a Set may miss.
+func (c *Cache) Set(k Key, scores []float32) bool {
+	c.sets.Add(1)
+	if len(scores) > c.maxScores {
+		c.tooLarge.Add(1)
+		return false
+	}
+	e := &entry{
+		key:     k.Customer + k.Snapshot + k.Model, // one copy of all three
+		custLen: int32(len(k.Customer)),
+		snapLen: int32(len(k.Snapshot)),
+		overlay: k.Overlay,
+		scores:  append([]float32(nil), scores...),
+	}
+	cost := int64(len(e.key)) + 4*int64(len(scores)) + entryOverhead
+	if !c.c.SetWithTTL(c.hash(&k), e, cost, c.ttl) {
+		c.dropped.Add(1)
+		return false
+	}
+	return true
+}
+
+// Wait blocks until the queued Sets are applied. It is meant for tests and
+// warm-up, not for the request path.
+func (c *Cache) Wait() { c.c.Wait() }
+
+// Stats returns the counters.
+func (c *Cache) Stats() Stats {
+	m := c.c.Metrics
+	return Stats{
+		Hits:         c.hits.Load(),
+		Misses:       c.misses.Load(),
+		Collisions:   c.collisions.Load(),
+		Sets:         c.sets.Load(),
+		SetsDropped:  c.dropped.Load(),
+		SetsRejected: m.SetsRejected(),
+		SetsTooLarge: c.tooLarge.Load(),
+		Evicted:      m.KeysEvicted(),
+		CostAdded:    m.CostAdded(),
+		CostEvicted:  m.CostEvicted(),
+	}
+}
+
+// Close stops the cache's goroutines and releases its entries. The Cache
+// must not be used afterwards.
+func (c *Cache) Close() { c.c.Close() }
