@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"sync"
 	"unsafe"
 )
 
@@ -105,11 +106,14 @@ const (
 // LessEqual thresholds are moved one float64 step up, and Float32 thresholds
 // t are replaced by the smallest float64 that rounds to a float32 >= t, so
 // float32(x) < t holds exactly when x < thr and the request path never
-// converts. The children of a node are adjacent (right = left+1). A leaf
-// holds its value (times the tree weight) in thr and points at itself; the
-// leaf flag masks the comparison so that stepping from a leaf stays there. A
-// tree is thus walked for a fixed number of steps (its depth) without a
-// data-dependent branch, and the value is read from the node reached.
+// converts. The children of a node are adjacent (right = left+1).
+//
+// A leaf holds its value (times the tree weight) in thr, points at itself,
+// reads feature nf (one past the last) and sends missing values left. The
+// block scorer gives every row a NaN in column nf, so stepping from a leaf
+// stays there: a tree is walked for a fixed number of steps (its depth)
+// without testing for leaves, and the value is read from the node reached.
+// The one-row scorer stops at the leaf flag instead.
 type node struct {
 	thr  float64
 	left int32
@@ -153,7 +157,6 @@ type Ensemble struct {
 
 	base    []float64 // per group
 	nodes   []node
-	values  []float64 // per node: leaf value times tree weight
 	roots   []int32   // per tree
 	depths  []int32   // per tree: longest root-to-leaf path
 	tgroup  []int32   // per tree: output group
@@ -217,7 +220,6 @@ func CompileEnsemble(spec EnsembleSpec) (*Ensemble, error) {
 	}
 	c := compiler{e: e, nf: nf}
 	e.nodes = make([]node, 0, total)
-	e.values = make([]float64, 0, total)
 	for ti := range spec.Trees {
 		if err := c.tree(ti, &spec.Trees[ti]); err != nil {
 			return nil, fmt.Errorf("tree %d: %w", ti, err)
@@ -290,7 +292,6 @@ func (c *compiler) tree(ti int, t *Tree) error {
 	e.roots[ti] = root
 	e.tgroup[ti] = int32(t.Group)
 	e.nodes = append(e.nodes, node{})
-	e.values = append(e.values, 0)
 	c.seen[0] = true
 	c.queue = append(c.queue[:0], bfsItem{src: 0, dst: root})
 	var depth int32
@@ -303,8 +304,7 @@ func (c *compiler) tree(ti int, t *Tree) error {
 			if e.f32 {
 				v = float64(float32(n.Value) * float32(w))
 			}
-			e.nodes[it.dst] = node{thr: math.NaN(), left: it.dst, meta: flagLeaf | flagDefaultLeft}
-			e.values[it.dst] = v
+			e.nodes[it.dst] = node{thr: v, left: it.dst, meta: flagLeaf | flagDefaultLeft | uint32(c.nf)}
 			continue
 		}
 		if n.Feature < 0 || n.Feature >= c.nf {
@@ -321,7 +321,6 @@ func (c *compiler) tree(ti int, t *Tree) error {
 		}
 		left := int32(len(e.nodes))
 		e.nodes = append(e.nodes, node{}, node{})
-		e.values = append(e.values, 0, 0)
 		c.queue = append(c.queue,
 			bfsItem{src: n.Left, dst: left, depth: it.depth + 1},
 			bfsItem{src: n.Right, dst: left + 1, depth: it.depth + 1})
@@ -456,19 +455,6 @@ func (e *Ensemble) NumOutputs() int {
 // holding 0 or 1).
 func b2u(b bool) uint32 { return uint32(*(*uint8)(unsafe.Pointer(&b))) }
 
-// step moves from node i one level down for row.
-func (e *Ensemble) step(i int32, row []float64) int32 {
-	n := &e.nodes[i]
-	if n.meta&flagSpecial != 0 {
-		return e.slowStep(i, row)
-	}
-	x := row[n.meta&featMask]
-	// Right when x >= thr, or when x is NaN and missing goes right; never
-	// from a leaf.
-	right := (b2u(!(x < n.thr)) &^ (n.meta >> 24)) | b2u(x >= n.thr)
-	return n.left + int32(right&1)
-}
-
 // slowStep decides special nodes.
 func (e *Ensemble) slowStep(i int32, row []float64) int32 {
 	n := &e.nodes[i]
@@ -508,20 +494,27 @@ func (e *Ensemble) slowStep(i int32, row []float64) int32 {
 
 // leaf walks tree t for row and returns its (weighted) leaf value.
 func (e *Ensemble) leaf(t int, row []float64) float64 {
-	i := e.roots[t]
 	nodes := e.nodes
-	for d := e.depths[t]; d > 0; d-- {
-		// The step of Ensemble.step, inlined by hand.
+	i := e.roots[t]
+	for {
 		n := &nodes[i]
-		if n.meta&flagSpecial != 0 {
+		meta := n.meta
+		if meta&(flagLeaf|flagSpecial) != 0 {
+			if meta&flagLeaf != 0 {
+				return n.thr
+			}
 			i = e.slowStep(i, row)
 			continue
 		}
-		x := row[n.meta&featMask]
-		right := (b2u(!(x < n.thr)) &^ (n.meta >> 24)) | b2u(x >= n.thr)
-		i = n.left + int32(right&1)
+		x := row[meta&featMask]
+		var right uint32
+		if x == x {
+			right = b2u(x >= n.thr)
+		} else {
+			right = ^meta >> 24 & 1 // missing: the default direction
+		}
+		i = n.left + int32(right)
 	}
-	return e.values[i]
 }
 
 // margins writes the margins of all groups into out[:e.groups].
@@ -657,7 +650,12 @@ func applyLink(link Link, scale float64, out []float64) {
 // predictor also scores blocks of 64 rows).
 const blockRows = 64
 
+// scratchPool holds the row copies of predictRows (*[]float64).
+var scratchPool sync.Pool
+
 // predictRows scores n rows on the calling goroutine, blockRows at a time.
+// It copies each block of rows with an extra NaN column for the leaves (see
+// node) into a pooled buffer, so it does not allocate in steady state.
 func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
 	nf, no := len(e.features), e.NumOutputs()
 	if e.link == LinkArgmax || nf == 0 {
@@ -670,40 +668,56 @@ func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
 		}
 		return
 	}
+	rows, out = rows[:n*nf], out[:n*no]
+	bp, _ := scratchPool.Get().(*[]float64)
+	if bp == nil {
+		bp = new([]float64)
+	}
+	if need := blockRows * (nf + 1); cap(*bp) < need {
+		*bp = make([]float64, need)
+	}
+	scratch := (*bp)[:blockRows*(nf+1)]
 	var idx [blockRows]int32
 	for lo := 0; lo < n; lo += blockRows {
 		hi := min(lo+blockRows, n)
-		e.block(rows[lo*nf:hi*nf], nf, out[lo*no:hi*no], idx[:hi-lo])
+		m := hi - lo
+		for r := 0; r < m; r++ {
+			d := scratch[r*(nf+1) : (r+1)*(nf+1)]
+			copy(d, rows[(lo+r)*nf:(lo+r+1)*nf])
+			d[nf] = math.NaN()
+		}
+		e.block(scratch[:m*(nf+1)], nf+1, out[lo*no:hi*no], idx[:m])
 		if !raw {
 			for r := lo; r < hi; r++ {
 				e.link32(out[r*no : (r+1)*no])
 			}
 		}
 	}
+	scratchPool.Put(bp)
 }
 
-// block writes the margins of len(idx) rows into out; idx is scratch.
-func (e *Ensemble) block(rows []float64, nf int, out []float64, idx []int32) {
+// block writes the margins of len(idx) rows into out; rows has stride
+// values per row, the last one NaN; idx is scratch.
+func (e *Ensemble) block(rows []float64, stride int, out []float64, idx []int32) {
 	g := e.groups
 	m := len(idx)
-	rows, out = rows[:m*nf], out[:m*g]
+	rows, out = rows[:m*stride], out[:m*g]
 	for r := 0; r < m; r++ {
 		copy(out[r*g:(r+1)*g], e.base)
 	}
-	values := e.values
-	base := unsafe.Pointer(unsafe.SliceData(e.nodes))
+	nodes := e.nodes
+	base := unsafe.Pointer(unsafe.SliceData(nodes))
 	rowBase := unsafe.Pointer(unsafe.SliceData(rows))
-	stride := uintptr(nf) * 8
 	for t, root := range e.roots {
 		for r := range idx {
 			idx[r] = root
 		}
 		for d := e.depths[t]; d > 0; d-- {
-			if stepRows(base, idx, rowBase, stride) {
+			if stepRows(base, idx, rowBase, uintptr(stride)*8) {
 				// Some rows wait at special nodes, marked ^i.
 				for r, i := range idx {
 					if i < 0 {
-						idx[r] = e.slowStep(^i, rows[r*nf:(r+1)*nf])
+						idx[r] = e.slowStep(^i, rows[r*stride:(r+1)*stride])
 					}
 				}
 			}
@@ -712,11 +726,11 @@ func (e *Ensemble) block(rows []float64, nf int, out []float64, idx []int32) {
 		if e.f32 {
 			for r, i := range idx {
 				o := &out[r*g+k]
-				*o = float64(float32(*o) + float32(values[i]))
+				*o = float64(float32(*o) + float32(nodes[i].thr))
 			}
 		} else {
 			for r, i := range idx {
-				out[r*g+k] += values[i]
+				out[r*g+k] += nodes[i].thr
 			}
 		}
 	}
@@ -729,11 +743,11 @@ func (e *Ensemble) block(rows []float64, nf int, out []float64, idx []int32) {
 
 // stepRows moves every row of a block one level down: idx[r] is the node of
 // row r, whose values start at rows + r*stride. It is the step of
-// Ensemble.step without bounds checks (CompileEnsemble has checked every
-// child index and feature, and the caller passes a block of len(idx) rows)
-// and without calls, which keeps the loop in registers. A row at a special
-// node is left as ^i for the caller, and the result says whether there is
-// one.
+// Ensemble.leaf without bounds checks (CompileEnsemble has checked every
+// child index and feature, and the caller passes a block of len(idx) rows
+// ending in the NaN column) and without calls, which keeps the loop in
+// registers. A row at a special node is left as ^i for the caller, and the
+// result says whether there is one.
 func stepRows(nodes unsafe.Pointer, idx []int32, rows unsafe.Pointer, stride uintptr) bool {
 	var special uint32
 	for r, i := range idx {
@@ -744,9 +758,13 @@ func stepRows(nodes unsafe.Pointer, idx []int32, rows unsafe.Pointer, stride uin
 			idx[r] = ^i
 		} else {
 			x := *(*float64)(unsafe.Add(rows, uintptr(meta&featMask)*8))
-			// !(x < thr) is also true for NaN; x >= thr is not.
-			right := (b2u(!(x < n.thr)) &^ (meta >> 24)) | b2u(x >= n.thr)
-			idx[r] = n.left + int32(right&1)
+			var right uint32
+			if x == x {
+				right = b2u(x >= n.thr)
+			} else {
+				right = ^meta >> 24 & 1 // missing, or a leaf: the default direction
+			}
+			idx[r] = n.left + int32(right)
 		}
 		rows = unsafe.Add(rows, stride)
 	}

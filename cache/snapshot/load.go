@@ -57,7 +57,14 @@ const (
 	defaultMaxCategories        = 1 << 20
 )
 
-// validate checks cfg and fills defaults.
+// Validate reports whether cfg is usable; call it at start-up to fail
+// early (NewStore and Parse apply the same checks).
+func (cfg Config) Validate() error {
+	_, err := cfg.withDefaults()
+	return err
+}
+
+// withDefaults checks cfg and fills defaults.
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxShrink == 0 {
 		cfg.MaxShrink = defaultMaxShrink

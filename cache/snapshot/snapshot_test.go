@@ -309,6 +309,9 @@ func TestLoadAsOf(t *testing.T) {
 }
 
 func TestLookupAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
 	s, err := Parse("sample", []byte(sampleCSV), Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -39,8 +39,9 @@ type StoreStatus struct {
 	LastErrAt time.Time // when it happened
 }
 
-// NewStore returns an empty Store that loads with cfg. Its Config is
-// checked on first use; an invalid one makes every load fail.
+// NewStore returns an empty Store that loads with cfg. An invalid cfg (see
+// Config.Validate, which start-up code should call first) makes every load
+// fail with the validation error.
 func NewStore(cfg Config) *Store {
 	return &Store{cfg: cfg}
 }

@@ -25,10 +25,10 @@ type agg struct {
 	kind    Kind
 	outcome Outcome
 	key     string
-	seen    uint32           // events added, saturating
-	recent  [recentN]int64   // latest event times, newest first; valid up to min(seen, recentN)
-	hourTop int64            // hour index (unix hours) of the newest hour bucket
-	dayTop  int64            // day index (unix days) of the newest day bucket
+	seen    uint32         // events added, saturating
+	recent  [recentN]int64 // latest event times, newest first; valid up to min(seen, recentN)
+	hourTop int64          // hour index (unix hours) of the newest hour bucket
+	dayTop  int64          // day index (unix days) of the newest day bucket
 	hours   [hourBuckets]uint16
 	days    []uint16 // ring of Config.MaxWindow days plus one
 }

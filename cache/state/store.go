@@ -178,9 +178,9 @@ type entry struct {
 // custState is one customer's immutable state snapshot.
 type custState struct {
 	id       string
-	lsn      uint64  // the last record applied
-	overlay  []value // by Slot; nil when no field was ever set
-	aggs     []aggRef // inline headers: Count scans them without dereferencing
+	lsn      uint64    // the last record applied
+	overlay  []value   // by Slot; nil when no field was ever set
+	aggs     []aggRef  // inline headers: Count scans them without dereferencing
 	hist     *histNode // newest first
 	histN    int       // visible entries (≤ MaxEventsPerCustomer)
 	histLen  int       // nodes in the chain; rebuilt at 2×MaxEventsPerCustomer
@@ -211,10 +211,10 @@ type value struct {
 
 // counters are the store's cumulative counters.
 type counters struct {
-	contacts, events, journeys, unmapped, missingAttrs        atomic.Uint64
-	histEvicted, keysEvicted, journeysEvicted, internFull     atomic.Uint64
+	contacts, events, journeys, unmapped, missingAttrs          atomic.Uint64
+	histEvicted, keysEvicted, journeysEvicted, internFull       atomic.Uint64
 	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
-	checkpoints, checkpointErrors                              atomic.Uint64
+	checkpoints, checkpointErrors                               atomic.Uint64
 }
 
 // Stats are the store's cumulative counters.

@@ -110,6 +110,7 @@ type CorruptError struct {
 	Reason string
 }
 
+// Error says which file, where and why.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("corrupt wal record in %q at offset %d: %s", e.File, e.Offset, e.Reason)
 }

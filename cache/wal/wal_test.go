@@ -413,3 +413,61 @@ func FuzzCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+func TestDirectoryDamage(t *testing.T) {
+	// Three segments: 1 and 2 with records, 3 empty (from the last Open).
+	build := func(t *testing.T) string {
+		dir := t.TempDir()
+		for i := range 3 {
+			l, _, _, err := openCollect(t, Config{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i < 2 {
+				l.Append(rec(i))
+			}
+			l.Close()
+		}
+		return dir
+	}
+	seg := func(dir string, n uint64) string { return filepath.Join(dir, segName(n)) }
+	for _, tc := range []struct {
+		name    string
+		damage  func(dir string)
+		wantErr string // "" = opens
+		records int
+	}{
+		{"intact", func(string) {}, "", 2},
+		{"missing middle segment", func(dir string) { os.Remove(seg(dir, 2)) }, "segment wal-0000000000000002.seg is missing", 0},
+		{"bad segment header", func(dir string) {
+			data, _ := os.ReadFile(seg(dir, 1))
+			data[3] ^= 1
+			os.WriteFile(seg(dir, 1), data, 0o644)
+		}, "segment header: bad magic", 0},
+		{"renamed segment", func(dir string) { os.Rename(seg(dir, 3), seg(dir, 4)); os.Rename(seg(dir, 2), seg(dir, 3)) }, "segment wal-0000000000000002.seg is missing", 0},
+		{"crash while creating the last segment", func(dir string) { os.WriteFile(seg(dir, 3), []byte("NBA"), 0o644) }, "", 2},
+		{"leftover temporary checkpoint", func(dir string) { os.WriteFile(filepath.Join(dir, ckptName(9)+".tmp"), []byte("x"), 0o644) }, "", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := build(t)
+			tc.damage(dir)
+			l, _, recs, err := openCollect(t, Config{Dir: dir})
+			if tc.wantErr != "" {
+				if err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.wantErr)) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if len(recs) != tc.records {
+				t.Fatalf("%d records, want %d", len(recs), tc.records)
+			}
+			if _, err := os.Stat(filepath.Join(dir, ckptName(9)+".tmp")); err == nil {
+				t.Fatal("temporary checkpoint left behind")
+			}
+		})
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package scorecache
+
+const raceEnabled = false

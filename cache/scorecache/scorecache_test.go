@@ -1,0 +1,169 @@
+package scorecache
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func newCache(t testing.TB, cfg Config) *Cache {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestGetSet(t *testing.T) {
+	c := newCache(t, Config{MaxBytes: 1 << 20})
+	k := Key{Customer: "c1", Snapshot: "s1", Overlay: 3, Model: "m1"}
+	scores := []float32{0.1, 0.2, 0.3}
+	if !c.Set(k, scores) {
+		t.Fatal("Set dropped on an idle cache")
+	}
+	scores[0] = 9 // the cache holds a copy
+	c.Wait()
+	got, ok := c.Get(k)
+	if !ok || len(got) != 3 || got[0] != 0.1 || got[2] != 0.3 {
+		t.Fatalf("Get = %v, %v", got, ok)
+	}
+	tests := []struct {
+		name string
+		k    Key
+	}{
+		{"other customer", Key{"c2", "s1", 3, "m1"}},
+		{"new snapshot", Key{"c1", "s2", 3, "m1"}},
+		{"overlay changed", Key{"c1", "s1", 4, "m1"}},
+		{"new model", Key{"c1", "s1", 3, "m2"}},
+		{"shifted bytes", Key{"c1s", "1", 3, "m1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, ok := c.Get(tc.k); ok {
+				t.Errorf("Get(%+v) = %v, want a miss", tc.k, got)
+			}
+		})
+	}
+	if s := c.Stats(); s.Hits != 1 || s.Misses != uint64(len(tests)) || s.Sets != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestHashCollisionIsAMiss forces every key onto one hash: a Get for a key
+// other than the stored one must miss and be counted as a collision.
+func TestHashCollisionIsAMiss(t *testing.T) {
+	c := newCache(t, Config{MaxBytes: 1 << 20})
+	c.collide = true
+	a, b := Key{"a", "s", 1, "m"}, Key{"b", "s", 1, "m"}
+	c.Set(a, []float32{1})
+	c.Wait()
+	if got, ok := c.Get(b); ok {
+		t.Fatalf("Get(b) = %v, want a miss", got)
+	}
+	if got, ok := c.Get(a); !ok || got[0] != 1 {
+		t.Fatalf("Get(a) = %v, %v", got, ok)
+	}
+	if s := c.Stats(); s.Collisions != 1 || s.Misses != 1 || s.Hits != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	c := newCache(t, Config{MaxBytes: 1 << 20, MaxScores: 4})
+	if c.Set(Key{Customer: "x"}, make([]float32, 5)) {
+		t.Error("Set accepted more than MaxScores scores")
+	}
+	if s := c.Stats(); s.SetsTooLarge != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	// A budget of ~10 entries keeps the cost bounded.
+	small := newCache(t, Config{MaxBytes: 10 * (entryOverhead + 16), MaxEntries: 10})
+	for i := range 1000 {
+		small.Set(Key{Customer: fmt.Sprint(i)}, []float32{1})
+		small.Wait()
+	}
+	s := small.Stats()
+	if s.CostAdded-s.CostEvicted > 10*(entryOverhead+16) {
+		t.Errorf("cache holds %d bytes, over its budget", s.CostAdded-s.CostEvicted)
+	}
+	for _, bad := range []Config{{MaxBytes: -1}, {MaxBytes: 10}, {MaxScores: -1}} {
+		if _, err := New(bad); err == nil {
+			t.Errorf("New(%+v) accepted an invalid config", bad)
+		}
+	}
+}
+
+// TestGetDoesNotAllocate: the only allocation on Get is ristretto's
+// read-buffer stripe (one per 64 Gets handed to the admission policy),
+// which averages below one per run.
+func TestGetDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	c := newCache(t, Config{})
+	hit := Key{"customer-1", "snap-v1", 7, "model-v3"}
+	c.Set(hit, []float32{1, 2, 3})
+	c.Wait()
+	miss := Key{"customer-2", "snap-v1", 7, "model-v3"}
+	allocs := testing.AllocsPerRun(1000, func() {
+		c.Get(hit)
+		c.Get(miss)
+	})
+	if allocs != 0 {
+		t.Errorf("Get allocates %v times per run, want 0", allocs)
+	}
+}
+
+// TestConcurrent runs Gets and Sets from 8 goroutines; run with -race. A hit
+// must return the scores stored for that very key.
+func TestConcurrent(t *testing.T) {
+	c := newCache(t, Config{MaxBytes: 1 << 20})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				k := Key{Customer: fmt.Sprint(i % 100), Snapshot: "s", Overlay: uint64(w), Model: "m"}
+				if got, ok := c.Get(k); ok && (got[0] != float32(i%100) || got[1] != float32(w)) {
+					t.Errorf("Get(%+v) = %v", k, got)
+					return
+				}
+				c.Set(k, []float32{float32(i % 100), float32(w)})
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func BenchmarkGet(b *testing.B) {
+	c := newCache(b, Config{})
+	keys := make([]Key, 1024)
+	for i := range keys {
+		keys[i] = Key{fmt.Sprintf("customer-%07d", i), "0123456789abcdef", uint64(i), "fedcba9876543210"}
+		c.Set(keys[i], make([]float32, 20))
+		c.Wait()
+	}
+	b.Run("scorecache/hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			c.Get(keys[i&1023])
+		}
+	})
+	// Baseline: a map behind a RWMutex keyed by the struct itself.
+	var mu sync.RWMutex
+	m := make(map[Key][]float32, len(keys))
+	for _, k := range keys {
+		m[k] = make([]float32, 20)
+	}
+	b.Run("baseline-rwmutex-map/hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			mu.RLock()
+			_ = m[keys[i&1023]]
+			mu.RUnlock()
+		}
+	})
+}
