@@ -107,7 +107,8 @@ type Contact struct {
 	At       int64 // unix seconds
 }
 
-// Bundle is a generated bundle.
+// Bundle is a generated bundle. It is not modified after Generate, so it is
+// safe for concurrent reads.
 type Bundle struct {
 	Config Config
 	// Schema lists the profile fields: the model's customer features, then

@@ -330,4 +330,3 @@ func writeParquet(w io.Writer, sp snapshotSpec) error {
 	}
 	return err
 }
-

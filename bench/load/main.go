@@ -18,10 +18,12 @@
 // Usage:
 //
 //	go run ./bench/load [-bundle DIR] [-c 32] [-d 10s] [-rounds 3]
+//	    [-channel web] [-customer.prefix cust-] [-customers 10000] [-max.requests N]
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -67,6 +69,8 @@ type options struct {
 	rounds      int
 	maxRequests int
 	customers   int
+	channel     string
+	prefix      string
 }
 
 func run(args []string, out io.Writer) error {
@@ -78,6 +82,8 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs the floor and the sidecar once, alternating which goes first")
 	fs.IntVar(&o.maxRequests, "max.requests", 50_000_000, "upper bound on requests per run")
 	fs.IntVar(&o.customers, "customers", 10_000, "distinct customer ids the requests cycle through")
+	fs.StringVar(&o.channel, "channel", "web", "channel of every decide request")
+	fs.StringVar(&o.prefix, "customer.prefix", "cust-", "customer ids are this prefix and a number from 0 to -customers-1")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,7 +110,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bodies := requestBodies(o.customers)
+	bodies := requestBodies(o.customers, o.prefix, o.channel)
 
 	// The floor answers with a body of the sidecar's own size for the same
 	// request, so both put the same bytes on the wire.
@@ -176,10 +182,12 @@ func run(args []string, out io.Writer) error {
 
 // requestBodies returns decide requests for n customers, built once so the
 // driver does not allocate per request.
-func requestBodies(n int) [][]byte {
+func requestBodies(n int, prefix, channel string) [][]byte {
 	bodies := make([][]byte, n)
 	for i := range bodies {
-		bodies[i] = []byte(`{"customer_id":"cust-` + strconv.Itoa(i) + `","channel":"web","placement":"home","limit":3,` +
+		id, _ := json.Marshal(prefix + strconv.Itoa(i))
+		ch, _ := json.Marshal(channel)
+		bodies[i] = []byte(`{"customer_id":` + string(id) + `,"channel":` + string(ch) + `,"placement":"home","limit":3,` +
 			`"context":{"device":"ios","basket":42.5,"vip":true,"page":"/loans/mortgage"}}`)
 	}
 	return bodies

@@ -14,8 +14,30 @@ type jsonSplitter struct {
 	colOf map[string]int // key -> feature column, -1 for the id
 }
 
-// parseJSONL parses a JSON Lines body.
+// parseJSONL parses a JSON Lines body. Without a schema it first assumes
+// that the first object names every key, which saves a pass over the file;
+// if a later line has another key it collects the keys of every line and
+// parses again.
 func parseJSONL(name string, body []byte, cfg Config) (*Snapshot, error) {
+	if cfg.Schema != nil {
+		return parseJSONLWith(name, body, cfg, false)
+	}
+	s, err := parseJSONLWith(name, body, cfg, true)
+	if errors.Is(err, errRetryAllKeys) {
+		return parseJSONLWith(name, body, cfg, false)
+	}
+	return s, err
+}
+
+// errRetryAllKeys reports that the keys of the first line were not enough.
+var errRetryAllKeys = errors.New("a line has a key the first line lacks")
+
+// unknownKeyError is a key that is not a column.
+type unknownKeyError struct{ key []byte }
+
+func (e *unknownKeyError) Error() string { return fmt.Sprintf("key %q is not in the schema", e.key) }
+
+func parseJSONLWith(name string, body []byte, cfg Config, firstLineKeys bool) (*Snapshot, error) {
 	idKey := cfg.IDColumn
 	if cfg.Schema != nil && cfg.Schema.ID != "" {
 		idKey = cfg.Schema.ID
@@ -25,14 +47,17 @@ func parseJSONL(name string, body []byte, cfg Config) (*Snapshot, error) {
 	if err := b.cut(body, 1); err != nil {
 		return nil, err
 	}
-	if cfg.Schema != nil {
+	switch {
+	case cfg.Schema != nil:
 		for _, c := range cfg.Schema.Columns {
 			sp.colOf[c.Name] = len(b.cols)
 			b.cols = append(b.cols, column{Column: c})
 		}
 		b.infer = make([]bool, len(b.cols))
-	} else {
-		if err := b.collectKeys(sp); err != nil {
+	default:
+		if firstLineKeys {
+			b.firstLineKeys(sp, body)
+		} else if err := b.collectKeys(sp); err != nil {
 			return nil, err
 		}
 		b.infer = make([]bool, len(b.cols))
@@ -40,7 +65,37 @@ func parseJSONL(name string, body []byte, cfg Config) (*Snapshot, error) {
 			b.infer[i] = true
 		}
 	}
-	return b.build()
+	s, err := b.build()
+	if err != nil && firstLineKeys && b.unknownKey.Load() {
+		return nil, errRetryAllKeys
+	}
+	return s, err
+}
+
+// firstLineKeys makes a column of every key of the first object. Errors are
+// left for the parsing pass to report with their line.
+func (b *builder) firstLineKeys(sp *jsonSplitter, body []byte) {
+	for len(body) > 0 {
+		var l []byte
+		l, body = nextLine(body)
+		if blank(l) {
+			continue
+		}
+		sc := jsonScanner{line: l}
+		if sc.open() != nil {
+			return
+		}
+		for {
+			k, _, ok, err := sc.next()
+			if err != nil || !ok {
+				return
+			}
+			if _, dup := sp.colOf[string(k)]; !dup {
+				sp.colOf[string(k)] = len(b.cols)
+				b.cols = append(b.cols, column{Column: Column{Name: string(k)}})
+			}
+		}
+	}
 }
 
 // collectKeys finds every key used in the file, in order of first
@@ -116,7 +171,7 @@ func (sp *jsonSplitter) split(line []byte, fields []field, scratch []byte) (id, 
 		c, known := sp.colOf[string(k)]
 		switch {
 		case !known:
-			return nil, sc.scratch, fmt.Errorf("key %q is not in the schema", k)
+			return nil, sc.scratch, &unknownKeyError{k}
 		case c < 0:
 			if haveID {
 				return nil, sc.scratch, fmt.Errorf("key %q appears twice", k)

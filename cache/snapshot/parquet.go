@@ -24,7 +24,7 @@ type pqColumn struct {
 	// timeMul and timeDiv convert a time value to seconds: dates are
 	// multiplied by 86400, timestamps divided by 1e3/1e6/1e9.
 	timeMul, timeDiv int64
-	isByte  bool // BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY
+	isByte           bool // BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY
 }
 
 // parseParquet parses a Parquet file held in buf. Column chunks are decoded

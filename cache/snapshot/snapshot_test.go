@@ -343,3 +343,25 @@ func TestParquetHugeFooterLength(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestJSONLKeysAfterFirstLine: a key missing from the first object still
+// becomes a column (the parser retries with the keys of every line).
+func TestJSONLKeysAfterFirstLine(t *testing.T) {
+	data := "{\"id\":\"a\",\"x\":1}\n{\"id\":\"b\",\"x\":2,\"late\":\"p\"}\n"
+	s, err := Parse("late", []byte(data), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := s.ColumnIndex("late")
+	if !ok || s.Columns()[c].Kind != KindCategory {
+		t.Fatalf("columns %v", s.Columns())
+	}
+	r, _ := s.LookupString("a")
+	if _, ok := s.Category(c, r); ok {
+		t.Error("a.late is not missing")
+	}
+	r, _ = s.LookupString("b")
+	if code, ok := s.Category(c, r); !ok || s.Dict(c)[code] != "p" {
+		t.Errorf("b.late = %d, %v", code, ok)
+	}
+}

@@ -54,6 +54,8 @@ type builder struct {
 	active []bool
 	chunks []*chunk
 	rows   int
+	// unknownKey is set when a JSON line had a key that is not a column.
+	unknownKey atomic.Bool
 }
 
 // nextLine returns the first line of data (without '\n' and a trailing
@@ -268,6 +270,9 @@ func (b *builder) parseChunk(c *chunk, first bool) {
 		id, sc, err := b.split.split(l, fields, scratch[:0])
 		scratch = sc
 		if err != nil {
+			if _, ok := err.(*unknownKeyError); ok {
+				b.unknownKey.Store(true)
+			}
 			c.err = &lineError{line, err.Error()}
 			return
 		}

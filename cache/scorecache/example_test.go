@@ -1,0 +1,31 @@
+package scorecache_test
+
+import (
+	"fmt"
+
+	"nba/cache/scorecache"
+)
+
+func ExampleCache() {
+	c, err := scorecache.New(scorecache.Config{MaxBytes: 32 << 20})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	k := scorecache.Key{Customer: "c1", Snapshot: "3f9a0c1d2e4b5a69", Overlay: 12, Model: "propensity-v7"}
+	if _, ok := c.Get(k); !ok {
+		scores := []float32{0.31, 0.07, 0.52} // one per eligible action, from the model
+		c.Set(k, scores)
+	}
+	c.Wait() // tests only: Sets are applied asynchronously
+
+	scores, ok := c.Get(k)
+	fmt.Println(scores, ok)
+	k.Overlay++ // the customer's live profile changed: rescore
+	_, ok = c.Get(k)
+	fmt.Println(ok)
+	// Output:
+	// [0.31 0.07 0.52] true
+	// false
+}

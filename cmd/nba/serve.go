@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"nba/nba/demo"
+	"nba/nba/metrics"
+	"nba/nba/server"
+	"nba/nba/sidecar"
+)
+
+func init() {
+	register(command{name: "serve", summary: "serve decisions over HTTP (the embedded demo without -bundle)", run: runServe})
+}
+
+const serveHelp = `Usage: nba serve [flags]
+
+Serves the decision API on -http.addr and the admin API (reload, status,
+pprof) on -admin.addr. Without -bundle it serves the embedded demo bundle.
+Reload the bundle with SIGHUP, POST /admin/reload (bearer token from
+$NBA_ADMIN_TOKEN), or by changing its files (-reload.interval).
+
+Examples:
+  nba serve
+  nba serve -bundle ./bundle -state /var/lib/nba -http.addr 0.0.0.0:8080
+  curl -s localhost:8080/v1/decide -d '{"customer_id":"c00042","channel":"web","limit":2}'
+
+Flags:
+`
+
+func runServe(args []string) error {
+	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fset.Usage = func() { fmt.Fprint(fset.Output(), serveHelp); fset.PrintDefaults() }
+	bundleDir := fset.String("bundle", "", "bundle directory (bundle.yaml, catalog, models, snapshot); empty serves the embedded demo")
+	stateDir := fset.String("state", "", "directory of the durable customer state and decision log (default: $XDG_STATE_HOME/nba or ~/.local/state/nba, per bundle)")
+	httpAddr := fset.String("http.addr", "127.0.0.1:8080", "address of the decision API")
+	adminAddr := fset.String("admin.addr", "127.0.0.1:8081", "address of the admin API (reload, status, pprof); keep it on loopback")
+	reloadEvery := fset.Duration("reload.interval", 5*time.Second, "how often to look for changed bundle files and reload; 0 disables")
+	shutdownTimeout := fset.Duration("shutdown.timeout", 10*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	syncInterval := fset.Duration("state.syncInterval", 2*time.Millisecond, "longest wait to batch an fsync of the state log")
+	checkpointEvery := fset.Duration("state.checkpointInterval", 10*time.Minute, "how often to compact the state log into a checkpoint")
+	decisionLog := fset.Bool("decisionlog", true, "log every decision and feedback to <state>/decisions (zstd JSON Lines)")
+	logLevel := fset.String("log.level", "info", "log level: debug, info, warn or error")
+	var scfg server.Config
+	scfg.RegisterFlags(fset)
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log.level: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+
+	bundle, name, err := openBundle(*bundleDir)
+	if err != nil {
+		return err
+	}
+	if *stateDir == "" {
+		*stateDir = defaultStateDir(*bundleDir)
+		logger.Info("keeping customer state in the default directory; set -state to choose", "dir", *stateDir)
+	}
+	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
+		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger})
+	if err != nil {
+		return err
+	}
+	scfg.AdminToken = os.Getenv("NBA_ADMIN_TOKEN")
+	scfg.Logger = logger
+	scfg.Metrics = metrics.NewSet()
+	if err := sc.RegisterMetrics(scfg.Metrics); err != nil {
+		sc.Close()
+		return err
+	}
+	srv, err := server.New(scfg, sc)
+	if err != nil {
+		sc.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		sc.Close()
+		return fmt.Errorf("cannot listen on -http.addr: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", *adminAddr)
+	if err != nil {
+		ln.Close()
+		sc.Close()
+		return fmt.Errorf("cannot listen on -admin.addr: %w", err)
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.ServeAdmin(adminLn) }()
+	logger.Info("serving", "http", ln.Addr().String(), "admin", adminLn.Addr().String(), "bundle", name)
+
+	ctx, stopWatch := context.WithCancel(context.Background())
+	if *reloadEvery > 0 && *bundleDir != "" {
+		go sc.Watch(ctx, *reloadEvery)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	var serveErr error
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if err := sc.Reload(context.Background()); err == nil {
+					logger.Info("bundle reloaded on SIGHUP")
+				}
+				continue
+			}
+			logger.Info("shutting down", "signal", sig.String())
+			break loop
+		case serveErr = <-errc:
+			break loop
+		}
+	}
+	stopWatch()
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	return errors.Join(serveErr, err, sc.Close())
+}
+
+// openBundle returns the bundle's files: a directory, or the embedded demo.
+func openBundle(dir string) (fs.FS, string, error) {
+	if dir == "" {
+		return demo.Bundle(), "demo", nil
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, "", fmt.Errorf("-bundle %q is not a directory", dir)
+	}
+	abs, _ := filepath.Abs(dir)
+	return os.DirFS(dir), abs, nil
+}
+
+// defaultStateDir is where state lives when -state is not given: one
+// directory per bundle under the user's state directory.
+func defaultStateDir(bundleDir string) string {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			base = filepath.Join(home, ".local", "state")
+		} else {
+			base = os.TempDir()
+		}
+	}
+	name := "demo"
+	if bundleDir != "" {
+		abs, _ := filepath.Abs(bundleDir)
+		name = filepath.Base(abs)
+	}
+	return filepath.Join(base, "nba", name)
+}
