@@ -108,12 +108,18 @@ const (
 // float32(x) < t holds exactly when x < thr and the request path never
 // converts. The children of a node are adjacent (right = left+1).
 //
-// A leaf holds its value (times the tree weight) in thr, points at itself,
-// reads feature nf (one past the last) and sends missing values left. The
-// block scorer gives every row a NaN in column nf, so stepping from a leaf
-// stays there: a tree is walked for a fixed number of steps (its depth)
-// without testing for leaves, and the value is read from the node reached.
-// The one-row scorer stops at the leaf flag instead.
+// The block scorer copies each row r into 2*nf+1 columns: r with NaN
+// replaced by -Inf, r with NaN replaced by +Inf, and -Inf. A split whose
+// missing values go left reads feature f from the first copy and one whose
+// missing values go right reads column nf+f (the feature field holds the
+// column), so that "go right when x >= thr" is the whole step: -Inf goes
+// left and +Inf right at every threshold above -Inf (a threshold of -Inf is
+// left to the slow path). A leaf holds its value (times the tree weight) in
+// thr, reads column 2*nf (-Inf, never >= the value) and points at itself, so
+// stepping from a leaf stays there: a tree is walked for a fixed number of
+// steps (its depth) without testing for leaves, and the value is read from
+// the node reached. The one-row scorer reads the row itself, tests for NaN
+// and stops at the leaf flag.
 type node struct {
 	thr  float64
 	left int32
@@ -141,6 +147,7 @@ const (
 	specialCat uint8 = iota
 	specialZero
 	specialAllLeft // x <= +Inf: every non-missing value goes left
+	specialNumeric // thr = -Inf: only missing values may go left
 )
 
 // Ensemble is a compiled tree ensemble: all trees flattened into one node
@@ -304,7 +311,11 @@ func (c *compiler) tree(ti int, t *Tree) error {
 			if e.f32 {
 				v = float64(float32(n.Value) * float32(w))
 			}
-			e.nodes[it.dst] = node{thr: v, left: it.dst, meta: flagLeaf | flagDefaultLeft | uint32(c.nf)}
+			nd := node{thr: v, left: it.dst, meta: flagLeaf | uint32(2*c.nf)}
+			if v == math.Inf(-1) {
+				nd.left-- // -Inf >= -Inf: the step goes "right", to itself
+			}
+			e.nodes[it.dst] = nd
 			continue
 		}
 		if n.Feature < 0 || n.Feature >= c.nf {
@@ -386,6 +397,17 @@ func (c *compiler) split(n *TreeNode) (node, error) {
 	case n.DefaultLeft:
 		nd.meta |= flagDefaultLeft
 	}
+	if nd.meta&flagSpecial == 0 {
+		if math.IsInf(thr, -1) {
+			// Nothing goes left but missing values may: the column trick
+			// below cannot express it.
+			nd.meta |= flagSpecial
+			e.specs = append(e.specs, special{kind: specialNumeric})
+		} else if nd.meta&flagDefaultLeft == 0 {
+			// Read the copy of the feature where NaN is +Inf (see node).
+			nd.meta += uint32(c.nf)
+		}
+	}
 	return nd, nil
 }
 
@@ -455,11 +477,10 @@ func (e *Ensemble) NumOutputs() int {
 // holding 0 or 1).
 func b2u(b bool) uint32 { return uint32(*(*uint8)(unsafe.Pointer(&b))) }
 
-// slowStep decides special nodes.
-func (e *Ensemble) slowStep(i int32, row []float64) int32 {
+// slowStep decides special nodes; x is the value of the node's feature.
+func (e *Ensemble) slowStep(i int32, x float64) int32 {
 	n := &e.nodes[i]
 	s := &e.specs[e.special[i]]
-	x := row[n.meta&featMask]
 	dl := n.meta&flagDefaultLeft != 0
 	var left bool
 	switch s.kind {
@@ -483,8 +504,10 @@ func (e *Ensemble) slowStep(i int32, row []float64) int32 {
 		} else {
 			left = x < n.thr
 		}
-	default: // specialAllLeft
+	case specialAllLeft:
 		left = x == x || dl
+	default: // specialNumeric
+		left = x < n.thr || (x != x && dl)
 	}
 	if left {
 		return n.left
@@ -494,7 +517,7 @@ func (e *Ensemble) slowStep(i int32, row []float64) int32 {
 
 // leaf walks tree t for row and returns its (weighted) leaf value.
 func (e *Ensemble) leaf(t int, row []float64) float64 {
-	nodes := e.nodes
+	nodes, nf := e.nodes, len(e.features)
 	i := e.roots[t]
 	for {
 		n := &nodes[i]
@@ -503,15 +526,18 @@ func (e *Ensemble) leaf(t int, row []float64) float64 {
 			if meta&flagLeaf != 0 {
 				return n.thr
 			}
-			i = e.slowStep(i, row)
+			i = e.slowStep(i, row[meta&featMask])
 			continue
 		}
-		x := row[meta&featMask]
+		col := int(meta & featMask)
 		var right uint32
-		if x == x {
-			right = b2u(x >= n.thr)
+		if col >= nf {
+			// Missing goes right.
+			x := row[col-nf]
+			right = b2u(!(x < n.thr))
 		} else {
-			right = ^meta >> 24 & 1 // missing: the default direction
+			x := row[col]
+			right = b2u(x >= n.thr)
 		}
 		i = n.left + int32(right)
 	}
@@ -654,8 +680,8 @@ const blockRows = 64
 var scratchPool sync.Pool
 
 // predictRows scores n rows on the calling goroutine, blockRows at a time.
-// It copies each block of rows with an extra NaN column for the leaves (see
-// node) into a pooled buffer, so it does not allocate in steady state.
+// It copies each block of rows in the layout the nodes expect (see node) into
+// a pooled buffer, so it does not allocate in steady state.
 func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
 	nf, no := len(e.features), e.NumOutputs()
 	if e.link == LinkArgmax || nf == 0 {
@@ -673,20 +699,29 @@ func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
 	if bp == nil {
 		bp = new([]float64)
 	}
-	if need := blockRows * (nf + 1); cap(*bp) < need {
+	stride := 2*nf + 1
+	if need := blockRows * stride; cap(*bp) < need {
 		*bp = make([]float64, need)
 	}
-	scratch := (*bp)[:blockRows*(nf+1)]
+	scratch := (*bp)[:blockRows*stride]
+	inf := math.Inf(1)
 	var idx [blockRows]int32
 	for lo := 0; lo < n; lo += blockRows {
 		hi := min(lo+blockRows, n)
 		m := hi - lo
 		for r := 0; r < m; r++ {
-			d := scratch[r*(nf+1) : (r+1)*(nf+1)]
-			copy(d, rows[(lo+r)*nf:(lo+r+1)*nf])
-			d[nf] = math.NaN()
+			d := scratch[r*stride : (r+1)*stride]
+			neg, pos := d[:nf], d[nf:2*nf]
+			for j, x := range rows[(lo+r)*nf : (lo+r+1)*nf] {
+				if x == x {
+					neg[j], pos[j] = x, x
+				} else {
+					neg[j], pos[j] = -inf, inf
+				}
+			}
+			d[2*nf] = -inf
 		}
-		e.block(scratch[:m*(nf+1)], nf+1, out[lo*no:hi*no], idx[:m])
+		e.block(scratch[:m*stride], stride, out[lo*no:hi*no], idx[:m])
 		if !raw {
 			for r := lo; r < hi; r++ {
 				e.link32(out[r*no : (r+1)*no])
@@ -696,10 +731,10 @@ func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
 	scratchPool.Put(bp)
 }
 
-// block writes the margins of len(idx) rows into out; rows has stride
-// values per row, the last one NaN; idx is scratch.
+// block writes the margins of len(idx) rows into out; rows holds the copies
+// described at node, stride values per row; idx is scratch.
 func (e *Ensemble) block(rows []float64, stride int, out []float64, idx []int32) {
-	g := e.groups
+	g, nf := e.groups, len(e.features)
 	m := len(idx)
 	rows, out = rows[:m*stride], out[:m*g]
 	for r := 0; r < m; r++ {
@@ -717,7 +752,14 @@ func (e *Ensemble) block(rows []float64, stride int, out []float64, idx []int32)
 				// Some rows wait at special nodes, marked ^i.
 				for r, i := range idx {
 					if i < 0 {
-						idx[r] = e.slowStep(^i, rows[r*stride:(r+1)*stride])
+						// Column f holds NaN as -Inf and column nf+f as
+						// +Inf; no other value is both.
+						f := int(nodes[^i].meta & featMask)
+						x := rows[r*stride+f]
+						if x == math.Inf(-1) && rows[r*stride+nf+f] == math.Inf(1) {
+							x = math.NaN()
+						}
+						idx[r] = e.slowStep(^i, x)
 					}
 				}
 			}
@@ -744,8 +786,8 @@ func (e *Ensemble) block(rows []float64, stride int, out []float64, idx []int32)
 // stepRows moves every row of a block one level down: idx[r] is the node of
 // row r, whose values start at rows + r*stride. It is the step of
 // Ensemble.leaf without bounds checks (CompileEnsemble has checked every
-// child index and feature, and the caller passes a block of len(idx) rows
-// ending in the NaN column) and without calls, which keeps the loop in
+// child index and feature, and the caller passes a block of len(idx) rows in
+// the layout described at node) and without calls, which keeps the loop in
 // registers. A row at a special node is left as ^i for the caller, and the
 // result says whether there is one.
 func stepRows(nodes unsafe.Pointer, idx []int32, rows unsafe.Pointer, stride uintptr) bool {
@@ -758,13 +800,7 @@ func stepRows(nodes unsafe.Pointer, idx []int32, rows unsafe.Pointer, stride uin
 			idx[r] = ^i
 		} else {
 			x := *(*float64)(unsafe.Add(rows, uintptr(meta&featMask)*8))
-			var right uint32
-			if x == x {
-				right = b2u(x >= n.thr)
-			} else {
-				right = ^meta >> 24 & 1 // missing, or a leaf: the default direction
-			}
-			idx[r] = n.left + int32(right)
+			idx[r] = n.left + int32(b2u(x >= n.thr))
 		}
 		rows = unsafe.Add(rows, stride)
 	}

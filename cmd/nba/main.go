@@ -43,7 +43,9 @@ func main() {
 	for _, c := range commands {
 		if c.name == name {
 			if err := c.run(os.Args[2:]); err != nil {
-				fmt.Fprintf(os.Stderr, "nba %s: %v\n", name, err)
+				if err != errSilent {
+					fmt.Fprintf(os.Stderr, "nba %s: %v\n", name, err)
+				}
 				os.Exit(1)
 			}
 			return
@@ -57,7 +59,7 @@ func main() {
 func usage() {
 	fmt.Fprintf(os.Stderr, "nba is a real-time next-best-action sidecar.\n\nUsage:\n  nba <command> [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun \"nba help <command>\" or \"nba <command> -h\" for a command's flags.\n")
 }

@@ -168,3 +168,8 @@ func defaultStateDir(bundleDir string) string {
 	}
 	return filepath.Join(base, "nba", name)
 }
+
+// quietLogger logs warnings and errors only, for one-shot commands.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}

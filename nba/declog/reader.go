@@ -1,0 +1,207 @@
+package declog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ReadStats says what a read recovered and what it lost.
+type ReadStats struct {
+	Files   int
+	Batches int // complete batches read
+	Records int // records passed to the callback
+	// LostRecords is the number of records in batches that could not be
+	// read (truncated or corrupt), as their metadata states; a batch whose
+	// metadata itself is cut off counts as unknown (0 here, but its bytes
+	// are in LostBytes).
+	LostRecords int
+	// LostBytes is the number of file bytes that could not be read.
+	LostBytes int64
+	// Damaged is the number of files with lost bytes.
+	Damaged int
+}
+
+func (s *ReadStats) add(o ReadStats) {
+	s.Files += o.Files
+	s.Batches += o.Batches
+	s.Records += o.Records
+	s.LostRecords += o.LostRecords
+	s.LostBytes += o.LostBytes
+	s.Damaged += o.Damaged
+}
+
+// ReadDir reads every log file of prefix in dir, oldest first, passing each
+// record line (without its newline) to fn. The line is only valid during the
+// call. It tolerates truncated and corrupt batches (counted in the stats) and
+// stops at the first error of fn or of the file system.
+func ReadDir(dir, prefix string, fn func(line []byte) error) (ReadStats, error) {
+	var total ReadStats
+	files, err := Files(dir, prefix)
+	if err != nil {
+		return total, err
+	}
+	dec, err := newDecoder()
+	if err != nil {
+		return total, err
+	}
+	defer dec.Close()
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			return total, fmt.Errorf("cannot read decision log: %w", err)
+		}
+		st, err := readFile(f, dec, fn)
+		f.Close()
+		total.add(st)
+		if err != nil {
+			return total, fmt.Errorf("cannot read decision log %q: %w", path, err)
+		}
+	}
+	return total, nil
+}
+
+// ReadFile reads one log file from r; see ReadDir.
+func ReadFile(r io.Reader, fn func(line []byte) error) (ReadStats, error) {
+	dec, err := newDecoder()
+	if err != nil {
+		return ReadStats{}, err
+	}
+	defer dec.Close()
+	return readFile(r, dec, fn)
+}
+
+func newDecoder() (*zstd.Decoder, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBatchLimit), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, fmt.Errorf("cannot create zstd decoder: %w", err)
+	}
+	return dec, nil
+}
+
+func readFile(r io.Reader, dec *zstd.Decoder, fn func(line []byte) error) (st ReadStats, err error) {
+	st.Files = 1
+	var hdr [8 + metaSize]byte
+	var frame, buf []byte
+	lose := func(records int, n int64, rest bool) {
+		st.LostRecords += records
+		st.LostBytes += n
+		st.Damaged = 1
+		if rest { // the remaining bytes cannot be framed
+			m, _ := io.Copy(io.Discard, r)
+			st.LostBytes += m
+		}
+	}
+	for {
+		n, err := io.ReadFull(r, hdr[:])
+		if err == io.EOF {
+			return st, nil
+		}
+		if err == io.ErrUnexpectedEOF {
+			lose(0, int64(n), false)
+			return st, nil
+		}
+		if err != nil {
+			return st, err
+		}
+		m := hdr[:]
+		if binary.LittleEndian.Uint32(m[0:]) != skipMagic || binary.LittleEndian.Uint32(m[4:]) != metaSize || binary.LittleEndian.Uint32(m[8:]) != metaTag {
+			lose(0, int64(n), true)
+			return st, nil
+		}
+		count := int(binary.LittleEndian.Uint32(m[12:]))
+		rawLen := binary.LittleEndian.Uint64(m[16:])
+		zLen := int64(binary.LittleEndian.Uint32(m[24:]))
+		sum := binary.LittleEndian.Uint32(m[28:])
+		if rawLen > maxBatchLimit || zLen > maxBatchLimit+maxBatchLimit/8 || uint64(count) > rawLen {
+			lose(0, int64(n), true)
+			return st, nil
+		}
+		frame = grow(frame, int(zLen))
+		k, err := io.ReadFull(r, frame)
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			lose(count, int64(n+k), false)
+			return st, nil
+		}
+		if err != nil {
+			return st, err
+		}
+		if crc32.Checksum(frame, castagnoli) != sum {
+			lose(count, int64(n+k), false)
+			continue
+		}
+		// The output is capped at the size the metadata states.
+		buf, err = dec.DecodeAll(frame, grow(buf, int(rawLen))[:0])
+		out := buf
+		if err != nil || uint64(len(out)) != rawLen || bytes.Count(out, []byte{'\n'}) != count || (len(out) > 0 && out[len(out)-1] != '\n') {
+			lose(count, int64(n+k), false)
+			continue
+		}
+		st.Batches++
+		for len(out) > 0 {
+			i := bytes.IndexByte(out, '\n')
+			st.Records++
+			if err := fn(out[:i]); err != nil {
+				return st, err
+			}
+			out = out[i+1:]
+		}
+	}
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
+// Record is one decoded log line: the union of the decision and feedback
+// fields (see the package documentation for the schema).
+type Record struct {
+	Type       string            `json:"type"`
+	Customer   string            `json:"customer"`
+	ID         string            `json:"id,omitempty"`
+	Decision   string            `json:"decision,omitempty"`
+	Time       time.Time         `json:"time"`
+	Channel    string            `json:"channel,omitempty"`
+	Context    string            `json:"context,omitempty"`
+	Control    bool              `json:"control,omitempty"`
+	Versions   map[string]string `json:"versions,omitempty"`
+	Candidates []struct {
+		Action string   `json:"action"`
+		Stage  string   `json:"stage,omitempty"`
+		P      *float64 `json:"p,omitempty"`
+		Value  *float64 `json:"value,omitempty"`
+		Score  *float64 `json:"score,omitempty"`
+	} `json:"candidates,omitempty"`
+	Chosen []struct {
+		Action  string   `json:"action"`
+		Slot    int      `json:"slot"`
+		Prob    *float64 `json:"prob"`
+		Samples int      `json:"samples"`
+	} `json:"chosen,omitempty"`
+	Action string   `json:"action,omitempty"`
+	Event  string   `json:"event,omitempty"`
+	Reward *float64 `json:"reward,omitempty"`
+}
+
+// ParseRecord decodes one log line. It is for offline analysis and allocates.
+func ParseRecord(line []byte) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(line, &r); err != nil {
+		return r, fmt.Errorf("cannot parse decision log record: %w", err)
+	}
+	if r.Type != "decision" && r.Type != "feedback" {
+		return r, errors.New("cannot parse decision log record: unknown type " + fmt.Sprintf("%q", r.Type))
+	}
+	return r, nil
+}

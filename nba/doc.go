@@ -1,0 +1,51 @@
+// Package nba is the decision engine: it compiles a catalog of actions, rules,
+// contact policies and journeys once, and decides per customer and request which
+// actions to show. It does no I/O.
+//
+// # Compile once
+//
+// CompileCatalog reads a catalog (YAML, or JSON) against a profile Schema and
+// the bundle's models, and reports every problem at once with its path in the
+// file (actions[12].rules.eligible[0]: unknown field tenure_dayz); Validate
+// returns the same list for "nba validate". Rules are expr expressions
+// (github.com/expr-lang/expr): expr's parser and type checker read them, then
+// the checked tree is compiled into Go closures over pre-resolved profile and
+// context slots (see rules.go for the supported subset). Identical rule texts
+// compile once and are evaluated at most once per decision. Contact policies
+// become a table of distinct contact-history counts, also counted at most once
+// per decision. Model features are bound to action constants, profile fields
+// or context fields at load. The compiled Catalog is immutable.
+// testdata/catalog.yaml is a commented example of every catalog section
+// (channels, context, defaults, fallback, holdout, policies, groups, actions,
+// journeys).
+//
+// # Decide
+//
+// Engine.Decide takes the actions offered on the request's channel (in
+// catalog order) and removes, in this order: other placements, actions out
+// of their start/end, journey steps that are not due, actions held by a
+// locked journey, failed eligibility, applicability and suitability rules
+// (an action's groups' rules first), and contact policies (action and group
+// caps counted across channels, suppressions after outcomes). Channel-wide
+// limits end the decision early. The survivors are scored by their model in
+// one batch per model, ranked by manual tier (1 first; 0 = ranked) and then
+// by priority = propensity × weight × value × lever, ties broken by catalog
+// order, and taken up to the limit with at most one action per exclusive
+// group. Holdouts (a hash of salt and customer id) withhold the actions that
+// would have been given; a fallback action answers when nothing survives.
+//
+// The engine reads customers through the small Profiles, History and
+// Journeys interfaces and returns journey state changes as Decision.Effects
+// and from OnEvent for the caller to persist: it keeps no per-customer state.
+//
+// # Guarantees and limits
+//
+// Engine is safe for concurrent use; Swap replaces the catalog atomically.
+// Decide does not allocate (Request.Explain aside) once its pooled scratch
+// is warm for the catalog. A decision returns at most MaxLimit actions and
+// reads at most MaxJourneysPerCustomer journey states. Catalogs hold at most
+// MaxActions actions over MaxChannels channels. The "3 impressions without a
+// click" suppression is counted over within+pause, since contact history
+// holds counts rather than sequences: the pause can last up to "within"
+// longer than configured.
+package nba

@@ -1,0 +1,765 @@
+package nba
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"nba/model"
+)
+
+// Request limits.
+const (
+	// MaxLimit is the most actions one decision returns; larger requested
+	// limits are clipped (counted in Stats.LimitClipped).
+	MaxLimit = 64
+	// MaxJourneysPerCustomer is the most journey states read per decision;
+	// more are ignored (counted in Stats.JourneysDropped).
+	MaxJourneysPerCustomer = 32
+)
+
+// ContextValue is one request-context value. Num carries number, bool (1/0)
+// and time (unix seconds) values, Str category values; the declared kind of
+// Key says which is read. The server can hand these over without building a
+// map: the engine resolves keys to slots itself.
+type ContextValue struct {
+	Key string
+	Num float64
+	Str string
+}
+
+// Request is one decision request. The engine does not keep it or anything
+// it points to after Decide returns.
+type Request struct {
+	Customer  string // "" = anonymous: no profile, history, journeys or holdout
+	Channel   string
+	Placement string // "" matches every action; else the action must list it or list none
+	Limit     int    // actions wanted; 0 means 1
+	Context   []ContextValue
+	Now       time.Time // zero means time.Now()
+	Explain   bool      // fill Decision.Explain (may allocate)
+	DryRun    bool      // decide without producing journey effects
+}
+
+// Chosen is one action of a decision.
+type Chosen struct {
+	Action     *Action
+	Propensity float64 // model output; 1 when the action has no model
+	Weight     float64 // context weight
+	Value      float64
+	Lever      float64
+	Priority   float64 // Propensity × Weight × Value × Lever; NaN and ±Inf inputs count as 0
+	Tier       int     // manual tier (1 first); 0 = ranked by the model
+	Treatment  []byte  // pre-encoded JSON for the channel; nil when none
+	Journey    string  // journey id when given as a journey step
+	Fallback   bool
+}
+
+// Stage is where a candidate left the decision.
+type Stage uint8
+
+const (
+	StageChosen        Stage = iota // given (or, in explain, still in the running)
+	StagePlacement                  // not offered on the request's placement
+	StageSchedule                   // before its start or after its end
+	StageJourney                    // a journey step not due, or held by a locked journey
+	StageEligibility                // an eligibility rule is false
+	StageApplicability              // an applicability rule is false
+	StageSuitability                // a suitability rule is false
+	StageContactPolicy              // a cap, suppression or channel limit was hit
+	StageExclusion                  // a higher-ranked action of its exclusive group was chosen
+	StageHoldout                    // withheld: the customer is in a holdout
+	StageRank                       // ranked below the limit
+)
+
+// String names the stage.
+func (s Stage) String() string {
+	if s > StageRank {
+		return fmt.Sprintf("stage(%d)", uint8(s))
+	}
+	return [...]string{"chosen", "placement", "schedule", "journey", "eligibility",
+		"applicability", "suitability", "contact_policy", "exclusion", "holdout", "rank"}[s]
+}
+
+// Candidate explains one action of the channel: the stage that removed it
+// and why, or its scores.
+type Candidate struct {
+	Action     string
+	Stage      Stage
+	Reason     string
+	Propensity float64
+	Weight     float64
+	Value      float64
+	Lever      float64
+	Priority   float64
+	Tier       int
+}
+
+// Decision is the engine's answer. Reuse one per goroutine (or pool them):
+// Decide resets it and reuses its slices.
+type Decision struct {
+	// ID is a random 128-bit id in lower-case hex.
+	ID [32]byte
+	// Actions are the chosen actions, best first.
+	Actions []Chosen
+	// Control is set when the customer is in a holdout: Withheld holds the
+	// actions that would have been given.
+	Control  bool
+	Withheld []Chosen
+	// Reason says why Actions is empty or a fallback: "channel_limit",
+	// "journey_hold", "holdout", "no_candidates", "fallback".
+	Reason          string
+	CatalogVersion  string
+	ModelVersion    string
+	SnapshotVersion string
+	// Effects are the journey state changes to persist (none on DryRun).
+	Effects []JourneyUpdate
+	// Explain lists every action offered on the channel (Request.Explain).
+	Explain []Candidate
+}
+
+// IDString returns the decision id as a string (allocates).
+func (d *Decision) IDString() string { return string(d.ID[:]) }
+
+func (d *Decision) reset() {
+	d.Actions, d.Withheld, d.Effects, d.Explain = d.Actions[:0], d.Withheld[:0], d.Effects[:0], d.Explain[:0]
+	d.Control, d.Reason = false, ""
+}
+
+// Config configures an Engine.
+type Config struct {
+	// Catalog is the compiled catalog to serve. Required; Swap replaces it.
+	Catalog *Catalog
+	// Profiles reads customer profiles. Required.
+	Profiles Profiles
+	// History counts contacts; nil means no customer has any.
+	History History
+	// Journeys reads journey states; nil means no customer is in any.
+	Journeys Journeys
+}
+
+// Stats are the engine's counters since it started.
+type Stats struct {
+	Decisions, UnknownCustomers, UnknownContextKeys, LimitClipped, JourneysDropped,
+	ChannelLimited, Fallbacks, Controls uint64
+	// Scored counts model rows scored (candidates that reached the model).
+	Scored uint64
+}
+
+// Engine decides. It is safe for concurrent use; Decide does not allocate
+// (Explain aside) once its pooled scratch is warm.
+type Engine struct {
+	cat      atomic.Pointer[Catalog]
+	profiles Profiles
+	history  History
+	journeys Journeys
+	pool     sync.Pool
+
+	decisions, unknownCustomers, unknownCtx, limitClipped, journeysDropped,
+	channelLimited, fallbacks, controls, scored atomic.Uint64
+}
+
+// NewEngine validates cfg and returns an engine serving cfg.Catalog.
+func NewEngine(cfg Config) (*Engine, error) {
+	if cfg.Catalog == nil {
+		return nil, errors.New("cannot create engine: no catalog")
+	}
+	if cfg.Profiles == nil {
+		return nil, errors.New("cannot create engine: no profiles")
+	}
+	e := &Engine{profiles: cfg.Profiles, history: cfg.History, journeys: cfg.Journeys}
+	e.cat.Store(cfg.Catalog)
+	e.pool.New = func() any {
+		var seed [32]byte
+		_, _ = crand.Read(seed[:])
+		return &scratch{rng: rand.NewChaCha8(seed)}
+	}
+	return e, nil
+}
+
+// Swap atomically replaces the catalog; decisions in flight finish on the old one.
+func (e *Engine) Swap(c *Catalog) {
+	if c != nil {
+		e.cat.Store(c)
+	}
+}
+
+// Catalog returns the catalog being served.
+func (e *Engine) Catalog() *Catalog { return e.cat.Load() }
+
+// Stats returns the counters.
+func (e *Engine) Stats() Stats {
+	return Stats{e.decisions.Load(), e.unknownCustomers.Load(), e.unknownCtx.Load(), e.limitClipped.Load(),
+		e.journeysDropped.Load(), e.channelLimited.Load(), e.fallbacks.Load(), e.controls.Load(), e.scored.Load()}
+}
+
+// cand is one surviving candidate.
+type cand struct {
+	a        int32
+	journey  int32 // journey index when a due step, else -1
+	tier     int32 // sort key: pinned tiers 1..MaxTier, ranked as MaxTier+1
+	p, w, v  float64
+	l, prio  float64
+	explainI int32 // index in Decision.Explain, -1 when not explaining
+}
+
+// scratch is one decision's working memory, pooled.
+type scratch struct {
+	cat      *Catalog
+	ec       evalCtx
+	prof     Profile
+	ruleMemo []uint8 // 0 unknown, 1 true, 2 false
+	numMemo  []float64
+	numDone  []bool
+	cands    []cand
+	base     [][]float64 // per model: the customer's part of a row
+	rows     []float64   // candidate rows, row-major
+	outs     []float64   // one prediction per row
+	rowOf    []int32     // row -> index in cands
+	states   []JourneyState
+	due      []dueStep
+	exclUsed []bool
+	rng      *rand.ChaCha8
+}
+
+type dueStep struct {
+	action, journey int32
+	state           int32 // index in states, -1 when entering now
+}
+
+func (s *scratch) prepare(c *Catalog) {
+	if s.cat == c {
+		return
+	}
+	s.cat = c
+	s.ruleMemo = make([]uint8, len(c.rules))
+	s.numMemo = make([]float64, len(c.nums))
+	s.numDone = make([]bool, len(c.nums))
+	s.ec.counts = make([]int32, len(c.queries))
+	s.ec.queries = c.queries
+	s.ec.cnum = make([]float64, len(c.ctx))
+	s.ec.cstr = make([]string, len(c.ctx))
+	s.cands = make([]cand, 0, len(c.actions))
+	s.base = make([][]float64, len(c.models))
+	nf := 0
+	for i, m := range c.models {
+		s.base[i] = make([]float64, m.nf)
+		nf = max(nf, m.nf)
+	}
+	s.rows = make([]float64, nf*len(c.actions))
+	s.outs = make([]float64, len(c.actions))
+	s.rowOf = make([]int32, len(c.actions))
+	s.states = make([]JourneyState, 0, MaxJourneysPerCustomer)
+	s.due = make([]dueStep, 0, len(c.journeys))
+	s.exclUsed = make([]bool, c.nexcl)
+	s.prof.reset(c.nfields)
+}
+
+func (s *scratch) rule(i int32) bool {
+	switch s.ruleMemo[i] {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	ok := s.cat.rules[i](&s.ec)
+	s.ruleMemo[i] = 2
+	if ok {
+		s.ruleMemo[i] = 1
+	}
+	return ok
+}
+
+func (s *scratch) num(r numRef) float64 {
+	if r.expr < 0 {
+		return r.c
+	}
+	if !s.numDone[r.expr] {
+		s.numMemo[r.expr] = s.cat.nums[r.expr](&s.ec)
+		s.numDone[r.expr] = true
+	}
+	return s.numMemo[r.expr]
+}
+
+func (s *scratch) limitHit(l *limit) bool {
+	if s.ec.count(int(l.q)) < l.max {
+		return false
+	}
+	return l.unless < 0 || s.ec.count(int(l.unless)) == 0
+}
+
+// ErrUnknownChannel is returned for a channel the catalog does not know.
+var ErrUnknownChannel = errors.New("cannot decide: unknown channel")
+
+// Decide makes one decision into d. It returns ErrUnknownChannel for a
+// channel the catalog does not know; every other request is decided.
+func (e *Engine) Decide(req *Request, d *Decision) error {
+	c := e.cat.Load()
+	d.reset()
+	ch, ok := c.chanIdx[req.Channel]
+	if !ok {
+		return ErrUnknownChannel
+	}
+	e.decisions.Add(1)
+	s := e.pool.Get().(*scratch)
+	defer e.pool.Put(s)
+	s.prepare(c)
+	writeID(&d.ID, s.rng)
+	d.CatalogVersion, d.ModelVersion, d.SnapshotVersion = c.version, c.modelVersion, e.profiles.Version()
+
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = 1
+	}
+	if limit > MaxLimit {
+		limit = MaxLimit
+		e.limitClipped.Add(1)
+	}
+	if c.maxPerDecision > 0 && limit > c.maxPerDecision {
+		limit = c.maxPerDecision
+	}
+	e.load(s, c, req, now)
+
+	// Channel-wide contact limits end the decision early.
+	for i := range c.chanLimits[ch] {
+		if l := &c.chanLimits[ch][i]; s.limitHit(l) {
+			e.channelLimited.Add(1)
+			d.Reason = "channel_limit"
+			if req.Explain {
+				d.Explain = append(d.Explain, Candidate{Stage: StageContactPolicy,
+					Reason: fmt.Sprintf("%s (count %d)", l.desc, s.ec.count(int(l.q)))})
+			}
+			return nil
+		}
+	}
+
+	lock, lockTier := e.journeyPass(s, c, req, d, now, ch)
+	nowU := s.ec.now
+	s.cands = s.cands[:0]
+	for _, ai := range c.byChannel[ch] {
+		a := &c.actions[ai]
+		stage, why := StageChosen, ""
+		var tier int32 = MaxTier + 1
+		jn := int32(-1)
+		switch {
+		case req.Placement != "" && len(a.placements) > 0 && !slices.Contains(a.placements, req.Placement):
+			stage = StagePlacement
+		case (a.start != 0 && nowU < a.start) || (a.end != 0 && nowU >= a.end):
+			stage = StageSchedule
+		}
+		if stage == StageChosen && a.journey >= 0 {
+			if jn = s.dueJourney(ai); jn < 0 {
+				stage, why = StageJourney, "journey step not due"
+			}
+		}
+		if stage == StageChosen && a.tier > 0 && (a.pinRule < 0 || s.rule(a.pinRule)) {
+			tier = int32(a.tier)
+		}
+		if stage == StageChosen && lock >= 0 && jn != lock && !(tier <= MaxTier && (lockTier == 0 || tier < int32(lockTier))) {
+			stage, why = StageJourney, "held by locked journey"
+			if req.Explain {
+				why = "held by locked journey " + c.journeys[lock].id
+			}
+		}
+		if stage == StageChosen {
+			if st, ri := s.rules(a); st != StageChosen {
+				stage = st
+				if req.Explain {
+					why = c.ruleText[ri]
+				}
+			}
+		}
+		if stage == StageChosen {
+			for i := range a.limits {
+				if l := &a.limits[i]; s.limitHit(l) {
+					stage = StageContactPolicy
+					if req.Explain {
+						why = fmt.Sprintf("%s (count %d)", l.desc, s.ec.count(int(l.q)))
+					}
+					break
+				}
+			}
+		}
+		ex := int32(-1)
+		if req.Explain {
+			ex = int32(len(d.Explain))
+			d.Explain = append(d.Explain, Candidate{Action: a.ID, Stage: stage, Reason: why})
+		}
+		if stage != StageChosen {
+			continue
+		}
+		if jn >= 0 && c.journeys[jn].lock {
+			// A locked journey's step sits at the journey's tier.
+			if t := int32(c.journeys[jn].tier); t > 0 && t < tier {
+				tier = t
+			}
+		}
+		s.cands = append(s.cands, cand{a: ai, journey: jn, tier: tier, p: 1,
+			w: s.num(a.weight), v: s.num(a.value), l: a.lever, explainI: ex})
+	}
+	e.score(s, c)
+	slices.SortFunc(s.cands, cmpCand)
+	e.arbitrate(s, c, req, d, ch, limit, now)
+	if len(d.Actions) == 0 && d.Reason == "" {
+		switch {
+		case d.Control:
+			d.Reason = "holdout"
+		case lock >= 0:
+			d.Reason = "journey_hold"
+		case c.fallback >= 0 && c.actions[c.fallback].chanMask&(1<<uint(ch)) != 0:
+			a := &c.actions[c.fallback]
+			d.Actions = append(d.Actions, Chosen{Action: a, Propensity: 1, Weight: 1, Value: 1, Lever: 1,
+				Priority: 1, Treatment: a.treatments[ch], Fallback: true})
+			d.Reason = "fallback"
+			e.fallbacks.Add(1)
+		default:
+			d.Reason = "no_candidates"
+		}
+	}
+	if d.Control {
+		e.controls.Add(1)
+	}
+	return nil
+}
+
+// load fills the evaluation context: profile, context slots, time, history.
+func (e *Engine) load(s *scratch, c *Catalog, req *Request, now time.Time) {
+	clear(s.ruleMemo)
+	clear(s.numDone)
+	for i := range s.ec.counts {
+		s.ec.counts[i] = -1
+	}
+	s.prof.reset(c.nfields)
+	if req.Customer != "" && !e.profiles.Profile(req.Customer, &s.prof) {
+		e.unknownCustomers.Add(1)
+	}
+	s.ec.num, s.ec.str = s.prof.Num, s.prof.Str
+	nan := math.NaN()
+	for i := range s.ec.cnum {
+		s.ec.cnum[i], s.ec.cstr[i] = nan, ""
+	}
+	for i := range req.Context {
+		kv := &req.Context[i]
+		j, ok := c.ctxIdx[kv.Key]
+		if !ok {
+			e.unknownCtx.Add(1)
+			continue
+		}
+		s.ec.cnum[j], s.ec.cstr[j] = kv.Num, kv.Str
+	}
+	s.ec.now, s.ec.nowT = now.Unix(), now
+	s.ec.tzOff = 0
+	if c.tzSlot >= 0 {
+		if m := s.prof.Num[c.tzSlot]; !math.IsNaN(m) && math.Abs(m) <= 18*60 {
+			s.ec.tzOff = int64(m) * 60
+		}
+	}
+	s.ec.customer, s.ec.hist = req.Customer, e.history
+	s.ec.anyHist = e.history != nil && req.Customer != "" && e.history.Any(req.Customer)
+}
+
+// rules runs the three rule stages; it returns the failing stage and rule.
+func (s *scratch) rules(a *Action) (Stage, int32) {
+	for st := range a.rules {
+		for _, ri := range a.rules[st] {
+			if !s.rule(ri) {
+				return StageEligibility + Stage(st), ri
+			}
+		}
+	}
+	return StageChosen, -1
+}
+
+func (s *scratch) dueJourney(ai int32) int32 {
+	for _, d := range s.due {
+		if d.action == ai {
+			return d.journey
+		}
+	}
+	return -1
+}
+
+// journeyPass reads the customer's journeys: exits, entries by rule, the due
+// steps and the locking journey (-1 when none) with its tier.
+func (e *Engine) journeyPass(s *scratch, c *Catalog, req *Request, d *Decision, now time.Time, ch int) (lock int32, lockTier int) {
+	lock = -1
+	s.due = s.due[:0]
+	s.states = s.states[:0]
+	if len(c.journeys) == 0 || req.Customer == "" {
+		return
+	}
+	if e.journeys != nil {
+		s.states = e.journeys.Journeys(req.Customer, s.states)
+		if len(s.states) > MaxJourneysPerCustomer {
+			e.journeysDropped.Add(uint64(len(s.states) - MaxJourneysPerCustomer))
+			s.states = s.states[:MaxJourneysPerCustomer]
+		}
+	}
+	// Entries by rule for journeys the customer has never been in.
+	for ji := range c.journeys {
+		j := &c.journeys[ji]
+		if j.entry < 0 || s.stateOf(j.id) >= 0 || !s.rule(j.entry) {
+			continue
+		}
+		if j.exit >= 0 && s.rule(j.exit) {
+			continue
+		}
+		st := JourneyState{Journey: j.id, Status: JourneyActive, EnteredAt: now}
+		if len(s.states) < cap(s.states) {
+			s.states = append(s.states, st)
+			if !req.DryRun {
+				d.Effects = append(d.Effects, JourneyUpdate{JourneyState: st, Reason: "enter"})
+			}
+		}
+	}
+	for si := range s.states {
+		st := &s.states[si]
+		if st.Status != JourneyActive {
+			continue
+		}
+		ji, ok := c.journeyIdx[st.Journey]
+		if !ok {
+			continue // a journey removed from the catalog
+		}
+		j := &c.journeys[ji]
+		last := st.LastStepAt
+		if last.IsZero() {
+			last = st.EnteredAt
+		}
+		if (j.exit >= 0 && s.rule(j.exit)) || (j.timeout > 0 && now.Sub(last) >= j.timeout) || st.Step >= len(j.steps) || st.Step < 0 {
+			if !req.DryRun {
+				u := JourneyUpdate{JourneyState: *st, Reason: "exit"}
+				u.Status = JourneyExited
+				d.Effects = append(d.Effects, u)
+			}
+			continue
+		}
+		if j.lock && j.chanMask&(1<<uint(ch)) != 0 && lock < 0 {
+			lock, lockTier = int32(ji), j.tier
+		}
+		if !now.Before(last.Add(j.waits[st.Step])) {
+			s.due = append(s.due, dueStep{action: j.steps[st.Step], journey: int32(ji), state: int32(si)})
+		}
+	}
+	return
+}
+
+func (s *scratch) stateOf(id string) int {
+	for i := range s.states {
+		if s.states[i].Journey == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// score batch-scores the candidates: per model, the customer's part of a
+// row is built once, each candidate's row is a copy of it plus the action's
+// features, and the rows go to the model in one call.
+func (e *Engine) score(s *scratch, c *Catalog) {
+	scored := 0
+	for mi := range c.models {
+		bm := &c.models[mi]
+		base := s.base[mi]
+		n := 0
+		for i := range s.cands {
+			cd := &s.cands[i]
+			a := &c.actions[cd.a]
+			if a.model != int32(mi) {
+				continue
+			}
+			if n == 0 {
+				for _, b := range bm.prof {
+					base[b.pos] = s.prof.Num[b.slot]
+				}
+				for _, b := range bm.ctx {
+					base[b.pos] = s.ec.cnum[b.slot]
+				}
+				nan := math.NaN()
+				for _, p := range bm.actPos {
+					base[p] = nan
+				}
+			}
+			row := s.rows[n*bm.nf : (n+1)*bm.nf]
+			copy(row, base)
+			for _, f := range a.feats {
+				row[f.pos] = f.v
+			}
+			s.rowOf[n] = int32(i)
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		if bm.mm != nil {
+			model.PredictRows(bm.mm, s.rows[:n*bm.nf], n, s.outs[:n], false)
+		} else {
+			for r := 0; r < n; r++ {
+				bm.m.Predict(s.rows[r*bm.nf:(r+1)*bm.nf], s.outs[r:r+1])
+			}
+		}
+		for r := 0; r < n; r++ {
+			s.cands[s.rowOf[r]].p = s.outs[r]
+		}
+		scored += n
+	}
+	e.scored.Add(uint64(scored))
+	for i := range s.cands {
+		cd := &s.cands[i]
+		cd.p, cd.w, cd.v = finite(cd.p), finite(cd.w), finite(cd.v)
+		cd.prio = finite(cd.p * cd.w * cd.v * cd.l)
+	}
+}
+
+// finite maps NaN (a missing input) and ±Inf (a division by zero in a value
+// expression) to 0, so scores stay comparable and encodable as JSON.
+func finite(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
+}
+
+// cmpCand orders pinned tiers first (1 before 2), then priority, then
+// catalog order.
+func cmpCand(x, y cand) int {
+	switch {
+	case x.tier != y.tier:
+		return int(x.tier - y.tier)
+	case x.prio > y.prio:
+		return -1
+	case x.prio < y.prio:
+		return 1
+	}
+	return int(x.a - y.a)
+}
+
+func (e *Engine) arbitrate(s *scratch, c *Catalog, req *Request, d *Decision, ch, limit int, now time.Time) {
+	clear(s.exclUsed)
+	global := req.Customer != "" && c.globalHoldout > 0 && holdoutFrac(hashString(c.globalSeed, req.Customer)) < c.globalHoldout
+	for i := range s.cands {
+		cd := &s.cands[i]
+		a := &c.actions[cd.a]
+		stage, why := StageChosen, ""
+		switch {
+		case len(d.Actions) >= limit || (global && len(d.Withheld) >= limit):
+			// A per-action holdout lets the next best take its place, so
+			// its control customers get what they would get without it.
+			stage = StageRank
+		case a.exclusion >= 0 && s.exclUsed[a.exclusion]:
+			stage, why = StageExclusion, "another action of its exclusive group ranked higher"
+		}
+		tier := int(cd.tier)
+		if tier > MaxTier {
+			tier = 0
+		}
+		jid := ""
+		if cd.journey >= 0 {
+			jid = c.journeys[cd.journey].id
+		}
+		ch1 := Chosen{Action: a, Propensity: cd.p, Weight: cd.w, Value: cd.v, Lever: cd.l, Priority: cd.prio,
+			Tier: tier, Treatment: a.treatments[ch], Journey: jid}
+		if stage == StageChosen {
+			if a.exclusion >= 0 {
+				s.exclUsed[a.exclusion] = true
+			}
+			switch {
+			case global:
+				stage, why = StageHoldout, "global holdout"
+				d.Withheld = append(d.Withheld, ch1)
+				d.Control = true
+			case req.Customer != "" && a.holdout > 0 && holdoutFrac(hashString(a.holdSeed, req.Customer)) < a.holdout:
+				stage, why = StageHoldout, "action holdout"
+				d.Withheld = append(d.Withheld, ch1)
+				d.Control = true
+			default:
+				d.Actions = append(d.Actions, ch1)
+				if cd.journey >= 0 && !req.DryRun {
+					d.Effects = append(d.Effects, s.advance(c, cd, now))
+				}
+			}
+		}
+		if cd.explainI >= 0 {
+			x := &d.Explain[cd.explainI]
+			x.Stage, x.Reason = stage, why
+			x.Propensity, x.Weight, x.Value, x.Lever, x.Priority, x.Tier = cd.p, cd.w, cd.v, cd.l, cd.prio, tier
+		}
+	}
+}
+
+// advance returns the journey state after delivering a due step.
+func (s *scratch) advance(c *Catalog, cd *cand, now time.Time) JourneyUpdate {
+	j := &c.journeys[cd.journey]
+	var st JourneyState
+	for _, du := range s.due {
+		if du.journey == cd.journey {
+			st = s.states[du.state]
+		}
+	}
+	st.Step++
+	st.LastStepAt = now
+	u := JourneyUpdate{JourneyState: st, Reason: "step"}
+	if st.Step >= len(j.steps) {
+		u.Status, u.Reason = JourneyCompleted, "complete"
+	}
+	return u
+}
+
+func writeID(dst *[32]byte, r *rand.ChaCha8) {
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], r.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], r.Uint64())
+	const hexd = "0123456789abcdef"
+	for i, v := range b {
+		dst[2*i], dst[2*i+1] = hexd[v>>4], hexd[v&15]
+	}
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// hashString continues an FNV-1a hash over s.
+func hashString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// holdoutFrac maps a hash to [0, 1) after a final mix (FNV-1a alone is
+// poorly spread in its high bits for short keys).
+func holdoutFrac(h uint64) float64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return float64(h>>11) / (1 << 53)
+}
+
+// InHoldout reports whether a customer falls in a holdout of the given
+// share for a salt (and an action id, "" for the global holdout), as
+// Decide computes it.
+func InHoldout(salt, actionID, customer string, share float64) bool {
+	var h uint64
+	if actionID == "" {
+		h = hashString(hashString(fnvOffset, salt+"\x00"), customer)
+	} else {
+		h = hashString(hashString(fnvOffset, salt+"\x00"+actionID+"\x00"), customer)
+	}
+	return holdoutFrac(h) < share
+}

@@ -1,0 +1,52 @@
+package nba
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// FuzzLoadCatalog feeds arbitrary bytes to the catalog loader: it must not
+// panic, must report problems as *PathError, must agree with itself, and a
+// catalog it accepts must decide on every channel.
+func FuzzLoadCatalog(f *testing.F) {
+	for _, s := range []string{textbook(1, `profile.segment == "gold"`), journeysCatalog, policyCatalog,
+		`{"actions": [{"id": "a", "channels": ["web"]}]}`, "actions: [", ""} {
+		f.Add([]byte(s))
+	}
+	prof := newMemProfiles(testSchema)
+	prof.set("c", map[string]any{"clv": 10, "aff_xsell": 0.5, "segment": "gold"})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		errs := Validate("fuzz.yaml", data, testOpts)
+		for _, err := range errs {
+			var pe *PathError
+			if !errors.As(err, &pe) {
+				t.Fatalf("%v is not a *PathError", err)
+			}
+		}
+		again := Validate("fuzz.yaml", data, testOpts)
+		if fmt.Sprint(again) != fmt.Sprint(errs) {
+			t.Fatalf("two loads disagree:\n%v\n%v", errs, again)
+		}
+		c, err := CompileCatalog("fuzz.yaml", data, testOpts)
+		if (err == nil) != (len(errs) == 0) {
+			t.Fatalf("Validate (%d errors) and CompileCatalog (%v) disagree", len(errs), err)
+		}
+		if err != nil {
+			return
+		}
+		e := mustEngine(t, c, prof, newMemHistory(), &memJourneys{by: map[string][]JourneyState{}})
+		for _, ch := range c.Channels() {
+			var d Decision
+			if err := e.Decide(&Request{Customer: "c", Channel: ch, Limit: 3, Now: monday, Explain: true}, &d); err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Actions) > 3 {
+				t.Fatalf("%d actions for limit 3", len(d.Actions))
+			}
+		}
+	})
+}

@@ -1,0 +1,231 @@
+package nba
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Kind is the type of a profile or context field.
+type Kind uint8
+
+const (
+	// KindNumber is a float64; NaN means missing.
+	KindNumber Kind = iota + 1
+	// KindCategory is a string compared by equality; "" means missing. Its
+	// numeric slot holds the category code, which is what models see.
+	KindCategory
+	// KindTime is a point in time held as unix seconds; NaN means missing.
+	KindTime
+	// KindBool is 1 or 0; NaN (missing) reads as false in rules.
+	KindBool
+)
+
+// String returns the name the catalog uses for the kind.
+func (k Kind) String() string {
+	switch k {
+	case KindNumber:
+		return "number"
+	case KindCategory:
+		return "category"
+	case KindTime:
+		return "time"
+	case KindBool:
+		return "bool"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ParseKind reads a kind name: number, category (or string), time, bool.
+func ParseKind(s string) (Kind, error) {
+	switch strings.ToLower(s) {
+	case "number", "float", "int":
+		return KindNumber, nil
+	case "category", "string":
+		return KindCategory, nil
+	case "time", "date":
+		return KindTime, nil
+	case "bool", "boolean":
+		return KindBool, nil
+	}
+	return 0, fmt.Errorf("unknown kind %q (want number, category, time or bool)", s)
+}
+
+// Field is one named, typed field of a profile or of a request context.
+type Field struct {
+	Name string
+	Kind Kind
+}
+
+// Schema lists the profile fields a catalog compiles against, in slot order:
+// field i is read from Profile.Num[i] and Profile.Str[i]. The caller builds it
+// from the snapshot's columns plus the overlay fields declared in the bundle.
+type Schema struct {
+	Fields []Field
+}
+
+// Profile is one customer's field values, one slot per schema field. Number,
+// time (unix seconds), bool (1/0) and category (code) values go in Num, NaN
+// when missing; category values also go in Str, "" when missing. The engine
+// only reads a Profile, and only during the Decide call that filled it.
+type Profile struct {
+	Num []float64
+	Str []string
+}
+
+// reset sizes p for n fields, all missing.
+func (p *Profile) reset(n int) {
+	if cap(p.Num) < n {
+		p.Num = make([]float64, n)
+		p.Str = make([]string, n)
+	}
+	p.Num, p.Str = p.Num[:n], p.Str[:n]
+	nan := math.NaN()
+	for i := range p.Num {
+		p.Num[i] = nan
+		p.Str[i] = ""
+	}
+}
+
+// Profiles gives the engine one customer's profile. The integration adapts
+// the feature snapshot and the live overlay to it. Implementations must be
+// safe for concurrent use and should not allocate.
+type Profiles interface {
+	// Profile fills p (sized to the schema, all fields missing) with the
+	// customer's values and reports whether the customer is known.
+	Profile(customer string, p *Profile) bool
+	// Version names the data the profiles come from (e.g. the snapshot id).
+	Version() string
+}
+
+// Scope is what a contact-history count is keyed by.
+type Scope uint8
+
+const (
+	// ScopeAction counts contacts of one action, across channels.
+	ScopeAction Scope = iota + 1
+	// ScopeGroup counts contacts of any action of a group (at any depth),
+	// across channels.
+	ScopeGroup
+	// ScopeChannel counts contacts on a channel, across actions.
+	ScopeChannel
+)
+
+// String returns the name the catalog uses for the scope.
+func (s Scope) String() string {
+	switch s {
+	case ScopeAction:
+		return "action"
+	case ScopeGroup:
+		return "group"
+	case ScopeChannel:
+		return "channel"
+	}
+	return fmt.Sprintf("scope(%d)", uint8(s))
+}
+
+// Outcome is the kind of a recorded contact.
+type Outcome uint8
+
+const (
+	// Impression: the action was shown.
+	Impression Outcome = iota + 1
+	// Click: the customer clicked or opened it.
+	Click
+	// Accept: the customer took the offer (converted).
+	Accept
+	// Reject: the customer dismissed or declined it.
+	Reject
+)
+
+// String returns the name the catalog uses for the outcome.
+func (o Outcome) String() string {
+	switch o {
+	case Impression:
+		return "impression"
+	case Click:
+		return "click"
+	case Accept:
+		return "accept"
+	case Reject:
+		return "reject"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+func parseOutcome(s string) (Outcome, error) {
+	switch strings.TrimSuffix(strings.ToLower(s), "s") {
+	case "impression":
+		return Impression, nil
+	case "click":
+		return Click, nil
+	case "accept":
+		return Accept, nil
+	case "reject":
+		return Reject, nil
+	}
+	return 0, fmt.Errorf("unknown outcome %q (want impression, click, accept or reject)", s)
+}
+
+// History counts a customer's recorded contacts. The integration adapts the
+// contact-history store to it. Implementations must be safe for concurrent
+// use and should not allocate.
+type History interface {
+	// Any reports whether the customer has any contact recorded at all; when
+	// false the engine treats every count as 0 without asking Count.
+	Any(customer string) bool
+	// Count returns the number of contacts with the outcome in (now-window,
+	// now] for the key (action id, group id or channel name) of the scope.
+	Count(customer string, scope Scope, key string, outcome Outcome, window time.Duration, now time.Time) int
+}
+
+// JourneyStatus is where a customer stands in a journey.
+type JourneyStatus uint8
+
+const (
+	// JourneyActive: in the journey; Step is the next step to deliver.
+	JourneyActive JourneyStatus = iota + 1
+	// JourneyCompleted: every step was delivered.
+	JourneyCompleted
+	// JourneyExited: left by an exit event, an exit rule or a timeout.
+	JourneyExited
+)
+
+// String names the status.
+func (s JourneyStatus) String() string {
+	switch s {
+	case JourneyActive:
+		return "active"
+	case JourneyCompleted:
+		return "completed"
+	case JourneyExited:
+		return "exited"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// JourneyState is one customer's position in one journey.
+type JourneyState struct {
+	Journey    string // journey id
+	Step       int    // index of the next step to deliver
+	Status     JourneyStatus
+	EnteredAt  time.Time
+	LastStepAt time.Time // when the previous step was delivered; zero before the first
+}
+
+// JourneyUpdate is a journey state change the caller must persist for the
+// customer of the decision or event (never on dry_run). Reason says why:
+// "enter", "step", "complete", "exit".
+type JourneyUpdate struct {
+	JourneyState
+	Reason string
+}
+
+// Journeys reads a customer's journey states. The integration adapts the
+// journey store to it. Implementations must be safe for concurrent use and
+// should not allocate when dst has room.
+type Journeys interface {
+	// Journeys appends the customer's journey states to dst and returns it.
+	Journeys(customer string, dst []JourneyState) []JourneyState
+}

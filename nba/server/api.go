@@ -1,0 +1,233 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Backend is everything the server needs from the rest of the sidecar: the
+// decision engine, the feedback and event log, customer state and the
+// loaded bundle. The server decodes and validates requests, calls exactly
+// one Backend method per request, and encodes the answer.
+//
+// Implementations must be safe for concurrent use. Requests and responses
+// passed to them are pooled: their strings and slices are valid only until
+// the method returns, and must be copied to be kept (strings.Clone,
+// bytes.Clone). Decide should not allocate: it fills resp by appending to
+// the slices it is given, which keep their capacity from request to request.
+//
+// Errors: return an *Error (see Invalidf, NotFoundf, NotReadyf) to choose the
+// status and code the caller sees; any other error is answered 500 internal
+// and logged, so it must not contain customer ids or features.
+type Backend interface {
+	// Decide decides req into resp, which the server has reset. An unknown
+	// customer is decided as anonymous, not refused. A backend that is not
+	// ready returns NotReadyf.
+	Decide(req *DecideRequest, resp *DecideResponse) error
+	// Feedback records one response to a decision and returns only once the
+	// event is durable: the server acknowledges it to the caller after.
+	Feedback(fb *Feedback) error
+	// Event records one customer event (a page view, a purchase, ...).
+	Event(ev *Event) error
+	// AppendCustomer appends the JSON object describing customer id
+	// (profile, contact history, journey state, holdout membership) to dst.
+	// An unknown customer is NotFoundf.
+	AppendCustomer(dst []byte, id string) ([]byte, error)
+	// AppendActions appends the catalog as served, a JSON value, to dst.
+	AppendActions(dst []byte) ([]byte, error)
+	// AppendStatus appends a JSON object for operators to dst: versions,
+	// ages and last errors of what is loaded.
+	AppendStatus(dst []byte) ([]byte, error)
+	// Ready returns nil once catalog, model and snapshot are loaded and the
+	// log replayed, and otherwise an error saying what is missing. It is
+	// called on every /readyz, so it must be cheap.
+	Ready() error
+	// Reload loads the bundle again; the last good one keeps serving if it
+	// fails. ctx bounds how long it may take.
+	Reload(ctx context.Context) error
+}
+
+// DecideRequest is one decoded POST /v1/decide request.
+type DecideRequest struct {
+	// DecisionID is assigned by the server, unique within the process and
+	// across restarts with overwhelming probability (a random 64-bit prefix
+	// chosen at start and a counter).
+	DecisionID string
+	CustomerID string // required, at most Config.MaxIDBytes
+	Channel    string // required, at most Config.MaxIDBytes
+	Placement  string // optional
+	Limit      int    // 0 means the backend's default; at most Config.MaxLimit
+	// Context holds the request's context fields in request order, keys
+	// unique, at most Config.MaxFields of them. JSON nulls are left out.
+	Context []Field
+	Explain bool // the caller wants DecideResponse.Candidates
+	DryRun  bool // decide but record nothing (no contact history, no log)
+
+	idBuf [32]byte
+}
+
+// Kind is the type of a Field's value.
+type Kind uint8
+
+// The kinds of a Field.
+const (
+	KindString Kind = iota + 1
+	KindNumber
+	KindBool
+)
+
+// Field is one scalar of a request's context or an event's attributes.
+type Field struct {
+	Key  string
+	Kind Kind
+	Str  string  // when Kind is KindString
+	Num  float64 // when Kind is KindNumber; always finite
+	Bool bool    // when Kind is KindBool
+}
+
+// DecideResponse is what the backend answers to one DecideRequest. The
+// server resets it (lengths to zero, capacity kept) before each Decide.
+type DecideResponse struct {
+	Actions  []Action // ranked, best first
+	Control  bool     // the customer is in a control group: Actions is empty by design
+	Versions Versions
+	// Candidates explains the decision when the request asked for it: every
+	// action considered and why it was or was not chosen.
+	Candidates []Candidate
+}
+
+// Action is one chosen action.
+type Action struct {
+	ID         string
+	Name       string
+	Score      float64 // the ranking value, propensity × value after adjustments
+	Propensity float64
+	Value      float64
+	Lever      float64 // business weight of the action
+	Tier       int     // manual priority tier, 1 first; 0 = ranked by the model
+	// Treatment is the pre-encoded JSON object describing how to present the
+	// action; it is written verbatim, so it must be valid JSON (the catalog
+	// validates it at load). Empty is written as {}.
+	Treatment []byte
+}
+
+// Versions names what decided: catalog, model and snapshot versions.
+type Versions struct {
+	Catalog, Model, Snapshot string
+}
+
+// Candidate is one action considered by an explained decision.
+type Candidate struct {
+	ID       string
+	Score    float64
+	Selected bool
+	// Reason says why an action was not selected: the rule, policy or cap
+	// that removed it, or "rank" when it lost on score. Empty when selected.
+	Reason string
+}
+
+func (r *DecideResponse) reset() {
+	clear(r.Actions) // drop references to treatments and names
+	r.Actions = r.Actions[:0]
+	clear(r.Candidates)
+	r.Candidates = r.Candidates[:0]
+	r.Control = false
+	r.Versions = Versions{}
+}
+
+// Outcome is the caller's observed response to an action.
+type Outcome uint8
+
+// The outcomes accepted by POST /v1/feedback.
+const (
+	OutcomeImpression Outcome = iota + 1
+	OutcomeClick
+	OutcomeAccept
+	OutcomeReject
+	OutcomeConvert
+	OutcomeDismiss
+)
+
+var outcomeNames = [...]string{"", "impression", "click", "accept", "reject", "convert", "dismiss"}
+
+// String returns the outcome's wire name.
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) && o != 0 {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// ParseOutcome returns the outcome named s, or false.
+func ParseOutcome(s string) (Outcome, bool) {
+	for i := 1; i < len(outcomeNames); i++ {
+		if outcomeNames[i] == s {
+			return Outcome(i), true
+		}
+	}
+	return 0, false
+}
+
+// Feedback is one decoded POST /v1/feedback request.
+type Feedback struct {
+	DecisionID string // optional: outcomes observed outside a decision have none
+	CustomerID string // required
+	ActionID   string // required
+	Channel    string // optional
+	Outcome    Outcome
+	Value      float64   // optional, finite; 0 when absent
+	TS         time.Time // the request's ts, or the time it was received
+}
+
+// Event is one decoded POST /v1/events request.
+type Event struct {
+	CustomerID string // required
+	Type       string // required
+	TS         time.Time
+	Attrs      []Field // at most Config.MaxFields, keys unique
+}
+
+// Error codes: stable strings in error bodies that callers may switch on.
+const (
+	CodeMalformedJSON    = "malformed_json"     // 400: the body is not the JSON expected
+	CodeInvalidRequest   = "invalid_request"    // 400: well-formed but not acceptable
+	CodeUnauthorized     = "unauthorized"       // 401: admin token missing or wrong
+	CodeReloadDisabled   = "reload_disabled"    // 403: no admin token configured
+	CodeNotFound         = "not_found"          // 404
+	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeTimeout          = "timeout"            // 408: the request was not read in time
+	CodePayloadTooLarge  = "payload_too_large"  // 413
+	CodeHeaderTooLarge   = "header_too_large"   // 431
+	CodeInternal         = "internal"           // 500
+	CodeReloadFailed     = "reload_failed"      // 500: the last good bundle keeps serving
+	CodeNotReady         = "not_ready"          // 503
+)
+
+// Error is an error with the HTTP status and code the caller sees. Its
+// message is shown to the caller.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// Error returns the message.
+func (e *Error) Error() string { return e.Message }
+
+// Invalidf returns a 400 invalid_request error, for requests the backend
+// cannot accept: an unknown channel, an unknown action.
+func Invalidf(format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// NotFoundf returns a 404 not_found error.
+func NotFoundf(format string, args ...any) *Error {
+	return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf(format, args...)}
+}
+
+// NotReadyf returns a 503 not_ready error.
+func NotReadyf(format string, args ...any) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Message: fmt.Sprintf(format, args...)}
+}

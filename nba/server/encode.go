@@ -1,0 +1,161 @@
+package server
+
+import (
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// The response encoders append to a reused buffer without reflection.
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 bytes become U+FFFD,
+// so the output is always valid JSON.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += n
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendNumber appends v in the shortest form that reads back exactly, or
+// null if v is not finite (JSON has no NaN or infinities).
+func appendNumber(dst []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendFloat(dst, v, 'g', -1, 64)
+}
+
+func appendBool(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, "true"...)
+	}
+	return append(dst, "false"...)
+}
+
+// appendDecision appends one decision object.
+func appendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, start time.Time) []byte {
+	dst = append(dst, `{"decision_id":`...)
+	dst = appendString(dst, req.DecisionID)
+	dst = append(dst, `,"customer_id":`...)
+	dst = appendString(dst, req.CustomerID)
+	dst = append(dst, `,"channel":`...)
+	dst = appendString(dst, req.Channel)
+	dst = append(dst, `,"actions":[`...)
+	for i := range resp.Actions {
+		a := &resp.Actions[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"id":`...)
+		dst = appendString(dst, a.ID)
+		dst = append(dst, `,"name":`...)
+		dst = appendString(dst, a.Name)
+		dst = append(dst, `,"score":`...)
+		dst = appendNumber(dst, a.Score)
+		dst = append(dst, `,"propensity":`...)
+		dst = appendNumber(dst, a.Propensity)
+		dst = append(dst, `,"value":`...)
+		dst = appendNumber(dst, a.Value)
+		dst = append(dst, `,"lever":`...)
+		dst = appendNumber(dst, a.Lever)
+		dst = append(dst, `,"tier":`...)
+		dst = strconv.AppendInt(dst, int64(a.Tier), 10)
+		dst = append(dst, `,"treatment":`...)
+		if len(a.Treatment) == 0 {
+			dst = append(dst, "{}"...)
+		} else {
+			dst = append(dst, a.Treatment...)
+		}
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `],"control":`...)
+	dst = appendBool(dst, resp.Control)
+	dst = append(dst, `,"versions":{"catalog":`...)
+	dst = appendString(dst, resp.Versions.Catalog)
+	dst = append(dst, `,"model":`...)
+	dst = appendString(dst, resp.Versions.Model)
+	dst = append(dst, `,"snapshot":`...)
+	dst = appendString(dst, resp.Versions.Snapshot)
+	dst = append(dst, '}')
+	if req.Explain {
+		dst = append(dst, `,"candidates":[`...)
+		for i := range resp.Candidates {
+			c := &resp.Candidates[i]
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"id":`...)
+			dst = appendString(dst, c.ID)
+			dst = append(dst, `,"score":`...)
+			dst = appendNumber(dst, c.Score)
+			dst = append(dst, `,"selected":`...)
+			dst = appendBool(dst, c.Selected)
+			dst = append(dst, `,"reason":`...)
+			dst = appendString(dst, c.Reason)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"took_us":`...)
+	dst = strconv.AppendInt(dst, time.Since(start).Microseconds(), 10)
+	return append(dst, '}')
+}
+
+// appendError appends the error body {"error":{"code":..,"message":..}}.
+func appendError(dst []byte, code, msg string) []byte {
+	dst = append(dst, `{"error":{"code":`...)
+	dst = appendString(dst, code)
+	dst = append(dst, `,"message":`...)
+	dst = appendString(dst, msg)
+	return append(dst, "}}"...)
+}
+
+// appendDecisionID writes a 32-hex-digit id: the process's random prefix
+// then the counter.
+func appendDecisionID(dst []byte, prefix, n uint64) []byte {
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, hexDigits[(prefix>>uint(shift))&0xf])
+	}
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, hexDigits[(n>>uint(shift))&0xf])
+	}
+	return dst
+}

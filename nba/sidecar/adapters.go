@@ -1,0 +1,191 @@
+package sidecar
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"nba/cache/snapshot"
+	"nba/cache/state"
+	"nba/nba"
+)
+
+// customers adapts the feature snapshot and the live state store to the
+// engine's Profiles, History and Journeys interfaces. It is safe for
+// concurrent use and allocates nothing.
+type customers struct {
+	state   *state.Store
+	binding atomic.Pointer[binding]
+}
+
+// binding pairs the snapshot being served with the column of each profile
+// field in it; it is rebuilt whenever the snapshot or the bundle changes.
+type binding struct {
+	snap *snapshot.Snapshot
+	src  []fieldSource
+	col  []int // snapshot column per field, -1 when not from the snapshot
+}
+
+func newBinding(snap *snapshot.Snapshot, src []fieldSource) *binding {
+	b := &binding{snap: snap, src: src, col: make([]int, len(src))}
+	for i, f := range src {
+		b.col[i] = -1
+		if f.inSnap && snap != nil {
+			if c, ok := snap.ColumnIndex(f.name); ok {
+				b.col[i] = c
+			}
+		}
+	}
+	return b
+}
+
+// bytesOf borrows a string's bytes for a read-only call that keeps nothing.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// Profile implements nba.Profiles: snapshot values, overridden by overlay
+// values stamped after the snapshot's as-of time.
+func (c *customers) Profile(customer string, p *nba.Profile) bool {
+	b := c.binding.Load()
+	if b == nil {
+		return false
+	}
+	known := false
+	snapAsOf := int64(math.MinInt64)
+	if b.snap != nil {
+		snapAsOf = b.snap.AsOf().UnixNano()
+		if row, ok := b.snap.LookupString(customer); ok {
+			known = true
+			for i, col := range b.col {
+				if col < 0 || i >= len(p.Num) {
+					continue
+				}
+				switch b.src[i].kind {
+				case nba.KindNumber:
+					p.Num[i] = float64(b.snap.Number(col, row))
+				case nba.KindBool:
+					if v, ok := b.snap.Bool(col, row); ok {
+						p.Num[i] = b2f(v)
+					}
+				case nba.KindTime:
+					if v, ok := b.snap.Time(col, row); ok {
+						p.Num[i] = float64(v)
+					}
+				case nba.KindCategory:
+					if code, ok := b.snap.Category(col, row); ok {
+						p.Num[i] = float64(code)
+						p.Str[i] = b.snap.Dict(col)[code]
+					}
+				}
+			}
+		}
+	}
+	if c.state == nil {
+		return known
+	}
+	var v state.View
+	if !c.state.View(bytesOf(customer), &v) {
+		return known
+	}
+	for i, f := range b.src {
+		if f.slot < 0 || i >= len(p.Num) {
+			continue
+		}
+		if f.inSnap {
+			at, ok := v.StampedAt(f.slot)
+			if !ok || at.UnixNano() <= snapAsOf {
+				continue
+			}
+		}
+		switch f.kind {
+		case nba.KindNumber:
+			if x, ok := v.Number(f.slot); ok {
+				p.Num[i] = x
+				known = true
+			}
+		case nba.KindBool:
+			if x, ok := v.Bool(f.slot); ok {
+				p.Num[i] = b2f(x)
+				known = true
+			}
+		case nba.KindTime:
+			if x, ok := v.Time(f.slot); ok {
+				p.Num[i] = float64(x.Unix())
+				known = true
+			}
+		case nba.KindCategory:
+			if x, ok := v.Category(f.slot); ok {
+				p.Str[i] = x
+				p.Num[i] = math.NaN()
+				known = true
+			}
+		}
+	}
+	return known
+}
+
+// Version implements nba.Profiles.
+func (c *customers) Version() string {
+	if b := c.binding.Load(); b != nil && b.snap != nil {
+		return b.snap.Version()
+	}
+	return ""
+}
+
+// Any implements nba.History.
+func (c *customers) Any(customer string) bool {
+	var v state.View
+	return c.state != nil && c.state.View(bytesOf(customer), &v)
+}
+
+// Count implements nba.History.
+func (c *customers) Count(customer string, scope nba.Scope, key string, outcome nba.Outcome, window time.Duration, now time.Time) int {
+	var v state.View
+	if c.state == nil || !c.state.View(bytesOf(customer), &v) {
+		return 0
+	}
+	return v.Count(kindOf(scope), key, outcomeOf(outcome), window, now)
+}
+
+// Journeys implements nba.Journeys.
+func (c *customers) Journeys(customer string, dst []nba.JourneyState) []nba.JourneyState {
+	var v state.View
+	if c.state == nil || !c.state.View(bytesOf(customer), &v) {
+		return dst
+	}
+	for i := 0; i < v.Journeys(); i++ {
+		j := v.JourneyAt(i)
+		dst = append(dst, nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status),
+			EnteredAt: j.EnteredAt, LastStepAt: j.StepAt})
+	}
+	return dst
+}
+
+func kindOf(s nba.Scope) state.Kind {
+	switch s {
+	case nba.ScopeGroup:
+		return state.KindGroup
+	case nba.ScopeChannel:
+		return state.KindChannel
+	}
+	return state.KindAction
+}
+
+func outcomeOf(o nba.Outcome) state.Outcome {
+	switch o {
+	case nba.Click:
+		return state.Click
+	case nba.Accept:
+		return state.Accept
+	case nba.Reject:
+		return state.Reject
+	}
+	return state.Impression
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

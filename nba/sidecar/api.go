@@ -1,0 +1,205 @@
+package sidecar
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"nba/cache/state"
+	"nba/nba"
+	"nba/nba/declog"
+	"nba/nba/server"
+)
+
+// scratch is one decision's reusable memory.
+type scratch struct {
+	req     nba.Request
+	dec     nba.Decision
+	ctx     []nba.ContextValue
+	effects []state.JourneyUpdate
+	log     declog.Decision
+}
+
+func (s *Sidecar) scratch() *scratch {
+	if sc, ok := s.pool.Get().(*scratch); ok {
+		return sc
+	}
+	return &scratch{}
+}
+
+// Decide implements server.Backend.
+func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse) error {
+	sc := s.scratch()
+	defer s.pool.Put(sc)
+	sc.ctx = sc.ctx[:0]
+	for i := range req.Context {
+		f := &req.Context[i]
+		v := nba.ContextValue{Key: f.Key}
+		switch f.Kind {
+		case server.KindString:
+			v.Str = f.Str
+		case server.KindNumber:
+			v.Num = f.Num
+		case server.KindBool:
+			v.Num = b2f(f.Bool)
+		}
+		sc.ctx = append(sc.ctx, v)
+	}
+	now := s.now()
+	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
+		Context: sc.ctx, Now: now, Explain: req.Explain, DryRun: req.DryRun}
+	d := &sc.dec
+	if err := s.engine.Decide(&sc.req, d); err != nil {
+		if errors.Is(err, nba.ErrUnknownChannel) {
+			return server.Invalidf("channel %q is not configured", req.Channel)
+		}
+		return err
+	}
+	chosen := d.Actions
+	if d.Control {
+		chosen = d.Withheld
+	}
+	if !req.DryRun {
+		s.count(s.engine.Catalog(), req.Channel, d)
+	}
+	resp.Control = d.Control
+	for i := range chosen {
+		c := &chosen[i]
+		resp.Actions = append(resp.Actions, server.Action{ID: c.Action.ID, Name: c.Action.Name, Score: c.Priority,
+			Propensity: c.Propensity, Value: c.Value, Lever: c.Lever, Tier: c.Tier, Treatment: c.Treatment})
+	}
+	resp.Versions = server.Versions{Catalog: d.CatalogVersion, Model: d.ModelVersion, Snapshot: d.SnapshotVersion}
+	for i := range d.Explain {
+		c := &d.Explain[i]
+		reason := c.Reason
+		if reason == "" && c.Stage != nba.StageChosen {
+			reason = c.Stage.String()
+		}
+		resp.Candidates = append(resp.Candidates, server.Candidate{ID: c.Action, Score: c.Priority,
+			Selected: c.Stage == nba.StageChosen, Reason: reason})
+	}
+	if req.DryRun {
+		return nil
+	}
+	if len(d.Effects) > 0 {
+		s.persistEffects(req.CustomerID, d.Effects, now)
+	}
+	if s.declog != nil {
+		s.logDecision(sc, req, d, now)
+	}
+	return nil
+}
+
+// persistEffects queues a decision's journey changes for the background
+// writer; when the queue is full they are dropped and counted.
+func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, now time.Time) {
+	us := make([]state.JourneyUpdate, len(effects))
+	for i, e := range effects {
+		at := e.LastStepAt
+		if at.IsZero() {
+			at = now
+		}
+		us[i] = state.JourneyUpdate{Customer: customer, Journey: e.Journey, Step: e.Step, Status: state.JourneyStatus(e.Status), At: at}
+	}
+	select {
+	case s.effects <- us:
+	default:
+		s.effectsDropped.Add(1)
+	}
+}
+
+func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Decision, now time.Time) {
+	l := &sc.log
+	l.ID, l.Time, l.Customer, l.Channel, l.Control = req.DecisionID, now, req.CustomerID, req.Channel, d.Control
+	l.Context = ""
+	l.Versions = append(l.Versions[:0], declog.Version{Name: "catalog", Value: d.CatalogVersion},
+		declog.Version{Name: "model", Value: d.ModelVersion}, declog.Version{Name: "snapshot", Value: d.SnapshotVersion})
+	l.Candidates = l.Candidates[:0]
+	for i := range d.Explain {
+		c := &d.Explain[i]
+		lc := declog.Candidate{Action: c.Action}
+		if c.Stage == nba.StageChosen || c.Stage == nba.StageRank {
+			lc.P, lc.Value, lc.Score = c.Propensity, c.Value, c.Priority
+		} else {
+			lc.Stage = c.Stage.String()
+		}
+		l.Candidates = append(l.Candidates, lc)
+	}
+	l.Chosen = l.Chosen[:0]
+	chosen := d.Actions
+	if d.Control {
+		chosen = d.Withheld
+	}
+	for i := range chosen {
+		// Without exploration the policy is deterministic: each shown
+		// action had probability 1.
+		l.Chosen = append(l.Chosen, declog.Chosen{Action: chosen[i].Action.ID, Prob: 1})
+	}
+	s.declog.LogDecision(l)
+}
+
+// Feedback implements server.Backend: the contact is durable on return.
+func (s *Sidecar) Feedback(fb *server.Feedback) error {
+	p := s.parts.Load()
+	a := p.catalog.Action(fb.ActionID)
+	if a == nil {
+		s.feedbackUnknown.Add(1)
+		return server.Invalidf("action %q is not in the catalog", fb.ActionID)
+	}
+	if fb.Channel != "" && p.catalog.ChannelIndex(fb.Channel) < 0 {
+		return server.Invalidf("channel %q is not configured", fb.Channel)
+	}
+	o, err := state.ParseOutcome(fb.Outcome.String())
+	if err != nil {
+		return server.Invalidf("%v", err)
+	}
+	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS}
+	if err := s.state.RecordContact(c); err != nil {
+		return err
+	}
+	if s.declog != nil {
+		s.declog.LogFeedback(&declog.Feedback{Decision: fb.DecisionID, Time: fb.TS, Customer: fb.CustomerID,
+			Action: a.ID, Event: fb.Outcome.String(), Reward: fb.Value})
+	}
+	return nil
+}
+
+// Event implements server.Backend: profile changes and journey entries or
+// exits it causes are durable on return.
+func (s *Sidecar) Event(ev *server.Event) error {
+	attrs := make(map[string]any, len(ev.Attrs))
+	strAttrs := make(map[string]string, len(ev.Attrs))
+	for _, f := range ev.Attrs {
+		switch f.Kind {
+		case server.KindString:
+			attrs[f.Key] = f.Str
+			strAttrs[f.Key] = f.Str
+		case server.KindNumber:
+			attrs[f.Key] = f.Num
+			strAttrs[f.Key] = strconv.FormatFloat(f.Num, 'g', -1, 64)
+		case server.KindBool:
+			attrs[f.Key] = f.Bool
+			strAttrs[f.Key] = strconv.FormatBool(f.Bool)
+		}
+	}
+	if err := s.state.ApplyEvent(state.Event{Customer: ev.CustomerID, Type: ev.Type, At: ev.TS, Attrs: attrs}); err != nil {
+		return server.Invalidf("%v", err)
+	}
+	updates := s.engine.OnEvent(ev.CustomerID, ev.Type, strAttrs, ev.TS, nil)
+	if len(updates) == 0 {
+		return nil
+	}
+	us := make([]state.JourneyUpdate, len(updates))
+	for i, u := range updates {
+		us[i] = state.JourneyUpdate{Customer: ev.CustomerID, Journey: u.Journey, Step: u.Step, Status: state.JourneyStatus(u.Status), At: ev.TS}
+	}
+	return s.state.SetJourney(us...)
+}
+
+func finite(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
+}

@@ -1,0 +1,309 @@
+// Package sidecar wires the parts of nba into one serving process: it loads a
+// bundle (manifest, models, catalog, customer snapshot), opens the durable
+// customer state, runs the decision engine, and implements the HTTP server's
+// Backend. Reloads compile a new bundle beside the one serving and swap it
+// in atomically; a bundle that fails to load leaves the last good one
+// serving and is reported in status and metrics.
+//
+// Journey changes produced by decisions are persisted in the background
+// through a bounded queue (a decision is not delayed by an fsync); feedback
+// and events are acknowledged only once durable.
+package sidecar
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"nba/cache/snapshot"
+	"nba/cache/state"
+	"nba/cache/wal"
+	"nba/nba"
+	"nba/nba/declog"
+	"nba/nba/server"
+)
+
+// Config configures a Sidecar.
+type Config struct {
+	// Bundle holds the bundle's files (os.DirFS of a directory, or the
+	// embedded demo). Required.
+	Bundle fs.FS
+	// BundleName describes Bundle in logs and status ("demo" or a path).
+	BundleName string
+	// StateDir holds the durable customer state and the decision log.
+	// Required; created if absent.
+	StateDir string
+	// SyncInterval is the longest the state log waits to batch an fsync.
+	// Default 2ms.
+	SyncInterval time.Duration
+	// CheckpointEvery compacts the state log at this interval. Default 10m.
+	CheckpointEvery time.Duration
+	// DecisionLog enables the decision log in StateDir/decisions.
+	DecisionLog bool
+	// LogSecret keys customer pseudonyms in the decision log (at least 16
+	// bytes). Empty: a random secret kept in StateDir/declog.secret.
+	LogSecret []byte
+	// EffectQueue bounds the journey changes waiting to be persisted;
+	// beyond it they are dropped and counted. Default 65536.
+	EffectQueue int
+	// Logger receives operational logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Sidecar serves decisions from a bundle and customer state. It implements
+// server.Backend and is safe for concurrent use.
+type Sidecar struct {
+	cfg    Config
+	log    *slog.Logger
+	state  *state.Store
+	snaps  *snapshot.Store
+	cust   *customers
+	engine *nba.Engine
+	parts  atomic.Pointer[parts]
+	declog *declog.Logger
+
+	effects     chan []state.JourneyUpdate
+	effectsDone chan struct{}
+
+	reloadMu        sync.Mutex
+	snapStamp       time.Time // modification time of the snapshot file served; guarded by reloadMu
+	reloads         atomic.Uint64
+	reloadFailures  atomic.Uint64
+	lastReloadErr   atomic.Pointer[reloadError]
+	effectsDropped  atomic.Uint64
+	effectsFailed   atomic.Uint64
+	feedbackUnknown atomic.Uint64
+
+	metrics  *sidecarMetrics
+	counters atomic.Pointer[counters]
+
+	pool    sync.Pool
+	now     func() time.Time
+	started time.Time
+}
+
+type reloadError struct {
+	at  time.Time
+	err string
+}
+
+var _ server.Backend = (*Sidecar)(nil)
+
+// Open loads the bundle, replays the customer state and returns a Sidecar
+// ready to decide. It fails when the first bundle cannot be loaded.
+func Open(cfg Config) (*Sidecar, error) {
+	if cfg.Bundle == nil {
+		return nil, errors.New("cannot open sidecar: no bundle")
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("cannot open sidecar: no state directory")
+	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = 2 * time.Millisecond
+	}
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = 10 * time.Minute
+	}
+	if cfg.EffectQueue == 0 {
+		cfg.EffectQueue = 1 << 16
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot open sidecar: %w", err)
+	}
+	m, _, err := readManifest(cfg.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
+	}
+	st, err := openState(filepath.Join(cfg.StateDir, "state"), m.Profile, cfg.CheckpointEvery, cfg.SyncInterval)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open customer state in %s: %w", cfg.StateDir, err)
+	}
+	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, cust: &customers{state: st}, now: cfg.Now,
+		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{})}
+	p, err := loadParts(cfg.Bundle, st)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
+	}
+	s.snaps = snapshot.NewStore(p.snapshotConfig())
+	snap, err := readSnapshot(cfg.Bundle, p)
+	if err == nil {
+		err = s.snaps.Swap(snap)
+	}
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
+	}
+	s.snapStamp = fileStamp(cfg.Bundle, p.manifest.Snapshot.File)
+	s.cust.binding.Store(newBinding(snap, p.src))
+	s.parts.Store(p)
+	s.engine, err = nba.NewEngine(nba.Config{Catalog: p.catalog, Profiles: s.cust, History: s.cust, Journeys: s.cust})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if cfg.DecisionLog {
+		secret := cfg.LogSecret
+		if len(secret) == 0 {
+			if secret, err = loadSecret(filepath.Join(cfg.StateDir, "declog.secret")); err != nil {
+				st.Close()
+				return nil, err
+			}
+		}
+		s.declog, err = declog.New(declog.Config{Dir: filepath.Join(cfg.StateDir, "decisions"), Secret: secret})
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("cannot open decision log: %w", err)
+		}
+	}
+	go s.applyEffects()
+	s.log.Info("bundle loaded", "bundle", cfg.BundleName, "version", p.version, "catalog", p.catalog.Version(),
+		"actions", len(p.catalog.Actions()), "customers", snap.Len(), "snapshot", snap.Version())
+	return s, nil
+}
+
+func openState(dir string, mappings state.Mappings, checkpointEvery, syncInterval time.Duration) (*state.Store, error) {
+	return state.Open(state.Config{Mappings: mappings, CheckpointEvery: checkpointEvery,
+		WAL: wal.Config{Dir: dir, SyncInterval: syncInterval}})
+}
+
+// loadSecret reads the decision log's pseudonym key, creating it on first use.
+func loadSecret(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		key, err := hex.DecodeString(string(b))
+		if err != nil || len(key) < 16 {
+			return nil, fmt.Errorf("cannot read decision log secret %q: want at least 16 hex-encoded bytes", path)
+		}
+		return key, nil
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
+		return nil, fmt.Errorf("cannot write decision log secret: %w", err)
+	}
+	return key, nil
+}
+
+// Reload loads the bundle again beside the one serving and swaps it in. On
+// error the last good bundle keeps serving.
+func (s *Sidecar) Reload(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	err := s.reload()
+	if err != nil {
+		s.reloadFailures.Add(1)
+		s.lastReloadErr.Store(&reloadError{at: s.now(), err: err.Error()})
+		s.log.Warn("reload failed; the last good bundle keeps serving", "bundle", s.cfg.BundleName, "error", err)
+		return err
+	}
+	s.reloads.Add(1)
+	return nil
+}
+
+func (s *Sidecar) reload() error {
+	old := s.parts.Load()
+	p, err := loadParts(s.cfg.Bundle, s.state)
+	if err != nil {
+		return err
+	}
+	if !sameMappings(old.manifest.Profile, p.manifest.Profile) {
+		return errors.New("profile fields and event mappings changed: restart to apply them")
+	}
+	snap := s.snaps.Current()
+	stamp := fileStamp(s.cfg.Bundle, p.manifest.Snapshot.File)
+	if p.manifest.Snapshot.File != old.manifest.Snapshot.File || stamp.IsZero() || !stamp.Equal(s.snapStamp) {
+		next, err := readSnapshot(s.cfg.Bundle, p)
+		if err != nil {
+			return err
+		}
+		if next.Version() != snap.Version() {
+			if err := s.snaps.Swap(next); err != nil {
+				return err
+			}
+			snap = next
+			s.snapStamp = stamp
+			if err := s.state.Compact(snap.AsOf()); err != nil {
+				s.log.Warn("cannot compact overlay", "error", err)
+			}
+		}
+	}
+	s.cust.binding.Store(newBinding(snap, p.src))
+	s.counters.Store(s.metrics.forCatalog(p.catalog))
+	s.engine.Swap(p.catalog)
+	s.parts.Store(p)
+	s.log.Info("bundle reloaded", "version", p.version, "catalog", p.catalog.Version(), "snapshot", snap.Version())
+	return nil
+}
+
+// fileStamp returns a file's modification time, zero when unknown.
+func fileStamp(fsys fs.FS, file string) time.Time {
+	fi, err := fs.Stat(fsys, file)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+func sameMappings(a, b state.Mappings) bool {
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
+
+// Ready implements server.Backend.
+func (s *Sidecar) Ready() error {
+	if s.parts.Load() == nil || s.snaps.Current() == nil {
+		return errors.New("bundle not loaded")
+	}
+	return nil
+}
+
+// Close stops background work, flushes the decision log and closes the
+// state store (fsync).
+func (s *Sidecar) Close() error {
+	close(s.effects)
+	<-s.effectsDone
+	var errs []error
+	if s.declog != nil {
+		errs = append(errs, s.declog.Close())
+	}
+	errs = append(errs, s.state.Close())
+	return errors.Join(errs...)
+}
+
+// applyEffects persists journey changes produced by decisions.
+func (s *Sidecar) applyEffects() {
+	defer close(s.effectsDone)
+	for us := range s.effects {
+		if err := s.state.SetJourney(us...); err != nil {
+			s.effectsFailed.Add(1)
+			s.log.Warn("cannot persist journey change", "error", err)
+		}
+	}
+}
+
+// CustomerIDs returns the ids of every customer in the served snapshot, for
+// outbound batches.
+func (s *Sidecar) CustomerIDs() []string {
+	snap := s.snaps.Current()
+	ids := make([]string, snap.Len())
+	for i := range ids {
+		ids[i] = snap.ID(i)
+	}
+	return ids
+}

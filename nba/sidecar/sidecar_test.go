@@ -1,0 +1,125 @@
+package sidecar
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"nba/nba/demo"
+	"nba/nba/server"
+)
+
+func openDemo(t *testing.T, now time.Time) *Sidecar {
+	t.Helper()
+	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatalf("cannot open demo: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func decide(t *testing.T, s *Sidecar, customer, channel string) *server.DecideResponse {
+	t.Helper()
+	var resp server.DecideResponse
+	req := server.DecideRequest{DecisionID: "d1", CustomerID: customer, Channel: channel, Limit: 3, Explain: true}
+	if err := s.Decide(&req, &resp); err != nil {
+		t.Fatalf("decide %s/%s: %v", customer, channel, err)
+	}
+	return &resp
+}
+
+func ids(r *server.DecideResponse) []string {
+	var out []string
+	for _, a := range r.Actions {
+		out = append(out, a.ID)
+	}
+	return out
+}
+
+func TestDemoDecides(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	if err := s.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, c := range []string{"c00001", "c00002", "c00003", "c00042", "c01000", "c09999", "nobody"} {
+		r := decide(t, s, c, "web")
+		if len(r.Actions) == 0 && !r.Control {
+			t.Errorf("%s: no action and not in control", c)
+		}
+		for _, a := range r.Actions {
+			seen[a.ID]++
+			if a.Propensity <= 0 || a.Propensity >= 1 {
+				t.Errorf("%s: %s: propensity %v outside (0,1)", c, a.ID, a.Propensity)
+			}
+		}
+		if r.Versions.Catalog == "" || r.Versions.Model == "" || r.Versions.Snapshot == "" {
+			t.Errorf("%s: versions missing: %+v", c, r.Versions)
+		}
+	}
+	if len(seen) < 3 {
+		t.Errorf("the demo should personalise; saw only %v", seen)
+	}
+	if _, err := s.AppendCustomer(nil, "nobody"); err == nil {
+		t.Error("unknown customer without state: want not found")
+	}
+	var bad server.DecideResponse
+	err := s.Decide(&server.DecideRequest{CustomerID: "c00001", Channel: "fax"}, &bad)
+	if e, ok := err.(*server.Error); !ok || e.Code != server.CodeInvalidRequest {
+		t.Errorf("unknown channel: got %v", err)
+	}
+}
+
+func TestDemoTicketSuppressesSales(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	const c = "c00042"
+	ev := server.Event{CustomerID: c, Type: "ticket_opened", TS: now.Add(-time.Hour)}
+	if err := s.Event(&ev); err != nil {
+		t.Fatal(err)
+	}
+	r := decide(t, s, c, "web")
+	if got := ids(r); len(got) == 0 || got[0] != "service_recovery" {
+		t.Fatalf("open ticket: want service_recovery first, got %v", got)
+	}
+	for _, cand := range r.Candidates {
+		if strings.HasPrefix(cand.ID, "xs_") && cand.Selected {
+			t.Errorf("open ticket: cross-sell %s selected", cand.ID)
+		}
+	}
+	out, err := s.AppendCustomer(nil, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"open_ticket":true`) {
+		t.Errorf("customer view misses the open ticket: %s", out)
+	}
+}
+
+func TestDemoFeedbackCountsTowardCaps(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	const c = "c00007"
+	first := ids(decide(t, s, c, "email"))
+	if len(first) == 0 {
+		t.Skip("customer in holdout or no e-mail action")
+	}
+	fb := server.Feedback{CustomerID: c, ActionID: first[0], Channel: "email", Outcome: server.OutcomeImpression, TS: now.Add(-time.Minute)}
+	if err := s.Feedback(&fb); err != nil {
+		t.Fatal(err)
+	}
+	// At most one e-mail a day: the next e-mail decision must be empty or
+	// the fallback.
+	second := ids(decide(t, s, c, "email"))
+	for _, id := range second {
+		if id != "newsletter" {
+			t.Errorf("e-mail cap: second decision %v after an e-mail impression", second)
+		}
+	}
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatalf("reload of an unchanged bundle: %v", err)
+	}
+}

@@ -1,0 +1,123 @@
+package sidecar
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/goccy/go-yaml"
+
+	"nba/cache/state"
+	"nba/nba"
+	"nba/nba/server"
+)
+
+// catalogJSON converts the catalog source to the JSON served by GET
+// /v1/actions: the catalog exactly as loaded, plus its compiled version.
+func catalogJSON(cat *nba.Catalog, src []byte) ([]byte, error) {
+	var tree any
+	if err := yaml.Unmarshal(src, &tree); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"version": cat.Version(), "catalog": tree})
+}
+
+// AppendActions implements server.Backend.
+func (s *Sidecar) AppendActions(dst []byte) ([]byte, error) {
+	p := s.parts.Load()
+	return append(dst, p.actionsJSON...), nil
+}
+
+// maxHistoryShown bounds the contacts GET /v1/customers/{id} lists.
+const maxHistoryShown = 50
+
+// AppendCustomer implements server.Backend: profile (snapshot and live
+// overlay), recent contacts, journeys and holdout membership.
+func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
+	p := s.parts.Load()
+	prof := nba.Profile{Num: make([]float64, len(p.schema.Fields)), Str: make([]string, len(p.schema.Fields))}
+	for i := range prof.Num {
+		prof.Num[i] = math.NaN()
+	}
+	known := s.cust.Profile(id, &prof)
+	var v state.View
+	hasState := s.state.View(bytesOf(id), &v)
+	if !known && !hasState {
+		return dst, server.NotFoundf("customer %q is unknown", id)
+	}
+	out := map[string]any{"customer_id": id}
+	profile := map[string]any{}
+	for i, f := range p.schema.Fields {
+		switch {
+		case f.Kind == nba.KindCategory && prof.Str[i] != "":
+			profile[f.Name] = prof.Str[i]
+		case math.IsNaN(prof.Num[i]):
+		case f.Kind == nba.KindBool:
+			profile[f.Name] = prof.Num[i] != 0
+		case f.Kind == nba.KindTime:
+			profile[f.Name] = time.Unix(int64(prof.Num[i]), 0).UTC().Format(time.RFC3339)
+		case f.Kind == nba.KindNumber:
+			if x := prof.Num[i]; float64(float32(x)) == x {
+				profile[f.Name] = float32(x) // snapshot values are float32: print them so
+			} else {
+				profile[f.Name] = x
+			}
+		}
+	}
+	out["profile"] = profile
+	out["in_snapshot"] = known
+	var history []map[string]any
+	for _, c := range v.History(nil, maxHistoryShown) {
+		h := map[string]any{"action_id": c.Action, "channel": c.Channel, "outcome": c.Outcome.String(), "ts": c.At.UTC().Format(time.RFC3339Nano)}
+		if c.Value != 0 {
+			h["value"] = c.Value
+		}
+		history = append(history, h)
+	}
+	out["history"] = history
+	var journeys []map[string]any
+	for i := 0; i < v.Journeys(); i++ {
+		j := v.JourneyAt(i)
+		journeys = append(journeys, map[string]any{"journey": j.Journey, "step": j.Step, "status": j.Status.String(),
+			"entered_at": j.EnteredAt.UTC().Format(time.RFC3339), "step_at": j.StepAt.UTC().Format(time.RFC3339)})
+	}
+	out["journeys"] = journeys
+	// TODO: holdout membership once the catalog exposes it.
+	b, err := json.Marshal(out)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+// AppendStatus implements server.Backend.
+func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
+	p := s.parts.Load()
+	models := map[string]any{}
+	for name, m := range p.models {
+		models[name] = m.Info()
+	}
+	st := map[string]any{
+		"bundle":   map[string]any{"name": s.cfg.BundleName, "version": p.version, "loaded_at": p.loadedAt.UTC().Format(time.RFC3339)},
+		"catalog":  map[string]any{"version": p.catalog.Version(), "actions": len(p.catalog.Actions())},
+		"models":   models,
+		"snapshot": s.snaps.Status(),
+		"state":    s.state.Stats(),
+		"engine":   s.engine.Stats(),
+		"reloads":  map[string]any{"ok": s.reloads.Load(), "failed": s.reloadFailures.Load()},
+		"effects":  map[string]any{"dropped": s.effectsDropped.Load(), "failed": s.effectsFailed.Load()},
+		"uptime_s": strconv.FormatFloat(time.Since(s.started).Seconds(), 'f', 0, 64),
+	}
+	if e := s.lastReloadErr.Load(); e != nil {
+		st["last_reload_error"] = map[string]any{"at": e.at.UTC().Format(time.RFC3339), "error": e.err}
+	}
+	if s.declog != nil {
+		st["decision_log"] = s.declog.Stats()
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
