@@ -459,8 +459,8 @@ func (b *Bundle) history(r *rand.Rand) {
 	b.contactStart[n] = int32(len(b.Contacts))
 }
 
-// Write stores the bundle under dir: catalog.yaml, models/<name>.json,
-// schema.txt (one "name kind" a line), customers.csv and contacts.csv.
+// Write stores the bundle under dir: bundle.yaml (the manifest nba serve
+// reads), catalog.yaml, models/<name>.json, schema.txt (one "name kind" a line), customers.csv and contacts.csv.
 func (b *Bundle) Write(dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "models"), 0o755); err != nil {
 		return fmt.Errorf("cannot write bundle: %w", err)
@@ -469,11 +469,16 @@ func (b *Bundle) Write(dir string) error {
 		"catalog.yaml": b.Catalog,
 		filepath.Join("models", b.ModelName+".json"): b.Model,
 	}
-	var schema strings.Builder
+	var schema, manifest strings.Builder
+	fmt.Fprintf(&manifest, "# A synthetic benchmark bundle (bench/bundlegen, seed %d).\n", b.Config.Seed)
+	fmt.Fprintf(&manifest, "catalog: catalog.yaml\nmodels: {%s: models/%s.json}\n", b.ModelName, b.ModelName)
+	fmt.Fprintf(&manifest, "snapshot:\n  file: customers.csv\n  id: customer_id\n  as_of: %s\n  columns:\n", b.Config.Now.UTC().Format(time.RFC3339))
 	for _, f := range b.Schema.Fields {
 		fmt.Fprintf(&schema, "%s %s\n", f.Name, f.Kind)
+		fmt.Fprintf(&manifest, "    %s: %s\n", f.Name, f.Kind)
 	}
 	files["schema.txt"] = []byte(schema.String())
+	files["bundle.yaml"] = []byte(manifest.String())
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return fmt.Errorf("cannot write bundle: %w", err)

@@ -18,7 +18,7 @@
 // Usage:
 //
 //	go run ./bench/load [-bundle DIR] [-c 32] [-d 10s] [-rounds 3]
-//	    [-channel web] [-customer.prefix cust-] [-customers 10000] [-max.requests N]
+//	    [-channel web] [-customer.format cust-%d] [-placement P] [-customers 10000] [-max.requests N]
 package main
 
 import (
@@ -32,8 +32,8 @@ import (
 	"math/bits"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +41,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"nba/nba/server"
+	"nba/nba/sidecar"
 	"nba/nba/server/servertest"
 )
 
@@ -56,10 +57,33 @@ func main() {
 // backend gets plugged in; until then it returns the in-memory fake, which
 // makes this a benchmark of the HTTP layer alone.
 func newSidecarBackend(bundleDir string) (server.Backend, func(), error) {
-	if bundleDir != "" {
-		return nil, nil, fmt.Errorf("cannot load bundle %q: the bundle-backed backend is not wired into bench/load yet; run without -bundle", bundleDir)
+	if bundleDir == "" {
+		return &servertest.Backend{}, func() {}, nil
 	}
-	return &servertest.Backend{}, func() {}, nil
+	stateDir, err := os.MkdirTemp("", "nba-load-state-")
+	if err != nil {
+		return nil, nil, err
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sc, err := sidecar.Open(sidecar.Config{Bundle: os.DirFS(bundleDir), BundleName: bundleDir, StateDir: stateDir,
+		DecisionLog: true, Logger: logger})
+	if err != nil {
+		os.RemoveAll(stateDir)
+		return nil, nil, err
+	}
+	// Contact history of the generated bundle, when it has one, so caps
+	// and suppressions have counts to read.
+	if f, err := os.Open(filepath.Join(bundleDir, "contacts.csv")); err == nil {
+		n, err := sc.ImportContacts(f)
+		f.Close()
+		if err != nil {
+			sc.Close()
+			os.RemoveAll(stateDir)
+			return nil, nil, err
+		}
+		fmt.Fprintf(os.Stderr, "imported %d contacts\n", n)
+	}
+	return sc, func() { sc.Close(); os.RemoveAll(stateDir) }, nil
 }
 
 type options struct {
@@ -71,6 +95,7 @@ type options struct {
 	customers   int
 	channel     string
 	prefix      string
+	placement   string
 }
 
 func run(args []string, out io.Writer) error {
@@ -83,7 +108,8 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.maxRequests, "max.requests", 50_000_000, "upper bound on requests per run")
 	fs.IntVar(&o.customers, "customers", 10_000, "distinct customer ids the requests cycle through")
 	fs.StringVar(&o.channel, "channel", "web", "channel of every decide request")
-	fs.StringVar(&o.prefix, "customer.prefix", "cust-", "customer ids are this prefix and a number from 0 to -customers-1")
+	fs.StringVar(&o.prefix, "customer.format", "cust-%d", "customer ids: this format applied to a number from 0 to -customers-1 (c%08d for bench/gen bundles)")
+	fs.StringVar(&o.placement, "placement", "", "placement of every decide request (empty: any)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -110,7 +136,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bodies := requestBodies(o.customers, o.prefix, o.channel)
+	bodies := requestBodies(o.customers, o.prefix, o.channel, o.placement)
 
 	// The floor answers with a body of the sidecar's own size for the same
 	// request, so both put the same bytes on the wire.
@@ -182,13 +208,14 @@ func run(args []string, out io.Writer) error {
 
 // requestBodies returns decide requests for n customers, built once so the
 // driver does not allocate per request.
-func requestBodies(n int, prefix, channel string) [][]byte {
+func requestBodies(n int, format, channel, placement string) [][]byte {
 	bodies := make([][]byte, n)
+	ch, _ := json.Marshal(channel)
+	pl, _ := json.Marshal(placement)
 	for i := range bodies {
-		id, _ := json.Marshal(prefix + strconv.Itoa(i))
-		ch, _ := json.Marshal(channel)
-		bodies[i] = []byte(`{"customer_id":` + string(id) + `,"channel":` + string(ch) + `,"placement":"home","limit":3,` +
-			`"context":{"device":"ios","basket":42.5,"vip":true,"page":"/loans/mortgage"}}`)
+		id, _ := json.Marshal(fmt.Sprintf(format, i))
+		bodies[i] = []byte(`{"customer_id":` + string(id) + `,"channel":` + string(ch) + `,"placement":` + string(pl) + `,"limit":3,` +
+			`"context":{"page":"loans","basket":42.5}}`)
 	}
 	return bodies
 }

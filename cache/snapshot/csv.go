@@ -180,21 +180,22 @@ func nextField(line []byte, delim byte, scratch []byte) (f, rest, scratchOut []b
 	return f, rest, scratch, nil
 }
 
-func (sp *csvSplitter) split(line []byte, fields []field, scratch []byte) (id, scratchOut []byte, err error) {
+func (sp *csvSplitter) split(line []byte, fields []field, st *lineState) (id []byte, err error) {
 	// Quoted fields may be unescaped into scratch; reserve its capacity so
 	// earlier fields stay valid while it grows.
-	if cap(scratch) < len(line) {
-		scratch = make([]byte, 0, len(line))
+	if cap(st.scratch) < len(line) {
+		st.scratch = make([]byte, 0, len(line))
 	}
+	scratch := st.scratch[:0]
 	rest := line
 	for pos := 0; ; pos++ {
 		if pos >= len(sp.colOf) {
-			return nil, scratch, fmt.Errorf("has more than %d fields", len(sp.colOf))
+			return nil, fmt.Errorf("has more than %d fields", len(sp.colOf))
 		}
 		var f []byte
 		f, rest, scratch, err = nextField(rest, sp.delim, scratch)
 		if err != nil {
-			return nil, scratch, fmt.Errorf("field %d: %w", pos+1, err)
+			return nil, fmt.Errorf("field %d: %w", pos+1, err)
 		}
 		if c := sp.colOf[pos]; c < 0 {
 			id = f
@@ -203,9 +204,9 @@ func (sp *csvSplitter) split(line []byte, fields []field, scratch []byte) (id, s
 		}
 		if rest == nil {
 			if pos+1 != len(sp.colOf) {
-				return nil, scratch, fmt.Errorf("has %d fields, the header has %d", pos+1, len(sp.colOf))
+				return nil, fmt.Errorf("has %d fields, the header has %d", pos+1, len(sp.colOf))
 			}
-			return id, scratch, nil
+			return id, nil
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 type jsonSplitter struct {
 	idKey string
 	colOf map[string]int // key -> feature column, -1 for the id
+	names []string       // feature column -> key
 }
 
 // parseJSONL parses a JSON Lines body. Without a schema it first assumes
@@ -64,6 +65,10 @@ func parseJSONLWith(name string, body []byte, cfg Config, firstLineKeys bool) (*
 		for i := range b.infer {
 			b.infer[i] = true
 		}
+	}
+	sp.names = make([]string, len(b.cols))
+	for i := range b.cols {
+		sp.names[i] = b.cols[i].Name
 	}
 	s, err := b.build()
 	if err != nil && firstLineKeys && b.unknownKey.Load() {
@@ -149,49 +154,73 @@ func (b *builder) collectKeys(sp *jsonSplitter) error {
 	return nil
 }
 
-func (sp *jsonSplitter) split(line []byte, fields []field, scratch []byte) (id, scratchOut []byte, err error) {
+func (sp *jsonSplitter) split(line []byte, fields []field, st *lineState) (id []byte, err error) {
 	// Unescaped strings are never longer than the line: reserve the
 	// capacity so earlier values stay valid while scratch grows.
-	if cap(scratch) < len(line) {
-		scratch = make([]byte, 0, len(line))
+	if cap(st.scratch) < len(line) {
+		st.scratch = make([]byte, 0, len(line))
 	}
-	sc := jsonScanner{line: line, scratch: scratch}
+	sc := jsonScanner{line: line, scratch: st.scratch[:0]}
 	if err := sc.open(); err != nil {
-		return nil, sc.scratch, err
+		return nil, err
 	}
 	haveID := false
-	for {
+	for n := 0; ; n++ {
 		k, f, ok, err := sc.next()
 		if err != nil {
-			return nil, sc.scratch, err
+			return nil, err
 		}
 		if !ok {
 			break
 		}
-		c, known := sp.colOf[string(k)]
+		// Lines of one export list their keys in the same order: try the
+		// column the n-th key had on the previous line before the map.
+		c, known := -2, true
+		if n < len(st.guess) {
+			if g := st.guess[n] - 1; g >= -1 && string(k) == sp.keyOf(g) {
+				c = g
+			}
+		}
+		if c == -2 {
+			c, known = sp.colOf[string(k)]
+			if known {
+				for len(st.guess) <= n {
+					st.guess = append(st.guess, 0)
+				}
+				st.guess[n] = c + 1
+			}
+		}
 		switch {
 		case !known:
-			return nil, sc.scratch, &unknownKeyError{k}
+			return nil, &unknownKeyError{k}
 		case c < 0:
 			if haveID {
-				return nil, sc.scratch, fmt.Errorf("key %q appears twice", k)
+				return nil, fmt.Errorf("key %q appears twice", k)
 			}
 			if f.tok == tokNull || f.tok == tokBool {
-				return nil, sc.scratch, fmt.Errorf("key %q: id must be a string or a number", k)
+				return nil, fmt.Errorf("key %q: id must be a string or a number", k)
 			}
 			haveID, id = true, f.b
 		default:
 			if fields[c].set {
-				return nil, sc.scratch, fmt.Errorf("key %q appears twice", k)
+				return nil, fmt.Errorf("key %q appears twice", k)
 			}
 			f.set = true
 			fields[c] = f
 		}
 	}
 	if !haveID {
-		return nil, sc.scratch, fmt.Errorf("no id key %q", sp.idKey)
+		return nil, fmt.Errorf("no id key %q", sp.idKey)
 	}
-	return id, sc.scratch, nil
+	return id, nil
+}
+
+// keyOf returns the key of feature column c, or the id key for -1.
+func (sp *jsonSplitter) keyOf(c int) string {
+	if c < 0 {
+		return sp.idKey
+	}
+	return sp.names[c]
 }
 
 // jsonScanner walks the members of one flat JSON object.

@@ -365,3 +365,32 @@ func TestJSONLKeysAfterFirstLine(t *testing.T) {
 		t.Errorf("b.late = %d, %v", code, ok)
 	}
 }
+
+// TestJSONLKeyOrderChanges: the parser guesses each key's column from the
+// previous line; lines in other orders must still land in the right columns.
+func TestJSONLKeyOrderChanges(t *testing.T) {
+	data := `{"id":"a","x":1,"y":2}
+{"y":4,"id":"b","x":3}
+{"x":5,"y":6,"id":"c"}
+{"id":"d","y":8}
+`
+	s, err := Parse("order", []byte(data), Config{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := s.ColumnIndex("x")
+	y, _ := s.ColumnIndex("y")
+	for i, id := range []string{"a", "b", "c", "d"} {
+		r, ok := s.LookupString(id)
+		if !ok {
+			t.Fatalf("%s not found", id)
+		}
+		wantX, wantY := float32(2*i+1), float32(2*i+2)
+		if id == "d" {
+			wantX = nan
+		}
+		if gx, gy := s.Number(x, r), s.Number(y, r); !sameFloat(gx, wantX) || gy != wantY {
+			t.Errorf("%s: x=%v y=%v, want %v %v", id, gx, gy, wantX, wantY)
+		}
+	}
+}

@@ -11,10 +11,15 @@ import (
 
 // splitter turns one line into its id and its fields. fields has one slot
 // per feature column and is reset to tokNull by the caller before each line.
-// The returned id and field bytes may point into scratch, which the
-// splitter may grow and return.
+// The returned id and field bytes may point into st.scratch.
 type splitter interface {
-	split(line []byte, fields []field, scratch []byte) (id []byte, scratchOut []byte, err error)
+	split(line []byte, fields []field, st *lineState) (id []byte, err error)
+}
+
+// lineState is a worker's scratch space for splitting lines.
+type lineState struct {
+	scratch []byte // unescaped strings of the current line
+	guess   []int  // JSON: 1 + column of the i-th key of the previous line (0: none)
 }
 
 // lineError is a parse error at a known line of the file.
@@ -249,7 +254,7 @@ func (b *builder) build() (*Snapshot, error) {
 func (b *builder) parseChunk(c *chunk, first bool) {
 	nc := len(b.cols)
 	fields := make([]field, nc)
-	var scratch []byte
+	var st lineState
 	if first {
 		c.ids = make([]byte, 0, len(c.data)/(nc+1)+16)
 		c.offs = make([]uint32, 0, c.rows)
@@ -267,8 +272,7 @@ func (b *builder) parseChunk(c *chunk, first bool) {
 		for i := range fields {
 			fields[i] = field{tok: tokNull}
 		}
-		id, sc, err := b.split.split(l, fields, scratch[:0])
-		scratch = sc
+		id, err := b.split.split(l, fields, &st)
 		if err != nil {
 			if _, ok := err.(*unknownKeyError); ok {
 				b.unknownKey.Store(true)
