@@ -27,4 +27,4 @@ EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["/nba", "healthcheck", "-addr", "127.0.0.1:8080"]
 ENTRYPOINT ["/nba"]
-CMD ["serve"]
+CMD ["serve", "-http.addr", "0.0.0.0:8080", "-state", "/var/lib/nba"]

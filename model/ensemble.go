@@ -139,6 +139,7 @@ type special struct {
 	kind       uint8
 	catSetLeft bool
 	nanDefault bool // categorical: NaN follows the default direction
+	allLeft    bool // numeric: the threshold is "<= +Inf"
 	catOff     int32
 	catLen     int32
 }
@@ -385,10 +386,11 @@ func (c *compiler) split(n *TreeNode) (node, error) {
 		if allLeft && n.Missing != MissingZero {
 			kind = specialAllLeft
 		}
-		if n.DefaultLeft {
+		// With MissingNone, NaN is read as 0, which goes left of +Inf.
+		if n.DefaultLeft || (kind == specialAllLeft && n.Missing == MissingNone) {
 			nd.meta |= flagDefaultLeft
 		}
-		e.specs = append(e.specs, special{kind: kind})
+		e.specs = append(e.specs, special{kind: kind, allLeft: allLeft})
 	case n.Missing == MissingNone:
 		// NaN is read as 0: it goes where 0 goes.
 		if 0 < thr || allLeft {
@@ -502,7 +504,7 @@ func (e *Ensemble) slowStep(i int32, x float64) int32 {
 		if x >= -1e-35 && x <= 1e-35 {
 			left = dl
 		} else {
-			left = x < n.thr
+			left = x < n.thr || s.allLeft
 		}
 	case specialAllLeft:
 		left = x == x || dl

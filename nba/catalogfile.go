@@ -26,6 +26,25 @@ type catalogFile struct {
 	Groups        []groupFile   `yaml:"groups"`
 	Actions       []actionFile  `yaml:"actions"`
 	Journeys      []journeyFile `yaml:"journeys"`
+	Learning      *learningFile `yaml:"learning"`
+}
+
+// learningFile is the "learning:" section: online correction of the
+// models and exploration per channel (see learn.go).
+type learningFile struct {
+	Features         []string               `yaml:"features"`
+	PriorVariance    float64                `yaml:"prior_variance"`
+	GroupPriorWeight float64                `yaml:"group_prior_weight"`
+	Decay            float64                `yaml:"decay"`
+	HalfLife         string                 `yaml:"half_life"`
+	Explore          map[string]exploreFile `yaml:"explore"`
+}
+
+type exploreFile struct {
+	Method      string  `yaml:"method"`
+	Epsilon     float64 `yaml:"epsilon"`
+	Temperature float64 `yaml:"temperature"`
+	Draws       int     `yaml:"draws"`
 }
 
 type defaultsFile struct {

@@ -8,7 +8,6 @@ package main
 //	go test ./bench/gen -run '^$' -bench Load -benchtime 3x -gen.large   # adds 1M customers
 
 import (
-	"bytes"
 	"encoding/csv"
 	"flag"
 	"fmt"
@@ -204,42 +203,3 @@ func naiveLoad(path string) (any, error) {
 }
 
 var nan64 = func() float64 { var z float64; return z / z }()
-
-func BenchmarkLookup(b *testing.B) {
-	sp := snapshotSpec{Customers: 100_000, Features: 32, Seed: 1, Format: "csv", Compress: "none", Missing: 0.02}
-	var buf bytes.Buffer
-	if err := writeSnapshot(&buf, sp); err != nil {
-		b.Fatal(err)
-	}
-	s, err := snapshot.Parse("bench", buf.Bytes(), snapshot.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ids := make([][]byte, 4096)
-	for i := range ids {
-		ids[i] = []byte("c" + strconv.Itoa(i*24))
-	}
-	b.Run("snapshot", func(b *testing.B) {
-		b.ReportAllocs()
-		var sum float32
-		for i := 0; b.Loop(); i++ {
-			r, _ := s.Lookup(ids[i&4095])
-			sum += s.Number(3, r)
-		}
-		_ = sum
-	})
-	// Baseline: map[string]int with string(bytes) lookups (no allocation).
-	m := make(map[string]int, s.Len())
-	for r := range s.Len() {
-		m[s.ID(r)] = r
-	}
-	b.Run("baseline-map-string-int", func(b *testing.B) {
-		b.ReportAllocs()
-		var sum float32
-		for i := 0; b.Loop(); i++ {
-			r := m[string(ids[i&4095])]
-			sum += s.Number(3, r)
-		}
-		_ = sum
-	})
-}

@@ -50,7 +50,6 @@ models:
 snapshot:
   file: customers.csv
   as_of: 2008-03-01T00:00:00Z
-  max_shrink: 0
   columns:
 `)
 	for _, f := range FeatureNames {

@@ -41,8 +41,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"nba/nba/server"
-	"nba/nba/sidecar"
 	"nba/nba/server/servertest"
+	"nba/nba/sidecar"
 )
 
 func main() {

@@ -34,6 +34,7 @@ type decisionJSON struct {
 	Channel    string       `json:"channel"`
 	Actions    []actionJSON `json:"actions"`
 	Control    bool         `json:"control"`
+	Withheld   []actionJSON `json:"withheld,omitempty"`
 	Versions   struct {
 		Catalog  string `json:"catalog"`
 		Model    string `json:"model"`
@@ -58,6 +59,9 @@ func toJSON(req *server.DecideRequest, resp *server.DecideResponse) *decisionJSO
 	d.Versions.Catalog, d.Versions.Model, d.Versions.Snapshot = resp.Versions.Catalog, resp.Versions.Model, resp.Versions.Snapshot
 	for _, a := range resp.Actions {
 		d.Actions = append(d.Actions, actionJSON{a.ID, a.Name, a.Score, a.Propensity, a.Value, a.Lever, a.Tier, json.RawMessage(a.Treatment)})
+	}
+	for _, a := range resp.Withheld {
+		d.Withheld = append(d.Withheld, actionJSON{a.ID, a.Name, a.Score, a.Propensity, a.Value, a.Lever, a.Tier, json.RawMessage(a.Treatment)})
 	}
 	return d
 }
@@ -264,7 +268,7 @@ Flags:
 				var buf []byte
 				for _, id := range ids[c*chunk : min((c+1)*chunk, len(ids))] {
 					req := server.DecideRequest{CustomerID: id, Channel: *channel, Limit: *limit, DryRun: !*record}
-					resp = server.DecideResponse{Actions: resp.Actions[:0]}
+					resp = server.DecideResponse{Actions: resp.Actions[:0], Withheld: resp.Withheld[:0]}
 					if err := s.Decide(&req, &resp); err != nil {
 						firstErr.CompareAndSwap(nil, &err)
 						break

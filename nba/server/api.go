@@ -90,8 +90,11 @@ type Field struct {
 // DecideResponse is what the backend answers to one DecideRequest. The
 // server resets it (lengths to zero, capacity kept) before each Decide.
 type DecideResponse struct {
-	Actions  []Action // ranked, best first
-	Control  bool     // the customer is in a control group: Actions is empty by design
+	Actions []Action // ranked, best first
+	Control bool     // the customer is in a control group: Actions is empty by design
+	// Withheld are the actions a control-group customer would have been
+	// given, so uplift can be measured; only written when Control is set.
+	Withheld []Action
 	Versions Versions
 	// Candidates explains the decision when the request asked for it: every
 	// action considered and why it was or was not chosen.
@@ -131,6 +134,8 @@ type Candidate struct {
 func (r *DecideResponse) reset() {
 	clear(r.Actions) // drop references to treatments and names
 	r.Actions = r.Actions[:0]
+	clear(r.Withheld)
+	r.Withheld = r.Withheld[:0]
 	clear(r.Candidates)
 	r.Candidates = r.Candidates[:0]
 	r.Control = false

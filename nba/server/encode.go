@@ -78,36 +78,14 @@ func appendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, start 
 	dst = appendString(dst, req.CustomerID)
 	dst = append(dst, `,"channel":`...)
 	dst = appendString(dst, req.Channel)
-	dst = append(dst, `,"actions":[`...)
-	for i := range resp.Actions {
-		a := &resp.Actions[i]
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `{"id":`...)
-		dst = appendString(dst, a.ID)
-		dst = append(dst, `,"name":`...)
-		dst = appendString(dst, a.Name)
-		dst = append(dst, `,"score":`...)
-		dst = appendNumber(dst, a.Score)
-		dst = append(dst, `,"propensity":`...)
-		dst = appendNumber(dst, a.Propensity)
-		dst = append(dst, `,"value":`...)
-		dst = appendNumber(dst, a.Value)
-		dst = append(dst, `,"lever":`...)
-		dst = appendNumber(dst, a.Lever)
-		dst = append(dst, `,"tier":`...)
-		dst = strconv.AppendInt(dst, int64(a.Tier), 10)
-		dst = append(dst, `,"treatment":`...)
-		if len(a.Treatment) == 0 {
-			dst = append(dst, "{}"...)
-		} else {
-			dst = append(dst, a.Treatment...)
-		}
-		dst = append(dst, '}')
-	}
-	dst = append(dst, `],"control":`...)
+	dst = append(dst, `,"actions":`...)
+	dst = appendActions(dst, resp.Actions)
+	dst = append(dst, `,"control":`...)
 	dst = appendBool(dst, resp.Control)
+	if resp.Control {
+		dst = append(dst, `,"withheld":`...)
+		dst = appendActions(dst, resp.Withheld)
+	}
 	dst = append(dst, `,"versions":{"catalog":`...)
 	dst = appendString(dst, resp.Versions.Catalog)
 	dst = append(dst, `,"model":`...)
@@ -137,6 +115,39 @@ func appendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, start 
 	dst = append(dst, `,"took_us":`...)
 	dst = strconv.AppendInt(dst, time.Since(start).Microseconds(), 10)
 	return append(dst, '}')
+}
+
+// appendActions appends a JSON array of actions.
+func appendActions(dst []byte, actions []Action) []byte {
+	dst = append(dst, '[')
+	for i := range actions {
+		a := &actions[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"id":`...)
+		dst = appendString(dst, a.ID)
+		dst = append(dst, `,"name":`...)
+		dst = appendString(dst, a.Name)
+		dst = append(dst, `,"score":`...)
+		dst = appendNumber(dst, a.Score)
+		dst = append(dst, `,"propensity":`...)
+		dst = appendNumber(dst, a.Propensity)
+		dst = append(dst, `,"value":`...)
+		dst = appendNumber(dst, a.Value)
+		dst = append(dst, `,"lever":`...)
+		dst = appendNumber(dst, a.Lever)
+		dst = append(dst, `,"tier":`...)
+		dst = strconv.AppendInt(dst, int64(a.Tier), 10)
+		dst = append(dst, `,"treatment":`...)
+		if len(a.Treatment) == 0 {
+			dst = append(dst, "{}"...)
+		} else {
+			dst = append(dst, a.Treatment...)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
 }
 
 // appendError appends the error body {"error":{"code":..,"message":..}}.

@@ -64,9 +64,13 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 		s.count(s.engine.Catalog(), req.Channel, d)
 	}
 	resp.Control = d.Control
+	out := &resp.Actions
+	if d.Control {
+		out = &resp.Withheld
+	}
 	for i := range chosen {
 		c := &chosen[i]
-		resp.Actions = append(resp.Actions, server.Action{ID: c.Action.ID, Name: c.Action.Name, Score: c.Priority,
+		*out = append(*out, server.Action{ID: c.Action.ID, Name: c.Action.Name, Score: c.Priority,
 			Propensity: c.Propensity, Value: c.Value, Lever: c.Lever, Tier: c.Tier, Treatment: c.Treatment})
 	}
 	resp.Versions = server.Versions{Catalog: d.CatalogVersion, Model: d.ModelVersion, Snapshot: d.SnapshotVersion}

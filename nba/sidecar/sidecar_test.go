@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,25 @@ func TestDemoFeedbackCountsTowardCaps(t *testing.T) {
 	}
 	if err := s.Reload(context.Background()); err != nil {
 		t.Fatalf("reload of an unchanged bundle: %v", err)
+	}
+}
+
+func TestDemoControlGroupWithholds(t *testing.T) {
+	s := openDemo(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
+	controls := 0
+	for i := 1; i <= 400; i++ {
+		r := decide(t, s, fmt.Sprintf("c%05d", i), "web")
+		if !r.Control {
+			continue
+		}
+		controls++
+		if len(r.Actions) != 0 || len(r.Withheld) == 0 {
+			t.Fatalf("control customer c%05d: actions %v, withheld %d: want none shown and the withheld listed", i, ids(r), len(r.Withheld))
+		}
+	}
+	// The demo's global holdout is 5%: 20 of 400 expected; 3..50 cannot
+	// flake for a salted hash.
+	if controls < 3 || controls > 50 {
+		t.Errorf("%d of 400 customers in control, want about 20", controls)
 	}
 }

@@ -1,0 +1,333 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// refEnsemble scores a spec the plain way, node by node, straight from the
+// contract's description of TreeNode; the compiled Ensemble must agree with
+// it exactly.
+type refEnsemble struct{ spec EnsembleSpec }
+
+func (r refEnsemble) goLeft(n *TreeNode, x float64) bool {
+	if n.CatBits != nil {
+		if math.IsNaN(x) && n.Missing == MissingNaN {
+			return n.DefaultLeft
+		}
+		member := false
+		if x >= 0 && x == math.Trunc(x) && x < float64(32*len(n.CatBits)) {
+			c := int(x)
+			member = n.CatBits[c/32]&(1<<(c%32)) != 0
+		}
+		return member == n.CatSetLeft
+	}
+	if math.IsNaN(x) && n.Missing != MissingNaN {
+		x = 0
+	}
+	if math.IsNaN(x) || (n.Missing == MissingZero && math.Abs(x) <= 1e-35) {
+		return n.DefaultLeft
+	}
+	switch {
+	case r.spec.Float32 && n.LessEqual:
+		return float32(x) <= float32(n.Threshold)
+	case r.spec.Float32:
+		return float32(x) < float32(n.Threshold)
+	case n.LessEqual:
+		return x <= n.Threshold
+	}
+	return x < n.Threshold
+}
+
+func (r refEnsemble) margins(row []float64) []float64 {
+	s := r.spec
+	out := make([]float64, s.NumGroups)
+	copy(out, s.BaseMargin)
+	if s.Float32 {
+		for k := range out {
+			out[k] = float64(float32(out[k]))
+		}
+	}
+	for _, t := range s.Trees {
+		i := 0
+		for !t.Nodes[i].Leaf {
+			if r.goLeft(&t.Nodes[i], row[t.Nodes[i].Feature]) {
+				i = t.Nodes[i].Left
+			} else {
+				i = t.Nodes[i].Right
+			}
+		}
+		w := t.Weight
+		if w == 0 {
+			w = 1
+		}
+		if s.Float32 {
+			v := float32(t.Nodes[i].Value) * float32(w)
+			out[t.Group] = float64(float32(out[t.Group]) + v)
+		} else {
+			out[t.Group] += w * t.Nodes[i].Value
+		}
+	}
+	if s.AverageOutput && len(s.Trees) > 0 {
+		iters := max(len(s.Trees)/s.NumGroups, 1) // fewer trees than groups: no division
+		for k := range out {
+			out[k] /= float64(iters)
+		}
+	}
+	return out
+}
+
+// randomSpec builds a random ensemble exercising every kind of split.
+func randomSpec(rng *rand.Rand, f32 bool) EnsembleSpec {
+	nf := 1 + rng.IntN(6)
+	groups := 1 + rng.IntN(3)
+	spec := EnsembleSpec{Format: "test", NumGroups: groups, Float32: f32,
+		AverageOutput: !f32 && rng.IntN(4) == 0}
+	for i := 0; i < nf; i++ {
+		spec.FeatureNames = append(spec.FeatureNames, "f"+string(rune('a'+i)))
+	}
+	for k := 0; k < groups; k++ {
+		spec.BaseMargin = append(spec.BaseMargin, rng.NormFloat64())
+	}
+	thresholds := []float64{0, 1e-35, -1e-35, 0.1, 1.0 / 3, -2.5, 1e10, math.Inf(1), math.Inf(-1), math.NaN(), 3}
+	for t := 0; t < 2+rng.IntN(12); t++ {
+		var nodes []TreeNode
+		var grow func(depth int) int
+		grow = func(depth int) int {
+			i := len(nodes)
+			nodes = append(nodes, TreeNode{})
+			if depth == 0 || rng.IntN(5) == 0 {
+				v := rng.NormFloat64()
+				if rng.IntN(20) == 0 {
+					v = math.Inf(-1 + 2*rng.IntN(2))
+				}
+				nodes[i] = TreeNode{Leaf: true, Value: v}
+				return i
+			}
+			n := TreeNode{Feature: rng.IntN(nf), Missing: MissingRule(rng.IntN(3)),
+				DefaultLeft: rng.IntN(2) == 0, LessEqual: rng.IntN(2) == 0}
+			if f32 {
+				n.Missing = MissingNaN
+			}
+			if rng.IntN(4) == 0 {
+				n.CatBits = make([]uint32, 1+rng.IntN(2))
+				for w := range n.CatBits {
+					n.CatBits[w] = rng.Uint32()
+				}
+				n.CatSetLeft = rng.IntN(2) == 0
+			} else if rng.IntN(2) == 0 {
+				n.Threshold = thresholds[rng.IntN(len(thresholds))]
+			} else {
+				n.Threshold = rng.NormFloat64()
+			}
+			l := grow(depth - 1)
+			r := grow(depth - 1)
+			n.Left, n.Right = l, r
+			nodes[i] = n
+			return i
+		}
+		grow(1 + rng.IntN(5))
+		w := 0.0
+		if rng.IntN(3) == 0 {
+			w = rng.Float64() * 2
+		}
+		spec.Trees = append(spec.Trees, Tree{Nodes: nodes, Group: t % groups, Weight: w})
+	}
+	return spec
+}
+
+// randomRow draws values that sit on and around thresholds, categories,
+// zero, infinities and NaN.
+func randomRow(rng *rand.Rand, nf int) []float64 {
+	special := []float64{math.NaN(), 0, math.Copysign(0, -1), 1e-35, -1e-35, 2e-35, math.Inf(1), math.Inf(-1),
+		0.1, float64(float32(0.1)), math.Nextafter(0.1, 1), 1.0 / 3, float64(float32(1.0 / 3)), -2.5, 3, 5, 33, 40, 2.5, -1, 1e10}
+	row := make([]float64, nf)
+	for j := range row {
+		switch rng.IntN(3) {
+		case 0:
+			row[j] = special[rng.IntN(len(special))]
+		case 1:
+			row[j] = float64(rng.IntN(70))
+		default:
+			row[j] = rng.NormFloat64()
+		}
+	}
+	return row
+}
+
+func sameFloat(a, b float64) bool {
+	return a == b || (math.IsNaN(a) && math.IsNaN(b))
+}
+
+func TestEnsembleMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 2))
+	for it := 0; it < 3000; it++ {
+		spec := randomSpec(rng, it%2 == 0)
+		e, err := CompileEnsemble(spec)
+		if err != nil {
+			t.Fatalf("spec %d: %v", it, err)
+		}
+		ref := refEnsemble{spec}
+		nf, g := len(spec.FeatureNames), spec.NumGroups
+		const n = 150 // more than two blocks of PredictRows
+		rows := make([]float64, 0, n*nf)
+		for r := 0; r < n; r++ {
+			rows = append(rows, randomRow(rng, nf)...)
+		}
+		batch := make([]float64, n*g)
+		PredictRows(e, rows, n, batch, true)
+		got := make([]float64, g)
+		for r := 0; r < n; r++ {
+			row := rows[r*nf : (r+1)*nf]
+			want := ref.margins(row)
+			e.PredictRaw(row, got)
+			for k := range want {
+				if !sameFloat(got[k], want[k]) || !sameFloat(batch[r*g+k], want[k]) {
+					t.Fatalf("spec %d (float32 %v) row %v group %d: PredictRaw %v, PredictRows %v, reference %v",
+						it, spec.Float32, row, k, got[k], batch[r*g+k], want[k])
+				}
+			}
+		}
+	}
+}
+
+func TestStrictThresholdFloat32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	check := func(t32 float32, x float64, lessEqual bool) {
+		t.Helper()
+		thr, allLeft := strictThreshold(float64(t32), lessEqual, true)
+		want := float32(x) < t32
+		if lessEqual {
+			want = float32(x) <= t32
+		}
+		got := allLeft || x < thr
+		if got != want {
+			t.Fatalf("t=%v (bits %#x) x=%v lessEqual=%v: compiled says left=%v, float32 comparison %v",
+				t32, math.Float32bits(t32), x, lessEqual, got, want)
+		}
+	}
+	ts := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.1, math.MaxFloat32, -math.MaxFloat32,
+		math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, float32(math.Inf(1)), float32(math.Inf(-1)), 3, 16777216}
+	for i := 0; i < 2000; i++ {
+		ts = append(ts, math.Float32frombits(rng.Uint32()))
+	}
+	for _, t32 := range ts {
+		if t32 != t32 {
+			continue
+		}
+		prev := float64(math.Nextafter32(t32, float32(math.Inf(-1))))
+		next := float64(math.Nextafter32(t32, float32(math.Inf(1))))
+		cands := []float64{float64(t32), prev, next, prev/2 + float64(t32)/2, float64(t32)/2 + next/2,
+			math.Inf(1), math.Inf(-1), 0, 1e300, -1e300}
+		for _, c := range cands[:5] {
+			cands = append(cands, math.Nextafter(c, math.Inf(1)), math.Nextafter(c, math.Inf(-1)))
+		}
+		for _, x := range cands {
+			if math.IsNaN(x) {
+				continue
+			}
+			check(t32, x, false)
+			check(t32, x, true)
+		}
+	}
+}
+
+func TestCompileEnsembleErrors(t *testing.T) {
+	leaf := TreeNode{Leaf: true}
+	split := func(f, l, r int) TreeNode { return TreeNode{Feature: f, Left: l, Right: r} }
+	base := func(trees ...Tree) EnsembleSpec {
+		return EnsembleSpec{FeatureNames: []string{"a", "b"}, NumGroups: 1, Trees: trees}
+	}
+	tests := []struct {
+		name string
+		spec EnsembleSpec
+		want string
+	}{
+		{"no groups", EnsembleSpec{FeatureNames: []string{"a"}}, "num_groups must be at least 1"},
+		{"empty tree", base(Tree{}), "tree 0: no nodes"},
+		{"group", base(Tree{Nodes: []TreeNode{leaf}, Group: 1}), "tree 0: group 1 out of range"},
+		{"feature", base(Tree{Nodes: []TreeNode{split(2, 1, 2), leaf, leaf}}), "tree 0: node 0: feature 2 out of range"},
+		{"child", base(Tree{Nodes: []TreeNode{split(0, 1, 5), leaf, leaf}}), "tree 0: node 0: child 5 out of range"},
+		{"cycle", base(Tree{Nodes: []TreeNode{split(0, 1, 2), split(1, 0, 2), leaf}}), "tree 0: node 1: child 0 is reached twice"},
+		{"shared", base(Tree{Nodes: []TreeNode{split(0, 1, 1), leaf}}), "reached twice"},
+		{"second tree", base(Tree{Nodes: []TreeNode{leaf}}, Tree{Nodes: []TreeNode{split(0, 1, 1), leaf}}), "tree 1: node 0"},
+		{"empty name", EnsembleSpec{FeatureNames: []string{"a", ""}, NumGroups: 1}, "feature 1: empty name"},
+		{"duplicate name", EnsembleSpec{FeatureNames: []string{"a", "b", "a"}, NumGroups: 1}, `feature 2: name "a" already used by feature 0`},
+		{"base margins", EnsembleSpec{FeatureNames: []string{"a"}, NumGroups: 1, BaseMargin: []float64{1, 2}}, "2 base margins for 1 groups"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := CompileEnsemble(tc.spec)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("CompileEnsemble: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A node unreachable from the root (XGBoost keeps deleted nodes in its
+// arrays) is ignored even when it is malformed.
+func TestCompileEnsembleIgnoresUnreachableNodes(t *testing.T) {
+	spec := EnsembleSpec{FeatureNames: []string{"a"}, NumGroups: 1, Trees: []Tree{{Nodes: []TreeNode{
+		{Feature: 0, Threshold: 1, Left: 1, Right: 2},
+		{Leaf: true, Value: -1},
+		{Leaf: true, Value: 1},
+		{Feature: 99, Left: 0, Right: 0}, // deleted node
+	}}}}
+	e, err := CompileEnsemble(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []float64{0}
+	for _, c := range []struct{ x, want float64 }{{0, -1}, {1, 1}, {math.NaN(), 1}} {
+		e.PredictRaw([]float64{c.x}, out)
+		if out[0] != c.want {
+			t.Errorf("x=%v: %v, want %v", c.x, out[0], c.want)
+		}
+	}
+}
+
+func TestArgmax(t *testing.T) {
+	// Three groups with constant trees: margins 1, 3, 2 (+ base).
+	spec := EnsembleSpec{FeatureNames: []string{"a"}, NumGroups: 3, Link: LinkArgmax, BaseMargin: []float64{0.5, 0.5, 0.5}}
+	for g, v := range []float64{1, 3, 2} {
+		spec.Trees = append(spec.Trees, Tree{Nodes: []TreeNode{{Leaf: true, Value: v}}, Group: g})
+	}
+	e, err := CompileEnsemble(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.NumOutputs() != 1 {
+		t.Fatalf("NumOutputs() = %d, want 1", e.NumOutputs())
+	}
+	out := []float64{-1}
+	e.Predict([]float64{0}, out)
+	if out[0] != 1 {
+		t.Errorf("Predict = %v, want class 1", out[0])
+	}
+	e.PredictRaw([]float64{0}, out)
+	if out[0] != 3.5 {
+		t.Errorf("PredictRaw = %v, want the largest margin 3.5", out[0])
+	}
+}
+
+func TestLinks(t *testing.T) {
+	f := func(link Link, scale float64, margins, want []float64) {
+		t.Helper()
+		out := append([]float64(nil), margins...)
+		applyLink(link, scale, out)
+		for k := range want {
+			if math.Abs(out[k]-want[k]) > 1e-12 {
+				t.Errorf("link %d %v: got %v, want %v", link, margins, out, want)
+			}
+		}
+	}
+	f(LinkIdentity, 1, []float64{-2, 3}, []float64{-2, 3})
+	f(LinkSigmoid, 1, []float64{0, math.Log(3)}, []float64{0.5, 0.75})
+	f(LinkSigmoid, 2, []float64{math.Log(3) / 2}, []float64{0.75})
+	f(LinkExp, 1, []float64{0, math.Log(5)}, []float64{1, 5})
+	f(LinkSoftmax, 1, []float64{0, math.Log(3)}, []float64{0.25, 0.75})
+	f(LinkSoftmax, 1, []float64{1000, 1000 + math.Log(3)}, []float64{0.25, 0.75}) // no overflow
+}
