@@ -174,6 +174,7 @@ type Catalog struct {
 	journeys   []journey
 	journeyIdx map[string]int
 	models     []boundModel
+	learn      *learnSpec // nil without a learning section
 }
 
 // Version is the catalog's "version:" or, when absent, a hash of its bytes.
@@ -298,6 +299,7 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 	}
 	k.journeys()
 	k.index()
+	k.learning()
 	if f.Fallback != "" {
 		if i, ok := c.byID[f.Fallback]; ok {
 			c.fallback = int32(i)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"nba/model"
+	"nba/nba/explore"
 )
 
 // Request limits.
@@ -46,6 +47,10 @@ type Request struct {
 	Now       time.Time // zero means time.Now()
 	Explain   bool      // fill Decision.Explain (may allocate)
 	DryRun    bool      // decide without producing journey effects
+	// Seed, when not 0, makes exploration deterministic: the same seed,
+	// customer, inputs and learning state give the same decision (for
+	// replay and tests). 0 draws from the engine's generator.
+	Seed uint64
 }
 
 // Chosen is one action of a decision.
@@ -60,6 +65,14 @@ type Chosen struct {
 	Treatment  []byte  // pre-encoded JSON for the channel; nil when none
 	Journey    string  // journey id when given as a journey step
 	Fallback   bool
+	// Prob is the probability with which the channel's exploration policy
+	// puts this action at its rank among the model-ranked candidates
+	// (1 without exploration, for pinned tiers and the fallback; 0 for an
+	// action ranked beyond the ExploreSlack ranks the policy ordered).
+	Prob float64
+	// Samples is the number of Monte-Carlo draws Prob was estimated from;
+	// 0 when Prob is exact.
+	Samples int
 }
 
 // Stage is where a candidate left the decision.
@@ -156,7 +169,9 @@ type Stats struct {
 // Engine decides. It is safe for concurrent use; Decide does not allocate
 // (Explain aside) once its pooled scratch is warm.
 type Engine struct {
-	cat      atomic.Pointer[Catalog]
+	cur      atomic.Pointer[learner] // the catalog and its online state
+	learnMu  sync.RWMutex            // Observe (read) against Swap and UnmarshalLearner (write)
+	obsNow   atomic.Int64            // time of the latest observation, the online models' clock
 	profiles Profiles
 	history  History
 	journeys Journeys
@@ -164,6 +179,7 @@ type Engine struct {
 
 	decisions, unknownCustomers, unknownCtx, limitClipped, journeysDropped,
 	channelLimited, fallbacks, controls, scored atomic.Uint64
+	observed, observeRejected, carryFailures atomic.Uint64
 }
 
 // NewEngine validates cfg and returns an engine serving cfg.Catalog.
@@ -175,7 +191,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, errors.New("cannot create engine: no profiles")
 	}
 	e := &Engine{profiles: cfg.Profiles, history: cfg.History, journeys: cfg.Journeys}
-	e.cat.Store(cfg.Catalog)
+	e.cur.Store(e.newLearner(cfg.Catalog, nil))
 	e.pool.New = func() any {
 		var seed [32]byte
 		_, _ = crand.Read(seed[:])
@@ -184,15 +200,20 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Swap atomically replaces the catalog; decisions in flight finish on the old one.
+// Swap atomically replaces the catalog; decisions in flight finish on the
+// old one. The online models' posteriors carry over by action and group id
+// (see Observe); observations wait for the swap.
 func (e *Engine) Swap(c *Catalog) {
-	if c != nil {
-		e.cat.Store(c)
+	if c == nil {
+		return
 	}
+	e.learnMu.Lock()
+	defer e.learnMu.Unlock()
+	e.cur.Store(e.newLearner(c, e.cur.Load()))
 }
 
 // Catalog returns the catalog being served.
-func (e *Engine) Catalog() *Catalog { return e.cat.Load() }
+func (e *Engine) Catalog() *Catalog { return e.cur.Load().cat }
 
 // Stats returns the counters.
 func (e *Engine) Stats() Stats {
@@ -208,6 +229,9 @@ type cand struct {
 	p, w, v  float64
 	l, prio  float64
 	explainI int32 // index in Decision.Explain, -1 when not explaining
+	mu, vr   float64 // online logit mean and variance (learning)
+	prob     float64 // logged probability of its rank (exploration)
+	samples  int32
 }
 
 // scratch is one decision's working memory, pooled.
@@ -227,6 +251,17 @@ type scratch struct {
 	due      []dueStep
 	exclUsed []bool
 	rng      *rand.ChaCha8
+
+	// learning and exploration
+	lx      []float64
+	xs      *explore.Scratch
+	xScores []float64
+	xMeans  []float64
+	xVars   []float64
+	xVals   []float64
+	xOut    []explore.Choice
+	xTaken  []bool
+	xTmp    []cand
 }
 
 type dueStep struct {
@@ -260,6 +295,20 @@ func (s *scratch) prepare(c *Catalog) {
 	s.due = make([]dueStep, 0, len(c.journeys))
 	s.exclUsed = make([]bool, c.nexcl)
 	s.prof.reset(c.nfields)
+	if c.learn != nil {
+		s.lx = make([]float64, len(c.learn.feats))
+		n := len(c.actions)
+		s.xScores, s.xMeans, s.xVars, s.xVals = make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+		s.xOut = make([]explore.Choice, 0, MaxLimit)
+		s.xTaken = make([]bool, n)
+		s.xTmp = make([]cand, 0, n)
+		for _, p := range c.learn.explore {
+			if p != nil && p.Config().MaxCandidates == c.learn.maxCand {
+				s.xs = p.NewScratch()
+				break
+			}
+		}
+	}
 }
 
 func (s *scratch) rule(i int32) bool {
@@ -301,7 +350,8 @@ var ErrUnknownChannel = errors.New("cannot decide: unknown channel")
 // Decide makes one decision into d. It returns ErrUnknownChannel for a
 // channel the catalog does not know; every other request is decided.
 func (e *Engine) Decide(req *Request, d *Decision) error {
-	c := e.cat.Load()
+	cur := e.cur.Load()
+	c := cur.cat
 	d.reset()
 	ch, ok := c.chanIdx[req.Channel]
 	if !ok {
@@ -406,10 +456,15 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 			}
 		}
 		s.cands = append(s.cands, cand{a: ai, journey: jn, tier: tier, p: 1,
-			w: s.num(a.weight), v: s.num(a.value), l: a.lever, explainI: ex})
+			w: s.num(a.weight), v: s.num(a.value), l: a.lever, explainI: ex, prob: 1})
 	}
-	e.score(s, c)
+	e.score(s, c, cur.on)
 	slices.SortFunc(s.cands, cmpCand)
+	if cur.on != nil {
+		if p := c.learn.explore[ch]; p != nil {
+			s.explore(p, req, limit)
+		}
+	}
 	e.arbitrate(s, c, req, d, ch, limit, now)
 	if len(d.Actions) == 0 && d.Reason == "" {
 		switch {
@@ -420,7 +475,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 		case c.fallback >= 0 && c.actions[c.fallback].chanMask&(1<<uint(ch)) != 0:
 			a := &c.actions[c.fallback]
 			d.Actions = append(d.Actions, Chosen{Action: a, Propensity: 1, Weight: 1, Value: 1, Lever: 1,
-				Priority: 1, Treatment: a.treatments[ch], Fallback: true})
+				Priority: 1, Treatment: a.treatments[ch], Fallback: true, Prob: 1})
 			d.Reason = "fallback"
 			e.fallbacks.Add(1)
 		default:
@@ -564,10 +619,25 @@ func (s *scratch) stateOf(id string) int {
 	return -1
 }
 
-// score batch-scores the candidates: per model, the customer's part of a
+// score scores the candidates: offline models, then the online correction
+// when the catalog learns (on != nil), then priorities.
+func (e *Engine) score(s *scratch, c *Catalog, on *model.Online) {
+	e.scoreOffline(s, c, true)
+	if on != nil {
+		s.learnScore(c, on)
+	}
+	for i := range s.cands {
+		cd := &s.cands[i]
+		cd.p, cd.w, cd.v = finite(cd.p), finite(cd.w), finite(cd.v)
+		cd.prio = finite(cd.p * cd.w * cd.v * cd.l)
+	}
+}
+
+// scoreOffline batch-scores the candidates: per model, the customer's part of a
 // row is built once, each candidate's row is a copy of it plus the action's
-// features, and the rows go to the model in one call.
-func (e *Engine) score(s *scratch, c *Catalog) {
+// features, and the rows go to the model in one call. count adds the rows
+// to Stats.Scored.
+func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 	scored := 0
 	for mi := range c.models {
 		bm := &c.models[mi]
@@ -614,11 +684,8 @@ func (e *Engine) score(s *scratch, c *Catalog) {
 		}
 		scored += n
 	}
-	e.scored.Add(uint64(scored))
-	for i := range s.cands {
-		cd := &s.cands[i]
-		cd.p, cd.w, cd.v = finite(cd.p), finite(cd.w), finite(cd.v)
-		cd.prio = finite(cd.p * cd.w * cd.v * cd.l)
+	if count {
+		e.scored.Add(uint64(scored))
 	}
 }
 
@@ -669,7 +736,7 @@ func (e *Engine) arbitrate(s *scratch, c *Catalog, req *Request, d *Decision, ch
 			jid = c.journeys[cd.journey].id
 		}
 		ch1 := Chosen{Action: a, Propensity: cd.p, Weight: cd.w, Value: cd.v, Lever: cd.l, Priority: cd.prio,
-			Tier: tier, Treatment: a.treatments[ch], Journey: jid}
+			Tier: tier, Treatment: a.treatments[ch], Journey: jid, Prob: cd.prob, Samples: int(cd.samples)}
 		if stage == StageChosen {
 			if a.exclusion >= 0 {
 				s.exclUsed[a.exclusion] = true

@@ -12,7 +12,7 @@ import (
 // an exit event. A customer enters a journey only once. It reads journey
 // state through the engine's Journeys and allocates only when dst grows.
 func (e *Engine) OnEvent(customer, event string, attrs map[string]string, now time.Time, dst []JourneyUpdate) []JourneyUpdate {
-	c := e.cat.Load()
+	c := e.cur.Load().cat
 	if customer == "" || len(c.journeys) == 0 {
 		return dst
 	}

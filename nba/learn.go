@@ -250,12 +250,21 @@ func (e *Engine) ObserveContext(customer, actionID string, reward float64, now t
 	e.scoreOffline(s, c, false)
 	s.learnRow(c)
 	e.obsNow.Store(now.UnixNano())
-	if !cur.on.Update(ai, s.lx, offsetOf(s.cands[0].p), reward) {
+	if !cur.on.Update(ai, s.lx, c.offset(&s.cands[0]), reward) {
 		e.observeRejected.Add(1)
 		return fmt.Errorf("cannot observe action %q: the online model rejected the observation", actionID)
 	}
 	e.observed.Add(1)
 	return nil
+}
+
+// offset is the online model's offset for a scored candidate: its offline
+// logit, 0 when the action has no model.
+func (c *Catalog) offset(cd *cand) float64 {
+	if c.actions[cd.a].model < 0 {
+		return 0
+	}
+	return offsetOf(cd.p)
 }
 
 // offsetOf is the offline logit of a propensity, clamped to ±13.8 (p in
@@ -283,7 +292,7 @@ func (s *scratch) learnScore(c *Catalog, on *model.Online) {
 	s.learnRow(c)
 	for i := range s.cands {
 		cd := &s.cands[i]
-		mu, v := on.Logit(int(cd.a), s.lx, offsetOf(cd.p))
+		mu, v := on.Logit(int(cd.a), s.lx, c.offset(cd))
 		cd.mu, cd.vr = mu, v
 		cd.p = sigmoid(mu / math.Sqrt(1+math.Pi*v/8)) // MacKay (1992), as model.Online.Mean
 	}
@@ -335,7 +344,7 @@ func (s *scratch) explore(p *explore.Policy, req *Request, limit int) {
 	s.xTmp = s.xTmp[:0]
 	for _, ch := range out {
 		cd := rk[ch.Index]
-		cd.prob, cd.samples = ch.Prob, ch.Samples
+		cd.prob, cd.samples = ch.Prob, int32(ch.Samples)
 		s.xTmp = append(s.xTmp, cd)
 		taken[ch.Index] = true
 	}

@@ -192,3 +192,15 @@ func EvalHalf(cs []Customer) []Customer {
 	}
 	return out
 }
+
+// TrainHalf returns the customers of the training half (the rows train.py
+// trains on), in file order.
+func TrainHalf(cs []Customer) []Customer {
+	var out []Customer
+	for _, c := range cs {
+		if !InEval(c.Row) {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -6,11 +6,10 @@ import (
 	"fmt"
 )
 
-// csvSplitter splits CSV/TSV lines. colOf maps a file column to a feature
-// column; the id is file column 0... idPos.
+// csvSplitter splits CSV/TSV lines by position.
 type csvSplitter struct {
 	delim byte
-	idPos int
+	idPos int   // file column of the id
 	colOf []int // file column -> feature column, -1 for the id
 }
 
@@ -138,12 +137,9 @@ func nextField(line []byte, delim byte, scratch []byte) (f, rest, scratchOut []b
 			}
 			j += k
 			if j+1 < len(line) && line[j+1] == '"' {
-				if plain {
-					scratch = append(scratch, line[i:j+1]...)
-					plain = false
-				} else {
-					scratch = append(scratch, line[i:j+1]...)
-				}
+				// A doubled quote: keep one, unescaping into scratch.
+				scratch = append(scratch, line[i:j+1]...)
+				plain = false
 				j += 2
 				i = j
 				continue
