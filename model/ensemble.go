@@ -745,24 +745,42 @@ func (e *Ensemble) block(rows []float64, stride int, out []float64, idx []int32)
 	nodes := e.nodes
 	base := unsafe.Pointer(unsafe.SliceData(nodes))
 	rowBase := unsafe.Pointer(unsafe.SliceData(rows))
+	negInf, posInf := math.Inf(-1), math.Inf(1)
 	for t, root := range e.roots {
 		for r := range idx {
 			idx[r] = root
 		}
-		for d := e.depths[t]; d > 0; d-- {
+		if e.specs == nil {
+			for d := e.depths[t]; d > 0; d-- {
+				stepRowsPlain(base, idx, rowBase, uintptr(stride)*8)
+			}
+		}
+		for d := e.depths[t]; d > 0 && e.specs != nil; d-- {
 			if stepRows(base, idx, rowBase, uintptr(stride)*8) {
 				// Some rows wait at special nodes, marked ^i.
 				for r, i := range idx {
-					if i < 0 {
-						// Column f holds NaN as -Inf and column nf+f as
-						// +Inf; no other value is both.
-						f := int(nodes[^i].meta & featMask)
-						x := rows[r*stride+f]
-						if x == math.Inf(-1) && rows[r*stride+nf+f] == math.Inf(1) {
-							x = math.NaN()
-						}
-						idx[r] = e.slowStep(^i, x)
+					if i >= 0 {
+						continue
 					}
+					j := ^i
+					n := &nodes[j]
+					f := int(n.meta & featMask)
+					x := rows[r*stride+f]
+					// Column f holds NaN as -Inf and column nf+f as +Inf;
+					// no other value is both.
+					if x == negInf && rows[r*stride+nf+f] == posInf {
+						x = math.NaN()
+					}
+					sp := &e.specs[e.special[j]]
+					if sp.kind != specialCat || x != x || x < 0 || x >= float64(32*sp.catLen) {
+						idx[r] = e.slowStep(j, x)
+						continue
+					}
+					// A categorical split on a value within the bitset,
+					// inline: the common case of categorical models.
+					c := int32(x)
+					member := float64(c) == x && e.catBits[sp.catOff+c/32]&(1<<(c%32)) != 0
+					idx[r] = n.left + int32(b2u(member != sp.catSetLeft))
 				}
 			}
 		}
@@ -807,4 +825,14 @@ func stepRows(nodes unsafe.Pointer, idx []int32, rows unsafe.Pointer, stride uin
 		rows = unsafe.Add(rows, stride)
 	}
 	return special != 0
+}
+
+// stepRowsPlain is stepRows for ensembles without special nodes.
+func stepRowsPlain(nodes unsafe.Pointer, idx []int32, rows unsafe.Pointer, stride uintptr) {
+	for r, i := range idx {
+		n := (*node)(unsafe.Add(nodes, uintptr(i)*unsafe.Sizeof(node{})))
+		x := *(*float64)(unsafe.Add(rows, uintptr(n.meta&featMask)*8))
+		idx[r] = n.left + int32(b2u(x >= n.thr))
+		rows = unsafe.Add(rows, stride)
+	}
 }

@@ -79,8 +79,9 @@ func (r refEnsemble) margins(row []float64) []float64 {
 	return out
 }
 
-// randomSpec builds a random ensemble exercising every kind of split.
-func randomSpec(rng *rand.Rand, f32 bool) EnsembleSpec {
+// randomSpec builds a random ensemble exercising every kind of split; a
+// plain one has only the numeric splits the fast step decides alone.
+func randomSpec(rng *rand.Rand, f32, plain bool) EnsembleSpec {
 	nf := 1 + rng.IntN(6)
 	groups := 1 + rng.IntN(3)
 	spec := EnsembleSpec{Format: "test", NumGroups: groups, Float32: f32,
@@ -111,7 +112,10 @@ func randomSpec(rng *rand.Rand, f32 bool) EnsembleSpec {
 			if f32 {
 				n.Missing = MissingNaN
 			}
-			if rng.IntN(4) == 0 {
+			if plain {
+				n.Missing = MissingRule(2 * rng.IntN(2)) // NaN or None
+				n.Threshold = rng.NormFloat64()
+			} else if rng.IntN(4) == 0 {
 				n.CatBits = make([]uint32, 1+rng.IntN(2))
 				for w := range n.CatBits {
 					n.CatBits[w] = rng.Uint32()
@@ -164,10 +168,13 @@ func sameFloat(a, b float64) bool {
 func TestEnsembleMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for it := 0; it < 400; it++ {
-		spec := randomSpec(rng, it%2 == 0)
+		spec := randomSpec(rng, it%2 == 0, it%3 == 0)
 		e, err := CompileEnsemble(spec)
 		if err != nil {
 			t.Fatalf("spec %d: %v", it, err)
+		}
+		if it%3 == 0 && e.specs != nil {
+			t.Fatalf("spec %d: plain spec compiled with %d special nodes", it, len(e.specs))
 		}
 		ref := refEnsemble{spec}
 		nf, g := len(spec.FeatureNames), spec.NumGroups

@@ -148,39 +148,51 @@ func parseXGBoost(name string, data []byte) (Model, error) {
 }
 
 func loadXGBoost(data []byte) (Model, error) {
+	spec, lin, err := xgbSpec(data)
+	if err != nil || lin != nil {
+		return lin, err
+	}
+	return CompileEnsemble(spec)
+}
+
+// xgbSpec translates an XGBoost JSON model into an EnsembleSpec, or into a
+// linear model for gblinear.
+func xgbSpec(data []byte) (EnsembleSpec, Model, error) {
+	var none EnsembleSpec
+	ver := version(data) // of the file's own bytes
 	data = quoteNonFinite(data)
 	var f xgbFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, jsonError(data, err)
+		return none, nil, jsonError(data, err)
 	}
 	l := f.Learner
 	if l == nil {
-		return nil, errors.New("missing field \"learner\"")
+		return none, nil, errors.New("missing field \"learner\"")
 	}
 	objName := l.Objective.Name
 	obj, ok := xgbObjectives[objName]
 	if !ok {
 		if objName == "" {
-			return nil, errors.New("learner: missing field \"objective.name\"")
+			return none, nil, errors.New("learner: missing field \"objective.name\"")
 		}
-		return nil, fmt.Errorf("learner: objective %q is not supported", objName)
+		return none, nil, fmt.Errorf("learner: objective %q is not supported", objName)
 	}
 	p := &l.LearnerModelParam
 	numFeature, err := paramInt("num_feature", p.NumFeature, 0, MaxFeatures)
 	if err != nil {
-		return nil, err
+		return none, nil, err
 	}
 	numClass, err := paramInt("num_class", p.NumClass, 0, 1<<20)
 	if err != nil {
-		return nil, err
+		return none, nil, err
 	}
 	numTarget, err := paramInt("num_target", p.NumTarget, 0, 1<<20)
 	if err != nil {
-		return nil, err
+		return none, nil, err
 	}
 	groups := max(numClass, numTarget, 1)
 	if obj.multiclass && numClass < 1 {
-		return nil, fmt.Errorf("learner_model_param: objective %q needs num_class", objName)
+		return none, nil, fmt.Errorf("learner_model_param: objective %q needs num_class", objName)
 	}
 	features := l.FeatureNames
 	if len(features) == 0 {
@@ -189,48 +201,52 @@ func loadXGBoost(data []byte) (Model, error) {
 			features[i] = "f" + strconv.Itoa(i)
 		}
 	} else if len(features) != numFeature {
-		return nil, fmt.Errorf("learner: %d feature_names for num_feature %s", len(features), p.NumFeature)
+		return none, nil, fmt.Errorf("learner: %d feature_names for num_feature %s", len(features), p.NumFeature)
 	}
 	base, err := baseMargins(p.BaseScore, obj.baseToMargin, groups)
 	if err != nil {
-		return nil, err
+		return none, nil, err
 	}
 	if len(l.GradientBooster) == 0 {
-		return nil, errors.New("learner: missing field \"gradient_booster\"")
+		return none, nil, errors.New("learner: missing field \"gradient_booster\"")
 	}
 	var gb xgbBooster
 	if err := json.Unmarshal(l.GradientBooster, &gb); err != nil {
-		return nil, fmt.Errorf("gradient_booster: %w", err)
+		return none, nil, fmt.Errorf("gradient_booster: %w", err)
 	}
 	switch gb.Name {
 	case "gbtree", "dart":
 	case "gblinear":
-		return xgbLinear(&gb, features, groups, base, obj, objName, version(data))
+		lin, err := xgbLinear(&gb, features, groups, base, obj, objName, ver)
+		if err != nil {
+			return none, nil, err
+		}
+		return none, lin, nil
 	case "":
-		return nil, errors.New("gradient_booster: missing field \"name\"")
+		return none, nil, errors.New("gradient_booster: missing field \"name\"")
 	default:
-		return nil, fmt.Errorf("gradient_booster: booster %q is not supported", gb.Name)
+		return none, nil, fmt.Errorf("gradient_booster: booster %q is not supported", gb.Name)
 	}
 	trees := &gb
 	var weights []xgbFloat
 	if gb.Name == "dart" {
 		if gb.GBTree == nil {
-			return nil, errors.New("gradient_booster: dart: missing field \"gbtree\"")
+			return none, nil, errors.New("gradient_booster: dart: missing field \"gbtree\"")
 		}
 		trees, weights = gb.GBTree, gb.WeightDrop
 	}
 	var tm xgbTreeModel
 	if len(trees.Model) == 0 {
-		return nil, errors.New("gradient_booster: missing field \"model\"")
+		return none, nil, errors.New("gradient_booster: missing field \"model\"")
 	}
 	if err := json.Unmarshal(trees.Model, &tm); err != nil {
-		return nil, fmt.Errorf("gradient_booster: model: %w", err)
+		return none, nil, fmt.Errorf("gradient_booster: model: %w", err)
 	}
 	if len(tm.TreeInfo) != len(tm.Trees) {
-		return nil, fmt.Errorf("gradient_booster: model: %d trees but %d tree_info entries", len(tm.Trees), len(tm.TreeInfo))
+		return none, nil, fmt.Errorf("gradient_booster: model: %d trees but %d tree_info entries", len(tm.Trees), len(tm.TreeInfo))
 	}
 	if gb.Name == "dart" && len(weights) != len(tm.Trees) {
-		return nil, fmt.Errorf("gradient_booster: dart: %d trees but %d weight_drop entries", len(tm.Trees), len(weights))
+		return none, nil, fmt.Errorf("gradient_booster: dart: %d trees but %d weight_drop entries", len(tm.Trees), len(weights))
 	}
 	spec := EnsembleSpec{
 		Format:       "xgboost-json",
@@ -241,12 +257,12 @@ func loadXGBoost(data []byte) (Model, error) {
 		BaseMargin:   base,
 		Float32:      true,
 		Link:         obj.link,
-		Version:      version(data),
+		Version:      ver,
 	}
 	for i := range tm.Trees {
 		g := tm.TreeInfo[i]
 		if g < 0 || g >= int64(groups) {
-			return nil, fmt.Errorf("tree %d: tree_info %d out of range [0,%d)", i, g, groups)
+			return none, nil, fmt.Errorf("tree %d: tree_info %d out of range [0,%d)", i, g, groups)
 		}
 		w := 1.0
 		if weights != nil {
@@ -254,11 +270,11 @@ func loadXGBoost(data []byte) (Model, error) {
 		}
 		nodes, err := tm.Trees[i].nodes(numFeature)
 		if err != nil {
-			return nil, fmt.Errorf("tree %d: %w", i, err)
+			return none, nil, fmt.Errorf("tree %d: %w", i, err)
 		}
 		spec.Trees[i] = Tree{Nodes: nodes, Group: int(g), Weight: w}
 	}
-	return CompileEnsemble(spec)
+	return spec, nil, nil
 }
 
 // nodes translates one tree into the contract's node list.

@@ -3,6 +3,8 @@ package model
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
 	"os"
 	"path/filepath"
@@ -177,6 +179,13 @@ func TestXGBoostHandwritten(t *testing.T) {
 	}
 	if info := m.Info(); info.Objective != "binary:logistic" || info.Trees != 2 || info.Outputs != 1 {
 		t.Errorf("Info() = %+v", info)
+	}
+	data, err := os.ReadFile(filepath.Join("testdata", "xgboost", "handwritten_v2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(data); m.Info().Version != hex.EncodeToString(sum[:8]) {
+		t.Errorf("Version %s is not the SHA-256 prefix of the file", m.Info().Version)
 	}
 	nan := math.NaN()
 	for _, c := range []struct {

@@ -2,18 +2,32 @@
 // randomized e-mail experiment (/work/shared/datasets/hillstrom.csv): each
 // customer was sent a men's e-mail, a women's e-mail or none, at random with
 // probability 1/3 each, so the value of any policy "customer → arm" is
-// estimated without bias by inverse propensity scoring over the customers
-// whose random arm matches the policy's choice.
+// estimated without bias by inverse propensity scoring (IPS) over the
+// customers whose random arm matches the policy's choice.
 //
-// It prints, for the evaluation half of the fixed split shared with train.py,
-// the IPS value (visits, conversions and spend per customer) of the baseline
-// policies and, when the trained visit model loads, of the model-driven policy,
-// each with a normal and a bootstrap 95% interval. Any other policy plugs in as
-// a Policy (a function customer → arm probabilities).
+// On the evaluation half of the fixed split shared with train.py it:
+//
+//  1. writes a bundle (bundle.go) whose actions are the three arms on
+//     channel "email", scored by visit.json with the arm flags as action
+//     features and the customers as the snapshot; value 1 for every arm, no
+//     caps, no holdout, no fallback;
+//  2. serves it in process (sidecar.Open, server.New, Serve on loopback) and
+//     decides every customer through POST /v1/decide/batch (or /v1/decide)
+//     with a bounded pool of client goroutines (serve.go);
+//  3. learns online models (model.Online, one per arm) from the training
+//     half's logged arms and visits, with offset 0 and with the offline
+//     model's logit as offset (online.go);
+//  4. prints the IPS value (visits, conversions, spend per customer) of the
+//     baselines, the served model policy and the online policies, with
+//     normal and bootstrap 95% intervals, the paired differences against
+//     the marketer's rule, and a last machine-readable line.
+//
+// Propensities are the design's exact 1/3, not the realised arm shares.
 //
 // Usage:
 //
 //	go run ./bench/hillstrom [-data hillstrom.csv] [-model bench/hillstrom/visit.json] [-bootstrap 1000] [-seed 1]
+//	    [-http.workers 4] [-http.batch 200] [-tmp dir]
 package main
 
 import (

@@ -92,7 +92,16 @@ func run(data, modelPath string, reps int, seed uint64, client ClientConfig, tmp
 	}
 	on0, onOff := online0.Policy(), onlineOff.Policy()
 	fmt.Printf("online (offset 0): %d updates from the training half; arms on the evaluation half %s\n", len(train), onlineCounts(on0))
-	fmt.Printf("online (offset = offline logit): %d updates; arms %s\n\n", len(train), onlineCounts(onOff))
+	fmt.Printf("online (offset = offline logit): %d updates; arms %s\n", len(train), onlineCounts(onOff))
+	var out [1]float64
+	offline := func(c *Customer, a Arm) float64 {
+		var row [16]float64
+		m.Predict(c.Features(a, row[:0]), out[:])
+		return out[0]
+	}
+	fmt.Printf("visit log loss on the evaluation half (logged arm): offline %.4f, online offset 0 %.4f, online offset = offline logit %.4f, constant %.4f\n",
+		LogLoss(eval, offline), LogLoss(eval, online0.Predict), LogLoss(eval, onlineOff.Predict), LogLoss(eval, constant(train)))
+	fmt.Println()
 
 	// 3. IPS values.
 	const (
@@ -123,8 +132,8 @@ func run(data, modelPath string, reps int, seed uint64, client ClientConfig, tmp
 	}
 
 	fmt.Printf("\nPaired differences (per-customer IPS terms subtracted, same resamples):\n\n")
-	fmt.Println("| difference | visits per customer | conversions per customer | spend per customer ($) |")
-	fmt.Println("|---|---|---|---|")
+	fmt.Println("| difference | customers where the choices differ | visits per customer | conversions per customer | spend per customer ($) |")
+	fmt.Println("|---|---|---|---|---|")
 	diffs := map[string][]Value{}
 	for _, pair := range [][2]string{
 		{nameModel, nameRule},
@@ -135,7 +144,13 @@ func run(data, modelPath string, reps int, seed uint64, client ClientConfig, tmp
 		{nameOnline, nameModel},
 	} {
 		key := pair[0] + " − " + pair[1]
-		fmt.Printf("| %s |", key)
+		differ := 0
+		for i := range eval {
+			if byName[pair[0]](&eval[i]) != byName[pair[1]](&eval[i]) {
+				differ++
+			}
+		}
+		fmt.Printf("| %s | %d |", key, differ)
 		for _, o := range Outcomes {
 			d := Difference(eval, byName[pair[0]], byName[pair[1]], o, reps, seed)
 			diffs[key] = append(diffs[key], d)

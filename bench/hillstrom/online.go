@@ -145,3 +145,28 @@ func (l *OnlineLearner) Policy() Policy {
 		return best
 	})
 }
+
+// LogLoss returns the mean log loss of predict's visit probability for the
+// logged arm over cs.
+func LogLoss(cs []Customer, predict func(c *Customer, arm Arm) float64) float64 {
+	var sum float64
+	for i := range cs {
+		p := min(max(predict(&cs[i], cs[i].Arm), 1e-15), 1-1e-15)
+		if cs[i].Visit {
+			sum -= math.Log(p)
+		} else {
+			sum -= math.Log(1 - p)
+		}
+	}
+	return sum / float64(len(cs))
+}
+
+// constant predicts the visit rate of cs for every customer and arm.
+func constant(cs []Customer) func(*Customer, Arm) float64 {
+	var n float64
+	for i := range cs {
+		n += b2f(cs[i].Visit)
+	}
+	rate := n / float64(len(cs))
+	return func(*Customer, Arm) float64 { return rate }
+}

@@ -164,16 +164,55 @@ func nextField(line []byte, delim byte, scratch []byte) (f, rest, scratchOut []b
 		}
 		return f, line[j+1:], scratch, nil
 	}
-	k := bytes.IndexByte(line[i:], delim)
-	if k < 0 {
-		f, rest = line[i:], nil
-	} else {
-		f, rest = line[i:i+k], line[i+k+1:]
-	}
+	f, rest = cutField(line[i:], delim)
 	for len(f) > 0 && f[len(f)-1] == ' ' {
 		f = f[:len(f)-1]
 	}
 	return f, rest, scratch, nil
+}
+
+// cutField splits an unquoted field from the rest of the line (nil when it
+// was the last field).
+func cutField(line []byte, delim byte) (f, rest []byte) {
+	k := bytes.IndexByte(line, delim)
+	if k < 0 {
+		return line, nil
+	}
+	return line[:k], line[k+1:]
+}
+
+// numberField scans an unquoted field that starts with a digit, a sign or
+// a dot, parsing it as a plain decimal on the way (numbers are most of a
+// feature export, and this saves a second pass over their bytes). ok is
+// false when the field is anything else; f and rest are as for cutField.
+func numberField(line []byte, delim byte) (f, rest []byte, v float32, ok bool) {
+	j, neg := 0, false
+	if line[0] == '-' || line[0] == '+' {
+		neg, j = line[0] == '-', 1
+	}
+	var m uint64
+	digits, frac, dot := 0, 0, false
+	for ; j < len(line); j++ {
+		c := line[j]
+		switch {
+		case c-'0' < 10:
+			m = m*10 + uint64(c-'0')
+			digits++
+			if dot {
+				frac++
+			}
+		case c == delim:
+			v, ok = finishDecimal(m, digits, frac, neg)
+			return line[:j], line[j+1:], v, ok
+		case c == '.' && !dot:
+			dot = true
+		default:
+			f, rest = cutField(line, delim)
+			return f, rest, 0, false
+		}
+	}
+	v, ok = finishDecimal(m, digits, frac, neg)
+	return line, nil, v, ok
 }
 
 func (sp *csvSplitter) split(line []byte, fields []field, st *lineState) (id []byte, err error) {
@@ -188,12 +227,27 @@ func (sp *csvSplitter) split(line []byte, fields []field, st *lineState) (id []b
 		if pos >= len(sp.colOf) {
 			return nil, fmt.Errorf("has more than %d fields", len(sp.colOf))
 		}
+		c := sp.colOf[pos]
+		if c >= 0 && len(rest) > 0 && (rest[0]-'0' < 10 || rest[0] == '-' || rest[0] == '+' || rest[0] == '.') {
+			// The fast path for numbers; anything unusual takes nextField.
+			if f, r, v, ok := numberField(rest, sp.delim); ok {
+				fields[c] = field{b: f, tok: tokText, numOK: true, num: v}
+				rest = r
+				if rest == nil {
+					if pos+1 != len(sp.colOf) {
+						return nil, fmt.Errorf("has %d fields, the header has %d", pos+1, len(sp.colOf))
+					}
+					return id, nil
+				}
+				continue
+			}
+		}
 		var f []byte
 		f, rest, scratch, err = nextField(rest, sp.delim, scratch)
 		if err != nil {
 			return nil, fmt.Errorf("field %d: %w", pos+1, err)
 		}
-		if c := sp.colOf[pos]; c < 0 {
+		if c < 0 {
 			id = f
 		} else {
 			fields[c] = field{b: f, tok: tokText}

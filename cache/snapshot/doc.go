@@ -33,6 +33,10 @@
 //     Config.MaxShrink) is rejected with an error naming the file, the line
 //     or row, the column and the reason; the previous one keeps serving.
 //
+// Peak memory while loading is the file, its decompressed text, and the new
+// snapshot, beside the snapshot still being served; the text and the file
+// are garbage once Load returns.
+//
 // Limits (see Config for defaults): decompressed size, zstd decoder memory,
 // id length, distinct values per category column, 2^31-1 rows and 4 GiB of
 // id bytes per snapshot. A quoted CSV field may not contain a line break

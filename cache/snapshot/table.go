@@ -296,6 +296,12 @@ func (b *builder) parseChunk(c *chunk, first bool) {
 			if !b.active[i] {
 				continue
 			}
+			if f := &fields[i]; f.numOK && b.cols[i].Kind == KindNumber {
+				// store's first fast path, inlined: most values take it.
+				b.cols[i].f32[row] = f.num
+				c.masks[i] &= maskNumber
+				continue
+			}
 			if err := b.store(c, i, row, fields[i], first && b.infer[i]); err != nil {
 				c.err = &lineError{line, fmt.Sprintf("column %q: cannot parse %q as %s: %s", b.cols[i].Name, fields[i].b, b.cols[i].Kind, err)}
 				return
@@ -309,7 +315,14 @@ func (b *builder) parseChunk(c *chunk, first bool) {
 // assumed numeric until a value says otherwise, and its mask is updated.
 func (b *builder) store(c *chunk, i, row int, f field, infer bool) error {
 	col := &b.cols[i]
-	// Fast path: a plain decimal in a (presumed) number column.
+	// Fast paths: a plain decimal in a (presumed) number column.
+	if col.Kind == KindNumber && f.numOK {
+		col.f32[row] = f.num
+		if infer {
+			c.masks[i] &= maskNumber
+		}
+		return nil
+	}
 	if col.Kind == KindNumber && f.tok != tokBool && len(f.b) > 0 && !(infer && c.notNum[i]) {
 		if v, ok := parseDecimal(f.b); ok {
 			col.f32[row] = v

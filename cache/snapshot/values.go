@@ -21,9 +21,11 @@ const (
 // field is one raw value of a line, borrowed from the input or from the
 // worker's scratch buffer.
 type field struct {
-	b   []byte
-	tok tokKind
-	set bool // JSON: the key was present (catches duplicates)
+	b     []byte
+	tok   tokKind
+	set   bool    // JSON: the key was present (catches duplicates)
+	numOK bool    // CSV: b is a plain decimal, already parsed into num
+	num   float32 // valid when numOK
 }
 
 // Inference mask bits: the kinds a column can still be. Category is always
@@ -215,6 +217,12 @@ func parseDecimal(b []byte) (float32, bool) {
 			return 0, false
 		}
 	}
+	return finishDecimal(m, digits, frac, neg)
+}
+
+// finishDecimal turns the mantissa and the count of digits and of
+// fraction digits of a plain decimal into a float32 (see parseDecimal).
+func finishDecimal(m uint64, digits, frac int, neg bool) (float32, bool) {
 	if digits == 0 || digits > 18 || m > 1<<53 {
 		return 0, false
 	}

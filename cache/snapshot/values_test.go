@@ -1,9 +1,11 @@
 package snapshot
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +57,40 @@ func TestParseDecimalMatchesStrconv(t *testing.T) {
 	}
 	if _, ok := parseDecimal([]byte("-")); ok {
 		t.Error("parseDecimal accepted a lone sign")
+	}
+}
+
+// TestCSVNumberFastPath: numbers parsed while splitting a CSV line must
+// equal strconv's, and anything that is not a plain decimal must take the
+// general path (and parse or fail as it would there).
+func TestCSVNumberFastPath(t *testing.T) {
+	values := []string{"1.", ".5", "-0", "+7", "00012", "1e5", "-1.5E-3", "12345678901234567890",
+		"0.1000000000000000055511151231257827", " 3 ", "4 ", "16777217", "-.25", "inf", "+Inf", "0x1p4"}
+	var b []byte
+	b = append(b, "id,x,y\n"...)
+	for i, v := range values {
+		b = append(b, fmt.Sprintf("r%d,%s,%s\n", i, v, v)...)
+	}
+	s, err := Parse("fast", b, Config{Schema: &Schema{Columns: []Column{{"x", KindNumber}, {"y", KindNumber}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values {
+		want, err := strconv.ParseFloat(strings.TrimSpace(v), 32)
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		r, _ := s.LookupString(fmt.Sprintf("r%d", i))
+		for c := range 2 {
+			if got := s.Number(c, r); got != float32(want) {
+				t.Errorf("%q (column %d): %v, want %v", v, c, got, float32(want))
+			}
+		}
+	}
+	for _, bad := range []string{"-", ".", "+.", "1.2.3", "1-2", "--1", "1,5", "0x10"} {
+		_, err := Parse("bad", []byte("id,x\nr,"+bad+"\n"), Config{Schema: &Schema{Columns: []Column{{"x", KindNumber}}}})
+		if err == nil {
+			t.Errorf("%q parsed as a number", bad)
+		}
 	}
 }

@@ -1,0 +1,1283 @@
+package main
+
+// End-to-end tests of the real nba process: TestMain builds the binary once,
+// each test starts it with its own state directory on 127.0.0.1 ports chosen
+// by the kernel (-http.addr 127.0.0.1:0), talks to it over HTTP and raw TCP,
+// sends it signals, and kills it at the end. Every wait is bounded; no test
+// asserts on how long something took, only that it happened before a
+// generous deadline.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// nbaBin is the nba binary under test, built by TestMain.
+var nbaBin string
+
+// adminToken is the NBA_ADMIN_TOKEN every test process gets.
+const adminToken = "e2e-admin-token"
+
+// Deadlines for things that happen in milliseconds on an idle machine; they
+// are generous because the machine may be busy. None is an assertion on
+// speed: they only stop a test that would otherwise hang.
+const (
+	startDeadline = 60 * time.Second // the process logs "serving"
+	waitDeadline  = 30 * time.Second // a reload, a signal, an exit takes effect
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "nba-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cannot create a directory for the nba binary:", err)
+		os.Exit(1)
+	}
+	nbaBin = filepath.Join(dir, "nba")
+	// go test puts $GOROOT/bin first in PATH, so this is the go that runs
+	// the tests.
+	build := exec.Command("go", "build", "-o", nbaBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "cannot build nba:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is one running "nba serve".
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	base   string // http://127.0.0.1:PORT of the decision API
+	addr   string // 127.0.0.1:PORT of the decision API
+	admin  string // http://127.0.0.1:PORT of the admin API
+	logs   *logLines
+	client *http.Client
+	exited chan struct{} // closed once the process has exited and been reaped
+}
+
+// startServe starts "nba serve" on loopback ports with args added, waits for
+// it to log that it serves, and registers its killing at test end.
+func startServe(t *testing.T, args ...string) *proc {
+	t.Helper()
+	all := append([]string{"serve", "-http.addr", "127.0.0.1:0", "-admin.addr", "127.0.0.1:0"}, args...)
+	cmd := exec.Command(nbaBin, all...)
+	cmd.Env = append(os.Environ(), "NBA_ADMIN_TOKEN="+adminToken, "XDG_STATE_HOME="+t.TempDir())
+	logs := newLogLines()
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("cannot start nba serve: %v", err)
+	}
+	p := &proc{t: t, cmd: cmd, logs: logs, exited: make(chan struct{}),
+		client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32, DisableCompression: true}}}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(p.kill)
+	select {
+	case addrs := <-logs.serving:
+		p.addr = addrs[0]
+		p.base = "http://" + addrs[0]
+		p.admin = "http://" + addrs[1]
+	case <-p.exited:
+		t.Fatalf("nba %s exited with %v before serving; its log:\n%s", strings.Join(all, " "), cmd.ProcessState, logs)
+	case <-time.After(startDeadline):
+		t.Fatalf("nba serve did not log \"serving\" within %v; its log:\n%s", startDeadline, logs)
+	}
+	return p
+}
+
+// kill sends SIGKILL unless the process has exited, and reaps it.
+func (p *proc) kill() {
+	p.client.CloseIdleConnections()
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.exited:
+	case <-time.After(waitDeadline):
+		p.t.Errorf("nba serve (pid %d) did not die on SIGKILL", p.cmd.Process.Pid)
+	}
+}
+
+// signal sends sig to the process.
+func (p *proc) signal(sig os.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("cannot send %v: %v", sig, err)
+	}
+}
+
+// waitExit waits up to d for the process to exit and returns its exit code.
+func (p *proc) waitExit(d time.Duration) (int, bool) {
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode(), true
+	case <-time.After(d):
+		return 0, false
+	}
+}
+
+// reply is one HTTP answer.
+type reply struct {
+	status int
+	body   []byte
+}
+
+func (r reply) String() string { return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body)) }
+
+// try sends one request; headers are name, value pairs.
+func (p *proc) try(method, url, body string, headers ...string) (reply, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return reply{}, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return reply{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, b}, err
+}
+
+// call sends one request to the decision API and fails the test when it
+// gets no answer.
+func (p *proc) call(method, path, body string) reply {
+	p.t.Helper()
+	r, err := p.try(method, p.base+path, body)
+	if err != nil {
+		p.t.Fatalf("%s %s: %v; the process log:\n%s", method, path, err, p.logs)
+	}
+	return r
+}
+
+// ok posts body to path and fails the test unless the answer is 200.
+func (p *proc) ok(path, body string) []byte {
+	p.t.Helper()
+	r := p.call("POST", path, body)
+	if r.status != http.StatusOK {
+		p.t.Fatalf("POST %s %s: got %v, want 200", path, body, r)
+	}
+	return r.body
+}
+
+// decide posts a decision request and decodes the answer.
+func (p *proc) decide(req string) decision {
+	p.t.Helper()
+	return decodeJSON[decision](p.t, p.ok("/v1/decide", req))
+}
+
+// customer gets GET /v1/customers/{id}.
+func (p *proc) customer(id string) customerView {
+	p.t.Helper()
+	r := p.call("GET", "/v1/customers/"+id, "")
+	if r.status != http.StatusOK {
+		p.t.Fatalf("GET /v1/customers/%s: %v", id, r)
+	}
+	return decodeJSON[customerView](p.t, r.body)
+}
+
+// metric returns the value of an unlabelled metric in GET /metrics.
+func (p *proc) metric(name string) float64 {
+	p.t.Helper()
+	r := p.call("GET", "/metrics", "")
+	if r.status != http.StatusOK {
+		p.t.Fatalf("GET /metrics: %v", r)
+	}
+	for line := range strings.Lines(string(r.body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				p.t.Fatalf("metric %s: %q is not a number", name, v)
+			}
+			return f
+		}
+	}
+	p.t.Fatalf("metric %s not in /metrics:\n%s", name, r.body)
+	return 0
+}
+
+// eventually polls cond until it holds or waitDeadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitDeadline)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, waitDeadline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func decodeJSON[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("cannot decode %T from %s: %v", v, b, err)
+	}
+	return v
+}
+
+// decision is the body of a POST /v1/decide answer, as the README
+// documents it; unknown fields fail decoding.
+type decision struct {
+	DecisionID string      `json:"decision_id"`
+	CustomerID string      `json:"customer_id"`
+	Channel    string      `json:"channel"`
+	Actions    []actionOut `json:"actions"`
+	Control    bool        `json:"control"`
+	Withheld   []actionOut `json:"withheld"`
+	Versions   struct {
+		Catalog  string `json:"catalog"`
+		Model    string `json:"model"`
+		Snapshot string `json:"snapshot"`
+	} `json:"versions"`
+	Candidates []struct {
+		ID       string  `json:"id"`
+		Score    float64 `json:"score"`
+		Selected bool    `json:"selected"`
+		Reason   string  `json:"reason"`
+	} `json:"candidates"`
+	TookUS int64 `json:"took_us"`
+}
+
+type actionOut struct {
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	Score      float64         `json:"score"`
+	Propensity float64         `json:"propensity"`
+	Value      float64         `json:"value"`
+	Lever      float64         `json:"lever"`
+	Tier       int             `json:"tier"`
+	Treatment  json.RawMessage `json:"treatment"`
+}
+
+func (d decision) ids() []string {
+	var ids []string
+	for _, a := range d.Actions {
+		ids = append(ids, a.ID)
+	}
+	return ids
+}
+
+func (d decision) action(id string) (actionOut, bool) {
+	for _, a := range d.Actions {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return actionOut{}, false
+}
+
+// customerView is the body of GET /v1/customers/{id}.
+type customerView struct {
+	CustomerID string         `json:"customer_id"`
+	InSnapshot bool           `json:"in_snapshot"`
+	Profile    map[string]any `json:"profile"`
+	History    []struct {
+		ActionID string  `json:"action_id"`
+		Channel  string  `json:"channel"`
+		Outcome  string  `json:"outcome"`
+		Value    float64 `json:"value"`
+		TS       string  `json:"ts"`
+	} `json:"history"`
+	Journeys []struct {
+		Journey   string `json:"journey"`
+		Step      int    `json:"step"`
+		Status    string `json:"status"`
+		EnteredAt string `json:"entered_at"`
+		StepAt    string `json:"step_at"`
+	} `json:"journeys"`
+}
+
+func (c customerView) journey(id string) (status string, ok bool) {
+	for _, j := range c.Journeys {
+		if j.Journey == id {
+			return j.Status, true
+		}
+	}
+	return "", false
+}
+
+func (c customerView) hasContact(action, channel, outcome string, value float64) bool {
+	for _, h := range c.History {
+		if h.ActionID == action && h.Channel == channel && h.Outcome == outcome && h.Value == value {
+			return true
+		}
+	}
+	return false
+}
+
+// salesActions returns the ids of the actions of the group "sales" and its
+// descendants, read from GET /v1/actions.
+func (p *proc) salesActions() map[string]bool {
+	p.t.Helper()
+	r := p.call("GET", "/v1/actions", "")
+	if r.status != http.StatusOK {
+		p.t.Fatalf("GET /v1/actions: %v", r)
+	}
+	var body struct {
+		Version string `json:"version"`
+		Catalog struct {
+			Groups []struct {
+				ID     string `json:"id"`
+				Parent string `json:"parent"`
+			} `json:"groups"`
+			Actions []struct {
+				ID    string `json:"id"`
+				Group string `json:"group"`
+			} `json:"actions"`
+		} `json:"catalog"`
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		p.t.Fatalf("GET /v1/actions: %v", err)
+	}
+	parent := map[string]string{}
+	for _, g := range body.Catalog.Groups {
+		parent[g.ID] = g.Parent
+	}
+	isSales := func(g string) bool {
+		for i := 0; g != "" && i < 100; i++ {
+			if g == "sales" {
+				return true
+			}
+			g = parent[g]
+		}
+		return false
+	}
+	sales := map[string]bool{}
+	for _, a := range body.Catalog.Actions {
+		if isSales(a.Group) {
+			sales[a.ID] = true
+		}
+	}
+	if len(sales) < 10 {
+		p.t.Fatalf("GET /v1/actions: want the demo's sales actions, got %v", sales)
+	}
+	return sales
+}
+
+// logLines collects a process's output lines (the last maxLogLines) and
+// reports the addresses of its "serving" line.
+type logLines struct {
+	mu      sync.Mutex
+	partial []byte
+	lines   []string
+	serving chan [2]string
+	found   bool
+}
+
+const maxLogLines = 400
+
+func newLogLines() *logLines { return &logLines{serving: make(chan [2]string, 1)} }
+
+func (l *logLines) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, b...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(l.partial[:i])
+		l.partial = l.partial[i+1:]
+		if len(l.lines) == maxLogLines {
+			l.lines = slices.Delete(l.lines, 0, maxLogLines/2)
+		}
+		l.lines = append(l.lines, line)
+		var rec struct{ Msg, HTTP, Admin string }
+		if !l.found && json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
+			l.found = true
+			l.serving <- [2]string{rec.HTTP, rec.Admin}
+		}
+	}
+	return len(b), nil
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n") + string(l.partial)
+}
+
+// contains reports whether a line contains s.
+func (l *logLines) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// runNBA runs a one-shot nba command and returns its exit code and output.
+func runNBA(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(nbaBin, args...)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("cannot start nba %s: %v", strings.Join(args, " "), err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("nba %s: %v", strings.Join(args, " "), err)
+		}
+	case <-time.After(waitDeadline):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("nba %s did not exit within %v", strings.Join(args, " "), waitDeadline)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// exportDemo writes the demo bundle to a new directory and returns it.
+func exportDemo(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	if code, _, stderr := runNBA(t, "demo", "export", dir); code != 0 {
+		t.Fatalf("nba demo export: exit %d: %s", code, stderr)
+	}
+	return dir
+}
+
+// writeAtomically replaces a file the way a deployment should: write beside
+// it, then rename over it.
+func writeAtomically(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFlow walks one demo customer through decide, feedback, events and the
+// customer view against a real process: a ticket pins service recovery and
+// silences sales; an abandoned cart locks the customer into its journey
+// until a purchase ends it.
+func TestFlow(t *testing.T) {
+	p := startServe(t, "-state", t.TempDir())
+	const c = "c00042"
+	sales := p.salesActions()
+
+	first := p.decide(`{"customer_id":"` + c + `","channel":"web","limit":3}`)
+	if first.Control || len(first.Actions) == 0 {
+		t.Fatalf("first decision for %s: want actions outside the control group, got %+v", c, first)
+	}
+	if first.CustomerID != c || first.Channel != "web" || first.DecisionID == "" ||
+		first.Versions.Catalog == "" || first.Versions.Model == "" || first.Versions.Snapshot == "" {
+		t.Fatalf("first decision: ids or versions missing: %+v", first)
+	}
+	for _, a := range first.Actions {
+		if !json.Valid(a.Treatment) || len(a.Treatment) < 2 || a.Treatment[0] != '{' {
+			t.Errorf("action %s: treatment %q is not a JSON object", a.ID, a.Treatment)
+		}
+	}
+	shown := first.Actions[0].ID
+	for _, outcome := range []string{"impression", "click"} {
+		body := p.ok("/v1/feedback", fmt.Sprintf(`{"decision_id":%q,"customer_id":%q,"action_id":%q,"channel":"web","outcome":%q}`,
+			first.DecisionID, c, shown, outcome))
+		if string(bytes.TrimSpace(body)) != `{"ok":true}` {
+			t.Fatalf("feedback %s: got %s", outcome, body)
+		}
+	}
+
+	p.ok("/v1/events", `{"customer_id":"`+c+`","type":"ticket_opened"}`)
+	d := p.decide(`{"customer_id":"` + c + `","channel":"web","limit":3,"explain":true}`)
+	if ids := d.ids(); len(ids) == 0 || ids[0] != "service_recovery" {
+		t.Fatalf("open ticket: want service_recovery first, got %v", ids)
+	}
+	for _, a := range d.Actions {
+		if sales[a.ID] {
+			t.Errorf("open ticket: sales action %s offered (actions %v)", a.ID, d.ids())
+		}
+	}
+	if len(d.Candidates) == 0 {
+		t.Error("explain: no candidates")
+	}
+	for _, cand := range d.Candidates {
+		if sales[cand.ID] && cand.Selected {
+			t.Errorf("open ticket: candidate %s selected", cand.ID)
+		}
+		if !cand.Selected && cand.Reason == "" {
+			t.Errorf("explain: candidate %s not selected and no reason given", cand.ID)
+		}
+	}
+	view := p.customer(c)
+	if view.Profile["open_ticket"] != true {
+		t.Errorf("customer view: want open_ticket true, profile %v", view.Profile)
+	}
+	for _, outcome := range []string{"impression", "click"} {
+		if !view.hasContact(shown, "web", outcome, 0) {
+			t.Errorf("customer view: no %s of %s on web in history %+v", outcome, shown, view.History)
+		}
+	}
+	if !view.InSnapshot {
+		t.Error("customer view: in_snapshot false for a demo customer")
+	}
+
+	// The ticket is closed, the cart abandoned: the locked journey holds
+	// the customer on its first step, whatever else would rank higher.
+	p.ok("/v1/events", `{"customer_id":"`+c+`","type":"ticket_closed"}`)
+	p.ok("/v1/events", `{"customer_id":"`+c+`","type":"cart_abandoned","attrs":{"value":120}}`)
+	d = p.decide(`{"customer_id":"` + c + `","channel":"web","limit":3}`)
+	if ids := d.ids(); !slices.Equal(ids, []string{"cart_reminder_1"}) {
+		t.Fatalf("abandoned cart: want only cart_reminder_1 (locked journey), got %v", ids)
+	}
+	if got := d.Actions[0].Value; math.Abs(got-36) > 1e-9 {
+		t.Errorf("cart_reminder_1 value: got %v, want 30%% of the cart, 36", got)
+	}
+	view = p.customer(c)
+	if st, ok := view.journey("abandoned_cart"); !ok || st != "active" {
+		t.Errorf("customer view: want abandoned_cart active, journeys %+v", view.Journeys)
+	}
+	if view.Profile["cart_value"] != 120.0 {
+		t.Errorf("customer view: cart_value %v, want 120", view.Profile["cart_value"])
+	}
+
+	p.ok("/v1/events", `{"customer_id":"`+c+`","type":"purchase"}`)
+	d = p.decide(`{"customer_id":"` + c + `","channel":"web","limit":3}`)
+	for _, a := range d.Actions {
+		if strings.HasPrefix(a.ID, "cart_reminder") {
+			t.Errorf("after purchase: %s still offered (%v)", a.ID, d.ids())
+		}
+	}
+	if len(d.Actions) < 2 {
+		t.Errorf("after purchase: want the journey's lock lifted (several actions), got %v", d.ids())
+	}
+	view = p.customer(c)
+	if st, ok := view.journey("abandoned_cart"); !ok || st != "exited" {
+		t.Errorf("customer view: want abandoned_cart exited after a purchase, journeys %+v", view.Journeys)
+	}
+	if view.Profile["cart_value"] != 0.0 || view.Profile["orders_since_snapshot"] != 1.0 {
+		t.Errorf("customer view after purchase: cart_value %v orders_since_snapshot %v, want 0 and 1",
+			view.Profile["cart_value"], view.Profile["orders_since_snapshot"])
+	}
+
+	// A control-group customer is shown nothing; the answer says what was
+	// withheld.
+	found := false
+	for i := 1; i <= 400 && !found; i++ {
+		d := p.decide(fmt.Sprintf(`{"customer_id":"c%05d","channel":"web","limit":2,"dry_run":true}`, i))
+		if !d.Control {
+			continue
+		}
+		found = true
+		if len(d.Actions) != 0 || len(d.Withheld) == 0 {
+			t.Errorf("control customer c%05d: actions %v, %d withheld: want none shown, the withheld listed", i, d.ids(), len(d.Withheld))
+		}
+	}
+	if !found {
+		t.Error("no control-group customer among the first 400 of the demo (5% holdout)")
+	}
+}
+
+// TestBadRequests sends requests a caller should not send and checks each
+// is answered with its status and stable code, and that the process keeps
+// serving after each.
+func TestBadRequests(t *testing.T) {
+	p := startServe(t, "-state", t.TempDir(), "-http.readTimeout", "300ms")
+	stillServing := func(t *testing.T) {
+		t.Helper()
+		d := p.decide(`{"customer_id":"c00042","channel":"web","dry_run":true}`)
+		if len(d.Actions) == 0 {
+			t.Fatalf("after a bad request: decision without actions %+v", d)
+		}
+	}
+	big := `{"customer_id":"` + strings.Repeat("x", 1<<20) + `","channel":"web"}`
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+		msg                      string // the message contains it
+	}{
+		{"malformed json", "POST", "/v1/decide", `{"customer_id":"c00042",`, 400, "malformed_json", ""},
+		{"empty body", "POST", "/v1/decide", ``, 400, "malformed_json", ""},
+		{"invalid utf-8", "POST", "/v1/decide", "{\"customer_id\":\"\xff\xfe\",\"channel\":\"web\"}", 400, "malformed_json", "UTF-8"},
+		{"not an object", "POST", "/v1/decide", `[]`, 400, "invalid_request", ""},
+		{"channel not a string", "POST", "/v1/decide", `{"customer_id":"c00042","channel":1}`, 400, "invalid_request", "channel"},
+		{"limit not a number", "POST", "/v1/decide", `{"customer_id":"c00042","channel":"web","limit":"3"}`, 400, "invalid_request", "limit"},
+		{"limit too large", "POST", "/v1/decide", `{"customer_id":"c00042","channel":"web","limit":1000}`, 400, "invalid_request", "limit"},
+		{"context value an array", "POST", "/v1/decide", `{"customer_id":"c00042","channel":"web","context":{"page":[1]}}`, 400, "invalid_request", "context.page"},
+		{"missing customer id", "POST", "/v1/decide", `{"channel":"web"}`, 400, "invalid_request", "customer_id"},
+		{"unknown channel", "POST", "/v1/decide", `{"customer_id":"c00042","channel":"fax"}`, 400, "invalid_request", `"fax"`},
+		{"unknown outcome", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"meh"}`, 400, "invalid_request", `"meh"`},
+		{"unknown action", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"no_such_action","outcome":"click"}`, 400, "invalid_request", `"no_such_action"`},
+		{"feedback on an unknown channel", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","channel":"fax","outcome":"click"}`, 400, "invalid_request", `"fax"`},
+		{"feedback value out of range", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"convert","value":1e999}`, 400, "invalid_request", ""},
+		{"feedback bad ts", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"click","ts":"yesterday"}`, 400, "invalid_request", "ts"},
+		{"event without type", "POST", "/v1/events", `{"customer_id":"c00042"}`, 400, "invalid_request", "type"},
+		{"batch not a list", "POST", "/v1/decide/batch", `{"requests":{}}`, 400, "", ""},
+		{"1 MB body", "POST", "/v1/decide", big, 413, "payload_too_large", ""},
+		{"1 MB feedback", "POST", "/v1/feedback", big, 413, "payload_too_large", ""},
+		{"wrong method", "GET", "/v1/decide", ``, 405, "method_not_allowed", ""},
+		{"wrong method on a GET route", "DELETE", "/v1/actions", ``, 405, "method_not_allowed", ""},
+		{"unknown route", "POST", "/v1/nope", `{}`, 404, "not_found", ""},
+		{"unknown customer", "GET", "/v1/customers/nobody-at-all", ``, 404, "not_found", "nobody-at-all"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := p.call(tc.method, tc.path, tc.body)
+			if r.status != tc.status {
+				t.Fatalf("got %.300s, want status %d", r, tc.status)
+			}
+			var e struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(r.body, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+				t.Fatalf("error body %.300s: want {\"error\":{\"code\",\"message\"}}", r.body)
+			}
+			if tc.code != "" && e.Error.Code != tc.code {
+				t.Errorf("code %q, want %q (message %q)", e.Error.Code, tc.code, e.Error.Message)
+			}
+			if !strings.Contains(e.Error.Message, tc.msg) {
+				t.Errorf("message %q does not name %s", e.Error.Message, tc.msg)
+			}
+			stillServing(t)
+		})
+	}
+
+	t.Run("header too large", func(t *testing.T) {
+		r, err := p.try("GET", p.base+"/healthz", "", "X-Padding", strings.Repeat("a", 10_000))
+		if err != nil || r.status != 431 || !strings.Contains(string(r.body), `"header_too_large"`) {
+			t.Errorf("got %v, %v; want 431 header_too_large", r, err)
+		}
+		stillServing(t)
+	})
+
+	t.Run("batch element refused in place", func(t *testing.T) {
+		body := p.ok("/v1/decide/batch", `{"requests":[{"customer_id":"c00042","channel":"web"},{"customer_id":"c00042","channel":"fax"}]}`)
+		var b struct {
+			Decisions []json.RawMessage `json:"decisions"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil || len(b.Decisions) != 2 {
+			t.Fatalf("batch: %s (%v)", body, err)
+		}
+		if !bytes.Contains(b.Decisions[0], []byte(`"actions"`)) || !bytes.Contains(b.Decisions[1], []byte(`"invalid_request"`)) {
+			t.Errorf("batch: want a decision then an invalid_request error, got %s", body)
+		}
+	})
+
+	t.Run("admin reload without token", func(t *testing.T) {
+		for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}} {
+			r, err := p.try("POST", p.admin+"/admin/reload", "", hdr...)
+			if err != nil || r.status != 401 || !strings.Contains(string(r.body), `"unauthorized"`) {
+				t.Errorf("reload with %v: got %v, %v; want 401 unauthorized", hdr, r, err)
+			}
+		}
+		stillServing(t)
+	})
+
+	// A client that sends part of a request and stalls is answered 408 and
+	// disconnected once -http.readTimeout (300ms) passes; the deadline
+	// below only stops a test that would hang.
+	stalls := []struct{ name, data string }{
+		{"connects and sends nothing", ""},
+		{"headers then stalls", "POST /v1/decide HTTP/1.1\r\nHost: x\r\n"},
+		{"body then stalls", "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"customer_id\":"},
+	}
+	for _, tc := range stalls {
+		t.Run("slow client "+tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, tc.data); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(waitDeadline))
+			got, err := io.ReadAll(conn) // returns once the server closes
+			if err != nil {
+				t.Fatalf("the server did not close the stalled connection: %v (read %q)", err, got)
+			}
+			if len(got) > 0 && (!bytes.HasPrefix(got, []byte("HTTP/1.1 408")) || !bytes.Contains(got, []byte(`"timeout"`))) {
+				t.Errorf("stalled client: got %q, want 408 timeout or a closed connection", got)
+			}
+			stillServing(t)
+		})
+	}
+
+	if n := p.metric("nba_http_handler_panics_total") + p.metric("nba_http_decode_panics_total"); n != 0 {
+		t.Errorf("%v panics recovered while serving bad requests", n)
+	}
+}
+
+// acked is one write the process acknowledged with 200.
+type acked struct {
+	customer string
+	value    float64 // feedback value or cart value: unique per write
+	event    bool    // a cart_abandoned event, else a convert feedback
+}
+
+// TestKill9Durability sends feedback and events from 8 concurrent clients,
+// SIGKILLs the process after a random number of acknowledgements, restarts
+// it on the same state, and checks every write acknowledged before, in this
+// and earlier rounds, is there. Some rounds checkpoint often so that kills
+// also land during checkpoints.
+func TestKill9Durability(t *testing.T) {
+	rounds := 6
+	if testing.Short() {
+		rounds = 2
+	}
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	stateDir := t.TempDir()
+	var all []acked
+	var next atomic.Int64 // the next customer and value
+	for round := 0; round < rounds; round++ {
+		args := []string{"-state", stateDir, "-decisionlog=" + strconv.FormatBool(round%2 == 0)}
+		if round%2 == 1 {
+			args = append(args, "-state.checkpointInterval", "50ms")
+		}
+		p := startServe(t, args...)
+		if round > 0 {
+			verifyAcked(t, p, all)
+		}
+		killAfter := 20 + rng.IntN(300)
+		const maxPerRound = 1500
+		var (
+			mu      sync.Mutex
+			got     []acked
+			bad     []string
+			stopped = make(chan struct{})
+			wg      sync.WaitGroup
+		)
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stopped:
+						return
+					default:
+					}
+					n := next.Add(1)
+					if n > int64(round+1)*maxPerRound {
+						return
+					}
+					a := acked{customer: fmt.Sprintf("c%05d", 1+(n-1)%10000), value: float64(n), event: n%4 == 0}
+					path, body := "/v1/feedback", fmt.Sprintf(`{"customer_id":%q,"action_id":"xs_shoes","channel":"web","outcome":"convert","value":%d}`, a.customer, n)
+					if a.event {
+						path, body = "/v1/events", fmt.Sprintf(`{"customer_id":%q,"type":"cart_abandoned","attrs":{"value":%d}}`, a.customer, n)
+					}
+					r, err := p.try("POST", p.base+path, body)
+					if err != nil {
+						return // killed
+					}
+					mu.Lock()
+					if r.status == http.StatusOK {
+						got = append(got, a)
+					} else {
+						bad = append(bad, r.String())
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		// Kill once killAfter writes are acknowledged: a moment that
+		// depends on the seed, not on the clock.
+		eventually(t, "acknowledgements before the kill", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(got) >= killAfter
+		})
+		p.kill()
+		close(stopped)
+		wg.Wait()
+		if len(bad) > 0 {
+			t.Fatalf("round %d: %d writes refused, first: %s", round, len(bad), bad[0])
+		}
+		t.Logf("round %d: killed after %d acknowledged writes", round, len(got))
+		all = append(all, got...)
+		// Writes sent but not answered before the kill may or may not be
+		// there; the customers are not reused, so they do not matter.
+		next.Store(int64(round+1) * maxPerRound)
+	}
+	p := startServe(t, "-state", stateDir)
+	verifyAcked(t, p, all)
+	if p.logs.contains(`"level":"ERROR"`) {
+		t.Errorf("errors logged on restart:\n%s", p.logs)
+	}
+}
+
+// verifyAcked checks every acknowledged write is in the customer views.
+func verifyAcked(t *testing.T, p *proc, all []acked) {
+	t.Helper()
+	var missing atomic.Int64
+	var wg sync.WaitGroup
+	work := make(chan acked)
+	var first sync.Once
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range work {
+				r, err := p.try("GET", p.base+"/v1/customers/"+a.customer, "")
+				ok := err == nil && r.status == http.StatusOK
+				if ok {
+					var v customerView
+					ok = json.Unmarshal(r.body, &v) == nil
+					if a.event {
+						st, in := v.journey("abandoned_cart")
+						ok = ok && v.Profile["cart_value"] == a.value && in && st == "active"
+					} else {
+						ok = ok && v.hasContact("xs_shoes", "web", "convert", a.value)
+					}
+				}
+				if !ok {
+					missing.Add(1)
+					first.Do(func() { t.Errorf("acknowledged write %+v lost: customer view %v (%v)", a, r, err) })
+				}
+			}
+		}()
+	}
+	for _, a := range all {
+		work <- a
+	}
+	close(work)
+	wg.Wait()
+	if n := missing.Load(); n > 0 {
+		t.Fatalf("%d of %d acknowledged writes lost; the process log:\n%s", n, len(all), p.logs)
+	}
+}
+
+// TestSIGTERM checks a graceful stop: the listener closes, a request
+// already in flight is still answered, the process exits 0, and what was
+// written before is there after a restart.
+func TestSIGTERM(t *testing.T) {
+	stateDir := t.TempDir()
+	p := startServe(t, "-state", stateDir, "-http.readTimeout", "30s", "-shutdown.timeout", "20s")
+	const c = "c00077"
+	for i := 1; i <= 5; i++ {
+		p.ok("/v1/feedback", fmt.Sprintf(`{"customer_id":%q,"action_id":"xs_books","channel":"email","outcome":"impression","value":%d}`, c, i))
+	}
+	p.ok("/v1/events", `{"customer_id":"`+c+`","type":"ticket_opened"}`)
+	body := fmt.Sprintf(`{"customer_id":%q,"action_id":"xs_books","channel":"email","outcome":"click","value":99}`, c)
+
+	// A request in flight: its headers are read (the server answered
+	// 100 Continue) and its body is not sent yet.
+	conn, br := expectContinue(t, p.addr, "/v1/feedback", len(body))
+	defer conn.Close()
+	p.signal(syscall.SIGTERM)
+	eventually(t, "the listener closed after SIGTERM", func() bool {
+		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	// Hold the request a while longer: a process that does not wait for
+	// it exits meanwhile. (A correct one waits up to -shutdown.timeout,
+	// far longer, so this cannot fail it.)
+	if code, exited := p.waitExit(500 * time.Millisecond); exited {
+		t.Fatalf("the process exited (code %d) with a request in flight; its log:\n%s", code, p.logs)
+	}
+	if _, err := io.WriteString(conn, body); err != nil {
+		t.Fatalf("cannot finish the in-flight request: %v", err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("in-flight request: no answer after SIGTERM: %v", err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(bytes.TrimSpace(answer)) != `{"ok":true}` {
+		t.Fatalf("in-flight request: got %d %s", resp.StatusCode, answer)
+	}
+	code, ok := p.waitExit(waitDeadline)
+	if !ok {
+		t.Fatalf("the process did not exit after SIGTERM; its log:\n%s", p.logs)
+	}
+	if code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0; its log:\n%s", code, p.logs)
+	}
+
+	p = startServe(t, "-state", stateDir)
+	v := p.customer(c)
+	for i := 1; i <= 5; i++ {
+		if !v.hasContact("xs_books", "email", "impression", float64(i)) {
+			t.Errorf("impression %d lost over SIGTERM: history %+v", i, v.History)
+		}
+	}
+	if !v.hasContact("xs_books", "email", "click", 99) {
+		t.Errorf("the in-flight click lost over SIGTERM: history %+v", v.History)
+	}
+	if v.Profile["open_ticket"] != true {
+		t.Errorf("ticket_opened lost over SIGTERM: profile %v", v.Profile)
+	}
+}
+
+// expectContinue opens a connection and sends the headers of a POST with
+// "Expect: 100-continue", and returns once the server answered 100
+// Continue: the request is then in flight, its body not sent yet.
+func expectContinue(t *testing.T, addr, path string, bodyLen int) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(waitDeadline))
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: e2e\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", path, bodyLen); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 100 ") {
+		t.Fatalf("want 100 Continue, got %q, %v", status, err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the 100 Continue answer: %v", err)
+		}
+		if line == "\r\n" {
+			return conn, br
+		}
+	}
+}
+
+// TestSIGTERMStalledClient checks a client that never finishes its request
+// cannot hold the process past -shutdown.timeout.
+func TestSIGTERMStalledClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the shutdown timeout")
+	}
+	stateDir := t.TempDir()
+	p := startServe(t, "-state", stateDir, "-http.readTimeout", "60s", "-shutdown.timeout", "500ms")
+	p.ok("/v1/feedback", `{"customer_id":"c00078","action_id":"xs_books","channel":"email","outcome":"impression","value":7}`)
+	conn, _ := expectContinue(t, p.addr, "/v1/feedback", 1000)
+	defer conn.Close()
+	p.signal(syscall.SIGTERM)
+	if _, ok := p.waitExit(waitDeadline); !ok {
+		t.Fatalf("a stalled client held the process past -shutdown.timeout; its log:\n%s", p.logs)
+	}
+	p = startServe(t, "-state", stateDir)
+	if v := p.customer("c00078"); !v.hasContact("xs_books", "email", "impression", 7) {
+		t.Errorf("feedback lost over a timed-out shutdown: history %+v", v.History)
+	}
+}
+
+// TestReloadUnderLoad reloads the bundle in every way while 8 clients post
+// decisions, and checks no request fails: SIGHUP, POST /admin/reload, a
+// changed catalog file picked up by -reload.interval, a broken catalog that
+// is refused while the last good bundle keeps serving, and a repaired one.
+func TestReloadUnderLoad(t *testing.T) {
+	dir := exportDemo(t)
+	catalogPath := filepath.Join(dir, "catalog.yaml")
+	good, err := os.ReadFile(catalogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, "-bundle", dir, "-state", t.TempDir(), "-reload.interval", "200ms")
+
+	var (
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+		requests atomic.Int64
+		mu       sync.Mutex
+		failures []string
+	)
+	channels := []string{"web", "email", "app", "push", "agent"}
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n := requests.Add(1)
+				body := fmt.Sprintf(`{"customer_id":"c%05d","channel":%q,"limit":2}`, 1+n%10000, channels[int(n)%len(channels)])
+				path := "/v1/decide"
+				if i%10 == 9 {
+					path, body = "/v1/decide/batch", `{"requests":[`+body+`,`+body+`]}`
+				}
+				r, err := p.try("POST", p.base+path, body)
+				if err != nil || r.status != http.StatusOK {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("%s %s: %v %v", path, body, r, err))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	defer func() { // also on t.Fatal: stop the load before the process dies
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+
+	reloads := p.metric("nba_reloads_total")
+	t.Run("SIGHUP", func(t *testing.T) {
+		p.signal(syscall.SIGHUP)
+		eventually(t, "a reload counted after SIGHUP", func() bool { return p.metric("nba_reloads_total") > reloads })
+		reloads = p.metric("nba_reloads_total")
+	})
+	t.Run("admin reload", func(t *testing.T) {
+		r, err := p.try("POST", p.admin+"/admin/reload", "", "Authorization", "Bearer "+adminToken)
+		if err != nil || r.status != 200 {
+			t.Fatalf("POST /admin/reload: %v %v", r, err)
+		}
+		if got := p.metric("nba_reloads_total"); got <= reloads {
+			t.Errorf("nba_reloads_total %v after an acknowledged reload, was %v", got, reloads)
+		}
+	})
+
+	valueOf := func(id string) (float64, bool) {
+		d := p.decide(`{"customer_id":"c00042","channel":"web","limit":3,"dry_run":true}`)
+		a, ok := d.action(id)
+		return a.Value, ok
+	}
+	if v, ok := valueOf("wb_20_off"); !ok || v != 30 {
+		t.Fatalf("before the edit: want wb_20_off at value 30 for c00042, got %v %v", v, ok)
+	}
+	withValue := func(v int) []byte {
+		old := []byte("id: wb_20_off, name: \"Win-back: 20% off\", group: win_back, channels: [email, sms, push, web], value: 30,")
+		if !bytes.Contains(good, old) {
+			t.Fatalf("the demo catalog no longer has %q", old)
+		}
+		return bytes.Replace(good, old, bytes.Replace(old, []byte("value: 30"), []byte("value: "+strconv.Itoa(v)), 1), 1)
+	}
+	t.Run("file change", func(t *testing.T) {
+		writeAtomically(t, catalogPath, withValue(777))
+		eventually(t, "the new value of wb_20_off served", func() bool { v, _ := valueOf("wb_20_off"); return v == 777 })
+	})
+	t.Run("broken catalog keeps the last good bundle", func(t *testing.T) {
+		failed := p.metric("nba_reload_failures_total")
+		broken := bytes.Replace(withValue(555), []byte("group: credit\n"), []byte("group: no_such_group\n"), 1)
+		writeAtomically(t, catalogPath, broken)
+		eventually(t, "a reload failure counted", func() bool { return p.metric("nba_reload_failures_total") > failed })
+		if v, _ := valueOf("wb_20_off"); v != 777 {
+			t.Errorf("after a failed reload: wb_20_off value %v, want 777 from the last good bundle", v)
+		}
+		r, err := p.try("GET", p.admin+"/admin/status", "")
+		if err != nil || r.status != 200 {
+			t.Fatalf("GET /admin/status: %v %v", r, err)
+		}
+		var st struct {
+			LastReloadError struct{ Error string } `json:"last_reload_error"`
+		}
+		if err := json.Unmarshal(r.body, &st); err != nil || !strings.Contains(st.LastReloadError.Error, `no_such_group`) ||
+			!strings.Contains(st.LastReloadError.Error, "catalog.yaml") {
+			t.Errorf("/admin/status: want the reload error naming catalog.yaml and the group, got %s", r.body)
+		}
+		r, err = p.try("POST", p.admin+"/admin/reload", "", "Authorization", "Bearer "+adminToken)
+		if err != nil || r.status != 500 || !strings.Contains(string(r.body), `"reload_failed"`) {
+			t.Errorf("POST /admin/reload of a broken bundle: got %v %v, want 500 reload_failed", r, err)
+		}
+		if r := p.call("GET", "/readyz", ""); r.status != 200 {
+			t.Errorf("/readyz after a failed reload: %v", r)
+		}
+	})
+	t.Run("repaired catalog", func(t *testing.T) {
+		writeAtomically(t, catalogPath, withValue(555))
+		eventually(t, "the repaired catalog served", func() bool { v, _ := valueOf("wb_20_off"); return v == 555 })
+	})
+
+	// Keep the load on for at least 2s so reloads overlap with it.
+	if rest := 2*time.Second - time.Since(start); rest > 0 {
+		time.Sleep(rest)
+	}
+	close(stop)
+	wg.Wait()
+	n := requests.Load()
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed during reloads; first: %s", len(failures), n, failures[0])
+	}
+	if n < 100 {
+		t.Errorf("only %d requests during the reloads", n)
+	}
+	t.Logf("%d requests, none failed", n)
+}
+
+// TestCommands runs the one-shot commands: validate, decide and batch.
+func TestCommands(t *testing.T) {
+	t.Run("validate good bundle", func(t *testing.T) {
+		dir := exportDemo(t)
+		code, stdout, stderr := runNBA(t, "validate", dir)
+		if code != 0 || !strings.Contains(stdout, "ok") {
+			t.Errorf("nba validate on the demo: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+	t.Run("validate broken catalog", func(t *testing.T) {
+		dir := exportDemo(t)
+		path := filepath.Join(dir, "catalog.yaml")
+		cat, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edits := []struct{ old, new string }{
+			{`eligible: ["profile.orders_12m >= 2"]`, `eligible: ["profile.orderz_12m >= 2"]`},
+			{`group: credit` + "\n", `group: creditz` + "\n"},
+			{`value: 30, features: {offer_kind: 1, category: 1`, `value: "profile.nope * 2", features: {offer_kind: 1, category: 1`},
+		}
+		for _, e := range edits {
+			if !bytes.Contains(cat, []byte(e.old)) {
+				t.Fatalf("the demo catalog no longer has %q", e.old)
+			}
+			cat = bytes.Replace(cat, []byte(e.old), []byte(e.new), 1)
+		}
+		if err := os.WriteFile(path, cat, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runNBA(t, "validate", dir)
+		if code != 1 {
+			t.Errorf("exit %d, want 1; stderr:\n%s", code, stderr)
+		}
+		// Every problem on its own line, with the file and the path in it.
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^catalog\.yaml: groups\[\d+\]\.rules\.eligible\[0\]: .*orderz_12m`),
+			regexp.MustCompile(`(?m)^catalog\.yaml: actions\[\d+\]\.group: .*"creditz"`),
+			regexp.MustCompile(`(?m)^catalog\.yaml: actions\[\d+\]\.value: .*nope`),
+			regexp.MustCompile(`(?m)3 problem\(s\)$`),
+		} {
+			if !want.MatchString(stderr) {
+				t.Errorf("stderr does not match %s:\n%s", want, stderr)
+			}
+		}
+	})
+	t.Run("validate broken manifest and model", func(t *testing.T) {
+		dir := exportDemo(t)
+		if err := os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"learner":`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runNBA(t, "validate", dir)
+		if code != 1 || !strings.Contains(stderr, "models.propensity") || !strings.Contains(stderr, "model.json") {
+			t.Errorf("broken model: exit %d, stderr:\n%s", code, stderr)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "bundle.yaml"), []byte("catalog: catalog.yaml\nsnapshot: {file: customers.csv.zst}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr = runNBA(t, "validate", dir)
+		if code != 1 || !strings.Contains(stderr, "bundle.yaml: models") || !strings.Contains(stderr, "bundle.yaml: snapshot.columns") {
+			t.Errorf("broken manifest: exit %d, want 1 and both problems; stderr:\n%s", code, stderr)
+		}
+	})
+	t.Run("decide", func(t *testing.T) {
+		code, stdout, stderr := runNBA(t, "decide", "-customer", "c00042", "-channel", "web", "-limit", "2", "-explain")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var d struct {
+			CustomerID string      `json:"customer_id"`
+			Channel    string      `json:"channel"`
+			Actions    []actionOut `json:"actions"`
+			Candidates []any       `json:"candidates"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &d); err != nil {
+			t.Fatalf("nba decide printed invalid JSON: %v\n%s", err, stdout)
+		}
+		if d.CustomerID != "c00042" || d.Channel != "web" || len(d.Actions) != 2 || len(d.Candidates) == 0 {
+			t.Errorf("nba decide: %s", stdout)
+		}
+		code, _, stderr = runNBA(t, "decide", "-customer", "c00042", "-channel", "fax")
+		if code != 1 || !strings.Contains(stderr, `"fax"`) {
+			t.Errorf("nba decide on an unknown channel: exit %d, stderr %q", code, stderr)
+		}
+	})
+	t.Run("batch", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "x.jsonl.zst")
+		code, _, stderr := runNBA(t, "batch", "-channel", "email", "-limit", "2", "-out", out)
+		if code != 0 {
+			t.Fatalf("nba batch: exit %d: %s", code, stderr)
+		}
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		seen := map[string]bool{}
+		controls := 0
+		sc := bufio.NewScanner(zr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var d decision
+			dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&d); err != nil {
+				t.Fatalf("line %d: %v: %s", len(seen)+1, err, sc.Bytes())
+			}
+			if d.Channel != "email" || d.CustomerID == "" || seen[d.CustomerID] || len(d.Actions) > 2 {
+				t.Fatalf("line %d: %s", len(seen)+1, sc.Bytes())
+			}
+			if d.Control {
+				controls++
+				if len(d.Actions) != 0 {
+					t.Fatalf("line %d: a control-group customer is given actions: %s", len(seen)+1, sc.Bytes())
+				}
+			}
+			seen[d.CustomerID] = true
+		}
+		if err := sc.Err(); err != nil {
+			t.Fatalf("cannot read %s: %v", out, err)
+		}
+		if len(seen) != 10000 {
+			t.Errorf("%d lines, want one per demo customer, 10000", len(seen))
+		}
+		if controls == 0 || controls > 1000 {
+			t.Errorf("%d control-group customers of 10000, want about 5%%", controls)
+		}
+	})
+}
