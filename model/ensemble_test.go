@@ -176,6 +176,7 @@ func TestEnsembleMatchesReference(t *testing.T) {
 		if it%3 == 0 && e.specs != nil {
 			t.Fatalf("spec %d: plain spec compiled with %d special nodes", it, len(e.specs))
 		}
+		e.blocks = it%4 != 1 // test both PredictRows paths
 		ref := refEnsemble{spec}
 		nf, g := len(spec.FeatureNames), spec.NumGroups
 		const n = 150 // more than two blocks of PredictRows

@@ -111,16 +111,16 @@ type xgbTree struct {
 		NumNodes       string `json:"num_nodes"`
 		SizeLeafVector string `json:"size_leaf_vector"`
 	} `json:"tree_param"`
-	LeftChildren       []int64       `json:"left_children"`
-	RightChildren      []int64       `json:"right_children"`
-	SplitIndices       []int64       `json:"split_indices"`
-	SplitConditions    []xgbFloat    `json:"split_conditions"`
-	DefaultLeft        []xgbBool     `json:"default_left"`
-	SplitType          []int64       `json:"split_type"`
-	Categories         []int64       `json:"categories"`
-	CategoriesNodes    []int64       `json:"categories_nodes"`
-	CategoriesSegments []int64       `json:"categories_segments"`
-	CategoriesSizes    []int64       `json:"categories_sizes"`
+	LeftChildren       []int64    `json:"left_children"`
+	RightChildren      []int64    `json:"right_children"`
+	SplitIndices       []int64    `json:"split_indices"`
+	SplitConditions    []xgbFloat `json:"split_conditions"`
+	DefaultLeft        []xgbBool  `json:"default_left"`
+	SplitType          []int64    `json:"split_type"`
+	Categories         []int64    `json:"categories"`
+	CategoriesNodes    []int64    `json:"categories_nodes"`
+	CategoriesSegments []int64    `json:"categories_segments"`
+	CategoriesSizes    []int64    `json:"categories_sizes"`
 }
 
 // xgbBool reads default_left entries, written as 0/1 or as booleans.

@@ -38,11 +38,29 @@
 // Journeys interfaces and returns journey state changes as Decision.Effects
 // and from OnEvent for the caller to persist: it keeps no per-customer state.
 //
+// # Learn
+//
+// A catalog's "learning:" section (learn.go) gives every action an online
+// Bayesian logistic regression (model.Online) over the listed profile and
+// context fields whose offset is the action's offline logit, so it learns a
+// correction to the trained model from Engine.Observe (reward 1 for a
+// click, accept or conversion; 0 for a reject, dismissal or an impression
+// left without response). With learning on, actions rank by the posterior
+// predictive propensity; a channel may explore (nba/explore: epsilon,
+// softmax, thompson) and each chosen action then carries in Chosen.Prob the
+// probability with which the policy put it at its rank (Chosen.Samples > 0
+// when that is a Monte-Carlo estimate). Request.Seed makes exploration
+// replayable. The engine owns the online state: Swap carries it to the new
+// catalog by action and group id, and MarshalLearner/UnmarshalLearner
+// checkpoint it. Without the section decisions are exactly those of the
+// offline models.
+//
 // # Guarantees and limits
 //
 // Engine is safe for concurrent use; Swap replaces the catalog atomically.
 // Decide does not allocate (Request.Explain aside) once its pooled scratch
-// is warm for the catalog. A decision returns at most MaxLimit actions and
+// is warm for the catalog, with or without learning; Observe allocates one
+// posterior. A decision returns at most MaxLimit actions and
 // reads at most MaxJourneysPerCustomer journey states. Catalogs hold at most
 // MaxActions actions over MaxChannels channels. The "3 impressions without a
 // click" suppression is counted over within+pause, since contact history

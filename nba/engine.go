@@ -228,7 +228,7 @@ type cand struct {
 	tier     int32 // sort key: pinned tiers 1..MaxTier, ranked as MaxTier+1
 	p, w, v  float64
 	l, prio  float64
-	explainI int32 // index in Decision.Explain, -1 when not explaining
+	explainI int32   // index in Decision.Explain, -1 when not explaining
 	mu, vr   float64 // online logit mean and variance (learning)
 	prob     float64 // logged probability of its rank (exploration)
 	samples  int32

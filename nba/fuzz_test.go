@@ -11,7 +11,7 @@ import (
 // catalog it accepts must decide on every channel.
 func FuzzLoadCatalog(f *testing.F) {
 	for _, s := range []string{textbook(1, `profile.segment == "gold"`), journeysCatalog, policyCatalog,
-		`{"actions": [{"id": "a", "channels": ["web"]}]}`, "actions: [", ""} {
+		`{"actions": [{"id": "a", "channels": ["web"]}]}`, "actions: [", "", textbook(0, "") + learnFuzzSeed} {
 		f.Add([]byte(s))
 	}
 	prof := newMemProfiles(testSchema)
@@ -39,6 +39,11 @@ func FuzzLoadCatalog(f *testing.F) {
 			return
 		}
 		e := mustEngine(t, c, prof, newMemHistory(), &memJourneys{by: map[string][]JourneyState{}})
+		if c.Learning() && len(c.Actions()) > 0 {
+			if err := e.Observe("c", c.Actions()[0].ID, 1, monday); err != nil {
+				t.Fatalf("cannot observe on an accepted catalog: %v", err)
+			}
+		}
 		for _, ch := range c.Channels() {
 			var d Decision
 			if err := e.Decide(&Request{Customer: "c", Channel: ch, Limit: 3, Now: monday, Explain: true}, &d); err != nil {
@@ -50,3 +55,15 @@ func FuzzLoadCatalog(f *testing.F) {
 		}
 	})
 }
+
+// learnFuzzSeed is a learning section for the textbook catalog.
+const learnFuzzSeed = `
+learning:
+  features: [clv, aff_xsell, in_arrears]
+  prior_variance: 2
+  half_life: 30d
+  explore:
+    web: {method: thompson, draws: 8}
+    email: {method: epsilon, epsilon: 0.1}
+    app: {method: softmax, temperature: 0.05}
+`

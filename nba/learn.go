@@ -36,7 +36,7 @@ import (
 // from the prior). MarshalLearner and UnmarshalLearner checkpoint the state
 // with the ids, so a checkpoint restores onto a later catalog the same way.
 
-// LearningLimits.
+// Learning limits.
 const (
 	// MaxLearningFeatures bounds learning.features.
 	MaxLearningFeatures = 256
@@ -332,6 +332,15 @@ func (s *scratch) explore(p *explore.Policy, req *Request, limit int) {
 		cd := &rk[i]
 		in.Scores[i], in.Means[i], in.Variances[i] = cd.prio, cd.mu, cd.vr
 		in.Values[i] = finite(cd.w * cd.v * cd.l)
+	}
+	// Equal positive values rank like the logits themselves: leave them
+	// out and thompson saves an exponential per draw and candidate.
+	same := in.Values[0] > 0
+	for _, v := range in.Values {
+		same = same && v == in.Values[0]
+	}
+	if same {
+		in.Values = nil
 	}
 	k := min(n, limit+ExploreSlack, MaxLimit)
 	out, err := p.Choose(s.xs, in, k, s.xOut[:0])

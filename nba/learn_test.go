@@ -353,3 +353,99 @@ func FuzzUnmarshalLearner(f *testing.F) {
 		}
 	})
 }
+
+// Decide, Observe, Swap and checkpoints run concurrently (run with -race).
+func TestConcurrentLearning(t *testing.T) {
+	prof := newMemProfiles(testSchema)
+	prof.set("c", map[string]any{"clv": 0.5})
+	cats := []*Catalog{
+		mustCatalog(t, learnCatalog([3]float64{-1, -1, -1}, learningSection), learnOpts),
+		mustCatalog(t, learnCatalog([3]float64{-2, -1, 0}, learningSection), learnOpts),
+	}
+	e := mustEngine(t, cats[0], prof, nil, nil)
+	done := make(chan struct{})
+	errc := make(chan error, 3)
+	go func() {
+		var d Decision
+		for i := range 2000 {
+			if err := e.Decide(&Request{Customer: "c", Channel: "web", Limit: 2, Now: monday}, &d); err != nil {
+				errc <- err
+				return
+			}
+			if err := e.Observe("c", d.Actions[0].Action.ID, float64(i%2), monday); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				errc <- nil
+				return
+			default:
+			}
+			e.Swap(cats[i%2])
+			ck, err := e.MarshalLearner()
+			if err == nil {
+				err = e.UnmarshalLearner(ck)
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	close(done)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if st := e.LearnerStats(); st.Observed != 2000 {
+		t.Errorf("observed %d, want 2000", st.Observed)
+	}
+}
+
+// BenchmarkLearnDecide measures one decision over 50 candidates (limit 3)
+// without learning, with the posterior mean, epsilon, and thompson at
+// several draw counts, in the same run. Thompson costs about
+// (draws+1) × contenders normal draws.
+func BenchmarkLearnDecide(b *testing.B) {
+	prof := newMemProfiles(testSchema)
+	prof.set("c", map[string]any{"clv": 0.5, "age": 0.3, "aff_xsell": 0.2})
+	var acts strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&acts, "  - {id: a%d, channels: [web], features: {pick: %v}}\n", i, -2-float64(i%7)/10)
+	}
+	base := "defaults: {model: prop}\nactions:\n" + acts.String()
+	learning := "learning:\n  features: [age, clv, aff_birthday, aff_welcome, aff_xsell]\n"
+	for _, v := range []struct{ name, section string }{
+		{"off", ""},
+		{"mean", learning},
+		{"epsilon", learning + "  explore: {web: {method: epsilon, epsilon: 0.05}}\n"},
+		{"thompson_16", learning + "  explore: {web: {method: thompson, draws: 16}}\n"},
+		{"thompson_64", learning + "  explore: {web: {method: thompson, draws: 64}}\n"},
+		{"thompson_256", learning + "  explore: {web: {method: thompson, draws: 256}}\n"},
+	} {
+		e := mustEngine(b, mustCatalog(b, base+v.section, learnOpts), prof, nil, nil)
+		if v.section != "" {
+			for i := range 50 { // some evidence for every action
+				for j := range 20 {
+					_ = e.Observe("c", fmt.Sprint("a", i), float64(j%9/8), monday)
+				}
+			}
+		}
+		b.Run(v.name, func(b *testing.B) {
+			var d Decision
+			req := &Request{Customer: "c", Channel: "web", Limit: 3, Now: monday}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = e.Decide(req, &d)
+			}
+		})
+	}
+}

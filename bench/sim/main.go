@@ -2,8 +2,9 @@
 // population with hidden true response probabilities for 52 campaigns, run
 // day by day through the real decision engine (nba.Engine) under five
 // policies — manual priorities, random, an offline model, the self-learning
-// engine (offline model + online correction + thompson exploration) and an
-// oracle that scores with the truth — each with a 10% control group.
+// engine (offline model + online correction + thompson exploration), the
+// same without exploration (learner_greedy, an ablation) and an oracle that
+// scores with the truth — each with a 10% control group.
 //
 // See world.go for the generative model. Usage:
 //

@@ -15,10 +15,11 @@ const (
 	polRandom  = "random"
 	polOffline = "offline"
 	polLearner = "learner"
+	polGreedy  = "learner_greedy" // learning without exploration (ablation)
 	polOracle  = "oracle"
 )
 
-var policies = []string{polManual, polRandom, polOffline, polLearner, polOracle}
+var policies = []string{polManual, polRandom, polOffline, polGreedy, polLearner, polOracle}
 
 // families in the marketers' order after birthday (tier 1) and welcome (tier 2).
 var familyOrder = []string{"birthday", "welcome", "service", "winback", "loyalty", "upsell", "xsell", "info"}
@@ -30,7 +31,7 @@ func catalog(pop *population, policy string, draws int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: sim-%s\nholdout: {salt: %q, global: %v}\n", policy, holdoutSalt, holdoutShare)
 	switch policy {
-	case polOffline, polLearner:
+	case polOffline, polLearner, polGreedy:
 		b.WriteString("defaults: {model: offline}\n")
 	case polOracle:
 		b.WriteString("defaults: {model: oracle}\n")
@@ -62,7 +63,7 @@ func catalog(pop *population, policy string, draws int) string {
 			// Birthday first, then the welcome steps, then the fixed
 			// campaign order: one tier per campaign.
 			fmt.Fprintf(&b, "    tier: %d\n", tier[c.id])
-		case polOffline, polLearner, polOracle:
+		case polOffline, polLearner, polGreedy, polOracle:
 			fmt.Fprintf(&b, "    features: {act: %d}\n", ci)
 		}
 	}
@@ -72,6 +73,8 @@ func catalog(pop *population, policy string, draws int) string {
 	case polLearner:
 		fmt.Fprintf(&b, "learning:\n  features: [%s]\n  prior_variance: 1\n  explore:\n    web: {method: thompson, draws: %d}\n",
 			strings.Join(featNames[:], ", "), draws)
+	case polGreedy:
+		fmt.Fprintf(&b, "learning:\n  features: [%s]\n  prior_variance: 1\n", strings.Join(featNames[:], ", "))
 	}
 	return b.String()
 }
@@ -82,6 +85,10 @@ func catalog(pop *population, policy string, draws int) string {
 type scorer struct {
 	b []float64
 	w [][nFeat]float64
+	// cat is each campaign's product category (-1 none) and match the
+	// weight of the customer's affinity to it (offline model only).
+	cat   []int
+	match float64
 }
 
 var scorerFeatures = append(featNames[:], "act")
@@ -106,6 +113,11 @@ func (s *scorer) Predict(row, out []float64) {
 			z += w[i] * v
 		}
 	}
+	if s.cat != nil && s.cat[a] >= 0 {
+		if v := row[fAff0+s.cat[a]]; v == v {
+			z += s.match * v
+		}
+	}
 	out[0] = sigmoid(z)
 }
 
@@ -122,13 +134,13 @@ func oracleScorer(pop *population) *scorer {
 // the manual priorities with 30% uniformly random decisions (so the sample
 // over-represents the top-tier campaigns), with responses drawn from last
 // quarter's truth (every campaign's intercept moved by N(0, 0.6²)). The
-// model is a logistic regression with one intercept per campaign and one
-// weight vector per family of campaigns (ridge 1 except on a global
-// intercept, so rarely logged campaigns shrink to the average; Newton's
-// method), as a
-// modeller short of data per campaign would fit: it cannot represent
-// effects that differ between campaigns of a family (cross-sells of
-// different categories), and it inherits the drift.
+// model is what a modeller short of data per campaign would fit: a logistic
+// regression with one intercept per campaign, one weight vector per family
+// of campaigns, and the customer's affinity to a cross-sell's category as
+// an engineered feature (ridge 1 except on a global intercept, so rarely
+// logged campaigns shrink to the average; Newton's method). It cannot
+// represent feature effects that differ between campaigns of one family
+// (beyond the category match), and it inherits the drift.
 func trainOffline(pop *population, n int) (*scorer, error) {
 	cat, err := nba.CompileCatalog("train.yaml", []byte(catalog(pop, polManual, 0)+
 		"learning:\n  explore:\n    web: {method: epsilon, epsilon: 0.3}\n"), nba.Options{Schema: schema})
@@ -181,11 +193,21 @@ func trainOffline(pop *population, n int) (*scorer, error) {
 	for a := range famOf {
 		famOf[a] = slices.Index(familyOrder, pop.campaigns[a].family)
 	}
-	dim := na + len(familyOrder)*nFeat + 1 // + a global intercept, not penalised
-	glob := dim - 1
+	catOf := make([]int, na)
+	for a := range catOf {
+		catOf[a] = -1
+		for ci, c := range categories {
+			if pop.campaigns[a].family == "xsell" && strings.HasPrefix(pop.campaigns[a].id, "xsell_"+c+"_") {
+				catOf[a] = ci
+			}
+		}
+	}
+	// + the affinity-match weight and a global intercept (not penalised)
+	dim := na + len(familyOrder)*nFeat + 2
+	match, glob := dim-2, dim-1
 	theta := make([]float64, dim)
-	idx := make([]int, 2+nFeat)
-	val := make([]float64, 2+nFeat)
+	idx := make([]int, 3+nFeat)
+	val := make([]float64, 3+nFeat)
 	for range 25 {
 		g := make([]float64, dim)
 		h := make([]float64, dim*dim)
@@ -198,6 +220,11 @@ func trainOffline(pop *population, n int) (*scorer, error) {
 			idx[0], val[0] = o.a, 1
 			idx[1+nFeat], val[1+nFeat] = glob, 1
 			z := theta[o.a] + theta[glob]
+			idx[2+nFeat], val[2+nFeat] = match, 0
+			if c := catOf[o.a]; c >= 0 {
+				val[2+nFeat] = o.x[fAff0+c]
+				z += theta[match] * val[2+nFeat]
+			}
 			for k := range nFeat {
 				j := na + famOf[o.a]*nFeat + k
 				idx[k+1], val[k+1] = j, o.x[k]
@@ -220,7 +247,7 @@ func trainOffline(pop *population, n int) (*scorer, error) {
 			theta[j] -= step[j]
 		}
 	}
-	s := &scorer{}
+	s := &scorer{cat: catOf, match: theta[match]}
 	for a := range na {
 		var w [nFeat]float64
 		copy(w[:], theta[na+famOf[a]*nFeat:])

@@ -81,7 +81,7 @@ func runPolicy(cfg Config, pop *population, pol string, opts nba.Options) (Resul
 	if err != nil {
 		return res, err
 	}
-	learn := pol == polLearner
+	learn := pol == polLearner || pol == polGreedy
 	var d nba.Decision
 	var x [nFeat]float64
 	expected := 0.0

@@ -29,8 +29,8 @@ import (
 // a common shift of -1, which puts response rates at a few percent.) Without an action a customer "responds"
 // organically (buys anyway) with probability σ(-4 + spend + 0.5·digital);
 // the control group measures that. A logistic model per campaign over x can
-// represent the truth exactly; a model with one weight vector per family
-// and a per-campaign intercept (the offline model) cannot.
+// represent the truth exactly; the offline model (per-campaign intercepts,
+// per-family weights, see trainOffline) cannot.
 //
 // Dynamics: tenure grows by a day per day (customers with negative start
 // tenure join during the run and enter the welcome series); a response to

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math/bits"
 	"sync/atomic"
 	"time"
 
@@ -136,23 +137,18 @@ func New(cfg Config) (*Cache, error) {
 	return &Cache{c: rc, seed: maphash.MakeSeed(), ttl: ttl, maxScores: cfg.MaxScores}, nil
 }
 
+// hash combines per-field hashes (maphash.String is much cheaper than
+// streaming the fields through a maphash.Hash); rotations keep fields from
+// commuting. Quality only matters for spread: Get verifies the full key.
 func (c *Cache) hash(k *Key) uint64 {
 	if c.collide {
 		return 42
 	}
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	h.WriteString(k.Customer)
-	h.WriteByte(0)
-	h.WriteString(k.Snapshot)
-	h.WriteByte(0)
-	h.WriteString(k.Model)
-	var b [8]byte
-	for i := range b {
-		b[i] = byte(k.Overlay >> (8 * i))
-	}
-	h.Write(b[:])
-	return h.Sum64()
+	h := maphash.String(c.seed, k.Customer)
+	h = bits.RotateLeft64(h, 21) ^ maphash.String(c.seed, k.Snapshot)
+	h = bits.RotateLeft64(h, 21) ^ maphash.String(c.seed, k.Model)
+	h = (h ^ k.Overlay) * 0x9e3779b97f4a7c15
+	return h ^ h>>29
 }
 
 // Get returns the scores cached under k. The returned slice is shared and

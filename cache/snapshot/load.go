@@ -217,6 +217,7 @@ func parse(name string, data []byte, cfg Config) (*Snapshot, error) {
 		return nil, err
 	}
 	s.name = name
+	s.size = s.computeSize()
 	return s, nil
 }
 

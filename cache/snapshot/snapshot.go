@@ -101,6 +101,8 @@ type Snapshot struct {
 	table []uint64
 	mask  uint64
 	seed  maphash.Seed
+
+	size int64 // SizeBytes
 }
 
 // Name returns the file name or the name given to Parse.
@@ -130,8 +132,12 @@ func (s *Snapshot) ColumnIndex(name string) (int, bool) {
 }
 
 // SizeBytes returns the memory held by the snapshot's tables (columns, ids,
-// offsets, index and dictionaries), excluding small fixed overhead.
-func (s *Snapshot) SizeBytes() int64 {
+// offsets, index and dictionaries), excluding small fixed overhead. It is
+// computed once at load.
+func (s *Snapshot) SizeBytes() int64 { return s.size }
+
+// computeSize sums the memory of the snapshot's tables.
+func (s *Snapshot) computeSize() int64 {
 	n := int64(len(s.ids)) + 4*int64(len(s.idOffs)) + 8*int64(len(s.table))
 	for i := range s.cols {
 		c := &s.cols[i]
@@ -195,6 +201,16 @@ func (s *Snapshot) Number(col, row int) float32 {
 		}
 	}
 	return float32(math.NaN())
+}
+
+// Numbers writes Number(cols[i], row) as float64 into dst[i] for every i,
+// the shape a model's input row takes; it does not allocate. Resolve cols
+// once per snapshot with ColumnIndex. dst must be at least len(cols) long.
+func (s *Snapshot) Numbers(dst []float64, row int, cols []int) {
+	dst = dst[:len(cols)]
+	for i, c := range cols {
+		dst[i] = float64(s.Number(c, row))
+	}
 }
 
 // Time returns the unix seconds of a time column; ok is false when the

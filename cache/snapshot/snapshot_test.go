@@ -317,6 +317,7 @@ func TestLookupAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	idb, ids := []byte("c2"), "c3"
+	cols, row := []int{0, 1, 3}, make([]float64, 3)
 	var sink float32
 	allocs := testing.AllocsPerRun(1000, func() {
 		r, _ := s.Lookup(idb)
@@ -326,6 +327,7 @@ func TestLookupAllocs(t *testing.T) {
 		s.Time(2, r)
 		s.Category(1, r)
 		s.CategoryCode(1, "gold")
+		s.Numbers(row, r, cols)
 	})
 	if allocs != 0 {
 		t.Errorf("lookup and accessors allocate %v times per run, want 0", allocs)
@@ -392,5 +394,47 @@ func TestJSONLKeyOrderChanges(t *testing.T) {
 		if gx, gy := s.Number(x, r), s.Number(y, r); !sameFloat(gx, wantX) || gy != wantY {
 			t.Errorf("%s: x=%v y=%v, want %v %v", id, gx, gy, wantX, wantY)
 		}
+	}
+}
+
+func TestNumbers(t *testing.T) {
+	s := mustParse(t, []byte(sampleCSV), Config{})
+	score, _ := s.ColumnIndex("score")
+	vip, _ := s.ColumnIndex("vip")
+	seg, _ := s.ColumnIndex("segment")
+	r, _ := s.LookupString("c2")
+	dst := make([]float64, 3)
+	s.Numbers(dst, r, []int{score, vip, seg})
+	silver, _ := s.CategoryCode(seg, "silver")
+	if !math.IsNaN(dst[0]) || dst[1] != 0 || dst[2] != float64(silver) {
+		t.Errorf("Numbers = %v, want [NaN 0 %d]", dst, silver)
+	}
+}
+
+// TestSchemaIDNotFirst: a declared id column may sit anywhere in a CSV.
+func TestSchemaIDNotFirst(t *testing.T) {
+	data := "a,cust,b\n1,x,2\n3,y,4\n"
+	s, err := Parse("idcol", []byte(data), Config{Schema: &Schema{ID: "cust", Columns: []Column{{"a", KindNumber}, {"b", KindNumber}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := s.LookupString("y")
+	b, _ := s.ColumnIndex("b")
+	if !ok || s.Number(b, r) != 4 {
+		t.Fatalf("y: row %d %v, b=%v", r, ok, s.Number(b, r))
+	}
+	if _, err := Parse("idcol", []byte(data), Config{Schema: &Schema{ID: "customer", Columns: []Column{{"a", KindNumber}}}}); err == nil ||
+		!strings.Contains(err.Error(), `no id column "customer"`) {
+		t.Errorf("missing id column: %v", err)
+	}
+}
+
+func TestSizeBytes(t *testing.T) {
+	s := mustParse(t, genCSV(1000, 1), Config{})
+	// 2 number columns of 1000 float32, ids "c0".."c999" (3890 bytes),
+	// 1001 offsets and 2048 slots of the id table.
+	want := int64(2*4*1000 + 3890 + 4*1001 + 8*2048)
+	if got := s.SizeBytes(); got != want {
+		t.Errorf("SizeBytes() = %d, want %d", got, want)
 	}
 }

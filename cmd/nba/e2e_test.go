@@ -59,7 +59,11 @@ func TestMain(m *testing.M) {
 	nbaBin = filepath.Join(dir, "nba")
 	// go test puts $GOROOT/bin first in PATH, so this is the go that runs
 	// the tests.
-	build := exec.Command("go", "build", "-o", nbaBin, ".")
+	args := []string{"build", "-o", nbaBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "cannot build nba:", err)
@@ -98,7 +102,12 @@ func startServe(t *testing.T, args ...string) *proc {
 	p := &proc{t: t, cmd: cmd, logs: logs, exited: make(chan struct{}),
 		client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32, DisableCompression: true}}}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(p.kill)
+	t.Cleanup(func() {
+		p.kill()
+		if logs.contains("WARNING: DATA RACE") {
+			t.Errorf("the race detector found a data race in nba serve:\n%s", logs)
+		}
+	})
 	select {
 	case addrs := <-logs.serving:
 		p.addr = addrs[0]
@@ -232,6 +241,23 @@ func (p *proc) metric(name string) float64 {
 	return 0
 }
 
+// checkpoints returns the state checkpoints written since start, from
+// GET /admin/status.
+func (p *proc) checkpoints() int {
+	p.t.Helper()
+	r, err := p.try("GET", p.admin+"/admin/status", "")
+	if err != nil || r.status != http.StatusOK {
+		p.t.Fatalf("GET /admin/status: %v %v", r, err)
+	}
+	var st struct {
+		State struct{ Checkpoints int }
+	}
+	if err := json.Unmarshal(r.body, &st); err != nil {
+		p.t.Fatalf("GET /admin/status: %v", err)
+	}
+	return st.State.Checkpoints
+}
+
 // eventually polls cond until it holds or waitDeadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -327,13 +353,13 @@ type customerView struct {
 	} `json:"journeys"`
 }
 
-func (c customerView) journey(id string) (status string, ok bool) {
+func (c customerView) journey(id string) (status string, step int, ok bool) {
 	for _, j := range c.Journeys {
 		if j.Journey == id {
-			return j.Status, true
+			return j.Status, j.Step, true
 		}
 	}
-	return "", false
+	return "", 0, false
 }
 
 func (c customerView) hasContact(action, channel, outcome string, value float64) bool {
@@ -575,12 +601,22 @@ func TestFlow(t *testing.T) {
 	if got := d.Actions[0].Value; math.Abs(got-36) > 1e-9 {
 		t.Errorf("cart_reminder_1 value: got %v, want 30%% of the cart, 36", got)
 	}
+	// Showing the first step advances the journey (persisted in the
+	// background); the second step waits a day, and the lock holds
+	// everything else meanwhile.
+	eventually(t, "the journey advanced to its first step", func() bool {
+		_, step, _ := p.customer(c).journey("abandoned_cart")
+		return step == 1
+	})
 	view = p.customer(c)
-	if st, ok := view.journey("abandoned_cart"); !ok || st != "active" {
+	if st, _, ok := view.journey("abandoned_cart"); !ok || st != "active" {
 		t.Errorf("customer view: want abandoned_cart active, journeys %+v", view.Journeys)
 	}
 	if view.Profile["cart_value"] != 120.0 {
 		t.Errorf("customer view: cart_value %v, want 120", view.Profile["cart_value"])
+	}
+	if d := p.decide(`{"customer_id":"` + c + `","channel":"web","limit":3}`); len(d.Actions) != 0 {
+		t.Errorf("locked journey, next step not due: want nothing shown, got %v", d.ids())
 	}
 
 	p.ok("/v1/events", `{"customer_id":"`+c+`","type":"purchase"}`)
@@ -594,7 +630,7 @@ func TestFlow(t *testing.T) {
 		t.Errorf("after purchase: want the journey's lock lifted (several actions), got %v", d.ids())
 	}
 	view = p.customer(c)
-	if st, ok := view.journey("abandoned_cart"); !ok || st != "exited" {
+	if st, _, ok := view.journey("abandoned_cart"); !ok || st != "exited" {
 		t.Errorf("customer view: want abandoned_cart exited after a purchase, journeys %+v", view.Journeys)
 	}
 	if view.Profile["cart_value"] != 0.0 || view.Profile["orders_since_snapshot"] != 1.0 {
@@ -653,6 +689,9 @@ func TestBadRequests(t *testing.T) {
 		{"unknown action", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"no_such_action","outcome":"click"}`, 400, "invalid_request", `"no_such_action"`},
 		{"feedback on an unknown channel", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","channel":"fax","outcome":"click"}`, 400, "invalid_request", `"fax"`},
 		{"feedback value out of range", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"convert","value":1e999}`, 400, "invalid_request", ""},
+		{"feedback ts before 1970", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"click","ts":"1960-01-01T00:00:00Z"}`, 400, "invalid_request", "out of range"},
+		{"event ts after 2200", "POST", "/v1/events", `{"customer_id":"c00042","type":"purchase","ts":"2300-01-01T00:00:00Z"}`, 400, "invalid_request", "out of range"},
+		{"event attribute of the wrong type", "POST", "/v1/events", `{"customer_id":"c00042","type":"cart_abandoned","attrs":{"value":"abc"}}`, 400, "invalid_request", "cart_value"},
 		{"feedback bad ts", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"click","ts":"yesterday"}`, 400, "invalid_request", "ts"},
 		{"event without type", "POST", "/v1/events", `{"customer_id":"c00042"}`, 400, "invalid_request", "type"},
 		{"batch not a list", "POST", "/v1/decide/batch", `{"requests":{}}`, 400, "", ""},
@@ -785,59 +824,16 @@ func TestKill9Durability(t *testing.T) {
 		}
 		killAfter := 20 + rng.IntN(300)
 		const maxPerRound = 1500
-		var (
-			mu      sync.Mutex
-			got     []acked
-			bad     []string
-			stopped = make(chan struct{})
-			wg      sync.WaitGroup
-		)
-		for w := 0; w < 8; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stopped:
-						return
-					default:
-					}
-					n := next.Add(1)
-					if n > int64(round+1)*maxPerRound {
-						return
-					}
-					a := acked{customer: fmt.Sprintf("c%05d", 1+(n-1)%10000), value: float64(n), event: n%4 == 0}
-					path, body := "/v1/feedback", fmt.Sprintf(`{"customer_id":%q,"action_id":"xs_shoes","channel":"web","outcome":"convert","value":%d}`, a.customer, n)
-					if a.event {
-						path, body = "/v1/events", fmt.Sprintf(`{"customer_id":%q,"type":"cart_abandoned","attrs":{"value":%d}}`, a.customer, n)
-					}
-					r, err := p.try("POST", p.base+path, body)
-					if err != nil {
-						return // killed
-					}
-					mu.Lock()
-					if r.status == http.StatusOK {
-						got = append(got, a)
-					} else {
-						bad = append(bad, r.String())
-					}
-					mu.Unlock()
-				}
-			}()
-		}
+		w := startWriters(p, &next, int64(round+1)*maxPerRound)
 		// Kill once killAfter writes are acknowledged: a moment that
-		// depends on the seed, not on the clock.
-		eventually(t, "acknowledgements before the kill", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return len(got) >= killAfter
-		})
-		p.kill()
-		close(stopped)
-		wg.Wait()
-		if len(bad) > 0 {
-			t.Fatalf("round %d: %d writes refused, first: %s", round, len(bad), bad[0])
+		// depends on the seed, not on the clock. In checkpointing rounds,
+		// also after a checkpoint, so that replay starts from one.
+		eventually(t, "acknowledgements before the kill", func() bool { return w.acked() >= killAfter })
+		if round%2 == 1 {
+			eventually(t, "a checkpoint", func() bool { return p.checkpoints() > 0 })
 		}
+		p.kill()
+		got := w.wait()
 		t.Logf("round %d: killed after %d acknowledged writes", round, len(got))
 		all = append(all, got...)
 		// Writes sent but not answered before the kill may or may not be
@@ -849,6 +845,77 @@ func TestKill9Durability(t *testing.T) {
 	if p.logs.contains(`"level":"ERROR"`) {
 		t.Errorf("errors logged on restart:\n%s", p.logs)
 	}
+}
+
+// writers are 8 clients posting feedback and events as fast as they are
+// answered, each write for its own customer with its own value, until the
+// process stops answering or the values reach a limit.
+type writers struct {
+	t    *testing.T
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	got  []acked  // answered 200
+	bad  []string // answered otherwise
+	stop chan struct{}
+}
+
+// startWriters starts the writers on p; next is the last value used, and
+// values stay at most limit.
+func startWriters(p *proc, next *atomic.Int64, limit int64) *writers {
+	w := &writers{t: p.t, stop: make(chan struct{})}
+	for range 8 {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				n := next.Add(1)
+				if n > limit {
+					return
+				}
+				a := acked{customer: fmt.Sprintf("c%05d", 1+(n-1)%10000), value: float64(n), event: n%4 == 0}
+				path, body := "/v1/feedback", fmt.Sprintf(`{"customer_id":%q,"action_id":"xs_shoes","channel":"web","outcome":"convert","value":%d}`, a.customer, n)
+				if a.event {
+					path, body = "/v1/events", fmt.Sprintf(`{"customer_id":%q,"type":"cart_abandoned","attrs":{"value":%d}}`, a.customer, n)
+				}
+				r, err := p.try("POST", p.base+path, body)
+				if err != nil {
+					return // the process is gone or going
+				}
+				w.mu.Lock()
+				if r.status == http.StatusOK {
+					w.got = append(w.got, a)
+				} else {
+					w.bad = append(w.bad, path+" "+r.String())
+				}
+				w.mu.Unlock()
+			}
+		}()
+	}
+	return w
+}
+
+// acked returns how many writes were acknowledged so far.
+func (w *writers) acked() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.got)
+}
+
+// wait stops the writers, waits for them, fails the test if any write was
+// refused, and returns the acknowledged writes.
+func (w *writers) wait() []acked {
+	w.t.Helper()
+	close(w.stop)
+	w.wg.Wait()
+	if len(w.bad) > 0 {
+		w.t.Fatalf("%d writes refused, first: %s", len(w.bad), w.bad[0])
+	}
+	return w.got
 }
 
 // verifyAcked checks every acknowledged write is in the customer views.
@@ -869,7 +936,7 @@ func verifyAcked(t *testing.T, p *proc, all []acked) {
 					var v customerView
 					ok = json.Unmarshal(r.body, &v) == nil
 					if a.event {
-						st, in := v.journey("abandoned_cart")
+						st, _, in := v.journey("abandoned_cart")
 						ok = ok && v.Profile["cart_value"] == a.value && in && st == "active"
 					} else {
 						ok = ok && v.hasContact("xs_shoes", "web", "convert", a.value)
@@ -892,9 +959,9 @@ func verifyAcked(t *testing.T, p *proc, all []acked) {
 	}
 }
 
-// TestSIGTERM checks a graceful stop: the listener closes, a request
-// already in flight is still answered, the process exits 0, and what was
-// written before is there after a restart.
+// TestSIGTERM checks a graceful stop under load: the listener closes, a
+// request already in flight is still answered, no request is refused, the
+// process exits 0, and everything acknowledged is there after a restart.
 func TestSIGTERM(t *testing.T) {
 	stateDir := t.TempDir()
 	p := startServe(t, "-state", stateDir, "-http.readTimeout", "30s", "-shutdown.timeout", "20s")
@@ -904,6 +971,20 @@ func TestSIGTERM(t *testing.T) {
 	}
 	p.ok("/v1/events", `{"customer_id":"`+c+`","type":"ticket_opened"}`)
 	body := fmt.Sprintf(`{"customer_id":%q,"action_id":"xs_books","channel":"email","outcome":"click","value":99}`, c)
+	// A journey step given by a decision is persisted in the background:
+	// a graceful stop must not lose it.
+	const j = "c00088"
+	p.ok("/v1/events", `{"customer_id":"`+j+`","type":"cart_abandoned","attrs":{"value":10}}`)
+	if d := p.decide(`{"customer_id":"` + j + `","channel":"web"}`); !slices.Equal(d.ids(), []string{"cart_reminder_1"}) {
+		t.Fatalf("abandoned cart: want cart_reminder_1, got %v", d.ids())
+	}
+
+	// Clients writing concurrently: every write answered must be answered
+	// 200 and be there after the restart.
+	var next atomic.Int64
+	next.Store(100)
+	w := startWriters(p, &next, 8000)
+	eventually(t, "concurrent writes acknowledged", func() bool { return w.acked() >= 50 })
 
 	// A request in flight: its headers are read (the server answered
 	// 100 Continue) and its body is not sent yet.
@@ -943,7 +1024,11 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatalf("exit code %d after SIGTERM, want 0; its log:\n%s", code, p.logs)
 	}
 
+	written := w.wait()
+	t.Logf("%d concurrent writes acknowledged", len(written))
+
 	p = startServe(t, "-state", stateDir)
+	verifyAcked(t, p, written)
 	v := p.customer(c)
 	for i := 1; i <= 5; i++ {
 		if !v.hasContact("xs_books", "email", "impression", float64(i)) {
@@ -955,6 +1040,9 @@ func TestSIGTERM(t *testing.T) {
 	}
 	if v.Profile["open_ticket"] != true {
 		t.Errorf("ticket_opened lost over SIGTERM: profile %v", v.Profile)
+	}
+	if st, step, _ := p.customer(j).journey("abandoned_cart"); st != "active" || step != 1 {
+		t.Errorf("journey step given before SIGTERM lost: abandoned_cart %q step %d, want active step 1", st, step)
 	}
 }
 
@@ -1099,36 +1187,74 @@ func TestReloadUnderLoad(t *testing.T) {
 		writeAtomically(t, catalogPath, withValue(777))
 		eventually(t, "the new value of wb_20_off served", func() bool { v, _ := valueOf("wb_20_off"); return v == 777 })
 	})
-	t.Run("broken catalog keeps the last good bundle", func(t *testing.T) {
-		failed := p.metric("nba_reload_failures_total")
-		broken := bytes.Replace(withValue(555), []byte("group: credit\n"), []byte("group: no_such_group\n"), 1)
-		writeAtomically(t, catalogPath, broken)
-		eventually(t, "a reload failure counted", func() bool { return p.metric("nba_reload_failures_total") > failed })
-		if v, _ := valueOf("wb_20_off"); v != 777 {
-			t.Errorf("after a failed reload: wb_20_off value %v, want 777 from the last good bundle", v)
+	// Bundles that must be refused, each while the last good one (wb_20_off
+	// at 777) keeps serving; each is then put back.
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
 		}
-		r, err := p.try("GET", p.admin+"/admin/status", "")
-		if err != nil || r.status != 200 {
-			t.Fatalf("GET /admin/status: %v %v", r, err)
-		}
-		var st struct {
-			LastReloadError struct{ Error string } `json:"last_reload_error"`
-		}
-		if err := json.Unmarshal(r.body, &st); err != nil || !strings.Contains(st.LastReloadError.Error, `no_such_group`) ||
-			!strings.Contains(st.LastReloadError.Error, "catalog.yaml") {
-			t.Errorf("/admin/status: want the reload error naming catalog.yaml and the group, got %s", r.body)
-		}
-		r, err = p.try("POST", p.admin+"/admin/reload", "", "Authorization", "Bearer "+adminToken)
-		if err != nil || r.status != 500 || !strings.Contains(string(r.body), `"reload_failed"`) {
-			t.Errorf("POST /admin/reload of a broken bundle: got %v %v, want 500 reload_failed", r, err)
-		}
-		if r := p.call("GET", "/readyz", ""); r.status != 200 {
-			t.Errorf("/readyz after a failed reload: %v", r)
-		}
-	})
-	t.Run("repaired catalog", func(t *testing.T) {
+		return b
+	}
+	snap, manifest := read("customers.csv.zst"), read("bundle.yaml")
+	refused := []struct {
+		name, file string
+		data       []byte
+		wantErr    []string // the error in /admin/status contains each
+	}{
+		{"unknown group in the catalog", "catalog.yaml",
+			bytes.Replace(withValue(555), []byte("group: credit\n"), []byte("group: no_such_group\n"), 1), []string{"catalog.yaml", "no_such_group"}},
+		{"truncated snapshot", "customers.csv.zst", snap[:len(snap)/2], []string{"customers.csv.zst"}},
+		{"snapshot with half the customers", "customers.csv.zst", halfSnapshot(t, snap), []string{"customers.csv.zst", "5000"}},
+		{"changed profile mappings", "bundle.yaml",
+			bytes.Replace(manifest, []byte("    orders_since_snapshot: number\n"), []byte("    orders_since_snapshot: number\n    vip: bool\n"), 1), []string{"restart"}},
+	}
+	for _, tc := range refused {
+		t.Run("refused "+tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.file)
+			good := read(tc.file)
+			if bytes.Equal(good, tc.data) {
+				t.Fatal("the edit changed nothing")
+			}
+			failed := p.metric("nba_reload_failures_total")
+			writeAtomically(t, path, tc.data)
+			eventually(t, "a reload failure counted", func() bool { return p.metric("nba_reload_failures_total") > failed })
+			if v, _ := valueOf("wb_20_off"); v != 777 {
+				t.Errorf("after a failed reload: wb_20_off value %v, want 777 from the last good bundle", v)
+			}
+			if n := p.metric("nba_snapshot_customers"); n != 10000 {
+				t.Errorf("after a failed reload: %v customers served, want 10000", n)
+			}
+			r, err := p.try("GET", p.admin+"/admin/status", "")
+			if err != nil || r.status != 200 {
+				t.Fatalf("GET /admin/status: %v %v", r, err)
+			}
+			var st struct {
+				LastReloadError struct{ Error string } `json:"last_reload_error"`
+			}
+			if err := json.Unmarshal(r.body, &st); err != nil {
+				t.Fatalf("GET /admin/status: %v", err)
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(st.LastReloadError.Error, want) {
+					t.Errorf("/admin/status: the last reload error %q does not name %q", st.LastReloadError.Error, want)
+				}
+			}
+			r, err = p.try("POST", p.admin+"/admin/reload", "", "Authorization", "Bearer "+adminToken)
+			if err != nil || r.status != 500 || !strings.Contains(string(r.body), `"reload_failed"`) {
+				t.Errorf("POST /admin/reload of a refused bundle: got %v %v, want 500 reload_failed", r, err)
+			}
+			if r := p.call("GET", "/readyz", ""); r.status != 200 {
+				t.Errorf("/readyz after a failed reload: %v", r)
+			}
+			reloads := p.metric("nba_reloads_total")
+			writeAtomically(t, path, good)
+			eventually(t, "a reload after the file is put back", func() bool { return p.metric("nba_reloads_total") > reloads })
+		})
+	}
+	t.Run("another change", func(t *testing.T) {
 		writeAtomically(t, catalogPath, withValue(555))
-		eventually(t, "the repaired catalog served", func() bool { v, _ := valueOf("wb_20_off"); return v == 555 })
+		eventually(t, "the changed catalog served", func() bool { v, _ := valueOf("wb_20_off"); return v == 555 })
 	})
 
 	// Keep the load on for at least 2s so reloads overlap with it.
@@ -1145,6 +1271,72 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("only %d requests during the reloads", n)
 	}
 	t.Logf("%d requests, none failed", n)
+}
+
+// halfSnapshot returns the demo snapshot (zstd CSV) with the first half of
+// its customers only.
+func halfSnapshot(t *testing.T, snap []byte) []byte {
+	t.Helper()
+	zr, err := zstd.NewReader(bytes.NewReader(snap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	csv, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(csv), "\n")
+	if len(lines) < 10001 {
+		t.Fatalf("the demo snapshot has %d lines, want a header and 10000 customers", len(lines))
+	}
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zw.Close()
+	return zw.EncodeAll([]byte(strings.Join(lines[:1+5000], "")), nil)
+}
+
+// TestServeRefusesToStart checks "nba serve" exits 1 with a message naming
+// the problem when it cannot serve, and that a second process on the state
+// directory of a running one is refused while the first keeps serving.
+func TestServeRefusesToStart(t *testing.T) {
+	stateDir := t.TempDir()
+	running := startServe(t, "-state", stateDir)
+	broken := exportDemo(t)
+	cat, err := os.ReadFile(filepath.Join(broken, "catalog.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat = bytes.Replace(cat, []byte("group: credit\n"), []byte("group: no_such_group\n"), 1)
+	if err := os.WriteFile(filepath.Join(broken, "catalog.yaml"), cat, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string // in the output
+	}{
+		{"state directory in use", []string{"-state", stateDir}, "in use"},
+		{"http address in use", []string{"-state", t.TempDir(), "-http.addr", running.addr}, "-http.addr"},
+		{"no such bundle", []string{"-state", t.TempDir(), "-bundle", filepath.Join(t.TempDir(), "nope")}, "not a directory"},
+		{"broken bundle", []string{"-state", t.TempDir(), "-bundle", broken}, "no_such_group"},
+		{"negative limit", []string{"-state", t.TempDir(), "-http.maxBodyBytes", "-1"}, "MaxBodyBytes"},
+		{"bad log level", []string{"-state", t.TempDir(), "-log.level", "loud"}, "-log.level"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "-http.addr", "127.0.0.1:0", "-admin.addr", "127.0.0.1:0"}, tc.args...)
+			code, stdout, stderr := runNBA(t, args...)
+			if code != 1 || !strings.Contains(stdout+stderr, tc.want) {
+				t.Errorf("nba %s: exit %d, want 1 and a message naming %q; output:\n%s%s", strings.Join(args, " "), code, tc.want, stdout, stderr)
+			}
+		})
+	}
+	if d := running.decide(`{"customer_id":"c00042","channel":"web"}`); len(d.Actions) == 0 {
+		t.Errorf("the running process: %+v", d)
+	}
 }
 
 // TestCommands runs the one-shot commands: validate, decide and batch.

@@ -2,11 +2,14 @@ package sidecar
 
 import (
 	"errors"
+	"io/fs"
 	"math"
 	"strconv"
+	"syscall"
 	"time"
 
 	"nba/cache/state"
+	"nba/cache/wal"
 	"nba/nba"
 	"nba/nba/declog"
 	"nba/nba/server"
@@ -160,7 +163,7 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 	}
 	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS}
 	if err := s.state.RecordContact(c); err != nil {
-		return err
+		return stateError(err)
 	}
 	if s.declog != nil {
 		s.declog.LogFeedback(&declog.Feedback{Decision: fb.DecisionID, Time: fb.TS, Customer: fb.CustomerID,
@@ -188,7 +191,7 @@ func (s *Sidecar) Event(ev *server.Event) error {
 		}
 	}
 	if err := s.state.ApplyEvent(state.Event{Customer: ev.CustomerID, Type: ev.Type, At: ev.TS, Attrs: attrs}); err != nil {
-		return server.Invalidf("%v", err)
+		return stateError(err)
 	}
 	updates := s.engine.OnEvent(ev.CustomerID, ev.Type, strAttrs, ev.TS, nil)
 	if len(updates) == 0 {
@@ -199,6 +202,20 @@ func (s *Sidecar) Event(ev *server.Event) error {
 		us[i] = state.JourneyUpdate{Customer: ev.CustomerID, Journey: u.Journey, Step: u.Step, Status: state.JourneyStatus(u.Status), At: ev.TS}
 	}
 	return s.state.SetJourney(us...)
+}
+
+// stateError maps an error of the state store to what the caller sees. A
+// failure to write the log (closed, backlogged, an I/O error) is the
+// server's: it is returned as is, answered 500 and logged. Anything else is
+// a request the store refused (a time out of range, an attribute of the
+// wrong type, a string over its limit): 400 invalid_request.
+func stateError(err error) error {
+	var pathErr *fs.PathError
+	var errno syscall.Errno
+	if errors.Is(err, wal.ErrClosed) || errors.Is(err, wal.ErrBacklog) || errors.As(err, &pathErr) || errors.As(err, &errno) {
+		return err
+	}
+	return server.Invalidf("%v", err)
 }
 
 func finite(x float64) float64 {

@@ -40,7 +40,8 @@ type Config struct {
 	// BundleName describes Bundle in logs and status ("demo" or a path).
 	BundleName string
 	// StateDir holds the durable customer state and the decision log.
-	// Required; created if absent.
+	// Required; created if absent. A Sidecar locks it while open (see
+	// LockFile): a second Open of the same directory fails until Close.
 	StateDir string
 	// SyncInterval is the longest the state log waits to batch an fsync.
 	// Default 2ms.
@@ -72,6 +73,7 @@ type Sidecar struct {
 	engine *nba.Engine
 	parts  atomic.Pointer[parts]
 	declog *declog.Logger
+	lock   *os.File // holds the state directory's lock until Close
 
 	effects     chan []state.JourneyUpdate
 	effectsDone chan struct{}
@@ -127,6 +129,18 @@ func Open(cfg Config) (*Sidecar, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot open sidecar: %w", err)
 	}
+	// One process per state directory: a second one would append to the
+	// same log and compact it under the first, losing acknowledged writes.
+	lock, err := lockDir(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open sidecar: %w", err)
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			lock.Close()
+		}
+	}()
 	m, _, err := readManifest(cfg.Bundle)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
@@ -135,7 +149,7 @@ func Open(cfg Config) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open customer state in %s: %w", cfg.StateDir, err)
 	}
-	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, cust: &customers{state: st}, now: cfg.Now,
+	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, cust: &customers{state: st}, now: cfg.Now, lock: lock,
 		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{})}
 	p, err := loadParts(cfg.Bundle, st)
 	if err != nil {
@@ -174,6 +188,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		}
 	}
 	go s.applyEffects()
+	opened = true
 	s.log.Info("bundle loaded", "bundle", cfg.BundleName, "version", p.version, "catalog", p.catalog.Version(),
 		"actions", len(p.catalog.Actions()), "customers", snap.Len(), "snapshot", snap.Version())
 	return s, nil
@@ -283,6 +298,7 @@ func (s *Sidecar) Close() error {
 		errs = append(errs, s.declog.Close())
 	}
 	errs = append(errs, s.state.Close())
+	errs = append(errs, s.lock.Close()) // after the state log is closed: releases the directory
 	return errors.Join(errs...)
 }
 
