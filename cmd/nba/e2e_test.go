@@ -121,6 +121,14 @@ func startServe(t *testing.T, args ...string) *proc {
 	return p
 }
 
+// with returns p reporting to t: a subtest's failures must go to the
+// subtest's t.
+func (p *proc) with(t *testing.T) *proc {
+	q := *p
+	q.t = t
+	return &q
+}
+
 // kill sends SIGKILL unless the process has exited, and reaps it.
 func (p *proc) kill() {
 	p.client.CloseIdleConnections()
@@ -663,7 +671,7 @@ func TestBadRequests(t *testing.T) {
 	p := startServe(t, "-state", t.TempDir(), "-http.readTimeout", "300ms")
 	stillServing := func(t *testing.T) {
 		t.Helper()
-		d := p.decide(`{"customer_id":"c00042","channel":"web","dry_run":true}`)
+		d := p.with(t).decide(`{"customer_id":"c00042","channel":"web","dry_run":true}`)
 		if len(d.Actions) == 0 {
 			t.Fatalf("after a bad request: decision without actions %+v", d)
 		}
@@ -704,7 +712,7 @@ func TestBadRequests(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := p.call(tc.method, tc.path, tc.body)
+			r := p.with(t).call(tc.method, tc.path, tc.body)
 			if r.status != tc.status {
 				t.Fatalf("got %.300s, want status %d", r, tc.status)
 			}
@@ -733,7 +741,7 @@ func TestBadRequests(t *testing.T) {
 	})
 
 	t.Run("batch element refused in place", func(t *testing.T) {
-		body := p.ok("/v1/decide/batch", `{"requests":[{"customer_id":"c00042","channel":"web"},{"customer_id":"c00042","channel":"fax"}]}`)
+		body := p.with(t).ok("/v1/decide/batch", `{"requests":[{"customer_id":"c00042","channel":"web"},{"customer_id":"c00042","channel":"fax"}]}`)
 		var b struct {
 			Decisions []json.RawMessage `json:"decisions"`
 		}
@@ -1154,11 +1162,13 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	reloads := p.metric("nba_reloads_total")
 	t.Run("SIGHUP", func(t *testing.T) {
+		p := p.with(t)
 		p.signal(syscall.SIGHUP)
 		eventually(t, "a reload counted after SIGHUP", func() bool { return p.metric("nba_reloads_total") > reloads })
 		reloads = p.metric("nba_reloads_total")
 	})
 	t.Run("admin reload", func(t *testing.T) {
+		p := p.with(t)
 		r, err := p.try("POST", p.admin+"/admin/reload", "", "Authorization", "Bearer "+adminToken)
 		if err != nil || r.status != 200 {
 			t.Fatalf("POST /admin/reload: %v %v", r, err)
@@ -1168,15 +1178,15 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	})
 
-	valueOf := func(id string) (float64, bool) {
-		d := p.decide(`{"customer_id":"c00042","channel":"web","limit":3,"dry_run":true}`)
+	valueOf := func(t *testing.T, id string) (float64, bool) {
+		d := p.with(t).decide(`{"customer_id":"c00042","channel":"web","limit":3,"dry_run":true}`)
 		a, ok := d.action(id)
 		return a.Value, ok
 	}
-	if v, ok := valueOf("wb_20_off"); !ok || v != 30 {
+	if v, ok := valueOf(t, "wb_20_off"); !ok || v != 30 {
 		t.Fatalf("before the edit: want wb_20_off at value 30 for c00042, got %v %v", v, ok)
 	}
-	withValue := func(v int) []byte {
+	withValue := func(t *testing.T, v int) []byte {
 		old := []byte("id: wb_20_off, name: \"Win-back: 20% off\", group: win_back, channels: [email, sms, push, web], value: 30,")
 		if !bytes.Contains(good, old) {
 			t.Fatalf("the demo catalog no longer has %q", old)
@@ -1184,26 +1194,26 @@ func TestReloadUnderLoad(t *testing.T) {
 		return bytes.Replace(good, old, bytes.Replace(old, []byte("value: 30"), []byte("value: "+strconv.Itoa(v)), 1), 1)
 	}
 	t.Run("file change", func(t *testing.T) {
-		writeAtomically(t, catalogPath, withValue(777))
-		eventually(t, "the new value of wb_20_off served", func() bool { v, _ := valueOf("wb_20_off"); return v == 777 })
+		writeAtomically(t, catalogPath, withValue(t, 777))
+		eventually(t, "the new value of wb_20_off served", func() bool { v, _ := valueOf(t, "wb_20_off"); return v == 777 })
 	})
 	// Bundles that must be refused, each while the last good one (wb_20_off
 	// at 777) keeps serving; each is then put back.
-	read := func(name string) []byte {
+	read := func(t *testing.T, name string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	snap, manifest := read("customers.csv.zst"), read("bundle.yaml")
+	snap, manifest := read(t, "customers.csv.zst"), read(t, "bundle.yaml")
 	refused := []struct {
 		name, file string
 		data       []byte
 		wantErr    []string // the error in /admin/status contains each
 	}{
 		{"unknown group in the catalog", "catalog.yaml",
-			bytes.Replace(withValue(555), []byte("group: credit\n"), []byte("group: no_such_group\n"), 1), []string{"catalog.yaml", "no_such_group"}},
+			bytes.Replace(withValue(t, 555), []byte("group: credit\n"), []byte("group: no_such_group\n"), 1), []string{"catalog.yaml", "no_such_group"}},
 		{"truncated snapshot", "customers.csv.zst", snap[:len(snap)/2], []string{"customers.csv.zst"}},
 		{"snapshot with half the customers", "customers.csv.zst", halfSnapshot(t, snap), []string{"customers.csv.zst", "5000"}},
 		{"changed profile mappings", "bundle.yaml",
@@ -1211,15 +1221,16 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run("refused "+tc.name, func(t *testing.T) {
+			p := p.with(t)
 			path := filepath.Join(dir, tc.file)
-			good := read(tc.file)
+			good := read(t, tc.file)
 			if bytes.Equal(good, tc.data) {
 				t.Fatal("the edit changed nothing")
 			}
 			failed := p.metric("nba_reload_failures_total")
 			writeAtomically(t, path, tc.data)
 			eventually(t, "a reload failure counted", func() bool { return p.metric("nba_reload_failures_total") > failed })
-			if v, _ := valueOf("wb_20_off"); v != 777 {
+			if v, _ := valueOf(t, "wb_20_off"); v != 777 {
 				t.Errorf("after a failed reload: wb_20_off value %v, want 777 from the last good bundle", v)
 			}
 			if n := p.metric("nba_snapshot_customers"); n != 10000 {
@@ -1253,8 +1264,8 @@ func TestReloadUnderLoad(t *testing.T) {
 		})
 	}
 	t.Run("another change", func(t *testing.T) {
-		writeAtomically(t, catalogPath, withValue(555))
-		eventually(t, "the changed catalog served", func() bool { v, _ := valueOf("wb_20_off"); return v == 555 })
+		writeAtomically(t, catalogPath, withValue(t, 555))
+		eventually(t, "the changed catalog served", func() bool { v, _ := valueOf(t, "wb_20_off"); return v == 555 })
 	})
 
 	// Keep the load on for at least 2s so reloads overlap with it.
