@@ -131,6 +131,8 @@ const (
 	flagDefaultLeft = 1 << 24 // missing (NaN) goes left
 	flagSpecial     = 1 << 25 // categorical or MissingZero: see Ensemble.special
 	flagLeaf        = 1 << 26
+	flagCat         = 1 << 27 // categorical: thr holds the bitset's offset<<32 | length
+	flagCatSetLeft  = 1 << 28 // categorical: members go left
 )
 
 // special describes a node the fast step cannot decide: a categorical split,
@@ -396,10 +398,15 @@ func (c *compiler) split(n *TreeNode) (node, error) {
 		if len(e.catBits)+len(n.CatBits) > MaxCategoryWords {
 			return nd, fmt.Errorf("categorical bitsets exceed %d words", MaxCategoryWords)
 		}
-		nd.meta |= flagSpecial
+		nd.meta |= flagSpecial | flagCat
 		if n.DefaultLeft {
 			nd.meta |= flagDefaultLeft
 		}
+		if n.CatSetLeft {
+			nd.meta |= flagCatSetLeft
+		}
+		// The scorers decide non-missing values from the node alone.
+		nd.thr = math.Float64frombits(uint64(len(e.catBits))<<32 | uint64(len(n.CatBits)))
 		e.specs = append(e.specs, special{kind: specialCat, catSetLeft: n.CatSetLeft,
 			nanDefault: n.Missing == MissingNaN, catOff: int32(len(e.catBits)), catLen: int32(len(n.CatBits))})
 		e.catBits = append(e.catBits, n.CatBits...)
@@ -510,6 +517,19 @@ func (e *Ensemble) NumOutputs() int {
 // holding 0 or 1).
 func b2u(b bool) uint32 { return uint32(*(*uint8)(unsafe.Pointer(&b))) }
 
+// catStep decides categorical node n (index i) for a value x that is not
+// NaN, from the node alone.
+func (e *Ensemble) catStep(i int32, n *node, x float64) int32 {
+	bits := math.Float64bits(n.thr)
+	off, words := uint32(bits>>32), uint32(bits)
+	member := false
+	if x >= 0 && x < float64(32*words) {
+		c := uint32(x)
+		member = float64(c) == x && e.catBits[off+c/32]&(1<<(c%32)) != 0
+	}
+	return n.left + int32(b2u(member != (n.meta&flagCatSetLeft != 0)))
+}
+
 // slowStep decides special nodes; x is the value of the node's feature.
 func (e *Ensemble) slowStep(i int32, x float64) int32 {
 	n := &e.nodes[i]
@@ -559,7 +579,12 @@ func (e *Ensemble) leaf(t int, row []float64) float64 {
 			if meta&flagLeaf != 0 {
 				return n.thr
 			}
-			i = e.slowStep(i, row[meta&featMask])
+			x := row[meta&featMask]
+			if meta&flagCat != 0 && x == x {
+				i = e.catStep(i, n, x)
+			} else {
+				i = e.slowStep(i, x)
+			}
 			continue
 		}
 		// Without a branch on the node's default direction, which the
@@ -576,6 +601,11 @@ func (e *Ensemble) leaf(t int, row []float64) float64 {
 func (e *Ensemble) margins(row []float64, out []float64) {
 	out = out[:e.groups]
 	copy(out, e.base)
+	if nf := len(e.features); nf > 0 && nf <= maxLaneFeatures {
+		var buf [2*maxLaneFeatures + 1]float64
+		e.marginsLanes(layoutRow(buf[:2*nf+1], row[:nf]), out)
+		return
+	}
 	if e.f32 {
 		if e.groups == 1 {
 			s := float32(out[0])
@@ -705,6 +735,23 @@ func applyLink(link Link, scale float64, out []float64) {
 // predictor also scores blocks of 64 rows).
 const blockRows = 64
 
+// layoutRow copies row into dst (2*len(row)+1 values) in the layout the
+// nodes expect (see node) and returns dst.
+func layoutRow(dst, row []float64) []float64 {
+	nf := len(row)
+	neg, pos := dst[:nf], dst[nf:2*nf]
+	inf := math.Inf(1)
+	for j, x := range row {
+		if x == x {
+			neg[j], pos[j] = x, x
+		} else {
+			neg[j], pos[j] = -inf, inf
+		}
+	}
+	dst[2*nf] = -inf
+	return dst
+}
+
 // scratchPool holds the row copies of predictRows (*[]float64).
 var scratchPool sync.Pool
 
@@ -735,22 +782,12 @@ func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
 		*bp = make([]float64, need)
 	}
 	scratch := (*bp)[:blockRows*stride]
-	inf := math.Inf(1)
 	var idx [blockRows]int32
 	for lo := 0; lo < n; lo += blockRows {
 		hi := min(lo+blockRows, n)
 		m := hi - lo
 		for r := 0; r < m; r++ {
-			d := scratch[r*stride : (r+1)*stride]
-			neg, pos := d[:nf], d[nf:2*nf]
-			for j, x := range rows[(lo+r)*nf : (lo+r+1)*nf] {
-				if x == x {
-					neg[j], pos[j] = x, x
-				} else {
-					neg[j], pos[j] = -inf, inf
-				}
-			}
-			d[2*nf] = -inf
+			layoutRow(scratch[r*stride:(r+1)*stride], rows[(lo+r)*nf:(lo+r+1)*nf])
 		}
 		e.block(scratch[:m*stride], stride, out[lo*no:hi*no], idx[:m])
 		if !raw {
@@ -765,7 +802,7 @@ func (e *Ensemble) predictRows(rows []float64, n int, out []float64, raw bool) {
 // block writes the margins of len(idx) rows into out; rows holds the copies
 // described at node, stride values per row; idx is scratch.
 func (e *Ensemble) block(rows []float64, stride int, out []float64, idx []int32) {
-	g, nf := e.groups, len(e.features)
+	g := e.groups
 	m := len(idx)
 	rows, out = rows[:m*stride], out[:m*g]
 	for r := 0; r < m; r++ {
@@ -774,7 +811,6 @@ func (e *Ensemble) block(rows []float64, stride int, out []float64, idx []int32)
 	nodes := e.nodes
 	base := unsafe.Pointer(unsafe.SliceData(nodes))
 	rowBase := unsafe.Pointer(unsafe.SliceData(rows))
-	negInf, posInf := math.Inf(-1), math.Inf(1)
 	for t, root := range e.roots {
 		for r := range idx {
 			idx[r] = root
@@ -786,31 +822,7 @@ func (e *Ensemble) block(rows []float64, stride int, out []float64, idx []int32)
 		}
 		for d := e.depths[t]; d > 0 && e.specs != nil; d-- {
 			if stepRows(base, idx, rowBase, uintptr(stride)*8) {
-				// Some rows wait at special nodes, marked ^i.
-				for r, i := range idx {
-					if i >= 0 {
-						continue
-					}
-					j := ^i
-					n := &nodes[j]
-					f := int(n.meta & featMask)
-					x := rows[r*stride+f]
-					// Column f holds NaN as -Inf and column nf+f as +Inf;
-					// no other value is both.
-					if x == negInf && rows[r*stride+nf+f] == posInf {
-						x = math.NaN()
-					}
-					sp := &e.specs[e.special[j]]
-					if sp.kind != specialCat || x != x || x < 0 || x >= float64(32*sp.catLen) {
-						idx[r] = e.slowStep(j, x)
-						continue
-					}
-					// A categorical split on a value within the bitset,
-					// inline: the common case of categorical models.
-					c := int32(x)
-					member := float64(c) == x && e.catBits[sp.catOff+c/32]&(1<<(c%32)) != 0
-					idx[r] = n.left + int32(b2u(member != sp.catSetLeft))
-				}
+				e.fixup(idx, rows, stride)
 			}
 		}
 		k := int(e.tgroup[t])
@@ -822,6 +834,77 @@ func (e *Ensemble) block(rows []float64, stride int, out []float64, idx []int32)
 		} else {
 			for r, i := range idx {
 				out[r*g+k] += nodes[i].thr
+			}
+		}
+	}
+	if e.divisor != 0 {
+		for k := range out {
+			out[k] /= e.divisor
+		}
+	}
+}
+
+// fixup decides the special nodes at which stepRows left rows (marked ^i);
+// rows has the layout described at node, lane r reading at r*stride (stride
+// 0: one row for every lane).
+func (e *Ensemble) fixup(idx []int32, rows []float64, stride int) {
+	nf := len(e.features)
+	for r, i := range idx {
+		if i >= 0 {
+			continue
+		}
+		j := ^i
+		n := &e.nodes[j]
+		f := int(n.meta & featMask)
+		x := rows[r*stride+f]
+		// Column f holds NaN as -Inf and column nf+f as +Inf; no other
+		// value is both.
+		if x == math.Inf(-1) && rows[r*stride+nf+f] == math.Inf(1) {
+			x = math.NaN()
+		}
+		if n.meta&flagCat != 0 && x == x {
+			idx[r] = e.catStep(j, n, x)
+		} else {
+			idx[r] = e.slowStep(j, x)
+		}
+	}
+}
+
+// treeLanes is how many trees marginsLanes walks together for one row.
+const treeLanes = 8
+
+// maxLaneFeatures bounds the models whose rows marginsLanes copies onto the
+// stack (2*maxLaneFeatures+1 float64s); wider models are walked tree by tree.
+const maxLaneFeatures = 128
+
+// marginsLanes is margins for one row copied in the block layout (see node):
+// it walks treeLanes trees at once, which gives the CPU independent paths to
+// overlap where a single path waits on each load in turn.
+func (e *Ensemble) marginsLanes(rows []float64, out []float64) {
+	nodes := e.nodes
+	base := unsafe.Pointer(unsafe.SliceData(nodes))
+	rowp := unsafe.Pointer(unsafe.SliceData(rows))
+	var lanes [treeLanes]int32
+	for t0 := 0; t0 < len(e.roots); t0 += treeLanes {
+		idx := lanes[:min(treeLanes, len(e.roots)-t0)]
+		var depth int32
+		for j := range idx {
+			idx[j] = e.roots[t0+j]
+			depth = max(depth, e.depths[t0+j])
+		}
+		for d := depth; d > 0; d-- {
+			if e.specs == nil {
+				stepRowsPlain(base, idx, rowp, 0)
+			} else if stepRows(base, idx, rowp, 0) {
+				e.fixup(idx, rows, 0)
+			}
+		}
+		for j, i := range idx {
+			g := e.tgroup[t0+j]
+			if e.f32 {
+				out[g] = float64(float32(out[g]) + float32(nodes[i].thr))
+			} else {
+				out[g] += nodes[i].thr
 			}
 		}
 	}

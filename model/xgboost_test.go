@@ -315,7 +315,7 @@ func TestQuoteNonFinite(t *testing.T) {
 func TestPredictAllocs(t *testing.T) {
 	rows := readTSV(t, filepath.Join("testdata", "xgboost", "rows.tsv"))
 	models := map[string]Model{}
-	for _, name := range []string{"binary_logistic", "multi_softprob", "multi_softmax", "dart", "gblinear", "gblinear_softprob"} {
+	for _, name := range []string{"binary_logistic", "multi_softprob", "multi_softmax", "dart", "large_depth8", "gblinear", "gblinear_softprob"} {
 		m, err := Load(filepath.Join("testdata", "xgboost", name+".json"))
 		if err != nil {
 			t.Fatal(err)

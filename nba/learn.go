@@ -41,9 +41,11 @@ const (
 	// MaxLearningFeatures bounds learning.features.
 	MaxLearningFeatures = 256
 	// ExploreSlack is how many ranks beyond the request's limit the
-	// exploration policy orders, so that actions removed by exclusive
-	// groups are replaced by explored ones. Actions placed beyond those
-	// ranks carry Prob 0 ("not logged").
+	// exploration policy orders when the catalog has exclusive groups or
+	// action holdouts, so that actions they remove are replaced by explored
+	// ones (without them it orders exactly the limit, which is cheaper for
+	// thompson). Actions placed beyond those ranks carry Prob 0 ("not
+	// logged").
 	ExploreSlack = 8
 )
 
@@ -61,6 +63,7 @@ type learnSpec struct {
 	groupOf []int              // per action: learning group index, -1 none
 	groups  []string           // learning group index -> group id
 	maxCand int                // largest explore.Config.MaxCandidates
+	slack   int                // ranks explored beyond the limit
 }
 
 func (k *compiler) learning() {
@@ -173,6 +176,14 @@ func (k *compiler) learning() {
 		}
 		sp.explore[ci] = p
 		sp.maxCand = max(sp.maxCand, n)
+	}
+	if c.nexcl > 0 {
+		sp.slack = ExploreSlack
+	}
+	for i := range c.actions {
+		if c.actions[i].holdout > 0 {
+			sp.slack = ExploreSlack
+		}
 	}
 	// Validate the model configuration now, so that Swap cannot fail.
 	if len(c.actions) > 0 {
@@ -342,7 +353,7 @@ func (s *scratch) explore(p *explore.Policy, req *Request, limit int) {
 	if same {
 		in.Values = nil
 	}
-	k := min(n, limit+ExploreSlack, MaxLimit)
+	k := min(n, limit+s.cat.learn.slack, MaxLimit)
 	out, err := p.Choose(s.xs, in, k, s.xOut[:0])
 	if err != nil {
 		// Cannot happen for a validated catalog; keep the greedy order.
@@ -380,15 +391,19 @@ type LearnerStats struct {
 	Features []string `json:"features,omitempty"`
 	// Observed counts accepted observations since the engine started;
 	// Rejected those refused (bad reward, unknown action, invalid input).
-	Observed, Rejected uint64
-	Actions            []ActionEvidence `json:"actions,omitempty"`
+	Observed uint64 `json:"observed"`
+	Rejected uint64 `json:"rejected"`
+	// CarryFailures counts catalog swaps whose online state could not be
+	// carried over (the new catalog then started from its priors).
+	CarryFailures uint64           `json:"carry_failures"`
+	Actions       []ActionEvidence `json:"actions,omitempty"`
 }
 
 // LearnerStats returns the evidence per action of the catalog being served
 // (allocates; for status pages).
 func (e *Engine) LearnerStats() LearnerStats {
 	cur := e.cur.Load()
-	st := LearnerStats{Observed: e.observed.Load(), Rejected: e.observeRejected.Load()}
+	st := LearnerStats{Observed: e.observed.Load(), Rejected: e.observeRejected.Load(), CarryFailures: e.carryFailures.Load()}
 	if cur.on == nil {
 		return st
 	}

@@ -1,11 +1,14 @@
 package main
 
-// End-to-end tests of the real nba process: TestMain builds the binary once,
-// each test starts it with its own state directory on 127.0.0.1 ports chosen
-// by the kernel (-http.addr 127.0.0.1:0), talks to it over HTTP and raw TCP,
-// sends it signals, and kills it at the end. Every wait is bounded; no test
-// asserts on how long something took, only that it happened before a
-// generous deadline.
+// End-to-end tests of the real nba process: TestMain builds the binary once
+// (with -race when the tests run with -race, and then a data race reported
+// by the process fails the test), each test starts it with its own state
+// directory on 127.0.0.1 ports chosen by the kernel (-http.addr
+// 127.0.0.1:0), talks to it over HTTP and raw TCP, sends it signals, and
+// kills it at the end. Every wait is bounded; no test asserts on how long
+// something took, only that it happened before a generous deadline.
+// -short skips the slowest parts (fewer kill rounds, no stalled-client
+// shutdown).
 
 import (
 	"bufio"
@@ -91,6 +94,15 @@ type proc struct {
 // it to log that it serves, and registers its killing at test end.
 func startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
+	p := launch(t, args...)
+	p.waitServing()
+	return p
+}
+
+// launch starts "nba serve" on loopback ports with args added and registers
+// its killing at test end; it does not wait for it to serve.
+func launch(t *testing.T, args ...string) *proc {
+	t.Helper()
 	all := append([]string{"serve", "-http.addr", "127.0.0.1:0", "-admin.addr", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(nbaBin, all...)
 	cmd.Env = append(os.Environ(), "NBA_ADMIN_TOKEN="+adminToken, "XDG_STATE_HOME="+t.TempDir())
@@ -108,17 +120,23 @@ func startServe(t *testing.T, args ...string) *proc {
 			t.Errorf("the race detector found a data race in nba serve:\n%s", logs)
 		}
 	})
+	return p
+}
+
+// waitServing waits for the "serving" log line and takes the addresses from
+// it.
+func (p *proc) waitServing() {
+	p.t.Helper()
 	select {
-	case addrs := <-logs.serving:
+	case addrs := <-p.logs.serving:
 		p.addr = addrs[0]
 		p.base = "http://" + addrs[0]
 		p.admin = "http://" + addrs[1]
 	case <-p.exited:
-		t.Fatalf("nba %s exited with %v before serving; its log:\n%s", strings.Join(all, " "), cmd.ProcessState, logs)
+		p.t.Fatalf("nba %s exited with %v before serving; its log:\n%s", strings.Join(p.cmd.Args[1:], " "), p.cmd.ProcessState, p.logs)
 	case <-time.After(startDeadline):
-		t.Fatalf("nba serve did not log \"serving\" within %v; its log:\n%s", startDeadline, logs)
+		p.t.Fatalf("nba serve did not log \"serving\" within %v; its log:\n%s", startDeadline, p.logs)
 	}
-	return p
 }
 
 // with returns p reporting to t: a subtest's failures must go to the
@@ -541,6 +559,14 @@ func TestFlow(t *testing.T) {
 	p := startServe(t, "-state", t.TempDir())
 	const c = "c00042"
 	sales := p.salesActions()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if r := p.call("GET", path, ""); r.status != http.StatusOK {
+			t.Errorf("GET %s: %v", path, r)
+		}
+	}
+	if code, stdout, stderr := runNBA(t, "healthcheck", "-addr", p.addr); code != 0 {
+		t.Errorf("nba healthcheck on a serving process: exit %d: %s%s", code, stdout, stderr)
+	}
 
 	first := p.decide(`{"customer_id":"` + c + `","channel":"web","limit":3}`)
 	if first.Control || len(first.Actions) == 0 {
@@ -556,6 +582,9 @@ func TestFlow(t *testing.T) {
 		}
 	}
 	shown := first.Actions[0].ID
+	if n := p.metric(`nba_decisions_total{action="` + shown + `",channel="web"}`); n != 1 {
+		t.Errorf("nba_decisions_total for %s on web: %v, want 1", shown, n)
+	}
 	for _, outcome := range []string{"impression", "click"} {
 		body := p.ok("/v1/feedback", fmt.Sprintf(`{"decision_id":%q,"customer_id":%q,"action_id":%q,"channel":"web","outcome":%q}`,
 			first.DecisionID, c, shown, outcome))
@@ -668,14 +697,15 @@ func TestFlow(t *testing.T) {
 // is answered with its status and stable code, and that the process keeps
 // serving after each.
 func TestBadRequests(t *testing.T) {
-	p := startServe(t, "-state", t.TempDir(), "-http.readTimeout", "300ms")
-	stillServing := func(t *testing.T) {
+	p := startServe(t, "-state", t.TempDir())
+	check := func(t *testing.T, p *proc) {
 		t.Helper()
 		d := p.with(t).decide(`{"customer_id":"c00042","channel":"web","dry_run":true}`)
 		if len(d.Actions) == 0 {
 			t.Fatalf("after a bad request: decision without actions %+v", d)
 		}
 	}
+	stillServing := func(t *testing.T) { t.Helper(); check(t, p) }
 	big := `{"customer_id":"` + strings.Repeat("x", 1<<20) + `","channel":"web"}`
 	cases := []struct {
 		name, method, path, body string
@@ -764,34 +794,38 @@ func TestBadRequests(t *testing.T) {
 	})
 
 	// A client that sends part of a request and stalls is answered 408 and
-	// disconnected once -http.readTimeout (300ms) passes; the deadline
-	// below only stops a test that would hang.
+	// disconnected once -http.readTimeout (1s, on a process of its own)
+	// passes; the deadline below only stops a test that would hang.
+	slow := startServe(t, "-state", t.TempDir(), "-http.readTimeout", "1s")
 	stalls := []struct{ name, data string }{
 		{"connects and sends nothing", ""},
 		{"headers then stalls", "POST /v1/decide HTTP/1.1\r\nHost: x\r\n"},
 		{"body then stalls", "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"customer_id\":"},
 	}
-	for _, tc := range stalls {
-		t.Run("slow client "+tc.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", p.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			if _, err := io.WriteString(conn, tc.data); err != nil {
-				t.Fatal(err)
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(waitDeadline))
-			got, err := io.ReadAll(conn) // returns once the server closes
-			if err != nil {
-				t.Fatalf("the server did not close the stalled connection: %v (read %q)", err, got)
-			}
-			if len(got) > 0 && (!bytes.HasPrefix(got, []byte("HTTP/1.1 408")) || !bytes.Contains(got, []byte(`"timeout"`))) {
-				t.Errorf("stalled client: got %q, want 408 timeout or a closed connection", got)
-			}
-			stillServing(t)
-		})
-	}
+	t.Run("slow clients", func(t *testing.T) {
+		for _, tc := range stalls {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				conn, err := net.Dial("tcp", slow.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if _, err := io.WriteString(conn, tc.data); err != nil {
+					t.Fatal(err)
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(waitDeadline))
+				got, err := io.ReadAll(conn) // returns once the server closes
+				if err != nil {
+					t.Fatalf("the server did not close the stalled connection: %v (read %q)", err, got)
+				}
+				if len(got) > 0 && (!bytes.HasPrefix(got, []byte("HTTP/1.1 408")) || !bytes.Contains(got, []byte(`"timeout"`))) {
+					t.Errorf("stalled client: got %q, want 408 timeout or a closed connection", got)
+				}
+				check(t, slow)
+			})
+		}
+	})
 
 	if n := p.metric("nba_http_handler_panics_total") + p.metric("nba_http_decode_panics_total"); n != 0 {
 		t.Errorf("%v panics recovered while serving bad requests", n)
@@ -1083,6 +1117,29 @@ func expectContinue(t *testing.T, addr, path string, bodyLen int) (net.Conn, *bu
 	}
 }
 
+// Regression: the process caught SIGHUP only some time after logging
+// "serving"; a SIGHUP before (during the bundle load, or sent as soon as the
+// process announced itself) ended it, SIGHUP's default action. Now a
+// SIGHUP from the moment the load starts is a reload.
+func TestSIGHUPDuringStart(t *testing.T) {
+	p := launch(t, "-state", t.TempDir())
+	eventually(t, "the bundle load started", func() bool {
+		select {
+		case <-p.exited:
+			t.Fatalf("nba serve exited before loading; its log:\n%s", p.logs)
+		default:
+		}
+		return p.logs.contains(`"msg":"loading bundle"`)
+	})
+	p.signal(syscall.SIGHUP)
+	p.waitServing()
+	p.signal(syscall.SIGHUP) // and right after "serving"
+	eventually(t, "the reloads asked for during the start", func() bool { return p.metric("nba_reloads_total") >= 1 })
+	if d := p.decide(`{"customer_id":"c00042","channel":"web"}`); len(d.Actions) == 0 {
+		t.Errorf("after SIGHUPs at start: %+v", d)
+	}
+}
+
 // TestSIGTERMStalledClient checks a client that never finishes its request
 // cannot hold the process past -shutdown.timeout.
 func TestSIGTERMStalledClient(t *testing.T) {
@@ -1350,8 +1407,20 @@ func TestServeRefusesToStart(t *testing.T) {
 	}
 }
 
-// TestCommands runs the one-shot commands: validate, decide and batch.
+// TestCommands runs the one-shot commands: validate, decide, batch and
+// healthcheck.
 func TestCommands(t *testing.T) {
+	t.Run("healthcheck without a server", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if code, _, _ := runNBA(t, "healthcheck", "-addr", addr); code != 1 {
+			t.Errorf("nba healthcheck on a closed port: exit %d, want 1", code)
+		}
+	})
 	t.Run("validate good bundle", func(t *testing.T) {
 		dir := exportDemo(t)
 		code, stdout, stderr := runNBA(t, "validate", dir)

@@ -66,11 +66,19 @@ func runServe(args []string) error {
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
+	// SIGHUP's default action ends the process: catch it from the start, so
+	// a reload asked for while the bundle loads (or just after "serving" is
+	// logged) is a reload, not an exit. SIGTERM and SIGINT are caught once
+	// serving, before "serving" is logged, so that until then they stop a
+	// slow start.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP)
 
 	bundle, name, err := openBundle(*bundleDir)
 	if err != nil {
 		return err
 	}
+	logger.Info("loading bundle", "bundle", name)
 	if *stateDir == "" {
 		*stateDir = defaultStateDir(*bundleDir)
 		logger.Info("keeping customer state in the default directory; set -state to choose", "dir", *stateDir)
@@ -103,6 +111,7 @@ func runServe(args []string) error {
 		sc.Close()
 		return fmt.Errorf("cannot listen on -admin.addr: %w", err)
 	}
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- srv.ServeAdmin(adminLn) }()
@@ -112,8 +121,6 @@ func runServe(args []string) error {
 	if *reloadEvery > 0 && *bundleDir != "" {
 		go sc.Watch(ctx, *reloadEvery)
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	var serveErr error
 loop:
 	for {
