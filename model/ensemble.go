@@ -118,8 +118,10 @@ const (
 // thr, reads column 2*nf (-Inf, never >= the value) and points at itself, so
 // stepping from a leaf stays there: a tree is walked for a fixed number of
 // steps (its depth) without testing for leaves, and the value is read from
-// the node reached. The one-row scorer reads the row itself, tests for NaN
-// and stops at the leaf flag.
+// the node reached. Predict copies its row the same way onto the stack and
+// walks eight trees together (marginsLanes); for models with more than
+// maxLaneFeatures features it reads the row itself, tests for NaN and stops
+// at the leaf flag (leaf).
 type node struct {
 	thr  float64
 	left int32

@@ -139,9 +139,7 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 		chosen = d.Withheld
 	}
 	for i := range chosen {
-		// Without exploration the policy is deterministic: each shown
-		// action had probability 1.
-		l.Chosen = append(l.Chosen, declog.Chosen{Action: chosen[i].Action.ID, Prob: 1})
+		l.Chosen = append(l.Chosen, declog.Chosen{Action: chosen[i].Action.ID, Prob: chosen[i].Prob, Samples: chosen[i].Samples})
 	}
 	s.declog.LogDecision(l)
 }
@@ -165,6 +163,7 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 	if err := s.state.RecordContact(c); err != nil {
 		return stateError(err)
 	}
+	s.learnFromFeedback(fb, a.ID)
 	if s.declog != nil {
 		s.declog.LogFeedback(&declog.Feedback{Decision: fb.DecisionID, Time: fb.TS, Customer: fb.CustomerID,
 			Action: a.ID, Event: fb.Outcome.String(), Reward: fb.Value})

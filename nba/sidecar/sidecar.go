@@ -53,6 +53,13 @@ type Config struct {
 	// LogSecret keys customer pseudonyms in the decision log (at least 16
 	// bytes). Empty: a random secret kept in StateDir/declog.secret.
 	LogSecret []byte
+	// ResponseWindow is how long a shown action may wait for an accept,
+	// convert, reject or dismiss before it is learned from as ignored.
+	// Default 24h.
+	ResponseWindow time.Duration
+	// MaxPending bounds the impressions awaiting an outcome for learning.
+	// Default 1,000,000.
+	MaxPending int
 	// EffectQueue bounds the journey changes waiting to be persisted;
 	// beyond it they are dropped and counted. Default 65536.
 	EffectQueue int
@@ -86,6 +93,11 @@ type Sidecar struct {
 	effectsDropped  atomic.Uint64
 	effectsFailed   atomic.Uint64
 	feedbackUnknown atomic.Uint64
+	observeErrors   atomic.Uint64
+
+	pending   pending
+	learnStop chan struct{}
+	learnDone chan struct{}
 
 	metrics  *sidecarMetrics
 	counters atomic.Pointer[counters]
@@ -116,6 +128,12 @@ func Open(cfg Config) (*Sidecar, error) {
 	}
 	if cfg.CheckpointEvery == 0 {
 		cfg.CheckpointEvery = 10 * time.Minute
+	}
+	if cfg.ResponseWindow == 0 {
+		cfg.ResponseWindow = 24 * time.Hour
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = 1_000_000
 	}
 	if cfg.EffectQueue == 0 {
 		cfg.EffectQueue = 1 << 16
@@ -150,7 +168,8 @@ func Open(cfg Config) (*Sidecar, error) {
 		return nil, fmt.Errorf("cannot open customer state in %s: %w", cfg.StateDir, err)
 	}
 	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, cust: &customers{state: st}, now: cfg.Now, lock: lock,
-		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{})}
+		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{}),
+		pending: pending{max: cfg.MaxPending, at: map[pendingKey]time.Time{}}, learnStop: make(chan struct{}), learnDone: make(chan struct{})}
 	p, err := loadParts(cfg.Bundle, st)
 	if err != nil {
 		st.Close()
@@ -187,7 +206,9 @@ func Open(cfg Config) (*Sidecar, error) {
 			return nil, fmt.Errorf("cannot open decision log: %w", err)
 		}
 	}
+	s.loadLearner()
 	go s.applyEffects()
+	go s.learnLoop(s.learnStop, s.learnDone)
 	opened = true
 	s.log.Info("bundle loaded", "bundle", cfg.BundleName, "version", p.version, "catalog", p.catalog.Version(),
 		"actions", len(p.catalog.Actions()), "customers", snap.Len(), "snapshot", snap.Version())
@@ -291,9 +312,14 @@ func (s *Sidecar) Ready() error {
 // Close stops background work, flushes the decision log and closes the
 // state store (fsync).
 func (s *Sidecar) Close() error {
+	close(s.learnStop)
+	<-s.learnDone
 	close(s.effects)
 	<-s.effectsDone
 	var errs []error
+	if err := s.saveLearner(); err != nil {
+		errs = append(errs, fmt.Errorf("cannot checkpoint online models: %w", err))
+	}
 	if s.declog != nil {
 		errs = append(errs, s.declog.Close())
 	}

@@ -144,3 +144,55 @@ func TestDemoControlGroupWithholds(t *testing.T) {
 		t.Errorf("%d of 400 customers in control, want about 20", controls)
 	}
 }
+
+func TestDemoLearnsFromFeedbackAndKeepsIt(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	open := func() *Sidecar {
+		s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: dir, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	evidence := func(s *Sidecar, action string) float64 {
+		for _, a := range s.engine.LearnerStats().Actions {
+			if a.Action == action {
+				return a.Evidence
+			}
+		}
+		t.Fatalf("no online model for %s", action)
+		return 0
+	}
+	s := open()
+	before := evidence(s, "xs_books")
+	for i := 0; i < 20; i++ {
+		c := fmt.Sprintf("c%05d", 100+i)
+		for _, o := range []server.Outcome{server.OutcomeImpression, server.OutcomeAccept} {
+			if err := s.Feedback(&server.Feedback{CustomerID: c, ActionID: "xs_books", Channel: "web", Outcome: o, TS: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Shown and ignored: becomes a negative observation when its
+		// response window closes (here: on Close, it does not; it stays
+		// pending and is not learned from).
+		if err := s.Feedback(&server.Feedback{CustomerID: c, ActionID: "xs_home", Channel: "web", Outcome: server.OutcomeImpression, TS: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := evidence(s, "xs_books")
+	if after <= before {
+		t.Fatalf("evidence for xs_books did not grow: %v -> %v", before, after)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	if got := evidence(s, "xs_books"); got != after {
+		t.Errorf("online model not restored across restart: evidence %v, want %v", got, after)
+	}
+	if n, _, _ := s.pending.stats(); n != 0 {
+		t.Errorf("a new process starts with no pending impressions, has %d", n)
+	}
+}

@@ -109,6 +109,11 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 		"effects":  map[string]any{"dropped": s.effectsDropped.Load(), "failed": s.effectsFailed.Load()},
 		"uptime_s": strconv.FormatFloat(time.Since(s.started).Seconds(), 'f', 0, 64),
 	}
+	if s.engine.Catalog().Learning() {
+		n, evicted, expired := s.pending.stats()
+		st["learning"] = map[string]any{"models": s.engine.LearnerStats(), "pending_impressions": n,
+			"pending_evicted": evicted, "expired_as_ignored": expired, "observe_errors": s.observeErrors.Load()}
+	}
 	if e := s.lastReloadErr.Load(); e != nil {
 		st["last_reload_error"] = map[string]any{"at": e.at.UTC().Format(time.RFC3339), "error": e.err}
 	}
