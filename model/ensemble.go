@@ -693,13 +693,45 @@ func (e *Ensemble) Predict(row []float64, out []float64) {
 	e.link32(out[:e.groups])
 }
 
-// link32 applies the link; for XGBoost models (Float32) the result is rounded
-// to float32 like XGBoost's own, so that printed predictions match it.
+// link32 applies the link, in float32 for Float32 models (applyLink32).
 func (e *Ensemble) link32(out []float64) {
-	applyLink(e.link, e.sigScale, out)
 	if e.f32 {
+		applyLink32(e.link, e.sigScale, out)
+	} else {
+		applyLink(e.link, e.sigScale, out)
+	}
+}
+
+// applyLink32 is applyLink in XGBoost's float32 arithmetic, so that printed
+// predictions match XGBoost's own digit for digit (expf is taken as the
+// correctly rounded float32 exp).
+func applyLink32(link Link, scale float64, out []float64) {
+	expf := func(x float32) float32 { return float32(math.Exp(float64(x))) }
+	switch link {
+	case LinkSigmoid:
+		// 1.0f / (1.0f + expf(-x))
 		for k, v := range out {
-			out[k] = float64(float32(v))
+			out[k] = float64(1 / (1 + expf(-float32(scale)*float32(v))))
+		}
+	case LinkExp:
+		for k, v := range out {
+			out[k] = float64(expf(float32(v)))
+		}
+	case LinkSoftmax:
+		// common::Softmax: expf(x - max) summed in double, each divided by
+		// the sum rounded to float.
+		mx := float32(out[0])
+		for _, v := range out[1:] {
+			mx = max(mx, float32(v))
+		}
+		sum := 0.0
+		for k, v := range out {
+			x := expf(float32(v) - mx)
+			out[k] = float64(x)
+			sum += float64(x)
+		}
+		for k, v := range out {
+			out[k] = float64(float32(v) / float32(sum))
 		}
 	}
 }

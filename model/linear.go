@@ -140,7 +140,11 @@ func (m *linear) Predict(row []float64, out []float64) {
 		return
 	}
 	m.PredictRaw(row, out)
-	applyLink(m.link, 1, out[:m.groups])
+	if m.f32 {
+		applyLink32(m.link, 1, out[:m.groups])
+	} else {
+		applyLink(m.link, 1, out[:m.groups])
+	}
 }
 
 // linearFile is the nba-linear JSON document.

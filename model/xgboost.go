@@ -26,6 +26,10 @@ package model
 //     log for count:poisson, reg:tweedie and reg:gamma; identity otherwise,
 //     binary:logitraw included (its ProbToMargin is the identity). The
 //     arithmetic is float32, as in XGBoost.
+//   - The links are computed in float32 too (1.0f/(1.0f+expf(-x)), expf,
+//     XGBoost's Softmax), so that margins match XGBoost's bit for bit and
+//     predictions digit for digit, but where its expf rounds differently
+//     (one float32 step; once in the 390 fixture rows of count_poisson).
 //   - dart: each tree's output is multiplied by its weight_drop in float32.
 //   - gblinear: weights holds (num_feature+1)*groups floats, feature-major
 //     with the biases last; the margin is base + bias + sum of w*x over the

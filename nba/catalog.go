@@ -151,6 +151,7 @@ type Catalog struct {
 	ctx           []Field
 	ctxIdx        map[string]int
 	nfields       int
+	fields        []Field // the profile schema, slot order
 	tzSlot        int
 
 	actions   []Action
@@ -193,6 +194,10 @@ func (c *Catalog) ChannelIndex(name string) int {
 
 // ContextFields lists the declared request-context fields in slot order.
 func (c *Catalog) ContextFields() []Field { return c.ctx }
+
+// ProfileFields lists the profile schema the catalog was compiled against,
+// in slot order (the order of Profile.Num and Trace.Profile).
+func (c *Catalog) ProfileFields() []Field { return c.fields }
 
 // Actions lists the compiled actions in catalog order.
 func (c *Catalog) Actions() []Action { return c.actions }
@@ -253,6 +258,7 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 		c.version = hex.EncodeToString(sum[:8])
 	}
 	c.nfields = len(opts.Schema.Fields)
+	c.fields = slices.Clone(opts.Schema.Fields)
 	seen := map[string]bool{}
 	for i, fl := range opts.Schema.Fields {
 		if fl.Name == "" || seen[fl.Name] || fl.Kind < KindNumber || fl.Kind > KindBool {

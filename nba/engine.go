@@ -47,10 +47,51 @@ type Request struct {
 	Now       time.Time // zero means time.Now()
 	Explain   bool      // fill Decision.Explain (may allocate)
 	DryRun    bool      // decide without producing journey effects
+	// Trace fills Decision.Trace with the inputs the decision read, enough
+	// to decide it again (see Trace). It does not allocate once the
+	// Decision's slices have grown.
+	Trace bool
+	// NoHoldout decides as if the customer were in no holdout. Replays set
+	// it: they know the customer only by a pseudonym, which would hash into
+	// other holdouts (a logged decision outside every holdout it consulted
+	// decides the same without them).
+	NoHoldout bool
 	// Seed, when not 0, makes exploration deterministic: the same seed,
-	// customer, inputs and learning state give the same decision (for
-	// replay and tests). 0 draws from the engine's generator.
+	// inputs and learning state give the same decision (for replay and
+	// tests). 0 draws a seed from the engine's generator; Decision.Trace
+	// records it. The seed alone drives the draws, so a caller passing seeds
+	// must vary them per request: one seed for every customer would explore
+	// the same way for all of them.
 	Seed uint64
+}
+
+// Trace is what one decision read from outside the request (Request.Trace):
+// with the request itself, the catalog and the learning state it makes the
+// decision reproducible. Its slices are reused by the next Decide into the
+// same Decision; copy what must outlive it.
+type Trace struct {
+	// Seed is the exploration seed used; 0 when the channel did not explore.
+	Seed uint64
+	// Known reports whether Profiles knew the customer.
+	Known bool
+	// Profile holds the customer's values as read, in the slot order of
+	// Catalog.ProfileFields (NaN and "" missing); empty when anonymous.
+	Profile Profile
+	// History lists the contact-history counts the decision asked for, in
+	// the catalog's query order.
+	History []HistoryCount
+	// Journeys are the journey states read (before entries by rule).
+	Journeys []JourneyState
+}
+
+// HistoryCount is one contact-history count a decision read: the arguments
+// of History.Count (the decision's time aside) and its answer.
+type HistoryCount struct {
+	Scope   Scope
+	Key     string
+	Outcome Outcome
+	Window  time.Duration
+	Count   int
 }
 
 // Chosen is one action of a decision.
@@ -136,6 +177,8 @@ type Decision struct {
 	Effects []JourneyUpdate
 	// Explain lists every action offered on the channel (Request.Explain).
 	Explain []Candidate
+	// Trace holds the inputs read (Request.Trace).
+	Trace Trace
 }
 
 // IDString returns the decision id as a string (allocates).
@@ -144,6 +187,9 @@ func (d *Decision) IDString() string { return string(d.ID[:]) }
 func (d *Decision) reset() {
 	d.Actions, d.Withheld, d.Effects, d.Explain = d.Actions[:0], d.Withheld[:0], d.Effects[:0], d.Explain[:0]
 	d.Control, d.Reason = false, ""
+	t := &d.Trace
+	t.Seed, t.Known, t.History, t.Journeys = 0, false, t.History[:0], t.Journeys[:0]
+	t.Profile.Num, t.Profile.Str = t.Profile.Num[:0], t.Profile.Str[:0]
 }
 
 // Config configures an Engine.
@@ -379,7 +425,15 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 	if c.maxPerDecision > 0 && limit > c.maxPerDecision {
 		limit = c.maxPerDecision
 	}
-	e.load(s, c, req, now)
+	known := e.load(s, c, req, now)
+	if req.Trace {
+		d.Trace.Known = known
+		if req.Customer != "" {
+			d.Trace.Profile.Num = append(d.Trace.Profile.Num, s.prof.Num...)
+			d.Trace.Profile.Str = append(d.Trace.Profile.Str, s.prof.Str...)
+		}
+		defer traceHistory(s, c, d)
+	}
 
 	// Channel-wide contact limits end the decision early.
 	for i := range c.chanLimits[ch] {
@@ -462,7 +516,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 	slices.SortFunc(s.cands, cmpCand)
 	if cur.on != nil {
 		if p := c.learn.explore[ch]; p != nil {
-			s.explore(p, req, limit)
+			d.Trace.Seed = s.explore(p, req, limit)
 		}
 	}
 	e.arbitrate(s, c, req, d, ch, limit, now)
@@ -488,16 +542,29 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 	return nil
 }
 
+// traceHistory records the history counts the decision asked for.
+func traceHistory(s *scratch, c *Catalog, d *Decision) {
+	for i, n := range s.ec.counts {
+		if n >= 0 {
+			q := &c.queries[i]
+			d.Trace.History = append(d.Trace.History, HistoryCount{Scope: q.scope, Key: q.key, Outcome: q.outcome, Window: q.window, Count: int(n)})
+		}
+	}
+}
+
 // load fills the evaluation context: profile, context slots, time, history.
-func (e *Engine) load(s *scratch, c *Catalog, req *Request, now time.Time) {
+// It reports whether the customer's profile was found.
+func (e *Engine) load(s *scratch, c *Catalog, req *Request, now time.Time) (known bool) {
 	clear(s.ruleMemo)
 	clear(s.numDone)
 	for i := range s.ec.counts {
 		s.ec.counts[i] = -1
 	}
 	s.prof.reset(c.nfields)
-	if req.Customer != "" && !e.profiles.Profile(req.Customer, &s.prof) {
-		e.unknownCustomers.Add(1)
+	if req.Customer != "" {
+		if known = e.profiles.Profile(req.Customer, &s.prof); !known {
+			e.unknownCustomers.Add(1)
+		}
 	}
 	s.ec.num, s.ec.str = s.prof.Num, s.prof.Str
 	nan := math.NaN()
@@ -522,6 +589,7 @@ func (e *Engine) load(s *scratch, c *Catalog, req *Request, now time.Time) {
 	}
 	s.ec.customer, s.ec.hist = req.Customer, e.history
 	s.ec.anyHist = e.history != nil && req.Customer != "" && e.history.Any(req.Customer)
+	return known
 }
 
 // rules runs the three rule stages; it returns the failing stage and rule.
@@ -560,6 +628,9 @@ func (e *Engine) journeyPass(s *scratch, c *Catalog, req *Request, d *Decision, 
 			e.journeysDropped.Add(uint64(len(s.states) - MaxJourneysPerCustomer))
 			s.states = s.states[:MaxJourneysPerCustomer]
 		}
+	}
+	if req.Trace {
+		d.Trace.Journeys = append(d.Trace.Journeys, s.states...)
 	}
 	// Entries by rule for journeys the customer has never been in.
 	for ji := range c.journeys {
@@ -714,7 +785,7 @@ func cmpCand(x, y cand) int {
 
 func (e *Engine) arbitrate(s *scratch, c *Catalog, req *Request, d *Decision, ch, limit int, now time.Time) {
 	clear(s.exclUsed)
-	global := req.Customer != "" && c.globalHoldout > 0 && holdoutFrac(hashString(c.globalSeed, req.Customer)) < c.globalHoldout
+	global := !req.NoHoldout && req.Customer != "" && c.globalHoldout > 0 && holdoutFrac(hashString(c.globalSeed, req.Customer)) < c.globalHoldout
 	for i := range s.cands {
 		cd := &s.cands[i]
 		a := &c.actions[cd.a]
@@ -746,7 +817,7 @@ func (e *Engine) arbitrate(s *scratch, c *Catalog, req *Request, d *Decision, ch
 				stage, why = StageHoldout, "global holdout"
 				d.Withheld = append(d.Withheld, ch1)
 				d.Control = true
-			case req.Customer != "" && a.holdout > 0 && holdoutFrac(hashString(a.holdSeed, req.Customer)) < a.holdout:
+			case !req.NoHoldout && req.Customer != "" && a.holdout > 0 && holdoutFrac(hashString(a.holdSeed, req.Customer)) < a.holdout:
 				stage, why = StageHoldout, "action holdout"
 				d.Withheld = append(d.Withheld, ch1)
 				d.Control = true

@@ -319,8 +319,10 @@ func sigmoid(z float64) float64 {
 
 // explore reorders the model-ranked candidates (the tail of s.cands after
 // the pinned tiers) by the channel's exploration policy and sets the logged
-// probability of the ranks it chose. Pinned candidates keep Prob 1.
-func (s *scratch) explore(p *explore.Policy, req *Request, limit int) {
+// probability of the ranks it chose. Pinned candidates keep Prob 1. It
+// returns the seed of the draws (req.Seed or one drawn, never 0); 0 when
+// there was nothing to explore.
+func (s *scratch) explore(p *explore.Policy, req *Request, limit int) (seed uint64) {
 	for i := range s.cands {
 		s.cands[i].prob, s.cands[i].samples = 1, 0
 	}
@@ -331,13 +333,15 @@ func (s *scratch) explore(p *explore.Policy, req *Request, limit int) {
 	rk := s.cands[start:]
 	n := len(rk)
 	if n == 0 {
-		return
+		return 0
 	}
-	if req.Seed != 0 {
-		s.xs.Seed(req.Seed, hashString(fnvOffset, req.Customer))
-	} else {
-		s.xs.Seed(s.rng.Uint64(), s.rng.Uint64())
+	// The seed alone drives the draws (not the customer id), so that a
+	// replay under a pseudonym draws the same.
+	seed = req.Seed
+	for seed == 0 {
+		seed = s.rng.Uint64()
 	}
+	s.xs.Seed(seed, 0)
 	in := explore.Input{Scores: s.xScores[:n], Means: s.xMeans[:n], Variances: s.xVars[:n], Values: s.xVals[:n]}
 	for i := range rk {
 		cd := &rk[i]
@@ -357,7 +361,7 @@ func (s *scratch) explore(p *explore.Policy, req *Request, limit int) {
 	out, err := p.Choose(s.xs, in, k, s.xOut[:0])
 	if err != nil {
 		// Cannot happen for a validated catalog; keep the greedy order.
-		return
+		return seed
 	}
 	taken := s.xTaken[:n]
 	clear(taken)
@@ -376,6 +380,7 @@ func (s *scratch) explore(p *explore.Policy, req *Request, limit int) {
 		}
 	}
 	copy(rk, s.xTmp)
+	return seed
 }
 
 // ActionEvidence is the learning state of one action.

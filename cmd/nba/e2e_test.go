@@ -707,6 +707,9 @@ func TestBadRequests(t *testing.T) {
 	}
 	stillServing := func(t *testing.T) { t.Helper(); check(t, p) }
 	big := `{"customer_id":"` + strings.Repeat("x", 1<<20) + `","channel":"web"}`
+	batchOf := func(n int) string {
+		return `{"requests":[` + strings.TrimSuffix(strings.Repeat(`{"customer_id":"c00042","channel":"web"},`, n), ",") + `]}`
+	}
 	cases := []struct {
 		name, method, path, body string
 		status                   int
@@ -733,6 +736,8 @@ func TestBadRequests(t *testing.T) {
 		{"feedback bad ts", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"click","ts":"yesterday"}`, 400, "invalid_request", "ts"},
 		{"event without type", "POST", "/v1/events", `{"customer_id":"c00042"}`, 400, "invalid_request", "type"},
 		{"batch not a list", "POST", "/v1/decide/batch", `{"requests":{}}`, 400, "", ""},
+		{"batch over 1000 requests", "POST", "/v1/decide/batch", batchOf(1001), 400, "invalid_request", "1000"},
+		{"batch over 4 MiB", "POST", "/v1/decide/batch", `{"requests":[` + big + `,` + big + `,` + big + `,` + big + `,` + big + `]}`, 413, "payload_too_large", ""},
 		{"1 MB body", "POST", "/v1/decide", big, 413, "payload_too_large", ""},
 		{"1 MB feedback", "POST", "/v1/feedback", big, 413, "payload_too_large", ""},
 		{"wrong method", "GET", "/v1/decide", ``, 405, "method_not_allowed", ""},
@@ -780,6 +785,10 @@ func TestBadRequests(t *testing.T) {
 		}
 		if !bytes.Contains(b.Decisions[0], []byte(`"actions"`)) || !bytes.Contains(b.Decisions[1], []byte(`"invalid_request"`)) {
 			t.Errorf("batch: want a decision then an invalid_request error, got %s", body)
+		}
+		body = p.with(t).ok("/v1/decide/batch", batchOf(1000))
+		if err := json.Unmarshal(body, &b); err != nil || len(b.Decisions) != 1000 {
+			t.Errorf("batch of the largest size: %d decisions (%v), want 1000", len(b.Decisions), err)
 		}
 	})
 
@@ -1364,6 +1373,37 @@ func halfSnapshot(t *testing.T, snap []byte) []byte {
 	}
 	defer zw.Close()
 	return zw.EncodeAll([]byte(strings.Join(lines[:1+5000], "")), nil)
+}
+
+// TestCorruptStateStopsStart checks a damaged record in the middle of the
+// state log stops start-up with its file and offset, rather than being
+// skipped or taken for a torn tail (which would drop the records after it).
+func TestCorruptStateStopsStart(t *testing.T) {
+	stateDir := t.TempDir()
+	p := startServe(t, "-state", stateDir, "-decisionlog=false")
+	for i := 1; i <= 20; i++ {
+		p.ok("/v1/feedback", fmt.Sprintf(`{"customer_id":"c%05d","action_id":"xs_shoes","channel":"web","outcome":"click","value":%d}`, i, i))
+	}
+	p.signal(syscall.SIGTERM)
+	if code, ok := p.waitExit(waitDeadline); !ok || code != 0 {
+		t.Fatalf("SIGTERM: exited %v with %d; its log:\n%s", ok, code, p.logs)
+	}
+	segs, err := filepath.Glob(filepath.Join(stateDir, "state", "wal-*.seg"))
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("want one log segment in %s, got %v (%v)", stateDir, segs, err)
+	}
+	data, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x80
+	if err := os.WriteFile(segs[0], data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runNBA(t, "serve", "-state", stateDir, "-http.addr", "127.0.0.1:0", "-admin.addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, filepath.Base(segs[0])) || !strings.Contains(stderr, "offset") {
+		t.Errorf("start on a corrupted log: exit %d, want 1 and the segment and offset named; output:\n%s%s", code, stdout, stderr)
+	}
 }
 
 // TestServeRefusesToStart checks "nba serve" exits 1 with a message naming

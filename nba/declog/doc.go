@@ -47,7 +47,23 @@
 //	id         string  decision id
 //	time       string  RFC 3339 UTC with nanoseconds
 //	channel    string
-//	context    string  digest of the request context (caller-defined, e.g. hex hash)
+//	placement  string  the requested placement (omitted when "")
+//	limit      number  the requested number of actions (omitted when 0)
+//	context_digest string  digest of the request context (caller-defined; omitted when "")
+//	context    object  the request context: key → string, number or bool
+//	                   (records written before it was logged hold the digest
+//	                   here as a string; ParseRecord reads both)
+//	seed       number  exploration seed of the decision (omitted when 0: no exploration)
+//	inputs     object  what the decision read besides the request (omitted when not traced):
+//	    known     bool    the profile was found
+//	    anonymous bool    no customer id (omitted when false)
+//	    profile   object  non-missing profile fields by name: number, time (unix
+//	                      seconds) and bool (1/0) fields as numbers, category
+//	                      fields as {"s": value, "n": code}
+//	    history   array   contact-history counts read: scope, key, outcome,
+//	                      window_ns (window in nanoseconds), count
+//	    journeys  array   journey states read: journey, step, status,
+//	                      entered_at, last_step_at (omitted before the first step)
 //	control    bool    the customer was in the control group (nothing or a default shown)
 //	versions   object  name → version of everything the decision used (catalog, model, ...)
 //	candidates array   every candidate considered, in evaluation order:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -173,7 +174,18 @@ type Record struct {
 	Decision   string            `json:"decision,omitempty"`
 	Time       time.Time         `json:"time"`
 	Channel    string            `json:"channel,omitempty"`
-	Context    string            `json:"context,omitempty"`
+	Placement  string            `json:"placement,omitempty"`
+	Limit      int               `json:"limit,omitempty"`
+	// Context is the context digest: "context_digest", or "context" when
+	// a string (records written before the context was logged in full).
+	Context string `json:"-"`
+	// ContextValues is the "context" object, in the order written.
+	ContextValues Values          `json:"-"`
+	RawContext    json.RawMessage `json:"context,omitempty"`
+	ContextDigest string          `json:"context_digest,omitempty"`
+	Seed          uint64          `json:"seed,omitempty"`
+	// Inputs is nil for records written without them.
+	Inputs     *RecordInputs     `json:"inputs,omitempty"`
 	Control    bool              `json:"control,omitempty"`
 	Versions   map[string]string `json:"versions,omitempty"`
 	Candidates []struct {
@@ -194,11 +206,103 @@ type Record struct {
 	Reward *float64 `json:"reward,omitempty"`
 }
 
+// RecordInputs is a decoded "inputs" object.
+type RecordInputs struct {
+	Known     bool   `json:"known"`
+	Anonymous bool   `json:"anonymous,omitempty"`
+	Profile   Values `json:"profile"`
+	History   []struct {
+		Scope    string `json:"scope"`
+		Key      string `json:"key"`
+		Outcome  string `json:"outcome"`
+		WindowNS int64  `json:"window_ns"`
+		Count    int    `json:"count"`
+	} `json:"history"`
+	Journeys []struct {
+		Journey    string    `json:"journey"`
+		Step       int       `json:"step"`
+		Status     string    `json:"status"`
+		EnteredAt  time.Time `json:"entered_at"`
+		LastStepAt time.Time `json:"last_step_at"`
+	} `json:"journeys"`
+}
+
+// Values is a decoded object of named values (a context or a profile) in
+// the order written: strings have KindString, numbers KindNumber (null is
+// NaN), booleans KindBool (Num 1 or 0), {"s","n"} objects KindCategory.
+type Values []Value
+
+// UnmarshalJSON decodes a JSON object of values.
+func (vs *Values) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("values: want an object")
+	}
+	*vs = (*vs)[:0]
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("values: %w", err)
+		}
+		key, _ := t.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return fmt.Errorf("values: %q: %w", key, err)
+		}
+		v := Value{Key: key, Kind: KindNumber, Num: math.NaN()}
+		switch raw[0] {
+		case '"':
+			v.Kind, v.Num = KindString, 0
+			err = json.Unmarshal(raw, &v.Str)
+		case 't', 'f':
+			var b bool
+			err = json.Unmarshal(raw, &b)
+			v.Kind, v.Num = KindBool, 0
+			if b {
+				v.Num = 1
+			}
+		case 'n':
+		case '{':
+			var c struct {
+				S string   `json:"s"`
+				N *float64 `json:"n"`
+			}
+			err = json.Unmarshal(raw, &c)
+			v.Kind, v.Str = KindCategory, c.S
+			if c.N != nil {
+				v.Num = *c.N
+			}
+		default:
+			err = json.Unmarshal(raw, &v.Num)
+		}
+		if err != nil {
+			return fmt.Errorf("values: %q: %w", key, err)
+		}
+		*vs = append(*vs, v)
+	}
+	return nil
+}
+
 // ParseRecord decodes one log line. It is for offline analysis and allocates.
+// It reads records of every schema version (see the package documentation).
 func ParseRecord(line []byte) (Record, error) {
 	var r Record
 	if err := json.Unmarshal(line, &r); err != nil {
 		return r, fmt.Errorf("cannot parse decision log record: %w", err)
+	}
+	r.Context = r.ContextDigest
+	if len(r.RawContext) > 0 {
+		var err error
+		switch r.RawContext[0] {
+		case '"':
+			err = json.Unmarshal(r.RawContext, &r.Context)
+		case 'n':
+		default:
+			err = json.Unmarshal(r.RawContext, &r.ContextValues)
+		}
+		if err != nil {
+			return r, fmt.Errorf("cannot parse decision log record: context: %w", err)
+		}
 	}
 	if r.Type != "decision" && r.Type != "feedback" {
 		return r, errors.New("cannot parse decision log record: unknown type " + fmt.Sprintf("%q", r.Type))

@@ -10,15 +10,77 @@ import (
 // Decision is one decision as the engine logs it. LogDecision copies what it
 // needs; the caller may reuse the Decision and its slices right after.
 type Decision struct {
-	ID         string
-	Time       time.Time
-	Customer   string // raw id; only its pseudonym is written
-	Channel    string
-	Context    string // digest of the request context
-	Control    bool
-	Versions   []Version
-	Candidates []Candidate
-	Chosen     []Chosen
+	ID        string
+	Time      time.Time
+	Customer  string // raw id; only its pseudonym is written
+	Channel   string
+	Placement string
+	Limit     int    // as requested (0: the engine's default of 1)
+	Context   string // digest of the request context; written when not ""
+	// ContextValues is the request context, written as the "context"
+	// object when not empty.
+	ContextValues []Value
+	Control       bool
+	Versions      []Version
+	Candidates    []Candidate
+	Chosen        []Chosen
+	// Seed is the exploration seed the decision used (0: none).
+	Seed uint64
+	// Inputs is what the decision read besides the request; written when
+	// Inputs.Logged.
+	Inputs Inputs
+}
+
+// Value is one named value of a request context or a profile. Kind says
+// how it is written: KindNumber (Num), KindString (Str), KindBool (Num != 0)
+// or KindCategory (both: the category and the code models see).
+type Value struct {
+	Key  string
+	Kind byte
+	Num  float64
+	Str  string
+}
+
+// Value kinds.
+const (
+	KindNumber   byte = 'n'
+	KindString   byte = 's'
+	KindBool     byte = 'b'
+	KindCategory byte = 'c'
+)
+
+// Inputs is what a decision read from the customer's state, enough with the
+// request to decide it again.
+type Inputs struct {
+	// Logged says the inputs were traced and are to be written.
+	Logged bool
+	// Anonymous: the request had no customer id (the pseudonym written is
+	// then that of "").
+	Anonymous bool
+	// Known: the customer's profile was found.
+	Known bool
+	// Profile holds the non-missing profile fields by name.
+	Profile []Value
+	// History holds the contact-history counts read.
+	History []Count
+	// Journeys holds the journey states read.
+	Journeys []Journey
+}
+
+// Count is one contact-history count a decision read.
+type Count struct {
+	Scope, Key, Outcome string
+	Window              time.Duration
+	N                   int
+}
+
+// Journey is one journey state a decision read.
+type Journey struct {
+	Journey    string
+	Step       int
+	Status     string
+	EnteredAt  time.Time
+	LastStepAt time.Time // zero before the first step
 }
 
 // Version names the version of one input of a decision.
@@ -60,8 +122,29 @@ func appendDecision(b []byte, d *Decision) []byte {
 	b = d.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"', ',')
 	b = appendField(b, "channel", d.Channel)
-	b = append(b, ',')
-	b = appendField(b, "context", d.Context)
+	if d.Placement != "" {
+		b = append(b, ',')
+		b = appendField(b, "placement", d.Placement)
+	}
+	if d.Limit != 0 {
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, int64(d.Limit), 10)
+	}
+	if d.Context != "" {
+		b = append(b, ',')
+		b = appendField(b, "context_digest", d.Context)
+	}
+	if len(d.ContextValues) > 0 {
+		b = append(b, `,"context":`...)
+		b = appendValues(b, d.ContextValues)
+	}
+	if d.Seed != 0 {
+		b = append(b, `,"seed":`...)
+		b = strconv.AppendUint(b, d.Seed, 10)
+	}
+	if d.Inputs.Logged {
+		b = appendInputs(b, &d.Inputs)
+	}
 	b = append(b, `,"control":`...)
 	b = strconv.AppendBool(b, d.Control)
 	b = append(b, `,"versions":{`...)
@@ -107,6 +190,90 @@ func appendDecision(b []byte, d *Decision) []byte {
 	return append(b, "]}\n"...)
 }
 
+// appendValues appends values as a JSON object.
+func appendValues(b []byte, vs []Value) []byte {
+	b = append(b, '{')
+	for i := range vs {
+		v := &vs[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, v.Key)
+		b = append(b, ':')
+		switch v.Kind {
+		case KindString:
+			b = appendString(b, v.Str)
+		case KindBool:
+			b = strconv.AppendBool(b, v.Num != 0)
+		case KindCategory:
+			b = append(b, '{')
+			b = appendField(b, "s", v.Str)
+			b = appendNumber(b, "n", v.Num)
+			b = append(b, '}')
+		default:
+			b = appendFloat(b, v.Num)
+		}
+	}
+	return append(b, '}')
+}
+
+// appendInputs appends ,"inputs":{...}.
+func appendInputs(b []byte, in *Inputs) []byte {
+	b = append(b, `,"inputs":{"known":`...)
+	b = strconv.AppendBool(b, in.Known)
+	if in.Anonymous {
+		b = append(b, `,"anonymous":true`...)
+	}
+	b = append(b, `,"profile":`...)
+	b = appendValues(b, in.Profile)
+	b = append(b, `,"history":[`...)
+	for i := range in.History {
+		h := &in.History[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendField(b, "scope", h.Scope)
+		b = append(b, ',')
+		b = appendField(b, "key", h.Key)
+		b = append(b, ',')
+		b = appendField(b, "outcome", h.Outcome)
+		b = append(b, `,"window_ns":`...)
+		b = strconv.AppendInt(b, int64(h.Window), 10)
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, int64(h.N), 10)
+		b = append(b, '}')
+	}
+	b = append(b, `],"journeys":[`...)
+	for i := range in.Journeys {
+		j := &in.Journeys[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendField(b, "journey", j.Journey)
+		b = append(b, `,"step":`...)
+		b = strconv.AppendInt(b, int64(j.Step), 10)
+		b = append(b, ',')
+		b = appendField(b, "status", j.Status)
+		b = appendTime(b, "entered_at", j.EnteredAt)
+		if !j.LastStepAt.IsZero() {
+			b = appendTime(b, "last_step_at", j.LastStepAt)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// appendTime appends ,"key":"RFC 3339 UTC time".
+func appendTime(b []byte, key string, t time.Time) []byte {
+	b = append(b, ',')
+	b = appendString(b, key)
+	b = append(b, ':', '"')
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
 // appendFeedback appends the feedback's fields after "customer".
 func appendFeedback(b []byte, f *Feedback) []byte {
 	b = appendField(b, "decision", f.Decision)
@@ -132,6 +299,12 @@ func appendNumber(b []byte, key string, v float64) []byte {
 	b = append(b, ',')
 	b = appendString(b, key)
 	b = append(b, ':')
+	return appendFloat(b, v)
+}
+
+// appendFloat appends v exactly (shortest round-tripping form), null when
+// not finite.
+func appendFloat(b []byte, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return append(b, "null"...)
 	}

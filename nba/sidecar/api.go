@@ -51,7 +51,7 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	}
 	now := s.now()
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
-		Context: sc.ctx, Now: now, Explain: req.Explain, DryRun: req.DryRun}
+		Context: sc.ctx, Now: now, Explain: req.Explain, DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun}
 	d := &sc.dec
 	if err := s.engine.Decide(&sc.req, d); err != nil {
 		if errors.Is(err, nba.ErrUnknownChannel) {
@@ -116,10 +116,56 @@ func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, n
 	}
 }
 
+// logDecision logs the decision with its request and the inputs it read
+// (Decision.Trace), enough for nba replay and nba evaluate to decide it
+// again.
 func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Decision, now time.Time) {
 	l := &sc.log
 	l.ID, l.Time, l.Customer, l.Channel, l.Control = req.DecisionID, now, req.CustomerID, req.Channel, d.Control
+	l.Placement, l.Limit, l.Seed = req.Placement, req.Limit, d.Trace.Seed
 	l.Context = ""
+	l.ContextValues = l.ContextValues[:0]
+	for i := range req.Context {
+		f := &req.Context[i]
+		v := declog.Value{Key: f.Key}
+		switch f.Kind {
+		case server.KindString:
+			v.Kind, v.Str = declog.KindString, f.Str
+		case server.KindBool:
+			v.Kind, v.Num = declog.KindBool, b2f(f.Bool)
+		default:
+			v.Kind, v.Num = declog.KindNumber, f.Num
+		}
+		l.ContextValues = append(l.ContextValues, v)
+	}
+	in := &l.Inputs
+	in.Profile, in.History, in.Journeys = in.Profile[:0], in.History[:0], in.Journeys[:0]
+	tr := &d.Trace
+	cat := s.engine.Catalog()
+	fields := cat.ProfileFields()
+	// The profile is named by the schema of the catalog that decided; after
+	// a reload in between, the inputs are left out.
+	in.Logged = cat.Version() == d.CatalogVersion && (len(tr.Profile.Num) == 0 || len(tr.Profile.Num) == len(fields))
+	in.Known, in.Anonymous = tr.Known, req.CustomerID == ""
+	if in.Logged {
+		for i, num := range tr.Profile.Num {
+			str := tr.Profile.Str[i]
+			if math.IsNaN(num) && str == "" {
+				continue
+			}
+			v := declog.Value{Key: fields[i].Name, Kind: declog.KindNumber, Num: num}
+			if fields[i].Kind == nba.KindCategory {
+				v.Kind, v.Str = declog.KindCategory, str
+			}
+			in.Profile = append(in.Profile, v)
+		}
+		for _, h := range tr.History {
+			in.History = append(in.History, declog.Count{Scope: h.Scope.String(), Key: h.Key, Outcome: h.Outcome.String(), Window: h.Window, N: h.Count})
+		}
+		for _, j := range tr.Journeys {
+			in.Journeys = append(in.Journeys, declog.Journey{Journey: j.Journey, Step: j.Step, Status: j.Status.String(), EnteredAt: j.EnteredAt, LastStepAt: j.LastStepAt})
+		}
+	}
 	l.Versions = append(l.Versions[:0], declog.Version{Name: "catalog", Value: d.CatalogVersion},
 		declog.Version{Name: "model", Value: d.ModelVersion}, declog.Version{Name: "snapshot", Value: d.SnapshotVersion})
 	l.Candidates = l.Candidates[:0]
