@@ -13,13 +13,17 @@ type MissingRule uint8
 const (
 	// MissingNaN: only NaN is missing (XGBoost; LightGBM missing_type NaN).
 	MissingNaN MissingRule = iota
-	// MissingZero: NaN is first replaced by 0; then |x| <= 1e-35 is missing
+	// MissingZero: NaN is first replaced by 0; then |x| <= ZeroThreshold is missing
 	// (LightGBM missing_type Zero).
 	MissingZero
 	// MissingNone: NaN is replaced by 0; nothing is missing (LightGBM
 	// missing_type None).
 	MissingNone
 )
+
+// ZeroThreshold bounds the values MissingZero treats as zero: LightGBM's
+// kZeroThreshold, the float 1e-35f, compared in double precision.
+const ZeroThreshold = float64(float32(1e-35))
 
 // TreeNode is one node as a loader describes it, before compilation. Index 0
 // of a tree is its root.
@@ -35,8 +39,10 @@ type TreeNode struct {
 	// CatBits makes the split categorical when non-nil: a bitset over integer
 	// category codes (bit c of word c/32). When CatSetLeft, members go left and
 	// everything else right (LightGBM); otherwise members go right and
-	// everything else left (XGBoost). Negative, non-integer-valued or
-	// out-of-bitset values are non-members. NaN follows DefaultLeft when
+	// everything else left (XGBoost). A non-negative value is truncated to
+	// an integer code, as both libraries do (2.7 is category 2); negative
+	// and out-of-bitset values are non-members (LightGBM alone treats
+	// values in (-1, 0) as category 0). NaN follows DefaultLeft when
 	// Missing == MissingNaN, else it is a non-member.
 	CatBits     []uint32
 	CatSetLeft  bool
@@ -526,8 +532,8 @@ func (e *Ensemble) catStep(i int32, n *node, x float64) int32 {
 	off, words := uint32(bits>>32), uint32(bits)
 	member := false
 	if x >= 0 && x < float64(32*words) {
-		c := uint32(x)
-		member = float64(c) == x && e.catBits[off+c/32]&(1<<(c%32)) != 0
+		c := uint32(x) // truncates, as the reference libraries do
+		member = e.catBits[off+c/32]&(1<<(c%32)) != 0
 	}
 	return n.left + int32(b2u(member != (n.meta&flagCatSetLeft != 0)))
 }
@@ -545,8 +551,8 @@ func (e *Ensemble) slowStep(i int32, x float64) int32 {
 			break
 		}
 		member := false
-		if x >= 0 && x < float64(32*s.catLen) && x == math.Trunc(x) {
-			c := int32(x)
+		if x >= 0 && x < float64(32*s.catLen) {
+			c := int32(x) // truncates, as the reference libraries do
 			member = e.catBits[s.catOff+c/32]&(1<<(c%32)) != 0
 		}
 		left = member == s.catSetLeft
@@ -554,7 +560,7 @@ func (e *Ensemble) slowStep(i int32, x float64) int32 {
 		if x != x {
 			x = 0
 		}
-		if x >= -1e-35 && x <= 1e-35 {
+		if x >= -ZeroThreshold && x <= ZeroThreshold {
 			left = dl
 		} else {
 			left = x < n.thr || s.allLeft

@@ -18,7 +18,7 @@ func (r refEnsemble) goLeft(n *TreeNode, x float64) bool {
 			return n.DefaultLeft
 		}
 		member := false
-		if x >= 0 && x == math.Trunc(x) && x < float64(32*len(n.CatBits)) {
+		if x >= 0 && x < float64(32*len(n.CatBits)) {
 			c := int(x)
 			member = n.CatBits[c/32]&(1<<(c%32)) != 0
 		}
@@ -27,7 +27,7 @@ func (r refEnsemble) goLeft(n *TreeNode, x float64) bool {
 	if math.IsNaN(x) && n.Missing != MissingNaN {
 		x = 0
 	}
-	if math.IsNaN(x) || (n.Missing == MissingZero && math.Abs(x) <= 1e-35) {
+	if math.IsNaN(x) || (n.Missing == MissingZero && math.Abs(x) <= ZeroThreshold) {
 		return n.DefaultLeft
 	}
 	switch {
@@ -359,4 +359,34 @@ func TestLinks(t *testing.T) {
 	f(LinkExp, 1, []float64{0, math.Log(5)}, []float64{1, 5})
 	f(LinkSoftmax, 1, []float64{0, math.Log(3)}, []float64{0.25, 0.75})
 	f(LinkSoftmax, 1, []float64{1000, 1000 + math.Log(3)}, []float64{0.25, 0.75}) // no overflow
+}
+
+// TestCategoricalTruncatesLikeReference: XGBoost and LightGBM both cast a
+// categorical value to an integer code, so 2.7 is category 2.
+func TestCategoricalTruncatesLikeReference(t *testing.T) {
+	for _, setLeft := range []bool{true, false} {
+		e, err := CompileEnsemble(EnsembleSpec{FeatureNames: []string{"c"}, NumGroups: 1, Trees: []Tree{{Nodes: []TreeNode{
+			{Feature: 0, CatBits: []uint32{1 << 2}, CatSetLeft: setLeft, Left: 1, Right: 2},
+			{Leaf: true, Value: 1}, {Leaf: true, Value: 2},
+		}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		member, other := 1.0, 2.0
+		if !setLeft {
+			member, other = 2, 1
+		}
+		for _, tc := range []struct{ x, want float64 }{{2, member}, {2.7, member}, {2.9999, member}, {3, other}, {1.5, other}, {-0.5, other}, {-2, other}, {1e9, other}} {
+			out := []float64{0}
+			e.PredictRaw([]float64{tc.x}, out)
+			if out[0] != tc.want {
+				t.Errorf("CatSetLeft=%v x=%v: leaf %v, want %v", setLeft, tc.x, out[0], tc.want)
+			}
+			rows := []float64{tc.x}
+			PredictRows(e, rows, 1, out, true)
+			if out[0] != tc.want {
+				t.Errorf("CatSetLeft=%v x=%v: PredictRows leaf %v, want %v", setLeft, tc.x, out[0], tc.want)
+			}
+		}
+	}
 }
