@@ -39,7 +39,17 @@ type Options struct {
 	// ModelVersions names the version of each model (e.g. its file hash)
 	// for Decision.ModelVersion; optional.
 	ModelVersions map[string]string
+	// NoScorePlans scores tree ensembles row by row (model.PredictRows)
+	// instead of through a model.Plan; the scores are the same, only slower.
+	// It exists to compare the two.
+	NoScorePlans bool
 }
+
+// MaxPlanBytes bounds the memory of one model's score plan: the masks of
+// all its actions' variants (model.Plan.VariantBytes each). A model over it
+// is scored row by row (Catalog.PlanFallbacks says so). 64 MiB is 10,000
+// actions of a 200-tree depth-8 model.
+const MaxPlanBytes = 64 << 20
 
 // Scorer is what the engine needs of a model; every model.Model is one. It
 // must be safe for concurrent use and Predict must not allocate.
@@ -75,7 +85,8 @@ type Action struct {
 	exclusion  int32 // exclusive group index, -1 = none
 	holdout    float64
 	holdSeed   uint64
-	journey    int32 // journey this action is a step of; -1 = none
+	journey    int32          // journey this action is a step of; -1 = none
+	variant    *model.Variant // the action's features in its model's plan; nil without one
 }
 
 // Treatment returns the action's pre-encoded JSON payload for a channel, nil
@@ -121,6 +132,11 @@ type boundModel struct {
 	ctx     []bind
 	actPos  []int32
 	version string
+	// plan scores the model's candidates of a decision together (see
+	// Catalog.plans); nil when the model is not a single-output tree
+	// ensemble or planErr says why not.
+	plan    *model.Plan
+	planErr string
 }
 
 type bind struct{ pos, slot int32 }
@@ -327,6 +343,7 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 		mv = append(mv, m.name+"@"+m.version)
 	}
 	c.modelVersion = strings.Join(mv, ",")
+	k.plans()
 	c.queries = make([]histQuery, len(k.qIdx))
 	for q, i := range k.qIdx {
 		c.queries[i] = q
@@ -854,6 +871,86 @@ func (k *compiler) newBoundModel(name string, m Scorer, path string) boundModel 
 		}
 	}
 	return bm
+}
+
+// plans prepares a model.Plan for every single-output tree ensemble, with
+// the action features varying, and each action's variant. A decision then
+// evaluates the shared (profile and context) splits once and each
+// candidate's trees with a mask lookup (see model.Plan). A model whose plan
+// cannot be built (a tree over model.MaxPlanLeaves leaves, variants over
+// MaxPlanBytes) keeps the row-by-row path.
+func (k *compiler) plans() {
+	if k.opts.NoScorePlans {
+		return
+	}
+	c := k.c
+	for mi := range c.models {
+		bm := &c.models[mi]
+		ens, ok := bm.m.(*model.Ensemble)
+		if !ok || ens.NumOutputs() != 1 {
+			continue
+		}
+		varying := make([]int, len(bm.actPos))
+		col := map[int32]int{}
+		for j, p := range bm.actPos {
+			varying[j] = int(p)
+			col[p] = j
+		}
+		p, err := ens.NewPlan(varying)
+		if err != nil {
+			bm.planErr = err.Error()
+			continue
+		}
+		n := 0
+		for i := range c.actions {
+			if c.actions[i].model == int32(mi) {
+				n++
+			}
+		}
+		if n*p.VariantBytes() > MaxPlanBytes {
+			bm.planErr = fmt.Sprintf("cannot plan model: %d actions of %d bytes exceed %d bytes", n, p.VariantBytes(), MaxPlanBytes)
+			continue
+		}
+		vals := make([]float64, len(varying))
+		for i := range c.actions {
+			a := &c.actions[i]
+			if a.model != int32(mi) {
+				continue
+			}
+			for j := range vals {
+				vals[j] = math.NaN() // features an action does not set are missing
+			}
+			for _, f := range a.feats {
+				vals[col[f.pos]] = f.v
+			}
+			if a.variant, err = p.Variant(vals); err != nil {
+				bm.planErr = err.Error()
+				break
+			}
+		}
+		if bm.planErr != "" {
+			for i := range c.actions {
+				if c.actions[i].model == int32(mi) {
+					c.actions[i].variant = nil
+				}
+			}
+			continue
+		}
+		bm.plan = p
+	}
+}
+
+// PlanFallbacks lists the tree models scored row by row because their score
+// plan could not be built, as "model: reason"; empty when every single-output
+// tree ensemble has one.
+func (c *Catalog) PlanFallbacks() []string {
+	var out []string
+	for _, m := range c.models {
+		if m.planErr != "" {
+			out = append(out, m.name+": "+m.planErr)
+		}
+	}
+	return out
 }
 
 func hasKey(m map[string]int, k string) bool { _, ok := m[k]; return ok }

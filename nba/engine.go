@@ -289,10 +289,12 @@ type scratch struct {
 	numMemo  []float64
 	numDone  []bool
 	cands    []cand
-	base     [][]float64 // per model: the customer's part of a row
-	rows     []float64   // candidate rows, row-major
-	outs     []float64   // one prediction per row
-	rowOf    []int32     // row -> index in cands
+	base     [][]float64      // per model: the customer's part of a row
+	rows     []float64        // candidate rows, row-major
+	outs     []float64        // one prediction per row
+	rowOf    []int32          // row -> index in cands
+	vars     []*model.Variant // row -> the action's plan variant (models with a plan)
+	plan     model.PlanScratch
 	states   []JourneyState
 	due      []dueStep
 	exclUsed []bool
@@ -337,6 +339,7 @@ func (s *scratch) prepare(c *Catalog) {
 	s.rows = make([]float64, nf*len(c.actions))
 	s.outs = make([]float64, len(c.actions))
 	s.rowOf = make([]int32, len(c.actions))
+	s.vars = make([]*model.Variant, len(c.actions))
 	s.states = make([]JourneyState, 0, MaxJourneysPerCustomer)
 	s.due = make([]dueStep, 0, len(c.journeys))
 	s.exclUsed = make([]bool, c.nexcl)
@@ -706,7 +709,9 @@ func (e *Engine) score(s *scratch, c *Catalog, on *model.Online) {
 
 // scoreOffline batch-scores the candidates: per model, the customer's part of a
 // row is built once, each candidate's row is a copy of it plus the action's
-// features, and the rows go to the model in one call. count adds the rows
+// features, and the rows go to the model in one call. A model with a plan
+// (Catalog.plans) takes the customer's part and the actions' variants
+// instead of rows. count adds the rows
 // to Stats.Scored.
 func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 	scored := 0
@@ -732,18 +737,25 @@ func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 					base[p] = nan
 				}
 			}
+			s.rowOf[n] = int32(i)
+			if bm.plan != nil {
+				s.vars[n] = a.variant
+				n++
+				continue
+			}
 			row := s.rows[n*bm.nf : (n+1)*bm.nf]
 			copy(row, base)
 			for _, f := range a.feats {
 				row[f.pos] = f.v
 			}
-			s.rowOf[n] = int32(i)
 			n++
 		}
 		if n == 0 {
 			continue
 		}
-		if bm.mm != nil {
+		if bm.plan != nil {
+			bm.plan.Score(base, s.vars[:n], s.outs[:n], &s.plan)
+		} else if bm.mm != nil {
 			model.PredictRows(bm.mm, s.rows[:n*bm.nf], n, s.outs[:n], false)
 		} else {
 			for r := 0; r < n; r++ {

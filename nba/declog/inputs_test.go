@@ -2,6 +2,7 @@ package declog
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +64,45 @@ func TestReadOldContextDigest(t *testing.T) {
 	if r.Context != "c0ffee" || r.ContextValues != nil || r.Inputs != nil || r.Seed != 0 {
 		t.Errorf("got context %q, values %v, inputs %v, seed %d", r.Context, r.ContextValues, r.Inputs, r.Seed)
 	}
+}
+
+// FuzzParseRecord parses arbitrary lines; the context and profile values of
+// a line that parses must survive being written and read again.
+func FuzzParseRecord(f *testing.F) {
+	d := sampleDecision(3)
+	d.ContextValues = []Value{{Key: "page", Kind: KindString, Str: "home"}, {Key: "n", Kind: KindNumber, Num: 2.5}, {Key: "b", Kind: KindBool, Num: 1}}
+	d.Inputs = Inputs{Logged: true, Known: true, Profile: []Value{{Key: "seg", Kind: KindCategory, Str: "gold", Num: 3}},
+		History: []Count{{Scope: "channel", Key: "web", Outcome: "click", Window: time.Hour, N: 1}}}
+	f.Add(append([]byte(`{"type":"decision","customer":"p",`), appendDecision(nil, d)...))
+	f.Add([]byte(`{"type":"decision","context":"digest"}`))
+	f.Add([]byte(`{"type":"decision","context":{"a":null,"b":{"s":"x"},"c":-1e308}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		r, err := ParseRecord(line)
+		if err != nil {
+			return
+		}
+		check := func(name string, vs Values) {
+			if len(vs) == 0 {
+				return
+			}
+			b := appendValues(nil, vs)
+			var again Values
+			if err := again.UnmarshalJSON(b); err != nil {
+				t.Fatalf("%s: cannot read back %s: %v", name, b, err)
+			}
+			if len(again) != len(vs) {
+				t.Fatalf("%s: %d values read back as %d", name, len(vs), len(again))
+			}
+			for i := range vs {
+				a, b := vs[i], again[i]
+				if a.Key != b.Key && !(strings.ToValidUTF8(a.Key, "\uFFFD") == b.Key) || a.Kind != b.Kind || !(a.Num == b.Num || math.IsNaN(a.Num) && math.IsNaN(b.Num)) {
+					t.Fatalf("%s: value %d: %+v read back as %+v", name, i, a, b)
+				}
+			}
+		}
+		check("context", r.ContextValues)
+		if r.Inputs != nil {
+			check("profile", r.Inputs.Profile)
+		}
+	})
 }
