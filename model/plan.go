@@ -70,13 +70,18 @@ type planTree struct {
 	group int32
 }
 
-// planEntry clears, in one mask word, leaves of a node's left subtree; a
-// node whose left subtree spans several words has one entry per word.
+// planEntry clears, in one mask word, the leaves of a node's left subtree
+// (n bits from bit lo); a node whose left subtree spans several words has
+// one entry per word. 16 bytes: the masks are built on the fly, which halves
+// the memory the shared scan reads against storing them.
 type planEntry struct {
-	thr  float64 // the node's threshold (numeric shared nodes)
-	mask uint64
-	word int32
+	thr   float64 // the node's threshold (numeric shared nodes)
+	word  int32
+	lo, n uint8
 }
+
+// keep returns the mask of the leaves the entry keeps.
+func (en *planEntry) keep() uint64 { return ^(^uint64(0) >> (64 - en.n) << en.lo) }
 
 // planFeat lists the numeric nodes of one shared feature: entries[lo:mid]
 // sorted by threshold (a non-NaN x goes right at those with x >= thr) and
@@ -188,8 +193,7 @@ func (e *Ensemble) NewPlan(varying []int) (*Plan, error) {
 		s := split{node: i, f: int32(e.nodeFeature(i)), lo: int32(len(p.entries))}
 		for w := llo / 64; w <= (lhi-1)/64; w++ {
 			from, to := max(llo, 64*w)-64*w, min(lhi, 64*w+64)-64*w
-			clearBits := (^uint64(0) >> (64 - (to - from))) << from
-			p.entries = append(p.entries, planEntry{mask: ^clearBits, word: word + w})
+			p.entries = append(p.entries, planEntry{word: word + w, lo: uint8(from), n: uint8(to - from)})
 		}
 		s.hi = int32(len(p.entries))
 		splits = append(splits, s)
@@ -276,7 +280,7 @@ func (p *Plan) Variant(values []float64) (*Variant, error) {
 	for _, vn := range p.vnodes {
 		if p.e.nodeRight(vn.node, values[vn.f]) {
 			for _, en := range p.entries[vn.lo:vn.hi] {
-				v.mask[en.word] &= en.mask
+				v.mask[en.word] &= en.keep()
 			}
 		}
 	}
@@ -299,7 +303,7 @@ func (p *Plan) sharedMask(row []float64, s *PlanScratch) []uint64 {
 		x := row[pf.f]
 		if x != x {
 			for _, en := range entries[pf.mid:pf.hi] {
-				m[en.word] &= en.mask
+				m[en.word] &= en.keep()
 			}
 			continue
 		}
@@ -308,13 +312,13 @@ func (p *Plan) sharedMask(row []float64, s *PlanScratch) []uint64 {
 			if !(x >= en.thr) {
 				break
 			}
-			m[en.word] &= en.mask
+			m[en.word] &= en.keep()
 		}
 	}
 	for _, sp := range p.specials {
 		if p.e.nodeRight(sp.node, row[sp.f]) {
 			for _, en := range entries[sp.lo:sp.hi] {
-				m[en.word] &= en.mask
+				m[en.word] &= en.keep()
 			}
 		}
 	}
@@ -372,6 +376,47 @@ func (p *Plan) margins(sm, vm []uint64, g []float64) {
 	}
 }
 
+// margins4 is margins for four variants of a single-output plan whose
+// trees fit one word. Each variant keeps its own sum, in the same order as
+// margins; four sums are four independent chains of additions, where one
+// variant at a time waits on each addition in turn.
+func (p *Plan) margins4(sm []uint64, vs []*Variant, o []float64) {
+	e := p.e
+	n := len(p.trees)
+	sm = sm[:n]
+	m0, m1, m2, m3 := vs[0].mask[:n], vs[1].mask[:n], vs[2].mask[:n], vs[3].mask[:n]
+	base, vals := p.leafBase[:n], p.leafVal
+	o = o[:4]
+	if e.f32 {
+		b := float32(e.base[0])
+		s0, s1, s2, s3 := b, b, b, b
+		for t, m := range sm {
+			lb := int(base[t])
+			s0 += float32(vals[lb+bits.TrailingZeros64(m&m0[t])])
+			s1 += float32(vals[lb+bits.TrailingZeros64(m&m1[t])])
+			s2 += float32(vals[lb+bits.TrailingZeros64(m&m2[t])])
+			s3 += float32(vals[lb+bits.TrailingZeros64(m&m3[t])])
+		}
+		o[0], o[1], o[2], o[3] = float64(s0), float64(s1), float64(s2), float64(s3)
+	} else {
+		b := e.base[0]
+		s0, s1, s2, s3 := b, b, b, b
+		for t, m := range sm {
+			lb := int(base[t])
+			s0 += vals[lb+bits.TrailingZeros64(m&m0[t])]
+			s1 += vals[lb+bits.TrailingZeros64(m&m1[t])]
+			s2 += vals[lb+bits.TrailingZeros64(m&m2[t])]
+			s3 += vals[lb+bits.TrailingZeros64(m&m3[t])]
+		}
+		o[0], o[1], o[2], o[3] = s0, s1, s2, s3
+	}
+	if e.divisor != 0 {
+		for k := range o {
+			o[k] /= e.divisor
+		}
+	}
+}
+
 // ScoreRaw writes, for each variant vs[i], the margins of the row made of
 // shared (a full row of len(Features()) values whose varying positions are
 // ignored) and the variant's values into out[i*n:(i+1)*n], n =
@@ -400,10 +445,25 @@ func (p *Plan) score(shared []float64, vs []*Variant, out []float64, s *PlanScra
 		s.g = make([]float64, e.groups)
 	}
 	g := s.g[:e.groups]
-	for i, v := range vs {
+	for _, v := range vs {
 		if v.p != p {
 			panic("model: Plan.Score: variant of another plan")
 		}
+	}
+	i := 0
+	if e.groups == 1 && p.oneWord && e.link != LinkArgmax {
+		for ; i+4 <= len(vs); i += 4 {
+			o := out[i : i+4]
+			p.margins4(sm, vs[i:i+4], o)
+			if !raw {
+				for k := range o {
+					e.link32(o[k : k+1])
+				}
+			}
+		}
+	}
+	for ; i < len(vs); i++ {
+		v := vs[i]
 		o := out[i*no : (i+1)*no]
 		if e.link != LinkArgmax {
 			p.margins(sm, v.mask, o)

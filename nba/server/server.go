@@ -257,14 +257,23 @@ func New(cfg Config, b Backend) (*Server, error) {
 	}
 	fl := fasthttpLogger{cfg.Logger}
 	s.public = &fasthttp.Server{
-		Handler:                      s.Handler(),
-		ErrorHandler:                 s.errorHandler,
-		Name:                         "nba",
-		ReadTimeout:                  cfg.ReadTimeout,
-		WriteTimeout:                 cfg.WriteTimeout,
-		IdleTimeout:                  cfg.IdleTimeout,
-		ReadBufferSize:               cfg.MaxHeaderBytes,
-		MaxRequestBodySize:           max(cfg.MaxBodyBytes, cfg.MaxBatchBodyBytes),
+		Handler:            s.Handler(),
+		ErrorHandler:       s.errorHandler,
+		Name:               "nba",
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		ReadBufferSize:     cfg.MaxHeaderBytes,
+		MaxRequestBodySize: max(cfg.MaxBodyBytes, cfg.MaxBatchBodyBytes),
+		// Each route's own limit is applied as soon as the headers are
+		// read, so a large declared body on a small route is refused at
+		// once instead of being buffered up to the batch limit.
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if string(h.RequestURI()) == "/v1/decide/batch" {
+				return fasthttp.RequestConfig{MaxRequestBodySize: cfg.MaxBatchBodyBytes}
+			}
+			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.MaxBodyBytes}
+		},
 		Concurrency:                  cfg.MaxConns,
 		CloseOnShutdown:              true,
 		NoDefaultContentType:         true,
@@ -606,7 +615,11 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	status, code, msg := http.StatusBadRequest, CodeMalformedJSON, "cannot parse the HTTP request"
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		status, code, msg = http.StatusRequestEntityTooLarge, CodePayloadTooLarge, fmt.Sprintf("body is over %d bytes", max(s.cfg.MaxBodyBytes, s.cfg.MaxBatchBodyBytes))
+		limit := s.cfg.MaxBodyBytes
+		if string(ctx.Request.Header.RequestURI()) == "/v1/decide/batch" {
+			limit = s.cfg.MaxBatchBodyBytes
+		}
+		status, code, msg = http.StatusRequestEntityTooLarge, CodePayloadTooLarge, fmt.Sprintf("body is over %d bytes", limit)
 	case errors.As(err, &small):
 		status, code, msg = http.StatusRequestHeaderFieldsTooLarge, CodeHeaderTooLarge, fmt.Sprintf("request headers are over %d bytes", s.cfg.MaxHeaderBytes)
 	case errors.As(err, &netErr) && netErr.Timeout():

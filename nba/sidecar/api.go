@@ -109,6 +109,12 @@ func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, n
 		}
 		us[i] = state.JourneyUpdate{Customer: customer, Journey: e.Journey, Step: e.Step, Status: state.JourneyStatus(e.Status), At: at}
 	}
+	s.effectsMu.RLock()
+	defer s.effectsMu.RUnlock()
+	if s.effectsClosed {
+		s.effectsDropped.Add(1)
+		return
+	}
 	select {
 	case s.effects <- us:
 	default:

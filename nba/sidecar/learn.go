@@ -165,7 +165,16 @@ func (s *Sidecar) saveLearner() error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, s.learnerFile())
+	if err := os.Rename(tmp, s.learnerFile()); err != nil {
+		return err
+	}
+	// The rename is durable only once the directory is synced.
+	d, err := os.Open(s.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // loadLearner restores the online models from their checkpoint, if any.

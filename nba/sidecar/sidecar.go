@@ -82,14 +82,17 @@ type Sidecar struct {
 	declog *declog.Logger
 	lock   *os.File // holds the state directory's lock until Close
 
-	effects     chan []state.JourneyUpdate
-	effectsDone chan struct{}
+	effects       chan []state.JourneyUpdate
+	effectsMu     sync.RWMutex // guards effectsClosed against sends racing Close
+	effectsClosed bool
+	effectsDone   chan struct{}
 
 	reloadMu        sync.Mutex
 	snapStamp       time.Time // modification time of the snapshot file served; guarded by reloadMu
 	reloads         atomic.Uint64
 	reloadFailures  atomic.Uint64
 	lastReloadErr   atomic.Pointer[reloadError]
+	lastReloadOK    atomic.Int64 // unix nanos of the last successful reload
 	effectsDropped  atomic.Uint64
 	effectsFailed   atomic.Uint64
 	feedbackUnknown atomic.Uint64
@@ -250,6 +253,7 @@ func (s *Sidecar) Reload(ctx context.Context) error {
 		return err
 	}
 	s.reloads.Add(1)
+	s.lastReloadOK.Store(s.now().UnixNano())
 	return nil
 }
 
@@ -269,6 +273,7 @@ func (s *Sidecar) reload() error {
 		if err != nil {
 			return err
 		}
+		s.snapStamp = stamp
 		if next.Version() != snap.Version() {
 			if err := s.snaps.Swap(next); err != nil {
 				return err
@@ -314,7 +319,13 @@ func (s *Sidecar) Ready() error {
 func (s *Sidecar) Close() error {
 	close(s.learnStop)
 	<-s.learnDone
+	// A decision still in flight after a shutdown deadline may produce
+	// effects now: they are dropped (and counted), never sent on a closed
+	// channel.
+	s.effectsMu.Lock()
+	s.effectsClosed = true
 	close(s.effects)
+	s.effectsMu.Unlock()
 	<-s.effectsDone
 	var errs []error
 	if err := s.saveLearner(); err != nil {

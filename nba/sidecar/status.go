@@ -114,6 +114,9 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 		st["learning"] = map[string]any{"models": s.engine.LearnerStats(), "pending_impressions": n,
 			"pending_evicted": evicted, "expired_as_ignored": expired, "observe_errors": s.observeErrors.Load()}
 	}
+	if ok := s.lastReloadOK.Load(); ok != 0 {
+		st["last_reload_ok"] = time.Unix(0, ok).UTC().Format(time.RFC3339)
+	}
 	if e := s.lastReloadErr.Load(); e != nil {
 		st["last_reload_error"] = map[string]any{"at": e.at.UTC().Format(time.RFC3339), "error": e.err}
 	}
