@@ -70,18 +70,13 @@ type planTree struct {
 	group int32
 }
 
-// planEntry clears, in one mask word, the leaves of a node's left subtree
-// (n bits from bit lo); a node whose left subtree spans several words has
-// one entry per word. 16 bytes: the masks are built on the fly, which halves
-// the memory the shared scan reads against storing them.
+// planEntry clears, in one mask word, leaves of a node's left subtree; a
+// node whose left subtree spans several words has one entry per word.
 type planEntry struct {
-	thr   float64 // the node's threshold (numeric shared nodes)
-	word  int32
-	lo, n uint8
+	thr  float64 // the node's threshold (numeric shared nodes)
+	mask uint64
+	word int32
 }
-
-// keep returns the mask of the leaves the entry keeps.
-func (en *planEntry) keep() uint64 { return ^(^uint64(0) >> (64 - en.n) << en.lo) }
 
 // planFeat lists the numeric nodes of one shared feature: entries[lo:mid]
 // sorted by threshold (a non-NaN x goes right at those with x >= thr) and
@@ -193,7 +188,8 @@ func (e *Ensemble) NewPlan(varying []int) (*Plan, error) {
 		s := split{node: i, f: int32(e.nodeFeature(i)), lo: int32(len(p.entries))}
 		for w := llo / 64; w <= (lhi-1)/64; w++ {
 			from, to := max(llo, 64*w)-64*w, min(lhi, 64*w+64)-64*w
-			p.entries = append(p.entries, planEntry{word: word + w, lo: uint8(from), n: uint8(to - from)})
+			clearBits := (^uint64(0) >> (64 - (to - from))) << from
+			p.entries = append(p.entries, planEntry{mask: ^clearBits, word: word + w})
 		}
 		s.hi = int32(len(p.entries))
 		splits = append(splits, s)
@@ -280,7 +276,7 @@ func (p *Plan) Variant(values []float64) (*Variant, error) {
 	for _, vn := range p.vnodes {
 		if p.e.nodeRight(vn.node, values[vn.f]) {
 			for _, en := range p.entries[vn.lo:vn.hi] {
-				v.mask[en.word] &= en.keep()
+				v.mask[en.word] &= en.mask
 			}
 		}
 	}
@@ -303,7 +299,7 @@ func (p *Plan) sharedMask(row []float64, s *PlanScratch) []uint64 {
 		x := row[pf.f]
 		if x != x {
 			for _, en := range entries[pf.mid:pf.hi] {
-				m[en.word] &= en.keep()
+				m[en.word] &= en.mask
 			}
 			continue
 		}
@@ -312,13 +308,13 @@ func (p *Plan) sharedMask(row []float64, s *PlanScratch) []uint64 {
 			if !(x >= en.thr) {
 				break
 			}
-			m[en.word] &= en.keep()
+			m[en.word] &= en.mask
 		}
 	}
 	for _, sp := range p.specials {
 		if p.e.nodeRight(sp.node, row[sp.f]) {
 			for _, en := range entries[sp.lo:sp.hi] {
-				m[en.word] &= en.keep()
+				m[en.word] &= en.mask
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -280,4 +281,35 @@ func TestPlanScoreDoesNotAllocate(t *testing.T) {
 			t.Errorf("depth %d: Score allocates %.1f times per call, want 0", depth, a)
 		}
 	}
+}
+
+// A model over a customer's age and an offer's discount: the discount
+// varies per offer, the age is shared by every offer of one decision.
+func ExampleEnsemble_NewPlan() {
+	e, err := CompileEnsemble(EnsembleSpec{
+		FeatureNames: []string{"age", "discount"},
+		NumGroups:    1,
+		Trees: []Tree{
+			{Nodes: []TreeNode{{Feature: 0, Threshold: 30, Left: 1, Right: 2},
+				{Leaf: true, Value: 1}, {Leaf: true, Value: 2}}},
+			{Nodes: []TreeNode{{Feature: 1, Threshold: 10, Left: 1, Right: 2},
+				{Leaf: true, Value: 0.25}, {Leaf: true, Value: 0.5}}},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	p, err := e.NewPlan([]int{1}) // discount varies
+	if err != nil {
+		panic(err)
+	}
+	// At catalog load: one variant per offer.
+	small, _ := p.Variant([]float64{5})
+	large, _ := p.Variant([]float64{20})
+	// Per decision: the customer's row (the discount position is ignored).
+	var s PlanScratch
+	out := make([]float64, 2)
+	p.ScoreRaw([]float64{42, math.NaN()}, []*Variant{small, large}, out, &s)
+	fmt.Println(out)
+	// Output: [2.25 2.5]
 }

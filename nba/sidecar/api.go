@@ -99,8 +99,11 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 }
 
 // persistEffects queues a decision's journey changes for the background
-// writer; when the queue is full they are dropped and counted.
+// writer; when the queue is full they are dropped and counted. Until they
+// are on disk, the Journeys adapter reads them from memory, so the next
+// decision already sees the step as given.
 func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, now time.Time) {
+	customer = clone(customer) // borrowed from the request: it outlives the handler
 	us := make([]state.JourneyUpdate, len(effects))
 	for i, e := range effects {
 		at := e.LastStepAt
@@ -115,9 +118,11 @@ func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, n
 		s.effectsDropped.Add(1)
 		return
 	}
+	s.cust.unsaved.add(us)
 	select {
 	case s.effects <- us:
 	default:
+		s.cust.unsaved.done(us)
 		s.effectsDropped.Add(1)
 	}
 }

@@ -347,6 +347,7 @@ func (s *Sidecar) applyEffects() {
 			s.effectsFailed.Add(1)
 			s.log.Warn("cannot persist journey change", "error", err)
 		}
+		s.cust.unsaved.done(us)
 	}
 }
 
