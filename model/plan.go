@@ -8,11 +8,11 @@ import (
 )
 
 // MaxPlanLeaves is the largest number of leaves a tree may have for
-// NewPlan: 256 (four 64-bit mask words, a full tree of depth 8). Past it a
-// candidate's exit-leaf search costs about as much as walking the tree, and
-// a variant's masks grow with the leaves (a 200-tree model of depth-8 trees
-// takes 6.4 KiB per variant). NewPlan rejects larger trees; callers fall back
-// to PredictRows.
+// NewPlan: 256 (four 64-bit mask words, a full tree of depth 8). A
+// candidate's exit-leaf search and a variant's memory grow with the leaves
+// (a 200-tree model of depth-8 trees takes 6.4 KiB per variant) where a
+// tree walk grows with the depth only, so deeper trees are left to the
+// walk. NewPlan rejects larger trees; callers fall back to PredictRows.
 const MaxPlanLeaves = 256
 
 // Plan scores batches of rows that differ only in a few "varying" features
@@ -36,7 +36,14 @@ const MaxPlanLeaves = 256
 //     one.
 //   - Per variant and tree the exit leaf is then the lowest set bit of
 //     (shared mask AND variant mask): an AND, a trailing-zero count and a
-//     load, whatever the tree's depth.
+//     load, whatever the tree's depth. Four variants are summed together,
+//     each in its own accumulator, so the additions do not wait on each
+//     other.
+//
+// The shared scan costs about as much as walking a few rows through every
+// tree (bench/RESULTS.md, "Candidate scoring"), so a plan pays off from a
+// few variants per batch on; each further variant then costs a fraction of
+// a walk.
 //
 // Every node is decided by the Ensemble's own test (float32 XGBoost
 // thresholds, LightGBM "<=", missing-value rules, default directions,
@@ -66,7 +73,6 @@ type Plan struct {
 
 type planTree struct {
 	word  int32 // first mask word
-	nw    int32 // mask words
 	group int32
 }
 
@@ -202,7 +208,7 @@ func (e *Ensemble) NewPlan(varying []int) (*Plan, error) {
 			return nil, fmt.Errorf("cannot plan model: tree %d has more than %d leaves", t, MaxPlanLeaves)
 		}
 		nw := (leaves + 63) / 64
-		p.trees[t] = planTree{word: word, nw: nw, group: e.tgroup[t]}
+		p.trees[t] = planTree{word: word, group: e.tgroup[t]}
 		word += nw
 	}
 	p.words = int(word)

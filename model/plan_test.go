@@ -313,3 +313,53 @@ func ExampleEnsemble_NewPlan() {
 	fmt.Println(out)
 	// Output: [2.25 2.5]
 }
+
+// TestPlanConcurrent scores one plan and its variants from several
+// goroutines, each with its own scratch (run with -race).
+func TestPlanConcurrent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	e, err := CompileEnsemble(deepSpec(rng, 6, 40, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.NewPlan([]int{0, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make([][]float64, 32)
+	vs := make([]*Variant, len(rows))
+	for i := range rows {
+		rows[i] = randomRow(rng, 6)
+		if vs[i], err = p.Variant([]float64{rows[i][0], rows[i][3]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := make([][]float64, len(rows))
+	for i := range rows {
+		want[i] = make([]float64, len(vs))
+		p.Score(rows[i], vs, want[i], &PlanScratch{})
+	}
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var s PlanScratch
+			out := make([]float64, len(vs))
+			for it := 0; it < 200; it++ {
+				i := (it + g) % len(rows)
+				p.Score(rows[i], vs, out, &s)
+				for k := range out {
+					if !sameBits(out[k], want[i][k]) {
+						done <- fmt.Errorf("goroutine %d, row %d, variant %d: %v, want %v", g, i, k, out[k], want[i][k])
+						return
+					}
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}

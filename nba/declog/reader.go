@@ -168,14 +168,14 @@ func grow(b []byte, n int) []byte {
 // Record is one decoded log line: the union of the decision and feedback
 // fields (see the package documentation for the schema).
 type Record struct {
-	Type       string            `json:"type"`
-	Customer   string            `json:"customer"`
-	ID         string            `json:"id,omitempty"`
-	Decision   string            `json:"decision,omitempty"`
-	Time       time.Time         `json:"time"`
-	Channel    string            `json:"channel,omitempty"`
-	Placement  string            `json:"placement,omitempty"`
-	Limit      int               `json:"limit,omitempty"`
+	Type      string    `json:"type"`
+	Customer  string    `json:"customer"`
+	ID        string    `json:"id,omitempty"`
+	Decision  string    `json:"decision,omitempty"`
+	Time      time.Time `json:"time"`
+	Channel   string    `json:"channel,omitempty"`
+	Placement string    `json:"placement,omitempty"`
+	Limit     int       `json:"limit,omitempty"`
 	// Context is the context digest: "context_digest", or "context" when
 	// a string (records written before the context was logged in full).
 	Context string `json:"-"`

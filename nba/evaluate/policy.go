@@ -245,7 +245,7 @@ func Evaluate(dir string, c *nba.Catalog, cfg PolicyConfig) (PolicyReport, error
 // action first for rec, found by deciding with up to retries other seeds
 // (derived from the logged one); 0 when none puts it first.
 func (r *Replayer) probFirst(rec *declog.Record, action string, retries int) float64 {
-	seed := rec.Seed
+	seed := seedOf(rec)
 	for range retries {
 		seed = splitmix(seed)
 		d, err := r.Decide(rec, seed|1)

@@ -3,6 +3,7 @@ package evaluate
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"strings"
 	"time"
@@ -108,11 +109,12 @@ func NewReplayer(c *nba.Catalog, learner []byte) (*Replayer, error) {
 }
 
 // Decide decides rec (a "decision" record) again with seed (0: the logged
-// one). The Decision is valid until the next call. It returns
-// nba.ErrUnknownChannel for a channel the catalog lacks.
+// one, or for a decision that did not explore one derived from its id, so
+// that a replay is deterministic). The Decision is valid until the next
+// call. It returns nba.ErrUnknownChannel for a channel the catalog lacks.
 func (r *Replayer) Decide(rec *declog.Record, seed uint64) (*nba.Decision, error) {
 	if seed == 0 {
-		seed = rec.Seed
+		seed = seedOf(rec)
 	}
 	r.in.rec = rec
 	r.ctx = r.ctx[:0]
@@ -133,6 +135,17 @@ func (r *Replayer) Decide(rec *declog.Record, seed uint64) (*nba.Decision, error
 		return nil, err
 	}
 	return &r.d, nil
+}
+
+// seedOf is the logged seed of rec, or one derived from its id when it did
+// not explore.
+func seedOf(rec *declog.Record) uint64 {
+	if rec.Seed != 0 {
+		return rec.Seed
+	}
+	h := fnv.New64a()
+	h.Write([]byte(rec.ID))
+	return h.Sum64() | 1
 }
 
 // MissingCounts returns how many history counts the decisions asked for

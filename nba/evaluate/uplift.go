@@ -1,6 +1,20 @@
-// Package evaluate analyses decision logs offline: uplift of treatment over
-// the control group per action and channel. It reads what nba/declog wrote
-// and never touches a serving process.
+// Package evaluate analyses decision logs offline. It reads what
+// nba/declog wrote and never touches a serving process:
+//
+//   - Uplift: treatment against the control group per action and channel;
+//   - Replay: decide every logged decision again with a bundle, from the
+//     inputs the decision logged, and report any difference (a regression
+//     test of a bundle against production traffic);
+//   - Evaluate: estimate a candidate bundle's value from the logs (IPS,
+//     SNIPS, DR over the first slot; see nba/offpolicy).
+//
+// Limits: a decision replays exactly only under the online models' state
+// it was made with (the catalog's priors, or a learner checkpoint); control
+// decisions are skipped (holdouts hash the raw customer id, the log holds a
+// pseudonym); the candidate's probabilities of logged actions it would not
+// choose with the logged seed are searched with a bounded number of other
+// seeds. Everything is single-threaded and holds one log's decisions in
+// memory (Evaluate) or one at a time (Replay).
 package evaluate
 
 import (

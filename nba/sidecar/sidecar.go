@@ -273,17 +273,16 @@ func (s *Sidecar) reload() error {
 		if err != nil {
 			return err
 		}
-		s.snapStamp = stamp
 		if next.Version() != snap.Version() {
 			if err := s.snaps.Swap(next); err != nil {
-				return err
+				return err // the stamp stays: the next reload tries this file again
 			}
 			snap = next
-			s.snapStamp = stamp
 			if err := s.state.Compact(snap.AsOf()); err != nil {
 				s.log.Warn("cannot compact overlay", "error", err)
 			}
 		}
+		s.snapStamp = stamp
 	}
 	s.cust.binding.Store(newBinding(snap, p.src))
 	s.counters.Store(s.metrics.forCatalog(p.catalog))
