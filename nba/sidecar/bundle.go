@@ -246,31 +246,60 @@ func readSnapshot(fsys fs.FS, p *parts) (*snapshot.Snapshot, error) {
 // ValidateBundle loads every part of the bundle in fsys (manifest, models,
 // catalog, snapshot) without serving it and returns every problem found.
 func ValidateBundle(fsys fs.FS) []error {
-	m, _, err := readManifest(fsys)
+	var errs []error
+	err := withParts(fsys, func(p *parts) error {
+		if _, err := readSnapshot(fsys, p); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return unjoin(err)
 	}
+	return errs
+}
+
+// LoadCatalog compiles the catalog of the bundle in fsys against the profile
+// schema the sidecar would serve it with (snapshot columns, then live profile
+// fields), so its versions match the decision log, without reading the
+// snapshot or touching any state. It is for offline tools: replay, evaluate.
+func LoadCatalog(fsys fs.FS) (*nba.Catalog, error) {
+	var cat *nba.Catalog
+	err := withParts(fsys, func(p *parts) error {
+		cat = p.catalog
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot load bundle: %w", err)
+	}
+	return cat, nil
+}
+
+// withParts loads the bundle's manifest, models and catalog, resolving the
+// live profile fields through a throwaway state store, and calls f.
+func withParts(fsys fs.FS, f func(*parts) error) error {
+	m, _, err := readManifest(fsys)
+	if err != nil {
+		return err
+	}
 	var st *state.Store
 	if len(m.Profile.Events) > 0 || len(m.Profile.Fields) > 0 {
-		dir, err := os.MkdirTemp("", "nba-validate-")
+		dir, err := os.MkdirTemp("", "nba-bundle-")
 		if err != nil {
-			return []error{err}
+			return err
 		}
 		defer os.RemoveAll(dir)
 		st, err = openState(dir, m.Profile, 0, 0)
 		if err != nil {
-			return []error{fmt.Errorf("%s: profile: %w", ManifestFile, err)}
+			return fmt.Errorf("%s: profile: %w", ManifestFile, err)
 		}
 		defer st.Close()
 	}
 	p, err := loadParts(fsys, st)
 	if err != nil {
-		return unjoin(err)
+		return err
 	}
-	if _, err := readSnapshot(fsys, p); err != nil {
-		return []error{err}
-	}
-	return nil
+	return f(p)
 }
 
 func unjoin(err error) []error {
