@@ -135,3 +135,59 @@ func BenchmarkXGBoost(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEnsembleLayouts scores fixture rows one row at a time with
+// Predict, which walks the binned layout (binTrees), against the same-run
+// baseline "lanes": Predict with the binned layout switched off, i.e. the
+// eight-lane fixed-step walk of marginsLanes that Predict used before (and
+// still uses beyond the bins' limits). "rows" is PredictRows over 1 024+
+// rows. cpu-ns/row is the CPU time of the benchmark's thread (see
+// BenchmarkLightGBMPoisson), which the load of a shared machine disturbs
+// far less than the wall time.
+func BenchmarkEnsembleLayouts(b *testing.B) {
+	for _, fx := range []struct{ name, model, rows string }{
+		{"lightgbm_poisson", "lightgbm/genlin_fmtp_poisson_Frequency.model", "lightgbm/genlin_fmtp_poisson_Frequency_features.tsv"},
+		{"xgboost_large_depth8", "xgboost/large_depth8.json", "xgboost/rows.tsv"},
+		{"xgboost_binary_logistic", "xgboost/binary_logistic.json", "xgboost/rows.tsv"},
+	} {
+		m, err := Load(filepath.Join("testdata", fx.model))
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := m.(*Ensemble)
+		var rows [][]float64
+		if filepath.Ext(fx.rows) == ".tsv" && filepath.Dir(fx.rows) == "xgboost" {
+			rows = readTSV(b, filepath.Join("testdata", fx.rows))
+		} else {
+			rows = lgbReadTable(b, filepath.Join("testdata", fx.rows))
+		}
+		flat, n := benchFlat(rows, 1024)
+		nf, no := len(e.Features()), e.NumOutputs()
+		one := func(bins *binTrees) func(b *testing.B) {
+			return func(b *testing.B) {
+				saved := e.bins
+				e.bins = bins
+				defer func() { e.bins = saved }()
+				b.ReportAllocs()
+				out := make([]float64, no)
+				cpu := lgbStartCPU()
+				for i := 0; b.Loop(); i = (i + 1) % n {
+					e.Predict(flat[i*nf:(i+1)*nf], out)
+				}
+				cpu.report(b)
+			}
+		}
+		b.Run(fx.name+"/lanes", one(nil))
+		b.Run(fx.name+"/bins", one(e.bins))
+		b.Run(fx.name+"/rows", func(b *testing.B) {
+			b.ReportAllocs()
+			out := make([]float64, n*no)
+			cpu := lgbStartCPU()
+			for b.Loop() {
+				PredictRows(e, flat, n, out, false)
+			}
+			cpu.report(b)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -197,6 +198,10 @@ func TestEnsembleMatchesReference(t *testing.T) {
 			t.Fatalf("spec %d: plain spec compiled with %d special nodes", it, len(e.specs))
 		}
 		e.blocks = it%4 != 1 // test both PredictRows paths
+		if e.bins == nil {
+			t.Fatalf("spec %d: no binned layout", it)
+		}
+		bins := e.bins
 		ref := refEnsemble{spec}
 		nf, g := len(spec.FeatureNames), spec.NumGroups
 		const n = 150 // more than two blocks of PredictRows
@@ -212,10 +217,14 @@ func TestEnsembleMatchesReference(t *testing.T) {
 			want := ref.margins(row)
 			e.PredictRaw(row, got)
 			wide := wideMargins(e, row) // the path of models too wide for lanes
+			e.bins = nil                // the path of models outside the bins' limits
+			lanes := make([]float64, g)
+			e.PredictRaw(row, lanes)
+			e.bins = bins
 			for k := range want {
-				if !sameFloat(got[k], want[k]) || !sameFloat(batch[r*g+k], want[k]) || !sameFloat(wide[k], want[k]) {
-					t.Fatalf("spec %d (float32 %v) row %v group %d: PredictRaw %v, PredictRows %v, tree by tree %v, reference %v",
-						it, spec.Float32, row, k, got[k], batch[r*g+k], wide[k], want[k])
+				if !sameFloat(got[k], want[k]) || !sameFloat(batch[r*g+k], want[k]) || !sameFloat(wide[k], want[k]) || !sameFloat(lanes[k], want[k]) {
+					t.Fatalf("spec %d (float32 %v) row %v group %d: PredictRaw %v, PredictRows %v, tree by tree %v, lanes %v, reference %v",
+						it, spec.Float32, row, k, got[k], batch[r*g+k], wide[k], lanes[k], want[k])
 				}
 			}
 		}
@@ -386,6 +395,133 @@ func TestCategoricalTruncatesLikeReference(t *testing.T) {
 			PredictRows(e, rows, 1, out, true)
 			if out[0] != tc.want {
 				t.Errorf("CatSetLeft=%v x=%v: PredictRows leaf %v, want %v", setLeft, tc.x, out[0], tc.want)
+			}
+		}
+	}
+}
+
+// thresholdSpec has nf features, each split by trees of stumps and by a
+// chain (a leaf-wise tree of depth depth) at nthr distinct thresholds, so
+// that a feature's bins take several mask words.
+func thresholdSpec(rng *rand.Rand, nf, nthr, depth int, f32 bool) EnsembleSpec {
+	spec := EnsembleSpec{Format: "test", NumGroups: 1, Float32: f32}
+	for f := range nf {
+		spec.FeatureNames = append(spec.FeatureNames, fmt.Sprintf("f%d", f))
+	}
+	split := func(f int) TreeNode {
+		n := TreeNode{Feature: f, Threshold: float64(rng.IntN(nthr)) / 4, LessEqual: rng.IntN(2) == 0,
+			DefaultLeft: rng.IntN(2) == 0}
+		if !f32 {
+			n.Missing = MissingRule(2 * rng.IntN(2)) // NaN or None
+		}
+		return n
+	}
+	for f := range nf {
+		for range nthr / 4 {
+			n := split(f)
+			n.Left, n.Right = 1, 2
+			spec.Trees = append(spec.Trees, Tree{Nodes: []TreeNode{n, {Leaf: true, Value: rng.NormFloat64()}, {Leaf: true, Value: rng.NormFloat64()}}})
+		}
+		var chain []TreeNode
+		for d := range depth {
+			n := split(f)
+			n.Left, n.Right = len(chain)+1, len(chain)+2
+			if d == depth-1 {
+				n.Right = len(chain) + 2
+			}
+			chain = append(chain, n, TreeNode{Leaf: true, Value: rng.NormFloat64()})
+			if d%2 == 1 { // grow on the left as well as on the right
+				chain[len(chain)-2].Left, chain[len(chain)-2].Right = len(chain), len(chain)-1
+			}
+		}
+		chain = append(chain, TreeNode{Leaf: true, Value: rng.NormFloat64()})
+		spec.Trees = append(spec.Trees, Tree{Nodes: chain})
+	}
+	return spec
+}
+
+// TestBinsManyThresholds checks the binned layout on features with more
+// thresholds than one mask word holds, in the small and the large row
+// buffer, and that a model beyond binMaxWords falls back to marginsLanes.
+func TestBinsManyThresholds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		name           string
+		nf, nthr       int
+		bins, bigWords bool
+	}{
+		{"one word", 3, 40, true, false},
+		{"several words", 3, 1200, true, false},
+		{"large buffer", 12, 1200, true, true},
+		{"beyond binMaxWords", 100, 1200, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, f32 := range []bool{false, true} {
+				spec := thresholdSpec(rng, tc.nf, tc.nthr, 40, f32)
+				e, err := CompileEnsemble(spec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (e.bins != nil) != tc.bins || (e.bins != nil && (e.bins.words > binSmallWords) != tc.bigWords) {
+					t.Fatalf("bins %v, want %v (large buffer %v)", e.bins != nil, tc.bins, tc.bigWords)
+				}
+				ref := refEnsemble{spec}
+				got := make([]float64, 1)
+				row := make([]float64, tc.nf)
+				for r := range 300 {
+					for j := range row {
+						x := float64(rng.IntN(tc.nthr+8)-4) / 4
+						switch rng.IntN(6) {
+						case 0:
+							x = math.Nextafter(x, math.Inf(1))
+						case 1:
+							x = math.Nextafter(x, math.Inf(-1))
+						case 2:
+							x = []float64{math.NaN(), math.Inf(1), math.Inf(-1), 0, float64(float32(0.1))}[rng.IntN(5)]
+						}
+						row[j] = x
+					}
+					want := ref.margins(row)
+					e.PredictRaw(row, got)
+					if !sameFloat(got[0], want[0]) {
+						t.Fatalf("float32 %v row %d %v: PredictRaw %v, reference %v", f32, r, row, got[0], want[0])
+					}
+				}
+				if allocs := testing.AllocsPerRun(20, func() { e.PredictRaw(row, got) }); allocs != 0 {
+					t.Errorf("float32 %v: PredictRaw allocates %v times", f32, allocs)
+				}
+			}
+		})
+	}
+}
+
+// TestBinsCategoryCodes checks the categorical codes at the edges of the
+// inline bitsets (codes 61, 62, 63 and beyond) against the reference.
+func TestBinsCategoryCodes(t *testing.T) {
+	xs := []float64{0, 0.5, 31, 32, 60.9, 61, 61.5, 62, 62.5, 63, 63.9, 64, 100, -0.5, -1, math.Copysign(0, -1),
+		math.NaN(), math.Inf(1), math.Inf(-1), 1e300}
+	for _, set := range [][]uint32{{1 << 5}, {0, 1 << 29}, {0, 1 << 30}, {0, 1 << 31}, {1, 1<<29 | 1<<30}, {0, 0, 1}, {}} {
+		for _, setLeft := range []bool{false, true} {
+			for _, missing := range []MissingRule{MissingNaN, MissingNone} {
+				for _, dl := range []bool{false, true} {
+					spec := EnsembleSpec{FeatureNames: []string{"c"}, NumGroups: 1, Trees: []Tree{{Nodes: []TreeNode{
+						{Feature: 0, CatBits: append([]uint32{}, set...), CatSetLeft: setLeft, Missing: missing, DefaultLeft: dl, Left: 1, Right: 2},
+						{Leaf: true, Value: 1}, {Leaf: true, Value: 2},
+					}}}}
+					e, err := CompileEnsemble(spec)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ref := refEnsemble{spec}
+					out := []float64{0}
+					for _, x := range xs {
+						e.PredictRaw([]float64{x}, out)
+						if want := ref.margins([]float64{x}); out[0] != want[0] {
+							t.Errorf("set %x setLeft %v missing %d defaultLeft %v x=%v: leaf %v, want %v",
+								set, setLeft, missing, dl, x, out[0], want[0])
+						}
+					}
+				}
 			}
 		}
 	}

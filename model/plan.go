@@ -35,15 +35,17 @@ const MaxPlanLeaves = 256
 //     test goes left; categorical and other special nodes are tested one by
 //     one.
 //   - Per variant and tree the exit leaf is then the lowest set bit of
-//     (shared mask AND variant mask): an AND, a trailing-zero count and a
-//     load, whatever the tree's depth. Four variants are summed together,
+//     (shared mask AND variant mask): for a tree of up to 64 leaves an
+//     AND, a trailing-zero count and a load, whatever its depth (larger
+//     trees search up to four words). Four variants are summed together,
 //     each in its own accumulator, so the additions do not wait on each
 //     other.
 //
-// The shared scan costs about as much as walking a few rows through every
-// tree (bench/RESULTS.md, "Candidate scoring"), so a plan pays off from a
-// few variants per batch on; each further variant then costs a fraction of
-// a walk.
+// The shared scan grows with the number of splits where a walk grows with
+// the depth: it costs less than walking one row through 200 trees of depth
+// 6 and about as much as one row at depth 8 (bench/RESULTS.md, "Candidate
+// scoring"); each further variant then costs a fraction of a walk (a
+// seventh to a tenth at depth 6, less than half at depth 8).
 //
 // Every node is decided by the Ensemble's own test (float32 XGBoost
 // thresholds, LightGBM "<=", missing-value rules, default directions,
@@ -58,8 +60,8 @@ type Plan struct {
 	nf      int
 	no      int     // outputs per variant
 	varying []int32 // feature indices, in the order given to NewPlan
-	words   int     // mask words of all trees
-	oneWord bool    // every tree fits one word: tree t's word is t
+	tw      int     // mask words per tree: those of the largest tree
+	words   int     // mask words of all trees: tree t has [t*tw, (t+1)*tw)
 
 	trees    []planTree
 	leafBase []int32   // per tree: index of its leaf 0 in leafVal
@@ -72,7 +74,6 @@ type Plan struct {
 }
 
 type planTree struct {
-	word  int32 // first mask word
 	group int32
 }
 
@@ -172,7 +173,23 @@ func (e *Ensemble) NewPlan(varying []int) (*Plan, error) {
 	var splits []split
 	var walk func(i int32) (lo, hi int32, ok bool)
 	var leaves int32
-	var word int32
+	var word int32 // the tree's first mask word
+	// Every tree gets as many words as the largest one, so that tree t's
+	// words start at t*tw with no lookup; real ensembles grow all trees to
+	// one size limit (max_depth, num_leaves), and leafIndex stops before
+	// the padding.
+	for t, root := range e.roots {
+		// A tree of depth d has at least d+1 leaves; checking the depth
+		// first also bounds the recursion of countLeaves and walk.
+		n := int(e.depths[t]) + 1
+		if n <= MaxPlanLeaves {
+			n = e.countLeaves(root, MaxPlanLeaves+1)
+		}
+		if n > MaxPlanLeaves {
+			return nil, fmt.Errorf("cannot plan model: tree %d has more than %d leaves", t, MaxPlanLeaves)
+		}
+		p.tw = max(p.tw, (n+63)/64)
+	}
 	walk = func(i int32) (int32, int32, bool) {
 		n := &e.nodes[i]
 		if n.meta&flagLeaf != 0 {
@@ -203,16 +220,14 @@ func (e *Ensemble) NewPlan(varying []int) (*Plan, error) {
 	}
 	for t, root := range e.roots {
 		leaves = 0
+		word = int32(t * p.tw)
 		p.leafBase[t] = int32(len(p.leafVal))
 		if _, _, ok := walk(root); !ok {
 			return nil, fmt.Errorf("cannot plan model: tree %d has more than %d leaves", t, MaxPlanLeaves)
 		}
-		nw := (leaves + 63) / 64
-		p.trees[t] = planTree{word: word, group: e.tgroup[t]}
-		word += nw
+		p.trees[t] = planTree{group: e.tgroup[t]}
 	}
-	p.words = int(word)
-	p.oneWord = p.words == len(e.roots)
+	p.words = len(e.roots) * p.tw
 
 	// Sort the splits into varying nodes, shared special nodes and, per
 	// shared feature, numeric nodes by threshold; entries are rebuilt in
@@ -327,15 +342,41 @@ func (p *Plan) sharedMask(row []float64, s *PlanScratch) []uint64 {
 	return m
 }
 
+// countLeaves returns the number of leaves under node i, or a number >=
+// limit when there are that many.
+func (e *Ensemble) countLeaves(i int32, limit int) int {
+	n := &e.nodes[i]
+	if n.meta&flagLeaf != 0 {
+		return 1
+	}
+	l := e.countLeaves(n.left, limit)
+	if l >= limit {
+		return l
+	}
+	return l + e.countLeaves(n.left+1, limit-l)
+}
+
+// leafIndex returns the index of the lowest set bit of the AND of sm and vm
+// over their len(sm) words (len(vm) >= len(sm)): the exit leaf of a tree
+// whose words they are. It stops at the first word with a bit: a
+// branch-free search through every word was slower on depth-8 trees (1.2×
+// against 1.55× faster than PredictRows for 15 candidates, measured
+// alternately), the early exit saving more than its mispredictions cost.
+func leafIndex(sm, vm []uint64) int {
+	vm = vm[:len(sm)]
+	for w, m := range sm {
+		if m &= vm[w]; m != 0 {
+			return 64*w + bits.TrailingZeros64(m)
+		}
+	}
+	return 0
+}
+
 // leaf returns the value of tree t's exit leaf given the shared and variant
 // masks.
 func (p *Plan) leaf(t int, sm, vm []uint64) float64 {
-	tr := &p.trees[t]
-	for w := tr.word; ; w++ {
-		if m := sm[w] & vm[w]; m != 0 {
-			return p.leafVal[int(p.leafBase[t])+64*int(w-tr.word)+bits.TrailingZeros64(m)]
-		}
-	}
+	o := t * p.tw
+	return p.leafVal[int(p.leafBase[t])+leafIndex(sm[o:o+p.tw], vm[o:o+p.tw])]
 }
 
 // margins writes the margins of all groups of one variant into g, summed as
@@ -344,7 +385,7 @@ func (p *Plan) leaf(t int, sm, vm []uint64) float64 {
 func (p *Plan) margins(sm, vm []uint64, g []float64) {
 	e := p.e
 	copy(g, e.base)
-	if len(g) == 1 && p.oneWord {
+	if len(g) == 1 && p.tw == 1 {
 		// The common case without a group lookup or a word search.
 		sm, vm := sm[:len(p.trees)], vm[:len(p.trees)]
 		base, vals := p.leafBase[:len(sm)], p.leafVal
@@ -378,17 +419,21 @@ func (p *Plan) margins(sm, vm []uint64, g []float64) {
 	}
 }
 
-// margins4 is margins for four variants of a single-output plan whose
-// trees fit one word. Each variant keeps its own sum, in the same order as
-// margins; four sums are four independent chains of additions, where one
-// variant at a time waits on each addition in turn.
+// margins4 is margins for four variants of a single-output plan. Each
+// variant keeps its own sum, in the same order as margins; four sums are
+// four independent chains of additions, where one variant at a time waits
+// on each addition in turn.
 func (p *Plan) margins4(sm []uint64, vs []*Variant, o []float64) {
 	e := p.e
+	o = o[:4]
+	if p.tw > 1 {
+		p.margins4Wide(sm, vs, o)
+		return
+	}
 	n := len(p.trees)
 	sm = sm[:n]
 	m0, m1, m2, m3 := vs[0].mask[:n], vs[1].mask[:n], vs[2].mask[:n], vs[3].mask[:n]
 	base, vals := p.leafBase[:n], p.leafVal
-	o = o[:4]
 	if e.f32 {
 		b := float32(e.base[0])
 		s0, s1, s2, s3 := b, b, b, b
@@ -414,6 +459,48 @@ func (p *Plan) margins4(sm []uint64, vs []*Variant, o []float64) {
 	}
 	if e.divisor != 0 {
 		for k := range o {
+			o[k] /= e.divisor
+		}
+	}
+}
+
+// margins4Wide is margins4 for trees of several words.
+func (p *Plan) margins4Wide(sm []uint64, vs []*Variant, o []float64) {
+	e := p.e
+	tw := p.tw
+	m0, m1, m2, m3 := vs[0].mask, vs[1].mask, vs[2].mask, vs[3].mask
+	vals := p.leafVal
+	var s [4]float64
+	var s32 [4]float32
+	for k := range s {
+		s[k], s32[k] = e.base[0], float32(e.base[0])
+	}
+	for t, lb := range p.leafBase {
+		w := t * tw
+		sw := sm[w : w+tw]
+		v0 := vals[int(lb)+leafIndex(sw, m0[w:])]
+		v1 := vals[int(lb)+leafIndex(sw, m1[w:])]
+		v2 := vals[int(lb)+leafIndex(sw, m2[w:])]
+		v3 := vals[int(lb)+leafIndex(sw, m3[w:])]
+		if e.f32 {
+			s32[0] += float32(v0)
+			s32[1] += float32(v1)
+			s32[2] += float32(v2)
+			s32[3] += float32(v3)
+		} else {
+			s[0] += v0
+			s[1] += v1
+			s[2] += v2
+			s[3] += v3
+		}
+	}
+	for k := range o {
+		if e.f32 {
+			o[k] = float64(s32[k])
+		} else {
+			o[k] = s[k]
+		}
+		if e.divisor != 0 {
 			o[k] /= e.divisor
 		}
 	}
@@ -453,7 +540,7 @@ func (p *Plan) score(shared []float64, vs []*Variant, out []float64, s *PlanScra
 		}
 	}
 	i := 0
-	if e.groups == 1 && p.oneWord && e.link != LinkArgmax {
+	if e.groups == 1 && e.link != LinkArgmax {
 		for ; i+4 <= len(vs); i += 4 {
 			o := out[i : i+4]
 			p.margins4(sm, vs[i:i+4], o)

@@ -14,7 +14,8 @@ import (
 
 // BenchmarkCandidateScoring scores one decision's candidates with the
 // benchmark bundle's model (200 trees of depth 6 over 32 customer and 8
-// action features): a customer's row with 1, 15 or 50 actions' features,
+// action features; and the same with depth-8 trees, whose masks take four
+// words): a customer's row with 1, 15 or 50 actions' features,
 // through model.PredictRows (the rows built as the engine builds them:
 // a copy of the customer's part plus the action's values, inside the timed
 // loop) and through a Plan with one Variant per action. The two alternate op
@@ -22,7 +23,13 @@ import (
 // metrics are the medians per decision of each and their ratio (ns/op is
 // the mean of both). 64 customers and random actions are cycled through.
 func BenchmarkCandidateScoring(b *testing.B) {
-	bg, err := bundlegen.Generate(bundlegen.Config{Customers: 1000})
+	for _, depth := range []int{6, 8} {
+		b.Run("depth="+strconv.Itoa(depth), func(b *testing.B) { benchCandidateScoring(b, depth) })
+	}
+}
+
+func benchCandidateScoring(b *testing.B, depth int) {
+	bg, err := bundlegen.Generate(bundlegen.Config{Customers: 1000, Depth: depth})
 	if err != nil {
 		b.Fatal(err)
 	}

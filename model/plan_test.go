@@ -202,7 +202,7 @@ func TestPlanMultiWordTrees(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.oneWord {
+			if p.tw == 1 {
 				t.Fatalf("depth %d: every tree fits one word; the test needs wider trees", depth)
 			}
 			for k := 0; k < 6; k++ {
@@ -361,5 +361,25 @@ func TestPlanConcurrent(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestNewPlanRejectsDeepChain: a tree that is a chain of a million splits
+// (each with a leaf on the right) is rejected from its depth, before any
+// recursion along it.
+func TestNewPlanRejectsDeepChain(t *testing.T) {
+	const n = 1_000_000
+	nodes := make([]TreeNode, 0, 2*n+1)
+	for i := 0; i < n; i++ {
+		nodes = append(nodes, TreeNode{Feature: 0, Threshold: float64(n - i), Left: 2*i + 2, Right: 2*i + 1},
+			TreeNode{Leaf: true, Value: 1})
+	}
+	nodes = append(nodes, TreeNode{Leaf: true})
+	e, err := CompileEnsemble(EnsembleSpec{FeatureNames: []string{"x"}, NumGroups: 1, Trees: []Tree{{Nodes: nodes}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.NewPlan(nil); err == nil || !strings.Contains(err.Error(), "tree 0 has more than 256 leaves") {
+		t.Errorf("NewPlan error = %v", err)
 	}
 }

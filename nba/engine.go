@@ -710,9 +710,8 @@ func (e *Engine) score(s *scratch, c *Catalog, on *model.Online) {
 // scoreOffline batch-scores the candidates: per model, the customer's part of a
 // row is built once, each candidate's row is a copy of it plus the action's
 // features, and the rows go to the model in one call. A model with a plan
-// (Catalog.plans) takes the customer's part and the actions' variants
-// instead of rows. count adds the rows
-// to Stats.Scored.
+// (compiler.plans in catalog.go) takes the customer's part and the actions'
+// variants instead of rows. count adds the rows to Stats.Scored.
 func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 	scored := 0
 	for mi := range c.models {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,4 +260,42 @@ func TestPlanDecidesAsRowsOnDemoBundle(t *testing.T) {
 	n := comparePlans(t, "catalog.yaml", catalog, nba.Options{Schema: schema,
 		Models: map[string]nba.Scorer{"propensity": m}}, nba.Config{Profiles: profiles}, reqs)
 	t.Logf("%d candidates scored", n)
+}
+
+// TestPlanFallsBackForLargeTrees: a model whose trees have more leaves than
+// a plan takes is scored row by row, and PlanFallbacks says why.
+func TestPlanFallsBackForLargeTrees(t *testing.T) {
+	b, err := bundlegen.Generate(bundlegen.Config{Customers: 300, Trees: 4, Depth: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Parse("propensity.json", b.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := nba.CompileCatalog("catalog.yaml", b.Catalog, nba.Options{Schema: b.Schema,
+		Models: map[string]nba.Scorer{b.ModelName: m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := cat.PlanFallbacks()
+	if len(fb) != 1 || !strings.Contains(fb[0], "more than 256 leaves") {
+		t.Fatalf("PlanFallbacks() = %q, want one model with too many leaves", fb)
+	}
+	e, err := nba.NewEngine(nba.Config{Catalog: cat, Profiles: b.Profiles(), History: b.History()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d nba.Decision
+	for i := 0; i < 300; i++ {
+		ch := bundlegen.Channels[i%len(bundlegen.Channels)]
+		req := nba.Request{Customer: bundlegen.CustomerID(i), Channel: ch, Limit: 3, Now: b.Config.Now,
+			Context: []nba.ContextValue{{Key: "page", Str: "home"}}}
+		if err := e.Decide(&req, &d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.Stats().Scored == 0 {
+		t.Error("no candidate was scored")
+	}
 }
