@@ -132,6 +132,7 @@ type boundModel struct {
 	ctx     []bind
 	actPos  []int32
 	version string
+	cacheID string // score-cache key part: catalog content, model name and version
 	// plan scores the model's candidates of a decision together (see
 	// Catalog.plans); nil when the model is not a single-output tree
 	// ensemble or planErr says why not.
@@ -161,6 +162,7 @@ type journey struct {
 // It is immutable and safe for concurrent use.
 type Catalog struct {
 	name, version string
+	contentHash   string // hash of the catalog file's bytes
 	modelVersion  string
 	channels      []string
 	chanIdx       map[string]int
@@ -268,10 +270,11 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 		return nil, k.errs.errs
 	}
 	c := k.c
+	sum := sha256.Sum256(data)
+	c.contentHash = hex.EncodeToString(sum[:8])
 	c.version = f.Version
 	if c.version == "" {
-		sum := sha256.Sum256(data)
-		c.version = hex.EncodeToString(sum[:8])
+		c.version = c.contentHash
 	}
 	c.nfields = len(opts.Schema.Fields)
 	c.fields = slices.Clone(opts.Schema.Fields)
@@ -836,6 +839,9 @@ func (k *compiler) bindModel(a *Action, af *actionFile, path string) {
 // action's features map), else profile fields, else context fields.
 func (k *compiler) newBoundModel(name string, m Scorer, path string) boundModel {
 	bm := boundModel{name: name, m: m, nf: len(m.Features()), version: k.opts.ModelVersions[name]}
+	// Cached scores are indexed by action position: tie them to this
+	// catalog's exact content, not its declared version.
+	bm.cacheID = k.c.contentHash + "/" + name + "@" + bm.version
 	if mm, ok := m.(model.Model); ok {
 		bm.mm = mm
 		if bm.version == "" {

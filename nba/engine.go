@@ -202,6 +202,29 @@ type Config struct {
 	History History
 	// Journeys reads journey states; nil means no customer is in any.
 	Journeys Journeys
+	// Scores caches model outputs per customer so a repeat visitor is not
+	// scored again; nil disables it.
+	Scores ScoreCache
+}
+
+// ScoreKey identifies a cached score vector: the customer, the exact model
+// inputs shared by its candidates (a hash of the profile and context values
+// the model reads, so any change of snapshot, live profile or context is a
+// new key) and the model and catalog versions (which fix the action order).
+type ScoreKey struct {
+	Customer string
+	Inputs   uint64
+	Model    string
+}
+
+// ScoreCache caches one propensity per action of a model (indexed by the
+// action's position in the catalog; NaN when not computed). It is never the
+// source of truth: Get may miss and Set may drop. Implementations must be
+// safe for concurrent use, must not keep the key's strings or the slice
+// passed to Set, and Get must not allocate. The returned slice is read-only.
+type ScoreCache interface {
+	GetScores(k *ScoreKey) ([]float64, bool)
+	SetScores(k *ScoreKey, scores []float64)
 }
 
 // Stats are the engine's counters since it started.
@@ -216,8 +239,9 @@ type Stats struct {
 // (Explain aside) once its pooled scratch is warm.
 type Engine struct {
 	cur      atomic.Pointer[learner] // the catalog and its online state
-	learnMu  sync.RWMutex            // Observe (read) against Swap and UnmarshalLearner (write)
-	obsNow   atomic.Int64            // time of the latest observation, the online models' clock
+	scores   ScoreCache
+	learnMu  sync.RWMutex // Observe (read) against Swap and UnmarshalLearner (write)
+	obsNow   atomic.Int64 // time of the latest observation, the online models' clock
 	profiles Profiles
 	history  History
 	journeys Journeys
@@ -236,7 +260,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Profiles == nil {
 		return nil, errors.New("cannot create engine: no profiles")
 	}
-	e := &Engine{profiles: cfg.Profiles, history: cfg.History, journeys: cfg.Journeys}
+	e := &Engine{profiles: cfg.Profiles, history: cfg.History, journeys: cfg.Journeys, scores: cfg.Scores}
 	e.cur.Store(e.newLearner(cfg.Catalog, nil))
 	e.pool.New = func() any {
 		var seed [32]byte
@@ -294,6 +318,9 @@ type scratch struct {
 	outs     []float64        // one prediction per row
 	rowOf    []int32          // row -> index in cands
 	vars     []*model.Variant // row -> the action's plan variant (models with a plan)
+	cached   []float64        // per action: the score vector to cache (NaN = not computed)
+	customer string           // the request's customer ("" = anonymous)
+	scoreKey ScoreKey
 	plan     model.PlanScratch
 	states   []JourneyState
 	due      []dueStep
@@ -340,6 +367,7 @@ func (s *scratch) prepare(c *Catalog) {
 	s.outs = make([]float64, len(c.actions))
 	s.rowOf = make([]int32, len(c.actions))
 	s.vars = make([]*model.Variant, len(c.actions))
+	s.cached = make([]float64, len(c.actions))
 	s.states = make([]JourneyState, 0, MaxJourneysPerCustomer)
 	s.due = make([]dueStep, 0, len(c.journeys))
 	s.exclUsed = make([]bool, c.nexcl)
@@ -564,6 +592,7 @@ func (e *Engine) load(s *scratch, c *Catalog, req *Request, now time.Time) (know
 		s.ec.counts[i] = -1
 	}
 	s.prof.reset(c.nfields)
+	s.customer = req.Customer
 	if req.Customer != "" {
 		if known = e.profiles.Profile(req.Customer, &s.prof); !known {
 			e.unknownCustomers.Add(1)
@@ -717,14 +746,18 @@ func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 	for mi := range c.models {
 		bm := &c.models[mi]
 		base := s.base[mi]
-		n := 0
+		n, filled := 0, false
+		var hit []float64
+		key := &s.scoreKey // in the scratch: passing its address does not allocate
+		key.Customer = ""
 		for i := range s.cands {
 			cd := &s.cands[i]
 			a := &c.actions[cd.a]
 			if a.model != int32(mi) {
 				continue
 			}
-			if n == 0 {
+			if !filled {
+				filled = true
 				for _, b := range bm.prof {
 					base[b.pos] = s.prof.Num[b.slot]
 				}
@@ -735,6 +768,14 @@ func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 				for _, p := range bm.actPos {
 					base[p] = nan
 				}
+				if e.scores != nil && s.customer != "" {
+					*key = ScoreKey{Customer: s.customer, Inputs: hashRow(base), Model: bm.cacheID}
+					hit, _ = e.scores.GetScores(key)
+				}
+			}
+			if int(cd.a) < len(hit) && hit[cd.a] == hit[cd.a] {
+				cd.p = hit[cd.a]
+				continue
 			}
 			s.rowOf[n] = int32(i)
 			if bm.plan != nil {
@@ -765,10 +806,43 @@ func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 			s.cands[s.rowOf[r]].p = s.outs[r]
 		}
 		scored += n
+		if key.Customer != "" {
+			// Cache what is known now: the earlier vector plus this
+			// decision's new scores.
+			v := s.cached
+			if len(hit) == len(v) {
+				copy(v, hit)
+			} else {
+				nan := math.NaN()
+				for i := range v {
+					v[i] = nan
+				}
+			}
+			for r := 0; r < n; r++ {
+				cd := &s.cands[s.rowOf[r]]
+				v[cd.a] = cd.p
+			}
+			e.scores.SetScores(key, v)
+		}
 	}
+	s.scoreKey.Customer = "" // borrowed from the request: not kept
 	if count {
 		e.scored.Add(uint64(scored))
 	}
+}
+
+// hashRow hashes a model row's values (FNV-1a over their bits).
+func hashRow(row []float64) uint64 {
+	h := uint64(14695981039346656037)
+	for _, x := range row {
+		b := math.Float64bits(x)
+		if x != x {
+			b = 0x7ff8000000000001 // every NaN alike
+		}
+		h ^= b
+		h *= 1099511628211
+	}
+	return h
 }
 
 // finite maps NaN (a missing input) and ±Inf (a division by zero in a value

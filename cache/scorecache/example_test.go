@@ -15,7 +15,7 @@ func ExampleCache() {
 
 	k := scorecache.Key{Customer: "c1", Snapshot: "3f9a0c1d2e4b5a69", Overlay: 12, Model: "propensity-v7"}
 	if _, ok := c.Get(k); !ok {
-		scores := []float32{0.31, 0.07, 0.52} // one per eligible action, from the model
+		scores := []float64{0.31, 0.07, 0.52} // one per eligible action, from the model
 		c.Set(k, scores)
 	}
 	c.Wait() // tests only: Sets are applied asynchronously

@@ -33,7 +33,7 @@ import (
 // Config sizes a Cache. Zero fields take the documented defaults.
 type Config struct {
 	// MaxBytes is the memory budget of the cached entries in bytes,
-	// counting the key bytes, 4 bytes per score and entryOverhead per entry.
+	// counting the key bytes, 8 bytes per score and entryOverhead per entry.
 	// Default 64 MiB.
 	MaxBytes int64
 	// MaxEntries is the number of entries expected when the cache is full;
@@ -66,7 +66,7 @@ type entry struct {
 	custLen int32
 	snapLen int32
 	overlay uint64
-	scores  []float32
+	scores  []float64
 }
 
 func (e *entry) matches(k *Key) bool {
@@ -153,7 +153,7 @@ func (c *Cache) hash(k *Key) uint64 {
 
 // Get returns the scores cached under k. The returned slice is shared and
 // immutable: the caller must not modify it. Get does not allocate.
-func (c *Cache) Get(k Key) ([]float32, bool) {
+func (c *Cache) Get(k Key) ([]float64, bool) {
 	e, ok := c.c.Get(c.hash(&k))
 	if !ok {
 		c.misses.Add(1)
@@ -171,7 +171,7 @@ func (c *Cache) Get(k Key) ([]float32, bool) {
 // Set caches a copy of scores under k. It reports whether the entry was
 // queued; even then the admission policy may refuse it, so a Get right
 // after a Set may miss.
-func (c *Cache) Set(k Key, scores []float32) bool {
+func (c *Cache) Set(k Key, scores []float64) bool {
 	c.sets.Add(1)
 	if len(scores) > c.maxScores {
 		c.tooLarge.Add(1)
@@ -182,9 +182,9 @@ func (c *Cache) Set(k Key, scores []float32) bool {
 		custLen: int32(len(k.Customer)),
 		snapLen: int32(len(k.Snapshot)),
 		overlay: k.Overlay,
-		scores:  append([]float32(nil), scores...),
+		scores:  append([]float64(nil), scores...),
 	}
-	cost := int64(len(e.key)) + 4*int64(len(scores)) + entryOverhead
+	cost := int64(len(e.key)) + 8*int64(len(scores)) + entryOverhead
 	if !c.c.SetWithTTL(c.hash(&k), e, cost, c.ttl) {
 		c.dropped.Add(1)
 		return false

@@ -19,7 +19,7 @@ func newCache(t testing.TB, cfg Config) *Cache {
 func TestGetSet(t *testing.T) {
 	c := newCache(t, Config{MaxBytes: 1 << 20})
 	k := Key{Customer: "c1", Snapshot: "s1", Overlay: 3, Model: "m1"}
-	scores := []float32{0.1, 0.2, 0.3}
+	scores := []float64{0.1, 0.2, 0.3}
 	if !c.Set(k, scores) {
 		t.Fatal("Set dropped on an idle cache")
 	}
@@ -57,7 +57,7 @@ func TestHashCollisionIsAMiss(t *testing.T) {
 	c := newCache(t, Config{MaxBytes: 1 << 20})
 	c.collide = true
 	a, b := Key{"a", "s", 1, "m"}, Key{"b", "s", 1, "m"}
-	c.Set(a, []float32{1})
+	c.Set(a, []float64{1})
 	c.Wait()
 	if got, ok := c.Get(b); ok {
 		t.Fatalf("Get(b) = %v, want a miss", got)
@@ -72,7 +72,7 @@ func TestHashCollisionIsAMiss(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	c := newCache(t, Config{MaxBytes: 1 << 20, MaxScores: 4})
-	if c.Set(Key{Customer: "x"}, make([]float32, 5)) {
+	if c.Set(Key{Customer: "x"}, make([]float64, 5)) {
 		t.Error("Set accepted more than MaxScores scores")
 	}
 	if s := c.Stats(); s.SetsTooLarge != 1 {
@@ -81,7 +81,7 @@ func TestLimits(t *testing.T) {
 	// A budget of ~10 entries keeps the cost bounded.
 	small := newCache(t, Config{MaxBytes: 10 * (entryOverhead + 16), MaxEntries: 10})
 	for i := range 1000 {
-		small.Set(Key{Customer: fmt.Sprint(i)}, []float32{1})
+		small.Set(Key{Customer: fmt.Sprint(i)}, []float64{1})
 		small.Wait()
 	}
 	s := small.Stats()
@@ -104,7 +104,7 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	}
 	c := newCache(t, Config{})
 	hit := Key{"customer-1", "snap-v1", 7, "model-v3"}
-	c.Set(hit, []float32{1, 2, 3})
+	c.Set(hit, []float64{1, 2, 3})
 	c.Wait()
 	miss := Key{"customer-2", "snap-v1", 7, "model-v3"}
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -127,11 +127,11 @@ func TestConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range 2000 {
 				k := Key{Customer: fmt.Sprint(i % 100), Snapshot: "s", Overlay: uint64(w), Model: "m"}
-				if got, ok := c.Get(k); ok && (got[0] != float32(i%100) || got[1] != float32(w)) {
+				if got, ok := c.Get(k); ok && (got[0] != float64(i%100) || got[1] != float64(w)) {
 					t.Errorf("Get(%+v) = %v", k, got)
 					return
 				}
-				c.Set(k, []float32{float32(i % 100), float32(w)})
+				c.Set(k, []float64{float64(i % 100), float64(w)})
 			}
 		}()
 	}
@@ -143,7 +143,7 @@ func BenchmarkGet(b *testing.B) {
 	keys := make([]Key, 1024)
 	for i := range keys {
 		keys[i] = Key{fmt.Sprintf("customer-%07d", i), "0123456789abcdef", uint64(i), "fedcba9876543210"}
-		c.Set(keys[i], make([]float32, 20))
+		c.Set(keys[i], make([]float64, 20))
 		c.Wait()
 	}
 	b.Run("scorecache/hit", func(b *testing.B) {
@@ -154,9 +154,9 @@ func BenchmarkGet(b *testing.B) {
 	})
 	// Baseline: a map behind a RWMutex keyed by the struct itself.
 	var mu sync.RWMutex
-	m := make(map[Key][]float32, len(keys))
+	m := make(map[Key][]float64, len(keys))
 	for _, k := range keys {
-		m[k] = make([]float32, 20)
+		m[k] = make([]float64, 20)
 	}
 	b.Run("baseline-rwmutex-map/hit", func(b *testing.B) {
 		b.ReportAllocs()

@@ -101,6 +101,30 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 			return err
 		}
 	}
+	if s.scores != nil {
+		sc := s.scores
+		for _, c := range []cf{
+			{"nba_scorecache_hits_total", "Score vectors found in the cache (the customer was not scored again).", func() uint64 { return sc.Stats().Hits }},
+			{"nba_scorecache_misses_total", "Score cache lookups that missed.", func() uint64 { return sc.Stats().Misses }},
+			{"nba_scorecache_sets_dropped_total", "Score vectors not cached: dropped under contention or refused by admission.", func() uint64 {
+				st := sc.Stats()
+				return st.SetsDropped + st.SetsRejected + st.SetsTooLarge
+			}},
+		} {
+			if err := set.NewCounterFunc(c.name, c.help, c.f); err != nil {
+				return err
+			}
+		}
+		if err := set.NewGaugeFunc("nba_scorecache_hit_ratio", "Score cache hits over lookups since start.", func() float64 {
+			st := sc.Stats()
+			if st.Hits+st.Misses == 0 {
+				return 0
+			}
+			return float64(st.Hits) / float64(st.Hits+st.Misses)
+		}); err != nil {
+			return err
+		}
+	}
 	if s.declog != nil {
 		if err := set.NewCounterFunc("nba_decisionlog_dropped_total", "Decision-log records dropped because the queue was full.",
 			func() uint64 { return s.declog.Stats().Dropped }); err != nil {

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"nba/cache/scorecache"
 	"nba/cache/snapshot"
 	"nba/cache/state"
 	"nba/cache/wal"
@@ -53,6 +54,10 @@ type Config struct {
 	// LogSecret keys customer pseudonyms in the decision log (at least 16
 	// bytes). Empty: a random secret kept in StateDir/declog.secret.
 	LogSecret []byte
+	// ScoreCacheBytes is the memory budget of the cache of model scores per
+	// customer (repeat visitors are not scored again). Default 64 MiB;
+	// negative disables it.
+	ScoreCacheBytes int64
 	// ResponseWindow is how long a shown action may wait for an accept,
 	// convert, reject or dismiss before it is learned from as ignored.
 	// Default 24h.
@@ -80,7 +85,8 @@ type Sidecar struct {
 	engine *nba.Engine
 	parts  atomic.Pointer[parts]
 	declog *declog.Logger
-	lock   *os.File // holds the state directory's lock until Close
+	scores *scorecache.Cache // nil when disabled
+	lock   *os.File          // holds the state directory's lock until Close
 
 	effects       chan []state.JourneyUpdate
 	effectsMu     sync.RWMutex // guards effectsClosed against sends racing Close
@@ -190,7 +196,15 @@ func Open(cfg Config) (*Sidecar, error) {
 	s.snapStamp = fileStamp(cfg.Bundle, p.manifest.Snapshot.File)
 	s.cust.binding.Store(newBinding(snap, p.src))
 	s.parts.Store(p)
-	s.engine, err = nba.NewEngine(nba.Config{Catalog: p.catalog, Profiles: s.cust, History: s.cust, Journeys: s.cust})
+	var cache nba.ScoreCache
+	if cfg.ScoreCacheBytes >= 0 {
+		if s.scores, err = scorecache.New(scorecache.Config{MaxBytes: cfg.ScoreCacheBytes}); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("cannot create score cache: %w", err)
+		}
+		cache = scores{s.scores}
+	}
+	s.engine, err = nba.NewEngine(nba.Config{Catalog: p.catalog, Profiles: s.cust, History: s.cust, Journeys: s.cust, Scores: cache})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -332,6 +346,9 @@ func (s *Sidecar) Close() error {
 	}
 	if s.declog != nil {
 		errs = append(errs, s.declog.Close())
+	}
+	if s.scores != nil {
+		s.scores.Close()
 	}
 	errs = append(errs, s.state.Close())
 	errs = append(errs, s.lock.Close()) // after the state log is closed: releases the directory

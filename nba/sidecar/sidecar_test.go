@@ -227,3 +227,20 @@ func TestJourneyStepSeenBeforeItIsWritten(t *testing.T) {
 		t.Errorf("after the unsaved change is dropped: %+v, want the stored step 0", got)
 	}
 }
+
+func TestDemoRepeatVisitorUsesScoreCache(t *testing.T) {
+	s := openDemo(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
+	first := decide(t, s, "c00003", "agent")
+	s.scores.Wait()
+	scored := s.engine.Stats().Scored
+	second := decide(t, s, "c00003", "agent")
+	if st := s.scores.Stats(); st.Hits == 0 {
+		t.Fatalf("repeat decision missed the score cache: %+v", st)
+	}
+	if s.engine.Stats().Scored != scored {
+		t.Errorf("repeat decision scored %d rows again", s.engine.Stats().Scored-scored)
+	}
+	if fmt.Sprint(ids(first)) != fmt.Sprint(ids(second)) {
+		t.Errorf("cached decision differs: %v then %v", ids(first), ids(second))
+	}
+}

@@ -123,6 +123,9 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 	if s.declog != nil {
 		st["decision_log"] = s.declog.Stats()
 	}
+	if s.scores != nil {
+		st["score_cache"] = s.scores.Stats()
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return dst, err
