@@ -1209,16 +1209,7 @@ func (b *binTrees) rowMasks(dst []uint64, row []float64) []uint64 {
 		t := b.thr[f]
 		lo, hi := 0, len(t) // NaN: bin 0 in column f, len(t) in column nf+f
 		if x == x {
-			// lo = #{k : t[k] <= x}
-			for n := len(t); n > 0; {
-				h := n / 2
-				if t[lo+h] <= x {
-					lo += h + 1
-					n -= h + 1
-				} else {
-					n = h
-				}
-			}
+			lo = binOf(t, x)
 			hi = lo
 		}
 		binWords(dst[b.col[f]:b.col[nf+f]], lo)
@@ -1234,6 +1225,25 @@ func (b *binTrees) rowMasks(dst []uint64, row []float64) []uint64 {
 	}
 	dst[b.zero] = 0
 	return dst
+}
+
+// binOf returns #{k : t[k] <= x} for sorted t and x not NaN, by a binary
+// search without branches on the comparisons, whose outcomes no predictor
+// could learn.
+func binOf(t []float64, x float64) int {
+	if len(t) == 0 {
+		return 0
+	}
+	base, n := 0, len(t)
+	for n > 1 {
+		h := n / 2
+		base += h & -int(bit(t[base+h] <= x))
+		n -= h
+	}
+	if t[base] <= x {
+		base++
+	}
+	return base
 }
 
 // binWords writes bin v as the words of binTrees.

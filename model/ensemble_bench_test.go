@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -145,21 +146,34 @@ func BenchmarkXGBoost(b *testing.B) {
 // BenchmarkLightGBMPoisson), which the load of a shared machine disturbs
 // far less than the wall time.
 func BenchmarkEnsembleLayouts(b *testing.B) {
-	for _, fx := range []struct{ name, model, rows string }{
-		{"lightgbm_poisson", "lightgbm/genlin_fmtp_poisson_Frequency.model", "lightgbm/genlin_fmtp_poisson_Frequency_features.tsv"},
-		{"xgboost_large_depth8", "xgboost/large_depth8.json", "xgboost/rows.tsv"},
-		{"xgboost_binary_logistic", "xgboost/binary_logistic.json", "xgboost/rows.tsv"},
-	} {
-		m, err := Load(filepath.Join("testdata", fx.model))
+	type fixture struct {
+		name, model, rows string
+		lgb               bool // rows in lgbReadTable's format
+	}
+	fixtures := []fixture{
+		{"lightgbm_poisson", "testdata/lightgbm/genlin_fmtp_poisson_Frequency.model", "testdata/lightgbm/genlin_fmtp_poisson_Frequency_features.tsv", true},
+		{"xgboost_large_depth8", "testdata/xgboost/large_depth8.json", "testdata/xgboost/rows.tsv", false},
+		{"xgboost_binary_logistic", "testdata/xgboost/binary_logistic.json", "testdata/xgboost/rows.tsv", false},
+	}
+	if d := os.Getenv("NBA_XGBCOMPARE_DIR"); d != "" {
+		for _, name := range []string{"d8x300", "d6x150"} {
+			fixtures = append(fixtures, fixture{name, filepath.Join(d, name+".json"), filepath.Join(d, "rows.tsv"), false})
+		}
+	}
+	for _, fx := range fixtures {
+		m, err := Load(fx.model)
 		if err != nil {
 			b.Fatal(err)
 		}
 		e := m.(*Ensemble)
 		var rows [][]float64
-		if filepath.Ext(fx.rows) == ".tsv" && filepath.Dir(fx.rows) == "xgboost" {
-			rows = readTSV(b, filepath.Join("testdata", fx.rows))
+		if fx.lgb {
+			rows = lgbReadTable(b, fx.rows)
 		} else {
-			rows = lgbReadTable(b, filepath.Join("testdata", fx.rows))
+			rows = readTSV(b, fx.rows)
+		}
+		if len(rows) > 4096 {
+			rows = rows[:4096]
 		}
 		flat, n := benchFlat(rows, 1024)
 		nf, no := len(e.Features()), e.NumOutputs()
@@ -186,7 +200,10 @@ func BenchmarkEnsembleLayouts(b *testing.B) {
 			for b.Loop() {
 				PredictRows(e, flat, n, out, false)
 			}
-			cpu.report(b)
+			if ns, ok := lgbThreadCPU(); ok && cpu.ok {
+				b.ReportMetric(float64(ns-cpu.start)/float64(b.N*n), "cpu-ns/row")
+			}
+			runtime.UnlockOSThread()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
 		})
 	}
