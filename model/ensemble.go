@@ -126,7 +126,8 @@ const (
 // stepping from a leaf stays there: a tree is walked for a fixed number of
 // steps (its depth) without testing for leaves, and the value is read from
 // the node reached. Predict copies its row the same way onto the stack and
-// walks eight trees together (marginsLanes); for models with more than
+// walks eight trees together (marginsLanes), unless the model has a binned
+// layout (binTrees, chosen by binWorthIt); for models with more than
 // maxLaneFeatures features it reads the row itself, tests for NaN and stops
 // at the leaf flag (leaf).
 type node struct {
@@ -164,8 +165,10 @@ const (
 
 // Ensemble is a compiled tree ensemble: all trees flattened into one node
 // array (16 bytes a node, leaves inline, siblings adjacent) with per-tree root
-// offsets and depths. It is immutable and safe for concurrent use; Predict and
-// PredictRaw do not allocate, nor does PredictRows in steady state.
+// offsets and depths, and for models with categorical splits or leaf-wise
+// trees a second, binned layout that Predict walks (binTrees). It is
+// immutable and safe for concurrent use; Predict and PredictRaw do not
+// allocate, nor does PredictRows in steady state.
 //
 // Scores are exactly those of the contract's node-by-node description of
 // TreeNode (the tests compare both on random ensembles), with Float32
@@ -290,8 +293,10 @@ func CompileEnsemble(spec EnsembleSpec) (*Ensemble, error) {
 		}
 	}
 	e.blocks = blockWorthIt(len(e.nodes), e.depths)
-	if e.link != LinkArgmax {
-		e.bins = e.compileBins()
+	if e.link != LinkArgmax && e.binWorthIt() {
+		if e.bins = e.compileBins(); e.bins != nil {
+			e.blocks = false // measured slower than binTrees row by row
+		}
 	}
 	e.info = Info{Format: spec.Format, Objective: spec.Objective, Trees: len(spec.Trees),
 		Features: nf, Outputs: e.NumOutputs(), Version: spec.Version}
@@ -1028,15 +1033,31 @@ func stepRowsPlain(nodes unsafe.Pointer, idx []int32, rows unsafe.Pointer, strid
 // to itself, and holds its value's bits in mask. Any other special node
 // (binSlow) goes through slowStep.
 //
-// The step is then a load, an AND and an add with no branch, the same for
-// numeric and categorical splits, which matters for LightGBM models (35% of
-// the splits of the genlin Poisson fixture are categorical). Trees are laid
-// out depth-first, siblings adjacent, and walked treeLanes at a time for a
-// fixed number of steps like marginsLanes; within each chunk of binChunk
-// trees, trees are grouped by depth, so that the shallow trees of a leaf-wise
-// (LightGBM) model do not wait for the deep ones. Limits: models with at
-// most maxLaneFeatures features and binMaxWords mask words (the row's masks
-// are on the stack) and fewer than 1<<27 nodes; others use marginsLanes.
+// The step is then two loads, an AND and an add with no branch, the same
+// for numeric and categorical splits, which matters for LightGBM models (35%
+// of the splits of the genlin Poisson fixture are categorical). Trees are
+// laid out depth-first, siblings adjacent, and walked treeLanes at a time
+// like marginsLanes, for at most the depth of the deepest, but the walk
+// stops as soon as every lane is at a leaf (binWalk); within each chunk of
+// binChunk trees, trees are grouped by depth (deepest first, so a partial
+// group is a shallow one), so that the shallow trees of a leaf-wise
+// (LightGBM) model do not wait for the deep ones. On the genlin Poisson
+// fixture that is 835 steps per row instead of 1 128 for the same grouping
+// without the stop, and 534 nodes actually on the rows' paths.
+//
+// Tried and dropped, measured on that fixture in the same runs: a walk
+// where each lane, at its leaf, moves on to its next tree without a branch
+// (534 steps plus the lanes' imbalance, about 720, but twice the
+// instructions per step: slower than grouping by depth with the early
+// stop); the numeric and categorical tests computed side by side and
+// selected (more instructions than the single mask test); four lanes held
+// in registers instead of eight (20% slower: too little to overlap); a
+// conditional move instead of the SETcc and shift (the compiler emitted a
+// branch: 40% slower).
+//
+// Limits: models with at most maxLaneFeatures features, binMaxWords mask
+// words (the row's masks are on the stack) and fewer than 1<<27 nodes (byte
+// offsets are 32-bit); others use marginsLanes.
 type binTrees struct {
 	nodes []binNode
 	roots []uint32 // per tree: byte offset of its root in nodes
@@ -1048,12 +1069,11 @@ type binTrees struct {
 	// splits; col the first mask word of each layout column (see node):
 	// col[f] for NaN as -Inf, col[nf+f] for NaN as +Inf; code the word of
 	// each feature's code; zero the constant zero word.
-	thr        [][]float64
-	col, code  []int32
-	zero       int32
-	words      int
-	slow       []int32 // index in Ensemble.nodes of each slow node
-	nanCodeCat bool
+	thr       [][]float64
+	col, code []int32
+	zero      int32
+	words     int
+	slow      []int32 // index in Ensemble.nodes of each slow node
 }
 
 // binNode is one node of binTrees: 16 bytes.
@@ -1063,12 +1083,14 @@ type binNode struct {
 	meta uint32 // mask word index, or binSlow
 }
 
+// binSlow marks a node left to slowStep; its mask is its index in
+// binTrees.slow.
 const binSlow = 1 << 31
 
 // Limits of binTrees.
 const (
 	// binMaxWords bounds a row's mask words (8 bytes each, on the stack):
-	// about 250 features of up to 64 thresholds, or 60 of up to 256.
+	// 3 words a feature of fewer than 64 thresholds, 11 for 256.
 	binMaxWords = 512
 	// binSmallWords is the size of the smaller stack buffer of margins.
 	binSmallWords = 64
@@ -1082,6 +1104,47 @@ const (
 	codeOther = 62
 	codeNaN   = 63
 )
+
+// binWorthIt says whether Predict (and PredictRows, row by row) should walk
+// binTrees rather than marginsLanes (and the block scorer). Measured in the
+// same runs (bench/RESULTS.md, "LightGBM scoring"; BenchmarkEnsembleLayouts,
+// median CPU time per row), binTrees win when a model has categorical or
+// other special splits, which marginsLanes and the block scorer leave to a
+// slow path: 2.9 times on the genlin Poisson fixture, 1.8 on XGBoost's
+// large_depth8, 4% on the shallow binary_logistic; PredictRows' blocks are
+// slower than binTrees row by row on both of the first two. They are also
+// taken for leaf-wise trees, whose longest paths are well above the paths
+// rows take, for the early stop of binWalk (on the Poisson fixture it saves
+// 26% of the steps; no numeric leaf-wise fixture measures it alone). On
+// numeric depth-wise trees (XGBoost d6x150, d8x300) they are 2 to 8% slower
+// than marginsLanes, whose step reads the row's value directly where
+// binTrees first bin the row, and PredictRows' blocks are faster still.
+//
+// A tree is leaf-wise here when its expected path length, for a row going
+// either way at every split with equal chance, is at most 3/4 of its depth
+// (summed over trees); a complete tree has both equal.
+func (e *Ensemble) binWorthIt() bool {
+	if e.specs != nil {
+		return true
+	}
+	var expected, longest float64
+	type item struct{ i, depth int32 }
+	var stack []item
+	for t, root := range e.roots {
+		longest += float64(e.depths[t])
+		stack = append(stack[:0], item{root, 0})
+		for len(stack) > 0 {
+			it := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if n := &e.nodes[it.i]; n.meta&flagLeaf == 0 {
+				stack = append(stack, item{n.left, it.depth + 1}, item{n.left + 1, it.depth + 1})
+			} else {
+				expected += float64(it.depth) * math.Ldexp(1, -int(it.depth))
+			}
+		}
+	}
+	return expected <= 0.75*longest
+}
 
 // compileBins lays out the compiled trees for marginsBins, or returns nil
 // when the model is outside the limits of binTrees.
@@ -1277,7 +1340,7 @@ func (e *Ensemble) marginsBins(masks []uint64, row []float64, out []float64) {
 				idx[j] = b.roots[t]
 			}
 			if b.slow == nil {
-				binWalk(nodes, &idx, mp, b.depth[gi], uint32(b.zero))
+				binWalk(nodes, &idx, mp, b.depth[gi])
 			} else {
 				for d := b.depth[gi]; d > 0; d-- {
 					if binStep(nodes, &idx, mp) {
@@ -1290,18 +1353,41 @@ func (e *Ensemble) marginsBins(masks []uint64, row []float64, out []float64) {
 				vals[int(t)-t0] = math.Float64frombits((*binNode)(unsafe.Add(nodes, uintptr(idx[j]))).mask)
 			}
 		}
-		for j, v := range vals[:m] {
-			g := e.tgroup[t0+j]
-			if e.f32 {
-				out[g] = float64(float32(out[g]) + float32(v))
-			} else {
-				out[g] += v
-			}
-		}
+		e.addLeaves(vals[:m], e.tgroup[t0:t0+m], out)
 	}
 	if e.divisor != 0 {
 		for k := range out {
 			out[k] /= e.divisor
+		}
+	}
+}
+
+// addLeaves adds leaf values to out in order, vals[j] to group groups[j].
+// The sums are serial (their order is the result's); with one group the
+// running sum stays in a register instead of going through out[0] in memory,
+// which halves their latency.
+func (e *Ensemble) addLeaves(vals []float64, groups []int32, out []float64) {
+	switch {
+	case e.groups == 1 && e.f32:
+		s := float32(out[0])
+		for _, v := range vals {
+			s += float32(v)
+		}
+		out[0] = float64(s)
+	case e.groups == 1:
+		s := out[0]
+		for _, v := range vals {
+			s += v
+		}
+		out[0] = s
+	case e.f32:
+		for j, v := range vals {
+			g := groups[j]
+			out[g] = float64(float32(out[g]) + float32(v))
+		}
+	default:
+		for j, v := range vals {
+			out[groups[j]] += v
 		}
 	}
 }
@@ -1349,33 +1435,27 @@ func bit(b bool) uint32 {
 }
 
 // binWalk is at most d binSteps for models without slow nodes, with the
-// eight lanes unrolled and held in registers; it stops early once every
-// lane is at a leaf (a node reading column zero).
-func binWalk(nodes unsafe.Pointer, idx *[treeLanes]uint32, masks unsafe.Pointer, d int32, zero uint32) {
+// eight lanes unrolled and held in registers; it stops early once a round
+// moves no lane, i.e. every lane is at a leaf (leaves step to themselves).
+func binWalk(nodes unsafe.Pointer, idx *[treeLanes]uint32, masks unsafe.Pointer, d int32) {
 	i0, i1, i2, i3, i4, i5, i6, i7 := idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6], idx[7]
 	for ; d > 0; d-- {
-		var busy uint32
-		i0 = binNextBusy(nodes, masks, i0, zero, &busy)
-		i1 = binNextBusy(nodes, masks, i1, zero, &busy)
-		i2 = binNextBusy(nodes, masks, i2, zero, &busy)
-		i3 = binNextBusy(nodes, masks, i3, zero, &busy)
-		i4 = binNextBusy(nodes, masks, i4, zero, &busy)
-		i5 = binNextBusy(nodes, masks, i5, zero, &busy)
-		i6 = binNextBusy(nodes, masks, i6, zero, &busy)
-		i7 = binNextBusy(nodes, masks, i7, zero, &busy)
-		if busy == 0 {
+		o0, o1, o2, o3 := i0, i1, i2, i3
+		i0 = binNext(nodes, masks, i0)
+		i1 = binNext(nodes, masks, i1)
+		i2 = binNext(nodes, masks, i2)
+		i3 = binNext(nodes, masks, i3)
+		busy := (o0 ^ i0) | (o1 ^ i1) | (o2 ^ i2) | (o3 ^ i3)
+		o0, o1, o2, o3 = i4, i5, i6, i7
+		i4 = binNext(nodes, masks, i4)
+		i5 = binNext(nodes, masks, i5)
+		i6 = binNext(nodes, masks, i6)
+		i7 = binNext(nodes, masks, i7)
+		if busy|(o0^i4)|(o1^i5)|(o2^i6)|(o3^i7) == 0 {
 			break
 		}
 	}
 	*idx = [treeLanes]uint32{i0, i1, i2, i3, i4, i5, i6, i7}
-}
-
-func binNextBusy(nodes, masks unsafe.Pointer, i, zero uint32, busy *uint32) uint32 {
-	n := (*binNode)(unsafe.Add(nodes, uintptr(i)))
-	meta := n.meta
-	*busy |= meta ^ zero
-	m := *(*uint64)(unsafe.Add(masks, uintptr(meta)*8))
-	return n.left + bit(m&n.mask != 0)<<4
 }
 
 // binNext is one step from the node at byte offset i (not a slow node).

@@ -197,11 +197,12 @@ func TestEnsembleMatchesReference(t *testing.T) {
 		if it%3 == 0 && e.specs != nil {
 			t.Fatalf("spec %d: plain spec compiled with %d special nodes", it, len(e.specs))
 		}
-		e.blocks = it%4 != 1 // test both PredictRows paths
-		if e.bins == nil {
+		e.blocks = it%4 != 1    // test both PredictRows paths
+		bins := e.compileBins() // test the binned layout whether Predict picks it or not
+		if bins == nil {
 			t.Fatalf("spec %d: no binned layout", it)
 		}
-		bins := e.bins
+		e.bins = bins
 		ref := refEnsemble{spec}
 		nf, g := len(spec.FeatureNames), spec.NumGroups
 		const n = 150 // more than two blocks of PredictRows
@@ -462,6 +463,7 @@ func TestBinsManyThresholds(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				e.bins = e.compileBins()
 				if (e.bins != nil) != tc.bins || (e.bins != nil && (e.bins.words > binSmallWords) != tc.bigWords) {
 					t.Fatalf("bins %v, want %v (large buffer %v)", e.bins != nil, tc.bins, tc.bigWords)
 				}
@@ -524,5 +526,66 @@ func TestBinsCategoryCodes(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestBinWorthIt checks which models Predict walks through binTrees: those
+// with categorical splits and those with leaf-wise trees, not numeric
+// depth-wise ones.
+func TestBinWorthIt(t *testing.T) {
+	leaf := func(v float64) TreeNode { return TreeNode{Leaf: true, Value: v} }
+	// complete builds a complete tree of the given depth on feature 0.
+	var complete func(nodes []TreeNode, depth int) ([]TreeNode, int)
+	complete = func(nodes []TreeNode, depth int) ([]TreeNode, int) {
+		i := len(nodes)
+		if depth == 0 {
+			return append(nodes, leaf(float64(i))), i
+		}
+		nodes = append(nodes, TreeNode{Feature: 0, Threshold: float64(i)})
+		nodes, l := complete(nodes, depth-1)
+		nodes, r := complete(nodes, depth-1)
+		nodes[i].Left, nodes[i].Right = l, r
+		return nodes, i
+	}
+	// chain builds a leaf-wise tree: each split has a leaf on the left.
+	chain := func(depth int) []TreeNode {
+		var nodes []TreeNode
+		for d := range depth {
+			nodes = append(nodes, TreeNode{Feature: 0, Threshold: float64(d), Left: 2*d + 1, Right: 2*d + 2}, leaf(float64(d)))
+		}
+		return append(nodes, leaf(-1))
+	}
+	balanced, _ := complete(nil, 6)
+	cat := []TreeNode{{Feature: 0, CatBits: []uint32{6}, Left: 1, Right: 2}, leaf(1), leaf(2)}
+	for _, tc := range []struct {
+		name  string
+		trees [][]TreeNode
+		want  bool
+	}{
+		{"depth-wise numeric", [][]TreeNode{balanced, balanced}, false},
+		{"leaf-wise numeric", [][]TreeNode{chain(10), chain(8)}, true},
+		{"depth-wise with a categorical split", [][]TreeNode{balanced, cat}, true},
+		{"single leaves", [][]TreeNode{{leaf(1)}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := EnsembleSpec{FeatureNames: []string{"a"}, NumGroups: 1}
+			for _, nodes := range tc.trees {
+				spec.Trees = append(spec.Trees, Tree{Nodes: nodes})
+			}
+			e, err := CompileEnsemble(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.bins != nil; got != tc.want {
+				t.Errorf("binned layout %v, want %v", got, tc.want)
+			}
+			if e.bins != nil && e.blocks {
+				t.Errorf("PredictRows uses blocks with the binned layout")
+			}
+		})
+	}
+	e := lgbLoadFixture(t, "genlin_fmtp_poisson_Frequency.model").(*Ensemble)
+	if e.bins == nil {
+		t.Errorf("the genlin Poisson fixture does not use the binned layout")
 	}
 }
