@@ -33,6 +33,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,7 @@ func main() {
 // from, and a function releasing it. It is the one place the bundle-backed
 // backend gets plugged in; until then it returns the in-memory fake, which
 // makes this a benchmark of the HTTP layer alone.
-func newSidecarBackend(bundleDir string) (server.Backend, func(), error) {
+func newSidecarBackend(bundleDir string, log logMode, scoreCache bool) (server.Backend, func(), error) {
 	if bundleDir == "" {
 		return &servertest.Backend{}, func() {}, nil
 	}
@@ -66,7 +67,7 @@ func newSidecarBackend(bundleDir string) (server.Backend, func(), error) {
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sc, err := sidecar.Open(sidecar.Config{Bundle: os.DirFS(bundleDir), BundleName: bundleDir, StateDir: stateDir,
-		DecisionLog: true, Logger: logger})
+		DecisionLog: log != logOff, DecisionLogNoInputs: log == logDecisions, ScoreCacheBytes: cacheBytes(scoreCache), Logger: logger})
 	if err != nil {
 		os.RemoveAll(stateDir)
 		return nil, nil, err
@@ -86,6 +87,35 @@ func newSidecarBackend(bundleDir string) (server.Backend, func(), error) {
 	return sc, func() { sc.Close(); os.RemoveAll(stateDir) }, nil
 }
 
+// logMode is how much the sidecar under test writes to its decision log.
+type logMode int
+
+const (
+	logInputs logMode = iota
+	logDecisions
+	logOff
+)
+
+// cacheBytes is the sidecar's score cache budget: the default, or disabled.
+func cacheBytes(on bool) int64 {
+	if on {
+		return 0
+	}
+	return -1
+}
+
+func parseLogMode(s string) (logMode, error) {
+	switch s {
+	case "inputs":
+		return logInputs, nil
+	case "decisions":
+		return logDecisions, nil
+	case "off":
+		return logOff, nil
+	}
+	return 0, fmt.Errorf("-decisionlog %q: want inputs, decisions or off", s)
+}
+
 type options struct {
 	bundle      string
 	conns       int
@@ -96,6 +126,8 @@ type options struct {
 	channel     string
 	prefix      string
 	placement   string
+	log         string
+	scoreCache  bool
 }
 
 func run(args []string, out io.Writer) error {
@@ -110,6 +142,9 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.channel, "channel", "web", "channel of every decide request")
 	fs.StringVar(&o.prefix, "customer.format", "cust-%d", "customer ids: this format applied to a number from 0 to -customers-1 (c%08d for bench/gen bundles)")
 	fs.StringVar(&o.placement, "placement", "", "placement of every decide request (empty: any)")
+	fs.BoolVar(&o.scoreCache, "scorecache", true, "give the sidecar its score cache (64 MiB)")
+	fs.StringVar(&o.log, "decisionlog", "inputs", "decision log of the sidecar: inputs (every decision with its inputs, the default), decisions (without inputs) or off")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (both servers and the load) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -126,7 +161,22 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("-customers is %d, want at least 1", o.customers)
 	}
 
-	backend, release, err := newSidecarBackend(o.bundle)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	mode, err := parseLogMode(o.log)
+	if err != nil {
+		return err
+	}
+	backend, release, err := newSidecarBackend(o.bundle, mode, o.scoreCache)
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ func runServe(args []string) error {
 	shutdownTimeout := fset.Duration("shutdown.timeout", 10*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	syncInterval := fset.Duration("state.syncInterval", 2*time.Millisecond, "longest wait to batch an fsync of the state log")
 	checkpointEvery := fset.Duration("state.checkpointInterval", 10*time.Minute, "how often to compact the state log into a checkpoint")
+	logInputs := fset.Bool("decisionlog.inputs", true, "log each decision's inputs (profile fields, history counts, journeys) so nba replay and nba evaluate can decide it again")
 	scoreCache := fset.Int64("scorecache.maxBytes", 64<<20, "memory budget of the per-customer score cache in bytes; negative disables it")
 	decisionLog := fset.Bool("decisionlog", true, "log every decision and feedback to <state>/decisions (zstd JSON Lines)")
 	logLevel := fset.String("log.level", "info", "log level: debug, info, warn or error")
@@ -85,7 +86,7 @@ func runServe(args []string) error {
 		logger.Info("keeping customer state in the default directory; set -state to choose", "dir", *stateDir)
 	}
 	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
-		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger})
+		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger})
 	if err != nil {
 		return err
 	}

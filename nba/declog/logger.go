@@ -52,7 +52,8 @@ type Config struct {
 	// NoSync skips the fsync after each batch (faster; a machine crash may
 	// then lose what the OS had not written).
 	NoSync bool
-	// Level is the zstd level. Default zstd.SpeedDefault.
+	// Level is the zstd level. Default zstd.SpeedFastest: the log is written
+	// beside decisions on the same cores, and compresses well even so.
 	Level zstd.EncoderLevel
 	// Now is the clock of file names and ages. Default time.Now.
 	Now func() time.Time
@@ -146,7 +147,7 @@ func newLogger(cfg Config, hold chan struct{}) (*Logger, error) {
 		cfg.MaxFileAge = time.Hour
 	}
 	if cfg.Level == 0 {
-		cfg.Level = zstd.SpeedDefault
+		cfg.Level = zstd.SpeedFastest
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

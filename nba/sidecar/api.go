@@ -51,7 +51,7 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	}
 	now := s.now()
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
-		Context: sc.ctx, Now: now, Explain: req.Explain, DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun}
+		Context: sc.ctx, Now: now, Explain: req.Explain, DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs}
 	d := &sc.dec
 	if err := s.engine.Decide(&sc.req, d); err != nil {
 		if errors.Is(err, nba.ErrUnknownChannel) {
@@ -156,7 +156,7 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 	fields := cat.ProfileFields()
 	// The profile is named by the schema of the catalog that decided; after
 	// a reload in between, the inputs are left out.
-	in.Logged = cat.Version() == d.CatalogVersion && (len(tr.Profile.Num) == 0 || len(tr.Profile.Num) == len(fields))
+	in.Logged = !s.cfg.DecisionLogNoInputs && cat.Version() == d.CatalogVersion && (len(tr.Profile.Num) == 0 || len(tr.Profile.Num) == len(fields))
 	in.Known, in.Anonymous = tr.Known, req.CustomerID == ""
 	if in.Logged {
 		for i, num := range tr.Profile.Num {

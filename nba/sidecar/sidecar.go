@@ -51,6 +51,11 @@ type Config struct {
 	CheckpointEvery time.Duration
 	// DecisionLog enables the decision log in StateDir/decisions.
 	DecisionLog bool
+	// DecisionLogNoInputs leaves the decision inputs (profile fields,
+	// history counts, journeys) out of the decision log: about half the
+	// log's cost, but nba replay and nba evaluate then have nothing to
+	// decide from.
+	DecisionLogNoInputs bool
 	// LogSecret keys customer pseudonyms in the decision log (at least 16
 	// bytes). Empty: a random secret kept in StateDir/declog.secret.
 	LogSecret []byte
