@@ -1,0 +1,61 @@
+// Package jsonw appends JSON values to byte slices without reflection, for
+// the encoders on the request path (HTTP responses, decision logs). Its
+// functions never allocate beyond growing the slice they are given and are
+// safe for concurrent use.
+package jsonw
+
+import "unicode/utf8"
+
+// hexDigits are the lower-case hexadecimal digits.
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s to b as a JSON string. Invalid UTF-8 bytes become
+// U+FFFD, so the output is always valid JSON; U+2028 and U+2029 are escaped
+// so the output is also safe inside JavaScript.
+func AppendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

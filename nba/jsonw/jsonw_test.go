@@ -1,0 +1,41 @@
+package jsonw
+
+import (
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestAppendString(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := string(AppendString(nil, in)); got != want {
+			t.Errorf("AppendString(%q) = %s, want %s", in, got, want)
+		}
+	}
+	f("", `""`)
+	f("plain", `"plain"`)
+	f("a\"b\\c", `"a\"b\\c"`)
+	f("\n\r\t\x01", `"\n\r\t\u0001"`)
+	f("caf\xc3\xa9", `"café"`)
+	f("bad\xffbyte", `"bad\ufffdbyte"`)
+	f("line\u2028sep", `"line\u2028sep"`)
+}
+
+// FuzzAppendString checks that the output is always valid JSON that reads
+// back as the input (invalid UTF-8 replaced by U+FFFD).
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "x", "\"\\", "\x00\x1f", "\xff", "\u2028\u2029", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := AppendString(nil, s)
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("AppendString(%q) = %s: not JSON: %v", s, out, err)
+		}
+		if want := string([]rune(s)); utf8.ValidString(s) && back != want || !utf8.ValidString(s) && back != string([]rune(s)) {
+			t.Fatalf("AppendString(%q) reads back as %q", s, back)
+		}
+	})
+}
