@@ -1074,3 +1074,21 @@ func jsonable(v any) any {
 	}
 	return v
 }
+
+// Holdouts reports the customer's control-group membership under this
+// catalog: in the global holdout, and the actions whose own holdout holds
+// the customer out. It is the same salted hash Decide uses, so it is stable
+// across requests and restarts (for status pages; allocates).
+func (c *Catalog) Holdouts(customer string) (global bool, actions []string) {
+	if customer == "" {
+		return false, nil
+	}
+	global = c.globalHoldout > 0 && holdoutFrac(hashString(c.globalSeed, customer)) < c.globalHoldout
+	for i := range c.actions {
+		a := &c.actions[i]
+		if a.holdout > 0 && holdoutFrac(hashString(a.holdSeed, customer)) < a.holdout {
+			actions = append(actions, a.ID)
+		}
+	}
+	return global, actions
+}

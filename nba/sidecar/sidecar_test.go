@@ -244,3 +244,26 @@ func TestDemoRepeatVisitorUsesScoreCache(t *testing.T) {
 		t.Errorf("cached decision differs: %v then %v", ids(first), ids(second))
 	}
 }
+
+// TestCustomerViewShowsHoldout: the agent-desktop view says whether the
+// customer is in the control group, as the decisions do.
+func TestCustomerViewShowsHoldout(t *testing.T) {
+	s := openDemo(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
+	seen := map[bool]bool{}
+	for i := 1; i <= 200; i++ {
+		c := fmt.Sprintf("c%05d", i)
+		control := decide(t, s, c, "web").Control
+		out, err := s.AppendCustomer(nil, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(`"holdout":{"actions":null,"global":%t}`, control)
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("%s: decision control=%v but the customer view says %s", c, control, out)
+		}
+		seen[control] = true
+	}
+	if !seen[true] || !seen[false] {
+		t.Errorf("200 demo customers should include both control and treated ones: %v", seen)
+	}
+}

@@ -83,7 +83,8 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 			"entered_at": j.EnteredAt.UTC().Format(time.RFC3339), "step_at": j.StepAt.UTC().Format(time.RFC3339)})
 	}
 	out["journeys"] = journeys
-	// TODO: holdout membership once the catalog exposes it.
+	global, held := p.catalog.Holdouts(id)
+	out["holdout"] = map[string]any{"global": global, "actions": held}
 	b, err := json.Marshal(out)
 	if err != nil {
 		return dst, err
