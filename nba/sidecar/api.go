@@ -51,7 +51,7 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	}
 	now := s.now()
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
-		Context: sc.ctx, Now: now, Explain: req.Explain, DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs}
+		Context: sc.ctx, Now: now, Explain: req.Explain || (s.declog != nil && !req.DryRun), DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs}
 	d := &sc.dec
 	if err := s.engine.Decide(&sc.req, d); err != nil {
 		if errors.Is(err, nba.ErrUnknownChannel) {
@@ -78,6 +78,9 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	}
 	resp.Versions = server.Versions{Catalog: d.CatalogVersion, Model: d.ModelVersion, Snapshot: d.SnapshotVersion}
 	for i := range d.Explain {
+		if !req.Explain {
+			break // explained for the decision log only
+		}
 		c := &d.Explain[i]
 		reason := c.Reason
 		if reason == "" && c.Stage != nba.StageChosen {
@@ -127,7 +130,8 @@ func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, n
 	}
 }
 
-// logDecision logs the decision with its request and the inputs it read
+// logDecision logs the decision, every candidate with the stage that removed
+// it or its scores, and the request and the inputs it read
 // (Decision.Trace), enough for nba replay and nba evaluate to decide it
 // again.
 func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Decision, now time.Time) {

@@ -3,11 +3,13 @@ package sidecar
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"nba/cache/state"
+	"nba/nba/declog"
 	"nba/nba/demo"
 	"nba/nba/server"
 )
@@ -265,5 +267,48 @@ func TestCustomerViewShowsHoldout(t *testing.T) {
 	}
 	if !seen[true] || !seen[false] {
 		t.Errorf("200 demo customers should include both control and treated ones: %v", seen)
+	}
+}
+
+// TestDecisionLogListsEveryCandidate: without explain in the request, the
+// logged decision still lists every candidate with its stage or scores, and
+// the answer carries no candidates.
+func TestDecisionLogListsEveryCandidate(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: dir, DecisionLog: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp server.DecideResponse
+	if err := s.Decide(&server.DecideRequest{DecisionID: "d1", CustomerID: "c00042", Channel: "email", Limit: 2}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Candidates) != 0 {
+		t.Errorf("answer without explain carries %d candidates", len(resp.Candidates))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var rec declog.Record
+	if _, err := declog.ReadDir(filepath.Join(dir, "decisions"), "decisions", func(line []byte) error {
+		r, err := declog.ParseRecord(line)
+		if err == nil && r.ID == "d1" {
+			rec = r
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stages, scored := 0, 0
+	for _, c := range rec.Candidates {
+		if c.Stage != "" {
+			stages++
+		} else if c.P != nil {
+			scored++
+		}
+	}
+	if stages == 0 || scored == 0 {
+		t.Errorf("logged decision d1: %d candidates removed with a stage, %d scored; want both", stages, scored)
 	}
 }
