@@ -363,7 +363,11 @@ type customerView struct {
 	CustomerID string         `json:"customer_id"`
 	InSnapshot bool           `json:"in_snapshot"`
 	Profile    map[string]any `json:"profile"`
-	History    []struct {
+	Holdout    struct {
+		Global  bool     `json:"global"`
+		Actions []string `json:"actions"`
+	} `json:"holdout"`
+	History []struct {
 		ActionID string  `json:"action_id"`
 		Channel  string  `json:"channel"`
 		Outcome  string  `json:"outcome"`
