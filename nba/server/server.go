@@ -265,15 +265,10 @@ func New(cfg Config, b Backend) (*Server, error) {
 		IdleTimeout:        cfg.IdleTimeout,
 		ReadBufferSize:     cfg.MaxHeaderBytes,
 		MaxRequestBodySize: max(cfg.MaxBodyBytes, cfg.MaxBatchBodyBytes),
-		// Each route's own limit is applied as soon as the headers are
-		// read, so a large declared body on a small route is refused at
-		// once instead of being buffered up to the batch limit.
-		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			if string(h.RequestURI()) == "/v1/decide/batch" {
-				return fasthttp.RequestConfig{MaxRequestBodySize: cfg.MaxBatchBodyBytes}
-			}
-			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.MaxBodyBytes}
-		},
+		// A route's own limit (MaxBodyBytes) is checked once the body is
+		// read, so the caller always gets its 413 answer: refusing at the
+		// headers closes the connection while a client is still writing,
+		// which the client sees as a reset, not a 413.
 		Concurrency:                  cfg.MaxConns,
 		CloseOnShutdown:              true,
 		NoDefaultContentType:         true,
@@ -615,11 +610,7 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	status, code, msg := http.StatusBadRequest, CodeMalformedJSON, "cannot parse the HTTP request"
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		limit := s.cfg.MaxBodyBytes
-		if string(ctx.Request.Header.RequestURI()) == "/v1/decide/batch" {
-			limit = s.cfg.MaxBatchBodyBytes
-		}
-		status, code, msg = http.StatusRequestEntityTooLarge, CodePayloadTooLarge, fmt.Sprintf("body is over %d bytes", limit)
+		status, code, msg = http.StatusRequestEntityTooLarge, CodePayloadTooLarge, fmt.Sprintf("body is over %d bytes", max(s.cfg.MaxBodyBytes, s.cfg.MaxBatchBodyBytes))
 	case errors.As(err, &small):
 		status, code, msg = http.StatusRequestHeaderFieldsTooLarge, CodeHeaderTooLarge, fmt.Sprintf("request headers are over %d bytes", s.cfg.MaxHeaderBytes)
 	case errors.As(err, &netErr) && netErr.Timeout():
