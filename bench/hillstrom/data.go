@@ -1,5 +1,5 @@
 // Command hillstrom evaluates e-mail targeting policies on Kevin Hillstrom's
-// randomized e-mail experiment (/work/shared/datasets/hillstrom.csv): each
+// randomized e-mail experiment (a copy is in testdata/hillstrom.csv): each
 // customer was sent a men's e-mail, a women's e-mail or none, at random with
 // probability 1/3 each, so the value of any policy "customer → arm" is
 // estimated without bias by inverse propensity scoring (IPS) over the

@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	data := flag.String("data", "/work/shared/datasets/hillstrom.csv", "path of hillstrom.csv")
+	data := flag.String("data", "bench/hillstrom/testdata/hillstrom.csv", "path of hillstrom.csv (a copy of the shared data set, see testdata/README.md)")
 	modelPath := flag.String("model", filepath.Join("bench", "hillstrom", "visit.json"), "XGBoost visit model served by the sidecar and used as the online models' offset")
 	reps := flag.Int("bootstrap", 1000, "bootstrap resamples per interval; 0 for normal intervals only")
 	seed := flag.Uint64("seed", 1, "bootstrap seed")

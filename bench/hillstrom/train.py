@@ -97,7 +97,7 @@ def auc(y, p):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
-    ap.add_argument("-data", default="/work/shared/datasets/hillstrom.csv")
+    ap.add_argument("-data", default="bench/hillstrom/testdata/hillstrom.csv")
     ap.add_argument("-out", default=here)
     args = ap.parse_args()
 
