@@ -144,6 +144,7 @@ type bind struct{ pos, slot int32 }
 
 type journey struct {
 	id       string
+	heldWhy  string // explain reason for actions a lock holds back
 	lock     bool
 	tier     int
 	entryEvt string
@@ -967,7 +968,7 @@ func (k *compiler) journeys() {
 	for i := range k.f.Journeys {
 		jf := &k.f.Journeys[i]
 		path := fmt.Sprintf("journeys[%d]", i)
-		j := journey{id: jf.ID, tier: jf.Tier, entry: -1, exit: -1, entryEvt: jf.Entry.Event,
+		j := journey{id: jf.ID, heldWhy: "held by locked journey " + jf.ID, tier: jf.Tier, entry: -1, exit: -1, entryEvt: jf.Entry.Event,
 			match: jf.Entry.Match, exitEvts: jf.Exit.Events}
 		if jf.ID == "" {
 			k.errs.add(path+".id", "missing id")

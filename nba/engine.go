@@ -145,9 +145,13 @@ func (s Stage) String() string {
 // Candidate explains one action of the channel: the stage that removed it
 // and why, or its scores.
 type Candidate struct {
-	Action     string
-	Stage      Stage
+	Action string
+	Stage  Stage
+	// Reason is the rule text, journey reason or, for a contact policy, the
+	// cap's description; Count is then the count that hit it (-1 otherwise).
+	// Explaining allocates nothing: callers format the two as they need.
 	Reason     string
+	Count      int
 	Propensity float64
 	Weight     float64
 	Value      float64
@@ -472,8 +476,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 			e.channelLimited.Add(1)
 			d.Reason = "channel_limit"
 			if req.Explain {
-				d.Explain = append(d.Explain, Candidate{Stage: StageContactPolicy,
-					Reason: fmt.Sprintf("%s (count %d)", l.desc, s.ec.count(int(l.q)))})
+				d.Explain = append(d.Explain, Candidate{Stage: StageContactPolicy, Reason: l.desc, Count: int(s.ec.count(int(l.q)))})
 			}
 			return nil
 		}
@@ -484,7 +487,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 	s.cands = s.cands[:0]
 	for _, ai := range c.byChannel[ch] {
 		a := &c.actions[ai]
-		stage, why := StageChosen, ""
+		stage, why, whyCount := StageChosen, "", -1
 		var tier int32 = MaxTier + 1
 		jn := int32(-1)
 		switch {
@@ -504,7 +507,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 		if stage == StageChosen && lock >= 0 && jn != lock && !(tier <= MaxTier && (lockTier == 0 || tier < int32(lockTier))) {
 			stage, why = StageJourney, "held by locked journey"
 			if req.Explain {
-				why = "held by locked journey " + c.journeys[lock].id
+				why = c.journeys[lock].heldWhy
 			}
 		}
 		if stage == StageChosen {
@@ -520,7 +523,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 				if l := &a.limits[i]; s.limitHit(l) {
 					stage = StageContactPolicy
 					if req.Explain {
-						why = fmt.Sprintf("%s (count %d)", l.desc, s.ec.count(int(l.q)))
+						why, whyCount = l.desc, int(s.ec.count(int(l.q)))
 					}
 					break
 				}
@@ -529,7 +532,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 		ex := int32(-1)
 		if req.Explain {
 			ex = int32(len(d.Explain))
-			d.Explain = append(d.Explain, Candidate{Action: a.ID, Stage: stage, Reason: why})
+			d.Explain = append(d.Explain, Candidate{Action: a.ID, Stage: stage, Reason: why, Count: whyCount})
 		}
 		if stage != StageChosen {
 			continue

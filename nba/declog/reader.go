@@ -211,7 +211,9 @@ type RecordInputs struct {
 	Known     bool   `json:"known"`
 	Anonymous bool   `json:"anonymous,omitempty"`
 	Profile   Values `json:"profile"`
-	History   []struct {
+	// NonZeroHistory: History lists only non-zero counts (see Inputs).
+	NonZeroHistory bool `json:"history_nonzero,omitempty"`
+	History        []struct {
 		Scope    string `json:"scope"`
 		Key      string `json:"key"`
 		Outcome  string `json:"outcome"`

@@ -63,6 +63,10 @@ type Inputs struct {
 	Profile []Value
 	// History holds the contact-history counts read.
 	History []Count
+	// NonZeroHistory says History lists only the counts that were not 0:
+	// every other count the decision read was 0. Most customers have no
+	// contacts in most windows, so this keeps records small.
+	NonZeroHistory bool
 	// Journeys holds the journey states read.
 	Journeys []Journey
 }
@@ -226,6 +230,9 @@ func appendInputs(b []byte, in *Inputs) []byte {
 	}
 	b = append(b, `,"profile":`...)
 	b = appendValues(b, in.Profile)
+	if in.NonZeroHistory {
+		b = append(b, `,"history_nonzero":true`...)
+	}
 	b = append(b, `,"history":[`...)
 	for i := range in.History {
 		h := &in.History[i]

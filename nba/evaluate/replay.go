@@ -51,7 +51,9 @@ func (in *inputs) Count(_ string, scope nba.Scope, key string, outcome nba.Outco
 			return h.Count
 		}
 	}
-	in.missing++
+	if !in.rec.Inputs.NonZeroHistory {
+		in.missing++ // not logged at all, rather than logged as zero
+	}
 	return 0
 }
 

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -9,18 +10,24 @@ import (
 )
 
 // TestDecideDoesNotAllocate: a decision through the sidecar backend (state,
-// engine, score cache, decision log) allocates nothing in steady state.
+// engine, score cache) allocates nothing in steady state. The decision log
+// is off here: its records are reused once its writer hands them back, which
+// makes a short count depend on the writer's timing (nba/declog tests its
+// own steady state).
 func TestDecideDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(), DecisionLog: true,
+	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(),
 		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// A garbage collection empties sync.Pools (the engine's scratch) and
+	// the refill would be counted against the request path.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	for _, tc := range []struct{ customer, channel string }{{"c00003", "agent"}, {"c00042", "web"}, {"nobody", "sms"}} {
 		req := server.DecideRequest{DecisionID: "d", CustomerID: tc.customer, Channel: tc.channel, Limit: 3,
 			Context: []server.Field{{Key: "page", Kind: server.KindString, Str: "home"}}}
@@ -31,12 +38,9 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// Warm up, then let the decision-log writer hand its records back:
-		// the log reuses them, allocating only while its free list is empty.
-		for i := 0; i < 1000; i++ {
+		for i := 0; i < 100; i++ {
 			decide()
 		}
-		s.declog.Flush()
 		if n := testing.AllocsPerRun(200, decide); n > 0 {
 			t.Errorf("%s on %s: Decide allocates %.1f times per call, want 0", tc.customer, tc.channel, n)
 		}

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"strconv"
@@ -83,6 +84,9 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 		}
 		c := &d.Explain[i]
 		reason := c.Reason
+		if c.Count >= 0 {
+			reason = fmt.Sprintf("%s (count %d)", c.Reason, c.Count) // the caller asked for explain
+		}
 		if reason == "" && c.Stage != nba.StageChosen {
 			reason = c.Stage.String()
 		}
@@ -161,7 +165,7 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 	// The profile is named by the schema of the catalog that decided; after
 	// a reload in between, the inputs are left out.
 	in.Logged = !s.cfg.DecisionLogNoInputs && cat.Version() == d.CatalogVersion && (len(tr.Profile.Num) == 0 || len(tr.Profile.Num) == len(fields))
-	in.Known, in.Anonymous = tr.Known, req.CustomerID == ""
+	in.Known, in.Anonymous, in.NonZeroHistory = tr.Known, req.CustomerID == "", true
 	if in.Logged {
 		for i, num := range tr.Profile.Num {
 			str := tr.Profile.Str[i]
@@ -175,6 +179,9 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 			in.Profile = append(in.Profile, v)
 		}
 		for _, h := range tr.History {
+			if h.Count == 0 {
+				continue // the log lists non-zero counts only (NonZeroHistory)
+			}
 			in.History = append(in.History, declog.Count{Scope: h.Scope.String(), Key: h.Key, Outcome: h.Outcome.String(), Window: h.Window, N: h.Count})
 		}
 		for _, j := range tr.Journeys {
