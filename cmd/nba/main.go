@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 )
 
 // command is one sub-command of nba.
@@ -56,8 +57,19 @@ func main() {
 	os.Exit(2)
 }
 
+// helpOrder is the order "nba help" lists commands in: serving first, then
+// one-off decisions, models and bundles, then analysis of decision logs.
+var helpOrder = []string{"serve", "decide", "batch", "score", "validate", "demo", "uplift", "evaluate", "replay", "healthcheck"}
+
 func usage() {
 	fmt.Fprintf(os.Stderr, "nba is a real-time next-best-action sidecar.\n\nUsage:\n  nba <command> [flags]\n\nCommands:\n")
+	rank := func(name string) int {
+		if i := slices.Index(helpOrder, name); i >= 0 {
+			return i
+		}
+		return len(helpOrder)
+	}
+	slices.SortStableFunc(commands, func(a, b command) int { return rank(a.name) - rank(b.name) })
 	for _, c := range commands {
 		fmt.Fprintf(os.Stderr, "  %-12s %s\n", c.name, c.summary)
 	}
