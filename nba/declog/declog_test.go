@@ -90,8 +90,9 @@ func TestRoundTrip(t *testing.T) {
 		d, f := recs[2*i], recs[2*i+1]
 		want := sampleDecision(i)
 		if d.Type != "decision" || d.ID != want.ID || !d.Time.Equal(want.Time) || d.Channel != "web" || d.Control != want.Control ||
-			d.Versions["model"] != "ab12" || len(d.Candidates) != 3 || d.Candidates[0].Stage != "cap" || d.Candidates[0].P != nil ||
-			*d.Candidates[1].P != 0.031 || d.Candidates[2].Action != "loan \"quoted\"\n" || d.Candidates[2].P != nil ||
+			// Scored candidates first, then the removed ones by stage.
+			d.Versions["model"] != "ab12" || len(d.Candidates) != 3 || d.Candidates[2].Stage != "cap" || d.Candidates[2].P != nil ||
+			d.Candidates[2].Action != "gold-card" || *d.Candidates[0].P != 0.031 || d.Candidates[1].Action != "loan \"quoted\"\n" || d.Candidates[1].P != nil ||
 			len(d.Chosen) != 2 || d.Chosen[1].Slot != 1 || *d.Chosen[1].Prob != 0.05 || d.Chosen[1].Samples != 101 {
 			t.Fatalf("decision %d read back as %+v", i, d)
 		}

@@ -66,13 +66,15 @@
 //	                      entered_at, last_step_at (omitted before the first step)
 //	control    bool    the customer was in the control group (nothing or a default shown)
 //	versions   object  name → version of everything the decision used (catalog, model, ...)
-//	candidates array   every candidate considered, in evaluation order:
+//	candidates array   every candidate that reached scoring, in evaluation order:
 //	    action string
-//	    stage  string  the stage that removed it (e.g. "eligibility", "rule:vip-only",
-//	                   "cap", "suppression"); omitted when it reached scoring
-//	    p      number  predicted response probability (scored candidates only)
-//	    value  number  value of a response (scored candidates only)
-//	    score  number  ranking score, e.g. p·value (scored candidates only)
+//	    p      number  predicted response probability
+//	    value  number  value of a response
+//	    score  number  ranking score, e.g. p·value
+//	removed    object  every other candidate, grouped by the stage that removed it
+//	                   (e.g. "eligibility", "contact_policy", "journey"): stage → [action ids]
+//	                   (records written before this field listed removed candidates in
+//	                   "candidates" with a "stage"; ParseRecord reads both)
 //	chosen     array   the shown actions in slot order:
 //	    action  string
 //	    slot    number  0-based

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -185,17 +186,14 @@ type Record struct {
 	ContextDigest string          `json:"context_digest,omitempty"`
 	Seed          uint64          `json:"seed,omitempty"`
 	// Inputs is nil for records written without them.
-	Inputs     *RecordInputs     `json:"inputs,omitempty"`
-	Control    bool              `json:"control,omitempty"`
-	Versions   map[string]string `json:"versions,omitempty"`
-	Candidates []struct {
-		Action string   `json:"action"`
-		Stage  string   `json:"stage,omitempty"`
-		P      *float64 `json:"p,omitempty"`
-		Value  *float64 `json:"value,omitempty"`
-		Score  *float64 `json:"score,omitempty"`
-	} `json:"candidates,omitempty"`
-	Chosen []struct {
+	Inputs   *RecordInputs     `json:"inputs,omitempty"`
+	Control  bool              `json:"control,omitempty"`
+	Versions map[string]string `json:"versions,omitempty"`
+	// Candidates lists the scored candidates, then the removed ones (from
+	// "removed", by stage in name order; Stage set, no scores).
+	Candidates []RecordCandidate   `json:"candidates,omitempty"`
+	Removed    map[string][]string `json:"removed,omitempty"`
+	Chosen     []struct {
 		Action  string   `json:"action"`
 		Slot    int      `json:"slot"`
 		Prob    *float64 `json:"prob"`
@@ -285,6 +283,16 @@ func (vs *Values) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// RecordCandidate is one candidate of a logged decision: its scores, or the
+// stage that removed it.
+type RecordCandidate struct {
+	Action string   `json:"action"`
+	Stage  string   `json:"stage,omitempty"`
+	P      *float64 `json:"p,omitempty"`
+	Value  *float64 `json:"value,omitempty"`
+	Score  *float64 `json:"score,omitempty"`
+}
+
 // ParseRecord decodes one log line. It is for offline analysis and allocates.
 // It reads records of every schema version (see the package documentation).
 func ParseRecord(line []byte) (Record, error) {
@@ -304,6 +312,16 @@ func ParseRecord(line []byte) (Record, error) {
 		}
 		if err != nil {
 			return r, fmt.Errorf("cannot parse decision log record: context: %w", err)
+		}
+	}
+	stages := make([]string, 0, len(r.Removed))
+	for st := range r.Removed {
+		stages = append(stages, st)
+	}
+	slices.Sort(stages)
+	for _, st := range stages {
+		for _, a := range r.Removed[st] {
+			r.Candidates = append(r.Candidates, RecordCandidate{Action: a, Stage: st})
 		}
 	}
 	if r.Type != "decision" && r.Type != "feedback" {

@@ -158,25 +158,51 @@ func appendDecision(b []byte, d *Decision) []byte {
 		}
 		b = appendField(b, v.Name, v.Value)
 	}
+	// Scored candidates are listed with their scores; removed ones are
+	// grouped by the stage that removed them, which keeps records small (a
+	// channel's removed candidates outnumber its scored ones).
 	b = append(b, `},"candidates":[`...)
+	first := true
 	for i := range d.Candidates {
 		c := &d.Candidates[i]
-		if i > 0 {
+		if c.Stage != "" {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = append(b, '{')
 		b = appendField(b, "action", c.Action)
-		if c.Stage != "" {
-			b = append(b, ',')
-			b = appendField(b, "stage", c.Stage)
-		} else {
-			b = appendNumber(b, "p", c.P)
-			b = appendNumber(b, "value", c.Value)
-			b = appendNumber(b, "score", c.Score)
-		}
+		b = appendNumber(b, "p", c.P)
+		b = appendNumber(b, "value", c.Value)
+		b = appendNumber(b, "score", c.Score)
 		b = append(b, '}')
 	}
-	b = append(b, `],"chosen":[`...)
+	b = append(b, `],"removed":{`...)
+	firstStage := true
+	for i := range d.Candidates {
+		st := d.Candidates[i].Stage
+		if st == "" || stageSeen(d.Candidates[:i], st) {
+			continue
+		}
+		if !firstStage {
+			b = append(b, ',')
+		}
+		firstStage = false
+		b = appendString(b, st)
+		b = append(b, ':', '[')
+		for j := i; j < len(d.Candidates); j++ {
+			if c := &d.Candidates[j]; c.Stage == st {
+				if j > i {
+					b = append(b, ',')
+				}
+				b = appendString(b, c.Action)
+			}
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `},"chosen":[`...)
 	for i := range d.Chosen {
 		c := &d.Chosen[i]
 		if i > 0 {
@@ -316,6 +342,16 @@ func appendFloat(b []byte, v float64) []byte {
 		return append(b, "null"...)
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// stageSeen reports whether a candidate of cs was removed at stage st.
+func stageSeen(cs []Candidate, st string) bool {
+	for i := range cs {
+		if cs[i].Stage == st {
+			return true
+		}
+	}
+	return false
 }
 
 // appendString appends s as a JSON string (see jsonw.AppendString).
