@@ -259,7 +259,7 @@ func TestCustomerViewShowsHoldout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := fmt.Sprintf(`"holdout":{"actions":null,"global":%t}`, control)
+		want := fmt.Sprintf(`"holdout":{"actions":[],"global":%t}`, control)
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("%s: decision control=%v but the customer view says %s", c, control, out)
 		}

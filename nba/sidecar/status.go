@@ -67,7 +67,7 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	}
 	out["profile"] = profile
 	out["in_snapshot"] = known
-	var history []map[string]any
+	history := []map[string]any{}
 	for _, c := range v.History(nil, maxHistoryShown) {
 		h := map[string]any{"action_id": c.Action, "channel": c.Channel, "outcome": c.Outcome.String(), "ts": c.At.UTC().Format(time.RFC3339Nano)}
 		if c.Value != 0 {
@@ -76,7 +76,7 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 		history = append(history, h)
 	}
 	out["history"] = history
-	var journeys []map[string]any
+	journeys := []map[string]any{}
 	for i := 0; i < v.Journeys(); i++ {
 		j := v.JourneyAt(i)
 		journeys = append(journeys, map[string]any{"journey": j.Journey, "step": j.Step, "status": j.Status.String(),
@@ -84,6 +84,9 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	}
 	out["journeys"] = journeys
 	global, held := p.catalog.Holdouts(id)
+	if held == nil {
+		held = []string{}
+	}
 	out["holdout"] = map[string]any{"global": global, "actions": held}
 	b, err := json.Marshal(out)
 	if err != nil {
