@@ -1,7 +1,6 @@
 package declog
 
 import (
-	"math"
 	"nba/nba/jsonw"
 	"strconv"
 	"time"
@@ -337,12 +336,7 @@ func appendNumber(b []byte, key string, v float64) []byte {
 
 // appendFloat appends v exactly (shortest round-tripping form), null when
 // not finite.
-func appendFloat(b []byte, v float64) []byte {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return append(b, "null"...)
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
-}
+func appendFloat(b []byte, v float64) []byte { return jsonw.AppendFloat(b, v) }
 
 // stageSeen reports whether a candidate of cs was removed at stage st.
 func stageSeen(cs []Candidate, st string) bool {

@@ -4,7 +4,11 @@
 // safe for concurrent use.
 package jsonw
 
-import "unicode/utf8"
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
 
 // hexDigits are the lower-case hexadecimal digits.
 const hexDigits = "0123456789abcdef"
@@ -58,4 +62,13 @@ func AppendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// AppendFloat appends v in the shortest form that reads back exactly, or
+// null when v is not finite (JSON has no NaN or infinities).
+func AppendFloat(b []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }

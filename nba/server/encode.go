@@ -1,7 +1,6 @@
 package server
 
 import (
-	"math"
 	"nba/nba/jsonw"
 	"strconv"
 	"time"
@@ -16,12 +15,7 @@ var appendString = jsonw.AppendString
 
 // appendNumber appends v in the shortest form that reads back exactly, or
 // null if v is not finite (JSON has no NaN or infinities).
-func appendNumber(dst []byte, v float64) []byte {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return append(dst, "null"...)
-	}
-	return strconv.AppendFloat(dst, v, 'g', -1, 64)
-}
+func appendNumber(dst []byte, v float64) []byte { return jsonw.AppendFloat(dst, v) }
 
 func appendBool(dst []byte, b bool) []byte {
 	if b {

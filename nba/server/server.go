@@ -391,21 +391,26 @@ var (
 	contentText = []byte("text/plain; version=0.0.4; charset=utf-8")
 )
 
+// finish ends a request, deferred by both handlers: a panic becomes a 500
+// (logged and counted) and the request is observed under endpoint *ep,
+// which the handler sets once it has routed.
+func (s *Server) finish(ctx *fasthttp.RequestCtx, ep *endpoint, start time.Time, panicMsg string) {
+	if r := recover(); r != nil {
+		s.handlerPanics.Inc()
+		s.log.Error(panicMsg, "endpoint", endpointNames[*ep], "panic", fmt.Sprint(r))
+		ctx.Response.Reset()
+		s.writeError(ctx, http.StatusInternalServerError, CodeInternal, "internal error")
+	}
+	s.observe(*ep, ctx.Response.StatusCode(), start)
+}
+
 // Handler returns the public API's handler, for tests and for callers that
 // run their own fasthttp.Server.
 func (s *Server) Handler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		ep := epOther
-		defer func() {
-			if r := recover(); r != nil {
-				s.handlerPanics.Inc()
-				s.log.Error("handler panic", "endpoint", endpointNames[ep], "panic", fmt.Sprint(r))
-				ctx.Response.Reset()
-				s.writeError(ctx, http.StatusInternalServerError, CodeInternal, "internal error")
-			}
-			s.observe(ep, ctx.Response.StatusCode(), start)
-		}()
+		defer s.finish(ctx, &ep, start, "handler panic")
 		path := ctx.Path()
 		switch string(path) {
 		case "/v1/decide":
@@ -470,15 +475,7 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		ep := epOther
-		defer func() {
-			if r := recover(); r != nil {
-				s.handlerPanics.Inc()
-				s.log.Error("admin handler panic", "endpoint", endpointNames[ep], "panic", fmt.Sprint(r))
-				ctx.Response.Reset()
-				s.writeError(ctx, http.StatusInternalServerError, CodeInternal, "internal error")
-			}
-			s.observe(ep, ctx.Response.StatusCode(), start)
-		}()
+		defer s.finish(ctx, &ep, start, "admin handler panic")
 		path := string(ctx.Path())
 		switch {
 		case path == "/admin/reload":
