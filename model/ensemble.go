@@ -165,8 +165,9 @@ const (
 
 // Ensemble is a compiled tree ensemble: all trees flattened into one node
 // array (16 bytes a node, leaves inline, siblings adjacent) with per-tree root
-// offsets and depths, and for models with categorical splits or leaf-wise
-// trees a second, binned layout that Predict walks (binTrees). It is
+// offsets and depths. Predict reads a mask table instead when the model fits
+// one (maskTable: trees of at most 64 leaves), else walks a binned layout
+// for models with categorical splits or leaf-wise trees (binTrees). It is
 // immutable and safe for concurrent use; Predict and PredictRaw do not
 // allocate, nor does PredictRows in steady state.
 //
@@ -201,6 +202,9 @@ type Ensemble struct {
 	// bins is the binned layout Predict walks, nil when the model is
 	// outside its limits (see binTrees).
 	bins *binTrees
+	// masks is the mask table Predict reads instead of walking, nil when
+	// the model is outside its limits (see maskTable).
+	masks *maskTable
 }
 
 // blockWorthIt says whether PredictRows should walk trees for blocks of rows
@@ -293,7 +297,19 @@ func CompileEnsemble(spec EnsembleSpec) (*Ensemble, error) {
 		}
 	}
 	e.blocks = blockWorthIt(len(e.nodes), e.depths)
-	if e.link != LinkArgmax && e.binWorthIt() {
+	if e.link != LinkArgmax {
+		e.masks = e.compileMasks()
+	}
+	switch {
+	case e.masks != nil:
+		// Measured (BenchmarkEnsembleLayouts): the mask table row by row
+		// beats the block scorer on models with special splits, which
+		// the blocks leave to a slow path; the blocks stay ahead on
+		// numeric depth-wise trees.
+		if e.specs != nil {
+			e.blocks = false
+		}
+	case e.link != LinkArgmax && e.binWorthIt():
 		if e.bins = e.compileBins(); e.bins != nil {
 			e.blocks = false // measured slower than binTrees row by row
 		}
@@ -621,6 +637,10 @@ func (e *Ensemble) leaf(t int, row []float64) float64 {
 func (e *Ensemble) margins(row []float64, out []float64) {
 	out = out[:e.groups]
 	copy(out, e.base)
+	if e.masks != nil {
+		e.marginsMasks(row, out)
+		return
+	}
 	if b := e.bins; b != nil {
 		// Go zeroes the whole array: the small one is enough for most
 		// models.

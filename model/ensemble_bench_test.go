@@ -177,11 +177,11 @@ func BenchmarkEnsembleLayouts(b *testing.B) {
 		}
 		flat, n := benchFlat(rows, 1024)
 		nf, no := len(e.Features()), e.NumOutputs()
-		one := func(bins *binTrees) func(b *testing.B) {
+		one := func(bins *binTrees, masks *maskTable) func(b *testing.B) {
 			return func(b *testing.B) {
-				saved := e.bins
-				e.bins = bins
-				defer func() { e.bins = saved }()
+				savedBins, savedMasks := e.bins, e.masks
+				e.bins, e.masks = bins, masks
+				defer func() { e.bins, e.masks = savedBins, savedMasks }()
 				b.ReportAllocs()
 				out := make([]float64, no)
 				cpu := lgbStartCPU()
@@ -191,8 +191,13 @@ func BenchmarkEnsembleLayouts(b *testing.B) {
 				cpu.report(b)
 			}
 		}
-		b.Run(fx.name+"/lanes", one(nil))
-		b.Run(fx.name+"/bins", one(e.bins))
+		b.Run(fx.name+"/lanes", one(nil, nil))
+		if bins := e.compileBins(); bins != nil {
+			b.Run(fx.name+"/bins", one(bins, nil))
+		}
+		if masks := e.compileMasks(); masks != nil {
+			b.Run(fx.name+"/masks", one(nil, masks))
+		}
 		b.Run(fx.name+"/rows", func(b *testing.B) {
 			b.ReportAllocs()
 			out := make([]float64, n*no)

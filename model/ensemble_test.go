@@ -202,7 +202,11 @@ func TestEnsembleMatchesReference(t *testing.T) {
 		if bins == nil {
 			t.Fatalf("spec %d: no binned layout", it)
 		}
-		e.bins = bins
+		masks := e.compileMasks() // and the mask table
+		if masks == nil {
+			t.Fatalf("spec %d: no mask table", it)
+		}
+		e.bins, e.masks = bins, nil
 		ref := refEnsemble{spec}
 		nf, g := len(spec.FeatureNames), spec.NumGroups
 		const n = 150 // more than two blocks of PredictRows
@@ -221,11 +225,15 @@ func TestEnsembleMatchesReference(t *testing.T) {
 			e.bins = nil                // the path of models outside the bins' limits
 			lanes := make([]float64, g)
 			e.PredictRaw(row, lanes)
-			e.bins = bins
+			e.masks = masks
+			table := make([]float64, g)
+			e.PredictRaw(row, table)
+			e.bins, e.masks = bins, nil
 			for k := range want {
-				if !sameFloat(got[k], want[k]) || !sameFloat(batch[r*g+k], want[k]) || !sameFloat(wide[k], want[k]) || !sameFloat(lanes[k], want[k]) {
-					t.Fatalf("spec %d (float32 %v) row %v group %d: PredictRaw %v, PredictRows %v, tree by tree %v, lanes %v, reference %v",
-						it, spec.Float32, row, k, got[k], batch[r*g+k], wide[k], lanes[k], want[k])
+				if !sameFloat(got[k], want[k]) || !sameFloat(batch[r*g+k], want[k]) || !sameFloat(wide[k], want[k]) ||
+					!sameFloat(lanes[k], want[k]) || !sameFloat(table[k], want[k]) {
+					t.Fatalf("spec %d (float32 %v) row %v group %d: PredictRaw %v, PredictRows %v, tree by tree %v, lanes %v, mask table %v, reference %v",
+						it, spec.Float32, row, k, got[k], batch[r*g+k], wide[k], lanes[k], table[k], want[k])
 				}
 			}
 		}
@@ -401,10 +409,11 @@ func TestCategoricalTruncatesLikeReference(t *testing.T) {
 	}
 }
 
-// thresholdSpec has nf features, each split by trees of stumps and by a
-// chain (a leaf-wise tree of depth depth) at nthr distinct thresholds, so
-// that a feature's bins take several mask words.
-func thresholdSpec(rng *rand.Rand, nf, nthr, depth int, f32 bool) EnsembleSpec {
+// thresholdSpec has nf features, each split by trees of stumps and by
+// chains (leaf-wise trees of depth depth) at up to nthr distinct thresholds,
+// so that a feature's bins take several mask words: nthr/4 stumps and one
+// chain per feature, or with stumps false, chains enough for nthr splits.
+func thresholdSpec(rng *rand.Rand, nf, nthr, depth int, stumps, f32 bool) EnsembleSpec {
 	spec := EnsembleSpec{Format: "test", NumGroups: 1, Float32: f32}
 	for f := range nf {
 		spec.FeatureNames = append(spec.FeatureNames, fmt.Sprintf("f%d", f))
@@ -417,28 +426,41 @@ func thresholdSpec(rng *rand.Rand, nf, nthr, depth int, f32 bool) EnsembleSpec {
 		}
 		return n
 	}
+	chains := 1
+	if !stumps {
+		chains = nthr / depth
+	}
 	for f := range nf {
-		for range nthr / 4 {
+		for range nthr / 4 * b2i(stumps) {
 			n := split(f)
 			n.Left, n.Right = 1, 2
 			spec.Trees = append(spec.Trees, Tree{Nodes: []TreeNode{n, {Leaf: true, Value: rng.NormFloat64()}, {Leaf: true, Value: rng.NormFloat64()}}})
 		}
-		var chain []TreeNode
-		for d := range depth {
-			n := split(f)
-			n.Left, n.Right = len(chain)+1, len(chain)+2
-			if d == depth-1 {
-				n.Right = len(chain) + 2
+		for range chains {
+			var chain []TreeNode
+			for d := range depth {
+				n := split(f)
+				n.Left, n.Right = len(chain)+1, len(chain)+2
+				if d == depth-1 {
+					n.Right = len(chain) + 2
+				}
+				chain = append(chain, n, TreeNode{Leaf: true, Value: rng.NormFloat64()})
+				if d%2 == 1 { // grow on the left as well as on the right
+					chain[len(chain)-2].Left, chain[len(chain)-2].Right = len(chain), len(chain)-1
+				}
 			}
-			chain = append(chain, n, TreeNode{Leaf: true, Value: rng.NormFloat64()})
-			if d%2 == 1 { // grow on the left as well as on the right
-				chain[len(chain)-2].Left, chain[len(chain)-2].Right = len(chain), len(chain)-1
-			}
+			chain = append(chain, TreeNode{Leaf: true, Value: rng.NormFloat64()})
+			spec.Trees = append(spec.Trees, Tree{Nodes: chain})
 		}
-		chain = append(chain, TreeNode{Leaf: true, Value: rng.NormFloat64()})
-		spec.Trees = append(spec.Trees, Tree{Nodes: chain})
 	}
 	return spec
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // TestBinsManyThresholds checks the binned layout on features with more
@@ -447,18 +469,20 @@ func thresholdSpec(rng *rand.Rand, nf, nthr, depth int, f32 bool) EnsembleSpec {
 func TestBinsManyThresholds(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, tc := range []struct {
-		name           string
-		nf, nthr       int
-		bins, bigWords bool
+		name                  string
+		nf, nthr              int
+		stumps                bool
+		bins, bigWords, masks bool
 	}{
-		{"one word", 3, 40, true, false},
-		{"several words", 3, 1200, true, false},
-		{"large buffer", 12, 1200, true, true},
-		{"beyond binMaxWords", 100, 1200, false, false},
+		{"one word", 3, 40, true, true, false, true},
+		{"chains only", 3, 1200, false, true, true, true},
+		{"several words", 3, 1200, true, true, false, false},
+		{"large buffer", 12, 1200, true, true, true, false},
+		{"beyond binMaxWords and maskMaxWords", 100, 1200, true, false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, f32 := range []bool{false, true} {
-				spec := thresholdSpec(rng, tc.nf, tc.nthr, 40, f32)
+				spec := thresholdSpec(rng, tc.nf, tc.nthr, 40, tc.stumps, f32)
 				e, err := CompileEnsemble(spec)
 				if err != nil {
 					t.Fatal(err)
@@ -467,10 +491,18 @@ func TestBinsManyThresholds(t *testing.T) {
 				if (e.bins != nil) != tc.bins || (e.bins != nil && (e.bins.words > binSmallWords) != tc.bigWords) {
 					t.Fatalf("bins %v, want %v (large buffer %v)", e.bins != nil, tc.bins, tc.bigWords)
 				}
+				masks := e.compileMasks()
+				if (masks != nil) != tc.masks {
+					t.Fatalf("mask table %v, want %v", masks != nil, tc.masks)
+				}
 				ref := refEnsemble{spec}
 				got := make([]float64, 1)
 				row := make([]float64, tc.nf)
-				for r := range 300 {
+				for r := range 600 {
+					e.masks = nil // bins (or lanes), then the mask table
+					if r%2 == 1 {
+						e.masks = masks
+					}
 					for j := range row {
 						x := float64(rng.IntN(tc.nthr+8)-4) / 4
 						switch rng.IntN(6) {
@@ -486,7 +518,7 @@ func TestBinsManyThresholds(t *testing.T) {
 					want := ref.margins(row)
 					e.PredictRaw(row, got)
 					if !sameFloat(got[0], want[0]) {
-						t.Fatalf("float32 %v row %d %v: PredictRaw %v, reference %v", f32, r, row, got[0], want[0])
+						t.Fatalf("float32 %v row %d %v (mask table %v): PredictRaw %v, reference %v", f32, r, row, e.masks != nil, got[0], want[0])
 					}
 				}
 				if allocs := testing.AllocsPerRun(20, func() { e.PredictRaw(row, got) }); allocs != 0 {
@@ -498,7 +530,8 @@ func TestBinsManyThresholds(t *testing.T) {
 }
 
 // TestBinsCategoryCodes checks the categorical codes at the edges of the
-// inline bitsets (codes 61, 62, 63 and beyond) against the reference.
+// inline bitsets (codes 61, 62, 63 and beyond) against the reference, in the
+// mask table and the binned layout.
 func TestBinsCategoryCodes(t *testing.T) {
 	xs := []float64{0, 0.5, 31, 32, 60.9, 61, 61.5, 62, 62.5, 63, 63.9, 64, 100, -0.5, -1, math.Copysign(0, -1),
 		math.NaN(), math.Inf(1), math.Inf(-1), 1e300}
@@ -516,11 +549,18 @@ func TestBinsCategoryCodes(t *testing.T) {
 					}
 					ref := refEnsemble{spec}
 					out := []float64{0}
-					for _, x := range xs {
-						e.PredictRaw([]float64{x}, out)
-						if want := ref.margins([]float64{x}); out[0] != want[0] {
-							t.Errorf("set %x setLeft %v missing %d defaultLeft %v x=%v: leaf %v, want %v",
-								set, setLeft, missing, dl, x, out[0], want[0])
+					masks := e.masks
+					if masks == nil {
+						t.Fatal("no mask table")
+					}
+					for _, layout := range []*maskTable{masks, nil} { // the mask table, then bins
+						e.masks = layout
+						for _, x := range xs {
+							e.PredictRaw([]float64{x}, out)
+							if want := ref.margins([]float64{x}); out[0] != want[0] {
+								t.Errorf("set %x setLeft %v missing %d defaultLeft %v x=%v (mask table %v): leaf %v, want %v",
+									set, setLeft, missing, dl, x, layout != nil, out[0], want[0])
+							}
 						}
 					}
 				}
@@ -576,16 +616,20 @@ func TestBinWorthIt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := e.bins != nil; got != tc.want {
-				t.Errorf("binned layout %v, want %v", got, tc.want)
+			if got := e.binWorthIt(); got != tc.want {
+				t.Errorf("binned layout worth it %v, want %v", got, tc.want)
 			}
-			if e.bins != nil && e.blocks {
-				t.Errorf("PredictRows uses blocks with the binned layout")
+			// These small trees fit the mask table, which comes first.
+			if e.masks == nil || e.bins != nil {
+				t.Errorf("mask table %v, binned layout %v; want the mask table alone", e.masks != nil, e.bins != nil)
+			}
+			if e.specs != nil && e.blocks {
+				t.Errorf("PredictRows uses blocks with the mask table on special splits")
 			}
 		})
 	}
 	e := lgbLoadFixture(t, "genlin_fmtp_poisson_Frequency.model").(*Ensemble)
-	if e.bins == nil {
-		t.Errorf("the genlin Poisson fixture does not use the binned layout")
+	if e.masks == nil || e.blocks {
+		t.Errorf("the genlin Poisson fixture: mask table %v, blocks %v; want the mask table row by row", e.masks != nil, e.blocks)
 	}
 }
