@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"sort"
 )
 
 // maskTable is a third layout of the compiled trees, after QuickScorer
@@ -154,23 +155,61 @@ func (e *Ensemble) compileMasks() *maskTable {
 		}
 	}
 	m.tab = make([]uint64, words)
+	run := make([]uint64, nt)
 	for j, f := range m.feats {
 		b := m.bounds[j]
-		for k := range len(b) + 2 {
-			// One value of bin k: -Inf below the first breakpoint, the
-			// breakpoint itself above, NaN last.
-			x := math.Inf(-1)
+		// One value of bin k: -Inf below the first breakpoint, the
+		// breakpoint itself above; bin len(b)+1 is NaN.
+		rep := func(k int) float64 {
 			switch {
 			case k == len(b)+1:
-				x = math.NaN()
+				return math.NaN()
 			case k > 0:
-				x = b[k-1]
+				return b[k-1]
 			}
+			return math.Inf(-1)
+		}
+		// Numeric splits go right from some bin on, for good: their masks
+		// join a running AND at that bin. Others (categorical, missing =
+		// zero) are decided at every bin.
+		type from struct {
+			split
+			k int
+		}
+		var mono []from
+		var others []split
+		for _, s := range byFeat[f] {
+			if !e.monotone(s.node) {
+				others = append(others, s)
+				continue
+			}
+			k := sort.Search(len(b)+1, func(k int) bool { return e.nodeRight(s.node, rep(k)) })
+			mono = append(mono, from{s, k})
+		}
+		slices.SortFunc(mono, func(a, b from) int { return a.k - b.k })
+		for t := range run {
+			run[t] = ^uint64(0)
+		}
+		p := 0
+		for k := range len(b) + 2 {
 			row := m.tab[m.off[j]+k*nt:][:nt]
-			for t := range row {
-				row[t] = ^uint64(0)
+			if k == len(b)+1 { // NaN: every split decided on its own
+				for t := range row {
+					row[t] = ^uint64(0)
+				}
+				for _, s := range byFeat[f] {
+					if e.nodeRight(s.node, math.NaN()) {
+						row[s.tree] &^= s.left
+					}
+				}
+				break
 			}
-			for _, s := range byFeat[f] {
+			for ; p < len(mono) && mono[p].k <= k; p++ {
+				run[mono[p].tree] &^= mono[p].left
+			}
+			copy(row, run)
+			x := rep(k)
+			for _, s := range others {
 				if e.nodeRight(s.node, x) {
 					row[s.tree] &^= s.left
 				}
@@ -178,6 +217,17 @@ func (e *Ensemble) compileMasks() *maskTable {
 		}
 	}
 	return m
+}
+
+// monotone reports whether node i's decision for values that are not NaN
+// is "right from some value on": plain numeric splits and the special
+// numeric ones.
+func (e *Ensemble) monotone(i int32) bool {
+	if e.nodes[i].meta&flagSpecial == 0 {
+		return true
+	}
+	k := e.specs[e.special[i]].kind
+	return k == specialNumeric || k == specialAllLeft
 }
 
 // marginsMasks is margins over the maskTable.
