@@ -12,6 +12,13 @@
 // full key and Get verifies it; a hash collision is a miss, never a wrong
 // answer.
 //
+// Most visitors are seen once: caching their scores costs an allocation, a
+// copy and garbage for nothing. A doorkeeper (as in TinyLFU) admits a
+// customer's scores from the second Set for that customer on: the first only
+// marks the customer in a bitset, without allocating. A returning visitor
+// is then scored twice before the cache serves them (Config.AdmitFirst
+// restores caching on first sight).
+//
 // A Cache is safe for concurrent use. Get does not allocate (ristretto
 // replaces a 512-byte read-buffer stripe once per 64 Gets it hands to its
 // admission policy, far below one allocation per Get); Set allocates
@@ -46,6 +53,9 @@ type Config struct {
 	// MaxScores is the longest score vector accepted; longer ones are not
 	// cached (counted in Stats.SetsTooLarge). Default 4096.
 	MaxScores int
+	// AdmitFirst caches a customer's scores on the first Set; by default
+	// the doorkeeper lets only customers seen before in.
+	AdmitFirst bool
 }
 
 // entryOverhead is the estimated fixed cost of one entry in bytes: the entry
@@ -84,6 +94,7 @@ type Stats struct {
 	SetsDropped  uint64 // Set dropped under contention (buffer full)
 	SetsRejected uint64 // entries refused by the admission policy
 	SetsTooLarge uint64 // score vectors longer than MaxScores
+	SetsDeferred uint64 // first sight of a customer: marked by the doorkeeper, not cached
 	Evicted      uint64 // entries evicted to make room
 	CostAdded    uint64 // bytes admitted
 	CostEvicted  uint64 // bytes evicted
@@ -97,7 +108,14 @@ type Cache struct {
 	maxScores int
 	collide   bool // tests: every key hashes alike
 
-	hits, misses, collisions, sets, dropped, tooLarge atomic.Uint64
+	// door is the doorkeeper's bitset of customers seen (nil with
+	// AdmitFirst); marks counts the bits set since it was last cleared,
+	// which happens after doorLimit marks, so that it forgets.
+	door      []atomic.Uint64
+	marks     atomic.Int64
+	doorLimit int64
+
+	hits, misses, collisions, sets, dropped, tooLarge, deferred atomic.Uint64
 }
 
 // New validates cfg and returns an empty Cache. Close it when done.
@@ -134,7 +152,43 @@ func New(cfg Config) (*Cache, error) {
 	if ttl < 0 {
 		ttl = 0 // ristretto: no expiry
 	}
-	return &Cache{c: rc, seed: maphash.MakeSeed(), ttl: ttl, maxScores: cfg.MaxScores}, nil
+	c := &Cache{c: rc, seed: maphash.MakeSeed(), ttl: ttl, maxScores: cfg.MaxScores}
+	if !cfg.AdmitFirst {
+		// 8 bits per expected entry (a power of two, at least 4096):
+		// cleared after MaxEntries marks, it holds at most one in eight
+		// bits set, so at most one first sight in eight is let in.
+		bits := uint64(4096)
+		for bits < 8*uint64(cfg.MaxEntries) && bits < 1<<32 {
+			bits <<= 1
+		}
+		c.door = make([]atomic.Uint64, bits/64)
+		c.doorLimit = int64(bits / 8)
+	}
+	return c, nil
+}
+
+// admit is the doorkeeper: it reports whether the customer was marked
+// before, and marks them.
+func (c *Cache) admit(customer string) bool {
+	if c.door == nil {
+		return true
+	}
+	h := maphash.String(c.seed, customer)
+	w := &c.door[(h>>6)&uint64(len(c.door)-1)]
+	bit := uint64(1) << (h & 63)
+	if w.Load()&bit != 0 {
+		return true
+	}
+	w.Or(bit)
+	if c.marks.Add(1) >= c.doorLimit {
+		// Forget everyone; concurrent marks may be lost, which only
+		// defers one more Set.
+		c.marks.Store(0)
+		for i := range c.door {
+			c.door[i].Store(0)
+		}
+	}
+	return false
 }
 
 // hash combines per-field hashes (maphash.String is much cheaper than
@@ -169,12 +223,16 @@ func (c *Cache) Get(k Key) ([]float64, bool) {
 }
 
 // Set caches a copy of scores under k. It reports whether the entry was
-// queued; even then the admission policy may refuse it, so a Get right
+// queued: not on the doorkeeper's first sight of k.Customer; even then the admission policy may refuse it, so a Get right
 // after a Set may miss.
 func (c *Cache) Set(k Key, scores []float64) bool {
 	c.sets.Add(1)
 	if len(scores) > c.maxScores {
 		c.tooLarge.Add(1)
+		return false
+	}
+	if !c.admit(k.Customer) {
+		c.deferred.Add(1)
 		return false
 	}
 	e := &entry{
@@ -207,6 +265,7 @@ func (c *Cache) Stats() Stats {
 		SetsDropped:  c.dropped.Load(),
 		SetsRejected: m.SetsRejected(),
 		SetsTooLarge: c.tooLarge.Load(),
+		SetsDeferred: c.deferred.Load(),
 		Evicted:      m.KeysEvicted(),
 		CostAdded:    m.CostAdded(),
 		CostEvicted:  m.CostEvicted(),

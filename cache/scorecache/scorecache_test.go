@@ -2,12 +2,16 @@ package scorecache
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 )
 
+// newCache returns a Cache without the doorkeeper (see TestDoorkeeper), so
+// that one Set caches.
 func newCache(t testing.TB, cfg Config) *Cache {
 	t.Helper()
+	cfg.AdmitFirst = true
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -166,4 +170,71 @@ func BenchmarkGet(b *testing.B) {
 			mu.RUnlock()
 		}
 	})
+}
+
+// TestDoorkeeper: the first Set for a customer is deferred without
+// allocating, the second caches (whatever the rest of the key), and the
+// doorkeeper forgets after doorLimit marks.
+func TestDoorkeeper(t *testing.T) {
+	c, err := New(Config{MaxBytes: 1 << 20, MaxEntries: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	k := Key{Customer: "c1", Snapshot: "s", Overlay: 1, Model: "m"}
+	if c.Set(k, []float64{1}) {
+		t.Fatal("first sight cached")
+	}
+	k.Overlay = 2 // new inputs, same customer
+	if !c.Set(k, []float64{2}) {
+		t.Fatal("second sight not cached")
+	}
+	c.Wait()
+	if v, ok := c.Get(k); !ok || v[0] != 2 {
+		t.Fatalf("Get after the second Set: %v %v", v, ok)
+	}
+	if st := c.Stats(); st.SetsDeferred != 1 || st.Sets != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Forgetting: once doorLimit customers were marked, everyone is
+	// forgotten and c1 is new again.
+	for i := 0; ; i++ {
+		if i > 10*int(c.doorLimit) {
+			t.Fatal("the doorkeeper never cleared")
+		}
+		if !c.admit("other-"+strconv.Itoa(i)) && c.marks.Load() == 0 {
+			break // just cleared
+		}
+	}
+	if c.admit("c1") {
+		t.Fatal("the doorkeeper did not forget")
+	}
+	if !c.admit("c1") {
+		t.Fatal("a customer marked just now is not admitted")
+	}
+}
+
+// TestDeferredSetDoesNotAllocate: a first sight costs no allocation.
+func TestDeferredSetDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	c, err := New(Config{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	names := make([]string, 200)
+	for i := range names {
+		names[i] = "first-" + strconv.Itoa(i)
+	}
+	scores := []float64{1, 2, 3}
+	i := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		c.Set(Key{Customer: names[i]}, scores)
+		i++
+	})
+	if allocs != 0 || c.Stats().SetsDeferred < 100 {
+		t.Fatalf("%v allocations per deferred Set, %d deferred", allocs, c.Stats().SetsDeferred)
+	}
 }

@@ -110,6 +110,8 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 				st := sc.Stats()
 				return st.SetsDropped + st.SetsRejected + st.SetsTooLarge
 			}},
+			{"nba_scorecache_sets_deferred_total", "Score vectors not cached because the customer was seen for the first time (the doorkeeper caches from the second decision on).",
+				func() uint64 { return sc.Stats().SetsDeferred }},
 		} {
 			if err := set.NewCounterFunc(c.name, c.help, c.f); err != nil {
 				return err

@@ -230,11 +230,23 @@ func TestJourneyStepSeenBeforeItIsWritten(t *testing.T) {
 	}
 }
 
+// TestDemoRepeatVisitorUsesScoreCache: the first decision for a customer is
+// scored and not cached (the doorkeeper only marks the customer), the second
+// is scored and cached, the third is served from the cache.
 func TestDemoRepeatVisitorUsesScoreCache(t *testing.T) {
 	s := openDemo(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
 	first := decide(t, s, "c00003", "agent")
 	s.scores.Wait()
+	if st := s.scores.Stats(); st.SetsDeferred != 1 {
+		t.Fatalf("first sight: %+v, want one deferred Set", st)
+	}
 	scored := s.engine.Stats().Scored
+	decide(t, s, "c00003", "agent")
+	s.scores.Wait()
+	if s.engine.Stats().Scored == scored {
+		t.Fatal("the second decision was not scored")
+	}
+	scored = s.engine.Stats().Scored
 	second := decide(t, s, "c00003", "agent")
 	if st := s.scores.Stats(); st.Hits == 0 {
 		t.Fatalf("repeat decision missed the score cache: %+v", st)
