@@ -53,13 +53,14 @@ const (
 	// offsets are on the stack).
 	maskMaxFeatures = 256
 	// maskMaxWords bounds the table: 32 MiB. Below that it may take up to
-	// maskWordsPerNode words (32 times the 16 bytes of a node) per node of
+	// maskWordsPerNode words (64 times the 16 bytes of a node) per node of
 	// the model, or maskMinWords whatever the model's size: measured, the
 	// table of the genlin Poisson fixture is 3.2 times its nodes, that of
 	// XGBoost d6x150 (20 numeric features, 3,670 distinct thresholds) 15
-	// times.
+	// times, that of bench/gen's 200 trees of depth 6 over 40 features
+	// (11,375 distinct thresholds) 46 times (18 MiB).
 	maskMaxWords     = 4 << 20
-	maskWordsPerNode = 64
+	maskWordsPerNode = 128
 	maskMinWords     = 128 << 10
 	// maskChunk is how many trees are ANDed at a time (their words on the
 	// stack).
@@ -230,50 +231,74 @@ func (e *Ensemble) monotone(i int32) bool {
 	return k == specialNumeric || k == specialAllLeft
 }
 
-// marginsMasks is margins over the maskTable.
-func (e *Ensemble) marginsMasks(row []float64, out []float64) {
-	m := e.masks
-	nt := len(e.roots)
-	// base[j]: the first word of feats[j]'s bin for this row.
-	var base [maskMaxFeatures]int
-	nb := len(m.feats)
-	for j, f := range m.feats {
-		x := row[f]
+// bases writes into base, for each listed feature feats[js[i]] (all of
+// them when js is nil), the index in tab of its words for row's value, and
+// returns base[:n].
+func (m *maskTable) bases(base *[maskMaxFeatures]int, row []float64, js []int32) []int {
+	nt := len(m.leafOff)
+	n := 0
+	add := func(j int) {
+		x := row[m.feats[j]]
 		b := m.bounds[j]
 		k := len(b) + 1
 		if x == x {
 			k = binOf(b, x)
 		}
-		base[j] = m.off[j] + k*nt
+		base[n] = m.off[j] + k*nt
+		n++
 	}
+	if js == nil {
+		for j := range m.feats {
+			add(j)
+		}
+	} else {
+		for _, j := range js {
+			add(int(j))
+		}
+	}
+	return base[:n]
+}
+
+// and writes into w the AND of the words of trees t0 to t0+len(w)-1 at the
+// given bases (all ones for no bases).
+func (m *maskTable) and(w []uint64, base []int, t0 int) {
+	if len(base) == 0 {
+		for t := range w {
+			w[t] = ^uint64(0)
+		}
+		return
+	}
+	copy(w, m.tab[base[0]+t0:])
+	// Four features a pass: one load and store of w per four words.
+	j := 1
+	for ; j+4 <= len(base); j += 4 {
+		s0 := m.tab[base[j]+t0:][:len(w)]
+		s1 := m.tab[base[j+1]+t0:][:len(w)]
+		s2 := m.tab[base[j+2]+t0:][:len(w)]
+		s3 := m.tab[base[j+3]+t0:][:len(w)]
+		for t := range w {
+			w[t] &= s0[t] & s1[t] & s2[t] & s3[t]
+		}
+	}
+	for ; j < len(base); j++ {
+		s0 := m.tab[base[j]+t0:][:len(w)]
+		for t := range w {
+			w[t] &= s0[t]
+		}
+	}
+}
+
+// marginsMasks is margins over the maskTable.
+func (e *Ensemble) marginsMasks(row []float64, out []float64) {
+	m := e.masks
+	nt := len(e.roots)
+	var bb [maskMaxFeatures]int
+	base := m.bases(&bb, row, nil)
 	var v [maskChunk]uint64
 	for t0 := 0; t0 < nt; t0 += maskChunk {
 		n := min(maskChunk, nt-t0)
 		w := v[:n]
-		if nb == 0 { // every tree is a single leaf
-			for t := range w {
-				w[t] = ^uint64(0)
-			}
-		} else {
-			copy(w, m.tab[base[0]+t0:])
-		}
-		// Four features a pass: one load and store of w per four words.
-		j := 1
-		for ; j+4 <= nb; j += 4 {
-			s0 := m.tab[base[j]+t0:][:len(w)]
-			s1 := m.tab[base[j+1]+t0:][:len(w)]
-			s2 := m.tab[base[j+2]+t0:][:len(w)]
-			s3 := m.tab[base[j+3]+t0:][:len(w)]
-			for t := range w {
-				w[t] &= s0[t] & s1[t] & s2[t] & s3[t]
-			}
-		}
-		for ; j < nb; j++ {
-			s0 := m.tab[base[j]+t0:][:len(w)]
-			for t := range w {
-				w[t] &= s0[t]
-			}
-		}
+		m.and(w, base, t0)
 		offs := m.leafOff[t0 : t0+n]
 		if e.groups == 1 && !e.f32 {
 			// The common case without the copy through vals: the sum

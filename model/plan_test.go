@@ -37,8 +37,22 @@ func checkPlan(t *testing.T, e *Ensemble, rows [][]float64, rng *rand.Rand, batc
 	if err != nil {
 		t.Fatal(err)
 	}
-	no := e.NumOutputs()
 	var s PlanScratch
+	// With the mask table's shared masks, then with the scan over nodes.
+	tables := []*maskTable{p.table}
+	if p.table != nil {
+		tables = append(tables, nil)
+	}
+	for _, table := range tables {
+		p.table = table
+		checkPlanBatches(t, e, p, varying, rows, rng, batches, &s)
+	}
+}
+
+func checkPlanBatches(t *testing.T, e *Ensemble, p *Plan, varying []int, rows [][]float64, rng *rand.Rand, batches int, s *PlanScratch) {
+	t.Helper()
+	var err error
+	no := e.NumOutputs()
 	for b := 0; b < batches; b++ {
 		shared := rows[rng.IntN(len(rows))]
 		nv := 1 + rng.IntN(20)
@@ -64,20 +78,20 @@ func checkPlan(t *testing.T, e *Ensemble, rows [][]float64, rng *rand.Rand, batc
 		}
 		raw := make([]float64, nv*no)
 		pred := make([]float64, nv*no)
-		p.ScoreRaw(sh, vs, raw, &s)
-		p.Score(sh, vs, pred, &s)
+		p.ScoreRaw(sh, vs, raw, s)
+		p.Score(sh, vs, pred, s)
 		want := make([]float64, no)
 		for i, row := range full {
 			e.PredictRaw(row, want)
 			for k := range want {
 				if !sameBits(raw[i*no+k], want[k]) {
-					t.Fatalf("varying %v, row %v: ScoreRaw output %d = %v, PredictRaw = %v", varying, row, k, raw[i*no+k], want[k])
+					t.Fatalf("varying %v (mask table %v), row %v: ScoreRaw output %d = %v, PredictRaw = %v", varying, p.table != nil, row, k, raw[i*no+k], want[k])
 				}
 			}
 			e.Predict(row, want)
 			for k := range want {
 				if !sameBits(pred[i*no+k], want[k]) {
-					t.Fatalf("varying %v, row %v: Score output %d = %v, Predict = %v", varying, row, k, pred[i*no+k], want[k])
+					t.Fatalf("varying %v (mask table %v), row %v: Score output %d = %v, Predict = %v", varying, p.table != nil, row, k, pred[i*no+k], want[k])
 				}
 			}
 		}
@@ -123,6 +137,9 @@ func TestPlanMatchesPredictOnFixtures(t *testing.T) {
 			e, ok := m.(*Ensemble)
 			if !ok {
 				t.Fatalf("%T is not an ensemble", m)
+			}
+			if p, err := e.NewPlan(nil); err == nil && e.masks != nil && p.table == nil {
+				t.Errorf("the model has a mask table but its plan does not use it")
 			}
 			rng := rand.New(rand.NewPCG(7, uint64(len(fx.path))))
 			for split := 0; split < 12; split++ {
