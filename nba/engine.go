@@ -317,8 +317,8 @@ type scratch struct {
 	numMemo  []float64
 	numDone  []bool
 	cands    []cand
-	sorted   []cand    // sortCands' other buffer
-	keys     []candKey // sortCands' keys
+	sorted   []cand           // sortCands' other buffer
+	keys     []candKey        // sortCands' keys
 	base     [][]float64      // per model: the customer's part of a row
 	rows     []float64        // candidate rows, row-major
 	outs     []float64        // one prediction per row
