@@ -125,7 +125,8 @@ const (
 // thr, reads column 2*nf (-Inf, never >= the value) and points at itself, so
 // stepping from a leaf stays there: a tree is walked for a fixed number of
 // steps (its depth) without testing for leaves, and the value is read from
-// the node reached. Predict copies its row the same way onto the stack and
+// the node reached. Predict reads the mask table when the model has one
+// (maskTable); otherwise it copies its row the same way onto the stack and
 // walks eight trees together (marginsLanes), unless the model has a binned
 // layout (binTrees, chosen by binWorthIt); for models with more than
 // maxLaneFeatures features it reads the row itself, tests for NaN and stops
@@ -1033,7 +1034,9 @@ func stepRowsPlain(nodes unsafe.Pointer, idx []int32, rows unsafe.Pointer, strid
 	}
 }
 
-// binTrees is the layout of an ensemble's trees that Predict walks: every
+// binTrees is the layout of an ensemble's trees that Predict walks when the
+// model has no mask table (trees of more than 64 leaves, or a table beyond
+// its bounds) and binWorthIt says so: every
 // split reduced to one bit test, "go right when the row's mask word at
 // column col has a bit in common with the node's mask".
 //
