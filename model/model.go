@@ -28,12 +28,12 @@ type Model interface {
 
 // Info describes a model for status pages and logs.
 type Info struct {
-	Format    string // "xgboost-json", "lightgbm-text", "linear-json"
-	Objective string // as named in the file, e.g. "binary:logistic", "poisson"
-	Trees     int
-	Features  int
-	Outputs   int
-	Version   string // hex prefix of the SHA-256 of the file's bytes
+	Format    string `json:"format"`    // "xgboost-json", "lightgbm-text", "linear-json"
+	Objective string `json:"objective"` // as named in the file, e.g. "binary:logistic", "poisson"
+	Trees     int    `json:"trees"`
+	Features  int    `json:"features"`
+	Outputs   int    `json:"outputs"`
+	Version   string `json:"version"` // hex prefix of the SHA-256 of the file's bytes
 }
 
 // Load reads a model file and detects its format from the content.

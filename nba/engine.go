@@ -233,10 +233,16 @@ type ScoreCache interface {
 
 // Stats are the engine's counters since it started.
 type Stats struct {
-	Decisions, UnknownCustomers, UnknownContextKeys, LimitClipped, JourneysDropped,
-	ChannelLimited, Fallbacks, Controls uint64
+	Decisions          uint64 `json:"decisions"`
+	UnknownCustomers   uint64 `json:"unknown_customers"`
+	UnknownContextKeys uint64 `json:"unknown_context_keys"`
+	LimitClipped       uint64 `json:"limit_clipped"`
+	JourneysDropped    uint64 `json:"journeys_dropped"`
+	ChannelLimited     uint64 `json:"channel_limited"`
+	Fallbacks          uint64 `json:"fallbacks"`
+	Controls           uint64 `json:"controls"`
 	// Scored counts model rows scored (candidates that reached the model).
-	Scored uint64
+	Scored uint64 `json:"scored"`
 }
 
 // Engine decides. It is safe for concurrent use; Decide does not allocate

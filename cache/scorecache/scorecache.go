@@ -87,17 +87,17 @@ func (e *entry) matches(k *Key) bool {
 
 // Stats are the counters of a Cache, for metrics.
 type Stats struct {
-	Hits         uint64 // Get found the key
-	Misses       uint64 // Get did not find it (collisions included)
-	Collisions   uint64 // Get found another key under the same hash
-	Sets         uint64 // Set calls
-	SetsDropped  uint64 // Set dropped under contention (buffer full)
-	SetsRejected uint64 // entries refused by the admission policy
-	SetsTooLarge uint64 // score vectors longer than MaxScores
-	SetsDeferred uint64 // first sight of a customer: marked by the doorkeeper, not cached
-	Evicted      uint64 // entries evicted to make room
-	CostAdded    uint64 // bytes admitted
-	CostEvicted  uint64 // bytes evicted
+	Hits         uint64 `json:"hits"`           // Get found the key
+	Misses       uint64 `json:"misses"`         // Get did not find it (collisions included)
+	Collisions   uint64 `json:"collisions"`     // Get found another key under the same hash
+	Sets         uint64 `json:"sets"`           // Set calls
+	SetsDropped  uint64 `json:"sets_dropped"`   // Set dropped under contention (buffer full)
+	SetsRejected uint64 `json:"sets_rejected"`  // entries refused by the admission policy
+	SetsTooLarge uint64 `json:"sets_too_large"` // score vectors longer than MaxScores
+	SetsDeferred uint64 `json:"sets_deferred"`  // first sight of a customer: marked by the doorkeeper, not cached
+	Evicted      uint64 `json:"evicted"`        // entries evicted to make room
+	CostAdded    uint64 `json:"cost_added"`     // bytes admitted
+	CostEvicted  uint64 `json:"cost_evicted"`   // bytes evicted
 }
 
 // Cache is a bounded, concurrent cache of score vectors.

@@ -26,17 +26,17 @@ type Store struct {
 
 // StoreStatus describes a Store for status pages and metrics.
 type StoreStatus struct {
-	Ready     bool      // a snapshot is being served
-	Name      string    // file of the current snapshot
-	Version   string    // version of the current snapshot
-	AsOf      time.Time // as-of time of the current snapshot
-	Rows      int       // customers in the current snapshot
-	Bytes     int64     // memory of the current snapshot (Snapshot.SizeBytes)
-	SwappedAt time.Time // when the current snapshot was swapped in
-	Loads     uint64    // successful swaps
-	Failures  uint64    // rejected loads and swaps
-	LastError string    // the last rejection, "" if none
-	LastErrAt time.Time // when it happened
+	Ready     bool      `json:"ready"`       // a snapshot is being served
+	Name      string    `json:"name"`        // file of the current snapshot
+	Version   string    `json:"version"`     // version of the current snapshot
+	AsOf      time.Time `json:"as_of"`       // as-of time of the current snapshot
+	Rows      int       `json:"rows"`        // customers in the current snapshot
+	Bytes     int64     `json:"bytes"`       // memory of the current snapshot (Snapshot.SizeBytes)
+	SwappedAt time.Time `json:"swapped_at"`  // when the current snapshot was swapped in
+	Loads     uint64    `json:"loads"`       // successful swaps
+	Failures  uint64    `json:"failures"`    // rejected loads and swaps
+	LastError string    `json:"last_error"`  // the last rejection, "" if none
+	LastErrAt time.Time `json:"last_err_at"` // when it happened
 }
 
 // NewStore returns an empty Store that loads with cfg. An invalid cfg (see

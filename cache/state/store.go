@@ -219,23 +219,23 @@ type counters struct {
 
 // Stats are the store's cumulative counters.
 type Stats struct {
-	Customers        uint64 // customers with state
-	Contacts         uint64 // contacts recorded
-	Events           uint64 // events applied (with at least one mapped change)
-	Journeys         uint64 // journey updates
-	UnmappedEvents   uint64 // events of a type without mappings (ignored)
-	MissingAttrs     uint64 // mapping ops skipped because the event lacked the attribute
-	HistoryEvicted   uint64 // contacts dropped from histories (MaxEventsPerCustomer)
-	KeysEvicted      uint64 // aggregates dropped (MaxKeysPerCustomer)
-	JourneysEvicted  uint64 // journeys dropped (MaxJourneysPerCustomer)
-	InternFull       uint64 // strings not interned because MaxInterned was reached
-	Replayed         uint64 // log records applied at Open
-	ReplaySkipped    uint64 // log records already in the checkpoint
-	ReplayDropped    uint64 // overlay changes to fields no longer mapped
-	Compactions      uint64
-	Checkpoints      uint64
-	CheckpointErrors uint64
-	WAL              wal.Stats
+	Customers        uint64    `json:"customers"`        // customers with state
+	Contacts         uint64    `json:"contacts"`         // contacts recorded
+	Events           uint64    `json:"events"`           // events applied (with at least one mapped change)
+	Journeys         uint64    `json:"journeys"`         // journey updates
+	UnmappedEvents   uint64    `json:"unmapped_events"`  // events of a type without mappings (ignored)
+	MissingAttrs     uint64    `json:"missing_attrs"`    // mapping ops skipped because the event lacked the attribute
+	HistoryEvicted   uint64    `json:"history_evicted"`  // contacts dropped from histories (MaxEventsPerCustomer)
+	KeysEvicted      uint64    `json:"keys_evicted"`     // aggregates dropped (MaxKeysPerCustomer)
+	JourneysEvicted  uint64    `json:"journeys_evicted"` // journeys dropped (MaxJourneysPerCustomer)
+	InternFull       uint64    `json:"intern_full"`      // strings not interned because MaxInterned was reached
+	Replayed         uint64    `json:"replayed"`         // log records applied at Open
+	ReplaySkipped    uint64    `json:"replay_skipped"`   // log records already in the checkpoint
+	ReplayDropped    uint64    `json:"replay_dropped"`   // overlay changes to fields no longer mapped
+	Compactions      uint64    `json:"compactions"`
+	Checkpoints      uint64    `json:"checkpoints"`
+	CheckpointErrors uint64    `json:"checkpoint_errors"`
+	WAL              wal.Stats `json:"wal"`
 }
 
 // Open loads the newest checkpoint in cfg.WAL.Dir, replays the log after it

@@ -351,22 +351,22 @@ var FsyncBuckets = [...]time.Duration{
 
 // Stats are cumulative counters of a Log since Open.
 type Stats struct {
-	Appends        uint64 // records acknowledged
-	Fsyncs         uint64 // group commits (write + fsync)
-	Bytes          uint64 // framed bytes written to segments
-	Rejected       uint64 // Append calls refused with ErrBacklog
-	TooLarge       uint64 // records refused for exceeding MaxRecordBytes
-	WriteErrors    uint64 // failed writes or fsyncs (the log is then failed)
-	Replayed       uint64 // records replayed by Open
-	TornTails      uint64 // incomplete final writes truncated by Open
-	CorruptRecords uint64 // damaged records found (and skipped, with SkipCorrupt)
-	Segments       uint64 // segments created
-	Checkpoints    uint64 // checkpoints written
+	Appends        uint64 `json:"appends"`         // records acknowledged
+	Fsyncs         uint64 `json:"fsyncs"`          // group commits (write + fsync)
+	Bytes          uint64 `json:"bytes"`           // framed bytes written to segments
+	Rejected       uint64 `json:"rejected"`        // Append calls refused with ErrBacklog
+	TooLarge       uint64 `json:"too_large"`       // records refused for exceeding MaxRecordBytes
+	WriteErrors    uint64 `json:"write_errors"`    // failed writes or fsyncs (the log is then failed)
+	Replayed       uint64 `json:"replayed"`        // records replayed by Open
+	TornTails      uint64 `json:"torn_tails"`      // incomplete final writes truncated by Open
+	CorruptRecords uint64 `json:"corrupt_records"` // damaged records found (and skipped, with SkipCorrupt)
+	Segments       uint64 `json:"segments"`        // segments created
+	Checkpoints    uint64 `json:"checkpoints"`     // checkpoints written
 	// FsyncLatency counts fsyncs (with their write) by duration: element i
 	// counts those at most FsyncBuckets[i] and above FsyncBuckets[i-1]; the
 	// last element counts the slower ones.
-	FsyncLatency [len(FsyncBuckets) + 1]uint64
-	FsyncSum     time.Duration // total time spent in write + fsync
+	FsyncLatency [len(FsyncBuckets) + 1]uint64 `json:"fsync_latency"`
+	FsyncSum     time.Duration                 `json:"fsync_sum_ns"` // total time spent in write + fsync
 }
 
 type stats struct {

@@ -61,17 +61,17 @@ type Config struct {
 
 // Stats counts what a Logger did. All counters only grow.
 type Stats struct {
-	Enqueued uint64 // records accepted into the queue
-	Dropped  uint64 // records dropped because the queue was full or the logger closed
-	TooLarge uint64 // records dropped for exceeding MaxRecordBytes
-	Written  uint64 // records written in complete batches
-	Batches  uint64 // batches written
-	Files    uint64 // files opened
-	Removed  uint64 // old files deleted by MaxFiles
+	Enqueued uint64 `json:"enqueued"`  // records accepted into the queue
+	Dropped  uint64 `json:"dropped"`   // records dropped because the queue was full or the logger closed
+	TooLarge uint64 `json:"too_large"` // records dropped for exceeding MaxRecordBytes
+	Written  uint64 `json:"written"`   // records written in complete batches
+	Batches  uint64 `json:"batches"`   // batches written
+	Files    uint64 `json:"files"`     // files opened
+	Removed  uint64 `json:"removed"`   // old files deleted by MaxFiles
 	// Errors counts failed writes, opens, syncs and deletes; LostIO the
 	// records of batches that could not be written.
-	Errors uint64
-	LostIO uint64
+	Errors uint64 `json:"errors"`
+	LostIO uint64 `json:"lost_io"`
 }
 
 const (

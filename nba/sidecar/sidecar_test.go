@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -323,4 +324,39 @@ func TestDecisionLogListsEveryCandidate(t *testing.T) {
 	if stages == 0 || scored == 0 {
 		t.Errorf("logged decision d1: %d candidates removed with a stage, %d scored; want both", stages, scored)
 	}
+}
+
+// TestStatusKeysAreSnakeCase: every key of GET /admin/status is snake_case,
+// as in the rest of the API (the demo's model and action ids are too).
+func TestStatusKeysAreSnakeCase(t *testing.T) {
+	s := openDemo(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
+	decide(t, s, "c00003", "web")
+	b, err := s.AppendStatus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				for _, r := range k {
+					if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+						t.Errorf("status key %s.%s is not snake_case", path, k)
+						break
+					}
+				}
+				walk(path+"."+k, x)
+			}
+		case []any:
+			for i, x := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), x)
+			}
+		}
+	}
+	walk("status", st)
 }
