@@ -1,5 +1,5 @@
 // Package snapshot loads customer feature snapshots (one row of features per
-// customer, exported by a batch job) into immutable, columnar, in-memory
+// customer, exported by a batch job) into immutable, row-major, in-memory
 // tables, and swaps them atomically while requests keep reading.
 //
 // Formats: CSV or TSV with a header whose first column is the customer id,
@@ -17,16 +17,19 @@
 // Guarantees:
 //   - A Snapshot is immutable after Load/Parse and safe for concurrent use.
 //     Lookup and every accessor on the request path allocate nothing.
-//   - Memory: one contiguous slice per column, all ids in one []byte with
-//     uint32 offsets, and an open-addressing table of 8-byte slots (row and a
-//     32-bit hash tag) at load factor <= 0.5. There is no per-customer heap
-//     object; 1M customers x 32 numbers take about 1.15x the raw payload
-//     (4 bytes per value plus the id bytes).
+//   - Memory: all values in one []uint32, row after row (4 bytes per number,
+//     bool or category code, 8 per time, no padding), so reading every
+//     feature of a customer touches a few adjacent cache lines rather than
+//     one line per column; all ids in one []byte with uint32 offsets; and an
+//     open-addressing table of 8-byte slots (row and a 32-bit hash tag) at
+//     load factor <= 0.5. There is no per-customer heap object; 1M customers
+//     x 32 numbers take about 1.15x the raw payload (4 bytes per value plus
+//     the id bytes).
 //   - Parsing of CSV and JSON Lines runs on all cores: the decompressed
 //     buffer is split at line boundaries and every worker writes straight
-//     into the final columns. Without a declared schema, kinds are inferred
-//     in the same pass (numbers first); only non-numeric columns are read a
-//     second time.
+//     into the rows it owns in the final table. Without a declared schema,
+//     kinds are inferred in the same pass (numbers first); only non-numeric
+//     columns are read a second time.
 //   - A Store swaps snapshots with one atomic pointer store; readers never
 //     block and never see half of one. A snapshot that fails to load or
 //     validate (schema mismatch, duplicate id, unparsable value, shrink beyond
@@ -35,7 +38,10 @@
 //
 // Peak memory while loading is the file, its decompressed text, and the new
 // snapshot, beside the snapshot still being served; the text and the file
-// are garbage once Load returns.
+// are garbage once Load returns. When inference finds a time column in a
+// CSV or JSON Lines file, the table is briefly held twice: the first pass
+// gave the column one word, a time takes two, so the rows are laid out
+// again before the second pass.
 //
 // Limits (see Config for defaults): decompressed size, zstd decoder memory,
 // id length, distinct values per category column, 2^31-1 rows and 4 GiB of

@@ -28,7 +28,8 @@ type pqColumn struct {
 }
 
 // parseParquet parses a Parquet file held in buf. Column chunks are decoded
-// in parallel, one column per task, straight into the final columns.
+// in parallel, one column per task, straight into the final table (each
+// task writes its column's words in every row).
 func parseParquet(name string, buf []byte, cfg Config) (s *Snapshot, err error) {
 	// A corrupt file can make the decoder panic; report it as an error.
 	defer func() {
@@ -99,14 +100,11 @@ func parseParquet(name string, buf []byte, cfg Config) (s *Snapshot, err error) 
 		return nil, fmt.Errorf("cannot load snapshot %q: footer claims %d rows in %d bytes", name, rows, len(buf))
 	}
 	b.rows = rows
-	b.active = make([]bool, len(cols))
-	for i := range b.active {
-		b.active[i] = true
-	}
-	b.alloc()
-	s = &Snapshot{rows: rows, cols: b.cols}
+	b.allocWords()
+	s = &Snapshot{rows: rows, words: b.words, stride: b.stride, cols: b.cols}
 
 	errs := make([]error, len(pcs))
+	remaps := make([][]int32, len(cols))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(cfg.Workers, len(pcs)) {
@@ -118,7 +116,12 @@ func parseParquet(name string, buf []byte, cfg Config) (s *Snapshot, err error) 
 				if t >= len(pcs) {
 					return
 				}
-				errs[t] = b.readParquetColumn(s, &pcs[t], groups, starts)
+				pc := &pcs[t]
+				remap, err := b.readParquetColumn(s, pc, groups, starts)
+				if pc.feature >= 0 {
+					remaps[pc.feature] = remap
+				}
+				errs[t] = err
 			}
 		}()
 	}
@@ -128,6 +131,7 @@ func parseParquet(name string, buf []byte, cfg Config) (s *Snapshot, err error) 
 			return nil, fmt.Errorf("cannot load snapshot %q: %w", name, err)
 		}
 	}
+	remapCategories(s, remaps, cfg.Workers)
 	finishColumns(s)
 	if err := s.buildIndex(); err != nil {
 		return nil, fmt.Errorf("cannot load snapshot %q: column %q: %w", name, idName, err)
@@ -177,11 +181,41 @@ func pqKind(fl parquet.Field) (pqColumn, error) {
 	return pc, nil
 }
 
-// readParquetColumn decodes one leaf column across all row groups.
-func (b *builder) readParquetColumn(s *Snapshot, pc *pqColumn, groups []parquet.RowGroup, starts []int) (err error) {
+// remapCategories rewrites the codes of every category column, which
+// readParquetColumn left in order of first appearance, to their positions
+// in the sorted dictionaries: remaps[c] maps the codes of column c. One
+// pass over the rows serves every column.
+func remapCategories(s *Snapshot, remaps [][]int32, workers int) {
+	var offs []int
+	var maps [][]int32
+	for c, remap := range remaps {
+		if s.cols[c].Kind == KindCategory && len(remap) > 0 {
+			offs = append(offs, s.cols[c].off)
+			maps = append(maps, remap)
+		}
+	}
+	if len(offs) == 0 {
+		return
+	}
+	parallelRows(s.rows, workers, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			words := s.words[r*s.stride : (r+1)*s.stride]
+			for k, off := range offs {
+				if v := int32(words[off]); v >= 0 {
+					words[off] = uint32(maps[k][v])
+				}
+			}
+		}
+	})
+}
+
+// readParquetColumn decodes one leaf column across all row groups. For a
+// category column it returns the map from the codes it stored (in order of
+// first appearance) to those of the sorted dictionary; see remapCategories.
+func (b *builder) readParquetColumn(s *Snapshot, pc *pqColumn, groups []parquet.RowGroup, starts []int) (remap []int32, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("column %q: corrupt parquet data: %v", pc.name, r)
+			remap, err = nil, fmt.Errorf("column %q: corrupt parquet data: %v", pc.name, r)
 		}
 	}()
 	var col *column
@@ -200,7 +234,7 @@ func (b *builder) readParquetColumn(s *Snapshot, pc *pqColumn, groups []parquet.
 	for g, rg := range groups {
 		chunks := rg.ColumnChunks()
 		if pc.leaf >= len(chunks) {
-			return fmt.Errorf("row group %d: column %q: missing column chunk", g, pc.name)
+			return nil, fmt.Errorf("row group %d: column %q: missing column chunk", g, pc.name)
 		}
 		row, end := starts[g], starts[g+1]
 		pages := chunks[pc.leaf].Pages()
@@ -211,7 +245,7 @@ func (b *builder) readParquetColumn(s *Snapshot, pc *pqColumn, groups []parquet.
 			}
 			if err != nil {
 				pages.Close()
-				return fmt.Errorf("row group %d: column %q: %w", g, pc.name, err)
+				return nil, fmt.Errorf("row group %d: column %q: %w", g, pc.name, err)
 			}
 			vr := page.Values()
 			for {
@@ -220,7 +254,7 @@ func (b *builder) readParquetColumn(s *Snapshot, pc *pqColumn, groups []parquet.
 					if row >= end {
 						parquet.Release(page)
 						pages.Close()
-						return fmt.Errorf("row group %d: column %q: more values than the %d rows of the group", g, pc.name, end-starts[g])
+						return nil, fmt.Errorf("row group %d: column %q: more values than the %d rows of the group", g, pc.name, end-starts[g])
 					}
 					if pc.feature < 0 {
 						var id []byte
@@ -236,19 +270,19 @@ func (b *builder) readParquetColumn(s *Snapshot, pc *pqColumn, groups []parquet.
 						if len(id) == 0 || len(id) > b.cfg.MaxIDLen {
 							parquet.Release(page)
 							pages.Close()
-							return fmt.Errorf("row group %d: row %d: column %q: empty id or id longer than %d bytes", g, row-starts[g]+1, pc.name, b.cfg.MaxIDLen)
+							return nil, fmt.Errorf("row group %d: row %d: column %q: empty id or id longer than %d bytes", g, row-starts[g]+1, pc.name, b.cfg.MaxIDLen)
 						}
 						if len(s.ids)+len(id) > math.MaxUint32 {
 							parquet.Release(page)
 							pages.Close()
-							return errors.New("ids exceed the limit of 4 GiB")
+							return nil, errors.New("ids exceed the limit of 4 GiB")
 						}
 						s.idOffs = append(s.idOffs, uint32(len(s.ids)))
 						s.ids = append(s.ids, id...)
-					} else if err := pqStore(col, pc, dict, &vals, row, v, b.cfg.MaxCategories); err != nil {
+					} else if err := pqStore(s.words[row*s.stride:(row+1)*s.stride], col, pc, dict, &vals, v, b.cfg.MaxCategories); err != nil {
 						parquet.Release(page)
 						pages.Close()
-						return fmt.Errorf("row group %d: row %d: column %q: %w", g, row-starts[g]+1, pc.name, err)
+						return nil, fmt.Errorf("row group %d: row %d: column %q: %w", g, row-starts[g]+1, pc.name, err)
 					}
 					row++
 				}
@@ -258,42 +292,39 @@ func (b *builder) readParquetColumn(s *Snapshot, pc *pqColumn, groups []parquet.
 				if err != nil {
 					parquet.Release(page)
 					pages.Close()
-					return fmt.Errorf("row group %d: column %q: %w", g, pc.name, err)
+					return nil, fmt.Errorf("row group %d: column %q: %w", g, pc.name, err)
 				}
 			}
 			parquet.Release(page)
 		}
 		pages.Close()
 		if row != end {
-			return fmt.Errorf("row group %d: column %q: %d values for %d rows", g, pc.name, row-starts[g], end-starts[g])
+			return nil, fmt.Errorf("row group %d: column %q: %d values for %d rows", g, pc.name, row-starts[g], end-starts[g])
 		}
 	}
 	if pc.feature < 0 {
 		s.idOffs = append(s.idOffs, uint32(len(s.ids)))
-		return nil
+		return nil, nil
 	}
 	if col.Kind == KindCategory {
 		sorted := slices.Clone(vals)
 		slices.Sort(sorted)
-		remap := make([]int32, len(vals))
 		for code, v := range sorted {
 			dict[v] = int32(code)
 		}
+		remap = make([]int32, len(vals))
 		for local, v := range vals {
 			remap[local] = dict[v]
 		}
-		for r, c := range col.cat {
-			if c >= 0 {
-				col.cat[r] = remap[c]
-			}
-		}
 		col.dict, col.codes = sorted, dict
 	}
-	return nil
+	return remap, nil
 }
 
-// pqStore writes one Parquet value into a column.
-func pqStore(col *column, pc *pqColumn, dict map[string]int32, vals *[]string, row int, v parquet.Value, maxCat int) error {
+// pqStore writes one Parquet value into a column of the row whose values
+// are words.
+func pqStore(words []uint32, col *column, pc *pqColumn, dict map[string]int32, vals *[]string, v parquet.Value, maxCat int) error {
+	w := words[col.off : col.off+width(col.Kind)]
 	null := v.IsNull()
 	switch col.Kind {
 	case KindNumber:
@@ -312,28 +343,28 @@ func pqStore(col *column, pc *pqColumn, dict map[string]int32, vals *[]string, r
 		default:
 			return fmt.Errorf("unexpected %s value", v.Kind())
 		}
-		col.f32[row] = f
+		w[0] = math.Float32bits(f)
 	case KindBool:
 		switch {
 		case null:
-			col.f32[row] = float32(math.NaN())
+			w[0] = nanWord
 		case v.Boolean():
-			col.f32[row] = 1
+			w[0] = math.Float32bits(1)
 		default:
-			col.f32[row] = 0
+			w[0] = math.Float32bits(0)
 		}
 	case KindTime:
 		switch {
 		case null:
-			col.i64[row] = missingTime
+			putTime(w, missingTime)
 		case v.Kind() == parquet.Int32:
-			col.i64[row] = int64(v.Int32()) * pc.timeMul
+			putTime(w, int64(v.Int32())*pc.timeMul)
 		default:
-			col.i64[row] = v.Int64() / pc.timeDiv
+			putTime(w, v.Int64()/pc.timeDiv)
 		}
 	case KindCategory:
 		if null {
-			col.cat[row] = -1
+			w[0] = missingCode
 			return nil
 		}
 		bs := v.ByteArray()
@@ -347,7 +378,7 @@ func pqStore(col *column, pc *pqColumn, dict map[string]int32, vals *[]string, r
 			dict[str] = code
 			*vals = append(*vals, str)
 		}
-		col.cat[row] = code
+		w[0] = uint32(code)
 	}
 	return nil
 }

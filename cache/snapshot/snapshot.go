@@ -64,19 +64,51 @@ type Schema struct {
 	Columns []Column
 }
 
-// missingTime marks a missing value in a time column.
-const missingTime = math.MinInt64
+// Missing values: a time is missingTime, and the words stored for a missing
+// number or bool and a missing category are nanWord and missingCode.
+const (
+	missingTime        = math.MinInt64
+	nanWord     uint32 = 0x7fc00000 // float32 quiet NaN
+	missingCode uint32 = 1<<32 - 1  // int32(-1)
+)
 
-// column is the storage of one feature column. Exactly one of the slices is
-// set, according to kind.
+// column is one feature column: its kind, where its words sit in a row and,
+// for a category column, its dictionary.
 type column struct {
 	Column
-	f32  []float32 // KindNumber, KindBool
-	i64  []int64   // KindTime; missingTime when missing
-	cat  []int32   // KindCategory; -1 when missing
-	dict []string  // KindCategory: code -> value, sorted
+	// off is the index of the column's first word within a row: a number or
+	// bool is one word of float32 bits (NaN when missing), a category one
+	// word of int32 code (-1 when missing), a time two words, the low then
+	// the high half of its int64 unix seconds (missingTime when missing).
+	off  int
+	dict []string // KindCategory: code -> value, sorted
 	// codes maps a category value to its code; built at load.
 	codes map[string]int32
+}
+
+// width returns the number of words a value of kind k takes in a row.
+func width(k Kind) int {
+	if k == KindTime {
+		return 2
+	}
+	return 1
+}
+
+// layout gives every column its offset in a row and returns the number of
+// words per row. Columns sit in storage order, without padding: a time's
+// two words are read separately, so they need no 8-byte alignment.
+func layout(cols []column) (stride int) {
+	for i := range cols {
+		cols[i].off = stride
+		stride += width(cols[i].Kind)
+	}
+	return stride
+}
+
+// putTime stores the unix seconds v in the two words of w, low half first.
+func putTime(w []uint32, v int64) {
+	w = w[:2]
+	w[0], w[1] = uint32(v), uint32(uint64(v)>>32)
 }
 
 // Snapshot is one loaded table of customer features. It is immutable and
@@ -86,7 +118,13 @@ type Snapshot struct {
 	version string
 	asOf    time.Time
 
-	rows    int
+	rows int
+	// words holds the values row after row: the value of column c in row r
+	// starts at words[r*stride+cols[c].off]. A decision reads every column
+	// of one random row, which this layout serves from a few adjacent cache
+	// lines instead of one cache miss per column; see BenchmarkRowRead.
+	words   []uint32
+	stride  int // words per row
 	cols    []column
 	columns []Column       // public copy of the column list
 	byName  map[string]int // column name -> index
@@ -139,10 +177,9 @@ func (s *Snapshot) SizeBytes() int64 { return s.size }
 // computeSize sums the memory of the snapshot's tables.
 func (s *Snapshot) computeSize() int64 {
 	n := int64(len(s.ids)) + 4*int64(len(s.idOffs)) + 8*int64(len(s.table))
+	n += 4 * int64(cap(s.words))
 	for i := range s.cols {
-		c := &s.cols[i]
-		n += 4*int64(len(c.f32)) + 8*int64(len(c.i64)) + 4*int64(len(c.cat))
-		for _, d := range c.dict {
+		for _, d := range s.cols[i].dict {
 			n += int64(len(d)) + 16 + 16 // string header in dict and in the map
 		}
 	}
@@ -192,11 +229,16 @@ func (s *Snapshot) AppendID(dst []byte, row int) []byte {
 // (use Time: float32 cannot hold unix seconds exactly).
 func (s *Snapshot) Number(col, row int) float32 {
 	c := &s.cols[col]
-	switch c.Kind {
+	return numberOf(c.Kind, s.words[row*s.stride+c.off])
+}
+
+// numberOf is Number for the first word w of a value of kind k.
+func numberOf(k Kind, w uint32) float32 {
+	switch k {
 	case KindNumber, KindBool:
-		return c.f32[row]
+		return math.Float32frombits(w)
 	case KindCategory:
-		if v := c.cat[row]; v >= 0 {
+		if v := int32(w); v >= 0 {
 			return float32(v)
 		}
 	}
@@ -208,8 +250,11 @@ func (s *Snapshot) Number(col, row int) float32 {
 // once per snapshot with ColumnIndex. dst must be at least len(cols) long.
 func (s *Snapshot) Numbers(dst []float64, row int, cols []int) {
 	dst = dst[:len(cols)]
-	for i, c := range cols {
-		dst[i] = float64(s.Number(c, row))
+	// One bounds check for the row, then each value is at its offset.
+	words := s.words[row*s.stride : (row+1)*s.stride]
+	for i, col := range cols {
+		c := &s.cols[col]
+		dst[i] = float64(numberOf(c.Kind, words[c.off]))
 	}
 }
 
@@ -220,7 +265,9 @@ func (s *Snapshot) Time(col, row int) (unixSec int64, ok bool) {
 	if c.Kind != KindTime {
 		return 0, false
 	}
-	v := c.i64[row]
+	i := row*s.stride + c.off
+	w := s.words[i : i+2 : i+2]
+	v := int64(w[0]) | int64(w[1])<<32
 	return v, v != missingTime
 }
 
@@ -231,7 +278,7 @@ func (s *Snapshot) Bool(col, row int) (v, ok bool) {
 	if c.Kind != KindBool {
 		return false, false
 	}
-	f := c.f32[row]
+	f := math.Float32frombits(s.words[row*s.stride+c.off])
 	return f == 1, f == f
 }
 
@@ -242,7 +289,7 @@ func (s *Snapshot) Category(col, row int) (code int32, ok bool) {
 	if c.Kind != KindCategory {
 		return -1, false
 	}
-	v := c.cat[row]
+	v := int32(s.words[row*s.stride+c.off])
 	return v, v >= 0
 }
 

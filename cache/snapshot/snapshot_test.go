@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -436,5 +437,114 @@ func TestSizeBytes(t *testing.T) {
 	want := int64(2*4*1000 + 3890 + 4*1001 + 8*2048)
 	if got := s.SizeBytes(); got != want {
 		t.Errorf("SizeBytes() = %d, want %d", got, want)
+	}
+}
+
+// TestInferredTimeMovesRows: an inferred column first read as a number and
+// then found to hold times takes two words instead of one, so every row is
+// laid out again; the numbers already parsed after it must move with it.
+// Times before 1970 and after 2106 check both halves of the stored value.
+func TestInferredTimeMovesRows(t *testing.T) {
+	const n = 5000
+	day := func(i int) int64 {
+		return time.Date(1900+i%400, 1, 1+i%28, 0, 0, 0, 0, time.UTC).Unix()
+	}
+	var b strings.Builder
+	b.WriteString("id,a,t,b,c,d\n")
+	for i := range n {
+		ts := time.Unix(day(i), 0).UTC().Format(time.DateOnly)
+		if i%11 == 0 {
+			ts = ""
+		}
+		fmt.Fprintf(&b, "r%d,%d,%s,%d,k%d,%d\n", i, i, ts, -i, i%5, i%3)
+	}
+	s, err := Parse("relayout", []byte(b.String()), Config{Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := []Kind{KindNumber, KindTime, KindNumber, KindCategory, KindNumber}
+	for c, k := range kinds {
+		if got := s.Columns()[c].Kind; got != k {
+			t.Fatalf("column %d is %s, want %s", c, got, k)
+		}
+	}
+	if s.stride != 6 || len(s.words) != 6*n {
+		t.Fatalf("%d words of %d per row, want %d of 6", len(s.words), s.stride, 6*n)
+	}
+	dst := make([]float64, 5)
+	for i := range n {
+		r, ok := s.LookupString(fmt.Sprintf("r%d", i))
+		if !ok {
+			t.Fatalf("r%d not found", i)
+		}
+		ts, ok := s.Time(1, r)
+		if missing := i%11 == 0; ok == missing || (ok && ts != day(i)) {
+			t.Fatalf("r%d: t = %d, %v; want %d", i, ts, ok, day(i))
+		}
+		code, ok := s.Category(3, r)
+		if !ok || s.Dict(3)[code] != fmt.Sprintf("k%d", i%5) {
+			t.Fatalf("r%d: c = %d, %v", i, code, ok)
+		}
+		s.Numbers(dst, r, []int{0, 1, 2, 3, 4})
+		if dst[0] != float64(i) || !math.IsNaN(dst[1]) || dst[2] != float64(-i) || dst[3] != float64(code) || dst[4] != float64(i%3) {
+			t.Fatalf("r%d: Numbers = %v", i, dst)
+		}
+	}
+}
+
+// TestParquetCategoryRemap: Parquet category codes are stored in order of
+// first appearance and rewritten to dictionary order in one pass over the
+// rows after every column is decoded; the columns around them must not move.
+func TestParquetCategoryRemap(t *testing.T) {
+	const n = 3000
+	cols := []pqCol{
+		{"id", parquet.String(), nil},
+		{"a", parquet.String(), nil},
+		{"b", parquet.Timestamp(parquet.Millisecond), nil},
+		{"c", parquet.String(), nil},
+		{"d", parquet.Leaf(parquet.DoubleType), nil},
+	}
+	letters := []string{"z", "m", "a", "q"}
+	for i := range n {
+		cols[0].vals = append(cols[0].vals, fmt.Sprintf("r%d", i))
+		var a any = letters[i%4]
+		if i%7 == 0 {
+			a = nil
+		}
+		cols[1].vals = append(cols[1].vals, a)
+		cols[2].vals = append(cols[2].vals, int64(-i)*1e9)
+		cols[3].vals = append(cols[3].vals, letters[(i/3)%4]+"x")
+		cols[4].vals = append(cols[4].vals, float64(i))
+	}
+	s := mustParse(t, writeParquet(t, cols), Config{Workers: 2})
+	idx := func(name string) int {
+		i, ok := s.ColumnIndex(name)
+		if !ok {
+			t.Fatalf("no column %q", name)
+		}
+		return i
+	}
+	a, b, c, d := idx("a"), idx("b"), idx("c"), idx("d")
+	for i := range n {
+		r, ok := s.LookupString(fmt.Sprintf("r%d", i))
+		if !ok {
+			t.Fatalf("r%d not found", i)
+		}
+		code, ok := s.Category(a, r)
+		if missing := i%7 == 0; ok == missing || (ok && s.Dict(a)[code] != letters[i%4]) {
+			t.Fatalf("r%d: a = %d, %v", i, code, ok)
+		}
+		if ts, ok := s.Time(b, r); !ok || ts != int64(-i)*1e6 {
+			t.Fatalf("r%d: b = %d, %v", i, ts, ok)
+		}
+		if code, ok := s.Category(c, r); !ok || s.Dict(c)[code] != letters[(i/3)%4]+"x" {
+			t.Fatalf("r%d: c = %d, %v", i, code, ok)
+		}
+		if got := s.Number(d, r); got != float32(i) {
+			t.Fatalf("r%d: d = %v", i, got)
+		}
+	}
+	if got := s.Dict(a); !slices.Equal(got, []string{"a", "m", "q", "z"}) {
+		t.Errorf("Dict(a) = %q", got)
 	}
 }

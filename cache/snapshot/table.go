@@ -53,6 +53,9 @@ type builder struct {
 	split splitter
 	cols  []column
 	idCol string
+	// words and stride are the snapshot's row-major values (see Snapshot).
+	words  []uint32
+	stride int
 	// infer marks columns whose kind is not yet known.
 	infer []bool
 	// active marks the columns parsed in the current pass.
@@ -150,6 +153,28 @@ func (b *builder) parallel(fn func(c *chunk, i int)) {
 	wg.Wait()
 }
 
+// parallelRows runs fn on ranges of rows [lo, hi) that cover 0..rows,
+// about 8 per worker, with workers goroutines.
+func parallelRows(rows, workers int, fn func(lo, hi int)) {
+	size := rows/(workers*8) + 1
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, rows/size+1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				lo := int(next.Add(1)-1) * size
+				if lo >= rows {
+					return
+				}
+				fn(lo, min(lo+size, rows))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // firstError returns the error at the smallest line, if any.
 func (b *builder) firstError() error {
 	var first *lineError
@@ -164,24 +189,40 @@ func (b *builder) firstError() error {
 	return fmt.Errorf("cannot load snapshot %q: line %d: %s", b.name, first.line, first.msg)
 }
 
-// alloc allocates storage for the active columns according to their kind.
-func (b *builder) alloc() {
+// allocWords lays out the columns by their current kinds and allocates
+// the values of every row.
+func (b *builder) allocWords() {
+	b.stride = layout(b.cols)
+	b.words = make([]uint32, b.rows*b.stride)
+}
+
+// relayout gives the columns the offsets of their final kinds before the
+// second pass. The first pass took every inferred column for a number, one
+// word per row; a column found to hold times takes two, which moves every
+// column after it. Then the rows are copied into a new table: only the
+// columns kept from the first pass, since the second pass rewrites every
+// word of the others.
+func (b *builder) relayout() {
+	offs := make([]int, len(b.cols))
 	for i := range b.cols {
-		if !b.active[i] {
-			continue
-		}
-		c := &b.cols[i]
-		switch c.Kind {
-		case KindNumber, KindBool:
-			if len(c.f32) != b.rows {
-				c.f32 = make([]float32, b.rows)
-			}
-		case KindTime:
-			c.i64 = make([]int64, b.rows)
-		case KindCategory:
-			c.cat = make([]int32, b.rows)
-		}
+		offs[i] = b.cols[i].off
 	}
+	old, oldStride := b.words, b.stride
+	if layout(b.cols) == oldStride {
+		return // no width changed, so neither did any offset
+	}
+	b.allocWords()
+	b.parallel(func(c *chunk, _ int) {
+		for r := c.row0; r < c.row0+c.rows; r++ {
+			src := old[r*oldStride : (r+1)*oldStride]
+			dst := b.words[r*b.stride : (r+1)*b.stride]
+			for i := range b.cols {
+				if !b.active[i] {
+					copy(dst[b.cols[i].off:b.cols[i].off+width(b.cols[i].Kind)], src[offs[i]:])
+				}
+			}
+		}
+	})
 }
 
 // build parses every line of the chunks into the columns and returns the
@@ -196,7 +237,7 @@ func (b *builder) build() (*Snapshot, error) {
 			b.cols[i].Kind = KindNumber
 		}
 	}
-	b.alloc()
+	b.allocWords()
 	for _, c := range b.chunks {
 		c.masks = make([]uint8, nc)
 		for i := range c.masks {
@@ -232,15 +273,10 @@ func (b *builder) build() (*Snapshot, error) {
 		again = true
 	}
 	if again {
-		b.alloc()
+		b.relayout()
 		b.parallel(func(c *chunk, _ int) { b.parseChunk(c, false) })
 		if err := b.firstError(); err != nil {
 			return nil, err
-		}
-	}
-	for i := range b.cols {
-		if b.cols[i].Kind != KindNumber && b.cols[i].Kind != KindBool {
-			b.cols[i].f32 = nil
 		}
 	}
 	if err := b.mergeDicts(); err != nil {
@@ -269,6 +305,7 @@ func (b *builder) parseChunk(c *chunk, first bool) {
 		if blank(l) {
 			continue
 		}
+		words := b.words[row*b.stride : (row+1)*b.stride]
 		for i := range fields {
 			fields[i] = field{tok: tokNull}
 		}
@@ -298,11 +335,11 @@ func (b *builder) parseChunk(c *chunk, first bool) {
 			}
 			if f := &fields[i]; f.numOK && b.cols[i].Kind == KindNumber {
 				// store's first fast path, inlined: most values take it.
-				b.cols[i].f32[row] = f.num
+				words[b.cols[i].off] = math.Float32bits(f.num)
 				c.masks[i] &= maskNumber
 				continue
 			}
-			if err := b.store(c, i, row, fields[i], first && b.infer[i]); err != nil {
+			if err := b.store(c, i, words, fields[i], first && b.infer[i]); err != nil {
 				c.err = &lineError{line, fmt.Sprintf("column %q: cannot parse %q as %s: %s", b.cols[i].Name, fields[i].b, b.cols[i].Kind, err)}
 				return
 			}
@@ -311,13 +348,15 @@ func (b *builder) parseChunk(c *chunk, first bool) {
 	}
 }
 
-// store parses f into column i at row. When infer is set the column is
-// assumed numeric until a value says otherwise, and its mask is updated.
-func (b *builder) store(c *chunk, i, row int, f field, infer bool) error {
+// store parses f into column i of the row whose values are words. When
+// infer is set the column is assumed numeric until a value says otherwise,
+// and its mask is updated.
+func (b *builder) store(c *chunk, i int, words []uint32, f field, infer bool) error {
 	col := &b.cols[i]
+	w := words[col.off : col.off+width(col.Kind)]
 	// Fast paths: a plain decimal in a (presumed) number column.
 	if col.Kind == KindNumber && f.numOK {
-		col.f32[row] = f.num
+		w[0] = math.Float32bits(f.num)
 		if infer {
 			c.masks[i] &= maskNumber
 		}
@@ -325,7 +364,7 @@ func (b *builder) store(c *chunk, i, row int, f field, infer bool) error {
 	}
 	if col.Kind == KindNumber && f.tok != tokBool && len(f.b) > 0 && !(infer && c.notNum[i]) {
 		if v, ok := parseDecimal(f.b); ok {
-			col.f32[row] = v
+			w[0] = math.Float32bits(v)
 			if infer {
 				c.masks[i] &= maskNumber
 			}
@@ -334,12 +373,12 @@ func (b *builder) store(c *chunk, i, row int, f field, infer bool) error {
 	}
 	if infer {
 		if f.missing() {
-			col.f32[row] = float32(math.NaN())
+			w[0] = nanWord
 			return nil
 		}
 		if !c.notNum[i] && f.tok != tokBool {
 			if v, err := parseNumber(f.b); err == nil {
-				col.f32[row] = v
+				w[0] = math.Float32bits(v)
 				c.masks[i] &= maskNumber
 				return nil
 			}
@@ -352,7 +391,7 @@ func (b *builder) store(c *chunk, i, row int, f field, infer bool) error {
 	switch col.Kind {
 	case KindNumber:
 		if missing {
-			col.f32[row] = float32(math.NaN())
+			w[0] = nanWord
 			return nil
 		}
 		if f.tok == tokBool {
@@ -362,20 +401,20 @@ func (b *builder) store(c *chunk, i, row int, f field, infer bool) error {
 		if err != nil {
 			return err
 		}
-		col.f32[row] = v
+		w[0] = math.Float32bits(v)
 	case KindBool:
 		if missing {
-			col.f32[row] = float32(math.NaN())
+			w[0] = nanWord
 			return nil
 		}
 		v, err := parseBoolText(f.b, false)
 		if err != nil {
 			return err
 		}
-		col.f32[row] = v
+		w[0] = math.Float32bits(v)
 	case KindTime:
 		if missing {
-			col.i64[row] = missingTime
+			putTime(w, missingTime)
 			return nil
 		}
 		if f.tok == tokNumber || (len(f.b) > 0 && len(f.b) < 19 && f.b[0] >= '0' && f.b[0] <= '9' && bytes.IndexByte(f.b, '-') < 0) {
@@ -383,17 +422,17 @@ func (b *builder) store(c *chunk, i, row int, f field, infer bool) error {
 			if err != nil {
 				return err
 			}
-			col.i64[row] = v
+			putTime(w, v)
 			return nil
 		}
 		v, err := parseTimeText(f.b)
 		if err != nil {
 			return err
 		}
-		col.i64[row] = v
+		putTime(w, v)
 	case KindCategory:
 		if missing {
-			col.cat[row] = -1
+			w[0] = missingCode
 			return nil
 		}
 		d := c.dicts[i]
@@ -411,7 +450,7 @@ func (b *builder) store(c *chunk, i, row int, f field, infer bool) error {
 			d[s] = code
 			c.vals[i] = append(c.vals[i], s)
 		}
-		col.cat[row] = code
+		w[0] = uint32(code)
 	}
 	return nil
 }
@@ -428,6 +467,7 @@ func parseUnix(b []byte) (int64, error) {
 // mergeDicts gives every category column one sorted dictionary and rewrites
 // the chunk-local codes.
 func (b *builder) mergeDicts() error {
+	var cats []int
 	for i := range b.cols {
 		col := &b.cols[i]
 		if col.Kind != KindCategory {
@@ -451,21 +491,32 @@ func (b *builder) mergeDicts() error {
 			set[v] = int32(code)
 		}
 		col.dict, col.codes = dict, set
-		b.parallel(func(c *chunk, _ int) {
-			if len(c.vals[i]) == 0 {
-				return
-			}
-			remap := make([]int32, len(c.vals[i]))
+		cats = append(cats, i)
+	}
+	if len(cats) == 0 {
+		return nil
+	}
+	// One pass over the rows rewrites the codes of every category column.
+	b.parallel(func(c *chunk, _ int) {
+		remaps := make([][]int32, len(cats))
+		offs := make([]int, len(cats))
+		for k, i := range cats {
+			col := &b.cols[i]
+			remaps[k] = make([]int32, len(c.vals[i]))
 			for local, v := range c.vals[i] {
-				remap[local] = set[v]
+				remaps[k][local] = col.codes[v]
 			}
-			for r := c.row0; r < c.row0+c.rows; r++ {
-				if v := col.cat[r]; v >= 0 {
-					col.cat[r] = remap[v]
+			offs[k] = col.off
+		}
+		for r := c.row0; r < c.row0+c.rows; r++ {
+			words := b.words[r*b.stride : (r+1)*b.stride]
+			for k, off := range offs {
+				if v := int32(words[off]); v >= 0 {
+					words[off] = uint32(remaps[k][v])
 				}
 			}
-		})
-	}
+		}
+	})
 	return nil
 }
 
@@ -480,6 +531,8 @@ func (b *builder) finish() (*Snapshot, error) {
 	}
 	s := &Snapshot{
 		rows:   b.rows,
+		words:  b.words,
+		stride: b.stride,
 		cols:   b.cols,
 		ids:    make([]byte, 0, total),
 		idOffs: make([]uint32, 0, b.rows+1),
