@@ -22,13 +22,22 @@ import (
 // by op, so that both see the same machine load, and each op is timed: the
 // metrics are the medians per decision of each and their ratio (ns/op is
 // the mean of both). 64 customers and random actions are cycled through.
+// With cold=true, 8 MiB of other memory is written before every op
+// (untimed), as the HTTP stack and other requests do to the caches of a
+// loaded server: the model's tables are then read from memory or L3.
 func BenchmarkCandidateScoring(b *testing.B) {
 	for _, depth := range []int{6, 8} {
-		b.Run("depth="+strconv.Itoa(depth), func(b *testing.B) { benchCandidateScoring(b, depth) })
+		for _, cold := range []bool{false, true} {
+			b.Run("depth="+strconv.Itoa(depth)+"/cold="+strconv.FormatBool(cold), func(b *testing.B) { benchCandidateScoring(b, depth, cold) })
+		}
 	}
 }
 
-func benchCandidateScoring(b *testing.B, depth int) {
+func benchCandidateScoring(b *testing.B, depth int, cold bool) {
+	var evict []uint64
+	if cold {
+		evict = make([]uint64, 1<<20)
+	}
 	bg, err := bundlegen.Generate(bundlegen.Config{Customers: 1000, Depth: depth})
 	if err != nil {
 		b.Fatal(err)
@@ -85,6 +94,9 @@ func benchCandidateScoring(b *testing.B, depth int) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				c := (i / 2) % nCustomers
+				for j := range evict {
+					evict[j] += uint64(i)
+				}
 				t0 := time.Now()
 				if i&1 == 0 {
 					for n, a := range picks[c] {
