@@ -1,6 +1,7 @@
 package nba
 
 import (
+	"cmp"
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -221,8 +222,11 @@ type ScoreKey struct {
 	Model    string
 }
 
-// ScoreCache caches one propensity per action of a model (indexed by the
-// action's position in the catalog; NaN when not computed). It is never the
+// ScoreCache caches the propensities a model gave a customer's actions: a
+// vector of pairs (the action's position in the catalog as a float64, its
+// propensity) by ascending position, only for the actions scored — about
+// the channel's eligible candidates, a small part of a large catalog, so an
+// entry is small and the cache holds many customers. It is never the
 // source of truth: Get may miss and Set may drop. Implementations must be
 // safe for concurrent use, must not keep the key's strings or the slice
 // passed to Set, and Get must not allocate. The returned slice is read-only.
@@ -330,7 +334,8 @@ type scratch struct {
 	outs     []float64        // one prediction per row
 	rowOf    []int32          // row -> index in cands
 	vars     []*model.Variant // row -> the action's plan variant (models with a plan)
-	cached   []float64        // per action: the score vector to cache (NaN = not computed)
+	cached   []float64        // the score pairs to cache (ScoreCache)
+	fresh    []scorePair      // this decision's new scores, to merge into cached
 	customer string           // the request's customer ("" = anonymous)
 	scoreKey ScoreKey
 	plan     model.PlanScratch
@@ -381,7 +386,8 @@ func (s *scratch) prepare(c *Catalog) {
 	s.outs = make([]float64, len(c.actions))
 	s.rowOf = make([]int32, len(c.actions))
 	s.vars = make([]*model.Variant, len(c.actions))
-	s.cached = make([]float64, len(c.actions))
+	s.cached = make([]float64, 0, 2*len(c.actions))
+	s.fresh = make([]scorePair, 0, len(c.actions))
 	s.states = make([]JourneyState, 0, MaxJourneysPerCustomer)
 	s.due = make([]dueStep, 0, len(c.journeys))
 	s.exclUsed = make([]bool, c.nexcl)
@@ -786,8 +792,8 @@ func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 					hit, _ = e.scores.GetScores(key)
 				}
 			}
-			if int(cd.a) < len(hit) && hit[cd.a] == hit[cd.a] {
-				cd.p = hit[cd.a]
+			if p, ok := cachedScore(hit, cd.a); ok {
+				cd.p = p
 				continue
 			}
 			s.rowOf[n] = int32(i)
@@ -820,28 +826,73 @@ func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 		}
 		scored += n
 		if key.Customer != "" {
-			// Cache what is known now: the earlier vector plus this
+			// Cache what is known now: the earlier pairs plus this
 			// decision's new scores.
-			v := s.cached
-			if len(hit) == len(v) {
-				copy(v, hit)
-			} else {
-				nan := math.NaN()
-				for i := range v {
-					v[i] = nan
-				}
-			}
+			fresh := s.fresh[:0]
 			for r := 0; r < n; r++ {
 				cd := &s.cands[s.rowOf[r]]
-				v[cd.a] = cd.p
+				fresh = append(fresh, scorePair{a: cd.a, p: cd.p})
 			}
-			e.scores.SetScores(key, v)
+			s.fresh = fresh
+			s.cached = mergeScores(s.cached[:0], hit, fresh)
+			e.scores.SetScores(key, s.cached)
 		}
 	}
 	s.scoreKey.Customer = "" // borrowed from the request: not kept
 	if count {
 		e.scored.Add(uint64(scored))
 	}
+}
+
+// scorePair is one new score for the ScoreCache: action a's propensity.
+type scorePair struct {
+	a int32
+	p float64
+}
+
+func cmpScorePair(x, y scorePair) int { return cmp.Compare(x.a, y.a) }
+
+// cachedScore returns action a's propensity from a ScoreCache vector.
+func cachedScore(v []float64, a int32) (float64, bool) {
+	x := float64(a)
+	lo, hi := 0, len(v)/2
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if v[2*m] < x {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(v)/2 && v[2*lo] == x {
+		return v[2*lo+1], true
+	}
+	return 0, false
+}
+
+// mergeScores appends to dst the ScoreCache vector of the pairs in old (a
+// ScoreCache vector) and fresh, by ascending action; fresh wins a tie.
+func mergeScores(dst, old []float64, fresh []scorePair) []float64 {
+	// Candidates come in catalog order, so fresh is almost always sorted
+	// already.
+	if !slices.IsSortedFunc(fresh, cmpScorePair) {
+		slices.SortFunc(fresh, cmpScorePair)
+	}
+	i := 0
+	for _, f := range fresh {
+		x := float64(f.a)
+		for ; i+1 < len(old) && old[i] < x; i += 2 {
+			dst = append(dst, old[i], old[i+1])
+		}
+		if i+1 < len(old) && old[i] == x {
+			i += 2
+		}
+		dst = append(dst, x, f.p)
+	}
+	for ; i+1 < len(old); i += 2 {
+		dst = append(dst, old[i], old[i+1])
+	}
+	return dst
 }
 
 // hashRow hashes a model row's values (FNV-1a over their bits).

@@ -2,6 +2,7 @@ package nba
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -78,4 +79,29 @@ func TestScoreCacheSkipsRescoringRepeatVisitors(t *testing.T) {
 	if cache.sets != before {
 		t.Error("an anonymous decision was cached")
 	}
+}
+
+func TestMergeScores(t *testing.T) {
+	f := func(old []float64, fresh []scorePair, want []float64) {
+		t.Helper()
+		got := mergeScores(nil, old, fresh)
+		if !slices.Equal(got, want) {
+			t.Errorf("mergeScores(%v, %v) = %v, want %v", old, fresh, got, want)
+		}
+		for i := 0; i+1 < len(want); i += 2 {
+			if p, ok := cachedScore(got, int32(want[i])); !ok || p != want[i+1] {
+				t.Errorf("cachedScore(%v, %v) = %v, %v", got, want[i], p, ok)
+			}
+		}
+		for _, a := range []int32{-1, 4, 100} {
+			if _, ok := cachedScore(got, a); ok && !slices.Contains(want, float64(a)) {
+				t.Errorf("cachedScore(%v, %d) found a score it does not hold", got, a)
+			}
+		}
+	}
+	f(nil, nil, nil)
+	f(nil, []scorePair{{2, 0.2}, {0, 0.1}}, []float64{0, 0.1, 2, 0.2})
+	f([]float64{1, 0.5, 3, 0.7}, nil, []float64{1, 0.5, 3, 0.7})
+	f([]float64{1, 0.5, 3, 0.7}, []scorePair{{0, 0.1}, {2, 0.2}, {5, 0.9}}, []float64{0, 0.1, 1, 0.5, 2, 0.2, 3, 0.7, 5, 0.9})
+	f([]float64{1, 0.5, 3, 0.7}, []scorePair{{3, 0.8}}, []float64{1, 0.5, 3, 0.8})
 }

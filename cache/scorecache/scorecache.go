@@ -173,9 +173,7 @@ func (c *Cache) admit(customer string) bool {
 	if c.door == nil {
 		return true
 	}
-	h := maphash.String(c.seed, customer)
-	w := &c.door[(h>>6)&uint64(len(c.door)-1)]
-	bit := uint64(1) << (h & 63)
+	w, bit := c.doorBit(customer)
 	if w.Load()&bit != 0 {
 		return true
 	}
@@ -189,6 +187,18 @@ func (c *Cache) admit(customer string) bool {
 		}
 	}
 	return false
+}
+
+// doorBit returns the doorkeeper's word and bit for a customer.
+func (c *Cache) doorBit(customer string) (*atomic.Uint64, uint64) {
+	h := maphash.String(c.seed, customer)
+	return &c.door[(h>>6)&uint64(len(c.door)-1)], uint64(1) << (h & 63)
+}
+
+// seen reports whether the doorkeeper has marked the customer.
+func (c *Cache) seen(customer string) bool {
+	w, bit := c.doorBit(customer)
+	return w.Load()&bit != 0
 }
 
 // hash combines per-field hashes (maphash.String is much cheaper than
@@ -208,6 +218,14 @@ func (c *Cache) hash(k *Key) uint64 {
 // Get returns the scores cached under k. The returned slice is shared and
 // immutable: the caller must not modify it. Get does not allocate.
 func (c *Cache) Get(k Key) ([]float64, bool) {
+	if c.door != nil && !c.seen(k.Customer) {
+		// Never Set since the doorkeeper last forgot: a first visit,
+		// settled by one bit instead of a lookup. (An entry Set before
+		// the doorkeeper forgot is missed once; the Set that follows
+		// marks the customer again.)
+		c.misses.Add(1)
+		return nil, false
+	}
 	e, ok := c.c.Get(c.hash(&k))
 	if !ok {
 		c.misses.Add(1)

@@ -206,11 +206,19 @@ func TestDoorkeeper(t *testing.T) {
 			break // just cleared
 		}
 	}
+	// A forgotten customer's Get is settled by the doorkeeper: a miss,
+	// though the entry is still cached.
+	if _, ok := c.Get(k); ok {
+		t.Fatal("Get of a forgotten customer went to the cache")
+	}
 	if c.admit("c1") {
 		t.Fatal("the doorkeeper did not forget")
 	}
 	if !c.admit("c1") {
 		t.Fatal("a customer marked just now is not admitted")
+	}
+	if v, ok := c.Get(k); !ok || v[0] != 2 {
+		t.Fatalf("Get once marked again: %v %v", v, ok)
 	}
 }
 
