@@ -19,6 +19,7 @@
 //
 //	go run ./bench/load [-bundle DIR] [-c 32] [-d 10s] [-rounds 3]
 //	    [-channel web] [-customer.format cust-%d] [-placement P] [-customers 10000] [-max.requests N]
+//	    [-order shuffled|sequential] [-decisionlog inputs|decisions|off] [-scorecache=false]
 package main
 
 import (
@@ -33,14 +34,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"nba/nba/metrics"
 	"nba/nba/server"
 	"nba/nba/server/servertest"
 	"nba/nba/sidecar"
@@ -128,6 +132,7 @@ type options struct {
 	placement   string
 	log         string
 	scoreCache  bool
+	order       string
 }
 
 func run(args []string, out io.Writer) error {
@@ -142,9 +147,11 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.channel, "channel", "web", "channel of every decide request")
 	fs.StringVar(&o.prefix, "customer.format", "cust-%d", "customer ids: this format applied to a number from 0 to -customers-1 (c%08d for bench/gen bundles)")
 	fs.StringVar(&o.placement, "placement", "", "placement of every decide request (empty: any)")
+	fs.StringVar(&o.order, "order", "shuffled", "order the requests visit the customers in: shuffled (a fixed random permutation, like real traffic) or sequential (customer 0, 1, 2, ...: neighbouring rows, kind to the caches)")
 	fs.BoolVar(&o.scoreCache, "scorecache", true, "give the sidecar its score cache (64 MiB)")
 	fs.StringVar(&o.log, "decisionlog", "inputs", "decision log of the sidecar: inputs (every decision with its inputs, the default), decisions (without inputs) or off")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (both servers and the load) to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile to this file, and one before the measured rounds to this file.base")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -159,6 +166,8 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("-max.requests is %d, want at least -c", o.maxRequests)
 	case o.customers < 1:
 		return fmt.Errorf("-customers is %d, want at least 1", o.customers)
+	case o.order != "shuffled" && o.order != "sequential":
+		return fmt.Errorf("-order is %q, want shuffled or sequential", o.order)
 	}
 
 	if *cpuProfile != "" {
@@ -182,11 +191,25 @@ func run(args []string, out io.Writer) error {
 	}
 	defer release()
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(server.Config{Logger: logger, MaxConnsPerIP: 2048}, backend)
+	// Metrics as `nba serve` registers them: their cost is part of serving.
+	set := metrics.NewSet()
+	if sc, ok := backend.(*sidecar.Sidecar); ok {
+		if err := sc.RegisterMetrics(set); err != nil {
+			return err
+		}
+	}
+	srv, err := server.New(server.Config{Logger: logger, MaxConnsPerIP: 2048, Metrics: set}, backend)
 	if err != nil {
 		return err
 	}
 	bodies := requestBodies(o.customers, o.prefix, o.channel, o.placement)
+	if o.order == "shuffled" {
+		shuffle(bodies)
+	}
+	// One cursor over the bodies for the whole run: every request of the
+	// sidecar's rounds goes to the next customer, so a customer comes back
+	// only after all the others have been seen.
+	var cursor atomic.Uint64
 
 	// The floor answers with a body of the sidecar's own size for the same
 	// request, so both put the same bytes on the wire.
@@ -229,9 +252,24 @@ func run(args []string, out io.Writer) error {
 	// Warm up both: connections, pools, CPU frequency.
 	warm := min(o.duration/5, 2*time.Second)
 	for _, t := range targets {
-		if _, err := drive(t.addr, bodies, o.conns, warm, o.maxRequests); err != nil {
+		if _, err := drive(t.addr, bodies, &cursor, o.conns, warm, o.maxRequests); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", t.name, err)
 		}
+	}
+	if *memProfile != "" {
+		// The rounds' allocations are the difference from this base:
+		// go tool pprof -diff_base FILE.base loadbench FILE
+		runtime.GC()
+		if f, err := os.Create(*memProfile + ".base"); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	for r := 0; r < o.rounds; r++ {
 		order := []*target{targets[0], targets[1]}
@@ -239,7 +277,7 @@ func run(args []string, out io.Writer) error {
 			order[0], order[1] = order[1], order[0]
 		}
 		for _, t := range order {
-			res, err := drive(t.addr, bodies, o.conns, o.duration, o.maxRequests)
+			res, err := drive(t.addr, bodies, &cursor, o.conns, o.duration, o.maxRequests)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
@@ -248,6 +286,7 @@ func run(args []string, out io.Writer) error {
 				r+1, t.name, res.rps, res.p50, res.p99, res.p999, res.requests, res.errors)
 		}
 	}
+	printCacheMetrics(out, targets[1].addr)
 	f, n := targets[0].median(), targets[1].median()
 	fmt.Fprintf(out, "median floor rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f\n", f.rps, f.p50, f.p99, f.p999)
 	fmt.Fprintf(out, "median nba   rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f\n", n.rps, n.p50, n.p99, n.p999)
@@ -314,9 +353,40 @@ type result struct {
 	requests, errors    uint64
 }
 
+// printCacheMetrics prints the sidecar's score cache counters from its
+// /metrics page, when it has them: in this benchmark (every request a
+// different customer until all have been seen) the cache mostly costs.
+func printCacheMetrics(out io.Writer, addr string) {
+	status, body, err := fasthttp.Get(nil, "http://"+addr+"/metrics")
+	if err != nil || status != fasthttp.StatusOK {
+		return
+	}
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, "nba_scorecache_") {
+			fmt.Fprint(out, line)
+		}
+	}
+}
+
+// shuffle permutes bodies with a fixed seed (Fisher–Yates over splitmix64),
+// so that every run visits the customers in the same random order.
+func shuffle(bodies [][]byte) {
+	x := uint64(0x6e6261)
+	for i := len(bodies) - 1; i > 0; i-- {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		z ^= z >> 31
+		hi, _ := bits.Mul64(z, uint64(i+1))
+		bodies[i], bodies[hi] = bodies[hi], bodies[i]
+	}
+}
+
 // drive runs conns closed-loop clients against addr for d (or until
 // maxRequests in total) and returns throughput and latency percentiles.
-func drive(addr string, bodies [][]byte, conns int, d time.Duration, maxRequests int) (result, error) {
+// Each request sends the body at the cursor's next position.
+func drive(addr string, bodies [][]byte, cursor *atomic.Uint64, conns int, d time.Duration, maxRequests int) (result, error) {
 	hc := &fasthttp.HostClient{
 		Addr:         addr,
 		MaxConns:     conns,
@@ -347,7 +417,7 @@ func drive(addr string, bodies [][]byte, conns int, d time.Duration, maxRequests
 				if !t0.Before(deadline) {
 					return
 				}
-				req.SetBodyRaw(bodies[(w+i*conns)%len(bodies)])
+				req.SetBodyRaw(bodies[(cursor.Add(1)-1)%uint64(len(bodies))])
 				err := hc.Do(req, resp)
 				if err == nil && resp.StatusCode() != fasthttp.StatusOK {
 					err = fmt.Errorf("status %d: %.200s", resp.StatusCode(), resp.Body())
