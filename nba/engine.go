@@ -57,6 +57,11 @@ type Request struct {
 	// other holdouts (a logged decision outside every holdout it consulted
 	// decides the same without them).
 	NoHoldout bool
+	// Remember, when not 0 and the catalog learns, keeps the decision's
+	// learning features under this key in the decision memory (see
+	// Recall), for the feedback to its actions. It should identify the
+	// decision, e.g. a hash of its id.
+	Remember uint64
 	// Seed, when not 0, makes exploration deterministic: the same seed,
 	// inputs and learning state give the same decision (for replay and
 	// tests). 0 draws a seed from the engine's generator; Decision.Trace
@@ -210,6 +215,12 @@ type Config struct {
 	// Scores caches model outputs per customer so a repeat visitor is not
 	// scored again; nil disables it.
 	Scores ScoreCache
+	// DecisionMemory is the number of recent decisions whose learning
+	// features are remembered for their feedback (Request.Remember,
+	// Recall): 0 means DefaultDecisionMemory, negative none. It costs
+	// 8 bytes per learning feature and about 110 bytes per slot, and only
+	// with a catalog that learns.
+	DecisionMemory int
 }
 
 // ScoreKey identifies a cached score vector: the customer, the exact model
@@ -264,6 +275,8 @@ type Engine struct {
 	decisions, unknownCustomers, unknownCtx, limitClipped, journeysDropped,
 	channelLimited, fallbacks, controls, scored atomic.Uint64
 	observed, observeRejected, carryFailures atomic.Uint64
+	recalled, recallMisses                   atomic.Uint64
+	memSlots                                 int
 }
 
 // NewEngine validates cfg and returns an engine serving cfg.Catalog.
@@ -274,7 +287,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Profiles == nil {
 		return nil, errors.New("cannot create engine: no profiles")
 	}
-	e := &Engine{profiles: cfg.Profiles, history: cfg.History, journeys: cfg.Journeys, scores: cfg.Scores}
+	e := &Engine{profiles: cfg.Profiles, history: cfg.History, journeys: cfg.Journeys, scores: cfg.Scores, memSlots: cfg.DecisionMemory}
+	if e.memSlots == 0 {
+		e.memSlots = DefaultDecisionMemory
+	}
 	e.cur.Store(e.newLearner(cfg.Catalog, nil))
 	e.pool.New = func() any {
 		var seed [32]byte
@@ -314,6 +330,7 @@ type cand struct {
 	l, prio  float64
 	explainI int32   // index in Decision.Explain, -1 when not explaining
 	mu, vr   float64 // online logit mean and variance (learning)
+	off      float64 // online offset: the offline logit (learning)
 	prob     float64 // logged probability of its rank (exploration)
 	samples  int32
 }
@@ -570,6 +587,9 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 		}
 	}
 	e.arbitrate(s, c, req, d, ch, limit, now)
+	if cur.on != nil && !req.DryRun {
+		e.remember(cur, s, req.Remember, d)
+	}
 	if len(d.Actions) == 0 && d.Reason == "" {
 		switch {
 		case d.Control:

@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"math"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"nba/model"
@@ -213,6 +215,11 @@ func (c *Catalog) Learning() bool { return c.learn != nil }
 type learner struct {
 	cat *Catalog
 	on  *model.Online // nil when the catalog does not learn
+	// mem is the decision memory, made by the first decision to be
+	// remembered (none when the catalog does not learn or
+	// Config.DecisionMemory < 0).
+	mem     atomic.Pointer[decisionMemory]
+	memOnce sync.Once
 }
 
 // ErrLearningOff is returned by Observe when the catalog has no learning
@@ -303,7 +310,8 @@ func (s *scratch) learnScore(c *Catalog, on *model.Online) {
 	s.learnRow(c)
 	for i := range s.cands {
 		cd := &s.cands[i]
-		mu, v := on.Logit(int(cd.a), s.lx, c.offset(cd))
+		cd.off = c.offset(cd)
+		mu, v := on.Logit(int(cd.a), s.lx, cd.off)
 		cd.mu, cd.vr = mu, v
 		cd.p = sigmoid(mu / math.Sqrt(1+math.Pi*v/8)) // MacKay (1992), as model.Online.Mean
 	}
@@ -400,15 +408,22 @@ type LearnerStats struct {
 	Rejected uint64 `json:"rejected"`
 	// CarryFailures counts catalog swaps whose online state could not be
 	// carried over (the new catalog then started from its priors).
-	CarryFailures uint64           `json:"carry_failures"`
-	Actions       []ActionEvidence `json:"actions,omitempty"`
+	CarryFailures uint64 `json:"carry_failures"`
+	// Recalled counts feedback that found its decision's features in the
+	// decision memory (Recall); RecallMisses feedback that did not (too
+	// old, or the catalog changed) and was learned from the current
+	// profile without the request's context.
+	Recalled     uint64           `json:"recalled"`
+	RecallMisses uint64           `json:"recall_misses"`
+	Actions      []ActionEvidence `json:"actions,omitempty"`
 }
 
 // LearnerStats returns the evidence per action of the catalog being served
 // (allocates; for status pages).
 func (e *Engine) LearnerStats() LearnerStats {
 	cur := e.cur.Load()
-	st := LearnerStats{Observed: e.observed.Load(), Rejected: e.observeRejected.Load(), CarryFailures: e.carryFailures.Load()}
+	st := LearnerStats{Observed: e.observed.Load(), Rejected: e.observeRejected.Load(), CarryFailures: e.carryFailures.Load(),
+		Recalled: e.recalled.Load(), RecallMisses: e.recallMisses.Load()}
 	if cur.on == nil {
 		return st
 	}

@@ -310,7 +310,7 @@ func TestDecideWithLearningDoesNotAllocate(t *testing.T) {
 	for _, ch := range []string{"web", "email", "app"} {
 		t.Run(ch, func(t *testing.T) {
 			var d Decision
-			req := &Request{Customer: "c", Channel: ch, Limit: 2, Now: monday}
+			req := &Request{Customer: "c", Channel: ch, Limit: 2, Now: monday, Remember: 7}
 			if err := e.Decide(req, &d); err != nil {
 				t.Fatal(err)
 			}

@@ -265,6 +265,7 @@ func run(args []string, out io.Writer) error {
 			f.Close()
 		}
 		defer func() {
+			runtime.GC() // the profile shows allocations as of the last GC
 			if f, err := os.Create(*memProfile); err == nil {
 				pprof.Lookup("allocs").WriteTo(f, 0)
 				f.Close()

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"nba/nba"
 	"nba/nba/demo"
 	"nba/nba/metrics"
 	"nba/nba/server"
@@ -54,6 +55,9 @@ func runServe(args []string) error {
 	scoreCache := fset.Int64("scorecache.maxBytes", 64<<20, "memory budget of the per-customer score cache in bytes; negative disables it")
 	decisionLog := fset.Bool("decisionlog", true, "log every decision and feedback to <state>/decisions (zstd JSON Lines)")
 	logLevel := fset.String("log.level", "info", "log level: debug, info, warn or error")
+	responseWindow := fset.Duration("learn.responseWindow", 24*time.Hour, "how long a shown action may wait for an accept, convert, reject or dismiss before online learning counts it as ignored")
+	maxPending := fset.Int("learn.maxPending", 1_000_000, "most impressions awaiting an outcome for online learning; beyond it the oldest is learned from as ignored")
+	decisionMemory := fset.Int("learn.decisionMemory", nba.DefaultDecisionMemory, "recent decisions whose learning features (request context, profile) are kept for their feedback; negative keeps none (feedback then learns from the current profile without context)")
 	var scfg server.Config
 	scfg.RegisterFlags(fset)
 	if err := fset.Parse(args); err != nil {
@@ -86,7 +90,8 @@ func runServe(args []string) error {
 		logger.Info("keeping customer state in the default directory; set -state to choose", "dir", *stateDir)
 	}
 	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
-		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger})
+		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
+		ResponseWindow: *responseWindow, MaxPending: *maxPending, DecisionMemory: *decisionMemory})
 	if err != nil {
 		return err
 	}

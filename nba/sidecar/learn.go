@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"errors"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,17 +22,30 @@ import (
 // pendingKey identifies one shown action awaiting its outcome.
 type pendingKey struct{ customer, action string }
 
-// pending tracks impressions awaiting an outcome. It is bounded; when full,
-// the oldest impression is observed as a negative early.
+// pending tracks impressions awaiting an outcome, each with what its
+// decision saw (nil when the decision memory no longer held it). It is
+// bounded; when full, the oldest impression is observed as a negative
+// early.
 type pending struct {
 	mu      sync.Mutex
 	max     int
-	at      map[pendingKey]time.Time
+	at      map[pendingKey]pendingImpression
 	evicted uint64
 	expired uint64
 }
 
-func (p *pending) add(k pendingKey, at time.Time) (old pendingKey, evicted bool) {
+type pendingImpression struct {
+	at  time.Time
+	rec *nba.Recalled
+}
+
+// expiredImpression is an impression whose response window closed.
+type expiredImpression struct {
+	key pendingKey
+	rec *nba.Recalled
+}
+
+func (p *pending) add(k pendingKey, at time.Time, rec *nba.Recalled) (old expiredImpression, evicted bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.at[k]; ok {
@@ -40,38 +54,40 @@ func (p *pending) add(k pendingKey, at time.Time) (old pendingKey, evicted bool)
 	if len(p.at) >= p.max {
 		// Evict the oldest: O(n), but only when the bound is hit.
 		var oldest time.Time
-		for key, t := range p.at {
-			if oldest.IsZero() || t.Before(oldest) {
-				old, oldest = key, t
+		for key, pi := range p.at {
+			if oldest.IsZero() || pi.at.Before(oldest) {
+				old, oldest = expiredImpression{key, pi.rec}, pi.at
 			}
 		}
-		delete(p.at, old)
+		delete(p.at, old.key)
 		p.evicted++
 		evicted = true
 	}
-	p.at[k] = at
+	p.at[k] = pendingImpression{at: at, rec: rec}
 	return old, evicted
 }
 
-// take removes k and reports whether it was pending.
-func (p *pending) take(k pendingKey) bool {
+// take removes k and reports whether it was pending, with what its
+// decision saw.
+func (p *pending) take(k pendingKey) (*nba.Recalled, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.at[k]; !ok {
-		return false
+	pi, ok := p.at[k]
+	if !ok {
+		return nil, false
 	}
 	delete(p.at, k)
-	return true
+	return pi.rec, true
 }
 
 // expire removes and returns the impressions shown before cutoff.
-func (p *pending) expire(cutoff time.Time) []pendingKey {
+func (p *pending) expire(cutoff time.Time) []expiredImpression {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []pendingKey
-	for k, t := range p.at {
-		if t.Before(cutoff) {
-			out = append(out, k)
+	var out []expiredImpression
+	for k, pi := range p.at {
+		if pi.at.Before(cutoff) {
+			out = append(out, expiredImpression{k, pi.rec})
 			delete(p.at, k)
 		}
 	}
@@ -85,7 +101,10 @@ func (p *pending) stats() (n int, evicted, expired uint64) {
 	return len(p.at), p.evicted, p.expired
 }
 
-// learnFromFeedback feeds one feedback to the engine's online models.
+// learnFromFeedback feeds one feedback to the engine's online models, with
+// the features its decision saw when the decision memory still holds them
+// (looked up by the feedback's decision id when the impression arrives,
+// then kept with the pending impression).
 func (s *Sidecar) learnFromFeedback(fb *server.Feedback, actionID string) {
 	if !s.engine.Catalog().Learning() {
 		return
@@ -93,21 +112,34 @@ func (s *Sidecar) learnFromFeedback(fb *server.Feedback, actionID string) {
 	k := pendingKey{customer: fb.CustomerID, action: actionID}
 	switch fb.Outcome {
 	case server.OutcomeImpression:
-		if old, evicted := s.pending.add(pendingKey{customer: clone(k.customer), action: clone(k.action)}, fb.TS); evicted {
-			s.observe(old.customer, old.action, 0, fb.TS)
+		rec, _ := s.engine.Recall(s.rememberKey(fb.DecisionID), actionID)
+		if old, evicted := s.pending.add(pendingKey{customer: clone(k.customer), action: clone(k.action)}, fb.TS, rec); evicted {
+			s.observe(old.key.customer, old.key.action, old.rec, 0, fb.TS)
 		}
 	case server.OutcomeAccept, server.OutcomeConvert:
-		s.pending.take(k)
-		s.observe(k.customer, k.action, 1, fb.TS)
+		rec, ok := s.pending.take(k)
+		if !ok || rec == nil {
+			rec, _ = s.engine.Recall(s.rememberKey(fb.DecisionID), actionID)
+		}
+		s.observe(k.customer, k.action, rec, 1, fb.TS)
 	case server.OutcomeReject, server.OutcomeDismiss:
-		if s.pending.take(k) {
-			s.observe(k.customer, k.action, 0, fb.TS)
+		if rec, ok := s.pending.take(k); ok {
+			s.observe(k.customer, k.action, rec, 0, fb.TS)
 		}
 	}
 }
 
-func (s *Sidecar) observe(customer, action string, reward float64, at time.Time) {
-	if err := s.engine.Observe(customer, action, reward, at); err != nil && !errors.Is(err, nba.ErrLearningOff) {
+// rememberKey is the decision memory's key of a decision id (0, "do not
+// remember", for none).
+func (s *Sidecar) rememberKey(decisionID string) uint64 {
+	if decisionID == "" {
+		return 0
+	}
+	return maphash.String(s.memSeed, decisionID) | 1
+}
+
+func (s *Sidecar) observe(customer, action string, rec *nba.Recalled, reward float64, at time.Time) {
+	if err := s.engine.ObserveRecalled(rec, customer, action, reward, at); err != nil && !errors.Is(err, nba.ErrLearningOff) {
 		s.observeErrors.Add(1)
 	}
 }
@@ -126,8 +158,8 @@ func (s *Sidecar) learnLoop(stop <-chan struct{}, done chan<- struct{}) {
 			return
 		case <-sweep.C:
 			now := s.now()
-			for _, k := range s.pending.expire(now.Add(-s.cfg.ResponseWindow)) {
-				s.observe(k.customer, k.action, 0, now)
+			for _, x := range s.pending.expire(now.Add(-s.cfg.ResponseWindow)) {
+				s.observe(x.key.customer, x.key.action, x.rec, 0, now)
 			}
 		case <-checkpoint.C:
 			if err := s.saveLearner(); err != nil {

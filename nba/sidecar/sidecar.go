@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -70,6 +71,10 @@ type Config struct {
 	// MaxPending bounds the impressions awaiting an outcome for learning.
 	// Default 1,000,000.
 	MaxPending int
+	// DecisionMemory is the number of recent decisions whose learning
+	// features are kept for their feedback (nba.Config.DecisionMemory):
+	// 0 means nba.DefaultDecisionMemory, negative none.
+	DecisionMemory int
 	// EffectQueue bounds the journey changes waiting to be persisted;
 	// beyond it they are dropped and counted. Default 65536.
 	EffectQueue int
@@ -110,6 +115,7 @@ type Sidecar struct {
 	observeErrors   atomic.Uint64
 
 	pending   pending
+	memSeed   maphash.Seed // decision ids -> decision memory keys
 	learnStop chan struct{}
 	learnDone chan struct{}
 
@@ -183,7 +189,7 @@ func Open(cfg Config) (*Sidecar, error) {
 	}
 	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, cust: &customers{state: st}, now: cfg.Now, lock: lock,
 		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{}),
-		pending: pending{max: cfg.MaxPending, at: map[pendingKey]time.Time{}}, learnStop: make(chan struct{}), learnDone: make(chan struct{})}
+		pending: pending{max: cfg.MaxPending, at: map[pendingKey]pendingImpression{}}, memSeed: maphash.MakeSeed(), learnStop: make(chan struct{}), learnDone: make(chan struct{})}
 	p, err := loadParts(cfg.Bundle, st)
 	if err != nil {
 		st.Close()
@@ -209,7 +215,8 @@ func Open(cfg Config) (*Sidecar, error) {
 		}
 		cache = scores{s.scores}
 	}
-	s.engine, err = nba.NewEngine(nba.Config{Catalog: p.catalog, Profiles: s.cust, History: s.cust, Journeys: s.cust, Scores: cache})
+	s.engine, err = nba.NewEngine(nba.Config{Catalog: p.catalog, Profiles: s.cust, History: s.cust, Journeys: s.cust, Scores: cache,
+		DecisionMemory: cfg.DecisionMemory})
 	if err != nil {
 		st.Close()
 		return nil, err

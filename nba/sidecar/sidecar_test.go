@@ -201,6 +201,40 @@ func TestDemoLearnsFromFeedbackAndKeepsIt(t *testing.T) {
 	}
 }
 
+// TestFeedbackRecallsItsDecision: the impression of a decided action
+// finds the decision's learning features by its decision id, keeps them
+// with the pending impression, and the accept learns from them; feedback
+// without a decision id learns from the current profile.
+func TestFeedbackRecallsItsDecision(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	const c = "c00042"
+	var resp server.DecideResponse
+	if err := s.Decide(&server.DecideRequest{DecisionID: "d-1", CustomerID: c, Channel: "web", Limit: 1}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Actions) == 0 {
+		t.Fatal("no action decided")
+	}
+	act := resp.Actions[0].ID
+	for _, o := range []server.Outcome{server.OutcomeImpression, server.OutcomeAccept} {
+		if err := s.Feedback(&server.Feedback{DecisionID: "d-1", CustomerID: c, ActionID: act, Channel: "web", Outcome: o, TS: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.engine.LearnerStats()
+	if st.Recalled != 1 || st.RecallMisses != 0 || st.Observed != 1 {
+		t.Fatalf("after impression and accept: recalled %d, misses %d, observed %d; want 1, 0, 1", st.Recalled, st.RecallMisses, st.Observed)
+	}
+	// A decision id the memory does not hold: learned all the same.
+	if err := s.Feedback(&server.Feedback{DecisionID: "d-unknown", CustomerID: c, ActionID: act, Channel: "web", Outcome: server.OutcomeAccept, TS: now}); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.engine.LearnerStats(); st.RecallMisses != 1 || st.Observed != 2 {
+		t.Errorf("unknown decision id: misses %d, observed %d; want 1, 2", st.RecallMisses, st.Observed)
+	}
+}
+
 // TestJourneyStepSeenBeforeItIsWritten: a journey step given by a decision
 // is visible to the next decision even before the background writer has put
 // it in the state store.
