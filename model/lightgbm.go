@@ -36,6 +36,7 @@ package model
 // category codes, so only malformed inputs see the difference.
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -118,6 +119,19 @@ func (l *lgbLines) peek() (string, bool) {
 	return line, ok
 }
 
+// nextInSection returns the next line of the header or of a tree. At the
+// end of the section, which is the next "Tree=" line, the "end of trees"
+// marker or the end of the file, it returns false and leaves that line
+// unread. A blank line is returned as ""; the caller says what it means.
+func (l *lgbLines) nextInSection() (string, bool) {
+	line, ok := l.peek()
+	if !ok || strings.HasPrefix(line, "Tree=") || line == "end of trees" {
+		return "", false
+	}
+	l.next()
+	return line, true
+}
+
 // parseLightGBMText parses the header and the trees of a LightGBM text model.
 func parseLightGBMText(s string) (*lgbModel, error) {
 	lines := &lgbLines{s: strings.TrimPrefix(s, "\ufeff")}
@@ -136,11 +150,10 @@ func parseLightGBMText(s string) (*lgbModel, error) {
 	// Header: key=value lines (or a bare key) up to the first tree.
 	header := map[string]string{}
 	for {
-		line, ok := lines.peek()
-		if !ok || strings.HasPrefix(line, "Tree=") || line == "end of trees" {
+		line, ok := lines.nextInSection()
+		if !ok {
 			break
 		}
-		lines.next()
 		if line == "" {
 			continue
 		}
@@ -328,12 +341,8 @@ func (lm *lgbModel) parseObjective(line string, numClass int) error {
 func parseLightGBMTree(lines *lgbLines, nf int) (lgbTree, error) {
 	raw := map[string]string{}
 	for {
-		line, ok := lines.peek()
-		if !ok || strings.HasPrefix(line, "Tree=") || line == "end of trees" {
-			break
-		}
-		lines.next()
-		if line == "" {
+		line, ok := lines.nextInSection()
+		if !ok || line == "" {
 			break
 		}
 		key, value, found := strings.Cut(line, "=")
@@ -603,59 +612,45 @@ func fields(v string, f func(i int, s string) error) error {
 	return nil
 }
 
-func checkCount(key, v string, want int) error {
+// parseValues parses field key, which must hold want space-separated
+// values. parse reports whether one value is valid; what names a valid value
+// in the error ("a number").
+func parseValues[T any](key, v string, want int, what string, parse func(s string) (T, bool)) ([]T, error) {
+	// Count before allocating: want comes from the file too.
 	if n := countFields(v); n != want {
-		return fmt.Errorf("field %q: got %d values, want %d", key, n, want)
+		return nil, fmt.Errorf("field %q: got %d values, want %d", key, n, want)
 	}
-	return nil
+	out := make([]T, want)
+	return out, fields(v, func(i int, s string) error {
+		x, ok := parse(s)
+		if !ok {
+			return fmt.Errorf("field %q: value %d: %s is not %s", key, i, quoteShort(s), what)
+		}
+		out[i] = x
+		return nil
+	})
 }
 
 func parseInts(key, v string, want int) ([]int, error) {
-	if err := checkCount(key, v, want); err != nil {
-		return nil, err
-	}
-	out := make([]int, want)
-	return out, fields(v, func(i int, s string) error {
+	return parseValues(key, v, want, "a 32-bit integer", func(s string) (int, bool) {
 		n, err := strconv.Atoi(s)
-		if err != nil || n != int(int32(n)) {
-			return fmt.Errorf("field %q: value %d: %s is not a 32-bit integer", key, i, quoteShort(s))
-		}
-		out[i] = n
-		return nil
+		return n, err == nil && n == int(int32(n))
 	})
 }
 
 func parseWords(key, v string, want int) ([]uint32, error) {
-	if err := checkCount(key, v, want); err != nil {
-		return nil, err
-	}
-	out := make([]uint32, want)
-	return out, fields(v, func(i int, s string) error {
+	return parseValues(key, v, want, "a 32-bit unsigned integer", func(s string) (uint32, bool) {
 		n, err := strconv.ParseUint(s, 10, 32)
-		if err != nil {
-			return fmt.Errorf("field %q: value %d: %s is not a 32-bit unsigned integer", key, i, quoteShort(s))
-		}
-		out[i] = uint32(n)
-		return nil
+		return uint32(n), err == nil
 	})
 }
 
 func parseFloats(key, v string, want int) ([]float64, error) {
-	if err := checkCount(key, v, want); err != nil {
-		return nil, err
-	}
-	out := make([]float64, want)
-	return out, fields(v, func(i int, s string) error {
+	return parseValues(key, v, want, "a number", func(s string) (float64, bool) {
 		x, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			// Out-of-range values become ±Inf with ErrRange, as with C's
-			// strtod, which LightGBM uses: keep them.
-			if ne, ok := err.(*strconv.NumError); !ok || ne.Err != strconv.ErrRange {
-				return fmt.Errorf("field %q: value %d: %s is not a number", key, i, quoteShort(s))
-			}
-		}
-		out[i] = x
-		return nil
+		// Out-of-range values become ±Inf with ErrRange, as with C's strtod,
+		// which LightGBM uses: keep them.
+		return x, err == nil || errors.Is(err, strconv.ErrRange)
 	})
 }
 

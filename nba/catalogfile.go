@@ -2,8 +2,9 @@ package nba
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -322,11 +323,4 @@ func (e *CatalogError) Unwrap() []error { return e.Errs }
 
 // sortedKeys returns a map's keys in order, so problems are reported in the
 // same order on every load.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

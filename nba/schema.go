@@ -22,20 +22,10 @@ const (
 	KindBool
 )
 
+var kindNames = [...]string{KindNumber: "number", KindCategory: "category", KindTime: "time", KindBool: "bool"}
+
 // String returns the name the catalog uses for the kind.
-func (k Kind) String() string {
-	switch k {
-	case KindNumber:
-		return "number"
-	case KindCategory:
-		return "category"
-	case KindTime:
-		return "time"
-	case KindBool:
-		return "bool"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
+func (k Kind) String() string { return enumName(kindNames[:], uint8(k), "kind") }
 
 // ParseKind reads a kind name: number, category (or string), time, bool.
 func ParseKind(s string) (Kind, error) {
@@ -112,18 +102,10 @@ const (
 	ScopeChannel
 )
 
+var scopeNames = [...]string{ScopeAction: "action", ScopeGroup: "group", ScopeChannel: "channel"}
+
 // String returns the name the catalog uses for the scope.
-func (s Scope) String() string {
-	switch s {
-	case ScopeAction:
-		return "action"
-	case ScopeGroup:
-		return "group"
-	case ScopeChannel:
-		return "channel"
-	}
-	return fmt.Sprintf("scope(%d)", uint8(s))
-}
+func (s Scope) String() string { return enumName(scopeNames[:], uint8(s), "scope") }
 
 // Outcome is the kind of a recorded contact.
 type Outcome uint8
@@ -139,20 +121,10 @@ const (
 	Reject
 )
 
+var outcomeNames = [...]string{Impression: "impression", Click: "click", Accept: "accept", Reject: "reject"}
+
 // String returns the name the catalog uses for the outcome.
-func (o Outcome) String() string {
-	switch o {
-	case Impression:
-		return "impression"
-	case Click:
-		return "click"
-	case Accept:
-		return "accept"
-	case Reject:
-		return "reject"
-	}
-	return fmt.Sprintf("outcome(%d)", uint8(o))
-}
+func (o Outcome) String() string { return enumName(outcomeNames[:], uint8(o), "outcome") }
 
 func parseOutcome(s string) (Outcome, error) {
 	switch strings.TrimSuffix(strings.ToLower(s), "s") {
@@ -192,18 +164,10 @@ const (
 	JourneyExited
 )
 
+var journeyStatusNames = [...]string{JourneyActive: "active", JourneyCompleted: "completed", JourneyExited: "exited"}
+
 // String names the status.
-func (s JourneyStatus) String() string {
-	switch s {
-	case JourneyActive:
-		return "active"
-	case JourneyCompleted:
-		return "completed"
-	case JourneyExited:
-		return "exited"
-	}
-	return fmt.Sprintf("status(%d)", uint8(s))
-}
+func (s JourneyStatus) String() string { return enumName(journeyStatusNames[:], uint8(s), "status") }
 
 // JourneyState is one customer's position in one journey.
 type JourneyState struct {
@@ -228,4 +192,14 @@ type JourneyUpdate struct {
 type Journeys interface {
 	// Journeys appends the customer's journey states to dst and returns it.
 	Journeys(customer string, dst []JourneyState) []JourneyState
+}
+
+// enumName returns the name of the enum value v from its type's table, or
+// "kind(v)" for a value the table does not name, so that a corrupt value
+// still prints. It does not allocate for a named value.
+func enumName(names []string, v uint8, kind string) string {
+	if int(v) < len(names) && names[v] != "" {
+		return names[v]
+	}
+	return fmt.Sprintf("%s(%d)", kind, v)
 }
