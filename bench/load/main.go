@@ -44,6 +44,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"nba/nba/declog"
 	"nba/nba/metrics"
 	"nba/nba/server"
 	"nba/nba/server/servertest"
@@ -61,7 +62,7 @@ func main() {
 // from, and a function releasing it. It is the one place the bundle-backed
 // backend gets plugged in; until then it returns the in-memory fake, which
 // makes this a benchmark of the HTTP layer alone.
-func newSidecarBackend(bundleDir string, log logMode, scoreCache bool) (server.Backend, func(), error) {
+func newSidecarBackend(bundleDir string, log logMode, codec declog.Codec, scoreCache bool) (server.Backend, func(), error) {
 	if bundleDir == "" {
 		return &servertest.Backend{}, func() {}, nil
 	}
@@ -71,7 +72,7 @@ func newSidecarBackend(bundleDir string, log logMode, scoreCache bool) (server.B
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sc, err := sidecar.Open(sidecar.Config{Bundle: os.DirFS(bundleDir), BundleName: bundleDir, StateDir: stateDir,
-		DecisionLog: log != logOff, DecisionLogNoInputs: log == logDecisions, ScoreCacheBytes: cacheBytes(scoreCache), Logger: logger})
+		DecisionLog: log != logOff, DecisionLogNoInputs: log == logDecisions, DecisionLogCodec: codec, ScoreCacheBytes: cacheBytes(scoreCache), Logger: logger})
 	if err != nil {
 		os.RemoveAll(stateDir)
 		return nil, nil, err
@@ -133,6 +134,7 @@ type options struct {
 	log         string
 	scoreCache  bool
 	order       string
+	codec       string
 }
 
 func run(args []string, out io.Writer) error {
@@ -149,6 +151,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.placement, "placement", "", "placement of every decide request (empty: any)")
 	fs.StringVar(&o.order, "order", "shuffled", "order the requests visit the customers in: shuffled (a fixed random permutation, like real traffic) or sequential (customer 0, 1, 2, ...: neighbouring rows, kind to the caches)")
 	fs.BoolVar(&o.scoreCache, "scorecache", true, "give the sidecar its score cache (64 MiB)")
+	fs.StringVar(&o.codec, "decisionlog.codec", "zstd", "compression of the sidecar's decision log: zstd or snappy")
 	fs.StringVar(&o.log, "decisionlog", "inputs", "decision log of the sidecar: inputs (every decision with its inputs, the default), decisions (without inputs) or off")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (both servers and the load) to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file, and one before the measured rounds to this file.base")
@@ -185,7 +188,11 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	backend, release, err := newSidecarBackend(o.bundle, mode, o.scoreCache)
+	codec, err := declog.ParseCodec(o.codec)
+	if err != nil {
+		return err
+	}
+	backend, release, err := newSidecarBackend(o.bundle, mode, codec, o.scoreCache)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"nba/nba"
+	"nba/nba/declog"
 	"nba/nba/demo"
 	"nba/nba/metrics"
 	"nba/nba/server"
@@ -53,7 +54,8 @@ func runServe(args []string) error {
 	checkpointEvery := fset.Duration("state.checkpointInterval", 10*time.Minute, "how often to compact the state log into a checkpoint")
 	logInputs := fset.Bool("decisionlog.inputs", true, "log each decision's inputs (profile fields, history counts, journeys) so nba replay and nba evaluate can decide it again")
 	scoreCache := fset.Int64("scorecache.maxBytes", 64<<20, "memory budget of the per-customer score cache in bytes; negative disables it")
-	decisionLog := fset.Bool("decisionlog", true, "log every decision and feedback to <state>/decisions (zstd JSON Lines)")
+	decisionLog := fset.Bool("decisionlog", true, "log every decision and feedback to <state>/decisions (compressed JSON Lines)")
+	logCodec := fset.String("decisionlog.codec", "zstd", "compression of the decision log: zstd (smaller files) or snappy (Snappy framing format, about 5x less CPU, files about 1.8x larger)")
 	logLevel := fset.String("log.level", "info", "log level: debug, info, warn or error")
 	responseWindow := fset.Duration("learn.responseWindow", 24*time.Hour, "how long a shown action may wait for an accept, convert, reject or dismiss before online learning counts it as ignored")
 	maxPending := fset.Int("learn.maxPending", 1_000_000, "most impressions awaiting an outcome for online learning; beyond it the oldest is learned from as ignored")
@@ -80,6 +82,10 @@ func runServe(args []string) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP)
 
+	codec, err := declog.ParseCodec(*logCodec)
+	if err != nil {
+		return fmt.Errorf("-decisionlog.codec: %w", err)
+	}
 	bundle, name, err := openBundle(*bundleDir)
 	if err != nil {
 		return err
@@ -91,7 +97,7 @@ func runServe(args []string) error {
 	}
 	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
 		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
-		ResponseWindow: *responseWindow, MaxPending: *maxPending, DecisionMemory: *decisionMemory})
+		ResponseWindow: *responseWindow, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -72,7 +73,13 @@ func readAll(t *testing.T, dir string) ([]Record, ReadStats) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	l := newTestLogger(t, Config{})
+	for _, codec := range []Codec{CodecZstd, CodecSnappy} {
+		t.Run(codec.String(), func(t *testing.T) { testRoundTrip(t, codec) })
+	}
+}
+
+func testRoundTrip(t *testing.T, codec Codec) {
+	l := newTestLogger(t, Config{Codec: codec})
 	for i := range 50 {
 		if !l.LogDecision(sampleDecision(i)) {
 			t.Fatal("decision dropped")
@@ -103,17 +110,27 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("feedback %d read back as %+v", i, f)
 		}
 	}
-	// The file is a plain zstd stream whose text never holds a raw id.
+	// The file is a plain zstd stream (or Snappy framed stream) whose text
+	// never holds a raw id.
 	files, _ := Files(l.cfg.Dir, "decisions")
+	if len(files) != 1 || !strings.HasSuffix(files[0], codec.suffix()) {
+		t.Fatalf("files %v, want one %s file", files, codec.suffix())
+	}
 	raw, _ := os.ReadFile(files[0])
-	dec, _ := zstd.NewReader(bytes.NewReader(raw))
-	defer dec.Close()
-	text, err := io.ReadAll(dec)
+	var text []byte
+	var err error
+	if codec == CodecSnappy {
+		text, err = io.ReadAll(s2.NewReader(bytes.NewReader(raw)))
+	} else {
+		dec, _ := zstd.NewReader(bytes.NewReader(raw))
+		defer dec.Close()
+		text, err = io.ReadAll(dec)
+	}
 	if err != nil {
-		t.Fatalf("zstd stream: %v", err)
+		t.Fatalf("%s stream: %v", codec, err)
 	}
 	if n := bytes.Count(text, []byte("\n")); n != 100 || bytes.Contains(text, []byte("customer-")) {
-		t.Fatalf("plain zstd read gives %d lines; raw ids present: %v", n, bytes.Contains(text, []byte("customer-")))
+		t.Fatalf("plain %s read gives %d lines; raw ids present: %v", codec, n, bytes.Contains(text, []byte("customer-")))
 	}
 	if s := l.Stats(); s.Enqueued != 100 || s.Written != 100 || s.Dropped != 0 || s.Files != 1 {
 		t.Fatalf("stats %+v", s)
@@ -221,10 +238,19 @@ func TestQueueOverflowCounted(t *testing.T) {
 
 // batches writes n batches of sizes 1..n records into one file image and
 // returns it with the end offset of each batch.
-func batchesImage(t testing.TB, n int) (file []byte, ends []int) {
+// batchesImage returns a log file of n batches (batch b holds b records)
+// and the offset where each batch ends; first is where the first batch
+// starts, and metaLen the size of a batch's metadata.
+func batchesImage(t testing.TB, n int, codec Codec) (file []byte, ends []int, first, metaLen int) {
 	t.Helper()
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
 	defer enc.Close()
+	metaLen = 8 + metaSize
+	if codec == CodecSnappy {
+		file = append(file, snappyStreamID...)
+		metaLen = 4 + metaSize
+	}
+	first = len(file)
 	id := 0
 	for b := 1; b <= n; b++ {
 		var batch []byte
@@ -232,14 +258,24 @@ func batchesImage(t testing.TB, n int) (file []byte, ends []int) {
 			batch = append(batch, fmt.Sprintf(`{"type":"feedback","customer":"c","decision":"d-%d","time":"2026-01-01T00:00:00Z","action":"a","event":"e","reward":1}`+"\n", id)...)
 			id++
 		}
-		file = appendBatch(file, enc, batch, b)
+		if codec == CodecSnappy {
+			file = appendSnappyBatch(file, batch, b)
+		} else {
+			file = appendBatch(file, enc, batch, b)
+		}
 		ends = append(ends, len(file))
 	}
-	return file, ends
+	return file, ends, first, metaLen
 }
 
 func TestTruncatedFileReportsLoss(t *testing.T) {
-	file, ends := batchesImage(t, 5)
+	for _, codec := range []Codec{CodecZstd, CodecSnappy} {
+		t.Run(codec.String(), func(t *testing.T) { testTruncatedFileReportsLoss(t, codec) })
+	}
+}
+
+func testTruncatedFileReportsLoss(t *testing.T, codec Codec) {
+	file, ends, first, metaLen := batchesImage(t, 5, codec)
 	for cut := 0; cut <= len(file); cut++ {
 		complete := 0
 		for complete < len(ends) && ends[complete] <= cut {
@@ -258,11 +294,14 @@ func TestTruncatedFileReportsLoss(t *testing.T) {
 			t.Fatalf("cut at %d: %v", cut, err)
 		}
 		start := 0
+		if cut >= first { // the stream identifier is read
+			start = first
+		}
 		if complete > 0 {
 			start = ends[complete-1]
 		}
 		wantLost := 0
-		if cut-start >= 8+metaSize { // the cut batch's metadata survived
+		if cut-start >= metaLen { // the cut batch's metadata survived
 			wantLost = complete + 1
 		}
 		if got != wantRecords || st.Records != wantRecords || st.LostBytes != int64(cut-start) || st.LostRecords != wantLost {
@@ -272,8 +311,14 @@ func TestTruncatedFileReportsLoss(t *testing.T) {
 }
 
 func TestCorruptBatchIsSkipped(t *testing.T) {
-	file, ends := batchesImage(t, 4)
-	file[ends[1]+8+metaSize+5] ^= 0x40 // inside the third batch's frame
+	for _, codec := range []Codec{CodecZstd, CodecSnappy} {
+		t.Run(codec.String(), func(t *testing.T) { testCorruptBatchIsSkipped(t, codec) })
+	}
+}
+
+func testCorruptBatchIsSkipped(t *testing.T, codec Codec) {
+	file, ends, _, metaLen := batchesImage(t, 4, codec)
+	file[ends[1]+metaLen+5] ^= 0x40 // inside the third batch's frame
 	st, err := ReadFile(bytes.NewReader(file), func([]byte) error { return nil })
 	if err != nil {
 		t.Fatal(err)
@@ -294,7 +339,11 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestCrashRecovery")
 	}
-	l, err := New(Config{Dir: dir, Secret: secret, FlushInterval: time.Hour, NoSync: true, MaxFileBytes: 4 << 10})
+	codec, err := ParseCodec(os.Getenv("DECLOG_CRASH_CODEC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(Config{Dir: dir, Secret: secret, FlushInterval: time.Hour, NoSync: true, MaxFileBytes: 4 << 10, Codec: codec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,9 +360,15 @@ func TestCrashRecovery(t *testing.T) {
 	if os.Getenv("DECLOG_CRASH_DIR") != "" {
 		t.Skip("child")
 	}
+	for _, codec := range []Codec{CodecZstd, CodecSnappy} {
+		t.Run(codec.String(), func(t *testing.T) { testCrashRecovery(t, codec) })
+	}
+}
+
+func testCrashRecovery(t *testing.T, codec Codec) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-	cmd.Env = append(os.Environ(), "DECLOG_CRASH_DIR="+dir)
+	cmd.Env = append(os.Environ(), "DECLOG_CRASH_DIR="+dir, "DECLOG_CRASH_CODEC="+codec.String())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -386,6 +441,7 @@ func TestConfigErrors(t *testing.T) {
 		"short secret": {Dir: t.TempDir(), Secret: []byte("short")},
 		"prefix":       {Dir: t.TempDir(), Secret: secret, Prefix: "a/b"},
 		"batch":        {Dir: t.TempDir(), Secret: secret, MaxBatchBytes: 1 << 30},
+		"codec":        {Dir: t.TempDir(), Secret: secret, Codec: 7},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: invalid config accepted", name)
@@ -394,9 +450,11 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func FuzzReadFile(f *testing.F) {
-	file, ends := batchesImage(f, 3)
-	f.Add(file)
-	f.Add(file[:ends[1]+13])
+	for _, codec := range []Codec{CodecZstd, CodecSnappy} {
+		file, ends, _, _ := batchesImage(f, 3, codec)
+		f.Add(file)
+		f.Add(file[:ends[1]+13])
+	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lines := 0

@@ -1,5 +1,6 @@
 // Package declog writes every decision and every feedback to rotating,
-// zstd-compressed JSON Lines files in the background, and reads them back.
+// compressed JSON Lines files in the background (zstd by default, or the
+// Snappy framing format: Config.Codec), and reads them back.
 //
 // Guarantees and limits:
 //
@@ -35,6 +36,13 @@
 //     CRC-32C of those compressed bytes;
 //   - one zstd frame of exactly that many compressed bytes, decoding to that
 //     many bytes: the batch's records, one JSON object per line ("\n").
+//
+// With CodecSnappy a file is named <prefix>-<time>-<seq>.jsonl.sz and is a
+// valid Snappy framed stream (snappy tools print the JSON Lines): the stream
+// identifier chunk, then per batch one skippable chunk of type 0xfd holding
+// the same 24 bytes of metadata (the CRC-32C covers the batch's chunks),
+// then the batch's data chunks, each of at most 64 KiB of input with its
+// masked CRC-32C. The reader tells the formats apart by their first bytes.
 //
 // # Record schema
 //

@@ -52,6 +52,8 @@ type Config struct {
 	// NoSync skips the fsync after each batch (faster; a machine crash may
 	// then lose what the OS had not written).
 	NoSync bool
+	// Codec compresses the files: CodecZstd (the default) or CodecSnappy.
+	Codec Codec
 	// Level is the zstd level. Default zstd.SpeedFastest: the log is written
 	// beside decisions on the same cores, and compresses well even so.
 	Level zstd.EncoderLevel
@@ -163,6 +165,8 @@ func newLogger(cfg Config, hold chan struct{}) (*Logger, error) {
 		return fail("negative flush interval, file age or file size")
 	case cfg.MaxFiles < 1:
 		return fail("max files must be positive, got %d", cfg.MaxFiles)
+	case cfg.Codec > CodecSnappy:
+		return fail("unknown codec %d", cfg.Codec)
 	}
 	cfg.Secret = slices.Clone(cfg.Secret)
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -366,7 +370,11 @@ func (w *writer) flush() {
 	if w.count == 0 {
 		return
 	}
-	w.frame = appendBatch(w.frame[:0], w.enc, w.batch, w.count)
+	if l.cfg.Codec == CodecSnappy {
+		w.frame = appendSnappyBatch(w.frame[:0], w.batch, w.count)
+	} else {
+		w.frame = appendBatch(w.frame[:0], w.enc, w.batch, w.count)
+	}
 	count := w.count
 	w.batch, w.count = w.batch[:0], 0
 	if cap(w.batch) > 4*l.cfg.MaxBatchBytes {
@@ -405,24 +413,29 @@ func appendBatch(dst []byte, enc *zstd.Encoder, batch []byte, count int) []byte 
 	m := dst[start:]
 	binary.LittleEndian.PutUint32(m[0:], skipMagic)
 	binary.LittleEndian.PutUint32(m[4:], metaSize)
-	binary.LittleEndian.PutUint32(m[8:], metaTag)
-	binary.LittleEndian.PutUint32(m[12:], uint32(count))
-	binary.LittleEndian.PutUint64(m[16:], uint64(len(batch)))
-	binary.LittleEndian.PutUint32(m[24:], uint32(len(frame)))
-	binary.LittleEndian.PutUint32(m[28:], crc32.Checksum(frame, castagnoli))
+	putMeta(m[8:], count, len(batch), frame)
 	return dst
 }
 
 func (w *writer) open(now time.Time) bool {
 	l := w.l
 	w.seq++
-	name := fmt.Sprintf("%s-%s-%06d%s", l.cfg.Prefix, now.UTC().Format("20060102T150405.000000000Z"), w.seq, fileSuffix)
+	name := fmt.Sprintf("%s-%s-%06d%s", l.cfg.Prefix, now.UTC().Format("20060102T150405.000000000Z"), w.seq, l.cfg.Codec.suffix())
 	f, err := os.OpenFile(filepath.Join(l.cfg.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		l.errs.Add(1)
 		return false
 	}
-	w.file, w.size, w.opened = f, 0, now
+	size := int64(0)
+	if l.cfg.Codec == CodecSnappy {
+		if _, err := f.WriteString(snappyStreamID); err != nil {
+			l.errs.Add(1)
+			f.Close()
+			return false
+		}
+		size = int64(len(snappyStreamID))
+	}
+	w.file, w.size, w.opened = f, size, now
 	l.files.Add(1)
 	w.prune()
 	return true
@@ -464,7 +477,7 @@ func Files(dir, prefix string) ([]string, error) {
 	var out []string
 	for _, e := range entries {
 		n := e.Name()
-		if e.Type().IsRegular() && strings.HasPrefix(n, prefix+"-") && strings.HasSuffix(n, fileSuffix) {
+		if e.Type().IsRegular() && strings.HasPrefix(n, prefix+"-") && (strings.HasSuffix(n, fileSuffix) || strings.HasSuffix(n, snappySuffix)) {
 			out = append(out, filepath.Join(dir, n))
 		}
 	}

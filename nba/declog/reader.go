@@ -1,6 +1,7 @@
 package declog
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -90,6 +91,11 @@ func newDecoder() (*zstd.Decoder, error) {
 }
 
 func readFile(r io.Reader, dec *zstd.Decoder, fn func(line []byte) error) (st ReadStats, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if isSnappy(br) {
+		return readSnappy(br, fn)
+	}
+	r = br
 	st.Files = 1
 	var hdr [8 + metaSize]byte
 	var frame, buf []byte
@@ -115,18 +121,12 @@ func readFile(r io.Reader, dec *zstd.Decoder, fn func(line []byte) error) (st Re
 			return st, err
 		}
 		m := hdr[:]
-		if binary.LittleEndian.Uint32(m[0:]) != skipMagic || binary.LittleEndian.Uint32(m[4:]) != metaSize || binary.LittleEndian.Uint32(m[8:]) != metaTag {
+		x, ok := parseMeta(m[8:])
+		if binary.LittleEndian.Uint32(m[0:]) != skipMagic || binary.LittleEndian.Uint32(m[4:]) != metaSize || !ok {
 			lose(0, int64(n), true)
 			return st, nil
 		}
-		count := int(binary.LittleEndian.Uint32(m[12:]))
-		rawLen := binary.LittleEndian.Uint64(m[16:])
-		zLen := int64(binary.LittleEndian.Uint32(m[24:]))
-		sum := binary.LittleEndian.Uint32(m[28:])
-		if rawLen > maxBatchLimit || zLen > maxBatchLimit+maxBatchLimit/8 || uint64(count) > rawLen {
-			lose(0, int64(n), true)
-			return st, nil
-		}
+		count, rawLen, zLen, sum := x.count, x.raw, x.zLen, x.sum
 		frame = grow(frame, int(zLen))
 		k, err := io.ReadFull(r, frame)
 		if err == io.ErrUnexpectedEOF || err == io.EOF {

@@ -57,6 +57,9 @@ type Config struct {
 	// log's cost, but nba replay and nba evaluate then have nothing to
 	// decide from.
 	DecisionLogNoInputs bool
+	// DecisionLogCodec compresses the decision log's files (default
+	// declog.CodecZstd).
+	DecisionLogCodec declog.Codec
 	// LogSecret keys customer pseudonyms in the decision log (at least 16
 	// bytes). Empty: a random secret kept in StateDir/declog.secret.
 	LogSecret []byte
@@ -229,7 +232,7 @@ func Open(cfg Config) (*Sidecar, error) {
 				return nil, err
 			}
 		}
-		s.declog, err = declog.New(declog.Config{Dir: filepath.Join(cfg.StateDir, "decisions"), Secret: secret})
+		s.declog, err = declog.New(declog.Config{Dir: filepath.Join(cfg.StateDir, "decisions"), Secret: secret, Codec: cfg.DecisionLogCodec})
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("cannot open decision log: %w", err)
