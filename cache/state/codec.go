@@ -17,11 +17,20 @@ import (
 // where a string is a uvarint length and its bytes. Overlay changes are
 // logged by field name and resolved value, so a change of mappings never
 // reinterprets old events.
+//
+// Versions: types 1 and 2 are what stores before idempotency keys wrote;
+// they are still read (a replayed record without an id dedupes nothing).
+// Writers now use 5 and 6, which carry the caller's idempotency key and, for
+// events, the journey moves the event caused, so that an event's overlay
+// changes and journey moves are one record: after a crash either all of it
+// is replayed or none.
 const (
-	recContact byte = 1 // action, group, channel strings | outcome (1) | value f64
-	recEvent   byte = 2 // count uvarint | per effect: field string | op (1) | type (1) | value
-	recJourney byte = 3 // journey string | step uvarint | status (1)
-	recCompact byte = 4 // no customer (empty string), no body
+	recContact  byte = 1 // action, group, channel strings | outcome (1) | value f64
+	recEvent    byte = 2 // effects: count uvarint | per effect: field string | op (1) | type (1) | value
+	recJourney  byte = 3 // journey string | step uvarint | status (1)
+	recCompact  byte = 4 // no customer (empty string), no body
+	recContact2 byte = 5 // id string | as recContact
+	recEvent2   byte = 6 // id string | effects as recEvent | moves: count uvarint | per move: journey string | step uvarint | status (1)
 )
 
 // Hard limits of the decoders, independent of Config so that state written
@@ -33,6 +42,7 @@ const (
 	maxDecodedJourn  = 1 << 12
 	maxDecodedDays   = 402
 	maxDecodedStep   = 1 << 30
+	maxDecodedIDs    = 1 << 12 // idempotency keys per customer in a checkpoint
 )
 
 // effect is one resolved overlay change.
@@ -43,6 +53,13 @@ type effect struct {
 	v     value // at unused
 }
 
+// move is one journey move of an event record.
+type move struct {
+	journey string
+	step    int
+	status  JourneyStatus
+}
+
 // record is one decoded log record; contact, event and journey fields are
 // used according to typ.
 type record struct {
@@ -50,16 +67,29 @@ type record struct {
 	lsn      uint64
 	at       int64
 	customer string
+	id       string // idempotency key (recContact2, recEvent2); may be empty
 
 	action, group, channel string
 	outcome                Outcome
 	num                    float64
 
 	effects []effect
+	moves   []move // recEvent2
 
 	journey string
 	step    int
 	status  JourneyStatus
+
+	dup bool // not encoded: a duplicate that write skips
+}
+
+// idKind returns the namespace of r's idempotency key: contact and event
+// ids are separate, so a caller may use one id for both.
+func (r *record) idKind() idKind {
+	if r.typ == recContact || r.typ == recContact2 {
+		return idContact
+	}
+	return idEvent
 }
 
 func appendString(b []byte, s string) []byte {
@@ -88,18 +118,32 @@ func appendRecord(b []byte, r *record) []byte {
 	b = binary.AppendVarint(b, r.at)
 	b = appendString(b, r.customer)
 	switch r.typ {
-	case recContact:
+	case recContact, recContact2:
+		if r.typ == recContact2 {
+			b = appendString(b, r.id)
+		}
 		b = appendString(b, r.action)
 		b = appendString(b, r.group)
 		b = appendString(b, r.channel)
 		b = append(b, byte(r.outcome))
 		b = appendF64(b, r.num)
-	case recEvent:
+	case recEvent, recEvent2:
+		if r.typ == recEvent2 {
+			b = appendString(b, r.id)
+		}
 		b = binary.AppendUvarint(b, uint64(len(r.effects)))
 		for _, e := range r.effects {
 			b = appendString(b, e.field)
 			b = append(b, byte(e.op), byte(e.typ))
 			b = appendValue(b, e.typ, e.v)
+		}
+		if r.typ == recEvent2 {
+			b = binary.AppendUvarint(b, uint64(len(r.moves)))
+			for _, m := range r.moves {
+				b = appendString(b, m.journey)
+				b = binary.AppendUvarint(b, uint64(m.step))
+				b = append(b, byte(m.status))
+			}
 		}
 	case recJourney:
 		b = appendString(b, r.journey)
@@ -204,20 +248,24 @@ func (d *dec) value(t FieldType) value {
 
 func validType(t FieldType) bool { return t >= TypeNumber && t <= TypeCategory }
 
-// decodeRecord parses a log record into r, reusing r's effects slice.
+// decodeRecord parses a log record into r, reusing r's effects and moves
+// slices.
 func decodeRecord(b []byte, r *record) error {
 	d := dec{b: b}
-	effects := r.effects[:0]
+	effects, moves := r.effects[:0], r.moves[:0]
 	*r = record{typ: d.byte(), lsn: d.uvarint(), at: d.varint(), customer: d.str()}
+	if r.typ == recContact2 || r.typ == recEvent2 {
+		r.id = d.str()
+	}
 	switch r.typ {
-	case recContact:
+	case recContact, recContact2:
 		r.action, r.group, r.channel = d.str(), d.str(), d.str()
 		r.outcome = Outcome(d.byte())
 		r.num = d.f64()
 		if d.err == nil && (r.outcome >= numOutcomes || r.customer == "" || r.action == "" || math.IsNaN(r.num) || math.IsInf(r.num, 0)) {
 			d.fail("invalid contact")
 		}
-	case recEvent:
+	case recEvent, recEvent2:
 		n := d.uvarint()
 		if n > uint64(len(d.b))/4 {
 			d.fail("%d effects do not fit", n)
@@ -233,6 +281,23 @@ func decodeRecord(b []byte, r *record) error {
 			effects = append(effects, e)
 		}
 		r.effects = effects
+		if r.typ == recEvent2 {
+			n := d.uvarint()
+			if n > uint64(len(d.b))/3 || n > maxDecodedJourn {
+				d.fail("%d journey moves do not fit", n)
+			}
+			for i := uint64(0); i < n && d.err == nil; i++ {
+				m := move{journey: d.str()}
+				step := d.uvarint()
+				m.status = JourneyStatus(d.byte())
+				if d.err == nil && (m.journey == "" || step > maxDecodedStep || m.status < JourneyActive || m.status > JourneyExited) {
+					d.fail("invalid journey move %d", i)
+				}
+				m.step = int(step)
+				moves = append(moves, m)
+			}
+			r.moves = moves
+		}
 		if d.err == nil && r.customer == "" {
 			d.fail("event without customer")
 		}
@@ -255,7 +320,7 @@ func decodeRecord(b []byte, r *record) error {
 		d.fail("%d trailing bytes", len(d.b))
 	}
 	if d.err != nil {
-		r.effects = effects
+		r.effects, r.moves = effects, moves
 		return fmt.Errorf("cannot decode state record: %w", d.err)
 	}
 	return nil
@@ -278,8 +343,12 @@ func decodeRecord(b []byte, r *record) error {
 //	    | outcome (1) | value f64 | at varint
 //	| journeys: count uvarint, per journey: id string | step uvarint | status (1)
 //	    | entered varint | step-at varint
+//	| idempotency keys (version 2 on), oldest first: count uvarint,
+//	    per key: kind (1) | id string
+//
+// Version 1 (before idempotency keys) has no keys and is still read.
 const ckptMagic = "NBASTATE"
-const ckptVersion = 1
+const ckptVersion = 2
 
 func (s *Store) writeCheckpoint(w io.Writer) error {
 	b := make([]byte, 0, 64<<10)
@@ -369,6 +438,11 @@ func (s *Store) appendCustomer(b []byte, cs *custState) []byte {
 		b = append(b, byte(j.Status))
 		b = binary.AppendVarint(b, j.EnteredAt.UnixNano())
 		b = binary.AppendVarint(b, j.StepAt.UnixNano())
+	}
+	b = binary.AppendUvarint(b, uint64(len(cs.ids)))
+	for _, k := range cs.ids {
+		b = append(b, byte(k.kind))
+		b = appendString(b, k.id)
 	}
 	return b
 }
@@ -484,8 +558,9 @@ func (s *Store) loadCheckpoint(r io.Reader) error {
 	if _, err := io.ReadFull(br, magic[:]); err != nil || string(magic[:]) != ckptMagic {
 		return errors.New("not a state checkpoint")
 	}
-	if v := d.uvarint(); d.err == nil && v != ckptVersion {
-		return fmt.Errorf("unsupported state checkpoint version %d", v)
+	version := d.uvarint()
+	if d.err == nil && (version < 1 || version > ckptVersion) {
+		return fmt.Errorf("unsupported state checkpoint version %d", version)
 	}
 	s.lsn.Store(d.uvarint())
 	s.asOf.Store(d.varint())
@@ -514,7 +589,7 @@ func (s *Store) loadCheckpoint(r io.Reader) error {
 			}
 			return nil
 		case 1:
-			s.loadCustomer(d, remap, types)
+			s.loadCustomer(d, version, remap, types)
 			if d.err != nil {
 				d.err = fmt.Errorf("customer %d: %w", n, d.err)
 			}
@@ -525,7 +600,7 @@ func (s *Store) loadCheckpoint(r io.Reader) error {
 	return fmt.Errorf("state checkpoint: %w", d.err)
 }
 
-func (s *Store) loadCustomer(d *rd, remap []int, types []FieldType) {
+func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldType) {
 	id := d.str()
 	cs := &custState{lsn: d.uvarint()}
 	if d.err == nil && id == "" {
@@ -654,6 +729,28 @@ func (s *Store) loadCustomer(d *rd, remap []int, types []FieldType) {
 			cs.journeys = append(cs.journeys, j)
 		} else {
 			s.st.journeysEvicted.Add(1)
+		}
+	}
+	if version >= 2 {
+		nk := d.count(maxDecodedIDs, "idempotency keys")
+		// The newest MaxIDsPerCustomer are kept: they come last.
+		skip := max(0, nk-s.cfg.MaxIDsPerCustomer)
+		for i := range nk {
+			if d.err != nil {
+				return
+			}
+			k := idKey{kind: idKind(d.byte()), id: d.str()}
+			if d.err == nil && (k.id == "" || (k.kind != idContact && k.kind != idEvent)) {
+				d.fail("invalid idempotency key %d", i)
+			}
+			if i < skip {
+				s.st.idsEvicted.Add(1)
+				continue
+			}
+			if cs.ids == nil {
+				cs.ids = make([]idKey, 0, nk-skip)
+			}
+			cs.ids = append(cs.ids, k)
 		}
 	}
 	if d.err != nil {

@@ -479,6 +479,9 @@ func dump(s *Store) string {
 			for _, j := range cs.journeys {
 				fmt.Fprintf(&b, " j=%s/%d/%v/%d/%d", j.Journey, j.Step, j.Status, j.EnteredAt.UnixNano(), j.StepAt.UnixNano())
 			}
+			for _, k := range cs.ids {
+				fmt.Fprintf(&b, " id=%d/%s", k.kind, k.id)
+			}
 			lines = append(lines, b.String())
 		}
 	}

@@ -17,11 +17,19 @@
 //     snapshot; overlay values stamped at or before the as-of time given to
 //     Compact are hidden at once and dropped from memory.
 //   - Open loads the newest checkpoint and replays the log after it; every
-//     acknowledged write survives a crash.
+//     acknowledged write survives a crash. One event (its overlay changes and
+//     the journey moves it carries) is one log record: after a crash it is
+//     applied whole or not at all.
+//   - A contact or event with an idempotency key (Contact.ID, Event.ID) that
+//     the customer's state still remembers is acknowledged without being
+//     applied again (Stats.Duplicates). The check and the write are atomic
+//     per customer, and the keys are kept in the customer's state, so they
+//     survive restarts (log replay and checkpoints) like the rest of it.
 //
 // Limits (per customer, from Config, each with a counter in Stats): contacts
-// kept in History, aggregate keys, journeys. Cap-window counts are exact for
-// the latest 8 events of a key and otherwise rounded out to whole hours
+// kept in History, aggregate keys, journeys, idempotency keys remembered
+// (MaxIDsPerCustomer, default 64). Cap-window counts are exact for the
+// latest 8 events of a key and otherwise rounded out to whole hours
 // (windows up to a day) or whole UTC days; see Config.MaxWindow. Strings
 // (ids, keys, categories) are limited to Config.MaxStringBytes. The number
 // of customers is not bounded: memory grows with the customers seen since
@@ -83,6 +91,13 @@ type Config struct {
 	// finished journey is evicted before an active one, the oldest first.
 	// Default 16.
 	MaxJourneysPerCustomer int
+	// MaxIDsPerCustomer bounds the idempotency keys (Contact.ID and
+	// Event.ID together) remembered per customer: the newest are kept, so
+	// a retry is recognised as long as fewer than this many newer keyed
+	// writes of the same customer came in between. Keys are not expired by
+	// time. Memory: up to this many keys of at most MaxStringBytes each per
+	// customer that sends keys. Default 64; at most 4096.
+	MaxIDsPerCustomer int
 	// MaxWindow is the longest cap window counted, rounded up to whole
 	// days; longer windows are clamped. Default 30 days; at most 400 days.
 	MaxWindow time.Duration
@@ -118,6 +133,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := def(&c.MaxJourneysPerCustomer, 16, 1, 1<<12, "MaxJourneysPerCustomer"); err != nil {
+		return err
+	}
+	if err := def(&c.MaxIDsPerCustomer, 64, 1, maxDecodedIDs, "MaxIDsPerCustomer"); err != nil {
 		return err
 	}
 	if err := def(&c.MaxStringBytes, 256, 1, 1<<16, "MaxStringBytes"); err != nil {
@@ -185,6 +203,31 @@ type custState struct {
 	histN    int       // visible entries (≤ MaxEventsPerCustomer)
 	histLen  int       // nodes in the chain; rebuilt at 2×MaxEventsPerCustomer
 	journeys []JourneyState
+	ids      []idKey // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
+}
+
+// idKind is the namespace of an idempotency key.
+type idKind uint8
+
+const (
+	idContact idKind = 1
+	idEvent   idKind = 2
+)
+
+// idKey is one remembered idempotency key.
+type idKey struct {
+	kind idKind
+	id   string
+}
+
+// seen reports whether cs remembers the key.
+func (cs *custState) seen(k idKind, id string) bool {
+	for i := len(cs.ids) - 1; i >= 0; i-- { // newest first: a retry is usually recent
+		if cs.ids[i].id == id && cs.ids[i].kind == k {
+			return true
+		}
+	}
+	return false
 }
 
 // aggRef is an aggregate's key, inline in custState.aggs, and the aggregate.
@@ -214,20 +257,22 @@ type counters struct {
 	contacts, events, journeys, unmapped, missingAttrs          atomic.Uint64
 	histEvicted, keysEvicted, journeysEvicted, internFull       atomic.Uint64
 	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
-	checkpoints, checkpointErrors                               atomic.Uint64
+	checkpoints, checkpointErrors, duplicates, idsEvicted       atomic.Uint64
 }
 
 // Stats are the store's cumulative counters.
 type Stats struct {
 	Customers        uint64    `json:"customers"`        // customers with state
 	Contacts         uint64    `json:"contacts"`         // contacts recorded
-	Events           uint64    `json:"events"`           // events applied (with at least one mapped change)
+	Events           uint64    `json:"events"`           // events applied (with at least one mapped change or journey move)
 	Journeys         uint64    `json:"journeys"`         // journey updates
 	UnmappedEvents   uint64    `json:"unmapped_events"`  // events of a type without mappings (ignored)
 	MissingAttrs     uint64    `json:"missing_attrs"`    // mapping ops skipped because the event lacked the attribute
 	HistoryEvicted   uint64    `json:"history_evicted"`  // contacts dropped from histories (MaxEventsPerCustomer)
 	KeysEvicted      uint64    `json:"keys_evicted"`     // aggregates dropped (MaxKeysPerCustomer)
 	JourneysEvicted  uint64    `json:"journeys_evicted"` // journeys dropped (MaxJourneysPerCustomer)
+	Duplicates       uint64    `json:"duplicates"`       // contacts and events acknowledged but not applied: their idempotency key was remembered
+	IDsEvicted       uint64    `json:"ids_evicted"`      // idempotency keys forgotten (MaxIDsPerCustomer)
 	InternFull       uint64    `json:"intern_full"`      // strings not interned because MaxInterned was reached
 	Replayed         uint64    `json:"replayed"`         // log records applied at Open
 	ReplaySkipped    uint64    `json:"replay_skipped"`   // log records already in the checkpoint
@@ -355,6 +400,7 @@ func (s *Store) Stats() Stats {
 		Journeys: c.journeys.Load(), UnmappedEvents: c.unmapped.Load(), MissingAttrs: c.missingAttrs.Load(),
 		HistoryEvicted: c.histEvicted.Load(), KeysEvicted: c.keysEvicted.Load(),
 		JourneysEvicted: c.journeysEvicted.Load(), InternFull: c.internFull.Load(),
+		Duplicates: c.duplicates.Load(), IDsEvicted: c.idsEvicted.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), ReplayDropped: c.replayDropped.Load(),
 		Compactions: c.compacts.Load(), Checkpoints: c.checkpoints.Load(), CheckpointErrors: c.checkpointErrors.Load(),
 		WAL: s.log.Stats(),
@@ -383,12 +429,27 @@ func checkTime(t time.Time) error {
 }
 
 // RecordContact records contacts durably. All are validated first; on any
-// error none is recorded.
+// error none is recorded. A contact whose ID the customer's state remembers
+// (or that repeats the ID of an earlier contact of the call) is skipped and
+// counted in Stats.Duplicates.
 func (s *Store) RecordContact(cs ...Contact) error {
+	_, err := s.recordContact(cs)
+	return err
+}
+
+// RecordContactOnce records c like RecordContact and reports whether it was
+// a duplicate: its ID remembered, so nothing was recorded.
+func (s *Store) RecordContactOnce(c Contact) (dup bool, err error) {
+	n, err := s.recordContact([]Contact{c})
+	return n > 0, err
+}
+
+func (s *Store) recordContact(cs []Contact) (dups int, err error) {
 	recs := make([]record, len(cs))
 	for i, c := range cs {
 		err := errors.Join(s.checkString("customer", c.Customer, true), s.checkString("action", c.Action, true),
-			s.checkString("group", c.Group, false), s.checkString("channel", c.Channel, false), checkTime(c.At))
+			s.checkString("group", c.Group, false), s.checkString("channel", c.Channel, false),
+			s.checkString("id", c.ID, false), checkTime(c.At))
 		if err == nil && c.Outcome >= numOutcomes {
 			err = fmt.Errorf("unknown outcome %d", c.Outcome)
 		}
@@ -396,36 +457,75 @@ func (s *Store) RecordContact(cs ...Contact) error {
 			err = fmt.Errorf("value %v is not finite", c.Value)
 		}
 		if err != nil {
-			return fmt.Errorf("cannot record contact %d: %w", i, err)
+			return 0, fmt.Errorf("cannot record contact %d: %w", i, err)
 		}
-		recs[i] = record{typ: recContact, customer: c.Customer, at: c.At.UnixNano(),
+		recs[i] = record{typ: recContact2, customer: c.Customer, id: c.ID, at: c.At.UnixNano(),
 			action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value}
 	}
-	if err := s.write(recs); err != nil {
-		return fmt.Errorf("cannot record contact: %w", err)
+	dups, err = s.write(recs)
+	if err != nil {
+		return 0, fmt.Errorf("cannot record contact: %w", err)
 	}
-	s.st.contacts.Add(uint64(len(cs)))
-	return nil
+	s.st.contacts.Add(uint64(len(cs) - dups))
+	return dups, nil
 }
 
-// ApplyEvent applies events through the mappings, durably. An event type
-// without mappings is ignored (Stats.UnmappedEvents); an op whose attribute
-// is missing is skipped (Stats.MissingAttrs); an attribute of the wrong type
-// is an error. On any error no event is applied. Changes stamped at or
-// before the as-of of the last Compact are ignored: the snapshot has them.
+// ApplyEvent applies events through the mappings, and the journey moves
+// they carry, durably: each event is one log record. An event type without
+// mappings changes no field (Stats.UnmappedEvents); an op whose attribute is
+// missing is skipped (Stats.MissingAttrs); an attribute of the wrong type is
+// an error. On any error no event is applied. Changes stamped at or before
+// the as-of of the last Compact are ignored: the snapshot has them (journey
+// moves and the ID are not). An event that changes nothing (no mapped
+// change, no journey move) is not logged and its ID not remembered: its
+// retry changes nothing either. An event whose ID the customer's state
+// remembers (or that repeats the ID of an earlier event of the call) is
+// skipped whole and counted in Stats.Duplicates.
 func (s *Store) ApplyEvent(es ...Event) error {
+	_, err := s.applyEvent(es)
+	return err
+}
+
+// ApplyEventOnce applies e like ApplyEvent and reports whether it was a
+// duplicate: its ID remembered, so nothing was applied.
+func (s *Store) ApplyEventOnce(e Event) (dup bool, err error) {
+	n, err := s.applyEvent([]Event{e})
+	return n > 0, err
+}
+
+func (s *Store) applyEvent(es []Event) (dups int, err error) {
 	recs := make([]record, 0, len(es))
+	moves := 0
 	for i, e := range es {
-		err := errors.Join(s.checkString("customer", e.Customer, true), s.checkString("event type", e.Type, true), checkTime(e.At))
+		err := errors.Join(s.checkString("customer", e.Customer, true), s.checkString("event type", e.Type, true),
+			s.checkString("id", e.ID, false), checkTime(e.At))
+		if err == nil && len(e.Journeys) > maxDecodedJourn {
+			err = fmt.Errorf("%d journey moves exceed the limit of %d", len(e.Journeys), maxDecodedJourn)
+		}
+		for j, m := range e.Journeys {
+			if err != nil {
+				break
+			}
+			err = s.checkMove(m.Journey, m.Step, m.Status)
+			if err != nil {
+				err = fmt.Errorf("journey move %d: %w", j, err)
+			}
+		}
 		if err != nil {
-			return fmt.Errorf("cannot apply event %d: %w", i, err)
+			return 0, fmt.Errorf("cannot apply event %d: %w", i, err)
+		}
+		r := record{typ: recEvent2, customer: e.Customer, id: e.ID, at: e.At.UnixNano()}
+		for _, m := range e.Journeys {
+			st := m.Status
+			if st == 0 {
+				st = JourneyActive
+			}
+			r.moves = append(r.moves, move{journey: m.Journey, step: m.Step, status: st})
 		}
 		ops, ok := s.m.events[e.Type]
 		if !ok {
 			s.st.unmapped.Add(1)
-			continue
 		}
-		r := record{typ: recEvent, customer: e.Customer, at: e.At.UnixNano()}
 		for _, op := range ops {
 			f := s.m.fields[op.slot]
 			eff := effect{field: f.Name, typ: op.typ}
@@ -442,7 +542,7 @@ func (s *Store) ApplyEvent(es ...Event) error {
 					}
 					v, err := attrValue(x, TypeNumber)
 					if err != nil {
-						return fmt.Errorf("cannot apply event %d (%s): incr %s from %s: %w", i, e.Type, f.Name, op.attr, err)
+						return 0, fmt.Errorf("cannot apply event %d (%s): incr %s from %s: %w", i, e.Type, f.Name, op.attr, err)
 					}
 					eff.v = v
 				}
@@ -456,27 +556,46 @@ func (s *Store) ApplyEvent(es ...Event) error {
 					}
 					v, err := attrValue(x, op.typ)
 					if err != nil {
-						return fmt.Errorf("cannot apply event %d (%s): set %s from %s: %w", i, e.Type, f.Name, op.attr, err)
+						return 0, fmt.Errorf("cannot apply event %d (%s): set %s from %s: %w", i, e.Type, f.Name, op.attr, err)
 					}
 					eff.v = v
 				}
 				if op.typ == TypeCategory {
 					if err := s.checkString("category value", eff.v.str, false); err != nil {
-						return fmt.Errorf("cannot apply event %d (%s): set %s: %w", i, e.Type, f.Name, err)
+						return 0, fmt.Errorf("cannot apply event %d (%s): set %s: %w", i, e.Type, f.Name, err)
 					}
 				}
 			}
 			r.effects = append(r.effects, eff)
 		}
-		if len(r.effects) > 0 {
+		if len(r.effects) > 0 || len(r.moves) > 0 {
 			recs = append(recs, r)
 		}
 	}
-	if err := s.write(recs); err != nil {
-		return fmt.Errorf("cannot apply event: %w", err)
+	dups, err = s.write(recs)
+	if err != nil {
+		return 0, fmt.Errorf("cannot apply event: %w", err)
 	}
-	s.st.events.Add(uint64(len(recs)))
-	return nil
+	for i := range recs {
+		if !recs[i].dup {
+			moves += len(recs[i].moves)
+		}
+	}
+	s.st.events.Add(uint64(len(recs) - dups))
+	s.st.journeys.Add(uint64(moves))
+	return dups, nil
+}
+
+// checkMove validates one journey move.
+func (s *Store) checkMove(journey string, step int, status JourneyStatus) error {
+	err := s.checkString("journey", journey, true)
+	if err == nil && (step < 0 || step > maxDecodedStep) {
+		err = fmt.Errorf("step %d is out of range", step)
+	}
+	if err == nil && status > JourneyExited {
+		err = fmt.Errorf("unknown journey status %d", status)
+	}
+	return err
 }
 
 // SetJourney records journey moves durably, in arrival order: moving to a
@@ -485,12 +604,9 @@ func (s *Store) ApplyEvent(es ...Event) error {
 func (s *Store) SetJourney(us ...JourneyUpdate) error {
 	recs := make([]record, len(us))
 	for i, u := range us {
-		err := errors.Join(s.checkString("customer", u.Customer, true), s.checkString("journey", u.Journey, true), checkTime(u.At))
-		if err == nil && (u.Step < 0 || u.Step > 1<<30) {
-			err = fmt.Errorf("step %d is out of range", u.Step)
-		}
-		if err == nil && u.Status > JourneyExited {
-			err = fmt.Errorf("unknown journey status %d", u.Status)
+		err := errors.Join(s.checkString("customer", u.Customer, true), checkTime(u.At))
+		if err == nil {
+			err = s.checkMove(u.Journey, u.Step, u.Status)
 		}
 		if err != nil {
 			return fmt.Errorf("cannot set journey %d: %w", i, err)
@@ -501,19 +617,23 @@ func (s *Store) SetJourney(us ...JourneyUpdate) error {
 		}
 		recs[i] = record{typ: recJourney, customer: u.Customer, at: u.At.UnixNano(), journey: u.Journey, step: u.Step, status: st}
 	}
-	if err := s.write(recs); err != nil {
+	if _, err := s.write(recs); err != nil {
 		return fmt.Errorf("cannot set journey: %w", err)
 	}
 	s.st.journeys.Add(uint64(len(us)))
 	return nil
 }
 
-// write logs recs durably and then applies them. Writers of the customers'
-// stripes are excluded from log append to apply, so per customer the order
-// of sequence numbers is the order of application (checkpoints rely on it).
-func (s *Store) write(recs []record) error {
+// write logs recs durably and then applies them, except duplicates: records
+// whose idempotency key the customer's state remembers, or an earlier record
+// of recs carries. It marks them (record.dup), counts them and returns how
+// many there were. Writers of the customers' stripes are excluded from the
+// duplicate check through log append to apply, so the check is atomic with
+// the write, and per customer the order of sequence numbers is the order of
+// application (checkpoints rely on it).
+func (s *Store) write(recs []record) (dups int, err error) {
 	if len(recs) == 0 {
-		return nil
+		return 0, nil
 	}
 	idx := make([]int, len(recs))
 	for i := range recs {
@@ -530,18 +650,46 @@ func (s *Store) write(recs []record) error {
 			s.stripes[i].wmu.Unlock()
 		}
 	}()
-	bufs := make([][]byte, len(recs))
+	bufs := make([][]byte, 0, len(recs))
 	for i := range recs {
-		recs[i].lsn = s.lsn.Add(1)
-		bufs[i] = appendRecord(nil, &recs[i])
+		r := &recs[i]
+		if r.id != "" && s.isDuplicate(&s.stripes[idx[i]], recs[:i], r) {
+			r.dup = true
+			dups++
+			continue
+		}
+		r.lsn = s.lsn.Add(1)
+		bufs = append(bufs, appendRecord(nil, r))
 	}
-	if err := s.log.Append(bufs...); err != nil {
-		return err
+	if len(bufs) > 0 {
+		if err := s.log.Append(bufs...); err != nil {
+			return 0, err
+		}
 	}
 	for i := range recs {
-		s.apply(&s.stripes[idx[i]], &recs[i], false)
+		if !recs[i].dup {
+			s.apply(&s.stripes[idx[i]], &recs[i], false)
+		}
 	}
-	return nil
+	s.st.duplicates.Add(uint64(dups))
+	return dups, nil
+}
+
+// isDuplicate reports whether r's idempotency key is remembered by its
+// customer's state or carried by one of the earlier records of the same
+// write. The caller holds st.wmu.
+func (s *Store) isDuplicate(st *stripe, earlier []record, r *record) bool {
+	k := r.idKind()
+	for i := range earlier {
+		e := &earlier[i]
+		if e.id == r.id && !e.dup && e.customer == r.customer && e.idKind() == k {
+			return true
+		}
+	}
+	st.mu.RLock()
+	e := st.m[r.customer]
+	st.mu.RUnlock()
+	return e != nil && e.p.Load().seen(k, r.id)
 }
 
 // replay applies a record read from the log unless the checkpoint already
@@ -575,14 +723,20 @@ func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 	}
 	next.lsn = r.lsn
 	switch r.typ {
-	case recContact:
+	case recContact, recContact2:
 		s.applyContact(&next, r)
-	case recEvent:
-		if !s.applyEffects(&next, r) && old == nil {
+	case recEvent, recEvent2:
+		if !s.applyEffects(&next, r) && old == nil && len(r.moves) == 0 && r.id == "" {
 			return true // no field of this config changed; keep no state
 		}
+		for _, m := range r.moves {
+			s.applyJourney(&next, m.journey, m.step, m.status, r.at)
+		}
 	case recJourney:
-		s.applyJourney(&next, r)
+		s.applyJourney(&next, r.journey, r.step, r.status, r.at)
+	}
+	if r.id != "" {
+		s.remember(&next, r.idKind(), r.id)
 	}
 	if e == nil {
 		e = &entry{}
@@ -700,24 +854,38 @@ func (s *Store) applyEffects(cs *custState, r *record) bool {
 	return changed
 }
 
-func (s *Store) applyJourney(cs *custState, r *record) {
-	at := time.Unix(0, r.at).UTC()
+// remember adds an idempotency key to cs, forgetting the oldest beyond
+// MaxIDsPerCustomer. The slice is copied: older snapshots share the old one.
+func (s *Store) remember(cs *custState, k idKind, id string) {
+	keep := min(len(cs.ids), s.cfg.MaxIDsPerCustomer-1)
+	if drop := len(cs.ids) - keep; drop > 0 {
+		s.st.idsEvicted.Add(uint64(drop))
+	}
+	ids := make([]idKey, keep, keep+1)
+	copy(ids, cs.ids[len(cs.ids)-keep:])
+	// Cloned: the id may be borrowed from a request buffer. Not interned:
+	// keys are unique by design and would only fill the interner.
+	cs.ids = append(ids, idKey{kind: k, id: strings.Clone(id)})
+}
+
+func (s *Store) applyJourney(cs *custState, journey string, step int, status JourneyStatus, atNanos int64) {
+	at := time.Unix(0, atNanos).UTC()
 	cs.journeys = slices.Clone(cs.journeys)
 	for i := range cs.journeys {
 		j := &cs.journeys[i]
-		if j.Journey != r.journey {
+		if j.Journey != journey {
 			continue
 		}
 		switch {
-		case j.Status != JourneyActive && r.status == JourneyActive:
+		case j.Status != JourneyActive && status == JourneyActive:
 			j.EnteredAt, j.StepAt = at, at
-		case j.Step != r.step:
+		case j.Step != step:
 			j.StepAt = at
 		}
-		j.Step, j.Status = r.step, r.status
+		j.Step, j.Status = step, status
 		return
 	}
-	j := JourneyState{Journey: s.intern.get(r.journey, &s.st.internFull), Step: r.step, Status: r.status, EnteredAt: at, StepAt: at}
+	j := JourneyState{Journey: s.intern.get(journey, &s.st.internFull), Step: step, Status: status, EnteredAt: at, StepAt: at}
 	if len(cs.journeys) < s.cfg.MaxJourneysPerCustomer {
 		cs.journeys = append(cs.journeys, j)
 		return

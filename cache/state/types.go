@@ -101,6 +101,11 @@ type Contact struct {
 	Outcome  Outcome
 	Value    float64 // optional, e.g. the order value of a conversion
 	At       time.Time
+	// ID, when not empty, is the caller's idempotency key: a contact whose
+	// ID the store still remembers for the customer is acknowledged and not
+	// recorded again (Stats.Duplicates). See Config.MaxIDsPerCustomer for
+	// how many are remembered. Contact and event ids are separate.
+	ID string
 }
 
 // Event is a customer event that changes profile fields through the
@@ -111,6 +116,23 @@ type Event struct {
 	Type     string
 	At       time.Time
 	Attrs    map[string]any
+	// ID, when not empty, is the caller's idempotency key: an event whose
+	// ID the store still remembers for the customer is acknowledged and
+	// applied neither to the overlay nor to the journeys again
+	// (Stats.Duplicates). See Config.MaxIDsPerCustomer.
+	ID string
+	// Journeys are the journey moves the event causes (entries, exits),
+	// made at At in the same log record as the overlay changes: after a
+	// crash either all of the event is applied or none of it.
+	Journeys []JourneyMove
+}
+
+// JourneyMove moves the customer of an Event to a step of a journey, as
+// JourneyUpdate does.
+type JourneyMove struct {
+	Journey string
+	Step    int
+	Status  JourneyStatus // zero means JourneyActive
 }
 
 // JourneyUpdate moves a customer to a step of a journey.

@@ -184,7 +184,17 @@ type Feedback struct {
 	Outcome    Outcome
 	Value      float64   // optional, finite; 0 when absent
 	TS         time.Time // the request's ts, or the time it was received
+	// EventID is the caller's optional idempotency key, 1 to
+	// MaxEventIDBytes bytes; empty when absent. A retry with the same key
+	// for the same customer must be acknowledged without being recorded
+	// again.
+	EventID string
 }
+
+// MaxEventIDBytes bounds the event_id of feedback and events: a fixed limit
+// (not Config.MaxIDBytes) because the backend remembers recent ids per
+// customer and sizes that memory by it.
+const MaxEventIDBytes = 128
 
 // Event is one decoded POST /v1/events request.
 type Event struct {
@@ -192,6 +202,8 @@ type Event struct {
 	Type       string // required
 	TS         time.Time
 	Attrs      []Field // at most Config.MaxFields, keys unique
+	// EventID is the caller's optional idempotency key, as in Feedback.
+	EventID string
 }
 
 // Error codes: stable strings in error bodies that callers may switch on.

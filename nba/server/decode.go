@@ -552,6 +552,27 @@ type limits struct {
 	maxBatch   int
 }
 
+// eventIDField decodes the optional event_id: a string of 1 to
+// MaxEventIDBytes bytes, or null (absent).
+func (s *scanner) eventIDField(dst *string) error {
+	if s.peek() != '"' {
+		*dst = ""
+		return s.stringField("event_id", dst)
+	}
+	v, err := s.str()
+	if err != nil {
+		return err
+	}
+	if v == "" {
+		return invalid("event_id must not be empty: leave it out or give 1 to %d bytes", MaxEventIDBytes)
+	}
+	if len(v) > MaxEventIDBytes {
+		return invalid("event_id is longer than %d bytes", MaxEventIDBytes)
+	}
+	*dst = v
+	return nil
+}
+
 func (l *limits) id(field, v string, required bool) error {
 	if v == "" {
 		if required {
@@ -731,6 +752,8 @@ func decodeFeedback(body []byte, arena []byte, fb *Feedback, l *limits, now time
 			err = s.numberField(key, &fb.Value)
 		case "ts":
 			err = s.stringField(key, &ts)
+		case "event_id":
+			err = s.eventIDField(&fb.EventID)
 		default:
 			err = s.skip(0)
 		}
@@ -766,7 +789,7 @@ func decodeFeedback(body []byte, arena []byte, fb *Feedback, l *limits, now time
 func decodeEvent(body []byte, arena []byte, ev *Event, l *limits, now time.Time) ([]byte, error) {
 	var s scanner
 	arena = s.reset(body, arena)
-	ev.CustomerID, ev.Type, ev.TS = "", "", time.Time{}
+	ev.CustomerID, ev.Type, ev.TS, ev.EventID = "", "", time.Time{}, ""
 	ev.Attrs = ev.Attrs[:0]
 	var ts string
 	if err := s.object("the body"); err != nil {
@@ -790,6 +813,8 @@ func decodeEvent(body []byte, arena []byte, ev *Event, l *limits, now time.Time)
 			err = s.stringField(key, &ts)
 		case "attrs":
 			ev.Attrs, err = s.fields(key, ev.Attrs, l.maxFields)
+		case "event_id":
+			err = s.eventIDField(&ev.EventID)
 		default:
 			err = s.skip(0)
 		}

@@ -334,6 +334,9 @@ func FuzzDecodeFeedback(f *testing.F) {
 		`{"customer_id":"c1","action_id":"a1","outcome":"dismiss"}`,
 		`{"customer_id":"c1","action_id":"a1","outcome":"nope"}`,
 		`{"customer_id":"c1","action_id":"a1","outcome":"accept","ts":"2026-13-02T03:04:05Z"}`,
+		`{"customer_id":"c1","action_id":"a1","outcome":"impression","event_id":"fb-7f3a"}`,
+		`{"customer_id":"c1","action_id":"a1","outcome":"impression","event_id":""}`,
+		`{"customer_id":"c1","action_id":"a1","outcome":"impression","event_id":"x","event_id":null}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -349,14 +352,20 @@ func FuzzDecodeFeedback(f *testing.F) {
 			fb.Outcome.String() != str(m, "outcome") || fb.CustomerID == "" || fb.TS.IsZero() {
 			t.Fatalf("decoded %+v, encoding/json %v", fb, m)
 		}
+		checkEventID(t, fb.EventID, m)
 		// Round trip through the wire form.
-		b, _ := json.Marshal(map[string]any{"decision_id": fb.DecisionID, "customer_id": fb.CustomerID, "action_id": fb.ActionID,
-			"channel": fb.Channel, "outcome": fb.Outcome.String(), "value": fb.Value, "ts": fb.TS.Format(time.RFC3339Nano)})
+		w := map[string]any{"decision_id": fb.DecisionID, "customer_id": fb.CustomerID, "action_id": fb.ActionID,
+			"channel": fb.Channel, "outcome": fb.Outcome.String(), "value": fb.Value, "ts": fb.TS.Format(time.RFC3339Nano)}
+		if fb.EventID != "" {
+			w["event_id"] = fb.EventID
+		}
+		b, _ := json.Marshal(w)
 		var fb2 Feedback
 		if _, err := decodeFeedback(b, nil, &fb2, &testLimits, now); err != nil {
 			t.Fatalf("cannot decode re-encoded %s: %v", b, err)
 		}
-		if fb2.CustomerID != fb.CustomerID || fb2.ActionID != fb.ActionID || fb2.Outcome != fb.Outcome || fb2.Value != fb.Value || !fb2.TS.Equal(fb.TS) {
+		if fb2.CustomerID != fb.CustomerID || fb2.ActionID != fb.ActionID || fb2.Outcome != fb.Outcome || fb2.Value != fb.Value || !fb2.TS.Equal(fb.TS) ||
+			fb2.EventID != fb.EventID {
 			t.Fatalf("round trip changed %+v into %+v", fb, fb2)
 		}
 	})
@@ -367,6 +376,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		`{"customer_id":"c1","type":"page_view","ts":"2026-01-02T03:04:05.123Z","attrs":{"page":"/x","n":1,"b":true}}`,
 		`{"customer_id":"c1","type":"login"}`,
 		`{"customer_id":"c1","type":"t","attrs":{"a":[1]}}`,
+		`{"customer_id":"c1","type":"purchase","event_id":"order-991","attrs":{"amount":12.5}}`,
+		`{"customer_id":"c1","type":"purchase","event_id":7}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -382,6 +393,20 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("decoded %+v, encoding/json %v", ev, m)
 		}
 		checkFields(t, "attrs", ev.Attrs, m["attrs"])
+		checkEventID(t, ev.EventID, m)
+		// Round trip through the wire form.
+		w := map[string]any{"customer_id": ev.CustomerID, "type": ev.Type, "ts": ev.TS.Format(time.RFC3339Nano)}
+		if ev.EventID != "" {
+			w["event_id"] = ev.EventID
+		}
+		b, _ := json.Marshal(w)
+		var ev2 Event
+		if _, err := decodeEvent(b, nil, &ev2, &testLimits, now); err != nil {
+			t.Fatalf("cannot decode re-encoded %s: %v", b, err)
+		}
+		if ev2.CustomerID != ev.CustomerID || ev2.Type != ev.Type || !ev2.TS.Equal(ev.TS) || ev2.EventID != ev.EventID {
+			t.Fatalf("round trip changed %+v into %+v", ev, ev2)
+		}
 	})
 }
 

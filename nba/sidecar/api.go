@@ -213,7 +213,10 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 	s.declog.LogDecision(l)
 }
 
-// Feedback implements server.Backend: the contact is durable on return.
+// Feedback implements server.Backend: the contact is durable on return. A
+// retry with an event_id the customer's state still remembers is
+// acknowledged and changes nothing: no contact (caps), no learning, no
+// decision-log line.
 func (s *Sidecar) Feedback(fb *server.Feedback) error {
 	p := s.parts.Load()
 	a := p.catalog.Action(fb.ActionID)
@@ -228,9 +231,13 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 	if err != nil {
 		return server.Invalidf("%v", err)
 	}
-	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS}
-	if err := s.state.RecordContact(c); err != nil {
+	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS, ID: fb.EventID}
+	dup, err := s.state.RecordContactOnce(c)
+	if err != nil {
 		return stateError(err)
+	}
+	if dup {
+		return nil
 	}
 	s.learnFromFeedback(fb, a.ID)
 	if s.declog != nil {
@@ -241,7 +248,9 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 }
 
 // Event implements server.Backend: profile changes and journey entries or
-// exits it causes are durable on return.
+// exits it causes are durable on return, as one log record (a crash keeps
+// all of the event or none of it). A retry with an event_id the customer's
+// state still remembers is acknowledged and changes nothing.
 func (s *Sidecar) Event(ev *server.Event) error {
 	attrs := make(map[string]any, len(ev.Attrs))
 	strAttrs := make(map[string]string, len(ev.Attrs))
@@ -258,18 +267,21 @@ func (s *Sidecar) Event(ev *server.Event) error {
 			strAttrs[f.Key] = strconv.FormatBool(f.Bool)
 		}
 	}
-	if err := s.state.ApplyEvent(state.Event{Customer: ev.CustomerID, Type: ev.Type, At: ev.TS, Attrs: attrs}); err != nil {
+	// Journey moves are computed first, from the journeys as they stand
+	// (they do not depend on the profile), so that they go into the same
+	// log record as the profile changes. A duplicate's moves are dropped
+	// with the rest of it.
+	e := state.Event{Customer: ev.CustomerID, Type: ev.Type, At: ev.TS, Attrs: attrs, ID: ev.EventID}
+	if updates := s.engine.OnEvent(ev.CustomerID, ev.Type, strAttrs, ev.TS, nil); len(updates) > 0 {
+		e.Journeys = make([]state.JourneyMove, len(updates))
+		for i, u := range updates {
+			e.Journeys[i] = state.JourneyMove{Journey: u.Journey, Step: u.Step, Status: state.JourneyStatus(u.Status)}
+		}
+	}
+	if err := s.state.ApplyEvent(e); err != nil {
 		return stateError(err)
 	}
-	updates := s.engine.OnEvent(ev.CustomerID, ev.Type, strAttrs, ev.TS, nil)
-	if len(updates) == 0 {
-		return nil
-	}
-	us := make([]state.JourneyUpdate, len(updates))
-	for i, u := range updates {
-		us[i] = state.JourneyUpdate{Customer: ev.CustomerID, Journey: u.Journey, Step: u.Step, Status: state.JourneyStatus(u.Status), At: ev.TS}
-	}
-	return s.state.SetJourney(us...)
+	return nil
 }
 
 // stateError maps an error of the state store to what the caller sees. A

@@ -75,6 +75,7 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 		{"nba_snapshot_failures_total", "Rejected snapshot loads.", func() uint64 { return s.snaps.Status().Failures }},
 		{"nba_state_contacts_total", "Contacts recorded in the customer state.", func() uint64 { return state.Stats().Contacts }},
 		{"nba_state_events_total", "Events applied to live profiles.", func() uint64 { return state.Stats().Events }},
+		{"nba_state_duplicates_total", "Feedback and events acknowledged but not applied: a retry whose event_id was remembered.", func() uint64 { return state.Stats().Duplicates }},
 		{"nba_state_history_evicted_total", "Contacts dropped from bounded customer histories.", func() uint64 { return state.Stats().HistoryEvicted }},
 		{"nba_state_log_appends_total", "Records acknowledged by the state log.", func() uint64 { return state.Stats().WAL.Appends }},
 		{"nba_state_log_fsyncs_total", "Group commits (write and fsync) of the state log.", func() uint64 { return state.Stats().WAL.Fsyncs }},
