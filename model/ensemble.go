@@ -40,11 +40,12 @@ type TreeNode struct {
 	// CatBits makes the split categorical when non-nil: a bitset over integer
 	// category codes (bit c of word c/32). When CatSetLeft, members go left and
 	// everything else right (LightGBM); otherwise members go right and
-	// everything else left (XGBoost). A non-negative value is truncated to
-	// an integer code, as both libraries do (2.7 is category 2); negative
-	// and out-of-bitset values are non-members (LightGBM alone treats
-	// values in (-1, 0) as category 0). NaN follows DefaultLeft when
-	// Missing == MissingNaN, else it is a non-member.
+	// everything else left (XGBoost). A value is truncated toward zero to
+	// an integer code, as both libraries do (2.7 is category 2); XGBoost
+	// takes values >= 0, LightGBM (static_cast<int>) every value > -1, so
+	// that with CatSetLeft values in (-1, 0) are category 0. Other values
+	// and those beyond the bitset are non-members. NaN follows DefaultLeft
+	// when Missing == MissingNaN, else it is a non-member.
 	CatBits     []uint32
 	CatSetLeft  bool
 	Left, Right int
@@ -560,11 +561,24 @@ func (e *Ensemble) catStep(i int32, n *node, x float64) int32 {
 	bits := math.Float64bits(n.thr)
 	off, words := uint32(bits>>32), uint32(bits)
 	member := false
-	if x >= 0 && x < float64(32*words) {
-		c := uint32(x) // truncates, as the reference libraries do
+	setLeft := n.meta&flagCatSetLeft != 0
+	if c, ok := catCode(x, setLeft, 32*words); ok {
 		member = e.catBits[off+c/32]&(1<<(c%32)) != 0
 	}
-	return n.left + int32(b2u(member != (n.meta&flagCatSetLeft != 0)))
+	return n.left + int32(b2u(member != setLeft))
+}
+
+// catCode returns the category code of a categorical split's non-NaN
+// value x (see TreeNode.CatBits) and whether it is one below limit:
+// truncated toward zero, from x >= 0 for XGBoost and from x > -1 for
+// LightGBM (lgb: members go left), whose static_cast<int> makes values in
+// (-1, 0) category 0.
+func catCode(x float64, lgb bool, limit uint32) (uint32, bool) {
+	if (x >= 0 || (lgb && x > -1)) && x < float64(limit) {
+		c := uint32(int64(x)) // in (-1, limit): 0 <= c <= limit
+		return c, c < limit
+	}
+	return 0, false
 }
 
 // slowStep decides special nodes; x is the value of the node's feature.
@@ -580,9 +594,8 @@ func (e *Ensemble) slowStep(i int32, x float64) int32 {
 			break
 		}
 		member := false
-		if x >= 0 && x < float64(32*s.catLen) {
-			c := int32(x) // truncates, as the reference libraries do
-			member = e.catBits[s.catOff+c/32]&(1<<(c%32)) != 0
+		if c, ok := catCode(x, s.catSetLeft, uint32(32*s.catLen)); ok {
+			member = e.catBits[uint32(s.catOff)+c/32]&(1<<(c%32)) != 0
 		}
 		left = member == s.catSetLeft
 	case specialZero:
@@ -1094,6 +1107,7 @@ type binTrees struct {
 	// each feature's code; zero the constant zero word.
 	thr       [][]float64
 	col, code []int32
+	catLGB    []bool // per feature: its code column follows LightGBM (catCode)
 	zero      int32
 	words     int
 	slow      []int32 // index in Ensemble.nodes of each slow node
@@ -1176,12 +1190,21 @@ func (e *Ensemble) compileBins() *binTrees {
 	if nf == 0 || nf > maxLaneFeatures || len(e.nodes) >= 1<<27 {
 		return nil
 	}
-	b := &binTrees{thr: make([][]float64, nf), col: make([]int32, 2*nf), code: make([]int32, nf)}
+	b := &binTrees{thr: make([][]float64, nf), col: make([]int32, 2*nf), code: make([]int32, nf), catLGB: make([]bool, nf)}
+	// A feature's code column follows the library of its categorical
+	// splits (catCode); a feature split both ways (only through
+	// CompileEnsemble) leaves its categorical splits to slowStep.
+	catSeen, catMixed := make([]bool, nf), make([]bool, nf)
 	for i := range e.nodes {
 		n := &e.nodes[i]
-		if n.meta&(flagLeaf|flagSpecial) == 0 {
-			f := int(n.meta&featMask) % nf
+		f := int(n.meta&featMask) % nf
+		switch {
+		case n.meta&(flagLeaf|flagSpecial) == 0:
 			b.thr[f] = append(b.thr[f], n.thr)
+		case n.meta&flagLeaf == 0 && n.meta&flagCat != 0:
+			lgb := n.meta&flagCatSetLeft != 0
+			catMixed[f] = catMixed[f] || (catSeen[f] && b.catLGB[f] != lgb)
+			catSeen[f], b.catLGB[f] = true, lgb
 		}
 	}
 	w := 0
@@ -1217,7 +1240,7 @@ func (e *Ensemble) compileBins() *binTrees {
 			k++ // the bins at or above k+1 go right
 			nd = binNode{mask: ^uint64(0) << (k % 64), meta: uint32(int(b.col[c]) + k/64)}
 		default:
-			if m, ok := e.binCatMask(src); ok {
+			if m, ok := e.binCatMask(src); ok && !catMixed[int(n.meta&featMask)%nf] {
 				nd = binNode{mask: m, meta: uint32(b.code[n.meta&featMask])}
 			} else {
 				nd = binNode{mask: uint64(len(b.slow)), meta: binSlow}
@@ -1301,11 +1324,10 @@ func (b *binTrees) rowMasks(dst []uint64, row []float64) []uint64 {
 		binWords(dst[b.col[f]:b.col[nf+f]], lo)
 		binWords(dst[b.col[nf+f]:][:len(t)/64+1], hi)
 		c := uint64(codeOther)
-		switch {
-		case x != x:
+		if x != x {
 			c = codeNaN
-		case x >= 0 && x < codeOther:
-			c = uint64(x) // truncates, as the reference libraries do
+		} else if k, ok := catCode(x, b.catLGB[f], codeOther); ok {
+			c = uint64(k)
 		}
 		dst[b.code[f]] = 1 << c
 	}

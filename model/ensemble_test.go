@@ -18,10 +18,14 @@ func (r refEnsemble) goLeft(n *TreeNode, x float64) bool {
 		if math.IsNaN(x) && n.Missing == MissingNaN {
 			return n.DefaultLeft
 		}
+		// As the libraries: XGBoost takes codes from x >= 0; LightGBM's
+		// static_cast<int>(x) truncates toward zero and only a negative
+		// int is a non-member, so values in (-1, 0) are category 0.
 		member := false
-		if x >= 0 && x < float64(32*len(n.CatBits)) {
-			c := int(x)
-			member = n.CatBits[c/32]&(1<<(c%32)) != 0
+		if (x >= 0 || (n.CatSetLeft && x > -1)) && x < float64(32*len(n.CatBits)) {
+			if c := int(x); c < 32*len(n.CatBits) {
+				member = n.CatBits[c/32]&(1<<(c%32)) != 0
+			}
 		}
 		return member == n.CatSetLeft
 	}
@@ -534,6 +538,7 @@ func TestBinsManyThresholds(t *testing.T) {
 // mask table and the binned layout.
 func TestBinsCategoryCodes(t *testing.T) {
 	xs := []float64{0, 0.5, 31, 32, 60.9, 61, 61.5, 62, 62.5, 63, 63.9, 64, 100, -0.5, -1, math.Copysign(0, -1),
+		math.Nextafter(-1, 0), -1.5, -1e-300,
 		math.NaN(), math.Inf(1), math.Inf(-1), 1e300}
 	for _, set := range [][]uint32{{1 << 5}, {0, 1 << 29}, {0, 1 << 30}, {0, 1 << 31}, {1, 1<<29 | 1<<30}, {0, 0, 1}, {}} {
 		for _, setLeft := range []bool{false, true} {

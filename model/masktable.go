@@ -78,10 +78,14 @@ func (e *Ensemble) breakpoints(dst []float64, i int32) []float64 {
 	s := &e.specs[e.special[i]]
 	switch s.kind {
 	case specialCat:
-		// int32(x) truncates: every integer up to the bitset's end, where
-		// all values become non-members.
+		// catCode truncates: every integer up to the bitset's end, where
+		// all values become non-members, and for LightGBM the first value
+		// above -1 (category 0 from there).
 		for c := range 32*s.catLen + 1 {
 			dst = append(dst, float64(c))
+		}
+		if s.catSetLeft {
+			dst = append(dst, math.Nextafter(-1, 0))
 		}
 	case specialZero:
 		dst = append(dst, -ZeroThreshold, math.Nextafter(ZeroThreshold, math.Inf(1)), n.thr)
