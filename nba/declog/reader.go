@@ -90,73 +90,100 @@ func newDecoder() (*zstd.Decoder, error) {
 	return dec, nil
 }
 
-func readFile(r io.Reader, dec *zstd.Decoder, fn func(line []byte) error) (st ReadStats, err error) {
+func readFile(r io.Reader, dec *zstd.Decoder, fn func(line []byte) error) (ReadStats, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if isSnappy(br) {
 		return readSnappy(br, fn)
 	}
-	r = br
-	st.Files = 1
+	fr := fileReader{r: br, fn: fn, st: ReadStats{Files: 1}}
 	var hdr [8 + metaSize]byte
 	var frame, buf []byte
-	lose := func(records int, n int64, rest bool) {
-		st.LostRecords += records
-		st.LostBytes += n
-		st.Damaged = 1
-		if rest { // the remaining bytes cannot be framed
-			m, _ := io.Copy(io.Discard, r)
-			st.LostBytes += m
-		}
-	}
 	for {
-		n, err := io.ReadFull(r, hdr[:])
-		if err == io.EOF {
-			return st, nil
+		if more, err := fr.header(hdr[:]); !more {
+			return fr.st, err
 		}
-		if err == io.ErrUnexpectedEOF {
-			lose(0, int64(n), false)
-			return st, nil
-		}
-		if err != nil {
-			return st, err
-		}
+		n := len(hdr)
 		m := hdr[:]
 		x, ok := parseMeta(m[8:])
 		if binary.LittleEndian.Uint32(m[0:]) != skipMagic || binary.LittleEndian.Uint32(m[4:]) != metaSize || !ok {
-			lose(0, int64(n), true)
-			return st, nil
+			fr.lose(0, int64(n), true)
+			return fr.st, nil
 		}
-		count, rawLen, zLen, sum := x.count, x.raw, x.zLen, x.sum
-		frame = grow(frame, int(zLen))
-		k, err := io.ReadFull(r, frame)
+		frame = grow(frame, int(x.zLen))
+		k, err := io.ReadFull(br, frame)
 		if err == io.ErrUnexpectedEOF || err == io.EOF {
-			lose(count, int64(n+k), false)
-			return st, nil
+			fr.lose(x.count, int64(n+k), false)
+			return fr.st, nil
 		}
 		if err != nil {
-			return st, err
+			return fr.st, err
 		}
-		if crc32.Checksum(frame, castagnoli) != sum {
-			lose(count, int64(n+k), false)
-			continue
+		ok = crc32.Checksum(frame, castagnoli) == x.sum
+		if ok {
+			// The output is capped at the size the metadata states.
+			buf, err = dec.DecodeAll(frame, grow(buf, int(x.raw))[:0])
+			ok = err == nil
 		}
-		// The output is capped at the size the metadata states.
-		buf, err = dec.DecodeAll(frame, grow(buf, int(rawLen))[:0])
-		out := buf
-		if err != nil || uint64(len(out)) != rawLen || bytes.Count(out, []byte{'\n'}) != count || (len(out) > 0 && out[len(out)-1] != '\n') {
-			lose(count, int64(n+k), false)
-			continue
-		}
-		st.Batches++
-		for len(out) > 0 {
-			i := bytes.IndexByte(out, '\n')
-			st.Records++
-			if err := fn(out[:i]); err != nil {
-				return st, err
-			}
-			out = out[i+1:]
+		if err := fr.emit(buf, ok, x, int64(n+k)); err != nil {
+			return fr.st, err
 		}
 	}
+}
+
+// fileReader is the state of one file's read, whatever its codec.
+type fileReader struct {
+	r  io.Reader
+	fn func(line []byte) error
+	st ReadStats
+}
+
+// header reads the next batch's (or chunk's) fixed-size header into b. It
+// reports false at the end of the file, counting a cut-off header as lost,
+// or on a read error.
+func (f *fileReader) header(b []byte) (more bool, err error) {
+	n, err := io.ReadFull(f.r, b)
+	switch err {
+	case nil:
+		return true, nil
+	case io.EOF:
+		return false, nil
+	case io.ErrUnexpectedEOF:
+		f.lose(0, int64(n), false)
+		return false, nil
+	}
+	return false, err
+}
+
+// lose counts records and bytes that could not be read; with rest, the
+// remaining bytes cannot be framed and are discarded as lost too.
+func (f *fileReader) lose(records int, n int64, rest bool) {
+	f.st.LostRecords += records
+	f.st.LostBytes += n
+	f.st.Damaged = 1
+	if rest {
+		k, _ := io.Copy(io.Discard, f.r)
+		f.st.LostBytes += k
+	}
+}
+
+// emit passes the lines of a decoded batch to fn, or counts the batch
+// (size bytes in the file) as lost when it could not be decoded (!ok) or
+// does not match its metadata. It returns fn's error.
+func (f *fileReader) emit(out []byte, ok bool, x meta, size int64) error {
+	if !ok || uint64(len(out)) != x.raw || bytes.Count(out, []byte{'\n'}) != x.count || (len(out) > 0 && out[len(out)-1] != '\n') {
+		f.lose(x.count, size, false)
+		return nil
+	}
+	f.st.Batches++
+	for len(out) > 0 {
+		i := bytes.IndexByte(out, '\n')
+		f.st.Records++
+		if err := f.fn(out[:i]); err != nil {
+			return err
+		}
+		out = out[i+1:]
+	}
+	return nil
 }
 
 func grow(b []byte, n int) []byte {

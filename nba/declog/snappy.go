@@ -2,7 +2,6 @@ package declog
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -140,31 +139,14 @@ func putChunkHeader(b []byte, typ byte, n int) {
 }
 
 // readSnappy is readFile for the Snappy framing format.
-func readSnappy(r io.Reader, fn func(line []byte) error) (st ReadStats, err error) {
-	st.Files = 1
+func readSnappy(r io.Reader, fn func(line []byte) error) (ReadStats, error) {
+	fr := fileReader{r: r, fn: fn, st: ReadStats{Files: 1}}
 	var hdr [4]byte
 	var m [metaSize]byte
 	var frame, buf []byte
-	lose := func(records int, n int64, rest bool) {
-		st.LostRecords += records
-		st.LostBytes += n
-		st.Damaged = 1
-		if rest { // the remaining bytes cannot be framed
-			k, _ := io.Copy(io.Discard, r)
-			st.LostBytes += k
-		}
-	}
 	for {
-		n, err := io.ReadFull(r, hdr[:])
-		if err == io.EOF {
-			return st, nil
-		}
-		if err == io.ErrUnexpectedEOF {
-			lose(0, int64(n), false)
-			return st, nil
-		}
-		if err != nil {
-			return st, err
+		if more, err := fr.header(hdr[:]); !more {
+			return fr.st, err
 		}
 		typ, ln := hdr[0], int64(hdr[1])|int64(hdr[2])<<8|int64(hdr[3])<<16
 		switch {
@@ -172,66 +154,53 @@ func readSnappy(r io.Reader, fn func(line []byte) error) (st ReadStats, err erro
 			var id [6]byte
 			k, err := io.ReadFull(r, id[:])
 			if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-				return st, err
+				return fr.st, err
 			}
 			if k < len(id) || string(id[:]) != snappyStreamID[4:] {
-				lose(0, 4+int64(k), true)
-				return st, nil
+				fr.lose(0, 4+int64(k), true)
+				return fr.st, nil
 			}
 		case typ == snappyMetaChunk && ln == metaSize:
 			k, err := io.ReadFull(r, m[:])
 			if err == io.ErrUnexpectedEOF || err == io.EOF {
-				lose(0, 4+int64(k), false)
-				return st, nil
+				fr.lose(0, 4+int64(k), false)
+				return fr.st, nil
 			}
 			if err != nil {
-				return st, err
+				return fr.st, err
 			}
 			x, ok := parseMeta(m[:])
 			if !ok {
-				lose(0, 4+metaSize, true)
-				return st, nil
+				fr.lose(0, 4+metaSize, true)
+				return fr.st, nil
 			}
 			frame = grow(frame, int(x.zLen))
 			k, err = io.ReadFull(r, frame)
 			if err == io.ErrUnexpectedEOF || err == io.EOF {
-				lose(x.count, 4+metaSize+int64(k), false)
-				return st, nil
+				fr.lose(x.count, 4+metaSize+int64(k), false)
+				return fr.st, nil
 			}
 			if err != nil {
-				return st, err
+				return fr.st, err
 			}
-			var out []byte
-			if crc32.Checksum(frame, castagnoli) == x.sum {
+			ok = crc32.Checksum(frame, castagnoli) == x.sum
+			if ok {
 				buf, ok = decodeSnappyChunks(grow(buf, int(x.raw))[:0], frame)
-				out = buf
-			} else {
-				ok = false
 			}
-			if !ok || uint64(len(out)) != x.raw || bytes.Count(out, []byte{'\n'}) != x.count || (len(out) > 0 && out[len(out)-1] != '\n') {
-				lose(x.count, 4+metaSize+x.zLen, false)
-				continue
-			}
-			st.Batches++
-			for len(out) > 0 {
-				i := bytes.IndexByte(out, '\n')
-				st.Records++
-				if err := fn(out[:i]); err != nil {
-					return st, err
-				}
-				out = out[i+1:]
+			if err := fr.emit(buf, ok, x, 4+metaSize+x.zLen); err != nil {
+				return fr.st, err
 			}
 		case typ >= 0x80:
 			// Skippable chunks (and padding) this writer never writes.
 			k, err := io.CopyN(io.Discard, r, ln)
 			if err != nil && err != io.EOF {
-				return st, err
+				return fr.st, err
 			}
-			lose(0, 4+k, false)
+			fr.lose(0, 4+k, false)
 		default:
 			// Data outside a batch, or a chunk type a reader must not skip.
-			lose(0, 4, true)
-			return st, nil
+			fr.lose(0, 4, true)
+			return fr.st, nil
 		}
 	}
 }
