@@ -368,11 +368,13 @@ func TestConcurrentLearning(t *testing.T) {
 	go func() {
 		var d Decision
 		for i := range 2000 {
-			if err := e.Decide(&Request{Customer: "c", Channel: "web", Limit: 2, Now: monday}, &d); err != nil {
+			key := uint64(i%64 + 1) // reused keys: slots rewritten while read
+			if err := e.Decide(&Request{Customer: "c", Channel: "web", Limit: 2, Now: monday, Remember: key}, &d); err != nil {
 				errc <- err
 				return
 			}
-			if err := e.Observe("c", d.Actions[0].Action.ID, float64(i%2), monday); err != nil {
+			rec, _ := e.Recall(key, d.Actions[0].Action.ID) // nil after a swap: Observe's way
+			if err := e.ObserveRecalled(rec, "c", d.Actions[0].Action.ID, float64(i%2), monday); err != nil {
 				errc <- err
 				return
 			}
