@@ -231,7 +231,9 @@ var ErrLearningOff = errors.New("cannot observe: the catalog has no learning sec
 // impression left without response (see the package's learning notes). It
 // recomputes the action's features and offline logit from the customer's
 // current profile (learning features read from the request context are
-// missing, hence 0; use ObserveContext to pass them). now is the time of the
+// missing, hence 0; use ObserveContext to pass them, or better
+// ObserveRecalled with what the decision saw: see the decision memory in
+// memory.go). now is the time of the
 // response (zero = time.Now()) and drives learning.half_life. It is safe
 // for concurrent use, also with Swap; it allocates one posterior.
 func (e *Engine) Observe(customer, actionID string, reward float64, now time.Time) error {
