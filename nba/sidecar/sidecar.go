@@ -72,7 +72,8 @@ type Config struct {
 	// Default 24h.
 	ResponseWindow time.Duration
 	// MaxPending bounds the impressions awaiting an outcome for learning.
-	// Default 1,000,000.
+	// Default 1,000,000. Each takes about 150 bytes plus 8 per learning
+	// feature (the features its decision saw).
 	MaxPending int
 	// DecisionMemory is the number of recent decisions whose learning
 	// features are kept for their feedback (nba.Config.DecisionMemory):
