@@ -175,28 +175,14 @@ func errorParts(err error) (int, string, string) {
 
 var okBody = []byte(`{"ok":true}`)
 
-func (s *Server) feedback(ctx *fasthttp.RequestCtx) {
-	body, ok := s.body(ctx, s.cfg.MaxBodyBytes)
-	if !ok {
-		return
-	}
-	sc := s.bodyPool.Get().(*bodyScratch)
-	defer s.releaseBody(sc)
-	err := s.decodeSafely(func() (err error) {
-		sc.arena, err = decodeFeedback(body, sc.arena, &sc.fb, &s.lim, time.Now())
-		return err
-	})
-	if err == nil {
-		err = s.backend.Feedback(&sc.fb)
-	}
-	if err != nil {
-		s.writeErr(ctx, err)
-		return
-	}
-	s.writeJSON(ctx, http.StatusOK, okBody)
-}
+func (s *Server) feedback(ctx *fasthttp.RequestCtx) { s.ingest(ctx, true) }
 
-func (s *Server) event(ctx *fasthttp.RequestCtx) {
+func (s *Server) event(ctx *fasthttp.RequestCtx) { s.ingest(ctx, false) }
+
+// ingest serves POST /v1/feedback (feedback) and POST /v1/events: decode
+// the body, hand it to the backend, which makes it durable, and answer
+// {"ok":true}.
+func (s *Server) ingest(ctx *fasthttp.RequestCtx, feedback bool) {
 	body, ok := s.body(ctx, s.cfg.MaxBodyBytes)
 	if !ok {
 		return
@@ -204,10 +190,18 @@ func (s *Server) event(ctx *fasthttp.RequestCtx) {
 	sc := s.bodyPool.Get().(*bodyScratch)
 	defer s.releaseBody(sc)
 	err := s.decodeSafely(func() (err error) {
-		sc.arena, err = decodeEvent(body, sc.arena, &sc.ev, &s.lim, time.Now())
+		if feedback {
+			sc.arena, err = decodeFeedback(body, sc.arena, &sc.fb, &s.lim, time.Now())
+		} else {
+			sc.arena, err = decodeEvent(body, sc.arena, &sc.ev, &s.lim, time.Now())
+		}
 		return err
 	})
-	if err == nil {
+	switch {
+	case err != nil:
+	case feedback:
+		err = s.backend.Feedback(&sc.fb)
+	default:
 		err = s.backend.Event(&sc.ev)
 	}
 	if err != nil {
