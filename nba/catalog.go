@@ -179,6 +179,7 @@ type Catalog struct {
 	groups    []group
 
 	rules    []boolFn
+	flat     []flatRule // per rule: its flat form, op flatNone when it has none
 	ruleText []string
 	nums     []numFn
 	queries  []histQuery
@@ -424,13 +425,14 @@ func (k *compiler) rule(path, src string) int32 {
 	if i, ok := k.ruleIdx[src]; ok {
 		return i
 	}
-	fn, err := k.env.compileBool(src)
+	fn, flat, err := k.env.compileBool(src)
 	if err != nil {
 		k.errs.add(path, "%v", err)
 		return -1
 	}
 	i := int32(len(k.c.rules))
 	k.c.rules = append(k.c.rules, fn)
+	k.c.flat = append(k.c.flat, flat)
 	k.c.ruleText = append(k.c.ruleText, src)
 	k.ruleIdx[src] = i
 	return i

@@ -432,7 +432,12 @@ func (s *scratch) rule(i int32) bool {
 	case 2:
 		return false
 	}
-	ok := s.cat.rules[i](&s.ec)
+	var ok bool
+	if f := &s.cat.flat[i]; f.op != flatNone {
+		ok = f.eval(&s.ec)
+	} else {
+		ok = s.cat.rules[i](&s.ec)
+	}
 	s.ruleMemo[i] = 2
 	if ok {
 		s.ruleMemo[i] = 1

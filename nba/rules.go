@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,71 @@ type compiled struct {
 	isConst bool
 	cs      string
 	cn      float64
+	// field is set when the node reads a profile or context field; flat
+	// when the whole node is a flatRule.
+	field *flatRule
+	flat  flatRule
+}
+
+// flatRule is a rule simple enough to decide without calling closures: a
+// profile or context field against constants, the form most eligibility
+// and suitability rules take. scratch.rule evaluates it inline (one switch
+// instead of two or three indirect calls); any other rule runs its closure.
+// Both give the same answer, NaN included (TestFlatRulesMatchClosures).
+type flatRule struct {
+	op   flatOp
+	ctx  bool     // the field is in the context, else in the profile
+	i    int32    // its slot
+	k    float64  // the constant of a comparison
+	strs []string // the constants of a string field's ==, != or in
+}
+
+type flatOp uint8
+
+const (
+	flatNone     flatOp = iota // not flat: run the closure
+	flatLT                     // x < k
+	flatLE                     // x <= k
+	flatGT                     // x > k
+	flatGE                     // x >= k
+	flatEQ                     // x == k
+	flatNE                     // !(x == k)
+	flatTrue                   // a bool field: x == 1
+	flatFalse                  // !(x == 1)
+	flatStrIn                  // a string field is one of strs
+	flatStrNotIn               // it is none of strs
+)
+
+// eval decides the rule (op != flatNone).
+func (f *flatRule) eval(c *evalCtx) bool {
+	if f.op >= flatStrIn {
+		x := c.str[f.i]
+		if f.ctx {
+			x = c.cstr[f.i]
+		}
+		return slices.Contains(f.strs, x) == (f.op == flatStrIn)
+	}
+	x := c.num[f.i]
+	if f.ctx {
+		x = c.cnum[f.i]
+	}
+	switch f.op {
+	case flatLT:
+		return x < f.k
+	case flatLE:
+		return x <= f.k
+	case flatGT:
+		return x > f.k
+	case flatGE:
+		return x >= f.k
+	case flatEQ:
+		return x == f.k
+	case flatNE:
+		return !(x == f.k)
+	case flatTrue:
+		return x == 1
+	}
+	return !(x == 1) // flatFalse
 }
 
 // exprEnv resolves names while compiling rules of one catalog.
@@ -182,16 +248,17 @@ func (e *exprEnv) compileExpr(src string) (compiled, error) {
 	return e.node(tree.Node)
 }
 
-// compileBool compiles a rule that must yield a boolean.
-func (e *exprEnv) compileBool(src string) (boolFn, error) {
+// compileBool compiles a rule that must yield a boolean, with its flat form
+// when it has one (op flatNone otherwise).
+func (e *exprEnv) compileBool(src string) (boolFn, flatRule, error) {
 	c, err := e.compileExpr(src)
 	if err != nil {
-		return nil, err
+		return nil, flatRule{}, err
 	}
 	if c.kind != vBool {
-		return nil, fmt.Errorf("rule must be a boolean expression, got %s", c.kind)
+		return nil, flatRule{}, fmt.Errorf("rule must be a boolean expression, got %s", c.kind)
 	}
-	return c.b, nil
+	return c.b, c.flat, nil
 }
 
 // compileNum compiles an expression that must yield a number.
@@ -298,6 +365,7 @@ func (e *exprEnv) member(n *ast.MemberNode) (compiled, error) {
 		return compiled{}, posErr(n, "unknown field %s.%s", id.Value, prop.Value)
 	}
 	i := s.i
+	field := &flatRule{ctx: isCtx, i: int32(i)}
 	switch s.kind {
 	case KindNumber, KindTime:
 		k := vNum
@@ -305,20 +373,31 @@ func (e *exprEnv) member(n *ast.MemberNode) (compiled, error) {
 			k = vTime
 		}
 		if isCtx {
-			return compiled{kind: k, num: func(c *evalCtx) float64 { return c.cnum[i] }}, nil
+			return compiled{kind: k, num: func(c *evalCtx) float64 { return c.cnum[i] }, field: field}, nil
 		}
-		return compiled{kind: k, num: func(c *evalCtx) float64 { return c.num[i] }}, nil
+		return compiled{kind: k, num: func(c *evalCtx) float64 { return c.num[i] }, field: field}, nil
 	case KindBool:
+		flat := *field
+		flat.op = flatTrue
 		if isCtx {
-			return compiled{kind: vBool, b: func(c *evalCtx) bool { return c.cnum[i] == 1 }}, nil
+			return compiled{kind: vBool, b: func(c *evalCtx) bool { return c.cnum[i] == 1 }, flat: flat}, nil
 		}
-		return compiled{kind: vBool, b: func(c *evalCtx) bool { return c.num[i] == 1 }}, nil
+		return compiled{kind: vBool, b: func(c *evalCtx) bool { return c.num[i] == 1 }, flat: flat}, nil
 	default:
 		if isCtx {
-			return compiled{kind: vStr, s: func(c *evalCtx) string { return c.cstr[i] }}, nil
+			return compiled{kind: vStr, s: func(c *evalCtx) string { return c.cstr[i] }, field: field}, nil
 		}
-		return compiled{kind: vStr, s: func(c *evalCtx) string { return c.str[i] }}, nil
+		return compiled{kind: vStr, s: func(c *evalCtx) string { return c.str[i] }, field: field}, nil
 	}
+}
+
+// flatOf returns the flat form of field op constants (op flatNone when
+// field is nil: the operand is not a plain field).
+func flatOf(field *flatRule, op flatOp, k float64, strs []string) flatRule {
+	if field == nil {
+		return flatRule{}
+	}
+	return flatRule{op: op, ctx: field.ctx, i: field.i, k: k, strs: strs}
 }
 
 func (e *exprEnv) unary(n *ast.UnaryNode) (compiled, error) {
@@ -332,7 +411,14 @@ func (e *exprEnv) unary(n *ast.UnaryNode) (compiled, error) {
 			return compiled{}, posErr(n, "invalid operation: %s (mismatched type %s)", n.Operator, x.kind)
 		}
 		f := x.b
-		return compiled{kind: vBool, b: func(c *evalCtx) bool { return !f(c) }}, nil
+		out := compiled{kind: vBool, b: func(c *evalCtx) bool { return !f(c) }}
+		// Negations that stay exact (a comparison's would not: !(x < k)
+		// is not x >= k for NaN).
+		if neg, ok := map[flatOp]flatOp{flatTrue: flatFalse, flatFalse: flatTrue, flatStrIn: flatStrNotIn, flatStrNotIn: flatStrIn}[x.flat.op]; ok {
+			out.flat = x.flat
+			out.flat.op = neg
+		}
+		return out, nil
 	case "-", "+":
 		if x.kind != vNum {
 			return compiled{}, posErr(n, "invalid operation: %s (mismatched type %s)", n.Operator, x.kind)
@@ -400,12 +486,14 @@ func (e *exprEnv) binary(n *ast.BinaryNode) (compiled, error) {
 	case "==", "!=":
 		neg := n.Operator == "!="
 		var f boolFn
+		var flat flatRule
 		switch {
 		case l.kind == vNum && r.kind == vNum:
 			a, b := l.num, r.num
 			if r.isConst {
 				k := r.cn
 				f = func(c *evalCtx) bool { return a(c) == k }
+				flat = flatOf(l.field, map[bool]flatOp{false: flatEQ, true: flatNE}[neg], k, nil)
 			} else {
 				f = func(c *evalCtx) bool { return a(c) == b(c) }
 			}
@@ -415,6 +503,7 @@ func (e *exprEnv) binary(n *ast.BinaryNode) (compiled, error) {
 			case r.isConst:
 				k := r.cs
 				f = func(c *evalCtx) bool { return a(c) == k }
+				flat = flatOf(l.field, map[bool]flatOp{false: flatStrIn, true: flatStrNotIn}[neg], 0, []string{k})
 			case l.isConst:
 				k := l.cs
 				f = func(c *evalCtx) bool { return b(c) == k }
@@ -431,7 +520,7 @@ func (e *exprEnv) binary(n *ast.BinaryNode) (compiled, error) {
 			g := f
 			f = func(c *evalCtx) bool { return !g(c) }
 		}
-		return compiled{kind: vBool, b: f}, nil
+		return compiled{kind: vBool, b: f, flat: flat}, nil
 	case "<", "<=", ">", ">=":
 		if l.kind != vNum || r.kind != vNum {
 			return bad()
@@ -440,17 +529,18 @@ func (e *exprEnv) binary(n *ast.BinaryNode) (compiled, error) {
 		var f boolFn
 		if r.isConst {
 			k := r.cn
+			var op flatOp
 			switch n.Operator {
 			case "<":
-				f = func(c *evalCtx) bool { return a(c) < k }
+				f, op = func(c *evalCtx) bool { return a(c) < k }, flatLT
 			case "<=":
-				f = func(c *evalCtx) bool { return a(c) <= k }
+				f, op = func(c *evalCtx) bool { return a(c) <= k }, flatLE
 			case ">":
-				f = func(c *evalCtx) bool { return a(c) > k }
+				f, op = func(c *evalCtx) bool { return a(c) > k }, flatGT
 			default:
-				f = func(c *evalCtx) bool { return a(c) >= k }
+				f, op = func(c *evalCtx) bool { return a(c) >= k }, flatGE
 			}
-			return compiled{kind: vBool, b: f}, nil
+			return compiled{kind: vBool, b: f, flat: flatOf(l.field, op, k, nil)}, nil
 		}
 		switch n.Operator {
 		case "<":
@@ -526,7 +616,7 @@ func (e *exprEnv) in(n *ast.BinaryNode) (compiled, error) {
 				}
 			}
 			return false
-		}}, nil
+		}, flat: flatOf(l.field, flatStrIn, 0, strs)}, nil
 	}
 	return compiled{}, posErr(n, "\"in\" is not supported on %s", l.kind)
 }

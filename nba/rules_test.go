@@ -65,6 +65,18 @@ var errUnknownKey = &PathError{Msg: "unknown key"}
 
 // eval runs a compiled expression on the fixture.
 func (f ruleFixture) eval(c compiled, qs []histQuery) any {
+	ec := f.evalCtx(qs)
+	switch c.kind {
+	case vBool:
+		return c.b(ec)
+	case vStr:
+		return c.s(ec)
+	}
+	return c.num(ec)
+}
+
+// evalCtx returns the fixture as rules read it.
+func (f ruleFixture) evalCtx(qs []histQuery) *evalCtx {
 	ec := evalCtx{now: f.now.Unix(), nowT: f.now, tzOff: int64(f.tzOffMn) * 60, customer: "c",
 		hist: fixtureHistory{f.counts}, anyHist: true, queries: qs, counts: make([]int32, len(qs))}
 	for i := range ec.counts {
@@ -92,13 +104,61 @@ func (f ruleFixture) eval(c compiled, qs []histQuery) any {
 	}
 	ec.num, ec.str = fill(testSchema.Fields, f.prof)
 	ec.cnum, ec.cstr = fill(ruleCtxFields, f.ctx)
-	switch c.kind {
-	case vBool:
-		return c.b(&ec)
-	case vStr:
-		return c.s(&ec)
+	return &ec
+}
+
+// TestFlatRulesMatchClosures: rules of a flat form (a field against
+// constants) get one, and it decides as the closures do on every value,
+// NaN and missing strings included; other rules get none.
+func TestFlatRulesMatchClosures(t *testing.T) {
+	flat := []string{
+		"profile.age >= 25", "profile.age > 25", "profile.age < 25", "profile.age <= 25",
+		"profile.age == 42", "profile.age != 42", "context.basket > 50", "profile.clv <= 250.5",
+		"profile.in_arrears", "!profile.in_arrears", "!!profile.ticket_open", "context.logged_in", "!context.logged_in",
+		`profile.segment in ["gold", "silver"]`, `!(profile.segment in ["gold"])`, `profile.segment == "gold"`,
+		`profile.segment != "gold"`, `context.page in ["cards", "loans"]`, `context.page == "home"`,
 	}
-	return c.num(&ec)
+	notFlat := []string{
+		"profile.age >= profile.clv", "!(profile.age < 25)", "profile.age + 1 > 25", "25 < profile.age",
+		`profile.in_arrears && profile.age > 3`, `impressions("action", "welcome_1", "7d") == 0`,
+	}
+	fixtures := []ruleFixture{}
+	for _, age := range []any{25.0, 42.0, 18.0, math.NaN(), nil} {
+		for _, seg := range []any{"gold", "silver", "bronze", nil} {
+			for _, b := range []any{true, false, nil} {
+				f := defaultFixture()
+				f.prof["age"], f.prof["segment"], f.prof["in_arrears"], f.prof["ticket_open"] = age, seg, b, b
+				f.prof["clv"] = age
+				f.ctx["logged_in"], f.ctx["basket"], f.ctx["page"] = b, age, seg
+				fixtures = append(fixtures, f)
+			}
+		}
+	}
+	for _, src := range flat {
+		c, qs, err := compileFor(src)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if c.flat.op == flatNone {
+			t.Errorf("%s: no flat form", src)
+			continue
+		}
+		for _, f := range fixtures {
+			ec := f.evalCtx(qs)
+			if got, want := c.flat.eval(ec), c.b(ec); got != want {
+				t.Errorf("%s with profile %v, context %v: flat %v, closure %v", src, f.prof, f.ctx, got, want)
+			}
+		}
+	}
+	for _, src := range notFlat {
+		c, _, err := compileFor(src)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if c.flat.op != flatNone {
+			t.Errorf("%s: flat form %+v, want none", src, c.flat)
+		}
+	}
 }
 
 // vm evaluates src with expr's own compiler and VM, with the helpers
@@ -263,6 +323,9 @@ func differ(src string) string {
 	}
 	fx := defaultFixture()
 	got := fx.eval(c, qs)
+	if c.flat.op != flatNone && c.flat.eval(fx.evalCtx(qs)) != got {
+		return "its flat form decides otherwise: " + src
+	}
 	want, err := fx.vm(src)
 	if err != nil {
 		return "compiled but expr's VM fails: " + src + ": " + err.Error()
