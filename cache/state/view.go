@@ -28,6 +28,13 @@ func (s *Store) View(customer []byte, v *View) bool {
 	return true
 }
 
+// SeenContactID reports whether the viewed customer's state remembers the
+// idempotency key of a contact (Contact.ID): a retry of a contact already
+// recorded.
+func (v *View) SeenContactID(id string) bool {
+	return v.c != nil && id != "" && v.c.seen(idContact, id)
+}
+
 // Found reports whether the viewed customer has state.
 func (v *View) Found() bool { return v.c != nil }
 

@@ -220,6 +220,11 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 func (s *Sidecar) Feedback(fb *server.Feedback) error {
 	p := s.parts.Load()
 	a := p.catalog.Action(fb.ActionID)
+	if a == nil && s.seenFeedback(fb) {
+		// A retry of feedback recorded before a reload removed its
+		// action: acknowledged as the first attempt was.
+		return nil
+	}
 	if a == nil {
 		s.feedbackUnknown.Add(1)
 		return server.Invalidf("action %q is not in the catalog", fb.ActionID)
@@ -245,6 +250,16 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 			Action: a.ID, Event: fb.Outcome.String(), Reward: fb.Value})
 	}
 	return nil
+}
+
+// seenFeedback reports whether the customer's state remembers the
+// feedback's event_id.
+func (s *Sidecar) seenFeedback(fb *server.Feedback) bool {
+	if fb.EventID == "" {
+		return false
+	}
+	var v state.View
+	return s.state.View(bytesOf(fb.CustomerID), &v) && v.SeenContactID(fb.EventID)
 }
 
 // Event implements server.Backend: profile changes and journey entries or

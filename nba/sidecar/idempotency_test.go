@@ -112,3 +112,24 @@ func TestFeedbackRetryIsNotLearnedTwice(t *testing.T) {
 		t.Fatalf("state stats: %d contacts, %d duplicates; want 1 and 2", st.Contacts, st.Duplicates)
 	}
 }
+
+// TestRetryAfterItsActionWasRemoved: a feedback retry whose action a reload
+// removed in between is acknowledged, as its first attempt was, when its
+// event_id is remembered; without a remembered id, the unknown action is a
+// bad request.
+func TestRetryAfterItsActionWasRemoved(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	fb := server.Feedback{CustomerID: "c00007", ActionID: "newsletter", Channel: "email", Outcome: server.OutcomeImpression, TS: now, EventID: "imp-9"}
+	if err := s.Feedback(&fb); err != nil {
+		t.Fatal(err)
+	}
+	fb.ActionID = "no_longer_in_the_catalog"
+	if err := s.Feedback(&fb); err != nil {
+		t.Errorf("retry of recorded feedback after its action left the catalog: %v", err)
+	}
+	fb.EventID = "imp-10"
+	if err := s.Feedback(&fb); err == nil {
+		t.Error("feedback for an unknown action with a new event_id was accepted")
+	}
+}
