@@ -660,9 +660,22 @@ func (p *Plan) score(shared []float64, vs []*Variant, out []float64, s *PlanScra
 	}
 	i := 0
 	if e.groups == 1 && e.link != LinkArgmax {
-		for ; i+4 <= len(vs); i += 4 {
-			o := out[i : i+4]
-			p.margins4(sm, vs[i:i+4], o)
+		for ; i < len(vs); i += 4 {
+			o := out[i:min(i+4, len(vs))]
+			if len(o) == 4 {
+				p.margins4(sm, vs[i:i+4], o)
+			} else {
+				// The last one to three: padded with repeats, four sums
+				// side by side still beat one at a time (each waits on its
+				// own chain of additions).
+				var quad [4]*Variant
+				var q [4]float64
+				for k := range quad {
+					quad[k] = vs[min(i+k, len(vs)-1)]
+				}
+				p.margins4(sm, quad[:], q[:])
+				copy(o, q[:])
+			}
 			if !raw {
 				for k := range o {
 					e.link32(o[k : k+1])
