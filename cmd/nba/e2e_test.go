@@ -1639,3 +1639,44 @@ func TestCommands(t *testing.T) {
 		}
 	})
 }
+
+// TestLogCommand: nba log prints the records of a sidecar's decision log,
+// zstd or Snappy, and filters them by type.
+func TestLogCommand(t *testing.T) {
+	for _, codec := range []string{"zstd", "snappy"} {
+		t.Run(codec, func(t *testing.T) {
+			stateDir := t.TempDir()
+			p := startServe(t, "-state", stateDir, "-decisionlog.codec", codec)
+			d := p.decide(`{"customer_id":"c00042","channel":"web"}`)
+			p.ok("/v1/feedback", `{"customer_id":"c00042","action_id":"xs_books","channel":"web","outcome":"impression","decision_id":"`+d.DecisionID+`"}`)
+			p.decide(`{"customer_id":"c00043","channel":"web"}`)
+			p.signal(syscall.SIGTERM)
+			if code, ok := p.waitExit(15 * time.Second); !ok || code != 0 {
+				t.Fatalf("nba serve did not stop cleanly: exit %d (%v)", code, ok)
+			}
+			logDir := filepath.Join(stateDir, "decisions")
+			code, stdout, stderr := runNBA(t, "log", logDir)
+			if code != 0 {
+				t.Fatalf("nba log: exit %d: %s", code, stderr)
+			}
+			var types []string
+			for line := range strings.Lines(stdout) {
+				var r struct{ Type, ID, Decision string }
+				if err := json.Unmarshal([]byte(line), &r); err != nil {
+					t.Fatalf("nba log printed a line that is not JSON: %q", line)
+				}
+				types = append(types, r.Type)
+			}
+			if !slices.Equal(types, []string{"decision", "feedback", "decision"}) || !strings.Contains(stderr, "3 records, 0 lost") {
+				t.Errorf("nba log: record types %v, stderr %q", types, stderr)
+			}
+			_, stdout, _ = runNBA(t, "log", "-type", "feedback", logDir)
+			if n := strings.Count(stdout, "\n"); n != 1 || !strings.Contains(stdout, d.DecisionID) {
+				t.Errorf("nba log -type feedback: %q", stdout)
+			}
+			if code, _, _ := runNBA(t, "log", "-type", "nope", logDir); code == 0 {
+				t.Error("nba log -type nope: exit 0")
+			}
+		})
+	}
+}
