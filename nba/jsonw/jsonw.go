@@ -10,6 +10,15 @@ import (
 	"unicode/utf8"
 )
 
+// plain marks the bytes AppendString copies as they are: printable ASCII
+// but the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // hexDigits are the lower-case hexadecimal digits.
 const hexDigits = "0123456789abcdef"
 
@@ -17,9 +26,19 @@ const hexDigits = "0123456789abcdef"
 // U+FFFD, so the output is always valid JSON; U+2028 and U+2029 are escaped
 // so the output is also safe inside JavaScript.
 func AppendString(b []byte, s string) []byte {
+	// Most strings (ids, field names) need no escaping: one table lookup a
+	// byte finds that out, and they are copied whole.
+	i := 0
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
 	b = append(b, '"')
+	if i == len(s) {
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {

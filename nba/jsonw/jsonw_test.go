@@ -40,3 +40,17 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAppendString appends the short identifiers decision logs and
+// responses are made of (action ids, field names), and one string that
+// needs escaping.
+func BenchmarkAppendString(b *testing.B) {
+	for name, s := range map[string]string{"id": "act_073", "key": "birth_date", "escaped": "loan \"quoted\"\n"} {
+		b.Run(name, func(b *testing.B) {
+			buf := make([]byte, 0, 64)
+			for b.Loop() {
+				buf = AppendString(buf[:0], s)
+			}
+		})
+	}
+}
