@@ -20,6 +20,11 @@
 //	go run ./bench/load [-bundle DIR] [-c 32] [-d 10s] [-rounds 3]
 //	    [-channel web] [-customer.format cust-%d] [-placement P] [-customers 10000] [-max.requests N]
 //	    [-order shuffled|sequential] [-decisionlog inputs|decisions|off] [-scorecache=false]
+//	    [-driver go|wrk] [-wrk.threads 1]
+//
+// With -driver wrk the load comes from the wrk command in its own process
+// (wrk.go), as a caller's would; with the default, from goroutines of this
+// one.
 package main
 
 import (
@@ -135,6 +140,8 @@ type options struct {
 	scoreCache  bool
 	order       string
 	codec       string
+	driver      string
+	wrkThreads  int
 }
 
 func run(args []string, out io.Writer) error {
@@ -153,6 +160,8 @@ func run(args []string, out io.Writer) error {
 	fs.BoolVar(&o.scoreCache, "scorecache", true, "give the sidecar its score cache (64 MiB)")
 	fs.StringVar(&o.codec, "decisionlog.codec", "zstd", "compression of the sidecar's decision log: zstd or snappy")
 	fs.StringVar(&o.log, "decisionlog", "inputs", "decision log of the sidecar: inputs (every decision with its inputs, the default), decisions (without inputs) or off")
+	fs.StringVar(&o.driver, "driver", "go", "what sends the load: go (goroutines of this process, fasthttp's client) or wrk (the wrk command in its own process; apt-get install wrk)")
+	fs.IntVar(&o.wrkThreads, "wrk.threads", 1, "wrk's threads, with -driver wrk")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (both servers and the load) to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file, and one before the measured rounds to this file.base")
 	if err := fs.Parse(args); err != nil {
@@ -171,6 +180,21 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("-customers is %d, want at least 1", o.customers)
 	case o.order != "shuffled" && o.order != "sequential":
 		return fmt.Errorf("-order is %q, want shuffled or sequential", o.order)
+	case o.driver != "go" && o.driver != "wrk":
+		return fmt.Errorf("-driver is %q, want go or wrk", o.driver)
+	case o.wrkThreads < 1 || o.wrkThreads > 64:
+		return fmt.Errorf("-wrk.threads is %d, want 1 to 64", o.wrkThreads)
+	}
+	var wrk *wrkDriver
+	if o.driver == "wrk" {
+		dir, err := os.MkdirTemp("", "nba-load-wrk-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if wrk, err = newWrkDriver(dir, o.wrkThreads, o.customers, o.prefix, o.channel, o.placement); err != nil {
+			return err
+		}
 	}
 
 	if *cpuProfile != "" {
@@ -217,6 +241,12 @@ func run(args []string, out io.Writer) error {
 	// sidecar's rounds goes to the next customer, so a customer comes back
 	// only after all the others have been seen.
 	var cursor atomic.Uint64
+	driveOne := func(addr string, d time.Duration) (result, error) {
+		if wrk != nil {
+			return wrk.run(addr, o.conns, d)
+		}
+		return drive(addr, bodies, &cursor, o.conns, d, o.maxRequests)
+	}
 
 	// The floor answers with a body of the sidecar's own size for the same
 	// request, so both put the same bytes on the wire.
@@ -254,12 +284,12 @@ func run(args []string, out io.Writer) error {
 		{name: "floor", addr: floorLn.Addr().String()},
 		{name: "nba", addr: nbaLn.Addr().String()},
 	}
-	fmt.Fprintf(out, "load: %d connections, %v per run, %d rounds, response %d bytes, %d customers\n",
-		o.conns, o.duration, o.rounds, len(fixed), o.customers)
+	fmt.Fprintf(out, "load: %s driver, %d connections, %v per run, %d rounds, response %d bytes, %d customers\n",
+		o.driver, o.conns, o.duration, o.rounds, len(fixed), o.customers)
 	// Warm up both: connections, pools, CPU frequency.
 	warm := min(o.duration/5, 2*time.Second)
 	for _, t := range targets {
-		if _, err := drive(t.addr, bodies, &cursor, o.conns, warm, o.maxRequests); err != nil {
+		if _, err := driveOne(t.addr, warm); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", t.name, err)
 		}
 	}
@@ -285,7 +315,7 @@ func run(args []string, out io.Writer) error {
 			order[0], order[1] = order[1], order[0]
 		}
 		for _, t := range order {
-			res, err := drive(t.addr, bodies, &cursor, o.conns, o.duration, o.maxRequests)
+			res, err := driveOne(t.addr, o.duration)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
@@ -307,14 +337,19 @@ func run(args []string, out io.Writer) error {
 // driver does not allocate per request.
 func requestBodies(n int, format, channel, placement string) [][]byte {
 	bodies := make([][]byte, n)
-	ch, _ := json.Marshal(channel)
-	pl, _ := json.Marshal(placement)
 	for i := range bodies {
-		id, _ := json.Marshal(fmt.Sprintf(format, i))
-		bodies[i] = []byte(`{"customer_id":` + string(id) + `,"channel":` + string(ch) + `,"placement":` + string(pl) + `,"limit":3,` +
-			`"context":{"page":"loans","basket":42.5}}`)
+		bodies[i] = requestBody(fmt.Sprintf(format, i), channel, placement)
 	}
 	return bodies
+}
+
+// requestBody returns the decide request of every run for one customer.
+func requestBody(customer, channel, placement string) []byte {
+	id, _ := json.Marshal(customer)
+	ch, _ := json.Marshal(channel)
+	pl, _ := json.Marshal(placement)
+	return []byte(`{"customer_id":` + string(id) + `,"channel":` + string(ch) + `,"placement":` + string(pl) + `,"limit":3,` +
+		`"context":{"page":"loans","basket":42.5}}`)
 }
 
 func sampleDecision(srv *server.Server, body []byte) ([]byte, error) {

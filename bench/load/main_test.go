@@ -2,11 +2,18 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math"
+	"net"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestHistogramPrecision(t *testing.T) {
@@ -59,5 +66,102 @@ func TestRunPrintsSummary(t *testing.T) {
 	}
 	if err := run([]string{"-bundle", "/nonexistent"}, &out); err == nil {
 		t.Error("-bundle accepted before the bundle backend is wired")
+	}
+}
+
+// TestWrkDriver drives a recording server with wrk: every body is the Go
+// driver's body for one customer, the first n requests visit n different
+// customers, and the run's summary is read back. It needs wrk (apt-get
+// install wrk; .ci/run installs it), and fails without it in CI.
+func TestWrkDriver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs wrk for a second")
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("wrk is not installed: .ci/run installs it")
+		}
+		t.Skip("wrk is not installed (apt-get install wrk)")
+	}
+	const n = 50
+	want := map[string]int{}
+	for i := 0; i < n; i++ {
+		want[string(requestBody(fmt.Sprintf("c%04d", i), "web", "p1"))] = i
+	}
+	var mu sync.Mutex
+	var seen []int
+	bad := 0
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		i, ok := want[string(ctx.PostBody())]
+		mu.Lock()
+		if ok && string(ctx.Method()) == "POST" && string(ctx.Path()) == "/v1/decide" {
+			seen = append(seen, i)
+		} else {
+			bad++
+		}
+		mu.Unlock()
+		ctx.SetBodyString(`{}`)
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+
+	w, err := newWrkDriver(t.TempDir(), 1, n, "c%04d", "web", "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.run(ln.Addr().String(), 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if bad > 0 {
+		t.Fatalf("%d requests were not a decide request of one of the %d customers", bad, n)
+	}
+	if len(seen) < 2*n {
+		t.Fatalf("only %d requests in a second", len(seen))
+	}
+	first := map[int]bool{}
+	for _, i := range seen[:n] {
+		first[i] = true
+	}
+	if len(first) != n {
+		t.Errorf("the first %d requests visited %d customers, want all", n, len(first))
+	}
+	if res.requests == 0 || res.rps <= 0 || res.p50 <= 0 || res.p99 < res.p50 {
+		t.Errorf("summary not read: %+v", res)
+	}
+	// wrk counts responses it read before its deadline; the server may have
+	// seen a few more it never answered in time.
+	if got := uint64(len(seen)); res.requests > got || got > res.requests+10 {
+		t.Errorf("wrk reported %d requests, the server saw %d", res.requests, got)
+	}
+	// The next run starts where this one ended.
+	if w.pos < res.requests {
+		t.Errorf("position %d after %d requests", w.pos, res.requests)
+	}
+}
+
+func TestWrkFormats(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"c%08d", "cust-%d", "%d"} {
+		if _, err := exec.LookPath("wrk"); err != nil {
+			break
+		}
+		if _, err := newWrkDriver(dir, 1, 10, f, "web", ""); err != nil {
+			t.Errorf("format %q refused: %v", f, err)
+		}
+	}
+	for _, f := range []string{"c%s", `c"%d`, "%d-%d", "%x", "plain"} {
+		if idFormat.MatchString(f) {
+			t.Errorf("format %q accepted", f)
+		}
+	}
+	if got, want := luaString("a\"b\\c\n"), `"a\"b\\c\010"`; got != want {
+		t.Errorf("luaString = %s, want %s", got, want)
 	}
 }
