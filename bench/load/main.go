@@ -12,8 +12,8 @@
 //
 //	floor_rps=<n> nba_rps=<n> ratio=<nba/floor> floor_p99_us=<n> nba_p99_us=<n>
 //
-// Load is bounded in time (-d per round) and count (-max.requests per
-// round), and only ever sent to 127.0.0.1.
+// Load is bounded in time (-d per round) and, with the Go driver, count
+// (-max.requests per round), and only ever sent to 127.0.0.1.
 //
 // Usage:
 //
@@ -151,7 +151,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.conns, "c", 32, "concurrent connections, one closed-loop client each")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of each measured run, per server per round")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs the floor and the sidecar once, alternating which goes first")
-	fs.IntVar(&o.maxRequests, "max.requests", 50_000_000, "upper bound on requests per run")
+	fs.IntVar(&o.maxRequests, "max.requests", 50_000_000, "upper bound on requests per run (the Go driver; wrk is bounded by -d alone)")
 	fs.IntVar(&o.customers, "customers", 10_000, "distinct customer ids the requests cycle through")
 	fs.StringVar(&o.channel, "channel", "web", "channel of every decide request")
 	fs.StringVar(&o.prefix, "customer.format", "cust-%d", "customer ids: this format applied to a number from 0 to -customers-1 (c%08d for bench/gen bundles)")
