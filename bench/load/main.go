@@ -45,6 +45,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -315,19 +316,23 @@ func run(args []string, out io.Writer) error {
 			order[0], order[1] = order[1], order[0]
 		}
 		for _, t := range order {
+			cpu0 := processCPU()
 			res, err := driveOne(t.addr, o.duration)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
+			if res.requests > 0 {
+				res.cpu = float64((processCPU() - cpu0).Microseconds()) / float64(res.requests)
+			}
 			t.results = append(t.results, res)
-			fmt.Fprintf(out, "round %d %-5s rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f requests=%d errors=%d\n",
-				r+1, t.name, res.rps, res.p50, res.p99, res.p999, res.requests, res.errors)
+			fmt.Fprintf(out, "round %d %-5s rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f requests=%d errors=%d\n",
+				r+1, t.name, res.rps, res.p50, res.p99, res.p999, res.cpu, res.requests, res.errors)
 		}
 	}
 	printCacheMetrics(out, targets[1].addr)
 	f, n := targets[0].median(), targets[1].median()
-	fmt.Fprintf(out, "median floor rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f\n", f.rps, f.p50, f.p99, f.p999)
-	fmt.Fprintf(out, "median nba   rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f\n", n.rps, n.p50, n.p99, n.p999)
+	fmt.Fprintf(out, "median floor rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f\n", f.rps, f.p50, f.p99, f.p999, f.cpu)
+	fmt.Fprintf(out, "median nba   rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f\n", n.rps, n.p50, n.p99, n.p999, n.cpu)
 	fmt.Fprintf(out, "floor_rps=%.0f nba_rps=%.0f ratio=%.3f floor_p99_us=%.1f nba_p99_us=%.1f\n",
 		f.rps, n.rps, n.rps/f.rps, f.p99, n.p99)
 	return nil
@@ -388,12 +393,28 @@ func (t *target) median() result {
 		p50:  pick(func(r result) float64 { return r.p50 }),
 		p99:  pick(func(r result) float64 { return r.p99 }),
 		p999: pick(func(r result) float64 { return r.p999 }),
+		cpu:  pick(func(r result) float64 { return r.cpu }),
 	}
 }
 
 type result struct {
 	rps, p50, p99, p999 float64 // latencies in µs
-	requests, errors    uint64
+	// cpu is this process's CPU time (user and system) per request served,
+	// in µs: both servers' and their background work, and with the Go
+	// driver the client's too; wrk's own CPU is not in it. Steadier than
+	// rps on a shared machine, and with -driver wrk it is what serving a
+	// request costs the server.
+	cpu              float64
+	requests, errors uint64
+}
+
+// processCPU returns the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // printCacheMetrics prints the sidecar's score cache counters from its

@@ -64,6 +64,10 @@ func TestRunPrintsSummary(t *testing.T) {
 	if !regexp.MustCompile(`^floor_rps=\d+ nba_rps=\d+ ratio=[\d.]+ floor_p99_us=[\d.]+ nba_p99_us=[\d.]+$`).MatchString(last) {
 		t.Errorf("last line %q is not the machine-readable summary", last)
 	}
+	cpu := regexp.MustCompile(`(?m)^median nba +rps=\d+ .* cpu_us_per_req=([\d.]+)$`).FindStringSubmatch(out.String())
+	if cpu == nil || cpu[1] == "0.0" {
+		t.Errorf("no CPU time per request in the medians:\n%s", out.String())
+	}
 	if err := run([]string{"-bundle", "/nonexistent"}, &out); err == nil {
 		t.Error("-bundle accepted before the bundle backend is wired")
 	}
