@@ -78,15 +78,7 @@ func TestRunPrintsSummary(t *testing.T) {
 // customers, and the run's summary is read back. It needs wrk (apt-get
 // install wrk; .ci/run installs it), and fails without it in CI.
 func TestWrkDriver(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs wrk for a second")
-	}
-	if _, err := exec.LookPath("wrk"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("wrk is not installed: .ci/run installs it")
-		}
-		t.Skip("wrk is not installed (apt-get install wrk)")
-	}
+	needWrk(t)
 	const n = 50
 	want := map[string]int{}
 	for i := 0; i < n; i++ {
@@ -95,7 +87,7 @@ func TestWrkDriver(t *testing.T) {
 	var mu sync.Mutex
 	var seen []int
 	bad := 0
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	addr := serveLocal(t, func(ctx *fasthttp.RequestCtx) {
 		i, ok := want[string(ctx.PostBody())]
 		mu.Lock()
 		if ok && string(ctx.Method()) == "POST" && string(ctx.Path()) == "/v1/decide" {
@@ -105,19 +97,13 @@ func TestWrkDriver(t *testing.T) {
 		}
 		mu.Unlock()
 		ctx.SetBodyString(`{}`)
-	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Shutdown()
+	})
 
 	w, err := newWrkDriver(t.TempDir(), 1, n, "c%04d", "web", "p1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := w.run(ln.Addr().String(), 1, time.Second)
+	res, err := w.run(addr, 1, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,14 +136,57 @@ func TestWrkDriver(t *testing.T) {
 	}
 }
 
-func TestWrkFormats(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"c%08d", "cust-%d", "%d"} {
-		if _, err := exec.LookPath("wrk"); err != nil {
-			break
+// TestWrkDriverCountsFailures: non-2xx answers are failures, not
+// requests served, and a run where they are most fails.
+func TestWrkDriverCountsFailures(t *testing.T) {
+	needWrk(t)
+	addr := serveLocal(t, func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusServiceUnavailable) })
+	w, err := newWrkDriver(t.TempDir(), 1, 10, "c%d", "web", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.run(addr, 1, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "non-2xx") {
+		t.Errorf("a run of 503s gave error %v", err)
+	}
+	if res.requests != 0 || res.errors == 0 {
+		t.Errorf("a run of 503s counted %d requests and %d errors", res.requests, res.errors)
+	}
+}
+
+// needWrk skips a test that runs wrk in -short mode, and when wrk is not
+// installed, except in CI (.ci/run installs it), where it fails.
+func needWrk(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs wrk for a second")
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("wrk is not installed: .ci/run installs it")
 		}
-		if _, err := newWrkDriver(dir, 1, 10, f, "web", ""); err != nil {
-			t.Errorf("format %q refused: %v", f, err)
+		t.Skip("wrk is not installed (apt-get install wrk)")
+	}
+}
+
+// serveLocal serves h on a loopback port until the test ends and returns
+// its address.
+func serveLocal(t *testing.T, h fasthttp.RequestHandler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+func TestWrkFormats(t *testing.T) {
+	for _, f := range []string{"c%08d", "cust-%d", "%d"} {
+		if !idFormat.MatchString(f) {
+			t.Errorf("format %q refused", f)
 		}
 	}
 	for _, f := range []string{"c%s", `c"%d`, "%d-%d", "%x", "plain"} {

@@ -17,8 +17,9 @@ import (
 // instead of this process's goroutines. A caller of the sidecar is another
 // process, as wrk is, and the load's own CPU is then wrk's (C, epoll),
 // not Go's client. The Go driver measures both servers with the cheapest
-// client this process can be; wrk with the client the issue's floor figure
-// was measured with (1 thread, 32 connections).
+// client this process can be; wrk with the usual stand-alone HTTP load
+// generator (by default 1 thread, 32 connections). wrk takes whole
+// seconds, so -d is rounded to them (at least 1 s, also for the warm-up).
 //
 // wrk builds each request body in its Lua script: the customer at position
 // k of an affine permutation of 0..n-1 (k·stride mod n, stride coprime with
@@ -28,11 +29,10 @@ import (
 
 // wrkDriver runs wrk against one server per call.
 type wrkDriver struct {
-	bin       string // the wrk binary
-	script    string // the Lua script's path
-	threads   int
-	customers int
-	pos       uint64 // the permutation position of the next run's first request
+	bin     string // the wrk binary
+	script  string // the Lua script's path
+	threads int
+	pos     uint64 // the permutation position of the next run's first request
 }
 
 // wrkScriptTmpl is the Lua script; %[1]d customers, %[2]d stride, %[3]s
@@ -58,8 +58,8 @@ function request()
 end
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("WRK requests=%%d duration_us=%%d errors=%%d p50_us=%%.1f p99_us=%%.1f p999_us=%%.1f\n",
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+  io.write(string.format("WRK requests=%%d duration_us=%%d status_errors=%%d io_errors=%%d p50_us=%%.1f p99_us=%%.1f p999_us=%%.1f\n",
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
     latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
 end
 `
@@ -94,7 +94,7 @@ func newWrkDriver(dir string, threads, customers int, format, channel, placement
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		return nil, err
 	}
-	return &wrkDriver{bin: bin, script: path, threads: threads, customers: customers}, nil
+	return &wrkDriver{bin: bin, script: path, threads: threads}, nil
 }
 
 func gcd(a, b int) int {
@@ -124,7 +124,10 @@ func luaString(s string) string {
 	return b.String()
 }
 
-var wrkLine = regexp.MustCompile(`(?m)^WRK requests=(\d+) duration_us=(\d+) errors=(\d+) p50_us=([\d.]+) p99_us=([\d.]+) p999_us=([\d.]+)$`)
+// wrkLine is the summary the script's done() prints. wrk's requests are
+// the responses it read, non-2xx ones (status_errors) among them; requests
+// that failed on the connection or timed out (io_errors) are not in it.
+var wrkLine = regexp.MustCompile(`(?m)^WRK requests=(\d+) duration_us=(\d+) status_errors=(\d+) io_errors=(\d+) p50_us=([\d.]+) p99_us=([\d.]+) p999_us=([\d.]+)$`)
 
 // run drives addr for d with conns connections and returns what wrk
 // measured. Requests wrk did not finish by d are not counted (wrk's own
@@ -147,17 +150,22 @@ func (w *wrkDriver) run(addr string, conns int, d time.Duration) (result, error)
 	}
 	n, _ := strconv.ParseUint(string(m[1]), 10, 64)
 	us, _ := strconv.ParseFloat(string(m[2]), 64)
-	errs, _ := strconv.ParseUint(string(m[3]), 10, 64)
-	p50, _ := strconv.ParseFloat(string(m[4]), 64)
-	p99, _ := strconv.ParseFloat(string(m[5]), 64)
-	p999, _ := strconv.ParseFloat(string(m[6]), 64)
-	w.pos += n + errs + uint64(conns) // at most conns requests were cut off in flight
-	res := result{requests: n - min(n, errs), errors: errs, p50: p50, p99: p99, p999: p999}
+	status, _ := strconv.ParseUint(string(m[3]), 10, 64)
+	ioErrs, _ := strconv.ParseUint(string(m[4]), 10, 64)
+	p50, _ := strconv.ParseFloat(string(m[5]), 64)
+	p99, _ := strconv.ParseFloat(string(m[6]), 64)
+	p999, _ := strconv.ParseFloat(string(m[7]), 64)
+	status = min(status, n)
+	// Every request sent moved the position; at most conns more were
+	// built and cut off in flight at the deadline.
+	w.pos += n + ioErrs + uint64(conns)
+	res := result{requests: n - status, errors: status + ioErrs, p50: p50, p99: p99, p999: p999}
 	if us > 0 {
 		res.rps = float64(res.requests) / (us / 1e6)
 	}
-	if errs*100 > n {
-		return res, fmt.Errorf("%d of %d requests failed (connect, read, write, timeout or non-2xx status)", errs, n)
+	if res.errors*100 > n+ioErrs {
+		return res, fmt.Errorf("%d of %d requests failed (%d non-2xx statuses; %d connect, read, write or timeout errors)",
+			res.errors, n+ioErrs, status, ioErrs)
 	}
 	if res.requests == 0 {
 		return res, fmt.Errorf("no request succeeded")
