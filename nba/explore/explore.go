@@ -26,6 +26,13 @@
 // importance weight) at the cost of an upward bias of at most 1/(Draws+1). The
 // same re-runs serve every slot of the decision.
 //
+// Explaining. After Choose, Scratch.Drawn gives the score each candidate was
+// ranked by in the deciding draw (thompson: the logit drawn from its
+// posterior; softmax: its score perturbed by the race, score - T·ln E, which
+// is the Gumbel-max form in score units) and Scratch.RandomSlate whether
+// epsilon showed a random slate, so that an explanation can say why a
+// candidate with the higher mean ranked lower.
+//
 // Decisions are deterministic given the Scratch's seed. Policy is immutable and
 // safe for concurrent use; a Scratch belongs to one goroutine at a time (keep
 // one per request, e.g. in a sync.Pool). Choose does not allocate.
@@ -172,6 +179,11 @@ type Scratch struct {
 	greedy []int
 	chosen []int
 	counts []int
+	// The deciding draw of the last Choose, for Drawn and RandomSlate.
+	drawn  []float64 // per candidate: thompson logit, softmax race key w/E
+	method Method
+	hi, t  float64 // softmax: the largest score and the temperature
+	random bool    // epsilon: the slate was random
 }
 
 // NewScratch returns scratch memory sized for p, seeded with (1, 2).
@@ -182,6 +194,7 @@ func (p *Policy) NewScratch() *Scratch {
 		greedy: make([]int, p.cfg.MaxSlots),
 		chosen: make([]int, p.cfg.MaxSlots),
 		counts: make([]int, p.cfg.MaxSlots),
+		drawn:  make([]float64, p.cfg.MaxCandidates),
 	}
 	s.pcg.Seed(1, 2)
 	s.rng = rand.New(&s.pcg)
@@ -191,6 +204,29 @@ func (p *Policy) NewScratch() *Scratch {
 // Seed reseeds the scratch's generator; the same seed and inputs give the same
 // choices.
 func (s *Scratch) Seed(seed1, seed2 uint64) { s.pcg.Seed(seed1, seed2) }
+
+// Drawn returns the score candidate i was ranked by in the deciding draw of
+// the last Choose: for thompson the logit drawn from its posterior (the
+// caller maps it to its score units, e.g. value·σ(z)), for softmax its score
+// perturbed by the race (score - T·ln E, -Inf for weight 0), and NaN for
+// none and epsilon, which rank by the scores themselves, or for an index
+// beyond the last Choose's candidates.
+func (s *Scratch) Drawn(i int) float64 {
+	if i < 0 || i >= len(s.drawn) {
+		return math.NaN()
+	}
+	switch s.method {
+	case Thompson:
+		return s.drawn[i]
+	case Softmax:
+		return s.hi + s.t*math.Log(s.drawn[i])
+	}
+	return math.NaN()
+}
+
+// RandomSlate reports whether the last Choose was epsilon's random slate
+// (with probability ε) rather than the k best scores.
+func (s *Scratch) RandomSlate() bool { return s.method == Epsilon && s.random }
 
 // Rand returns the scratch's generator, for callers that need more draws in
 // the same decision.
@@ -214,9 +250,11 @@ func (p *Policy) Choose(s *Scratch, in Input, k int, dst []Choice) ([]Choice, er
 		return dst, ErrTooManySlots
 	}
 	k = min(k, n)
+	s.method, s.random, s.drawn = None, false, s.drawn[:cap(s.drawn)][:n]
 	if k <= 0 {
 		return dst, nil
 	}
+	s.method = p.cfg.Method
 	switch p.cfg.Method {
 	case None:
 		topK(in.Scores, k, s.greedy)
@@ -227,7 +265,7 @@ func (p *Policy) Choose(s *Scratch, in Input, k int, dst []Choice) ([]Choice, er
 		topK(in.Scores, k, s.greedy)
 		eps := p.cfg.Epsilon
 		slate := s.greedy[:k]
-		if s.rng.Float64() < eps {
+		if s.random = s.rng.Float64() < eps; s.random {
 			order := s.order[:n]
 			for i := range order {
 				order[i] = i
@@ -278,7 +316,8 @@ func (p *Policy) softmax(s *Scratch, scores []float64, k int, dst []Choice) []Ch
 		}
 		W = float64(n)
 	}
-	raceTopK(s, w, k, s.chosen)
+	s.hi, s.t = hi, t
+	raceTopK(s, w, k, s.chosen, s.drawn)
 	mc := false
 	for j, a := range s.chosen[:k] {
 		var prob float64
@@ -300,7 +339,7 @@ func (p *Policy) softmax(s *Scratch, scores []float64, k int, dst []Choice) []Ch
 		counts := s.counts[:k]
 		clear(counts)
 		for range p.cfg.Draws {
-			raceTopK(s, w, k, s.greedy)
+			raceTopK(s, w, k, s.greedy, nil)
 			for j := 2; j < k; j++ {
 				if s.greedy[j] == s.chosen[j] {
 					counts[j]++
@@ -320,12 +359,17 @@ func (p *Policy) softmax(s *Scratch, scores []float64, k int, dst []Choice) []Ch
 // Plackett-Luce draw (the Gumbel-top-k trick without logarithms; Yellott
 // 1977). Weight 0 never wins over a positive weight; zero-weight candidates
 // fill the slots left when fewer than k have positive weight (their logged
-// Prob is then 0 in slot 0).
-func raceTopK(s *Scratch, w []float64, k int, out []int) {
-	var keys [64]float64
+// Prob is then 0 in slot 0). keys, when not nil, receives every candidate's
+// race key.
+func raceTopK(s *Scratch, w []float64, k int, out []int, keys []float64) {
+	var top [64]float64
 	m := 0
 	for i, wi := range w {
-		insertTop(&keys, out, &m, k, i, wi/s.rng.ExpFloat64())
+		key := wi / s.rng.ExpFloat64()
+		if keys != nil {
+			keys[i] = key
+		}
+		insertTop(&top, out, &m, k, i, key)
 	}
 }
 
@@ -388,11 +432,11 @@ func (p *Policy) thompson(s *Scratch, in Input, k int, dst []Choice) []Choice {
 			contenders = append(contenders, i)
 		}
 	}
-	thompsonDraw(s, in, sd, nil, k, s.chosen)
+	thompsonDraw(s, in, sd, nil, k, s.chosen, s.drawn)
 	counts := s.counts[:k]
 	clear(counts)
 	for range p.cfg.Draws {
-		thompsonDraw(s, in, sd, contenders, k, s.greedy)
+		thompsonDraw(s, in, sd, contenders, k, s.greedy, nil)
 		for j := range counts {
 			if s.greedy[j] == s.chosen[j] {
 				counts[j]++
@@ -427,13 +471,17 @@ func thompsonKey(in Input, i int, z float64) float64 {
 }
 
 // thompsonDraw ranks one posterior draw over the candidates in idx (all when
-// idx is nil).
-func thompsonDraw(s *Scratch, in Input, sd []float64, idx []int, k int, out []int) {
+// idx is nil); drawn, when not nil, receives every candidate's drawn logit.
+func thompsonDraw(s *Scratch, in Input, sd []float64, idx []int, k int, out []int, drawn []float64) {
 	var keys [64]float64
 	m := 0
 	if idx == nil {
 		for i, mu := range in.Means {
-			insertTop(&keys, out, &m, k, i, thompsonKey(in, i, mu+sd[i]*s.rng.NormFloat64()))
+			z := mu + sd[i]*s.rng.NormFloat64()
+			if drawn != nil {
+				drawn[i] = z
+			}
+			insertTop(&keys, out, &m, k, i, thompsonKey(in, i, z))
 		}
 		return
 	}

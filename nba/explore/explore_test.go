@@ -307,3 +307,96 @@ func BenchmarkChoose(b *testing.B) {
 		}
 	}
 }
+
+// TestDrawnExplainsTheOrder: the shown slate is exactly the k best of the
+// deciding draw Drawn reports (thompson: value·σ(z) of the drawn logit;
+// softmax: the perturbed score), in order, so an explanation built from
+// Drawn accounts for every candidate the draw put above a better mean.
+func TestDrawnExplainsTheOrder(t *testing.T) {
+	const n, k = 12, 3
+	scores, vars, values := make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		scores[i] = float64((i*5)%n) / 4
+		vars[i] = 2
+		values[i] = 1 + float64(i%3)
+	}
+	for _, tc := range []struct {
+		cfg Config
+		in  Input
+		key func(i int, d float64) float64
+	}{
+		{Config{Method: Thompson}, Input{Means: scores, Variances: vars, Values: values}, func(i int, z float64) float64 { return values[i] * sigmoid(z) }},
+		{Config{Method: Thompson}, Input{Means: scores, Variances: vars}, func(_ int, z float64) float64 { return z }},
+		{Config{Method: Softmax, Temperature: 2}, Input{Scores: scores}, func(_ int, d float64) float64 { return d }},
+	} {
+		t.Run(tc.cfg.Method.String(), func(t *testing.T) {
+			p := mustPolicy(t, tc.cfg)
+			s := p.NewScratch()
+			best := 0 // the best candidate at its mean
+			for i := range n {
+				if tc.key(i, scores[i]) > tc.key(best, scores[best]) {
+					best = i
+				}
+			}
+			reordered := 0
+			for seed := range uint64(200) {
+				s.Seed(seed+1, 0)
+				out, err := p.Choose(s, tc.in, k, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				shown := map[int]bool{}
+				for j, c := range out {
+					shown[c.Index] = true
+					d := s.Drawn(c.Index)
+					if math.IsNaN(d) {
+						t.Fatalf("seed %d: slot %d: Drawn is NaN", seed, j)
+					}
+					if j > 0 && tc.key(c.Index, d) > tc.key(out[j-1].Index, s.Drawn(out[j-1].Index)) {
+						t.Fatalf("seed %d: slot %d drew more than slot %d", seed, j, j-1)
+					}
+				}
+				last := tc.key(out[k-1].Index, s.Drawn(out[k-1].Index))
+				for i := range n {
+					if !shown[i] && tc.key(i, s.Drawn(i)) > last {
+						t.Fatalf("seed %d: candidate %d drew %v, above the last shown (%v), and is not shown", seed, i, tc.key(i, s.Drawn(i)), last)
+					}
+				}
+				if out[0].Index != best {
+					reordered++
+				}
+			}
+			if reordered == 0 {
+				t.Error("the draws never changed the first slot: the test proves nothing")
+			}
+		})
+	}
+	t.Run("epsilon and none rank by the scores", func(t *testing.T) {
+		for _, cfg := range []Config{{Method: None}, {Method: Epsilon, Epsilon: 0.5}} {
+			p := mustPolicy(t, cfg)
+			s := p.NewScratch()
+			random := 0
+			for seed := range uint64(100) {
+				s.Seed(seed+1, 0)
+				out, _ := p.Choose(s, Input{Scores: scores}, k, nil)
+				if !math.IsNaN(s.Drawn(out[0].Index)) {
+					t.Fatalf("%s: Drawn %v, want NaN", cfg.Method, s.Drawn(out[0].Index))
+				}
+				if s.RandomSlate() {
+					random++
+					continue
+				}
+				var greedy [k]int
+				topK(scores, k, greedy[:])
+				for j, c := range out {
+					if c.Index != greedy[j] {
+						t.Fatalf("%s: not a random slate, yet slot %d is %d, not the greedy %d", cfg.Method, j, c.Index, greedy[j])
+					}
+				}
+			}
+			if cfg.Method == None && random != 0 || cfg.Method == Epsilon && (random < 25 || random > 75) {
+				t.Errorf("%s: %d random slates of 100", cfg.Method, random)
+			}
+		}
+	})
+}
