@@ -113,6 +113,7 @@ type featConst struct {
 type limit struct {
 	q, max, unless int32
 	desc           string
+	supp           bool // a suppression, else a cap (for explanations)
 }
 
 type group struct {
@@ -343,11 +344,7 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 	for i := range c.actions {
 		c.actions[i].holdSeed = hashString(fnvOffset, c.salt+"\x00"+c.actions[i].ID+"\x00")
 	}
-	var mv []string
-	for _, m := range c.models {
-		mv = append(mv, m.name+"@"+m.version)
-	}
-	c.modelVersion = strings.Join(mv, ",")
+	c.modelVersion = ModelSetDigest(c.ModelVersions())
 	k.plans()
 	c.queries = make([]histQuery, len(k.qIdx))
 	for q, i := range k.qIdx {
@@ -579,7 +576,7 @@ func (k *compiler) suppressions(path string, in []suppressFile, scope Scope, key
 			continue
 		}
 		n := max(s.Count, 1)
-		l := limit{max: int32(n), unless: -1}
+		l := limit{max: int32(n), unless: -1, supp: true}
 		if s.Without == "" {
 			// Any such outcome within the pause suppresses.
 			q, _ := k.query(histQuery{scope, key, after, pause})

@@ -149,21 +149,65 @@ func (s Stage) String() string {
 }
 
 // Candidate explains one action of the channel: the stage that removed it
-// and why, or its scores.
+// and why, or its scores. Explaining allocates nothing: its fields are
+// structured (strings point into the catalog) and callers phrase them as
+// they need (the HTTP API as "failed suitable: !profile.in_arrears").
 type Candidate struct {
 	Action string
 	Stage  Stage
-	// Reason is the rule text, journey reason or, for a contact policy, the
-	// cap's description; Count is then the count that hit it (-1 otherwise).
-	// Explaining allocates nothing: callers format the two as they need.
-	Reason     string
-	Count      int
+	// Reason is the detail of the stage, without the stage's verb: the
+	// failing rule's text (eligibility, applicability, suitability),
+	// "journey step not due" or "held by locked journey ID" (journey),
+	// "before its start" or "after its end" (schedule), the policy's
+	// description (contact policy, see Policy), "global holdout" or
+	// "action holdout" (holdout), "another action of its exclusive group
+	// ranked higher" (exclusion); empty otherwise.
+	Reason string
+	// Count is the count that hit the contact policy (Policy.Count), -1 for
+	// other stages.
+	Count int
+	// Policy is the contact policy that removed the candidate, for
+	// StageContactPolicy.
+	Policy     PolicyHit
 	Propensity float64
 	Weight     float64
 	Value      float64
 	Lever      float64
-	Priority   float64
+	Priority   float64 // the mean score, what the candidate ranks by without exploration
 	Tier       int
+	// Exploration says how the channel's exploration ranked the candidate;
+	// its Method is explore.None when the channel does not explore or the
+	// candidate did not reach the ranking (or is pinned to a tier).
+	Exploration Exploration
+}
+
+// PolicyHit is a contact policy that held, and the count that made it hold.
+type PolicyHit struct {
+	// Suppression is true for a suppression ("pause after"), false for a
+	// cap ("at most Max in Window").
+	Suppression bool
+	Scope       Scope
+	Key         string // the action, group or channel id the policy counts
+	Outcome     Outcome
+	Window      time.Duration // the window counted
+	Max         int           // the cap, or the suppression's count
+	Count       int           // the count that hit Max
+	// Desc is the policy as compiled, e.g. "group sales: at most 2
+	// impressions in 7d".
+	Desc string
+}
+
+// Exploration is how a channel's exploration ranked one candidate (see
+// package explore). The candidate's mean score is Candidate.Priority.
+type Exploration struct {
+	Method explore.Method
+	// Drawn is the score the candidate was ranked by, in Priority's units:
+	// value·σ(z) with z its logit drawn from the posterior (thompson), its
+	// priority perturbed by the race (softmax); NaN for epsilon, which
+	// ranks by Priority or, on a random slate, by chance.
+	Drawn float64
+	// RandomSlate is set when epsilon showed a random slate.
+	RandomSlate bool
 }
 
 // Decision is the engine's answer. Reuse one per goroutine (or pool them):
@@ -179,8 +223,17 @@ type Decision struct {
 	Withheld []Chosen
 	// Reason says why Actions is empty or a fallback: "channel_limit",
 	// "journey_hold", "holdout", "no_candidates", "fallback".
-	Reason          string
-	CatalogVersion  string
+	Reason string
+	// StoppedBy is the channel-wide contact policy that stopped the
+	// decision before any candidate was considered, when Reason is
+	// "channel_limit"; zero otherwise.
+	StoppedBy PolicyHit
+	// Limit is the number of actions the decision could give: the
+	// request's limit after clipping to MaxLimit and max_per_decision.
+	Limit          int
+	CatalogVersion string
+	// ModelVersion is a digest of the model set (ModelSetDigest of
+	// Catalog.ModelVersions), "" without models.
 	ModelVersion    string
 	SnapshotVersion string
 	// Effects are the journey state changes to persist (none on DryRun).
@@ -196,7 +249,7 @@ func (d *Decision) IDString() string { return string(d.ID[:]) }
 
 func (d *Decision) reset() {
 	d.Actions, d.Withheld, d.Effects, d.Explain = d.Actions[:0], d.Withheld[:0], d.Effects[:0], d.Explain[:0]
-	d.Control, d.Reason = false, ""
+	d.Control, d.Reason, d.StoppedBy, d.Limit = false, "", PolicyHit{}, 0
 	t := &d.Trace
 	t.Seed, t.Known, t.History, t.Journeys = 0, false, t.History[:0], t.Journeys[:0]
 	t.Profile.Num, t.Profile.Str = t.Profile.Num[:0], t.Profile.Str[:0]
@@ -456,6 +509,13 @@ func (s *scratch) num(r numRef) float64 {
 	return s.numMemo[r.expr]
 }
 
+// policyHit describes a policy that held (allocates nothing).
+func (s *scratch) policyHit(c *Catalog, l *limit) PolicyHit {
+	q := &c.queries[l.q]
+	return PolicyHit{Suppression: l.supp, Scope: q.scope, Key: q.key, Outcome: q.outcome, Window: q.window,
+		Max: int(l.max), Count: int(s.ec.count(int(l.q))), Desc: l.desc}
+}
+
 func (s *scratch) limitHit(l *limit) bool {
 	if s.ec.count(int(l.q)) < l.max {
 		return false
@@ -498,6 +558,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 	if c.maxPerDecision > 0 && limit > c.maxPerDecision {
 		limit = c.maxPerDecision
 	}
+	d.Limit = limit
 	known := e.load(s, c, req, now)
 	if req.Trace {
 		d.Trace.Known = known
@@ -513,9 +574,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 		if l := &c.chanLimits[ch][i]; s.limitHit(l) {
 			e.channelLimited.Add(1)
 			d.Reason = "channel_limit"
-			if req.Explain {
-				d.Explain = append(d.Explain, Candidate{Stage: StageContactPolicy, Reason: l.desc, Count: int(s.ec.count(int(l.q)))})
-			}
+			d.StoppedBy = s.policyHit(c, l)
 			return nil
 		}
 	}
@@ -526,13 +585,16 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 	for _, ai := range c.byChannel[ch] {
 		a := &c.actions[ai]
 		stage, why, whyCount := StageChosen, "", -1
+		var hit PolicyHit
 		var tier int32 = MaxTier + 1
 		jn := int32(-1)
 		switch {
 		case req.Placement != "" && len(a.placements) > 0 && !slices.Contains(a.placements, req.Placement):
 			stage = StagePlacement
-		case (a.start != 0 && nowU < a.start) || (a.end != 0 && nowU >= a.end):
-			stage = StageSchedule
+		case a.start != 0 && nowU < a.start:
+			stage, why = StageSchedule, "before its start"
+		case a.end != 0 && nowU >= a.end:
+			stage, why = StageSchedule, "after its end"
 		}
 		if stage == StageChosen && a.journey >= 0 {
 			if jn = s.dueJourney(ai); jn < 0 {
@@ -561,7 +623,8 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 				if l := &a.limits[i]; s.limitHit(l) {
 					stage = StageContactPolicy
 					if req.Explain {
-						why, whyCount = l.desc, int(s.ec.count(int(l.q)))
+						hit = s.policyHit(c, l)
+						why, whyCount = l.desc, hit.Count
 					}
 					break
 				}
@@ -570,7 +633,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 		ex := int32(-1)
 		if req.Explain {
 			ex = int32(len(d.Explain))
-			d.Explain = append(d.Explain, Candidate{Action: a.ID, Stage: stage, Reason: why, Count: whyCount})
+			d.Explain = append(d.Explain, Candidate{Action: a.ID, Stage: stage, Reason: why, Count: whyCount, Policy: hit})
 		}
 		if stage != StageChosen {
 			continue
@@ -588,7 +651,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 	s.sortCands()
 	if cur.on != nil {
 		if p := c.learn.explore[ch]; p != nil {
-			d.Trace.Seed = s.explore(p, req, limit)
+			d.Trace.Seed = s.explore(p, req, limit, d.Explain)
 		}
 	}
 	e.arbitrate(s, c, req, d, ch, limit, now)

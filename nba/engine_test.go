@@ -703,7 +703,8 @@ actions:
 		{"applicability", "adult", "travel", "hero", monday, StageApplicability, `context.page in ["cards", "home"]`},
 		{"suitability from the group", "arrears", "cards", "hero", monday, StageSuitability, "!profile.in_arrears"},
 		{"placement", "adult", "cards", "footer", monday, StagePlacement, ""},
-		{"schedule", "adult", "cards", "hero", time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), StageSchedule, ""},
+		{"schedule", "adult", "cards", "hero", time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), StageSchedule, "after its end"},
+		{"before the schedule", "adult", "cards", "hero", time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), StageSchedule, "before its start"},
 		{"anonymous fails eligibility", "", "cards", "hero", monday, StageEligibility, "profile.age >= 18"},
 	}
 	for _, tt := range tests {

@@ -331,8 +331,9 @@ func sigmoid(z float64) float64 {
 // the pinned tiers) by the channel's exploration policy and sets the logged
 // probability of the ranks it chose. Pinned candidates keep Prob 1. It
 // returns the seed of the draws (req.Seed or one drawn, never 0); 0 when
-// there was nothing to explore.
-func (s *scratch) explore(p *explore.Policy, req *Request, limit int) (seed uint64) {
+// there was nothing to explore. Explained candidates (x, Decision.Explain)
+// get the draw that ranked them.
+func (s *scratch) explore(p *explore.Policy, req *Request, limit int, x []Candidate) (seed uint64) {
 	for i := range s.cands {
 		s.cands[i].prob, s.cands[i].samples = 1, 0
 	}
@@ -372,6 +373,20 @@ func (s *scratch) explore(p *explore.Policy, req *Request, limit int) (seed uint
 	if err != nil {
 		// Cannot happen for a validated catalog; keep the greedy order.
 		return seed
+	}
+	if req.Explain {
+		m, random := p.Config().Method, s.xs.RandomSlate()
+		for i := range rk {
+			cd := &rk[i]
+			if cd.explainI < 0 {
+				continue
+			}
+			drawn := s.xs.Drawn(i)
+			if m == explore.Thompson {
+				drawn = finite(cd.w*cd.v*cd.l) * sigmoid(drawn)
+			}
+			x[cd.explainI].Exploration = Exploration{Method: m, Drawn: drawn, RandomSlate: random}
+		}
 	}
 	taken := s.xTaken[:n]
 	clear(taken)
