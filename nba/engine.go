@@ -159,9 +159,9 @@ type Candidate struct {
 	// failing rule's text (eligibility, applicability, suitability),
 	// "journey step not due" or "held by locked journey ID" (journey),
 	// "before its start" or "after its end" (schedule), the policy's
-	// description (contact policy, see Policy), "global holdout" or
-	// "action holdout" (holdout), "another action of its exclusive group
-	// ranked higher" (exclusion); empty otherwise.
+	// description (contact policy, see Policy), "in the global holdout" or
+	// "in the action's holdout" (holdout), "another action of its exclusive
+	// group ranked higher" (exclusion); empty otherwise.
 	Reason string
 	// Count is the count that hit the contact policy (Policy.Count), -1 for
 	// other stages.
@@ -1076,11 +1076,11 @@ func (e *Engine) arbitrate(s *scratch, c *Catalog, req *Request, d *Decision, ch
 			}
 			switch {
 			case global:
-				stage, why = StageHoldout, "global holdout"
+				stage, why = StageHoldout, "in the global holdout"
 				d.Withheld = append(d.Withheld, ch1)
 				d.Control = true
 			case !req.NoHoldout && req.Customer != "" && a.holdout > 0 && holdoutFrac(hashString(a.holdSeed, req.Customer)) < a.holdout:
-				stage, why = StageHoldout, "action holdout"
+				stage, why = StageHoldout, "in the action's holdout"
 				d.Withheld = append(d.Withheld, ch1)
 				d.Control = true
 			default:

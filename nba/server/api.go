@@ -96,6 +96,14 @@ type DecideResponse struct {
 	// given, so uplift can be measured; only written when Control is set.
 	Withheld []Action
 	Versions Versions
+	// Stopped is set when a channel-wide contact policy (StoppedBy) stopped
+	// the decision before any action was considered.
+	Stopped   bool
+	StoppedBy ContactPolicy
+	// Limit is the number of actions the decision could give (the
+	// request's limit after the backend's clipping); explanations say
+	// "not among the best Limit".
+	Limit int
 	// Candidates explains the decision when the request asked for it: every
 	// action considered and why it was or was not chosen.
 	Candidates []Candidate
@@ -116,19 +124,73 @@ type Action struct {
 	Treatment []byte
 }
 
-// Versions names what decided: catalog, model and snapshot versions.
+// Versions names what decided: the bundle, and the catalog, model set and
+// snapshot in it. Model is one digest of the whole model set (however many
+// models the bundle has); GET /admin/status lists the models one by one.
 type Versions struct {
-	Catalog, Model, Snapshot string
+	Bundle, Catalog, Model, Snapshot string
 }
 
-// Candidate is one action considered by an explained decision.
+// The stages of an explained candidate (Candidate.Stage): where it left the
+// decision, in the order the decision runs them; StageChosen when it was
+// selected.
+const (
+	StagePlacement     = "placement"      // not offered on the request's placement
+	StageSchedule      = "schedule"       // before its start or after its end
+	StageJourney       = "journey"        // a journey step not due, or held by a locked journey
+	StageEligibility   = "eligibility"    // an eligible rule is false
+	StageApplicability = "applicability"  // an applicable rule is false
+	StageSuitability   = "suitability"    // a suitable rule is false
+	StageContactPolicy = "contact_policy" // a cap or suppression held
+	StageExclusion     = "exclusion"      // another action of its exclusive group ranked higher
+	StageHoldout       = "holdout"        // withheld: the customer is in a holdout
+	StageRank          = "rank"           // ranked below the limit
+	StageChosen        = "chosen"
+)
+
+// Candidate is one action considered by an explained decision. Its fields
+// are structured; the encoder phrases them as what happened (see
+// AppendReason), so that filling them allocates nothing.
 type Candidate struct {
 	ID       string
 	Score    float64
 	Selected bool
-	// Reason says why an action was not selected: the rule, policy or cap
-	// that removed it, or "rank" when it lost on score. Empty when selected.
-	Reason string
+	Stage    string // one of the Stage* names
+	// Detail is what the stage found, without the stage's verb: the failing
+	// rule's text ("!profile.in_arrears"), the journey or holdout reason,
+	// "before its start" or "after its end"; empty when the stage says it
+	// all.
+	Detail string
+	// Policy is the contact policy that removed the candidate
+	// (StageContactPolicy).
+	Policy ContactPolicy
+	// Exploration says how the channel's exploration ranked the candidate;
+	// Method is empty when it did not.
+	Exploration Exploration
+}
+
+// ContactPolicy is a cap or suppression that held, and the count that made
+// it hold.
+type ContactPolicy struct {
+	Suppression bool   // a suppression ("pause after"); else a cap
+	Scope       string // "action", "group" or "channel"
+	Key         string // the action, group or channel id
+	Outcome     string // the outcome counted, e.g. "impression"
+	Window      time.Duration
+	Max         int    // the cap, or the suppression's count
+	Count       int    // the count that hit Max
+	Desc        string // the policy as the catalog states it
+}
+
+// Exploration is how a channel's exploration method ranked a candidate.
+type Exploration struct {
+	Method string  // "thompson", "softmax" or "epsilon"; "" when none
+	Mean   float64 // the candidate's score without exploration
+	// Drawn is the score it was ranked by: its thompson draw or its
+	// softmax-perturbed score; NaN for epsilon.
+	Drawn float64
+	// RandomSlate is set when epsilon showed a random slate.
+	RandomSlate bool
 }
 
 func (r *DecideResponse) reset() {
@@ -138,7 +200,7 @@ func (r *DecideResponse) reset() {
 	r.Withheld = r.Withheld[:0]
 	clear(r.Candidates)
 	r.Candidates = r.Candidates[:0]
-	r.Control = false
+	r.Control, r.Stopped, r.StoppedBy, r.Limit = false, false, ContactPolicy{}, 0
 	r.Versions = Versions{}
 }
 

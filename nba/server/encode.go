@@ -1,9 +1,11 @@
 package server
 
 import (
-	"nba/nba/jsonw"
 	"strconv"
+	"strings"
 	"time"
+
+	"nba/nba/jsonw"
 )
 
 // The response encoders append to a reused buffer without reflection.
@@ -24,8 +26,16 @@ func appendBool(dst []byte, b bool) []byte {
 	return append(dst, "false"...)
 }
 
-// appendDecision appends one decision object.
+// appendDecision appends one decision object, timed from start.
 func appendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, start time.Time) []byte {
+	return AppendDecision(dst, req, resp, time.Since(start))
+}
+
+// AppendDecision appends to dst the JSON object POST /v1/decide answers for
+// one decision (the format the README documents), took being the time the
+// decision took. It is the one encoder of a decision: the HTTP API and the
+// command line print the same JSON. It allocates nothing beyond growing dst.
+func AppendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, took time.Duration) []byte {
 	dst = append(dst, `{"decision_id":`...)
 	dst = appendString(dst, req.DecisionID)
 	dst = append(dst, `,"customer_id":`...)
@@ -40,7 +50,13 @@ func appendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, start 
 		dst = append(dst, `,"withheld":`...)
 		dst = appendActions(dst, resp.Withheld)
 	}
-	dst = append(dst, `,"versions":{"catalog":`...)
+	if resp.Stopped {
+		dst = append(dst, `,"stopped_by":`...)
+		dst = appendPolicy(dst, &resp.StoppedBy)
+	}
+	dst = append(dst, `,"versions":{"bundle":`...)
+	dst = appendString(dst, resp.Versions.Bundle)
+	dst = append(dst, `,"catalog":`...)
 	dst = appendString(dst, resp.Versions.Catalog)
 	dst = append(dst, `,"model":`...)
 	dst = appendString(dst, resp.Versions.Model)
@@ -56,18 +72,161 @@ func appendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, start 
 			}
 			dst = append(dst, `{"id":`...)
 			dst = appendString(dst, c.ID)
+			dst = append(dst, `,"stage":`...)
+			dst = appendString(dst, c.Stage)
 			dst = append(dst, `,"score":`...)
 			dst = appendNumber(dst, c.Score)
 			dst = append(dst, `,"selected":`...)
 			dst = appendBool(dst, c.Selected)
-			dst = append(dst, `,"reason":`...)
-			dst = appendString(dst, c.Reason)
+			dst = append(dst, `,"reason":"`...)
+			dst = appendReason(dst, c, req.Placement, resp.Limit)
+			dst = append(dst, '"')
+			if x := &c.Exploration; x.Method != "" {
+				dst = append(dst, `,"exploration":{"method":`...)
+				dst = appendString(dst, x.Method)
+				dst = append(dst, `,"mean":`...)
+				dst = appendNumber(dst, x.Mean)
+				if x.Drawn == x.Drawn { // NaN for epsilon: nothing was drawn
+					dst = append(dst, `,"drawn":`...)
+					dst = appendNumber(dst, x.Drawn)
+				}
+				if x.Method == "epsilon" {
+					dst = append(dst, `,"random_slate":`...)
+					dst = appendBool(dst, x.RandomSlate)
+				}
+				dst = append(dst, '}')
+			}
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
 	}
 	dst = append(dst, `,"took_us":`...)
-	dst = strconv.AppendInt(dst, time.Since(start).Microseconds(), 10)
+	dst = strconv.AppendInt(dst, took.Microseconds(), 10)
+	return append(dst, '}')
+}
+
+// appendReason appends, inside a JSON string, what happened to the
+// candidate: its stage's verb, then the detail. Every phrase starts with
+// the verb of its stage:
+//
+//	chosen          chosen
+//	placement       not offered on placement P
+//	schedule        not scheduled: before its start | after its end
+//	journey         held: journey step not due | held by locked journey J
+//	eligibility     failed eligible: RULE
+//	applicability   failed applicable: RULE
+//	suitability     failed suitable: RULE
+//	contact_policy  cap reached: N OUTCOMEs of SCOPE KEY in WINDOW (max M)
+//	                suppressed: POLICY (count N)
+//	exclusion       excluded: another action of its exclusive group ranked higher
+//	holdout         withheld: in the global holdout | in the action's holdout
+//	rank            outranked: not among the best N
+func appendReason(dst []byte, c *Candidate, placement string, limit int) []byte {
+	switch c.Stage {
+	case StageChosen:
+		return append(dst, "chosen"...)
+	case StagePlacement:
+		dst = append(dst, "not offered on placement "...)
+		return appendInString(dst, placement)
+	case StageSchedule:
+		dst = append(dst, "not scheduled"...)
+	case StageJourney:
+		if strings.HasPrefix(c.Detail, "held ") {
+			return appendInString(dst, c.Detail)
+		}
+		dst = append(dst, "held"...)
+	case StageEligibility:
+		dst = append(dst, "failed eligible"...)
+	case StageApplicability:
+		dst = append(dst, "failed applicable"...)
+	case StageSuitability:
+		dst = append(dst, "failed suitable"...)
+	case StageContactPolicy:
+		p := &c.Policy
+		if p.Suppression {
+			dst = append(dst, "suppressed: "...)
+			dst = appendInString(dst, p.Desc)
+			dst = append(dst, " (count "...)
+			dst = strconv.AppendInt(dst, int64(p.Count), 10)
+			return append(dst, ')')
+		}
+		dst = append(dst, "cap reached: "...)
+		dst = strconv.AppendInt(dst, int64(p.Count), 10)
+		dst = append(dst, ' ')
+		dst = appendInString(dst, p.Outcome)
+		if p.Count != 1 {
+			dst = append(dst, 's')
+		}
+		dst = append(dst, " of "...)
+		dst = appendInString(dst, p.Scope)
+		dst = append(dst, ' ')
+		dst = appendInString(dst, p.Key)
+		dst = append(dst, " in "...)
+		dst = appendWindow(dst, p.Window)
+		dst = append(dst, " (max "...)
+		dst = strconv.AppendInt(dst, int64(p.Max), 10)
+		return append(dst, ')')
+	case StageExclusion:
+		dst = append(dst, "excluded"...)
+	case StageHoldout:
+		dst = append(dst, "withheld"...)
+	case StageRank:
+		dst = append(dst, "outranked: not among the best "...)
+		return strconv.AppendInt(dst, int64(limit), 10)
+	default:
+		dst = appendInString(dst, c.Stage)
+	}
+	if c.Detail != "" {
+		dst = append(dst, ": "...)
+		dst = appendInString(dst, c.Detail)
+	}
+	return dst
+}
+
+// appendInString appends s escaped for the inside of a JSON string.
+func appendInString(dst []byte, s string) []byte {
+	n := len(dst)
+	dst = appendString(dst, s)
+	copy(dst[n:], dst[n+1:len(dst)-1]) // drop the quotes
+	return dst[:len(dst)-2]
+}
+
+// appendWindow appends a window as the catalog writes it: 7d, 12h, 30m,
+// or seconds.
+func appendWindow(dst []byte, w time.Duration) []byte {
+	for _, u := range [...]struct {
+		d    time.Duration
+		name byte
+	}{{24 * time.Hour, 'd'}, {time.Hour, 'h'}, {time.Minute, 'm'}} {
+		if w != 0 && w%u.d == 0 {
+			dst = strconv.AppendInt(dst, int64(w/u.d), 10)
+			return append(dst, u.name)
+		}
+	}
+	dst = strconv.AppendInt(dst, int64(w/time.Second), 10)
+	return append(dst, 's')
+}
+
+// appendPolicy appends a contact policy that held as a JSON object.
+func appendPolicy(dst []byte, p *ContactPolicy) []byte {
+	dst = append(dst, `{"policy":`...)
+	dst = appendString(dst, p.Desc)
+	if p.Suppression {
+		dst = append(dst, `,"kind":"suppression","scope":`...)
+	} else {
+		dst = append(dst, `,"kind":"cap","scope":`...)
+	}
+	dst = appendString(dst, p.Scope)
+	dst = append(dst, `,"key":`...)
+	dst = appendString(dst, p.Key)
+	dst = append(dst, `,"outcome":`...)
+	dst = appendString(dst, p.Outcome)
+	dst = append(dst, `,"window":"`...)
+	dst = appendWindow(dst, p.Window)
+	dst = append(dst, `","max":`...)
+	dst = strconv.AppendInt(dst, int64(p.Max), 10)
+	dst = append(dst, `,"count":`...)
+	dst = strconv.AppendInt(dst, int64(p.Count), 10)
 	return append(dst, '}')
 }
 

@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"math"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"nba/cache/wal"
 	"nba/nba"
 	"nba/nba/declog"
+	"nba/nba/explore"
 	"nba/nba/server"
 )
 
@@ -78,22 +78,7 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 		*out = append(*out, server.Action{ID: c.Action.ID, Name: c.Action.Name, Score: c.Priority,
 			Propensity: c.Propensity, Value: c.Value, Lever: c.Lever, Tier: c.Tier, Treatment: c.Treatment})
 	}
-	resp.Versions = server.Versions{Catalog: d.CatalogVersion, Model: d.ModelVersion, Snapshot: d.SnapshotVersion}
-	for i := range d.Explain {
-		if !req.Explain {
-			break // explained for the decision log only
-		}
-		c := &d.Explain[i]
-		reason := c.Reason
-		if c.Count >= 0 {
-			reason = fmt.Sprintf("%s (count %d)", c.Reason, c.Count) // the caller asked for explain
-		}
-		if reason == "" && c.Stage != nba.StageChosen {
-			reason = c.Stage.String()
-		}
-		resp.Candidates = append(resp.Candidates, server.Candidate{ID: c.Action, Score: c.Priority,
-			Selected: c.Stage == nba.StageChosen, Reason: reason})
-	}
+	fillResponse(resp, d, s.parts.Load().version, req.Explain)
 	if req.DryRun {
 		return nil
 	}
@@ -104,6 +89,38 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 		s.logDecision(sc, req, d, now)
 	}
 	return nil
+}
+
+// fillResponse fills the answer's versions, its stop and, when explain,
+// its candidates from the engine's decision; the actions are filled by the
+// caller. It allocates nothing: the server phrases the candidates'
+// structured reasons when it encodes them.
+func fillResponse(resp *server.DecideResponse, d *nba.Decision, bundle string, explain bool) {
+	resp.Versions = server.Versions{Bundle: bundle, Catalog: d.CatalogVersion, Model: d.ModelVersion, Snapshot: d.SnapshotVersion}
+	resp.Limit = d.Limit
+	if d.Reason == "channel_limit" {
+		resp.Stopped, resp.StoppedBy = true, contactPolicy(&d.StoppedBy)
+	}
+	if !explain {
+		return // d.Explain was filled for the decision log only
+	}
+	for i := range d.Explain {
+		c := &d.Explain[i]
+		out := server.Candidate{ID: c.Action, Score: c.Priority, Selected: c.Stage == nba.StageChosen,
+			Stage: c.Stage.String(), Detail: c.Reason}
+		if c.Stage == nba.StageContactPolicy {
+			out.Policy = contactPolicy(&c.Policy)
+		}
+		if x := &c.Exploration; x.Method != explore.None {
+			out.Exploration = server.Exploration{Method: x.Method.String(), Mean: c.Priority, Drawn: x.Drawn, RandomSlate: x.RandomSlate}
+		}
+		resp.Candidates = append(resp.Candidates, out)
+	}
+}
+
+func contactPolicy(p *nba.PolicyHit) server.ContactPolicy {
+	return server.ContactPolicy{Suppression: p.Suppression, Scope: p.Scope.String(), Key: p.Key, Outcome: p.Outcome.String(),
+		Window: p.Window, Max: p.Max, Count: p.Count, Desc: p.Desc}
 }
 
 // persistEffects queues a decision's journey changes for the background

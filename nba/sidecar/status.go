@@ -105,6 +105,10 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 	st := map[string]any{
 		"bundle":   map[string]any{"name": s.cfg.BundleName, "version": p.version, "loaded_at": p.loadedAt.UTC().Format(time.RFC3339)},
 		"catalog":  map[string]any{"version": p.catalog.Version(), "actions": len(p.catalog.Actions())},
+		// What a decision answers under "versions", and the models behind
+		// its "model" digest one by one.
+		"versions": map[string]any{"bundle": p.version, "catalog": p.catalog.Version(),
+			"model": nba.ModelSetDigest(p.catalog.ModelVersions()), "snapshot": s.cust.Version(), "models": p.catalog.ModelVersions()},
 		"models":   models,
 		"snapshot": s.snaps.Status(),
 		"state":    s.state.Stats(),

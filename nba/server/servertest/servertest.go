@@ -5,7 +5,9 @@
 // actions scored by a hash of the customer id and the action. It accepts the
 // channels "web", "app" and "email" and refuses others with an
 // invalid_request error; customers whose id starts with "holdout-" are in
-// the control group. Feedback and events are kept in memory (bounded by
+// the control group, and those whose id starts with "limited-" are stopped
+// by a channel cap. Explained decisions on "app" carry a thompson
+// exploration note. Feedback and events are kept in memory (bounded by
 // MaxRecords; beyond it they are counted and dropped) and are "durable" as
 // soon as recorded.
 //
@@ -19,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"nba/nba/server"
 )
@@ -74,6 +77,11 @@ type Backend struct {
 
 var channels = [...]string{"web", "app", "email"}
 
+// channelCap stops the decisions of customers whose id starts with
+// "limited-".
+var channelCap = server.ContactPolicy{Scope: "channel", Outcome: "impression", Window: 24 * time.Hour, Max: 1, Count: 1,
+	Desc: "channel: at most 1 impression in 1d"}
+
 func channelOK(c string) bool {
 	for _, k := range channels {
 		if k == c {
@@ -104,7 +112,7 @@ func (b *Backend) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 		panic("servertest: asked to panic")
 	}
 	b.decisions.Add(1)
-	resp.Versions = server.Versions{Catalog: "fake-catalog-1", Model: "fake-model-1", Snapshot: "fake-snapshot-1"}
+	resp.Versions = server.Versions{Bundle: "fake-bundle-1", Catalog: "fake-catalog-1", Model: "fake-model-1", Snapshot: "fake-snapshot-1"}
 	if strings.HasPrefix(req.CustomerID, "holdout-") {
 		resp.Control = true
 		return nil
@@ -112,6 +120,13 @@ func (b *Backend) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	limit := req.Limit
 	if limit == 0 {
 		limit = 3
+	}
+	resp.Limit = limit
+	if strings.HasPrefix(req.CustomerID, "limited-") {
+		resp.Stopped = true
+		resp.StoppedBy = channelCap
+		resp.StoppedBy.Key = req.Channel
+		return nil
 	}
 	for i := range Catalog {
 		a := &Catalog[i]
@@ -130,9 +145,12 @@ func (b *Backend) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	}
 	if req.Explain {
 		for i := range acts {
-			c := server.Candidate{ID: acts[i].ID, Score: acts[i].Score, Selected: i < limit}
+			c := server.Candidate{ID: acts[i].ID, Score: acts[i].Score, Selected: i < limit, Stage: server.StageChosen}
 			if !c.Selected {
-				c.Reason = "rank"
+				c.Stage = server.StageRank
+			}
+			if req.Channel == "app" {
+				c.Exploration = server.Exploration{Method: "thompson", Mean: c.Score, Drawn: c.Score}
 			}
 			resp.Candidates = append(resp.Candidates, c)
 		}
