@@ -28,8 +28,19 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 	// A garbage collection empties sync.Pools (the engine's scratch) and
 	// the refill would be counted against the request path.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	for _, tc := range []struct{ customer, channel string }{{"c00003", "agent"}, {"c00042", "web"}, {"nobody", "sms"}} {
-		req := server.DecideRequest{DecisionID: "d", CustomerID: tc.customer, Channel: tc.channel, Limit: 3,
+	// c00007 has had today's one e-mail: the channel cap stops its e-mail
+	// decisions (stopped_by).
+	if err := s.Feedback(&server.Feedback{CustomerID: "c00007", ActionID: "nps_survey", Channel: "email", Outcome: server.OutcomeImpression, TS: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		customer, channel string
+		explain           bool
+	}{
+		{"c00003", "agent", false}, {"c00042", "web", false}, {"nobody", "sms", false},
+		{"c00042", "web", true}, {"c00003", "email", true}, {"c00007", "email", true},
+	} {
+		req := server.DecideRequest{DecisionID: "d", CustomerID: tc.customer, Channel: tc.channel, Limit: 3, Explain: tc.explain,
 			Context: []server.Field{{Key: "page", Kind: server.KindString, Str: "home"}}}
 		var resp server.DecideResponse
 		decide := func() {
@@ -44,13 +55,21 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 		// schedule during the warm-up; every miss would allocate a new
 		// entry.
 		decide()
+		if resp.Stopped != (tc.customer == "c00007") {
+			t.Fatalf("%s on %s: stopped %v", tc.customer, tc.channel, resp.Stopped)
+		}
 		decide()
 		s.scores.Wait()
 		for i := 0; i < 100; i++ {
 			decide()
 		}
 		if n := testing.AllocsPerRun(200, decide); n > 0 {
-			t.Errorf("%s on %s: Decide allocates %.1f times per call, want 0", tc.customer, tc.channel, n)
+			t.Errorf("%s on %s (explain %v): Decide allocates %.1f times per call, want 0", tc.customer, tc.channel, tc.explain, n)
+		}
+		var out []byte
+		encode := func() { out = server.AppendDecision(out[:0], &req, &resp, time.Millisecond) }
+		if n := testing.AllocsPerRun(200, encode); n > 0 {
+			t.Errorf("%s on %s (explain %v): encoding allocates %.1f times per call, want 0", tc.customer, tc.channel, tc.explain, n)
 		}
 	}
 }

@@ -105,10 +105,6 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 	st := map[string]any{
 		"bundle":   map[string]any{"name": s.cfg.BundleName, "version": p.version, "loaded_at": p.loadedAt.UTC().Format(time.RFC3339)},
 		"catalog":  map[string]any{"version": p.catalog.Version(), "actions": len(p.catalog.Actions())},
-		// What a decision answers under "versions", and the models behind
-		// its "model" digest one by one.
-		"versions": map[string]any{"bundle": p.version, "catalog": p.catalog.Version(),
-			"model": nba.ModelSetDigest(p.catalog.ModelVersions()), "snapshot": s.cust.Version(), "models": p.catalog.ModelVersions()},
 		"models":   models,
 		"snapshot": s.snaps.Status(),
 		"state":    s.state.Stats(),
@@ -117,6 +113,11 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 		"effects":  map[string]any{"dropped": s.effectsDropped.Load(), "failed": s.effectsFailed.Load()},
 		"uptime_s": strconv.FormatFloat(time.Since(s.started).Seconds(), 'f', 0, 64),
 	}
+	// What a decision answers under "versions", and the models behind its
+	// "model" digest one by one.
+	mv := p.catalog.ModelVersions()
+	st["versions"] = map[string]any{"bundle": p.version, "catalog": p.catalog.Version(),
+		"model": nba.ModelSetDigest(mv), "snapshot": s.cust.Version(), "models": mv}
 	if s.engine.Catalog().Learning() {
 		n, evicted, expired := s.pending.stats()
 		st["learning"] = map[string]any{"models": s.engine.LearnerStats(), "pending_impressions": n,
