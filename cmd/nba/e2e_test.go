@@ -316,16 +316,34 @@ type decision struct {
 	Actions    []actionOut `json:"actions"`
 	Control    bool        `json:"control"`
 	Withheld   []actionOut `json:"withheld"`
-	Versions   struct {
+	StoppedBy  *struct {
+		Policy  string `json:"policy"`
+		Kind    string `json:"kind"`
+		Scope   string `json:"scope"`
+		Key     string `json:"key"`
+		Outcome string `json:"outcome"`
+		Window  string `json:"window"`
+		Max     int    `json:"max"`
+		Count   int    `json:"count"`
+	} `json:"stopped_by"`
+	Versions struct {
+		Bundle   string `json:"bundle"`
 		Catalog  string `json:"catalog"`
 		Model    string `json:"model"`
 		Snapshot string `json:"snapshot"`
 	} `json:"versions"`
 	Candidates []struct {
-		ID       string  `json:"id"`
-		Score    float64 `json:"score"`
-		Selected bool    `json:"selected"`
-		Reason   string  `json:"reason"`
+		ID          string  `json:"id"`
+		Stage       string  `json:"stage"`
+		Score       float64 `json:"score"`
+		Selected    bool    `json:"selected"`
+		Reason      string  `json:"reason"`
+		Exploration *struct {
+			Method      string   `json:"method"`
+			Mean        float64  `json:"mean"`
+			Drawn       *float64 `json:"drawn"`
+			RandomSlate *bool    `json:"random_slate"`
+		} `json:"exploration"`
 	} `json:"candidates"`
 	TookUS int64 `json:"took_us"`
 }
@@ -577,7 +595,7 @@ func TestFlow(t *testing.T) {
 		t.Fatalf("first decision for %s: want actions outside the control group, got %+v", c, first)
 	}
 	if first.CustomerID != c || first.Channel != "web" || first.DecisionID == "" ||
-		first.Versions.Catalog == "" || first.Versions.Model == "" || first.Versions.Snapshot == "" {
+		first.Versions.Bundle == "" || first.Versions.Catalog == "" || first.Versions.Model == "" || first.Versions.Snapshot == "" {
 		t.Fatalf("first decision: ids or versions missing: %+v", first)
 	}
 	for _, a := range first.Actions {
@@ -616,6 +634,9 @@ func TestFlow(t *testing.T) {
 		}
 		if !cand.Selected && cand.Reason == "" {
 			t.Errorf("explain: candidate %s not selected and no reason given", cand.ID)
+		}
+		if sales[cand.ID] && cand.Stage == "suitability" && cand.Reason != "failed suitable: !profile.open_ticket" {
+			t.Errorf("explain: candidate %s at %s says %q", cand.ID, cand.Stage, cand.Reason)
 		}
 	}
 	view := p.customer(c)
