@@ -187,7 +187,7 @@ type Exploration struct {
 	Method string  // "thompson", "softmax" or "epsilon"; "" when none
 	Mean   float64 // the candidate's score without exploration
 	// Drawn is the score it was ranked by: its thompson draw or its
-	// softmax-perturbed score; NaN for epsilon.
+	// softmax-perturbed score; not written for epsilon.
 	Drawn float64
 	// RandomSlate is set when epsilon showed a random slate.
 	RandomSlate bool

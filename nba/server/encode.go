@@ -86,13 +86,12 @@ func AppendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, took t
 				dst = appendString(dst, x.Method)
 				dst = append(dst, `,"mean":`...)
 				dst = appendNumber(dst, x.Mean)
-				if x.Drawn == x.Drawn { // NaN for epsilon: nothing was drawn
-					dst = append(dst, `,"drawn":`...)
-					dst = appendNumber(dst, x.Drawn)
-				}
-				if x.Method == "epsilon" {
+				if x.Method == "epsilon" { // ranks by the mean or by chance: nothing drawn
 					dst = append(dst, `,"random_slate":`...)
 					dst = appendBool(dst, x.RandomSlate)
+				} else {
+					dst = append(dst, `,"drawn":`...)
+					dst = appendNumber(dst, x.Drawn)
 				}
 				dst = append(dst, '}')
 			}

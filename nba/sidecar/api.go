@@ -113,6 +113,9 @@ func fillResponse(resp *server.DecideResponse, d *nba.Decision, bundle string, e
 		}
 		if x := &c.Exploration; x.Method != explore.None {
 			out.Exploration = server.Exploration{Method: x.Method.String(), Mean: c.Priority, Drawn: x.Drawn, RandomSlate: x.RandomSlate}
+			if x.Method == explore.Epsilon {
+				out.Exploration.Drawn = 0 // NaN: nothing was drawn
+			}
 		}
 		resp.Candidates = append(resp.Candidates, out)
 	}
