@@ -1,7 +1,9 @@
 package nba
 
 import (
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,5 +224,31 @@ func TestModelVersionIsModelSetDigest(t *testing.T) {
 	f([]ModelVersion{{"a", "1@b"}}, []ModelVersion{{"a@1", "b"}}, false)
 	if ModelSetDigest(nil) != "" {
 		t.Error("no model: want an empty digest")
+	}
+}
+
+// TestModelVersionStaysShortWithManyModels: a bundle of 50 models, one per
+// action, names them in every decision by one 16-digit digest (the answer
+// once listed name@version for each, most of its bytes).
+func TestModelVersionStaysShortWithManyModels(t *testing.T) {
+	var src strings.Builder
+	src.WriteString("actions:\n")
+	opts := Options{Schema: testSchema, Models: map[string]Scorer{}, ModelVersions: map[string]string{}}
+	for i := range 50 {
+		name := fmt.Sprintf("propensity_%02d", i)
+		fmt.Fprintf(&src, "  - {id: a%02d, channels: [web], model: %s}\n", i, name)
+		opts.Models[name] = linModel{feats: []string{"clv"}, w: []float64{0.01}}
+		opts.ModelVersions[name] = fmt.Sprintf("%016x", i)
+	}
+	c := mustCatalog(t, src.String(), opts)
+	if n := len(c.ModelVersions()); n != 50 {
+		t.Fatalf("%d models bound, want 50", n)
+	}
+	var d Decision
+	if err := mustEngine(t, c, newMemProfiles(testSchema), nil, nil).Decide(&Request{Channel: "web", Now: monday}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.ModelVersion) != 16 || d.ModelVersion != ModelSetDigest(c.ModelVersions()) {
+		t.Errorf("model version %q (%d bytes), want the 16-digit digest of the set", d.ModelVersion, len(d.ModelVersion))
 	}
 }
