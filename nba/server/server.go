@@ -5,7 +5,8 @@
 // Public API (JSON in and out):
 //
 //	POST /v1/decide          one decision: {"decision_id","customer_id","channel","actions":[...],
-//	                         "control","versions":{...},"took_us"} (+ "candidates" with explain)
+//	                         "control","stopped_by"?,"versions":{...},"took_us"} (+ "candidates" with
+//	                         explain); AppendDecision writes it
 //	POST /v1/decide/batch    {"requests":[...]} → {"decisions":[...]}; an element the backend refuses
 //	                         as invalid or not found is an {"error":{...}} in its place
 //	POST /v1/feedback        answered {"ok":true} once the backend says the event is durable
