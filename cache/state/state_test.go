@@ -180,7 +180,9 @@ func TestOverlay(t *testing.T) {
 // the per-field rule (live-only fields survive a snapshot).
 func TestCompact(t *testing.T) {
 	dir := t.TempDir()
-	carried := func(c *Config) { c.SnapshotFields = []string{"last_order_value", "orders_30d", "spend_30d", "last_purchase_at"} }
+	carried := func(c *Config) {
+		c.SnapshotFields = []string{"last_order_value", "orders_30d", "spend_30d", "last_purchase_at"}
+	}
 	s := openStore(t, dir, carried)
 	for i, typ := range []string{"purchase", "purchase", "ticket_opened"} {
 		if err := s.ApplyEvent(Event{Customer: "c", Type: typ, At: t0.Add(time.Duration(i) * time.Hour), Attrs: map[string]any{"amount": 10}}); err != nil {
