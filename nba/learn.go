@@ -516,6 +516,16 @@ type PendingImpression struct {
 // pending impression's decision saw is kept when it was seen under the
 // catalog being served. It may run concurrently with Decide and Observe.
 func (e *Engine) MarshalLearner(pending ...PendingImpression) ([]byte, error) {
+	return e.MarshalLearnerPending(func() []PendingImpression { return pending })
+}
+
+// MarshalLearnerPending is MarshalLearner with the pending impressions that
+// list returns, called after the posteriors are captured. A caller that
+// removes an impression from its list before it learns from the outcome
+// gets, without a lock, a checkpoint in which an outcome is learned or
+// still pending, never both (one that arrives during the checkpoint may be
+// in neither).
+func (e *Engine) MarshalLearnerPending(list func() []PendingImpression) ([]byte, error) {
 	cur := e.cur.Load()
 	if cur.on == nil {
 		return nil, nil
@@ -536,6 +546,7 @@ func (e *Engine) MarshalLearner(pending ...PendingImpression) ([]byte, error) {
 	putIDs(cur.cat.learn.groups)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(ck)))
 	b = append(b, ck...)
+	pending := list()
 	if len(pending) > MaxPendingInCheckpoint {
 		return nil, fmt.Errorf("cannot checkpoint learner: %d pending impressions exceed the limit of %d", len(pending), MaxPendingInCheckpoint)
 	}

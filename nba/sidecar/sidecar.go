@@ -72,6 +72,10 @@ type Config struct {
 	// convert, reject or dismiss before it is learned from as ignored.
 	// Default 24h.
 	ResponseWindow time.Duration
+	// LearnCheckpointEvery writes the online models and the impressions
+	// awaiting an outcome to StateDir/learner.bin at this interval (and at
+	// Close), atomically, when anything changed. Default 1m.
+	LearnCheckpointEvery time.Duration
 	// MaxPending bounds the impressions awaiting an outcome for learning.
 	// Default 1,000,000. Each takes about 150 bytes plus 8 per learning
 	// feature (the features its decision saw).
@@ -124,6 +128,11 @@ type Sidecar struct {
 	learnStop chan struct{}
 	learnDone chan struct{}
 
+	// What the last learner checkpoint held; used by the learn loop, then
+	// by Close, never at once.
+	learnerSaved                bool
+	savedObserved, savedChanges uint64
+
 	metrics  *sidecarMetrics
 	counters atomic.Pointer[counters]
 
@@ -159,6 +168,9 @@ func Open(cfg Config) (*Sidecar, error) {
 	}
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = 1_000_000
+	}
+	if cfg.LearnCheckpointEvery <= 0 {
+		cfg.LearnCheckpointEvery = time.Minute
 	}
 	if cfg.EffectQueue == 0 {
 		cfg.EffectQueue = 1 << 16
