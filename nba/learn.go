@@ -495,17 +495,52 @@ func actionIDs(c *Catalog) []string {
 
 // Learner checkpoint (little-endian):
 //
-//	"NBALRNR1", u32 actions, actions × (u16 len, id), u32 groups,
+//	"NBALRNR2", u32 actions, actions × (u16 len, id), u32 groups,
 //	groups × (u16 len, id), u32 length + a model.Online checkpoint,
+//	u32 pending, pending × (u16 len, customer, u16 len, action, i64 time
+//	in unix ns, u8 seen, [f64 offset, u16 n, n × f64 feature]),
 //	u32 CRC-32C of everything before it.
-const learnerMagic = "NBALRNR1"
+//
+// Version 1 ("NBALRNR1") has no pending impressions; it still loads.
+const (
+	learnerMagic   = "NBALRNR2"
+	learnerMagicV1 = "NBALRNR1"
+)
+
+// MaxPendingInCheckpoint bounds the pending impressions a learner
+// checkpoint holds (and that RestoreLearner accepts).
+const MaxPendingInCheckpoint = 1 << 24
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// PendingImpression is a shown action awaiting its outcome, kept by the
+// caller (e.g. until a response window closes) and saved with the learner
+// checkpoint, so that a restart neither forgets the negatives it owes nor
+// learns from the positives alone.
+type PendingImpression struct {
+	Customer, Action string
+	// At is when the action was shown.
+	At time.Time
+	// Seen is what its decision saw (Recall), nil when unknown.
+	Seen *Recalled
+}
+
 // MarshalLearner returns a checkpoint of the online state with its action
-// and group ids; nil when the catalog does not learn. It may run
-// concurrently with Decide and Observe.
-func (e *Engine) MarshalLearner() ([]byte, error) {
+// and group ids, and the pending impressions given (at most
+// MaxPendingInCheckpoint); nil when the catalog does not learn. What a
+// pending impression's decision saw is kept when it was seen under the
+// catalog being served. It may run concurrently with Decide and Observe.
+func (e *Engine) MarshalLearner(pending ...PendingImpression) ([]byte, error) {
+	return e.MarshalLearnerPending(func() []PendingImpression { return pending })
+}
+
+// MarshalLearnerPending is MarshalLearner with the pending impressions that
+// list returns, called after the posteriors are captured. A caller that
+// removes an impression from its list before it learns from the outcome
+// gets, without a lock, a checkpoint in which an outcome is learned or
+// still pending, never both (one that arrives during the checkpoint may be
+// in neither).
+func (e *Engine) MarshalLearnerPending(list func() []PendingImpression) ([]byte, error) {
 	cur := e.cur.Load()
 	if cur.on == nil {
 		return nil, nil
@@ -526,6 +561,31 @@ func (e *Engine) MarshalLearner() ([]byte, error) {
 	putIDs(cur.cat.learn.groups)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(ck)))
 	b = append(b, ck...)
+	pending := list()
+	if len(pending) > MaxPendingInCheckpoint {
+		return nil, fmt.Errorf("cannot checkpoint learner: %d pending impressions exceed the limit of %d", len(pending), MaxPendingInCheckpoint)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(pending)))
+	for _, p := range pending {
+		if len(p.Customer) > math.MaxUint16 || len(p.Action) > math.MaxUint16 {
+			return nil, errors.New("cannot checkpoint learner: a pending impression's id exceeds 65535 bytes")
+		}
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(p.Customer)))
+		b = append(b, p.Customer...)
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(p.Action)))
+		b = append(b, p.Action...)
+		b = binary.LittleEndian.AppendUint64(b, uint64(p.At.UnixNano()))
+		if r := p.Seen; r == nil || r.cat != cur.cat || len(r.row) > math.MaxUint16 {
+			b = append(b, 0)
+			continue
+		}
+		b = append(b, 1)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.Seen.off))
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(p.Seen.row)))
+		for _, x := range p.Seen.row {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+		}
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
 
@@ -533,11 +593,31 @@ func (e *Engine) MarshalLearner() ([]byte, error) {
 // catalog being served: posteriors are matched by action and group id, and
 // actions unknown to the checkpoint start from their prior. The learning
 // features must be the same, in the same order. On error nothing changes.
+// Pending impressions in the checkpoint are ignored (see RestoreLearner).
 func (e *Engine) UnmarshalLearner(data []byte) error {
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("cannot restore learner checkpoint: "+format, args...)
+	_, err := e.RestoreLearner(data)
+	return err
+}
+
+// RestoreLearner is UnmarshalLearner that also returns the pending
+// impressions saved with the checkpoint (none from a version 1
+// checkpoint), oldest first. Those of actions no longer in the catalog are
+// dropped; what a decision saw is kept (the learning features are the
+// same, or the checkpoint does not load).
+func (e *Engine) RestoreLearner(data []byte) ([]PendingImpression, error) {
+	fail := func(format string, args ...any) ([]PendingImpression, error) {
+		return nil, fmt.Errorf("cannot restore learner checkpoint: "+format, args...)
 	}
-	if len(data) < len(learnerMagic)+4 || string(data[:len(learnerMagic)]) != learnerMagic {
+	if len(data) < len(learnerMagic)+4 {
+		return fail("bad magic")
+	}
+	version := 0
+	switch string(data[:len(learnerMagic)]) {
+	case learnerMagicV1:
+		version = 1
+	case learnerMagic:
+		version = 2
+	default:
 		return fail("bad magic")
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
@@ -548,6 +628,40 @@ func (e *Engine) UnmarshalLearner(data []byte) error {
 	acts := r.ids()
 	groups := r.ids()
 	ck := r.bytes(int(r.u32()))
+	type rawPending struct {
+		p    PendingImpression
+		seen bool
+		off  float64
+		row  []float64
+	}
+	var raw []rawPending
+	if version >= 2 {
+		n := int(r.u32())
+		if n > MaxPendingInCheckpoint {
+			return fail("%d pending impressions exceed the limit of %d", n, MaxPendingInCheckpoint)
+		}
+		raw = make([]rawPending, 0, min(n, 1<<16))
+		for range n {
+			if r.err != nil {
+				break
+			}
+			var x rawPending
+			x.p.Customer = string(r.bytes(int(r.u16())))
+			x.p.Action = string(r.bytes(int(r.u16())))
+			x.p.At = time.Unix(0, int64(r.u64())).UTC()
+			if r.u8() == 1 {
+				x.seen, x.off = true, math.Float64frombits(r.u64())
+				x.row = make([]float64, 0, 8)
+				for range int(r.u16()) {
+					if r.err != nil {
+						break
+					}
+					x.row = append(x.row, math.Float64frombits(r.u64()))
+				}
+			}
+			raw = append(raw, x)
+		}
+	}
 	if r.err != nil {
 		return fail("%v", r.err)
 	}
@@ -569,7 +683,19 @@ func (e *Engine) UnmarshalLearner(data []byte) error {
 		return fail("%v", err)
 	}
 	e.cur.Store(next)
-	return nil
+	pending := make([]PendingImpression, 0, len(raw))
+	for _, x := range raw {
+		a, ok := cur.cat.byID[x.p.Action]
+		if !ok {
+			continue
+		}
+		if x.seen && len(x.row) == len(cur.cat.learn.feats) {
+			x.p.Seen = &Recalled{cat: cur.cat, a: int32(a), row: x.row, off: x.off}
+		}
+		pending = append(pending, x.p)
+	}
+	slices.SortStableFunc(pending, func(a, b PendingImpression) int { return a.At.Compare(b.At) })
+	return pending, nil
 }
 
 // restoreOnline loads into on (fresh, for catalog c) the posteriors of a
@@ -700,6 +826,13 @@ func (r *ckReader) u16() uint16 {
 func (r *ckReader) u32() uint32 {
 	if b := r.bytes(4); b != nil {
 		return binary.LittleEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (r *ckReader) u64() uint64 {
+	if b := r.bytes(8); b != nil {
+		return binary.LittleEndian.Uint64(b)
 	}
 	return 0
 }

@@ -52,9 +52,52 @@ func parseFieldType(s string) (FieldType, bool) {
 // A field's type is declared in Fields or inferred from its operations
 // (incr: number, stamp: time, set with a constant value: the constant's
 // type); set from an attribute needs a declared or inferable type.
+//
+// A new feature snapshot (Store.Compact) supersedes the overlay values of
+// the fields it carries (Config.SnapshotFields) stamped at or before its
+// as-of time. Other fields keep their values across snapshots unless they
+// are listed in ResetOnSnapshot, e.g. a counter of the orders since the
+// snapshot:
+//
+//	reset_on_snapshot: [orders_since_snapshot]
 type Mappings struct {
 	Fields map[string]string `yaml:"fields,omitempty" json:"fields,omitempty"`
 	Events map[string][]Op   `yaml:"events" json:"events"`
+	// ResetOnSnapshot lists fields that a new snapshot resets even though
+	// it does not carry them: their values stamped at or before the
+	// snapshot's as-of time are hidden, and an incr counts again from 0.
+	ResetOnSnapshot []string `yaml:"reset_on_snapshot,omitempty" json:"reset_on_snapshot,omitempty"`
+}
+
+// Equal reports whether m and o compile to the same fields (names, types,
+// slots, reset rules) and the same operations per event type, in order,
+// with the same attributes and constants. It compares meaning, not
+// spelling: a constant written 2 or 2.0, or a by given through a different
+// pointer, is the same. A mapping that does not compile equals nothing.
+func (m Mappings) Equal(o Mappings) bool {
+	a, err := compile(m, nil)
+	if err != nil {
+		return false
+	}
+	b, err := compile(o, nil)
+	if err != nil {
+		return false
+	}
+	return a.equal(b)
+}
+
+// equal reports whether c and d are the same compiled mappings.
+func (c *compiled) equal(d *compiled) bool {
+	if !slices.Equal(c.fields, d.fields) || len(c.events) != len(d.events) {
+		return false
+	}
+	for ev, ops := range c.events {
+		other, ok := d.events[ev]
+		if !ok || !slices.Equal(ops, other) {
+			return false
+		}
+	}
+	return true
 }
 
 // Op is one field operation of an event mapping. Exactly one of Set, Incr
@@ -79,6 +122,10 @@ type FieldInfo struct {
 	Name string
 	Type FieldType
 	Slot Slot
+	// ResetOnSnapshot is set when a new snapshot hides the field's values
+	// stamped at or before its as-of time: the snapshot carries the field
+	// (Config.SnapshotFields) or Mappings.ResetOnSnapshot lists it.
+	ResetOnSnapshot bool
 }
 
 type opKind uint8
@@ -107,7 +154,9 @@ type compiled struct {
 const maxFields = 1 << 12
 
 // compile validates m. Errors name the path of the offending entry.
-func compile(m Mappings) (*compiled, error) {
+// snapshotFields are the fields a feature snapshot carries: those that are
+// overlay fields reset on a new snapshot; the others are ignored.
+func compile(m Mappings, snapshotFields []string) (*compiled, error) {
 	c := &compiled{slots: map[string]Slot{}, events: map[string][]compiledOp{}}
 	types := map[string]FieldType{}
 	for _, name := range slices.Sorted(mapsKeys(m.Fields)) {
@@ -190,8 +239,14 @@ func compile(m Mappings) (*compiled, error) {
 			return nil, fmt.Errorf("fields: more than %d fields", maxFields)
 		}
 		s := Slot(len(c.fields))
-		c.fields = append(c.fields, FieldInfo{Name: name, Type: types[name], Slot: s})
+		c.fields = append(c.fields, FieldInfo{Name: name, Type: types[name], Slot: s,
+			ResetOnSnapshot: slices.Contains(snapshotFields, name) || slices.Contains(m.ResetOnSnapshot, name)})
 		c.slots[name] = s
+	}
+	for i, name := range m.ResetOnSnapshot {
+		if _, ok := types[name]; !ok {
+			return nil, fmt.Errorf("reset_on_snapshot[%d]: unknown field %q", i, name)
+		}
 	}
 	// Second pass: compile.
 	for _, ev := range evNames {

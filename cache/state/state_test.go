@@ -79,7 +79,7 @@ func TestMappingsValidation(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(y), &m); err != nil {
 			t.Fatal(err)
 		}
-		_, err := compile(m)
+		_, err := compile(m, nil)
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Fatalf("mappings %q: error %v, want %q", y, err, wantErr)
 		}
@@ -95,7 +95,7 @@ func TestMappingsValidation(t *testing.T) {
 	f(`events: {a: [{set: n, value: [1]}]}`, "events.a[0]: value: unsupported constant")
 	f(`events: {a: [{set: n, value: 1, by: 2}]}`, "events.a[0]: by is only for incr")
 
-	c, err := compile(testMappings(t))
+	c, err := compile(testMappings(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,9 +176,14 @@ func TestOverlay(t *testing.T) {
 	num("orders_30d", 3)
 }
 
+// TestCompact compacts fields the snapshot carries; reset_test.go covers
+// the per-field rule (live-only fields survive a snapshot).
 func TestCompact(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir, nil)
+	carried := func(c *Config) {
+		c.SnapshotFields = []string{"last_order_value", "orders_30d", "spend_30d", "last_purchase_at"}
+	}
+	s := openStore(t, dir, carried)
 	for i, typ := range []string{"purchase", "purchase", "ticket_opened"} {
 		if err := s.ApplyEvent(Event{Customer: "c", Type: typ, At: t0.Add(time.Duration(i) * time.Hour), Attrs: map[string]any{"amount": 10}}); err != nil {
 			t.Fatal(err)
@@ -218,7 +223,7 @@ func TestCompact(t *testing.T) {
 	}
 	s.Close()
 	// The compaction survives a restart (replayed from the log).
-	s2 := openStore(t, dir, nil)
+	s2 := openStore(t, dir, carried)
 	s2.View([]byte("c"), &v)
 	if n, _ := v.Number(slot(t, s2, "orders_30d")); n != 1 {
 		t.Fatalf("after restart orders_30d = %v, want 1", n)

@@ -14,8 +14,11 @@
 //     (copy-on-write); a View holds one snapshot, consistent and unaffected
 //     by later writes. View and its accessors do not allocate.
 //   - State is keyed by customer id and does not depend on any feature
-//     snapshot; overlay values stamped at or before the as-of time given to
-//     Compact are hidden at once and dropped from memory.
+//     snapshot. Compact(asOf) says a new snapshot is served: the values of
+//     the fields that reset on a snapshot (FieldInfo.ResetOnSnapshot: the
+//     snapshot carries them, or the mappings say so) stamped at or before
+//     asOf are hidden at once and dropped from memory. Every other field
+//     keeps its value: a snapshot supersedes only what it carries.
 //   - Open loads the newest checkpoint and replays the log after it; every
 //     acknowledged write survives a crash. One event (its overlay changes and
 //     the journey moves it carries) is one log record: after a crash it is
@@ -80,6 +83,10 @@ var (
 type Config struct {
 	// Mappings turn events into overlay field changes.
 	Mappings Mappings
+	// SnapshotFields are the fields the feature snapshot carries (its
+	// columns). Those that are also overlay fields reset on a new snapshot
+	// (see Compact); the others are ignored.
+	SnapshotFields []string
 	// MaxEventsPerCustomer bounds the contacts kept in a customer's
 	// history (aggregates keep counting evicted ones). Default 100; at
 	// most 100000.
@@ -322,7 +329,7 @@ func newStore(cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	m, err := compile(cfg.Mappings)
+	m, err := compile(cfg.Mappings, cfg.SnapshotFields)
 	if err != nil {
 		return nil, fmt.Errorf("mappings: %w", err)
 	}
@@ -825,7 +832,8 @@ func (s *Store) applyEffects(cs *custState, r *record) bool {
 			s.st.replayDropped.Add(1)
 			continue
 		}
-		if r.at <= asOf {
+		reset := s.m.fields[slot].ResetOnSnapshot
+		if reset && r.at <= asOf {
 			continue // the snapshot already covers it
 		}
 		if !changed {
@@ -842,7 +850,7 @@ func (s *Store) applyEffects(cs *custState, r *record) bool {
 			v.str = s.intern.get(v.str, &s.st.internFull)
 		}
 		if eff.op == opIncr {
-			if cur.at > asOf {
+			if !reset || cur.at > asOf {
 				v.num += cur.num
 			}
 			v.at = max(r.at, cur.at)
@@ -907,11 +915,13 @@ func (s *Store) applyJourney(cs *custState, journey string, step int, status Jou
 	s.st.journeysEvicted.Add(1)
 }
 
-// Compact hides and then drops overlay values stamped at or before asOf:
-// call it when a feature snapshot whose as-of time covers them becomes
-// active. It is durable and monotonic (an earlier asOf than a previous one
-// does nothing). Counters incremented both before and after asOf keep their
-// whole sum: the overlay cannot split them.
+// Compact hides and then drops the values of the fields that reset on a
+// snapshot (FieldInfo.ResetOnSnapshot) stamped at or before asOf: call it
+// when a feature snapshot with that as-of time becomes active. The other
+// fields are untouched: a snapshot that does not carry a field says nothing
+// about it. Compact is durable and monotonic (an earlier asOf than a
+// previous one does nothing). Counters incremented both before and after
+// asOf keep their whole sum: the overlay cannot split them.
 func (s *Store) Compact(asOf time.Time) error {
 	t := asOf.UnixNano()
 	// Under ckptMu so that a checkpoint cannot separate the record (in a
@@ -933,9 +943,12 @@ func (s *Store) Compact(asOf time.Time) error {
 	return nil
 }
 
-// dropStale frees overlay values stamped at or before t (already hidden
-// from readers by the as-of).
+// dropStale frees the values of fields that reset on a snapshot stamped at
+// or before t (already hidden from readers by the as-of).
 func (s *Store) dropStale(t int64) {
+	if !slices.ContainsFunc(s.m.fields, func(f FieldInfo) bool { return f.ResetOnSnapshot }) {
+		return
+	}
 	for i := range s.stripes {
 		st := &s.stripes[i]
 		st.wmu.Lock()
@@ -943,10 +956,10 @@ func (s *Store) dropStale(t int64) {
 		for _, e := range st.m {
 			old := e.p.Load()
 			stale, fresh := false, false
-			for _, v := range old.overlay {
-				if v.at != 0 && v.at <= t {
+			for j, v := range old.overlay {
+				if v.at != 0 && v.at <= t && s.m.fields[j].ResetOnSnapshot {
 					stale = true
-				} else if v.at > t {
+				} else if v.at != 0 {
 					fresh = true
 				}
 			}
@@ -958,7 +971,7 @@ func (s *Store) dropStale(t int64) {
 			if fresh {
 				next.overlay = slices.Clone(old.overlay)
 				for j := range next.overlay {
-					if next.overlay[j].at <= t {
+					if next.overlay[j].at <= t && s.m.fields[j].ResetOnSnapshot {
 						next.overlay[j] = value{}
 					}
 				}

@@ -47,16 +47,23 @@ func (v *View) Customer() string {
 }
 
 // field returns a set overlay value of type t in slot, if not hidden by the
-// compaction as-of.
+// compaction as-of (see hidden).
 func (v *View) field(slot Slot, t FieldType) (*value, bool) {
 	if v.c == nil || int(slot) < 0 || int(slot) >= len(v.c.overlay) || v.m.fields[slot].Type != t {
 		return nil, false
 	}
 	x := &v.c.overlay[slot]
-	if x.at == 0 || x.at <= v.asOf {
+	if v.hidden(slot, x) {
 		return nil, false
 	}
 	return x, true
+}
+
+// hidden reports whether x, the value in slot, is unset or superseded by
+// the snapshot: decided per field, only fields that reset on a snapshot
+// are hidden by its as-of time.
+func (v *View) hidden(slot Slot, x *value) bool {
+	return x.at == 0 || x.at <= v.asOf && v.m.fields[slot].ResetOnSnapshot
 }
 
 // Number returns a number field.
@@ -101,8 +108,8 @@ func (v *View) StampedAt(slot Slot) (time.Time, bool) {
 	if v.c == nil || int(slot) < 0 || int(slot) >= len(v.c.overlay) {
 		return time.Time{}, false
 	}
-	x := v.c.overlay[slot]
-	if x.at == 0 || x.at <= v.asOf {
+	x := &v.c.overlay[slot]
+	if v.hidden(slot, x) {
 		return time.Time{}, false
 	}
 	return time.Unix(0, x.at).UTC(), true

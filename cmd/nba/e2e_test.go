@@ -380,6 +380,7 @@ func (d decision) action(id string) (actionOut, bool) {
 type customerView struct {
 	CustomerID string         `json:"customer_id"`
 	InSnapshot bool           `json:"in_snapshot"`
+	Live       bool           `json:"has_live_state"`
 	Profile    map[string]any `json:"profile"`
 	Holdout    struct {
 		Global  bool     `json:"global"`
@@ -648,8 +649,8 @@ func TestFlow(t *testing.T) {
 			t.Errorf("customer view: no %s of %s on web in history %+v", outcome, shown, view.History)
 		}
 	}
-	if !view.InSnapshot {
-		t.Error("customer view: in_snapshot false for a demo customer")
+	if !view.InSnapshot || !view.Live {
+		t.Errorf("customer view: in_snapshot %v, has_live_state %v for a demo customer with events; want both", view.InSnapshot, view.Live)
 	}
 
 	// The ticket is closed, the cart abandoned: the locked journey holds

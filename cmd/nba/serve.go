@@ -58,6 +58,7 @@ func runServe(args []string) error {
 	logCodec := fset.String("decisionlog.codec", "zstd", "compression of the decision log: zstd (smaller files) or snappy (Snappy framing format, about 5x less CPU, files about 1.8x larger)")
 	logLevel := fset.String("log.level", "info", "log level: debug, info, warn or error")
 	responseWindow := fset.Duration("learn.responseWindow", 24*time.Hour, "how long a shown action may wait for an accept, convert, reject or dismiss before online learning counts it as ignored")
+	learnCheckpoint := fset.Duration("learn.checkpointInterval", time.Minute, "how often to write the online models and the impressions awaiting an outcome to <state>/learner.bin (atomically; nba replay and nba evaluate -learner read it while serving)")
 	maxPending := fset.Int("learn.maxPending", 1_000_000, "most impressions awaiting an outcome for online learning; beyond it the oldest is learned from as ignored")
 	decisionMemory := fset.Int("learn.decisionMemory", nba.DefaultDecisionMemory, "recent decisions whose learning features (request context, profile) are kept for their feedback; negative keeps none (feedback then learns from the current profile without context)")
 	var scfg server.Config
@@ -97,7 +98,7 @@ func runServe(args []string) error {
 	}
 	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
 		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
-		ResponseWindow: *responseWindow, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec})
+		ResponseWindow: *responseWindow, LearnCheckpointEvery: *learnCheckpoint, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec})
 	if err != nil {
 		return err
 	}

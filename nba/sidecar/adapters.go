@@ -123,8 +123,11 @@ func newBinding(snap *snapshot.Snapshot, src []fieldSource) *binding {
 // bytesOf borrows a string's bytes for a read-only call that keeps nothing.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// Profile implements nba.Profiles: snapshot values, overridden by overlay
-// values stamped after the snapshot's as-of time.
+// Profile implements nba.Profiles: snapshot values, and live overlay
+// values, decided per field: for a field the snapshot carries, the overlay
+// value wins only when stamped after the snapshot's as-of time; a live-only
+// field keeps its overlay value whatever the snapshot (unless its mapping
+// resets it on a new snapshot: the state store hides it then).
 func (c *customers) Profile(customer string, p *nba.Profile) bool {
 	b := c.binding.Load()
 	if b == nil {
@@ -202,6 +205,16 @@ func (c *customers) Profile(customer string, p *nba.Profile) bool {
 		}
 	}
 	return known
+}
+
+// inSnapshot reports whether the served snapshot has a row for customer.
+func (c *customers) inSnapshot(customer string) bool {
+	b := c.binding.Load()
+	if b == nil || b.snap == nil {
+		return false
+	}
+	_, ok := b.snap.LookupString(customer)
+	return ok
 }
 
 // Version implements nba.Profiles.

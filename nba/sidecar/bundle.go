@@ -38,9 +38,15 @@ const ManifestFile = "bundle.yaml"
 //	  columns: {age: number, segment: category, birth_date: time, email_opt_in: bool}
 //	profile:
 //	  fields: {open_ticket: bool, cart_value: number}
+//	  reset_on_snapshot: [orders_since_snapshot]
 //	  events:
 //	    ticket_opened: [{set: open_ticket, value: true}]
 //	    cart_abandoned: [{set: cart_value, from: value}]
+//	    purchase: [{incr: orders_since_snapshot}]
+//
+// A new snapshot supersedes the live fields it carries (columns of the same
+// name) and those listed in profile.reset_on_snapshot; other live fields
+// keep their values (see state.Mappings).
 type Manifest struct {
 	Catalog  string            `yaml:"catalog"`
 	Models   map[string]string `yaml:"models"`
@@ -290,7 +296,7 @@ func withParts(fsys fs.FS, f func(*parts) error) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		st, err = openState(dir, m.Profile, 0, 0)
+		st, err = openState(dir, m, 0, 0)
 		if err != nil {
 			return fmt.Errorf("%s: profile: %w", ManifestFile, err)
 		}

@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,13 +27,15 @@ type pendingKey struct{ customer, action string }
 // pending tracks impressions awaiting an outcome, each with what its
 // decision saw (nil when the decision memory no longer held it). It is
 // bounded; when full, the oldest impression is observed as a negative
-// early.
+// early. It is saved with the learner checkpoint, so that a restart does
+// not forget the negatives it owes while keeping later positives.
 type pending struct {
 	mu      sync.Mutex
 	max     int
 	at      map[pendingKey]pendingImpression
 	evicted uint64
 	expired uint64
+	changes uint64 // additions and removals, to skip unchanged checkpoints
 }
 
 type pendingImpression struct {
@@ -43,6 +47,7 @@ type pendingImpression struct {
 type expiredImpression struct {
 	key pendingKey
 	rec *nba.Recalled
+	at  time.Time // when it was shown
 }
 
 func (p *pending) add(k pendingKey, at time.Time, rec *nba.Recalled) (old expiredImpression, evicted bool) {
@@ -56,7 +61,7 @@ func (p *pending) add(k pendingKey, at time.Time, rec *nba.Recalled) (old expire
 		var oldest time.Time
 		for key, pi := range p.at {
 			if oldest.IsZero() || pi.at.Before(oldest) {
-				old, oldest = expiredImpression{key, pi.rec}, pi.at
+				old, oldest = expiredImpression{key, pi.rec, pi.at}, pi.at
 			}
 		}
 		delete(p.at, old.key)
@@ -64,7 +69,19 @@ func (p *pending) add(k pendingKey, at time.Time, rec *nba.Recalled) (old expire
 		evicted = true
 	}
 	p.at[k] = pendingImpression{at: at, rec: rec}
+	p.changes++
 	return old, evicted
+}
+
+// list returns the pending impressions, for the learner checkpoint.
+func (p *pending) list() []nba.PendingImpression {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]nba.PendingImpression, 0, len(p.at))
+	for k, pi := range p.at {
+		out = append(out, nba.PendingImpression{Customer: k.customer, Action: k.action, At: pi.at, Seen: pi.rec})
+	}
+	return out
 }
 
 // take removes k and reports whether it was pending, with what its
@@ -77,21 +94,34 @@ func (p *pending) take(k pendingKey) (*nba.Recalled, bool) {
 		return nil, false
 	}
 	delete(p.at, k)
+	p.changes++
 	return pi.rec, true
 }
 
-// expire removes and returns the impressions shown before cutoff.
+// expire removes and returns the impressions shown before cutoff, oldest
+// first (ties by customer and action): online updates depend on their
+// order, and this one does not depend on map order or restarts.
 func (p *pending) expire(cutoff time.Time) []expiredImpression {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	var out []expiredImpression
 	for k, pi := range p.at {
 		if pi.at.Before(cutoff) {
-			out = append(out, expiredImpression{k, pi.rec})
+			out = append(out, expiredImpression{k, pi.rec, pi.at})
 			delete(p.at, k)
 		}
 	}
 	p.expired += uint64(len(out))
+	p.changes += uint64(len(out))
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b expiredImpression) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.key.customer, b.key.customer); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key.action, b.key.action)
+	})
 	return out
 }
 
@@ -149,7 +179,7 @@ func (s *Sidecar) observe(customer, action string, rec *nba.Recalled, reward flo
 func (s *Sidecar) learnLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	sweep := time.NewTicker(min(s.cfg.ResponseWindow/4, time.Minute))
-	checkpoint := time.NewTicker(s.cfg.CheckpointEvery)
+	checkpoint := time.NewTicker(s.cfg.LearnCheckpointEvery)
 	defer sweep.Stop()
 	defer checkpoint.Stop()
 	for {
@@ -157,10 +187,7 @@ func (s *Sidecar) learnLoop(stop <-chan struct{}, done chan<- struct{}) {
 		case <-stop:
 			return
 		case <-sweep.C:
-			now := s.now()
-			for _, x := range s.pending.expire(now.Add(-s.cfg.ResponseWindow)) {
-				s.observe(x.key.customer, x.key.action, x.rec, 0, now)
-			}
+			s.expirePending(s.now())
 		case <-checkpoint.C:
 			if err := s.saveLearner(); err != nil {
 				s.log.Warn("cannot checkpoint online models", "error", err)
@@ -169,15 +196,37 @@ func (s *Sidecar) learnLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// expirePending learns from the impressions whose response window closed
+// by now as ignored.
+func (s *Sidecar) expirePending(now time.Time) {
+	for _, x := range s.pending.expire(now.Add(-s.cfg.ResponseWindow)) {
+		s.observe(x.key.customer, x.key.action, x.rec, 0, now)
+	}
+}
+
 // learnerFile holds the online models' checkpoint.
 func (s *Sidecar) learnerFile() string { return filepath.Join(s.cfg.StateDir, "learner.bin") }
 
-// saveLearner writes the online models' checkpoint atomically.
+// saveLearner writes the online models' checkpoint, with the pending
+// impressions, atomically (a temporary file renamed over the last one), so
+// that nba replay and nba evaluate -learner can read it while the sidecar
+// runs. It skips the write when nothing was learned and no impression came
+// or went since the last one. Called from the learn loop, then from Close.
 func (s *Sidecar) saveLearner() error {
 	if !s.engine.Catalog().Learning() {
 		return nil
 	}
-	data, err := s.engine.MarshalLearner()
+	observed := s.engine.LearnerStats().Observed
+	s.pending.mu.Lock()
+	changes := s.pending.changes
+	s.pending.mu.Unlock()
+	if s.learnerSaved && observed == s.savedObserved && changes == s.savedChanges {
+		return nil
+	}
+	// The models first, then the pending impressions: an outcome takes
+	// its impression from pending before it is learned, so it is in one
+	// or the other, never in both (learned twice after a restart).
+	data, err := s.engine.MarshalLearnerPending(s.pending.list)
 	if err != nil {
 		return err
 	}
@@ -206,17 +255,30 @@ func (s *Sidecar) saveLearner() error {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	if err := d.Sync(); err != nil {
+		return err
+	}
+	s.learnerSaved, s.savedObserved, s.savedChanges = true, observed, changes
+	return nil
 }
 
-// loadLearner restores the online models from their checkpoint, if any.
+// loadLearner restores the online models and the pending impressions from
+// their checkpoint, if any. Beyond MaxPending, the oldest are learned from
+// as ignored, as when they arrived.
 func (s *Sidecar) loadLearner() {
 	data, err := os.ReadFile(s.learnerFile())
 	if err != nil {
 		return
 	}
-	if err := s.engine.UnmarshalLearner(data); err != nil {
+	pending, err := s.engine.RestoreLearner(data)
+	if err != nil {
 		s.log.Warn("cannot restore online models; starting from the priors", "error", err)
+		return
+	}
+	for _, p := range pending { // oldest first
+		if old, evicted := s.pending.add(pendingKey{customer: p.Customer, action: p.Action}, p.At, p.Seen); evicted {
+			s.observe(old.key.customer, old.key.action, old.rec, 0, p.At)
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,10 @@ type Config struct {
 	// convert, reject or dismiss before it is learned from as ignored.
 	// Default 24h.
 	ResponseWindow time.Duration
+	// LearnCheckpointEvery writes the online models and the impressions
+	// awaiting an outcome to StateDir/learner.bin at this interval (and at
+	// Close), atomically, when anything changed. Default 1m.
+	LearnCheckpointEvery time.Duration
 	// MaxPending bounds the impressions awaiting an outcome for learning.
 	// Default 1,000,000. Each takes about 150 bytes plus 8 per learning
 	// feature (the features its decision saw).
@@ -123,6 +128,11 @@ type Sidecar struct {
 	learnStop chan struct{}
 	learnDone chan struct{}
 
+	// What the last learner checkpoint held; used by the learn loop, then
+	// by Close, never at once.
+	learnerSaved                bool
+	savedObserved, savedChanges uint64
+
 	metrics  *sidecarMetrics
 	counters atomic.Pointer[counters]
 
@@ -159,6 +169,9 @@ func Open(cfg Config) (*Sidecar, error) {
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = 1_000_000
 	}
+	if cfg.LearnCheckpointEvery <= 0 {
+		cfg.LearnCheckpointEvery = time.Minute
+	}
 	if cfg.EffectQueue == 0 {
 		cfg.EffectQueue = 1 << 16
 	}
@@ -187,7 +200,7 @@ func Open(cfg Config) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
 	}
-	st, err := openState(filepath.Join(cfg.StateDir, "state"), m.Profile, cfg.CheckpointEvery, cfg.SyncInterval)
+	st, err := openState(filepath.Join(cfg.StateDir, "state"), m, cfg.CheckpointEvery, cfg.SyncInterval)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open customer state in %s: %w", cfg.StateDir, err)
 	}
@@ -209,6 +222,11 @@ func Open(cfg Config) (*Sidecar, error) {
 		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
 	}
 	s.snapStamp = fileStamp(cfg.Bundle, p.manifest.Snapshot.File)
+	// A snapshot newer than the state's as-of, served since this start,
+	// resets what it supersedes as a reload would (a no-op otherwise).
+	if err := st.Compact(snap.AsOf()); err != nil {
+		s.log.Warn("cannot compact overlay", "error", err)
+	}
 	s.cust.binding.Store(newBinding(snap, p.src))
 	s.parts.Store(p)
 	var cache nba.ScoreCache
@@ -248,8 +266,10 @@ func Open(cfg Config) (*Sidecar, error) {
 	return s, nil
 }
 
-func openState(dir string, mappings state.Mappings, checkpointEvery, syncInterval time.Duration) (*state.Store, error) {
-	return state.Open(state.Config{Mappings: mappings, CheckpointEvery: checkpointEvery,
+// openState opens the live state with the manifest's profile mappings; the
+// live fields the snapshot also carries reset when a new snapshot is served.
+func openState(dir string, m Manifest, checkpointEvery, syncInterval time.Duration) (*state.Store, error) {
+	return state.Open(state.Config{Mappings: m.Profile, SnapshotFields: sortedKeys(m.Snapshot.Columns), CheckpointEvery: checkpointEvery,
 		WAL: wal.Config{Dir: dir, SyncInterval: syncInterval}})
 }
 
@@ -293,7 +313,7 @@ func (s *Sidecar) reload() error {
 	if err != nil {
 		return err
 	}
-	if !sameMappings(old.manifest.Profile, p.manifest.Profile) {
+	if !sameProfile(s.state, old.manifest, p.manifest) {
 		return errors.New("profile fields and event mappings changed: restart to apply them")
 	}
 	snap := s.snaps.Current()
@@ -331,8 +351,21 @@ func fileStamp(fsys fs.FS, file string) time.Time {
 	return fi.ModTime()
 }
 
-func sameMappings(a, b state.Mappings) bool {
-	return fmt.Sprint(a) == fmt.Sprint(b)
+// sameProfile reports whether manifest b declares the live profile that
+// the state store was opened with from a: the same mappings, compared
+// compiled and by value, and the same live fields carried by the snapshot
+// (they reset when a new snapshot is served).
+func sameProfile(st *state.Store, a, b Manifest) bool {
+	if !a.Profile.Equal(b.Profile) {
+		return false
+	}
+	for _, f := range st.Fields() {
+		_, carried := b.Snapshot.Columns[f.Name]
+		if f.ResetOnSnapshot != (carried || slices.Contains(b.Profile.ResetOnSnapshot, f.Name)) {
+			return false
+		}
+	}
+	return true
 }
 
 // Ready implements server.Backend.

@@ -40,10 +40,11 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	for i := range prof.Num {
 		prof.Num[i] = math.NaN()
 	}
-	known := s.cust.Profile(id, &prof)
+	s.cust.Profile(id, &prof)
+	inSnap := s.cust.inSnapshot(id)
 	var v state.View
 	hasState := s.state.View(bytesOf(id), &v)
-	if !known && !hasState {
+	if !inSnap && !hasState {
 		return dst, server.NotFoundf("customer %q is unknown", id)
 	}
 	out := map[string]any{"customer_id": id}
@@ -66,7 +67,10 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 		}
 	}
 	out["profile"] = profile
-	out["in_snapshot"] = known
+	// Two separate facts: a row in the served snapshot, and live state
+	// (overlay fields, contacts, journeys) from feedback and events.
+	out["in_snapshot"] = inSnap
+	out["has_live_state"] = hasState
 	history := []map[string]any{}
 	for _, c := range v.History(nil, maxHistoryShown) {
 		h := map[string]any{"action_id": c.Action, "channel": c.Channel, "outcome": c.Outcome.String(), "ts": c.At.UTC().Format(time.RFC3339Nano)}
