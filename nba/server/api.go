@@ -64,6 +64,9 @@ type DecideRequest struct {
 	Context []Field
 	Explain bool // the caller wants DecideResponse.Candidates
 	DryRun  bool // decide but record nothing (no contact history, no log)
+	// At, when not zero, decides as of that moment instead of now
+	// (schedules, waits, windows, hour()); only with DryRun.
+	At time.Time
 
 	idBuf [32]byte
 }

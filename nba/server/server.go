@@ -113,6 +113,13 @@ type Config struct {
 	// effective connection limit. Default 1024.
 	MaxConnsPerIP int
 
+	// MinTime is the earliest ts accepted in feedback and events.
+	// Default 2000-01-01T00:00:00Z.
+	MinTime time.Time
+	// MaxTimeAhead is how far past the time of receipt a ts of feedback or
+	// an event may be (clock skew). Default 24h.
+	MaxTimeAhead time.Duration
+
 	// AdminToken is the bearer token POST /admin/reload requires; empty
 	// disables reloads over HTTP (403 reload_disabled).
 	AdminToken string
@@ -158,6 +165,7 @@ func (c *Config) params() ([]intParam, []durParam) {
 			{"ReadTimeout", "http.readTimeout", "longest time to read one request, headers and body", &c.ReadTimeout, 5 * time.Second},
 			{"WriteTimeout", "http.writeTimeout", "longest time to write one response", &c.WriteTimeout, 5 * time.Second},
 			{"IdleTimeout", "http.idleTimeout", "longest wait for the next request on a keep-alive connection", &c.IdleTimeout, 60 * time.Second},
+			{"MaxTimeAhead", "http.maxTimeAhead", "how far past its receipt the ts of feedback or an event may be", &c.MaxTimeAhead, defaultMaxAhead},
 			{"AdminWriteTimeout", "admin.writeTimeout", "longest time to write an admin response (covers a 30s CPU profile)", &c.AdminWriteTimeout, 65 * time.Second},
 			{"ReloadTimeout", "admin.reloadTimeout", "longest time one reload may take", &c.ReloadTimeout, 60 * time.Second},
 		}
@@ -175,7 +183,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	for _, p := range durs {
 		fs.DurationVar(p.v, p.flag, p.def, p.help)
 	}
+	fs.TextVar(&c.MinTime, "http.minTime", defaultMinTime, "earliest ts accepted in feedback and events (RFC 3339)")
 }
+
+// The default range of a ts in feedback and events.
+var (
+	defaultMinTime  = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	defaultMaxAhead = 24 * time.Hour
+)
 
 func (c *Config) setDefaults() error {
 	ints, durs := c.params()
@@ -194,6 +209,12 @@ func (c *Config) setDefaults() error {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if c.MinTime.IsZero() {
+		c.MinTime = defaultMinTime
+	}
+	if c.MinTime.Year() < 1970 || !c.MinTime.Before(maxAt) {
+		return fmt.Errorf("cannot configure server: MinTime is %s, want a time from 1970 to %d", c.MinTime.Format(time.RFC3339), maxAt.Year())
 	}
 	if c.MaxHeaderBytes < 1024 {
 		return fmt.Errorf("cannot configure server: MaxHeaderBytes is %d, want at least 1024", c.MaxHeaderBytes)
@@ -242,7 +263,8 @@ func New(cfg Config, b Backend) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		backend: b,
-		lim:     limits{maxIDBytes: cfg.MaxIDBytes, maxFields: cfg.MaxFields, maxLimit: cfg.MaxLimit, maxBatch: cfg.MaxBatch},
+		lim:     limits{maxIDBytes: cfg.MaxIDBytes, maxFields: cfg.MaxFields, maxLimit: cfg.MaxLimit, maxBatch: cfg.MaxBatch,
+			minTime: cfg.MinTime, maxAhead: cfg.MaxTimeAhead},
 		log:     cfg.Logger,
 	}
 	var seed [8]byte
