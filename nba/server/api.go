@@ -213,6 +213,7 @@ type Event struct {
 const (
 	CodeMalformedJSON    = "malformed_json"     // 400: the body is not the JSON expected
 	CodeInvalidRequest   = "invalid_request"    // 400: well-formed but not acceptable
+	CodeUnknownEventType = "unknown_event_type" // 400: no profile mapping or journey names the event's type
 	CodeUnauthorized     = "unauthorized"       // 401: admin token missing or wrong
 	CodeReloadDisabled   = "reload_disabled"    // 403: no admin token configured
 	CodeNotFound         = "not_found"          // 404

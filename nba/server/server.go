@@ -263,8 +263,7 @@ func New(cfg Config, b Backend) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		backend: b,
-		lim:     limits{maxIDBytes: cfg.MaxIDBytes, maxFields: cfg.MaxFields, maxLimit: cfg.MaxLimit, maxBatch: cfg.MaxBatch,
-			minTime: cfg.MinTime, maxAhead: cfg.MaxTimeAhead},
+		lim:     limits{maxIDBytes: cfg.MaxIDBytes, maxFields: cfg.MaxFields, maxLimit: cfg.MaxLimit, maxBatch: cfg.MaxBatch, minTime: cfg.MinTime, maxAhead: cfg.MaxTimeAhead},
 		log:     cfg.Logger,
 	}
 	var seed [8]byte

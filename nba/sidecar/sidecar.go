@@ -82,6 +82,14 @@ type Config struct {
 	// EffectQueue bounds the journey changes waiting to be persisted;
 	// beyond it they are dropped and counted. Default 65536.
 	EffectQueue int
+	// LenientContext decides a request whose context field has another
+	// type than the catalog declares as if the field were missing, as
+	// before; by default such a request is refused (400 invalid_request).
+	LenientContext bool
+	// AcceptUnknownEvents records events of a type that no profile mapping
+	// or journey names, counting them; by default they are refused (400
+	// unknown_event_type), since such a type is usually a typo.
+	AcceptUnknownEvents bool
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -116,6 +124,7 @@ type Sidecar struct {
 	effectsDropped  atomic.Uint64
 	effectsFailed   atomic.Uint64
 	feedbackUnknown atomic.Uint64
+	eventsUnknown   atomic.Uint64
 	observeErrors   atomic.Uint64
 
 	pending   pending
