@@ -60,6 +60,8 @@ func runServe(args []string) error {
 	responseWindow := fset.Duration("learn.responseWindow", 24*time.Hour, "how long a shown action may wait for an accept, convert, reject or dismiss before online learning counts it as ignored")
 	maxPending := fset.Int("learn.maxPending", 1_000_000, "most impressions awaiting an outcome for online learning; beyond it the oldest is learned from as ignored")
 	decisionMemory := fset.Int("learn.decisionMemory", nba.DefaultDecisionMemory, "recent decisions whose learning features (request context, profile) are kept for their feedback; negative keeps none (feedback then learns from the current profile without context)")
+	lenientContext := fset.Bool("http.lenientContext", false, "decide a request whose context value has another type than the catalog declares as if the value were missing, instead of refusing it (400 invalid_request)")
+	acceptUnknownEvents := fset.Bool("events.acceptUnknown", false, "record events of a type no profile mapping or journey names (counted in nba_events_unknown_type_total) instead of refusing them (400 unknown_event_type)")
 	var scfg server.Config
 	scfg.RegisterFlags(fset)
 	if err := fset.Parse(args); err != nil {
@@ -97,7 +99,8 @@ func runServe(args []string) error {
 	}
 	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
 		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
-		ResponseWindow: *responseWindow, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec})
+		ResponseWindow: *responseWindow, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec,
+		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents})
 	if err != nil {
 		return err
 	}

@@ -393,6 +393,10 @@ func (s *Sidecar) applyEffects() {
 }
 
 // CustomerIDs returns the ids of every customer in the served snapshot, for
+// Catalog returns the catalog serving now, for commands that need its
+// declarations (nba decide types -context values by them).
+func (s *Sidecar) Catalog() *nba.Catalog { return s.engine.Catalog() }
+
 // outbound batches.
 func (s *Sidecar) CustomerIDs() []string {
 	snap := s.snaps.Current()
