@@ -105,6 +105,11 @@ func runServe(args []string) error {
 		return err
 	}
 	scfg.AdminToken = os.Getenv("NBA_ADMIN_TOKEN")
+	// The admin API answers to the name it was configured with, besides
+	// loopback and the address it binds (see server.Config.AdminAllowedHosts).
+	if h, _, err := net.SplitHostPort(*adminAddr); err == nil && h != "" {
+		scfg.AdminAllowedHosts = append(scfg.AdminAllowedHosts, h)
+	}
 	scfg.Logger = logger
 	scfg.Metrics = metrics.NewSet()
 	if err := sc.RegisterMetrics(scfg.Metrics); err != nil {

@@ -216,6 +216,7 @@ const (
 	CodeUnknownEventType = "unknown_event_type" // 400: no profile mapping or journey names the event's type
 	CodeUnauthorized     = "unauthorized"       // 401: admin token missing or wrong
 	CodeReloadDisabled   = "reload_disabled"    // 403: no admin token configured
+	CodeHostNotAllowed   = "host_not_allowed"   // 403: admin API asked under a Host it does not answer to
 	CodeNotFound         = "not_found"          // 404
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeTimeout          = "timeout"            // 408: the request was not read in time

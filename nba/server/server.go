@@ -123,6 +123,12 @@ type Config struct {
 	// AdminToken is the bearer token POST /admin/reload requires; empty
 	// disables reloads over HTTP (403 reload_disabled).
 	AdminToken string
+	// AdminAllowedHosts are the host names (a port is ignored) the admin
+	// API answers to besides loopback ones (localhost, 127.0.0.0/8, ::1)
+	// and the address it listens on; "*" allows any. Requests under
+	// another Host are refused (403 host_not_allowed), against DNS
+	// rebinding. Default none.
+	AdminAllowedHosts []string
 	// AdminWriteTimeout bounds an admin response; it must cover a CPU
 	// profile (30s by default). Default 65s.
 	AdminWriteTimeout time.Duration
@@ -184,6 +190,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		fs.DurationVar(p.v, p.flag, p.def, p.help)
 	}
 	fs.TextVar(&c.MinTime, "http.minTime", defaultMinTime, "earliest ts accepted in feedback and events (RFC 3339)")
+	fs.Func("admin.allowedHosts", "comma-separated host names the admin API answers to besides loopback and its own address (* for any); others get 403 host_not_allowed", func(v string) error {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.AdminAllowedHosts = append(c.AdminAllowedHosts, h)
+			}
+		}
+		return nil
+	})
 }
 
 // The default range of a ts in feedback and events.
@@ -249,6 +263,8 @@ type Server struct {
 	handlerPanics *metrics.Counter
 	unparsed      *metrics.CounterVec
 	refusedPerIP  *metrics.Counter
+
+	adminHosts adminHosts
 }
 
 // New validates cfg and returns a Server over b. It registers the server's
@@ -269,6 +285,7 @@ func New(cfg Config, b Backend) (*Server, error) {
 	var seed [8]byte
 	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails on supported platforms
 	s.idPrefix = binary.LittleEndian.Uint64(seed[:])
+	s.adminHosts.init(cfg.AdminAllowedHosts)
 	s.decidePool.New = func() any { return new(decideScratch) }
 	s.batchPool.New = func() any { return new(batchScratch) }
 	s.bodyPool.New = func() any { return new(bodyScratch) }
@@ -355,9 +372,12 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // ServeAdmin serves the admin API on ln until Shutdown; it then returns nil.
-// Give it a loopback listener unless the network is trusted. It accepts at
+// Give it a loopback listener unless the network is trusted. It answers
+// only requests whose Host is loopback, ln's address or one of
+// Config.AdminAllowedHosts. It accepts at
 // most 64 connections at once.
 func (s *Server) ServeAdmin(ln net.Listener) error {
+	s.adminHosts.add(ln.Addr())
 	return s.admin.Serve(&limitListener{Listener: ln, max: 64, refused: s.refusedPerIP, perIP: map[string]int{}})
 }
 
@@ -497,6 +517,9 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler {
 		start := time.Now()
 		ep := epOther
 		defer s.finish(ctx, &ep, start, "admin handler panic")
+		if !s.checkAdminHost(ctx) {
+			return
+		}
 		path := string(ctx.Path())
 		switch {
 		case path == "/admin/reload":
