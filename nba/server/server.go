@@ -661,9 +661,46 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	s.writeError(ctx, status, code, msg)
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog.
+// fasthttpLogger sends fasthttp's own messages to slog, redacted: its
+// parse errors quote what they could not parse (a request line, a header
+// value: customer ids, bearer tokens) even with SecureErrorLogMessage. See
+// redactLogArg.
 type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+	safe := make([]any, len(args))
+	for i, a := range args {
+		safe[i] = redactLogArg(a)
+	}
+	f.l.Warn(fmt.Sprintf(format, safe...), "component", "fasthttp")
+}
+
+// maxLoggedError bounds what is kept of one error text in a log line.
+const maxLoggedError = 160
+
+// redactLogArg returns what of one argument of a fasthttp log line may be
+// logged. Addresses and numbers are kept. Errors and strings are cut at
+// their first quote, since fasthttp quotes (%q) every piece of request it
+// puts in an error, and at the first byte that is not printable ASCII;
+// what is cut is marked "…". Anything else is left out.
+func redactLogArg(a any) any {
+	var s string
+	switch v := a.(type) {
+	case net.Addr:
+		return v.String()
+	case int, int64, uint, uint64, float64, time.Duration:
+		return v
+	case error:
+		s = v.Error()
+	case string:
+		s = v
+	default:
+		return "(redacted)"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\'' || c == '`' || c < 0x20 || c >= 0x7f || i == maxLoggedError {
+			return s[:i] + "…"
+		}
+	}
+	return s
 }

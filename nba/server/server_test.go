@@ -668,3 +668,38 @@ func TestAdminAllowedHostsFlag(t *testing.T) {
 		t.Errorf("AdminAllowedHosts = %q", got)
 	}
 }
+
+// Regression: fasthttp's parse-error log lines quoted the request line and
+// header values despite SecureErrorLogMessage: a NUL in a customer path
+// logged the id, a NUL after a bearer token logged the token.
+func TestFastHTTPLogsAreRedacted(t *testing.T) {
+	h := start(t, server.Config{AdminToken: "s3cretTok"}, &servertest.Backend{})
+	send := func(base, req string) {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_, _ = io.WriteString(conn, req)
+		_, _ = io.ReadAll(conn)
+	}
+	send(h.base, "GET /v1/customers/custSecret1\x00 HTTP/1.1\r\nHost: a\r\n\r\n")
+	send(h.base, "GET /v1/customers/custSecret2 HTTP/1.1 x\r\nHost: a\r\n\r\n")
+	send(h.base, "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Id: valSecret3\x00\r\n\r\n")
+	send(h.base, "GET /healthz HTTP/1.1\r\nHost: a\r\nkeySecret4\r\n\r\n")
+	send(h.admin, "POST /admin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cretTok\x00\r\n\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(h.logs.String(), "error when serving connection") < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	logs := h.logs.String()
+	if n := strings.Count(logs, "error when reading request headers"); n < 5 {
+		t.Errorf("%d parse errors logged, want 5 (redacted, not dropped):\n%s", n, logs)
+	}
+	for _, secret := range []string{"custSecret1", "custSecret2", "valSecret3", "keySecret4", "s3cretTok"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log contains %q:\n%s", secret, logs)
+		}
+	}
+}
