@@ -29,7 +29,10 @@
 //   - Every limit is set explicitly from Config, never left to fasthttp's
 //     defaults: body size, header size, timeouts, connections.
 //   - Logs are JSON (log/slog) and carry no customer ids or features; the
-//     server logs Backend errors only when they are not an *Error.
+//     server logs Backend errors only when they are not an *Error, and
+//     fasthttp's own messages cut before the request pieces they quote.
+//   - The admin API answers only under a loopback Host, its listener's
+//     address or Config.AdminAllowedHosts (against DNS rebinding).
 //
 // Limits: request bodies are read whole before handling (no streaming), so
 // memory per connection is bounded by the body limits. Connections past
@@ -629,7 +632,11 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, status int, code, msg stri
 func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	status, code, msg := errorParts(err)
 	if status == http.StatusInternalServerError && code == CodeInternal {
-		s.log.Error("backend error", "endpoint", string(ctx.Path()), "err", err.Error())
+		path := string(ctx.Path())
+		if strings.HasPrefix(path, customersPrefix) {
+			path = endpointNames[epCustomer] // the path holds a customer id
+		}
+		s.log.Error("backend error", "endpoint", path, "err", err.Error())
 	}
 	s.writeError(ctx, status, code, msg)
 }

@@ -703,3 +703,23 @@ func TestFastHTTPLogsAreRedacted(t *testing.T) {
 		}
 	}
 }
+
+// failingCustomers fails every customer lookup with a plain error (500).
+type failingCustomers struct{ servertest.Backend }
+
+func (*failingCustomers) AppendCustomer([]byte, string) ([]byte, error) {
+	return nil, errors.New("cannot read state: i/o error")
+}
+
+// Regression: a 500 on GET /v1/customers/{id} logged the request path,
+// which is the customer id.
+func TestBackendErrorLogHasNoCustomerID(t *testing.T) {
+	h := start(t, server.Config{}, &failingCustomers{})
+	if r := h.do(t, "GET", h.base+"/v1/customers/custSecret9", ""); r.status != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", r.status)
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, "backend error") || !strings.Contains(logs, "/v1/customers/{id}") || strings.Contains(logs, "custSecret9") {
+		t.Errorf("want the error logged under /v1/customers/{id} without the id:\n%s", logs)
+	}
+}
