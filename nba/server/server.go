@@ -377,8 +377,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // ServeAdmin serves the admin API on ln until Shutdown; it then returns nil.
 // Give it a loopback listener unless the network is trusted. It answers
 // only requests whose Host is loopback, ln's address or one of
-// Config.AdminAllowedHosts. It accepts at
-// most 64 connections at once.
+// Config.AdminAllowedHosts. It accepts at most 64 connections at once.
 func (s *Server) ServeAdmin(ln net.Listener) error {
 	s.adminHosts.add(ln.Addr())
 	return s.admin.Serve(&limitListener{Listener: ln, max: 64, refused: s.refusedPerIP, perIP: map[string]int{}})

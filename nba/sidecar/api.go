@@ -59,7 +59,12 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	}
 	now := s.now()
 	if !req.At.IsZero() {
-		now = req.At // a dry run "as of" another time (the server refuses it otherwise)
+		// A decision as of another time would stamp contacts and journey
+		// steps out of order: only a dry run may ask for one.
+		if !req.DryRun {
+			return server.Invalidf("at needs dry_run: a decision as of another time records nothing")
+		}
+		now = req.At
 	}
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
 		Context: sc.ctx, Now: now, Explain: req.Explain || (s.declog != nil && !req.DryRun), DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs,

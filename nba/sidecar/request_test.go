@@ -133,6 +133,12 @@ func TestDecideAt(t *testing.T) {
 	f("agent", "morning_call", time.Time{}, false) // now is noon
 	f("agent", "morning_call", time.Date(2026, 12, 24, 9, 0, 0, 0, time.UTC), true)
 	f("agent", "morning_call", time.Date(2026, 12, 24, 10, 0, 0, 0, time.UTC), false)
+	// Not without dry_run, whoever calls.
+	err := s.Decide(&server.DecideRequest{CustomerID: "c00042", Channel: "push", At: time.Date(2026, 12, 24, 9, 0, 0, 0, time.UTC)}, &server.DecideResponse{})
+	var e *server.Error
+	if !errors.As(err, &e) || e.Status != http.StatusBadRequest {
+		t.Errorf("at without dry_run: %v, want 400", err)
+	}
 }
 
 // Regression: an event of a type nothing knows ("tiket_opened") was
