@@ -216,6 +216,15 @@ func (c *Catalog) ChannelIndex(name string) int {
 // ContextFields lists the declared request-context fields in slot order.
 func (c *Catalog) ContextFields() []Field { return c.ctx }
 
+// ContextKind returns the declared kind of the request-context field name,
+// false when the catalog does not declare it.
+func (c *Catalog) ContextKind(name string) (Kind, bool) {
+	if i, ok := c.ctxIdx[name]; ok {
+		return c.ctx[i].Kind, true
+	}
+	return 0, false
+}
+
 // ProfileFields lists the profile schema the catalog was compiled against,
 // in slot order (the order of Profile.Num and Trace.Profile).
 func (c *Catalog) ProfileFields() []Field { return c.fields }

@@ -52,3 +52,18 @@ func matches(want, got map[string]string) bool {
 	}
 	return true
 }
+
+// JourneyEvents lists the event types the catalog's journeys enter or exit
+// on, sorted, without repeats.
+func (c *Catalog) JourneyEvents() []string {
+	var evs []string
+	for i := range c.journeys {
+		j := &c.journeys[i]
+		if j.entryEvt != "" {
+			evs = append(evs, j.entryEvt)
+		}
+		evs = append(evs, j.exitEvts...)
+	}
+	slices.Sort(evs)
+	return slices.Compact(evs)
+}

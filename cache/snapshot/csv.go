@@ -160,7 +160,7 @@ func nextField(line []byte, delim byte, scratch []byte) (f, rest, scratchOut []b
 			return f, nil, scratch, nil
 		}
 		if line[j] != delim {
-			return nil, nil, scratch, fmt.Errorf("unexpected %q after quoted field", line[j])
+			return nil, nil, scratch, errors.New("unexpected character after quoted field")
 		}
 		return f, line[j+1:], scratch, nil
 	}

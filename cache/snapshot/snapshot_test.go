@@ -222,8 +222,8 @@ func TestParseErrors(t *testing.T) {
 		schema *Schema
 		want   []string // substrings of the error
 	}{
-		{"duplicate id", "id,a,b\nx,1,p\ny,2,q\nx,3,r\n", nil, []string{`"t"`, `column "id"`, `duplicate id "x"`, "rows 1 and 3"}},
-		{"unparsable number", "id,a,b\nx,1,p\ny,zz,q\n", schema, []string{"line 3", `column "a"`, `"zz"`, "number"}},
+		{"duplicate id", "id,a,b\nx,1,p\ny,2,q\nx,3,r\n", nil, []string{`"t"`, `column "id"`, `duplicate id`, "rows 1 and 3"}},
+		{"unparsable number", "id,a,b\nx,1,p\ny,zz,q\n", schema, []string{"line 3", `column "a"`, "number"}},
 		{"extra column", "id,a,b,c\nx,1,p,2\n", schema, []string{"line 1", `column "c" is not in the schema`}},
 		{"missing column", "id,a\nx,1\n", schema, []string{`schema column "b" is missing`}},
 		{"short line", "id,a,b\nx,1,p\ny,2\n", nil, []string{"line 3", "has 2 fields, the header has 3"}},
@@ -238,7 +238,7 @@ func TestParseErrors(t *testing.T) {
 		{"jsonl unknown key", "{\"id\":\"x\",\"a\":1,\"b\":\"p\",\"z\":1}\n", schema, []string{"line 1", `key "z" is not in the schema`}},
 		{"jsonl nested", "{\"id\":\"x\",\"a\":[1]}\n", nil, []string{"line 1", "nested"}},
 		{"jsonl twice", "{\"id\":\"x\",\"a\":1,\"a\":2}\n", nil, []string{"line 1", `key "a" appears twice`}},
-		{"jsonl string number", "{\"id\":\"x\",\"a\":\"1\",\"b\":\"p\"}\n{\"id\":\"y\",\"a\":\"q\",\"b\":\"p\"}\n", schema, []string{"line 2", `column "a"`, `"q"`}},
+		{"jsonl string number", "{\"id\":\"x\",\"a\":\"1\",\"b\":\"p\"}\n{\"id\":\"y\",\"a\":\"q\",\"b\":\"p\"}\n", schema, []string{"line 2", `column "a"`}},
 		{"jsonl bad", "{\"id\":\"x\",\"a\":tru}\n", nil, []string{"line 1", "invalid value"}},
 	}
 	for _, tc := range tests {
@@ -546,5 +546,31 @@ func TestParquetCategoryRemap(t *testing.T) {
 	}
 	if got := s.Dict(a); !slices.Equal(got, []string{"a", "m", "q", "z"}) {
 		t.Errorf("Dict(a) = %q", got)
+	}
+}
+
+// Regression: load errors, which the sidecar logs on a failed reload,
+// carried customer ids (duplicate id "<id>") and cell values. They name
+// lines, rows and columns only.
+func TestErrorsCarryNoValues(t *testing.T) {
+	schema := &Schema{Columns: []Column{{"a", KindNumber}, {"b", KindBool}, {"c", KindTime}}}
+	for _, tc := range []struct{ name, data string }{
+		{"duplicate id", "id,a,b,c\nsecret1,1,true,2026-01-01\nx,1,true,2026-01-01\nsecret1,1,true,2026-01-01\n"},
+		{"number", "id,a,b,c\nx,secret2,true,2026-01-01\n"},
+		{"bool", "id,a,b,c\nx,1,secret3,2026-01-01\n"},
+		{"time", "id,a,b,c\nx,1,true,secret4\n"},
+		{"after a quote", "id,a,b,c\nx,\"1\"secret5,true,2026-01-01\n"},
+		{"jsonl number", "{\"id\":\"x\",\"a\":\"secret6\",\"b\":true,\"c\":\"2026-01-01\"}\n"},
+		{"jsonl duplicate id", "{\"id\":\"secret7\",\"a\":1,\"b\":true,\"c\":\"2026-01-01\"}\n{\"id\":\"secret7\",\"a\":1,\"b\":true,\"c\":\"2026-01-01\"}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t", []byte(tc.data), Config{Schema: schema})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if strings.Contains(err.Error(), "secret") || !strings.ContainsAny(err.Error(), "0123456789") {
+				t.Errorf("error %q: want a line or row, and no value", err)
+			}
+		})
 	}
 }

@@ -107,8 +107,8 @@ func TestStoreRejects(t *testing.T) {
 		want          []string
 	}{
 		{"bad columns", "id,a,c\nc1,1,1\n", []string{"bad columns", `column "c" is not in the schema`}},
-		{"duplicate ids", "id,a,b\n" + strings.Repeat("c1,1,1\n", 2), []string{"duplicate ids", `duplicate id "c1"`}},
-		{"unparsable", "id,a,b\nc1,1,1\nc2,x,1\n", []string{"unparsable", "line 3", `column "a"`, `"x"`}},
+		{"duplicate ids", "id,a,b\n" + strings.Repeat("c1,1,1\n", 2), []string{"duplicate ids", `duplicate id: rows 1 and 2`}},
+		{"unparsable", "id,a,b\nc1,1,1\nc2,x,1\n", []string{"unparsable", "line 3", `column "a"`}},
 		{"truncated", string(genCSV(79, 2)), []string{"truncated", "79 rows", "100"}},
 		{"missing", "", []string{"no such file"}},
 	}

@@ -340,7 +340,9 @@ func (b *builder) parseChunk(c *chunk, first bool) {
 				continue
 			}
 			if err := b.store(c, i, words, fields[i], first && b.infer[i]); err != nil {
-				c.err = &lineError{line, fmt.Sprintf("column %q: cannot parse %q as %s: %s", b.cols[i].Name, fields[i].b, b.cols[i].Kind, err)}
+				// The value is left out: errors go to logs, which carry
+				// no customer data; the line and column find it.
+				c.err = &lineError{line, fmt.Sprintf("column %q: cannot parse the value as %s: %s", b.cols[i].Name, b.cols[i].Kind, err)}
 				return
 			}
 		}

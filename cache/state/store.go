@@ -429,7 +429,8 @@ func (s *Store) checkString(what, v string, required bool) error {
 }
 
 func checkTime(t time.Time) error {
-	if t.UnixNano() <= 0 || t.Year() > 2200 {
+	// Year first: UnixNano is undefined before 1678 (year 1000 wraps).
+	if t.Year() < 1970 || t.UnixNano() <= 0 || t.Year() > 2200 {
 		return fmt.Errorf("time %v is out of range", t)
 	}
 	return nil

@@ -15,9 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	json "github.com/goccy/go-json"
 	"github.com/klauspost/compress/zstd"
 
+	"nba/nba"
 	"nba/nba/server"
 	"nba/nba/sidecar"
 )
@@ -25,45 +25,6 @@ import (
 func init() {
 	register(command{name: "decide", summary: "decide for one customer from the command line", run: runDecide})
 	register(command{name: "batch", summary: "decide for all (or listed) customers of a bundle: outbound runs, JSON Lines out", run: runBatch})
-}
-
-// decisionJSON is one decision as decide and batch print it: the fields of
-// the HTTP API's decide response.
-type decisionJSON struct {
-	CustomerID string       `json:"customer_id"`
-	Channel    string       `json:"channel"`
-	Actions    []actionJSON `json:"actions"`
-	Control    bool         `json:"control"`
-	Withheld   []actionJSON `json:"withheld,omitempty"`
-	Versions   struct {
-		Catalog  string `json:"catalog"`
-		Model    string `json:"model"`
-		Snapshot string `json:"snapshot"`
-	} `json:"versions"`
-	Candidates []server.Candidate `json:"candidates,omitempty"`
-}
-
-type actionJSON struct {
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	Score      float64         `json:"score"`
-	Propensity float64         `json:"propensity"`
-	Value      float64         `json:"value"`
-	Lever      float64         `json:"lever"`
-	Tier       int             `json:"tier"`
-	Treatment  json.RawMessage `json:"treatment,omitempty"`
-}
-
-func toJSON(req *server.DecideRequest, resp *server.DecideResponse) *decisionJSON {
-	d := &decisionJSON{CustomerID: req.CustomerID, Channel: req.Channel, Control: resp.Control, Actions: []actionJSON{}, Candidates: resp.Candidates}
-	d.Versions.Catalog, d.Versions.Model, d.Versions.Snapshot = resp.Versions.Catalog, resp.Versions.Model, resp.Versions.Snapshot
-	for _, a := range resp.Actions {
-		d.Actions = append(d.Actions, actionJSON{a.ID, a.Name, a.Score, a.Propensity, a.Value, a.Lever, a.Tier, json.RawMessage(a.Treatment)})
-	}
-	for _, a := range resp.Withheld {
-		d.Withheld = append(d.Withheld, actionJSON{a.ID, a.Name, a.Score, a.Propensity, a.Value, a.Lever, a.Tier, json.RawMessage(a.Treatment)})
-	}
-	return d
 }
 
 // bundleFlags are the flags decide and batch share to open a bundle.
@@ -96,8 +57,9 @@ func (f *bundleFlags) open() (*sidecar.Sidecar, func(), error) {
 	return s, func() { s.Close(); cleanup() }, nil
 }
 
-// contextFlag collects -context key=value pairs.
-type contextFlag []server.Field
+// contextFlag collects -context key=value pairs; typed() types them by
+// the catalog's declarations.
+type contextFlag [][2]string
 
 func (c *contextFlag) String() string { return fmt.Sprint(*c) }
 
@@ -106,27 +68,55 @@ func (c *contextFlag) Set(s string) error {
 	if !ok || k == "" {
 		return fmt.Errorf("want key=value, got %q", s)
 	}
-	f := server.Field{Key: k, Kind: server.KindString, Str: v}
-	if v == "true" || v == "false" {
-		f = server.Field{Key: k, Kind: server.KindBool, Bool: v == "true"}
-	} else if num, err := strconv.ParseFloat(v, 64); err == nil && !math.IsInf(num, 0) && !math.IsNaN(num) {
-		f = server.Field{Key: k, Kind: server.KindNumber, Num: num}
-	}
-	*c = append(*c, f)
+	*c = append(*c, [2]string{k, v})
 	return nil
+}
+
+// typed returns the pairs as request fields of the kinds cat declares, as
+// a JSON request would carry them, or an error naming a value that is not
+// of its declared kind. Undeclared keys (which the engine ignores) are
+// strings.
+func (c contextFlag) typed(cat *nba.Catalog) ([]server.Field, error) {
+	var out []server.Field
+	for _, kv := range c {
+		k, v := kv[0], kv[1]
+		f := server.Field{Key: k, Kind: server.KindString, Str: v}
+		kind, declared := cat.ContextKind(k)
+		switch {
+		case !declared || kind == nba.KindCategory:
+		case kind == nba.KindBool:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("-context %s=%s: the catalog declares %s a bool (true or false)", k, v, k)
+			}
+			f = server.Field{Key: k, Kind: server.KindBool, Bool: b}
+		case kind == nba.KindNumber || kind == nba.KindTime:
+			num, err := strconv.ParseFloat(v, 64)
+			if err == nil && !math.IsInf(num, 0) && !math.IsNaN(num) {
+				f = server.Field{Key: k, Kind: server.KindNumber, Num: num}
+			} else if kind == nba.KindNumber {
+				return nil, fmt.Errorf("-context %s=%s: the catalog declares %s a number", k, v, k)
+			} // a time may also be an RFC 3339 string
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 func runDecide(args []string) error {
 	fset := flag.NewFlagSet("decide", flag.ContinueOnError)
 	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), `Usage: nba decide [flags]
+		fmt.Fprint(fset.Output(), `Usage: nba decide -customer ID [flags]
 
 Decides once for one customer against a bundle, without a server, and prints
-the decision as the HTTP API would (JSON). The decision changes no state.
+the decision exactly as POST /v1/decide answers a dry run of the same request
+(one line of JSON; pipe it to jq to read it). The decision changes no state.
+-context values are typed by the catalog's context declarations.
 
 Examples:
   nba decide -customer c00042 -channel web -limit 3
   nba decide -customer c00042 -channel agent -explain -context page=checkout
+  nba decide -customer c00042 -channel email -at 2026-12-24T09:00:00Z
 
 Flags:
 `)
@@ -134,11 +124,20 @@ Flags:
 	}
 	var bf bundleFlags
 	bf.register(fset)
-	customer := fset.String("customer", "", "customer id (unknown ids are decided as anonymous)")
+	customer := fset.String("customer", "", "customer id (required; ids not in the snapshot are decided as anonymous)")
 	channel := fset.String("channel", "web", "channel")
 	placement := fset.String("placement", "", "placement")
 	limit := fset.Int("limit", 1, "actions wanted")
 	explain := fset.Bool("explain", false, "list every candidate with the stage that removed it or its scores")
+	var at time.Time
+	fset.Func("at", "decide as of this RFC 3339 time instead of now (schedules, waits, windows, hour()), as \"at\" in a dry-run request", func(v string) error {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return errors.New("want an RFC 3339 time such as 2026-12-24T09:00:00Z")
+		}
+		at = t
+		return nil
+	})
 	var ctx contextFlag
 	fset.Var(&ctx, "context", "request context field key=value (repeatable)")
 	if err := fset.Parse(args); err != nil {
@@ -147,23 +146,31 @@ Flags:
 		}
 		return err
 	}
+	if *customer == "" {
+		return errors.New("-customer is required: the id of the customer to decide for")
+	}
+	if fset.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fset.Arg(0))
+	}
 	s, done, err := bf.open()
 	if err != nil {
 		return err
 	}
 	defer done()
-	req := server.DecideRequest{CustomerID: *customer, Channel: *channel, Placement: *placement, Limit: *limit,
-		Context: ctx, Explain: *explain, DryRun: true}
-	var resp server.DecideResponse
-	if err := s.Decide(&req, &resp); err != nil {
-		return err
-	}
-	out, err := json.MarshalIndent(toJSON(&req, &resp), "", "  ")
+	fields, err := ctx.typed(s.Catalog())
 	if err != nil {
 		return err
 	}
-	fmt.Println(string(out))
-	return nil
+	req := server.DecideRequest{DecisionID: server.NewDecisionIDs().Next(), CustomerID: *customer, Channel: *channel, Placement: *placement, Limit: *limit,
+		Context: fields, Explain: *explain, DryRun: true, At: at}
+	var resp server.DecideResponse
+	start := time.Now()
+	if err := s.Decide(&req, &resp); err != nil {
+		return err
+	}
+	out := server.AppendDecision(nil, &req, &resp, time.Since(start))
+	_, err = os.Stdout.Write(append(out, '\n'))
+	return err
 }
 
 func runBatch(args []string) error {
@@ -172,8 +179,10 @@ func runBatch(args []string) error {
 		fmt.Fprint(fset.Output(), `Usage: nba batch -channel CHANNEL [flags]
 
 Decides for every customer of the bundle's snapshot (or those listed in
--customers, one id per line) on all cores, and writes one JSON object per
-line: customer_id, channel, actions, control, versions. Output ending in
+-customers, one id per line; an id listed more than once is decided once,
+at its first place) on all cores, and writes one JSON object per line, as
+POST /v1/decide answers it (decision_id, customer_id, channel, actions,
+control, versions, took_us). Output ending in
 .zst is zstd-compressed. On a terminal, progress goes to stderr. Decisions
 are dry runs unless -record is given with -state, in which case journey
 steps given are recorded there.
@@ -217,8 +226,13 @@ Flags:
 		if err != nil {
 			return err
 		}
+		seen := map[string]bool{}
 		for _, l := range strings.Split(string(data), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
+			// A repeated id is decided once: deciding it again would
+			// give it a second, different decision (and with -record,
+			// a second journey step).
+			if l = strings.TrimSpace(l); l != "" && !seen[l] {
+				seen[l] = true
 				ids = append(ids, l)
 			}
 		}
@@ -260,6 +274,7 @@ Flags:
 		go func() {
 			defer wg.Done()
 			var resp server.DecideResponse
+			decisionIDs := server.NewDecisionIDs()
 			for {
 				c := int(next.Add(1) - 1)
 				if c >= nchunks {
@@ -267,14 +282,14 @@ Flags:
 				}
 				var buf []byte
 				for _, id := range ids[c*chunk : min((c+1)*chunk, len(ids))] {
-					req := server.DecideRequest{CustomerID: id, Channel: *channel, Limit: *limit, DryRun: !*record}
-					resp = server.DecideResponse{Actions: resp.Actions[:0], Withheld: resp.Withheld[:0]}
+					req := server.DecideRequest{DecisionID: decisionIDs.Next(), CustomerID: id, Channel: *channel, Limit: *limit, DryRun: !*record}
+					server.ResetResponse(&resp)
+					start := time.Now()
 					if err := s.Decide(&req, &resp); err != nil {
 						firstErr.CompareAndSwap(nil, &err)
 						break
 					}
-					b, _ := json.Marshal(toJSON(&req, &resp))
-					buf = append(append(buf, b...), '\n')
+					buf = append(server.AppendDecision(buf, &req, &resp, time.Since(start)), '\n')
 				}
 				results[c] <- buf
 			}

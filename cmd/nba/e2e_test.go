@@ -755,8 +755,10 @@ func TestBadRequests(t *testing.T) {
 		{"unknown action", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"no_such_action","outcome":"click"}`, 400, "invalid_request", `"no_such_action"`},
 		{"feedback on an unknown channel", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","channel":"fax","outcome":"click"}`, 400, "invalid_request", `"fax"`},
 		{"feedback value out of range", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"convert","value":1e999}`, 400, "invalid_request", ""},
-		{"feedback ts before 1970", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"click","ts":"1960-01-01T00:00:00Z"}`, 400, "invalid_request", "out of range"},
-		{"event ts after 2200", "POST", "/v1/events", `{"customer_id":"c00042","type":"purchase","ts":"2300-01-01T00:00:00Z"}`, 400, "invalid_request", "out of range"},
+		{"feedback ts before 1970", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"click","ts":"1960-01-01T00:00:00Z"}`, 400, "invalid_request", "accepted range"},
+		// Regression: year 1000 wrapped to 2169 in the state log.
+		{"feedback ts in year 1000", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"click","ts":"1000-01-01T00:00:00Z"}`, 400, "invalid_request", "2000-01-01T00:00:00Z to "},
+		{"event ts after 2200", "POST", "/v1/events", `{"customer_id":"c00042","type":"purchase","ts":"2300-01-01T00:00:00Z"}`, 400, "invalid_request", "accepted range"},
 		{"event attribute of the wrong type", "POST", "/v1/events", `{"customer_id":"c00042","type":"cart_abandoned","attrs":{"value":"abc"}}`, 400, "invalid_request", "cart_value"},
 		{"feedback bad ts", "POST", "/v1/feedback", `{"customer_id":"c00042","action_id":"xs_shoes","outcome":"click","ts":"yesterday"}`, 400, "invalid_request", "ts"},
 		{"event without type", "POST", "/v1/events", `{"customer_id":"c00042"}`, 400, "invalid_request", "type"},

@@ -61,6 +61,8 @@ func runServe(args []string) error {
 	learnCheckpoint := fset.Duration("learn.checkpointInterval", time.Minute, "how often to write the online models and the impressions awaiting an outcome to <state>/learner.bin (atomically; nba replay and nba evaluate -learner read it while serving)")
 	maxPending := fset.Int("learn.maxPending", 1_000_000, "most impressions awaiting an outcome for online learning; beyond it the oldest is learned from as ignored")
 	decisionMemory := fset.Int("learn.decisionMemory", nba.DefaultDecisionMemory, "recent decisions whose learning features (request context, profile) are kept for their feedback; negative keeps none (feedback then learns from the current profile without context)")
+	lenientContext := fset.Bool("http.lenientContext", false, "decide a request whose context value has another type than the catalog declares as if the value were missing, instead of refusing it (400 invalid_request)")
+	acceptUnknownEvents := fset.Bool("events.acceptUnknown", false, "record events of a type no profile mapping or journey names (counted in nba_events_unknown_type_total) instead of refusing them (400 unknown_event_type)")
 	var scfg server.Config
 	scfg.RegisterFlags(fset)
 	if err := fset.Parse(args); err != nil {
@@ -98,11 +100,17 @@ func runServe(args []string) error {
 	}
 	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
 		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
-		ResponseWindow: *responseWindow, LearnCheckpointEvery: *learnCheckpoint, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec})
+		ResponseWindow: *responseWindow, LearnCheckpointEvery: *learnCheckpoint, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec,
+		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents})
 	if err != nil {
 		return err
 	}
 	scfg.AdminToken = os.Getenv("NBA_ADMIN_TOKEN")
+	// The admin API answers to the name it was configured with, besides
+	// loopback and the address it binds (see server.Config.AdminAllowedHosts).
+	if h, _, err := net.SplitHostPort(*adminAddr); err == nil && h != "" {
+		scfg.AdminAllowedHosts = append(scfg.AdminAllowedHosts, h)
+	}
 	scfg.Logger = logger
 	scfg.Metrics = metrics.NewSet()
 	if err := sc.RegisterMetrics(scfg.Metrics); err != nil {

@@ -64,6 +64,9 @@ type DecideRequest struct {
 	Context []Field
 	Explain bool // the caller wants DecideResponse.Candidates
 	DryRun  bool // decide but record nothing (no contact history, no log)
+	// At, when not zero, decides as of that moment instead of now
+	// (schedules, waits, windows, hour()); only with DryRun.
+	At time.Time
 
 	idBuf [32]byte
 }
@@ -272,8 +275,10 @@ type Event struct {
 const (
 	CodeMalformedJSON    = "malformed_json"     // 400: the body is not the JSON expected
 	CodeInvalidRequest   = "invalid_request"    // 400: well-formed but not acceptable
+	CodeUnknownEventType = "unknown_event_type" // 400: no profile mapping or journey names the event's type
 	CodeUnauthorized     = "unauthorized"       // 401: admin token missing or wrong
 	CodeReloadDisabled   = "reload_disabled"    // 403: no admin token configured
+	CodeHostNotAllowed   = "host_not_allowed"   // 403: admin API asked under a Host it does not answer to
 	CodeNotFound         = "not_found"          // 404
 	CodeMethodNotAllowed = "method_not_allowed" // 405
 	CodeTimeout          = "timeout"            // 408: the request was not read in time

@@ -550,6 +550,27 @@ type limits struct {
 	maxFields  int
 	maxLimit   int
 	maxBatch   int
+	// minTime and maxAhead bound the ts of feedback and events: from
+	// minTime to the time received plus maxAhead. A zero minTime or
+	// maxAhead takes the Config default.
+	minTime  time.Time
+	maxAhead time.Duration
+}
+
+// maxAt is the latest "at" a decide request may ask for: far enough for any
+// preview, and well inside the range time.UnixNano represents (to 2262).
+var maxAt = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// timeRange returns the accepted range of ts for a request received at now.
+func (l *limits) timeRange(now time.Time) (lo, hi time.Time) {
+	lo, ahead := l.minTime, l.maxAhead
+	if lo.IsZero() {
+		lo = defaultMinTime
+	}
+	if ahead == 0 {
+		ahead = defaultMaxAhead
+	}
+	return lo, now.Add(ahead)
 }
 
 // eventIDField decodes the optional event_id: a string of 1 to
@@ -590,7 +611,9 @@ func (l *limits) id(field, v string, required bool) error {
 func (s *scanner) decideObject(req *DecideRequest, l *limits) error {
 	req.CustomerID, req.Channel, req.Placement = "", "", ""
 	req.Limit, req.Explain, req.DryRun = 0, false, false
+	req.At = time.Time{}
 	req.Context = req.Context[:0]
+	var at string
 	if err := s.object("the request"); err != nil {
 		return err
 	}
@@ -628,12 +651,27 @@ func (s *scanner) decideObject(req *DecideRequest, l *limits) error {
 			if !s.null() {
 				req.DryRun, err = s.boolean(key)
 			}
+		case "at":
+			err = s.stringField(key, &at)
 		default:
 			err = s.skip(0)
 		}
 		if err != nil {
 			return err
 		}
+	}
+	if at != "" {
+		// A decision "as of" another time must not touch state: its
+		// contacts and journey steps would be stamped out of order.
+		if !req.DryRun {
+			return invalid("at needs \"dry_run\":true: a decision as of another time records nothing")
+		}
+		lo, _ := l.timeRange(time.Time{})
+		t, err := parseTime("at", at, lo, maxAt)
+		if err != nil {
+			return err
+		}
+		req.At = t
 	}
 	if err := l.id("customer_id", req.CustomerID, true); err != nil {
 		return err
@@ -781,7 +819,7 @@ func decodeFeedback(body []byte, arena []byte, fb *Feedback, l *limits, now time
 	}
 	fb.Outcome = o
 	var err error
-	fb.TS, err = parseTS(ts, now)
+	fb.TS, err = l.ts(ts, now)
 	return arena, err
 }
 
@@ -832,17 +870,31 @@ func decodeEvent(body []byte, arena []byte, ev *Event, l *limits, now time.Time)
 		return arena, err
 	}
 	var err error
-	ev.TS, err = parseTS(ts, now)
+	ev.TS, err = l.ts(ts, now)
 	return arena, err
 }
 
-func parseTS(ts string, now time.Time) (time.Time, error) {
+// ts reads the ts of feedback or an event received at now: now when
+// absent, else an RFC 3339 time within l.timeRange(now).
+func (l *limits) ts(ts string, now time.Time) (time.Time, error) {
 	if ts == "" {
 		return now, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
+	lo, hi := l.timeRange(now)
+	return parseTime("ts", ts, lo, hi)
+}
+
+// parseTime reads an RFC 3339 time and refuses one outside [lo, hi]. The
+// bounds matter beyond plausibility: time.UnixNano, which the state log
+// stores, is undefined outside 1678-2262 (year 1000 wraps to 2169).
+func parseTime(field, v string, lo, hi time.Time) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, invalid("ts %.64q is not an RFC 3339 time", ts)
+		return time.Time{}, invalid("%s %.64q is not an RFC 3339 time", field, v)
+	}
+	if t.Before(lo) || t.After(hi) {
+		return time.Time{}, invalid("%s %.64q is outside the accepted range %s to %s", field, v,
+			lo.UTC().Format(time.RFC3339), hi.UTC().Format(time.RFC3339))
 	}
 	return t, nil
 }

@@ -233,6 +233,15 @@ func checkDecide(t *testing.T, req *DecideRequest, m map[string]any) {
 	if b, _ := m["explain"].(bool); b != req.Explain {
 		t.Fatalf("explain %v, encoding/json %v", req.Explain, m["explain"])
 	}
+	// An accepted "at" is a dry run's, within the accepted range.
+	if !req.At.IsZero() && (!req.DryRun || req.At.Before(defaultMinTime) || req.At.After(maxAt)) {
+		t.Fatalf("accepted at %v (dry_run %v)", req.At, req.DryRun)
+	}
+	if at := str(m, "at"); at != "" {
+		if want, err := time.Parse(time.RFC3339Nano, at); err != nil || !want.Equal(req.At) {
+			t.Fatalf("at %q decoded as %v", at, req.At)
+		}
+	}
 	checkFields(t, "context", req.Context, m["context"])
 }
 
@@ -251,12 +260,16 @@ func encodeDecide(req *DecideRequest) []byte {
 	}
 	b, _ := json.Marshal(map[string]any{"customer_id": req.CustomerID, "channel": req.Channel, "placement": req.Placement,
 		"limit": req.Limit, "context": ctx, "explain": req.Explain, "dry_run": req.DryRun})
+	if !req.At.IsZero() {
+		b, _ = json.Marshal(map[string]any{"customer_id": req.CustomerID, "channel": req.Channel, "placement": req.Placement,
+			"limit": req.Limit, "context": ctx, "explain": req.Explain, "dry_run": req.DryRun, "at": req.At.Format(time.RFC3339Nano)})
+	}
 	return b
 }
 
 func sameDecide(a, b *DecideRequest) bool {
 	if a.CustomerID != b.CustomerID || a.Channel != b.Channel || a.Placement != b.Placement || a.Limit != b.Limit ||
-		a.Explain != b.Explain || a.DryRun != b.DryRun || len(a.Context) != len(b.Context) {
+		a.Explain != b.Explain || a.DryRun != b.DryRun || !a.At.Equal(b.At) || len(a.Context) != len(b.Context) {
 		return false
 	}
 	byKey := map[string]Field{}
@@ -276,6 +289,9 @@ var decideSeeds = []string{
 	`{"customer_id":"c-42","channel":"app","placement":"home","limit":3,"context":{"device":"ios","score":0.7,"vip":true,"x":null},"explain":true,"dry_run":false}`,
 	`{"customer_id":"\u00e9\ud83d\ude00\n","channel":"web","unknown":[1,{"a":[]},"s",-0.5e-3,true,false,null]}`,
 	`{"customer_id":"c1","channel":"web","limit":1e2}`,
+	`{"customer_id":"c1","channel":"web","dry_run":true,"at":"2026-12-24T09:00:00Z"}`,
+	`{"customer_id":"c1","channel":"web","at":"2026-12-24T09:00:00Z"}`,
+	`{"customer_id":"c1","channel":"web","dry_run":true,"at":"1000-01-01T00:00:00Z"}`,
 	`{"customer_id":"c1","channel":"web","context":{"a":{"b":1}}}`,
 	`{"customer_id":"c1"`,
 	`[1,2]`,
@@ -337,6 +353,9 @@ func FuzzDecodeFeedback(f *testing.F) {
 		`{"customer_id":"c1","action_id":"a1","outcome":"impression","event_id":"fb-7f3a"}`,
 		`{"customer_id":"c1","action_id":"a1","outcome":"impression","event_id":""}`,
 		`{"customer_id":"c1","action_id":"a1","outcome":"impression","event_id":"x","event_id":null}`,
+		`{"customer_id":"c1","action_id":"a1","outcome":"click","ts":"1000-01-01T00:00:00Z"}`,
+		`{"customer_id":"c1","action_id":"a1","outcome":"click","ts":"1970-01-01T00:00:00Z"}`,
+		`{"customer_id":"c1","action_id":"a1","outcome":"click","ts":"9999-12-31T23:59:59+14:00"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -352,6 +371,7 @@ func FuzzDecodeFeedback(f *testing.F) {
 			fb.Outcome.String() != str(m, "outcome") || fb.CustomerID == "" || fb.TS.IsZero() {
 			t.Fatalf("decoded %+v, encoding/json %v", fb, m)
 		}
+		checkTS(t, fb.TS, m, now)
 		checkEventID(t, fb.EventID, m)
 		// Round trip through the wire form.
 		w := map[string]any{"decision_id": fb.DecisionID, "customer_id": fb.CustomerID, "action_id": fb.ActionID,
@@ -378,6 +398,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		`{"customer_id":"c1","type":"t","attrs":{"a":[1]}}`,
 		`{"customer_id":"c1","type":"purchase","event_id":"order-991","attrs":{"amount":12.5}}`,
 		`{"customer_id":"c1","type":"purchase","event_id":7}`,
+		`{"customer_id":"c1","type":"login","ts":"1000-01-01T00:00:00Z"}`,
+		`{"customer_id":"c1","type":"login","ts":"2262-04-12T00:00:00Z"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -392,6 +414,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		if ev.CustomerID != str(m, "customer_id") || ev.Type != str(m, "type") || ev.CustomerID == "" || ev.Type == "" {
 			t.Fatalf("decoded %+v, encoding/json %v", ev, m)
 		}
+		checkTS(t, ev.TS, m, now)
 		checkFields(t, "attrs", ev.Attrs, m["attrs"])
 		checkEventID(t, ev.EventID, m)
 		// Round trip through the wire form.
@@ -408,6 +431,95 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("round trip changed %+v into %+v", ev, ev2)
 		}
 	})
+}
+
+// checkTS asserts an accepted ts is the one sent (or now) and within the
+// default range, and that its nanoseconds since 1970 read back as the same
+// time (what the state log stores).
+func checkTS(t *testing.T, ts time.Time, m map[string]any, now time.Time) {
+	t.Helper()
+	if s := str(m, "ts"); s != "" {
+		if want, err := time.Parse(time.RFC3339Nano, s); err != nil || !want.Equal(ts) {
+			t.Fatalf("ts %q decoded as %v", s, ts)
+		}
+	} else if !ts.Equal(now) {
+		t.Fatalf("no ts decoded as %v, want now %v", ts, now)
+	}
+	if ts.Before(defaultMinTime) || ts.After(now.Add(defaultMaxAhead)) || !time.Unix(0, ts.UnixNano()).Equal(ts) {
+		t.Fatalf("accepted ts %v outside %v to now + %v", ts, defaultMinTime, defaultMaxAhead)
+	}
+}
+
+// Regression: a ts of year 1000 was accepted and stored as 2169, since
+// time.UnixNano wraps outside 1678-2262; 1970 was refused by the state
+// store with no word of what is accepted.
+func TestTimestampOutOfRange(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	custom := testLimits
+	custom.minTime, custom.maxAhead = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), time.Hour
+	for _, tc := range []struct {
+		name, ts string
+		l        *limits
+		ok       bool
+		inMsg    string
+	}{
+		{"year 1000", "1000-01-01T00:00:00Z", &testLimits, false, "2000-01-01T00:00:00Z to 2026-12-07T12:00:00Z"},
+		{"unix epoch", "1970-01-01T00:00:00Z", &testLimits, false, "accepted range"},
+		{"before the minimum", "1999-12-31T23:59:59Z", &testLimits, false, "accepted range"},
+		{"the minimum", "2000-01-01T00:00:00Z", &testLimits, true, ""},
+		{"a day ahead", "2026-12-07T12:00:00Z", &testLimits, true, ""},
+		{"past a day ahead", "2026-12-07T12:00:01Z", &testLimits, false, "accepted range"},
+		{"year 9999", "9999-01-01T00:00:00Z", &testLimits, false, "accepted range"},
+		{"custom minimum", "2019-06-01T00:00:00Z", &custom, false, "2020-01-01T00:00:00Z to 2026-12-06T13:00:00Z"},
+		{"custom ahead", "2026-12-06T12:30:00Z", &custom, true, ""},
+		{"custom past ahead", "2026-12-06T13:00:01Z", &custom, false, "accepted range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fb Feedback
+			_, errFB := decodeFeedback([]byte(`{"customer_id":"c","action_id":"a","outcome":"click","ts":"`+tc.ts+`"}`), nil, &fb, tc.l, now)
+			var ev Event
+			_, errEv := decodeEvent([]byte(`{"customer_id":"c","type":"t","ts":"`+tc.ts+`"}`), nil, &ev, tc.l, now)
+			for what, err := range map[string]error{"feedback": errFB, "event": errEv} {
+				if tc.ok {
+					if err != nil {
+						t.Errorf("%s: %v", what, err)
+					}
+					continue
+				}
+				de, ok := err.(*decodeError)
+				if !ok || de.code != CodeInvalidRequest || !strings.Contains(de.msg, tc.inMsg) {
+					t.Errorf("%s: error %v, want invalid_request naming %q", what, err, tc.inMsg)
+				}
+			}
+		})
+	}
+}
+
+// A decide request "as of" another time must be a dry run.
+func TestDecideAt(t *testing.T) {
+	var req DecideRequest
+	body := `{"customer_id":"c","channel":"web","dry_run":true,"at":"2026-12-24T09:00:00+01:00"}`
+	if _, err := decodeDecide([]byte(body), nil, &req, &testLimits); err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 12, 24, 8, 0, 0, 0, time.UTC); !req.At.Equal(want) {
+		t.Errorf("at = %v, want %v", req.At, want)
+	}
+	if _, err := decodeDecide([]byte(`{"customer_id":"c","channel":"web","dry_run":true}`), nil, &req, &testLimits); err != nil || !req.At.IsZero() {
+		t.Errorf("a pooled request kept at %v (err %v)", req.At, err)
+	}
+	for _, bad := range []struct{ body, inMsg string }{
+		{`{"customer_id":"c","channel":"web","at":"2026-12-24T09:00:00Z"}`, "dry_run"},
+		{`{"customer_id":"c","channel":"web","dry_run":false,"at":"2026-12-24T09:00:00Z"}`, "dry_run"},
+		{`{"customer_id":"c","channel":"web","dry_run":true,"at":"Christmas"}`, "RFC 3339"},
+		{`{"customer_id":"c","channel":"web","dry_run":true,"at":"1000-01-01T00:00:00Z"}`, "accepted range"},
+		{`{"customer_id":"c","channel":"web","dry_run":true,"at":7}`, "string"},
+	} {
+		_, err := decodeDecide([]byte(bad.body), nil, &req, &testLimits)
+		if de, ok := err.(*decodeError); !ok || de.code != CodeInvalidRequest || !strings.Contains(de.msg, bad.inMsg) {
+			t.Errorf("%s: error %v, want invalid_request naming %q", bad.body, err, bad.inMsg)
+		}
+	}
 }
 
 func TestAppendStringIsValidJSON(t *testing.T) {

@@ -30,7 +30,10 @@
 //   - Every limit is set explicitly from Config, never left to fasthttp's
 //     defaults: body size, header size, timeouts, connections.
 //   - Logs are JSON (log/slog) and carry no customer ids or features; the
-//     server logs Backend errors only when they are not an *Error.
+//     server logs Backend errors only when they are not an *Error, and
+//     fasthttp's own messages cut before the request pieces they quote.
+//   - The admin API answers only under a loopback Host, its listener's
+//     address or Config.AdminAllowedHosts (against DNS rebinding).
 //
 // Limits: request bodies are read whole before handling (no streaming), so
 // memory per connection is bounded by the body limits. Connections past
@@ -114,9 +117,22 @@ type Config struct {
 	// effective connection limit. Default 1024.
 	MaxConnsPerIP int
 
+	// MinTime is the earliest ts accepted in feedback and events.
+	// Default 2000-01-01T00:00:00Z.
+	MinTime time.Time
+	// MaxTimeAhead is how far past the time of receipt a ts of feedback or
+	// an event may be (clock skew). Default 24h.
+	MaxTimeAhead time.Duration
+
 	// AdminToken is the bearer token POST /admin/reload requires; empty
 	// disables reloads over HTTP (403 reload_disabled).
 	AdminToken string
+	// AdminAllowedHosts are the host names (a port is ignored) the admin
+	// API answers to besides loopback ones (localhost, 127.0.0.0/8, ::1)
+	// and the address it listens on; "*" allows any. Requests under
+	// another Host are refused (403 host_not_allowed), against DNS
+	// rebinding. Default none.
+	AdminAllowedHosts []string
 	// AdminWriteTimeout bounds an admin response; it must cover a CPU
 	// profile (30s by default). Default 65s.
 	AdminWriteTimeout time.Duration
@@ -159,6 +175,7 @@ func (c *Config) params() ([]intParam, []durParam) {
 			{"ReadTimeout", "http.readTimeout", "longest time to read one request, headers and body", &c.ReadTimeout, 5 * time.Second},
 			{"WriteTimeout", "http.writeTimeout", "longest time to write one response", &c.WriteTimeout, 5 * time.Second},
 			{"IdleTimeout", "http.idleTimeout", "longest wait for the next request on a keep-alive connection", &c.IdleTimeout, 60 * time.Second},
+			{"MaxTimeAhead", "http.maxTimeAhead", "how far past its receipt the ts of feedback or an event may be", &c.MaxTimeAhead, defaultMaxAhead},
 			{"AdminWriteTimeout", "admin.writeTimeout", "longest time to write an admin response (covers a 30s CPU profile)", &c.AdminWriteTimeout, 65 * time.Second},
 			{"ReloadTimeout", "admin.reloadTimeout", "longest time one reload may take", &c.ReloadTimeout, 60 * time.Second},
 		}
@@ -176,7 +193,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	for _, p := range durs {
 		fs.DurationVar(p.v, p.flag, p.def, p.help)
 	}
+	fs.TextVar(&c.MinTime, "http.minTime", defaultMinTime, "earliest ts accepted in feedback and events (RFC 3339)")
+	fs.Func("admin.allowedHosts", "comma-separated host names the admin API answers to besides loopback and its own address (* for any); others get 403 host_not_allowed", func(v string) error {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.AdminAllowedHosts = append(c.AdminAllowedHosts, h)
+			}
+		}
+		return nil
+	})
 }
+
+// The default range of a ts in feedback and events.
+var (
+	defaultMinTime  = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	defaultMaxAhead = 24 * time.Hour
+)
 
 func (c *Config) setDefaults() error {
 	ints, durs := c.params()
@@ -195,6 +227,12 @@ func (c *Config) setDefaults() error {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if c.MinTime.IsZero() {
+		c.MinTime = defaultMinTime
+	}
+	if c.MinTime.Year() < 1970 || !c.MinTime.Before(maxAt) {
+		return fmt.Errorf("cannot configure server: MinTime is %s, want a time from 1970 to %d", c.MinTime.Format(time.RFC3339), maxAt.Year())
 	}
 	if c.MaxHeaderBytes < 1024 {
 		return fmt.Errorf("cannot configure server: MaxHeaderBytes is %d, want at least 1024", c.MaxHeaderBytes)
@@ -229,6 +267,8 @@ type Server struct {
 	handlerPanics *metrics.Counter
 	unparsed      *metrics.CounterVec
 	refusedPerIP  *metrics.Counter
+
+	adminHosts adminHosts
 }
 
 // New validates cfg and returns a Server over b. It registers the server's
@@ -243,12 +283,13 @@ func New(cfg Config, b Backend) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		backend: b,
-		lim:     limits{maxIDBytes: cfg.MaxIDBytes, maxFields: cfg.MaxFields, maxLimit: cfg.MaxLimit, maxBatch: cfg.MaxBatch},
+		lim:     limits{maxIDBytes: cfg.MaxIDBytes, maxFields: cfg.MaxFields, maxLimit: cfg.MaxLimit, maxBatch: cfg.MaxBatch, minTime: cfg.MinTime, maxAhead: cfg.MaxTimeAhead},
 		log:     cfg.Logger,
 	}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails on supported platforms
 	s.idPrefix = binary.LittleEndian.Uint64(seed[:])
+	s.adminHosts.init(cfg.AdminAllowedHosts)
 	s.decidePool.New = func() any { return new(decideScratch) }
 	s.batchPool.New = func() any { return new(batchScratch) }
 	s.bodyPool.New = func() any { return new(bodyScratch) }
@@ -335,9 +376,11 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // ServeAdmin serves the admin API on ln until Shutdown; it then returns nil.
-// Give it a loopback listener unless the network is trusted. It accepts at
-// most 64 connections at once.
+// Give it a loopback listener unless the network is trusted. It answers
+// only requests whose Host is loopback, ln's address or one of
+// Config.AdminAllowedHosts. It accepts at most 64 connections at once.
 func (s *Server) ServeAdmin(ln net.Listener) error {
+	s.adminHosts.add(ln.Addr())
 	return s.admin.Serve(&limitListener{Listener: ln, max: 64, refused: s.refusedPerIP, perIP: map[string]int{}})
 }
 
@@ -477,6 +520,9 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler {
 		start := time.Now()
 		ep := epOther
 		defer s.finish(ctx, &ep, start, "admin handler panic")
+		if !s.checkAdminHost(ctx) {
+			return
+		}
 		path := string(ctx.Path())
 		switch {
 		case path == "/admin/reload":
@@ -586,7 +632,11 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, status int, code, msg stri
 func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	status, code, msg := errorParts(err)
 	if status == http.StatusInternalServerError && code == CodeInternal {
-		s.log.Error("backend error", "endpoint", string(ctx.Path()), "err", err.Error())
+		path := string(ctx.Path())
+		if strings.HasPrefix(path, customersPrefix) {
+			path = endpointNames[epCustomer] // the path holds a customer id
+		}
+		s.log.Error("backend error", "endpoint", path, "err", err.Error())
 	}
 	s.writeError(ctx, status, code, msg)
 }
@@ -618,9 +668,46 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	s.writeError(ctx, status, code, msg)
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog.
+// fasthttpLogger sends fasthttp's own messages to slog, redacted: its
+// parse errors quote what they could not parse (a request line, a header
+// value: customer ids, bearer tokens) even with SecureErrorLogMessage. See
+// redactLogArg.
 type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+	safe := make([]any, len(args))
+	for i, a := range args {
+		safe[i] = redactLogArg(a)
+	}
+	f.l.Warn(fmt.Sprintf(format, safe...), "component", "fasthttp")
+}
+
+// maxLoggedError bounds what is kept of one error text in a log line.
+const maxLoggedError = 160
+
+// redactLogArg returns what of one argument of a fasthttp log line may be
+// logged. Addresses and numbers are kept. Errors and strings are cut at
+// their first quote, since fasthttp quotes (%q) every piece of request it
+// puts in an error, and at the first byte that is not printable ASCII;
+// what is cut is marked "…". Anything else is left out.
+func redactLogArg(a any) any {
+	var s string
+	switch v := a.(type) {
+	case net.Addr:
+		return v.String()
+	case int, int64, uint, uint64, float64, time.Duration:
+		return v
+	case error:
+		s = v.Error()
+	case string:
+		s = v
+	default:
+		return "(redacted)"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\'' || c == '`' || c < 0x20 || c >= 0x7f || i == maxLoggedError {
+			return s[:i] + "…"
+		}
+	}
+	return s
 }

@@ -110,6 +110,10 @@ func (h *harness) do(t *testing.T, method, url, body string, hdr ...string) repl
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1] // net/http ignores a Host header
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := h.client.Do(req)
@@ -600,5 +604,122 @@ func TestRegisterFlags(t *testing.T) {
 	}
 	if f := fs.Lookup("http.maxConnsPerIP"); f == nil || f.DefValue != "1024" {
 		t.Errorf("http.maxConnsPerIP flag: %+v", f)
+	}
+}
+
+// Regression: the admin listener answered any Host, so a page whose name
+// resolves to 127.0.0.1 (DNS rebinding) could read /admin/status and pprof
+// from the operator's browser.
+func TestAdminRefusesForeignHosts(t *testing.T) {
+	h := start(t, server.Config{AdminToken: "s3cret", AdminAllowedHosts: []string{"nba-admin.internal", "Ops.Example:9000"}}, &servertest.Backend{})
+	port := h.admin[strings.LastIndexByte(h.admin, ':'):]
+	for _, tc := range []struct {
+		host string
+		ok   bool
+	}{
+		{"127.0.0.1" + port, true},
+		{"localhost" + port, true},
+		{"LOCALHOST.", true},
+		{"127.0.0.2", true},
+		{"[::1]" + port, true},
+		{"nba-admin.internal" + port, true},
+		{"ops.example", true},
+		{"attacker.example" + port, false},
+		{"attacker.example", false},
+		{"localhost.attacker.example", false},
+		{"127.0.0.1.nip.io" + port, false},
+		{"10.0.0.5" + port, false},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			for _, path := range []string{"/admin/status", "/debug/pprof/", "/healthz"} {
+				r := h.do(t, "GET", h.admin+path, "", "Host", tc.host)
+				if tc.ok && r.status != http.StatusOK {
+					t.Errorf("GET %s as %s: %d %s, want 200", path, tc.host, r.status, r.body)
+				}
+				if !tc.ok && (r.status != http.StatusForbidden || r.code() != server.CodeHostNotAllowed) {
+					t.Errorf("GET %s as %s: %d %s, want 403 %s", path, tc.host, r.status, r.body, server.CodeHostNotAllowed)
+				}
+			}
+		})
+	}
+	// Not even a right token passes under a foreign Host.
+	if r := h.do(t, "POST", h.admin+"/admin/reload", "", "Authorization", "Bearer s3cret", "Host", "attacker.example"); r.status != http.StatusForbidden || h.backend.Reloads() != 0 {
+		t.Errorf("reload as attacker.example: %d, %d reloads", r.status, h.backend.Reloads())
+	}
+	// The public API is for any Host: callers reach it by service names.
+	if r := h.do(t, "GET", h.base+"/healthz", "", "Host", "attacker.example"); r.status != http.StatusOK {
+		t.Errorf("public /healthz as attacker.example: %d", r.status)
+	}
+	// "*" allows any.
+	any := start(t, server.Config{AdminAllowedHosts: []string{"*"}}, &servertest.Backend{})
+	if r := any.do(t, "GET", any.admin+"/admin/status", "", "Host", "attacker.example"); r.status != http.StatusOK {
+		t.Errorf("with *: %d", r.status)
+	}
+}
+
+func TestAdminAllowedHostsFlag(t *testing.T) {
+	var c server.Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-admin.allowedHosts", "a.example, b.example:81,,"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.AdminAllowedHosts, "|"); got != "a.example|b.example:81" {
+		t.Errorf("AdminAllowedHosts = %q", got)
+	}
+}
+
+// Regression: fasthttp's parse-error log lines quoted the request line and
+// header values despite SecureErrorLogMessage: a NUL in a customer path
+// logged the id, a NUL after a bearer token logged the token.
+func TestFastHTTPLogsAreRedacted(t *testing.T) {
+	h := start(t, server.Config{AdminToken: "s3cretTok"}, &servertest.Backend{})
+	send := func(base, req string) {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_, _ = io.WriteString(conn, req)
+		_, _ = io.ReadAll(conn)
+	}
+	send(h.base, "GET /v1/customers/custSecret1\x00 HTTP/1.1\r\nHost: a\r\n\r\n")
+	send(h.base, "GET /v1/customers/custSecret2 HTTP/1.1 x\r\nHost: a\r\n\r\n")
+	send(h.base, "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Id: valSecret3\x00\r\n\r\n")
+	send(h.base, "GET /healthz HTTP/1.1\r\nHost: a\r\nkeySecret4\r\n\r\n")
+	send(h.admin, "POST /admin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cretTok\x00\r\n\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(h.logs.String(), "error when serving connection") < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	logs := h.logs.String()
+	if n := strings.Count(logs, "error when reading request headers"); n < 5 {
+		t.Errorf("%d parse errors logged, want 5 (redacted, not dropped):\n%s", n, logs)
+	}
+	for _, secret := range []string{"custSecret1", "custSecret2", "valSecret3", "keySecret4", "s3cretTok"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log contains %q:\n%s", secret, logs)
+		}
+	}
+}
+
+// failingCustomers fails every customer lookup with a plain error (500).
+type failingCustomers struct{ servertest.Backend }
+
+func (*failingCustomers) AppendCustomer([]byte, string) ([]byte, error) {
+	return nil, errors.New("cannot read state: i/o error")
+}
+
+// Regression: a 500 on GET /v1/customers/{id} logged the request path,
+// which is the customer id.
+func TestBackendErrorLogHasNoCustomerID(t *testing.T) {
+	h := start(t, server.Config{}, &failingCustomers{})
+	if r := h.do(t, "GET", h.base+"/v1/customers/custSecret9", ""); r.status != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", r.status)
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, "backend error") || !strings.Contains(logs, "/v1/customers/{id}") || strings.Contains(logs, "custSecret9") {
+		t.Errorf("want the error logged under /v1/customers/{id} without the id:\n%s", logs)
 	}
 }

@@ -2,8 +2,10 @@ package sidecar
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
+	"net/http"
 	"strconv"
 	"syscall"
 	"time"
@@ -37,6 +39,7 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	sc := s.scratch()
 	defer s.pool.Put(sc)
 	sc.ctx = sc.ctx[:0]
+	cat := s.engine.Catalog()
 	for i := range req.Context {
 		f := &req.Context[i]
 		v := nba.ContextValue{Key: f.Key}
@@ -48,9 +51,22 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 		case server.KindBool:
 			v.Num = b2f(f.Bool)
 		}
+		if k, ok := cat.ContextKind(f.Key); ok && !s.cfg.LenientContext {
+			if err := contextValue(k, f, &v); err != nil {
+				return err
+			}
+		}
 		sc.ctx = append(sc.ctx, v)
 	}
 	now := s.now()
+	if !req.At.IsZero() {
+		// A decision as of another time would stamp contacts and journey
+		// steps out of order: only a dry run may ask for one.
+		if !req.DryRun {
+			return server.Invalidf("at needs dry_run: a decision as of another time records nothing")
+		}
+		now = req.At
+	}
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
 		Context: sc.ctx, Now: now, Explain: req.Explain || (s.declog != nil && !req.DryRun), DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs,
 		Remember: s.rememberKey(req.DecisionID)}
@@ -124,6 +140,60 @@ func fillResponse(resp *server.DecideResponse, d *nba.Decision, bundle string, e
 func contactPolicy(p *nba.PolicyHit) server.ContactPolicy {
 	return server.ContactPolicy{Suppression: p.Suppression, Scope: p.Scope.String(), Key: p.Key, Outcome: p.Outcome.String(),
 		Window: p.Window, Max: p.Max, Count: p.Count, Desc: p.Desc}
+}
+
+// contextValue checks a request-context field against the kind the catalog
+// declares for it and sets v's slot from it. A time is a number of unix
+// seconds or an RFC 3339 string. A value of another type is refused: it
+// used to be decided as if missing, silently.
+func contextValue(k nba.Kind, f *server.Field, v *nba.ContextValue) error {
+	ok := false
+	switch k {
+	case nba.KindNumber:
+		ok = f.Kind == server.KindNumber
+	case nba.KindCategory:
+		ok = f.Kind == server.KindString
+	case nba.KindBool:
+		ok = f.Kind == server.KindBool
+	case nba.KindTime:
+		ok = f.Kind == server.KindNumber
+		if f.Kind == server.KindString {
+			if t, err := time.Parse(time.RFC3339Nano, f.Str); err == nil {
+				v.Num, v.Str, ok = float64(t.Unix()), "", true
+			}
+		}
+	}
+	if ok {
+		return nil
+	}
+	return server.Invalidf("context.%s: the catalog declares it %s, the request gives %s", f.Key, contextKindName(k), fieldKindName(f))
+}
+
+// contextKindName names a declared kind as a caller writes it in JSON.
+func contextKindName(k nba.Kind) string {
+	switch k {
+	case nba.KindNumber:
+		return "a number"
+	case nba.KindCategory:
+		return "a string"
+	case nba.KindBool:
+		return "a boolean"
+	case nba.KindTime:
+		return "a time (unix seconds or an RFC 3339 string)"
+	}
+	return k.String()
+}
+
+func fieldKindName(f *server.Field) string {
+	switch f.Kind {
+	case server.KindString:
+		return "a string"
+	case server.KindNumber:
+		return "a number"
+	case server.KindBool:
+		return "a boolean"
+	}
+	return "a value of another type"
 }
 
 // persistEffects queues a decision's journey changes for the background
@@ -287,6 +357,17 @@ func (s *Sidecar) seenFeedback(fb *server.Feedback) bool {
 // all of the event or none of it). A retry with an event_id the customer's
 // state still remembers is acknowledged and changes nothing.
 func (s *Sidecar) Event(ev *server.Event) error {
+	if p := s.parts.Load(); !p.eventTypes[ev.Type] {
+		s.eventsUnknown.Add(1)
+		if !s.cfg.AcceptUnknownEvents {
+			known := p.eventList
+			if known == "" {
+				known = "none: the bundle maps no event to the profile and no journey waits for one"
+			}
+			return &server.Error{Status: http.StatusBadRequest, Code: server.CodeUnknownEventType,
+				Message: fmt.Sprintf("event type %q is named by no profile mapping or journey; known types: %s", ev.Type, known)}
+		}
+	}
 	attrs := make(map[string]any, len(ev.Attrs))
 	strAttrs := make(map[string]string, len(ev.Attrs))
 	for _, f := range ev.Attrs {

@@ -85,6 +85,11 @@ type parts struct {
 	schema        nba.Schema
 	// src maps each schema field to where its value comes from.
 	src []fieldSource
+	// eventTypes are the event types a profile mapping or a journey
+	// names; eventList lists them sorted, for the error that refuses
+	// another.
+	eventTypes map[string]bool
+	eventList  string
 	// version hashes the manifest, catalog and model files.
 	version  string
 	loadedAt time.Time
@@ -215,6 +220,14 @@ func loadParts(fsys fs.FS, st *state.Store) (*parts, error) {
 		return nil, errors.Join(errs...)
 	}
 	p.catalog = cat
+	p.eventTypes = map[string]bool{}
+	for t := range m.Profile.Events {
+		p.eventTypes[t] = true
+	}
+	for _, t := range cat.JourneyEvents() {
+		p.eventTypes[t] = true
+	}
+	p.eventList = strings.Join(sortedKeys(p.eventTypes), ", ")
 	if p.actionsJSON, err = catalogJSON(cat, catalogBytes); err != nil {
 		return nil, fmt.Errorf("cannot render catalog %q as JSON: %w", m.Catalog, err)
 	}

@@ -68,6 +68,7 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 		{"nba_engine_channel_limited_total", "Decisions emptied by a channel contact limit.", engine(func(st nba.Stats) uint64 { return st.ChannelLimited })},
 		{"nba_engine_fallbacks_total", "Decisions answered with the fallback action.", engine(func(st nba.Stats) uint64 { return st.Fallbacks })},
 		{"nba_engine_scored_total", "Candidate rows scored by a model.", engine(func(st nba.Stats) uint64 { return st.Scored })},
+		{"nba_events_unknown_type_total", "Events of a type no profile mapping or journey names (refused, or recorded with -events.acceptUnknown).", s.eventsUnknown.Load},
 		{"nba_reloads_total", "Successful bundle reloads.", s.reloads.Load},
 		{"nba_reload_failures_total", "Failed bundle reloads (the last good bundle kept serving).", s.reloadFailures.Load},
 		{"nba_journey_effects_dropped_total", "Journey changes from decisions dropped because the queue was full.", s.effectsDropped.Load},

@@ -87,6 +87,14 @@ type Config struct {
 	// EffectQueue bounds the journey changes waiting to be persisted;
 	// beyond it they are dropped and counted. Default 65536.
 	EffectQueue int
+	// LenientContext decides a request whose context field has another
+	// type than the catalog declares as if the field were missing, as
+	// before; by default such a request is refused (400 invalid_request).
+	LenientContext bool
+	// AcceptUnknownEvents records events of a type that no profile mapping
+	// or journey names, counting them; by default they are refused (400
+	// unknown_event_type), since such a type is usually a typo.
+	AcceptUnknownEvents bool
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -121,6 +129,7 @@ type Sidecar struct {
 	effectsDropped  atomic.Uint64
 	effectsFailed   atomic.Uint64
 	feedbackUnknown atomic.Uint64
+	eventsUnknown   atomic.Uint64
 	observeErrors   atomic.Uint64
 
 	pending   pending
@@ -417,6 +426,10 @@ func (s *Sidecar) applyEffects() {
 }
 
 // CustomerIDs returns the ids of every customer in the served snapshot, for
+// Catalog returns the catalog serving now, for commands that need its
+// declarations (nba decide types -context values by them).
+func (s *Sidecar) Catalog() *nba.Catalog { return s.engine.Catalog() }
+
 // outbound batches.
 func (s *Sidecar) CustomerIDs() []string {
 	snap := s.snaps.Current()
