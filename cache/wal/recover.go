@@ -264,6 +264,12 @@ func (l *Log) Checkpoint(write func(w io.Writer) error) error {
 		return ErrClosed
 	}
 	l.fileMu.Lock()
+	if err := l.Err(); err != nil {
+		// The segment may end in a partial record until the log heals:
+		// it must stay the last one.
+		l.fileMu.Unlock()
+		return fmt.Errorf("cannot checkpoint wal %q: %w", l.cfg.Dir, err)
+	}
 	old := l.f
 	oldSeq := l.seq
 	if err := l.startSegment(oldSeq + 1); err != nil {
