@@ -20,6 +20,12 @@
 //     acknowledged write survives a crash. One event (its overlay changes and
 //     the journey moves it carries) is one log record: after a crash it is
 //     applied whole or not at all.
+//   - Every error of a write is of one kind (ErrInvalid, ErrUnavailable,
+//     ErrConflict; see KindOf), and nothing of a failed write is applied,
+//     in memory or, after a restart, from the log. When the log cannot be
+//     written (a full disk), writes fail with ErrUnavailable and Err says
+//     so until the log heals by itself (package wal), within about
+//     Config.WAL.RetryInterval of the cause going away.
 //   - A contact or event with an idempotency key (Contact.ID, Event.ID) that
 //     the customer's state still remembers is acknowledged without being
 //     applied again (Stats.Duplicates). The check and the write are atomic
@@ -64,7 +70,8 @@ type Reader interface {
 }
 
 // Writer is what the feedback and event endpoints need. Each call returns
-// after its changes are durable.
+// after its changes are durable; an error is of a kind (ErrInvalid,
+// ErrUnavailable, ErrConflict: see KindOf) and means nothing was applied.
 type Writer interface {
 	RecordContact(cs ...Contact) error
 	ApplyEvent(es ...Event) error
@@ -258,6 +265,7 @@ type counters struct {
 	histEvicted, keysEvicted, journeysEvicted, internFull       atomic.Uint64
 	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
 	checkpoints, checkpointErrors, duplicates, idsEvicted       atomic.Uint64
+	unavailable                                                 atomic.Uint64
 }
 
 // Stats are the store's cumulative counters.
@@ -280,6 +288,7 @@ type Stats struct {
 	Compactions      uint64    `json:"compactions"`
 	Checkpoints      uint64    `json:"checkpoints"`
 	CheckpointErrors uint64    `json:"checkpoint_errors"`
+	Unavailable      uint64    `json:"unavailable"` // writes refused because the log could not be written (ErrUnavailable)
 	WAL              wal.Stats `json:"wal"`
 }
 
@@ -403,7 +412,8 @@ func (s *Store) Stats() Stats {
 		Duplicates: c.duplicates.Load(), IDsEvicted: c.idsEvicted.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), ReplayDropped: c.replayDropped.Load(),
 		Compactions: c.compacts.Load(), Checkpoints: c.checkpoints.Load(), CheckpointErrors: c.checkpointErrors.Load(),
-		WAL: s.log.Stats(),
+		Unavailable: c.unavailable.Load(),
+		WAL:         s.log.Stats(),
 	}
 }
 
@@ -457,7 +467,7 @@ func (s *Store) recordContact(cs []Contact) (dups int, err error) {
 			err = fmt.Errorf("value %v is not finite", c.Value)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("cannot record contact %d: %w", i, err)
+			return 0, invalidf("cannot record contact %d: %w", i, err)
 		}
 		recs[i] = record{typ: recContact2, customer: c.Customer, id: c.ID, at: c.At.UnixNano(),
 			action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value}
@@ -512,7 +522,7 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 			}
 		}
 		if err != nil {
-			return 0, fmt.Errorf("cannot apply event %d: %w", i, err)
+			return 0, invalidf("cannot apply event %d: %w", i, err)
 		}
 		r := record{typ: recEvent2, customer: e.Customer, id: e.ID, at: e.At.UnixNano()}
 		for _, m := range e.Journeys {
@@ -542,7 +552,7 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 					}
 					v, err := attrValue(x, TypeNumber)
 					if err != nil {
-						return 0, fmt.Errorf("cannot apply event %d (%s): incr %s from %s: %w", i, e.Type, f.Name, op.attr, err)
+						return 0, invalidf("cannot apply event %d (%s): incr %s from %s: %w", i, e.Type, f.Name, op.attr, err)
 					}
 					eff.v = v
 				}
@@ -556,13 +566,13 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 					}
 					v, err := attrValue(x, op.typ)
 					if err != nil {
-						return 0, fmt.Errorf("cannot apply event %d (%s): set %s from %s: %w", i, e.Type, f.Name, op.attr, err)
+						return 0, invalidf("cannot apply event %d (%s): set %s from %s: %w", i, e.Type, f.Name, op.attr, err)
 					}
 					eff.v = v
 				}
 				if op.typ == TypeCategory {
 					if err := s.checkString("category value", eff.v.str, false); err != nil {
-						return 0, fmt.Errorf("cannot apply event %d (%s): set %s: %w", i, e.Type, f.Name, err)
+						return 0, invalidf("cannot apply event %d (%s): set %s: %w", i, e.Type, f.Name, err)
 					}
 				}
 			}
@@ -609,7 +619,7 @@ func (s *Store) SetJourney(us ...JourneyUpdate) error {
 			err = s.checkMove(u.Journey, u.Step, u.Status)
 		}
 		if err != nil {
-			return fmt.Errorf("cannot set journey %d: %w", i, err)
+			return invalidf("cannot set journey %d: %w", i, err)
 		}
 		st := u.Status
 		if st == 0 {
@@ -663,7 +673,7 @@ func (s *Store) write(recs []record) (dups int, err error) {
 	}
 	if len(bufs) > 0 {
 		if err := s.log.Append(bufs...); err != nil {
-			return 0, err
+			return 0, s.logError(err)
 		}
 	}
 	for i := range recs {
@@ -673,6 +683,26 @@ func (s *Store) write(recs []record) (dups int, err error) {
 	}
 	s.st.duplicates.Add(uint64(dups))
 	return dups, nil
+}
+
+// logError gives an error of the log its kind: a record over the log's
+// limit is the write's fault, anything else (a full disk, an I/O error, a
+// backlog, a closed log) the store's, and counted.
+func (s *Store) logError(err error) error {
+	if errors.Is(err, wal.ErrRecordTooLarge) {
+		return invalid(err)
+	}
+	s.st.unavailable.Add(1)
+	return unavailable(err)
+}
+
+// Err returns an ErrUnavailable error while the store cannot write (its log
+// failed and has not healed yet), or nil.
+func (s *Store) Err() error {
+	if err := s.log.Err(); err != nil {
+		return unavailable(fmt.Errorf("cannot write the state log: %w", err))
+	}
+	return nil
 }
 
 // isDuplicate reports whether r's idempotency key is remembered by its
@@ -924,7 +954,7 @@ func (s *Store) Compact(asOf time.Time) error {
 	r := record{typ: recCompact, at: t, lsn: s.lsn.Add(1)}
 	if err := s.log.Append(appendRecord(nil, &r)); err != nil {
 		s.ckptMu.Unlock()
-		return fmt.Errorf("cannot compact state: %w", err)
+		return fmt.Errorf("cannot compact state: %w", s.logError(err))
 	}
 	s.raiseAsOf(t)
 	s.ckptMu.Unlock()
@@ -997,7 +1027,7 @@ func (s *Store) Checkpoint() error {
 	})
 	if err != nil {
 		s.st.checkpointErrors.Add(1)
-		return fmt.Errorf("cannot checkpoint state: %w", err)
+		return unavailable(fmt.Errorf("cannot checkpoint state: %w", err))
 	}
 	s.st.checkpoints.Add(1)
 	return nil
