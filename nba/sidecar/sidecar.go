@@ -116,6 +116,7 @@ type Sidecar struct {
 	effectsDropped  atomic.Uint64
 	effectsFailed   atomic.Uint64
 	feedbackUnknown atomic.Uint64
+	stateLogged     atomic.Int64 // when a write refused as state_unavailable was last logged (unix ns)
 	observeErrors   atomic.Uint64
 
 	pending   pending
@@ -339,6 +340,11 @@ func sameMappings(a, b state.Mappings) bool {
 func (s *Sidecar) Ready() error {
 	if s.parts.Load() == nil || s.snaps.Current() == nil {
 		return errors.New("bundle not loaded")
+	}
+	if err := s.state.Err(); err != nil {
+		// Decisions would still be answered, but no feedback or event
+		// recorded: send the traffic to a replica that can.
+		return server.StateUnavailablef("customer state cannot be written (%s); it is retried every second", unavailableReason(err))
 	}
 	return nil
 }
