@@ -92,7 +92,9 @@ func TestFullDiskHeals(t *testing.T) {
 		case http.StatusOK:
 			ok = append(ok, a)
 		case http.StatusServiceUnavailable:
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if json.Unmarshal(r.body, &e) != nil || e.Error.Code != "state_unavailable" || e.Error.Message == "" {
 				t.Fatalf("POST %s on a full disk: %v, want 503 state_unavailable with a message", path, r)
 			}
