@@ -38,8 +38,10 @@
 // latest 8 events of a key and otherwise rounded out to whole hours
 // (windows up to a day) or whole UTC days; see Config.MaxWindow. Strings
 // (ids, keys, categories) are limited to Config.MaxStringBytes. The number
-// of customers is not bounded: memory grows with the customers seen since
-// their state was last cleared.
+// of customers who are not in the feature snapshot (SetInSnapshot) and have
+// live state is bounded by Config.MaxCustomers: past it the least recently
+// written of them are evicted (Stats.CustomersEvicted). Customers in the
+// snapshot are not bounded here: the snapshot bounds them.
 //
 // A Store is safe for concurrent use.
 package state
@@ -116,6 +118,17 @@ type Config struct {
 	MaxInterned int
 	// Stripes is the number of lock stripes (a power of two). Default 256.
 	Stripes int
+	// MaxCustomers bounds the customers with live state who are not in the
+	// feature snapshot (see SetInSnapshot): new ids seen by feedback or
+	// events. Past it, a background pass evicts the least recently written
+	// of them (by their last write: feedback, event or journey move) down
+	// to MaxCustomers minus 1/64, durably (a log record), and counts them
+	// in Stats.CustomersEvicted. An evicted customer loses all of its live
+	// state: contact history (caps and pauses count from zero again),
+	// overlay fields, journey positions and idempotency keys. Memory: a
+	// customer with a few contacts takes about 1 KiB. Default 200,000;
+	// negative: no bound.
+	MaxCustomers int
 	// CheckpointEvery makes the store checkpoint in the background at
 	// this interval. Zero disables it: call Checkpoint yourself.
 	CheckpointEvery time.Duration
@@ -166,8 +179,14 @@ func (c *Config) validate() error {
 	if c.CheckpointEvery < 0 {
 		return fmt.Errorf("CheckpointEvery %v is negative", c.CheckpointEvery)
 	}
+	if c.MaxCustomers == 0 {
+		c.MaxCustomers = DefaultMaxCustomers
+	}
 	return nil
 }
+
+// DefaultMaxCustomers is the default of Config.MaxCustomers.
+const DefaultMaxCustomers = 200_000
 
 // Store is the live customer state. It is safe for concurrent use.
 type Store struct {
@@ -184,9 +203,16 @@ type Store struct {
 
 	ckptMu  sync.Mutex // one checkpoint at a time
 	stop    chan struct{}
-	stopped chan struct{}
+	bg      sync.WaitGroup // background loops
 	closeMu sync.Mutex
 	closed  bool
+
+	// Eviction of customers not in the snapshot (Config.MaxCustomers).
+	inSnapshot atomic.Pointer[func(customer string) bool]
+	created    atomic.Uint64 // customers created since Open
+	liveBase   atomic.Int64  // live-only customers at the last count minus created then: an upper bound is liveBase+created
+	evictKick  chan struct{} // capacity 1
+	evictMu    sync.Mutex    // one eviction pass at a time
 }
 
 type stripe struct {
@@ -265,7 +291,7 @@ type counters struct {
 	histEvicted, keysEvicted, journeysEvicted, internFull       atomic.Uint64
 	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
 	checkpoints, checkpointErrors, duplicates, idsEvicted       atomic.Uint64
-	unavailable                                                 atomic.Uint64
+	unavailable, evicted, replayCorrupt                         atomic.Uint64
 }
 
 // Stats are the store's cumulative counters.
@@ -288,8 +314,12 @@ type Stats struct {
 	Compactions      uint64    `json:"compactions"`
 	Checkpoints      uint64    `json:"checkpoints"`
 	CheckpointErrors uint64    `json:"checkpoint_errors"`
-	Unavailable      uint64    `json:"unavailable"` // writes refused because the log could not be written (ErrUnavailable)
 	WAL              wal.Stats `json:"wal"`
+
+	// Faults and bounds.
+	Unavailable      uint64 `json:"unavailable"`       // writes refused because the log could not be written (ErrUnavailable)
+	CustomersEvicted uint64 `json:"customers_evicted"` // customers not in the snapshot whose state was evicted (MaxCustomers)
+	ReplayCorrupt    uint64 `json:"replay_corrupt"`    // log records whose checksum held but that could not be decoded, skipped (WAL.SkipCorrupt)
 }
 
 // Open loads the newest checkpoint in cfg.WAL.Dir, replays the log after it
@@ -302,6 +332,10 @@ func Open(cfg Config) (*Store, error) {
 	var r record
 	s.log, err = wal.Open(cfg.WAL, s.loadCheckpoint, func(b []byte) error {
 		if err := decodeRecord(b, &r); err != nil {
+			if cfg.WAL.SkipCorrupt {
+				s.st.replayCorrupt.Add(1) // its checksum held: written so, by a bug or another version
+				return nil
+			}
 			return err
 		}
 		s.lsn.Store(max(s.lsn.Load(), r.lsn))
@@ -319,9 +353,10 @@ func Open(cfg Config) (*Store, error) {
 		s.dropStale(t) // values replayed before the compaction record
 	}
 	if cfg.CheckpointEvery > 0 {
-		go s.checkpointLoop()
-	} else {
-		close(s.stopped)
+		s.bg.Go(s.checkpointLoop)
+	}
+	if cfg.MaxCustomers > 0 {
+		s.bg.Go(s.evictLoop)
 	}
 	return s, nil
 }
@@ -342,8 +377,8 @@ func newStore(cfg Config) (*Store, error) {
 		seed:    maphash.MakeSeed(),
 		stripes: make([]stripe, cfg.Stripes),
 		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
 	}
+	s.evictKick = make(chan struct{}, 1)
 	s.intern.max = cfg.MaxInterned
 	for i := range s.stripes {
 		s.stripes[i].m = map[string]*entry{}
@@ -352,7 +387,6 @@ func newStore(cfg Config) (*Store, error) {
 }
 
 func (s *Store) checkpointLoop() {
-	defer close(s.stopped)
 	t := time.NewTicker(s.cfg.CheckpointEvery)
 	defer t.Stop()
 	for {
@@ -378,7 +412,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.closeMu.Unlock()
 	close(s.stop)
-	<-s.stopped
+	s.bg.Wait()
 	if err := s.log.Close(); err != nil {
 		return fmt.Errorf("cannot close state: %w", err)
 	}
@@ -412,8 +446,8 @@ func (s *Store) Stats() Stats {
 		Duplicates: c.duplicates.Load(), IDsEvicted: c.idsEvicted.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), ReplayDropped: c.replayDropped.Load(),
 		Compactions: c.compacts.Load(), Checkpoints: c.checkpoints.Load(), CheckpointErrors: c.checkpointErrors.Load(),
-		Unavailable: c.unavailable.Load(),
-		WAL:         s.log.Stats(),
+		Unavailable: c.unavailable.Load(), CustomersEvicted: c.evicted.Load(), ReplayCorrupt: c.replayCorrupt.Load(),
+		WAL: s.log.Stats(),
 	}
 }
 
@@ -729,6 +763,9 @@ func (s *Store) replay(r *record) bool {
 		s.raiseAsOf(r.at)
 		return true
 	}
+	if r.typ == recForget {
+		return s.forget(&s.stripes[s.stripeOf(r.customer)], r.customer, r.lsn)
+	}
 	return s.apply(&s.stripes[s.stripeOf(r.customer)], r, true)
 }
 
@@ -775,6 +812,9 @@ func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 		st.m[next.id] = e
 		st.mu.Unlock()
 		s.st.customers.Add(1)
+		if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
+			s.kickEviction()
+		}
 		return true
 	}
 	e.p.Store(&next)
