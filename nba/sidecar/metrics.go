@@ -83,6 +83,11 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 		{"nba_state_unavailable_total", "Writes of customer state refused because its log could not be written (feedback and events answered 503 state_unavailable).", func() uint64 { return state.Stats().Unavailable }},
 		{"nba_state_log_write_errors_total", "Failed writes or fsyncs of the state log (a full disk, an I/O error).", func() uint64 { return state.Stats().WAL.WriteErrors }},
 		{"nba_state_log_recoveries_total", "Times the state log healed after a failed write and took writes again.", func() uint64 { return state.Stats().WAL.Recoveries }},
+		{"nba_state_customers_evicted_total", "Customers not in the snapshot whose live state was evicted (-state.maxCustomers).", func() uint64 { return state.Stats().CustomersEvicted }},
+		{"nba_state_log_corrupt_records_total", "Damaged state log records found at start-up (skipped with -state.skipCorrupt).", func() uint64 {
+			st := state.Stats()
+			return st.WAL.CorruptRecords + st.ReplayCorrupt
+		}},
 	} {
 		if err := set.NewCounterFunc(c.name, c.help, c.f); err != nil {
 			return err

@@ -50,6 +50,15 @@ type Config struct {
 	SyncInterval time.Duration
 	// CheckpointEvery compacts the state log at this interval. Default 10m.
 	CheckpointEvery time.Duration
+	// StateMaxCustomers bounds the customers with live state who are not
+	// in the snapshot; past it the least recently written are evicted
+	// (state.Config.MaxCustomers). 0 means state.DefaultMaxCustomers,
+	// negative no bound.
+	StateMaxCustomers int
+	// StateSkipCorrupt makes Open skip damaged state log records, counted
+	// and logged, instead of failing (wal.Config.SkipCorrupt): what they
+	// recorded is lost.
+	StateSkipCorrupt bool
 	// DecisionLog enables the decision log in StateDir/decisions.
 	DecisionLog bool
 	// DecisionLogNoInputs leaves the decision inputs (profile fields,
@@ -188,9 +197,13 @@ func Open(cfg Config) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
 	}
-	st, err := openState(filepath.Join(cfg.StateDir, "state"), m.Profile, cfg.CheckpointEvery, cfg.SyncInterval)
+	st, err := openState(filepath.Join(cfg.StateDir, "state"), m.Profile, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open customer state in %s: %w", cfg.StateDir, err)
+	}
+	if sst := st.Stats(); sst.WAL.CorruptRecords > 0 || sst.ReplayCorrupt > 0 {
+		cfg.Logger.Warn("skipped damaged customer state log records; what they recorded is lost",
+			"damaged", sst.WAL.CorruptRecords, "undecodable", sst.ReplayCorrupt, "replayed", sst.Replayed)
 	}
 	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, cust: &customers{state: st}, now: cfg.Now, lock: lock,
 		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{}),
@@ -210,6 +223,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
 	}
 	s.snapStamp = fileStamp(cfg.Bundle, p.manifest.Snapshot.File)
+	st.SetInSnapshot(s.inSnapshot)
 	s.cust.binding.Store(newBinding(snap, p.src))
 	s.parts.Store(p)
 	var cache nba.ScoreCache
@@ -249,9 +263,20 @@ func Open(cfg Config) (*Sidecar, error) {
 	return s, nil
 }
 
-func openState(dir string, mappings state.Mappings, checkpointEvery, syncInterval time.Duration) (*state.Store, error) {
-	return state.Open(state.Config{Mappings: mappings, CheckpointEvery: checkpointEvery,
-		WAL: wal.Config{Dir: dir, SyncInterval: syncInterval}})
+func openState(dir string, mappings state.Mappings, cfg Config) (*state.Store, error) {
+	return state.Open(state.Config{Mappings: mappings, CheckpointEvery: cfg.CheckpointEvery, MaxCustomers: cfg.StateMaxCustomers,
+		WAL: wal.Config{Dir: dir, SyncInterval: cfg.SyncInterval, SkipCorrupt: cfg.StateSkipCorrupt}})
+}
+
+// inSnapshot reports whether a customer is in the served snapshot: the
+// state store evicts only the others.
+func (s *Sidecar) inSnapshot(customer string) bool {
+	snap := s.snaps.Current()
+	if snap == nil {
+		return true // not known yet: evict nothing
+	}
+	_, ok := snap.LookupString(customer)
+	return ok
 }
 
 // loadSecret reads the decision log's pseudonym key, creating it on first use.
@@ -309,6 +334,7 @@ func (s *Sidecar) reload() error {
 				return err // the stamp stays: the next reload tries this file again
 			}
 			snap = next
+			s.state.SetInSnapshot(s.inSnapshot) // recount who is not in it
 			if err := s.state.Compact(snap.AsOf()); err != nil {
 				s.log.Warn("cannot compact overlay", "error", err)
 			}
