@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -163,5 +164,57 @@ func TestFullDiskHeals(t *testing.T) {
 		if r := p.call("GET", "/v1/customers/"+c, ""); r.status != http.StatusNotFound {
 			t.Fatalf("customer %s, whose only write was refused, has state after a restart: %v", c, r)
 		}
+	}
+}
+
+// TestStateBoundsFlags: -state.maxCustomers bounds the live state of ids
+// not in the snapshot (evictions in the metrics); a damaged state log record
+// stops start-up with a message naming -state.skipCorrupt, and with the
+// flag the process starts without it and says so in status.
+func TestStateBoundsFlags(t *testing.T) {
+	stateDir := t.TempDir()
+	p := startServe(t, "-state", stateDir, "-decisionlog=false", "-reload.interval=0", "-state.maxCustomers", "3")
+	for i := range 10 {
+		p.ok("/v1/events", fmt.Sprintf(`{"customer_id":"bound-%02d-xyz","type":"cart_abandoned","attrs":{"value":%d}}`, i, i+1))
+	}
+	eventually(t, "evictions past -state.maxCustomers", func() bool { return p.metric("nba_state_customers_evicted_total") == 7 })
+	if r := p.call("GET", "/v1/customers/bound-09-xyz", ""); r.status != http.StatusOK {
+		t.Errorf("the most recent customer lost its state: %v", r)
+	}
+	if r := p.call("GET", "/v1/customers/bound-00-xyz", ""); r.status != http.StatusNotFound {
+		t.Errorf("the least recent customer kept its state: %v", r)
+	}
+	p.signal(syscall.SIGTERM)
+	if code, ok := p.waitExit(waitDeadline); !ok || code != 0 {
+		t.Fatalf("exit after SIGTERM: %d (exited %v)", code, ok)
+	}
+	segs, _ := filepath.Glob(filepath.Join(stateDir, "state", "wal-*.seg"))
+	damaged := false
+	for _, seg := range segs {
+		data, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(data, []byte("bound-09-xyz")); i >= 0 {
+			data[i] ^= 0xff
+			damaged = os.WriteFile(seg, data, 0o644) == nil
+		}
+	}
+	if !damaged {
+		t.Fatalf("no segment of %v holds the last event", segs)
+	}
+	p = launch(t, "-state", stateDir, "-decisionlog=false")
+	if code, ok := p.waitExit(waitDeadline); !ok || code == 0 || !p.logs.contains("-state.skipCorrupt") {
+		t.Fatalf("start on a damaged log: exit %d (exited %v), want non-zero naming -state.skipCorrupt; log:\n%s", code, ok, p.logs)
+	}
+	p = startServe(t, "-state", stateDir, "-decisionlog=false", "-state.skipCorrupt")
+	if got := p.metric("nba_state_log_corrupt_records_total"); got != 1 {
+		t.Errorf("nba_state_log_corrupt_records_total %v, want 1", got)
+	}
+	if !p.logs.contains("skipped damaged customer state log records") {
+		t.Errorf("skipped record not logged:\n%s", p.logs)
+	}
+	if r := p.call("GET", "/v1/customers/bound-09-xyz", ""); r.status != http.StatusNotFound {
+		t.Errorf("the damaged event was applied: %v", r)
 	}
 }
