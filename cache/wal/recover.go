@@ -253,7 +253,9 @@ func verifyCheckpoint(r io.ReaderAt, size int64, seq uint64) (*io.SectionReader,
 // called, and may capture records appended after the rotation; those later
 // records are replayed again after the checkpoint is loaded, so the caller
 // must recognise them (e.g. by a sequence number inside each record).
-// Appends proceed while write runs. One Checkpoint runs at a time.
+// Appends proceed while write runs. One Checkpoint runs at a time. While
+// the log is failed (see Err) Checkpoint fails: the segment may end in a
+// partial record until the log heals, so it must stay the last one.
 func (l *Log) Checkpoint(write func(w io.Writer) error) error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()

@@ -309,8 +309,7 @@ func (s *Sidecar) stateError(err error) error {
 	case state.ErrInvalid:
 		return server.Invalidf("%v", err)
 	case state.ErrUnavailable:
-		if now := time.Now().UnixNano(); now-s.stateLogged.Load() >= int64(stateLogEvery) {
-			s.stateLogged.Store(now)
+		if s.stateLogDue() {
 			s.log.Error("cannot write customer state; answering 503 state_unavailable until it heals", "error", err,
 				"refused", s.state.Stats().Unavailable)
 		}
@@ -323,6 +322,15 @@ func (s *Sidecar) stateError(err error) error {
 
 // stateLogEvery spaces the logs of writes refused as state_unavailable.
 const stateLogEvery = 10 * time.Second
+
+// stateLogDue reports whether a write refused as unavailable should be
+// logged: at most one every stateLogEvery, so a full disk does not flood
+// the log.
+func (s *Sidecar) stateLogDue() bool {
+	now := time.Now().UnixNano()
+	last := s.stateLogged.Load()
+	return now-last >= int64(stateLogEvery) && s.stateLogged.CompareAndSwap(last, now)
+}
 
 // unavailableReason says in a few words why state cannot be written,
 // without file names.

@@ -409,7 +409,9 @@ func (s *Sidecar) applyEffects() {
 	for us := range s.effects {
 		if err := s.state.SetJourney(us...); err != nil {
 			s.effectsFailed.Add(1)
-			s.log.Warn("cannot persist journey change", "error", err)
+			if state.KindOf(err) != state.ErrUnavailable || s.stateLogDue() {
+				s.log.Warn("cannot persist journey change", "error", err)
+			}
 		}
 		s.cust.unsaved.done(us)
 	}
