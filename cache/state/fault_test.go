@@ -150,6 +150,10 @@ func TestFullDiskHealsRegression(t *testing.T) {
 			t.Fatal("a write succeeded on a full disk")
 		}
 	}
+	time.Sleep(700 * time.Millisecond) // two tries to heal, in vain: the disk is still full
+	if err := s.Err(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Err while the disk is still full: %v", err)
+	}
 	seen := func(s *Store, c Contact) bool {
 		var v View
 		return s.View([]byte(c.Customer), &v) && v.SeenContactID(c.ID)

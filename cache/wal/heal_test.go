@@ -90,7 +90,12 @@ func TestFullDiskHeals(t *testing.T) {
 			if err := l.Checkpoint(func(w io.Writer) error { return nil }); err == nil {
 				t.Fatal("checkpoint of a failed log succeeded")
 			}
-			time.Sleep(50 * time.Millisecond) // heals, fails again
+			for start := time.Now(); l.Stats().HealErrors < 2 && time.Since(start) < 5*time.Second; {
+				time.Sleep(time.Millisecond) // tries to heal, in vain
+			}
+			if err := l.Err(); err == nil || l.Stats().HealErrors < 2 {
+				t.Fatalf("a log whose disk still fails looks healed: err %v, stats %+v", err, l.Stats())
+			}
 			if err := appendOne(); err == nil {
 				t.Fatal("append succeeded while the disk still fails")
 			}

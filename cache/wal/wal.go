@@ -24,9 +24,10 @@
 //   - A failed write or fsync (a full disk, an I/O error) fails the writers
 //     of its batch and every append after it (Err reports it) until the log
 //     heals: every Config.RetryInterval it reopens the segment, truncates it
-//     to the end of the last acknowledged record, fsyncs that, and checks
+//     to the end of the last acknowledged record, fsyncs that, checks
 //     that the last acknowledged record (or the segment header) is intact
-//     at the new end. Retrying the failed fsync would prove nothing (the
+//     at the new end, and proves with a probe write (one page, fsynced,
+//     truncated) that the disk takes writes again. Retrying the failed fsync would prove nothing (the
 //     kernel may have dropped the dirty pages); dropping every byte after
 //     the last acknowledged record and syncing the truncation does. So a
 //     failed write is never replayed, and an acknowledged one never lost.
@@ -426,8 +427,16 @@ func (l *Log) heal() {
 	l.st.recoveries.Add(1)
 }
 
-// verifyTail truncates f to the end of the last acknowledged record,
-// fsyncs it and checks that this record (or the header) ends exactly there.
+// healProbe is how many bytes heal writes and fsyncs past the last
+// acknowledged record, then truncates, to prove that the disk takes writes
+// again: without it a full disk would look healed at every try (truncating
+// needs no space), and /readyz would flap. A crash in between leaves zeros
+// at the tail, which Open truncates as a torn write.
+const healProbe = 4096
+
+// verifyTail truncates f to the end of the last acknowledged record, fsyncs
+// it, checks that this record (or the header) ends exactly there, and
+// proves with a probe write that the disk takes writes.
 func (l *Log) verifyTail(f segmentFile) error {
 	if err := f.Truncate(l.size); err != nil {
 		return err
@@ -435,6 +444,25 @@ func (l *Log) verifyTail(f segmentFile) error {
 	if err := f.Sync(); err != nil {
 		return err
 	}
+	if err := l.checkLast(f); err != nil {
+		return err
+	}
+	_, err := f.Write(make([]byte, healProbe))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write yet: %w", err)
+	}
+	if err := f.Truncate(l.size); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// checkLast checks that the last acknowledged record (or the header) of f
+// ends at l.size.
+func (l *Log) checkLast(f segmentFile) error {
 	buf := make([]byte, l.size-l.lastRec)
 	if _, err := f.ReadAt(buf, l.lastRec); err != nil {
 		return fmt.Errorf("cannot read the last acknowledged record: %w", err)

@@ -117,6 +117,13 @@ func TestFullDiskHeals(t *testing.T) {
 	for range 5 {
 		write()
 	}
+	time.Sleep(1500 * time.Millisecond) // the log tries to heal, in vain: the disk is still full
+	if r := p.call("GET", "/readyz", ""); r.status != http.StatusServiceUnavailable || !bytes.Contains(r.body, []byte("state_unavailable")) {
+		t.Errorf("readyz on a disk still full: %v, want 503 state_unavailable", r)
+	}
+	if got := p.metric("nba_state_writable"); got != 0 {
+		t.Errorf("nba_state_writable %v on a full disk, want 0", got)
+	}
 	if got := p.metric("nba_state_unavailable_total"); got < float64(len(refused)) {
 		t.Errorf("nba_state_unavailable_total %v, want at least %d", got, len(refused))
 	}
