@@ -78,6 +78,10 @@ type Writer interface {
 	RecordContact(cs ...Contact) error
 	ApplyEvent(es ...Event) error
 	SetJourney(us ...JourneyUpdate) error
+	// Err returns an ErrUnavailable error while writes cannot succeed (a
+	// log that cannot be written, a shared store out of reach), else nil;
+	// readiness checks call it, so it must be cheap.
+	Err() error
 }
 
 var (
