@@ -20,6 +20,11 @@ func (s *Store) SetInSnapshot(f func(customer string) bool) {
 	s.kickEviction()
 }
 
+// evictSlack: a pass evicts down to 1/evictSlack below the bound, so that
+// passes (a scan of every customer and one fsync) run once per
+// MaxCustomers/evictSlack new customers, not once per customer.
+const evictSlack = 16
+
 func (s *Store) kickEviction() {
 	select {
 	case s.evictKick <- struct{}{}:
@@ -42,7 +47,7 @@ func (s *Store) evictLoop() {
 
 // evict counts the customers with live state who are not in the snapshot
 // and, if there are more than Config.MaxCustomers, evicts the least
-// recently written of them down to MaxCustomers minus 1/64 (so that a pass
+// recently written of them down to MaxCustomers minus 1/evictSlack (so a pass
 // runs once per many new customers, not once per customer). A customer
 // written since the count is spared. The evictions are logged as one append
 // before they are applied. It returns how many customers it evicted.
@@ -67,13 +72,14 @@ func (s *Store) evict() (int, error) {
 	var cands []candidate
 	for i := range s.stripes {
 		st := &s.stripes[i]
-		st.mu.RLock()
+		st.mu.RLock() // delays only the insertion of new customers of the stripe
 		for id, e := range st.m {
-			cands = append(cands, candidate{lsn: e.p.Load().lsn, id: id, stripe: i})
+			if !in(id) {
+				cands = append(cands, candidate{lsn: e.p.Load().lsn, id: id, stripe: i})
+			}
 		}
 		st.mu.RUnlock()
 	}
-	cands = slices.DeleteFunc(cands, func(c candidate) bool { return in(c.id) })
 	live := len(cands)
 	defer func() { s.liveBase.Store(int64(live) - int64(created)) }()
 	if live <= max {
@@ -88,7 +94,7 @@ func (s *Store) evict() (int, error) {
 		}
 		return 0
 	})
-	victims := cands[:live-(max-max/64)]
+	victims := cands[:live-(max-max/evictSlack)]
 	locks := make([]int, 0, len(victims))
 	for _, v := range victims {
 		locks = append(locks, v.stripe)

@@ -104,7 +104,7 @@ func TestLiveOnlyCustomersBoundedRegression(t *testing.T) {
 }
 
 // TestEvictDownToBound: without a bound nothing is evicted; past it, a pass
-// evicts the least recently written down to MaxCustomers minus 1/64.
+// evicts the least recently written down to MaxCustomers minus 1/16.
 func TestEvictDownToBound(t *testing.T) {
 	s := openStore(t, t.TempDir(), func(c *Config) { c.MaxCustomers = -1 })
 	s.SetInSnapshot(func(string) bool { return false })
@@ -117,17 +117,17 @@ func TestEvictDownToBound(t *testing.T) {
 	if n, err := s.evict(); n != 0 || err != nil {
 		t.Fatalf("evict without a bound: %d, %v", n, err)
 	}
-	s.cfg.MaxCustomers = 64 // 64 - 64/64 = 63 kept
+	s.cfg.MaxCustomers = 64 // 64 - 64/16 = 60 kept
 	for i := 20; i < 70; i++ {
 		if err := s.RecordContact(Contact{Customer: fmt.Sprintf("c%02d", i), Action: "a", At: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err := s.evict(); n != 70-63 || err != nil {
-		t.Fatalf("evicted %d, %v; want %d", n, err, 70-63)
+	if n, err := s.evict(); n != 70-60 || err != nil {
+		t.Fatalf("evicted %d, %v; want %d", n, err, 70-60)
 	}
-	if got := liveIDs(s); len(got) != 63 || got[0] != "c07" {
-		t.Fatalf("kept %d customers from %s, want 63 from c07", len(got), got[0])
+	if got := liveIDs(s); len(got) != 60 || got[0] != "c10" {
+		t.Fatalf("kept %d customers from %s, want 60 from c10", len(got), got[0])
 	}
 }
 

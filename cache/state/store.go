@@ -126,7 +126,7 @@ type Config struct {
 	// feature snapshot (see SetInSnapshot): new ids seen by feedback or
 	// events. Past it, a background pass evicts the least recently written
 	// of them (by their last write: feedback, event or journey move) down
-	// to MaxCustomers minus 1/64, durably (a log record), and counts them
+	// to MaxCustomers minus 1/16, durably (a log record), and counts them
 	// in Stats.CustomersEvicted. An evicted customer loses all of its live
 	// state: contact history (caps and pauses count from zero again),
 	// overlay fields, journey positions and idempotency keys. Memory: a
