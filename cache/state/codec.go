@@ -31,6 +31,7 @@ const (
 	recCompact  byte = 4 // no customer (empty string), no body
 	recContact2 byte = 5 // id string | as recContact
 	recEvent2   byte = 6 // id string | effects as recEvent | moves: count uvarint | per move: journey string | step uvarint | status (1)
+	recForget   byte = 7 // no body: the customer's state was evicted (Config.MaxCustomers); at is when
 )
 
 // Hard limits of the decoders, independent of Config so that state written
@@ -312,6 +313,10 @@ func decodeRecord(b []byte, r *record) error {
 	case recCompact:
 		if d.err == nil && r.customer != "" {
 			d.fail("compaction record names a customer")
+		}
+	case recForget:
+		if d.err == nil && r.customer == "" {
+			d.fail("eviction record without customer")
 		}
 	default:
 		d.fail("unknown record type %d", r.typ)

@@ -55,6 +55,7 @@ func FuzzRecord(f *testing.F) {
 		{typ: recEvent2, lsn: 6, at: 10, customer: "c", id: "ev-1", effects: []effect{{field: "x", op: opIncr, typ: TypeNumber, v: value{num: 1}}},
 			moves: []move{{journey: "j", step: 0, status: JourneyActive}, {journey: "k", step: 3, status: JourneyExited}}},
 		{typ: recEvent2, lsn: 7, at: 11, customer: "c", moves: []move{{journey: "j", status: JourneyCompleted}}},
+		{typ: recForget, lsn: 8, at: 12, customer: "c"},
 	} {
 		f.Add(appendRecord(nil, &r))
 	}

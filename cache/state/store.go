@@ -23,6 +23,12 @@
 //     acknowledged write survives a crash. One event (its overlay changes and
 //     the journey moves it carries) is one log record: after a crash it is
 //     applied whole or not at all.
+//   - Every error of a write is of one kind (ErrInvalid, ErrUnavailable,
+//     ErrConflict; see KindOf), and nothing of a failed write is applied,
+//     in memory or, after a restart, from the log. When the log cannot be
+//     written (a full disk), writes fail with ErrUnavailable and Err says
+//     so until the log heals by itself (package wal), within about
+//     Config.WAL.RetryInterval of the cause going away.
 //   - A contact or event with an idempotency key (Contact.ID, Event.ID) that
 //     the customer's state still remembers is acknowledged without being
 //     applied again (Stats.Duplicates). The check and the write are atomic
@@ -35,8 +41,10 @@
 // latest 8 events of a key and otherwise rounded out to whole hours
 // (windows up to a day) or whole UTC days; see Config.MaxWindow. Strings
 // (ids, keys, categories) are limited to Config.MaxStringBytes. The number
-// of customers is not bounded: memory grows with the customers seen since
-// their state was last cleared.
+// of customers who are not in the feature snapshot (SetInSnapshot) and have
+// live state is bounded by Config.MaxCustomers: past it the least recently
+// written of them are evicted (Stats.CustomersEvicted). Customers in the
+// snapshot are not bounded here: the snapshot bounds them.
 //
 // A Store is safe for concurrent use.
 package state
@@ -67,11 +75,16 @@ type Reader interface {
 }
 
 // Writer is what the feedback and event endpoints need. Each call returns
-// after its changes are durable.
+// after its changes are durable; an error is of a kind (ErrInvalid,
+// ErrUnavailable, ErrConflict: see KindOf) and means nothing was applied.
 type Writer interface {
 	RecordContact(cs ...Contact) error
 	ApplyEvent(es ...Event) error
 	SetJourney(us ...JourneyUpdate) error
+	// Err returns an ErrUnavailable error while writes cannot succeed (a
+	// log that cannot be written, a shared store out of reach), else nil;
+	// readiness checks call it, so it must be cheap.
+	Err() error
 }
 
 var (
@@ -116,6 +129,17 @@ type Config struct {
 	MaxInterned int
 	// Stripes is the number of lock stripes (a power of two). Default 256.
 	Stripes int
+	// MaxCustomers bounds the customers with live state who are not in the
+	// feature snapshot (see SetInSnapshot): new ids seen by feedback or
+	// events. Past it, a background pass evicts the least recently written
+	// of them (by their last write: feedback, event or journey move) down
+	// to MaxCustomers minus 1/16, durably (a log record), and counts them
+	// in Stats.CustomersEvicted. An evicted customer loses all of its live
+	// state: contact history (caps and pauses count from zero again),
+	// overlay fields, journey positions and idempotency keys. Memory: a
+	// customer with a few contacts takes about 1 KiB. Default 200,000;
+	// negative: no bound.
+	MaxCustomers int
 	// CheckpointEvery makes the store checkpoint in the background at
 	// this interval. Zero disables it: call Checkpoint yourself.
 	CheckpointEvery time.Duration
@@ -166,8 +190,14 @@ func (c *Config) validate() error {
 	if c.CheckpointEvery < 0 {
 		return fmt.Errorf("CheckpointEvery %v is negative", c.CheckpointEvery)
 	}
+	if c.MaxCustomers == 0 {
+		c.MaxCustomers = DefaultMaxCustomers
+	}
 	return nil
 }
+
+// DefaultMaxCustomers is the default of Config.MaxCustomers.
+const DefaultMaxCustomers = 200_000
 
 // Store is the live customer state. It is safe for concurrent use.
 type Store struct {
@@ -184,9 +214,16 @@ type Store struct {
 
 	ckptMu  sync.Mutex // one checkpoint at a time
 	stop    chan struct{}
-	stopped chan struct{}
+	bg      sync.WaitGroup // background loops
 	closeMu sync.Mutex
 	closed  bool
+
+	// Eviction of customers not in the snapshot (Config.MaxCustomers).
+	inSnapshot atomic.Pointer[func(customer string) bool]
+	created    atomic.Uint64 // customers created since Open
+	liveBase   atomic.Int64  // live-only customers at the last count minus created then: an upper bound is liveBase+created
+	evictKick  chan struct{} // capacity 1
+	evictMu    sync.Mutex    // one eviction pass at a time
 }
 
 type stripe struct {
@@ -265,6 +302,7 @@ type counters struct {
 	histEvicted, keysEvicted, journeysEvicted, internFull       atomic.Uint64
 	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
 	checkpoints, checkpointErrors, duplicates, idsEvicted       atomic.Uint64
+	unavailable, evicted, replayCorrupt                         atomic.Uint64
 }
 
 // Stats are the store's cumulative counters.
@@ -288,6 +326,11 @@ type Stats struct {
 	Checkpoints      uint64    `json:"checkpoints"`
 	CheckpointErrors uint64    `json:"checkpoint_errors"`
 	WAL              wal.Stats `json:"wal"`
+
+	// Faults and bounds.
+	Unavailable      uint64 `json:"unavailable"`       // writes refused because the log could not be written (ErrUnavailable)
+	CustomersEvicted uint64 `json:"customers_evicted"` // customers not in the snapshot whose state was evicted (MaxCustomers)
+	ReplayCorrupt    uint64 `json:"replay_corrupt"`    // log records whose checksum held but that could not be decoded, skipped (WAL.SkipCorrupt)
 }
 
 // Open loads the newest checkpoint in cfg.WAL.Dir, replays the log after it
@@ -300,6 +343,10 @@ func Open(cfg Config) (*Store, error) {
 	var r record
 	s.log, err = wal.Open(cfg.WAL, s.loadCheckpoint, func(b []byte) error {
 		if err := decodeRecord(b, &r); err != nil {
+			if cfg.WAL.SkipCorrupt {
+				s.st.replayCorrupt.Add(1) // its checksum held: written so, by a bug or another version
+				return nil
+			}
 			return err
 		}
 		s.lsn.Store(max(s.lsn.Load(), r.lsn))
@@ -317,9 +364,10 @@ func Open(cfg Config) (*Store, error) {
 		s.dropStale(t) // values replayed before the compaction record
 	}
 	if cfg.CheckpointEvery > 0 {
-		go s.checkpointLoop()
-	} else {
-		close(s.stopped)
+		s.bg.Go(s.checkpointLoop)
+	}
+	if cfg.MaxCustomers > 0 {
+		s.bg.Go(s.evictLoop)
 	}
 	return s, nil
 }
@@ -340,8 +388,8 @@ func newStore(cfg Config) (*Store, error) {
 		seed:    maphash.MakeSeed(),
 		stripes: make([]stripe, cfg.Stripes),
 		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
 	}
+	s.evictKick = make(chan struct{}, 1)
 	s.intern.max = cfg.MaxInterned
 	for i := range s.stripes {
 		s.stripes[i].m = map[string]*entry{}
@@ -350,7 +398,6 @@ func newStore(cfg Config) (*Store, error) {
 }
 
 func (s *Store) checkpointLoop() {
-	defer close(s.stopped)
 	t := time.NewTicker(s.cfg.CheckpointEvery)
 	defer t.Stop()
 	for {
@@ -376,7 +423,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.closeMu.Unlock()
 	close(s.stop)
-	<-s.stopped
+	s.bg.Wait()
 	if err := s.log.Close(); err != nil {
 		return fmt.Errorf("cannot close state: %w", err)
 	}
@@ -410,6 +457,7 @@ func (s *Store) Stats() Stats {
 		Duplicates: c.duplicates.Load(), IDsEvicted: c.idsEvicted.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), ReplayDropped: c.replayDropped.Load(),
 		Compactions: c.compacts.Load(), Checkpoints: c.checkpoints.Load(), CheckpointErrors: c.checkpointErrors.Load(),
+		Unavailable: c.unavailable.Load(), CustomersEvicted: c.evicted.Load(), ReplayCorrupt: c.replayCorrupt.Load(),
 		WAL: s.log.Stats(),
 	}
 }
@@ -465,7 +513,7 @@ func (s *Store) recordContact(cs []Contact) (dups int, err error) {
 			err = fmt.Errorf("value %v is not finite", c.Value)
 		}
 		if err != nil {
-			return 0, fmt.Errorf("cannot record contact %d: %w", i, err)
+			return 0, invalidf("cannot record contact %d: %w", i, err)
 		}
 		recs[i] = record{typ: recContact2, customer: c.Customer, id: c.ID, at: c.At.UnixNano(),
 			action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value}
@@ -520,7 +568,7 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 			}
 		}
 		if err != nil {
-			return 0, fmt.Errorf("cannot apply event %d: %w", i, err)
+			return 0, invalidf("cannot apply event %d: %w", i, err)
 		}
 		r := record{typ: recEvent2, customer: e.Customer, id: e.ID, at: e.At.UnixNano()}
 		for _, m := range e.Journeys {
@@ -550,7 +598,7 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 					}
 					v, err := attrValue(x, TypeNumber)
 					if err != nil {
-						return 0, fmt.Errorf("cannot apply event %d (%s): incr %s from %s: %w", i, e.Type, f.Name, op.attr, err)
+						return 0, invalidf("cannot apply event %d (%s): incr %s from %s: %w", i, e.Type, f.Name, op.attr, err)
 					}
 					eff.v = v
 				}
@@ -564,13 +612,13 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 					}
 					v, err := attrValue(x, op.typ)
 					if err != nil {
-						return 0, fmt.Errorf("cannot apply event %d (%s): set %s from %s: %w", i, e.Type, f.Name, op.attr, err)
+						return 0, invalidf("cannot apply event %d (%s): set %s from %s: %w", i, e.Type, f.Name, op.attr, err)
 					}
 					eff.v = v
 				}
 				if op.typ == TypeCategory {
 					if err := s.checkString("category value", eff.v.str, false); err != nil {
-						return 0, fmt.Errorf("cannot apply event %d (%s): set %s: %w", i, e.Type, f.Name, err)
+						return 0, invalidf("cannot apply event %d (%s): set %s: %w", i, e.Type, f.Name, err)
 					}
 				}
 			}
@@ -617,7 +665,7 @@ func (s *Store) SetJourney(us ...JourneyUpdate) error {
 			err = s.checkMove(u.Journey, u.Step, u.Status)
 		}
 		if err != nil {
-			return fmt.Errorf("cannot set journey %d: %w", i, err)
+			return invalidf("cannot set journey %d: %w", i, err)
 		}
 		st := u.Status
 		if st == 0 {
@@ -671,7 +719,7 @@ func (s *Store) write(recs []record) (dups int, err error) {
 	}
 	if len(bufs) > 0 {
 		if err := s.log.Append(bufs...); err != nil {
-			return 0, err
+			return 0, s.logError(err)
 		}
 	}
 	for i := range recs {
@@ -681,6 +729,26 @@ func (s *Store) write(recs []record) (dups int, err error) {
 	}
 	s.st.duplicates.Add(uint64(dups))
 	return dups, nil
+}
+
+// logError gives an error of the log its kind: a record over the log's
+// limit is the write's fault, anything else (a full disk, an I/O error, a
+// backlog, a closed log) the store's, and counted.
+func (s *Store) logError(err error) error {
+	if errors.Is(err, wal.ErrRecordTooLarge) {
+		return invalid(err)
+	}
+	s.st.unavailable.Add(1)
+	return unavailable(err)
+}
+
+// Err returns an ErrUnavailable error while the store cannot write (its log
+// failed and has not healed yet), or nil.
+func (s *Store) Err() error {
+	if err := s.log.Err(); err != nil {
+		return unavailable(fmt.Errorf("cannot write the state log: %w", err))
+	}
+	return nil
 }
 
 // isDuplicate reports whether r's idempotency key is remembered by its
@@ -706,6 +774,9 @@ func (s *Store) replay(r *record) bool {
 	if r.typ == recCompact {
 		s.raiseAsOf(r.at)
 		return true
+	}
+	if r.typ == recForget {
+		return s.forget(&s.stripes[s.stripeOf(r.customer)], r.customer, r.lsn)
 	}
 	return s.apply(&s.stripes[s.stripeOf(r.customer)], r, true)
 }
@@ -753,6 +824,9 @@ func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 		st.m[next.id] = e
 		st.mu.Unlock()
 		s.st.customers.Add(1)
+		if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
+			s.kickEviction()
+		}
 		return true
 	}
 	e.p.Store(&next)
@@ -935,7 +1009,7 @@ func (s *Store) Compact(asOf time.Time) error {
 	r := record{typ: recCompact, at: t, lsn: s.lsn.Add(1)}
 	if err := s.log.Append(appendRecord(nil, &r)); err != nil {
 		s.ckptMu.Unlock()
-		return fmt.Errorf("cannot compact state: %w", err)
+		return fmt.Errorf("cannot compact state: %w", s.logError(err))
 	}
 	s.raiseAsOf(t)
 	s.ckptMu.Unlock()
@@ -1011,7 +1085,7 @@ func (s *Store) Checkpoint() error {
 	})
 	if err != nil {
 		s.st.checkpointErrors.Add(1)
-		return fmt.Errorf("cannot checkpoint state: %w", err)
+		return unavailable(fmt.Errorf("cannot checkpoint state: %w", err))
 	}
 	s.st.checkpoints.Add(1)
 	return nil

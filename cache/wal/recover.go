@@ -253,7 +253,9 @@ func verifyCheckpoint(r io.ReaderAt, size int64, seq uint64) (*io.SectionReader,
 // called, and may capture records appended after the rotation; those later
 // records are replayed again after the checkpoint is loaded, so the caller
 // must recognise them (e.g. by a sequence number inside each record).
-// Appends proceed while write runs. One Checkpoint runs at a time.
+// Appends proceed while write runs. One Checkpoint runs at a time. While
+// the log is failed (see Err) Checkpoint fails: the segment may end in a
+// partial record until the log heals, so it must stay the last one.
 func (l *Log) Checkpoint(write func(w io.Writer) error) error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
@@ -264,6 +266,12 @@ func (l *Log) Checkpoint(write func(w io.Writer) error) error {
 		return ErrClosed
 	}
 	l.fileMu.Lock()
+	if err := l.Err(); err != nil {
+		// The segment may end in a partial record until the log heals:
+		// it must stay the last one.
+		l.fileMu.Unlock()
+		return fmt.Errorf("cannot checkpoint wal %q: %w", l.cfg.Dir, err)
+	}
 	old := l.f
 	oldSeq := l.seq
 	if err := l.startSegment(oldSeq + 1); err != nil {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"nba/cache/state"
+	"nba/cache/wal"
 	"nba/nba"
 	"nba/nba/declog"
 	"nba/nba/demo"
@@ -52,6 +54,8 @@ func runServe(args []string) error {
 	shutdownTimeout := fset.Duration("shutdown.timeout", 10*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	syncInterval := fset.Duration("state.syncInterval", 2*time.Millisecond, "longest wait to batch an fsync of the state log")
 	checkpointEvery := fset.Duration("state.checkpointInterval", 10*time.Minute, "how often to compact the state log into a checkpoint")
+	maxCustomers := fset.Int("state.maxCustomers", state.DefaultMaxCustomers, "most customers with live state who are not in the snapshot (about 1 KiB each); past it the least recently written lose their live state (history, live fields, journeys); negative: no bound")
+	skipCorrupt := fset.Bool("state.skipCorrupt", false, "at start-up, skip damaged state log records (counted and logged; what they recorded is lost) instead of refusing to start")
 	logInputs := fset.Bool("decisionlog.inputs", true, "log each decision's inputs (profile fields, history counts, journeys) so nba replay and nba evaluate can decide it again")
 	scoreCache := fset.Int64("scorecache.maxBytes", 64<<20, "memory budget of the per-customer score cache in bytes; negative disables it")
 	decisionLog := fset.Bool("decisionlog", true, "log every decision and feedback to <state>/decisions (compressed JSON Lines)")
@@ -99,9 +103,12 @@ func runServe(args []string) error {
 		logger.Info("keeping customer state in the default directory; set -state to choose", "dir", *stateDir)
 	}
 	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
-		CheckpointEvery: *checkpointEvery, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
+		CheckpointEvery: *checkpointEvery, StateMaxCustomers: *maxCustomers, StateSkipCorrupt: *skipCorrupt, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
 		ResponseWindow: *responseWindow, LearnCheckpointEvery: *learnCheckpoint, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec,
 		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents})
+	if ce := (*wal.CorruptError)(nil); errors.As(err, &ce) {
+		return fmt.Errorf("%w; to start without the damaged records (losing what they recorded), restart with -state.skipCorrupt", err)
+	}
 	if err != nil {
 		return err
 	}

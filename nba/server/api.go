@@ -18,7 +18,8 @@ import (
 // bytes.Clone). Decide should not allocate: it fills resp by appending to
 // the slices it is given, which keep their capacity from request to request.
 //
-// Errors: return an *Error (see Invalidf, NotFoundf, NotReadyf) to choose the
+// Errors: return an *Error (see Invalidf, NotFoundf, NotReadyf,
+// StateUnavailablef, Conflictf) to choose the
 // status and code the caller sees; any other error is answered 500 internal
 // and logged, so it must not contain customer ids or features.
 type Backend interface {
@@ -41,8 +42,9 @@ type Backend interface {
 	// ages and last errors of what is loaded.
 	AppendStatus(dst []byte) ([]byte, error)
 	// Ready returns nil once catalog, model and snapshot are loaded and the
-	// log replayed, and otherwise an error saying what is missing. It is
-	// called on every /readyz, so it must be cheap.
+	// log replayed, and otherwise an error saying what is missing (an
+	// *Error with status 503 chooses the code, e.g. state_unavailable). It
+	// is called on every /readyz, so it must be cheap.
 	Ready() error
 	// Reload loads the bundle again; the last good one keeps serving if it
 	// fails. ctx bounds how long it may take.
@@ -281,12 +283,16 @@ const (
 	CodeHostNotAllowed   = "host_not_allowed"   // 403: admin API asked under a Host it does not answer to
 	CodeNotFound         = "not_found"          // 404
 	CodeMethodNotAllowed = "method_not_allowed" // 405
+	CodeConflict         = "conflict"           // 409: the write conflicts with the state as it stands; retry
 	CodeTimeout          = "timeout"            // 408: the request was not read in time
 	CodePayloadTooLarge  = "payload_too_large"  // 413
 	CodeHeaderTooLarge   = "header_too_large"   // 431
 	CodeInternal         = "internal"           // 500
 	CodeReloadFailed     = "reload_failed"      // 500: the last good bundle keeps serving
 	CodeNotReady         = "not_ready"          // 503
+	// CodeStateUnavailable (503): customer state cannot be written now (a
+	// full disk, an I/O error); nothing was recorded, retry later.
+	CodeStateUnavailable = "state_unavailable"
 )
 
 // Error is an error with the HTTP status and code the caller sees. Its
@@ -314,4 +320,16 @@ func NotFoundf(format string, args ...any) *Error {
 // NotReadyf returns a 503 not_ready error.
 func NotReadyf(format string, args ...any) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Message: fmt.Sprintf(format, args...)}
+}
+
+// StateUnavailablef returns a 503 state_unavailable error: the write was
+// not recorded because customer state cannot be written now.
+func StateUnavailablef(format string, args ...any) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeStateUnavailable, Message: fmt.Sprintf(format, args...)}
+}
+
+// Conflictf returns a 409 conflict error: the write conflicts with the
+// state as it stands and was not recorded.
+func Conflictf(format string, args ...any) *Error {
+	return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
 }

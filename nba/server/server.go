@@ -14,7 +14,7 @@
 //	GET  /v1/customers/{id}  the backend's JSON for the customer, 404 not_found if unknown
 //	GET  /v1/actions         the catalog as served
 //	GET  /healthz            200 while the process serves
-//	GET  /readyz             200 once the backend is ready, else 503 not_ready
+//	GET  /readyz             200 once the backend is ready, else 503 not_ready (or the backend's 503 code)
 //	GET  /metrics            Prometheus text: the server's and the backend's metrics
 //
 // Admin API: POST /admin/reload (bearer token), GET /admin/status,
@@ -491,7 +491,11 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 			ep = epReadyz
 			if s.allow(ctx, fasthttp.MethodGet) {
 				if err := s.backend.Ready(); err != nil {
-					s.writeError(ctx, http.StatusServiceUnavailable, CodeNotReady, err.Error())
+					code := CodeNotReady
+					if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusServiceUnavailable {
+						code = e.Code // e.g. state_unavailable
+					}
+					s.writeError(ctx, http.StatusServiceUnavailable, code, err.Error())
 				} else {
 					s.writeJSON(ctx, http.StatusOK, []byte(`{"status":"ready"}`))
 				}
@@ -589,6 +593,8 @@ func statusLabel(status int) string {
 		return "404"
 	case 405:
 		return "405"
+	case 409:
+		return "409"
 	case 408:
 		return "408"
 	case 413:

@@ -348,6 +348,41 @@ func TestReadiness(t *testing.T) {
 	}
 }
 
+// TestStateErrorCodes: a backend's state errors reach the caller with
+// their own status and code, and a state that cannot be written makes
+// /readyz answer 503 state_unavailable.
+func TestStateErrorCodes(t *testing.T) {
+	b := &servertest.Backend{}
+	h := start(t, server.Config{}, b)
+	for _, tc := range []struct {
+		err    *server.Error
+		status int
+		code   string
+		ready  int
+	}{
+		{server.StateUnavailablef("customer state cannot be written now"), 503, server.CodeStateUnavailable, 503},
+		{server.Conflictf("changed meanwhile"), 409, server.CodeConflict, 200},
+		{server.Invalidf("bad"), 400, server.CodeInvalidRequest, 200},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			b.IngestErr.Store(tc.err)
+			defer b.IngestErr.Store(nil)
+			for path, body := range map[string]string{
+				"/v1/feedback": `{"customer_id":"c","action_id":"a1","outcome":"click"}`,
+				"/v1/events":   `{"customer_id":"c","type":"page_view"}`,
+			} {
+				if r := h.do(t, "POST", h.base+path, body); r.status != tc.status || r.code() != tc.code || !strings.Contains(string(r.body), tc.err.Message) {
+					t.Errorf("%s: %d %s, want %d %s", path, r.status, r.body, tc.status, tc.code)
+				}
+			}
+			r := h.do(t, "GET", h.base+"/readyz", "")
+			if r.status != tc.ready || (tc.ready == 503 && r.code() != tc.code) {
+				t.Errorf("readyz: %d %s, want %d", r.status, r.body, tc.ready)
+			}
+		})
+	}
+}
+
 func TestMetricsEndpoint(t *testing.T) {
 	set := metrics.NewSet()
 	backendCounter := metrics.Must(set.NewCounterVec("nba_decisions_total", "Decisions.", []string{"action", "channel"}, 100))

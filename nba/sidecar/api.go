@@ -3,7 +3,6 @@ package sidecar
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"net/http"
 	"strconv"
@@ -329,7 +328,7 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS, ID: fb.EventID}
 	dup, err := s.state.RecordContactOnce(c)
 	if err != nil {
-		return stateError(err)
+		return s.stateError(err)
 	}
 	if dup {
 		return nil
@@ -395,23 +394,58 @@ func (s *Sidecar) Event(ev *server.Event) error {
 		}
 	}
 	if err := s.state.ApplyEvent(e); err != nil {
-		return stateError(err)
+		return s.stateError(err)
 	}
 	return nil
 }
 
-// stateError maps an error of the state store to what the caller sees. A
-// failure to write the log (closed, backlogged, an I/O error) is the
-// server's: it is returned as is, answered 500 and logged. Anything else is
-// a request the store refused (a time out of range, an attribute of the
-// wrong type, a string over its limit): 400 invalid_request.
-func stateError(err error) error {
-	var pathErr *fs.PathError
-	var errno syscall.Errno
-	if errors.Is(err, wal.ErrClosed) || errors.Is(err, wal.ErrBacklog) || errors.As(err, &pathErr) || errors.As(err, &errno) {
-		return err
+// stateError maps an error of the state store, by its kind, to what the
+// caller sees: a write the store refused for what it is, 400
+// invalid_request; a store that cannot write now (a full disk, an I/O
+// error, a backlog), 503 state_unavailable (the store counts it), logged
+// at most every stateLogEvery; a conflict, 409. An error of no kind is a bug:
+// returned as is, answered 500 internal and logged.
+func (s *Sidecar) stateError(err error) error {
+	switch state.KindOf(err) {
+	case state.ErrInvalid:
+		return server.Invalidf("%v", err)
+	case state.ErrUnavailable:
+		if s.stateLogDue() {
+			s.log.Error("cannot write customer state; answering 503 state_unavailable until it heals", "error", err,
+				"refused", s.state.Stats().Unavailable)
+		}
+		return server.StateUnavailablef("customer state cannot be written now (%s): nothing was recorded; retry later", unavailableReason(err))
+	case state.ErrConflict:
+		return server.Conflictf("%v", err)
 	}
-	return server.Invalidf("%v", err)
+	return err
+}
+
+// stateLogEvery spaces the logs of writes refused as state_unavailable.
+const stateLogEvery = 10 * time.Second
+
+// stateLogDue reports whether a write refused as unavailable should be
+// logged: at most one every stateLogEvery, so a full disk does not flood
+// the log.
+func (s *Sidecar) stateLogDue() bool {
+	now := time.Now().UnixNano()
+	last := s.stateLogged.Load()
+	return now-last >= int64(stateLogEvery) && s.stateLogged.CompareAndSwap(last, now)
+}
+
+// unavailableReason says in a few words why state cannot be written,
+// without file names.
+func unavailableReason(err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		return errno.Error()
+	case errors.Is(err, wal.ErrBacklog):
+		return "too many writes waiting for the disk"
+	case errors.Is(err, wal.ErrClosed):
+		return "shutting down"
+	}
+	return "the state log cannot be written"
 }
 
 func finite(x float64) float64 {

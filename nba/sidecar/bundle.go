@@ -309,7 +309,7 @@ func withParts(fsys fs.FS, f func(*parts) error) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		st, err = openState(dir, m, 0, 0)
+		st, err = openState(dir, m, Config{})
 		if err != nil {
 			return fmt.Errorf("%s: profile: %w", ManifestFile, err)
 		}

@@ -81,6 +81,14 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 		{"nba_state_log_appends_total", "Records acknowledged by the state log.", func() uint64 { return state.Stats().WAL.Appends }},
 		{"nba_state_log_fsyncs_total", "Group commits (write and fsync) of the state log.", func() uint64 { return state.Stats().WAL.Fsyncs }},
 		{"nba_state_log_rejected_total", "State log appends refused because the backlog was full.", func() uint64 { return state.Stats().WAL.Rejected }},
+		{"nba_state_unavailable_total", "Writes of customer state refused because its log could not be written (feedback and events answered 503 state_unavailable).", func() uint64 { return state.Stats().Unavailable }},
+		{"nba_state_log_write_errors_total", "Failed writes or fsyncs of the state log (a full disk, an I/O error).", func() uint64 { return state.Stats().WAL.WriteErrors }},
+		{"nba_state_log_recoveries_total", "Times the state log healed after a failed write and took writes again.", func() uint64 { return state.Stats().WAL.Recoveries }},
+		{"nba_state_customers_evicted_total", "Customers not in the snapshot whose live state was evicted (-state.maxCustomers).", func() uint64 { return state.Stats().CustomersEvicted }},
+		{"nba_state_log_corrupt_records_total", "Damaged state log records found at start-up (skipped with -state.skipCorrupt).", func() uint64 {
+			st := state.Stats()
+			return st.WAL.CorruptRecords + st.ReplayCorrupt
+		}},
 	} {
 		if err := set.NewCounterFunc(c.name, c.help, c.f); err != nil {
 			return err
@@ -97,6 +105,12 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 		{"nba_snapshot_customers", "Customers in the served snapshot.", func() float64 { return float64(s.snaps.Status().Rows) }},
 		{"nba_snapshot_bytes", "Memory held by the served snapshot.", func() float64 { return float64(s.snaps.Status().Bytes) }},
 		{"nba_state_customers", "Customers with live state.", func() float64 { return float64(state.Stats().Customers) }},
+		{"nba_state_writable", "1 when customer state can be written, 0 while its log is failed (a full disk) and has not healed.", func() float64 {
+			if state.Err() != nil {
+				return 0
+			}
+			return 1
+		}},
 		{"nba_state_log_fsync_seconds_sum", "Total time spent writing and fsyncing the state log.", func() float64 { return state.Stats().WAL.FsyncSum.Seconds() }},
 	} {
 		if err := set.NewGaugeFunc(g.name, g.help, g.f); err != nil {

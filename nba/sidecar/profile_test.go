@@ -228,7 +228,7 @@ func TestSameProfileSeesCarriedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := openState(t.TempDir(), m, 0, 0)
+	st, err := openState(t.TempDir(), m, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

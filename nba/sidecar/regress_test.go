@@ -2,11 +2,15 @@ package sidecar
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"nba/cache/state"
 	"nba/nba/demo"
 	"nba/nba/server"
 )
@@ -40,8 +44,9 @@ func TestFeedbackTimeOutOfRangeIsInvalid(t *testing.T) {
 
 // Regression: an event the state log could not write (here: the log is
 // closed) was answered 400 invalid_request, telling the caller not to
-// retry an event that was lost.
-func TestEventNotWrittenIsServerError(t *testing.T) {
+// retry an event that was lost; then 500 internal. It is 503
+// state_unavailable: nothing was recorded, retry later.
+func TestEventNotWrittenIsStateUnavailable(t *testing.T) {
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(), Now: func() time.Time { return now }})
 	if err != nil {
@@ -50,13 +55,53 @@ func TestEventNotWrittenIsServerError(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ev := server.Event{CustomerID: "c00042", Type: "ticket_opened", TS: now}
-	if got := statusOf(s.Event(&ev)); got != http.StatusInternalServerError {
-		t.Errorf("event on a closed state log: status %d, want 500", got)
+	want := func(what string, err error) {
+		t.Helper()
+		var e *server.Error
+		if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable || e.Code != server.CodeStateUnavailable {
+			t.Errorf("%s on a closed state log: %v, want 503 %s", what, err, server.CodeStateUnavailable)
+		}
 	}
-	fb := server.Feedback{CustomerID: "c00042", ActionID: "xs_shoes", Channel: "web", Outcome: server.OutcomeClick, TS: now}
-	if got := statusOf(s.Feedback(&fb)); got != http.StatusInternalServerError {
-		t.Errorf("feedback on a closed state log: status %d, want 500", got)
+	want("event", s.Event(&server.Event{CustomerID: "c00042", Type: "ticket_opened", TS: now}))
+	want("feedback", s.Feedback(&server.Feedback{CustomerID: "c00042", ActionID: "xs_shoes", Channel: "web", Outcome: server.OutcomeClick, TS: now}))
+	if got := s.state.Stats().Unavailable; got != 2 {
+		t.Errorf("unavailable writes counted: %d, want 2", got)
+	}
+}
+
+// TestStateErrorByKind: state errors are answered by their kind, not by
+// what they are not; an error of no kind is the server's (500).
+func TestStateErrorByKind(t *testing.T) {
+	s := openDemo(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
+	cause := errors.New("cause")
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		code   string
+	}{
+		{"invalid", &state.Error{Kind: state.ErrInvalid, Err: cause}, 400, server.CodeInvalidRequest},
+		{"unavailable", fmt.Errorf("cannot record: %w", &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("write /x/wal: %w", syscall.ENOSPC)}), 503, server.CodeStateUnavailable},
+		{"conflict", &state.Error{Kind: state.ErrConflict, Err: cause}, 409, server.CodeConflict},
+		{"no kind", &os.PathError{Op: "write", Path: "/x", Err: syscall.EIO}, 500, ""},
+		{"no kind, plain", cause, 500, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.stateError(tc.err)
+			var e *server.Error
+			if !errors.As(err, &e) {
+				if tc.status != 500 {
+					t.Fatalf("%v: answered 500, want %d", err, tc.status)
+				}
+				return
+			}
+			if e.Status != tc.status || e.Code != tc.code {
+				t.Fatalf("answered %d %s (%s), want %d %s", e.Status, e.Code, e.Message, tc.status, tc.code)
+			}
+			if tc.status == 503 && (!strings.Contains(e.Message, "no space left on device") || strings.Contains(e.Message, "/x")) {
+				t.Fatalf("message %q should say why without naming files", e.Message)
+			}
+		})
 	}
 }
 

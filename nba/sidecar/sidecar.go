@@ -51,6 +51,15 @@ type Config struct {
 	SyncInterval time.Duration
 	// CheckpointEvery compacts the state log at this interval. Default 10m.
 	CheckpointEvery time.Duration
+	// StateMaxCustomers bounds the customers with live state who are not
+	// in the snapshot; past it the least recently written are evicted
+	// (state.Config.MaxCustomers). 0 means state.DefaultMaxCustomers,
+	// negative no bound.
+	StateMaxCustomers int
+	// StateSkipCorrupt makes Open skip damaged state log records, counted
+	// and logged, instead of failing (wal.Config.SkipCorrupt): what they
+	// recorded is lost.
+	StateSkipCorrupt bool
 	// DecisionLog enables the decision log in StateDir/decisions.
 	DecisionLog bool
 	// DecisionLogNoInputs leaves the decision inputs (profile fields,
@@ -130,6 +139,7 @@ type Sidecar struct {
 	effectsFailed   atomic.Uint64
 	feedbackUnknown atomic.Uint64
 	eventsUnknown   atomic.Uint64
+	stateLogged     atomic.Int64 // when a write refused as state_unavailable was last logged (unix ns)
 	observeErrors   atomic.Uint64
 
 	pending   pending
@@ -209,9 +219,13 @@ func Open(cfg Config) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
 	}
-	st, err := openState(filepath.Join(cfg.StateDir, "state"), m, cfg.CheckpointEvery, cfg.SyncInterval)
+	st, err := openState(filepath.Join(cfg.StateDir, "state"), m, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open customer state in %s: %w", cfg.StateDir, err)
+	}
+	if sst := st.Stats(); sst.WAL.CorruptRecords > 0 || sst.ReplayCorrupt > 0 {
+		cfg.Logger.Warn("skipped damaged customer state log records; what they recorded is lost",
+			"damaged", sst.WAL.CorruptRecords, "undecodable", sst.ReplayCorrupt, "replayed", sst.Replayed)
 	}
 	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, cust: &customers{state: st}, now: cfg.Now, lock: lock,
 		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{}),
@@ -236,6 +250,7 @@ func Open(cfg Config) (*Sidecar, error) {
 	if err := st.Compact(snap.AsOf()); err != nil {
 		s.log.Warn("cannot compact overlay", "error", err)
 	}
+	st.SetInSnapshot(s.inSnapshot)
 	s.cust.binding.Store(newBinding(snap, p.src))
 	s.parts.Store(p)
 	var cache nba.ScoreCache
@@ -277,9 +292,20 @@ func Open(cfg Config) (*Sidecar, error) {
 
 // openState opens the live state with the manifest's profile mappings; the
 // live fields the snapshot also carries reset when a new snapshot is served.
-func openState(dir string, m Manifest, checkpointEvery, syncInterval time.Duration) (*state.Store, error) {
-	return state.Open(state.Config{Mappings: m.Profile, SnapshotFields: sortedKeys(m.Snapshot.Columns), CheckpointEvery: checkpointEvery,
-		WAL: wal.Config{Dir: dir, SyncInterval: syncInterval}})
+func openState(dir string, m Manifest, cfg Config) (*state.Store, error) {
+	return state.Open(state.Config{Mappings: m.Profile, SnapshotFields: sortedKeys(m.Snapshot.Columns), CheckpointEvery: cfg.CheckpointEvery,
+		MaxCustomers: cfg.StateMaxCustomers, WAL: wal.Config{Dir: dir, SyncInterval: cfg.SyncInterval, SkipCorrupt: cfg.StateSkipCorrupt}})
+}
+
+// inSnapshot reports whether a customer is in the served snapshot: the
+// state store evicts only the others.
+func (s *Sidecar) inSnapshot(customer string) bool {
+	snap := s.snaps.Current()
+	if snap == nil {
+		return true // not known yet: evict nothing
+	}
+	_, ok := snap.LookupString(customer)
+	return ok
 }
 
 // loadSecret reads the decision log's pseudonym key, creating it on first use.
@@ -337,6 +363,7 @@ func (s *Sidecar) reload() error {
 				return err // the stamp stays: the next reload tries this file again
 			}
 			snap = next
+			s.state.SetInSnapshot(s.inSnapshot) // recount who is not in it
 			if err := s.state.Compact(snap.AsOf()); err != nil {
 				s.log.Warn("cannot compact overlay", "error", err)
 			}
@@ -382,6 +409,11 @@ func (s *Sidecar) Ready() error {
 	if s.parts.Load() == nil || s.snaps.Current() == nil {
 		return errors.New("bundle not loaded")
 	}
+	if err := s.state.Err(); err != nil {
+		// Decisions would still be answered, but no feedback or event
+		// recorded: send the traffic to a replica that can.
+		return server.StateUnavailablef("customer state cannot be written (%s); it is retried every second", unavailableReason(err))
+	}
 	return nil
 }
 
@@ -419,7 +451,9 @@ func (s *Sidecar) applyEffects() {
 	for us := range s.effects {
 		if err := s.state.SetJourney(us...); err != nil {
 			s.effectsFailed.Add(1)
-			s.log.Warn("cannot persist journey change", "error", err)
+			if state.KindOf(err) != state.ErrUnavailable || s.stateLogDue() {
+				s.log.Warn("cannot persist journey change", "error", err)
+			}
 		}
 		s.cust.unsaved.done(us)
 	}

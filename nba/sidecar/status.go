@@ -127,6 +127,9 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 		st["learning"] = map[string]any{"models": s.engine.LearnerStats(), "pending_impressions": n,
 			"pending_evicted": evicted, "expired_as_ignored": expired, "observe_errors": s.observeErrors.Load()}
 	}
+	if err := s.state.Err(); err != nil {
+		st["state_error"] = err.Error()
+	}
 	if ok := s.lastReloadOK.Load(); ok != 0 {
 		st["last_reload_ok"] = time.Unix(0, ok).UTC().Format(time.RFC3339)
 	}

@@ -63,6 +63,9 @@ type Backend struct {
 	NotReady atomic.Bool
 	// ReloadErr, when set, is returned by Reload.
 	ReloadErr error
+	// IngestErr, when set, is returned by Feedback and Event, and by Ready
+	// when its status is 503 (state that cannot be written).
+	IngestErr atomic.Pointer[server.Error]
 	// PanicOnCustomer makes Decide panic for this customer id (to test
 	// recovery); empty disables it.
 	PanicOnCustomer string
@@ -173,6 +176,9 @@ func (b *Backend) record(r Record) {
 
 // Feedback implements server.Backend.
 func (b *Backend) Feedback(fb *server.Feedback) error {
+	if e := b.IngestErr.Load(); e != nil {
+		return e
+	}
 	if fb.Channel != "" && !channelOK(fb.Channel) {
 		return server.Invalidf("channel %q is not configured", fb.Channel)
 	}
@@ -190,6 +196,9 @@ func (b *Backend) Feedback(fb *server.Feedback) error {
 
 // Event implements server.Backend.
 func (b *Backend) Event(ev *server.Event) error {
+	if e := b.IngestErr.Load(); e != nil {
+		return e
+	}
 	b.record(Record{Kind: "event", CustomerID: strings.Clone(ev.CustomerID), Type: strings.Clone(ev.Type)})
 	return nil
 }
@@ -258,6 +267,9 @@ func (b *Backend) AppendStatus(dst []byte) ([]byte, error) {
 func (b *Backend) Ready() error {
 	if b.NotReady.Load() {
 		return errors.New("catalog, model and snapshot not loaded")
+	}
+	if e := b.IngestErr.Load(); e != nil && e.Status == 503 {
+		return e
 	}
 	return nil
 }
