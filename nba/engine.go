@@ -269,6 +269,7 @@ type Engine struct {
 	obsNow   atomic.Int64 // time of the latest observation, the online models' clock
 	profiles Profiles
 	history  History
+	contacts ContactLister // history when it lists contacts, else nil
 	journeys Journeys
 	pool     sync.Pool
 
@@ -291,6 +292,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if e.memSlots == 0 {
 		e.memSlots = DefaultDecisionMemory
 	}
+	e.contacts, _ = cfg.History.(ContactLister)
 	e.cur.Store(e.newLearner(cfg.Catalog, nil))
 	e.pool.New = func() any {
 		var seed [32]byte
@@ -360,6 +362,8 @@ type scratch struct {
 	due      []dueStep
 	exclUsed []bool
 	rng      *rand.ChaCha8
+	contacts ContactLister // the engine's, for suppressions
+	seq      []ContactAt   // a customer's contacts of one action (suppressions)
 
 	// learning and exploration
 	lx      []float64
@@ -408,6 +412,9 @@ func (s *scratch) prepare(c *Catalog) {
 	s.states = make([]JourneyState, 0, MaxJourneysPerCustomer)
 	s.due = make([]dueStep, 0, len(c.journeys))
 	s.exclUsed = make([]bool, c.nexcl)
+	if s.seq == nil {
+		s.seq = make([]ContactAt, 0, 128)
+	}
 	s.prof.reset(c.nfields)
 	if c.learn != nil {
 		s.lx = make([]float64, len(c.learn.feats))
@@ -460,7 +467,7 @@ func (s *scratch) limitHit(l *limit) bool {
 	if s.ec.count(int(l.q)) < l.max {
 		return false
 	}
-	return l.unless < 0 || s.ec.count(int(l.unless)) == 0
+	return l.sup == nil || s.paused(l.sup)
 }
 
 // ErrUnknownChannel is returned for a channel the catalog does not know.
@@ -663,7 +670,7 @@ func (e *Engine) load(s *scratch, c *Catalog, req *Request, now time.Time) (know
 			s.ec.tzOff = int64(m) * 60
 		}
 	}
-	s.ec.customer, s.ec.hist = req.Customer, e.history
+	s.ec.customer, s.ec.hist, s.contacts = req.Customer, e.history, e.contacts
 	s.ec.anyHist = e.history != nil && req.Customer != "" && e.history.Any(req.Customer)
 	return known
 }
