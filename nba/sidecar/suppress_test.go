@@ -118,7 +118,9 @@ func TestBundleRefusesWindowsBeyondHistory(t *testing.T) {
 		})
 	}
 	// At the limit it loads.
-	b := demoWith(t, func(s string) string { return strings.Replace(s, "caps: [{max: 4, window: 7d}]", "caps: [{max: 4, window: 30d}]", 1) })
+	b := demoWith(t, func(s string) string {
+		return strings.Replace(s, "caps: [{max: 4, window: 7d}]", "caps: [{max: 4, window: 30d}]", 1)
+	})
 	if errs := ValidateBundle(b); len(errs) != 0 {
 		t.Errorf("a 30-day cap: %v", errs)
 	}
