@@ -3,6 +3,7 @@ package sidecar
 import (
 	"fmt"
 	"io/fs"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -123,5 +124,62 @@ func TestBundleRefusesWindowsBeyondHistory(t *testing.T) {
 	})
 	if errs := ValidateBundle(b); len(errs) != 0 {
 		t.Errorf("a 30-day cap: %v", errs)
+	}
+}
+
+// TestSuppressionDoesNotAllocate: a decision that reads a customer's
+// contact sequence for a suppression allocates nothing in steady state.
+func TestSuppressionDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(),
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	const customer = "c00042"
+	var d nba.Decision
+	if err := s.engine.Decide(&nba.Request{Customer: customer, Channel: "web", Limit: 30, Now: now}, &d); err != nil {
+		t.Fatal(err)
+	}
+	// Every sales action given: 3 impressions 4, 3 and 2 days ago.
+	for _, c := range d.Actions {
+		if g := c.Action.Group; g == "service" || g == "content" {
+			continue
+		}
+		for day := 2; day <= 4; day++ {
+			fb := server.Feedback{CustomerID: customer, ActionID: c.Action.ID, Channel: "web", Outcome: server.OutcomeImpression,
+				TS: now.Add(-time.Duration(day) * 24 * time.Hour)}
+			if err := s.Feedback(&fb); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.engine.Decide(&nba.Request{Customer: customer, Channel: "web", Limit: 30, Now: now, Explain: true, DryRun: true}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(d.Explain, func(c nba.Candidate) bool { return c.Stage == nba.StageContactPolicy }) {
+		t.Fatal("no action paused: the test would not read a contact sequence")
+	}
+	req := server.DecideRequest{DecisionID: "d", CustomerID: customer, Channel: "web", Limit: 3}
+	var resp server.DecideResponse
+	decide := func() {
+		resp.Actions, resp.Withheld, resp.Candidates = resp.Actions[:0], resp.Withheld[:0], resp.Candidates[:0]
+		if err := s.Decide(&req, &resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decide()
+	decide()
+	s.scores.Wait()
+	for range 100 {
+		decide()
+	}
+	if n := testing.AllocsPerRun(200, decide); n > 0 {
+		t.Errorf("Decide allocates %.1f times per call, want 0", n)
 	}
 }
