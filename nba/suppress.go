@@ -36,13 +36,19 @@ type suppression struct {
 func (sp *suppression) lastPause(cs []ContactAt, now int64) (start int64, ok bool) {
 	// Oldest first; at the same instant B before A: a B at the moment of
 	// the Nth A (a click on the impression) is among them.
+	// Lists come latest recorded first, mostly in time order: reversed,
+	// they are sorted in about one pass.
+	slices.Reverse(cs)
 	b := sp.without
-	slices.SortFunc(cs, func(x, y ContactAt) int {
+	order := func(x, y ContactAt) int {
 		if c := cmp.Compare(x.At, y.At); c != 0 {
 			return c
 		}
 		return cmp.Compare(b2i(x.Outcome != b), b2i(y.Outcome != b))
-	})
+	}
+	if !slices.IsSortedFunc(cs, order) {
+		slices.SortFunc(cs, order)
+	}
 	// The A times of the current run are compacted into cs[run:w] as the
 	// walk goes (w never passes the index read).
 	run, w := 0, 0

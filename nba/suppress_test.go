@@ -1,6 +1,7 @@
 package nba
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -145,5 +146,34 @@ func TestSuppressionWithoutContactLists(t *testing.T) {
 		if given := slices.Contains(chosenIDs(&dec), "ignored3"); given == paused {
 			t.Errorf("%s: paused %v, want %v", customer, !given, paused)
 		}
+	}
+}
+
+// BenchmarkLastPause: what deciding a suppression from the contact
+// sequence adds to a decision whose count passed (the only case that reads
+// it): sorting and walking n contacts of the action, 100 being the state's
+// default history per customer. The copy of the contacts is included, as
+// the sidecar copies them from the state.
+func BenchmarkLastPause(b *testing.B) {
+	sp := &suppression{key: "x", after: Impression, without: Click, n: 3, within: 7 * 24 * time.Hour, pause: 14 * 24 * time.Hour}
+	now := monday.UnixNano()
+	for _, n := range []int{3, 20, 100} {
+		src := make([]ContactAt, n)
+		for i := range src {
+			o := Impression
+			if i%7 == 6 {
+				o = Click
+			}
+			// Newest recorded first, as the state lists them.
+			src[i] = ContactAt{At: now - int64(i+1)*int64(21*24*time.Hour)/int64(n+1), Outcome: o}
+		}
+		buf := make([]ContactAt, 0, 128)
+		b.Run(fmt.Sprintf("contacts=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = append(buf[:0], src...)
+				sp.lastPause(buf, now)
+			}
+		})
 	}
 }
