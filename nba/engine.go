@@ -88,6 +88,17 @@ type Trace struct {
 	History []HistoryCount
 	// Journeys are the journey states read (before entries by rule).
 	Journeys []JourneyState
+	// Contacts are the contact lists read (ContactLister, for
+	// suppressions), in the order read.
+	Contacts []ContactsRead
+}
+
+// ContactsRead is one contact list a decision read: the arguments of
+// ContactLister.Contacts and its answer, as listed.
+type ContactsRead struct {
+	Scope    Scope
+	Key      string
+	Contacts []ContactAt
 }
 
 // HistoryCount is one contact-history count a decision read: the arguments
@@ -198,7 +209,7 @@ func (d *Decision) reset() {
 	d.Actions, d.Withheld, d.Effects, d.Explain = d.Actions[:0], d.Withheld[:0], d.Effects[:0], d.Explain[:0]
 	d.Control, d.Reason = false, ""
 	t := &d.Trace
-	t.Seed, t.Known, t.History, t.Journeys = 0, false, t.History[:0], t.Journeys[:0]
+	t.Seed, t.Known, t.History, t.Journeys, t.Contacts = 0, false, t.History[:0], t.Journeys[:0], t.Contacts[:0]
 	t.Profile.Num, t.Profile.Str = t.Profile.Num[:0], t.Profile.Str[:0]
 }
 
@@ -363,6 +374,7 @@ type scratch struct {
 	exclUsed []bool
 	rng      *rand.ChaCha8
 	contacts ContactLister // the engine's, for suppressions
+	trace    *Trace        // the decision's when it traces, else nil
 	seq      []ContactAt   // a customer's contacts of one action (suppressions)
 
 	// learning and exploration
@@ -506,7 +518,9 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 		limit = c.maxPerDecision
 	}
 	known := e.load(s, c, req, now)
+	s.trace = nil
 	if req.Trace {
+		s.trace = &d.Trace
 		d.Trace.Known = known
 		if req.Customer != "" {
 			d.Trace.Profile.Num = append(d.Trace.Profile.Num, s.prof.Num...)
@@ -626,6 +640,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 
 // traceHistory records the history counts the decision asked for.
 func traceHistory(s *scratch, c *Catalog, d *Decision) {
+	s.trace = nil // the scratch goes back to the pool
 	for i, n := range s.ec.counts {
 		if n >= 0 {
 			q := &c.queries[i]

@@ -89,6 +89,16 @@ func (s *scratch) paused(sp *suppression) bool {
 		return sp.unless < 0 || s.ec.count(int(sp.unless)) == 0
 	}
 	s.seq = s.contacts.Contacts(s.ec.customer, ScopeAction, sp.key, s.seq[:0])
+	if t := s.trace; t != nil {
+		n := len(t.Contacts)
+		if n < cap(t.Contacts) {
+			t.Contacts = t.Contacts[:n+1]
+		} else {
+			t.Contacts = append(t.Contacts, ContactsRead{})
+		}
+		r := &t.Contacts[n]
+		r.Scope, r.Key, r.Contacts = ScopeAction, sp.key, append(r.Contacts[:0], s.seq...)
+	}
 	now := s.ec.nowT.UnixNano()
 	start, ok := sp.lastPause(s.seq, now)
 	return ok && now-start < int64(sp.pause)
