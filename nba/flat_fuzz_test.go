@@ -121,7 +121,13 @@ func newRuleWorld(c *choices) *ruleWorld {
 	}
 	b.WriteString("}\nactions:\n")
 	for i := range 1 + c.n(6) {
-		fmt.Fprintf(&b, "  - id: a%d\n    channels: [web]\n    rules:\n", i)
+		fmt.Fprintf(&b, "  - id: a%d\n    channels: [web]\n", i)
+		if c.n(4) == 0 { // a pinned tier decided by a rule
+			r := w.rule(c, 0)
+			w.rules = append(w.rules, r)
+			fmt.Fprintf(&b, "    tier: %d\n    pin_when: %q\n", 1+c.n(3), r)
+		}
+		b.WriteString("    rules:\n")
 		for _, stage := range []string{"eligible", "applicable", "suitable"} {
 			if c.n(2) == 0 {
 				continue

@@ -177,3 +177,61 @@ func BenchmarkLastPause(b *testing.B) {
 		})
 	}
 }
+
+// FuzzLastPause checks the suppression walk against a plain reading of its
+// definition (a new slice per run, a sort of a copy), on contacts in any
+// order, ties and contacts after the decision included; the answer must
+// not depend on the order the contacts are listed in.
+func FuzzLastPause(f *testing.F) {
+	f.Add(uint8(3), uint8(7), uint8(14), true, []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add(uint8(2), uint8(0), uint8(30), false, []byte{10, 10, 11, 12, 200, 3})
+	f.Add(uint8(1), uint8(1), uint8(1), true, []byte{})
+	f.Fuzz(func(t *testing.T, n, within, pause uint8, without bool, data []byte) {
+		sp := &suppression{key: "x", after: Impression, n: 1 + int(n%5), within: time.Duration(within%20) * time.Hour,
+			pause: time.Duration(1+pause%40) * time.Hour}
+		if without {
+			sp.without = Click
+		}
+		const now = int64(100 * time.Hour)
+		var cs []ContactAt
+		for i := 0; i+1 < len(data) && len(cs) < 200; i += 2 {
+			// Whole hours in [0, 120): ties and contacts after now.
+			cs = append(cs, ContactAt{At: int64(data[i]%120) * int64(time.Hour), Outcome: Outcome(1 + data[i+1]%4)})
+		}
+		// The definition, read plainly.
+		ref := slices.Clone(cs)
+		slices.SortStableFunc(ref, func(x, y ContactAt) int {
+			if x.At != y.At {
+				return int(x.At/int64(time.Hour) - y.At/int64(time.Hour))
+			}
+			return b2i(!(sp.without != 0 && x.Outcome == sp.without)) - b2i(!(sp.without != 0 && y.Outcome == sp.without))
+		})
+		var run []int64
+		var wantStart int64
+		wantOK := false
+		for _, c := range ref {
+			if c.At > now {
+				continue
+			}
+			switch {
+			case sp.without != 0 && c.Outcome == sp.without:
+				run = nil
+			case c.Outcome == sp.after:
+				run = append(run, c.At)
+				if k := len(run); k >= sp.n && (sp.within == 0 || c.At-run[k-sp.n] < int64(sp.within)) {
+					wantStart, wantOK, run = c.At, true, nil
+				}
+			}
+		}
+		for _, order := range []func([]ContactAt){func([]ContactAt) {}, slices.Reverse[[]ContactAt], func(s []ContactAt) {
+			slices.SortFunc(s, func(x, y ContactAt) int { return int(y.Outcome) - int(x.Outcome) })
+		}} {
+			in := slices.Clone(cs)
+			order(in)
+			start, ok := sp.lastPause(in, now)
+			if ok != wantOK || start != wantStart {
+				t.Fatalf("%+v on %v: got %v %v, want %v %v", *sp, cs, start, ok, wantStart, wantOK)
+			}
+		}
+	})
+}
