@@ -43,6 +43,12 @@ type Options struct {
 	// instead of through a model.Plan; the scores are the same, only slower.
 	// It exists to compare the two.
 	NoScorePlans bool
+	// MaxWindow is the longest contact-history window the History counts
+	// (the sidecar passes its state's, state.Store.MaxWindow). A cap,
+	// suppression or history count that needs a longer one is refused at
+	// load: it would be counted over less history than it says. 0 means no
+	// limit.
+	MaxWindow time.Duration
 }
 
 // MaxPlanBytes bounds the memory of one model's score plan: the masks of
@@ -108,12 +114,15 @@ type featConst struct {
 	v   float64
 }
 
-// limit removes a candidate when count(q) >= max and, if unless >= 0,
-// count(unless) == 0.
+// limit removes a candidate when count(q) >= max and, for a suppression
+// decided from the contact sequence (sup not nil), the customer's contacts
+// put it in a pause (suppression.paused); count(q) >= max is then only the
+// cheap necessary condition.
 type limit struct {
-	q, max, unless int32
-	desc           string
-	supp           bool // a suppression, else a cap (for explanations)
+	q, max int32
+	sup    *suppression
+	desc   string
+	supp   bool // a suppression (sup may be nil: one outcome pauses), else a cap; for explanations
 }
 
 type group struct {
@@ -419,12 +428,31 @@ func (k *compiler) query(q histQuery) (int, error) {
 			return 0, fmt.Errorf("unknown channel %q", q.key)
 		}
 	}
+	if err := k.countable(q.window); err != nil {
+		return 0, err
+	}
 	if i, ok := k.qIdx[q]; ok {
 		return i, nil
 	}
 	i := len(k.qIdx)
 	k.qIdx[q] = i
 	return i, nil
+}
+
+// countable refuses a window longer than the history the state keeps.
+func (k *compiler) countable(w time.Duration) error {
+	if m := k.opts.MaxWindow; m > 0 && w > m {
+		return fmt.Errorf("window %s exceeds the customer history kept (%s)", fmtWindow(w), fmtWindow(m))
+	}
+	return nil
+}
+
+// fmtWindow prints a window as the catalog writes it: whole days as "30d".
+func fmtWindow(d time.Duration) string {
+	if day := 24 * time.Hour; d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return d.String()
 }
 
 func (k *compiler) rule(path, src string) int32 {
@@ -563,13 +591,24 @@ func (k *compiler) limits(path string, in []limitFile, scope Scope, key string) 
 				continue
 			}
 		}
-		q, _ := k.query(histQuery{scope: scope, key: key, outcome: o, window: w})
-		out = append(out, limit{q: int32(q), max: int32(*l.Max), unless: -1,
+		q, err := k.query(histQuery{scope: scope, key: key, outcome: o, window: w})
+		if err != nil {
+			k.errs.add(p+".window", "%v", err)
+			continue
+		}
+		out = append(out, limit{q: int32(q), max: int32(*l.Max),
 			desc: fmt.Sprintf("%s %s: at most %d %ss in %s", scope, key, *l.Max, o, l.Window)})
 	}
 	return out
 }
 
+// suppressions compiles "suppress:" entries. A pause in force now started
+// at an `after` outcome in the last `pause` that completed `count` of them
+// within `within`, so `count` of them over within+pause (one over pause
+// without a `within`) is necessary: that count is the limit's query, and
+// only a customer who passes it has their contact sequence read. A single
+// `after` with no `without` needs no sequence: every such outcome starts a
+// pause, so one in the last `pause` is exactly the rule.
 func (k *compiler) suppressions(path string, in []suppressFile, scope Scope, key string) []limit {
 	var out []limit
 	for i, s := range in {
@@ -584,32 +623,56 @@ func (k *compiler) suppressions(path string, in []suppressFile, scope Scope, key
 			k.errs.add(p+".pause", "%v", err)
 			continue
 		}
+		if s.Count < 0 || s.Count > MaxSuppressCount {
+			k.errs.add(p+".count", "count %d out of range [1, %d]", s.Count, MaxSuppressCount)
+			continue
+		}
 		n := max(s.Count, 1)
-		l := limit{max: int32(n), unless: -1, supp: true}
-		if s.Without == "" {
-			// Any such outcome within the pause suppresses.
-			q, _ := k.query(histQuery{scope, key, after, pause})
-			l.q = int32(q)
-			l.desc = fmt.Sprintf("%s %s: paused %s after %d %s(s)", scope, key, s.Pause, n, after)
-		} else {
-			without, err := parseOutcome(s.Without)
-			if err != nil {
+		sp := &suppression{key: key, after: after, n: n, pause: pause, unless: -1}
+		if s.Without != "" {
+			if sp.without, err = parseOutcome(s.Without); err != nil {
 				k.errs.add(p+".without", "%v", err)
 				continue
 			}
-			within, err := parseWindow(s.Within)
-			if err != nil {
+			if sp.without == after {
+				k.errs.add(p+".without", "the same outcome as after (%s)", after)
+				continue
+			}
+		}
+		if s.Within != "" || s.Without != "" {
+			if sp.within, err = parseWindow(s.Within); err != nil {
 				k.errs.add(p+".within", "%v", err)
 				continue
 			}
-			// Counting over within+pause keeps the pause for at least
-			// "pause" after the triggering contact (at most "within"
-			// longer): contact history holds counts, not sequences.
-			w := within + pause
-			q, _ := k.query(histQuery{scope, key, after, w})
-			u, _ := k.query(histQuery{scope, key, without, w})
-			l.q, l.unless = int32(q), int32(u)
-			l.desc = fmt.Sprintf("%s %s: paused %s after %d %s(s) without a %s in %s", scope, key, s.Pause, n, after, without, s.Within)
+		}
+		if n == 1 && sp.without == 0 {
+			sp.within = 0 // every such outcome starts a pause
+		}
+		w, atLeast, what := pause+sp.within, n, "within "+s.Within+" + pause "+s.Pause
+		if sp.within == 0 {
+			w, atLeast, what = pause, 1, "pause "+s.Pause
+		}
+		if m := k.opts.MaxWindow; m > 0 && w > m {
+			k.errs.add(p, "%s exceeds the customer history kept (%s)", what, fmtWindow(m))
+			continue
+		}
+		q, _ := k.query(histQuery{scope, key, after, w})
+		l := limit{q: int32(q), max: int32(atLeast), supp: true}
+		switch {
+		case n == 1 && sp.without == 0:
+			l.desc = fmt.Sprintf("%s %s: paused %s after a %s", scope, key, s.Pause, after)
+		case sp.without == 0:
+			l.sup = sp
+			l.desc = fmt.Sprintf("%s %s: paused %s after %d %ss", scope, key, s.Pause, n, after)
+			if s.Within != "" {
+				l.desc += " within " + s.Within
+			}
+		default:
+			// The fallback for a History that cannot list contacts.
+			u, _ := k.query(histQuery{scope, key, sp.without, w})
+			sp.unless = int32(u)
+			l.sup = sp
+			l.desc = fmt.Sprintf("%s %s: paused %s after %d %ss without a %s within %s", scope, key, s.Pause, n, after, sp.without, s.Within)
 		}
 		out = append(out, l)
 	}

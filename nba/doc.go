@@ -62,8 +62,10 @@
 // is warm for the catalog, with or without learning; Observe allocates one
 // posterior. A decision returns at most MaxLimit actions and
 // reads at most MaxJourneysPerCustomer journey states. Catalogs hold at most
-// MaxActions actions over MaxChannels channels. The "3 impressions without a
-// click" suppression is counted over within+pause, since contact history
-// holds counts rather than sequences: the pause can last up to "within"
-// longer than configured.
+// MaxActions actions over MaxChannels channels. A suppression ("pause P
+// after N impressions without a click within W") is decided exactly from
+// the customer's contacts when the History is a ContactLister (from the
+// contacts it keeps); from counts over within+pause otherwise, when the
+// pause can last up to W longer. Options.MaxWindow refuses at load the
+// windows the History cannot count.
 package nba

@@ -88,6 +88,17 @@ type Trace struct {
 	History []HistoryCount
 	// Journeys are the journey states read (before entries by rule).
 	Journeys []JourneyState
+	// Contacts are the contact lists read (ContactLister, for
+	// suppressions), in the order read.
+	Contacts []ContactsRead
+}
+
+// ContactsRead is one contact list a decision read: the arguments of
+// ContactLister.Contacts and its answer, as listed.
+type ContactsRead struct {
+	Scope    Scope
+	Key      string
+	Contacts []ContactAt
 }
 
 // HistoryCount is one contact-history count a decision read: the arguments
@@ -251,7 +262,7 @@ func (d *Decision) reset() {
 	d.Actions, d.Withheld, d.Effects, d.Explain = d.Actions[:0], d.Withheld[:0], d.Effects[:0], d.Explain[:0]
 	d.Control, d.Reason, d.StoppedBy, d.Limit = false, "", PolicyHit{}, 0
 	t := &d.Trace
-	t.Seed, t.Known, t.History, t.Journeys = 0, false, t.History[:0], t.Journeys[:0]
+	t.Seed, t.Known, t.History, t.Journeys, t.Contacts = 0, false, t.History[:0], t.Journeys[:0], t.Contacts[:0]
 	t.Profile.Num, t.Profile.Str = t.Profile.Num[:0], t.Profile.Str[:0]
 }
 
@@ -322,6 +333,7 @@ type Engine struct {
 	obsNow   atomic.Int64 // time of the latest observation, the online models' clock
 	profiles Profiles
 	history  History
+	contacts ContactLister // history when it lists contacts, else nil
 	journeys Journeys
 	pool     sync.Pool
 
@@ -344,6 +356,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if e.memSlots == 0 {
 		e.memSlots = DefaultDecisionMemory
 	}
+	e.contacts, _ = cfg.History.(ContactLister)
 	e.cur.Store(e.newLearner(cfg.Catalog, nil))
 	e.pool.New = func() any {
 		var seed [32]byte
@@ -413,6 +426,9 @@ type scratch struct {
 	due      []dueStep
 	exclUsed []bool
 	rng      *rand.ChaCha8
+	contacts ContactLister // the engine's, for suppressions
+	trace    *Trace        // the decision's when it traces, else nil
+	seq      []ContactAt   // a customer's contacts of one action (suppressions)
 
 	// learning and exploration
 	lx      []float64
@@ -461,6 +477,9 @@ func (s *scratch) prepare(c *Catalog) {
 	s.states = make([]JourneyState, 0, MaxJourneysPerCustomer)
 	s.due = make([]dueStep, 0, len(c.journeys))
 	s.exclUsed = make([]bool, c.nexcl)
+	if s.seq == nil {
+		s.seq = make([]ContactAt, 0, 128)
+	}
 	s.prof.reset(c.nfields)
 	if c.learn != nil {
 		s.lx = make([]float64, len(c.learn.feats))
@@ -520,7 +539,7 @@ func (s *scratch) limitHit(l *limit) bool {
 	if s.ec.count(int(l.q)) < l.max {
 		return false
 	}
-	return l.unless < 0 || s.ec.count(int(l.unless)) == 0
+	return l.sup == nil || s.paused(l.sup)
 }
 
 // ErrUnknownChannel is returned for a channel the catalog does not know.
@@ -560,7 +579,9 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 	}
 	d.Limit = limit
 	known := e.load(s, c, req, now)
+	s.trace = nil
 	if req.Trace {
+		s.trace = &d.Trace
 		d.Trace.Known = known
 		if req.Customer != "" {
 			d.Trace.Profile.Num = append(d.Trace.Profile.Num, s.prof.Num...)
@@ -682,6 +703,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 
 // traceHistory records the history counts the decision asked for.
 func traceHistory(s *scratch, c *Catalog, d *Decision) {
+	s.trace = nil // the scratch goes back to the pool
 	for i, n := range s.ec.counts {
 		if n >= 0 {
 			q := &c.queries[i]
@@ -726,7 +748,7 @@ func (e *Engine) load(s *scratch, c *Catalog, req *Request, now time.Time) (know
 			s.ec.tzOff = int64(m) * 60
 		}
 	}
-	s.ec.customer, s.ec.hist = req.Customer, e.history
+	s.ec.customer, s.ec.hist, s.contacts = req.Customer, e.history, e.contacts
 	s.ec.anyHist = e.history != nil && req.Customer != "" && e.history.Any(req.Customer)
 	return known
 }

@@ -534,6 +534,9 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 	hist := newMemHistory()
 	prof.set("c", map[string]any{"clv": 100, "aff_xsell": 0.5})
 	hist.add("c", contact{action: "card", channel: "web", groups: []string{"sales"}, outcome: Impression, at: monday.Add(-time.Hour)})
+	for i := range 3 { // the suppression reads loan's contact sequence
+		hist.add("c", contact{action: "loan", channel: "web", groups: []string{"sales"}, outcome: Impression, at: monday.Add(-time.Duration(i+2) * 24 * time.Hour)})
+	}
 	jour := &memJourneys{by: map[string][]JourneyState{"c": {{Journey: "welcome", Step: 1, Status: JourneyActive, EnteredAt: monday.Add(-48 * time.Hour), LastStepAt: monday.Add(-48 * time.Hour)}}}}
 	for name, e := range map[string]*Engine{
 		"policies": mustEngine(t, mustCatalog(t, policyCatalog, Options{Schema: testSchema}), prof, hist, nil),

@@ -2,6 +2,7 @@ package nba
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -109,6 +110,21 @@ func (h *memHistory) Count(customer string, scope Scope, key string, o Outcome, 
 	}
 	return n
 }
+
+// Contacts implements ContactLister.
+func (h *memHistory) Contacts(customer string, scope Scope, key string, dst []ContactAt) []ContactAt {
+	for _, c := range h.by[customer] {
+		if (scope == ScopeAction && c.action == key) || (scope == ScopeChannel && c.channel == key) ||
+			(scope == ScopeGroup && slices.Contains(c.groups, key)) {
+			dst = append(dst, ContactAt{At: c.at.UnixNano(), Outcome: c.outcome})
+		}
+	}
+	return dst
+}
+
+// countsOnly hides a History's contact lists: suppressions fall back to
+// counts.
+type countsOnly struct{ History }
 
 // memJourneys is an in-memory Journeys.
 type memJourneys struct {

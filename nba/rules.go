@@ -140,19 +140,22 @@ const (
 	flatStrNotIn               // it is none of strs
 )
 
-// eval decides the rule (op != flatNone).
+// eval decides the rule (op != flatNone). It picks the slice the field
+// lives in before indexing: a context slot may lie beyond the profile's
+// length and the other way round.
 func (f *flatRule) eval(c *evalCtx) bool {
 	if f.op >= flatStrIn {
-		x := c.str[f.i]
+		strs := c.str
 		if f.ctx {
-			x = c.cstr[f.i]
+			strs = c.cstr
 		}
-		return slices.Contains(f.strs, x) == (f.op == flatStrIn)
+		return slices.Contains(f.strs, strs[f.i]) == (f.op == flatStrIn)
 	}
-	x := c.num[f.i]
+	nums := c.num
 	if f.ctx {
-		x = c.cnum[f.i]
+		nums = c.cnum
 	}
+	x := nums[f.i]
 	switch f.op {
 	case flatLT:
 		return x < f.k

@@ -438,3 +438,45 @@ func BenchmarkFlatRule(b *testing.B) {
 		})
 	}
 }
+
+// TestRegressionContextRuleReadsProfileSlice: a flat rule over a context
+// field used to index the profile slice first, so a context slot beyond the
+// profile's length panicked (a one-field snapshot, a context of two fields
+// and `context.page == "checkout"`: every decision answered 500).
+func TestRegressionContextRuleReadsProfileSlice(t *testing.T) {
+	const cat = `
+context: {page: string, basket: number}
+actions:
+  - id: checkout_offer
+    channels: [web]
+    rules:
+      applicable: ['context.page == "checkout"', 'context.page in ["checkout", "cart"]', 'context.basket > 10']
+  - id: other
+    channels: [web]
+`
+	opts := Options{Schema: Schema{Fields: []Field{{"clv", KindNumber}}}}
+	prof := newMemProfiles(opts.Schema)
+	prof.set("c", map[string]any{"clv": 1.0})
+	e := mustEngine(t, mustCatalog(t, cat, opts), prof, nil, nil)
+	for _, tt := range []struct {
+		name string
+		ctx  []ContextValue
+		want string
+	}{
+		{"checkout", []ContextValue{{Key: "page", Str: "checkout"}, {Key: "basket", Num: 20}}, "checkout_offer,other"},
+		{"home", []ContextValue{{Key: "page", Str: "home"}, {Key: "basket", Num: 20}}, "other"},
+		{"missing", nil, "other"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, customer := range []string{"c", "unknown", ""} {
+				var d Decision
+				if err := e.Decide(&Request{Customer: customer, Channel: "web", Limit: 2, Context: tt.ctx, Now: monday}, &d); err != nil {
+					t.Fatal(err)
+				}
+				if got := strings.Join(chosenIDs(&d), ","); got != tt.want {
+					t.Errorf("customer %q: got %q, want %q", customer, got, tt.want)
+				}
+			}
+		})
+	}
+}

@@ -152,6 +152,25 @@ type History interface {
 	Count(customer string, scope Scope, key string, outcome Outcome, window time.Duration, now time.Time) int
 }
 
+// ContactLister is implemented by a History that can also list a
+// customer's contacts. Suppressions ("pause P after N impressions without a
+// click within W") depend on the order of the contacts, not only on their
+// counts: with a ContactLister they are decided exactly (see the catalog
+// reference); with a History that lacks it, from counts over within+pause,
+// which can pause longer than configured.
+type ContactLister interface {
+	// Contacts appends to dst the customer's recorded contacts for the key
+	// (action id, group id or channel name) of the scope, in any order,
+	// and returns it. It should not allocate when dst has room.
+	Contacts(customer string, scope Scope, key string, dst []ContactAt) []ContactAt
+}
+
+// ContactAt is one recorded contact as a ContactLister lists it.
+type ContactAt struct {
+	At      int64   // unix nanoseconds
+	Outcome Outcome // 0 for an outcome the engine has no name for
+}
+
 // JourneyStatus is where a customer stands in a journey.
 type JourneyStatus uint8
 

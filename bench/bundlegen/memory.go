@@ -105,3 +105,24 @@ func (h *History) Count(customer string, scope nba.Scope, key string, o nba.Outc
 	}
 	return n
 }
+
+// Contacts implements nba.ContactLister.
+func (h *History) Contacts(customer string, scope nba.Scope, key string, dst []nba.ContactAt) []nba.ContactAt {
+	for _, c := range h.contacts(customer) {
+		var match bool
+		switch scope {
+		case nba.ScopeAction:
+			match = h.b.ActionIDs[c.Action] == key
+		case nba.ScopeChannel:
+			match = Channels[c.Channel] == key
+		case nba.ScopeGroup:
+			for _, g := range h.chain[c.Action] {
+				match = match || g == key
+			}
+		}
+		if match {
+			dst = append(dst, nba.ContactAt{At: c.At * int64(time.Second), Outcome: c.Outcome})
+		}
+	}
+	return dst
+}

@@ -119,7 +119,9 @@ type Config struct {
 	// customer that sends keys. Default 64; at most 4096.
 	MaxIDsPerCustomer int
 	// MaxWindow is the longest cap window counted, rounded up to whole
-	// days; longer windows are clamped. Default 30 days; at most 400 days.
+	// days; longer windows are clamped (Store.MaxWindow tells a catalog
+	// compiler, which refuses them). Default DefaultMaxWindow; at most 400
+	// days.
 	MaxWindow time.Duration
 	// MaxStringBytes bounds customer ids, keys, journey ids, event types
 	// and category values. Default 256.
@@ -182,7 +184,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("Stripes %d is not a power of two", c.Stripes)
 	}
 	if c.MaxWindow == 0 {
-		c.MaxWindow = 30 * 24 * time.Hour
+		c.MaxWindow = DefaultMaxWindow
 	}
 	if c.MaxWindow < 0 || c.MaxWindow > 400*24*time.Hour {
 		return fmt.Errorf("MaxWindow %v is outside (0, 400 days]", c.MaxWindow)
@@ -441,6 +443,10 @@ func (s *Store) Slot(field string) (Slot, FieldType, bool) {
 
 // Fields lists the overlay fields in slot order.
 func (s *Store) Fields() []FieldInfo { return slices.Clone(s.m.fields) }
+
+// DefaultMaxWindow is Config.MaxWindow's default: contacts are counted up
+// to 30 days back.
+const DefaultMaxWindow = 30 * 24 * time.Hour
 
 // MaxWindow is the longest cap window the store counts; the engine should
 // reject contact policies with longer windows when it compiles them.

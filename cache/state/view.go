@@ -195,3 +195,28 @@ func (v *View) History(dst []Contact, n int) []Contact {
 	}
 	return dst
 }
+
+// EachContact calls fn with the time (unix nanoseconds) and outcome of each
+// kept contact (see History) whose key of kind k (action id, group as
+// recorded, channel) is key, the latest recorded first. It does not
+// allocate; fn must not keep the View.
+func (v *View) EachContact(k Kind, key string, fn func(at int64, o Outcome)) {
+	if v.c == nil {
+		return
+	}
+	for node, i := v.c.hist, 0; i < v.c.histN; node, i = node.next, i+1 {
+		c := &node.c
+		var ck string
+		switch k {
+		case KindAction:
+			ck = c.Action
+		case KindGroup:
+			ck = c.Group
+		case KindChannel:
+			ck = c.Channel
+		}
+		if ck == key {
+			fn(c.At.UnixNano(), c.Outcome)
+		}
+	}
+}

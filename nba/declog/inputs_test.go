@@ -18,7 +18,8 @@ func TestInputsRoundTrip(t *testing.T) {
 	d.Inputs = Inputs{Logged: true, Known: true, Profile: []Value{{Key: "age", Kind: KindNumber, Num: 41},
 		{Key: "segment", Kind: KindCategory, Str: "gold", Num: 2}},
 		History:  []Count{{Scope: "action", Key: "a", Outcome: "impression", Window: 7 * 24 * time.Hour, N: 3}},
-		Journeys: []Journey{{Journey: "j", Step: 1, Status: "active", EnteredAt: at}, {Journey: "k", Status: "exited", EnteredAt: at, LastStepAt: at.Add(time.Hour)}}}
+		Journeys: []Journey{{Journey: "j", Step: 1, Status: "active", EnteredAt: at}, {Journey: "k", Status: "exited", EnteredAt: at, LastStepAt: at.Add(time.Hour)}},
+		Contacts: []ContactList{{Scope: "action", Key: "a", AtNS: []int64{at.UnixNano(), -1}, Outcomes: []string{"impression", "click"}}}}
 	b := appendDecision(nil, d)
 	r, err := ParseRecord(append([]byte(`{"type":"decision","customer":"p",`), b...))
 	if err != nil {
@@ -51,6 +52,13 @@ func TestInputsRoundTrip(t *testing.T) {
 	}
 	if j := in.Journeys[1]; !j.LastStepAt.Equal(at.Add(time.Hour)) {
 		t.Errorf("journey 1: got %+v", j)
+	}
+	if len(in.Contacts) != 1 {
+		t.Fatalf("contacts: got %+v", in.Contacts)
+	}
+	if c := in.Contacts[0]; c.Scope != "action" || c.Key != "a" || len(c.AtNS) != 2 || c.AtNS[0] != at.UnixNano() || c.AtNS[1] != -1 ||
+		len(c.Outcomes) != 2 || c.Outcomes[0] != "impression" || c.Outcomes[1] != "click" {
+		t.Errorf("contacts: got %+v", c)
 	}
 }
 

@@ -252,6 +252,12 @@ type RecordInputs struct {
 		EnteredAt  time.Time `json:"entered_at"`
 		LastStepAt time.Time `json:"last_step_at"`
 	} `json:"journeys"`
+	Contacts []struct {
+		Scope    string   `json:"scope"`
+		Key      string   `json:"key"`
+		AtNS     []int64  `json:"at_ns"`
+		Outcomes []string `json:"outcomes"`
+	} `json:"contacts,omitempty"`
 }
 
 // Values is a decoded object of named values (a context or a profile) in

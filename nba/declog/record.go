@@ -68,6 +68,16 @@ type Inputs struct {
 	NonZeroHistory bool
 	// Journeys holds the journey states read.
 	Journeys []Journey
+	// Contacts holds the contact lists read (suppressions decided from the
+	// order of a customer's contacts); written only when there are any.
+	Contacts []ContactList
+}
+
+// ContactList is one list of a customer's contacts a decision read.
+type ContactList struct {
+	Scope, Key string
+	AtNS       []int64  // unix nanoseconds, as listed
+	Outcomes   []string // of each contact
 }
 
 // Count is one contact-history count a decision read.
@@ -294,7 +304,37 @@ func appendInputs(b []byte, in *Inputs) []byte {
 		}
 		b = append(b, '}')
 	}
-	return append(b, "]}"...)
+	b = append(b, ']')
+	if len(in.Contacts) > 0 {
+		b = append(b, `,"contacts":[`...)
+		for i := range in.Contacts {
+			l := &in.Contacts[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			b = appendField(b, "scope", l.Scope)
+			b = append(b, ',')
+			b = appendField(b, "key", l.Key)
+			b = append(b, `,"at_ns":[`...)
+			for j, at := range l.AtNS {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendInt(b, at, 10)
+			}
+			b = append(b, `],"outcomes":[`...)
+			for j, o := range l.Outcomes {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, o)
+			}
+			b = append(b, "]}"...)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 // appendTime appends ,"key":"RFC 3339 UTC time".

@@ -57,6 +57,31 @@ func (in *inputs) Count(_ string, scope nba.Scope, key string, outcome nba.Outco
 	return 0
 }
 
+// Contacts implements nba.ContactLister from the contact lists logged (a
+// record written before they were logged has none: its suppressions then
+// see no contacts).
+func (in *inputs) Contacts(_ string, scope nba.Scope, key string, dst []nba.ContactAt) []nba.ContactAt {
+	if in.rec.Inputs == nil {
+		return dst
+	}
+	for _, l := range in.rec.Inputs.Contacts {
+		if l.Scope != scope.String() || l.Key != key {
+			continue
+		}
+		for i, at := range l.AtNS {
+			c := nba.ContactAt{At: at}
+			for o := nba.Impression; o <= nba.Reject; o++ {
+				if i < len(l.Outcomes) && o.String() == l.Outcomes[i] {
+					c.Outcome = o
+				}
+			}
+			dst = append(dst, c)
+		}
+		return dst
+	}
+	return dst
+}
+
 func (in *inputs) Journeys(_ string, dst []nba.JourneyState) []nba.JourneyState {
 	if in.rec.Inputs == nil {
 		return dst

@@ -240,6 +240,34 @@ func (c *customers) Count(customer string, scope nba.Scope, key string, outcome 
 	return v.Count(kindOf(scope), key, outcomeOf(outcome), window, now)
 }
 
+// Contacts implements nba.ContactLister: the contacts the state keeps for
+// the customer (the latest state.Config.MaxEventsPerCustomer).
+func (c *customers) Contacts(customer string, scope nba.Scope, key string, dst []nba.ContactAt) []nba.ContactAt {
+	var v state.View
+	if c.state == nil || !c.state.View(bytesOf(customer), &v) {
+		return dst
+	}
+	v.EachContact(kindOf(scope), key, func(at int64, o state.Outcome) {
+		dst = append(dst, nba.ContactAt{At: at, Outcome: outcomeFrom(o)})
+	})
+	return dst
+}
+
+// outcomeFrom is the engine's outcome of a state outcome, 0 when it has none.
+func outcomeFrom(o state.Outcome) nba.Outcome {
+	switch o {
+	case state.Impression:
+		return nba.Impression
+	case state.Click:
+		return nba.Click
+	case state.Accept:
+		return nba.Accept
+	case state.Reject:
+		return nba.Reject
+	}
+	return 0
+}
+
 // Journeys implements nba.Journeys.
 func (c *customers) Journeys(customer string, dst []nba.JourneyState) []nba.JourneyState {
 	from := len(dst)

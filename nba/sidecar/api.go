@@ -248,7 +248,7 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 		l.ContextValues = append(l.ContextValues, v)
 	}
 	in := &l.Inputs
-	in.Profile, in.History, in.Journeys = in.Profile[:0], in.History[:0], in.Journeys[:0]
+	in.Profile, in.History, in.Journeys, in.Contacts = in.Profile[:0], in.History[:0], in.Journeys[:0], in.Contacts[:0]
 	tr := &d.Trace
 	cat := s.engine.Catalog()
 	fields := cat.ProfileFields()
@@ -276,6 +276,20 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 		}
 		for _, j := range tr.Journeys {
 			in.Journeys = append(in.Journeys, declog.Journey{Journey: j.Journey, Step: j.Step, Status: j.Status.String(), EnteredAt: j.EnteredAt, LastStepAt: j.LastStepAt})
+		}
+		for i := range tr.Contacts {
+			r := &tr.Contacts[i]
+			n := len(in.Contacts)
+			if n < cap(in.Contacts) {
+				in.Contacts = in.Contacts[:n+1]
+			} else {
+				in.Contacts = append(in.Contacts, declog.ContactList{})
+			}
+			l := &in.Contacts[n]
+			l.Scope, l.Key, l.AtNS, l.Outcomes = r.Scope.String(), r.Key, l.AtNS[:0], l.Outcomes[:0]
+			for _, c := range r.Contacts {
+				l.AtNS, l.Outcomes = append(l.AtNS, c.At), append(l.Outcomes, c.Outcome.String())
+			}
 		}
 	}
 	l.Versions = append(l.Versions[:0], declog.Version{Name: "catalog", Value: d.CatalogVersion},

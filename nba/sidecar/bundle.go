@@ -212,7 +212,14 @@ func loadParts(fsys fs.FS, st *state.Store) (*parts, error) {
 	for name, mod := range p.models {
 		scorers[name] = mod
 	}
-	cat, err := nba.CompileCatalog(m.Catalog, catalogBytes, nba.Options{Schema: p.schema, Models: scorers, ModelVersions: p.modelVersions})
+	// The catalog may count only as far back as the state does (a bundle
+	// validated without one: as far as a default state would).
+	maxWindow := state.DefaultMaxWindow
+	if st != nil {
+		maxWindow = st.MaxWindow()
+	}
+	cat, err := nba.CompileCatalog(m.Catalog, catalogBytes, nba.Options{Schema: p.schema, Models: scorers, ModelVersions: p.modelVersions,
+		MaxWindow: maxWindow})
 	if err != nil {
 		for _, e := range unjoin(err) {
 			errs = append(errs, fmt.Errorf("%s: %w", m.Catalog, e))

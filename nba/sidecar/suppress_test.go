@@ -1,0 +1,185 @@
+package sidecar
+
+import (
+	"fmt"
+	"io/fs"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"nba/nba"
+	"nba/nba/demo"
+	"nba/nba/server"
+)
+
+// TestDemoSuppressionPauseEndsOnTime: the demo's sales actions pause 14
+// days after 3 impressions without a click within 7 days. Through the
+// state store: 3 impressions 4, 3 and 2 days ago pause the action; 17, 16
+// and 15 days ago paused it until a day ago (it used to stay paused: the
+// impressions were counted over within+pause).
+func TestDemoSuppressionPauseEndsOnTime(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	const day = 24 * time.Hour
+	// A sales action a customer is given on the web.
+	var customer, action string
+	for i := 1; i <= 200 && action == ""; i++ {
+		c := fmt.Sprintf("c%05d", i)
+		for _, id := range ids(decide(t, s, c, "web")) {
+			if g := s.engine.Catalog().Action(id).Group; g != "" && g != "service" && g != "content" {
+				customer, action = c, id
+				break
+			}
+		}
+	}
+	if action == "" {
+		t.Fatal("no demo customer gets a sales action on the web")
+	}
+	for _, tt := range []struct {
+		ago    []time.Duration
+		paused bool
+	}{
+		{[]time.Duration{17 * day, 16 * day, 15 * day}, false},
+		{[]time.Duration{4 * day, 3 * day, 2 * day}, true}, // on top of the three above
+	} {
+		for _, ago := range tt.ago {
+			fb := server.Feedback{CustomerID: customer, ActionID: action, Channel: "web", Outcome: server.OutcomeImpression, TS: now.Add(-ago)}
+			if err := s.Feedback(&fb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The engine's explanation: exploration may rank the action
+		// anywhere, the stage says whether a contact policy removed it.
+		var d nba.Decision
+		if err := s.engine.Decide(&nba.Request{Customer: customer, Channel: "web", Limit: 3, Now: now, Explain: true, DryRun: true}, &d); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(d.Explain, func(c nba.Candidate) bool { return c.Action == action })
+		if i < 0 {
+			t.Fatalf("%s not among the candidates", action)
+		}
+		if got := d.Explain[i].Stage == nba.StageContactPolicy; got != tt.paused {
+			t.Errorf("impressions %v ago: %s paused %v, want %v (%v %q)", tt.ago, action, got, tt.paused, d.Explain[i].Stage, d.Explain[i].Reason)
+		}
+	}
+}
+
+// demoWith returns the demo bundle with its catalog edited by edit.
+func demoWith(t *testing.T, edit func(string) string) fstest.MapFS {
+	t.Helper()
+	out := fstest.MapFS{}
+	err := fs.WalkDir(demo.Bundle(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(demo.Bundle(), p)
+		if err != nil {
+			return err
+		}
+		if p == "catalog.yaml" {
+			b = []byte(edit(string(b)))
+		}
+		out[p] = &fstest.MapFile{Data: b}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestBundleRefusesWindowsBeyondHistory: a cap, suppression or history
+// count over more days than the state keeps counts used to compile and be
+// counted over the days kept (a 90-day cap counted 8 of 20 impressions);
+// the bundle is refused, the limit in the message.
+func TestBundleRefusesWindowsBeyondHistory(t *testing.T) {
+	for _, tt := range []struct{ name, from, to, want string }{
+		{"cap", "caps: [{max: 4, window: 7d}]", "caps: [{max: 4, window: 90d}]", "caps[0].window: window 90d exceeds the customer history kept (30d)"},
+		{"suppression", "{after: reject, pause: 30d}", "{after: reject, pause: 45d}", "suppress[0]: pause 45d exceeds the customer history kept (30d)"},
+		{"suppression window", "within: 7d, pause: 14d", "within: 20d, pause: 14d", "suppress[1]: within 20d + pause 14d exceeds the customer history kept (30d)"},
+		{"rule", `"profile.orders_12m >= 2"`, `"profile.orders_12m >= 2 && impressions(\"group\", \"loyalty\", \"31d\") < 3"`, "window 31d exceeds the customer history kept (30d)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := demoWith(t, func(s string) string {
+				if !strings.Contains(s, tt.from) {
+					t.Fatalf("demo catalog has no %q", tt.from)
+				}
+				return strings.Replace(s, tt.from, tt.to, 1)
+			})
+			errs := ValidateBundle(b)
+			if len(errs) != 1 || !strings.Contains(errs[0].Error(), tt.want) {
+				t.Errorf("validate: got %v, want one error with %q", errs, tt.want)
+			}
+			if _, err := Open(Config{Bundle: b, BundleName: "demo", StateDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("open: got %v, want %q", err, tt.want)
+			}
+		})
+	}
+	// At the limit it loads.
+	b := demoWith(t, func(s string) string {
+		return strings.Replace(s, "caps: [{max: 4, window: 7d}]", "caps: [{max: 4, window: 30d}]", 1)
+	})
+	if errs := ValidateBundle(b); len(errs) != 0 {
+		t.Errorf("a 30-day cap: %v", errs)
+	}
+}
+
+// TestSuppressionDoesNotAllocate: a decision that reads a customer's
+// contact sequence for a suppression allocates nothing in steady state.
+func TestSuppressionDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(),
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	const customer = "c00042"
+	var d nba.Decision
+	if err := s.engine.Decide(&nba.Request{Customer: customer, Channel: "web", Limit: 30, Now: now}, &d); err != nil {
+		t.Fatal(err)
+	}
+	// Every sales action given: 3 impressions 4, 3 and 2 days ago.
+	for _, c := range d.Actions {
+		if g := c.Action.Group; g == "service" || g == "content" {
+			continue
+		}
+		for day := 2; day <= 4; day++ {
+			fb := server.Feedback{CustomerID: customer, ActionID: c.Action.ID, Channel: "web", Outcome: server.OutcomeImpression,
+				TS: now.Add(-time.Duration(day) * 24 * time.Hour)}
+			if err := s.Feedback(&fb); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.engine.Decide(&nba.Request{Customer: customer, Channel: "web", Limit: 30, Now: now, Explain: true, DryRun: true}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(d.Explain, func(c nba.Candidate) bool { return c.Stage == nba.StageContactPolicy }) {
+		t.Fatal("no action paused: the test would not read a contact sequence")
+	}
+	req := server.DecideRequest{DecisionID: "d", CustomerID: customer, Channel: "web", Limit: 3}
+	var resp server.DecideResponse
+	decide := func() {
+		resp.Actions, resp.Withheld, resp.Candidates = resp.Actions[:0], resp.Withheld[:0], resp.Candidates[:0]
+		if err := s.Decide(&req, &resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decide()
+	decide()
+	s.scores.Wait()
+	for range 100 {
+		decide()
+	}
+	if n := testing.AllocsPerRun(200, decide); n > 0 {
+		t.Errorf("Decide allocates %.1f times per call, want 0", n)
+	}
+}
