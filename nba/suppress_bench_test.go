@@ -45,7 +45,7 @@ func BenchmarkDecideSuppressions(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		h    nba.History
-	}{{"counts", countsOnly{s.b.History()}}, {"sequence", s.b.History()}} {
+	}{{"sequence", s.b.History()}, {"counts", countsOnly{s.b.History()}}} {
 		e, err := nba.NewEngine(nba.Config{Catalog: cat, Profiles: s.b.Profiles(), History: c.h})
 		if err != nil {
 			b.Fatal(err)

@@ -72,6 +72,8 @@
 //	                      window_ns (window in nanoseconds), count
 //	    journeys  array   journey states read: journey, step, status,
 //	                      entered_at, last_step_at (omitted before the first step)
+//	    contacts  array   contact lists read by suppressions (omitted when none):
+//	                      scope, key, at_ns (unix nanoseconds), outcomes, as listed
 //	control    bool    the customer was in the control group (nothing or a default shown)
 //	versions   object  name → version of everything the decision used (catalog, model, ...)
 //	candidates array   every candidate that reached scoring, in evaluation order:
