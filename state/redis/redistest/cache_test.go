@@ -42,8 +42,8 @@ end}`
 				}
 			}
 			for _, cmd := range []rueidis.Completed{
-				writer.B().Hset().Key(tag + ":caps").FieldValue().FieldValue("email", "1").FieldValue("web", "2").Build(),
-				writer.B().Rpush().Key(tag + ":history").Element("a", "b").Build(),
+				writer.B().Hset().Key(tag+":caps").FieldValue().FieldValue("email", "1").FieldValue("web", "2").Build(),
+				writer.B().Rpush().Key(tag+":history").Element("a", "b").Build(),
 				writer.B().Set().Key(tag + ":profile").Value("p1").Build(),
 			} {
 				if err := writer.Do(ctx, cmd).Error(); err != nil {
