@@ -626,3 +626,41 @@ func TestStreamGroupClaim(t *testing.T) {
 		t.Errorf("pending after acks = %d; want 0", n)
 	}
 }
+
+// TestClusterNodeRestart kills one master of a Cluster with SIGKILL and
+// restarts it from its directory: it rejoins with its slots (nodes.conf)
+// and its data (AOF), and the same client serves every customer again.
+func TestClusterNodeRestart(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.Options{AppendFsync: "always"})
+	c := newClient(t, cl.URL, nil)
+	ctx := ctxT(t)
+	const customers = 30
+	for id := range customers {
+		if err := c.Do(ctx, c.B().Set().Key(fmt.Sprintf("{c:%d}:profile", id)).Value(strconv.Itoa(id)).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	cl.Nodes[1].Kill()
+	cl.Nodes[1].Restart()
+	restarted := time.Since(start)
+	cl.WaitOK()
+	t.Logf("restart took %s, cluster ok after %s", restarted, time.Since(start))
+	deadline := time.Now().Add(10 * time.Second)
+	for id := range customers {
+		for {
+			v, err := c.Do(ctx, c.B().Get().Key(fmt.Sprintf("{c:%d}:profile", id)).Build()).ToString()
+			if err == nil {
+				if v != strconv.Itoa(id) {
+					t.Errorf("customer %d after restart = %q", id, v)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("customer %d unreadable 10s after the restart: %s", id, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("every customer readable %s after the kill", time.Since(start))
+}
