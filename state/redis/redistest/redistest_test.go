@@ -664,3 +664,54 @@ func TestClusterNodeRestart(t *testing.T) {
 	}
 	t.Logf("every customer readable %s after the kill", time.Since(start))
 }
+
+// TestWaitMustShareTheWriteConnection: WAIT counts the replicas that have
+// the writes of the connection it is sent on. rueidis sends WAIT, a
+// blocking command, on a connection of its blocking pool, so a WAIT sent
+// alone after an auto-pipelined write waits for nothing: with the replica
+// paused it still answers 1. Sent in one DoMulti with the write (which
+// then goes to the blocking pool together) or on a Dedicated connection,
+// it answers 0 as it must.
+func TestWaitMustShareTheWriteConnection(t *testing.T) {
+	primary := redistest.Start(t, redistest.Options{})
+	replica := redistest.Start(t, redistest.Options{ReplicaOf: primary})
+	c := newClient(t, primary.URL, nil)
+	ctx := ctxT(t)
+	// The replica acknowledges its offset once a second: let one ack of
+	// the current offset arrive before pausing it.
+	if err := c.Do(ctx, c.B().Set().Key("warm").Value("1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.DoMulti(ctx, c.B().Set().Key("warm").Value("2").Build(),
+		c.B().Wait().Numreplicas(1).Timeout(5000).Build())[1].AsInt64(); err != nil || n != 1 {
+		t.Fatalf("WAIT with a live replica = %d, %v; want 1", n, err)
+	}
+	replica.Pause()
+	defer replica.Resume()
+
+	set := func(v string) rueidis.Completed { return c.B().Set().Key("k").Value(v).Build() }
+	wait := func() rueidis.Completed { return c.B().Wait().Numreplicas(1).Timeout(100).Build() }
+
+	if err := c.Do(ctx, set("a")).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Do(ctx, wait()).AsInt64(); err != nil || n != 1 {
+		t.Errorf("WAIT alone after a pipelined write, replica paused = %d, %v; want the misleading 1 this test documents", n, err)
+	}
+	if n, err := c.DoMulti(ctx, set("b"), wait())[1].AsInt64(); err != nil || n != 0 {
+		t.Errorf("DoMulti(SET, WAIT), replica paused = %d, %v; want 0", n, err)
+	}
+	err := c.Dedicated(func(d rueidis.DedicatedClient) error {
+		if err := d.Do(ctx, d.B().Set().Key("k").Value("c").Build()).Error(); err != nil {
+			return err
+		}
+		n, err := d.Do(ctx, d.B().Wait().Numreplicas(1).Timeout(100).Build()).AsInt64()
+		if err != nil || n != 0 {
+			return fmt.Errorf("dedicated SET then WAIT, replica paused = %d, %v; want 0", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
