@@ -53,8 +53,8 @@ type Options struct {
 	// (everysec) when AppendOnly is set.
 	AppendFsync string
 	// ReplicaOf makes the server a replica of the given server
-	// (replicaof 127.0.0.1 <port>); Start returns once the replication
-	// link is up, so WAIT can count it.
+	// (replicaof 127.0.0.1 <port>); Start returns once the primary lists
+	// it as online, so WAIT counts it.
 	ReplicaOf *Server
 	// Args are extra redis-server arguments, such as
 	// []string{"--maxmemory", "10mb"}.
@@ -95,6 +95,13 @@ func Start(tb testing.TB, opts Options) *Server {
 		s.waitFor("replication link", func() (bool, error) {
 			info, err := s.do("INFO", "replication")
 			return strings.Contains(info, "master_link_status:up"), err
+		})
+		// The primary counts the replica (WAIT) only once it is online on
+		// its side, after the replica's first acknowledgement.
+		online := fmt.Sprintf("port=%d,state=online", s.port)
+		opts.ReplicaOf.waitFor("replica "+s.Addr+" online", func() (bool, error) {
+			info, err := opts.ReplicaOf.do("INFO", "replication")
+			return strings.Contains(info, online), err
 		})
 	}
 	return s
