@@ -44,9 +44,9 @@ journeys:
 		`context.basket: unknown kind "money"`,
 		`groups[0].parent: cycle in groups`,
 		`actions[1].id: duplicate action id "x"`,
-		`actions[0].channels: unknown channel "fax"`,
+		`actions[0].channels[1]: unknown channel "fax"`,
 		`actions[0].treatments.sms: channel "sms" is not one of the action's channels`,
-		`actions[0].rules.eligible[0]: unknown field tenure_dayz`,
+		`actions[0].rules.eligible[0]: unknown field "tenure_dayz"`,
 		`actions[0].rules.eligible[1]: rule must be a boolean expression, got number`,
 		`actions[0].rules.suitable[0]: invalid operation: > (mismatched types string and int`,
 		`actions[0].rules.suitable[1]: function len is not supported in rules`,
@@ -57,15 +57,13 @@ journeys:
 		`journeys[1].mode: unknown mode "sticky"`,
 		`journeys[1].steps: no steps`,
 	}
-	var all []string
 	for _, err := range errs {
-		all = append(all, err.Error())
 		var pe *PathError
 		if !errors.As(err, &pe) {
 			t.Errorf("%v is not a *PathError", err)
 		}
 	}
-	joined := strings.Join(all, "\n")
+	joined := pathForm(errs)
 	for _, w := range want {
 		if !strings.Contains(joined, w) {
 			t.Errorf("missing error %q", w)
@@ -81,6 +79,96 @@ journeys:
 	}
 }
 
+// pathForm lists the problems one a line as "path: problem", the form that
+// does not depend on line numbers or ids.
+func pathForm(errs []error) string {
+	var b strings.Builder
+	for _, err := range errs {
+		var pe *PathError
+		if !errors.As(err, &pe) {
+			b.WriteString(err.Error())
+		} else if pe.Path == "" {
+			b.WriteString(pe.problem)
+		} else {
+			b.WriteString(pe.Path + ": " + pe.problem)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// A misspelt key used to stop the load before the checks of meaning, so it
+// hid every other mistake of the file; and problems carried a path without
+// a line. Each of the four mistakes here must be reported, in file order,
+// with its line and column and the action named by id.
+func TestCatalogMisspeltKeyHidesNothing(t *testing.T) {
+	const src = `channels: [web]
+actions:
+  - id: xs_kids
+    channels: [web]
+    levr: 2
+    rules:
+      eligible: ["profile.tenure_dayz > 3"]
+  - id: welcome
+    channels: [web, fax]
+    tier: 1.5
+`
+	errs := Validate("catalog.yaml", []byte(src), Options{Schema: Schema{Fields: []Field{{"tenure_days", KindNumber}}}})
+	want := []string{
+		`catalog.yaml:5:5: action "xs_kids": unknown field "levr" (did you mean "lever"?)`,
+		`catalog.yaml:7:18: action "xs_kids": rules.eligible[0]: unknown field "tenure_dayz" (did you mean "tenure_days"?) (column 9)`,
+		`catalog.yaml:9:21: action "welcome": channels[1]: unknown channel "fax"`,
+		`catalog.yaml:10:11: action "welcome": tier: want a whole number, got 1.5`,
+	}
+	var got []string
+	for _, err := range errs {
+		got = append(got, err.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var pe *PathError
+	if len(errs) > 0 && errors.As(errs[0], &pe) && (pe.Line != 5 || pe.Column != 5 || pe.Path != "actions[0]") {
+		t.Errorf("first problem at %q %d:%d, want actions[0] 5:5", pe.Path, pe.Line, pe.Column)
+	}
+}
+
+// The same catalog as JSON is placed by line and column too, and a value of
+// the wrong shape is reported once (not again as "no channels").
+func TestCatalogErrorPositionsJSON(t *testing.T) {
+	const src = `{"channels": ["web"],
+ "actions": [
+  {"id": "a", "channels": "web"},
+  {"id": "b", "channels": ["web"], "grup": "g"}]}`
+	errs := Validate("c.json", []byte(src), Options{Schema: testSchema})
+	want := []string{
+		`c.json:3:27: action "a": channels: want a list, got a string`,
+		`c.json:4:36: action "b": unknown field "grup" (did you mean "group"?)`,
+	}
+	var got []string
+	for _, err := range errs {
+		got = append(got, err.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestDidYouMean(t *testing.T) {
+	f := func(s string, names []string, want string) {
+		t.Helper()
+		if got := didYouMean(s, names); got != want {
+			t.Errorf("didYouMean(%q) = %q, want %q", s, got, want)
+		}
+	}
+	f("levr", []string{"lever", "value", "weight"}, ` (did you mean "lever"?)`)
+	f("tenure_dayz", []string{"age", "tenure_days"}, ` (did you mean "tenure_days"?)`)
+	f("Eligible", []string{"eligible"}, ` (did you mean "eligible"?)`)
+	f("colour", []string{"channels", "context"}, "")
+	f("id", []string{"in"}, "") // too short to guess
+	f("lever", []string{"lever"}, "")
+}
+
 func TestCatalogUnknownFieldsAllReported(t *testing.T) {
 	const src = `
 colour: red
@@ -94,17 +182,13 @@ actions:
 `
 	errs := Validate("x.yaml", []byte(src), Options{Schema: testSchema})
 	want := []string{
-		`colour: unknown field`, // reported as: unknown field "colour" at the top
-		`actions[0]: unknown field "valu"`,
-		`actions[0].rules: unknown field "eligble"`,
+		`unknown field "colour"`,
+		`actions[0]: unknown field "valu" (did you mean "value"?)`,
+		`actions[0].rules: unknown field "eligble" (did you mean "eligible"?)`,
 		`actions[1].channels: want a list, got a string`,
 	}
-	joined := ""
-	for _, err := range errs {
-		joined += err.Error() + "\n"
-	}
+	joined := pathForm(errs)
 	for _, w := range want {
-		w = strings.Replace(w, `colour: unknown field`, `unknown field "colour"`, 1)
 		if !strings.Contains(joined, w) {
 			t.Errorf("missing %q in:\n%s", w, joined)
 		}
@@ -122,10 +206,7 @@ actions:
     features: {offer_size: 2, colour: 1}
 `
 	errs := Validate("m.yaml", []byte(src), Options{Schema: testSchema, Models: models})
-	joined := ""
-	for _, err := range errs {
-		joined += err.Error() + "\n"
-	}
+	joined := pathForm(errs)
 	for _, w := range []string{
 		`actions[0].model: model "m": feature "mystery" cannot be bound`,
 		`actions[0].features.colour: model "m" has no feature "colour"`,

@@ -3,6 +3,7 @@ package nba
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -242,10 +243,52 @@ func (e *exprEnv) compileExpr(src string) (compiled, error) {
 	if err != nil {
 		return compiled{}, exprError(err)
 	}
+	if err := e.unknownField(&tree.Node); err != nil {
+		return compiled{}, err
+	}
 	if _, err := checker.Check(tree, e.cfg); err != nil {
 		return compiled{}, exprError(err)
 	}
 	return e.node(tree.Node)
+}
+
+// unknownField reports the first profile.<field> or context.<field> the
+// schema does not have, with the closest known name; the type checker would
+// say only "unknown field".
+func (e *exprEnv) unknownField(root *ast.Node) error {
+	var v fieldVisitor
+	v.e = e
+	ast.Walk(root, &v)
+	return v.err
+}
+
+type fieldVisitor struct {
+	e   *exprEnv
+	err error
+}
+
+func (v *fieldVisitor) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MemberNode)
+	if !ok || v.err != nil {
+		return
+	}
+	id, ok1 := m.Node.(*ast.IdentifierNode)
+	prop, ok2 := m.Property.(*ast.StringNode)
+	if !ok1 || !ok2 {
+		return
+	}
+	var fields map[string]slot
+	switch id.Value {
+	case "profile":
+		fields = v.e.profile
+	case "context":
+		fields = v.e.context
+	default:
+		return
+	}
+	if _, ok := fields[prop.Value]; !ok {
+		v.err = posErr(m, "unknown field %q%s", prop.Value, didYouMean(prop.Value, slices.Sorted(maps.Keys(fields))))
+	}
 }
 
 // compileBool compiles a rule that must yield a boolean, with its flat form

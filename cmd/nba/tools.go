@@ -29,9 +29,11 @@ func runValidate(args []string) error {
 
 Loads every part of the bundle directory BUNDLE without serving it (the
 manifest bundle.yaml, each model, the catalog compiled against the profile
-schema, the snapshot) and prints every problem with its place, for example
-  catalog.yaml: actions[12].rules.eligible: unknown field "tenure_dayz"
-It exits 1 when there is any.
+schema, the snapshot) and prints every problem with its file, line and
+column, for example
+  catalog.yaml:212:9: action "xs_kids": rules.eligible[0]: unknown field "tenure_dayz" (did you mean "tenure_days"?)
+A misspelt key does not hide the other problems: all are listed. It exits 1
+when there is any.
 
 Example:
   nba demo export /tmp/demo && nba validate /tmp/demo

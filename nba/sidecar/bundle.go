@@ -102,6 +102,11 @@ func readManifest(fsys fs.FS) (Manifest, []byte, error) {
 		return m, nil, fmt.Errorf("cannot read %s: %w", ManifestFile, err)
 	}
 	if err := yaml.UnmarshalWithOptions(data, &m, yaml.Strict()); err != nil {
+		var ye yaml.Error
+		if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
+			p := ye.GetToken().Position
+			return m, nil, fmt.Errorf("%s:%d:%d: %s", ManifestFile, p.Line, p.Column, oneLine(ye.GetMessage()))
+		}
 		return m, nil, fmt.Errorf("cannot parse %s: %s", ManifestFile, oneLine(err.Error()))
 	}
 	var errs []error
@@ -203,9 +208,8 @@ func loadParts(fsys fs.FS, st *state.Store) (*parts, error) {
 	}
 	cat, err := nba.CompileCatalog(m.Catalog, catalogBytes, nba.Options{Schema: p.schema, Models: scorers, ModelVersions: p.modelVersions})
 	if err != nil {
-		for _, e := range unjoin(err) {
-			errs = append(errs, fmt.Errorf("%s: %w", m.Catalog, e))
-		}
+		// Each problem already names the file, line and column.
+		errs = append(errs, unjoin(err)...)
 		return nil, errors.Join(errs...)
 	}
 	p.catalog = cat
