@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,7 @@ func init() {
 // decisionJSON is one decision as decide and batch print it: the fields of
 // the HTTP API's decide response.
 type decisionJSON struct {
+	DecisionID string       `json:"decision_id,omitempty"`
 	CustomerID string       `json:"customer_id"`
 	Channel    string       `json:"channel"`
 	Actions    []actionJSON `json:"actions"`
@@ -55,7 +57,7 @@ type actionJSON struct {
 }
 
 func toJSON(req *server.DecideRequest, resp *server.DecideResponse) *decisionJSON {
-	d := &decisionJSON{CustomerID: req.CustomerID, Channel: req.Channel, Control: resp.Control, Actions: []actionJSON{}, Candidates: resp.Candidates}
+	d := &decisionJSON{DecisionID: req.DecisionID, CustomerID: req.CustomerID, Channel: req.Channel, Control: resp.Control, Actions: []actionJSON{}, Candidates: resp.Candidates}
 	d.Versions.Catalog, d.Versions.Model, d.Versions.Snapshot = resp.Versions.Catalog, resp.Versions.Model, resp.Versions.Snapshot
 	for _, a := range resp.Actions {
 		d.Actions = append(d.Actions, actionJSON{a.ID, a.Name, a.Score, a.Propensity, a.Value, a.Lever, a.Tier, json.RawMessage(a.Treatment)})
@@ -173,7 +175,8 @@ func runBatch(args []string) error {
 
 Decides for every customer of the bundle's snapshot (or those listed in
 -customers, one id per line) on all cores, and writes one JSON object per
-line: customer_id, channel, actions, control, versions. Output ending in
+line: decision_id, customer_id, channel, actions, control, versions (send
+the decision_id back with the feedback). Output ending in
 .zst is zstd-compressed. On a terminal, progress goes to stderr. Decisions
 are dry runs unless -record is given with -state, in which case journey
 steps given are recorded there.
@@ -245,6 +248,13 @@ Flags:
 		out = bw
 	}
 
+	// Decision ids as the server makes them: a random prefix for the run,
+	// then the customer's position in the run.
+	var idPrefix [8]byte
+	if _, err := rand.Read(idPrefix[:]); err != nil {
+		return err
+	}
+
 	// Workers decide chunks of customers; the writer emits chunks in order.
 	const chunk = 256
 	nchunks := (len(ids) + chunk - 1) / chunk
@@ -266,8 +276,9 @@ Flags:
 					return
 				}
 				var buf []byte
-				for _, id := range ids[c*chunk : min((c+1)*chunk, len(ids))] {
-					req := server.DecideRequest{CustomerID: id, Channel: *channel, Limit: *limit, DryRun: !*record}
+				for j, id := range ids[c*chunk : min((c+1)*chunk, len(ids))] {
+					req := server.DecideRequest{CustomerID: id, Channel: *channel, Limit: *limit, DryRun: !*record,
+						DecisionID: fmt.Sprintf("%x%016x", idPrefix, c*chunk+j+1)}
 					resp = server.DecideResponse{Actions: resp.Actions[:0], Withheld: resp.Withheld[:0]}
 					if err := s.Decide(&req, &resp); err != nil {
 						firstErr.CompareAndSwap(nil, &err)
@@ -280,7 +291,7 @@ Flags:
 			}
 		}()
 	}
-	progress := newProgress(len(ids))
+	progress := newProgress(os.Stderr, len(ids))
 	start := time.Now()
 	for c := range results {
 		b := <-results[c]
@@ -306,31 +317,42 @@ Flags:
 	return nil
 }
 
-// progress draws a progress bar on stderr when it is a terminal.
+// progress draws a progress bar when its writer is a terminal, at most
+// every 100 ms, and always its final state (the bar used to stay at the
+// first chunk's 256/10000 when the rest came within 100 ms).
 type progress struct {
+	w        io.Writer
 	total, n int
 	tty      bool
+	now      func() time.Time
 	last     time.Time
 }
 
-func newProgress(total int) *progress {
-	fi, err := os.Stderr.Stat()
-	return &progress{total: total, tty: err == nil && fi.Mode()&os.ModeCharDevice != 0}
+func newProgress(f *os.File, total int) *progress {
+	fi, err := f.Stat()
+	return &progress{w: f, total: total, tty: err == nil && fi.Mode()&os.ModeCharDevice != 0, now: time.Now}
 }
 
 func (p *progress) add(n int) {
 	p.n += n
-	if !p.tty || time.Since(p.last) < 100*time.Millisecond {
+	if !p.tty {
 		return
 	}
-	p.last = time.Now()
+	if now := p.now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		p.draw()
+	}
+}
+
+func (p *progress) draw() {
 	const width = 40
-	filled := width * p.n / max(1, p.total)
-	fmt.Fprintf(os.Stderr, "\r[%s%s] %d/%d", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total)
+	filled := width * min(p.n, p.total) / max(1, p.total)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total)
 }
 
 func (p *progress) done() {
 	if p.tty {
-		fmt.Fprintln(os.Stderr)
+		p.draw()
+		fmt.Fprintln(p.w)
 	}
 }
