@@ -72,6 +72,9 @@ func runDemo(args []string) error {
 Writes the embedded demo bundle (bundle.yaml, catalog.yaml, model.json,
 customers.csv.zst) into DIR, to read, edit and serve with
   nba serve -bundle DIR
+
+Example:
+  nba demo export ./bundle && nba validate ./bundle
 `)
 		if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 			return nil
@@ -87,6 +90,20 @@ customers.csv.zst) into DIR, to read, edit and serve with
 
 func runHealthcheck(args []string) error {
 	fset := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fset.Usage = func() {
+		fmt.Fprint(fset.Output(), `Usage: nba healthcheck [flags]
+
+Exits 0 when the sidecar on -addr answers GET /healthz with 200, 1
+otherwise: for container health checks and exec probes, which need no
+shell or curl in the image.
+
+Example:
+  nba healthcheck -addr 127.0.0.1:8080 -timeout 1s
+
+Flags:
+`)
+		fset.PrintDefaults()
+	}
 	addr := fset.String("addr", "127.0.0.1:8080", "address of the sidecar's decision API")
 	timeout := fset.Duration("timeout", 2*time.Second, "how long to wait for the answer")
 	if err := fset.Parse(args); err != nil {
