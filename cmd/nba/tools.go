@@ -93,12 +93,15 @@ func runHealthcheck(args []string) error {
 	fset.Usage = func() {
 		fmt.Fprint(fset.Output(), `Usage: nba healthcheck [flags]
 
-Exits 0 when the sidecar on -addr answers GET /healthz with 200, 1
-otherwise: for container health checks and exec probes, which need no
-shell or curl in the image.
+Exits 0 when the sidecar on -addr answers GET -path (/healthz: alive) with
+200, 1 otherwise: for container health checks and Kubernetes exec probes,
+which run inside the container and so reach a sidecar listening on
+loopback. -path /readyz asks whether it is ready (bundle loaded, state
+replayed).
 
-Example:
+Examples:
   nba healthcheck -addr 127.0.0.1:8080 -timeout 1s
+  nba healthcheck -path /readyz
 
 Flags:
 `)
@@ -106,6 +109,7 @@ Flags:
 	}
 	addr := fset.String("addr", "127.0.0.1:8080", "address of the sidecar's decision API")
 	timeout := fset.Duration("timeout", 2*time.Second, "how long to wait for the answer")
+	path := fset.String("path", "/healthz", "what to ask: /healthz (alive) or /readyz (ready to decide)")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -113,14 +117,17 @@ Flags:
 		return err
 	}
 	c := http.Client{Timeout: *timeout}
-	resp, err := c.Get("http://" + *addr + "/healthz")
+	if *path != "/healthz" && *path != "/readyz" {
+		return fmt.Errorf("-path %q: want /healthz or /readyz", *path)
+	}
+	resp, err := c.Get("http://" + *addr + *path)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/healthz answered %s", resp.Status)
+		return fmt.Errorf("%s answered %s", *path, resp.Status)
 	}
 	return nil
 }
