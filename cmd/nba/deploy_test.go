@@ -23,8 +23,8 @@ type k8sObject struct {
 		Name string `yaml:"name"`
 	} `yaml:"metadata"`
 	Spec struct {
-		Replicas             *int `yaml:"replicas"`
-		Template             struct {
+		Replicas *int `yaml:"replicas"`
+		Template struct {
 			Spec struct {
 				Containers []k8sContainer `yaml:"containers"`
 				Volumes    []struct {
