@@ -1028,7 +1028,12 @@ func (k *compiler) journeys() {
 			}
 			a := &c.actions[ai]
 			if a.journey >= 0 {
-				k.errs.add(sp+".action", "action %q is already a step of journey %q", st.Action, c.journeys[a.journey].id)
+				// The journey being compiled is not in c.journeys yet.
+				other := jf.ID
+				if int(a.journey) < len(c.journeys) {
+					other = c.journeys[a.journey].id
+				}
+				k.errs.add(sp+".action", "action %q is already a step of journey %q", st.Action, other)
 				continue
 			}
 			a.journey = ji

@@ -116,7 +116,7 @@ actions:
 	errs := Validate("catalog.yaml", []byte(src), Options{Schema: Schema{Fields: []Field{{"tenure_days", KindNumber}}}})
 	want := []string{
 		`catalog.yaml:5:5: action "xs_kids": unknown field "levr" (did you mean "lever"?)`,
-		`catalog.yaml:7:18: action "xs_kids": rules.eligible[0]: unknown field "tenure_dayz" (did you mean "tenure_days"?) (column 9)`,
+		`catalog.yaml:7:27: action "xs_kids": rules.eligible[0]: unknown field "tenure_dayz" (did you mean "tenure_days"?)`,
 		`catalog.yaml:9:21: action "welcome": channels[1]: unknown channel "fax"`,
 		`catalog.yaml:10:11: action "welcome": tier: want a whole number, got 1.5`,
 	}
@@ -151,6 +151,49 @@ func TestCatalogErrorPositionsJSON(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A rule's problem is placed at its column in the file when the rule is
+// written as is on one line; otherwise at the rule, with its column in the
+// rule's text.
+func TestCatalogRuleErrorColumn(t *testing.T) {
+	for _, tc := range []struct{ name, rule, want string }{
+		{"plain", `profile.agee > 3`, `t.yaml:5:32: action "a": rules.eligible[0]: unknown field "agee" (did you mean "age"?)`},
+		{"double quoted", `"profile.agee > 3"`, `t.yaml:5:33: action "a": rules.eligible[0]: unknown field "agee" (did you mean "age"?)`},
+		{"single quoted", `'profile.agee > 3'`, `t.yaml:5:33: action "a": rules.eligible[0]: unknown field "agee" (did you mean "age"?)`},
+		{"escaped", `"profile.segment == \"a\" && profile.agee > 3"`, `t.yaml:5:24: action "a": rules.eligible[0]: unknown field "agee" (did you mean "age"?) (column 35 of the rule)`},
+		{"folded", ">-\n          profile.agee > 3", `t.yaml:5:23: action "a": rules.eligible[0]: unknown field "agee" (did you mean "age"?) (column 9 of the rule)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "channels: [web]\nactions:\n  - id: a\n    channels: [web]\n    rules: {eligible: [x]}\n"
+			if strings.HasPrefix(tc.rule, ">") {
+				src = strings.Replace(src, "rules: {eligible: [x]}", "rules:\n      eligible:\n        - "+tc.rule, 1)
+				src = strings.Replace(src, "t.yaml:5:23", "t.yaml:7:11", 1)
+				tc.want = strings.Replace(tc.want, "t.yaml:5:23", "t.yaml:7:11", 1)
+			} else {
+				src = strings.Replace(src, "[x]", "["+tc.rule+"]", 1)
+			}
+			errs := Validate("t.yaml", []byte(src), testOpts)
+			if len(errs) != 1 || errs[0].Error() != tc.want {
+				t.Errorf("got %v, want %s\nin:\n%s", errs, tc.want, src)
+			}
+		})
+	}
+}
+
+// Regression: a journey that listed one action twice panicked the loader
+// (index out of range), looking up the journey being compiled among those
+// already compiled.
+func TestCatalogJourneyStepTwice(t *testing.T) {
+	const src = `channels: [web]
+actions: [{id: s1, channels: [web]}]
+journeys: [{id: j, entry: {event: e}, steps: [{action: s1}, {action: s1}]}]
+`
+	errs := Validate("t.yaml", []byte(src), testOpts)
+	want := `t.yaml:3:70: journey "j": steps[1].action: action "s1" is already a step of journey "j"`
+	if len(errs) != 1 || errs[0].Error() != want {
+		t.Errorf("got %v, want %s", errs, want)
 	}
 }
 

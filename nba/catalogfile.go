@@ -340,6 +340,15 @@ type errList struct {
 }
 
 func (e *errList) add(path, format string, args ...any) {
+	var re *ruleError
+	if len(args) == 1 && format == "%v" {
+		if err, ok := args[0].(error); ok && errors.As(err, &re) && re.Error() == err.Error() {
+			// A rule's problem at a column of its text: placed in the
+			// file when the rule is a one-line scalar (see place).
+			e.push(&PathError{Path: path, problem: re.msg, ruleCol: re.col})
+			return
+		}
+	}
 	e.push(&PathError{Path: path, problem: fmt.Sprintf(format, args...)})
 }
 
@@ -364,7 +373,7 @@ func (e *errList) push(pe *PathError) {
 	if pe.Path != "" {
 		pe.Msg = pe.Path + ": " + pe.problem
 	}
-	id := pe.Msg + "\x00" + pe.key
+	id := fmt.Sprintf("%s\x00%s\x00%d", pe.Msg, pe.key, pe.ruleCol)
 	if e.seen[id] {
 		return
 	}
@@ -400,6 +409,7 @@ type PathError struct {
 
 	problem string // the problem without its place
 	key     string // the key of the mapping at Path the problem is about
+	ruleCol int    // the column in the rule's text, 0 if none
 }
 
 // Error returns the place and the problem.
@@ -416,9 +426,17 @@ func place(name string, data []byte, f *catalogFile, errs []error) {
 	}
 	for _, err := range errs {
 		pe := err.(*PathError)
+		problem := pe.problem
 		if pe.Line == 0 && root != nil {
 			if n := locate(root, pe.Path, pe.key); n != nil {
 				pe.Line, pe.Column = position(n)
+				if pe.ruleCol > 0 {
+					if off, ok := textOffset(n, pe.ruleCol); ok {
+						pe.Column += off
+					} else {
+						problem = fmt.Sprintf("%s (column %d of the rule)", problem, pe.ruleCol)
+					}
+				}
 			}
 		}
 		var b strings.Builder
@@ -433,7 +451,7 @@ func place(name string, data []byte, f *catalogFile, errs []error) {
 			b.WriteString(s)
 			b.WriteString(": ")
 		}
-		b.WriteString(pe.problem)
+		b.WriteString(problem)
 		pe.Msg = b.String()
 	}
 	slices.SortStableFunc(errs, func(a, b error) int {
@@ -595,6 +613,24 @@ func keyString(k ast.MapKeyNode) string {
 		return tk.Value
 	}
 	return ""
+}
+
+// textOffset is how far right of a scalar's start column the col'th byte
+// of its text is, when the text is written as is on one line (plain, or
+// quoted without escapes); false otherwise.
+func textOffset(n ast.Node, col int) (int, bool) {
+	s, ok := unwrap(n).(*ast.StringNode)
+	if !ok || s.Token == nil || s.Token.Position == nil || col < 1 || col > len(s.Value) {
+		return 0, false
+	}
+	tk := s.Token
+	switch origin := strings.TrimSpace(tk.Origin); origin {
+	case s.Value:
+		return col - 1, true
+	case `"` + s.Value + `"`, "'" + s.Value + "'":
+		return col, true
+	}
+	return 0, false
 }
 
 // position is where a node starts: a block mapping starts at its first key.

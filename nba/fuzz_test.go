@@ -22,7 +22,8 @@ func FuzzLoadCatalog(f *testing.F) {
 			return
 		}
 		errs := Validate("fuzz.yaml", data, testOpts)
-		lines := bytes.Count(data, []byte("\n")) + 1
+		// YAML breaks lines at \n, \r\n and a lone \r.
+		lines := bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n")) + 1
 		for _, err := range errs {
 			var pe *PathError
 			if !errors.As(err, &pe) {

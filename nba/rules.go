@@ -316,11 +316,20 @@ func (e *exprEnv) compileNum(src string) (numFn, error) {
 	return c.num, nil
 }
 
+// ruleError is a problem at a column of an expression's text; the catalog
+// loader turns the column into one of the file where it can.
+type ruleError struct {
+	msg string
+	col int // 1-based
+}
+
+func (e *ruleError) Error() string { return fmt.Sprintf("%s (column %d)", e.msg, e.col) }
+
 // exprError shortens expr's error to one line with its column.
 func exprError(err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return fmt.Errorf("%s (column %d)", fe.Message, fe.Column+1)
+		return &ruleError{msg: fe.Message, col: fe.Column + 1}
 	}
 	return err
 }
@@ -328,7 +337,7 @@ func exprError(err error) error {
 func posErr(n ast.Node, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	if loc := n.Location(); loc.From > 0 || loc.To > 0 {
-		return fmt.Errorf("%s (column %d)", msg, loc.From+1)
+		return &ruleError{msg: msg, col: loc.From + 1}
 	}
 	return errors.New(msg)
 }
