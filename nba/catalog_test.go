@@ -197,6 +197,19 @@ journeys: [{id: j, entry: {event: e}, steps: [{action: s1}, {action: s1}]}]
 	}
 }
 
+func TestCatalogSyntaxErrorPlaced(t *testing.T) {
+	f := func(src, want string) {
+		t.Helper()
+		errs := Validate("c.yaml", []byte(src), testOpts)
+		if len(errs) != 1 || errs[0].Error() != want {
+			t.Errorf("%q: got %v, want %s", src, errs, want)
+		}
+	}
+	f(`{"actions": [}`, `c.yaml:1:14: cannot parse: could not find '{' character corresponding to '}'`)
+	f("actions:\n  - id: a\n   channels: [web]\n", "c.yaml:3:4: cannot parse: value is not allowed in this context")
+	f("", "c.yaml: empty catalog")
+}
+
 func TestDidYouMean(t *testing.T) {
 	f := func(s string, names []string, want string) {
 		t.Helper()
