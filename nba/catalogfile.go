@@ -161,6 +161,23 @@ type journeyStepFile struct {
 // reported and left at their zero value, and the caller goes on to check
 // the meaning of the rest. It returns false when nothing could be decoded.
 func decodeCatalog(data []byte, f *catalogFile, errs *errList) bool {
+	return decodeYAML(data, f, "catalog", errs)
+}
+
+// DecodeYAML decodes data (YAML or JSON) into the struct v points to as the
+// catalog is decoded: leniently, returning every unknown key (with the
+// closest known name) and every value of the wrong shape as a *PathError
+// with its line and column in the file called name. Values of the wrong
+// shape are left at their zero value; the rest is decoded. decoded is false
+// when nothing could be (a syntax error, an empty file, not a mapping).
+func DecodeYAML(name string, data []byte, v any) (decoded bool, errs []error) {
+	var l errList
+	decoded = decodeYAML(data, v, "file", &l)
+	place(name, data, nil, l.errs)
+	return decoded, l.errs
+}
+
+func decodeYAML(data []byte, v any, what string, errs *errList) bool {
 	var tree any
 	if err := yaml.Unmarshal(data, &tree); err != nil {
 		var ye yaml.Error
@@ -173,10 +190,10 @@ func decodeCatalog(data []byte, f *catalogFile, errs *errList) bool {
 		return false
 	}
 	if tree == nil {
-		errs.add("", "empty catalog")
+		errs.add("", "empty %s", what)
 		return false
 	}
-	clean, ok := checkKeys(tree, reflect.TypeOf(*f), "", errs)
+	clean, ok := checkKeys(tree, reflect.TypeOf(v).Elem(), "", errs)
 	if !ok {
 		return false
 	}
@@ -190,7 +207,7 @@ func decodeCatalog(data []byte, f *catalogFile, errs *errList) bool {
 		}
 		src = b
 	}
-	if err := yaml.Unmarshal(src, f); err != nil {
+	if err := yaml.Unmarshal(src, v); err != nil {
 		errs.add("", "cannot decode: %s", oneLine(err.Error()))
 		return false
 	}
@@ -466,6 +483,9 @@ func place(name string, data []byte, f *catalogFile, errs []error) {
 // subject renders a path for people: the action, group or journey it lies
 // in by id ("action \"xs_kids\": rules.eligible[0]"), else the path.
 func subject(path string, f *catalogFile) string {
+	if f == nil {
+		return path
+	}
 	for _, s := range []struct {
 		list, what string
 		id         func(i int) (string, bool)

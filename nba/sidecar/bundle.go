@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
-
 	"nba/cache/snapshot"
 	"nba/cache/state"
 	"nba/model"
@@ -101,15 +99,12 @@ func readManifest(fsys fs.FS) (Manifest, []byte, error) {
 	if err != nil {
 		return m, nil, fmt.Errorf("cannot read %s: %w", ManifestFile, err)
 	}
-	if err := yaml.UnmarshalWithOptions(data, &m, yaml.Strict()); err != nil {
-		var ye yaml.Error
-		if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
-			p := ye.GetToken().Position
-			return m, nil, fmt.Errorf("%s:%d:%d: %s", ManifestFile, p.Line, p.Column, oneLine(ye.GetMessage()))
-		}
-		return m, nil, fmt.Errorf("cannot parse %s: %s", ManifestFile, oneLine(err.Error()))
+	// Every unknown key and misshapen value, each with its line and
+	// column; the checks below still run on the rest.
+	decoded, errs := nba.DecodeYAML(ManifestFile, data, &m)
+	if !decoded {
+		return m, nil, errors.Join(errs...)
 	}
-	var errs []error
 	if m.Catalog == "" {
 		m.Catalog = "catalog.yaml"
 	}

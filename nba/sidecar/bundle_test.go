@@ -33,8 +33,8 @@ func demoWith(t *testing.T, edit func(name string, data []byte) []byte) fs.FS {
 }
 
 // Bundle problems name the file, line and column once: a catalog problem
-// used to read "catalog.yaml: actions[3]...", a manifest typo
-// "cannot parse bundle.yaml: [4:3] ...".
+// used to read "catalog.yaml: actions[3]...", and a manifest's first typo
+// ("cannot parse bundle.yaml: [4:3] ...") hid its other problems.
 func TestValidateBundlePlacesProblems(t *testing.T) {
 	t.Run("catalog", func(t *testing.T) {
 		fsys := demoWith(t, func(name string, data []byte) []byte {
@@ -54,17 +54,27 @@ func TestValidateBundlePlacesProblems(t *testing.T) {
 		}
 	})
 	t.Run("manifest", func(t *testing.T) {
+		// Three mistakes: strict decoding used to stop at the first.
 		fsys := demoWith(t, func(name string, data []byte) []byte {
 			if name == ManifestFile {
+				data = bytes.Replace(data, []byte("  max_shrink: 0.2\n"), []byte("  max_shrink: lots\n"), 1)
+				data = bytes.Replace(data, []byte("  as_of:"), []byte("  asof:"), 1)
 				data = append(data, "snapshots: {}\n"...)
 			}
 			return data
 		})
 		lines := bytes.Count(fsys.(fstest.MapFS)[ManifestFile].Data, []byte("\n"))
-		errs := ValidateBundle(fsys)
-		want := ManifestFile + ":" + strconv.Itoa(lines) + ":1: unknown field \"snapshots\""
-		if len(errs) != 1 || errs[0].Error() != want {
-			t.Errorf("got %v, want %q", errs, want)
+		var got []string
+		for _, err := range ValidateBundle(fsys) {
+			got = append(got, err.Error())
+		}
+		want := []string{
+			`bundle.yaml:10:3: snapshot: unknown field "asof" (did you mean "as_of"?)`,
+			`bundle.yaml:11:15: snapshot.max_shrink: want a number, got a string`,
+			ManifestFile + ":" + strconv.Itoa(lines) + `:1: unknown field "snapshots" (did you mean "snapshot"?)`,
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
 }
