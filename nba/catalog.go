@@ -361,7 +361,7 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 // placed returns the problems found, each with its line and column and
 // naming the action, group or journey it is in by id.
 func (k *compiler) placed(name string, data []byte) []error {
-	place(name, data, k.f, k.errs.errs)
+	k.errs.place(name, data, k.f)
 	return k.errs.errs
 }
 

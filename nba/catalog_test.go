@@ -2,6 +2,7 @@ package nba
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -208,6 +209,23 @@ func TestCatalogSyntaxErrorPlaced(t *testing.T) {
 	f(`{"actions": [}`, `c.yaml:1:14: cannot parse: could not find '{' character corresponding to '}'`)
 	f("actions:\n  - id: a\n   channels: [web]\n", "c.yaml:3:4: cannot parse: value is not allowed in this context")
 	f("", "c.yaml: empty catalog")
+}
+
+// A file of thousands of mistakes lists MaxProblems of them and counts the
+// rest, in bounded time.
+func TestCatalogProblemsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("channels: [web]\nactions:\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "  - {id: a%d, channels: web, levr: 1}\n", i)
+	}
+	errs := Validate("big.yaml", []byte(b.String()), testOpts)
+	if len(errs) != MaxProblems+1 {
+		t.Fatalf("%d problems listed, want %d and a count", len(errs), MaxProblems+1)
+	}
+	if last := errs[len(errs)-1].Error(); last != fmt.Sprintf("big.yaml: %d more problems not listed", 2*5000-MaxProblems) {
+		t.Errorf("last: %s", last)
+	}
 }
 
 func TestDidYouMean(t *testing.T) {

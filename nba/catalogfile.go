@@ -173,7 +173,7 @@ func decodeCatalog(data []byte, f *catalogFile, errs *errList) bool {
 func DecodeYAML(name string, data []byte, v any) (decoded bool, errs []error) {
 	var l errList
 	decoded = decodeYAML(data, v, "file", &l)
-	place(name, data, nil, l.errs)
+	l.place(name, data, nil)
 	return decoded, l.errs
 }
 
@@ -353,8 +353,14 @@ type errList struct {
 	seen map[string]bool
 	// muted are the paths of values dropped for their shape: their problem
 	// is reported once, and checks of meaning below them are not.
-	muted []string
+	muted map[string]bool
+	// unlisted counts the problems beyond MaxProblems.
+	unlisted int
 }
+
+// MaxProblems is the most problems listed for one file; the rest are
+// counted. It bounds the work a file of thousands of mistakes costs.
+const MaxProblems = 200
 
 func (e *errList) add(path, format string, args ...any) {
 	var re *ruleError
@@ -381,10 +387,8 @@ func (e *errList) addAt(line, col int, format string, args ...any) {
 }
 
 func (e *errList) push(pe *PathError) {
-	for _, m := range e.muted {
-		if under(pe.Path, m) {
-			return
-		}
+	if e.isMuted(pe.Path) {
+		return // a consequence of a problem reported already
 	}
 	pe.Msg = pe.problem
 	if pe.Path != "" {
@@ -398,18 +402,35 @@ func (e *errList) push(pe *PathError) {
 		e.seen = map[string]bool{}
 	}
 	e.seen[id] = true
+	if len(e.errs) >= MaxProblems {
+		e.unlisted++
+		return
+	}
 	e.errs = append(e.errs, pe)
 }
 
-func (e *errList) mute(path string) { e.muted = append(e.muted, path) }
+func (e *errList) mute(path string) {
+	if e.muted == nil {
+		e.muted = map[string]bool{}
+	}
+	e.muted[path] = true
+}
 
-// under reports whether path is p or lies below it.
-func under(path, p string) bool {
-	if !strings.HasPrefix(path, p) {
+// isMuted reports whether path or one of its ancestors is muted.
+func (e *errList) isMuted(path string) bool {
+	if len(e.muted) == 0 {
 		return false
 	}
-	rest := path[len(p):]
-	return rest == "" || rest[0] == '.' || rest[0] == '['
+	for {
+		if e.muted[path] {
+			return true
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return e.muted[""]
+		}
+		path = path[:i]
+	}
 }
 
 // PathError is one catalog problem; Path locates it in the file
@@ -435,6 +456,18 @@ func (e *PathError) Error() string { return e.Msg }
 // place fills in the errors' lines and columns from the catalog's syntax
 // tree, names actions, groups and journeys by id, and orders the errors as
 // they appear in the file (problems of the whole file first).
+func (e *errList) place(name string, data []byte, f *catalogFile) {
+	place(name, data, f, e.errs)
+	if e.unlisted > 0 {
+		msg := fmt.Sprintf("%d more problems not listed", e.unlisted)
+		if name != "" {
+			msg = name + ": " + msg
+		}
+		e.errs = append(e.errs, &PathError{Msg: msg, problem: msg})
+		e.unlisted = 0
+	}
+}
+
 func place(name string, data []byte, f *catalogFile, errs []error) {
 	file, err := parser.ParseBytes(data, 0)
 	var root ast.Node
