@@ -286,9 +286,8 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 		ruleIdx: map[string]int32{}, numIdx: map[string]int32{}, qIdx: map[histQuery]int{},
 		modIdx: map[string]int32{}, groupIx: map[string]int{}, opts: opts,
 	}
-	decodeCatalog(data, &f, &k.errs)
-	if len(k.errs.errs) > 0 {
-		return nil, k.errs.errs
+	if !decodeCatalog(data, &f, &k.errs) {
+		return nil, k.placed(name, data)
 	}
 	c := k.c
 	sum := sha256.Sum256(data)
@@ -322,7 +321,7 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 	}
 	if len(f.Actions) > MaxActions {
 		k.errs.add("actions", "%d actions, more than the limit of %d", len(f.Actions), MaxActions)
-		return nil, k.errs.errs
+		return nil, k.placed(name, data)
 	}
 	// Index actions first: rules may name them in history helpers.
 	c.byID = map[string]int{}
@@ -350,7 +349,7 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 		if i, ok := c.byID[f.Fallback]; ok {
 			c.fallback = int32(i)
 		} else {
-			k.errs.add("fallback", "unknown action %q", f.Fallback)
+			k.errs.add("fallback", "unknown action %q%s", f.Fallback, didYouMean(f.Fallback, sortedKeys(c.byID)))
 		}
 	}
 	c.salt = f.Holdout.Salt
@@ -369,9 +368,16 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 		c.queries[i] = q
 	}
 	if len(k.errs.errs) > 0 {
-		return nil, k.errs.errs
+		return nil, k.placed(name, data)
 	}
 	return c, nil
+}
+
+// placed returns the problems found, each with its line and column and
+// naming the action, group or journey it is in by id.
+func (k *compiler) placed(name string, data []byte) []error {
+	k.errs.place(name, data, k.f)
+	return k.errs.errs
 }
 
 func (k *compiler) channels() {
@@ -417,15 +423,15 @@ func (k *compiler) query(q histQuery) (int, error) {
 	switch q.scope {
 	case ScopeAction:
 		if _, ok := k.c.byID[q.key]; !ok {
-			return 0, fmt.Errorf("unknown action %q", q.key)
+			return 0, fmt.Errorf("unknown action %q%s", q.key, didYouMean(q.key, sortedKeys(k.c.byID)))
 		}
 	case ScopeGroup:
 		if _, ok := k.groupIx[q.key]; !ok {
-			return 0, fmt.Errorf("unknown group %q", q.key)
+			return 0, fmt.Errorf("unknown group %q%s", q.key, didYouMean(q.key, sortedKeys(k.groupIx)))
 		}
 	case ScopeChannel:
 		if _, ok := k.c.chanIdx[q.key]; !ok {
-			return 0, fmt.Errorf("unknown channel %q", q.key)
+			return 0, fmt.Errorf("unknown channel %q%s", q.key, didYouMean(q.key, k.c.channels))
 		}
 	}
 	if err := k.countable(q.window); err != nil {
@@ -527,7 +533,7 @@ func (k *compiler) groups() {
 		if g.file.Parent != "" {
 			p, ok := k.groupIx[g.file.Parent]
 			if !ok {
-				k.errs.add(g.path+".parent", "unknown group %q", g.file.Parent)
+				k.errs.add(g.path+".parent", "unknown group %q%s", g.file.Parent, didYouMean(g.file.Parent, sortedKeys(k.groupIx)))
 				continue
 			}
 			g.parent = p
@@ -694,7 +700,7 @@ func (k *compiler) policies() {
 	for _, ch := range names {
 		i, ok := c.chanIdx[ch]
 		if !ok {
-			k.errs.add("policies.channels."+ch, "unknown channel %q", ch)
+			k.errs.add("policies.channels."+ch, "unknown channel %q%s", ch, didYouMean(ch, c.channels))
 			continue
 		}
 		c.chanLimits[i] = k.limits("policies.channels."+ch, p.Channels[ch], ScopeChannel, ch)
@@ -711,7 +717,7 @@ func (k *compiler) action(i int) {
 	if af.Group != "" {
 		g, ok := k.groupIx[af.Group]
 		if !ok {
-			k.errs.add(path+".group", "unknown group %q", af.Group)
+			k.errs.add(path+".group", "unknown group %q%s", af.Group, didYouMean(af.Group, sortedKeys(k.groupIx)))
 		} else {
 			chain = k.chain(g)
 		}
@@ -720,10 +726,10 @@ func (k *compiler) action(i int) {
 	if len(af.Channels) == 0 {
 		k.errs.add(path+".channels", "no channels")
 	}
-	for _, ch := range af.Channels {
+	for j, ch := range af.Channels {
 		ci, ok := c.chanIdx[ch]
 		if !ok {
-			k.errs.add(path+".channels", "unknown channel %q", ch)
+			k.errs.add(fmt.Sprintf("%s.channels[%d]", path, j), "unknown channel %q%s", ch, didYouMean(ch, c.channels))
 			continue
 		}
 		a.chanMask |= 1 << uint(ci)
@@ -1079,7 +1085,7 @@ func (k *compiler) journeys() {
 			sp := fmt.Sprintf("%s.steps[%d]", path, s)
 			ai, ok := c.byID[st.Action]
 			if !ok {
-				k.errs.add(sp+".action", "unknown action %q", st.Action)
+				k.errs.add(sp+".action", "unknown action %q%s", st.Action, didYouMean(st.Action, sortedKeys(c.byID)))
 				continue
 			}
 			var w time.Duration
@@ -1091,7 +1097,12 @@ func (k *compiler) journeys() {
 			}
 			a := &c.actions[ai]
 			if a.journey >= 0 {
-				k.errs.add(sp+".action", "action %q is already a step of journey %q", st.Action, c.journeys[a.journey].id)
+				// The journey being compiled is not in c.journeys yet.
+				other := jf.ID
+				if int(a.journey) < len(c.journeys) {
+					other = c.journeys[a.journey].id
+				}
+				k.errs.add(sp+".action", "action %q is already a step of journey %q", st.Action, other)
 				continue
 			}
 			a.journey = ji

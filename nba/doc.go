@@ -5,8 +5,11 @@
 // # Compile once
 //
 // CompileCatalog reads a catalog (YAML, or JSON) against a profile Schema and
-// the bundle's models, and reports every problem at once with its path in the
-// file (actions[12].rules.eligible[0]: unknown field tenure_dayz); Validate
+// the bundle's models, and reports every problem at once with its line,
+// column and path in the file (catalog.yaml:212:9: action "xs_kids":
+// rules.eligible[0]: unknown field "tenure_dayz" (did you mean
+// "tenure_days"?)); a misspelt key is skipped and reported, not a reason to
+// stop before the other checks. Validate
 // returns the same list for "nba validate". Rules are expr expressions
 // (github.com/expr-lang/expr): expr's parser and type checker read them, then
 // the checked tree is compiled into Go closures over pre-resolved profile and

@@ -159,7 +159,13 @@ type pickModel struct{ feats []string }
 func (m pickModel) Features() []string { return m.feats }
 func (m pickModel) NumOutputs() int    { return 1 }
 func (m pickModel) Predict(row, out []float64) {
-	i := int(row[len(row)-1])
+	// A catalog may leave "pick" unset (NaN) or out of range: score 0.
+	p := row[len(row)-1]
+	if !(p >= 0 && p < float64(len(row))) {
+		out[0] = 0
+		return
+	}
+	i := int(p)
 	out[0] = row[i]
 	if math.IsNaN(out[0]) {
 		out[0] = 0

@@ -1,6 +1,7 @@
 package nba
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -21,10 +22,15 @@ func FuzzLoadCatalog(f *testing.F) {
 			return
 		}
 		errs := Validate("fuzz.yaml", data, testOpts)
+		// YAML breaks lines at \n, \r\n and a lone \r.
+		lines := bytes.Count(data, []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n")) + 1
 		for _, err := range errs {
 			var pe *PathError
 			if !errors.As(err, &pe) {
 				t.Fatalf("%v is not a *PathError", err)
+			}
+			if pe.Line < 0 || pe.Line > lines || pe.Column < 0 {
+				t.Fatalf("%v: line %d:%d outside the file's %d lines", err, pe.Line, pe.Column, lines)
 			}
 		}
 		again := Validate("fuzz.yaml", data, testOpts)

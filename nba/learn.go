@@ -97,7 +97,7 @@ func (k *compiler) learning() {
 		} else if j, ok := c.ctxIdx[fn]; ok {
 			kind, f = c.ctx[j].Kind, learnFeat{ctx: true, slot: int32(j)}
 		} else {
-			k.errs.add(path, "unknown field %q (not a profile or context field)", fn)
+			k.errs.add(path, "unknown field %q (not a profile or context field)%s", fn, didYouMean(fn, append(sortedKeys(prof), sortedKeys(c.ctxIdx)...)))
 			continue
 		}
 		if kind != KindNumber && kind != KindBool {

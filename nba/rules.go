@@ -3,6 +3,7 @@ package nba
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -245,10 +246,52 @@ func (e *exprEnv) compileExpr(src string) (compiled, error) {
 	if err != nil {
 		return compiled{}, exprError(err)
 	}
+	if err := e.unknownField(&tree.Node); err != nil {
+		return compiled{}, err
+	}
 	if _, err := checker.Check(tree, e.cfg); err != nil {
 		return compiled{}, exprError(err)
 	}
 	return e.node(tree.Node)
+}
+
+// unknownField reports the first profile.<field> or context.<field> the
+// schema does not have, with the closest known name; the type checker would
+// say only "unknown field".
+func (e *exprEnv) unknownField(root *ast.Node) error {
+	var v fieldVisitor
+	v.e = e
+	ast.Walk(root, &v)
+	return v.err
+}
+
+type fieldVisitor struct {
+	e   *exprEnv
+	err error
+}
+
+func (v *fieldVisitor) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MemberNode)
+	if !ok || v.err != nil {
+		return
+	}
+	id, ok1 := m.Node.(*ast.IdentifierNode)
+	prop, ok2 := m.Property.(*ast.StringNode)
+	if !ok1 || !ok2 {
+		return
+	}
+	var fields map[string]slot
+	switch id.Value {
+	case "profile":
+		fields = v.e.profile
+	case "context":
+		fields = v.e.context
+	default:
+		return
+	}
+	if _, ok := fields[prop.Value]; !ok {
+		v.err = posErr(m, "unknown field %q%s", prop.Value, didYouMean(prop.Value, slices.Sorted(maps.Keys(fields))))
+	}
 }
 
 // compileBool compiles a rule that must yield a boolean, with its flat form
@@ -276,11 +319,20 @@ func (e *exprEnv) compileNum(src string) (numFn, error) {
 	return c.num, nil
 }
 
+// ruleError is a problem at a column of an expression's text; the catalog
+// loader turns the column into one of the file where it can.
+type ruleError struct {
+	msg string
+	col int // 1-based
+}
+
+func (e *ruleError) Error() string { return fmt.Sprintf("%s (column %d)", e.msg, e.col) }
+
 // exprError shortens expr's error to one line with its column.
 func exprError(err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return fmt.Errorf("%s (column %d)", fe.Message, fe.Column+1)
+		return &ruleError{msg: fe.Message, col: fe.Column + 1}
 	}
 	return err
 }
@@ -288,7 +340,7 @@ func exprError(err error) error {
 func posErr(n ast.Node, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	if loc := n.Location(); loc.From > 0 || loc.To > 0 {
-		return fmt.Errorf("%s (column %d)", msg, loc.From+1)
+		return &ruleError{msg: msg, col: loc.From + 1}
 	}
 	return errors.New(msg)
 }

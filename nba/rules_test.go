@@ -274,8 +274,9 @@ func TestRuleErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want %q", src, err, want)
 		}
 	}
-	f("profile.tenure_dayz > 3", "unknown field tenure_dayz")
-	f("context.nope", "unknown field nope")
+	f("profile.tenure_dayz > 3", `unknown field "tenure_dayz" (column 9)`)
+	f("profile.segmnt == 'a'", `unknown field "segmnt" (did you mean "segment"?)`)
+	f("context.nope", `unknown field "nope"`)
 	f("profile.age > ", "unexpected token")
 	f(`profile.segment > "a"`, "mismatched types string and string")
 	f(`profile.age + "a"`, "mismatched types")

@@ -32,7 +32,7 @@ actions:
 		{"action cap in weeks", base("    caps: [{max: 5, window: 5w}]\n"), `caps[0].window: window 35d exceeds the customer history kept (30d)`},
 		{"action cap at the limit", base("    caps: [{max: 5, window: 30d}]\n"), ""},
 		{"action cap in hours", base("    caps: [{max: 5, window: 721h}]\n"), `window 721h0m0s exceeds the customer history kept (30d)`},
-		{"group cap", strings.Replace(base(""), "  - id: g\n", "  - id: g\n    caps: [{max: 5, window: 60d}]\n", 1), `groups[0].caps[0].window: window 60d exceeds`},
+		{"group cap", strings.Replace(base(""), "  - id: g\n", "  - id: g\n    caps: [{max: 5, window: 60d}]\n", 1), `group "g": caps[0].window: window 60d exceeds`},
 		{"channel limit", base("policies:\n  channels:\n    web: [{max: 1, window: 31d}]\n"), `policies.channels.web[0].window: window 31d exceeds`},
 		{"pause", base("    suppress: [{after: reject, pause: 45d}]\n"), `suppress[0]: pause 45d exceeds the customer history kept (30d)`},
 		{"within and pause", base("    suppress: [{after: impression, count: 3, without: click, within: 20d, pause: 14d}]\n"), `within 20d + pause 14d exceeds`},

@@ -133,7 +133,15 @@ type Bundle struct {
 }
 
 // CustomerID names customer i.
-func CustomerID(i int) string { return fmt.Sprintf("c%08d", i) }
+func CustomerID(i int) string { return fmt.Sprintf(IDFormat, i) }
+
+// IDFormat is the format of customer ids: CustomerID(i) is
+// fmt.Sprintf(IDFormat, i), for i from 0 to Config.Customers-1.
+const IDFormat = "c%08d"
+
+// IDFormatFile is the file of a written bundle that holds IDFormat, for
+// load generators (bench/load) to address the bundle's customers.
+const IDFormatFile = "customer.format"
 
 // parseCustomerID returns the index of a CustomerID, or -1.
 func parseCustomerID(s string) int {
@@ -460,7 +468,8 @@ func (b *Bundle) history(r *rand.Rand) {
 }
 
 // Write stores the bundle under dir: bundle.yaml (the manifest nba serve
-// reads), catalog.yaml, models/<name>.json, schema.txt (one "name kind" a line), customers.csv and contacts.csv.
+// reads), catalog.yaml, models/<name>.json, schema.txt (one "name kind" a line), customers.csv, contacts.csv
+// and customer.format (IDFormat, one line).
 func (b *Bundle) Write(dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "models"), 0o755); err != nil {
 		return fmt.Errorf("cannot write bundle: %w", err)
@@ -479,6 +488,7 @@ func (b *Bundle) Write(dir string) error {
 	}
 	files["schema.txt"] = []byte(schema.String())
 	files["bundle.yaml"] = []byte(manifest.String())
+	files[IDFormatFile] = []byte(IDFormat + "\n")
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return fmt.Errorf("cannot write bundle: %w", err)

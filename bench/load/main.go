@@ -18,13 +18,20 @@
 // Usage:
 //
 //	go run ./bench/load [-bundle DIR] [-c 32] [-d 10s] [-rounds 3]
-//	    [-channel web] [-customer.format cust-%d] [-placement P] [-customers 10000] [-max.requests N]
+//	    [-channel web] [-customer.format c%08d] [-placement P] [-customers 10000] [-max.requests N]
 //	    [-order shuffled|sequential] [-decisionlog inputs|decisions|off] [-scorecache=false]
 //	    [-driver go|wrk] [-wrk.threads 1]
 //
 // With -driver wrk the load comes from the wrk command in its own process
 // (wrk.go), as a caller's would; with the default, from goroutines of this
 // one.
+//
+// The customer ids are -customer.format applied to 0 .. -customers-1; by
+// default the format the bundle was generated with (its customer.format
+// file, written by bench/bundlegen and bench/gen -bundle). Before measuring,
+// a sample of the ids is looked up in the bundle's snapshot, and the run is
+// refused if any is unknown: the sidecar would decide them as anonymous
+// customers, a much cheaper decision than the one meant to be measured.
 package main
 
 import (
@@ -34,6 +41,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/bits"
 	"net"
@@ -50,6 +58,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"nba/bench/bundlegen"
 	"nba/nba/declog"
 	"nba/nba/metrics"
 	"nba/nba/server"
@@ -155,7 +164,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&o.maxRequests, "max.requests", 50_000_000, "upper bound on requests per run (the Go driver; wrk is bounded by -d alone)")
 	fs.IntVar(&o.customers, "customers", 10_000, "distinct customer ids the requests cycle through")
 	fs.StringVar(&o.channel, "channel", "web", "channel of every decide request")
-	fs.StringVar(&o.prefix, "customer.format", "cust-%d", "customer ids: this format applied to a number from 0 to -customers-1 (c%08d for bench/gen bundles)")
+	fs.StringVar(&o.prefix, "customer.format", "", "customer ids: this format applied to a number from 0 to -customers-1; empty: the bundle's customer.format file (c%08d for bench/gen bundles), else "+fakeFormat)
 	fs.StringVar(&o.placement, "placement", "", "placement of every decide request (empty: any)")
 	fs.StringVar(&o.order, "order", "shuffled", "order the requests visit the customers in: shuffled (a fixed random permutation, like real traffic) or sequential (customer 0, 1, 2, ...: neighbouring rows, kind to the caches)")
 	fs.BoolVar(&o.scoreCache, "scorecache", true, "give the sidecar its score cache (64 MiB)")
@@ -166,6 +175,9 @@ func run(args []string, out io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (both servers and the load) to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to this file, and one before the measured rounds to this file.base")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := resolveFormat(&o); err != nil {
 		return err
 	}
 	switch {
@@ -222,6 +234,11 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer release()
+	if sc, ok := backend.(*sidecar.Sidecar); ok {
+		if err := checkCustomers(sc.InSnapshot, o.prefix, o.customers); err != nil {
+			return err
+		}
+	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// Metrics as `nba serve` registers them: their cost is part of serving.
 	set := metrics.NewSet()
@@ -336,6 +353,59 @@ func run(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "floor_rps=%.0f nba_rps=%.0f ratio=%.3f floor_p99_us=%.1f nba_p99_us=%.1f\n",
 		f.rps, n.rps, n.rps/f.rps, f.p99, n.p99)
 	return nil
+}
+
+// fakeFormat is the customer id format against the in-memory fake backend,
+// which knows every id.
+const fakeFormat = "cust-%d"
+
+// resolveFormat fills in o.prefix when -customer.format was not given: the
+// bundle's customer.format file, else fakeFormat.
+func resolveFormat(o *options) error {
+	if o.prefix != "" {
+		return nil
+	}
+	o.prefix = fakeFormat
+	if o.bundle == "" {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(o.bundle, bundlegen.IDFormatFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // checkCustomers says whether the default fits
+	}
+	if err != nil {
+		return err
+	}
+	o.prefix = strings.TrimSpace(string(data))
+	if !strings.Contains(o.prefix, "%") {
+		return fmt.Errorf("%s: %q is not a format of customer ids", filepath.Join(o.bundle, bundlegen.IDFormatFile), o.prefix)
+	}
+	return nil
+}
+
+// idSamples is how many of the ids checkCustomers looks up.
+const idSamples = 64
+
+// checkCustomers looks up a sample of the ids the load will use (the first,
+// the last and evenly spread between) and refuses the run if any is not a
+// known customer.
+func checkCustomers(known func(string) bool, format string, n int) error {
+	k := min(n, idSamples)
+	var unknown []string
+	for j := 0; j < k; j++ {
+		i := 0
+		if k > 1 {
+			i = j * (n - 1) / (k - 1)
+		}
+		if id := fmt.Sprintf(format, i); !known(id) {
+			unknown = append(unknown, id)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d sampled customer ids are not in the bundle's snapshot (first %q; -customer.format %q, -customers %d): they would be decided as anonymous customers; set -customer.format to the snapshot's ids and -customers to at most its size",
+		len(unknown), k, unknown[0], format, n)
 }
 
 // requestBodies returns decide requests for n customers, built once so the

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -49,6 +50,9 @@ Flags:
 	if *typ != "" && *typ != "decision" && *typ != "feedback" {
 		return fmt.Errorf("-type %q: want decision or feedback", *typ)
 	}
+	if err := requireLogs(fset.Arg(0), *prefix); err != nil {
+		return err
+	}
 	// Every record starts with its type (declog's writer puts it first).
 	want := []byte(`{"type":"` + *typ + `"`)
 	w := bufio.NewWriterSize(os.Stdout, 64<<10)
@@ -81,6 +85,25 @@ func parseAnalysis(fset *flag.FlagSet, args []string) (bool, error) {
 		return false, errors.New("want one log directory")
 	}
 	return true, nil
+}
+
+// requireLogs fails when dir holds no decision log files: an analysis of
+// nothing would print "0 decisions" or a table of NaN and exit 0.
+func requireLogs(dir, prefix string) error {
+	files, err := declog.Files(dir, prefix)
+	if err != nil {
+		return err
+	}
+	if len(files) > 0 {
+		return nil
+	}
+	hint := "give the decisions directory of the sidecar's state directory (-state), e.g. ~/.local/state/nba/demo/decisions"
+	if sub := filepath.Join(dir, "decisions"); prefix == "decisions" {
+		if fs, _ := declog.Files(sub, prefix); len(fs) > 0 {
+			hint = fmt.Sprintf("did you mean %s?", sub)
+		}
+	}
+	return fmt.Errorf("no decision logs in %s (files named %s-*.jsonl.zst or %s-*.jsonl.sz): %s", dir, prefix, prefix, hint)
 }
 
 // loadCandidate compiles the catalog of the bundle directory and reads the
@@ -139,6 +162,9 @@ Flags:
 	if ok, err := parseAnalysis(fset, args); !ok {
 		return err
 	}
+	if err := requireLogs(fset.Arg(0), *prefix); err != nil {
+		return err
+	}
 	c, ck, err := loadCandidate(*bundle, *learner)
 	if err != nil {
 		return err
@@ -163,6 +189,9 @@ Flags:
 		rep.Stats.Files, rep.Stats.Records, rep.Stats.LostRecords, rep.Stats.LostBytes, rep.MissingCounts, rep.UnknownFields)
 	if rep.Different > 0 {
 		return errSilent
+	}
+	if rep.Decisions == 0 {
+		return fmt.Errorf("no decisions in the logs of %s", fset.Arg(0))
 	}
 	return nil
 }
@@ -206,6 +235,9 @@ Flags:
 	if ok, err := parseAnalysis(fset, args); !ok {
 		return err
 	}
+	if err := requireLogs(fset.Arg(0), *prefix); err != nil {
+		return err
+	}
 	c, ck, err := loadCandidate(*bundle, *learner)
 	if err != nil {
 		return err
@@ -214,6 +246,11 @@ Flags:
 		Reward: *reward, Learner: ck, Retries: *retries})
 	if err != nil {
 		return err
+	}
+	if rep.Used == 0 {
+		// Every estimate would be 0/0.
+		return fmt.Errorf("no decision of %s could be used: %d decisions; skipped %d control, %d without action, %d without probability, %d without inputs, %d of unknown channels",
+			fset.Arg(0), rep.Decisions, rep.SkippedControl, rep.SkippedNoAction, rep.SkippedNoProb, rep.SkippedNoInputs, rep.SkippedChannel)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "policy\testimator\tvalue [95%]\tstd err\teffective n\tmax weight")
@@ -266,9 +303,15 @@ Flags:
 		fset.Usage()
 		return errors.New("want one log directory")
 	}
+	if err := requireLogs(fset.Arg(0), *prefix); err != nil {
+		return err
+	}
 	rows, stats, orphans, err := evaluate.Uplift(fset.Arg(0), *prefix, evaluate.UpliftConfig{Responses: strings.Split(*responses, ",")})
 	if err != nil {
 		return err
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("no decisions in the logs of %s (%d files, %d records)", fset.Arg(0), stats.Files, stats.Records)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "channel\taction\ttreated\tcontrol\trate treated [95%]\trate control [95%]\tuplift [95%]\tvalue uplift [95%]")

@@ -295,7 +295,7 @@ Flags:
 			}
 		}()
 	}
-	progress := newProgress(len(ids))
+	progress := newProgress(os.Stderr, len(ids))
 	start := time.Now()
 	for c := range results {
 		b := <-results[c]
@@ -321,31 +321,42 @@ Flags:
 	return nil
 }
 
-// progress draws a progress bar on stderr when it is a terminal.
+// progress draws a progress bar when its writer is a terminal, at most
+// every 100 ms, and always its final state (the bar used to stay at the
+// first chunk's 256/10000 when the rest came within 100 ms).
 type progress struct {
+	w        io.Writer
 	total, n int
 	tty      bool
+	now      func() time.Time
 	last     time.Time
 }
 
-func newProgress(total int) *progress {
-	fi, err := os.Stderr.Stat()
-	return &progress{total: total, tty: err == nil && fi.Mode()&os.ModeCharDevice != 0}
+func newProgress(f *os.File, total int) *progress {
+	fi, err := f.Stat()
+	return &progress{w: f, total: total, tty: err == nil && fi.Mode()&os.ModeCharDevice != 0, now: time.Now}
 }
 
 func (p *progress) add(n int) {
 	p.n += n
-	if !p.tty || time.Since(p.last) < 100*time.Millisecond {
+	if !p.tty {
 		return
 	}
-	p.last = time.Now()
+	if now := p.now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		p.draw()
+	}
+}
+
+func (p *progress) draw() {
 	const width = 40
-	filled := width * p.n / max(1, p.total)
-	fmt.Fprintf(os.Stderr, "\r[%s%s] %d/%d", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total)
+	filled := width * min(p.n, p.total) / max(1, p.total)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total)
 }
 
 func (p *progress) done() {
 	if p.tty {
-		fmt.Fprintln(os.Stderr)
+		p.draw()
+		fmt.Fprintln(p.w)
 	}
 }

@@ -1554,6 +1554,8 @@ func TestCommands(t *testing.T) {
 			{`eligible: ["profile.orders_12m >= 2"]`, `eligible: ["profile.orderz_12m >= 2"]`},
 			{`group: credit` + "\n", `group: creditz` + "\n"},
 			{`value: 30, features: {offer_kind: 1, category: 1`, `value: "profile.nope * 2", features: {offer_kind: 1, category: 1`},
+			// A misspelt key used to hide every other problem of the file.
+			{"    lever: 1.2\n", "    levr: 1.2\n"},
 		}
 		for _, e := range edits {
 			if !bytes.Contains(cat, []byte(e.old)) {
@@ -1568,12 +1570,14 @@ func TestCommands(t *testing.T) {
 		if code != 1 {
 			t.Errorf("exit %d, want 1; stderr:\n%s", code, stderr)
 		}
-		// Every problem on its own line, with the file and the path in it.
+		// Every problem on its own line, with the file, line and column,
+		// the action or group by id and a guess at what was meant.
 		for _, want := range []*regexp.Regexp{
-			regexp.MustCompile(`(?m)^catalog\.yaml: groups\[\d+\]\.rules\.eligible\[0\]: .*orderz_12m`),
-			regexp.MustCompile(`(?m)^catalog\.yaml: actions\[\d+\]\.group: .*"creditz"`),
-			regexp.MustCompile(`(?m)^catalog\.yaml: actions\[\d+\]\.value: .*nope`),
-			regexp.MustCompile(`(?m)3 problem\(s\)$`),
+			regexp.MustCompile(`(?m)^catalog\.yaml:\d+:\d+: group "up_sell": unknown field "levr" \(did you mean "lever"\?\)$`),
+			regexp.MustCompile(`(?m)^catalog\.yaml:\d+:\d+: group "\w+": rules\.eligible\[0\]: unknown field "orderz_12m" \(did you mean "orders_12m"\?\)`),
+			regexp.MustCompile(`(?m)^catalog\.yaml:\d+:\d+: action "\w+": group: unknown group "creditz" \(did you mean "credit"\?\)$`),
+			regexp.MustCompile(`(?m)^catalog\.yaml:\d+:\d+: action "\w+": value: .*nope`),
+			regexp.MustCompile(`(?m)4 problem\(s\)$`),
 		} {
 			if !want.MatchString(stderr) {
 				t.Errorf("stderr does not match %s:\n%s", want, stderr)

@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"slices"
 )
@@ -25,24 +26,34 @@ func register(c command) { commands = append(commands, c) }
 
 func main() {
 	if len(os.Args) < 2 {
-		usage()
+		usage(os.Stderr)
 		os.Exit(2)
 	}
 	name := os.Args[1]
+	if name == "-version" || name == "--version" {
+		name = "version"
+	}
 	if name == "help" || name == "-h" || name == "-help" || name == "--help" {
 		if len(os.Args) > 2 {
 			for _, c := range commands {
 				if c.name == os.Args[2] {
+					helpToStdout()
 					_ = c.run([]string{"-h"})
 					return
 				}
 			}
+			fmt.Fprintf(os.Stderr, "nba help: unknown command %q\n\n", os.Args[2])
+			usage(os.Stderr)
+			os.Exit(2)
 		}
-		usage()
+		usage(os.Stdout)
 		return
 	}
 	for _, c := range commands {
 		if c.name == name {
+			if wantsHelp(os.Args[2:]) {
+				helpToStdout()
+			}
 			if err := c.run(os.Args[2:]); err != nil {
 				if err != errSilent {
 					fmt.Fprintf(os.Stderr, "nba %s: %v\n", name, err)
@@ -53,16 +64,35 @@ func main() {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "nba: unknown command %q\n\n", name)
-	usage()
+	usage(os.Stderr)
 	os.Exit(2)
 }
 
+// wantsHelp reports whether a command's arguments ask for its help.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// helpToStdout sends what the command prints next on stderr to stdout:
+// help that was asked for is output (nba help serve | less), not an error.
+// The commands print their help through flag.FlagSet, whose default output
+// is os.Stderr as it is when printing.
+func helpToStdout() { os.Stderr = os.Stdout }
+
 // helpOrder is the order "nba help" lists commands in: serving first, then
 // one-off decisions, models and bundles, then analysis of decision logs.
-var helpOrder = []string{"serve", "decide", "batch", "score", "validate", "demo", "uplift", "evaluate", "replay", "healthcheck"}
+var helpOrder = []string{"serve", "decide", "batch", "score", "validate", "demo", "uplift", "evaluate", "replay", "log", "healthcheck", "version"}
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "nba is a real-time next-best-action sidecar.\n\nUsage:\n  nba <command> [flags]\n\nCommands:\n")
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "nba is a real-time next-best-action sidecar.\n\nUsage:\n  nba <command> [flags]\n\nCommands:\n")
 	rank := func(name string) int {
 		if i := slices.Index(helpOrder, name); i >= 0 {
 			return i
@@ -71,7 +101,8 @@ func usage() {
 	}
 	slices.SortStableFunc(commands, func(a, b command) int { return rank(a.name) - rank(b.name) })
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-12s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(os.Stderr, "\nRun \"nba help <command>\" or \"nba <command> -h\" for a command's flags.\n")
+	fmt.Fprintf(w, "\nExample:\n  nba serve    # the embedded demo on 127.0.0.1:8080\n")
+	fmt.Fprintf(w, "\nRun \"nba help <command>\" or \"nba <command> -h\" for a command's flags.\n")
 }

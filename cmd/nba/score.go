@@ -30,6 +30,22 @@ func init() {
 // "ns/row=<number> rows=<n> trees=<n>", where rows is the number of input rows.
 func runScore(args []string) error {
 	fs := flag.NewFlagSet("score", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: nba score -model FILE -input ROWS [flags]
+
+Scores rows of numbers with a model file and prints one prediction per row
+(tab-separated values for multiclass models). ROWS holds tab- or
+comma-separated numbers, one row per line, no header; an empty field or
+"nan" is missing.
+
+Examples:
+  nba score -model model.json -input rows.tsv
+  nba score -model model.json -input rows.csv -skip-cols 1 -bench 5s
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	modelPath := fs.String("model", "", "model `file`: XGBoost JSON, LightGBM text or nba-linear JSON (format detected from content)")
 	input := fs.String("input", "", "rows `file` (\"-\" for standard input): tab- or comma-separated numbers, one row per line; empty or nan is missing")
 	skip := fs.Int("skip-cols", 0, "skip the first `N` columns of each row (labels, ids)")

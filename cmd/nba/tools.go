@@ -29,9 +29,11 @@ func runValidate(args []string) error {
 
 Loads every part of the bundle directory BUNDLE without serving it (the
 manifest bundle.yaml, each model, the catalog compiled against the profile
-schema, the snapshot) and prints every problem with its place, for example
-  catalog.yaml: actions[12].rules.eligible: unknown field "tenure_dayz"
-It exits 1 when there is any.
+schema, the snapshot) and prints every problem with its file, line and
+column, for example
+  catalog.yaml:212:9: action "xs_kids": rules.eligible[0]: unknown field "tenure_dayz" (did you mean "tenure_days"?)
+A misspelt key does not hide the other problems: all are listed. It exits 1
+when there is any.
 
 Example:
   nba demo export /tmp/demo && nba validate /tmp/demo
@@ -70,6 +72,9 @@ func runDemo(args []string) error {
 Writes the embedded demo bundle (bundle.yaml, catalog.yaml, model.json,
 customers.csv.zst) into DIR, to read, edit and serve with
   nba serve -bundle DIR
+
+Example:
+  nba demo export ./bundle && nba validate ./bundle
 `)
 		if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 			return nil
@@ -85,8 +90,26 @@ customers.csv.zst) into DIR, to read, edit and serve with
 
 func runHealthcheck(args []string) error {
 	fset := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fset.Usage = func() {
+		fmt.Fprint(fset.Output(), `Usage: nba healthcheck [flags]
+
+Exits 0 when the sidecar on -addr answers GET -path (/healthz: alive) with
+200, 1 otherwise: for container health checks and Kubernetes exec probes,
+which run inside the container and so reach a sidecar listening on
+loopback. -path /readyz asks whether it is ready (bundle loaded, state
+replayed).
+
+Examples:
+  nba healthcheck -addr 127.0.0.1:8080 -timeout 1s
+  nba healthcheck -path /readyz
+
+Flags:
+`)
+		fset.PrintDefaults()
+	}
 	addr := fset.String("addr", "127.0.0.1:8080", "address of the sidecar's decision API")
 	timeout := fset.Duration("timeout", 2*time.Second, "how long to wait for the answer")
+	path := fset.String("path", "/healthz", "what to ask: /healthz (alive) or /readyz (ready to decide)")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -94,14 +117,17 @@ func runHealthcheck(args []string) error {
 		return err
 	}
 	c := http.Client{Timeout: *timeout}
-	resp, err := c.Get("http://" + *addr + "/healthz")
+	if *path != "/healthz" && *path != "/readyz" {
+		return fmt.Errorf("-path %q: want /healthz or /readyz", *path)
+	}
+	resp, err := c.Get("http://" + *addr + *path)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/healthz answered %s", resp.Status)
+		return fmt.Errorf("%s answered %s", *path, resp.Status)
 	}
 	return nil
 }

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
-
 	"nba/cache/snapshot"
 	"nba/cache/state"
 	"nba/model"
@@ -112,10 +110,12 @@ func readManifest(fsys fs.FS) (Manifest, []byte, error) {
 	if err != nil {
 		return m, nil, fmt.Errorf("cannot read %s: %w", ManifestFile, err)
 	}
-	if err := yaml.UnmarshalWithOptions(data, &m, yaml.Strict()); err != nil {
-		return m, nil, fmt.Errorf("cannot parse %s: %s", ManifestFile, oneLine(err.Error()))
+	// Every unknown key and misshapen value, each with its line and
+	// column; the checks below still run on the rest.
+	decoded, errs := nba.DecodeYAML(ManifestFile, data, &m)
+	if !decoded {
+		return m, nil, errors.Join(errs...)
 	}
-	var errs []error
 	if m.Catalog == "" {
 		m.Catalog = "catalog.yaml"
 	}
@@ -221,9 +221,8 @@ func loadParts(fsys fs.FS, st *state.Store) (*parts, error) {
 	cat, err := nba.CompileCatalog(m.Catalog, catalogBytes, nba.Options{Schema: p.schema, Models: scorers, ModelVersions: p.modelVersions,
 		MaxWindow: maxWindow})
 	if err != nil {
-		for _, e := range unjoin(err) {
-			errs = append(errs, fmt.Errorf("%s: %w", m.Catalog, e))
-		}
+		// Each problem already names the file, line and column.
+		errs = append(errs, unjoin(err)...)
 		return nil, errors.Join(errs...)
 	}
 	p.catalog = cat

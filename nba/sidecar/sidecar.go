@@ -473,3 +473,9 @@ func (s *Sidecar) CustomerIDs() []string {
 	}
 	return ids
 }
+
+// InSnapshot reports whether the served snapshot has the customer id.
+func (s *Sidecar) InSnapshot(id string) bool {
+	_, ok := s.snaps.Current().Lookup([]byte(id))
+	return ok
+}

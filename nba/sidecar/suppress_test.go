@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"nba/nba"
@@ -67,28 +66,15 @@ func TestDemoSuppressionPauseEndsOnTime(t *testing.T) {
 	}
 }
 
-// demoWith returns the demo bundle with its catalog edited by edit.
-func demoWith(t *testing.T, edit func(string) string) fstest.MapFS {
+// demoCatalogWith returns the demo bundle with its catalog edited by edit.
+func demoCatalogWith(t *testing.T, edit func(string) string) fs.FS {
 	t.Helper()
-	out := fstest.MapFS{}
-	err := fs.WalkDir(demo.Bundle(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	return demoWith(t, func(name string, data []byte) []byte {
+		if name == "catalog.yaml" {
+			return []byte(edit(string(data)))
 		}
-		b, err := fs.ReadFile(demo.Bundle(), p)
-		if err != nil {
-			return err
-		}
-		if p == "catalog.yaml" {
-			b = []byte(edit(string(b)))
-		}
-		out[p] = &fstest.MapFile{Data: b}
-		return nil
+		return data
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // TestBundleRefusesWindowsBeyondHistory: a cap, suppression or history
@@ -103,7 +89,7 @@ func TestBundleRefusesWindowsBeyondHistory(t *testing.T) {
 		{"rule", `"profile.orders_12m >= 2"`, `"profile.orders_12m >= 2 && impressions(\"group\", \"loyalty\", \"31d\") < 3"`, "window 31d exceeds the customer history kept (30d)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			b := demoWith(t, func(s string) string {
+			b := demoCatalogWith(t, func(s string) string {
 				if !strings.Contains(s, tt.from) {
 					t.Fatalf("demo catalog has no %q", tt.from)
 				}
@@ -119,7 +105,7 @@ func TestBundleRefusesWindowsBeyondHistory(t *testing.T) {
 		})
 	}
 	// At the limit it loads.
-	b := demoWith(t, func(s string) string {
+	b := demoCatalogWith(t, func(s string) string {
 		return strings.Replace(s, "caps: [{max: 4, window: 7d}]", "caps: [{max: 4, window: 30d}]", 1)
 	})
 	if errs := ValidateBundle(b); len(errs) != 0 {
