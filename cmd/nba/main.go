@@ -59,7 +59,7 @@ func main() {
 
 // helpOrder is the order "nba help" lists commands in: serving first, then
 // one-off decisions, models and bundles, then analysis of decision logs.
-var helpOrder = []string{"serve", "decide", "batch", "score", "validate", "demo", "uplift", "evaluate", "replay", "healthcheck"}
+var helpOrder = []string{"serve", "decide", "batch", "state", "score", "validate", "demo", "uplift", "evaluate", "replay", "healthcheck"}
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "nba is a real-time next-best-action sidecar.\n\nUsage:\n  nba <command> [flags]\n\nCommands:\n")
