@@ -16,7 +16,7 @@
 //     "ids":[{"id":"fb-1"},{"id":"ev-9","event":true}],
 //     "counters":[{"kind":"action","key":"a","outcome":"click","seen":3,"recent":[...],"hour_top":..,"hours":[..],"day_top":..,"days":[..]}]}
 //
-//     Contacts are newest first; ids oldest first (event ids marked);
+//     Contacts are the latest recorded first; ids oldest first (event ids marked);
 //     counters are the store's cap-window aggregates, which keep counting
 //     contacts no longer in the bounded history: with them a round trip is
 //     lossless, without them (a hand-written line) they are rebuilt from
