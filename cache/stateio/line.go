@@ -350,7 +350,8 @@ func (w *wireLine) customer() (*state.Customer, error) {
 		c.IDs = append(c.IDs, state.RememberedID(k))
 	}
 	for i, k := range w.Counters {
-		ct := state.Counter{Key: k.Key, Seen: k.Seen, Recent: k.Recent, HourTop: k.HourTop, Hours: k.Hours, DayTop: k.DayTop, Days: k.Days}
+		ct := state.Counter{Key: k.Key, Seen: k.Seen, Recent: nilIfEmpty(k.Recent), HourTop: k.HourTop, Hours: nilIfEmpty(k.Hours),
+			DayTop: k.DayTop, Days: nilIfEmpty(k.Days)}
 		var err error
 		if ct.Kind, err = parseKind(k.Kind); err != nil {
 			return nil, fmt.Errorf("counters[%d].kind: want action, group or channel", i)
@@ -426,4 +427,12 @@ func (f *wireField) value() (state.FieldValue, error) {
 		fv.Time = tv.UTC()
 	}
 	return fv, nil
+}
+
+// nilIfEmpty returns nil for an empty list, as encoding leaves it out.
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }

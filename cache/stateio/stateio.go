@@ -124,10 +124,10 @@ func Import(r io.Reader, dst Target, opt Options) (Counts, error) {
 	}
 	im := &importer{dst: dst, opt: opt, seen: map[string]struct{}{}}
 	var err error
-	if first := firstByte(br); first == '{' {
-		err = im.jsonLines(br)
+	if first, skipped := firstByte(br); first == '{' {
+		err = im.jsonLines(br, 1+skipped)
 	} else if first != 0 {
-		err = im.csv(br)
+		err = im.csv(br, skipped)
 	}
 	if err == nil {
 		err = im.flush()
@@ -144,15 +144,19 @@ func Import(r io.Reader, dst Target, opt Options) (Counts, error) {
 }
 
 // firstByte returns the first byte that is not white space or a byte
-// order mark, without consuming it, or 0 at the end.
-func firstByte(br *bufio.Reader) byte {
+// order mark, without consuming it, or 0 at the end, and how many lines it
+// skipped.
+func firstByte(br *bufio.Reader) (first byte, lines int) {
 	for {
 		b, err := br.Peek(1)
 		if err != nil {
-			return 0
+			return 0, lines
 		}
 		switch b[0] {
-		case ' ', '\t', '\r', '\n':
+		case '\n':
+			lines++
+			fallthrough
+		case ' ', '\t', '\r':
 			br.ReadByte()
 			continue
 		case 0xef:
@@ -161,7 +165,7 @@ func firstByte(br *bufio.Reader) byte {
 				continue
 			}
 		}
-		return b[0]
+		return b[0], lines
 	}
 }
 
@@ -326,8 +330,8 @@ func reason(err error) error {
 	return err
 }
 
-func (im *importer) jsonLines(br *bufio.Reader) error {
-	for line := 1; ; line++ {
+func (im *importer) jsonLines(br *bufio.Reader, first int) error {
+	for line := first; ; line++ {
 		b, err := readLine(br, im.opt.MaxLineBytes)
 		if errors.Is(err, errLineTooLong) {
 			im.refuse(line, fmt.Errorf("line longer than %d bytes", im.opt.MaxLineBytes))
@@ -391,7 +395,8 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 // csvColumns are the columns a contacts CSV may have.
 var csvColumns = []string{"customer_id", "action", "group", "channel", "outcome", "at", "value", "id"}
 
-func (im *importer) csv(r io.Reader) error {
+// csv reads contacts as CSV; skipped lines came before r.
+func (im *importer) csv(r io.Reader, skipped int) error {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	cr.FieldsPerRecord = -1
@@ -425,13 +430,14 @@ func (im *importer) csv(r io.Reader) error {
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			im.refuse(pe.Line, fmt.Errorf("column %d: %w", pe.Column, pe.Err))
+			im.refuse(skipped+pe.Line, fmt.Errorf("column %d: %w", pe.Column, pe.Err))
 			continue
 		}
 		if err != nil {
 			return err
 		}
 		line, _ := cr.FieldPos(0)
+		line += skipped
 		if len(rec) != len(head) {
 			im.refuse(line, fmt.Errorf("%d columns, the header has %d", len(rec), len(head)))
 			continue
