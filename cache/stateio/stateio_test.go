@@ -64,7 +64,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 			Outcome: state.Outcome(i % 6), Value: float64(i) / 3, At: t0.Add(time.Duration(i) * 17 * time.Minute), ID: fmt.Sprintf("k%d", i)}))
 	}
 	must(t, src.ApplyEvent(state.Event{Customer: "c1", Type: "upgrade", At: t0, ID: "e1",
-		Attrs: map[string]any{"tier": "gold \"quoted\" é", "vip": true, "dob": time.Date(1990, 1, 2, 3, 4, 5, 6, time.UTC)},
+		Attrs:    map[string]any{"tier": "gold \"quoted\" é", "vip": true, "dob": time.Date(1990, 1, 2, 3, 4, 5, 6, time.UTC)},
 		Journeys: []state.JourneyMove{{Journey: "welcome", Step: 2}}}))
 	must(t, src.ApplyEvent(state.Event{Customer: "c9", Type: "purchase", At: t0, Attrs: map[string]any{"amount": 12.25}}))
 	must(t, src.SetJourney(state.JourneyUpdate{Customer: "c2", Journey: "cart", Step: 1, Status: state.JourneyExited, At: t0.Add(time.Hour)}))

@@ -152,6 +152,9 @@ func runStateExport(args []string) (err error) {
 		}
 		out = zw
 	}
+	if dropped := st.Stats().ReplayDropped; dropped > 0 {
+		fmt.Fprintf(os.Stderr, "warning: %d field values in %s are of fields the bundle's profile mappings do not have, and are not exported: give the -bundle the directory is served with\n", dropped, o.state)
+	}
 	n, err := stateio.Export(out, st)
 	if zw != nil {
 		err = errors.Join(err, zw.Close())
