@@ -143,16 +143,7 @@ func newestFirst(ring []uint16, top int64) []uint16 {
 	return out
 }
 
-// CheckCustomer reports why Restore would refuse c (an ErrInvalid error),
-// or nil. Fields the store's mappings do not have are not an error:
-// Restore drops them (see UnknownFields).
-func (s *Store) CheckCustomer(c *Customer) error {
-	if err := s.checkCustomer(c); err != nil {
-		return invalid(err)
-	}
-	return nil
-}
-
+// checkCustomer reports why Restore would refuse c, or nil.
 func (s *Store) checkCustomer(c *Customer) error {
 	if err := s.checkString("customer", c.ID, true); err != nil {
 		return err
@@ -258,18 +249,6 @@ func (s *Store) checkCustomer(c *Customer) error {
 		}
 	}
 	return nil
-}
-
-// UnknownFields returns the names of c's fields that the store's mappings
-// do not have with that type: Restore drops them.
-func (s *Store) UnknownFields(c *Customer) []string {
-	var out []string
-	for _, f := range c.Fields {
-		if sl, ok := s.m.slots[f.Field]; !ok || s.m.fields[sl].Type != f.Type {
-			out = append(out, f.Field)
-		}
-	}
-	return out
 }
 
 // Restore replaces the state of each customer in cs with the one given

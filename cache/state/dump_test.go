@@ -147,8 +147,8 @@ func TestRestoreValidation(t *testing.T) {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("Restore = %v, want ErrInvalid", err)
 			}
-			if s.CheckCustomer(&tc.c) == nil {
-				t.Fatal("CheckCustomer accepts it")
+			if err := s.Restore(tc.c); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Restore alone = %v, want ErrInvalid", err)
 			}
 			var v View
 			if s.View([]byte("ok"), &v) {

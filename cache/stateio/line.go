@@ -34,7 +34,8 @@
 // contact per row. Times are RFC 3339 with up to nanoseconds.
 //
 // Unknown keys and columns are refused, so that a misspelt one is not
-// silently ignored.
+// silently ignored (JSON keys match regardless of case, as encoding/json
+// matches them).
 package stateio
 
 import (
@@ -189,7 +190,7 @@ func DecodeLine(line []byte) (Row, error) {
 		c, err := w.customer()
 		return Row{Customer: c}, err
 	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil:
-		k := Contact{Customer: *w.CustomerID, Group: w.Group, Channel: w.Channel, ID: w.ID}
+		k := contactRow{Customer: *w.CustomerID, Group: w.Group, Channel: w.Channel, ID: w.ID}
 		if w.Action != nil {
 			k.Action = *w.Action
 		}
@@ -233,14 +234,14 @@ func jsonError(err error) error {
 	return errors.New("invalid JSON")
 }
 
-// Contact is one contact row as text, from CSV columns or JSON keys.
-type Contact struct {
+// contactRow is one contact row as text, from CSV columns or JSON keys.
+type contactRow struct {
 	Customer, Action, Group, Channel, Outcome, At, ID string
 }
 
 // contact parses and checks the row's values; value, if not nil, is the
 // contact's value.
-func (k *Contact) contact(value *float64) (state.Contact, error) {
+func (k *contactRow) contact(value *float64) (state.Contact, error) {
 	c := state.Contact{Customer: k.Customer, Action: k.Action, Group: k.Group, Channel: k.Channel, ID: k.ID}
 	if c.Customer == "" {
 		return c, errors.New("customer_id: empty")
@@ -298,7 +299,7 @@ func (w *wireLine) customer() (*state.Customer, error) {
 		return nil, errors.New("customer: empty")
 	}
 	for i, k := range w.Contacts {
-		ck := Contact{Customer: c.ID, Action: k.Action, Group: k.Group, Channel: k.Channel, Outcome: k.Outcome, At: k.At}
+		ck := contactRow{Customer: c.ID, Action: k.Action, Group: k.Group, Channel: k.Channel, Outcome: k.Outcome, At: k.At}
 		v := k.Value
 		x, err := ck.contact(&v)
 		if err != nil {

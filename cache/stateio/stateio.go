@@ -448,7 +448,7 @@ func (im *importer) csv(r io.Reader, skipped int) error {
 			}
 			return ""
 		}
-		k := Contact{Customer: get("customer_id"), Action: get("action"), Group: get("group"), Channel: get("channel"),
+		k := contactRow{Customer: get("customer_id"), Action: get("action"), Group: get("group"), Channel: get("channel"),
 			Outcome: get("outcome"), At: get("at"), ID: get("id")}
 		v, err := parseValue(get("value"))
 		var c state.Contact
