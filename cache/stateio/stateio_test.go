@@ -196,3 +196,41 @@ func FuzzDecodeLine(f *testing.F) {
 		}
 	})
 }
+
+// counting is a Target that counts contact writes.
+type counting struct {
+	*state.Store
+	writes int
+}
+
+func (c *counting) RecordContacts(cs []state.Contact) (int, error) {
+	c.writes++
+	return c.Store.RecordContacts(cs)
+}
+
+// TestImportFindsRowsTheStoreRefuses: rows only the store refuses (an id
+// over its length limit), in one batch with good rows, are refused with
+// their lines, the good rows recorded, in far fewer writes than one a row.
+func TestImportFindsRowsTheStoreRefuses(t *testing.T) {
+	var in strings.Builder
+	in.WriteString("customer_id,action,channel,outcome,at\n")
+	bad := map[int]bool{10: true, 500: true, 501: true, 1001: true}
+	for line := 2; line <= 1001; line++ {
+		id := fmt.Sprintf("c%d", line)
+		if bad[line] {
+			id = strings.Repeat("x", 300)
+		}
+		fmt.Fprintf(&in, "%s,a,web,impression,2026-03-10T12:00:00Z\n", id)
+	}
+	dst := &counting{Store: openStore(t)}
+	var lines []int
+	n, err := Import(strings.NewReader(in.String()), dst, Options{Refused: func(line int, _ error) { lines = append(lines, line) }})
+	must(t, err)
+	if n.Contacts != 996 || !reflect.DeepEqual(lines, []int{10, 500, 501, 1001}) {
+		t.Fatalf("%d contacts, refused lines %v", n.Contacts, lines)
+	}
+	if dst.writes > 100 {
+		t.Fatalf("%d writes for 1000 rows with 4 bad ones", dst.writes)
+	}
+	t.Logf("%d writes", dst.writes)
+}
