@@ -103,7 +103,7 @@ const (
 // opt.Refused and counted, and the others are imported. Rows are applied
 // in file order. Import returns after everything imported is durable; it
 // fails only when the input cannot be read or dst cannot be written (then
-// rows before the failure may be imported).
+// rows before the failure may have been imported).
 //
 // Importing a file twice leaves the same state as once for customers'
 // states (they replace) and for contacts with an id (while the customer's
@@ -132,9 +132,11 @@ func Import(r io.Reader, dst Target, opt Options) (Counts, error) {
 	if err == nil {
 		err = im.flush()
 	}
-	if err == nil && im.restored {
-		if err = dst.Checkpoint(); err != nil {
-			err = fmt.Errorf("cannot make restored state durable: %w", err)
+	if im.restored {
+		// Also after a failure: what was restored before it is kept if
+		// the store can still checkpoint.
+		if cerr := dst.Checkpoint(); cerr != nil && err == nil {
+			err = fmt.Errorf("cannot make restored state durable: %w", cerr)
 		}
 	}
 	if err != nil {
