@@ -1,0 +1,431 @@
+package state
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Customer is the whole of one customer's state as plain values: what
+// Store.Each reads and Store.Restore writes, for moving state between
+// directories and backends (nba state export and import). Restoring what
+// Each read gives a customer whose View answers every question the same.
+type Customer struct {
+	ID string
+	// Contacts are the kept history, the latest recorded first (as
+	// View.History);
+	// Customer and ID are empty (ids are in IDs).
+	Contacts []Contact
+	// Fields are the set overlay values a View shows.
+	Fields []FieldValue
+	// Journeys are the customer's journey positions.
+	Journeys []JourneyState
+	// IDs are the remembered idempotency keys, oldest first.
+	IDs []RememberedID
+	// Counters are the cap-window aggregates, which keep counting
+	// contacts no longer in Contacts. Restore rebuilds them from
+	// Contacts when there are none.
+	Counters []Counter
+}
+
+// FieldValue is one overlay field's value and the time of the event that
+// last changed it.
+type FieldValue struct {
+	Field string
+	Type  FieldType
+	Num   float64   // TypeNumber; TypeBool as 0 or 1
+	Time  time.Time // TypeTime
+	Str   string    // TypeCategory
+	At    time.Time
+}
+
+// RememberedID is one remembered idempotency key: a Contact.ID or, if
+// Event, an Event.ID.
+type RememberedID struct {
+	ID    string
+	Event bool
+}
+
+// Counter is one cap-window aggregate of a customer's contacts for a
+// (kind, key, outcome): see the precision notes in agg.go. Rings are listed
+// newest bucket first, trailing zero buckets omitted.
+type Counter struct {
+	Kind    Kind
+	Key     string
+	Outcome Outcome
+	Seen    uint32  // contacts counted, saturating
+	Recent  []int64 // the latest min(Seen, 8) contact times, unix ns, newest first
+	HourTop int64   // unix hour of Hours[0]
+	Hours   []uint16
+	DayTop  int64 // unix day of Days[0]
+	Days    []uint16
+}
+
+// Each calls fn with the state of every customer, in no particular order,
+// until fn returns an error, which Each returns. Each customer's state is
+// one consistent snapshot; writes during Each are seen or not. fn may keep
+// the Customer.
+func (s *Store) Each(fn func(*Customer) error) error {
+	var snaps []*custState
+	asOf := s.asOf.Load()
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		snaps = snaps[:0]
+		st.mu.RLock()
+		for _, e := range st.m {
+			snaps = append(snaps, e.p.Load())
+		}
+		st.mu.RUnlock()
+		for _, cs := range snaps {
+			if err := fn(s.export(cs, asOf)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// export copies cs into a Customer, without the overlay values a View
+// would hide at asOf.
+func (s *Store) export(cs *custState, asOf int64) *Customer {
+	c := &Customer{ID: cs.id}
+	v := View{c: cs, m: s.m, asOf: asOf}
+	c.Contacts = v.History(make([]Contact, 0, cs.histN), cs.histN)
+	for i := range c.Contacts {
+		c.Contacts[i].Customer = ""
+	}
+	for i := range cs.overlay {
+		x := &cs.overlay[i]
+		if v.hidden(Slot(i), x) {
+			continue
+		}
+		f := s.m.fields[i]
+		fv := FieldValue{Field: f.Name, Type: f.Type, At: time.Unix(0, x.at).UTC()}
+		switch f.Type {
+		case TypeTime:
+			fv.Time = time.Unix(0, x.unix).UTC()
+		case TypeCategory:
+			fv.Str = x.str
+		default:
+			fv.Num = x.num
+		}
+		c.Fields = append(c.Fields, fv)
+	}
+	c.Journeys = slices.Clone(cs.journeys)
+	for _, k := range cs.ids {
+		c.IDs = append(c.IDs, RememberedID{ID: k.id, Event: k.kind == idEvent})
+	}
+	for _, ref := range cs.aggs {
+		a := ref.a
+		k := Counter{Kind: a.kind, Key: a.key, Outcome: a.outcome, Seen: a.seen,
+			Recent: slices.Clone(a.recent[:min(int(a.seen), recentN)]), HourTop: a.hourTop, DayTop: a.dayTop}
+		k.Hours = newestFirst(a.hours[:], a.hourTop)
+		k.Days = newestFirst(a.days, a.dayTop)
+		c.Counters = append(c.Counters, k)
+	}
+	return c
+}
+
+// newestFirst lists a ring's buckets from top backwards, without trailing
+// zeros.
+func newestFirst(ring []uint16, top int64) []uint16 {
+	out := make([]uint16, len(ring))
+	for i := range out {
+		out[i] = ring[mod(top-int64(i), len(ring))]
+	}
+	for len(out) > 0 && out[len(out)-1] == 0 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// checkCustomer reports why Restore would refuse c, or nil.
+func (s *Store) checkCustomer(c *Customer) error {
+	if err := s.checkString("customer", c.ID, true); err != nil {
+		return err
+	}
+	if len(c.Contacts) > maxDecodedHist {
+		return fmt.Errorf("%d contacts exceed the limit of %d", len(c.Contacts), maxDecodedHist)
+	}
+	for i, k := range c.Contacts {
+		err := errors.Join(s.checkString("action", k.Action, true), s.checkString("group", k.Group, false),
+			s.checkString("channel", k.Channel, false), checkTime(k.At))
+		if err == nil && k.Outcome >= numOutcomes {
+			err = fmt.Errorf("unknown outcome %d", k.Outcome)
+		}
+		if err == nil && (math.IsNaN(k.Value) || math.IsInf(k.Value, 0)) {
+			err = errors.New("value is not finite")
+		}
+		if err != nil {
+			return fmt.Errorf("contact %d: %w", i, err)
+		}
+	}
+	for i, f := range c.Fields {
+		err := errors.Join(s.checkString("field", f.Field, true), checkTime(f.At))
+		switch {
+		case err != nil:
+		case !validType(f.Type):
+			err = fmt.Errorf("unknown type %d", f.Type)
+		case f.Type == TypeTime:
+			if f.Time.Year() < 1678 || f.Time.Year() > 2261 {
+				err = errors.New("time value out of range")
+			}
+		case f.Type == TypeCategory:
+			err = s.checkString("category value", f.Str, false)
+		case f.Type == TypeBool && f.Num != 0 && f.Num != 1:
+			err = errors.New("bool value is not 0 or 1")
+		case math.IsNaN(f.Num) || math.IsInf(f.Num, 0):
+			err = errors.New("value is not finite")
+		}
+		if err == nil && slices.ContainsFunc(c.Fields[:i], func(g FieldValue) bool { return g.Field == f.Field }) {
+			err = errors.New("field given twice")
+		}
+		if err != nil {
+			return fmt.Errorf("field %d: %w", i, err)
+		}
+	}
+	if len(c.Journeys) > maxDecodedJourn {
+		return fmt.Errorf("%d journeys exceed the limit of %d", len(c.Journeys), maxDecodedJourn)
+	}
+	for i, j := range c.Journeys {
+		err := s.checkMove(j.Journey, j.Step, j.Status)
+		if err == nil && j.Status == 0 {
+			err = errors.New("journey status is missing")
+		}
+		if err == nil {
+			err = errors.Join(checkTime(j.EnteredAt), checkTime(j.StepAt))
+		}
+		if err == nil && slices.ContainsFunc(c.Journeys[:i], func(k JourneyState) bool { return k.Journey == j.Journey }) {
+			err = errors.New("journey given twice")
+		}
+		if err != nil {
+			return fmt.Errorf("journey %d: %w", i, err)
+		}
+	}
+	if len(c.IDs) > maxDecodedIDs {
+		return fmt.Errorf("%d idempotency keys exceed the limit of %d", len(c.IDs), maxDecodedIDs)
+	}
+	for i, k := range c.IDs {
+		if err := s.checkString("id", k.ID, true); err != nil {
+			return fmt.Errorf("idempotency key %d: %w", i, err)
+		}
+	}
+	if len(c.Counters) > maxDecodedAggs {
+		return fmt.Errorf("%d counters exceed the limit of %d", len(c.Counters), maxDecodedAggs)
+	}
+	for i, k := range c.Counters {
+		err := s.checkString("key", k.Key, true)
+		switch {
+		case err != nil:
+		case k.Kind >= numKinds:
+			err = fmt.Errorf("unknown kind %d", k.Kind)
+		case k.Outcome >= numOutcomes:
+			err = fmt.Errorf("unknown outcome %d", k.Outcome)
+		case len(k.Recent) != min(int(k.Seen), recentN):
+			err = fmt.Errorf("%d recent times for a count of %d", len(k.Recent), k.Seen)
+		case len(k.Hours) > hourBuckets:
+			err = fmt.Errorf("%d hour buckets exceed %d", len(k.Hours), hourBuckets)
+		case len(k.Days) > maxDecodedDays:
+			err = fmt.Errorf("%d day buckets exceed %d", len(k.Days), maxDecodedDays)
+		case k.HourTop < 0 || k.HourTop > math.MaxInt64/hourNanos || k.DayTop < 0 || k.DayTop > math.MaxInt64/dayNanos:
+			err = errors.New("bucket index out of range")
+		}
+		for j, t := range k.Recent {
+			if err == nil && (t <= 0 || j > 0 && t > k.Recent[j-1]) {
+				err = errors.New("recent times are not positive and newest first")
+			}
+		}
+		if err == nil && slices.ContainsFunc(c.Counters[:i], func(o Counter) bool {
+			return o.Kind == k.Kind && o.Outcome == k.Outcome && o.Key == k.Key
+		}) {
+			err = errors.New("counter given twice")
+		}
+		if err != nil {
+			return fmt.Errorf("counter %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// Restore replaces the state of each customer in cs with the one given
+// (all are checked first; on an ErrInvalid error none is restored). Fields
+// the mappings do not have are dropped (Stats.ReplayDropped); per-customer
+// limits of the Config apply (the newest contacts, keys and journeys are
+// kept). Restoring a customer twice leaves the same state as once.
+//
+// Restore is not logged: restored state becomes durable at the next
+// successful Checkpoint, which the caller makes before it reports success
+// (a crash before it loses the restored customers, not what was written
+// before). It is meant for loading state into a store that nothing else
+// writes to, as nba state import does.
+func (s *Store) Restore(cs ...Customer) error {
+	for i := range cs {
+		if err := s.checkCustomer(&cs[i]); err != nil {
+			return invalidf("cannot restore customer %d: %w", i, err)
+		}
+	}
+	for i := range cs {
+		s.restore(&cs[i])
+	}
+	return nil
+}
+
+func (s *Store) restore(c *Customer) {
+	st := &s.stripes[s.stripeOf(c.ID)]
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	next := &custState{id: s.intern.get(c.ID, &s.st.internFull)}
+	if len(c.Counters) == 0 {
+		// History and aggregates as if the contacts were recorded again,
+		// oldest first.
+		for i := len(c.Contacts) - 1; i >= 0; i-- {
+			k := &c.Contacts[i]
+			r := record{action: k.Action, group: k.Group, channel: k.Channel, outcome: k.Outcome, num: k.Value, at: k.At.UnixNano()}
+			s.applyContact(next, &r)
+		}
+	} else {
+		s.restoreHistory(next, c.Contacts)
+		s.restoreCounters(next, c.Counters)
+	}
+	asOf := s.asOf.Load()
+	for _, f := range c.Fields {
+		sl, ok := s.m.slots[f.Field]
+		if !ok || s.m.fields[sl].Type != f.Type {
+			s.st.replayDropped.Add(1)
+			continue
+		}
+		at := f.At.UnixNano()
+		if s.m.fields[sl].ResetOnSnapshot && at <= asOf {
+			continue // the snapshot covers it
+		}
+		if next.overlay == nil {
+			next.overlay = make([]value, len(s.m.fields))
+		}
+		v := value{num: f.Num, at: at}
+		switch f.Type {
+		case TypeTime:
+			v = value{unix: f.Time.UnixNano(), at: at}
+		case TypeCategory:
+			v = value{str: s.intern.get(f.Str, &s.st.internFull), at: at}
+		}
+		next.overlay[sl] = v
+	}
+	for _, j := range c.Journeys {
+		j.Journey = s.intern.get(j.Journey, &s.st.internFull)
+		j.EnteredAt, j.StepAt = j.EnteredAt.UTC(), j.StepAt.UTC()
+		next.journeys = append(next.journeys, j)
+	}
+	if n := len(next.journeys) - s.cfg.MaxJourneysPerCustomer; n > 0 {
+		// Keep the active ones, then the most recently moved.
+		slices.SortStableFunc(next.journeys, func(a, b JourneyState) int {
+			if (a.Status == JourneyActive) != (b.Status == JourneyActive) {
+				if a.Status == JourneyActive {
+					return -1
+				}
+				return 1
+			}
+			return b.StepAt.Compare(a.StepAt)
+		})
+		next.journeys = next.journeys[:s.cfg.MaxJourneysPerCustomer]
+		s.st.journeysEvicted.Add(uint64(n))
+	}
+	ids := c.IDs[max(0, len(c.IDs)-s.cfg.MaxIDsPerCustomer):]
+	if n := len(c.IDs) - len(ids); n > 0 {
+		s.st.idsEvicted.Add(uint64(n))
+	}
+	for _, k := range ids {
+		kind := idContact
+		if k.Event {
+			kind = idEvent
+		}
+		next.ids = append(next.ids, idKey{kind: kind, id: strings.Clone(k.ID)})
+	}
+	next.lsn = s.lsn.Add(1)
+	st.mu.RLock()
+	e := st.m[next.id]
+	st.mu.RUnlock()
+	if e != nil {
+		e.p.Store(next)
+		return
+	}
+	e = &entry{}
+	e.p.Store(next)
+	st.mu.Lock()
+	st.m[next.id] = e
+	st.mu.Unlock()
+	s.st.customers.Add(1)
+	if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
+		s.kickEviction()
+	}
+}
+
+// restoreHistory sets cs's history to the newest MaxEventsPerCustomer of
+// contacts (newest first).
+func (s *Store) restoreHistory(cs *custState, contacts []Contact) {
+	n := min(len(contacts), s.cfg.MaxEventsPerCustomer)
+	if d := len(contacts) - n; d > 0 {
+		s.st.histEvicted.Add(uint64(d))
+	}
+	if n == 0 {
+		return
+	}
+	nodes := make([]histNode, n)
+	for i := range nodes {
+		k := contacts[i]
+		nodes[i].c = Contact{Action: s.intern.get(k.Action, &s.st.internFull), Group: s.intern.get(k.Group, &s.st.internFull),
+			Channel: s.intern.get(k.Channel, &s.st.internFull), Outcome: k.Outcome, Value: k.Value, At: k.At.UTC()}
+		if i > 0 {
+			nodes[i-1].next = &nodes[i]
+		}
+	}
+	cs.hist, cs.histN, cs.histLen = &nodes[0], n, n
+}
+
+// restoreCounters sets cs's aggregates to the MaxKeysPerCustomer most recently
+// updated of counters, re-bucketed into this store's day ring.
+func (s *Store) restoreCounters(cs *custState, counters []Counter) {
+	keep := counters
+	if len(keep) > s.cfg.MaxKeysPerCustomer {
+		// Keep the most recently updated, as eviction would.
+		keep = slices.Clone(keep)
+		latest := func(k Counter) int64 {
+			if len(k.Recent) == 0 {
+				return 0
+			}
+			return k.Recent[0]
+		}
+		slices.SortStableFunc(keep, func(a, b Counter) int { return cmp.Compare(latest(b), latest(a)) })
+		keep = keep[:s.cfg.MaxKeysPerCustomer]
+	}
+	if d := len(counters) - len(keep); d > 0 {
+		s.st.keysEvicted.Add(uint64(d))
+	}
+	for _, k := range keep {
+		a := &agg{kind: k.Kind, outcome: k.Outcome, key: k.Key, seen: k.Seen, hourTop: k.HourTop, dayTop: k.DayTop,
+			days: make([]uint16, s.days)}
+		copy(a.recent[:], k.Recent)
+		for i, n := range k.Hours {
+			a.hours[mod(k.HourTop-int64(i), hourBuckets)] = n
+		}
+		for i, n := range k.Days[:min(len(k.Days), s.days)] {
+			a.days[mod(k.DayTop-int64(i), s.days)] = n
+		}
+		s.internAgg(a)
+		var last int64
+		if a.seen > 0 {
+			last = a.recent[0]
+		}
+		cs.aggs = append(cs.aggs, aggRef{kind: a.kind, outcome: a.outcome, key: a.key, last: last, a: a})
+	}
+}
+
+// RecordContacts records contacts as RecordContact does and returns how
+// many were duplicates (their ID remembered), not recorded: one durable
+// write for a batch, for importers.
+func (s *Store) RecordContacts(cs []Contact) (dups int, err error) {
+	return s.recordContact(cs)
+}

@@ -1,0 +1,439 @@
+// Package stateio moves customer state in and out of a state store as JSON
+// Lines, for nba state export and import: migrating between state
+// directories and backends, and loading existing contact history so that
+// caps hold from the first day.
+//
+// A file is JSON Lines (optionally zstd-compressed) or CSV. A JSON line is
+// one of:
+//
+//   - a customer's whole state, as export writes it, one object per
+//     customer (so a customer is restored whole, in one step):
+//
+//     {"customer":"c1",
+//     "contacts":[{"action":"a","group":"g","channel":"web","outcome":"click","value":2.5,"at":"2026-01-02T03:04:05.000000006Z"}],
+//     "fields":[{"field":"tier","type":"category","value":"gold","at":"..."}],
+//     "journeys":[{"journey":"j","step":1,"status":"active","entered_at":"...","step_at":"..."}],
+//     "ids":[{"id":"fb-1"},{"id":"ev-9","event":true}],
+//     "counters":[{"kind":"action","key":"a","outcome":"click","seen":3,"recent":[...],"hour_top":..,"hours":[..],"day_top":..,"days":[..]}]}
+//
+//     Contacts are the latest recorded first; ids oldest first (event ids marked);
+//     counters are the store's cap-window aggregates, which keep counting
+//     contacts no longer in the bounded history: with them a round trip is
+//     lossless, without them (a hand-written line) they are rebuilt from
+//     the contacts. Importing such a line replaces the customer's state.
+//
+//   - one contact of a contact history, with the columns bench/bundlegen's
+//     contacts.csv has: {"customer_id":"c1","action":"a","group":"g",
+//     "channel":"web","outcome":"impression","at":"2026-01-02T03:04:05Z"}
+//     and optionally "value" and "id" (the idempotency key: a contact
+//     whose id the customer's state remembers is not recorded again).
+//     Importing it adds the contact, as feedback would.
+//
+// A CSV file has a header naming its columns, customer_id, action,
+// channel, outcome and at required, group, value and id optional, and one
+// contact per row. Times are RFC 3339 with up to nanoseconds.
+//
+// Unknown keys and columns are refused, so that a misspelt one is not
+// silently ignored (JSON keys match regardless of case, as encoding/json
+// matches them).
+package stateio
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"nba/cache/state"
+)
+
+// Row is one decoded line: a customer's state or one contact.
+type Row struct {
+	Customer *state.Customer // a customer's whole state, or nil
+	Contact  state.Contact   // when Customer is nil
+}
+
+type wireContact struct {
+	Action  string  `json:"action"`
+	Group   string  `json:"group,omitempty"`
+	Channel string  `json:"channel,omitempty"`
+	Outcome string  `json:"outcome"`
+	Value   float64 `json:"value,omitempty"`
+	At      string  `json:"at"`
+}
+
+type wireField struct {
+	Field string          `json:"field"`
+	Type  string          `json:"type"`
+	Value json.RawMessage `json:"value"`
+	At    string          `json:"at"`
+}
+
+type wireJourney struct {
+	Journey   string `json:"journey"`
+	Step      int    `json:"step"`
+	Status    string `json:"status"`
+	EnteredAt string `json:"entered_at"`
+	StepAt    string `json:"step_at"`
+}
+
+type wireID struct {
+	ID    string `json:"id"`
+	Event bool   `json:"event,omitempty"`
+}
+
+type wireCounter struct {
+	Kind    string   `json:"kind"`
+	Key     string   `json:"key"`
+	Outcome string   `json:"outcome"`
+	Seen    uint32   `json:"seen"`
+	Recent  []int64  `json:"recent,omitempty"`
+	HourTop int64    `json:"hour_top"`
+	Hours   []uint16 `json:"hours,omitempty"`
+	DayTop  int64    `json:"day_top"`
+	Days    []uint16 `json:"days,omitempty"`
+}
+
+type wireCustomer struct {
+	Customer string        `json:"customer"`
+	Contacts []wireContact `json:"contacts,omitempty"`
+	Fields   []wireField   `json:"fields,omitempty"`
+	Journeys []wireJourney `json:"journeys,omitempty"`
+	IDs      []wireID      `json:"ids,omitempty"`
+	Counters []wireCounter `json:"counters,omitempty"`
+}
+
+// wireLine is either shape; which keys are present decides.
+type wireLine struct {
+	Customer *string       `json:"customer"`
+	Contacts []wireContact `json:"contacts"`
+	Fields   []wireField   `json:"fields"`
+	Journeys []wireJourney `json:"journeys"`
+	IDs      []wireID      `json:"ids"`
+	Counters []wireCounter `json:"counters"`
+
+	CustomerID *string  `json:"customer_id"`
+	Action     *string  `json:"action"`
+	Group      string   `json:"group"`
+	Channel    string   `json:"channel"`
+	Outcome    *string  `json:"outcome"`
+	Value      *float64 `json:"value"`
+	At         *string  `json:"at"`
+	ID         string   `json:"id"`
+}
+
+// AppendCustomer appends c as one JSON line (with its newline) to dst.
+func AppendCustomer(dst []byte, c *state.Customer) ([]byte, error) {
+	w := wireCustomer{Customer: c.ID}
+	for _, k := range c.Contacts {
+		w.Contacts = append(w.Contacts, wireContact{Action: k.Action, Group: k.Group, Channel: k.Channel,
+			Outcome: k.Outcome.String(), Value: k.Value, At: formatTime(k.At)})
+	}
+	for _, f := range c.Fields {
+		var v any
+		switch f.Type {
+		case state.TypeTime:
+			v = formatTime(f.Time)
+		case state.TypeCategory:
+			v = f.Str
+		case state.TypeBool:
+			v = f.Num != 0
+		default:
+			v = f.Num
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return dst, fmt.Errorf("cannot encode field %s: %w", f.Field, err)
+		}
+		w.Fields = append(w.Fields, wireField{Field: f.Field, Type: f.Type.String(), Value: raw, At: formatTime(f.At)})
+	}
+	for _, j := range c.Journeys {
+		w.Journeys = append(w.Journeys, wireJourney{Journey: j.Journey, Step: j.Step, Status: j.Status.String(),
+			EnteredAt: formatTime(j.EnteredAt), StepAt: formatTime(j.StepAt)})
+	}
+	for _, k := range c.IDs {
+		w.IDs = append(w.IDs, wireID(k))
+	}
+	for _, k := range c.Counters {
+		w.Counters = append(w.Counters, wireCounter{Kind: k.Kind.String(), Key: k.Key, Outcome: k.Outcome.String(), Seen: k.Seen,
+			Recent: k.Recent, HourTop: k.HourTop, Hours: k.Hours, DayTop: k.DayTop, Days: k.Days})
+	}
+	b, err := json.Marshal(&w)
+	if err != nil {
+		return dst, fmt.Errorf("cannot encode customer: %w", err)
+	}
+	return append(append(dst, b...), '\n'), nil
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// DecodeLine decodes one JSON line (without its newline). Its errors name
+// the key or position at fault, never a value: lines carry customer ids.
+func DecodeLine(line []byte) (Row, error) {
+	var w wireLine
+	d := json.NewDecoder(bytes.NewReader(line))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&w); err != nil {
+		return Row{}, jsonError(err)
+	}
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+		return Row{}, errors.New("data after the object")
+	}
+	switch {
+	case w.Customer != nil && w.CustomerID == nil && w.Action == nil && w.Outcome == nil && w.At == nil && w.Value == nil &&
+		w.Group == "" && w.Channel == "" && w.ID == "":
+		c, err := w.customer()
+		return Row{Customer: c}, err
+	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil:
+		k := contactRow{Customer: *w.CustomerID, Group: w.Group, Channel: w.Channel, ID: w.ID}
+		if w.Action != nil {
+			k.Action = *w.Action
+		}
+		if w.Outcome != nil {
+			k.Outcome = *w.Outcome
+		}
+		if w.At != nil {
+			k.At = *w.At
+		}
+		c, err := k.contact(w.Value)
+		return Row{Contact: c}, err
+	case w.Customer != nil && w.CustomerID != nil:
+		return Row{}, errors.New(`both "customer" (a customer's state) and "customer_id" (a contact)`)
+	case w.Customer != nil:
+		return Row{}, errors.New(`a customer's state ("customer") with a contact's keys`)
+	case w.CustomerID == nil:
+		return Row{}, errors.New(`neither "customer" (a customer's state) nor "customer_id" (a contact)`)
+	default:
+		return Row{}, errors.New(`a contact ("customer_id") with a customer state's keys`)
+	}
+}
+
+// jsonError describes a decoding error by position or key, without the
+// text of a value.
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("column %d: invalid JSON", se.Offset)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Errorf("key %s: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		}
+		return fmt.Errorf("want a JSON object, got JSON %s", te.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fmt.Errorf("unknown key %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case err.Error() == "EOF" || err.Error() == "unexpected EOF":
+		return errors.New("incomplete JSON")
+	}
+	return errors.New("invalid JSON")
+}
+
+// contactRow is one contact row as text, from CSV columns or JSON keys.
+type contactRow struct {
+	Customer, Action, Group, Channel, Outcome, At, ID string
+}
+
+// contact parses and checks the row's values; value, if not nil, is the
+// contact's value.
+func (k *contactRow) contact(value *float64) (state.Contact, error) {
+	c := state.Contact{Customer: k.Customer, Action: k.Action, Group: k.Group, Channel: k.Channel, ID: k.ID}
+	if c.Customer == "" {
+		return c, errors.New("customer_id: empty")
+	}
+	if c.Action == "" {
+		return c, errors.New("action: empty")
+	}
+	o, err := state.ParseOutcome(k.Outcome)
+	if err != nil {
+		return c, errors.New("outcome: want impression, click, accept, reject, convert or dismiss")
+	}
+	c.Outcome = o
+	if c.At, err = parseTime(k.At); err != nil {
+		return c, fmt.Errorf("at: %w", err)
+	}
+	if value != nil {
+		if math.IsNaN(*value) || math.IsInf(*value, 0) {
+			return c, errors.New("value: not a finite number")
+		}
+		c.Value = *value
+	}
+	return c, nil
+}
+
+// parseValue parses a CSV value column; empty is 0.
+func parseValue(s string) (*float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return nil, errors.New("value: not a number")
+	}
+	return &v, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("empty")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, errors.New("not an RFC 3339 time")
+	}
+	if t.Year() < 1970 || t.Year() > 2200 {
+		return time.Time{}, errors.New("time out of range [1970, 2200]")
+	}
+	return t.UTC(), nil
+}
+
+// customer converts a decoded customer line.
+func (w *wireLine) customer() (*state.Customer, error) {
+	c := &state.Customer{ID: *w.Customer}
+	if c.ID == "" {
+		return nil, errors.New("customer: empty")
+	}
+	for i, k := range w.Contacts {
+		ck := contactRow{Customer: c.ID, Action: k.Action, Group: k.Group, Channel: k.Channel, Outcome: k.Outcome, At: k.At}
+		v := k.Value
+		x, err := ck.contact(&v)
+		if err != nil {
+			return nil, fmt.Errorf("contacts[%d].%w", i, err)
+		}
+		x.Customer = ""
+		c.Contacts = append(c.Contacts, x)
+	}
+	for i, f := range w.Fields {
+		fv, err := f.value()
+		if err != nil {
+			return nil, fmt.Errorf("fields[%d].%w", i, err)
+		}
+		c.Fields = append(c.Fields, fv)
+	}
+	for i, j := range w.Journeys {
+		js := state.JourneyState{Journey: j.Journey, Step: j.Step}
+		var err error
+		switch {
+		case j.Journey == "":
+			err = errors.New("journey: empty")
+		case j.Step < 0:
+			err = errors.New("step: negative")
+		}
+		if err == nil {
+			if js.Status, err = state.ParseJourneyStatus(j.Status); err != nil {
+				err = errors.New("status: want active, completed or exited")
+			}
+		}
+		if err == nil {
+			if js.EnteredAt, err = parseTime(j.EnteredAt); err != nil {
+				err = fmt.Errorf("entered_at: %w", err)
+			}
+		}
+		if err == nil {
+			if js.StepAt, err = parseTime(j.StepAt); err != nil {
+				err = fmt.Errorf("step_at: %w", err)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("journeys[%d].%w", i, err)
+		}
+		c.Journeys = append(c.Journeys, js)
+	}
+	for i, k := range w.IDs {
+		if k.ID == "" {
+			return nil, fmt.Errorf("ids[%d].id: empty", i)
+		}
+		c.IDs = append(c.IDs, state.RememberedID(k))
+	}
+	for i, k := range w.Counters {
+		ct := state.Counter{Key: k.Key, Seen: k.Seen, Recent: nilIfEmpty(k.Recent), HourTop: k.HourTop, Hours: nilIfEmpty(k.Hours),
+			DayTop: k.DayTop, Days: nilIfEmpty(k.Days)}
+		var err error
+		if ct.Kind, err = parseKind(k.Kind); err != nil {
+			return nil, fmt.Errorf("counters[%d].kind: want action, group or channel", i)
+		}
+		if ct.Outcome, err = state.ParseOutcome(k.Outcome); err != nil {
+			return nil, fmt.Errorf("counters[%d].outcome: want impression, click, accept, reject, convert or dismiss", i)
+		}
+		c.Counters = append(c.Counters, ct)
+	}
+	return c, nil
+}
+
+func parseKind(s string) (state.Kind, error) {
+	for k := state.KindAction; k <= state.KindChannel; k++ {
+		if k.String() == s {
+			return k, nil
+		}
+	}
+	return 0, errors.New("unknown kind")
+}
+
+func parseFieldType(s string) (state.FieldType, bool) {
+	for t := state.TypeNumber; t <= state.TypeCategory; t++ {
+		if t.String() == s {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+// value converts one field of a customer line.
+func (f *wireField) value() (state.FieldValue, error) {
+	fv := state.FieldValue{Field: f.Field}
+	if f.Field == "" {
+		return fv, errors.New("field: empty")
+	}
+	t, ok := parseFieldType(f.Type)
+	if !ok {
+		return fv, errors.New("type: want number, time, bool or category")
+	}
+	fv.Type = t
+	var err error
+	if fv.At, err = parseTime(f.At); err != nil {
+		return fv, fmt.Errorf("at: %w", err)
+	}
+	bad := func(want string) (state.FieldValue, error) { return fv, fmt.Errorf("value: want %s", want) }
+	switch t {
+	case state.TypeNumber:
+		if json.Unmarshal(f.Value, &fv.Num) != nil || len(f.Value) == 0 || f.Value[0] == 'n' {
+			return bad("a number")
+		}
+	case state.TypeBool:
+		var b bool
+		if json.Unmarshal(f.Value, &b) != nil || len(f.Value) == 0 || f.Value[0] == 'n' {
+			return bad("true or false")
+		}
+		if b {
+			fv.Num = 1
+		}
+	case state.TypeCategory:
+		if json.Unmarshal(f.Value, &fv.Str) != nil || len(f.Value) == 0 || f.Value[0] == 'n' {
+			return bad("a string")
+		}
+	case state.TypeTime:
+		var s string
+		if json.Unmarshal(f.Value, &s) != nil || len(f.Value) == 0 || f.Value[0] == 'n' {
+			return bad("an RFC 3339 time")
+		}
+		tv, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || tv.Year() < 1678 || tv.Year() > 2261 {
+			return bad("an RFC 3339 time in [1678, 2261]")
+		}
+		fv.Time = tv.UTC()
+	}
+	return fv, nil
+}
+
+// nilIfEmpty returns nil for an empty list, as encoding leaves it out.
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}

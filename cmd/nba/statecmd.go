@@ -1,0 +1,218 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+
+	"nba/cache/stateio"
+	"nba/nba/sidecar"
+)
+
+func init() {
+	register(command{name: "state", summary: "export a state directory's customer state as JSON Lines, or import state and contact history into one", run: runState})
+}
+
+const stateHelp = `Usage: nba state export -state DIR [-bundle DIR] [-out FILE]
+       nba state import -state DIR [-bundle DIR] [FILE|-]
+
+export writes every customer's live state in DIR (contact history, profile
+field values with the time they were set, journey positions, remembered
+idempotency keys and cap-window counters) as JSON Lines, one customer a
+line, to -out (stdout by default; a .zst suffix compresses with zstd).
+
+import reads such a file back into DIR (created if missing): a customer's
+line replaces that customer's state, so importing an export gives the same
+state, counts and caps. It also loads contact history, one contact a row,
+as CSV with a header or as JSON Lines, with the columns bench/bundlegen's
+contacts.csv has (customer_id, action, group, channel, outcome, at; value
+and id optional), so that caps hold from the first day. Input may be
+zstd-compressed (told by its content). Rows that do not decode or are
+invalid are refused, listed on stderr with their line and reason (never
+their values), and the rest imported; the exit status is then 1. Importing
+again is harmless for customers' lines and for contacts with an id;
+contacts without an id are recorded again.
+
+Both take the state directory's lock: they refuse to run while a sidecar
+(or nba batch -state) has DIR open. -bundle must be the bundle DIR is
+served with: its profile mappings say what the fields are (fields it does
+not map are dropped on import and counted).
+
+Examples:
+  nba state export -state /var/lib/nba -out state.jsonl.zst
+  nba state import -state /var/lib/nba-new state.jsonl.zst
+  nba state export -state old | nba state import -state new -
+  nba state import -bundle ./bundle -state /var/lib/nba ./bundle/contacts.csv
+`
+
+func runState(args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		stateUsage(os.Stderr)
+		if len(args) == 0 {
+			return errors.New("want export or import")
+		}
+		return nil
+	}
+	switch args[0] {
+	case "export":
+		return runStateExport(args[1:])
+	case "import":
+		return runStateImport(args[1:])
+	}
+	return fmt.Errorf("unknown sub-command %q: want export or import", args[0])
+}
+
+// stateOpts are the flags export and import share.
+type stateOpts struct {
+	fset          *flag.FlagSet
+	bundle, state string
+	out           string
+	maxErrors     int
+}
+
+func stateFlags(name string) *stateOpts {
+	o := &stateOpts{fset: flag.NewFlagSet("state "+name, flag.ContinueOnError)}
+	o.fset.Usage = func() { stateUsage(o.fset.Output()) }
+	o.fset.StringVar(&o.bundle, "bundle", "", "bundle the state directory is served with; empty: the embedded demo")
+	o.fset.StringVar(&o.state, "state", "", "state directory, as nba serve -state (required)")
+	if name == "export" {
+		o.fset.StringVar(&o.out, "out", "-", "output file (- for stdout); a .zst suffix compresses with zstd")
+	} else {
+		o.fset.IntVar(&o.maxErrors, "errors.max", 100, "most refused rows listed on stderr (all are counted)")
+	}
+	return o
+}
+
+// stateUsage prints the help and the flags of export and import.
+func stateUsage(w io.Writer) {
+	fmt.Fprint(w, stateHelp)
+	for _, name := range []string{"export", "import"} {
+		fmt.Fprintf(w, "\nFlags of %s:\n", name)
+		f := stateFlags(name).fset
+		f.SetOutput(w)
+		f.PrintDefaults()
+	}
+}
+
+func (o *stateOpts) parse(args []string) (bool, error) {
+	if err := o.fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, nil
+		}
+		return false, err
+	}
+	if o.state == "" {
+		return false, errors.New("-state is required: the state directory")
+	}
+	return true, nil
+}
+
+func runStateExport(args []string) (err error) {
+	o := stateFlags("export")
+	if ok, err := o.parse(args); !ok {
+		return err
+	}
+	if o.fset.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", o.fset.Arg(0))
+	}
+	bundle, _, err := openBundle(o.bundle)
+	if err != nil {
+		return err
+	}
+	st, closeState, err := sidecar.OpenStateDir(o.state, bundle, false)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeState()) }()
+	var out io.Writer = os.Stdout
+	var f *os.File
+	if o.out != "-" {
+		if f, err = os.Create(o.out); err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(o.out)
+			}
+		}()
+		out = f
+	}
+	var zw *zstd.Encoder
+	if strings.HasSuffix(o.out, ".zst") {
+		if zw, err = zstd.NewWriter(out); err != nil {
+			return err
+		}
+		out = zw
+	}
+	if dropped := st.Stats().ReplayDropped; dropped > 0 {
+		fmt.Fprintf(os.Stderr, "warning: %d field values in %s are of fields the bundle's profile mappings do not have, and are not exported: give the -bundle the directory is served with\n", dropped, o.state)
+	}
+	n, err := stateio.Export(out, st)
+	if zw != nil {
+		err = errors.Join(err, zw.Close())
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "exported %d customers: %d contacts, %d field values, %d journeys, %d idempotency keys\n",
+		n.Customers, n.Contacts, n.Fields, n.Journeys, n.IDs)
+	return nil
+}
+
+func runStateImport(args []string) (err error) {
+	o := stateFlags("import")
+	if ok, err := o.parse(args); !ok {
+		return err
+	}
+	if o.fset.NArg() > 1 {
+		return fmt.Errorf("unexpected argument %q", o.fset.Arg(1))
+	}
+	var in io.Reader = os.Stdin
+	if p := o.fset.Arg(0); p != "" && p != "-" {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	bundle, _, err := openBundle(o.bundle)
+	if err != nil {
+		return err
+	}
+	st, closeState, err := sidecar.OpenStateDir(o.state, bundle, true)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeState()) }()
+	shown := 0
+	n, err := stateio.Import(in, st, stateio.Options{Refused: func(line int, why error) {
+		if shown < o.maxErrors {
+			fmt.Fprintf(os.Stderr, "line %d: refused: %v\n", line, why)
+		}
+		shown++
+	}})
+	if shown > o.maxErrors {
+		fmt.Fprintf(os.Stderr, "(%d more refused rows not listed)\n", shown-o.maxErrors)
+	}
+	fmt.Fprintf(os.Stderr, "imported %d customers: %d contacts (%d duplicates not recorded again), %d field values, %d journeys, %d idempotency keys; %d rows refused\n",
+		n.Customers, n.Contacts, n.Duplicates, n.Fields, n.Journeys, n.IDs, n.Refused)
+	if dropped := st.Stats().ReplayDropped; dropped > 0 {
+		fmt.Fprintf(os.Stderr, "dropped %d field values of fields the bundle's profile mappings do not have\n", dropped)
+	}
+	if err != nil {
+		return err
+	}
+	if n.Refused > 0 {
+		return fmt.Errorf("%d rows refused", n.Refused)
+	}
+	return nil
+}

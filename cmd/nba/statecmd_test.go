@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"nba/bench/bundlegen"
+	"nba/cache/state"
+	"nba/nba/demo"
+	"nba/nba/server"
+	"nba/nba/sidecar"
+)
+
+// openQuiet opens a sidecar on the embedded demo (or bundle dir) and state
+// dir, closed at test end.
+func openQuiet(t *testing.T, bundleDir, dir string) *sidecar.Sidecar {
+	t.Helper()
+	bundle, name, err := openBundle(bundleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: dir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// customers reads every customer's state in a state directory, sorted.
+func customers(t *testing.T, bundleDir, dir string) []state.Customer {
+	t.Helper()
+	bundle, _, err := openBundle(bundleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, done, err := sidecar.OpenStateDir(dir, bundle, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	var all []state.Customer
+	if err := st.Each(func(c *state.Customer) error { all = append(all, *c); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(all, func(a, b state.Customer) int { return cmp.Compare(a.ID, b.ID) })
+	for i := range all {
+		slices.SortFunc(all[i].Counters, func(a, b state.Counter) int {
+			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Outcome, b.Outcome))
+		})
+	}
+	return all
+}
+
+// decideAll decides a dry run for each customer on each channel at a fixed
+// time and returns the answers, as POST /v1/decide gives them.
+func decideAll(t *testing.T, s *sidecar.Sidecar, ids []string, channels []string, at time.Time) []string {
+	t.Helper()
+	var out []string
+	for _, id := range ids {
+		for _, ch := range channels {
+			req := server.DecideRequest{DecisionID: "0123456789abcdef0123456789abcdef", CustomerID: id, Channel: ch, Limit: 3, DryRun: true, At: at, Explain: true}
+			var resp server.DecideResponse
+			if err := s.Decide(&req, &resp); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(server.AppendDecision(nil, &req, &resp, 0)))
+		}
+	}
+	return out
+}
+
+// TestStateExportImportRoundTrip builds state in a demo sidecar through
+// feedback and events, exports it with nba state export, imports it with
+// nba state import into a fresh directory, and checks that every
+// customer's state is the same and that caps, suppressions and journeys
+// decide the same there (where the state makes decisions differ from a
+// state without it).
+func TestStateExportImportRoundTrip(t *testing.T) {
+	src, dst, empty := t.TempDir(), t.TempDir(), t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	var ids []string
+	{
+		s, err := sidecar.Open(sidecar.Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: src, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		actions := s.Catalog().Actions()
+		for c := range 60 {
+			id := fmt.Sprintf("c%05d", c*37)
+			ids = append(ids, id)
+			for i := range 4 + rnd.IntN(8) {
+				a := actions[rnd.IntN(len(actions))]
+				fb := server.Feedback{CustomerID: id, ActionID: a.ID, Channel: []string{"web", "email", "sms", "push", "agent"}[rnd.IntN(5)],
+					Outcome: server.Outcome(1 + rnd.IntN(6)), TS: now.Add(-time.Duration(rnd.IntN(9*24*60)) * time.Minute)}
+				if rnd.IntN(2) == 0 {
+					fb.EventID = fmt.Sprintf("fb-%d-%d", c, i)
+				}
+				if fb.Outcome == server.OutcomeConvert {
+					fb.Value = float64(rnd.IntN(200)) / 4
+				}
+				if err := s.Feedback(&fb); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, typ := range []string{"cart_abandoned", "ticket_opened", "purchase", "ticket_closed"}[:rnd.IntN(4)] {
+				ev := server.Event{CustomerID: id, Type: typ, TS: now.Add(-time.Duration(rnd.IntN(3*24*60)) * time.Minute), EventID: "ev-" + id + typ}
+				if typ == "cart_abandoned" {
+					ev.Attrs = []server.Field{{Key: "value", Kind: server.KindNumber, Num: float64(rnd.IntN(300))}}
+				}
+				if err := s.Event(&ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Online learning is not customer state: give the imported directory
+	// the same learner, so that decisions differ only by state if at all.
+	for _, d := range []string{dst, empty} {
+		b, err := os.ReadFile(filepath.Join(src, "learner.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "learner.bin"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "state.jsonl.zst")
+	code, _, stderr := runNBA(t, "state", "export", "-state", src, "-out", file)
+	if code != 0 || !strings.Contains(stderr, "exported 60 customers") {
+		t.Fatalf("nba state export: exit %d, stderr:\n%s", code, stderr)
+	}
+	code, _, stderr = runNBA(t, "state", "import", "-state", dst, file)
+	if code != 0 || !regexp.MustCompile(`imported 60 customers: \d+ contacts .* 0 rows refused`).MatchString(stderr) {
+		t.Fatalf("nba state import: exit %d, stderr:\n%s", code, stderr)
+	}
+	want := customers(t, "", src)
+	if got := customers(t, "", dst); !reflect.DeepEqual(got, want) {
+		t.Fatalf("imported state differs from the exported:\n got %+v\nwant %+v", got, want)
+	}
+	// Importing again changes nothing.
+	if code, _, stderr = runNBA(t, "state", "import", "-state", dst, file); code != 0 {
+		t.Fatalf("nba state import again: exit %d, stderr:\n%s", code, stderr)
+	}
+	if got := customers(t, "", dst); !reflect.DeepEqual(got, want) {
+		t.Fatal("importing twice changed the state")
+	}
+	// The channels the demo does not explore on decide deterministically.
+	channels := []string{"sms", "push", "agent"}
+	at := now.Add(time.Minute)
+	before := decideAll(t, openQuiet(t, "", src), ids, channels, at)
+	after := decideAll(t, openQuiet(t, "", dst), ids, channels, at)
+	without := decideAll(t, openQuiet(t, "", empty), ids, channels, at)
+	differ := 0
+	for i := range before {
+		if after[i] != before[i] {
+			t.Errorf("decision %d differs after the round trip:\n got %s\nwant %s", i, after[i], before[i])
+		}
+		if without[i] != before[i] {
+			differ++
+		}
+	}
+	if differ == 0 {
+		t.Fatal("the state changes no decision: the test proves nothing")
+	}
+	t.Logf("%d of %d decisions depend on the state", differ, len(before))
+}
+
+// TestStateImportBundlegenContacts imports the contact history
+// bench/bundlegen writes and checks that the channel caps count it: a
+// customer with an SMS impression in the last 7 days gets no SMS action,
+// which a state without the history would give.
+func TestStateImportBundlegenContacts(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	b, err := bundlegen.Generate(bundlegen.Config{Customers: 400, Actions: 40, Trees: 4, Depth: 2, CustomerFeatures: 8, HistoryShare: 1, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bdir, sdir, empty := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := b.Write(bdir); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runNBA(t, "state", "import", "-bundle", bdir, "-state", sdir, filepath.Join(bdir, "contacts.csv"))
+	if code != 0 || !strings.Contains(stderr, fmt.Sprintf("imported 400 customers: %d contacts", len(b.Contacts))) {
+		t.Fatalf("nba state import: exit %d, want %d contacts; stderr:\n%s", code, len(b.Contacts), stderr)
+	}
+	capped := map[string]bool{}
+	for _, c := range b.Contacts {
+		if bundlegen.Channels[c.Channel] == "sms" && c.Outcome.String() == "impression" && c.At > now.Add(-7*24*time.Hour).Unix() {
+			capped[bundlegen.CustomerID(int(c.Customer))] = true
+		}
+	}
+	var ids []string
+	for id := range capped {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	with := openQuiet(t, bdir, sdir)
+	without := openQuiet(t, bdir, empty)
+	opened := 0
+	for _, id := range ids {
+		req := server.DecideRequest{DecisionID: "0123456789abcdef0123456789abcdef", CustomerID: id, Channel: "sms", Limit: 3, DryRun: true, At: now.Add(time.Minute)}
+		var got, free server.DecideResponse
+		if err := with.Decide(&req, &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := without.Decide(&req, &free); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Actions) != 0 {
+			t.Errorf("customer %s had an SMS impression within 7 days but gets %d SMS actions", id, len(got.Actions))
+		}
+		if len(free.Actions) > 0 {
+			opened++
+		}
+	}
+	t.Logf("%d customers capped on SMS, %d of them get SMS actions without the history", len(ids), opened)
+	if len(ids) == 0 || opened == 0 {
+		t.Fatalf("%d capped customers, %d of them get SMS actions without the history: the test proves nothing", len(ids), opened)
+	}
+}
+
+// TestStateImportRefusesBadRows: bad rows are refused with their line
+// and reason, on stderr, without their values; the good rows are imported
+// and the exit status is 1.
+func TestStateImportRefusesBadRows(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(t.TempDir(), "contacts.csv")
+	rows := "customer_id,action,group,channel,outcome,at,value,id\n" +
+		"c00001,wb_20_off,win_back,web,impression,2026-12-01T10:00:00Z,,k1\n" +
+		"secret-7,wb_20_off,win_back,web,clicked,2026-12-01T10:00:00Z,,\n" +
+		"secret-8,wb_20_off,win_back,web,click,yesterday,,\n" +
+		"c00001,wb_20_off,win_back,web,click,2026-12-01T11:00:00Z,1.5,k2\n" +
+		"secret-9,,win_back,web,click,2026-12-01T11:00:00Z,,\n" +
+		"secret-10,wb_20_off,win_back,web,click,2026-12-01T11:00:00Z,lots,\n" +
+		"secret-11,wb_20_off\n"
+	if err := os.WriteFile(in, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runNBA(t, "state", "import", "-state", dir, in)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{"line 3: refused: outcome: want", "line 4: refused: at: not an RFC 3339 time", "line 6: refused: action: empty",
+		"line 7: refused: value: not a number", "line 8: refused: 2 columns, the header has 8",
+		"imported 1 customers: 2 contacts (0 duplicates not recorded again)", "5 rows refused"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "secret") {
+		t.Errorf("stderr names a customer id:\n%s", stderr)
+	}
+	// Again: the contacts with ids are not recorded twice.
+	_, _, stderr = runNBA(t, "state", "import", "-state", dir, in)
+	if !strings.Contains(stderr, "0 contacts (2 duplicates not recorded again)") {
+		t.Errorf("a second import recorded contacts with ids again:\n%s", stderr)
+	}
+}
+
+// TestStateCommandsRefuseALockedDirectory: export and import refuse a
+// state directory a running sidecar holds, and leave it untouched.
+func TestStateCommandsRefuseALockedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s := openQuiet(t, "", dir)
+	if err := s.Feedback(&server.Feedback{CustomerID: "c00001", ActionID: "wb_20_off", Outcome: server.OutcomeImpression, TS: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(t.TempDir(), "c.jsonl")
+	if err := os.WriteFile(in, []byte(`{"customer":"c00001"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"export", "-state", dir}, {"import", "-state", dir, in}} {
+		code, stdout, stderr := runNBA(t, append([]string{"state"}, args...)...)
+		if code == 0 || !strings.Contains(stderr, "in use by another nba process") || stdout != "" {
+			t.Errorf("nba state %s on a held directory: exit %d, stdout %q, stderr:\n%s", args[0], code, stdout, stderr)
+		}
+	}
+	var buf []byte
+	buf, err := s.AppendCustomer(buf, "c00001")
+	if err != nil || !bytes.Contains(buf, []byte("wb_20_off")) {
+		t.Fatalf("the held state changed: %s, %v", buf, err)
+	}
+}

@@ -1,0 +1,47 @@
+package sidecar
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"nba/cache/state"
+)
+
+// OpenStateDir opens the customer state in a sidecar's state directory
+// without serving, for offline tools (nba state export and import): it
+// takes the directory's lock as Open does, so it fails while a sidecar (or
+// another tool) has the directory open, and opens the state with the
+// bundle's profile mappings, which say what the overlay fields are. The
+// state has no background checkpoints and evicts no customer. close
+// closes the state and releases the lock. create makes the directory if
+// it is missing.
+func OpenStateDir(dir string, bundle fs.FS, create bool) (st *state.Store, close func() error, err error) {
+	if dir == "" {
+		return nil, nil, errors.New("no state directory")
+	}
+	if create {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, nil, fmt.Errorf("cannot create state directory: %w", err)
+		}
+	} else if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, nil, fmt.Errorf("state directory %q does not exist", dir)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, _, err := readManifest(bundle)
+	if err != nil {
+		lock.Close()
+		return nil, nil, fmt.Errorf("cannot load bundle: %w", err)
+	}
+	st, err = openState(filepath.Join(dir, "state"), m, Config{StateMaxCustomers: -1})
+	if err != nil {
+		lock.Close()
+		return nil, nil, fmt.Errorf("cannot open customer state in %s: %w", dir, err)
+	}
+	return st, func() error { return errors.Join(st.Close(), lock.Close()) }, nil
+}
