@@ -1,0 +1,148 @@
+package snapshot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/golden.txt from the current loader")
+
+// goldenInputs are files of every format, compression and kind mix, large
+// enough to span many blocks and chunks, generated deterministically.
+func goldenInputs(t testing.TB) map[string][]byte {
+	rng := rand.New(rand.NewPCG(7, 11))
+	var csv, jsonl strings.Builder
+	csv.WriteString("id,score,segment,last_seen,vip,zip,note\n")
+	segs := []string{"gold", "silver", "bronze", "", "NA"}
+	for i := range 30000 {
+		score := fmt.Sprintf("%.3f", rng.NormFloat64()*50)
+		if rng.IntN(40) == 0 {
+			score = ""
+		}
+		seg := segs[rng.IntN(len(segs))]
+		seen := fmt.Sprintf("2024-%02d-%02d", 1+rng.IntN(12), 1+rng.IntN(28))
+		if rng.IntN(10) == 0 {
+			seen = fmt.Sprintf("2024-03-02T10:%02d:00Z", rng.IntN(60))
+		}
+		vip := []string{"true", "false", "", "TRUE"}[rng.IntN(4)]
+		zip := fmt.Sprintf("%05d", rng.IntN(100000))
+		if i == 29000 {
+			zip = "SW1A" // the column turns out to be a category late
+		}
+		note := fmt.Sprintf(`"say ""hi"", %d"`, rng.IntN(50))
+		fmt.Fprintf(&csv, "c%06d,%s,%s,%s,%s,%s,%s\n", i, score, seg, seen, vip, zip, note)
+		if i%997 == 0 {
+			csv.WriteString("\n")
+		}
+		// JSON Lines: keys in varying order, a key that first appears late.
+		late := ""
+		if i > 20000 && rng.IntN(3) == 0 {
+			late = fmt.Sprintf(`,"late":%d`, rng.IntN(9))
+		}
+		if i%2 == 0 {
+			fmt.Fprintf(&jsonl, `{"id":"c%06d","score":%s,"seg":%q,"seen":%q%s}`+"\n", i, orNull(score), seg, seen, late)
+		} else {
+			fmt.Fprintf(&jsonl, `{"seen":%q,"seg":%q,"id":"c%06d"%s,"score":%s}`+"\n", seen, seg, i, late, orNull(score))
+		}
+	}
+	tsv := strings.ReplaceAll(strings.ReplaceAll(csv.String(), ",", "\t"), "\"say \"\"hi\"\"\t", "\"say \"\"hi\"\" ")
+	in := map[string][]byte{}
+	for _, how := range []string{"none", "zstd", "gzip"} {
+		in["mixed.csv."+how] = compress(t, []byte(csv.String()), how)
+		in["mixed.jsonl."+how] = compress(t, []byte(jsonl.String()), how)
+	}
+	in["mixed.tsv"] = []byte(tsv)
+	lines := strings.SplitAfter(csv.String(), "\n")
+	lines[25000] = strings.TrimSuffix(lines[25000], "\n") + ",extra\n"
+	in["badfields.csv.zstd"] = compress(t, []byte(strings.Join(lines, "")), "zstd")
+	lines = strings.SplitAfter(jsonl.String(), "\n")
+	lines[27000] = "{\"id\":\"x\",\"score\":[1]}\n"
+	in["nested.jsonl"] = []byte(strings.Join(lines, ""))
+	in["bench.csv"] = benchCSV(20000)
+	in["sample.csv"] = []byte(sampleCSV)
+	in["sample.tsv"] = []byte(sampleTSV)
+	in["sample.jsonl"] = []byte(sampleJSONL)
+	in["sample.parquet"] = sampleParquet(t)
+	in["sample.parquet.zstd"] = compress(t, sampleParquet(t), "zstd")
+	demo, err := os.ReadFile(filepath.Join("..", "..", "nba", "demo", "bundle", "customers.csv.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in["demo.csv.zst"] = demo
+	return in
+}
+
+func orNull(s string) string {
+	if s == "" {
+		return "null"
+	}
+	return s
+}
+
+// digest is a canonical digest of everything a snapshot holds.
+func digest(s *Snapshot) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %d %v\n", s.Version(), s.Len(), s.Columns())
+	for c := range s.Columns() {
+		fmt.Fprintf(h, "%q\n", s.Dict(c))
+	}
+	h.Write(appendCSV(nil, s))
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// TestGolden checks that every input loads exactly as the loader that
+// read whole files into memory loaded it (testdata/golden.txt was written
+// by that loader), with and without a declared schema where one applies,
+// and with one worker and several.
+func TestGolden(t *testing.T) {
+	in := goldenInputs(t)
+	var got []string
+	for _, name := range sortedKeys(in) {
+		for _, workers := range []int{1, 3} {
+			s, err := Parse(name, in[name], Config{Workers: workers})
+			line := fmt.Sprintf("%s workers=%d ", name, workers)
+			if err != nil {
+				line += "error: " + err.Error()
+			} else {
+				line += digest(s)
+			}
+			got = append(got, line)
+		}
+	}
+	path := filepath.Join("testdata", "golden.txt")
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines := strings.Split(strings.TrimSpace(string(want)), "\n")
+	if len(wantLines) != len(got) {
+		t.Fatalf("%d results, golden has %d", len(got), len(wantLines))
+	}
+	for i := range got {
+		if got[i] != wantLines[i] {
+			t.Errorf("got  %s\nwant %s", got[i], wantLines[i])
+		}
+	}
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
