@@ -13,15 +13,31 @@ type csvSplitter struct {
 	colOf []int // file column -> feature column, -1 for the id
 }
 
-// parseCSV parses a CSV or TSV body with a header line.
-func parseCSV(name string, body []byte, cfg Config) (*Snapshot, error) {
-	headerLine, rest := nextLine(body)
-	line := 1
-	for blank(headerLine) && len(rest) > 0 {
-		headerLine, rest = nextLine(rest)
-		line++
+// parseCSV parses a CSV or TSV text with a header line.
+func parseCSV(src *source) (*Snapshot, error) {
+	name, cfg := src.name, src.cfg
+	// The header is the first line that is not blank.
+	var headerLine []byte
+	line := 0
+	err := src.scan(func(block []byte) error {
+		if line == 0 {
+			block = bytes.TrimPrefix(block, []byte("\ufeff"))
+		}
+		for len(block) > 0 {
+			var l []byte
+			l, block = nextLine(block)
+			line++
+			if !blank(l) {
+				headerLine = bytes.Clone(l)
+				return errStopScan
+			}
+		}
+		return nil
+	})
+	if err != nil && err != errStopScan {
+		return nil, err
 	}
-	if blank(headerLine) {
+	if headerLine == nil {
 		return nil, fmt.Errorf("cannot load snapshot %q: no header line", name)
 	}
 	delim := byte(',')
@@ -60,10 +76,8 @@ func parseCSV(name string, body []byte, cfg Config) (*Snapshot, error) {
 	if err := b.applySchema(); err != nil {
 		return nil, fmt.Errorf("cannot load snapshot %q: line %d: header: %w", name, line, err)
 	}
-	if err := b.cut(rest, line+1); err != nil {
-		return nil, err
-	}
-	return b.build()
+	b.skip = line
+	return b.build(src)
 }
 
 // applySchema checks the file's columns against cfg.Schema and sets their

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -102,19 +103,35 @@ func digest(s *Snapshot) string {
 // read whole files into memory loaded it (testdata/golden.txt was written
 // by that loader), with and without a declared schema where one applies,
 // and with one worker and several.
+//
+// The streaming loader is also run with blocks of text and segments of the
+// table far smaller than the files (blocks shorter than some lines, a
+// segment of 64 rows), so that kinds inferred late, keys first seen late
+// and times that move the layout all cross block and segment boundaries;
+// every size must give the same digest.
 func TestGolden(t *testing.T) {
 	in := goldenInputs(t)
 	var got []string
+	defer func(b, s int) { blockSize, segWords = b, s }(blockSize, segWords)
 	for _, name := range sortedKeys(in) {
 		for _, workers := range []int{1, 3} {
-			s, err := Parse(name, in[name], Config{Workers: workers})
-			line := fmt.Sprintf("%s workers=%d ", name, workers)
-			if err != nil {
-				line += "error: " + err.Error()
-			} else {
-				line += digest(s)
+			var first string
+			for _, sizes := range [][2]int{{4 << 20, 1 << 20}, {1 << 10, 64}} {
+				blockSize, segWords = sizes[0], sizes[1]
+				s, err := Parse(name, in[name], Config{Workers: workers})
+				line := fmt.Sprintf("%s workers=%d ", name, workers)
+				if err != nil {
+					line += "error: " + err.Error()
+				} else {
+					line += digest(s)
+				}
+				if first == "" {
+					first = line
+					got = append(got, line)
+				} else if line != first {
+					t.Errorf("block %d, segment %d words:\n%s\nwant %s", sizes[0], sizes[1], line, first)
+				}
 			}
-			got = append(got, line)
 		}
 	}
 	path := filepath.Join("testdata", "golden.txt")
@@ -145,4 +162,108 @@ func sortedKeys(m map[string][]byte) []string {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+// TestLoadStreamsFile is the regression test for loads that read the whole
+// file, and then its whole decompressed text, into memory before parsing
+// (a 1M x 32 CSV of 558 MB made the sidecar peak at 1.3 GB). Numbers
+// written with many digits make the text eight times the table. A load
+// allocates fixed costs (blocks of text, the decompressor's window) and
+// what the table needs; the text must not be among them, so loading four
+// times the rows may allocate at most half of the text added.
+func TestLoadStreamsFile(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	defer func(b, s int) { blockSize, segWords = b, s }(blockSize, segWords)
+	// Blocks and segments small beside the files, as they are beside the
+	// files the sidecar loads.
+	blockSize, segWords = 256<<10, 16<<10
+	const cols = 16
+	csv := func(rows int) []byte {
+		var b strings.Builder
+		b.WriteString("id")
+		for j := range cols {
+			fmt.Fprintf(&b, ",f%02d", j)
+		}
+		b.WriteByte('\n')
+		rng := rand.New(rand.NewPCG(3, 4))
+		for i := range rows {
+			fmt.Fprintf(&b, "c%07d", i)
+			for range cols {
+				fmt.Fprintf(&b, ",%.30f", rng.NormFloat64())
+			}
+			b.WriteByte('\n')
+		}
+		return []byte(b.String())
+	}
+	small, large := csv(8_000), csv(32_000)
+	dir := t.TempDir()
+	for _, how := range []string{"none", "zstd", "gzip"} {
+		t.Run(how, func(t *testing.T) {
+			for _, load := range []struct {
+				name string
+				fn   func(file string) (*Snapshot, error)
+			}{
+				{"Load", func(file string) (*Snapshot, error) {
+					return Load(filepath.Join(dir, file), Config{Version: "v", Workers: 2})
+				}},
+				{"ParseReader(fs.File)", func(file string) (*Snapshot, error) {
+					f, err := os.DirFS(dir).Open(file)
+					if err != nil {
+						return nil, err
+					}
+					defer f.Close()
+					return ParseReader("s", f, Config{Version: "v", Workers: 2})
+				}},
+			} {
+				var alloc [2]uint64
+				for i, text := range [][]byte{small, large} {
+					file := fmt.Sprintf("s%d.csv.%s", i, how)
+					if err := os.WriteFile(filepath.Join(dir, file), compress(t, text, how), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					want, err := Parse("want", text, Config{Version: "v"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var before, after runtime.MemStats
+					runtime.GC()
+					runtime.ReadMemStats(&before)
+					s, err := load.fn(file)
+					runtime.ReadMemStats(&after)
+					if err != nil {
+						t.Fatal(err)
+					}
+					sameSnapshot(t, want, s)
+					alloc[i] = after.TotalAlloc - before.TotalAlloc
+				}
+				grew, text := int64(alloc[1])-int64(alloc[0]), len(large)-len(small)
+				t.Logf("%s: %.1f MB more allocated for %.1f MB more text (%.1f, %.1f)", load.name, float64(grew)/1e6, float64(text)/1e6, float64(alloc[0])/1e6, float64(alloc[1])/1e6)
+				if grew > int64(text)/2 {
+					t.Errorf("%s allocated %d bytes more for %d bytes more text: the text is held, not streamed", load.name, grew, text)
+				}
+			}
+		})
+	}
+}
+
+// TestLineLongerThanBlock: a line longer than a block grows the block.
+func TestLineLongerThanBlock(t *testing.T) {
+	defer func(b int) { blockSize = b }(blockSize)
+	for _, data := range []string{sampleCSV, sampleTSV, sampleJSONL} {
+		blockSize = 4 << 20
+		want, err := Parse("s", []byte(data), Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int{1, 7, 16} {
+			blockSize = size
+			got, err := Parse("s", []byte(data), Config{})
+			if err != nil {
+				t.Fatalf("block of %d: %v", size, err)
+			}
+			sameSnapshot(t, want, got)
+		}
+	}
 }
