@@ -87,8 +87,8 @@ func (src *source) textSize() int64 {
 // text is one pass over the decompressed content of a source.
 type text struct {
 	io.Reader
-	raw  io.Reader // the file's bytes, through h when hashing
-	h    hash.Hash
+	raw io.Reader // the file's bytes, through h when hashing
+	h   hash.Hash
 	n   int64 // decompressed bytes read so far
 	max int64
 }
