@@ -266,7 +266,7 @@ func parse(src *source) (*Snapshot, error) {
 	if i < len(body) && body[i] == '{' {
 		return parseJSONL(src)
 	}
-	return parseCSV(src)
+	return parseCSV(src, head)
 }
 
 // parseParquetSource parses a Parquet file: in place when it is not

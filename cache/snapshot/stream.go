@@ -45,6 +45,8 @@ type source struct {
 	// The decompressor, made once and reset for every pass; see close.
 	zr *zstd.Decoder
 	gr *gzip.Reader
+	// bufs are the two block buffers every pass shares.
+	bufs [2][]byte
 }
 
 // close releases the decompressor (zstd keeps goroutines and buffers).
@@ -195,8 +197,15 @@ func (src *source) scan(fn func(block []byte) error) error {
 	}
 	full := make(chan result, 1)
 	free := make(chan []byte, 2)
-	free <- make([]byte, 0, blockSize)
-	free <- make([]byte, 0, blockSize)
+	if src.bufs[0] == nil {
+		size := blockSize
+		if n := src.textSize(); n > 0 && n < int64(size) {
+			size = int(n) + 1 // small files get small buffers
+		}
+		src.bufs = [2][]byte{make([]byte, 0, size), make([]byte, 0, size)}
+	}
+	free <- src.bufs[0]
+	free <- src.bufs[1]
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
