@@ -108,12 +108,12 @@ const (
 	logOff
 )
 
-// cacheBytes is the sidecar's score cache budget: the default, or disabled.
+// cacheBytes is the sidecar's score cache budget: 64 MiB, or disabled.
 func cacheBytes(on bool) int64 {
 	if on {
-		return 0
+		return 64 << 20
 	}
-	return -1
+	return 0
 }
 
 func parseLogMode(s string) (logMode, error) {
@@ -162,7 +162,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.prefix, "customer.format", "cust-%d", "customer ids: this format applied to a number from 0 to -customers-1 (c%08d for bench/gen bundles)")
 	fs.StringVar(&o.placement, "placement", "", "placement of every decide request (empty: any)")
 	fs.StringVar(&o.order, "order", "shuffled", "order the requests visit the customers in: shuffled (a fixed random permutation, like real traffic) or sequential (customer 0, 1, 2, ...: neighbouring rows, kind to the caches)")
-	fs.BoolVar(&o.scoreCache, "scorecache", true, "give the sidecar its score cache (64 MiB)")
+	fs.BoolVar(&o.scoreCache, "scorecache", false, "give the sidecar a score cache of 64 MiB (off by default, as in nba serve)")
 	fs.StringVar(&o.ab, "ab", "", "compare two sidecars instead of the floor and the sidecar: scorecache (A without the score cache, B with it; needs -bundle)")
 	fs.Float64Var(&o.repeat, "repeat", 0, "share of requests for a customer seen in the last -repeat.window requests (a visitor coming back within a session); the rest go to customers not seen yet")
 	fs.IntVar(&o.repeatWindow, "repeat.window", 1000, "requests back a repeat visit may reach, with -repeat")
@@ -368,7 +368,7 @@ func run(args []string, out io.Writer) error {
 	}
 	printCacheMetrics(out, targets[1].addr)
 	f, n := targets[0].median(), targets[1].median()
-	fmt.Fprintf(out, "median floor rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f\n", f.rps, f.p50, f.p99, f.p999, f.cpu)
+	fmt.Fprintf(out, "median %-5s rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f\n", targets[0].name, f.rps, f.p50, f.p99, f.p999, f.cpu)
 	fmt.Fprintf(out, "median nba   rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f\n", n.rps, n.p50, n.p99, n.p999, n.cpu)
 	fmt.Fprintf(out, "floor_rps=%.0f nba_rps=%.0f ratio=%.3f floor_p99_us=%.1f nba_p99_us=%.1f\n",
 		f.rps, n.rps, n.rps/f.rps, f.p99, n.p99)

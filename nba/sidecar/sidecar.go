@@ -64,8 +64,9 @@ type Config struct {
 	// bytes). Empty: a random secret kept in StateDir/declog.secret.
 	LogSecret []byte
 	// ScoreCacheBytes is the memory budget of the cache of model scores per
-	// customer (repeat visitors are not scored again). Default 64 MiB;
-	// negative disables it.
+	// customer (repeat visitors are not scored again). Default 0: no cache;
+	// it costs more CPU than it saves unless most decisions are repeat
+	// visits within a session (bench/RESULTS.md, "Score cache default").
 	ScoreCacheBytes int64
 	// ResponseWindow is how long a shown action may wait for an accept,
 	// convert, reject or dismiss before it is learned from as ignored.
@@ -212,7 +213,7 @@ func Open(cfg Config) (*Sidecar, error) {
 	s.cust.binding.Store(newBinding(snap, p.src))
 	s.parts.Store(p)
 	var cache nba.ScoreCache
-	if cfg.ScoreCacheBytes >= 0 {
+	if cfg.ScoreCacheBytes > 0 {
 		if s.scores, err = scorecache.New(scorecache.Config{MaxBytes: cfg.ScoreCacheBytes}); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("cannot create score cache: %w", err)
