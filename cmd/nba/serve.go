@@ -53,7 +53,7 @@ func runServe(args []string) error {
 	syncInterval := fset.Duration("state.syncInterval", 2*time.Millisecond, "longest wait to batch an fsync of the state log")
 	checkpointEvery := fset.Duration("state.checkpointInterval", 10*time.Minute, "how often to compact the state log into a checkpoint")
 	logInputs := fset.Bool("decisionlog.inputs", true, "log each decision's inputs (profile fields, history counts, journeys) so nba replay and nba evaluate can decide it again")
-	scoreCache := fset.Int64("scorecache.maxBytes", 0, "memory budget of the per-customer score cache in bytes; 0 (the default) disables it: it pays only when most decisions are repeat visits within a session")
+	scoreCache := fset.Int64("scorecache.maxBytes", 0, "memory budget of the per-customer score cache in bytes; 0 (the default) disables it: in the traffic measured it cost more CPU than it saved (bench/RESULTS.md)")
 	decisionLog := fset.Bool("decisionlog", true, "log every decision and feedback to <state>/decisions (compressed JSON Lines)")
 	logCodec := fset.String("decisionlog.codec", "zstd", "compression of the decision log: zstd (smaller files) or snappy (Snappy framing format, about 5x less CPU, files about 1.8x larger)")
 	logLevel := fset.String("log.level", "info", "log level: debug, info, warn or error")

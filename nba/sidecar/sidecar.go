@@ -65,8 +65,8 @@ type Config struct {
 	LogSecret []byte
 	// ScoreCacheBytes is the memory budget of the cache of model scores per
 	// customer (repeat visitors are not scored again). Default 0: no cache;
-	// it costs more CPU than it saves unless most decisions are repeat
-	// visits within a session (bench/RESULTS.md, "Score cache default").
+	// in the traffic measured it cost more CPU than the scoring it saved
+	// (bench/RESULTS.md, "Score cache default").
 	ScoreCacheBytes int64
 	// ResponseWindow is how long a shown action may wait for an accept,
 	// convert, reject or dismiss before it is learned from as ignored.
