@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/golden.txt from the current loader")
@@ -266,4 +267,35 @@ func TestLineLongerThanBlock(t *testing.T) {
 			sameSnapshot(t, want, got)
 		}
 	}
+}
+
+// TestLoadClosesDecompressor: a load, finished or failed part-way, leaves
+// no zstd decoder goroutines behind (the decoder is made once per load,
+// reset per pass and closed).
+func TestLoadClosesDecompressor(t *testing.T) {
+	defer func(b int) { blockSize = b }(blockSize)
+	blockSize = 64 << 10
+	good := compress(t, []byte(strings.Repeat("id,a\n", 1)+strings.Repeat("x,1\n", 1)), "zstd")
+	// The bad line stops the load in its first block, with most of the
+	// stream still to decode.
+	var b strings.Builder
+	b.WriteString("id,a\nbad line,1,2\n")
+	for i := range 200000 {
+		fmt.Fprintf(&b, "r%d,%d\n", i, i)
+	}
+	bad := compress(t, []byte(b.String()), "zstd")
+	before := runtime.NumGoroutine()
+	for range 5 {
+		Parse("good", good, Config{Workers: 4})
+		if _, err := Parse("bad", bad, Config{Workers: 4}); err == nil {
+			t.Fatal("no error for the bad line")
+		}
+	}
+	for range 100 {
+		if runtime.NumGoroutine() <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("%d goroutines before the loads, %d after", before, runtime.NumGoroutine())
 }

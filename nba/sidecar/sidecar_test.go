@@ -265,8 +265,8 @@ func TestJourneyStepSeenBeforeItIsWritten(t *testing.T) {
 	}
 }
 
-// TestScoreCacheOffByDefault: the score cache costs more CPU than it saves
-// unless most decisions are repeat visits (bench/RESULTS.md, "Score cache
+// TestScoreCacheOffByDefault: in the traffic measured the score cache cost
+// more CPU than the scoring it saved (bench/RESULTS.md, "Score cache
 // default"), so a sidecar has none unless given a budget.
 func TestScoreCacheOffByDefault(t *testing.T) {
 	s := openDemo(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
