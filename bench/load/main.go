@@ -20,6 +20,7 @@
 //	go run ./bench/load [-bundle DIR] [-c 32] [-d 10s] [-rounds 3]
 //	    [-channel web] [-customer.format c%08d] [-placement P] [-customers 10000] [-max.requests N]
 //	    [-order shuffled|sequential] [-decisionlog inputs|decisions|off] [-scorecache=false]
+//	    [-ab scorecache] [-repeat 0.2] [-repeat.window 1000]
 //	    [-driver go|wrk] [-wrk.threads 1]
 //
 // With -driver wrk the load comes from the wrk command in its own process
@@ -116,12 +117,12 @@ const (
 	logOff
 )
 
-// cacheBytes is the sidecar's score cache budget: the default, or disabled.
+// cacheBytes is the sidecar's score cache budget: 64 MiB, or disabled.
 func cacheBytes(on bool) int64 {
 	if on {
-		return 0
+		return 64 << 20
 	}
-	return -1
+	return 0
 }
 
 func parseLogMode(s string) (logMode, error) {
@@ -137,21 +138,24 @@ func parseLogMode(s string) (logMode, error) {
 }
 
 type options struct {
-	bundle      string
-	conns       int
-	duration    time.Duration
-	rounds      int
-	maxRequests int
-	customers   int
-	channel     string
-	prefix      string
-	placement   string
-	log         string
-	scoreCache  bool
-	order       string
-	codec       string
-	driver      string
-	wrkThreads  int
+	bundle       string
+	conns        int
+	duration     time.Duration
+	rounds       int
+	maxRequests  int
+	customers    int
+	channel      string
+	prefix       string
+	placement    string
+	log          string
+	scoreCache   bool
+	ab           string
+	repeat       float64
+	repeatWindow int
+	order        string
+	codec        string
+	driver       string
+	wrkThreads   int
 }
 
 func run(args []string, out io.Writer) error {
@@ -167,7 +171,10 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.prefix, "customer.format", "", "customer ids: this format applied to a number from 0 to -customers-1; empty: the bundle's customer.format file (c%08d for bench/gen bundles), else "+fakeFormat)
 	fs.StringVar(&o.placement, "placement", "", "placement of every decide request (empty: any)")
 	fs.StringVar(&o.order, "order", "shuffled", "order the requests visit the customers in: shuffled (a fixed random permutation, like real traffic) or sequential (customer 0, 1, 2, ...: neighbouring rows, kind to the caches)")
-	fs.BoolVar(&o.scoreCache, "scorecache", true, "give the sidecar its score cache (64 MiB)")
+	fs.BoolVar(&o.scoreCache, "scorecache", false, "give the sidecar a score cache of 64 MiB (off by default, as in nba serve)")
+	fs.StringVar(&o.ab, "ab", "", "compare two sidecars instead of the floor and the sidecar: scorecache (A without the score cache, B with it; needs -bundle)")
+	fs.Float64Var(&o.repeat, "repeat", 0, "share of requests for a customer seen in the last -repeat.window requests (a visitor coming back within a session); the rest go to customers not seen yet")
+	fs.IntVar(&o.repeatWindow, "repeat.window", 1000, "requests back a repeat visit may reach, with -repeat")
 	fs.StringVar(&o.codec, "decisionlog.codec", "zstd", "compression of the sidecar's decision log: zstd or snappy")
 	fs.StringVar(&o.log, "decisionlog", "inputs", "decision log of the sidecar: inputs (every decision with its inputs, the default), decisions (without inputs) or off")
 	fs.StringVar(&o.driver, "driver", "go", "what sends the load: go (goroutines of this process, fasthttp's client) or wrk (the wrk command in its own process; apt-get install wrk)")
@@ -197,6 +204,15 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("-driver is %q, want go or wrk", o.driver)
 	case o.wrkThreads < 1 || o.wrkThreads > 64:
 		return fmt.Errorf("-wrk.threads is %d, want 1 to 64", o.wrkThreads)
+	case o.ab != "" && (o.ab != "scorecache" || o.bundle == ""):
+		return fmt.Errorf("-ab is %q, want scorecache (with -bundle)", o.ab)
+	case o.repeat < 0 || o.repeat >= 1 || o.repeatWindow < 1:
+		return fmt.Errorf("-repeat is %v, want [0, 1), and -repeat.window at least 1", o.repeat)
+	case o.repeat > 0 && o.driver != "go":
+		return errors.New("-repeat needs -driver go")
+	}
+	if o.ab == "scorecache" {
+		o.scoreCache = true // B; A is built without it below
 	}
 	var wrk *wrkDriver
 	if o.driver == "wrk" {
@@ -255,6 +271,9 @@ func run(args []string, out io.Writer) error {
 	if o.order == "shuffled" {
 		shuffle(bodies)
 	}
+	if o.repeat > 0 {
+		repeatVisits(bodies, o.repeat, o.repeatWindow)
+	}
 	// One cursor over the bodies for the whole run: every request of the
 	// sidecar's rounds goes to the next customer, so a customer comes back
 	// only after all the others have been seen.
@@ -289,6 +308,24 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	floorName := "floor"
+	if o.ab == "scorecache" {
+		// A: the same sidecar without the score cache, in the floor's place.
+		backendA, releaseA, err := newSidecarBackend(o.bundle, mode, codec, false)
+		if err != nil {
+			return err
+		}
+		defer releaseA()
+		setA := metrics.NewSet()
+		if err := backendA.(*sidecar.Sidecar).RegisterMetrics(setA); err != nil {
+			return err
+		}
+		srvA, err := server.New(server.Config{Logger: logger, MaxConnsPerIP: 2048, Metrics: setA}, backendA)
+		if err != nil {
+			return err
+		}
+		floor.Handler, floorName = srvA.Handler(), "A"
+	}
 	nbaLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -299,7 +336,7 @@ func run(args []string, out io.Writer) error {
 	defer srv.Shutdown(context.Background())
 
 	targets := []*target{
-		{name: "floor", addr: floorLn.Addr().String()},
+		{name: floorName, addr: floorLn.Addr().String()},
 		{name: "nba", addr: nbaLn.Addr().String()},
 	}
 	fmt.Fprintf(out, "load: %s driver, %d connections, %v per run, %d rounds, response %d bytes, %d customers\n",
@@ -348,7 +385,7 @@ func run(args []string, out io.Writer) error {
 	}
 	printCacheMetrics(out, targets[1].addr)
 	f, n := targets[0].median(), targets[1].median()
-	fmt.Fprintf(out, "median floor rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f\n", f.rps, f.p50, f.p99, f.p999, f.cpu)
+	fmt.Fprintf(out, "median %-5s rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f\n", targets[0].name, f.rps, f.p50, f.p99, f.p999, f.cpu)
 	fmt.Fprintf(out, "median nba   rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f\n", n.rps, n.p50, n.p99, n.p999, n.cpu)
 	fmt.Fprintf(out, "floor_rps=%.0f nba_rps=%.0f ratio=%.3f floor_p99_us=%.1f nba_p99_us=%.1f\n",
 		f.rps, n.rps, n.rps/f.rps, f.p99, n.p99)
@@ -498,6 +535,26 @@ func printCacheMetrics(out io.Writer, addr string) {
 	for line := range strings.Lines(string(body)) {
 		if strings.HasPrefix(line, "nba_scorecache_") {
 			fmt.Fprint(out, line)
+		}
+	}
+}
+
+// repeatVisits makes a share of the visits come back: each position, with
+// probability share, takes the body of one of the window positions before
+// it (a fixed seed, so every run sends the same sequence).
+func repeatVisits(bodies [][]byte, share float64, window int) {
+	x := uint64(0x726570)
+	next := func() uint64 {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		return z ^ z>>31
+	}
+	for i := 1; i < len(bodies); i++ {
+		if float64(next()>>11)/(1<<53) < share {
+			back, _ := bits.Mul64(next(), uint64(min(i, window)))
+			bodies[i] = bodies[i-1-int(back)]
 		}
 	}
 }

@@ -198,3 +198,34 @@ func TestWrkFormats(t *testing.T) {
 		t.Errorf("luaString = %s, want %s", got, want)
 	}
 }
+
+// TestRepeatVisits: the share of visits that come back is the one asked
+// for, each within the window, and the sequence is the same every run.
+func TestRepeatVisits(t *testing.T) {
+	for _, share := range []float64{0, 0.2, 0.5} {
+		t.Run(fmt.Sprint(share), func(t *testing.T) {
+			const n, window = 20000, 100
+			bodies := requestBodies(n, "c%d", "web", "")
+			repeatVisits(bodies, share, window)
+			again := requestBodies(n, "c%d", "web", "")
+			repeatVisits(again, share, window)
+			last := map[string]int{}
+			repeats := 0
+			for i, b := range bodies {
+				if !bytes.Equal(b, again[i]) {
+					t.Fatalf("visit %d differs between two runs", i)
+				}
+				if j, ok := last[string(b)]; ok {
+					repeats++
+					if i-j > window {
+						t.Fatalf("visit %d repeats visit %d, beyond the window of %d", i, j, window)
+					}
+				}
+				last[string(b)] = i
+			}
+			if got := float64(repeats) / n; math.Abs(got-share) > 0.02 {
+				t.Errorf("repeat share %.3f, want %.2f", got, share)
+			}
+		})
+	}
+}

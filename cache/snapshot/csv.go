@@ -13,15 +13,47 @@ type csvSplitter struct {
 	colOf []int // file column -> feature column, -1 for the id
 }
 
-// parseCSV parses a CSV or TSV body with a header line.
-func parseCSV(name string, body []byte, cfg Config) (*Snapshot, error) {
-	headerLine, rest := nextLine(body)
-	line := 1
-	for blank(headerLine) && len(rest) > 0 {
-		headerLine, rest = nextLine(rest)
-		line++
+// parseCSV parses a CSV or TSV text with a header line; head is the start
+// of the text.
+func parseCSV(src *source, head []byte) (*Snapshot, error) {
+	name, cfg := src.name, src.cfg
+	// The header is the first line that is not blank: in head, unless it
+	// does not end there.
+	var headerLine []byte
+	line := 0
+	if i := bytes.LastIndexByte(head, '\n'); i >= 0 {
+		head = bytes.TrimPrefix(head[:i+1], []byte("\ufeff"))
+		for len(head) > 0 && headerLine == nil {
+			var l []byte
+			l, head = nextLine(head)
+			line++
+			if !blank(l) {
+				headerLine = l
+			}
+		}
 	}
-	if blank(headerLine) {
+	if headerLine == nil {
+		line = 0
+		err := src.scan(func(block []byte) error {
+			if line == 0 {
+				block = bytes.TrimPrefix(block, []byte("\ufeff"))
+			}
+			for len(block) > 0 {
+				var l []byte
+				l, block = nextLine(block)
+				line++
+				if !blank(l) {
+					headerLine = bytes.Clone(l)
+					return errStopScan
+				}
+			}
+			return nil
+		})
+		if err != nil && err != errStopScan {
+			return nil, err
+		}
+	}
+	if headerLine == nil {
 		return nil, fmt.Errorf("cannot load snapshot %q: no header line", name)
 	}
 	delim := byte(',')
@@ -60,10 +92,8 @@ func parseCSV(name string, body []byte, cfg Config) (*Snapshot, error) {
 	if err := b.applySchema(); err != nil {
 		return nil, fmt.Errorf("cannot load snapshot %q: line %d: header: %w", name, line, err)
 	}
-	if err := b.cut(rest, line+1); err != nil {
-		return nil, err
-	}
-	return b.build()
+	b.skip = line
+	return b.build(src)
 }
 
 // applySchema checks the file's columns against cfg.Schema and sets their

@@ -17,31 +17,36 @@
 // Guarantees:
 //   - A Snapshot is immutable after Load/Parse and safe for concurrent use.
 //     Lookup and every accessor on the request path allocate nothing.
-//   - Memory: all values in one []uint32, row after row (4 bytes per number,
-//     bool or category code, 8 per time, no padding), so reading every
+//   - Memory: all values in []uint32 segments of about 4 MiB, row after row
+//     (4 bytes per number, bool or category code, 8 per time, no padding;
+//     a row never straddles two segments), so reading every
 //     feature of a customer touches a few adjacent cache lines rather than
 //     one line per column; all ids in one []byte with uint32 offsets; and an
 //     open-addressing table of 8-byte slots (row and a 32-bit hash tag) at
 //     load factor <= 0.5. There is no per-customer heap object; 1M customers
 //     x 32 numbers take about 1.15x the raw payload (4 bytes per value plus
 //     the id bytes).
-//   - Parsing of CSV and JSON Lines runs on all cores: the decompressed
-//     buffer is split at line boundaries and every worker writes straight
-//     into the rows it owns in the final table. Without a declared schema,
-//     kinds are inferred in the same pass (numbers first); only non-numeric
-//     columns are read a second time.
+//   - Loading streams: the file is read through io.ReaderAt and
+//     decompressed in blocks of whole lines (4 MiB); each block is split at
+//     line boundaries and parsed on all cores, every worker writing straight
+//     into the rows it owns in the final table, while the next block is
+//     read. Without a declared schema, kinds are inferred in the same pass
+//     (numbers first); only when a column is not numeric is the file read
+//     (and decompressed) a second time, for those columns.
 //   - A Store swaps snapshots with one atomic pointer store; readers never
 //     block and never see half of one. A snapshot that fails to load or
 //     validate (schema mismatch, duplicate id, unparsable value, shrink beyond
 //     Config.MaxShrink) is rejected with an error naming the file, the line
 //     or row, the column and the reason; the previous one keeps serving.
 //
-// Peak memory while loading is the file, its decompressed text, and the new
-// snapshot, beside the snapshot still being served; the text and the file
-// are garbage once Load returns. When inference finds a time column in a
-// CSV or JSON Lines file, the table is briefly held twice: the first pass
-// gave the column one word, a time takes two, so the rows are laid out
-// again before the second pass.
+// Peak memory while loading is the new snapshot, two blocks of text, the
+// decompressor's window (zstd: capped by Config.MaxDecoderMemory) and a
+// copy of at most one segment, beside the snapshot still being served; the
+// file is never held whole (bench/RESULTS.md, "Snapshot load memory"). A
+// Parquet file is read in place; a compressed one is decompressed into
+// memory once. When inference finds a time column in a CSV or JSON Lines
+// file, the rows are laid out again before the second pass (a time takes
+// two words where the first pass gave it one), one segment at a time.
 //
 // Limits (see Config for defaults): decompressed size, zstd decoder memory,
 // id length, distinct values per category column, 2^31-1 rows and 4 GiB of

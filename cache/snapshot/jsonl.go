@@ -15,17 +15,17 @@ type jsonSplitter struct {
 	names []string       // feature column -> key
 }
 
-// parseJSONL parses a JSON Lines body. Without a schema it first assumes
+// parseJSONL parses a JSON Lines text. Without a schema it first assumes
 // that the first object names every key, which saves a pass over the file;
 // if a later line has another key it collects the keys of every line and
 // parses again.
-func parseJSONL(name string, body []byte, cfg Config) (*Snapshot, error) {
-	if cfg.Schema != nil {
-		return parseJSONLWith(name, body, cfg, false)
+func parseJSONL(src *source) (*Snapshot, error) {
+	if src.cfg.Schema != nil {
+		return parseJSONLWith(src, false)
 	}
-	s, err := parseJSONLWith(name, body, cfg, true)
+	s, err := parseJSONLWith(src, true)
 	if errors.Is(err, errRetryAllKeys) {
-		return parseJSONLWith(name, body, cfg, false)
+		return parseJSONLWith(src, false)
 	}
 	return s, err
 }
@@ -38,16 +38,14 @@ type unknownKeyError struct{ key []byte }
 
 func (e *unknownKeyError) Error() string { return fmt.Sprintf("key %q is not in the schema", e.key) }
 
-func parseJSONLWith(name string, body []byte, cfg Config, firstLineKeys bool) (*Snapshot, error) {
+func parseJSONLWith(src *source, firstLineKeys bool) (*Snapshot, error) {
+	cfg := src.cfg
 	idKey := cfg.IDColumn
 	if cfg.Schema != nil && cfg.Schema.ID != "" {
 		idKey = cfg.Schema.ID
 	}
 	sp := &jsonSplitter{idKey: idKey, colOf: map[string]int{idKey: -1}}
-	b := &builder{name: name, cfg: cfg, split: sp, idCol: idKey}
-	if err := b.cut(body, 1); err != nil {
-		return nil, err
-	}
+	b := &builder{name: src.name, cfg: cfg, split: sp, idCol: idKey}
 	switch {
 	case cfg.Schema != nil:
 		for _, c := range cfg.Schema.Columns {
@@ -57,8 +55,10 @@ func parseJSONLWith(name string, body []byte, cfg Config, firstLineKeys bool) (*
 		b.infer = make([]bool, len(b.cols))
 	default:
 		if firstLineKeys {
-			b.firstLineKeys(sp, body)
-		} else if err := b.collectKeys(sp); err != nil {
+			if err := b.firstLineKeys(src, sp); err != nil {
+				return nil, err
+			}
+		} else if err := b.collectKeys(src, sp); err != nil {
 			return nil, err
 		}
 		b.infer = make([]bool, len(b.cols))
@@ -70,7 +70,7 @@ func parseJSONLWith(name string, body []byte, cfg Config, firstLineKeys bool) (*
 	for i := range b.cols {
 		sp.names[i] = b.cols[i].Name
 	}
-	s, err := b.build()
+	s, err := b.build(src)
 	if err != nil && firstLineKeys && b.unknownKey.Load() {
 		return nil, errRetryAllKeys
 	}
@@ -79,79 +79,99 @@ func parseJSONLWith(name string, body []byte, cfg Config, firstLineKeys bool) (*
 
 // firstLineKeys makes a column of every key of the first object. Errors are
 // left for the parsing pass to report with their line.
-func (b *builder) firstLineKeys(sp *jsonSplitter, body []byte) {
-	for len(body) > 0 {
-		var l []byte
-		l, body = nextLine(body)
-		if blank(l) {
-			continue
-		}
-		sc := jsonScanner{line: l}
-		if sc.open() != nil {
-			return
-		}
-		for {
-			k, _, ok, err := sc.next()
-			if err != nil || !ok {
-				return
+func (b *builder) firstLineKeys(src *source, sp *jsonSplitter) error {
+	err := src.scan(func(body []byte) error {
+		body = bytes.TrimPrefix(body, []byte("\ufeff"))
+		for len(body) > 0 {
+			var l []byte
+			l, body = nextLine(body)
+			if blank(l) {
+				continue
 			}
-			if _, dup := sp.colOf[string(k)]; !dup {
-				sp.colOf[string(k)] = len(b.cols)
-				b.cols = append(b.cols, column{Column: Column{Name: string(k)}})
+			sc := jsonScanner{line: l}
+			if sc.open() != nil {
+				return errStopScan
+			}
+			for {
+				k, _, ok, err := sc.next()
+				if err != nil || !ok {
+					return errStopScan
+				}
+				if _, dup := sp.colOf[string(k)]; !dup {
+					sp.colOf[string(k)] = len(b.cols)
+					b.cols = append(b.cols, column{Column: Column{Name: string(k)}})
+				}
 			}
 		}
+		return nil
+	})
+	if err == errStopScan {
+		return nil
 	}
+	return err
 }
 
 // collectKeys finds every key used in the file, in order of first
 // appearance, and makes each (but the id) a column.
-func (b *builder) collectKeys(sp *jsonSplitter) error {
-	keys := make([][]string, len(b.chunks))
-	b.parallel(func(c *chunk, i int) {
-		seen := map[string]bool{}
-		var scratch []byte
-		data, line := c.data, c.firstLine-1
-		for len(data) > 0 {
-			var l []byte
-			l, data = nextLine(data)
-			line++
-			if blank(l) {
-				continue
-			}
-			sc := jsonScanner{line: l, scratch: scratch[:0]}
-			if err := sc.open(); err != nil {
-				c.err = &lineError{line, err.Error()}
-				return
-			}
-			for {
-				k, _, ok, err := sc.next()
-				if err != nil {
+func (b *builder) collectKeys(src *source, sp *jsonSplitter) error {
+	line := 1
+	err := src.scan(func(block []byte) error {
+		if line == 1 {
+			block = bytes.TrimPrefix(block, []byte("\ufeff"))
+		}
+		chunks, lines, _, err := b.cutBlock(block, line, 0)
+		if err != nil {
+			return err
+		}
+		line += lines
+		keys := make([][]string, len(chunks))
+		parallelChunks(chunks, b.cfg.Workers, func(c *chunk, i int) {
+			seen := map[string]bool{}
+			var scratch []byte
+			data, line := c.data, c.firstLine-1
+			for len(data) > 0 {
+				var l []byte
+				l, data = nextLine(data)
+				line++
+				if blank(l) {
+					continue
+				}
+				sc := jsonScanner{line: l, scratch: scratch[:0]}
+				if err := sc.open(); err != nil {
 					c.err = &lineError{line, err.Error()}
 					return
 				}
-				if !ok {
-					break
+				for {
+					k, _, ok, err := sc.next()
+					if err != nil {
+						c.err = &lineError{line, err.Error()}
+						return
+					}
+					if !ok {
+						break
+					}
+					if !seen[string(k)] {
+						seen[string(k)] = true
+						keys[i] = append(keys[i], string(k))
+					}
 				}
-				if !seen[string(k)] {
-					seen[string(k)] = true
-					keys[i] = append(keys[i], string(k))
+				scratch = sc.scratch
+			}
+		})
+		if err := firstError(b.name, chunks); err != nil {
+			return err
+		}
+		for _, ks := range keys {
+			for _, k := range ks {
+				if _, ok := sp.colOf[k]; !ok {
+					sp.colOf[k] = len(b.cols)
+					b.cols = append(b.cols, column{Column: Column{Name: k}})
 				}
 			}
-			scratch = sc.scratch
 		}
+		return nil
 	})
-	if err := b.firstError(); err != nil {
-		return err
-	}
-	for _, ks := range keys {
-		for _, k := range ks {
-			if _, ok := sp.colOf[k]; !ok {
-				sp.colOf[k] = len(b.cols)
-				b.cols = append(b.cols, column{Column: Column{Name: k}})
-			}
-		}
-	}
-	return nil
+	return err
 }
 
 func (sp *jsonSplitter) split(line []byte, fields []field, st *lineState) (id []byte, err error) {

@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"strings"
 	"time"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // Config controls loading and validation. The zero value is usable: every
@@ -116,9 +114,15 @@ func (cfg Config) withDefaults() (Config, error) {
 }
 
 // Load reads, decompresses and parses the snapshot at path. Format and
-// compression are detected from the content.
+// compression are detected from the content. The file is streamed: it is
+// never held in memory whole (see the package doc for the peak).
 func Load(path string, cfg Config) (*Snapshot, error) {
-	raw, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load snapshot: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("cannot load snapshot: %w", err)
 	}
@@ -128,7 +132,7 @@ func Load(path string, cfg Config) (*Snapshot, error) {
 			return nil, fmt.Errorf("cannot load snapshot %q: %w", path, err)
 		}
 	}
-	return Parse(path, raw, cfg)
+	return parseFrom(path, f, fi.Size(), cfg)
 }
 
 // asOfFor reads "<path>.asof" (an RFC 3339 time) or falls back to the
@@ -151,39 +155,40 @@ func asOfFor(path string) (time.Time, error) {
 // Parse parses a snapshot held in data (possibly compressed); name is used in
 // errors and Snapshot.Name. Parse does not keep data.
 func Parse(name string, data []byte, cfg Config) (*Snapshot, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	version := cfg.Version
-	var hashDone chan struct{}
-	if version == "" {
-		hashDone = make(chan struct{})
-		go func() {
-			sum := sha256.Sum256(data)
-			version = hex.EncodeToString(sum[:8])
-			close(hashDone)
-		}()
-	}
-	s, err := parse(name, data, cfg)
-	if hashDone != nil {
-		<-hashDone
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.version = version
-	s.asOf = cfg.AsOf
-	return s, nil
+	return parseFrom(name, bytes.NewReader(data), int64(len(data)), cfg)
 }
 
-// ParseReader reads all of r and parses it like Parse.
+// ParseReader parses the snapshot read from r like Parse. When r is also an
+// io.ReaderAt whose size is known (an *os.File, a *bytes.Reader, an
+// io.SectionReader, the files of os.DirFS and fstest.MapFS), it is streamed
+// like Load, from offset 0, and read again if a second pass is needed;
+// otherwise all of r is read into memory first.
 func ParseReader(name string, r io.Reader, cfg Config) (*Snapshot, error) {
+	if ra, ok := r.(io.ReaderAt); ok {
+		if size, ok := sizeOf(r); ok {
+			return parseFrom(name, ra, size, cfg)
+		}
+	}
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read snapshot %q: %w", name, err)
 	}
 	return Parse(name, data, cfg)
+}
+
+// sizeOf returns the size of a reader that can tell it.
+func sizeOf(r io.Reader) (int64, bool) {
+	switch r := r.(type) {
+	case interface{ Size() int64 }:
+		return r.Size(), true
+	case interface{ Stat() (fs.FileInfo, error) }:
+		fi, err := r.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return 0, false
+		}
+		return fi.Size(), true
+	}
+	return 0, false
 }
 
 var (
@@ -192,75 +197,102 @@ var (
 	magicParquet = []byte("PAR1")
 )
 
-func parse(name string, data []byte, cfg Config) (*Snapshot, error) {
-	buf, err := decompress(data, cfg)
+// parseFrom parses the size bytes of ra, streaming.
+func parseFrom(name string, ra io.ReaderAt, size int64, cfg Config) (*Snapshot, error) {
+	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("cannot load snapshot %q: %w", name, err)
+		return nil, err
 	}
-	var s *Snapshot
+	src := &source{name: name, ra: ra, size: size, cfg: cfg, hash: cfg.Version == ""}
+	defer src.close()
+	head := make([]byte, 4)
+	n, err := ra.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("cannot load snapshot %q: cannot read: %w", name, err)
+	}
+	head = head[:n]
 	switch {
-	case bytes.HasPrefix(buf, magicParquet):
-		s, err = parseParquet(name, buf, cfg)
-	default:
-		body := bytes.TrimPrefix(buf, []byte("\ufeff"))
-		i := 0
-		for i < len(body) && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n') {
-			i++
-		}
-		if i < len(body) && body[i] == '{' {
-			s, err = parseJSONL(name, body, cfg)
-		} else {
-			s, err = parseCSV(name, body, cfg)
-		}
+	case bytes.HasPrefix(head, magicZstd):
+		src.comp = compZstd
+	case bytes.HasPrefix(head, magicGzip):
+		src.comp = compGzip
+	case size > cfg.MaxDecompressedBytes:
+		return nil, fmt.Errorf("cannot load snapshot %q: file has %d bytes, more than the limit of %d", name, size, cfg.MaxDecompressedBytes)
 	}
+	s, err := parse(src)
 	if err != nil {
 		return nil, err
 	}
 	s.name = name
 	s.size = s.computeSize()
+	s.version = cfg.Version
+	if s.version == "" {
+		s.version = src.version
+	}
+	s.asOf = cfg.AsOf
 	return s, nil
 }
 
-// decompress returns data itself when it is not compressed, or its
-// decompressed content, bounded by cfg.MaxDecompressedBytes.
-func decompress(data []byte, cfg Config) ([]byte, error) {
-	var r io.Reader
-	switch {
-	case bytes.HasPrefix(data, magicZstd):
-		d, err := zstd.NewReader(bytes.NewReader(data),
-			zstd.WithDecoderMaxMemory(cfg.MaxDecoderMemory),
-			zstd.WithDecoderConcurrency(cfg.Workers))
-		if err != nil {
-			return nil, fmt.Errorf("cannot open zstd stream: %w", err)
-		}
-		defer d.Close()
-		r = d
-	case bytes.HasPrefix(data, magicGzip):
-		g, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("cannot open gzip stream: %w", err)
-		}
-		defer g.Close()
-		r = g
-	default:
-		if int64(len(data)) > cfg.MaxDecompressedBytes {
-			return nil, fmt.Errorf("file has %d bytes, more than the limit of %d", len(data), cfg.MaxDecompressedBytes)
-		}
-		return data, nil
-	}
-	// Guess the size to limit regrowth: feature tables compress about 3-5x.
-	guess := min(int64(len(data))*4+4096, cfg.MaxDecompressedBytes+1)
-	out := bytes.NewBuffer(make([]byte, 0, guess))
-	n, err := out.ReadFrom(io.LimitReader(r, cfg.MaxDecompressedBytes+1))
+func parse(src *source) (*Snapshot, error) {
+	name := src.name
+	// Peek at the decompressed text to tell the format: the magic bytes,
+	// then the first byte that is not a space.
+	text, err := src.open()
 	if err != nil {
-		return nil, fmt.Errorf("cannot decompress: %w", err)
+		return nil, err
 	}
-	if n > cfg.MaxDecompressedBytes {
-		return nil, fmt.Errorf("decompressed size exceeds the limit of %d bytes", cfg.MaxDecompressedBytes)
+	head := make([]byte, 64<<10)
+	n, err := io.ReadFull(text, head)
+	for err == nil && len(bytes.TrimLeft(head[3:n], " \t\r\n")) == 0 {
+		var m int
+		m, err = io.ReadFull(text, head[4:])
+		n = 4 + m
 	}
-	b := out.Bytes()
-	if bytes.HasPrefix(b, magicZstd) || bytes.HasPrefix(b, magicGzip) {
-		return nil, errors.New("nested compression is not supported")
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, src.readError(err)
 	}
-	return b, nil
+	head = head[:n]
+	if src.comp != compNone && (bytes.HasPrefix(head, magicZstd) || bytes.HasPrefix(head, magicGzip)) {
+		return nil, fmt.Errorf("cannot load snapshot %q: nested compression is not supported", name)
+	}
+	if bytes.HasPrefix(head, magicParquet) {
+		return parseParquetSource(src)
+	}
+	body := bytes.TrimPrefix(head, []byte("\ufeff"))
+	i := 0
+	for i < len(body) && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n') {
+		i++
+	}
+	if i < len(body) && body[i] == '{' {
+		return parseJSONL(src)
+	}
+	return parseCSV(src, head)
+}
+
+// parseParquetSource parses a Parquet file: in place when it is not
+// compressed (the decoder reads the column chunks it needs from the file),
+// otherwise from its decompressed bytes (one copy, capped).
+func parseParquetSource(src *source) (*Snapshot, error) {
+	if src.comp == compNone {
+		if src.hash {
+			h := sha256.New()
+			if _, err := io.Copy(h, io.NewSectionReader(src.ra, 0, src.size)); err != nil {
+				return nil, src.readError(err)
+			}
+			src.version = hex.EncodeToString(h.Sum(nil)[:8])
+		}
+		return parseParquet(src.name, src.ra, src.size, src.cfg)
+	}
+	text, err := src.open()
+	if err != nil {
+		return nil, err
+	}
+	buf, err := io.ReadAll(text)
+	if err == nil {
+		err = text.finish(src)
+	}
+	if err != nil {
+		return nil, src.readError(err)
+	}
+	return parseParquet(src.name, bytes.NewReader(buf), int64(len(buf)), src.cfg)
 }

@@ -27,20 +27,20 @@ type pqColumn struct {
 	isByte           bool // BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY
 }
 
-// parseParquet parses a Parquet file held in buf. Column chunks are decoded
+// parseParquet parses the Parquet file of size bytes read through ra. Column chunks are decoded
 // in parallel, one column per task, straight into the final table (each
 // task writes its column's words in every row).
-func parseParquet(name string, buf []byte, cfg Config) (s *Snapshot, err error) {
+func parseParquet(name string, ra io.ReaderAt, size int64, cfg Config) (s *Snapshot, err error) {
 	// A corrupt file can make the decoder panic; report it as an error.
 	defer func() {
 		if r := recover(); r != nil {
 			s, err = nil, fmt.Errorf("cannot load snapshot %q: corrupt parquet file: %v", name, r)
 		}
 	}()
-	if err := checkParquetFrame(buf); err != nil {
+	if err := checkParquetFrame(ra, size); err != nil {
 		return nil, fmt.Errorf("cannot load snapshot %q: %w", name, err)
 	}
-	f, err := parquet.OpenFile(bytes.NewReader(buf), int64(len(buf)), parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
+	f, err := parquet.OpenFile(ra, size, parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
 	if err != nil {
 		return nil, fmt.Errorf("cannot load snapshot %q: cannot open parquet file: %w", name, err)
 	}
@@ -94,14 +94,15 @@ func parseParquet(name string, buf []byte, cfg Config) (s *Snapshot, err error) 
 		starts[g+1] = starts[g] + int(n)
 	}
 	rows := starts[len(groups)]
-	if int64(rows) > int64(len(buf))*8+64 {
+	if int64(rows) > size*8+64 {
 		// Every row holds at least one id value; a footer claiming far more
 		// rows than the file can hold is corrupt (and would allocate a lot).
-		return nil, fmt.Errorf("cannot load snapshot %q: footer claims %d rows in %d bytes", name, rows, len(buf))
+		return nil, fmt.Errorf("cannot load snapshot %q: footer claims %d rows in %d bytes", name, rows, size)
 	}
 	b.rows = rows
-	b.allocWords()
-	s = &Snapshot{rows: rows, words: b.words, stride: b.stride, cols: b.cols}
+	b.layoutRows()
+	b.grow(rows)
+	s = &Snapshot{rows: rows, segs: b.segs, shift: b.shift, stride: b.stride, cols: b.cols}
 
 	errs := make([]error, len(pcs))
 	remaps := make([][]int32, len(cols))
@@ -199,7 +200,7 @@ func remapCategories(s *Snapshot, remaps [][]int32, workers int) {
 	}
 	parallelRows(s.rows, workers, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			words := s.words[r*s.stride : (r+1)*s.stride]
+			words := s.row(r)
 			for k, off := range offs {
 				if v := int32(words[off]); v >= 0 {
 					words[off] = uint32(maps[k][v])
@@ -279,7 +280,7 @@ func (b *builder) readParquetColumn(s *Snapshot, pc *pqColumn, groups []parquet.
 						}
 						s.idOffs = append(s.idOffs, uint32(len(s.ids)))
 						s.ids = append(s.ids, id...)
-					} else if err := pqStore(s.words[row*s.stride:(row+1)*s.stride], col, pc, dict, &vals, v, b.cfg.MaxCategories); err != nil {
+					} else if err := pqStore(s.row(row), col, pc, dict, &vals, v, b.cfg.MaxCategories); err != nil {
 						parquet.Release(page)
 						pages.Close()
 						return nil, fmt.Errorf("row group %d: row %d: column %q: %w", g, row-starts[g]+1, pc.name, err)
@@ -386,17 +387,23 @@ func pqStore(words []uint32, col *column, pc *pqColumn, dict map[string]int32, v
 // checkParquetFrame validates the magic bytes and the footer length before
 // the file reaches the Parquet decoder, which would otherwise allocate
 // whatever length a corrupt footer claims.
-func checkParquetFrame(buf []byte) error {
-	if len(buf) < 12 || !bytes.HasPrefix(buf, magicParquet) {
+func checkParquetFrame(ra io.ReaderAt, size int64) error {
+	var head, tail [8]byte
+	if size < 12 {
 		return errors.New("not a parquet file: too short or no header magic")
 	}
-	tail := buf[len(buf)-8:]
+	if _, err := ra.ReadAt(head[:4], 0); err != nil || !bytes.HasPrefix(head[:4], magicParquet) {
+		return errors.New("not a parquet file: too short or no header magic")
+	}
+	if _, err := ra.ReadAt(tail[:], size-8); err != nil {
+		return fmt.Errorf("cannot read parquet footer: %w", err)
+	}
 	if string(tail[4:]) != "PAR1" {
 		return fmt.Errorf("not a plain parquet file: footer magic %q (encrypted files are not supported)", tail[4:])
 	}
 	footer := int64(tail[0]) | int64(tail[1])<<8 | int64(tail[2])<<16 | int64(tail[3])<<24
-	if footer > int64(len(buf))-12 {
-		return fmt.Errorf("corrupt parquet file: footer of %d bytes in a file of %d", footer, len(buf))
+	if footer > size-12 {
+		return fmt.Errorf("corrupt parquet file: footer of %d bytes in a file of %d", footer, size)
 	}
 	return nil
 }

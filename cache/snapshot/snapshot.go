@@ -119,11 +119,15 @@ type Snapshot struct {
 	asOf    time.Time
 
 	rows int
-	// words holds the values row after row: the value of column c in row r
-	// starts at words[r*stride+cols[c].off]. A decision reads every column
-	// of one random row, which this layout serves from a few adjacent cache
-	// lines instead of one cache miss per column; see BenchmarkRowRead.
-	words   []uint32
+	// segs holds the values row after row, 1<<shift rows per segment: the
+	// value of column c in row r starts at word (r&(1<<shift-1))*stride +
+	// cols[c].off of segs[r>>shift]. A decision reads every column of one
+	// random row, which this layout serves from a few adjacent cache lines
+	// instead of one cache miss per column; see BenchmarkRowRead. Segments
+	// (of about 4 MiB) let a load grow the table as it streams the file
+	// without ever copying the whole of it.
+	segs    [][]uint32
+	shift   uint
 	stride  int // words per row
 	cols    []column
 	columns []Column       // public copy of the column list
@@ -177,13 +181,22 @@ func (s *Snapshot) SizeBytes() int64 { return s.size }
 // computeSize sums the memory of the snapshot's tables.
 func (s *Snapshot) computeSize() int64 {
 	n := int64(len(s.ids)) + 4*int64(len(s.idOffs)) + 8*int64(len(s.table))
-	n += 4 * int64(cap(s.words))
+	for _, seg := range s.segs {
+		n += 4 * int64(cap(seg))
+	}
 	for i := range s.cols {
 		for _, d := range s.cols[i].dict {
 			n += int64(len(d)) + 16 + 16 // string header in dict and in the map
 		}
 	}
 	return n
+}
+
+// row returns the words of row r.
+func (s *Snapshot) row(r int) []uint32 {
+	seg := s.segs[r>>s.shift]
+	i := (r & (1<<s.shift - 1)) * s.stride
+	return seg[i : i+s.stride : i+s.stride]
 }
 
 func (s *Snapshot) hash(id []byte) uint64 { return maphash.Bytes(s.seed, id) }
@@ -229,7 +242,7 @@ func (s *Snapshot) AppendID(dst []byte, row int) []byte {
 // (use Time: float32 cannot hold unix seconds exactly).
 func (s *Snapshot) Number(col, row int) float32 {
 	c := &s.cols[col]
-	return numberOf(c.Kind, s.words[row*s.stride+c.off])
+	return numberOf(c.Kind, s.row(row)[c.off])
 }
 
 // numberOf is Number for the first word w of a value of kind k.
@@ -251,7 +264,7 @@ func numberOf(k Kind, w uint32) float32 {
 func (s *Snapshot) Numbers(dst []float64, row int, cols []int) {
 	dst = dst[:len(cols)]
 	// One bounds check for the row, then each value is at its offset.
-	words := s.words[row*s.stride : (row+1)*s.stride]
+	words := s.row(row)
 	for i, col := range cols {
 		c := &s.cols[col]
 		dst[i] = float64(numberOf(c.Kind, words[c.off]))
@@ -265,8 +278,8 @@ func (s *Snapshot) Time(col, row int) (unixSec int64, ok bool) {
 	if c.Kind != KindTime {
 		return 0, false
 	}
-	i := row*s.stride + c.off
-	w := s.words[i : i+2 : i+2]
+	w := s.row(row)[c.off:]
+	w = w[:2:2]
 	v := int64(w[0]) | int64(w[1])<<32
 	return v, v != missingTime
 }
@@ -278,7 +291,7 @@ func (s *Snapshot) Bool(col, row int) (v, ok bool) {
 	if c.Kind != KindBool {
 		return false, false
 	}
-	f := math.Float32frombits(s.words[row*s.stride+c.off])
+	f := math.Float32frombits(s.row(row)[c.off])
 	return f == 1, f == f
 }
 
@@ -289,7 +302,7 @@ func (s *Snapshot) Category(col, row int) (code int32, ok bool) {
 	if c.Kind != KindCategory {
 		return -1, false
 	}
-	v := int32(s.words[row*s.stride+c.off])
+	v := int32(s.row(row)[c.off])
 	return v, v >= 0
 }
 

@@ -468,8 +468,12 @@ func TestInferredTimeMovesRows(t *testing.T) {
 			t.Fatalf("column %d is %s, want %s", c, got, k)
 		}
 	}
-	if s.stride != 6 || len(s.words) != 6*n {
-		t.Fatalf("%d words of %d per row, want %d of 6", len(s.words), s.stride, 6*n)
+	words := 0
+	for _, seg := range s.segs {
+		words += len(seg)
+	}
+	if s.stride != 6 || words != 6*n {
+		t.Fatalf("%d words of %d per row, want %d of 6", words, s.stride, 6*n)
 	}
 	dst := make([]float64, 5)
 	for i := range n {

@@ -28,9 +28,12 @@ type lineError struct {
 	msg  string
 }
 
-// chunk is a run of whole lines parsed by one worker.
+// chunk is a run of whole lines parsed by one worker. A chunk's text is
+// held only while its block is parsed; what it keeps (ids, masks,
+// dictionaries) is what the text left in the table's side.
 type chunk struct {
 	data      []byte
+	n         int // len(data), to check that a later pass sees the same text
 	firstLine int // line number of the first line of data
 	rows      int // non-blank lines
 	row0      int // row index of the first of them
@@ -53,9 +56,17 @@ type builder struct {
 	split splitter
 	cols  []column
 	idCol string
-	// words and stride are the snapshot's row-major values (see Snapshot).
-	words  []uint32
+	// segs, shift and stride are the snapshot's row-major values (see
+	// Snapshot).
+	segs   [][]uint32
+	shift  uint
 	stride int
+	// skip is the number of lines at the start of the text that are not
+	// rows (CSV: the header and blank lines before it).
+	skip int
+	// expect is the number of rows the file is expected to hold, from its
+	// (decompressed) size and the first block, or 0 when unknown.
+	expect int
 	// infer marks columns whose kind is not yet known.
 	infer []bool
 	// active marks the columns parsed in the current pass.
@@ -91,62 +102,134 @@ func blank(line []byte) bool {
 	return true
 }
 
-// cut splits body into about n chunks at line boundaries and counts their
-// rows. firstLine is the line number of the first line of body.
-func (b *builder) cut(body []byte, firstLine int) error {
-	n := b.cfg.Workers * 8
-	size := len(body)/n + 1
-	for len(body) > 0 {
-		end := min(size, len(body))
-		if end < len(body) {
-			if i := bytes.IndexByte(body[end:], '\n'); i >= 0 {
+// cutBlock splits a block of whole lines into about two chunks per worker
+// at line boundaries and counts their lines and rows. firstLine and row0
+// are the line number and the row of the block's first line.
+func (b *builder) cutBlock(block []byte, firstLine, row0 int) (chunks []*chunk, lines, rows int, err error) {
+	size := len(block)/(b.cfg.Workers*2) + 1
+	for len(block) > 0 {
+		end := min(size, len(block))
+		if end < len(block) {
+			if i := bytes.IndexByte(block[end:], '\n'); i >= 0 {
 				end += i + 1
 			} else {
-				end = len(body)
+				end = len(block)
 			}
 		}
-		b.chunks = append(b.chunks, &chunk{data: body[:end]})
-		body = body[end:]
+		chunks = append(chunks, &chunk{data: block[:end], n: end})
+		block = block[end:]
 	}
-	lines := make([]int, len(b.chunks))
-	b.parallel(func(c *chunk, i int) {
+	counts := make([]int, len(chunks))
+	parallelChunks(chunks, b.cfg.Workers, func(c *chunk, i int) {
 		data := c.data
 		for len(data) > 0 {
 			var line []byte
 			line, data = nextLine(data)
-			lines[i]++
+			counts[i]++
 			if !blank(line) {
 				c.rows++
 			}
 		}
 	})
-	row, line := 0, firstLine
-	for i, c := range b.chunks {
+	row, line := row0, firstLine
+	for i, c := range chunks {
 		c.row0, c.firstLine = row, line
 		row += c.rows
-		line += lines[i]
+		line += counts[i]
 	}
 	if row > math.MaxInt32-1 {
-		return fmt.Errorf("cannot load snapshot %q: %d rows exceed the limit of %d", b.name, row, math.MaxInt32-1)
+		return nil, 0, 0, fmt.Errorf("cannot load snapshot %q: more than %d rows", b.name, math.MaxInt32-1)
 	}
-	b.rows = row
+	return chunks, line - firstLine, row - row0, nil
+}
+
+// pass parses the rows of src's text block by block. The first pass cuts
+// the chunks, grows the table, collects ids and infers kinds; a later pass
+// (inference found non-numeric columns) reads the text again, checks that
+// it cuts into the same chunks, and parses the active columns only. It
+// stops at the first block with an error, reporting its first line.
+func (b *builder) pass(src *source, first bool) error {
+	line, row, next := 1, 0, 0
+	skip := b.skip
+	version := src.version
+	nc := len(b.cols)
+	err := src.scan(func(block []byte) error {
+		if line == 1 {
+			block = bytes.TrimPrefix(block, []byte("\ufeff"))
+		}
+		for ; skip > 0 && len(block) > 0; skip-- {
+			_, block = nextLine(block)
+			line++
+		}
+		chunks, lines, rows, err := b.cutBlock(block, line, row)
+		if err != nil {
+			return err
+		}
+		if first {
+			if row == 0 && rows > 0 && len(block) > 0 {
+				if size := src.textSize(); size > 0 {
+					b.expect = int(min(size/int64(len(block))*int64(rows)+int64(rows)/16, math.MaxInt32))
+				}
+			}
+			b.grow(row + rows)
+			for _, c := range chunks {
+				c.masks = make([]uint8, nc)
+				for i := range c.masks {
+					c.masks[i] = maskAll
+				}
+				c.notNum = make([]bool, nc)
+				c.dicts = make([]map[string]int32, nc)
+				c.vals = make([][]string, nc)
+			}
+			b.chunks = append(b.chunks, chunks...)
+		} else {
+			for i, c := range chunks {
+				if next+i >= len(b.chunks) || b.chunks[next+i].n != c.n || b.chunks[next+i].rows != c.rows {
+					return fmt.Errorf("cannot load snapshot %q: the file changed while it was read", b.name)
+				}
+				b.chunks[next+i].data = c.data
+			}
+			chunks = b.chunks[next : next+len(chunks)]
+		}
+		next += len(chunks)
+		line += lines
+		row += rows
+		parallelChunks(chunks, b.cfg.Workers, func(c *chunk, _ int) { b.parseChunk(c, first) })
+		for _, c := range chunks {
+			c.data = nil
+		}
+		return firstError(b.name, chunks)
+	})
+	if err != nil {
+		return err
+	}
+	if first {
+		b.rows = row
+	} else if next != len(b.chunks) || (src.hash && src.version != version) {
+		return fmt.Errorf("cannot load snapshot %q: the file changed while it was read", b.name)
+	}
 	return nil
 }
 
 // parallel runs fn on every chunk with cfg.Workers goroutines.
 func (b *builder) parallel(fn func(c *chunk, i int)) {
+	parallelChunks(b.chunks, b.cfg.Workers, fn)
+}
+
+// parallelChunks runs fn on every chunk with workers goroutines.
+func parallelChunks(chunks []*chunk, workers int, fn func(c *chunk, i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(b.cfg.Workers, len(b.chunks)) {
+	for range min(workers, len(chunks)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(b.chunks) {
+				if i >= len(chunks) {
 					return
 				}
-				fn(b.chunks[i], i)
+				fn(chunks[i], i)
 			}
 		}()
 	}
@@ -175,10 +258,10 @@ func parallelRows(rows, workers int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// firstError returns the error at the smallest line, if any.
-func (b *builder) firstError() error {
+// firstError returns the error at the smallest line of chunks, if any.
+func firstError(name string, chunks []*chunk) error {
 	var first *lineError
-	for _, c := range b.chunks {
+	for _, c := range chunks {
 		if c.err != nil && (first == nil || c.err.line < first.line) {
 			first = c.err
 		}
@@ -186,20 +269,94 @@ func (b *builder) firstError() error {
 	if first == nil {
 		return nil
 	}
-	return fmt.Errorf("cannot load snapshot %q: line %d: %s", b.name, first.line, first.msg)
+	return fmt.Errorf("cannot load snapshot %q: line %d: %s", name, first.line, first.msg)
 }
 
-// allocWords lays out the columns by their current kinds and allocates
-// the values of every row.
-func (b *builder) allocWords() {
+// segWords is the size of a segment of the table in words (4 MiB); a
+// variable for tests.
+var segWords = 1 << 20
+
+// segShift returns log2 of the rows of one segment of the table for rows
+// of stride words: segments of about segWords, at least 64 rows.
+func segShift(stride int) uint {
+	shift := uint(20)
+	for shift > 6 && stride<<shift > segWords {
+		shift--
+	}
+	return shift
+}
+
+// row returns the words of row r.
+func (b *builder) row(r int) []uint32 {
+	seg := b.segs[r>>b.shift]
+	i := (r & (1<<b.shift - 1)) * b.stride
+	return seg[i : i+b.stride : i+b.stride]
+}
+
+// layoutRows lays out the columns by their current kinds and chooses the
+// segment size; the table is empty until grow.
+func (b *builder) layoutRows() {
 	b.stride = layout(b.cols)
-	b.words = make([]uint32, b.rows*b.stride)
+	b.shift = segShift(b.stride)
+	b.segs = nil
+}
+
+// grow makes the table hold rows rows. Segments before the last are full.
+// A segment is allocated at the size the expected rows give it (without an
+// expectation: the first at what the first block needs, later ones full)
+// and doubles when the file holds more. So growing copies at most part of
+// one segment, and the table never needs a second copy of itself.
+func (b *builder) grow(rows int) {
+	if rows == 0 {
+		return
+	}
+	full := b.stride << b.shift
+	last := (rows - 1) >> b.shift
+	for k := max(len(b.segs)-1, 0); k <= last; k++ {
+		need := full
+		if k == last {
+			need = (rows - last<<b.shift) * b.stride
+		}
+		have := 0
+		if k < len(b.segs) {
+			have = len(b.segs[k])
+		}
+		if k < len(b.segs) && have >= need {
+			continue
+		}
+		size := full
+		if b.expect > 0 || k == 0 {
+			size = min(full, max(need, 2*have, (b.expect-k<<b.shift)*b.stride))
+		}
+		seg := make([]uint32, size)
+		if k < len(b.segs) {
+			copy(seg, b.segs[k])
+			b.segs[k] = seg
+		} else {
+			b.segs = append(b.segs, seg)
+		}
+	}
+}
+
+// trim gives the last segment its exact size (a copy of at most one
+// segment).
+func (b *builder) trim() {
+	if len(b.segs) == 0 {
+		return
+	}
+	k := len(b.segs) - 1
+	if want := (b.rows - k<<b.shift) * b.stride; len(b.segs[k]) > want {
+		seg := make([]uint32, want)
+		copy(seg, b.segs[k])
+		b.segs[k] = seg
+	}
 }
 
 // relayout gives the columns the offsets of their final kinds before the
 // second pass. The first pass took every inferred column for a number, one
 // word per row; a column found to hold times takes two, which moves every
-// column after it. Then the rows are copied into a new table: only the
+// column after it. Then the rows are copied into new segments, one segment
+// at a time (the old one is dropped as soon as it is copied): only the
 // columns kept from the first pass, since the second pass rewrites every
 // word of the others.
 func (b *builder) relayout() {
@@ -207,28 +364,31 @@ func (b *builder) relayout() {
 	for i := range b.cols {
 		offs[i] = b.cols[i].off
 	}
-	old, oldStride := b.words, b.stride
+	oldStride := b.stride
 	if layout(b.cols) == oldStride {
 		return // no width changed, so neither did any offset
 	}
-	b.allocWords()
-	b.parallel(func(c *chunk, _ int) {
-		for r := c.row0; r < c.row0+c.rows; r++ {
+	b.stride = layout(b.cols)
+	for k, old := range b.segs {
+		n := len(old) / max(oldStride, 1)
+		seg := make([]uint32, n*b.stride)
+		for r := range n {
 			src := old[r*oldStride : (r+1)*oldStride]
-			dst := b.words[r*b.stride : (r+1)*b.stride]
+			dst := seg[r*b.stride : (r+1)*b.stride]
 			for i := range b.cols {
 				if !b.active[i] {
 					copy(dst[b.cols[i].off:b.cols[i].off+width(b.cols[i].Kind)], src[offs[i]:])
 				}
 			}
 		}
-	})
+		b.segs[k] = seg
+	}
 }
 
-// build parses every line of the chunks into the columns and returns the
+// build parses every line of src's text into the columns and returns the
 // snapshot. b.cols holds the columns with their kinds; b.infer marks those
 // to infer.
-func (b *builder) build() (*Snapshot, error) {
+func (b *builder) build(src *source) (*Snapshot, error) {
 	nc := len(b.cols)
 	b.active = make([]bool, nc)
 	for i := range b.active {
@@ -237,18 +397,8 @@ func (b *builder) build() (*Snapshot, error) {
 			b.cols[i].Kind = KindNumber
 		}
 	}
-	b.allocWords()
-	for _, c := range b.chunks {
-		c.masks = make([]uint8, nc)
-		for i := range c.masks {
-			c.masks[i] = maskAll
-		}
-		c.notNum = make([]bool, nc)
-		c.dicts = make([]map[string]int32, nc)
-		c.vals = make([][]string, nc)
-	}
-	b.parallel(func(c *chunk, _ int) { b.parseChunk(c, true) })
-	if err := b.firstError(); err != nil {
+	b.layoutRows()
+	if err := b.pass(src, true); err != nil {
 		return nil, err
 	}
 
@@ -274,8 +424,7 @@ func (b *builder) build() (*Snapshot, error) {
 	}
 	if again {
 		b.relayout()
-		b.parallel(func(c *chunk, _ int) { b.parseChunk(c, false) })
-		if err := b.firstError(); err != nil {
+		if err := b.pass(src, false); err != nil {
 			return nil, err
 		}
 	}
@@ -305,7 +454,7 @@ func (b *builder) parseChunk(c *chunk, first bool) {
 		if blank(l) {
 			continue
 		}
-		words := b.words[row*b.stride : (row+1)*b.stride]
+		words := b.row(row)
 		for i := range fields {
 			fields[i] = field{tok: tokNull}
 		}
@@ -511,7 +660,7 @@ func (b *builder) mergeDicts() error {
 			offs[k] = col.off
 		}
 		for r := c.row0; r < c.row0+c.rows; r++ {
-			words := b.words[r*b.stride : (r+1)*b.stride]
+			words := b.row(r)
 			for k, off := range offs {
 				if v := int32(words[off]); v >= 0 {
 					words[off] = uint32(remaps[k][v])
@@ -531,9 +680,11 @@ func (b *builder) finish() (*Snapshot, error) {
 	if total > math.MaxUint32 {
 		return nil, fmt.Errorf("cannot load snapshot %q: %d bytes of ids exceed the limit of 4 GiB", b.name, total)
 	}
+	b.trim()
 	s := &Snapshot{
 		rows:   b.rows,
-		words:  b.words,
+		segs:   b.segs,
+		shift:  b.shift,
 		stride: b.stride,
 		cols:   b.cols,
 		ids:    make([]byte, 0, total),

@@ -57,7 +57,7 @@ func runServe(args []string) error {
 	maxCustomers := fset.Int("state.maxCustomers", state.DefaultMaxCustomers, "most customers with live state who are not in the snapshot (about 1 KiB each); past it the least recently written lose their live state (history, live fields, journeys); negative: no bound")
 	skipCorrupt := fset.Bool("state.skipCorrupt", false, "at start-up, skip damaged state log records (counted and logged; what they recorded is lost) instead of refusing to start")
 	logInputs := fset.Bool("decisionlog.inputs", true, "log each decision's inputs (profile fields, history counts, journeys) so nba replay and nba evaluate can decide it again")
-	scoreCache := fset.Int64("scorecache.maxBytes", 64<<20, "memory budget of the per-customer score cache in bytes; negative disables it")
+	scoreCache := fset.Int64("scorecache.maxBytes", 0, "memory budget of the per-customer score cache in bytes; 0 (the default) disables it: in the traffic measured it cost more CPU than it saved (bench/RESULTS.md)")
 	decisionLog := fset.Bool("decisionlog", true, "log every decision and feedback to <state>/decisions (compressed JSON Lines)")
 	logCodec := fset.String("decisionlog.codec", "zstd", "compression of the decision log: zstd (smaller files) or snappy (Snappy framing format, about 5x less CPU, files about 1.8x larger)")
 	logLevel := fset.String("log.level", "info", "log level: debug, info, warn or error")

@@ -19,8 +19,10 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 		t.Skip("the race detector allocates")
 	}
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	// With the score cache (off by default): its Gets and Sets are on the
+	// path too.
 	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(),
-		Now: func() time.Time { return now }})
+		Now: func() time.Time { return now }, ScoreCacheBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -246,13 +245,16 @@ func (p *parts) snapshotConfig() snapshot.Config {
 	return snapshot.Config{Schema: p.snapSchema, IDColumn: p.manifest.Snapshot.ID, MaxShrink: p.manifest.Snapshot.MaxShrink, AsOf: p.snapAsOf}
 }
 
-// readSnapshot parses the bundle's snapshot file.
+// readSnapshot parses the bundle's snapshot file. It is streamed when the
+// file system's files are io.ReaderAt (os.DirFS, fstest.MapFS), so the
+// file is never held in memory whole.
 func readSnapshot(fsys fs.FS, p *parts) (*snapshot.Snapshot, error) {
 	file := p.manifest.Snapshot.File
-	data, err := fs.ReadFile(fsys, file)
+	f, err := fsys.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read snapshot %q: %w", file, err)
 	}
+	defer f.Close()
 	cfg := p.snapshotConfig()
 	if cfg.AsOf.IsZero() {
 		if b, err := fs.ReadFile(fsys, file+".asof"); err == nil {
@@ -266,7 +268,7 @@ func readSnapshot(fsys fs.FS, p *parts) (*snapshot.Snapshot, error) {
 			cfg.AsOf = time.Now()
 		}
 	}
-	return snapshot.Parse(file, bytes.Clone(data), cfg)
+	return snapshot.ParseReader(file, f, cfg)
 }
 
 // ValidateBundle loads every part of the bundle in fsys (manifest, models,

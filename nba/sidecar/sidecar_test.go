@@ -266,11 +266,32 @@ func TestJourneyStepSeenBeforeItIsWritten(t *testing.T) {
 	}
 }
 
+// TestScoreCacheOffByDefault: in the traffic measured the score cache cost
+// more CPU than the scoring it saved (bench/RESULTS.md, "Score cache
+// default"), so a sidecar has none unless given a budget.
+func TestScoreCacheOffByDefault(t *testing.T) {
+	s := openDemo(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
+	if s.scores != nil {
+		t.Fatal("a score cache without a budget")
+	}
+	scored := s.engine.Stats().Scored
+	decide(t, s, "c00003", "agent")
+	decide(t, s, "c00003", "agent")
+	if got := s.engine.Stats().Scored - scored; got == 0 || got%2 != 0 {
+		t.Errorf("two decisions scored %d rows, want the same rows twice", got)
+	}
+}
+
 // TestDemoRepeatVisitorUsesScoreCache: the first decision for a customer is
 // scored and not cached (the doorkeeper only marks the customer), the second
 // is scored and cached, the third is served from the cache.
 func TestDemoRepeatVisitorUsesScoreCache(t *testing.T) {
-	s := openDemo(t, time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC))
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(), Now: func() time.Time { return now }, ScoreCacheBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	first := decide(t, s, "c00003", "agent")
 	s.scores.Wait()
 	if st := s.scores.Stats(); st.SetsDeferred != 1 {
