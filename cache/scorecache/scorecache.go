@@ -269,8 +269,13 @@ func (c *Cache) Set(k Key, scores []float64) bool {
 }
 
 // Wait blocks until the queued Sets are applied. It is meant for tests and
-// warm-up, not for the request path.
-func (c *Cache) Wait() { c.c.Wait() }
+// warm-up, not for the request path. A nil Cache (the score cache is off)
+// has nothing to wait for.
+func (c *Cache) Wait() {
+	if c != nil {
+		c.c.Wait()
+	}
+}
 
 // Stats returns the counters.
 func (c *Cache) Stats() Stats {
