@@ -112,7 +112,7 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 // structured reasons when it encodes them.
 func fillResponse(resp *server.DecideResponse, d *nba.Decision, bundle string, explain bool) {
 	resp.Versions = server.Versions{Bundle: bundle, Catalog: d.CatalogVersion, Model: d.ModelVersion, Snapshot: d.SnapshotVersion}
-	resp.Limit = d.Limit
+	resp.Limit, resp.Stale = d.Limit, d.Stale
 	if d.Reason == "channel_limit" {
 		resp.Stopped, resp.StoppedBy = true, contactPolicy(&d.StoppedBy)
 	}

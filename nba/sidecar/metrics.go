@@ -67,6 +67,7 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 		{"nba_engine_unknown_context_keys_total", "Request context keys the catalog does not declare (ignored).", engine(func(st nba.Stats) uint64 { return st.UnknownContextKeys })},
 		{"nba_engine_channel_limited_total", "Decisions emptied by a channel contact limit.", engine(func(st nba.Stats) uint64 { return st.ChannelLimited })},
 		{"nba_engine_fallbacks_total", "Decisions answered with the fallback action.", engine(func(st nba.Stats) uint64 { return st.Fallbacks })},
+		{"nba_engine_stale_decisions_total", "Decisions made without the customer's live state (it could not be read): answered with \"state\":\"stale\", no contact policies or journey steps applied.", engine(func(st nba.Stats) uint64 { return st.Stale })},
 		{"nba_engine_scored_total", "Candidate rows scored by a model.", engine(func(st nba.Stats) uint64 { return st.Scored })},
 		{"nba_events_unknown_type_total", "Events of a type no profile mapping or journey names (refused, or recorded with -events.acceptUnknown).", s.eventsUnknown.Load},
 		{"nba_reloads_total", "Successful bundle reloads.", s.reloads.Load},

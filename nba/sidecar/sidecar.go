@@ -261,7 +261,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		}
 		cache = scores{s.scores}
 	}
-	s.engine, err = nba.NewEngine(nba.Config{Catalog: p.catalog, Profiles: s.cust, History: s.cust, Journeys: s.cust, Scores: cache,
+	s.engine, err = nba.NewEngine(nba.Config{Catalog: p.catalog, Customers: s.cust, Scores: cache,
 		DecisionMemory: cfg.DecisionMemory})
 	if err != nil {
 		st.Close()
