@@ -9,15 +9,15 @@ import (
 	"unsafe"
 
 	"nba/cache/snapshot"
-	"nba/cache/state"
 	"nba/nba"
+	"nba/state"
 )
 
 // customers adapts the feature snapshot and the live state store to the
 // engine's Customers interface: one state lookup per decision. It is safe
 // for concurrent use and allocates nothing once a Customer is warm.
 type customers struct {
-	state   *state.Store
+	state   state.Backend
 	binding atomic.Pointer[binding]
 	// unsaved holds journey changes queued for the state log but not yet
 	// written, so that decisions see them at once.

@@ -9,12 +9,12 @@ import (
 	"syscall"
 	"time"
 
-	"nba/cache/state"
-	"nba/cache/wal"
 	"nba/nba"
 	"nba/nba/declog"
 	"nba/nba/explore"
 	"nba/nba/server"
+	"nba/state"
+	"nba/state/wal"
 )
 
 // scratch is one decision's reusable memory.

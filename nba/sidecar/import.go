@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"nba/cache/state"
+	"nba/state"
 )
 
 // importBatch is how many contacts one durable write carries on import.

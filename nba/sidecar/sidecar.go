@@ -28,11 +28,11 @@ import (
 
 	"nba/cache/scorecache"
 	"nba/cache/snapshot"
-	"nba/cache/state"
-	"nba/cache/wal"
 	"nba/nba"
 	"nba/nba/declog"
 	"nba/nba/server"
+	"nba/state"
+	"nba/state/wal"
 )
 
 // Config configures a Sidecar.
@@ -115,7 +115,7 @@ type Config struct {
 type Sidecar struct {
 	cfg    Config
 	log    *slog.Logger
-	state  *state.Store
+	state  state.Backend
 	snaps  *snapshot.Store
 	cust   *customers
 	engine *nba.Engine
@@ -391,7 +391,7 @@ func fileStamp(fsys fs.FS, file string) time.Time {
 // the state store was opened with from a: the same mappings, compared
 // compiled and by value, and the same live fields carried by the snapshot
 // (they reset when a new snapshot is served).
-func sameProfile(st *state.Store, a, b Manifest) bool {
+func sameProfile(st state.Backend, a, b Manifest) bool {
 	if !a.Profile.Equal(b.Profile) {
 		return false
 	}

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"nba/cache/state"
 	"nba/nba"
 	"nba/nba/declog"
 	"nba/nba/demo"
 	"nba/nba/server"
+	"nba/state"
 )
 
 func openDemo(t *testing.T, now time.Time) *Sidecar {

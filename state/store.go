@@ -47,6 +47,12 @@
 // snapshot are not bounded here: the snapshot bounds them.
 //
 // A Store is safe for concurrent use.
+//
+// Layout: backend.go is the contract every state backend implements
+// (Backend) and errors.go its error kinds; types.go, agg.go, mapping.go,
+// view.go and the record codec in codec.go are the customer model shared
+// by backends; store.go, evict.go and the checkpoint half of codec.go are
+// the embedded backend, durable through package wal.
 package state
 
 import (
@@ -61,7 +67,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"nba/cache/wal"
+	"nba/state/wal"
 )
 
 // Reader is what the decision engine needs from customer state. *Store

@@ -1,0 +1,40 @@
+package state
+
+import "time"
+
+// Backend is the contract between the sidecar and a customer state store:
+// the embedded log (Store, files store.go, evict.go and the checkpoint half
+// of codec.go, over package wal) today, a shared store next. Every backend
+// keeps the guarantees of the package documentation per customer: a write
+// returns after it is durable as the backend defines it, is atomic per
+// customer, remembers idempotency keys with the customer's state, and fails
+// with an error of one kind (KindOf). A backend is safe for concurrent use.
+//
+// Reads go through View, filled from the pure customer model of this
+// package (custState, its codec and its rules), so that every backend
+// answers reads with the same code.
+type Backend interface {
+	Reader
+	Writer
+	// RecordContactOnce and ApplyEventOnce write one contact or event and
+	// report whether it was a duplicate (its id remembered: nothing
+	// applied).
+	RecordContactOnce(c Contact) (dup bool, err error)
+	ApplyEventOnce(e Event) (dup bool, err error)
+	// Fields lists the overlay fields the mappings define, by slot.
+	Fields() []FieldInfo
+	// MaxWindow is the longest contact-history window counted.
+	MaxWindow() time.Duration
+	// Compact says a feature snapshot with this as-of time is served: the
+	// fields that reset on a snapshot, stamped at or before, are hidden.
+	Compact(asOf time.Time) error
+	// SetInSnapshot tells the backend which customers the served
+	// snapshot holds (the bound on live-only customers spares them).
+	SetInSnapshot(f func(customer string) bool)
+	// Stats returns the backend's counters.
+	Stats() Stats
+	// Close flushes and releases the backend; writes after it fail.
+	Close() error
+}
+
+var _ Backend = (*Store)(nil)
