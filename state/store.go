@@ -209,15 +209,13 @@ const DefaultMaxCustomers = 200_000
 
 // Store is the live customer state. It is safe for concurrent use.
 type Store struct {
+	Model   // the rules that change a customer, shared with every backend
 	cfg     Config
-	m       *compiled
-	days    int // day buckets per aggregate
 	seed    maphash.Seed
 	stripes []stripe
 	log     *wal.Log
 	lsn     atomic.Uint64 // last sequence number assigned
 	asOf    atomic.Int64  // overlay values stamped at or before are hidden (unix ns)
-	intern  interner
 	st      counters
 
 	ckptMu  sync.Mutex // one checkpoint at a time
@@ -391,13 +389,14 @@ func newStore(cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		cfg:     cfg,
-		m:       m,
-		days:    int((cfg.MaxWindow+time.Duration(dayNanos)-1)/time.Duration(dayNanos)) + 1,
 		seed:    maphash.MakeSeed(),
 		stripes: make([]stripe, cfg.Stripes),
 		stop:    make(chan struct{}),
 	}
 	s.evictKick = make(chan struct{}, 1)
+	s.Model = Model{m: m, days: int((cfg.MaxWindow+time.Duration(dayNanos)-1)/time.Duration(dayNanos)) + 1,
+		maxEvents: cfg.MaxEventsPerCustomer, maxKeys: cfg.MaxKeysPerCustomer, maxJourneys: cfg.MaxJourneysPerCustomer,
+		maxIDs: cfg.MaxIDsPerCustomer, internFull: &s.st.internFull}
 	s.intern.max = cfg.MaxInterned
 	for i := range s.stripes {
 		s.stripes[i].m = map[string]*entry{}
@@ -793,8 +792,9 @@ func (s *Store) replay(r *record) bool {
 	return s.apply(&s.stripes[s.stripeOf(r.customer)], r, true)
 }
 
-// apply installs the effect of r on its customer. The caller holds the
-// stripe's wmu (or is replaying, single-threaded).
+// apply installs the effect of r on its customer, computed by the model
+// (Model.Apply). The caller holds the stripe's wmu (or is replaying,
+// single-threaded).
 func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 	st.mu.RLock()
 	e := st.m[r.customer]
@@ -806,32 +806,14 @@ func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 			return false
 		}
 	}
-	var next custState
-	if old != nil {
-		next = *old
-	} else {
-		next.id = s.intern.get(r.customer, &s.st.internFull)
-	}
-	next.lsn = r.lsn
-	switch r.typ {
-	case recContact, recContact2:
-		s.applyContact(&next, r)
-	case recEvent, recEvent2:
-		if !s.applyEffects(&next, r) && old == nil && len(r.moves) == 0 && r.id == "" {
-			return true // no field of this config changed; keep no state
-		}
-		for _, m := range r.moves {
-			s.applyJourney(&next, m.journey, m.step, m.status, r.at)
-		}
-	case recJourney:
-		s.applyJourney(&next, r.journey, r.step, r.status, r.at)
-	}
-	if r.id != "" {
-		s.remember(&next, r.idKind(), r.id)
+	next, res := s.Model.apply(old, r, s.asOf.Load(), !replaying) // Apply, or ApplyLogged when replaying
+	s.count(res)
+	if next == old {
+		return true // a duplicate, or no field of this config changed and no state kept
 	}
 	if e == nil {
 		e = &entry{}
-		e.p.Store(&next)
+		e.p.Store(next)
 		st.mu.Lock()
 		st.m[next.id] = e
 		st.mu.Unlock()
@@ -841,165 +823,28 @@ func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 		}
 		return true
 	}
-	e.p.Store(&next)
+	e.p.Store(next)
 	return true
 }
 
-func (s *Store) applyContact(cs *custState, r *record) {
-	c := Contact{
-		Action:  s.intern.get(r.action, &s.st.internFull),
-		Group:   s.intern.get(r.group, &s.st.internFull),
-		Channel: s.intern.get(r.channel, &s.st.internFull),
-		Outcome: r.outcome, Value: r.num, At: time.Unix(0, r.at).UTC(),
+// count adds what one application of the model evicted or dropped to the
+// store's counters.
+func (s *Store) count(res Result) {
+	if res.HistoryEvicted > 0 {
+		s.st.histEvicted.Add(uint64(res.HistoryEvicted))
 	}
-	// History: a persistent list, newest first; rebuilt when the chain
-	// holds twice the visible entries so evicted ones can be collected.
-	cs.hist = &histNode{c: c, next: cs.hist}
-	cs.histLen++
-	if cs.histN < s.cfg.MaxEventsPerCustomer {
-		cs.histN++
-	} else {
-		s.st.histEvicted.Add(1)
+	if res.KeysEvicted > 0 {
+		s.st.keysEvicted.Add(uint64(res.KeysEvicted))
 	}
-	if cs.histLen >= 2*s.cfg.MaxEventsPerCustomer {
-		nodes := make([]histNode, cs.histN)
-		n := cs.hist
-		for i := range nodes {
-			nodes[i].c = n.c
-			if i > 0 {
-				nodes[i-1].next = &nodes[i]
-			}
-			n = n.next
-		}
-		cs.hist, cs.histLen = &nodes[0], cs.histN
+	if res.JourneysEvicted > 0 {
+		s.st.journeysEvicted.Add(uint64(res.JourneysEvicted))
 	}
-	// Aggregates.
-	cs.aggs = slices.Clone(cs.aggs)
-	bump := func(k Kind, key string) {
-		if key == "" {
-			return
-		}
-		for i, ref := range cs.aggs {
-			if ref.kind == k && ref.outcome == r.outcome && ref.key == key {
-				a := ref.a.clone()
-				a.add(r.at)
-				cs.aggs[i].a, cs.aggs[i].last = a, a.recent[0]
-				return
-			}
-		}
-		a := &agg{kind: k, outcome: r.outcome, key: key, days: make([]uint16, s.days)}
-		a.add(r.at)
-		ref := aggRef{kind: k, outcome: r.outcome, key: key, last: a.recent[0], a: a}
-		if len(cs.aggs) < s.cfg.MaxKeysPerCustomer {
-			cs.aggs = append(cs.aggs, ref)
-			return
-		}
-		oldest := 0
-		for i, b := range cs.aggs {
-			if b.last < cs.aggs[oldest].last {
-				oldest = i
-			}
-		}
-		cs.aggs[oldest] = ref
-		s.st.keysEvicted.Add(1)
+	if res.IDsEvicted > 0 {
+		s.st.idsEvicted.Add(uint64(res.IDsEvicted))
 	}
-	bump(KindAction, c.Action)
-	bump(KindGroup, c.Group)
-	bump(KindChannel, c.Channel)
-}
-
-// applyEffects applies overlay changes; it reports whether any field of the
-// current mappings changed.
-func (s *Store) applyEffects(cs *custState, r *record) bool {
-	asOf := s.asOf.Load()
-	changed := false
-	for _, eff := range r.effects {
-		slot, ok := s.m.slots[eff.field]
-		if !ok || s.m.fields[slot].Type != eff.typ {
-			s.st.replayDropped.Add(1)
-			continue
-		}
-		reset := s.m.fields[slot].ResetOnSnapshot
-		if reset && r.at <= asOf {
-			continue // the snapshot already covers it
-		}
-		if !changed {
-			if cs.overlay == nil {
-				cs.overlay = make([]value, len(s.m.fields))
-			} else {
-				cs.overlay = slices.Clone(cs.overlay)
-			}
-			changed = true
-		}
-		cur := &cs.overlay[slot]
-		v := eff.v
-		if eff.typ == TypeCategory {
-			v.str = s.intern.get(v.str, &s.st.internFull)
-		}
-		if eff.op == opIncr {
-			if !reset || cur.at > asOf {
-				v.num += cur.num
-			}
-			v.at = max(r.at, cur.at)
-		} else {
-			v.at = r.at
-		}
-		*cur = v
+	if res.Dropped > 0 {
+		s.st.replayDropped.Add(uint64(res.Dropped))
 	}
-	return changed
-}
-
-// remember adds an idempotency key to cs, forgetting the oldest beyond
-// MaxIDsPerCustomer. The slice is copied: older snapshots share the old one.
-func (s *Store) remember(cs *custState, k idKind, id string) {
-	keep := min(len(cs.ids), s.cfg.MaxIDsPerCustomer-1)
-	if drop := len(cs.ids) - keep; drop > 0 {
-		s.st.idsEvicted.Add(uint64(drop))
-	}
-	ids := make([]idKey, keep, keep+1)
-	copy(ids, cs.ids[len(cs.ids)-keep:])
-	// Cloned: the id may be borrowed from a request buffer. Not interned:
-	// keys are unique by design and would only fill the interner.
-	cs.ids = append(ids, idKey{kind: k, id: strings.Clone(id)})
-}
-
-func (s *Store) applyJourney(cs *custState, journey string, step int, status JourneyStatus, atNanos int64) {
-	at := time.Unix(0, atNanos).UTC()
-	cs.journeys = slices.Clone(cs.journeys)
-	for i := range cs.journeys {
-		j := &cs.journeys[i]
-		if j.Journey != journey {
-			continue
-		}
-		switch {
-		case j.Status != JourneyActive && status == JourneyActive:
-			j.EnteredAt, j.StepAt = at, at
-		case j.Step != step:
-			j.StepAt = at
-		}
-		j.Step, j.Status = step, status
-		return
-	}
-	j := JourneyState{Journey: s.intern.get(journey, &s.st.internFull), Step: step, Status: status, EnteredAt: at, StepAt: at}
-	if len(cs.journeys) < s.cfg.MaxJourneysPerCustomer {
-		cs.journeys = append(cs.journeys, j)
-		return
-	}
-	victim := 0
-	for i, x := range cs.journeys {
-		v := cs.journeys[victim]
-		if (x.Status != JourneyActive) != (v.Status != JourneyActive) {
-			if x.Status != JourneyActive {
-				victim = i
-			}
-			continue
-		}
-		if x.StepAt.Before(v.StepAt) {
-			victim = i
-		}
-	}
-	cs.journeys[victim] = j
-	s.st.journeysEvicted.Add(1)
 }
 
 // Compact hides and then drops the values of the fields that reset on a

@@ -1,0 +1,244 @@
+package state
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Model is the rules that change a customer: Apply computes a customer's
+// next state from its current one and one record (a contact, an event's
+// overlay changes and journey moves, a journey move), idempotency by the
+// record's id and the per-customer bounds included. It is a function of
+// its inputs and the configuration (mappings, bounds, window): it reads no
+// clock and no store, and changes nothing but the interner that shares
+// strings, so every backend applies it the same way: the embedded store
+// to replay its log and to make live writes, a shared store to compute a
+// value it writes back with a compare-and-set. Safe for concurrent use.
+type Model struct {
+	m      *compiled
+	days   int // day buckets per aggregate
+	intern interner
+
+	maxEvents, maxKeys, maxJourneys, maxIDs int
+	internFull                              *atomic.Uint64 // strings not interned: the interner was full
+}
+
+// Result tells what one Apply did besides the change itself: what the
+// customer's bounds evicted, overlay changes dropped (fields no longer
+// mapped), and whether the record was a duplicate (its id remembered by
+// the customer's state: nothing applied).
+type Result struct {
+	Duplicate                                                bool
+	HistoryEvicted, KeysEvicted, JourneysEvicted, IDsEvicted int
+	Dropped                                                  int
+}
+
+// Apply returns the customer's state after r, given its state before (old;
+// nil for a customer without state) and the as-of time of the served
+// snapshot (overlay changes to fields that reset on a snapshot, stamped at
+// or before it, are ignored). old is not changed: the next state shares
+// what did not change with it (copy-on-write). It returns old itself when
+// nothing is to be kept: a duplicate (Result.Duplicate), or an event that
+// changes no field of this configuration for a customer without state.
+// The sequence number of the next state is r's.
+func (m *Model) Apply(old *custState, r *record, asOf int64) (*custState, Result) {
+	return m.apply(old, r, asOf, true)
+}
+
+// ApplyLogged is Apply for a record read back from a log, which was checked
+// for duplicates when it was written: it is applied whatever ids the state
+// remembers (after a restart with a larger Config.MaxIDsPerCustomer the
+// state may remember an id the writer had forgotten).
+func (m *Model) ApplyLogged(old *custState, r *record, asOf int64) (*custState, Result) {
+	return m.apply(old, r, asOf, false)
+}
+
+func (m *Model) apply(old *custState, r *record, asOf int64, dedupe bool) (*custState, Result) {
+	var res Result
+	if dedupe && old != nil && r.id != "" && old.seen(r.idKind(), r.id) {
+		res.Duplicate = true
+		return old, res
+	}
+	var next custState
+	if old != nil {
+		next = *old
+	} else {
+		next.id = m.intern.get(r.customer, m.internFull)
+	}
+	next.lsn = r.lsn
+	switch r.typ {
+	case recContact, recContact2:
+		m.applyContact(&next, r, &res)
+	case recEvent, recEvent2:
+		if !m.applyEffects(&next, r, asOf, &res) && old == nil && len(r.moves) == 0 && r.id == "" {
+			return old, res // no field of this config changed; keep no state
+		}
+		for _, mv := range r.moves {
+			m.applyJourney(&next, mv.journey, mv.step, mv.status, r.at, &res)
+		}
+	case recJourney:
+		m.applyJourney(&next, r.journey, r.step, r.status, r.at, &res)
+	}
+	if r.id != "" {
+		m.remember(&next, r.idKind(), r.id, &res)
+	}
+	return &next, res
+}
+
+func (m *Model) applyContact(cs *custState, r *record, res *Result) {
+	c := Contact{
+		Action:  m.intern.get(r.action, m.internFull),
+		Group:   m.intern.get(r.group, m.internFull),
+		Channel: m.intern.get(r.channel, m.internFull),
+		Outcome: r.outcome, Value: r.num, At: time.Unix(0, r.at).UTC(),
+	}
+	// History: a persistent list, newest first; rebuilt when the chain
+	// holds twice the visible entries so evicted ones can be collected.
+	cs.hist = &histNode{c: c, next: cs.hist}
+	cs.histLen++
+	if cs.histN < m.maxEvents {
+		cs.histN++
+	} else {
+		res.HistoryEvicted++
+	}
+	if cs.histLen >= 2*m.maxEvents {
+		nodes := make([]histNode, cs.histN)
+		n := cs.hist
+		for i := range nodes {
+			nodes[i].c = n.c
+			if i > 0 {
+				nodes[i-1].next = &nodes[i]
+			}
+			n = n.next
+		}
+		cs.hist, cs.histLen = &nodes[0], cs.histN
+	}
+	// Aggregates.
+	cs.aggs = slices.Clone(cs.aggs)
+	bump := func(k Kind, key string) {
+		if key == "" {
+			return
+		}
+		for i, ref := range cs.aggs {
+			if ref.kind == k && ref.outcome == r.outcome && ref.key == key {
+				a := ref.a.clone()
+				a.add(r.at)
+				cs.aggs[i].a, cs.aggs[i].last = a, a.recent[0]
+				return
+			}
+		}
+		a := &agg{kind: k, outcome: r.outcome, key: key, days: make([]uint16, m.days)}
+		a.add(r.at)
+		ref := aggRef{kind: k, outcome: r.outcome, key: key, last: a.recent[0], a: a}
+		if len(cs.aggs) < m.maxKeys {
+			cs.aggs = append(cs.aggs, ref)
+			return
+		}
+		oldest := 0
+		for i, b := range cs.aggs {
+			if b.last < cs.aggs[oldest].last {
+				oldest = i
+			}
+		}
+		cs.aggs[oldest] = ref
+		res.KeysEvicted++
+	}
+	bump(KindAction, c.Action)
+	bump(KindGroup, c.Group)
+	bump(KindChannel, c.Channel)
+}
+
+// applyEffects applies overlay changes; it reports whether any field of the
+// current mappings changed.
+func (m *Model) applyEffects(cs *custState, r *record, asOf int64, res *Result) bool {
+	changed := false
+	for _, eff := range r.effects {
+		slot, ok := m.m.slots[eff.field]
+		if !ok || m.m.fields[slot].Type != eff.typ {
+			res.Dropped++
+			continue
+		}
+		reset := m.m.fields[slot].ResetOnSnapshot
+		if reset && r.at <= asOf {
+			continue // the snapshot already covers it
+		}
+		if !changed {
+			if cs.overlay == nil {
+				cs.overlay = make([]value, len(m.m.fields))
+			} else {
+				cs.overlay = slices.Clone(cs.overlay)
+			}
+			changed = true
+		}
+		cur := &cs.overlay[slot]
+		v := eff.v
+		if eff.typ == TypeCategory {
+			v.str = m.intern.get(v.str, m.internFull)
+		}
+		if eff.op == opIncr {
+			if !reset || cur.at > asOf {
+				v.num += cur.num
+			}
+			v.at = max(r.at, cur.at)
+		} else {
+			v.at = r.at
+		}
+		*cur = v
+	}
+	return changed
+}
+
+// remember adds an idempotency key to cs, forgetting the oldest beyond
+// MaxIDsPerCustomer. The slice is copied: older snapshots share the old one.
+func (m *Model) remember(cs *custState, k idKind, id string, res *Result) {
+	keep := min(len(cs.ids), m.maxIDs-1)
+	if drop := len(cs.ids) - keep; drop > 0 {
+		res.IDsEvicted += drop
+	}
+	ids := make([]idKey, keep, keep+1)
+	copy(ids, cs.ids[len(cs.ids)-keep:])
+	// Cloned: the id may be borrowed from a request buffer. Not interned:
+	// keys are unique by design and would only fill the interner.
+	cs.ids = append(ids, idKey{kind: k, id: strings.Clone(id)})
+}
+
+func (m *Model) applyJourney(cs *custState, journey string, step int, status JourneyStatus, atNanos int64, res *Result) {
+	at := time.Unix(0, atNanos).UTC()
+	cs.journeys = slices.Clone(cs.journeys)
+	for i := range cs.journeys {
+		j := &cs.journeys[i]
+		if j.Journey != journey {
+			continue
+		}
+		switch {
+		case j.Status != JourneyActive && status == JourneyActive:
+			j.EnteredAt, j.StepAt = at, at
+		case j.Step != step:
+			j.StepAt = at
+		}
+		j.Step, j.Status = step, status
+		return
+	}
+	j := JourneyState{Journey: m.intern.get(journey, m.internFull), Step: step, Status: status, EnteredAt: at, StepAt: at}
+	if len(cs.journeys) < m.maxJourneys {
+		cs.journeys = append(cs.journeys, j)
+		return
+	}
+	victim := 0
+	for i, x := range cs.journeys {
+		v := cs.journeys[victim]
+		if (x.Status != JourneyActive) != (v.Status != JourneyActive) {
+			if x.Status != JourneyActive {
+				victim = i
+			}
+			continue
+		}
+		if x.StepAt.Before(v.StepAt) {
+			victim = i
+		}
+	}
+	cs.journeys[victim] = j
+	res.JourneysEvicted++
+}
