@@ -81,7 +81,10 @@ type record struct {
 	step    int
 	status  JourneyStatus
 
-	dup bool // not encoded: a duplicate that write skips
+	dup   bool // not encoded: a duplicate that write skips
+	empty bool // not encoded: an event that turned out to change nothing, skipped
+
+	movesFrom func([]JourneyState) []JourneyMove // not encoded: Event.JourneysFrom
 }
 
 // idKind returns the namespace of r's idempotency key: contact and event

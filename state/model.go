@@ -35,6 +35,15 @@ type Result struct {
 	Dropped                                                  int
 }
 
+// add sums what two applications evicted and dropped.
+func (r *Result) add(o Result) {
+	r.HistoryEvicted += o.HistoryEvicted
+	r.KeysEvicted += o.KeysEvicted
+	r.JourneysEvicted += o.JourneysEvicted
+	r.IDsEvicted += o.IDsEvicted
+	r.Dropped += o.Dropped
+}
+
 // Apply returns the customer's state after r, given its state before (old;
 // nil for a customer without state) and the as-of time of the served
 // snapshot (overlay changes to fields that reset on a snapshot, stamped at

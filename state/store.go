@@ -635,7 +635,8 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 			}
 			r.effects = append(r.effects, eff)
 		}
-		if len(r.effects) > 0 || len(r.moves) > 0 {
+		r.movesFrom = e.JourneysFrom
+		if len(r.effects) > 0 || len(r.moves) > 0 || r.movesFrom != nil {
 			recs = append(recs, r)
 		}
 	}
@@ -643,12 +644,14 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot apply event: %w", err)
 	}
+	applied := 0
 	for i := range recs {
-		if !recs[i].dup {
+		if !recs[i].dup && !recs[i].empty {
 			moves += len(recs[i].moves)
+			applied++
 		}
 	}
-	s.st.events.Add(uint64(len(recs) - dups))
+	s.st.events.Add(uint64(applied))
 	s.st.journeys.Add(uint64(moves))
 	return dups, nil
 }
@@ -717,15 +720,35 @@ func (s *Store) write(recs []record) (dups int, err error) {
 			s.stripes[i].wmu.Unlock()
 		}
 	}()
+	// Each record's next state is computed by the model from the state as
+	// it stands after the records before it: the duplicate check, the
+	// journey moves an event computes (JourneysFrom) and the change are
+	// one step per customer. Nothing is installed before the log has it.
 	bufs := make([][]byte, 0, len(recs))
+	next := make([]*custState, len(recs))
+	var sum Result
+	asOf := s.asOf.Load()
 	for i := range recs {
 		r := &recs[i]
-		if r.id != "" && s.isDuplicate(&s.stripes[idx[i]], recs[:i], r) {
+		old := s.latest(&s.stripes[idx[i]], recs[:i], next[:i], r.customer)
+		if r.id != "" && old != nil && old.seen(r.idKind(), r.id) {
 			r.dup = true
 			dups++
 			continue
 		}
+		if r.movesFrom != nil {
+			if err := s.computeMoves(r, old); err != nil {
+				return 0, err
+			}
+			if len(r.effects) == 0 && len(r.moves) == 0 {
+				r.empty = true // changes nothing: not logged, its id not remembered
+				continue
+			}
+		}
 		r.lsn = s.lsn.Add(1)
+		n, res := s.Model.Apply(old, r, asOf)
+		next[i] = n
+		sum.add(res)
 		bufs = append(bufs, appendRecord(nil, r))
 	}
 	if len(bufs) > 0 {
@@ -734,12 +757,79 @@ func (s *Store) write(recs []record) (dups int, err error) {
 		}
 	}
 	for i := range recs {
-		if !recs[i].dup {
-			s.apply(&s.stripes[idx[i]], &recs[i], false)
+		if r := &recs[i]; !r.dup && !r.empty {
+			s.install(&s.stripes[idx[i]], r.customer, next[i])
 		}
 	}
+	s.count(sum)
 	s.st.duplicates.Add(uint64(dups))
 	return dups, nil
+}
+
+// latest returns the customer's state as the write stands at a record: the
+// next state of the last earlier record of the same customer, else the
+// stored state (nil when none). The caller holds st.wmu.
+func (s *Store) latest(st *stripe, earlier []record, next []*custState, customer string) *custState {
+	for i := len(earlier) - 1; i >= 0; i-- {
+		if e := &earlier[i]; e.customer == customer && !e.dup && !e.empty {
+			return next[i]
+		}
+	}
+	st.mu.RLock()
+	e := st.m[customer]
+	st.mu.RUnlock()
+	if e == nil {
+		return nil
+	}
+	return e.p.Load()
+}
+
+// computeMoves appends to r the journey moves its event computes from the
+// customer's journeys in old (Event.JourneysFrom), validated.
+func (s *Store) computeMoves(r *record, old *custState) error {
+	var cur []JourneyState
+	if old != nil {
+		cur = old.journeys
+	}
+	ms := r.movesFrom(cur)
+	if len(r.moves)+len(ms) > maxDecodedJourn {
+		return invalidf("cannot apply event: %d journey moves exceed the limit of %d", len(r.moves)+len(ms), maxDecodedJourn)
+	}
+	for j, m := range ms {
+		if err := s.checkMove(m.Journey, m.Step, m.Status); err != nil {
+			return invalidf("cannot apply event: computed journey move %d: %w", j, err)
+		}
+		st := m.Status
+		if st == 0 {
+			st = JourneyActive
+		}
+		r.moves = append(r.moves, move{journey: m.Journey, step: m.Step, status: st})
+	}
+	return nil
+}
+
+// install makes next the customer's stored state (nil or unchanged: the
+// model kept nothing). The caller holds st.wmu.
+func (s *Store) install(st *stripe, customer string, next *custState) {
+	if next == nil {
+		return
+	}
+	st.mu.RLock()
+	e := st.m[customer]
+	st.mu.RUnlock()
+	if e != nil {
+		e.p.Store(next)
+		return
+	}
+	e = &entry{}
+	e.p.Store(next)
+	st.mu.Lock()
+	st.m[next.id] = e
+	st.mu.Unlock()
+	s.st.customers.Add(1)
+	if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
+		s.kickEviction()
+	}
 }
 
 // logError gives an error of the log its kind: a record over the log's
@@ -762,23 +852,6 @@ func (s *Store) Err() error {
 	return nil
 }
 
-// isDuplicate reports whether r's idempotency key is remembered by its
-// customer's state or carried by one of the earlier records of the same
-// write. The caller holds st.wmu.
-func (s *Store) isDuplicate(st *stripe, earlier []record, r *record) bool {
-	k := r.idKind()
-	for i := range earlier {
-		e := &earlier[i]
-		if e.id == r.id && !e.dup && e.customer == r.customer && e.idKind() == k {
-			return true
-		}
-	}
-	st.mu.RLock()
-	e := st.m[r.customer]
-	st.mu.RUnlock()
-	return e != nil && e.p.Load().seen(k, r.id)
-}
-
 // replay applies a record read from the log unless the checkpoint already
 // holds it.
 func (s *Store) replay(r *record) bool {
@@ -793,8 +866,8 @@ func (s *Store) replay(r *record) bool {
 }
 
 // apply installs the effect of r on its customer, computed by the model
-// (Model.Apply). The caller holds the stripe's wmu (or is replaying,
-// single-threaded).
+// (Model.Apply, or ApplyLogged when replaying). The caller holds the
+// stripe's wmu (or is replaying, single-threaded).
 func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 	st.mu.RLock()
 	e := st.m[r.customer]
@@ -806,24 +879,11 @@ func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 			return false
 		}
 	}
-	next, res := s.Model.apply(old, r, s.asOf.Load(), !replaying) // Apply, or ApplyLogged when replaying
+	next, res := s.Model.apply(old, r, s.asOf.Load(), !replaying)
 	s.count(res)
-	if next == old {
-		return true // a duplicate, or no field of this config changed and no state kept
+	if next != old {
+		s.install(st, r.customer, next)
 	}
-	if e == nil {
-		e = &entry{}
-		e.p.Store(next)
-		st.mu.Lock()
-		st.m[next.id] = e
-		st.mu.Unlock()
-		s.st.customers.Add(1)
-		if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
-			s.kickEviction()
-		}
-		return true
-	}
-	e.p.Store(next)
 	return true
 }
 

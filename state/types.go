@@ -125,6 +125,14 @@ type Event struct {
 	// made at At in the same log record as the overlay changes: after a
 	// crash either all of the event is applied or none of it.
 	Journeys []JourneyMove
+	// JourneysFrom, when set, computes more journey moves from the
+	// customer's journeys as they stand when the event is applied: the
+	// read and the write are one atomic step per customer, so two events
+	// of one customer cannot both enter a journey. Its moves follow
+	// Journeys in the record. It must be a pure function of its argument
+	// (a shared backend may call it again when it retries after a
+	// conflict) and must not keep the slice.
+	JourneysFrom func(cur []JourneyState) []JourneyMove
 }
 
 // JourneyMove moves the customer of an Event to a step of a journey, as

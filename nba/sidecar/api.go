@@ -396,16 +396,25 @@ func (s *Sidecar) Event(ev *server.Event) error {
 			strAttrs[f.Key] = strconv.FormatBool(f.Bool)
 		}
 	}
-	// Journey moves are computed first, from the journeys as they stand
-	// (they do not depend on the profile), so that they go into the same
-	// log record as the profile changes. A duplicate's moves are dropped
-	// with the rest of it.
+	// Journey moves are computed by the state store from the journeys as
+	// they stand when it applies the event (they do not depend on the
+	// profile): the read and the write are one atomic step per customer,
+	// and the moves go into the same log record as the profile changes. A
+	// duplicate's moves are dropped with the rest of it.
 	e := state.Event{Customer: ev.CustomerID, Type: ev.Type, At: ev.TS, Attrs: attrs, ID: ev.EventID}
-	if updates := s.engine.OnEvent(ev.CustomerID, ev.Type, strAttrs, ev.TS, nil); len(updates) > 0 {
-		e.Journeys = make([]state.JourneyMove, len(updates))
-		for i, u := range updates {
-			e.Journeys[i] = state.JourneyMove{Journey: u.Journey, Step: u.Step, Status: state.JourneyStatus(u.Status)}
+	eng, typ, at := s.engine, ev.Type, ev.TS
+	e.JourneysFrom = func(cur []state.JourneyState) []state.JourneyMove {
+		js := make([]nba.JourneyState, len(cur))
+		for i, j := range cur {
+			js[i] = nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status), EnteredAt: j.EnteredAt, LastStepAt: j.StepAt}
 		}
+		js = s.cust.unsaved.overlay(e.Customer, js, 0)
+		updates := eng.EventMoves(typ, strAttrs, at, js, nil)
+		moves := make([]state.JourneyMove, len(updates))
+		for i, u := range updates {
+			moves[i] = state.JourneyMove{Journey: u.Journey, Step: u.Step, Status: state.JourneyStatus(u.Status)}
+		}
+		return moves
 	}
 	if err := s.state.ApplyEvent(e); err != nil {
 		return s.stateError(err)
