@@ -118,3 +118,33 @@ func TestDecideStaleWhenStateUnavailable(t *testing.T) {
 		t.Error("stale flag carried over to the next decision")
 	}
 }
+
+// TestEffectsCarryTheirPrecondition: every journey change a decision or an
+// event gives says where the customer was when it was decided, so that a
+// store can write it conditionally (two replicas deciding from the same
+// state do not both deliver a step).
+func TestEffectsCarryTheirPrecondition(t *testing.T) {
+	prof := newMemProfiles(testSchema)
+	prof.set("c", map[string]any{"aff_welcome": 0.9})
+	jour := &memJourneys{by: map[string][]JourneyState{}}
+	e := mustEngine(t, mustCatalog(t, textbook(0, ""), testOpts), prof, nil, jour)
+	enter := e.OnEvent("c", "signup", nil, monday, nil)
+	if len(enter) != 1 || enter[0].FromStatus != 0 {
+		t.Fatalf("entry: %+v, want one change from outside the journey", enter)
+	}
+	jour.apply("c", enter)
+	for day := range 3 {
+		var d Decision
+		if err := e.Decide(&Request{Customer: "c", Channel: "web", Now: monday.Add(time.Duration(day) * 24 * time.Hour)}, &d); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Effects) != 1 {
+			t.Fatalf("day %d: effects %+v", day, d.Effects)
+		}
+		u := d.Effects[0]
+		if u.FromStatus != JourneyActive || u.FromStep != day || u.Step != day+1 {
+			t.Errorf("day %d: %s to step %d from step %d (%v), want from step %d, active", day, u.Reason, u.Step, u.FromStep, u.FromStatus, day)
+		}
+		jour.apply("c", d.Effects)
+	}
+}

@@ -856,7 +856,7 @@ func (e *Engine) journeyPass(s *scratch, c *Catalog, req *Request, d *Decision, 
 		}
 		if (j.exit >= 0 && s.rule(j.exit)) || (j.timeout > 0 && now.Sub(last) >= j.timeout) || st.Step >= len(j.steps) || st.Step < 0 {
 			if !req.DryRun && !d.Stale {
-				u := JourneyUpdate{JourneyState: *st, Reason: "exit"}
+				u := JourneyUpdate{JourneyState: *st, Reason: "exit", FromStep: st.Step, FromStatus: st.Status}
 				u.Status = JourneyExited
 				d.Effects = append(d.Effects, u)
 			}
@@ -1159,9 +1159,10 @@ func (s *scratch) advance(c *Catalog, cd *cand, now time.Time) JourneyUpdate {
 			st = s.states[du.state]
 		}
 	}
+	from, fromStatus := st.Step, st.Status
 	st.Step++
 	st.LastStepAt = now
-	u := JourneyUpdate{JourneyState: st, Reason: "step"}
+	u := JourneyUpdate{JourneyState: st, Reason: "step", FromStep: from, FromStatus: fromStatus}
 	if st.Step >= len(j.steps) {
 		u.Status, u.Reason = JourneyCompleted, "complete"
 	}

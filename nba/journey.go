@@ -46,7 +46,7 @@ func (e *Engine) EventMoves(event string, attrs map[string]string, now time.Time
 		if !ok || st.Status != JourneyActive || !slices.Contains(c.journeys[ji].exitEvts, event) {
 			continue
 		}
-		u := JourneyUpdate{JourneyState: *st, Reason: "exit"}
+		u := JourneyUpdate{JourneyState: *st, Reason: "exit", FromStep: st.Step, FromStatus: st.Status}
 		u.Status = JourneyExited
 		dst = append(dst, u)
 	}

@@ -204,6 +204,13 @@ type JourneyState struct {
 type JourneyUpdate struct {
 	JourneyState
 	Reason string
+	// FromStep and FromStatus are the customer's state in the journey the
+	// change was decided from (FromStatus 0: not in it). A store writes
+	// the change only if the customer is still there, so that of two
+	// decisions made from the same state (on two replicas) only one
+	// delivers the step.
+	FromStep   int
+	FromStatus JourneyStatus
 }
 
 // Journeys reads a customer's journey states. The integration adapts the

@@ -81,6 +81,12 @@ type record struct {
 	step    int
 	status  JourneyStatus
 
+	// Not encoded: the precondition of a conditional journey move
+	// (JourneyUpdate.Conditional), checked when the record is written.
+	cond       bool
+	fromStep   int
+	fromStatus JourneyStatus
+
 	dup   bool // not encoded: a duplicate that write skips
 	empty bool // not encoded: an event that turned out to change nothing, skipped
 

@@ -30,7 +30,11 @@ type Model struct {
 // mapped), and whether the record was a duplicate (its id remembered by
 // the customer's state: nothing applied).
 type Result struct {
-	Duplicate                                                bool
+	Duplicate bool
+	// Conflict: a conditional journey move whose precondition failed (the
+	// customer is no longer where the move was decided from); nothing
+	// applied.
+	Conflict                                                 bool
 	HistoryEvicted, KeysEvicted, JourneysEvicted, IDsEvicted int
 	Dropped                                                  int
 }
@@ -68,6 +72,10 @@ func (m *Model) apply(old *custState, r *record, asOf int64, dedupe bool) (*cust
 	var res Result
 	if dedupe && old != nil && r.id != "" && old.seen(r.idKind(), r.id) {
 		res.Duplicate = true
+		return old, res
+	}
+	if r.typ == recJourney && r.cond && !journeyAt(old, r.journey, r.fromStep, r.fromStatus) {
+		res.Conflict = true
 		return old, res
 	}
 	var next custState
@@ -250,4 +258,17 @@ func (m *Model) applyJourney(cs *custState, journey string, step int, status Jou
 	}
 	cs.journeys[victim] = j
 	res.JourneysEvicted++
+}
+
+// journeyAt reports whether the customer's state in the journey is step
+// with status (status 0: not in the journey).
+func journeyAt(cs *custState, journey string, step int, status JourneyStatus) bool {
+	if cs != nil {
+		for i := range cs.journeys {
+			if j := &cs.journeys[i]; j.Journey == journey {
+				return j.Status == status && (status != JourneyActive || j.Step == step)
+			}
+		}
+	}
+	return status == 0
 }

@@ -64,3 +64,45 @@ func TestEventJourneysFromIsAtomic(t *testing.T) {
 		t.Errorf("after a restart: %+v %v", j, ok)
 	}
 }
+
+// TestConditionalJourneyMove: a journey move decided from a state is
+// written only if the customer is still there; two decisions made from the
+// same state (two replicas) cannot both deliver step k: the second write
+// conflicts (ErrConflict), records none of its moves and is counted.
+func TestConditionalJourneyMove(t *testing.T) {
+	s := openStore(t, t.TempDir(), nil)
+	enter := JourneyUpdate{Customer: "c", Journey: "j", At: t0, Conditional: true}
+	step := func(from, to int) JourneyUpdate {
+		return JourneyUpdate{Customer: "c", Journey: "j", Step: to, At: t0.Add(time.Hour), Conditional: true, FromStep: from, FromStatus: JourneyActive}
+	}
+	must(t, s.SetJourney(enter))
+	for _, tc := range []struct {
+		name  string
+		us    []JourneyUpdate
+		fails bool
+		want  int // the step the customer is at after
+	}{
+		{"enter again from outside conflicts", []JourneyUpdate{enter}, true, 0},
+		{"step 0 to 1", []JourneyUpdate{step(0, 1)}, false, 1},
+		{"the same step from a second replica conflicts", []JourneyUpdate{step(0, 1)}, true, 1},
+		{"a call with one stale move records none", []JourneyUpdate{step(1, 2), step(0, 1)}, true, 1},
+		{"moves of one call see each other", []JourneyUpdate{step(1, 2), step(2, 3)}, false, 3},
+		{"an unconditional move is not checked", []JourneyUpdate{{Customer: "c", Journey: "j", Step: 5, At: t0}}, false, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := s.Stats()
+			err := s.SetJourney(tc.us...)
+			if (err != nil) != tc.fails || (err != nil && KindOf(err) != ErrConflict) {
+				t.Fatalf("err %v, want a conflict: %v", err, tc.fails)
+			}
+			var v View
+			s.View([]byte("c"), &v)
+			if j, _ := v.Journey("j"); j.Step != tc.want {
+				t.Errorf("at step %d, want %d", j.Step, tc.want)
+			}
+			if got := s.Stats().Conflicts - before.Conflicts; (got == 1) != tc.fails {
+				t.Errorf("%d conflicts counted", got)
+			}
+		})
+	}
+}

@@ -308,7 +308,7 @@ type counters struct {
 	histEvicted, keysEvicted, journeysEvicted, internFull       atomic.Uint64
 	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
 	checkpoints, checkpointErrors, duplicates, idsEvicted       atomic.Uint64
-	unavailable, evicted, replayCorrupt                         atomic.Uint64
+	unavailable, evicted, replayCorrupt, conflicts              atomic.Uint64
 }
 
 // Stats are the store's cumulative counters.
@@ -335,6 +335,7 @@ type Stats struct {
 
 	// Faults and bounds.
 	Unavailable      uint64 `json:"unavailable"`       // writes refused because the log could not be written (ErrUnavailable)
+	Conflicts        uint64 `json:"conflicts"`         // conditional journey moves refused: the customer had moved on (ErrConflict)
 	CustomersEvicted uint64 `json:"customers_evicted"` // customers not in the snapshot whose state was evicted (MaxCustomers)
 	ReplayCorrupt    uint64 `json:"replay_corrupt"`    // log records whose checksum held but that could not be decoded, skipped (WAL.SkipCorrupt)
 }
@@ -468,7 +469,7 @@ func (s *Store) Stats() Stats {
 		Duplicates: c.duplicates.Load(), IDsEvicted: c.idsEvicted.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), ReplayDropped: c.replayDropped.Load(),
 		Compactions: c.compacts.Load(), Checkpoints: c.checkpoints.Load(), CheckpointErrors: c.checkpointErrors.Load(),
-		Unavailable: c.unavailable.Load(), CustomersEvicted: c.evicted.Load(), ReplayCorrupt: c.replayCorrupt.Load(),
+		Unavailable: c.unavailable.Load(), Conflicts: c.conflicts.Load(), CustomersEvicted: c.evicted.Load(), ReplayCorrupt: c.replayCorrupt.Load(),
 		WAL: s.log.Stats(),
 	}
 }
@@ -685,7 +686,11 @@ func (s *Store) SetJourney(us ...JourneyUpdate) error {
 		if st == 0 {
 			st = JourneyActive
 		}
-		recs[i] = record{typ: recJourney, customer: u.Customer, at: u.At.UnixNano(), journey: u.Journey, step: u.Step, status: st}
+		if u.Conditional && (u.FromStatus > JourneyExited || u.FromStep < 0) {
+			return invalidf("cannot set journey %d: precondition step %d status %d is out of range", i, u.FromStep, u.FromStatus)
+		}
+		recs[i] = record{typ: recJourney, customer: u.Customer, at: u.At.UnixNano(), journey: u.Journey, step: u.Step, status: st,
+			cond: u.Conditional, fromStep: u.FromStep, fromStatus: u.FromStatus}
 	}
 	if _, err := s.write(recs); err != nil {
 		return fmt.Errorf("cannot set journey: %w", err)
@@ -747,6 +752,10 @@ func (s *Store) write(recs []record) (dups int, err error) {
 		}
 		r.lsn = s.lsn.Add(1)
 		n, res := s.Model.Apply(old, r, asOf)
+		if res.Conflict {
+			s.st.conflicts.Add(1)
+			return 0, &Error{Kind: ErrConflict, Err: fmt.Errorf("journey %q of customer %q is no longer at step %d (%s)", r.journey, r.customer, r.fromStep, r.fromStatus)}
+		}
 		next[i] = n
 		sum.add(res)
 		bufs = append(bufs, appendRecord(nil, r))

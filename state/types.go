@@ -150,6 +150,15 @@ type JourneyUpdate struct {
 	Step     int
 	Status   JourneyStatus // zero means JourneyActive
 	At       time.Time
+	// Conditional makes the move a conditional write: it is made only if
+	// the customer's state in the journey is still FromStep and
+	// FromStatus (FromStatus 0: never in the journey); otherwise
+	// SetJourney fails with ErrConflict and records none of its moves.
+	// Decisions deliver journey steps so: of two decisions made from the
+	// same state, one delivers step k and the other's write conflicts.
+	Conditional bool
+	FromStep    int
+	FromStatus  JourneyStatus
 }
 
 // JourneyState is a customer's position in one journey.

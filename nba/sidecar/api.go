@@ -196,7 +196,10 @@ func fieldKindName(f *server.Field) string {
 }
 
 // persistEffects queues a decision's journey changes for the background
-// writer; when the queue is full they are dropped and counted. Until they
+// writer; when the queue is full they are dropped and counted. Each is a
+// conditional write: made only if the customer is still where the
+// decision found it, so of two decisions made from the same state only
+// one delivers the step (the other's write conflicts and is counted). Until they
 // are on disk, the Journeys adapter reads them from memory, so the next
 // decision already sees the step as given.
 func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, now time.Time) {
@@ -207,7 +210,8 @@ func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, n
 		if at.IsZero() {
 			at = now
 		}
-		us[i] = state.JourneyUpdate{Customer: customer, Journey: e.Journey, Step: e.Step, Status: state.JourneyStatus(e.Status), At: at}
+		us[i] = state.JourneyUpdate{Customer: customer, Journey: e.Journey, Step: e.Step, Status: state.JourneyStatus(e.Status), At: at,
+			Conditional: true, FromStep: e.FromStep, FromStatus: state.JourneyStatus(e.FromStatus)}
 	}
 	s.effectsMu.RLock()
 	defer s.effectsMu.RUnlock()

@@ -73,6 +73,7 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 		{"nba_reloads_total", "Successful bundle reloads.", s.reloads.Load},
 		{"nba_reload_failures_total", "Failed bundle reloads (the last good bundle kept serving).", s.reloadFailures.Load},
 		{"nba_journey_effects_dropped_total", "Journey changes from decisions dropped because the queue was full.", s.effectsDropped.Load},
+		{"nba_journey_effects_conflicts_total", "Journey changes from decisions not written because the customer had moved on in the journey since the decision read it (another decision delivered the step first).", s.effectsConflicts.Load},
 		{"nba_journey_effects_failed_total", "Journey changes from decisions that could not be persisted.", s.effectsFailed.Load},
 		{"nba_snapshot_failures_total", "Rejected snapshot loads.", func() uint64 { return s.snaps.Status().Failures }},
 		{"nba_state_contacts_total", "Contacts recorded in the customer state.", func() uint64 { return state.Stats().Contacts }},

@@ -129,18 +129,19 @@ type Sidecar struct {
 	effectsClosed bool
 	effectsDone   chan struct{}
 
-	reloadMu        sync.Mutex
-	snapStamp       time.Time // modification time of the snapshot file served; guarded by reloadMu
-	reloads         atomic.Uint64
-	reloadFailures  atomic.Uint64
-	lastReloadErr   atomic.Pointer[reloadError]
-	lastReloadOK    atomic.Int64 // unix nanos of the last successful reload
-	effectsDropped  atomic.Uint64
-	effectsFailed   atomic.Uint64
-	feedbackUnknown atomic.Uint64
-	eventsUnknown   atomic.Uint64
-	stateLogged     atomic.Int64 // when a write refused as state_unavailable was last logged (unix ns)
-	observeErrors   atomic.Uint64
+	reloadMu         sync.Mutex
+	snapStamp        time.Time // modification time of the snapshot file served; guarded by reloadMu
+	reloads          atomic.Uint64
+	reloadFailures   atomic.Uint64
+	lastReloadErr    atomic.Pointer[reloadError]
+	lastReloadOK     atomic.Int64 // unix nanos of the last successful reload
+	effectsDropped   atomic.Uint64
+	effectsFailed    atomic.Uint64
+	effectsConflicts atomic.Uint64 // journey changes refused by their precondition
+	feedbackUnknown  atomic.Uint64
+	eventsUnknown    atomic.Uint64
+	stateLogged      atomic.Int64 // when a write refused as state_unavailable was last logged (unix ns)
+	observeErrors    atomic.Uint64
 
 	pending   pending
 	memSeed   maphash.Seed // decision ids -> decision memory keys
@@ -450,6 +451,12 @@ func (s *Sidecar) applyEffects() {
 	defer close(s.effectsDone)
 	for us := range s.effects {
 		if err := s.state.SetJourney(us...); err != nil {
+			if state.KindOf(err) == state.ErrConflict {
+				// Another decision delivered from the same state first.
+				s.effectsConflicts.Add(1)
+				s.cust.unsaved.done(us)
+				continue
+			}
 			s.effectsFailed.Add(1)
 			if state.KindOf(err) != state.ErrUnavailable || s.stateLogDue() {
 				s.log.Warn("cannot persist journey change", "error", err)
