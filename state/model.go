@@ -1,11 +1,212 @@
 package state
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 )
+
+// Customer is one customer's state: immutable once built (a change builds
+// the next one, sharing what did not change), so a reader holding one is
+// never affected by writes. Model.Apply computes it, Model.View reads it,
+// Model.AppendCustomer and Model.DecodeCustomer encode it.
+type Customer = custState
+
+// Record is one change to one customer, built and validated by the model
+// (ContactRecord, EventRecord, JourneyRecord) and applied by Model.Apply.
+type Record = record
+
+// NewModel validates cfg (its mappings, snapshot fields and per-customer
+// bounds; WAL and the store's own settings are not read) and returns the
+// model that applies it. Every backend serving one bundle builds its model
+// from the same Config, so that all apply the same rules.
+func NewModel(cfg Config) (*Model, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cm, err := compile(cfg.Mappings, cfg.SnapshotFields)
+	if err != nil {
+		return nil, fmt.Errorf("mappings: %w", err)
+	}
+	m := new(Model)
+	m.init(cfg, cm, new(counters))
+	return m, nil
+}
+
+// init sets up m for a validated cfg and its compiled mappings; ctr
+// receives the counts of what records and the interner hit.
+func (m *Model) init(cfg Config, cm *compiled, ctr *counters) {
+	m.m, m.days = cm, int((cfg.MaxWindow+time.Duration(dayNanos)-1)/time.Duration(dayNanos))+1
+	m.maxEvents, m.maxKeys, m.maxJourneys = cfg.MaxEventsPerCustomer, cfg.MaxKeysPerCustomer, cfg.MaxJourneysPerCustomer
+	m.maxIDs, m.maxString, m.ctr = cfg.MaxIDsPerCustomer, cfg.MaxStringBytes, ctr
+	m.intern.max = cfg.MaxInterned
+}
+
+// View fills v with c (nil: a customer without state) as readers see it
+// while a snapshot with the as-of time asOf (unix nanoseconds) is served.
+func (m *Model) View(c *Customer, asOf int64, v *View) {
+	v.c, v.m, v.asOf = c, m.m, asOf
+}
+
+// AppendCustomer appends the encoding of c to dst: the per-customer format
+// of the embedded store's checkpoints, and the value a shared backend
+// keeps per customer. Field values are stored by slot: decode with a model
+// of the same mappings (a backend keeps a digest of them beside the value).
+func (m *Model) AppendCustomer(dst []byte, c *Customer) []byte { return m.appendCustomer(dst, c) }
+
+// DecodeCustomer decodes a value AppendCustomer wrote, applying this
+// model's bounds.
+func (m *Model) DecodeCustomer(b []byte) (*Customer, error) {
+	types := make([]FieldType, len(m.m.fields))
+	remap := make([]int, len(m.m.fields))
+	for i, f := range m.m.fields {
+		types[i], remap[i] = f.Type, i
+	}
+	d := &rd{r: bufio.NewReader(bytes.NewReader(b))}
+	var res Result
+	c, id := m.decodeCustomer(d, ckptVersion, remap, types, &res)
+	if d.err != nil {
+		return nil, fmt.Errorf("cannot decode customer state: %w", d.err)
+	}
+	if _, err := d.r.ReadByte(); err == nil {
+		return nil, errors.New("cannot decode customer state: trailing bytes")
+	}
+	c.id = m.intern.get(id, &m.ctr.internFull)
+	return c, nil
+}
+
+// ID returns the customer's id.
+func (c *custState) ID() string { return c.id }
+
+// Journeys returns the customer's journey states; the slice is shared and
+// must not be changed.
+func (c *custState) Journeys() []JourneyState { return c.journeys }
+
+// ContactRecord validates a contact and returns the record that adds it to
+// its customer; an error means the contact is invalid (ErrInvalid for the
+// caller).
+func (m *Model) ContactRecord(c Contact) (Record, error) {
+	err := errors.Join(m.checkString("customer", c.Customer, true), m.checkString("action", c.Action, true),
+		m.checkString("group", c.Group, false), m.checkString("channel", c.Channel, false),
+		m.checkString("id", c.ID, false), checkTime(c.At))
+	if err == nil && c.Outcome >= numOutcomes {
+		err = fmt.Errorf("unknown outcome %d", c.Outcome)
+	}
+	if err == nil && (math.IsNaN(c.Value) || math.IsInf(c.Value, 0)) {
+		err = fmt.Errorf("value %v is not finite", c.Value)
+	}
+	if err != nil {
+		return record{}, err
+	}
+	return record{typ: recContact2, customer: c.Customer, id: c.ID, at: c.At.UnixNano(),
+		action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value}, nil
+}
+
+// EventRecord validates an event and resolves it through the mappings
+// into the record that applies it to its customer (overlay changes and
+// journey moves); an error means the event is invalid (ErrInvalid for the
+// caller). A record with no change and no JourneysFrom changes nothing.
+func (m *Model) EventRecord(e Event) (Record, error) {
+	err := errors.Join(m.checkString("customer", e.Customer, true), m.checkString("event type", e.Type, true),
+		m.checkString("id", e.ID, false), checkTime(e.At))
+	if err == nil && len(e.Journeys) > maxDecodedJourn {
+		err = fmt.Errorf("%d journey moves exceed the limit of %d", len(e.Journeys), maxDecodedJourn)
+	}
+	for j, mv := range e.Journeys {
+		if err != nil {
+			break
+		}
+		err = m.checkMove(mv.Journey, mv.Step, mv.Status)
+		if err != nil {
+			err = fmt.Errorf("journey move %d: %w", j, err)
+		}
+	}
+	if err != nil {
+		return record{}, err
+	}
+	r := record{typ: recEvent2, customer: e.Customer, id: e.ID, at: e.At.UnixNano()}
+	for _, mv := range e.Journeys {
+		st := mv.Status
+		if st == 0 {
+			st = JourneyActive
+		}
+		r.moves = append(r.moves, move{journey: mv.Journey, step: mv.Step, status: st})
+	}
+	ops, ok := m.m.events[e.Type]
+	if !ok {
+		m.ctr.unmapped.Add(1)
+	}
+	for _, op := range ops {
+		f := m.m.fields[op.slot]
+		eff := effect{field: f.Name, typ: op.typ}
+		switch op.kind {
+		case opStamp:
+			eff.op, eff.v = opSet, value{unix: r.at}
+		case opIncr:
+			eff.op, eff.v = opIncr, op.konst
+			if op.attr != "" {
+				x, ok := e.Attrs[op.attr]
+				if !ok {
+					m.ctr.missingAttrs.Add(1)
+					continue
+				}
+				v, err := attrValue(x, TypeNumber)
+				if err != nil {
+					return record{}, fmt.Errorf("%s: incr %s from %s: %w", e.Type, f.Name, op.attr, err)
+				}
+				eff.v = v
+			}
+		case opSet:
+			eff.op, eff.v = opSet, op.konst
+			if op.attr != "" {
+				x, ok := e.Attrs[op.attr]
+				if !ok {
+					m.ctr.missingAttrs.Add(1)
+					continue
+				}
+				v, err := attrValue(x, op.typ)
+				if err != nil {
+					return record{}, fmt.Errorf("%s: set %s from %s: %w", e.Type, f.Name, op.attr, err)
+				}
+				eff.v = v
+			}
+			if op.typ == TypeCategory {
+				if err := m.checkString("category value", eff.v.str, false); err != nil {
+					return record{}, fmt.Errorf("%s: set %s: %w", e.Type, f.Name, err)
+				}
+			}
+		}
+		r.effects = append(r.effects, eff)
+	}
+	r.movesFrom = e.JourneysFrom
+	return r, nil
+}
+
+// JourneyRecord validates a journey move and returns the record that makes
+// it; an error means the move is invalid (ErrInvalid for the caller).
+func (m *Model) JourneyRecord(u JourneyUpdate) (Record, error) {
+	err := errors.Join(m.checkString("customer", u.Customer, true), checkTime(u.At))
+	if err == nil {
+		err = m.checkMove(u.Journey, u.Step, u.Status)
+	}
+	if err == nil && u.Conditional && (u.FromStatus > JourneyExited || u.FromStep < 0) {
+		err = fmt.Errorf("precondition step %d status %d is out of range", u.FromStep, u.FromStatus)
+	}
+	if err != nil {
+		return record{}, err
+	}
+	st := u.Status
+	if st == 0 {
+		st = JourneyActive
+	}
+	return record{typ: recJourney, customer: u.Customer, at: u.At.UnixNano(), journey: u.Journey, step: u.Step, status: st,
+		cond: u.Conditional, fromStep: u.FromStep, fromStatus: u.FromStatus}, nil
+}
 
 // Model is the rules that change a customer: Apply computes a customer's
 // next state from its current one and one record (a contact, an event's
@@ -22,7 +223,8 @@ type Model struct {
 	intern interner
 
 	maxEvents, maxKeys, maxJourneys, maxIDs int
-	internFull                              *atomic.Uint64 // strings not interned: the interner was full
+	maxString                               int
+	ctr                                     *counters // unmapped events, missing attributes, a full interner
 }
 
 // Result tells what one Apply did besides the change itself: what the
@@ -82,7 +284,7 @@ func (m *Model) apply(old *custState, r *record, asOf int64, dedupe bool) (*cust
 	if old != nil {
 		next = *old
 	} else {
-		next.id = m.intern.get(r.customer, m.internFull)
+		next.id = m.intern.get(r.customer, &m.ctr.internFull)
 	}
 	next.lsn = r.lsn
 	switch r.typ {
@@ -106,9 +308,9 @@ func (m *Model) apply(old *custState, r *record, asOf int64, dedupe bool) (*cust
 
 func (m *Model) applyContact(cs *custState, r *record, res *Result) {
 	c := Contact{
-		Action:  m.intern.get(r.action, m.internFull),
-		Group:   m.intern.get(r.group, m.internFull),
-		Channel: m.intern.get(r.channel, m.internFull),
+		Action:  m.intern.get(r.action, &m.ctr.internFull),
+		Group:   m.intern.get(r.group, &m.ctr.internFull),
+		Channel: m.intern.get(r.channel, &m.ctr.internFull),
 		Outcome: r.outcome, Value: r.num, At: time.Unix(0, r.at).UTC(),
 	}
 	// History: a persistent list, newest first; rebuilt when the chain
@@ -192,7 +394,7 @@ func (m *Model) applyEffects(cs *custState, r *record, asOf int64, res *Result) 
 		cur := &cs.overlay[slot]
 		v := eff.v
 		if eff.typ == TypeCategory {
-			v.str = m.intern.get(v.str, m.internFull)
+			v.str = m.intern.get(v.str, &m.ctr.internFull)
 		}
 		if eff.op == opIncr {
 			if !reset || cur.at > asOf {
@@ -238,7 +440,7 @@ func (m *Model) applyJourney(cs *custState, journey string, step int, status Jou
 		j.Step, j.Status = step, status
 		return
 	}
-	j := JourneyState{Journey: m.intern.get(journey, m.internFull), Step: step, Status: status, EnteredAt: at, StepAt: at}
+	j := JourneyState{Journey: m.intern.get(journey, &m.ctr.internFull), Step: step, Status: status, EnteredAt: at, StepAt: at}
 	if len(cs.journeys) < m.maxJourneys {
 		cs.journeys = append(cs.journeys, j)
 		return

@@ -60,7 +60,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -395,10 +394,7 @@ func newStore(cfg Config) (*Store, error) {
 		stop:    make(chan struct{}),
 	}
 	s.evictKick = make(chan struct{}, 1)
-	s.Model = Model{m: m, days: int((cfg.MaxWindow+time.Duration(dayNanos)-1)/time.Duration(dayNanos)) + 1,
-		maxEvents: cfg.MaxEventsPerCustomer, maxKeys: cfg.MaxKeysPerCustomer, maxJourneys: cfg.MaxJourneysPerCustomer,
-		maxIDs: cfg.MaxIDsPerCustomer, internFull: &s.st.internFull}
-	s.intern.max = cfg.MaxInterned
+	s.Model.init(cfg, m, &s.st)
 	for i := range s.stripes {
 		s.stripes[i].m = map[string]*entry{}
 	}
@@ -478,12 +474,12 @@ func (s *Store) stripeOf(customer string) int {
 	return int(maphash.String(s.seed, customer)) & (len(s.stripes) - 1)
 }
 
-func (s *Store) checkString(what, v string, required bool) error {
+func (m *Model) checkString(what, v string, required bool) error {
 	if v == "" && required {
 		return fmt.Errorf("%s is empty", what)
 	}
-	if len(v) > s.cfg.MaxStringBytes {
-		return fmt.Errorf("%s of %d bytes exceeds the limit of %d", what, len(v), s.cfg.MaxStringBytes)
+	if len(v) > m.maxString {
+		return fmt.Errorf("%s of %d bytes exceeds the limit of %d", what, len(v), m.maxString)
 	}
 	return nil
 }
@@ -515,20 +511,10 @@ func (s *Store) RecordContactOnce(c Contact) (dup bool, err error) {
 func (s *Store) recordContact(cs []Contact) (dups int, err error) {
 	recs := make([]record, len(cs))
 	for i, c := range cs {
-		err := errors.Join(s.checkString("customer", c.Customer, true), s.checkString("action", c.Action, true),
-			s.checkString("group", c.Group, false), s.checkString("channel", c.Channel, false),
-			s.checkString("id", c.ID, false), checkTime(c.At))
-		if err == nil && c.Outcome >= numOutcomes {
-			err = fmt.Errorf("unknown outcome %d", c.Outcome)
-		}
-		if err == nil && (math.IsNaN(c.Value) || math.IsInf(c.Value, 0)) {
-			err = fmt.Errorf("value %v is not finite", c.Value)
-		}
-		if err != nil {
+		var err error
+		if recs[i], err = s.ContactRecord(c); err != nil {
 			return 0, invalidf("cannot record contact %d: %w", i, err)
 		}
-		recs[i] = record{typ: recContact2, customer: c.Customer, id: c.ID, at: c.At.UnixNano(),
-			action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value}
 	}
 	dups, err = s.write(recs)
 	if err != nil {
@@ -565,78 +551,10 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 	recs := make([]record, 0, len(es))
 	moves := 0
 	for i, e := range es {
-		err := errors.Join(s.checkString("customer", e.Customer, true), s.checkString("event type", e.Type, true),
-			s.checkString("id", e.ID, false), checkTime(e.At))
-		if err == nil && len(e.Journeys) > maxDecodedJourn {
-			err = fmt.Errorf("%d journey moves exceed the limit of %d", len(e.Journeys), maxDecodedJourn)
-		}
-		for j, m := range e.Journeys {
-			if err != nil {
-				break
-			}
-			err = s.checkMove(m.Journey, m.Step, m.Status)
-			if err != nil {
-				err = fmt.Errorf("journey move %d: %w", j, err)
-			}
-		}
+		r, err := s.EventRecord(e)
 		if err != nil {
 			return 0, invalidf("cannot apply event %d: %w", i, err)
 		}
-		r := record{typ: recEvent2, customer: e.Customer, id: e.ID, at: e.At.UnixNano()}
-		for _, m := range e.Journeys {
-			st := m.Status
-			if st == 0 {
-				st = JourneyActive
-			}
-			r.moves = append(r.moves, move{journey: m.Journey, step: m.Step, status: st})
-		}
-		ops, ok := s.m.events[e.Type]
-		if !ok {
-			s.st.unmapped.Add(1)
-		}
-		for _, op := range ops {
-			f := s.m.fields[op.slot]
-			eff := effect{field: f.Name, typ: op.typ}
-			switch op.kind {
-			case opStamp:
-				eff.op, eff.v = opSet, value{unix: r.at}
-			case opIncr:
-				eff.op, eff.v = opIncr, op.konst
-				if op.attr != "" {
-					x, ok := e.Attrs[op.attr]
-					if !ok {
-						s.st.missingAttrs.Add(1)
-						continue
-					}
-					v, err := attrValue(x, TypeNumber)
-					if err != nil {
-						return 0, invalidf("cannot apply event %d (%s): incr %s from %s: %w", i, e.Type, f.Name, op.attr, err)
-					}
-					eff.v = v
-				}
-			case opSet:
-				eff.op, eff.v = opSet, op.konst
-				if op.attr != "" {
-					x, ok := e.Attrs[op.attr]
-					if !ok {
-						s.st.missingAttrs.Add(1)
-						continue
-					}
-					v, err := attrValue(x, op.typ)
-					if err != nil {
-						return 0, invalidf("cannot apply event %d (%s): set %s from %s: %w", i, e.Type, f.Name, op.attr, err)
-					}
-					eff.v = v
-				}
-				if op.typ == TypeCategory {
-					if err := s.checkString("category value", eff.v.str, false); err != nil {
-						return 0, invalidf("cannot apply event %d (%s): set %s: %w", i, e.Type, f.Name, err)
-					}
-				}
-			}
-			r.effects = append(r.effects, eff)
-		}
-		r.movesFrom = e.JourneysFrom
 		if len(r.effects) > 0 || len(r.moves) > 0 || r.movesFrom != nil {
 			recs = append(recs, r)
 		}
@@ -658,8 +576,8 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 }
 
 // checkMove validates one journey move.
-func (s *Store) checkMove(journey string, step int, status JourneyStatus) error {
-	err := s.checkString("journey", journey, true)
+func (m *Model) checkMove(journey string, step int, status JourneyStatus) error {
+	err := m.checkString("journey", journey, true)
 	if err == nil && (step < 0 || step > maxDecodedStep) {
 		err = fmt.Errorf("step %d is out of range", step)
 	}
@@ -675,22 +593,10 @@ func (s *Store) checkMove(journey string, step int, status JourneyStatus) error 
 func (s *Store) SetJourney(us ...JourneyUpdate) error {
 	recs := make([]record, len(us))
 	for i, u := range us {
-		err := errors.Join(s.checkString("customer", u.Customer, true), checkTime(u.At))
-		if err == nil {
-			err = s.checkMove(u.Journey, u.Step, u.Status)
-		}
-		if err != nil {
+		var err error
+		if recs[i], err = s.JourneyRecord(u); err != nil {
 			return invalidf("cannot set journey %d: %w", i, err)
 		}
-		st := u.Status
-		if st == 0 {
-			st = JourneyActive
-		}
-		if u.Conditional && (u.FromStatus > JourneyExited || u.FromStep < 0) {
-			return invalidf("cannot set journey %d: precondition step %d status %d is out of range", i, u.FromStep, u.FromStatus)
-		}
-		recs[i] = record{typ: recJourney, customer: u.Customer, at: u.At.UnixNano(), journey: u.Journey, step: u.Step, status: st,
-			cond: u.Conditional, fromStep: u.FromStep, fromStatus: u.FromStatus}
 	}
 	if _, err := s.write(recs); err != nil {
 		return fmt.Errorf("cannot set journey: %w", err)
