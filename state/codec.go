@@ -91,6 +91,7 @@ type record struct {
 	empty bool // not encoded: an event that turned out to change nothing, skipped
 
 	movesFrom func([]JourneyState) []JourneyMove // not encoded: Event.JourneysFrom
+	given     int                                // not encoded: moves the event gave, before the computed ones
 }
 
 // idKind returns the namespace of r's idempotency key: contact and event

@@ -80,6 +80,13 @@ func (m *Model) DecodeCustomer(b []byte) (*Customer, error) {
 	return c, nil
 }
 
+// Stats returns the counters the model keeps while building records:
+// UnmappedEvents, MissingAttrs and InternFull (the other fields are zero;
+// a backend counts them from Result).
+func (m *Model) Stats() Stats {
+	return Stats{UnmappedEvents: m.ctr.unmapped.Load(), MissingAttrs: m.ctr.missingAttrs.Load(), InternFull: m.ctr.internFull.Load()}
+}
+
 // ID returns the customer's id.
 func (c *custState) ID() string { return c.id }
 
@@ -183,7 +190,7 @@ func (m *Model) EventRecord(e Event) (Record, error) {
 		}
 		r.effects = append(r.effects, eff)
 	}
-	r.movesFrom = e.JourneysFrom
+	r.movesFrom, r.given = e.JourneysFrom, len(r.moves)
 	return r, nil
 }
 
@@ -235,8 +242,11 @@ type Result struct {
 	Duplicate bool
 	// Conflict: a conditional journey move whose precondition failed (the
 	// customer is no longer where the move was decided from); nothing
-	// applied.
-	Conflict                                                 bool
+	// applied. Empty: an event whose computed moves left it changing
+	// nothing; nothing to write.
+	Conflict, Empty bool
+	// Journeys is the number of journey moves applied.
+	Journeys                                                 int
 	HistoryEvicted, KeysEvicted, JourneysEvicted, IDsEvicted int
 	Dropped                                                  int
 }
@@ -250,35 +260,59 @@ func (r *Result) add(o Result) {
 	r.Dropped += o.Dropped
 }
 
-// Apply returns the customer's state after r, given its state before (old;
-// nil for a customer without state) and the as-of time of the served
-// snapshot (overlay changes to fields that reset on a snapshot, stamped at
-// or before it, are ignored). old is not changed: the next state shares
-// what did not change with it (copy-on-write). It returns old itself when
-// nothing is to be kept: a duplicate (Result.Duplicate), or an event that
-// changes no field of this configuration for a customer without state.
-// The sequence number of the next state is r's.
-func (m *Model) Apply(old *custState, r *record, asOf int64) (*custState, Result) {
+// Apply is one atomic per-customer step: it returns the customer's state
+// after r, given its state before (old; nil for a customer without state)
+// and the as-of time of the served snapshot (overlay changes to fields
+// that reset on a snapshot, stamped at or before it, are ignored). In
+// order: a record whose id old remembers is a duplicate
+// (Result.Duplicate); an event's JourneysFrom computes its moves from
+// old's journeys (an event that then changes nothing is
+// Result.Empty); a conditional journey move whose precondition old does
+// not meet fails with ErrConflict. In these cases, and for an event that
+// changes no field of this configuration for a customer without state,
+// it returns old itself: nothing is to be written. old is never changed:
+// the next state shares what did not change with it (copy-on-write), so a
+// backend that loses a compare-and-set calls Apply again on the newer
+// state. The next state's sequence number is r's (see SetSeq). Errors are
+// of a kind (KindOf).
+func (m *Model) Apply(old *Customer, r *Record, asOf int64) (*Customer, Result, error) {
 	return m.apply(old, r, asOf, true)
 }
 
-// ApplyLogged is Apply for a record read back from a log, which was checked
-// for duplicates when it was written: it is applied whatever ids the state
-// remembers (after a restart with a larger Config.MaxIDsPerCustomer the
-// state may remember an id the writer had forgotten).
-func (m *Model) ApplyLogged(old *custState, r *record, asOf int64) (*custState, Result) {
-	return m.apply(old, r, asOf, false)
+// ApplyLogged is Apply for a record read back from a log, which was
+// checked and completed (computed moves) when it was written: it is
+// applied whatever ids the state remembers (after a restart with a larger
+// Config.MaxIDsPerCustomer the state may remember an id the writer had
+// forgotten).
+func (m *Model) ApplyLogged(old *Customer, r *Record, asOf int64) (*Customer, Result) {
+	next, res, _ := m.apply(old, r, asOf, false)
+	return next, res
 }
 
-func (m *Model) apply(old *custState, r *record, asOf int64, dedupe bool) (*custState, Result) {
+// SetSeq sets the sequence number of r (a log position, a version): the
+// embedded store numbers its records in log order.
+func (r *record) SetSeq(seq uint64) { r.lsn = seq }
+
+func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custState, Result, error) {
 	var res Result
-	if dedupe && old != nil && r.id != "" && old.seen(r.idKind(), r.id) {
-		res.Duplicate = true
-		return old, res
-	}
-	if r.typ == recJourney && r.cond && !journeyAt(old, r.journey, r.fromStep, r.fromStatus) {
-		res.Conflict = true
-		return old, res
+	if live {
+		if old != nil && r.id != "" && old.seen(r.idKind(), r.id) {
+			res.Duplicate = true
+			return old, res, nil
+		}
+		if r.movesFrom != nil {
+			if err := m.computeMoves(r, old); err != nil {
+				return old, res, err
+			}
+			if len(r.effects) == 0 && len(r.moves) == 0 {
+				res.Empty = true // changes nothing: not written, its id not remembered
+				return old, res, nil
+			}
+		}
+		if r.typ == recJourney && r.cond && !journeyAt(old, r.journey, r.fromStep, r.fromStatus) {
+			res.Conflict = true
+			return old, res, &Error{Kind: ErrConflict, Err: fmt.Errorf("journey %q of customer %q is no longer at step %d (%s)", r.journey, r.customer, r.fromStep, r.fromStatus)}
+		}
 	}
 	var next custState
 	if old != nil {
@@ -292,7 +326,7 @@ func (m *Model) apply(old *custState, r *record, asOf int64, dedupe bool) (*cust
 		m.applyContact(&next, r, &res)
 	case recEvent, recEvent2:
 		if !m.applyEffects(&next, r, asOf, &res) && old == nil && len(r.moves) == 0 && r.id == "" {
-			return old, res // no field of this config changed; keep no state
+			return old, res, nil // no field of this config changed; keep no state
 		}
 		for _, mv := range r.moves {
 			m.applyJourney(&next, mv.journey, mv.step, mv.status, r.at, &res)
@@ -303,7 +337,34 @@ func (m *Model) apply(old *custState, r *record, asOf int64, dedupe bool) (*cust
 	if r.id != "" {
 		m.remember(&next, r.idKind(), r.id, &res)
 	}
-	return &next, res
+	return &next, res, nil
+}
+
+// computeMoves sets r's journey moves to those the event gave plus those
+// its JourneysFrom computes from the customer's journeys in old,
+// validated. It can be called again for a retry: it starts from the given
+// moves each time.
+func (m *Model) computeMoves(r *record, old *custState) error {
+	var cur []JourneyState
+	if old != nil {
+		cur = old.journeys
+	}
+	ms := r.movesFrom(cur)
+	r.moves = r.moves[:r.given]
+	if len(r.moves)+len(ms) > maxDecodedJourn {
+		return invalidf("cannot apply event: %d journey moves exceed the limit of %d", len(r.moves)+len(ms), maxDecodedJourn)
+	}
+	for j, mv := range ms {
+		if err := m.checkMove(mv.Journey, mv.Step, mv.Status); err != nil {
+			return invalidf("cannot apply event: computed journey move %d: %w", j, err)
+		}
+		st := mv.Status
+		if st == 0 {
+			st = JourneyActive
+		}
+		r.moves = append(r.moves, move{journey: mv.Journey, step: mv.Step, status: st})
+	}
+	return nil
 }
 
 func (m *Model) applyContact(cs *custState, r *record, res *Result) {
@@ -424,6 +485,7 @@ func (m *Model) remember(cs *custState, k idKind, id string, res *Result) {
 }
 
 func (m *Model) applyJourney(cs *custState, journey string, step int, status JourneyStatus, atNanos int64, res *Result) {
+	res.Journeys++
 	at := time.Unix(0, atNanos).UTC()
 	cs.journeys = slices.Clone(cs.journeys)
 	for i := range cs.journeys {

@@ -435,24 +435,24 @@ func (s *Store) Close() error {
 }
 
 // Slot resolves an overlay field by name.
-func (s *Store) Slot(field string) (Slot, FieldType, bool) {
-	sl, ok := s.m.slots[field]
+func (m *Model) Slot(field string) (Slot, FieldType, bool) {
+	sl, ok := m.m.slots[field]
 	if !ok {
 		return 0, 0, false
 	}
-	return sl, s.m.fields[sl].Type, true
+	return sl, m.m.fields[sl].Type, true
 }
 
 // Fields lists the overlay fields in slot order.
-func (s *Store) Fields() []FieldInfo { return slices.Clone(s.m.fields) }
+func (m *Model) Fields() []FieldInfo { return slices.Clone(m.m.fields) }
 
 // DefaultMaxWindow is Config.MaxWindow's default: contacts are counted up
 // to 30 days back.
 const DefaultMaxWindow = 30 * 24 * time.Hour
 
-// MaxWindow is the longest cap window the store counts; the engine should
-// reject contact policies with longer windows when it compiles them.
-func (s *Store) MaxWindow() time.Duration { return time.Duration(s.days-1) * time.Duration(dayNanos) }
+// MaxWindow is the longest cap window counted; the engine should reject
+// contact policies with longer windows when it compiles them.
+func (m *Model) MaxWindow() time.Duration { return time.Duration(m.days-1) * time.Duration(dayNanos) }
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
@@ -642,25 +642,24 @@ func (s *Store) write(recs []record) (dups int, err error) {
 	for i := range recs {
 		r := &recs[i]
 		old := s.latest(&s.stripes[idx[i]], recs[:i], next[:i], r.customer)
-		if r.id != "" && old != nil && old.seen(r.idKind(), r.id) {
+		n, res, err := s.Model.Apply(old, r, asOf)
+		switch {
+		case err != nil:
+			if res.Conflict {
+				s.st.conflicts.Add(1)
+			}
+			return 0, err
+		case res.Duplicate:
 			r.dup = true
 			dups++
 			continue
-		}
-		if r.movesFrom != nil {
-			if err := s.computeMoves(r, old); err != nil {
-				return 0, err
-			}
-			if len(r.effects) == 0 && len(r.moves) == 0 {
-				r.empty = true // changes nothing: not logged, its id not remembered
-				continue
-			}
+		case res.Empty:
+			r.empty = true // changes nothing: not logged, its id not remembered
+			continue
 		}
 		r.lsn = s.lsn.Add(1)
-		n, res := s.Model.Apply(old, r, asOf)
-		if res.Conflict {
-			s.st.conflicts.Add(1)
-			return 0, &Error{Kind: ErrConflict, Err: fmt.Errorf("journey %q of customer %q is no longer at step %d (%s)", r.journey, r.customer, r.fromStep, r.fromStatus)}
+		if n != old {
+			n.lsn = r.lsn // n is this write's own value
 		}
 		next[i] = n
 		sum.add(res)
@@ -697,30 +696,6 @@ func (s *Store) latest(st *stripe, earlier []record, next []*custState, customer
 		return nil
 	}
 	return e.p.Load()
-}
-
-// computeMoves appends to r the journey moves its event computes from the
-// customer's journeys in old (Event.JourneysFrom), validated.
-func (s *Store) computeMoves(r *record, old *custState) error {
-	var cur []JourneyState
-	if old != nil {
-		cur = old.journeys
-	}
-	ms := r.movesFrom(cur)
-	if len(r.moves)+len(ms) > maxDecodedJourn {
-		return invalidf("cannot apply event: %d journey moves exceed the limit of %d", len(r.moves)+len(ms), maxDecodedJourn)
-	}
-	for j, m := range ms {
-		if err := s.checkMove(m.Journey, m.Step, m.Status); err != nil {
-			return invalidf("cannot apply event: computed journey move %d: %w", j, err)
-		}
-		st := m.Status
-		if st == 0 {
-			st = JourneyActive
-		}
-		r.moves = append(r.moves, move{journey: m.Journey, step: m.Step, status: st})
-	}
-	return nil
 }
 
 // install makes next the customer's stored state (nil or unchanged: the
@@ -794,7 +769,7 @@ func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 			return false
 		}
 	}
-	next, res := s.Model.apply(old, r, s.asOf.Load(), !replaying)
+	next, res, _ := s.Model.apply(old, r, s.asOf.Load(), !replaying)
 	s.count(res)
 	if next != old {
 		s.install(st, r.customer, next)
