@@ -138,7 +138,8 @@ func (c *customers) Load(_ context.Context, customer string, dst *nba.Customer) 
 		lv = new(liveView)
 		dst.Scratch = lv
 	}
-	known := c.snapshotProfile(customer, &dst.Profile)
+	b := c.binding.Load() // once: the profile and the overlay read one snapshot
+	known := snapshotProfile(b, customer, &dst.Profile)
 	lv.found = c.state != nil && c.state.View(bytesOf(customer), &lv.v)
 	dst.History = lv
 	if !lv.found {
@@ -146,7 +147,7 @@ func (c *customers) Load(_ context.Context, customer string, dst *nba.Customer) 
 		dst.Journeys = c.unsaved.overlay(customer, dst.Journeys, len(dst.Journeys))
 		return known, nil
 	}
-	if c.overlayProfile(&lv.v, &dst.Profile) {
+	if overlayProfile(b, &lv.v, &dst.Profile) {
 		known = true
 	}
 	from := len(dst.Journeys)
@@ -188,9 +189,10 @@ func (lv *liveView) Contacts(scope nba.Scope, key string, dst []nba.ContactAt) (
 // Profile fills p (sized to the schema, all fields missing) as Load does
 // and reports whether the customer is known: for the customer pages.
 func (c *customers) Profile(customer string, p *nba.Profile) bool {
-	known := c.snapshotProfile(customer, p)
+	b := c.binding.Load()
+	known := snapshotProfile(b, customer, p)
 	var v state.View
-	if c.state != nil && c.state.View(bytesOf(customer), &v) && c.overlayProfile(&v, p) {
+	if c.state != nil && c.state.View(bytesOf(customer), &v) && overlayProfile(b, &v, p) {
 		known = true
 	}
 	return known
@@ -198,8 +200,7 @@ func (c *customers) Profile(customer string, p *nba.Profile) bool {
 
 // snapshotProfile fills p with the snapshot's values for the customer and
 // reports whether the snapshot has a row for it.
-func (c *customers) snapshotProfile(customer string, p *nba.Profile) bool {
-	b := c.binding.Load()
+func snapshotProfile(b *binding, customer string, p *nba.Profile) bool {
 	if b == nil || b.snap == nil {
 		return false
 	}
@@ -234,8 +235,7 @@ func (c *customers) snapshotProfile(customer string, p *nba.Profile) bool {
 
 // overlayProfile applies the live overlay values of v over p, per field
 // (see Load), and reports whether any was set.
-func (c *customers) overlayProfile(v *state.View, p *nba.Profile) bool {
-	b := c.binding.Load()
+func overlayProfile(b *binding, v *state.View, p *nba.Profile) bool {
 	if b == nil {
 		return false
 	}
