@@ -1,6 +1,9 @@
 package state
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Backend is the contract between the sidecar and a customer state store:
 // the embedded log (Store, files store.go, evict.go and the checkpoint half
@@ -16,6 +19,12 @@ import "time"
 type Backend interface {
 	Reader
 	Writer
+	// Load fills v with the customer's state as View does, within ctx,
+	// and reports whether any exists. An error (of kind ErrUnavailable)
+	// means the state could not be read (a shared store out of reach); a
+	// decision then goes on without it and is marked stale. A backend
+	// whose reads cannot fail (the embedded store) never returns one.
+	Load(ctx context.Context, customer []byte, v *View) (found bool, err error)
 	// RecordContactOnce and ApplyEventOnce write one contact or event and
 	// report whether it was a duplicate (its id remembered: nothing
 	// applied).

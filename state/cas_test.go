@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,6 +123,10 @@ func (b *casBackend) View(customer []byte, v *state.View) bool {
 	c, _ := b.load(string(customer))
 	b.m.View(c, b.asOf.Load(), v)
 	return c != nil
+}
+
+func (b *casBackend) Load(_ context.Context, customer []byte, v *state.View) (bool, error) {
+	return b.View(customer, v), nil
 }
 
 func (b *casBackend) Slot(field string) (state.Slot, state.FieldType, bool) { return b.m.Slot(field) }

@@ -130,9 +130,10 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // after the snapshot's as-of time; a live-only field keeps its overlay
 // value whatever the snapshot (unless its mapping resets it on a new
 // snapshot: the state store hides it then). dst.History and dst.Journeys
-// read the same consistent view of the customer. The embedded store
-// answers from memory, so Load never fails.
-func (c *customers) Load(_ context.Context, customer string, dst *nba.Customer) (bool, error) {
+// read the same consistent view of the customer. When the state store
+// cannot be read, Load returns the snapshot's profile and the error: the
+// engine decides without live state and marks the decision stale.
+func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer) (bool, error) {
 	lv, _ := dst.Scratch.(*liveView)
 	if lv == nil {
 		lv = new(liveView)
@@ -140,7 +141,15 @@ func (c *customers) Load(_ context.Context, customer string, dst *nba.Customer) 
 	}
 	b := c.binding.Load() // once: the profile and the overlay read one snapshot
 	known := snapshotProfile(b, customer, &dst.Profile)
-	lv.found = c.state != nil && c.state.View(bytesOf(customer), &lv.v)
+	lv.found = false
+	if c.state != nil {
+		found, err := c.state.Load(ctx, bytesOf(customer), &lv.v)
+		if err != nil {
+			lv.v = state.View{}
+			return known, err
+		}
+		lv.found = found
+	}
 	dst.History = lv
 	if !lv.found {
 		lv.v = state.View{}
