@@ -49,10 +49,13 @@
 // A Store is safe for concurrent use.
 //
 // Layout: backend.go is the contract every state backend implements
-// (Backend) and errors.go its error kinds; types.go, agg.go, mapping.go,
-// view.go and the record codec in codec.go are the customer model shared
-// by backends; store.go, evict.go and the checkpoint half of codec.go are
-// the embedded backend, durable through package wal.
+// (Backend) and errors.go its error kinds; model.go (Model: records built
+// from contacts, events and journey moves, Apply, one customer's value
+// codec), types.go, agg.go, mapping.go, view.go and the record codec in
+// codec.go are the customer model shared by backends; store.go, evict.go
+// and the checkpoint half of codec.go are the embedded backend, durable
+// through package wal. Package statetest is the behaviour table every
+// backend passes.
 package state
 
 import (
