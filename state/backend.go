@@ -13,9 +13,21 @@ import (
 // customer, remembers idempotency keys with the customer's state, and fails
 // with an error of one kind (KindOf). A backend is safe for concurrent use.
 //
-// Reads go through View, filled from the pure customer model of this
-// package (custState, its codec and its rules), so that every backend
-// answers reads with the same code.
+// Reads go through View, filled from the customer model of this package,
+// so that every backend answers reads with the same code. A new backend
+// (cas_test.go has a minimal one, in memory):
+//   - builds its Model with NewModel from the same Config as every other
+//     process serving the bundle;
+//   - turns each write into records (Model.ContactRecord, EventRecord,
+//     JourneyRecord; an error is ErrInvalid and nothing is written), then
+//     per customer: reads the customer's value (Model.DecodeCustomer),
+//     applies the records in order (Model.Apply: duplicates, computed
+//     journey moves, conditional moves, bounds), encodes the result
+//     (Model.AppendCustomer) and writes it back only if the value did not
+//     change meanwhile, else applies again on the newer value;
+//   - answers Load and View with Model.View over the decoded value
+//     (decoding allocates: cache decoded values per version);
+//   - passes statetest.Run.
 type Backend interface {
 	Reader
 	Writer
