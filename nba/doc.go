@@ -37,9 +37,14 @@
 // group. Holdouts (a hash of salt and customer id) withhold the actions that
 // would have been given; a fallback action answers when nothing survives.
 //
-// The engine reads customers through the small Profiles, History and
-// Journeys interfaces and returns journey state changes as Decision.Effects
-// and from OnEvent for the caller to persist: it keeps no per-customer state.
+// The engine reads a customer once per decision through Customers.Load
+// (a state backend plugs in there; in-memory sources can give separate
+// Profiles, History and Journeys through SplitCustomers) and returns
+// journey state changes as Decision.Effects and from OnEvent/EventMoves
+// for the caller to persist, each saying the state it was decided from
+// (JourneyUpdate.FromStep) so that a store can write it conditionally: it
+// keeps no per-customer state. When Load fails, the decision is made from
+// the profile as read, with no contacts or journeys, and marked Stale.
 //
 // # Learn
 //
@@ -67,8 +72,8 @@
 // reads at most MaxJourneysPerCustomer journey states. Catalogs hold at most
 // MaxActions actions over MaxChannels channels. A suppression ("pause P
 // after N impressions without a click within W") is decided exactly from
-// the customer's contacts when the History is a ContactLister (from the
-// contacts it keeps); from counts over within+pause otherwise, when the
+// the customer's contacts when the loaded CustomerHistory lists them (from
+// the contacts it keeps); from counts over within+pause otherwise, when the
 // pause can last up to W longer. Options.MaxWindow refuses at load the
 // windows the History cannot count.
 package nba

@@ -2,6 +2,7 @@ package nba
 
 import (
 	"cmp"
+	"context"
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -247,10 +248,16 @@ type Decision struct {
 	// Catalog.ModelVersions), "" without models.
 	ModelVersion    string
 	SnapshotVersion string
-	// Effects are the journey state changes to persist (none on DryRun).
+	// Effects are the journey state changes to persist (none on DryRun
+	// and none when Stale: journeys read as empty must not be re-entered).
 	Effects []JourneyUpdate
 	// Explain lists every action offered on the channel (Request.Explain).
 	Explain []Candidate
+	// Stale is set when the customer's live state could not be read
+	// (Customers.Load failed): the decision was made from the profile as
+	// read (the snapshot) with no contacts and no journeys, so contact
+	// policies and journey steps did not apply. Counted in Stats.Stale.
+	Stale bool
 	// Trace holds the inputs read (Request.Trace).
 	Trace Trace
 }
@@ -260,7 +267,7 @@ func (d *Decision) IDString() string { return string(d.ID[:]) }
 
 func (d *Decision) reset() {
 	d.Actions, d.Withheld, d.Effects, d.Explain = d.Actions[:0], d.Withheld[:0], d.Effects[:0], d.Explain[:0]
-	d.Control, d.Reason, d.StoppedBy, d.Limit = false, "", PolicyHit{}, 0
+	d.Control, d.Reason, d.StoppedBy, d.Limit, d.Stale = false, "", PolicyHit{}, 0, false
 	t := &d.Trace
 	t.Seed, t.Known, t.History, t.Journeys, t.Contacts = 0, false, t.History[:0], t.Journeys[:0], t.Contacts[:0]
 	t.Profile.Num, t.Profile.Str = t.Profile.Num[:0], t.Profile.Str[:0]
@@ -270,11 +277,16 @@ func (d *Decision) reset() {
 type Config struct {
 	// Catalog is the compiled catalog to serve. Required; Swap replaces it.
 	Catalog *Catalog
-	// Profiles reads customer profiles. Required.
+	// Customers loads a customer's state once per decision. Either it or
+	// Profiles is required; when set, Profiles, History and Journeys are
+	// not used.
+	Customers Customers
+	// Profiles reads customer profiles, History counts contacts (nil: no
+	// customer has any) and Journeys reads journey states (nil: no
+	// customer is in any), for sources where each lookup is free; the
+	// engine reads them through SplitCustomers.
 	Profiles Profiles
-	// History counts contacts; nil means no customer has any.
-	History History
-	// Journeys reads journey states; nil means no customer is in any.
+	History  History
 	Journeys Journeys
 	// Scores caches model outputs per customer so a repeat visitor is not
 	// scored again; nil disables it.
@@ -322,23 +334,23 @@ type Stats struct {
 	Controls           uint64 `json:"controls"`
 	// Scored counts model rows scored (candidates that reached the model).
 	Scored uint64 `json:"scored"`
+	// Stale counts decisions made without the customer's live state
+	// (Customers.Load failed; Decision.Stale).
+	Stale uint64 `json:"stale"`
 }
 
 // Engine decides. It is safe for concurrent use; Decide does not allocate
 // (Explain aside) once its pooled scratch is warm.
 type Engine struct {
-	cur      atomic.Pointer[learner] // the catalog and its online state
-	scores   ScoreCache
-	learnMu  sync.RWMutex // Observe (read) against Swap and UnmarshalLearner (write)
-	obsNow   atomic.Int64 // time of the latest observation, the online models' clock
-	profiles Profiles
-	history  History
-	contacts ContactLister // history when it lists contacts, else nil
-	journeys Journeys
-	pool     sync.Pool
+	cur       atomic.Pointer[learner] // the catalog and its online state
+	scores    ScoreCache
+	learnMu   sync.RWMutex // Observe (read) against Swap and UnmarshalLearner (write)
+	obsNow    atomic.Int64 // time of the latest observation, the online models' clock
+	customers Customers
+	pool      sync.Pool
 
 	decisions, unknownCustomers, unknownCtx, limitClipped, journeysDropped,
-	channelLimited, fallbacks, controls, scored atomic.Uint64
+	channelLimited, fallbacks, controls, scored, stale atomic.Uint64
 	observed, observeRejected, carryFailures atomic.Uint64
 	recalled, recallMisses                   atomic.Uint64
 	memSlots                                 int
@@ -349,14 +361,16 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Catalog == nil {
 		return nil, errors.New("cannot create engine: no catalog")
 	}
-	if cfg.Profiles == nil {
-		return nil, errors.New("cannot create engine: no profiles")
+	if cfg.Customers == nil && cfg.Profiles == nil {
+		return nil, errors.New("cannot create engine: no customers and no profiles")
 	}
-	e := &Engine{profiles: cfg.Profiles, history: cfg.History, journeys: cfg.Journeys, scores: cfg.Scores, memSlots: cfg.DecisionMemory}
+	e := &Engine{customers: cfg.Customers, scores: cfg.Scores, memSlots: cfg.DecisionMemory}
+	if e.customers == nil {
+		e.customers = SplitCustomers(cfg.Profiles, cfg.History, cfg.Journeys)
+	}
 	if e.memSlots == 0 {
 		e.memSlots = DefaultDecisionMemory
 	}
-	e.contacts, _ = cfg.History.(ContactLister)
 	e.cur.Store(e.newLearner(cfg.Catalog, nil))
 	e.pool.New = func() any {
 		var seed [32]byte
@@ -384,7 +398,7 @@ func (e *Engine) Catalog() *Catalog { return e.cur.Load().cat }
 // Stats returns the counters.
 func (e *Engine) Stats() Stats {
 	return Stats{e.decisions.Load(), e.unknownCustomers.Load(), e.unknownCtx.Load(), e.limitClipped.Load(),
-		e.journeysDropped.Load(), e.channelLimited.Load(), e.fallbacks.Load(), e.controls.Load(), e.scored.Load()}
+		e.journeysDropped.Load(), e.channelLimited.Load(), e.fallbacks.Load(), e.controls.Load(), e.scored.Load(), e.stale.Load()}
 }
 
 // cand is one surviving candidate.
@@ -405,8 +419,8 @@ type cand struct {
 type scratch struct {
 	cat      *Catalog
 	ec       evalCtx
-	prof     Profile
-	ruleMemo []uint8 // 0 unknown, 1 true, 2 false
+	cust     Customer // the customer as loaded; cust.Profile is what rules read
+	ruleMemo []uint8  // 0 unknown, 1 true, 2 false
 	numMemo  []float64
 	numDone  []bool
 	cands    []cand
@@ -426,9 +440,8 @@ type scratch struct {
 	due      []dueStep
 	exclUsed []bool
 	rng      *rand.ChaCha8
-	contacts ContactLister // the engine's, for suppressions
-	trace    *Trace        // the decision's when it traces, else nil
-	seq      []ContactAt   // a customer's contacts of one action (suppressions)
+	trace    *Trace      // the decision's when it traces, else nil
+	seq      []ContactAt // a customer's contacts of one action (suppressions)
 
 	// learning and exploration
 	lx      []float64
@@ -480,7 +493,7 @@ func (s *scratch) prepare(c *Catalog) {
 	if s.seq == nil {
 		s.seq = make([]ContactAt, 0, 128)
 	}
-	s.prof.reset(c.nfields)
+	s.cust.Profile.reset(c.nfields)
 	if c.learn != nil {
 		s.lx = make([]float64, len(c.learn.feats))
 		n := len(c.actions)
@@ -545,9 +558,17 @@ func (s *scratch) limitHit(l *limit) bool {
 // ErrUnknownChannel is returned for a channel the catalog does not know.
 var ErrUnknownChannel = errors.New("cannot decide: unknown channel")
 
-// Decide makes one decision into d. It returns ErrUnknownChannel for a
-// channel the catalog does not know; every other request is decided.
+// Decide makes one decision into d, as DecideContext with
+// context.Background().
 func (e *Engine) Decide(req *Request, d *Decision) error {
+	return e.DecideContext(context.Background(), req, d)
+}
+
+// DecideContext makes one decision into d; ctx bounds the load of the
+// customer's state (Customers.Load). It returns ErrUnknownChannel for a
+// channel the catalog does not know; every other request is decided, from
+// the snapshot alone and marked Stale when the live state cannot be read.
+func (e *Engine) DecideContext(ctx context.Context, req *Request, d *Decision) error {
 	cur := e.cur.Load()
 	c := cur.cat
 	d.reset()
@@ -560,7 +581,7 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 	defer e.pool.Put(s)
 	s.prepare(c)
 	writeID(&d.ID, s.rng)
-	d.CatalogVersion, d.ModelVersion, d.SnapshotVersion = c.version, c.modelVersion, e.profiles.Version()
+	d.CatalogVersion, d.ModelVersion, d.SnapshotVersion = c.version, c.modelVersion, e.customers.Version()
 
 	now := req.Now
 	if now.IsZero() {
@@ -578,14 +599,14 @@ func (e *Engine) Decide(req *Request, d *Decision) error {
 		limit = c.maxPerDecision
 	}
 	d.Limit = limit
-	known := e.load(s, c, req, now)
+	known := e.load(ctx, s, c, req, now, d)
 	s.trace = nil
 	if req.Trace {
 		s.trace = &d.Trace
 		d.Trace.Known = known
 		if req.Customer != "" {
-			d.Trace.Profile.Num = append(d.Trace.Profile.Num, s.prof.Num...)
-			d.Trace.Profile.Str = append(d.Trace.Profile.Str, s.prof.Str...)
+			d.Trace.Profile.Num = append(d.Trace.Profile.Num, s.cust.Profile.Num...)
+			d.Trace.Profile.Str = append(d.Trace.Profile.Str, s.cust.Profile.Str...)
 		}
 		defer traceHistory(s, c, d)
 	}
@@ -712,22 +733,35 @@ func traceHistory(s *scratch, c *Catalog, d *Decision) {
 	}
 }
 
-// load fills the evaluation context: profile, context slots, time, history.
-// It reports whether the customer's profile was found.
-func (e *Engine) load(s *scratch, c *Catalog, req *Request, now time.Time) (known bool) {
+// load reads the customer once (Customers.Load) and fills the evaluation
+// context: profile, context slots, time, history. It reports whether the
+// customer's profile was found. When the live state cannot be read, the
+// decision goes on with the profile as read and no contacts or journeys,
+// and is marked Stale (d is nil outside a decision).
+func (e *Engine) load(ctx context.Context, s *scratch, c *Catalog, req *Request, now time.Time, d *Decision) (known bool) {
 	clear(s.ruleMemo)
 	clear(s.numDone)
 	for i := range s.ec.counts {
 		s.ec.counts[i] = -1
 	}
-	s.prof.reset(c.nfields)
+	s.cust.Profile.reset(c.nfields)
+	s.cust.History, s.cust.Journeys = nil, s.cust.Journeys[:0]
 	s.customer = req.Customer
 	if req.Customer != "" {
-		if known = e.profiles.Profile(req.Customer, &s.prof); !known {
+		var err error
+		known, err = e.customers.Load(ctx, req.Customer, &s.cust)
+		if err != nil {
+			s.cust.History, s.cust.Journeys = nil, s.cust.Journeys[:0]
+			if d != nil {
+				d.Stale = true
+				e.stale.Add(1)
+			}
+		}
+		if !known {
 			e.unknownCustomers.Add(1)
 		}
 	}
-	s.ec.num, s.ec.str = s.prof.Num, s.prof.Str
+	s.ec.num, s.ec.str = s.cust.Profile.Num, s.cust.Profile.Str
 	nan := math.NaN()
 	for i := range s.ec.cnum {
 		s.ec.cnum[i], s.ec.cstr[i] = nan, ""
@@ -744,12 +778,11 @@ func (e *Engine) load(s *scratch, c *Catalog, req *Request, now time.Time) (know
 	s.ec.now, s.ec.nowT = now.Unix(), now
 	s.ec.tzOff = 0
 	if c.tzSlot >= 0 {
-		if m := s.prof.Num[c.tzSlot]; !math.IsNaN(m) && math.Abs(m) <= 18*60 {
+		if m := s.cust.Profile.Num[c.tzSlot]; !math.IsNaN(m) && math.Abs(m) <= 18*60 {
 			s.ec.tzOff = int64(m) * 60
 		}
 	}
-	s.ec.customer, s.ec.hist, s.contacts = req.Customer, e.history, e.contacts
-	s.ec.anyHist = e.history != nil && req.Customer != "" && e.history.Any(req.Customer)
+	s.ec.hist = s.cust.History
 	return known
 }
 
@@ -783,12 +816,9 @@ func (e *Engine) journeyPass(s *scratch, c *Catalog, req *Request, d *Decision, 
 	if len(c.journeys) == 0 || req.Customer == "" {
 		return
 	}
-	if e.journeys != nil {
-		s.states = e.journeys.Journeys(req.Customer, s.states)
-		if len(s.states) > MaxJourneysPerCustomer {
-			e.journeysDropped.Add(uint64(len(s.states) - MaxJourneysPerCustomer))
-			s.states = s.states[:MaxJourneysPerCustomer]
-		}
+	s.states = append(s.states, s.cust.Journeys[:min(len(s.cust.Journeys), MaxJourneysPerCustomer)]...)
+	if n := len(s.cust.Journeys); n > MaxJourneysPerCustomer {
+		e.journeysDropped.Add(uint64(n - MaxJourneysPerCustomer))
 	}
 	if req.Trace {
 		d.Trace.Journeys = append(d.Trace.Journeys, s.states...)
@@ -805,7 +835,7 @@ func (e *Engine) journeyPass(s *scratch, c *Catalog, req *Request, d *Decision, 
 		st := JourneyState{Journey: j.id, Status: JourneyActive, EnteredAt: now}
 		if len(s.states) < cap(s.states) {
 			s.states = append(s.states, st)
-			if !req.DryRun {
+			if !req.DryRun && !d.Stale {
 				d.Effects = append(d.Effects, JourneyUpdate{JourneyState: st, Reason: "enter"})
 			}
 		}
@@ -825,8 +855,8 @@ func (e *Engine) journeyPass(s *scratch, c *Catalog, req *Request, d *Decision, 
 			last = st.EnteredAt
 		}
 		if (j.exit >= 0 && s.rule(j.exit)) || (j.timeout > 0 && now.Sub(last) >= j.timeout) || st.Step >= len(j.steps) || st.Step < 0 {
-			if !req.DryRun {
-				u := JourneyUpdate{JourneyState: *st, Reason: "exit"}
+			if !req.DryRun && !d.Stale {
+				u := JourneyUpdate{JourneyState: *st, Reason: "exit", FromStep: st.Step, FromStatus: st.Status}
 				u.Status = JourneyExited
 				d.Effects = append(d.Effects, u)
 			}
@@ -888,7 +918,7 @@ func (e *Engine) scoreOffline(s *scratch, c *Catalog, count bool) {
 			if !filled {
 				filled = true
 				for _, b := range bm.prof {
-					base[b.pos] = s.prof.Num[b.slot]
+					base[b.pos] = s.cust.Profile.Num[b.slot]
 				}
 				for _, b := range bm.ctx {
 					base[b.pos] = s.ec.cnum[b.slot]
@@ -1107,7 +1137,7 @@ func (e *Engine) arbitrate(s *scratch, c *Catalog, req *Request, d *Decision, ch
 				d.Control = true
 			default:
 				d.Actions = append(d.Actions, ch1)
-				if cd.journey >= 0 && !req.DryRun {
+				if cd.journey >= 0 && !req.DryRun && !d.Stale {
 					d.Effects = append(d.Effects, s.advance(c, cd, now))
 				}
 			}
@@ -1129,9 +1159,10 @@ func (s *scratch) advance(c *Catalog, cd *cand, now time.Time) JourneyUpdate {
 			st = s.states[du.state]
 		}
 	}
+	from, fromStatus := st.Step, st.Status
 	st.Step++
 	st.LastStepAt = now
-	u := JourneyUpdate{JourneyState: st, Reason: "step"}
+	u := JourneyUpdate{JourneyState: st, Reason: "step", FromStep: from, FromStatus: fromStatus}
 	if st.Step >= len(j.steps) {
 		u.Status, u.Reason = JourneyCompleted, "complete"
 	}

@@ -1,6 +1,7 @@
 package nba
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -234,7 +235,7 @@ func FuzzFlatRulesAgree(f *testing.F) {
 			// Each rule on its own, whatever the stage order let run.
 			s := e.pool.Get().(*scratch)
 			s.prepare(cat)
-			e.load(s, cat, req, monday)
+			e.load(context.Background(), s, cat, req, monday, nil)
 			for i, fr := range cat.flat {
 				if fr.op == flatNone {
 					continue

@@ -1,6 +1,7 @@
 package nba
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -265,7 +266,7 @@ func (e *Engine) ObserveContext(customer, actionID string, reward float64, now t
 	defer e.pool.Put(s)
 	s.prepare(c)
 	req := Request{Customer: customer, Context: ctx}
-	e.load(s, c, &req, now)
+	e.load(context.Background(), s, c, &req, now, nil)
 	s.cands = append(s.cands[:0], cand{a: int32(ai), p: 1})
 	e.scoreOffline(s, c, false)
 	s.learnRow(c)
@@ -300,7 +301,7 @@ func (s *scratch) learnRow(c *Catalog) {
 		if f.ctx {
 			s.lx[i] = s.ec.cnum[f.slot]
 		} else {
-			s.lx[i] = s.prof.Num[f.slot]
+			s.lx[i] = s.cust.Profile.Num[f.slot]
 		}
 	}
 }

@@ -48,11 +48,9 @@ type evalCtx struct {
 	nowT      time.Time
 	tzOff     int64 // customer's offset from UTC, seconds
 
-	customer string
-	hist     History
-	anyHist  bool
-	queries  []histQuery
-	counts   []int32 // memo per query; -1 = not yet counted
+	hist    CustomerHistory // nil: no contacts
+	queries []histQuery
+	counts  []int32 // memo per query; -1 = not yet counted
 }
 
 // count returns the memoised history count of query q.
@@ -61,9 +59,9 @@ func (c *evalCtx) count(q int) int32 {
 		return n
 	}
 	var n int32
-	if c.anyHist {
+	if c.hist != nil {
 		h := &c.queries[q]
-		n = int32(c.hist.Count(c.customer, h.scope, h.key, h.outcome, h.window, c.nowT))
+		n = int32(c.hist.Count(h.scope, h.key, h.outcome, h.window, c.nowT))
 	}
 	c.counts[q] = n
 	return n

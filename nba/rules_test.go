@@ -37,9 +37,11 @@ func defaultFixture() ruleFixture {
 
 type fixtureHistory struct{ counts map[histQuery]int }
 
-func (h fixtureHistory) Any(string) bool { return true }
-func (h fixtureHistory) Count(_ string, s Scope, k string, o Outcome, w time.Duration, _ time.Time) int {
+func (h fixtureHistory) Count(s Scope, k string, o Outcome, w time.Duration, _ time.Time) int {
 	return h.counts[histQuery{s, k, o, w}]
+}
+func (h fixtureHistory) Contacts(_ Scope, _ string, dst []ContactAt) ([]ContactAt, bool) {
+	return dst, false
 }
 
 // compileFor compiles src with a query table that accepts any key.
@@ -77,8 +79,8 @@ func (f ruleFixture) eval(c compiled, qs []histQuery) any {
 
 // evalCtx returns the fixture as rules read it.
 func (f ruleFixture) evalCtx(qs []histQuery) *evalCtx {
-	ec := evalCtx{now: f.now.Unix(), nowT: f.now, tzOff: int64(f.tzOffMn) * 60, customer: "c",
-		hist: fixtureHistory{f.counts}, anyHist: true, queries: qs, counts: make([]int32, len(qs))}
+	ec := evalCtx{now: f.now.Unix(), nowT: f.now, tzOff: int64(f.tzOffMn) * 60,
+		hist: fixtureHistory{f.counts}, queries: qs, counts: make([]int32, len(qs))}
 	for i := range ec.counts {
 		ec.counts[i] = -1
 	}

@@ -1,6 +1,7 @@
 package nba
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -203,6 +204,13 @@ type JourneyState struct {
 type JourneyUpdate struct {
 	JourneyState
 	Reason string
+	// FromStep and FromStatus are the customer's state in the journey the
+	// change was decided from (FromStatus 0: not in it). A store writes
+	// the change only if the customer is still there, so that of two
+	// decisions made from the same state (on two replicas) only one
+	// delivers the step.
+	FromStep   int
+	FromStatus JourneyStatus
 }
 
 // Journeys reads a customer's journey states. The integration adapts the
@@ -211,6 +219,114 @@ type JourneyUpdate struct {
 type Journeys interface {
 	// Journeys appends the customer's journey states to dst and returns it.
 	Journeys(customer string, dst []JourneyState) []JourneyState
+}
+
+// Customer is one customer's state as one decision reads it: filled once
+// per decision by Customers.Load into a value the engine reuses, so that a
+// decision makes one read of the customer's state, not one per count. The
+// engine only reads it, and only during the decision that filled it.
+type Customer struct {
+	// Profile holds the customer's field values. Before Load the engine
+	// sizes it to the schema with every field missing.
+	Profile Profile
+	// History answers the customer's contact history; nil reads as no
+	// contacts and no contact lists (suppressions decided from counts).
+	History CustomerHistory
+	// Journeys are the customer's journey states. Before Load the engine
+	// truncates it to zero length; Load appends.
+	Journeys []JourneyState
+	// Scratch belongs to the Customers implementation: memory it keeps
+	// with this value between loads (e.g. the view History points into),
+	// so that a warm load allocates nothing. The engine never reads it.
+	Scratch any
+
+	split splitHistory // History of a Customers made by SplitCustomers
+}
+
+// CustomerHistory is one loaded customer's contact history.
+type CustomerHistory interface {
+	// Count returns the number of contacts with the outcome in
+	// (now-window, now] for the key (action id, group id or channel name)
+	// of the scope.
+	Count(scope Scope, key string, outcome Outcome, window time.Duration, now time.Time) int
+	// Contacts appends to dst the contacts recorded for the key of the
+	// scope, in any order, and returns it with true; it returns dst and
+	// false when the history cannot list contacts (suppressions are then
+	// decided from counts, see ContactLister). It should not allocate when
+	// dst has room.
+	Contacts(scope Scope, key string, dst []ContactAt) ([]ContactAt, bool)
+}
+
+// Customers loads customers for the engine: one Load per decision. It is
+// the engine's one read of customer state, and the seam where a state
+// backend (an embedded log, a shared store) plugs in. Implementations must
+// be safe for concurrent use and should not allocate when dst is warm.
+type Customers interface {
+	// Load fills dst (prepared by the engine, see Customer) with the
+	// customer's state and reports whether the customer is known (has a
+	// profile). An error means the live state could not be read (e.g. the
+	// state store does not answer): dst.Profile then holds what could be
+	// read without it (the feature snapshot), and the engine decides from
+	// that alone, with no contacts and no journeys, and marks the decision
+	// Stale. An outage is never read as "no contacts" silently.
+	Load(ctx context.Context, customer string, dst *Customer) (known bool, err error)
+	// Version names the data the profiles come from (e.g. the snapshot id).
+	Version() string
+}
+
+// SplitCustomers adapts separate profile, history and journey readers to
+// Customers, for sources where a lookup is free (in-memory tables, a
+// decision log being replayed). h and j may be nil (no contacts, no
+// journeys). A Load never fails. When h is a ContactLister, suppressions
+// are decided from contact lists.
+func SplitCustomers(p Profiles, h History, j Journeys) Customers {
+	sc := &splitCustomers{p: p, h: h, j: j}
+	sc.l, _ = h.(ContactLister)
+	return sc
+}
+
+type splitCustomers struct {
+	p Profiles
+	h History
+	l ContactLister
+	j Journeys
+}
+
+func (sc *splitCustomers) Version() string { return sc.p.Version() }
+
+func (sc *splitCustomers) Load(_ context.Context, customer string, dst *Customer) (bool, error) {
+	known := sc.p.Profile(customer, &dst.Profile)
+	dst.History = nil
+	if sc.h != nil {
+		dst.split = splitHistory{h: sc.h, l: sc.l, customer: customer, any: sc.h.Any(customer)}
+		dst.History = &dst.split
+	}
+	if sc.j != nil {
+		dst.Journeys = sc.j.Journeys(customer, dst.Journeys)
+	}
+	return known, nil
+}
+
+// splitHistory is one customer's view of a History (and ContactLister).
+type splitHistory struct {
+	h        History
+	l        ContactLister
+	customer string
+	any      bool
+}
+
+func (s *splitHistory) Count(scope Scope, key string, outcome Outcome, window time.Duration, now time.Time) int {
+	if !s.any {
+		return 0 // History.Any promised every count is 0
+	}
+	return s.h.Count(s.customer, scope, key, outcome, window, now)
+}
+
+func (s *splitHistory) Contacts(scope Scope, key string, dst []ContactAt) ([]ContactAt, bool) {
+	if s.l == nil {
+		return dst, false
+	}
+	return s.l.Contacts(s.customer, scope, key, dst), true
 }
 
 // enumName returns the name of the enum value v from its type's table, or

@@ -85,10 +85,13 @@ func b2i(b bool) int {
 // customer's contacts, or, with a History that cannot list them, from the
 // counts over within+pause: no B among them.
 func (s *scratch) paused(sp *suppression) bool {
-	if s.contacts == nil {
+	listed := false
+	if h := s.ec.hist; h != nil {
+		s.seq, listed = h.Contacts(ScopeAction, sp.key, s.seq[:0])
+	}
+	if !listed {
 		return sp.unless < 0 || s.ec.count(int(sp.unless)) == 0
 	}
-	s.seq = s.contacts.Contacts(s.ec.customer, ScopeAction, sp.key, s.seq[:0])
 	if t := s.trace; t != nil {
 		n := len(t.Contacts)
 		if n < cap(t.Contacts) {

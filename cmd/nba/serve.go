@@ -14,14 +14,14 @@ import (
 	"syscall"
 	"time"
 
-	"nba/cache/state"
-	"nba/cache/wal"
 	"nba/nba"
 	"nba/nba/declog"
 	"nba/nba/demo"
 	"nba/nba/metrics"
 	"nba/nba/server"
 	"nba/nba/sidecar"
+	"nba/state"
+	"nba/state/wal"
 )
 
 func init() {

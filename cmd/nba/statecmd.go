@@ -10,8 +10,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"nba/cache/stateio"
 	"nba/nba/sidecar"
+	"nba/state/stateio"
 )
 
 func init() {

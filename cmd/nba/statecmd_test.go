@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"nba/bench/bundlegen"
-	"nba/cache/state"
 	"nba/nba/demo"
 	"nba/nba/server"
 	"nba/nba/sidecar"
+	"nba/state"
 )
 
 // openQuiet opens a sidecar on the embedded demo (or bundle dir) and state
@@ -38,7 +38,7 @@ func openQuiet(t *testing.T, bundleDir, dir string) *sidecar.Sidecar {
 }
 
 // customers reads every customer's state in a state directory, sorted.
-func customers(t *testing.T, bundleDir, dir string) []state.Customer {
+func customers(t *testing.T, bundleDir, dir string) []state.CustomerDump {
 	t.Helper()
 	bundle, _, err := openBundle(bundleDir)
 	if err != nil {
@@ -49,11 +49,11 @@ func customers(t *testing.T, bundleDir, dir string) []state.Customer {
 		t.Fatal(err)
 	}
 	defer done()
-	var all []state.Customer
-	if err := st.Each(func(c *state.Customer) error { all = append(all, *c); return nil }); err != nil {
+	var all []state.CustomerDump
+	if err := st.Each(func(c *state.CustomerDump) error { all = append(all, *c); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(all, func(a, b state.Customer) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(all, func(a, b state.CustomerDump) int { return cmp.Compare(a.ID, b.ID) })
 	for i := range all {
 		slices.SortFunc(all[i].Counters, func(a, b state.Counter) int {
 			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Outcome, b.Outcome))

@@ -109,6 +109,10 @@ type DecideResponse struct {
 	// request's limit after the backend's clipping); explanations say
 	// "not among the best Limit".
 	Limit int
+	// Stale is set when the decision was made without the customer's live
+	// state (the state store could not be read): answered as
+	// "state":"stale".
+	Stale bool
 	// Candidates explains the decision when the request asked for it: every
 	// action considered and why it was or was not chosen.
 	Candidates []Candidate
@@ -205,7 +209,7 @@ func (r *DecideResponse) reset() {
 	r.Withheld = r.Withheld[:0]
 	clear(r.Candidates)
 	r.Candidates = r.Candidates[:0]
-	r.Control, r.Stopped, r.StoppedBy, r.Limit = false, false, ContactPolicy{}, 0
+	r.Control, r.Stopped, r.StoppedBy, r.Limit, r.Stale = false, false, ContactPolicy{}, 0, false
 	r.Versions = Versions{}
 }
 

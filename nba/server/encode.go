@@ -50,6 +50,9 @@ func AppendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, took t
 		dst = append(dst, `,"withheld":`...)
 		dst = appendActions(dst, resp.Withheld)
 	}
+	if resp.Stale {
+		dst = append(dst, `,"state":"stale"`...)
+	}
 	if resp.Stopped {
 		dst = append(dst, `,"stopped_by":`...)
 		dst = appendPolicy(dst, &resp.StoppedBy)

@@ -87,3 +87,29 @@ func TestStoppedByAndExploration(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleStateAnswered: a decision made without the customer's live
+// state says so ("state":"stale"); a fresh one carries no state field.
+func TestStaleStateAnswered(t *testing.T) {
+	req := &DecideRequest{DecisionID: "d", CustomerID: "c", Channel: "web"}
+	for _, stale := range []bool{false, true} {
+		resp := &DecideResponse{Stale: stale}
+		b := AppendDecision(nil, req, resp, 0)
+		var got struct {
+			State *string `json:"state"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("invalid JSON %s: %v", b, err)
+		}
+		switch {
+		case stale && (got.State == nil || *got.State != "stale"):
+			t.Errorf("stale decision answered %s", b)
+		case !stale && got.State != nil:
+			t.Errorf("fresh decision answered a state: %s", b)
+		}
+		ResetResponse(resp)
+		if resp.Stale {
+			t.Error("reset kept Stale")
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"context"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -8,15 +9,15 @@ import (
 	"unsafe"
 
 	"nba/cache/snapshot"
-	"nba/cache/state"
 	"nba/nba"
+	"nba/state"
 )
 
 // customers adapts the feature snapshot and the live state store to the
-// engine's Profiles, History and Journeys interfaces. It is safe for
-// concurrent use and allocates nothing.
+// engine's Customers interface: one state lookup per decision. It is safe
+// for concurrent use and allocates nothing once a Customer is warm.
 type customers struct {
-	state   *state.Store
+	state   state.Backend
 	binding atomic.Pointer[binding]
 	// unsaved holds journey changes queued for the state log but not yet
 	// written, so that decisions see them at once.
@@ -123,53 +124,135 @@ func newBinding(snap *snapshot.Snapshot, src []fieldSource) *binding {
 // bytesOf borrows a string's bytes for a read-only call that keeps nothing.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// Profile implements nba.Profiles: snapshot values, and live overlay
-// values, decided per field: for a field the snapshot carries, the overlay
-// value wins only when stamped after the snapshot's as-of time; a live-only
-// field keeps its overlay value whatever the snapshot (unless its mapping
-// resets it on a new snapshot: the state store hides it then).
+// Load implements nba.Customers with one lookup of the state store: the
+// snapshot's values, then the live overlay values, decided per field: for
+// a field the snapshot carries, the overlay value wins only when stamped
+// after the snapshot's as-of time; a live-only field keeps its overlay
+// value whatever the snapshot (unless its mapping resets it on a new
+// snapshot: the state store hides it then). dst.History and dst.Journeys
+// read the same consistent view of the customer. When the state store
+// cannot be read, Load returns the snapshot's profile and the error: the
+// engine decides without live state and marks the decision stale.
+func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer) (bool, error) {
+	lv, _ := dst.Scratch.(*liveView)
+	if lv == nil {
+		lv = new(liveView)
+		dst.Scratch = lv
+	}
+	b := c.binding.Load() // once: the profile and the overlay read one snapshot
+	known := snapshotProfile(b, customer, &dst.Profile)
+	lv.found = false
+	if c.state != nil {
+		found, err := c.state.Load(ctx, bytesOf(customer), &lv.v)
+		if err != nil {
+			lv.v = state.View{}
+			return known, err
+		}
+		lv.found = found
+	}
+	dst.History = lv
+	if !lv.found {
+		lv.v = state.View{}
+		dst.Journeys = c.unsaved.overlay(customer, dst.Journeys, len(dst.Journeys))
+		return known, nil
+	}
+	if overlayProfile(b, &lv.v, &dst.Profile) {
+		known = true
+	}
+	from := len(dst.Journeys)
+	for i := 0; i < lv.v.Journeys(); i++ {
+		j := lv.v.JourneyAt(i)
+		dst.Journeys = append(dst.Journeys, nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status),
+			EnteredAt: j.EnteredAt, LastStepAt: j.StepAt})
+	}
+	dst.Journeys = c.unsaved.overlay(customer, dst.Journeys, from)
+	return known, nil
+}
+
+// liveView is one loaded customer's contact history: the state store's
+// view, kept in nba.Customer.Scratch so a warm load allocates nothing.
+type liveView struct {
+	v     state.View
+	found bool
+}
+
+// Count implements nba.CustomerHistory.
+func (lv *liveView) Count(scope nba.Scope, key string, outcome nba.Outcome, window time.Duration, now time.Time) int {
+	if !lv.found {
+		return 0
+	}
+	return lv.v.Count(kindOf(scope), key, outcomeOf(outcome), window, now)
+}
+
+// Contacts implements nba.CustomerHistory: the contacts the state keeps
+// for the customer (the latest state.Config.MaxEventsPerCustomer).
+func (lv *liveView) Contacts(scope nba.Scope, key string, dst []nba.ContactAt) ([]nba.ContactAt, bool) {
+	if lv.found {
+		lv.v.EachContact(kindOf(scope), key, func(at int64, o state.Outcome) {
+			dst = append(dst, nba.ContactAt{At: at, Outcome: outcomeFrom(o)})
+		})
+	}
+	return dst, true
+}
+
+// Profile fills p (sized to the schema, all fields missing) as Load does
+// and reports whether the customer is known: for the customer pages.
 func (c *customers) Profile(customer string, p *nba.Profile) bool {
 	b := c.binding.Load()
-	if b == nil {
+	known := snapshotProfile(b, customer, p)
+	var v state.View
+	if c.state != nil && c.state.View(bytesOf(customer), &v) && overlayProfile(b, &v, p) {
+		known = true
+	}
+	return known
+}
+
+// snapshotProfile fills p with the snapshot's values for the customer and
+// reports whether the snapshot has a row for it.
+func snapshotProfile(b *binding, customer string, p *nba.Profile) bool {
+	if b == nil || b.snap == nil {
 		return false
 	}
-	known := false
-	snapAsOf := int64(math.MinInt64)
-	if b.snap != nil {
-		snapAsOf = b.snap.AsOf().UnixNano()
-		if row, ok := b.snap.LookupString(customer); ok {
-			known = true
-			for i, col := range b.col {
-				if col < 0 || i >= len(p.Num) {
-					continue
-				}
-				switch b.src[i].kind {
-				case nba.KindNumber:
-					p.Num[i] = float64(b.snap.Number(col, row))
-				case nba.KindBool:
-					if v, ok := b.snap.Bool(col, row); ok {
-						p.Num[i] = b2f(v)
-					}
-				case nba.KindTime:
-					if v, ok := b.snap.Time(col, row); ok {
-						p.Num[i] = float64(v)
-					}
-				case nba.KindCategory:
-					if code, ok := b.snap.Category(col, row); ok {
-						p.Num[i] = float64(code)
-						p.Str[i] = b.snap.Dict(col)[code]
-					}
-				}
+	row, ok := b.snap.LookupString(customer)
+	if !ok {
+		return false
+	}
+	for i, col := range b.col {
+		if col < 0 || i >= len(p.Num) {
+			continue
+		}
+		switch b.src[i].kind {
+		case nba.KindNumber:
+			p.Num[i] = float64(b.snap.Number(col, row))
+		case nba.KindBool:
+			if v, ok := b.snap.Bool(col, row); ok {
+				p.Num[i] = b2f(v)
+			}
+		case nba.KindTime:
+			if v, ok := b.snap.Time(col, row); ok {
+				p.Num[i] = float64(v)
+			}
+		case nba.KindCategory:
+			if code, ok := b.snap.Category(col, row); ok {
+				p.Num[i] = float64(code)
+				p.Str[i] = b.snap.Dict(col)[code]
 			}
 		}
 	}
-	if c.state == nil {
-		return known
+	return true
+}
+
+// overlayProfile applies the live overlay values of v over p, per field
+// (see Load), and reports whether any was set.
+func overlayProfile(b *binding, v *state.View, p *nba.Profile) bool {
+	if b == nil {
+		return false
 	}
-	var v state.View
-	if !c.state.View(bytesOf(customer), &v) {
-		return known
+	snapAsOf := int64(math.MinInt64)
+	if b.snap != nil {
+		snapAsOf = b.snap.AsOf().UnixNano()
 	}
+	known := false
 	for i, f := range b.src {
 		if f.slot < 0 || i >= len(p.Num) {
 			continue
@@ -225,34 +308,6 @@ func (c *customers) Version() string {
 	return ""
 }
 
-// Any implements nba.History.
-func (c *customers) Any(customer string) bool {
-	var v state.View
-	return c.state != nil && c.state.View(bytesOf(customer), &v)
-}
-
-// Count implements nba.History.
-func (c *customers) Count(customer string, scope nba.Scope, key string, outcome nba.Outcome, window time.Duration, now time.Time) int {
-	var v state.View
-	if c.state == nil || !c.state.View(bytesOf(customer), &v) {
-		return 0
-	}
-	return v.Count(kindOf(scope), key, outcomeOf(outcome), window, now)
-}
-
-// Contacts implements nba.ContactLister: the contacts the state keeps for
-// the customer (the latest state.Config.MaxEventsPerCustomer).
-func (c *customers) Contacts(customer string, scope nba.Scope, key string, dst []nba.ContactAt) []nba.ContactAt {
-	var v state.View
-	if c.state == nil || !c.state.View(bytesOf(customer), &v) {
-		return dst
-	}
-	v.EachContact(kindOf(scope), key, func(at int64, o state.Outcome) {
-		dst = append(dst, nba.ContactAt{At: at, Outcome: outcomeFrom(o)})
-	})
-	return dst
-}
-
 // outcomeFrom is the engine's outcome of a state outcome, 0 when it has none.
 func outcomeFrom(o state.Outcome) nba.Outcome {
 	switch o {
@@ -266,20 +321,6 @@ func outcomeFrom(o state.Outcome) nba.Outcome {
 		return nba.Reject
 	}
 	return 0
-}
-
-// Journeys implements nba.Journeys.
-func (c *customers) Journeys(customer string, dst []nba.JourneyState) []nba.JourneyState {
-	from := len(dst)
-	var v state.View
-	if c.state != nil && c.state.View(bytesOf(customer), &v) {
-		for i := 0; i < v.Journeys(); i++ {
-			j := v.JourneyAt(i)
-			dst = append(dst, nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status),
-				EnteredAt: j.EnteredAt, LastStepAt: j.StepAt})
-		}
-	}
-	return c.unsaved.overlay(customer, dst, from)
 }
 
 func kindOf(s nba.Scope) state.Kind {

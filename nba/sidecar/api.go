@@ -9,12 +9,12 @@ import (
 	"syscall"
 	"time"
 
-	"nba/cache/state"
-	"nba/cache/wal"
 	"nba/nba"
 	"nba/nba/declog"
 	"nba/nba/explore"
 	"nba/nba/server"
+	"nba/state"
+	"nba/state/wal"
 )
 
 // scratch is one decision's reusable memory.
@@ -112,7 +112,7 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 // structured reasons when it encodes them.
 func fillResponse(resp *server.DecideResponse, d *nba.Decision, bundle string, explain bool) {
 	resp.Versions = server.Versions{Bundle: bundle, Catalog: d.CatalogVersion, Model: d.ModelVersion, Snapshot: d.SnapshotVersion}
-	resp.Limit = d.Limit
+	resp.Limit, resp.Stale = d.Limit, d.Stale
 	if d.Reason == "channel_limit" {
 		resp.Stopped, resp.StoppedBy = true, contactPolicy(&d.StoppedBy)
 	}
@@ -196,7 +196,10 @@ func fieldKindName(f *server.Field) string {
 }
 
 // persistEffects queues a decision's journey changes for the background
-// writer; when the queue is full they are dropped and counted. Until they
+// writer; when the queue is full they are dropped and counted. Each is a
+// conditional write: made only if the customer is still where the
+// decision found it, so of two decisions made from the same state only
+// one delivers the step (the other's write conflicts and is counted). Until they
 // are on disk, the Journeys adapter reads them from memory, so the next
 // decision already sees the step as given.
 func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, now time.Time) {
@@ -207,7 +210,8 @@ func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, n
 		if at.IsZero() {
 			at = now
 		}
-		us[i] = state.JourneyUpdate{Customer: customer, Journey: e.Journey, Step: e.Step, Status: state.JourneyStatus(e.Status), At: at}
+		us[i] = state.JourneyUpdate{Customer: customer, Journey: e.Journey, Step: e.Step, Status: state.JourneyStatus(e.Status), At: at,
+			Conditional: true, FromStep: e.FromStep, FromStatus: state.JourneyStatus(e.FromStatus)}
 	}
 	s.effectsMu.RLock()
 	defer s.effectsMu.RUnlock()
@@ -396,16 +400,25 @@ func (s *Sidecar) Event(ev *server.Event) error {
 			strAttrs[f.Key] = strconv.FormatBool(f.Bool)
 		}
 	}
-	// Journey moves are computed first, from the journeys as they stand
-	// (they do not depend on the profile), so that they go into the same
-	// log record as the profile changes. A duplicate's moves are dropped
-	// with the rest of it.
+	// Journey moves are computed by the state store from the journeys as
+	// they stand when it applies the event (they do not depend on the
+	// profile): the read and the write are one atomic step per customer,
+	// and the moves go into the same log record as the profile changes. A
+	// duplicate's moves are dropped with the rest of it.
 	e := state.Event{Customer: ev.CustomerID, Type: ev.Type, At: ev.TS, Attrs: attrs, ID: ev.EventID}
-	if updates := s.engine.OnEvent(ev.CustomerID, ev.Type, strAttrs, ev.TS, nil); len(updates) > 0 {
-		e.Journeys = make([]state.JourneyMove, len(updates))
-		for i, u := range updates {
-			e.Journeys[i] = state.JourneyMove{Journey: u.Journey, Step: u.Step, Status: state.JourneyStatus(u.Status)}
+	eng, typ, at := s.engine, ev.Type, ev.TS
+	e.JourneysFrom = func(cur []state.JourneyState) []state.JourneyMove {
+		js := make([]nba.JourneyState, len(cur))
+		for i, j := range cur {
+			js[i] = nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status), EnteredAt: j.EnteredAt, LastStepAt: j.StepAt}
 		}
+		js = s.cust.unsaved.overlay(e.Customer, js, 0)
+		updates := eng.EventMoves(typ, strAttrs, at, js, nil)
+		moves := make([]state.JourneyMove, len(updates))
+		for i, u := range updates {
+			moves[i] = state.JourneyMove{Journey: u.Journey, Step: u.Step, Status: state.JourneyStatus(u.Status)}
+		}
+		return moves
 	}
 	if err := s.state.ApplyEvent(e); err != nil {
 		return s.stateError(err)

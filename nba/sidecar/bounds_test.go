@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"nba/cache/wal"
 	"nba/nba/demo"
 	"nba/nba/server"
+	"nba/state/wal"
 )
 
 // stateStatus returns the "state" object of /admin/status.

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"nba/cache/snapshot"
-	"nba/cache/state"
 	"nba/model"
 	"nba/nba"
+	"nba/state"
 )
 
 // ManifestFile is the name of a bundle's manifest.
@@ -142,7 +142,7 @@ func readManifest(fsys fs.FS) (Manifest, []byte, error) {
 
 // loadParts reads and compiles everything of a bundle but the snapshot
 // data: manifest, models and catalog. It reports every problem it finds.
-func loadParts(fsys fs.FS, st *state.Store) (*parts, error) {
+func loadParts(fsys fs.FS, st state.Backend) (*parts, error) {
 	m, manifestBytes, err := readManifest(fsys)
 	if err != nil {
 		return nil, err
@@ -310,18 +310,19 @@ func withParts(fsys fs.FS, f func(*parts) error) error {
 	if err != nil {
 		return err
 	}
-	var st *state.Store
+	var st state.Backend // nil, not a nil *state.Store: loadParts tests it
 	if len(m.Profile.Events) > 0 || len(m.Profile.Fields) > 0 {
 		dir, err := os.MkdirTemp("", "nba-bundle-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		st, err = openState(dir, m, Config{})
+		opened, err := openState(dir, m, Config{})
 		if err != nil {
 			return fmt.Errorf("%s: profile: %w", ManifestFile, err)
 		}
-		defer st.Close()
+		defer opened.Close()
+		st = opened
 	}
 	p, err := loadParts(fsys, st)
 	if err != nil {

@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"nba/cache/state"
 	"nba/nba/demo"
 	"nba/nba/server"
+	"nba/state"
 )
 
 // TestRetriesAreAppliedOnce sends feedback and events, retries them with the

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"nba/cache/stateio"
+	"nba/state/stateio"
 )
 
 // ImportContacts loads contact history (CSV or JSON Lines, as package
@@ -14,8 +14,12 @@ import (
 // directory. The records are durable when it returns. It returns how many
 // contacts it recorded; any refused row is an error naming the first.
 func (s *Sidecar) ImportContacts(r io.Reader) (int, error) {
+	target, ok := s.state.(stateio.Target)
+	if !ok {
+		return 0, fmt.Errorf("cannot import contacts: the state backend %T cannot import", s.state)
+	}
 	var first error
-	n, err := stateio.Import(r, s.state, stateio.Options{Refused: func(line int, why error) {
+	n, err := stateio.Import(r, target, stateio.Options{Refused: func(line int, why error) {
 		if first == nil {
 			first = fmt.Errorf("line %d: %w", line, why)
 		}

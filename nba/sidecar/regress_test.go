@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"nba/cache/state"
 	"nba/nba/demo"
 	"nba/nba/server"
+	"nba/state"
 )
 
 // statusOf returns the HTTP status the server answers for a Backend error.

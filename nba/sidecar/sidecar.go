@@ -28,11 +28,11 @@ import (
 
 	"nba/cache/scorecache"
 	"nba/cache/snapshot"
-	"nba/cache/state"
-	"nba/cache/wal"
 	"nba/nba"
 	"nba/nba/declog"
 	"nba/nba/server"
+	"nba/state"
+	"nba/state/wal"
 )
 
 // Config configures a Sidecar.
@@ -116,7 +116,7 @@ type Config struct {
 type Sidecar struct {
 	cfg    Config
 	log    *slog.Logger
-	state  *state.Store
+	state  state.Backend
 	snaps  *snapshot.Store
 	cust   *customers
 	engine *nba.Engine
@@ -130,18 +130,19 @@ type Sidecar struct {
 	effectsClosed bool
 	effectsDone   chan struct{}
 
-	reloadMu        sync.Mutex
-	snapStamp       time.Time // modification time of the snapshot file served; guarded by reloadMu
-	reloads         atomic.Uint64
-	reloadFailures  atomic.Uint64
-	lastReloadErr   atomic.Pointer[reloadError]
-	lastReloadOK    atomic.Int64 // unix nanos of the last successful reload
-	effectsDropped  atomic.Uint64
-	effectsFailed   atomic.Uint64
-	feedbackUnknown atomic.Uint64
-	eventsUnknown   atomic.Uint64
-	stateLogged     atomic.Int64 // when a write refused as state_unavailable was last logged (unix ns)
-	observeErrors   atomic.Uint64
+	reloadMu         sync.Mutex
+	snapStamp        time.Time // modification time of the snapshot file served; guarded by reloadMu
+	reloads          atomic.Uint64
+	reloadFailures   atomic.Uint64
+	lastReloadErr    atomic.Pointer[reloadError]
+	lastReloadOK     atomic.Int64 // unix nanos of the last successful reload
+	effectsDropped   atomic.Uint64
+	effectsFailed    atomic.Uint64
+	effectsConflicts atomic.Uint64 // journey changes refused by their precondition
+	feedbackUnknown  atomic.Uint64
+	eventsUnknown    atomic.Uint64
+	stateLogged      atomic.Int64 // when a write refused as state_unavailable was last logged (unix ns)
+	observeErrors    atomic.Uint64
 
 	pending   pending
 	memSeed   maphash.Seed // decision ids -> decision memory keys
@@ -262,7 +263,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		}
 		cache = scores{s.scores}
 	}
-	s.engine, err = nba.NewEngine(nba.Config{Catalog: p.catalog, Profiles: s.cust, History: s.cust, Journeys: s.cust, Scores: cache,
+	s.engine, err = nba.NewEngine(nba.Config{Catalog: p.catalog, Customers: s.cust, Scores: cache,
 		DecisionMemory: cfg.DecisionMemory})
 	if err != nil {
 		st.Close()
@@ -392,7 +393,7 @@ func fileStamp(fsys fs.FS, file string) time.Time {
 // the state store was opened with from a: the same mappings, compared
 // compiled and by value, and the same live fields carried by the snapshot
 // (they reset when a new snapshot is served).
-func sameProfile(st *state.Store, a, b Manifest) bool {
+func sameProfile(st state.Backend, a, b Manifest) bool {
 	if !a.Profile.Equal(b.Profile) {
 		return false
 	}
@@ -451,6 +452,12 @@ func (s *Sidecar) applyEffects() {
 	defer close(s.effectsDone)
 	for us := range s.effects {
 		if err := s.state.SetJourney(us...); err != nil {
+			if state.KindOf(err) == state.ErrConflict {
+				// Another decision delivered from the same state first.
+				s.effectsConflicts.Add(1)
+				s.cust.unsaved.done(us)
+				continue
+			}
 			s.effectsFailed.Add(1)
 			if state.KindOf(err) != state.ErrUnavailable || s.stateLogDue() {
 				s.log.Warn("cannot persist journey change", "error", err)

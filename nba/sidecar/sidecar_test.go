@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"nba/cache/state"
+	"nba/nba"
 	"nba/nba/declog"
 	"nba/nba/demo"
 	"nba/nba/server"
+	"nba/state"
 )
 
 func openDemo(t *testing.T, now time.Time) *Sidecar {
@@ -246,14 +247,14 @@ func TestJourneyStepSeenBeforeItIsWritten(t *testing.T) {
 	if err := s.Event(&server.Event{CustomerID: c, Type: "cart_abandoned", TS: now}); err != nil {
 		t.Fatal(err)
 	}
-	before := s.cust.Journeys(c, nil)
+	before := loadedJourneys(t, s, c)
 	if len(before) != 1 || before[0].Step != 0 {
 		t.Fatalf("after cart_abandoned: journeys %+v, want abandoned_cart at step 0", before)
 	}
 	// A change queued but not written (the writer is bypassed here).
 	us := []state.JourneyUpdate{{Customer: c, Journey: "abandoned_cart", Step: 1, At: now.Add(time.Minute)}}
 	s.cust.unsaved.add(us)
-	got := s.cust.Journeys(c, nil)
+	got := loadedJourneys(t, s, c)
 	if len(got) != 1 || got[0].Step != 1 || !got[0].LastStepAt.Equal(now.Add(time.Minute)) || !got[0].EnteredAt.Equal(before[0].EnteredAt) {
 		t.Errorf("with an unsaved step: %+v, want step 1 given at %v, entered at %v", got, now.Add(time.Minute), before[0].EnteredAt)
 	}
@@ -261,7 +262,7 @@ func TestJourneyStepSeenBeforeItIsWritten(t *testing.T) {
 		t.Errorf("cart_reminder_1 given again while its step is only in memory")
 	}
 	s.cust.unsaved.done(us)
-	if got := s.cust.Journeys(c, nil); len(got) != 1 || got[0].Step != 0 {
+	if got := loadedJourneys(t, s, c); len(got) != 1 || got[0].Step != 0 {
 		t.Errorf("after the unsaved change is dropped: %+v, want the stored step 0", got)
 	}
 }
@@ -415,4 +416,14 @@ func TestStatusKeysAreSnakeCase(t *testing.T) {
 		}
 	}
 	walk("status", st)
+}
+
+// loadedJourneys returns the customer's journeys as a decision loads them.
+func loadedJourneys(t *testing.T, s *Sidecar, customer string) []nba.JourneyState {
+	t.Helper()
+	var c nba.Customer
+	if _, err := s.cust.Load(context.Background(), customer, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Journeys
 }

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"nba/cache/state"
+	"nba/state"
 )
 
 // OpenStateDir opens the customer state in a sidecar's state directory

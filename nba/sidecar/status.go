@@ -8,9 +8,9 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/goccy/go-yaml"
 
-	"nba/cache/state"
 	"nba/nba"
 	"nba/nba/server"
+	"nba/state"
 )
 
 // catalogJSON converts the catalog source to the JSON served by GET

@@ -69,8 +69,8 @@ func TestEachRestoreRoundTrip(t *testing.T) {
 	if st := src.Stats(); st.HistoryEvicted == 0 || st.KeysEvicted == 0 || st.IDsEvicted == 0 || st.JourneysEvicted == 0 {
 		t.Fatalf("the test does not reach the bounds: %+v", st)
 	}
-	var all []Customer
-	must(t, src.Each(func(c *Customer) error { all = append(all, *c); return nil }))
+	var all []CustomerDump
+	must(t, src.Each(func(c *CustomerDump) error { all = append(all, *c); return nil }))
 	if len(all) != 20 {
 		t.Fatalf("Each read %d customers, want 20", len(all))
 	}
@@ -107,7 +107,7 @@ func TestRestoreRebuildsCounters(t *testing.T) {
 		must(t, src.RecordContact(Contact{Customer: "c", Action: fmt.Sprintf("a%d", i%3), Channel: "web", Outcome: Impression,
 			At: t0.Add(time.Duration(i*7) * time.Hour)}))
 	}
-	must(t, src.Each(func(c *Customer) error {
+	must(t, src.Each(func(c *CustomerDump) error {
 		c.Counters = nil
 		return dst.Restore(*c)
 	}))
@@ -120,27 +120,27 @@ func TestRestoreRebuildsCounters(t *testing.T) {
 // nothing of the call is restored.
 func TestRestoreValidation(t *testing.T) {
 	s := openStore(t, t.TempDir(), nil)
-	ok := Customer{ID: "ok", Contacts: []Contact{{Action: "a", Outcome: Click, At: t0}}}
+	ok := CustomerDump{ID: "ok", Contacts: []Contact{{Action: "a", Outcome: Click, At: t0}}}
 	for _, tc := range []struct {
 		name string
-		c    Customer
+		c    CustomerDump
 	}{
-		{"no id", Customer{}},
-		{"long id", Customer{ID: string(make([]byte, 300))}},
-		{"contact without action", Customer{ID: "x", Contacts: []Contact{{At: t0}}}},
-		{"contact time", Customer{ID: "x", Contacts: []Contact{{Action: "a", At: time.Unix(0, 0)}}}},
-		{"contact value", Customer{ID: "x", Contacts: []Contact{{Action: "a", At: t0, Value: math.NaN()}}}},
-		{"field type", Customer{ID: "x", Fields: []FieldValue{{Field: "tier", Type: 9, At: t0}}}},
-		{"bool value", Customer{ID: "x", Fields: []FieldValue{{Field: "vip", Type: TypeBool, Num: 2, At: t0}}}},
-		{"field twice", Customer{ID: "x", Fields: []FieldValue{{Field: "vip", Type: TypeBool, At: t0}, {Field: "vip", Type: TypeBool, At: t0}}}},
-		{"journey status", Customer{ID: "x", Journeys: []JourneyState{{Journey: "j", EnteredAt: t0, StepAt: t0}}}},
-		{"journey twice", Customer{ID: "x", Journeys: []JourneyState{{Journey: "j", Status: JourneyActive, EnteredAt: t0, StepAt: t0},
+		{"no id", CustomerDump{}},
+		{"long id", CustomerDump{ID: string(make([]byte, 300))}},
+		{"contact without action", CustomerDump{ID: "x", Contacts: []Contact{{At: t0}}}},
+		{"contact time", CustomerDump{ID: "x", Contacts: []Contact{{Action: "a", At: time.Unix(0, 0)}}}},
+		{"contact value", CustomerDump{ID: "x", Contacts: []Contact{{Action: "a", At: t0, Value: math.NaN()}}}},
+		{"field type", CustomerDump{ID: "x", Fields: []FieldValue{{Field: "tier", Type: 9, At: t0}}}},
+		{"bool value", CustomerDump{ID: "x", Fields: []FieldValue{{Field: "vip", Type: TypeBool, Num: 2, At: t0}}}},
+		{"field twice", CustomerDump{ID: "x", Fields: []FieldValue{{Field: "vip", Type: TypeBool, At: t0}, {Field: "vip", Type: TypeBool, At: t0}}}},
+		{"journey status", CustomerDump{ID: "x", Journeys: []JourneyState{{Journey: "j", EnteredAt: t0, StepAt: t0}}}},
+		{"journey twice", CustomerDump{ID: "x", Journeys: []JourneyState{{Journey: "j", Status: JourneyActive, EnteredAt: t0, StepAt: t0},
 			{Journey: "j", Status: JourneyExited, EnteredAt: t0, StepAt: t0}}}},
-		{"empty id key", Customer{ID: "x", IDs: []RememberedID{{}}}},
-		{"counter recent", Customer{ID: "x", Counters: []Counter{{Key: "a", Seen: 3, Recent: []int64{1}}}}},
-		{"counter order", Customer{ID: "x", Counters: []Counter{{Key: "a", Seen: 2, Recent: []int64{1, 2}}}}},
-		{"counter kind", Customer{ID: "x", Counters: []Counter{{Key: "a", Kind: 7}}}},
-		{"counter days", Customer{ID: "x", Counters: []Counter{{Key: "a", Days: make([]uint16, 500)}}}},
+		{"empty id key", CustomerDump{ID: "x", IDs: []RememberedID{{}}}},
+		{"counter recent", CustomerDump{ID: "x", Counters: []Counter{{Key: "a", Seen: 3, Recent: []int64{1}}}}},
+		{"counter order", CustomerDump{ID: "x", Counters: []Counter{{Key: "a", Seen: 2, Recent: []int64{1, 2}}}}},
+		{"counter kind", CustomerDump{ID: "x", Counters: []Counter{{Key: "a", Kind: 7}}}},
+		{"counter days", CustomerDump{ID: "x", Counters: []Counter{{Key: "a", Days: make([]uint16, 500)}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := s.Restore(ok, tc.c)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
-	"nba/cache/wal"
+	"nba/state/wal"
 )
 
 const testMappingsYAML = `

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"nba/cache/wal"
+	"nba/state/wal"
 )
 
 var fuzzMappings = sync.OnceValue(func() Mappings { return testMappings(nil) })

@@ -49,13 +49,13 @@ import (
 	"strings"
 	"time"
 
-	"nba/cache/state"
+	"nba/state"
 )
 
 // Row is one decoded line: a customer's state or one contact.
 type Row struct {
-	Customer *state.Customer // a customer's whole state, or nil
-	Contact  state.Contact   // when Customer is nil
+	Customer *state.CustomerDump // a customer's whole state, or nil
+	Contact  state.Contact       // when Customer is nil
 }
 
 type wireContact struct {
@@ -128,7 +128,7 @@ type wireLine struct {
 }
 
 // AppendCustomer appends c as one JSON line (with its newline) to dst.
-func AppendCustomer(dst []byte, c *state.Customer) ([]byte, error) {
+func AppendCustomer(dst []byte, c *state.CustomerDump) ([]byte, error) {
 	w := wireCustomer{Customer: c.ID}
 	for _, k := range c.Contacts {
 		w.Contacts = append(w.Contacts, wireContact{Action: k.Action, Group: k.Group, Channel: k.Channel,
@@ -293,8 +293,8 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // customer converts a decoded customer line.
-func (w *wireLine) customer() (*state.Customer, error) {
-	c := &state.Customer{ID: *w.Customer}
+func (w *wireLine) customer() (*state.CustomerDump, error) {
+	c := &state.CustomerDump{ID: *w.Customer}
 	if c.ID == "" {
 		return nil, errors.New("customer: empty")
 	}

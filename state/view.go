@@ -1,6 +1,9 @@
 package state
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // View is a read-only, consistent snapshot of one customer's state, filled by
 // Store.View. A View is reusable and owned by one goroutine at a time; the
@@ -26,6 +29,12 @@ func (s *Store) View(customer []byte, v *View) bool {
 	}
 	v.c = e.p.Load()
 	return true
+}
+
+// Load implements Backend.Load: View, which cannot fail (the state is in
+// memory) and does not wait.
+func (s *Store) Load(_ context.Context, customer []byte, v *View) (bool, error) {
+	return s.View(customer, v), nil
 }
 
 // SeenContactID reports whether the viewed customer's state remembers the

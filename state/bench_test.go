@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"nba/cache/wal"
+	"nba/state/wal"
 )
 
 // benchStore fills a store with customers whose state is realistic: 100

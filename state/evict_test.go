@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"nba/cache/wal"
+	"nba/state/wal"
 )
 
 // liveIDs returns the ids of the customers with state, sorted.

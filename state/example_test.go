@@ -5,8 +5,8 @@ import (
 	"os"
 	"time"
 
-	"nba/cache/state"
-	"nba/cache/wal"
+	"nba/state"
+	"nba/state/wal"
 )
 
 func ExampleStore() {

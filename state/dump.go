@@ -10,15 +10,14 @@ import (
 	"time"
 )
 
-// Customer is the whole of one customer's state as plain values: what
+// CustomerDump is the whole of one customer's state as plain values: what
 // Store.Each reads and Store.Restore writes, for moving state between
 // directories and backends (nba state export and import). Restoring what
 // Each read gives a customer whose View answers every question the same.
-type Customer struct {
+type CustomerDump struct {
 	ID string
 	// Contacts are the kept history, the latest recorded first (as
-	// View.History);
-	// Customer and ID are empty (ids are in IDs).
+	// View.History); their Customer and ID are empty (ids are in IDs).
 	Contacts []Contact
 	// Fields are the set overlay values a View shows.
 	Fields []FieldValue
@@ -69,7 +68,7 @@ type Counter struct {
 // until fn returns an error, which Each returns. Each customer's state is
 // one consistent snapshot; writes during Each are seen or not. fn may keep
 // the Customer.
-func (s *Store) Each(fn func(*Customer) error) error {
+func (s *Store) Each(fn func(*CustomerDump) error) error {
 	var snaps []*custState
 	asOf := s.asOf.Load()
 	for i := range s.stripes {
@@ -89,10 +88,10 @@ func (s *Store) Each(fn func(*Customer) error) error {
 	return nil
 }
 
-// export copies cs into a Customer, without the overlay values a View
+// export copies cs into a CustomerDump, without the overlay values a View
 // would hide at asOf.
-func (s *Store) export(cs *custState, asOf int64) *Customer {
-	c := &Customer{ID: cs.id}
+func (s *Store) export(cs *custState, asOf int64) *CustomerDump {
+	c := &CustomerDump{ID: cs.id}
 	v := View{c: cs, m: s.m, asOf: asOf}
 	c.Contacts = v.History(make([]Contact, 0, cs.histN), cs.histN)
 	for i := range c.Contacts {
@@ -144,7 +143,7 @@ func newestFirst(ring []uint16, top int64) []uint16 {
 }
 
 // checkCustomer reports why Restore would refuse c, or nil.
-func (s *Store) checkCustomer(c *Customer) error {
+func (s *Store) checkCustomer(c *CustomerDump) error {
 	if err := s.checkString("customer", c.ID, true); err != nil {
 		return err
 	}
@@ -262,7 +261,7 @@ func (s *Store) checkCustomer(c *Customer) error {
 // (a crash before it loses the restored customers, not what was written
 // before). It is meant for loading state into a store that nothing else
 // writes to, as nba state import does.
-func (s *Store) Restore(cs ...Customer) error {
+func (s *Store) Restore(cs ...CustomerDump) error {
 	for i := range cs {
 		if err := s.checkCustomer(&cs[i]); err != nil {
 			return invalidf("cannot restore customer %d: %w", i, err)
@@ -274,7 +273,7 @@ func (s *Store) Restore(cs ...Customer) error {
 	return nil
 }
 
-func (s *Store) restore(c *Customer) {
+func (s *Store) restore(c *CustomerDump) {
 	st := &s.stripes[s.stripeOf(c.ID)]
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
@@ -285,7 +284,9 @@ func (s *Store) restore(c *Customer) {
 		for i := len(c.Contacts) - 1; i >= 0; i-- {
 			k := &c.Contacts[i]
 			r := record{action: k.Action, group: k.Group, channel: k.Channel, outcome: k.Outcome, num: k.Value, at: k.At.UnixNano()}
-			s.applyContact(next, &r)
+			var res Result
+			s.applyContact(next, &r, &res)
+			s.count(res)
 		}
 	} else {
 		s.restoreHistory(next, c.Contacts)

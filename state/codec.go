@@ -81,7 +81,17 @@ type record struct {
 	step    int
 	status  JourneyStatus
 
-	dup bool // not encoded: a duplicate that write skips
+	// Not encoded: the precondition of a conditional journey move
+	// (JourneyUpdate.Conditional), checked when the record is written.
+	cond       bool
+	fromStep   int
+	fromStatus JourneyStatus
+
+	dup   bool // not encoded: a duplicate that write skips
+	empty bool // not encoded: an event that turned out to change nothing, skipped
+
+	movesFrom func([]JourneyState) []JourneyMove // not encoded: Event.JourneysFrom
+	given     int                                // not encoded: moves the event gave, before the computed ones
 }
 
 // idKind returns the namespace of r's idempotency key: contact and event
@@ -391,7 +401,7 @@ func (s *Store) writeCheckpoint(w io.Writer) error {
 	return err
 }
 
-func (s *Store) appendCustomer(b []byte, cs *custState) []byte {
+func (m *Model) appendCustomer(b []byte, cs *custState) []byte {
 	b = appendString(b, cs.id)
 	b = binary.AppendUvarint(b, cs.lsn)
 	n := 0
@@ -405,7 +415,7 @@ func (s *Store) appendCustomer(b []byte, cs *custState) []byte {
 		if v.at != 0 {
 			b = binary.AppendUvarint(b, uint64(i))
 			b = binary.AppendVarint(b, v.at)
-			b = appendValue(b, s.m.fields[i].Type, v)
+			b = appendValue(b, m.m.fields[i].Type, v)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(cs.aggs)))
@@ -605,7 +615,10 @@ func (s *Store) loadCheckpoint(r io.Reader) error {
 	return fmt.Errorf("state checkpoint: %w", d.err)
 }
 
-func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldType) {
+// decodeCustomer reads one customer of a checkpoint (or one value
+// AppendCustomer wrote), applying this model's bounds and dropping fields
+// it no longer maps (counted in res). It returns nil after an error of d.
+func (m *Model) decodeCustomer(d *rd, version uint64, remap []int, types []FieldType, res *Result) (*custState, string) {
 	id := d.str()
 	cs := &custState{lsn: d.uvarint()}
 	if d.err == nil && id == "" {
@@ -614,33 +627,33 @@ func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldTy
 	nov := d.count(len(remap), "overlay values")
 	for range nov {
 		if d.err != nil {
-			return
+			return nil, ""
 		}
 		fi := d.count(len(remap)-1, "field index")
 		at := d.varint()
 		if d.err != nil || fi >= len(types) {
 			d.fail("bad field index")
-			return
+			return nil, ""
 		}
 		v := d.value(types[fi])
 		if at <= 0 {
 			d.fail("overlay value without time")
 		}
 		if remap[fi] < 0 {
-			s.st.replayDropped.Add(1)
+			res.Dropped++
 			continue
 		}
 		if cs.overlay == nil {
-			cs.overlay = make([]value, len(s.m.fields))
+			cs.overlay = make([]value, len(m.m.fields))
 		}
 		v.at = at
-		v.str = s.intern.get(v.str, &s.st.internFull)
+		v.str = m.intern.get(v.str, &m.ctr.internFull)
 		cs.overlay[remap[fi]] = v
 	}
 	na := d.count(maxDecodedAggs, "aggregates")
 	for range na {
 		if d.err != nil {
-			return
+			return nil, ""
 		}
 		a := &agg{kind: Kind(d.byte()), outcome: Outcome(d.byte()), key: d.str()}
 		if d.err == nil && (a.kind >= numKinds || a.outcome >= numOutcomes || a.key == "") {
@@ -668,43 +681,43 @@ func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldTy
 			days[i] = uint16(min(d.uvarint(), math.MaxUint16))
 		}
 		if d.err != nil {
-			return
+			return nil, ""
 		}
 		// Re-bucket into this Config's ring length.
-		a.days = make([]uint16, s.days)
-		for i := range min(nd, s.days) {
+		a.days = make([]uint16, m.days)
+		for i := range min(nd, m.days) {
 			day := a.dayTop - int64(i)
-			a.days[mod(day, s.days)] = days[mod(day, nd)]
+			a.days[mod(day, m.days)] = days[mod(day, nd)]
 		}
-		if len(cs.aggs) < s.cfg.MaxKeysPerCustomer {
-			s.internAgg(a)
+		if len(cs.aggs) < m.maxKeys {
+			m.internAgg(a)
 			var last int64
 			if a.seen > 0 {
 				last = a.recent[0]
 			}
 			cs.aggs = append(cs.aggs, aggRef{kind: a.kind, outcome: a.outcome, key: a.key, last: last, a: a})
 		} else {
-			s.st.keysEvicted.Add(1)
+			res.KeysEvicted++
 		}
 	}
 	nh := d.count(maxDecodedHist, "history entries")
 	var nodes []histNode
 	for i := range nh {
 		if d.err != nil {
-			return
+			return nil, ""
 		}
 		c := Contact{Action: d.str(), Group: d.str(), Channel: d.str(), Outcome: Outcome(d.byte()), Value: d.f64()}
 		c.At = time.Unix(0, d.varint()).UTC()
 		if d.err == nil && (c.Action == "" || c.Outcome >= numOutcomes || math.IsNaN(c.Value) || math.IsInf(c.Value, 0)) {
 			d.fail("invalid history entry %d", i)
 		}
-		if i >= s.cfg.MaxEventsPerCustomer {
-			s.st.histEvicted.Add(1)
+		if i >= m.maxEvents {
+			res.HistoryEvicted++
 			continue
 		}
-		c.Action = s.intern.get(c.Action, &s.st.internFull)
-		c.Group = s.intern.get(c.Group, &s.st.internFull)
-		c.Channel = s.intern.get(c.Channel, &s.st.internFull)
+		c.Action = m.intern.get(c.Action, &m.ctr.internFull)
+		c.Group = m.intern.get(c.Group, &m.ctr.internFull)
+		c.Channel = m.intern.get(c.Channel, &m.ctr.internFull)
 		nodes = append(nodes, histNode{c: c})
 	}
 	for i := range nodes {
@@ -718,7 +731,7 @@ func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldTy
 	nj := d.count(maxDecodedJourn, "journeys")
 	for range nj {
 		if d.err != nil {
-			return
+			return nil, ""
 		}
 		j := JourneyState{Journey: d.str()}
 		step := d.uvarint()
@@ -729,27 +742,27 @@ func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldTy
 			d.fail("invalid journey")
 		}
 		j.Step = int(step)
-		j.Journey = s.intern.get(j.Journey, &s.st.internFull)
-		if len(cs.journeys) < s.cfg.MaxJourneysPerCustomer {
+		j.Journey = m.intern.get(j.Journey, &m.ctr.internFull)
+		if len(cs.journeys) < m.maxJourneys {
 			cs.journeys = append(cs.journeys, j)
 		} else {
-			s.st.journeysEvicted.Add(1)
+			res.JourneysEvicted++
 		}
 	}
 	if version >= 2 {
 		nk := d.count(maxDecodedIDs, "idempotency keys")
 		// The newest MaxIDsPerCustomer are kept: they come last.
-		skip := max(0, nk-s.cfg.MaxIDsPerCustomer)
+		skip := max(0, nk-m.maxIDs)
 		for i := range nk {
 			if d.err != nil {
-				return
+				return nil, ""
 			}
 			k := idKey{kind: idKind(d.byte()), id: d.str()}
 			if d.err == nil && (k.id == "" || (k.kind != idContact && k.kind != idEvent)) {
 				d.fail("invalid idempotency key %d", i)
 			}
 			if i < skip {
-				s.st.idsEvicted.Add(1)
+				res.IDsEvicted++
 				continue
 			}
 			if cs.ids == nil {
@@ -759,6 +772,16 @@ func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldTy
 		}
 	}
 	if d.err != nil {
+		return nil, ""
+	}
+	return cs, id
+}
+
+func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldType) {
+	var res Result
+	cs, id := s.decodeCustomer(d, version, remap, types, &res)
+	s.count(res)
+	if cs == nil {
 		return
 	}
 	st := &s.stripes[s.stripeOf(id)]
@@ -773,7 +796,7 @@ func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldTy
 	s.st.customers.Add(1)
 }
 
-func (s *Store) internAgg(a *agg) *agg {
-	a.key = s.intern.get(a.key, &s.st.internFull)
+func (m *Model) internAgg(a *agg) *agg {
+	a.key = m.intern.get(a.key, &m.ctr.internFull)
 	return a
 }

@@ -125,6 +125,14 @@ type Event struct {
 	// made at At in the same log record as the overlay changes: after a
 	// crash either all of the event is applied or none of it.
 	Journeys []JourneyMove
+	// JourneysFrom, when set, computes more journey moves from the
+	// customer's journeys as they stand when the event is applied: the
+	// read and the write are one atomic step per customer, so two events
+	// of one customer cannot both enter a journey. Its moves follow
+	// Journeys in the record. It must be a pure function of its argument
+	// (a shared backend may call it again when it retries after a
+	// conflict) and must not keep the slice.
+	JourneysFrom func(cur []JourneyState) []JourneyMove
 }
 
 // JourneyMove moves the customer of an Event to a step of a journey, as
@@ -142,6 +150,15 @@ type JourneyUpdate struct {
 	Step     int
 	Status   JourneyStatus // zero means JourneyActive
 	At       time.Time
+	// Conditional makes the move a conditional write: it is made only if
+	// the customer's state in the journey is still FromStep and
+	// FromStatus (FromStatus 0: never in the journey); otherwise
+	// SetJourney fails with ErrConflict and records none of its moves.
+	// Decisions deliver journey steps so: of two decisions made from the
+	// same state, one delivers step k and the other's write conflicts.
+	Conditional bool
+	FromStep    int
+	FromStatus  JourneyStatus
 }
 
 // JourneyState is a customer's position in one journey.

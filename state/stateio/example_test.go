@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"nba/cache/state"
-	"nba/cache/stateio"
-	"nba/cache/wal"
+	"nba/state"
+	"nba/state/stateio"
+	"nba/state/wal"
 )
 
 // ExampleImport loads contact history into a state store: a cap counts it

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"nba/cache/wal"
+	"nba/state/wal"
 )
 
 // crashChildEnv makes the test binary act as the crash test's child: the

@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"nba/cache/wal"
+	"nba/state/wal"
 )
 
 func ExampleOpen() {

@@ -12,8 +12,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/klauspost/compress/zstd"
 
-	"nba/cache/state"
-	"nba/cache/wal"
+	"nba/state"
+	"nba/state/wal"
 )
 
 const mappingsYAML = `
@@ -47,10 +47,10 @@ func must(t testing.TB, err error) {
 }
 
 // all reads a store's customers keyed by id.
-func all(t testing.TB, s *state.Store) map[string]state.Customer {
+func all(t testing.TB, s *state.Store) map[string]state.CustomerDump {
 	t.Helper()
-	m := map[string]state.Customer{}
-	must(t, s.Each(func(c *state.Customer) error { m[c.ID] = *c; return nil }))
+	m := map[string]state.CustomerDump{}
+	must(t, s.Each(func(c *state.CustomerDump) error { m[c.ID] = *c; return nil }))
 	return m
 }
 

@@ -11,13 +11,13 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"nba/cache/state"
+	"nba/state"
 )
 
 // Source is a state store export reads: *state.Store, a shared store later.
 type Source interface {
 	// Each calls fn with every customer's state until fn fails.
-	Each(fn func(*state.Customer) error) error
+	Each(fn func(*state.CustomerDump) error) error
 }
 
 // Target is a state store import writes to.
@@ -27,7 +27,7 @@ type Target interface {
 	// none is recorded.
 	RecordContacts(cs []state.Contact) (dups int, err error)
 	// Restore replaces customers' states; on an error none is restored.
-	Restore(cs ...state.Customer) error
+	Restore(cs ...state.CustomerDump) error
 	// Checkpoint makes restored states durable.
 	Checkpoint() error
 }
@@ -48,7 +48,7 @@ type Counts struct {
 	Refused    int `json:"refused"`    // rows refused (import)
 }
 
-func (c *Counts) addCustomer(x *state.Customer) {
+func (c *Counts) addCustomer(x *state.CustomerDump) {
 	c.Customers++
 	c.Contacts += len(x.Contacts)
 	c.Fields += len(x.Fields)
@@ -62,7 +62,7 @@ func Export(w io.Writer, src Source) (Counts, error) {
 	var n Counts
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var buf []byte
-	err := src.Each(func(c *state.Customer) error {
+	err := src.Each(func(c *state.CustomerDump) error {
 		var err error
 		if buf, err = AppendCustomer(buf[:0], c); err != nil {
 			return err
@@ -178,7 +178,7 @@ type pendingContact struct {
 
 type pendingCustomer struct {
 	line int
-	c    state.Customer
+	c    state.CustomerDump
 }
 
 type importer struct {
@@ -211,7 +211,7 @@ func (im *importer) addContact(line int, c state.Contact) error {
 	return nil
 }
 
-func (im *importer) addCustomer(line int, c *state.Customer) error {
+func (im *importer) addCustomer(line int, c *state.CustomerDump) error {
 	if len(im.contacts) > 0 {
 		if err := im.flushContacts(); err != nil {
 			return err
@@ -285,14 +285,14 @@ func (im *importer) flushCustomers() error {
 		return nil
 	}
 	im.customers = p[:0]
-	cs := make([]state.Customer, len(p))
+	cs := make([]state.CustomerDump, len(p))
 	for i := range p {
 		cs[i] = p[i].c
 	}
 	return im.restore(p, cs)
 }
 
-func (im *importer) restore(p []pendingCustomer, cs []state.Customer) error {
+func (im *importer) restore(p []pendingCustomer, cs []state.CustomerDump) error {
 	err := im.dst.Restore(cs...)
 	switch {
 	case err == nil:
@@ -311,7 +311,7 @@ func (im *importer) restore(p []pendingCustomer, cs []state.Customer) error {
 	return im.restore(p[h:], cs[h:])
 }
 
-func (im *importer) customersDone(cs []state.Customer) {
+func (im *importer) customersDone(cs []state.CustomerDump) {
 	im.restored = true
 	for i := range cs {
 		if _, ok := im.seen[cs[i].ID]; ok {

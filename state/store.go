@@ -47,6 +47,15 @@
 // snapshot are not bounded here: the snapshot bounds them.
 //
 // A Store is safe for concurrent use.
+//
+// Layout: backend.go is the contract every state backend implements
+// (Backend) and errors.go its error kinds; model.go (Model: records built
+// from contacts, events and journey moves, Apply, one customer's value
+// codec), types.go, agg.go, mapping.go, view.go and the record codec in
+// codec.go are the customer model shared by backends; store.go, evict.go
+// and the checkpoint half of codec.go are the embedded backend, durable
+// through package wal. Package statetest is the behaviour table every
+// backend passes.
 package state
 
 import (
@@ -54,14 +63,13 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"math"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"nba/cache/wal"
+	"nba/state/wal"
 )
 
 // Reader is what the decision engine needs from customer state. *Store
@@ -203,15 +211,13 @@ const DefaultMaxCustomers = 200_000
 
 // Store is the live customer state. It is safe for concurrent use.
 type Store struct {
+	Model   // the rules that change a customer, shared with every backend
 	cfg     Config
-	m       *compiled
-	days    int // day buckets per aggregate
 	seed    maphash.Seed
 	stripes []stripe
 	log     *wal.Log
 	lsn     atomic.Uint64 // last sequence number assigned
 	asOf    atomic.Int64  // overlay values stamped at or before are hidden (unix ns)
-	intern  interner
 	st      counters
 
 	ckptMu  sync.Mutex // one checkpoint at a time
@@ -304,7 +310,7 @@ type counters struct {
 	histEvicted, keysEvicted, journeysEvicted, internFull       atomic.Uint64
 	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
 	checkpoints, checkpointErrors, duplicates, idsEvicted       atomic.Uint64
-	unavailable, evicted, replayCorrupt                         atomic.Uint64
+	unavailable, evicted, replayCorrupt, conflicts              atomic.Uint64
 }
 
 // Stats are the store's cumulative counters.
@@ -331,6 +337,7 @@ type Stats struct {
 
 	// Faults and bounds.
 	Unavailable      uint64 `json:"unavailable"`       // writes refused because the log could not be written (ErrUnavailable)
+	Conflicts        uint64 `json:"conflicts"`         // conditional journey moves refused: the customer had moved on (ErrConflict)
 	CustomersEvicted uint64 `json:"customers_evicted"` // customers not in the snapshot whose state was evicted (MaxCustomers)
 	ReplayCorrupt    uint64 `json:"replay_corrupt"`    // log records whose checksum held but that could not be decoded, skipped (WAL.SkipCorrupt)
 }
@@ -385,14 +392,12 @@ func newStore(cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		cfg:     cfg,
-		m:       m,
-		days:    int((cfg.MaxWindow+time.Duration(dayNanos)-1)/time.Duration(dayNanos)) + 1,
 		seed:    maphash.MakeSeed(),
 		stripes: make([]stripe, cfg.Stripes),
 		stop:    make(chan struct{}),
 	}
 	s.evictKick = make(chan struct{}, 1)
-	s.intern.max = cfg.MaxInterned
+	s.Model.init(cfg, m, &s.st)
 	for i := range s.stripes {
 		s.stripes[i].m = map[string]*entry{}
 	}
@@ -433,24 +438,24 @@ func (s *Store) Close() error {
 }
 
 // Slot resolves an overlay field by name.
-func (s *Store) Slot(field string) (Slot, FieldType, bool) {
-	sl, ok := s.m.slots[field]
+func (m *Model) Slot(field string) (Slot, FieldType, bool) {
+	sl, ok := m.m.slots[field]
 	if !ok {
 		return 0, 0, false
 	}
-	return sl, s.m.fields[sl].Type, true
+	return sl, m.m.fields[sl].Type, true
 }
 
 // Fields lists the overlay fields in slot order.
-func (s *Store) Fields() []FieldInfo { return slices.Clone(s.m.fields) }
+func (m *Model) Fields() []FieldInfo { return slices.Clone(m.m.fields) }
 
 // DefaultMaxWindow is Config.MaxWindow's default: contacts are counted up
 // to 30 days back.
 const DefaultMaxWindow = 30 * 24 * time.Hour
 
-// MaxWindow is the longest cap window the store counts; the engine should
-// reject contact policies with longer windows when it compiles them.
-func (s *Store) MaxWindow() time.Duration { return time.Duration(s.days-1) * time.Duration(dayNanos) }
+// MaxWindow is the longest cap window counted; the engine should reject
+// contact policies with longer windows when it compiles them.
+func (m *Model) MaxWindow() time.Duration { return time.Duration(m.days-1) * time.Duration(dayNanos) }
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
@@ -463,7 +468,7 @@ func (s *Store) Stats() Stats {
 		Duplicates: c.duplicates.Load(), IDsEvicted: c.idsEvicted.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), ReplayDropped: c.replayDropped.Load(),
 		Compactions: c.compacts.Load(), Checkpoints: c.checkpoints.Load(), CheckpointErrors: c.checkpointErrors.Load(),
-		Unavailable: c.unavailable.Load(), CustomersEvicted: c.evicted.Load(), ReplayCorrupt: c.replayCorrupt.Load(),
+		Unavailable: c.unavailable.Load(), Conflicts: c.conflicts.Load(), CustomersEvicted: c.evicted.Load(), ReplayCorrupt: c.replayCorrupt.Load(),
 		WAL: s.log.Stats(),
 	}
 }
@@ -472,12 +477,12 @@ func (s *Store) stripeOf(customer string) int {
 	return int(maphash.String(s.seed, customer)) & (len(s.stripes) - 1)
 }
 
-func (s *Store) checkString(what, v string, required bool) error {
+func (m *Model) checkString(what, v string, required bool) error {
 	if v == "" && required {
 		return fmt.Errorf("%s is empty", what)
 	}
-	if len(v) > s.cfg.MaxStringBytes {
-		return fmt.Errorf("%s of %d bytes exceeds the limit of %d", what, len(v), s.cfg.MaxStringBytes)
+	if len(v) > m.maxString {
+		return fmt.Errorf("%s of %d bytes exceeds the limit of %d", what, len(v), m.maxString)
 	}
 	return nil
 }
@@ -509,20 +514,10 @@ func (s *Store) RecordContactOnce(c Contact) (dup bool, err error) {
 func (s *Store) recordContact(cs []Contact) (dups int, err error) {
 	recs := make([]record, len(cs))
 	for i, c := range cs {
-		err := errors.Join(s.checkString("customer", c.Customer, true), s.checkString("action", c.Action, true),
-			s.checkString("group", c.Group, false), s.checkString("channel", c.Channel, false),
-			s.checkString("id", c.ID, false), checkTime(c.At))
-		if err == nil && c.Outcome >= numOutcomes {
-			err = fmt.Errorf("unknown outcome %d", c.Outcome)
-		}
-		if err == nil && (math.IsNaN(c.Value) || math.IsInf(c.Value, 0)) {
-			err = fmt.Errorf("value %v is not finite", c.Value)
-		}
-		if err != nil {
+		var err error
+		if recs[i], err = s.ContactRecord(c); err != nil {
 			return 0, invalidf("cannot record contact %d: %w", i, err)
 		}
-		recs[i] = record{typ: recContact2, customer: c.Customer, id: c.ID, at: c.At.UnixNano(),
-			action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value}
 	}
 	dups, err = s.write(recs)
 	if err != nil {
@@ -559,78 +554,11 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 	recs := make([]record, 0, len(es))
 	moves := 0
 	for i, e := range es {
-		err := errors.Join(s.checkString("customer", e.Customer, true), s.checkString("event type", e.Type, true),
-			s.checkString("id", e.ID, false), checkTime(e.At))
-		if err == nil && len(e.Journeys) > maxDecodedJourn {
-			err = fmt.Errorf("%d journey moves exceed the limit of %d", len(e.Journeys), maxDecodedJourn)
-		}
-		for j, m := range e.Journeys {
-			if err != nil {
-				break
-			}
-			err = s.checkMove(m.Journey, m.Step, m.Status)
-			if err != nil {
-				err = fmt.Errorf("journey move %d: %w", j, err)
-			}
-		}
+		r, err := s.EventRecord(e)
 		if err != nil {
 			return 0, invalidf("cannot apply event %d: %w", i, err)
 		}
-		r := record{typ: recEvent2, customer: e.Customer, id: e.ID, at: e.At.UnixNano()}
-		for _, m := range e.Journeys {
-			st := m.Status
-			if st == 0 {
-				st = JourneyActive
-			}
-			r.moves = append(r.moves, move{journey: m.Journey, step: m.Step, status: st})
-		}
-		ops, ok := s.m.events[e.Type]
-		if !ok {
-			s.st.unmapped.Add(1)
-		}
-		for _, op := range ops {
-			f := s.m.fields[op.slot]
-			eff := effect{field: f.Name, typ: op.typ}
-			switch op.kind {
-			case opStamp:
-				eff.op, eff.v = opSet, value{unix: r.at}
-			case opIncr:
-				eff.op, eff.v = opIncr, op.konst
-				if op.attr != "" {
-					x, ok := e.Attrs[op.attr]
-					if !ok {
-						s.st.missingAttrs.Add(1)
-						continue
-					}
-					v, err := attrValue(x, TypeNumber)
-					if err != nil {
-						return 0, invalidf("cannot apply event %d (%s): incr %s from %s: %w", i, e.Type, f.Name, op.attr, err)
-					}
-					eff.v = v
-				}
-			case opSet:
-				eff.op, eff.v = opSet, op.konst
-				if op.attr != "" {
-					x, ok := e.Attrs[op.attr]
-					if !ok {
-						s.st.missingAttrs.Add(1)
-						continue
-					}
-					v, err := attrValue(x, op.typ)
-					if err != nil {
-						return 0, invalidf("cannot apply event %d (%s): set %s from %s: %w", i, e.Type, f.Name, op.attr, err)
-					}
-					eff.v = v
-				}
-				if op.typ == TypeCategory {
-					if err := s.checkString("category value", eff.v.str, false); err != nil {
-						return 0, invalidf("cannot apply event %d (%s): set %s: %w", i, e.Type, f.Name, err)
-					}
-				}
-			}
-			r.effects = append(r.effects, eff)
-		}
-		if len(r.effects) > 0 || len(r.moves) > 0 {
+		if len(r.effects) > 0 || len(r.moves) > 0 || r.movesFrom != nil {
 			recs = append(recs, r)
 		}
 	}
@@ -638,19 +566,21 @@ func (s *Store) applyEvent(es []Event) (dups int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot apply event: %w", err)
 	}
+	applied := 0
 	for i := range recs {
-		if !recs[i].dup {
+		if !recs[i].dup && !recs[i].empty {
 			moves += len(recs[i].moves)
+			applied++
 		}
 	}
-	s.st.events.Add(uint64(len(recs) - dups))
+	s.st.events.Add(uint64(applied))
 	s.st.journeys.Add(uint64(moves))
 	return dups, nil
 }
 
 // checkMove validates one journey move.
-func (s *Store) checkMove(journey string, step int, status JourneyStatus) error {
-	err := s.checkString("journey", journey, true)
+func (m *Model) checkMove(journey string, step int, status JourneyStatus) error {
+	err := m.checkString("journey", journey, true)
 	if err == nil && (step < 0 || step > maxDecodedStep) {
 		err = fmt.Errorf("step %d is out of range", step)
 	}
@@ -666,18 +596,10 @@ func (s *Store) checkMove(journey string, step int, status JourneyStatus) error 
 func (s *Store) SetJourney(us ...JourneyUpdate) error {
 	recs := make([]record, len(us))
 	for i, u := range us {
-		err := errors.Join(s.checkString("customer", u.Customer, true), checkTime(u.At))
-		if err == nil {
-			err = s.checkMove(u.Journey, u.Step, u.Status)
-		}
-		if err != nil {
+		var err error
+		if recs[i], err = s.JourneyRecord(u); err != nil {
 			return invalidf("cannot set journey %d: %w", i, err)
 		}
-		st := u.Status
-		if st == 0 {
-			st = JourneyActive
-		}
-		recs[i] = record{typ: recJourney, customer: u.Customer, at: u.At.UnixNano(), journey: u.Journey, step: u.Step, status: st}
 	}
 	if _, err := s.write(recs); err != nil {
 		return fmt.Errorf("cannot set journey: %w", err)
@@ -712,15 +634,38 @@ func (s *Store) write(recs []record) (dups int, err error) {
 			s.stripes[i].wmu.Unlock()
 		}
 	}()
+	// Each record's next state is computed by the model from the state as
+	// it stands after the records before it: the duplicate check, the
+	// journey moves an event computes (JourneysFrom) and the change are
+	// one step per customer. Nothing is installed before the log has it.
 	bufs := make([][]byte, 0, len(recs))
+	next := make([]*custState, len(recs))
+	var sum Result
+	asOf := s.asOf.Load()
 	for i := range recs {
 		r := &recs[i]
-		if r.id != "" && s.isDuplicate(&s.stripes[idx[i]], recs[:i], r) {
+		old := s.latest(&s.stripes[idx[i]], recs[:i], next[:i], r.customer)
+		n, res, err := s.Model.Apply(old, r, asOf)
+		switch {
+		case err != nil:
+			if res.Conflict {
+				s.st.conflicts.Add(1)
+			}
+			return 0, err
+		case res.Duplicate:
 			r.dup = true
 			dups++
 			continue
+		case res.Empty:
+			r.empty = true // changes nothing: not logged, its id not remembered
+			continue
 		}
 		r.lsn = s.lsn.Add(1)
+		if n != old {
+			n.lsn = r.lsn // n is this write's own value
+		}
+		next[i] = n
+		sum.add(res)
 		bufs = append(bufs, appendRecord(nil, r))
 	}
 	if len(bufs) > 0 {
@@ -729,12 +674,55 @@ func (s *Store) write(recs []record) (dups int, err error) {
 		}
 	}
 	for i := range recs {
-		if !recs[i].dup {
-			s.apply(&s.stripes[idx[i]], &recs[i], false)
+		if r := &recs[i]; !r.dup && !r.empty {
+			s.install(&s.stripes[idx[i]], r.customer, next[i])
 		}
 	}
+	s.count(sum)
 	s.st.duplicates.Add(uint64(dups))
 	return dups, nil
+}
+
+// latest returns the customer's state as the write stands at a record: the
+// next state of the last earlier record of the same customer, else the
+// stored state (nil when none). The caller holds st.wmu.
+func (s *Store) latest(st *stripe, earlier []record, next []*custState, customer string) *custState {
+	for i := len(earlier) - 1; i >= 0; i-- {
+		if e := &earlier[i]; e.customer == customer && !e.dup && !e.empty {
+			return next[i]
+		}
+	}
+	st.mu.RLock()
+	e := st.m[customer]
+	st.mu.RUnlock()
+	if e == nil {
+		return nil
+	}
+	return e.p.Load()
+}
+
+// install makes next the customer's stored state (nil or unchanged: the
+// model kept nothing). The caller holds st.wmu.
+func (s *Store) install(st *stripe, customer string, next *custState) {
+	if next == nil {
+		return
+	}
+	st.mu.RLock()
+	e := st.m[customer]
+	st.mu.RUnlock()
+	if e != nil {
+		e.p.Store(next)
+		return
+	}
+	e = &entry{}
+	e.p.Store(next)
+	st.mu.Lock()
+	st.m[next.id] = e
+	st.mu.Unlock()
+	s.st.customers.Add(1)
+	if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
+		s.kickEviction()
+	}
 }
 
 // logError gives an error of the log its kind: a record over the log's
@@ -757,23 +745,6 @@ func (s *Store) Err() error {
 	return nil
 }
 
-// isDuplicate reports whether r's idempotency key is remembered by its
-// customer's state or carried by one of the earlier records of the same
-// write. The caller holds st.wmu.
-func (s *Store) isDuplicate(st *stripe, earlier []record, r *record) bool {
-	k := r.idKind()
-	for i := range earlier {
-		e := &earlier[i]
-		if e.id == r.id && !e.dup && e.customer == r.customer && e.idKind() == k {
-			return true
-		}
-	}
-	st.mu.RLock()
-	e := st.m[r.customer]
-	st.mu.RUnlock()
-	return e != nil && e.p.Load().seen(k, r.id)
-}
-
 // replay applies a record read from the log unless the checkpoint already
 // holds it.
 func (s *Store) replay(r *record) bool {
@@ -787,7 +758,8 @@ func (s *Store) replay(r *record) bool {
 	return s.apply(&s.stripes[s.stripeOf(r.customer)], r, true)
 }
 
-// apply installs the effect of r on its customer. The caller holds the
+// apply installs the effect of r on its customer, computed by the model
+// (Model.Apply, or ApplyLogged when replaying). The caller holds the
 // stripe's wmu (or is replaying, single-threaded).
 func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 	st.mu.RLock()
@@ -800,200 +772,32 @@ func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
 			return false
 		}
 	}
-	var next custState
-	if old != nil {
-		next = *old
-	} else {
-		next.id = s.intern.get(r.customer, &s.st.internFull)
+	next, res, _ := s.Model.apply(old, r, s.asOf.Load(), !replaying)
+	s.count(res)
+	if next != old {
+		s.install(st, r.customer, next)
 	}
-	next.lsn = r.lsn
-	switch r.typ {
-	case recContact, recContact2:
-		s.applyContact(&next, r)
-	case recEvent, recEvent2:
-		if !s.applyEffects(&next, r) && old == nil && len(r.moves) == 0 && r.id == "" {
-			return true // no field of this config changed; keep no state
-		}
-		for _, m := range r.moves {
-			s.applyJourney(&next, m.journey, m.step, m.status, r.at)
-		}
-	case recJourney:
-		s.applyJourney(&next, r.journey, r.step, r.status, r.at)
-	}
-	if r.id != "" {
-		s.remember(&next, r.idKind(), r.id)
-	}
-	if e == nil {
-		e = &entry{}
-		e.p.Store(&next)
-		st.mu.Lock()
-		st.m[next.id] = e
-		st.mu.Unlock()
-		s.st.customers.Add(1)
-		if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
-			s.kickEviction()
-		}
-		return true
-	}
-	e.p.Store(&next)
 	return true
 }
 
-func (s *Store) applyContact(cs *custState, r *record) {
-	c := Contact{
-		Action:  s.intern.get(r.action, &s.st.internFull),
-		Group:   s.intern.get(r.group, &s.st.internFull),
-		Channel: s.intern.get(r.channel, &s.st.internFull),
-		Outcome: r.outcome, Value: r.num, At: time.Unix(0, r.at).UTC(),
+// count adds what one application of the model evicted or dropped to the
+// store's counters.
+func (s *Store) count(res Result) {
+	if res.HistoryEvicted > 0 {
+		s.st.histEvicted.Add(uint64(res.HistoryEvicted))
 	}
-	// History: a persistent list, newest first; rebuilt when the chain
-	// holds twice the visible entries so evicted ones can be collected.
-	cs.hist = &histNode{c: c, next: cs.hist}
-	cs.histLen++
-	if cs.histN < s.cfg.MaxEventsPerCustomer {
-		cs.histN++
-	} else {
-		s.st.histEvicted.Add(1)
+	if res.KeysEvicted > 0 {
+		s.st.keysEvicted.Add(uint64(res.KeysEvicted))
 	}
-	if cs.histLen >= 2*s.cfg.MaxEventsPerCustomer {
-		nodes := make([]histNode, cs.histN)
-		n := cs.hist
-		for i := range nodes {
-			nodes[i].c = n.c
-			if i > 0 {
-				nodes[i-1].next = &nodes[i]
-			}
-			n = n.next
-		}
-		cs.hist, cs.histLen = &nodes[0], cs.histN
+	if res.JourneysEvicted > 0 {
+		s.st.journeysEvicted.Add(uint64(res.JourneysEvicted))
 	}
-	// Aggregates.
-	cs.aggs = slices.Clone(cs.aggs)
-	bump := func(k Kind, key string) {
-		if key == "" {
-			return
-		}
-		for i, ref := range cs.aggs {
-			if ref.kind == k && ref.outcome == r.outcome && ref.key == key {
-				a := ref.a.clone()
-				a.add(r.at)
-				cs.aggs[i].a, cs.aggs[i].last = a, a.recent[0]
-				return
-			}
-		}
-		a := &agg{kind: k, outcome: r.outcome, key: key, days: make([]uint16, s.days)}
-		a.add(r.at)
-		ref := aggRef{kind: k, outcome: r.outcome, key: key, last: a.recent[0], a: a}
-		if len(cs.aggs) < s.cfg.MaxKeysPerCustomer {
-			cs.aggs = append(cs.aggs, ref)
-			return
-		}
-		oldest := 0
-		for i, b := range cs.aggs {
-			if b.last < cs.aggs[oldest].last {
-				oldest = i
-			}
-		}
-		cs.aggs[oldest] = ref
-		s.st.keysEvicted.Add(1)
+	if res.IDsEvicted > 0 {
+		s.st.idsEvicted.Add(uint64(res.IDsEvicted))
 	}
-	bump(KindAction, c.Action)
-	bump(KindGroup, c.Group)
-	bump(KindChannel, c.Channel)
-}
-
-// applyEffects applies overlay changes; it reports whether any field of the
-// current mappings changed.
-func (s *Store) applyEffects(cs *custState, r *record) bool {
-	asOf := s.asOf.Load()
-	changed := false
-	for _, eff := range r.effects {
-		slot, ok := s.m.slots[eff.field]
-		if !ok || s.m.fields[slot].Type != eff.typ {
-			s.st.replayDropped.Add(1)
-			continue
-		}
-		reset := s.m.fields[slot].ResetOnSnapshot
-		if reset && r.at <= asOf {
-			continue // the snapshot already covers it
-		}
-		if !changed {
-			if cs.overlay == nil {
-				cs.overlay = make([]value, len(s.m.fields))
-			} else {
-				cs.overlay = slices.Clone(cs.overlay)
-			}
-			changed = true
-		}
-		cur := &cs.overlay[slot]
-		v := eff.v
-		if eff.typ == TypeCategory {
-			v.str = s.intern.get(v.str, &s.st.internFull)
-		}
-		if eff.op == opIncr {
-			if !reset || cur.at > asOf {
-				v.num += cur.num
-			}
-			v.at = max(r.at, cur.at)
-		} else {
-			v.at = r.at
-		}
-		*cur = v
+	if res.Dropped > 0 {
+		s.st.replayDropped.Add(uint64(res.Dropped))
 	}
-	return changed
-}
-
-// remember adds an idempotency key to cs, forgetting the oldest beyond
-// MaxIDsPerCustomer. The slice is copied: older snapshots share the old one.
-func (s *Store) remember(cs *custState, k idKind, id string) {
-	keep := min(len(cs.ids), s.cfg.MaxIDsPerCustomer-1)
-	if drop := len(cs.ids) - keep; drop > 0 {
-		s.st.idsEvicted.Add(uint64(drop))
-	}
-	ids := make([]idKey, keep, keep+1)
-	copy(ids, cs.ids[len(cs.ids)-keep:])
-	// Cloned: the id may be borrowed from a request buffer. Not interned:
-	// keys are unique by design and would only fill the interner.
-	cs.ids = append(ids, idKey{kind: k, id: strings.Clone(id)})
-}
-
-func (s *Store) applyJourney(cs *custState, journey string, step int, status JourneyStatus, atNanos int64) {
-	at := time.Unix(0, atNanos).UTC()
-	cs.journeys = slices.Clone(cs.journeys)
-	for i := range cs.journeys {
-		j := &cs.journeys[i]
-		if j.Journey != journey {
-			continue
-		}
-		switch {
-		case j.Status != JourneyActive && status == JourneyActive:
-			j.EnteredAt, j.StepAt = at, at
-		case j.Step != step:
-			j.StepAt = at
-		}
-		j.Step, j.Status = step, status
-		return
-	}
-	j := JourneyState{Journey: s.intern.get(journey, &s.st.internFull), Step: step, Status: status, EnteredAt: at, StepAt: at}
-	if len(cs.journeys) < s.cfg.MaxJourneysPerCustomer {
-		cs.journeys = append(cs.journeys, j)
-		return
-	}
-	victim := 0
-	for i, x := range cs.journeys {
-		v := cs.journeys[victim]
-		if (x.Status != JourneyActive) != (v.Status != JourneyActive) {
-			if x.Status != JourneyActive {
-				victim = i
-			}
-			continue
-		}
-		if x.StepAt.Before(v.StepAt) {
-			victim = i
-		}
-	}
-	cs.journeys[victim] = j
-	s.st.journeysEvicted.Add(1)
 }
 
 // Compact hides and then drops the values of the fields that reset on a

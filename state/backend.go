@@ -1,0 +1,61 @@
+package state
+
+import (
+	"context"
+	"time"
+)
+
+// Backend is the contract between the sidecar and a customer state store:
+// the embedded log (Store, files store.go, evict.go and the checkpoint half
+// of codec.go, over package wal) today, a shared store next. Every backend
+// keeps the guarantees of the package documentation per customer: a write
+// returns after it is durable as the backend defines it, is atomic per
+// customer, remembers idempotency keys with the customer's state, and fails
+// with an error of one kind (KindOf). A backend is safe for concurrent use.
+//
+// Reads go through View, filled from the customer model of this package,
+// so that every backend answers reads with the same code. A new backend
+// (cas_test.go has a minimal one, in memory):
+//   - builds its Model with NewModel from the same Config as every other
+//     process serving the bundle;
+//   - turns each write into records (Model.ContactRecord, EventRecord,
+//     JourneyRecord; an error is ErrInvalid and nothing is written), then
+//     per customer: reads the customer's value (Model.DecodeCustomer),
+//     applies the records in order (Model.Apply: duplicates, computed
+//     journey moves, conditional moves, bounds), encodes the result
+//     (Model.AppendCustomer) and writes it back only if the value did not
+//     change meanwhile, else applies again on the newer value;
+//   - answers Load and View with Model.View over the decoded value
+//     (decoding allocates: cache decoded values per version);
+//   - passes statetest.Run.
+type Backend interface {
+	Reader
+	Writer
+	// Load fills v with the customer's state as View does, within ctx,
+	// and reports whether any exists. An error (of kind ErrUnavailable)
+	// means the state could not be read (a shared store out of reach); a
+	// decision then goes on without it and is marked stale. A backend
+	// whose reads cannot fail (the embedded store) never returns one.
+	Load(ctx context.Context, customer []byte, v *View) (found bool, err error)
+	// RecordContactOnce and ApplyEventOnce write one contact or event and
+	// report whether it was a duplicate (its id remembered: nothing
+	// applied).
+	RecordContactOnce(c Contact) (dup bool, err error)
+	ApplyEventOnce(e Event) (dup bool, err error)
+	// Fields lists the overlay fields the mappings define, by slot.
+	Fields() []FieldInfo
+	// MaxWindow is the longest contact-history window counted.
+	MaxWindow() time.Duration
+	// Compact says a feature snapshot with this as-of time is served: the
+	// fields that reset on a snapshot, stamped at or before, are hidden.
+	Compact(asOf time.Time) error
+	// SetInSnapshot tells the backend which customers the served
+	// snapshot holds (the bound on live-only customers spares them).
+	SetInSnapshot(f func(customer string) bool)
+	// Stats returns the backend's counters.
+	Stats() Stats
+	// Close flushes and releases the backend; writes after it fail.
+	Close() error
+}
+
+var _ Backend = (*Store)(nil)
