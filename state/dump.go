@@ -346,22 +346,7 @@ func (s *Store) restore(c *CustomerDump) {
 		next.ids = append(next.ids, idKey{kind: kind, id: strings.Clone(k.ID)})
 	}
 	next.lsn = s.lsn.Add(1)
-	st.mu.RLock()
-	e := st.m[next.id]
-	st.mu.RUnlock()
-	if e != nil {
-		e.p.Store(next)
-		return
-	}
-	e = &entry{}
-	e.p.Store(next)
-	st.mu.Lock()
-	st.m[next.id] = e
-	st.mu.Unlock()
-	s.st.customers.Add(1)
-	if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
-		s.kickEviction()
-	}
+	s.install(st, next.id, next)
 }
 
 // restoreHistory sets cs's history to the newest MaxEventsPerCustomer of

@@ -99,16 +99,7 @@ func (s *Store) evict() (int, error) {
 	for _, v := range victims {
 		locks = append(locks, v.stripe)
 	}
-	slices.Sort(locks)
-	locks = slices.Compact(locks)
-	for _, i := range locks {
-		s.stripes[i].wmu.Lock()
-	}
-	defer func() {
-		for _, i := range locks {
-			s.stripes[i].wmu.Unlock()
-		}
-	}()
+	defer s.lockWriters(locks)()
 	recs := make([][]byte, 0, len(victims))
 	kept := victims[:0]
 	now := time.Now().UnixNano()

@@ -623,17 +623,7 @@ func (s *Store) write(recs []record) (dups int, err error) {
 	for i := range recs {
 		idx[i] = s.stripeOf(recs[i].customer)
 	}
-	locks := slices.Clone(idx)
-	slices.Sort(locks)
-	locks = slices.Compact(locks)
-	for _, i := range locks {
-		s.stripes[i].wmu.Lock()
-	}
-	defer func() {
-		for _, i := range locks {
-			s.stripes[i].wmu.Unlock()
-		}
-	}()
+	defer s.lockWriters(slices.Clone(idx))()
 	// Each record's next state is computed by the model from the state as
 	// it stands after the records before it: the duplicate check, the
 	// journey moves an event computes (JourneysFrom) and the change are
@@ -722,6 +712,23 @@ func (s *Store) install(st *stripe, customer string, next *custState) {
 	s.st.customers.Add(1)
 	if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
 		s.kickEviction()
+	}
+}
+
+// lockWriters takes the writer locks of the stripes listed (in any order,
+// repeats allowed; the slice is sorted in place) in ascending order, so
+// that concurrent multi-customer writes cannot deadlock, and returns the
+// function that releases them.
+func (s *Store) lockWriters(stripes []int) (unlock func()) {
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.stripes[i].wmu.Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			s.stripes[i].wmu.Unlock()
+		}
 	}
 }
 
