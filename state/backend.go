@@ -34,8 +34,11 @@ type Backend interface {
 	// Load fills v with the customer's state as View does, within ctx,
 	// and reports whether any exists. An error (of kind ErrUnavailable)
 	// means the state could not be read (a shared store out of reach); a
-	// decision then goes on without it and is marked stale. A backend
-	// whose reads cannot fail (the embedded store) never returns one.
+	// decision then goes on without it and is marked stale; with found
+	// true, v holds the last value the backend held for the customer (a
+	// shared store's copy from before the outage) and the decision uses
+	// it, marked stale. A backend whose reads cannot fail (the embedded
+	// store) never returns one.
 	Load(ctx context.Context, customer []byte, v *View) (found bool, err error)
 	// RecordContactOnce and ApplyEventOnce write one contact or event and
 	// report whether it was a duplicate (its id remembered: nothing
