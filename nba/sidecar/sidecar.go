@@ -32,8 +32,8 @@ import (
 	"nba/nba/declog"
 	"nba/nba/server"
 	"nba/state"
-	"nba/state/wal"
 	redisstate "nba/state/redis"
+	"nba/state/wal"
 )
 
 // Config configures a Sidecar.
