@@ -278,7 +278,7 @@ func TestKillKeepsAcknowledgedWrites(t *testing.T) {
 func TestWaitReplicas(t *testing.T) {
 	p := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
 	r := redistest.Start(t, redistest.Options{AppendFsync: "everysec", ReplicaOf: p})
-	b := open(t, redisstate.Config{URL: p.URL, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond})
+	b := open(t, redisstate.Config{URL: p.URL, WaitReplicas: 1, WaitTimeout: time.Second})
 	if err := b.RecordContact(impression("w", "1", t0)); err != nil {
 		t.Fatalf("write with the replica up: %v", err)
 	}
