@@ -208,7 +208,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	b.dur = dur
 	if volatile && !cfg.AllowVolatile {
 		client.Close()
-		return nil, fmt.Errorf("cannot open redis state %s: %s; turn on appendonly or allow volatile state", redact(cfg.URL), dur)
+		return nil, fmt.Errorf("cannot open redis state %s: %s; turn on appendonly, or allow volatile state (AllowVolatile, -state.redis.allowVolatile)", redact(cfg.URL), dur)
 	}
 	go b.health()
 	return b, nil
