@@ -288,3 +288,14 @@ func TestWaitReplicas(t *testing.T) {
 		t.Fatalf("write with the replica stalled: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestWaitReplicasClusterWithoutReplicas: on a Cluster whose masters have
+// no replica, a write asked to wait for one is not acknowledged (and the
+// client does not refuse the keyless WAIT beside a keyed script).
+func TestWaitReplicasClusterWithoutReplicas(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.Options{})
+	b := open(t, redisstate.Config{URL: cl.URL, AllowVolatile: true, WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
+	if err := b.RecordContact(impression("x", "1", t0)); !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("write waiting for a replica that does not exist: %v, want ErrUnavailable", err)
+	}
+}
