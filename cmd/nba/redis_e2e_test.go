@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +68,29 @@ func TestSharedStateOnRedis(t *testing.T) {
 	time.Sleep(replicaLag)
 	if ids := a.decide(`{"customer_id":"` + c + `","channel":"agent","limit":3,"dry_run":true}`).ids(); len(ids) == 0 || ids[0] != "service_recovery" {
 		t.Errorf("A's agent decision after ticket_opened on B: %v, want service_recovery first; A %v B %v", ids, a.customer(c).Profile, b.customer(c).Profile)
+	}
+
+	// A repeat visitor is served from the client-side cache: A decided
+	// for c twice on agent, the second time without a write in between.
+	a.decide(`{"customer_id":"` + c + `","channel":"agent","limit":3,"dry_run":true}`)
+	r, err := a.try("GET", a.admin+"/admin/status", "")
+	if err != nil || r.status != http.StatusOK {
+		t.Fatalf("GET /admin/status: %v %v", r, err)
+	}
+	var st struct {
+		StateRedis struct {
+			Counters struct {
+				CacheHits   int `json:"cache_hits"`
+				CacheMisses int `json:"cache_misses"`
+			}
+			Acknowledgement string
+		} `json:"state_redis"`
+	}
+	if err := json.Unmarshal(r.body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.StateRedis.Counters.CacheHits == 0 || !strings.Contains(st.StateRedis.Acknowledgement, "on disk") {
+		t.Errorf("A's status: state_redis %+v; want cache hits and what an acknowledgement is worth", st.StateRedis)
 	}
 
 	// nba decide on the command line reads the same state.

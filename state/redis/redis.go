@@ -558,7 +558,6 @@ func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []by
 	}
 	b.observe(err)
 	if err != nil {
-		b.unavailable.Add(1)
 		return false, value{}, b.kind(err, "cannot write customer %q", customer)
 	}
 	if n, err := res.AsInt64(); err == nil && n == 1 {
@@ -627,6 +626,9 @@ func writeAll[T any](b *Backend, what string, items []T, build func(T) (state.Re
 	for _, c := range order {
 		n, err := b.write(ctx, c, by[c])
 		if err != nil {
+			if errors.Is(err, state.ErrUnavailable) {
+				b.unavailable.Add(1)
+			}
 			return dups, err
 		}
 		dups += n
