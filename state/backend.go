@@ -7,7 +7,7 @@ import (
 
 // Backend is the contract between the sidecar and a customer state store:
 // the embedded log (Store, files store.go, evict.go and the checkpoint half
-// of codec.go, over package wal) today, a shared store next. Every backend
+// of codec.go, over package wal) and Redis (package state/redis). Every backend
 // keeps the guarantees of the package documentation per customer: a write
 // returns after it is durable as the backend defines it, is atomic per
 // customer, remembers idempotency keys with the customer's state, and fails
