@@ -751,7 +751,13 @@ func (e *Engine) load(ctx context.Context, s *scratch, c *Catalog, req *Request,
 		var err error
 		known, err = e.customers.Load(ctx, req.Customer, &s.cust)
 		if err != nil {
-			s.cust.History, s.cust.Journeys = nil, s.cust.Journeys[:0]
+			// known: the contacts are a last-good copy the backend
+			// still held, kept so caps keep applying; journeys are
+			// not stepped from a stale copy.
+			if !known {
+				s.cust.History = nil
+			}
+			s.cust.Journeys = s.cust.Journeys[:0]
 			if d != nil {
 				d.Stale = true
 				e.stale.Add(1)

@@ -268,7 +268,10 @@ type Customers interface {
 	// state store does not answer): dst.Profile then holds what could be
 	// read without it (the feature snapshot), and the engine decides from
 	// that alone, with no contacts and no journeys, and marks the decision
-	// Stale. An outage is never read as "no contacts" silently.
+	// Stale. An outage is never read as "no contacts" silently. An error
+	// with known true means dst holds a last-good copy of the live state
+	// (a shared store's, from before the outage): the engine counts caps
+	// from its contacts, ignores its journeys and marks the decision Stale.
 	Load(ctx context.Context, customer string, dst *Customer) (known bool, err error)
 	// Version names the data the profiles come from (e.g. the snapshot id).
 	Version() string

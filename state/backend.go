@@ -7,7 +7,7 @@ import (
 
 // Backend is the contract between the sidecar and a customer state store:
 // the embedded log (Store, files store.go, evict.go and the checkpoint half
-// of codec.go, over package wal) today, a shared store next. Every backend
+// of codec.go, over package wal) and Redis (package state/redis). Every backend
 // keeps the guarantees of the package documentation per customer: a write
 // returns after it is durable as the backend defines it, is atomic per
 // customer, remembers idempotency keys with the customer's state, and fails
@@ -34,8 +34,11 @@ type Backend interface {
 	// Load fills v with the customer's state as View does, within ctx,
 	// and reports whether any exists. An error (of kind ErrUnavailable)
 	// means the state could not be read (a shared store out of reach); a
-	// decision then goes on without it and is marked stale. A backend
-	// whose reads cannot fail (the embedded store) never returns one.
+	// decision then goes on without it and is marked stale; with found
+	// true, v holds the last value the backend held for the customer (a
+	// shared store's copy from before the outage) and the decision uses
+	// it, marked stale. A backend whose reads cannot fail (the embedded
+	// store) never returns one.
 	Load(ctx context.Context, customer []byte, v *View) (found bool, err error)
 	// RecordContactOnce and ApplyEventOnce write one contact or event and
 	// report whether it was a duplicate (its id remembered: nothing

@@ -30,11 +30,27 @@ func init() {
 // bundleFlags are the flags decide and batch share to open a bundle.
 type bundleFlags struct {
 	bundle, state string
+	redis         redisFlags
 }
 
 func (f *bundleFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.bundle, "bundle", "", "bundle directory; empty uses the embedded demo")
-	fset.StringVar(&f.state, "state", "", "customer state directory to read contact history and journeys from (must not be in use by a running server); empty: none")
+	fset.StringVar(&f.state, "state", "", "customer state directory to read contact history and journeys from (must not be in use by a running server); empty: none; with -state.redis, this process's own files only")
+	f.redis.register(fset)
+}
+
+// redisFlags are the flags that put the customer state on Redis, shared
+// by serve, decide and batch.
+type redisFlags struct {
+	url           string
+	waitReplicas  int
+	allowVolatile bool
+}
+
+func (f *redisFlags) register(fset *flag.FlagSet) {
+	fset.StringVar(&f.url, "state.redis", "", "keep the customer state on Redis, shared by every process using it: redis://[user:pass@]host:port, rediss://..., several ?addr=host:port for a Cluster, ?master_set=name for Sentinel; -state then holds only this process's decision log and files")
+	fset.IntVar(&f.waitReplicas, "state.redis.waitReplicas", 0, "acknowledge a feedback or event only after this many Redis replicas have it (WAIT)")
+	fset.BoolVar(&f.allowVolatile, "state.redis.allowVolatile", false, "start on a Redis without an append-only file (acknowledged writes are lost when Redis restarts)")
 }
 
 func (f *bundleFlags) open() (*sidecar.Sidecar, func(), error) {
@@ -49,7 +65,8 @@ func (f *bundleFlags) open() (*sidecar.Sidecar, func(), error) {
 		}
 		cleanup = func() { os.RemoveAll(dir) }
 	}
-	s, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: dir, Logger: quietLogger()})
+	s, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: dir, Logger: quietLogger(),
+		StateRedis: f.redis.url, StateRedisWaitReplicas: f.redis.waitReplicas, StateRedisAllowVolatile: f.redis.allowVolatile})
 	if err != nil {
 		cleanup()
 		return nil, nil, err

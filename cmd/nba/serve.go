@@ -52,6 +52,8 @@ func runServe(args []string) error {
 	adminAddr := fset.String("admin.addr", "127.0.0.1:8081", "address of the admin API (reload, status, pprof); keep it on loopback")
 	reloadEvery := fset.Duration("reload.interval", 5*time.Second, "how often to look for changed bundle files and reload; 0 disables")
 	shutdownTimeout := fset.Duration("shutdown.timeout", 10*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	var rf redisFlags
+	rf.register(fset)
 	syncInterval := fset.Duration("state.syncInterval", 2*time.Millisecond, "longest wait to batch an fsync of the state log")
 	checkpointEvery := fset.Duration("state.checkpointInterval", 10*time.Minute, "how often to compact the state log into a checkpoint")
 	maxCustomers := fset.Int("state.maxCustomers", state.DefaultMaxCustomers, "most customers with live state who are not in the snapshot (about 1 KiB each); past it the least recently written lose their live state (history, live fields, journeys); negative: no bound")
@@ -105,7 +107,8 @@ func runServe(args []string) error {
 	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
 		CheckpointEvery: *checkpointEvery, StateMaxCustomers: *maxCustomers, StateSkipCorrupt: *skipCorrupt, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
 		ResponseWindow: *responseWindow, LearnCheckpointEvery: *learnCheckpoint, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec,
-		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents})
+		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents,
+		StateRedis: rf.url, StateRedisWaitReplicas: rf.waitReplicas, StateRedisAllowVolatile: rf.allowVolatile})
 	if ce := (*wal.CorruptError)(nil); errors.As(err, &ce) {
 		return fmt.Errorf("%w; to start without the damaged records (losing what they recorded), restart with -state.skipCorrupt", err)
 	}

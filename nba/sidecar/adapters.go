@@ -133,7 +133,7 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 // read the same consistent view of the customer. When the state store
 // cannot be read, Load returns the snapshot's profile and the error: the
 // engine decides without live state and marks the decision stale.
-func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer) (bool, error) {
+func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer) (k bool, stale error) {
 	lv, _ := dst.Scratch.(*liveView)
 	if lv == nil {
 		lv = new(liveView)
@@ -144,9 +144,15 @@ func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer
 	lv.found = false
 	if c.state != nil {
 		found, err := c.state.Load(ctx, bytesOf(customer), &lv.v)
-		if err != nil {
+		if err != nil && !found {
 			lv.v = state.View{}
 			return known, err
+		}
+		if err != nil {
+			// A shared backend out of reach answered its last-good copy:
+			// decide from it, marked stale (known tells the engine to
+			// keep it).
+			defer func() { stale, k = err, true }()
 		}
 		lv.found = found
 	}

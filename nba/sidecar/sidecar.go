@@ -32,6 +32,7 @@ import (
 	"nba/nba/declog"
 	"nba/nba/server"
 	"nba/state"
+	redisstate "nba/state/redis"
 	"nba/state/wal"
 )
 
@@ -46,6 +47,17 @@ type Config struct {
 	// Required; created if absent. A Sidecar locks it while open (see
 	// LockFile): a second Open of the same directory fails until Close.
 	StateDir string
+	// StateRedis, when set, keeps the customer state on Redis (package
+	// state/redis; the URL forms rueidis.ParseURL accepts) instead of in
+	// StateDir/state, shared by every process on that Redis. StateDir
+	// then holds only this process's files (decision log, learner file):
+	// give each process its own.
+	StateRedis string
+	// StateRedisWaitReplicas makes each state write wait for this many
+	// Redis replicas before it is acknowledged (redisstate.Config.WaitReplicas).
+	StateRedisWaitReplicas int
+	// StateRedisAllowVolatile opens a Redis without an append-only file.
+	StateRedisAllowVolatile bool
 	// SyncInterval is the longest the state log waits to batch an fsync.
 	// Default 2ms.
 	SyncInterval time.Duration
@@ -223,7 +235,11 @@ func Open(cfg Config) (*Sidecar, error) {
 	}
 	st, err := openState(filepath.Join(cfg.StateDir, "state"), m, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open customer state in %s: %w", cfg.StateDir, err)
+		where := cfg.StateDir
+		if cfg.StateRedis != "" {
+			where = "on Redis"
+		}
+		return nil, fmt.Errorf("cannot open customer state %s: %w", where, err)
 	}
 	if sst := st.Stats(); sst.WAL.CorruptRecords > 0 || sst.ReplayCorrupt > 0 {
 		cfg.Logger.Warn("skipped damaged customer state log records; what they recorded is lost",
@@ -294,9 +310,21 @@ func Open(cfg Config) (*Sidecar, error) {
 
 // openState opens the live state with the manifest's profile mappings; the
 // live fields the snapshot also carries reset when a new snapshot is served.
-func openState(dir string, m Manifest, cfg Config) (*state.Store, error) {
-	return state.Open(state.Config{Mappings: m.Profile, SnapshotFields: sortedKeys(m.Snapshot.Columns), CheckpointEvery: cfg.CheckpointEvery,
-		MaxCustomers: cfg.StateMaxCustomers, WAL: wal.Config{Dir: dir, SyncInterval: cfg.SyncInterval, SkipCorrupt: cfg.StateSkipCorrupt}})
+func openState(dir string, m Manifest, cfg Config) (state.Backend, error) {
+	scfg := state.Config{Mappings: m.Profile, SnapshotFields: sortedKeys(m.Snapshot.Columns), CheckpointEvery: cfg.CheckpointEvery,
+		MaxCustomers: cfg.StateMaxCustomers, WAL: wal.Config{Dir: dir, SyncInterval: cfg.SyncInterval, SkipCorrupt: cfg.StateSkipCorrupt}}
+	if cfg.StateRedis == "" {
+		return state.Open(scfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := redisstate.Open(ctx, redisstate.Config{URL: cfg.StateRedis, State: scfg, WaitReplicas: cfg.StateRedisWaitReplicas,
+		AllowVolatile: cfg.StateRedisAllowVolatile})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger.Info("customer state on Redis", "acknowledgement", b.Durability())
+	return b, nil
 }
 
 // inSnapshot reports whether a customer is in the served snapshot: the

@@ -38,7 +38,11 @@ func OpenStateDir(dir string, bundle fs.FS, create bool) (st *state.Store, close
 		lock.Close()
 		return nil, nil, fmt.Errorf("cannot load bundle: %w", err)
 	}
-	st, err = openState(filepath.Join(dir, "state"), m, Config{StateMaxCustomers: -1})
+	var b state.Backend
+	b, err = openState(filepath.Join(dir, "state"), m, Config{StateMaxCustomers: -1})
+	if err == nil {
+		st = b.(*state.Store) // no StateRedis: the embedded store
+	}
 	if err != nil {
 		lock.Close()
 		return nil, nil, fmt.Errorf("cannot open customer state in %s: %w", dir, err)

@@ -11,6 +11,7 @@ import (
 	"nba/nba"
 	"nba/nba/server"
 	"nba/state"
+	redisstate "nba/state/redis"
 )
 
 // catalogJSON converts the catalog source to the JSON served by GET
@@ -116,6 +117,9 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 		"reloads":  map[string]any{"ok": s.reloads.Load(), "failed": s.reloadFailures.Load()},
 		"effects":  map[string]any{"dropped": s.effectsDropped.Load(), "failed": s.effectsFailed.Load()},
 		"uptime_s": strconv.FormatFloat(time.Since(s.started).Seconds(), 'f', 0, 64),
+	}
+	if r, ok := s.state.(*redisstate.Backend); ok {
+		st["state_redis"] = map[string]any{"counters": r.Counters(), "acknowledgement": r.Durability()}
 	}
 	// What a decision answers under "versions", and the models behind its
 	// "model" digest one by one.

@@ -1,0 +1,823 @@
+// Package redisstate is the customer state backend on Redis (state.Backend):
+// several sidecar processes, the batch run and the agent desktop share one
+// customer state, so caps, journeys and idempotency agree across them.
+//
+// Data model: one customer is one Redis hash, key "{c:<id>}" (the hash tag
+// keeps it on one Cluster shard), with fields v (version, a decimal counter),
+// d (a digest of the mappings and snapshot fields, since values are stored by
+// slot) and s (the customer's value, state.Model.AppendCustomer).
+//
+// Reads: Load reads the hash with rueidis's client-side cache (RESP3
+// tracking: Redis invalidates the entry when any client writes the key), so
+// a repeat visitor costs no network call and a miss costs one round trip.
+// Decoded customers are kept by (customer, version), bounded by
+// Config.MaxCustomers, so a hit does not decode again.
+//
+// Writes: a write builds its records with the model, applies them in Go to
+// the loaded value (state.Model.Apply: idempotency, computed and conditional
+// journey moves, bounds) and sends one compare-and-set script: when the
+// version still matches, the new value is stored with the version plus one;
+// otherwise the script answers the current value and the write is applied
+// again on it, without another read, at most Config.MaxRetries times
+// (then ErrConflict). A write returns after Redis answered (and, with
+// Config.WaitReplicas, after WAIT on the same connection): what that is
+// worth depends on the server's persistence, read at Open (Durability).
+//
+// Faults: a network error or a timeout is an error of kind
+// state.ErrUnavailable. Such a write may still have been applied (the
+// request may have reached Redis): writes carrying an id are idempotent, so
+// a retry is safe. Err reports an unreachable server from the last call
+// and a background PING. During an outage Load answers from the last value
+// this process read or wrote for the customer (bounded with the decoded
+// values), with found true and an ErrUnavailable error: the decision uses
+// it and is marked stale.
+//
+// Limits: Customers in Stats is not counted (the keys are in Redis); WAIT
+// on a Cluster is not tested; values written with other mappings are
+// refused (ErrUnavailable on read, and writes fail) until migrated.
+package redisstate
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"nba/state"
+)
+
+// Config configures a Backend. Zero values pick the documented defaults.
+type Config struct {
+	// URL is the server, in the forms rueidis.ParseURL accepts: redis://,
+	// rediss://, several ?addr= seeds for a Cluster, ?master_set= for
+	// Sentinel.
+	URL string
+	// State holds the mappings, snapshot fields and per-customer bounds,
+	// the same as every other process serving the bundle (its WAL, Stripes,
+	// MaxCustomers and CheckpointEvery are not read).
+	State state.Config
+	// WaitReplicas makes each write wait (WAIT) until this many replicas
+	// have it before it is acknowledged; fewer in WaitTimeout fails the
+	// write with ErrUnavailable (it may still be applied on the primary).
+	WaitReplicas int
+	// WaitTimeout bounds the WAIT. Default 500ms.
+	WaitTimeout time.Duration
+	// AllowVolatile opens a server without an append-only file (an
+	// acknowledged write is lost when Redis restarts). Default: refused.
+	AllowVolatile bool
+	// ReadTimeout bounds a Load without a context deadline and the health
+	// PING. Default 100ms.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds one write, retries included. Default 2s.
+	WriteTimeout time.Duration
+	// ConnTimeout is the dial timeout, the connection's I/O deadline and
+	// the gap between health PINGs of an idle connection: a stalled server
+	// is dropped (with the client-side cache) after about twice it.
+	// Default 200ms.
+	ConnTimeout time.Duration
+	// CacheTTL is how long the client-side cache keeps a customer without
+	// an invalidation. Default 1m.
+	CacheTTL time.Duration
+	// CacheBytes bounds the client-side cache per connection. Default
+	// 128 MiB.
+	CacheBytes int
+	// MaxCustomers bounds the decoded customers kept (the decode cache and
+	// the last-good copies served during an outage). Default 100,000.
+	MaxCustomers int
+	// MaxRetries bounds the compare-and-set attempts of one write. Default 16.
+	MaxRetries int
+	// HealthInterval is the gap between the background PINGs that clear
+	// (or set) Err without traffic. Default 250ms.
+	HealthInterval time.Duration
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.WaitTimeout, 500*time.Millisecond)
+	def(&c.ReadTimeout, 100*time.Millisecond)
+	def(&c.WriteTimeout, 2*time.Second)
+	def(&c.ConnTimeout, 200*time.Millisecond)
+	def(&c.CacheTTL, time.Minute)
+	def(&c.HealthInterval, 250*time.Millisecond)
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = 128 << 20
+	}
+	if c.MaxCustomers <= 0 {
+		c.MaxCustomers = 100_000
+	}
+	if c.MaxRetries <= 0 {
+		c.MaxRetries = 16
+	}
+}
+
+// Backend is the state backend on Redis. Safe for concurrent use.
+type Backend struct {
+	cfg    Config
+	m      *state.Model
+	client rueidis.Client
+	digest string
+	dur    string
+	asOf   atomic.Int64
+
+	shards [numShards]shard
+	seed   maphash.Seed
+	// writers serialises this process's writers of one customer (striped),
+	// so that only other processes make a compare-and-set retry.
+	writers [256]sync.Mutex
+
+	down      atomic.Pointer[error] // non-nil while the server is unreachable
+	closed    atomic.Bool
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+
+	contacts, events, journeys, dups, conflicts, unavailable    atomic.Uint64
+	histEvicted, keysEvicted, journEvicted, idsEvicted, dropped atomic.Uint64
+	retries, cacheHits, cacheMisses, stale                      atomic.Uint64
+}
+
+var _ state.Backend = (*Backend)(nil)
+
+// casScript stores ARGV[2..4] (version, digest, value) when the stored
+// version is ARGV[1] ("0": no value), answering 1; it also answers 1 when
+// that exact value is already stored (a retry of a write whose answer was
+// lost), so a compare-and-set can be sent again after a network error.
+// Otherwise it answers the stored {version, digest, value} so the writer
+// applies again on it.
+const casScript = `local cur = redis.call('HMGET', KEYS[1], 'v', 'd', 's')
+if (cur[1] or '0') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 's', ARGV[4])
+  return 1
+end
+if cur[1] == ARGV[2] and cur[3] == ARGV[4] then
+  return 1
+end
+return cur`
+
+var casSHA = func() string { h := sha1.Sum([]byte(casScript)); return hex.EncodeToString(h[:]) }()
+
+// Open connects to cfg.URL, reads the servers' persistence settings and
+// returns the backend. It fails when no server answers, when persistence
+// is off (unless cfg.AllowVolatile), and on invalid mappings.
+func Open(ctx context.Context, cfg Config) (*Backend, error) {
+	cfg.defaults()
+	m, err := state.NewModel(cfg.State)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open redis state: %w", err)
+	}
+	opt, err := rueidis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open redis state: %w", err)
+	}
+	opt.ConnWriteTimeout = cfg.ConnTimeout
+	opt.Dialer = net.Dialer{Timeout: cfg.ConnTimeout, KeepAlive: cfg.ConnTimeout}
+	opt.DisableRetry = true
+	opt.CacheSizeEachConn = cfg.CacheBytes
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open redis state %s: %w", redact(cfg.URL), err)
+	}
+	b := &Backend{cfg: cfg, m: m, client: client, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
+	b.digest = digest(cfg.State)
+	for i := range b.shards {
+		b.shards[i].m = map[string]entry{}
+	}
+	volatile, dur, err := b.persistence(ctx)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	b.dur = dur
+	if volatile && !cfg.AllowVolatile {
+		client.Close()
+		return nil, fmt.Errorf("cannot open redis state %s: %s; turn on appendonly, or allow volatile state (AllowVolatile, -state.redis.allowVolatile)", redact(cfg.URL), dur)
+	}
+	go b.health()
+	return b, nil
+}
+
+// persistence reads every master's AOF settings and describes what an
+// acknowledged write is worth, the weakest node deciding.
+func (b *Backend) persistence(ctx context.Context) (volatile bool, dur string, err error) {
+	rank := 3 // 3 always, 2 everysec, 1 no, 0 off or unknown
+	var notes []string
+	for addr, n := range b.client.Nodes() {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		kv, err := n.Do(cctx, n.B().ConfigGet().Parameter("appendonly", "appendfsync", "no-appendfsync-on-rewrite").Build()).AsStrMap()
+		cancel()
+		r := 0
+		switch {
+		case err != nil && isNetErr(err):
+			return false, "", fmt.Errorf("cannot open redis state: %s: %w", addr, err)
+		case err != nil:
+			notes = append(notes, addr+": CONFIG GET refused ("+err.Error()+"): persistence unknown")
+		case kv["appendonly"] != "yes":
+			notes = append(notes, addr+": appendonly no")
+		default:
+			switch kv["appendfsync"] {
+			case "always":
+				r = 3
+			case "everysec":
+				r = 2
+			default:
+				r = 1
+			}
+			if kv["no-appendfsync-on-rewrite"] == "yes" && r > 1 {
+				notes = append(notes, addr+": no-appendfsync-on-rewrite yes (no fsync while the AOF is rewritten)")
+			}
+		}
+		rank = min(rank, r)
+	}
+	dur = [...]string{
+		"persistence off: an acknowledged write is lost when Redis restarts",
+		"appendfsync no: an acknowledged write survives a Redis restart, not a machine crash (the OS flushes when it likes)",
+		"appendfsync everysec: an acknowledged write survives a Redis restart; a machine crash loses up to a second",
+		"appendfsync always: an acknowledged write is on disk",
+	}[rank]
+	if b.cfg.WaitReplicas > 0 {
+		dur += fmt.Sprintf("; and on %d replica(s)", b.cfg.WaitReplicas)
+	}
+	for _, n := range notes {
+		dur += "; " + n
+	}
+	return rank == 0, dur, nil
+}
+
+// Durability says what an acknowledged write is worth on the servers
+// opened (their persistence settings at Open), for the start-up log.
+func (b *Backend) Durability() string { return b.dur }
+
+// Close stops the health check and closes the connections; later calls fail.
+func (b *Backend) Close() error {
+	b.closeOnce.Do(func() {
+		b.closed.Store(true)
+		close(b.stop)
+		<-b.done
+		b.client.Close()
+	})
+	return nil
+}
+
+// health PINGs the server in the background so that Err clears (or is
+// set) without traffic.
+func (b *Backend) health() {
+	defer close(b.done)
+	t := time.NewTicker(b.cfg.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ReadTimeout)
+		err := b.client.Do(ctx, b.client.B().Ping().Build()).Error()
+		cancel()
+		b.observe(err)
+	}
+}
+
+// observe records whether the server answered.
+func (b *Backend) observe(err error) {
+	if err == nil {
+		if b.down.Load() != nil {
+			b.down.Store(nil)
+		}
+		return
+	}
+	if isNetErr(err) {
+		e := error(&state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("redis state unreachable: %w", err)})
+		b.down.Store(&e)
+	}
+}
+
+// Err returns an ErrUnavailable error while the server does not answer.
+func (b *Backend) Err() error {
+	if b.closed.Load() {
+		return &state.Error{Kind: state.ErrUnavailable, Err: errors.New("redis state closed")}
+	}
+	if p := b.down.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func key(customer string) string { return "{c:" + customer + "}" }
+
+// value is one customer as read: the version and the decoded state (nil:
+// none stored).
+type value struct {
+	ver uint64
+	c   *state.Customer
+}
+
+// ownWriteLag is how long a value this process wrote is preferred to an
+// older one read back: Redis 7 sends the writer's own invalidation after
+// the write's reply, so the client-side cache may answer the old value
+// for a moment after an acknowledgement.
+const ownWriteLag = time.Second
+
+// parse turns an HMGET v d s answer (or the script's refusal) into a
+// value. Unless strict, a newer value this process wrote within
+// ownWriteLag wins over the one read (read-your-own-writes).
+func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict bool) (value, error) {
+	sh := b.shard(customer)
+	e, have := sh.get(customer)
+	own := have && !strict && e.own != 0 && time.Since(time.Unix(0, e.own)) < ownWriteLag
+	if len(msgs) != 3 || msgs[0].IsNil() {
+		if own {
+			return value{ver: e.ver, c: e.c}, nil
+		}
+		return value{}, nil
+	}
+	vs, err := msgs[0].ToString()
+	if err != nil {
+		return value{}, err
+	}
+	ver, err := strconv.ParseUint(vs, 10, 64)
+	if err != nil {
+		return value{}, fmt.Errorf("customer %q: bad version %q", customer, vs)
+	}
+	if have && (e.ver == ver || own && e.ver > ver) {
+		return value{ver: e.ver, c: e.c}, nil
+	}
+	d, _ := msgs[1].ToString()
+	if d != b.digest {
+		return value{}, fmt.Errorf("customer %q was written with other mappings (digest %.12s, ours %.12s)", customer, d, b.digest)
+	}
+	s, err := msgs[2].ToString()
+	if err != nil {
+		return value{}, err
+	}
+	c, err := b.m.DecodeCustomer([]byte(s))
+	if err != nil {
+		return value{}, fmt.Errorf("customer %q: %w", customer, err)
+	}
+	b.remember(customer, ver, c, 0)
+	return value{ver: ver, c: c}, nil
+}
+
+// read returns the customer's value, from the client-side cache when
+// cached is true (reporting whether it was a hit).
+func (b *Backend) read(ctx context.Context, customer string, cached bool) (v value, hit bool, err error) {
+	if b.closed.Load() {
+		return value{}, false, b.Err()
+	}
+	var res rueidis.RedisResult
+	for try := 0; ; try++ {
+		if cached {
+			res = b.client.DoCache(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Cache(), b.cfg.CacheTTL)
+		} else {
+			res = b.client.Do(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Build())
+		}
+		if try > 0 || !retryable(ctx, res.Error()) {
+			break
+		}
+	}
+	msgs, err := res.ToArray()
+	b.observe(err)
+	if err != nil {
+		return value{}, false, b.kind(err, "cannot read customer %q", customer)
+	}
+	v, err = b.parse(customer, msgs, !cached)
+	if err != nil {
+		return value{}, false, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state: %w", err)}
+	}
+	return v, res.IsCacheHit(), nil
+}
+
+// kind wraps a client error as an error of a state kind.
+func (b *Backend) kind(err error, format string, args ...any) error {
+	return &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf(format+": %w", append(args, err)...)}
+}
+
+// Load fills v with the customer's state. When Redis does not answer, it
+// fills v from the last value this process had for the customer, if any,
+// and returns found true with the ErrUnavailable error: the caller marks
+// its answer stale.
+func (b *Backend) Load(ctx context.Context, customer []byte, v *state.View) (bool, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.cfg.ReadTimeout)
+		defer cancel()
+	}
+	id := string(customer)
+	val, hit, err := b.read(ctx, id, true)
+	if err != nil {
+		b.stale.Add(1)
+		if e, ok := b.shard(id).get(id); ok {
+			b.m.View(e.c, b.asOf.Load(), v)
+			return true, err
+		}
+		b.m.View(nil, b.asOf.Load(), v)
+		return false, err
+	}
+	if hit {
+		b.cacheHits.Add(1)
+	} else {
+		b.cacheMisses.Add(1)
+	}
+	b.m.View(val.c, b.asOf.Load(), v)
+	return val.c != nil, nil
+}
+
+// View is Load without a context; an outage reads as the last value held.
+func (b *Backend) View(customer []byte, v *state.View) bool {
+	found, _ := b.Load(context.Background(), customer, v)
+	return found
+}
+
+// write applies one customer's records, in order, atomically.
+func (b *Backend) write(ctx context.Context, customer string, recs []*state.Record) (dups int, err error) {
+	mu := &b.writers[maphash.String(b.seed, customer)%uint64(len(b.writers))]
+	mu.Lock()
+	defer mu.Unlock()
+	cur, hit, err := b.read(ctx, customer, true)
+	if err != nil {
+		return 0, err
+	}
+	verified := !hit
+	asOf := b.asOf.Load()
+	for attempt := 0; attempt < b.cfg.MaxRetries; attempt++ {
+		next, n := cur.c, 0
+		var sum state.Result
+		var aerr error
+		for _, r := range recs {
+			nx, res, err := b.m.Apply(next, r, asOf)
+			if err != nil {
+				aerr = err
+				break
+			}
+			if res.Duplicate {
+				n++
+			}
+			next = nx
+			sum.Journeys += res.Journeys
+			sum.HistoryEvicted += res.HistoryEvicted
+			sum.KeysEvicted += res.KeysEvicted
+			sum.JourneysEvicted += res.JourneysEvicted
+			sum.IDsEvicted += res.IDsEvicted
+			sum.Dropped += res.Dropped
+		}
+		if aerr != nil || next == cur.c {
+			// Nothing to write: a refusal or a no-op decided on a cached
+			// value is checked against the stored one first.
+			if !verified && (aerr != nil || n < len(recs)) {
+				fresh, _, err := b.read(ctx, customer, false)
+				if err != nil {
+					return 0, err
+				}
+				verified = true
+				if fresh.ver != cur.ver {
+					cur = fresh
+					continue
+				}
+			}
+			if aerr != nil {
+				if errors.Is(aerr, state.ErrConflict) {
+					b.conflicts.Add(1)
+				}
+				return 0, aerr
+			}
+			b.dups.Add(uint64(n))
+			return n, nil
+		}
+		val := b.m.AppendCustomer(nil, next)
+		ok, other, err := b.cas(ctx, customer, cur.ver, val)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			b.remember(customer, cur.ver+1, next, time.Now().UnixNano())
+			b.dups.Add(uint64(n))
+			b.journeys.Add(uint64(sum.Journeys))
+			b.histEvicted.Add(uint64(sum.HistoryEvicted))
+			b.keysEvicted.Add(uint64(sum.KeysEvicted))
+			b.journEvicted.Add(uint64(sum.JourneysEvicted))
+			b.idsEvicted.Add(uint64(sum.IDsEvicted))
+			b.dropped.Add(uint64(sum.Dropped))
+			return n, nil
+		}
+		b.retries.Add(1)
+		cur, verified = other, true
+	}
+	b.conflicts.Add(1)
+	return 0, &state.Error{Kind: state.ErrConflict, Err: fmt.Errorf("cannot write customer %q: %d concurrent changes won", customer, b.cfg.MaxRetries)}
+}
+
+// cas runs the compare-and-set script (and WAIT on the same connection
+// when configured): ok, or the stored value that won.
+func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []byte) (ok bool, cur value, err error) {
+	k := key(customer)
+	args := []string{strconv.FormatUint(ver, 10), strconv.FormatUint(ver+1, 10), b.digest, rueidis.BinaryString(val)}
+	// Commands are recycled once sent: build one per send.
+	evalsha := func() rueidis.Completed {
+		return b.client.B().Evalsha().Sha1(casSHA).Numkeys(1).Key(k).Arg(args...).Build()
+	}
+	eval := func() rueidis.Completed {
+		return b.client.B().Eval().Script(casScript).Numkeys(1).Key(k).Arg(args...).Build()
+	}
+	var res rueidis.RedisResult
+	for try := 0; ; try++ {
+		if b.cfg.WaitReplicas > 0 {
+			res, err = b.casWait(ctx, evalsha, eval)
+		} else {
+			res = b.client.Do(ctx, evalsha())
+			if e, isErr := rueidis.IsRedisErr(res.Error()); isErr && e.IsNoScript() {
+				res = b.client.Do(ctx, eval())
+			}
+		}
+		if err == nil {
+			err = res.Error()
+		}
+		// A connection found broken (a server restarted since its last
+		// use) is replaced by the next call: send the same
+		// compare-and-set once more, which is safe (see casScript).
+		if try > 0 || !retryable(ctx, err) {
+			break
+		}
+		err = nil
+	}
+	b.observe(err)
+	if err != nil {
+		return false, value{}, b.kind(err, "cannot write customer %q", customer)
+	}
+	if n, err := res.AsInt64(); err == nil && n == 1 {
+		return true, value{}, nil
+	}
+	msgs, err := res.ToArray()
+	if err == nil {
+		cur, err = b.parse(customer, msgs, true)
+	}
+	if err != nil {
+		return false, value{}, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot write customer state: %w", err)}
+	}
+	return false, cur, nil
+}
+
+// casWait sends the script and WAIT in one DoMulti: both go to one
+// pooled connection, and WAIT counts the replicas that have that
+// connection's writes (a WAIT sent alone would go to another connection
+// and wait for nothing).
+func (b *Backend) casWait(ctx context.Context, evalsha, eval func() rueidis.Completed) (rueidis.RedisResult, error) {
+	wait := func() rueidis.Completed {
+		return b.client.B().Wait().Numreplicas(int64(b.cfg.WaitReplicas)).Timeout(b.cfg.WaitTimeout.Milliseconds()).Build()
+	}
+	rs := b.client.DoMulti(ctx, evalsha(), wait())
+	if e, isErr := rueidis.IsRedisErr(rs[0].Error()); isErr && e.IsNoScript() {
+		rs = b.client.DoMulti(ctx, eval(), wait())
+	}
+	if rs[0].Error() != nil {
+		return rs[0], nil
+	}
+	n, err := rs[1].AsInt64()
+	if err != nil {
+		return rs[0], err
+	}
+	if int(n) < b.cfg.WaitReplicas {
+		return rs[0], fmt.Errorf("%d of %d replicas acknowledged within %v (the write may be applied on the primary)", n, b.cfg.WaitReplicas, b.cfg.WaitTimeout)
+	}
+	return rs[0], nil
+}
+
+// writeAll validates every item first (nothing written on an error), then
+// writes each customer's records in the order given.
+func writeAll[T any](b *Backend, what string, items []T, build func(T) (state.Record, error), customer func(T) string) (int, error) {
+	recs := make([]state.Record, len(items))
+	for i, x := range items {
+		var err error
+		if recs[i], err = build(x); err != nil {
+			return 0, &state.Error{Kind: state.ErrInvalid, Err: fmt.Errorf("cannot %s %d: %w", what, i, err)}
+		}
+	}
+	if err := b.Err(); err != nil && b.closed.Load() {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
+	defer cancel()
+	var order []string
+	by := map[string][]*state.Record{}
+	for i, x := range items {
+		c := customer(x)
+		if by[c] == nil {
+			order = append(order, c)
+		}
+		by[c] = append(by[c], &recs[i])
+	}
+	dups := 0
+	for _, c := range order {
+		n, err := b.write(ctx, c, by[c])
+		if err != nil {
+			if errors.Is(err, state.ErrUnavailable) {
+				b.unavailable.Add(1)
+			}
+			return dups, err
+		}
+		dups += n
+	}
+	return dups, nil
+}
+
+func contactOf(c state.Contact) string       { return c.Customer }
+func eventOf(e state.Event) string           { return e.Customer }
+func journeyOf(u state.JourneyUpdate) string { return u.Customer }
+
+// RecordContact records contacts (impressions, outcomes).
+func (b *Backend) RecordContact(cs ...state.Contact) error {
+	n, err := writeAll(b, "record contact", cs, b.m.ContactRecord, contactOf)
+	if err == nil {
+		b.contacts.Add(uint64(len(cs) - n))
+	}
+	return err
+}
+
+// RecordContactOnce records c and reports whether it was a duplicate.
+func (b *Backend) RecordContactOnce(c state.Contact) (bool, error) {
+	n, err := writeAll(b, "record contact", []state.Contact{c}, b.m.ContactRecord, contactOf)
+	if err == nil && n == 0 {
+		b.contacts.Add(1)
+	}
+	return n > 0, err
+}
+
+// ApplyEvent applies profile events.
+func (b *Backend) ApplyEvent(es ...state.Event) error {
+	n, err := writeAll(b, "apply event", es, b.m.EventRecord, eventOf)
+	if err == nil {
+		b.events.Add(uint64(len(es) - n))
+	}
+	return err
+}
+
+// ApplyEventOnce applies e and reports whether it was a duplicate.
+func (b *Backend) ApplyEventOnce(e state.Event) (bool, error) {
+	n, err := writeAll(b, "apply event", []state.Event{e}, b.m.EventRecord, eventOf)
+	if err == nil && n == 0 {
+		b.events.Add(1)
+	}
+	return n > 0, err
+}
+
+// SetJourney moves customers in journeys; a conditional move whose
+// precondition the stored state does not meet fails with ErrConflict.
+func (b *Backend) SetJourney(us ...state.JourneyUpdate) error {
+	_, err := writeAll(b, "set journey", us, b.m.JourneyRecord, journeyOf)
+	return err
+}
+
+// Slot resolves an overlay field name.
+func (b *Backend) Slot(field string) (state.Slot, state.FieldType, bool) { return b.m.Slot(field) }
+
+// Fields lists the overlay fields by slot.
+func (b *Backend) Fields() []state.FieldInfo { return b.m.Fields() }
+
+// MaxWindow is the longest contact-history window counted.
+func (b *Backend) MaxWindow() time.Duration { return b.m.MaxWindow() }
+
+// Compact hides overlay fields a snapshot with this as-of time resets.
+// The as-of time is this process's: each process serving the same snapshot
+// sets the same.
+func (b *Backend) Compact(asOf time.Time) error {
+	t := asOf.UnixNano()
+	for {
+		old := b.asOf.Load()
+		if t <= old || b.asOf.CompareAndSwap(old, t) {
+			return nil
+		}
+	}
+}
+
+// SetInSnapshot is a no-op: Redis bounds memory with its own policy.
+func (b *Backend) SetInSnapshot(func(string) bool) {}
+
+// Stats returns the counters of this process's calls.
+func (b *Backend) Stats() state.Stats {
+	st := b.m.Stats()
+	st.Contacts, st.Events, st.Journeys = b.contacts.Load(), b.events.Load(), b.journeys.Load()
+	st.Duplicates, st.Conflicts, st.Unavailable = b.dups.Load(), b.conflicts.Load(), b.unavailable.Load()
+	st.HistoryEvicted, st.KeysEvicted, st.JourneysEvicted = b.histEvicted.Load(), b.keysEvicted.Load(), b.journEvicted.Load()
+	st.IDsEvicted, st.ReplayDropped = b.idsEvicted.Load(), b.dropped.Load()
+	return st
+}
+
+// Counters are the backend's own counters.
+type Counters struct {
+	CacheHits   uint64 `json:"cache_hits"`   // loads answered by the client-side cache
+	CacheMisses uint64 `json:"cache_misses"` // loads that took a round trip
+	Retries     uint64 `json:"retries"`      // compare-and-set attempts lost to a concurrent write
+	Stale       uint64 `json:"stale"`        // loads that failed (answered from the last value held, if any)
+}
+
+// Counters returns the backend's own counters.
+func (b *Backend) Counters() Counters {
+	return Counters{b.cacheHits.Load(), b.cacheMisses.Load(), b.retries.Load(), b.stale.Load()}
+}
+
+// The decoded customers, by (customer, version): the decode cache and the
+// last-good copy served during an outage.
+const numShards = 32
+
+type entry struct {
+	ver uint64
+	c   *state.Customer
+	own int64 // when this process wrote it (unix ns); 0: read
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]entry
+}
+
+func (b *Backend) shard(customer string) *shard {
+	return &b.shards[maphash.String(b.seed, customer)%numShards]
+}
+
+func (s *shard) get(customer string) (entry, bool) {
+	s.mu.Lock()
+	e, ok := s.m[customer]
+	s.mu.Unlock()
+	return e, ok
+}
+
+// remember keeps the newest decoded value of a customer; a full shard
+// drops an arbitrary entry (bounded, not LRU: a dropped one is decoded
+// again on its next read).
+func (b *Backend) remember(customer string, ver uint64, c *state.Customer, own int64) {
+	s := b.shard(customer)
+	max := max(1, b.cfg.MaxCustomers/numShards)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[customer]; ok && e.ver >= ver && e.own == 0 {
+		return
+	} else if !ok && len(s.m) >= max {
+		for k := range s.m {
+			delete(s.m, k)
+			break
+		}
+	}
+	s.m[customer] = entry{ver: ver, c: c, own: own}
+}
+
+// digest identifies the mappings and snapshot fields values are encoded
+// for (fields are stored by slot).
+func digest(cfg state.Config) string {
+	fs := slices.Clone(cfg.SnapshotFields)
+	slices.Sort(fs)
+	j, _ := json.Marshal(struct {
+		M state.Mappings
+		S []string
+	}{cfg.Mappings, fs})
+	h := sha256.Sum256(j)
+	return hex.EncodeToString(h[:16])
+}
+
+// retryable reports whether err is a connection that broke (not a
+// timeout, not a reply) while ctx still has time: worth one more try on
+// a fresh connection.
+func retryable(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || !isNetErr(err) {
+		return false
+	}
+	_, reply := rueidis.IsRedisErr(err)
+	return !reply
+}
+
+// isNetErr reports whether err is the server not answering (a network
+// error, a timeout, a closed client) rather than a reply.
+func isNetErr(err error) bool {
+	if err == nil || rueidis.IsRedisNil(err) {
+		return false
+	}
+	if e, ok := rueidis.IsRedisErr(err); ok {
+		// A loading, read-only or failing-over server does not take writes.
+		return e.IsLoading() || e.IsClusterDown() || e.IsTryAgain() || strings.HasPrefix(e.Error(), "READONLY")
+	}
+	return true
+}
+
+// redact hides a password in a URL for messages.
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
+}

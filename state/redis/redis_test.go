@@ -1,0 +1,301 @@
+package redisstate_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"nba/state"
+	redisstate "nba/state/redis"
+	"nba/state/redis/redistest"
+	"nba/state/statetest"
+)
+
+var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+
+// flush empties every master so that each behaviour starts from no state.
+func flush(t *testing.T, url string) {
+	t.Helper()
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.DisableCache = true
+	c, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, n := range c.Nodes() {
+		if err := n.Do(context.Background(), n.B().Flushall().Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func open(t *testing.T, cfg redisstate.Config) *redisstate.Backend {
+	t.Helper()
+	b, err := redisstate.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func contract(url string) statetest.NewBackend {
+	return func(t *testing.T, cfg state.Config) state.Backend {
+		flush(t, url)
+		return open(t, redisstate.Config{URL: url, State: cfg, AllowVolatile: true})
+	}
+}
+
+// TestContract runs the behaviour table against a standalone server and a
+// 3-master Cluster.
+func TestContract(t *testing.T) {
+	t.Run("standalone", func(t *testing.T) {
+		s := redistest.Start(t, redistest.Options{})
+		statetest.Run(t, contract(s.URL))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		cl := redistest.StartCluster(t, redistest.Options{})
+		statetest.Run(t, contract(cl.URL))
+	})
+}
+
+// TestOpenRefusesVolatile: a server without an append-only file is refused
+// unless volatile state is allowed; the durability said matches the server.
+func TestOpenRefusesVolatile(t *testing.T) {
+	mem := redistest.Start(t, redistest.Options{})
+	if _, err := redisstate.Open(context.Background(), redisstate.Config{URL: mem.URL}); err == nil {
+		t.Fatal("opened a server without persistence")
+	}
+	b := open(t, redisstate.Config{URL: mem.URL, AllowVolatile: true})
+	if d := b.Durability(); !strings.Contains(d, "persistence off") {
+		t.Errorf("durability %q", d)
+	}
+	aof := redistest.Start(t, redistest.Options{AppendFsync: "always"})
+	if d := open(t, redisstate.Config{URL: aof.URL}).Durability(); !strings.Contains(d, "on disk") {
+		t.Errorf("durability %q", d)
+	}
+	ev := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
+	if d := open(t, redisstate.Config{URL: ev.URL}).Durability(); !strings.Contains(d, "up to a second") {
+		t.Errorf("durability %q", d)
+	}
+}
+
+func count(t *testing.T, b state.Backend, customer string) int {
+	t.Helper()
+	var v state.View
+	if _, err := b.Load(context.Background(), []byte(customer), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Count(state.KindAction, "a", state.Impression, 24*time.Hour, t0.Add(time.Hour))
+}
+
+func impression(customer, id string, at time.Time) state.Contact {
+	return state.Contact{Customer: customer, Action: "a", Group: "g", Channel: "web", Outcome: state.Impression, At: at, ID: id}
+}
+
+// TestReadYourWritesAcrossBackends: a write acknowledged by one backend is
+// seen by the next Load of another on the same server, whose previous
+// read was cached; the invalidation lag is measured as the time from the
+// acknowledgement until B's Load sees the write.
+func TestReadYourWritesAcrossBackends(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"standalone", func(t *testing.T) string { return redistest.Start(t, redistest.Options{}).URL }},
+		{"cluster", func(t *testing.T) string { return redistest.StartCluster(t, redistest.Options{}).URL }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := tc.url(t)
+			a := open(t, redisstate.Config{URL: url, AllowVolatile: true})
+			b := open(t, redisstate.Config{URL: url, AllowVolatile: true})
+			const n = 300
+			var lags []time.Duration
+			stale := 0
+			for i := range n {
+				c := fmt.Sprint("c", i%20)
+				before := count(t, b, c) // cached on B (a hit from the second round on)
+				if err := a.RecordContact(impression(c, "", t0)); err != nil {
+					t.Fatal(err)
+				}
+				acked := time.Now()
+				for count(t, b, c) != before+1 {
+					stale++
+					if time.Since(acked) > time.Second {
+						t.Fatalf("write %d on A not seen on B after 1s", i)
+					}
+					time.Sleep(20 * time.Microsecond)
+				}
+				lags = append(lags, time.Since(acked))
+			}
+			slices.Sort(lags)
+			t.Logf("%s: write on A acknowledged -> seen by a Load on B: p50 %v p99 %v max %v (%d of %d first Loads still stale); B cache %+v",
+				tc.name, lags[n/2], lags[n*99/100], lags[n-1], stale, n, b.Counters())
+			if cnt := b.Counters(); cnt.CacheHits == 0 {
+				t.Error("no Load on B was a cache hit")
+			}
+			if lags[n*99/100] > 50*time.Millisecond {
+				t.Errorf("p99 lag %v exceeds 50ms", lags[n*99/100])
+			}
+		})
+	}
+}
+
+// TestConcurrentBackendsOneCustomer: writers on two backends racing on one
+// customer lose no contact (compare-and-set retries).
+func TestConcurrentBackendsOneCustomer(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	bs := []*redisstate.Backend{open(t, redisstate.Config{URL: s.URL, AllowVolatile: true, MaxRetries: 1000}), open(t, redisstate.Config{URL: s.URL, AllowVolatile: true, MaxRetries: 1000})}
+	var wg sync.WaitGroup
+	const per = 50
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				if err := bs[w%2].RecordContact(impression("hot", fmt.Sprint(w, "-", i), t0)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, b := range bs {
+		if got := count(t, b, "hot"); got != 8*per {
+			t.Errorf("backend %d counts %d impressions, want %d", i, got, 8*per)
+		}
+	}
+	t.Logf("retries: %d + %d", bs[0].Counters().Retries, bs[1].Counters().Retries)
+}
+
+// TestRedisKilled: with the server killed, writes fail as unavailable, Err
+// says so, Load answers the last value held marked unavailable; after a
+// restart everything resumes by itself.
+func TestRedisKilled(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{AppendFsync: "always"})
+	b := open(t, redisstate.Config{URL: s.URL})
+	if err := b.RecordContact(impression("k", "1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	s.Kill()
+	err := b.RecordContact(impression("k", "2", t0))
+	if !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("write with Redis killed: %v, want ErrUnavailable", err)
+	}
+	if b.Err() == nil {
+		t.Error("Err is nil with Redis killed")
+	}
+	var v state.View
+	found, err := b.Load(context.Background(), []byte("k"), &v)
+	if !errors.Is(err, state.ErrUnavailable) || !found || v.Count(state.KindAction, "a", state.Impression, time.Hour, t0) != 1 {
+		t.Errorf("Load with Redis killed: found %v err %v count %d; want the last value held, marked unavailable",
+			found, err, v.Count(state.KindAction, "a", state.Impression, time.Hour, t0))
+	}
+	if found, err := b.Load(context.Background(), []byte("never-read"), &v); found || !errors.Is(err, state.ErrUnavailable) {
+		t.Errorf("Load of a customer never read: found %v err %v", found, err)
+	}
+	s.Restart()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("Err still %v 5s after the restart", b.Err())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := b.RecordContact(impression("k", "3", t0)); err != nil {
+		t.Fatalf("write after the restart: %v", err)
+	}
+	if got := count(t, b, "k"); got != 2 && got != 3 {
+		// 3 if the failed write had reached Redis before the kill.
+		t.Errorf("after the restart: %d impressions, want 2", got)
+	}
+}
+
+// TestKillKeepsAcknowledgedWrites: with appendfsync always, every write
+// acknowledged before a kill -9 is there after the restart.
+func TestKillKeepsAcknowledgedWrites(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{AppendFsync: "always"})
+	b := open(t, redisstate.Config{URL: s.URL})
+	var mu sync.Mutex
+	acked := map[string]int{}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := fmt.Sprint("w", w, "-", i%5)
+				if err := b.RecordContact(impression(c, fmt.Sprint(i), t0)); err == nil {
+					mu.Lock()
+					acked[c]++
+					mu.Unlock()
+				} else if !errors.Is(err, state.ErrUnavailable) {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	s.Kill()
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	s.Restart()
+	b2 := open(t, redisstate.Config{URL: s.URL})
+	total := 0
+	for c, n := range acked {
+		total += n
+		if got := count(t, b2, c); got < n {
+			t.Errorf("customer %s: %d impressions after the restart, %d acknowledged", c, got, n)
+		}
+	}
+	if total == 0 {
+		t.Fatal("no write acknowledged before the kill")
+	}
+	t.Logf("%d acknowledged writes on %d customers, all kept", total, len(acked))
+}
+
+// TestWaitReplicas: with a replica, a write waits for it; with the replica
+// stalled, the write is not acknowledged.
+func TestWaitReplicas(t *testing.T) {
+	p := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
+	r := redistest.Start(t, redistest.Options{AppendFsync: "everysec", ReplicaOf: p})
+	b := open(t, redisstate.Config{URL: p.URL, WaitReplicas: 1, WaitTimeout: time.Second})
+	if err := b.RecordContact(impression("w", "1", t0)); err != nil {
+		t.Fatalf("write with the replica up: %v", err)
+	}
+	r.Pause()
+	defer r.Resume()
+	if err := b.RecordContact(impression("w", "2", t0)); !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("write with the replica stalled: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestWaitReplicasClusterWithoutReplicas: on a Cluster whose masters have
+// no replica, a write asked to wait for one is not acknowledged (and the
+// client does not refuse the keyless WAIT beside a keyed script).
+func TestWaitReplicasClusterWithoutReplicas(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.Options{})
+	b := open(t, redisstate.Config{URL: cl.URL, AllowVolatile: true, WaitReplicas: 1, WaitTimeout: 100 * time.Millisecond})
+	if err := b.RecordContact(impression("x", "1", t0)); !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("write waiting for a replica that does not exist: %v, want ErrUnavailable", err)
+	}
+}
