@@ -245,3 +245,63 @@ func TestSameProfileSeesCarriedFields(t *testing.T) {
 		t.Error("a live field now carried by the snapshot: want a difference")
 	}
 }
+
+// TestCustomerViewSnapshotAndLive: the customer view shows the snapshot's
+// row with its as-of time and each live field with when it changed and
+// whether decisions see it, beside the merged profile.
+func TestCustomerViewSnapshotAndLive(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	before := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC) // the demo snapshot is as of 2026-11-01
+	after := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+	for _, ev := range []server.Event{
+		{CustomerID: "c00042", Type: "ticket_opened", TS: now},
+		{CustomerID: "c00043", Type: "signup", TS: before},
+		{CustomerID: "c00044", Type: "signup", TS: after},
+	} {
+		if err := s.Event(&ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		id, field string
+		changed   time.Time
+		applied   bool
+	}{
+		{"c00042", "open_ticket", now, true},   // live only
+		{"c00043", "signup_at", before, false}, // older than the snapshot: not kept, the snapshot's value holds
+		{"c00044", "signup_at", after, true},   // newer: the live value holds
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			v := customerView(t, s, tt.id)
+			snap, _ := v["snapshot"].(map[string]any)
+			if snap == nil || snap["as_of"] != "2026-11-01T00:00:00Z" {
+				t.Fatalf("snapshot %v: want its as_of and values", v["snapshot"])
+			}
+			values := snap["values"].(map[string]any)
+			if _, ok := values["open_ticket"]; ok {
+				t.Errorf("snapshot values hold the live-only field open_ticket")
+			}
+			lf, _ := v["live"].(map[string]any)[tt.field].(map[string]any)
+			if !tt.applied {
+				if lf != nil && lf["applied"] != false {
+					t.Errorf("live %s = %v: a value older than the snapshot shown as applied", tt.field, lf)
+				}
+				if got := v["profile"].(map[string]any)[tt.field]; got != values[tt.field] {
+					t.Errorf("profile %s = %v, want the snapshot's %v", tt.field, got, values[tt.field])
+				}
+				return
+			}
+			if lf == nil {
+				t.Fatalf("live %v: no %s", v["live"], tt.field)
+			}
+			if lf["changed_at"] != tt.changed.Format(time.RFC3339Nano) || lf["applied"] != tt.applied {
+				t.Errorf("live %s = %v: want changed_at %v, applied %v", tt.field, lf, tt.changed, tt.applied)
+			}
+			if got := v["profile"].(map[string]any)[tt.field]; got != lf["value"] {
+				t.Errorf("profile %s = %v, want the live %v", tt.field, got, lf["value"])
+			}
+		})
+	}
+}

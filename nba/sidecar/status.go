@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -48,25 +49,22 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 		return dst, server.NotFoundf("customer %q is unknown", id)
 	}
 	out := map[string]any{"customer_id": id}
-	profile := map[string]any{}
-	for i, f := range p.schema.Fields {
-		switch {
-		case f.Kind == nba.KindCategory && prof.Str[i] != "":
-			profile[f.Name] = prof.Str[i]
-		case math.IsNaN(prof.Num[i]):
-		case f.Kind == nba.KindBool:
-			profile[f.Name] = prof.Num[i] != 0
-		case f.Kind == nba.KindTime:
-			profile[f.Name] = time.Unix(int64(prof.Num[i]), 0).UTC().Format(time.RFC3339)
-		case f.Kind == nba.KindNumber:
-			if x := prof.Num[i]; float64(float32(x)) == x {
-				profile[f.Name] = float32(x) // snapshot values are float32: print them so
-			} else {
-				profile[f.Name] = x
-			}
-		}
+	out["profile"] = profileJSON(p.schema.Fields, &prof, nil)
+	// The two sources apart: the snapshot's row with its as-of time, and
+	// each live overlay field with when the event that set it happened and
+	// whether it is the value decisions see.
+	snapProf, liveProf := newProfile(len(p.schema.Fields)), newProfile(len(p.schema.Fields))
+	lives, asOf := s.cust.profileParts(id, &snapProf, &liveProf)
+	if inSnap {
+		out["snapshot"] = map[string]any{"as_of": asOf.UTC().Format(time.RFC3339), "values": profileJSON(p.schema.Fields, &snapProf, nil)}
 	}
-	out["profile"] = profile
+	live := map[string]any{}
+	for _, lf := range lives {
+		f := p.schema.Fields[lf.field]
+		one := profileJSON(p.schema.Fields, &liveProf, []int{lf.field})
+		live[f.Name] = map[string]any{"value": one[f.Name], "changed_at": lf.at.UTC().Format(time.RFC3339Nano), "applied": lf.applied}
+	}
+	out["live"] = live
 	// Two separate facts: a row in the served snapshot, and live state
 	// (overlay fields, contacts, journeys) from feedback and events.
 	out["in_snapshot"] = inSnap
@@ -97,6 +95,41 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 		return dst, err
 	}
 	return append(dst, b...), nil
+}
+
+func newProfile(n int) nba.Profile {
+	p := nba.Profile{Num: make([]float64, n), Str: make([]string, n)}
+	for i := range p.Num {
+		p.Num[i] = math.NaN()
+	}
+	return p
+}
+
+// profileJSON returns the fields of prof that have a value (only those
+// listed in only, when it is not nil) by name, as JSON values.
+func profileJSON(fields []nba.Field, prof *nba.Profile, only []int) map[string]any {
+	profile := map[string]any{}
+	for i, f := range fields {
+		if only != nil && !slices.Contains(only, i) {
+			continue
+		}
+		switch {
+		case f.Kind == nba.KindCategory && prof.Str[i] != "":
+			profile[f.Name] = prof.Str[i]
+		case math.IsNaN(prof.Num[i]):
+		case f.Kind == nba.KindBool:
+			profile[f.Name] = prof.Num[i] != 0
+		case f.Kind == nba.KindTime:
+			profile[f.Name] = time.Unix(int64(prof.Num[i]), 0).UTC().Format(time.RFC3339)
+		case f.Kind == nba.KindNumber:
+			if x := prof.Num[i]; float64(float32(x)) == x {
+				profile[f.Name] = float32(x) // snapshot values are float32: print them so
+			} else {
+				profile[f.Name] = x
+			}
+		}
+	}
+	return profile
 }
 
 // AppendStatus implements server.Backend.
