@@ -256,13 +256,19 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(sc.out)
 }
 
+// bearerOK reports whether the request carries the admin token (which is
+// set) as its bearer token.
+func (s *Server) bearerOK(ctx *fasthttp.RequestCtx) bool {
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	const bearer = "Bearer "
+	return s.cfg.AdminToken != "" && len(auth) > len(bearer) && string(auth[:len(bearer)]) == bearer &&
+		subtle.ConstantTimeCompare(auth[len(bearer):], []byte(s.cfg.AdminToken)) == 1
+}
+
 // checkBearer answers 401 unless the request carries the admin token as
 // its bearer token.
 func (s *Server) checkBearer(ctx *fasthttp.RequestCtx) bool {
-	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
-	const bearer = "Bearer "
-	if s.cfg.AdminToken == "" || len(auth) <= len(bearer) || string(auth[:len(bearer)]) != bearer ||
-		subtle.ConstantTimeCompare(auth[len(bearer):], []byte(s.cfg.AdminToken)) != 1 {
+	if !s.bearerOK(ctx) {
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="nba-admin"`)
 		s.writeError(ctx, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token")
 		return false

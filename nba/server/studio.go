@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,9 +22,11 @@ import (
 //	POST /ui/api/v1/decide          POST /v1/decide, always as a dry run
 //	GET  /ui/api/v1/customers/{id}  GET /v1/customers/{id}
 //	GET  /ui/api/v1/actions         GET /v1/actions
+//	GET  /ui/api/auth               {"token_required","authorized"}
 //
-// When an admin token is configured, these need it as the bearer token
-// (the page asks for it); without one they are open to what the admin
+// When an admin token is configured, the /v1/ routes need it as the bearer
+// token (the page asks for it, having asked /ui/api/auth whether it must,
+// so that no request fails); without one they are open to what the admin
 // listener's Host check admits, as /admin/status is.
 
 // uiAPIPrefix is where the studio's API routes live.
@@ -44,6 +47,14 @@ func (s *Server) ui(ctx *fasthttp.RequestCtx, path string) {
 // uiAPI answers the studio's API route path (the public API's path, under
 // /v1/).
 func (s *Server) uiAPI(ctx *fasthttp.RequestCtx, path string, start time.Time) {
+	if path == "/auth" {
+		if s.allow(ctx, fasthttp.MethodGet) {
+			required := s.cfg.AdminToken != ""
+			ok := !required || s.bearerOK(ctx)
+			s.writeJSON(ctx, http.StatusOK, []byte(`{"token_required":`+strconv.FormatBool(required)+`,"authorized":`+strconv.FormatBool(ok)+`}`))
+		}
+		return
+	}
 	if s.cfg.AdminToken != "" && !s.checkBearer(ctx) {
 		return
 	}

@@ -63,6 +63,7 @@ func TestStudioRoutes(t *testing.T) {
 			{"no events", "POST", "/ui/api/v1/events", `{}`, auth, 404, ""},
 			{"no batch", "POST", "/ui/api/v1/decide/batch", `{}`, auth, 404, ""},
 			{"no reload", "POST", "/ui/api/admin/reload", ``, auth, 404, ""},
+			{"auth", "GET", "/ui/api/auth", "", auth, 200, `"authorized":true`},
 		}
 		if token != "" {
 			tests = append(tests,
@@ -77,7 +78,13 @@ func TestStudioRoutes(t *testing.T) {
 					hdr                      []string
 					status                   int
 					want                     string
-				}{"api with a wrong token", "POST", "/ui/api/v1/decide", `{"channel":"web"}`, []string{"Authorization", "Bearer wrong"}, 401, "unauthorized"})
+				}{"api with a wrong token", "POST", "/ui/api/v1/decide", `{"channel":"web"}`, []string{"Authorization", "Bearer wrong"}, 401, "unauthorized"},
+				struct {
+					name, method, path, body string
+					hdr                      []string
+					status                   int
+					want                     string
+				}{"auth without the token", "GET", "/ui/api/auth", "", nil, 200, `{"token_required":true,"authorized":false}`})
 		}
 		for _, tt := range tests {
 			t.Run("token="+token+"/"+tt.name, func(t *testing.T) {

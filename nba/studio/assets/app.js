@@ -65,7 +65,8 @@
     const r = await fetch("/ui/api" + path, opts);
     if (r.status === 401) {
       if (token) sessionStorage.removeItem(TOKEN_KEY);
-      throw new AuthNeeded(token ? "the admin token was refused" : "");
+      authOK = false;
+      throw new AuthNeeded(token ? "The admin token was refused." : "");
     }
     const data = await r.json().catch(() => null);
     if (!r.ok) {
@@ -119,8 +120,25 @@
     dashboard: ["Performance and learning", "Decisions per second and latency percentiles, decisions per action and channel, uplift against control with 95% intervals, and the online models' evidence."],
   };
 
-  function render() {
+  // authorized asks once whether the sidecar wants the admin token and
+  // whether the one kept is right, so that no request of the page fails.
+  let authOK = false;
+  async function authorized() {
+    if (authOK) return true;
+    const headers = {};
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers["Authorization"] = "Bearer " + token;
+    const r = await fetch("/ui/api/auth", { headers, cache: "no-store" });
+    const a = await r.json();
+    if (a.authorized) { authOK = true; return true; }
+    if (token) sessionStorage.removeItem(TOKEN_KEY);
+    tokenForm(token ? "The admin token was refused." : "");
+    return false;
+  }
+
+  async function render() {
     const path = location.pathname;
+    if (path !== "/ui/" && path !== "/ui" && !(await authorized().catch((e) => { main.replaceChildren(el("div", { class: "error", role: "alert" }, "Cannot reach the sidecar: " + e.message)); return false; }))) return;
     let page = "home";
     let m;
     if ((m = path.match(/^\/ui\/customers(?:\/(.*))?$/))) page = "customers";
