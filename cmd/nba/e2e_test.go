@@ -397,6 +397,18 @@ type customerView struct {
 		ChangedAt string `json:"changed_at"`
 		Applied   bool   `json:"applied"`
 	} `json:"live"`
+	Caps []struct {
+		Policy       string `json:"policy"`
+		Scope        string `json:"scope"`
+		Key          string `json:"key"`
+		Outcome      string `json:"outcome"`
+		Window       string `json:"window"`
+		Max          int    `json:"max"`
+		Count        int    `json:"count"`
+		Headroom     int    `json:"headroom"`
+		ChannelLimit bool   `json:"channel_limit"`
+		FreesAt      string `json:"frees_at"`
+	} `json:"caps"`
 	Holdout struct {
 		Global  bool     `json:"global"`
 		Actions []string `json:"actions"`

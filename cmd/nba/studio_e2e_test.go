@@ -99,7 +99,9 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 // text returns the text of the first element sel matches.
 func (b *browser) text(sel string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 	if err != nil {
 		b.t.Fatalf("text of %s: %v", sel, err)
 	}
@@ -161,6 +163,12 @@ func TestStudioInBrowser(t *testing.T) {
 	}
 	shown := d.Actions[0].ID
 	p.ok("/v1/feedback", fmt.Sprintf(`{"decision_id":%q,"customer_id":%q,"action_id":%q,"channel":"web","outcome":"impression"}`, d.DecisionID, c, shown))
+	// And one on SMS, whose channel limit (one a week) it reaches.
+	sms := p.decide(`{"customer_id":"` + c + `","channel":"sms","limit":1}`)
+	if len(sms.Actions) == 0 {
+		t.Fatalf("the demo decided nothing for %s on sms", c)
+	}
+	p.ok("/v1/feedback", fmt.Sprintf(`{"decision_id":%q,"customer_id":%q,"action_id":%q,"channel":"sms","outcome":"impression"}`, sms.DecisionID, c, sms.Actions[0].ID))
 	p.ok("/v1/events", `{"customer_id":"`+c+`","type":"ticket_opened"}`)
 
 	// The customer page, by its deep link: first the admin token.
@@ -174,6 +182,20 @@ func TestStudioInBrowser(t *testing.T) {
 	contacts := b.text("#contacts tbody")
 	if !strings.Contains(contacts, shown) || !strings.Contains(contacts, "impression") {
 		t.Errorf("customer page contacts %q: want the impression of %s", contacts, shown)
+	}
+	// The web impression counts toward the web channel's limits and the
+	// action's caps: the caps table lists what the API counts.
+	var counted []string
+	for _, cp := range p.customer(c).Caps {
+		if cp.Count > 0 {
+			counted = append(counted, cp.Policy)
+		}
+	}
+	if len(counted) == 0 {
+		t.Errorf("the API counts no cap after an impression")
+	}
+	if caps := b.text("#caps tbody"); len(counted) > 0 && !strings.Contains(caps, counted[0]) {
+		t.Errorf("customer page caps %q: want %q, which the API counts", caps, counted[0])
 	}
 	if prof := b.text("#profile tbody"); !strings.Contains(prof, "open_ticket") {
 		t.Errorf("customer page profile %q: want the live field open_ticket", prof)
@@ -239,8 +261,8 @@ func TestStudioInBrowser(t *testing.T) {
 	b.page("home")
 
 	// The decisions the pages made were dry runs: the customer's contacts
-	// are still the one impression.
-	if v := p.customer(c); len(v.History) != 1 {
-		t.Errorf("after the studio's decisions, %s has %d contacts, want 1: %+v", c, len(v.History), v.History)
+	// are still the two impressions.
+	if v := p.customer(c); len(v.History) != 2 {
+		t.Errorf("after the studio's decisions, %s has %d contacts, want 2: %+v", c, len(v.History), v.History)
 	}
 }

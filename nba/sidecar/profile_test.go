@@ -305,3 +305,48 @@ func TestCustomerViewSnapshotAndLive(t *testing.T) {
 		})
 	}
 }
+
+// TestCustomerViewCaps: the customer view lists every cap and channel
+// limit with the customer's count, the headroom left and, once reached,
+// when it frees.
+func TestCustomerViewCaps(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	shown := now.Add(-time.Hour)
+	for _, f := range []server.Feedback{
+		{CustomerID: "c00042", ActionID: "birthday_gift", Channel: "web", Outcome: server.OutcomeImpression, TS: shown},
+		{CustomerID: "c00042", ActionID: "nps_survey", Channel: "sms", Outcome: server.OutcomeImpression, TS: shown},
+	} {
+		if err := s.Feedback(&f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	find := func(v map[string]any, scope, key, window string) map[string]any {
+		for _, c := range v["caps"].([]any) {
+			c := c.(map[string]any)
+			if c["scope"] == scope && c["key"] == key && c["window"] == window {
+				return c
+			}
+		}
+		t.Fatalf("no %s %s cap over %s in %v", scope, key, window, v["caps"])
+		return nil
+	}
+	tests := []struct {
+		customer, scope, key, window string
+		count, headroom              float64
+		freesAt                      string
+	}{
+		{"c00042", "action", "birthday_gift", "30d", 1, 1, ""},
+		{"c00042", "channel", "sms", "7d", 1, 0, shown.Add(7 * 24 * time.Hour).Format(time.RFC3339Nano)},
+		{"c00043", "channel", "sms", "7d", 0, 1, ""}, // in the snapshot, no contacts
+	}
+	for _, tt := range tests {
+		t.Run(tt.customer+"/"+tt.key, func(t *testing.T) {
+			c := find(customerView(t, s, tt.customer), tt.scope, tt.key, tt.window)
+			got, _ := c["frees_at"].(string)
+			if c["count"] != tt.count || c["headroom"] != tt.headroom || got != tt.freesAt || c["policy"] == "" {
+				t.Errorf("%v: want count %v, headroom %v, frees_at %q", c, tt.count, tt.headroom, tt.freesAt)
+			}
+		})
+	}
+}

@@ -85,6 +85,7 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 			"entered_at": j.EnteredAt.UTC().Format(time.RFC3339), "step_at": j.StepAt.UTC().Format(time.RFC3339)})
 	}
 	out["journeys"] = journeys
+	out["caps"] = capsJSON(p.catalog.Caps(), &v, hasState, s.now())
 	global, held := p.catalog.Holdouts(id)
 	if held == nil {
 		held = []string{}
@@ -95,6 +96,47 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 		return dst, err
 	}
 	return append(dst, b...), nil
+}
+
+// capsJSON lists each cap and channel limit with the customer's count now,
+// the headroom left and, when the cap is reached, when the count falls
+// below it again ("frees_at": the contact that must leave the window, plus
+// the window; omitted when the contacts kept do not reach back to it).
+func capsJSON(caps []nba.CapInfo, v *state.View, found bool, now time.Time) []map[string]any {
+	out := make([]map[string]any, 0, len(caps))
+	var times []int64
+	for _, c := range caps {
+		n := 0
+		if found {
+			n = v.Count(kindOf(c.Scope), c.Key, outcomeOf(c.Outcome), c.Window, now)
+		}
+		m := map[string]any{"policy": c.Desc, "scope": c.Scope.String(), "key": c.Key, "outcome": c.Outcome.String(),
+			"window": fmtWindow(c.Window), "max": c.Max, "count": n, "headroom": max(c.Max-n, 0), "channel_limit": c.Channel}
+		if found && n >= c.Max {
+			times = times[:0]
+			from, o := now.Add(-c.Window).UnixNano(), outcomeOf(c.Outcome)
+			v.EachContact(kindOf(c.Scope), c.Key, func(at int64, co state.Outcome) {
+				if co == o && at > from && at <= now.UnixNano() {
+					times = append(times, at)
+				}
+			})
+			slices.Sort(times)
+			if i := n - c.Max; len(times) == n && i < len(times) {
+				m["frees_at"] = time.Unix(0, times[i]).Add(c.Window).UTC().Format(time.RFC3339Nano)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// fmtWindow writes a window as the catalog does: whole days as "7d", else
+// Go's duration.
+func fmtWindow(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
 }
 
 func newProfile(n int) nba.Profile {

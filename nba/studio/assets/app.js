@@ -31,13 +31,14 @@
     if (x === undefined || x === null) return "";
     if (typeof x !== "number") return String(x);
     if (Number.isInteger(x)) return String(x);
-    return x.toFixed(digits === undefined ? 4 : digits);
+    return String(Number(x.toFixed(digits === undefined ? 4 : digits)));
   }
 
   function fmtValue(v) {
     if (v === undefined) return "";
     if (v === null) return "null";
     if (typeof v === "number") return fmtNum(v, 4);
+    if (typeof v === "string" && /^\d{4}-\d\d-\d\dT/.test(v)) return fmtTime(v);
     return String(v);
   }
 
@@ -244,14 +245,15 @@
              ["Decisions see", (n) => fmtValue(prof[n])],
              ["Snapshot", (n) => snap ? fmtValue(snap.values[n]) : ""],
              ["Live", (n) => live[n] ? fmtValue(live[n].value) + (live[n].applied ? "" : " (older than the snapshot)") : ""],
-             ["Changed at", (n) => live[n] ? fmtTime(live[n].changed_at) : ""]],
+             ["Changed at", (n) => live[n] ? fmtTime(live[n].changed_at) : "", "t"]],
             names, "No profile values.")),
         el("div", {},
           el("section", { class: "card", "aria-labelledby": "h-contacts" }, el("h2", { id: "h-contacts" }, "Recent contacts"),
             table("contacts", "Newest first.",
-              [["When", (h) => fmtTime(h.ts)], ["Action", (h) => el("code", {}, h.action_id)], ["Channel", (h) => h.channel],
+              [["When", (h) => fmtTime(h.ts), "t"], ["Action", (h) => el("code", {}, h.action_id)], ["Channel", (h) => h.channel],
                ["Outcome", (h) => h.outcome], ["Value", (h) => fmtNum(h.value, 2), "num"]],
               (c.history || []).slice().sort((a, b) => (a.ts < b.ts ? 1 : -1)), "No contacts recorded.")),
+          capsSection(c.caps || []),
           el("section", { class: "card gap", "aria-labelledby": "h-journeys" }, el("h2", { id: "h-journeys" }, "Journeys"),
             table("journeys", "Journeys the customer is in or has left.",
               [["Journey", (j) => el("code", {}, j.journey)], ["Status", (j) => j.status], ["Step", (j) => fmtNum(j.step), "num"],
@@ -259,14 +261,29 @@
               c.journeys || [], "In no journey.")))));
   }
 
+  function capsSection(caps) {
+    const cols = [["Policy", (x) => x.policy], ["Count", (x) => x.count, "num"], ["Max", (x) => x.max, "num"],
+      ["Headroom", (x) => x.headroom, "num"], ["Frees at", (x) => (x.frees_at ? fmtTime(x.frees_at) : x.headroom === 0 ? "—" : ""), "t"]];
+    const used = caps.filter((x) => x.count > 0).sort((a, b) => a.headroom - b.headroom || b.count - a.count);
+    const rest = caps.filter((x) => x.count === 0);
+    return el("section", { class: "card gap", "aria-labelledby": "h-caps" }, el("h2", { id: "h-caps" }, "Caps and channel limits"),
+      table("caps", "Counted now; a cap with no headroom holds until it frees.", cols, used, "No cap has counted a contact yet."),
+      rest.length ? el("details", {}, el("summary", {}, rest.length + " more with nothing counted"),
+        table("caps-unused", "", cols, rest, "")) : null);
+  }
+
   // ---- decision explorer -------------------------------------------------
 
   let channelsCache = null;
+  const actionNames = {};
   async function channels() {
     if (channelsCache) return channelsCache;
     const cat = await api("/v1/actions");
     const set = new Set();
-    for (const a of (cat.catalog && cat.catalog.actions) || []) for (const ch of a.channels || []) set.add(ch);
+    for (const a of (cat.catalog && cat.catalog.actions) || []) {
+      if (a.name) actionNames[a.id] = a.name;
+      for (const ch of a.channels || []) set.add(ch);
+    }
     channelsCache = [...set].sort();
     return channelsCache;
   }
@@ -313,7 +330,7 @@
         label("limit", "Limit"), label("at", "At (RFC 3339)"), label("context", "Context"),
         el("button", { type: "submit" }, "Decide (dry run)")),
       out);
-    channels().then((chs) => list.replaceChildren(...chs.map((c) => el("option", { value: c }))), (err) => {
+    const catalogRead = channels().then((chs) => list.replaceChildren(...chs.map((c) => el("option", { value: c }))), (err) => {
       if (err instanceof AuthNeeded) showError(out, err);
     });
 
@@ -328,7 +345,7 @@
       out.replaceChildren(el("p", { class: "muted" }, "Deciding…"));
       api("/v1/decide", req).then((d) => showDecision(out, d, req), (err) => showError(out, err));
     }
-    if (f.channel.value) run();
+    if (f.channel.value) catalogRead.then(run);
     else f.customer.focus();
   }
 
@@ -343,7 +360,7 @@
     // Rank order: the candidates that reached the ranking by their place,
     // then the others in catalog order.
     cands.sort((a, b) => (a.rank || 1e9) - (b.rank || 1e9));
-    const names = {};
+    const names = Object.assign({}, actionNames);
     for (const a of d.actions || []) names[a.id] = a.name;
     const parts = [
       el("dl", { class: "summary" },
