@@ -265,4 +265,9 @@ func TestStudioInBrowser(t *testing.T) {
 	if v := p.customer(c); len(v.History) != 2 {
 		t.Errorf("after the studio's decisions, %s has %d contacts, want 2: %+v", c, len(v.History), v.History)
 	}
+	// The pages' addresses held the customer id and the token; the
+	// process logs neither.
+	if p.logs.contains(c) || p.logs.contains(adminToken) {
+		t.Errorf("the process log names the customer or the token:\n%s", p.logs)
+	}
 }
