@@ -251,6 +251,16 @@ func TestStudioInBrowser(t *testing.T) {
 		t.Errorf("explorer on web: no chosen row")
 	}
 	b.page("explain")
+	// A deep link with a time decides as of then.
+	b.do("explorer at a time", chromedp.Navigate(p.admin+"/ui/explain?customer="+c+"&channel=web&at=2026-12-24T09:00:00Z"),
+		chromedp.WaitVisible(chromedp.ID("candidates")))
+	if got := b.text("#as-of"); got != "2026-12-24 09:00:00 UTC" {
+		t.Errorf("explorer at 2026-12-24T09:00:00Z says as of %q", got)
+	}
+	if got := eval[string](b, `document.getElementById("x-at").value`); got != "2026-12-24T09:00:00Z" {
+		t.Errorf("explorer's at field: %q", got)
+	}
+	b.page("explain-at")
 
 	// The pages not built yet, and the start page.
 	for _, name := range []string{"catalog", "funnel", "dashboard"} {

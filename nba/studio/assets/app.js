@@ -367,7 +367,7 @@
         el("div", {}, el("dt", {}, "Chosen"), el("dd", { id: "chosen" }, (d.actions || []).map((a) => a.id).join(", ") || "nothing")),
         el("div", {}, el("dt", {}, "Customer"), el("dd", {}, d.customer_id || "anonymous")),
         el("div", {}, el("dt", {}, "Channel"), el("dd", {}, d.channel)),
-        el("div", {}, el("dt", {}, "As of"), el("dd", {}, req.at ? fmtTime(req.at) : "now")),
+        el("div", {}, el("dt", {}, "As of"), el("dd", { id: "as-of" }, req.at ? fmtTime(req.at) : "now")),
         el("div", {}, el("dt", {}, "Control group"), el("dd", {}, d.control ? "yes (actions withheld)" : "no")),
         el("div", {}, el("dt", {}, "Took"), el("dd", {}, d.took_us + " µs")),
         el("div", {}, el("dt", {}, "Versions"), el("dd", { class: "mono" }, d.versions ? "catalog " + d.versions.catalog + " · model " + d.versions.model : ""))),
