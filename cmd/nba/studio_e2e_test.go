@@ -135,6 +135,10 @@ func (b *browser) page(name string) {
 		b.errs = nil
 		b.mu.Unlock()
 	}
+	// No value the page failed to fill in.
+	if bad := eval[[]string](b, `document.getElementById("main").innerText.match(/\b(undefined|null|NaN|\[object Object\])\b/g) || []`); len(bad) > 0 {
+		b.t.Errorf("%s: the page shows %q", name, bad)
+	}
 	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		b.t.Fatalf("%s: screenshot: %v", name, err)

@@ -83,7 +83,7 @@
   // renders the page again.
   function tokenForm(msg) {
     const input = el("input", { id: "admin-token", type: "password", autocomplete: "current-password", required: true });
-    main.replaceChildren(
+    main.replaceChildren(...[
       el("h1", {}, "Admin token"),
       el("p", { class: "lead" }, "This sidecar has an admin token (NBA_ADMIN_TOKEN): the studio needs it to read customers and decisions. It is kept in this tab only and sent as a bearer header, never in an address."),
       msg ? el("div", { class: "error", role: "alert" }, msg) : null,
@@ -91,7 +91,8 @@
         ev.preventDefault();
         sessionStorage.setItem(TOKEN_KEY, input.value);
         render();
-      } }, el("label", { for: "admin-token" }, "Token", input), el("button", { type: "submit" }, "Continue")));
+      } }, el("label", { for: "admin-token" }, "Token", input), el("button", { type: "submit" }, "Continue")),
+    ].filter(Boolean));
     input.focus();
   }
 
