@@ -168,7 +168,7 @@
         document.title = later[page][0] + " · nba studio";
         main.append(el("h1", {}, later[page][0]),
           el("div", { class: "notice", id: "not-built" }, "This page is not built yet."),
-          el("p", {}, "It will show: " + later[page][1]));
+          el("p", {}, "It will show, " + later[page][1][0].toLowerCase() + later[page][1].slice(1)));
         break;
       case "missing":
         document.title = "Not found · nba studio";
