@@ -18,7 +18,8 @@
 //	GET  /metrics            Prometheus text: the server's and the backend's metrics
 //
 // Admin API: POST /admin/reload (bearer token), GET /admin/status,
-// /debug/pprof/. Errors are {"error":{"code":..,"message":..}} with the
+// /debug/pprof/, and the studio (the web UI, package nba/studio) under /ui/
+// with the read-only decision API it uses under /ui/api/ (studio.go). Errors are {"error":{"code":..,"message":..}} with the
 // stable codes of the Code* constants.
 //
 // Guarantees:
