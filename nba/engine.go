@@ -187,6 +187,10 @@ type Candidate struct {
 	Lever      float64
 	Priority   float64 // the mean score, what the candidate ranks by without exploration
 	Tier       int
+	// Rank is the candidate's 1-based place in the final ranking (tiers,
+	// then priority or the exploration's draw), for the candidates that
+	// reached it (stages chosen, exclusion, holdout, rank); 0 for others.
+	Rank int
 	// Exploration says how the channel's exploration ranked the candidate;
 	// its Method is explore.None when the channel does not explore or the
 	// candidate did not reach the ranking (or is pinned to a tier).
@@ -1152,6 +1156,7 @@ func (e *Engine) arbitrate(s *scratch, c *Catalog, req *Request, d *Decision, ch
 			x := &d.Explain[cd.explainI]
 			x.Stage, x.Reason = stage, why
 			x.Propensity, x.Weight, x.Value, x.Lever, x.Priority, x.Tier = cd.p, cd.w, cd.v, cd.l, cd.prio, tier
+			x.Rank = i + 1
 		}
 	}
 }

@@ -344,6 +344,12 @@ type decision struct {
 			Drawn       *float64 `json:"drawn"`
 			RandomSlate *bool    `json:"random_slate"`
 		} `json:"exploration"`
+		Rank       int      `json:"rank"`
+		Propensity *float64 `json:"propensity"`
+		Weight     *float64 `json:"weight"`
+		Value      *float64 `json:"value"`
+		Lever      *float64 `json:"lever"`
+		Tier       *int     `json:"tier"`
 	} `json:"candidates"`
 	TookUS int64 `json:"took_us"`
 }
@@ -382,7 +388,28 @@ type customerView struct {
 	InSnapshot bool           `json:"in_snapshot"`
 	Live       bool           `json:"has_live_state"`
 	Profile    map[string]any `json:"profile"`
-	Holdout    struct {
+	Snapshot   *struct {
+		AsOf   string         `json:"as_of"`
+		Values map[string]any `json:"values"`
+	} `json:"snapshot"`
+	LiveFields map[string]struct {
+		Value     any    `json:"value"`
+		ChangedAt string `json:"changed_at"`
+		Applied   bool   `json:"applied"`
+	} `json:"live"`
+	Caps []struct {
+		Policy       string `json:"policy"`
+		Scope        string `json:"scope"`
+		Key          string `json:"key"`
+		Outcome      string `json:"outcome"`
+		Window       string `json:"window"`
+		Max          int    `json:"max"`
+		Count        int    `json:"count"`
+		Headroom     int    `json:"headroom"`
+		ChannelLimit bool   `json:"channel_limit"`
+		FreesAt      string `json:"frees_at"`
+	} `json:"caps"`
+	Holdout struct {
 		Global  bool     `json:"global"`
 		Actions []string `json:"actions"`
 	} `json:"holdout"`

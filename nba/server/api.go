@@ -176,6 +176,13 @@ type Candidate struct {
 	// Exploration says how the channel's exploration ranked the candidate;
 	// Method is empty when it did not.
 	Exploration Exploration
+	// Rank is the candidate's 1-based place in the final ranking; 0 when
+	// it left before the ranking. Only ranked candidates carry the factors
+	// below (written as "rank", "propensity", "weight", "value", "lever",
+	// "tier").
+	Rank                             int
+	Propensity, Weight, Value, Lever float64
+	Tier                             int
 }
 
 // ContactPolicy is a cap or suppression that held, and the count that made

@@ -84,6 +84,20 @@ func AppendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, took t
 			dst = append(dst, `,"reason":"`...)
 			dst = appendReason(dst, c, req.Placement, resp.Limit)
 			dst = append(dst, '"')
+			if c.Rank > 0 {
+				dst = append(dst, `,"rank":`...)
+				dst = strconv.AppendInt(dst, int64(c.Rank), 10)
+				dst = append(dst, `,"propensity":`...)
+				dst = appendNumber(dst, c.Propensity)
+				dst = append(dst, `,"weight":`...)
+				dst = appendNumber(dst, c.Weight)
+				dst = append(dst, `,"value":`...)
+				dst = appendNumber(dst, c.Value)
+				dst = append(dst, `,"lever":`...)
+				dst = appendNumber(dst, c.Lever)
+				dst = append(dst, `,"tier":`...)
+				dst = strconv.AppendInt(dst, int64(c.Tier), 10)
+			}
 			if x := &c.Exploration; x.Method != "" {
 				dst = append(dst, `,"exploration":{"method":`...)
 				dst = appendString(dst, x.Method)

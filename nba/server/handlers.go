@@ -65,7 +65,9 @@ func (s *Server) nextDecisionID(req *DecideRequest) {
 	req.DecisionID = unsafeString(id)
 }
 
-func (s *Server) decide(ctx *fasthttp.RequestCtx, start time.Time) {
+// decide answers POST /v1/decide; dryOnly (the studio's route) decides
+// every request as a dry run, whatever it says.
+func (s *Server) decide(ctx *fasthttp.RequestCtx, start time.Time, dryOnly bool) {
 	body, ok := s.body(ctx, s.cfg.MaxBodyBytes)
 	if !ok {
 		return
@@ -79,6 +81,9 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, start time.Time) {
 	if err != nil {
 		s.writeErr(ctx, err)
 		return
+	}
+	if dryOnly {
+		sc.req.DryRun = true
 	}
 	s.nextDecisionID(&sc.req)
 	sc.resp.reset()
@@ -251,17 +256,32 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(sc.out)
 }
 
+// bearerOK reports whether the request carries the admin token (which is
+// set) as its bearer token.
+func (s *Server) bearerOK(ctx *fasthttp.RequestCtx) bool {
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	const bearer = "Bearer "
+	return s.cfg.AdminToken != "" && len(auth) > len(bearer) && string(auth[:len(bearer)]) == bearer &&
+		subtle.ConstantTimeCompare(auth[len(bearer):], []byte(s.cfg.AdminToken)) == 1
+}
+
+// checkBearer answers 401 unless the request carries the admin token as
+// its bearer token.
+func (s *Server) checkBearer(ctx *fasthttp.RequestCtx) bool {
+	if !s.bearerOK(ctx) {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="nba-admin"`)
+		s.writeError(ctx, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token")
+		return false
+	}
+	return true
+}
+
 func (s *Server) reload(ctx *fasthttp.RequestCtx) {
 	if s.cfg.AdminToken == "" {
 		s.writeError(ctx, http.StatusForbidden, CodeReloadDisabled, "reload is disabled: no admin token is configured ("+AdminTokenEnv+")")
 		return
 	}
-	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
-	const bearer = "Bearer "
-	if len(auth) <= len(bearer) || string(auth[:len(bearer)]) != bearer ||
-		subtle.ConstantTimeCompare(auth[len(bearer):], []byte(s.cfg.AdminToken)) != 1 {
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="nba-admin"`)
-		s.writeError(ctx, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token")
+	if !s.checkBearer(ctx) {
 		return
 	}
 	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReloadTimeout)

@@ -18,7 +18,8 @@
 //	GET  /metrics            Prometheus text: the server's and the backend's metrics
 //
 // Admin API: POST /admin/reload (bearer token), GET /admin/status,
-// /debug/pprof/. Errors are {"error":{"code":..,"message":..}} with the
+// /debug/pprof/, and the studio (the web UI, package nba/studio) under /ui/
+// with the read-only decision API it uses under /ui/api/ (studio.go). Errors are {"error":{"code":..,"message":..}} with the
 // stable codes of the Code* constants.
 //
 // Guarantees:
@@ -419,13 +420,15 @@ const (
 	epReload
 	epStatus
 	epPprof
+	epUI
+	epUIAPI
 	epOther
 	numEndpoints
 )
 
 var endpointNames = [numEndpoints]string{
 	"/v1/decide", "/v1/decide/batch", "/v1/feedback", "/v1/events", "/v1/customers/{id}", "/v1/actions",
-	"/healthz", "/readyz", "/metrics", "/admin/reload", "/admin/status", "/debug/pprof/", "other",
+	"/healthz", "/readyz", "/metrics", "/admin/reload", "/admin/status", "/debug/pprof/", "/ui/", "/ui/api/", "other",
 }
 
 const customersPrefix = "/v1/customers/"
@@ -460,7 +463,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 		case "/v1/decide":
 			ep = epDecide
 			if s.allow(ctx, fasthttp.MethodPost) {
-				s.decide(ctx, start)
+				s.decide(ctx, start, false)
 			}
 		case "/v1/decide/batch":
 			ep = epBatch
@@ -545,6 +548,12 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler {
 		case path == "/healthz":
 			ep = epHealthz
 			s.writeJSON(ctx, http.StatusOK, []byte(`{"status":"ok"}`))
+		case strings.HasPrefix(path, uiAPIPrefix):
+			ep = epUIAPI
+			s.uiAPI(ctx, path[len(uiAPIPrefix)-1:], start)
+		case path == "/" || path == "/ui" || strings.HasPrefix(path, "/ui/"):
+			ep = epUI
+			s.ui(ctx, path)
 		default:
 			s.writeError(ctx, http.StatusNotFound, CodeNotFound, "no route for this path")
 		}
@@ -641,6 +650,8 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		path := string(ctx.Path())
 		if strings.HasPrefix(path, customersPrefix) {
 			path = endpointNames[epCustomer] // the path holds a customer id
+		} else if strings.HasPrefix(path, uiAPIPrefix) {
+			path = endpointNames[epUIAPI] // so may this one
 		}
 		s.log.Error("backend error", "endpoint", path, "err", err.Error())
 	}

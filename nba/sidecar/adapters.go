@@ -213,6 +213,63 @@ func (c *customers) Profile(customer string, p *nba.Profile) bool {
 	return known
 }
 
+// LiveField is one live overlay field as the customer's state holds it:
+// for the customer pages.
+type liveField struct {
+	field   int       // index in the schema
+	at      time.Time // when the event that set it happened
+	applied bool      // it is the value decisions see (else an older stamp than the snapshot's)
+}
+
+// profileParts fills snap with the snapshot's values alone and live with
+// the live overlay's values alone, and lists the live fields set; asOf is
+// the snapshot's as-of time (zero without a snapshot).
+func (c *customers) profileParts(customer string, snap, live *nba.Profile) (fields []liveField, asOf time.Time) {
+	b := c.binding.Load()
+	if b == nil {
+		return nil, time.Time{}
+	}
+	snapshotProfile(b, customer, snap)
+	snapAsOf := int64(math.MinInt64)
+	if b.snap != nil {
+		asOf = b.snap.AsOf()
+		snapAsOf = asOf.UnixNano()
+	}
+	var v state.View
+	if c.state == nil || !c.state.View(bytesOf(customer), &v) {
+		return nil, asOf
+	}
+	for i, f := range b.src {
+		if f.slot < 0 || i >= len(live.Num) {
+			continue
+		}
+		set := false
+		switch f.kind {
+		case nba.KindNumber:
+			live.Num[i], set = v.Number(f.slot)
+		case nba.KindBool:
+			var x bool
+			if x, set = v.Bool(f.slot); set {
+				live.Num[i] = b2f(x)
+			}
+		case nba.KindTime:
+			var x time.Time
+			if x, set = v.Time(f.slot); set {
+				live.Num[i] = float64(x.Unix())
+			}
+		case nba.KindCategory:
+			live.Str[i], set = v.Category(f.slot)
+		}
+		if !set {
+			live.Num[i] = math.NaN()
+			continue
+		}
+		at, _ := v.StampedAt(f.slot)
+		fields = append(fields, liveField{field: i, at: at, applied: !f.inSnap || at.UnixNano() > snapAsOf})
+	}
+	return fields, asOf
+}
+
 // snapshotProfile fills p with the snapshot's values for the customer and
 // reports whether the snapshot has a row for it.
 func snapshotProfile(b *binding, customer string, p *nba.Profile) bool {

@@ -126,6 +126,9 @@ func fillResponse(resp *server.DecideResponse, d *nba.Decision, bundle string, e
 		if c.Stage == nba.StageContactPolicy {
 			out.Policy = contactPolicy(&c.Policy)
 		}
+		if c.Rank > 0 {
+			out.Rank, out.Propensity, out.Weight, out.Value, out.Lever, out.Tier = c.Rank, c.Propensity, c.Weight, c.Value, c.Lever, c.Tier
+		}
 		if x := &c.Exploration; x.Method != explore.None {
 			out.Exploration = server.Exploration{Method: x.Method.String(), Mean: c.Priority, Drawn: x.Drawn, RandomSlate: x.RandomSlate}
 			if x.Method == explore.Epsilon {

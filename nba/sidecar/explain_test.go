@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"regexp"
@@ -35,11 +36,17 @@ type answer struct {
 	} `json:"stopped_by"`
 	Versions   map[string]string `json:"versions"`
 	Candidates []struct {
-		ID          string  `json:"id"`
-		Stage       string  `json:"stage"`
-		Score       float64 `json:"score"`
-		Selected    bool    `json:"selected"`
-		Reason      string  `json:"reason"`
+		ID          string   `json:"id"`
+		Stage       string   `json:"stage"`
+		Score       float64  `json:"score"`
+		Selected    bool     `json:"selected"`
+		Reason      string   `json:"reason"`
+		Rank        int      `json:"rank"`
+		Propensity  *float64 `json:"propensity"`
+		Weight      *float64 `json:"weight"`
+		Value       *float64 `json:"value"`
+		Lever       *float64 `json:"lever"`
+		Tier        *int     `json:"tier"`
 		Exploration *struct {
 			Method      string   `json:"method"`
 			Mean        float64  `json:"mean"`
@@ -98,8 +105,32 @@ func checkAnswer(t *testing.T, what string, b []byte, channel string, stopped bo
 		score, drawn float64
 	}
 	var chosen, ranked []explored
+	// The candidates that reached the ranking carry their place in it and
+	// its factors; those places are 1..n, and the chosen come first.
+	places := map[int]string{}
+	lastChosen, firstOutranked := 0, len(a.Candidates)+1
 	for _, c := range a.Candidates {
 		seen[c.Stage]++
+		arbitrated := c.Stage == "chosen" || c.Stage == "rank" || c.Stage == "exclusion" || c.Stage == "holdout"
+		factors := c.Propensity != nil && c.Weight != nil && c.Value != nil && c.Lever != nil && c.Tier != nil
+		if arbitrated != (c.Rank > 0) || arbitrated != factors {
+			t.Errorf("%s: %s at stage %s: rank %d, factors given %v", what, c.ID, c.Stage, c.Rank, factors)
+		} else if arbitrated {
+			seen["ranked with factors"]++
+			if other, dup := places[c.Rank]; dup {
+				t.Errorf("%s: %s and %s both ranked %d", what, other, c.ID, c.Rank)
+			}
+			places[c.Rank] = c.ID
+			if p := *c.Propensity * *c.Weight * *c.Value * *c.Lever; math.Abs(p-c.Score) > 1e-9*math.Max(1, math.Abs(p)) {
+				t.Errorf("%s: %s: score %v is not P·C·V·L = %v·%v·%v·%v", what, c.ID, c.Score, *c.Propensity, *c.Weight, *c.Value, *c.Lever)
+			}
+			switch c.Stage {
+			case "chosen":
+				lastChosen = max(lastChosen, c.Rank)
+			case "rank":
+				firstOutranked = min(firstOutranked, c.Rank)
+			}
+		}
 		if c.ID == "" {
 			t.Errorf("%s: a candidate without an id: %+v", what, c)
 		}
@@ -142,6 +173,15 @@ func checkAnswer(t *testing.T, what string, b []byte, channel string, stopped bo
 		case "rank":
 			ranked = append(ranked, e)
 		}
+	}
+	for i := 1; i <= len(places); i++ {
+		if places[i] == "" {
+			t.Errorf("%s: ranks %v are not 1..%d", what, places, len(places))
+			break
+		}
+	}
+	if lastChosen > firstOutranked {
+		t.Errorf("%s: a chosen candidate ranked %d, after an outranked one at %d", what, lastChosen, firstOutranked)
 	}
 	// A better mean that lost on rank explains itself: the draws put it
 	// below every explored candidate chosen before it.
@@ -234,7 +274,7 @@ func TestExplainedAnswers(t *testing.T) {
 	}
 	t.Logf("seen: %v", seen)
 	for _, want := range []string{"chosen", "rank", "eligibility", "applicability", "suitability", "contact_policy", "holdout", "journey",
-		"exclusion", "stopped_by", "exploration:thompson", "exploration:epsilon", "better mean outranked", "service_recovery not applicable"} {
+		"exclusion", "stopped_by", "ranked with factors", "exploration:thompson", "exploration:epsilon", "better mean outranked", "service_recovery not applicable"} {
 		if seen[want] == 0 {
 			t.Errorf("no answer showed %s: the scenario misses a case", want)
 		}

@@ -245,3 +245,108 @@ func TestSameProfileSeesCarriedFields(t *testing.T) {
 		t.Error("a live field now carried by the snapshot: want a difference")
 	}
 }
+
+// TestCustomerViewSnapshotAndLive: the customer view shows the snapshot's
+// row with its as-of time and each live field with when it changed and
+// whether decisions see it, beside the merged profile.
+func TestCustomerViewSnapshotAndLive(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	before := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC) // the demo snapshot is as of 2026-11-01
+	after := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
+	for _, ev := range []server.Event{
+		{CustomerID: "c00042", Type: "ticket_opened", TS: now},
+		{CustomerID: "c00043", Type: "signup", TS: before},
+		{CustomerID: "c00044", Type: "signup", TS: after},
+	} {
+		if err := s.Event(&ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		id, field string
+		changed   time.Time
+		applied   bool
+	}{
+		{"c00042", "open_ticket", now, true},   // live only
+		{"c00043", "signup_at", before, false}, // older than the snapshot: not kept, the snapshot's value holds
+		{"c00044", "signup_at", after, true},   // newer: the live value holds
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			v := customerView(t, s, tt.id)
+			snap, _ := v["snapshot"].(map[string]any)
+			if snap == nil || snap["as_of"] != "2026-11-01T00:00:00Z" {
+				t.Fatalf("snapshot %v: want its as_of and values", v["snapshot"])
+			}
+			values := snap["values"].(map[string]any)
+			if _, ok := values["open_ticket"]; ok {
+				t.Errorf("snapshot values hold the live-only field open_ticket")
+			}
+			lf, _ := v["live"].(map[string]any)[tt.field].(map[string]any)
+			if !tt.applied {
+				if lf != nil && lf["applied"] != false {
+					t.Errorf("live %s = %v: a value older than the snapshot shown as applied", tt.field, lf)
+				}
+				if got := v["profile"].(map[string]any)[tt.field]; got != values[tt.field] {
+					t.Errorf("profile %s = %v, want the snapshot's %v", tt.field, got, values[tt.field])
+				}
+				return
+			}
+			if lf == nil {
+				t.Fatalf("live %v: no %s", v["live"], tt.field)
+			}
+			if lf["changed_at"] != tt.changed.Format(time.RFC3339Nano) || lf["applied"] != tt.applied {
+				t.Errorf("live %s = %v: want changed_at %v, applied %v", tt.field, lf, tt.changed, tt.applied)
+			}
+			if got := v["profile"].(map[string]any)[tt.field]; got != lf["value"] {
+				t.Errorf("profile %s = %v, want the live %v", tt.field, got, lf["value"])
+			}
+		})
+	}
+}
+
+// TestCustomerViewCaps: the customer view lists every cap and channel
+// limit with the customer's count, the headroom left and, once reached,
+// when it frees.
+func TestCustomerViewCaps(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	shown := now.Add(-time.Hour)
+	for _, f := range []server.Feedback{
+		{CustomerID: "c00042", ActionID: "birthday_gift", Channel: "web", Outcome: server.OutcomeImpression, TS: shown},
+		{CustomerID: "c00042", ActionID: "nps_survey", Channel: "sms", Outcome: server.OutcomeImpression, TS: shown},
+	} {
+		if err := s.Feedback(&f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	find := func(v map[string]any, scope, key, window string) map[string]any {
+		for _, c := range v["caps"].([]any) {
+			c := c.(map[string]any)
+			if c["scope"] == scope && c["key"] == key && c["window"] == window {
+				return c
+			}
+		}
+		t.Fatalf("no %s %s cap over %s in %v", scope, key, window, v["caps"])
+		return nil
+	}
+	tests := []struct {
+		customer, scope, key, window string
+		count, headroom              float64
+		freesAt                      string
+	}{
+		{"c00042", "action", "birthday_gift", "30d", 1, 1, ""},
+		{"c00042", "channel", "sms", "7d", 1, 0, shown.Add(7 * 24 * time.Hour).Format(time.RFC3339Nano)},
+		{"c00043", "channel", "sms", "7d", 0, 1, ""}, // in the snapshot, no contacts
+	}
+	for _, tt := range tests {
+		t.Run(tt.customer+"/"+tt.key, func(t *testing.T) {
+			c := find(customerView(t, s, tt.customer), tt.scope, tt.key, tt.window)
+			got, _ := c["frees_at"].(string)
+			if c["count"] != tt.count || c["headroom"] != tt.headroom || got != tt.freesAt || c["policy"] == "" {
+				t.Errorf("%v: want count %v, headroom %v, frees_at %q", c, tt.count, tt.headroom, tt.freesAt)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -49,25 +50,22 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 		return dst, server.NotFoundf("customer %q is unknown", id)
 	}
 	out := map[string]any{"customer_id": id}
-	profile := map[string]any{}
-	for i, f := range p.schema.Fields {
-		switch {
-		case f.Kind == nba.KindCategory && prof.Str[i] != "":
-			profile[f.Name] = prof.Str[i]
-		case math.IsNaN(prof.Num[i]):
-		case f.Kind == nba.KindBool:
-			profile[f.Name] = prof.Num[i] != 0
-		case f.Kind == nba.KindTime:
-			profile[f.Name] = time.Unix(int64(prof.Num[i]), 0).UTC().Format(time.RFC3339)
-		case f.Kind == nba.KindNumber:
-			if x := prof.Num[i]; float64(float32(x)) == x {
-				profile[f.Name] = float32(x) // snapshot values are float32: print them so
-			} else {
-				profile[f.Name] = x
-			}
-		}
+	out["profile"] = profileJSON(p.schema.Fields, &prof, nil)
+	// The two sources apart: the snapshot's row with its as-of time, and
+	// each live overlay field with when the event that set it happened and
+	// whether it is the value decisions see.
+	snapProf, liveProf := newProfile(len(p.schema.Fields)), newProfile(len(p.schema.Fields))
+	lives, asOf := s.cust.profileParts(id, &snapProf, &liveProf)
+	if inSnap {
+		out["snapshot"] = map[string]any{"as_of": asOf.UTC().Format(time.RFC3339), "values": profileJSON(p.schema.Fields, &snapProf, nil)}
 	}
-	out["profile"] = profile
+	live := map[string]any{}
+	for _, lf := range lives {
+		f := p.schema.Fields[lf.field]
+		one := profileJSON(p.schema.Fields, &liveProf, []int{lf.field})
+		live[f.Name] = map[string]any{"value": one[f.Name], "changed_at": lf.at.UTC().Format(time.RFC3339Nano), "applied": lf.applied}
+	}
+	out["live"] = live
 	// Two separate facts: a row in the served snapshot, and live state
 	// (overlay fields, contacts, journeys) from feedback and events.
 	out["in_snapshot"] = inSnap
@@ -88,6 +86,7 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 			"entered_at": j.EnteredAt.UTC().Format(time.RFC3339), "step_at": j.StepAt.UTC().Format(time.RFC3339)})
 	}
 	out["journeys"] = journeys
+	out["caps"] = capsJSON(p.catalog.Caps(), &v, hasState, s.now())
 	global, held := p.catalog.Holdouts(id)
 	if held == nil {
 		held = []string{}
@@ -98,6 +97,82 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 		return dst, err
 	}
 	return append(dst, b...), nil
+}
+
+// capsJSON lists each cap and channel limit with the customer's count now,
+// the headroom left and, when the cap is reached, when the count falls
+// below it again ("frees_at": the contact that must leave the window, plus
+// the window; omitted when the contacts kept do not reach back to it).
+func capsJSON(caps []nba.CapInfo, v *state.View, found bool, now time.Time) []map[string]any {
+	out := make([]map[string]any, 0, len(caps))
+	var times []int64
+	for _, c := range caps {
+		n := 0
+		if found {
+			n = v.Count(kindOf(c.Scope), c.Key, outcomeOf(c.Outcome), c.Window, now)
+		}
+		m := map[string]any{"policy": c.Desc, "scope": c.Scope.String(), "key": c.Key, "outcome": c.Outcome.String(),
+			"window": fmtWindow(c.Window), "max": c.Max, "count": n, "headroom": max(c.Max-n, 0), "channel_limit": c.Channel}
+		if found && n >= c.Max {
+			times = times[:0]
+			from, o := now.Add(-c.Window).UnixNano(), outcomeOf(c.Outcome)
+			v.EachContact(kindOf(c.Scope), c.Key, func(at int64, co state.Outcome) {
+				if co == o && at > from && at <= now.UnixNano() {
+					times = append(times, at)
+				}
+			})
+			slices.Sort(times)
+			if i := n - c.Max; len(times) == n && i < len(times) {
+				m["frees_at"] = time.Unix(0, times[i]).Add(c.Window).UTC().Format(time.RFC3339Nano)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// fmtWindow writes a window as the catalog does: whole days as "7d", else
+// Go's duration.
+func fmtWindow(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+func newProfile(n int) nba.Profile {
+	p := nba.Profile{Num: make([]float64, n), Str: make([]string, n)}
+	for i := range p.Num {
+		p.Num[i] = math.NaN()
+	}
+	return p
+}
+
+// profileJSON returns the fields of prof that have a value (only those
+// listed in only, when it is not nil) by name, as JSON values.
+func profileJSON(fields []nba.Field, prof *nba.Profile, only []int) map[string]any {
+	profile := map[string]any{}
+	for i, f := range fields {
+		if only != nil && !slices.Contains(only, i) {
+			continue
+		}
+		switch {
+		case f.Kind == nba.KindCategory && prof.Str[i] != "":
+			profile[f.Name] = prof.Str[i]
+		case math.IsNaN(prof.Num[i]):
+		case f.Kind == nba.KindBool:
+			profile[f.Name] = prof.Num[i] != 0
+		case f.Kind == nba.KindTime:
+			profile[f.Name] = time.Unix(int64(prof.Num[i]), 0).UTC().Format(time.RFC3339)
+		case f.Kind == nba.KindNumber:
+			if x := prof.Num[i]; float64(float32(x)) == x {
+				profile[f.Name] = float32(x) // snapshot values are float32: print them so
+			} else {
+				profile[f.Name] = x
+			}
+		}
+	}
+	return profile
 }
 
 // AppendStatus implements server.Backend.

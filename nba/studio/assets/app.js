@@ -1,0 +1,411 @@
+// nba studio: one page that routes on the browser's address (every path
+// under /ui/ serves it) and shows what the sidecar's API answers. It reads
+// through the admin listener's /ui/api/ routes (the decision API's
+// read-only routes; decisions are always dry runs) and /admin/status.
+// Deep links hold their parameters in the address, which the server never
+// logs: it counts only the route /ui/.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "nba-admin-token";
+  const main = document.getElementById("main");
+
+  // el builds an element: attributes (on* handlers included) and children
+  // (strings become text, never HTML).
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (k === "class") e.className = v;
+      else e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const k of kids.flat()) {
+      if (k === undefined || k === null || k === false) continue;
+      e.append(k instanceof Node ? k : String(k));
+    }
+    return e;
+  }
+
+  function fmtNum(x, digits) {
+    if (x === undefined || x === null) return "";
+    if (typeof x !== "number") return String(x);
+    if (Number.isInteger(x)) return String(x);
+    return String(Number(x.toFixed(digits === undefined ? 4 : digits)));
+  }
+
+  function fmtValue(v) {
+    if (v === undefined) return "";
+    if (v === null) return "null";
+    if (typeof v === "number") return fmtNum(v, 4);
+    if (typeof v === "string" && /^\d{4}-\d\d-\d\dT/.test(v)) return fmtTime(v);
+    return String(v);
+  }
+
+  function fmtTime(s) {
+    if (!s) return "";
+    const d = new Date(s);
+    if (isNaN(d)) return s;
+    return d.toISOString().replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC");
+  }
+
+  // ---- API -------------------------------------------------------------
+
+  class AuthNeeded extends Error {}
+
+  async function api(path, body) {
+    const headers = {};
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers["Authorization"] = "Bearer " + token;
+    const opts = { headers, cache: "no-store" };
+    if (body !== undefined) {
+      opts.method = "POST";
+      headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch("/ui/api" + path, opts);
+    if (r.status === 401) {
+      if (token) sessionStorage.removeItem(TOKEN_KEY);
+      authOK = false;
+      throw new AuthNeeded(token ? "The admin token was refused." : "");
+    }
+    const data = await r.json().catch(() => null);
+    if (!r.ok) {
+      const e = new Error((data && data.error && data.error.message) || r.status + " " + r.statusText);
+      e.status = r.status;
+      e.code = data && data.error && data.error.code;
+      throw e;
+    }
+    return data;
+  }
+
+  // tokenForm replaces the page with a request for the admin token, then
+  // renders the page again.
+  function tokenForm(msg) {
+    const input = el("input", { id: "admin-token", type: "password", autocomplete: "current-password", required: true });
+    main.replaceChildren(...[
+      el("h1", {}, "Admin token"),
+      el("p", { class: "lead" }, "This sidecar has an admin token (NBA_ADMIN_TOKEN): the studio needs it to read customers and decisions. It is kept in this tab only and sent as a bearer header, never in an address."),
+      msg ? el("div", { class: "error", role: "alert" }, msg) : null,
+      el("form", { class: "bar", id: "token-form", onsubmit: (ev) => {
+        ev.preventDefault();
+        sessionStorage.setItem(TOKEN_KEY, input.value);
+        render();
+      } }, el("label", { for: "admin-token" }, "Token", input), el("button", { type: "submit" }, "Continue")),
+    ].filter(Boolean));
+    input.focus();
+  }
+
+  function showError(where, err) {
+    if (err instanceof AuthNeeded) { tokenForm(err.message); return; }
+    where.replaceChildren(el("div", { class: "error", role: "alert" }, err.message || String(err)));
+  }
+
+  // ---- routing ---------------------------------------------------------
+
+  function navigate(url) {
+    history.pushState(null, "", url);
+    render();
+  }
+
+  document.addEventListener("click", (ev) => {
+    const a = ev.target.closest && ev.target.closest("a[href^='/ui/']");
+    if (!a || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
+    ev.preventDefault();
+    navigate(a.getAttribute("href"));
+  });
+  window.addEventListener("popstate", render);
+
+  const later = {
+    funnel: ["Population funnel", "For a channel and a time: a dry-run decision for a sample of customers, how many pass each stage per action, how many end with no action, and each action's share of first place."],
+    catalog: ["Catalog and journeys", "Actions by group with their rules, caps, tiers and treatments; each journey drawn as its steps with waits, entry and exit."],
+    dashboard: ["Performance and learning", "Decisions per second and latency percentiles, decisions per action and channel, uplift against control with 95% intervals, and the online models' evidence."],
+  };
+
+  // authorized asks once whether the sidecar wants the admin token and
+  // whether the one kept is right, so that no request of the page fails.
+  let authOK = false;
+  async function authorized() {
+    if (authOK) return true;
+    const headers = {};
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers["Authorization"] = "Bearer " + token;
+    const r = await fetch("/ui/api/auth", { headers, cache: "no-store" });
+    const a = await r.json();
+    if (a.authorized) { authOK = true; return true; }
+    if (token) sessionStorage.removeItem(TOKEN_KEY);
+    tokenForm(token ? "The admin token was refused." : "");
+    return false;
+  }
+
+  async function render() {
+    const path = location.pathname;
+    if (path !== "/ui/" && path !== "/ui" && !(await authorized().catch((e) => { main.replaceChildren(el("div", { class: "error", role: "alert" }, "Cannot reach the sidecar: " + e.message)); return false; }))) return;
+    let page = "home";
+    let m;
+    if ((m = path.match(/^\/ui\/customers(?:\/(.*))?$/))) page = "customers";
+    else if (path === "/ui/explain") page = "explain";
+    else if ((m = path.match(/^\/ui\/(funnel|catalog|dashboard)\/?$/))) page = m[1];
+    else if (path !== "/ui/" && path !== "/ui") page = "missing";
+    for (const a of document.querySelectorAll("header nav a")) {
+      const target = a.getAttribute("href").replace(/\/$/, "");
+      if (target === "/ui/" + page) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    main.replaceChildren();
+    switch (page) {
+      case "customers": {
+        const id = m && m[1] ? decodeURIComponent(m[1]) : "";
+        document.title = "Customer · nba studio";
+        customerPage(id);
+        break;
+      }
+      case "explain":
+        document.title = "Decision explorer · nba studio";
+        explainPage(new URLSearchParams(location.search));
+        break;
+      case "funnel": case "catalog": case "dashboard":
+        document.title = later[page][0] + " · nba studio";
+        main.append(el("h1", {}, later[page][0]),
+          el("div", { class: "notice", id: "not-built" }, "This page is not built yet."),
+          el("p", {}, "It will show, " + later[page][1][0].toLowerCase() + later[page][1].slice(1)));
+        break;
+      case "missing":
+        document.title = "Not found · nba studio";
+        main.append(el("h1", {}, "No such page"), el("p", {}, "The studio has no page at this address. ", el("a", { href: "/ui/" }, "Start here.")));
+        break;
+      default:
+        document.title = "nba studio";
+        homePage();
+    }
+  }
+
+  // ---- home ------------------------------------------------------------
+
+  function homePage() {
+    main.append(el("h1", {}, "nba studio"),
+      el("p", { class: "lead" }, "What the sidecar knows about a customer and why it decides as it does. Every decision made here is a dry run: nothing is recorded."),
+      el("ul", { class: "pages" },
+        el("li", {}, el("a", { href: "/ui/customers/" }, "Customer"), el("p", {}, "Profile (snapshot and live values), recent contacts, journeys and holdout membership.")),
+        el("li", {}, el("a", { href: "/ui/explain" }, "Decision explorer"), el("p", {}, "Every candidate of a decision: the stage that removed it and why, or its score and factors, in rank order.")),
+        ...Object.entries(later).map(([k, [title, what]]) =>
+          el("li", { class: "later" }, el("a", { href: "/ui/" + k }, title), el("p", {}, "Not built yet. " + what)))));
+  }
+
+  // ---- customer --------------------------------------------------------
+
+  function customerPage(id) {
+    const input = el("input", { id: "customer-id", name: "customer", value: id, placeholder: "c00042", required: true, autocomplete: "off" });
+    const out = el("div", { id: "customer-out", "aria-live": "polite" });
+    main.append(el("h1", {}, "Customer"),
+      el("form", { class: "bar", role: "search", onsubmit: (ev) => {
+        ev.preventDefault();
+        const v = input.value.trim();
+        if (v) navigate("/ui/customers/" + encodeURIComponent(v));
+      } }, el("label", { for: "customer-id" }, "Customer id", input), el("button", { type: "submit" }, "Open")),
+      out);
+    if (!id) { input.focus(); return; }
+    out.append(el("p", { class: "muted" }, "Loading…"));
+    api("/v1/customers/" + encodeURIComponent(id)).then((c) => showCustomer(out, c), (err) => {
+      if (err.status === 404) out.replaceChildren(el("div", { class: "notice", role: "status" }, "No customer " + id + ": not in the snapshot and no live state."));
+      else showError(out, err);
+    });
+  }
+
+  function table(id, caption, cols, rows, empty) {
+    if (!rows.length) return el("p", { class: "muted", id: id + "-empty" }, empty);
+    return el("table", { id },
+      el("caption", { class: "muted cap" }, caption),
+      el("thead", {}, el("tr", {}, cols.map((c) => el("th", { scope: "col" }, c[0])))),
+      el("tbody", {}, rows.map((r) => el("tr", {}, cols.map((c) => {
+        const v = c[1](r);
+        return el("td", { class: c[2] || "" }, v);
+      })))));
+  }
+
+  function showCustomer(out, c) {
+    const snap = c.snapshot || null;
+    const live = c.live || {};
+    const prof = c.profile || {};
+    const names = [...new Set([...Object.keys(prof), ...Object.keys(snap ? snap.values : {}), ...Object.keys(live)])].sort();
+    const holdout = c.holdout || { global: false, actions: [] };
+    const channel = "web";
+    out.replaceChildren(
+      el("dl", { class: "summary" },
+        el("div", {}, el("dt", {}, "Customer"), el("dd", { id: "customer-shown" }, c.customer_id)),
+        el("div", {}, el("dt", {}, "In snapshot"), el("dd", {}, c.in_snapshot ? "yes" : "no")),
+        el("div", {}, el("dt", {}, "Snapshot as of"), el("dd", {}, snap ? fmtTime(snap.as_of) : "—")),
+        el("div", {}, el("dt", {}, "Live state"), el("dd", {}, c.has_live_state ? "yes" : "no")),
+        el("div", {}, el("dt", {}, "Global holdout"), el("dd", { id: "holdout-global" }, holdout.global ? "in the control group" : "no")),
+        el("div", {}, el("dt", {}, "Action holdouts"), el("dd", {}, holdout.actions.length ? holdout.actions.join(", ") : "none")),
+        el("div", {}, el("dt", {}, "Explain"), el("dd", {}, el("a", { href: "/ui/explain?customer=" + encodeURIComponent(c.customer_id) + "&channel=" + channel }, "a decision on " + channel)))),
+      el("div", { class: "grid" },
+        el("section", { class: "card", "aria-labelledby": "h-profile" }, el("h2", { id: "h-profile" }, "Profile"),
+          table("profile", "Decisions see the live value when it is newer than the snapshot (or the field is live only).",
+            [["Field", (n) => el("code", {}, n)],
+             ["Decisions see", (n) => fmtValue(prof[n])],
+             ["Snapshot", (n) => snap ? fmtValue(snap.values[n]) : ""],
+             ["Live", (n) => live[n] ? fmtValue(live[n].value) + (live[n].applied ? "" : " (older than the snapshot)") : ""],
+             ["Changed at", (n) => live[n] ? fmtTime(live[n].changed_at) : "", "t"]],
+            names, "No profile values.")),
+        el("div", {},
+          el("section", { class: "card", "aria-labelledby": "h-contacts" }, el("h2", { id: "h-contacts" }, "Recent contacts"),
+            table("contacts", "Newest first.",
+              [["When", (h) => fmtTime(h.ts), "t"], ["Action", (h) => el("code", {}, h.action_id)], ["Channel", (h) => h.channel],
+               ["Outcome", (h) => h.outcome], ["Value", (h) => fmtNum(h.value, 2), "num"]],
+              (c.history || []).slice().sort((a, b) => (a.ts < b.ts ? 1 : -1)), "No contacts recorded.")),
+          capsSection(c.caps || []),
+          el("section", { class: "card gap", "aria-labelledby": "h-journeys" }, el("h2", { id: "h-journeys" }, "Journeys"),
+            table("journeys", "Journeys the customer is in or has left.",
+              [["Journey", (j) => el("code", {}, j.journey)], ["Status", (j) => j.status], ["Step", (j) => fmtNum(j.step), "num"],
+               ["Entered", (j) => fmtTime(j.entered_at)], ["Step since", (j) => fmtTime(j.step_at)]],
+              c.journeys || [], "In no journey.")))));
+  }
+
+  function capsSection(caps) {
+    const cols = [["Policy", (x) => x.policy], ["Count", (x) => x.count, "num"], ["Max", (x) => x.max, "num"],
+      ["Headroom", (x) => x.headroom, "num"], ["Frees at", (x) => (x.frees_at ? fmtTime(x.frees_at) : x.headroom === 0 ? "—" : ""), "t"]];
+    const used = caps.filter((x) => x.count > 0).sort((a, b) => a.headroom - b.headroom || b.count - a.count);
+    const rest = caps.filter((x) => x.count === 0);
+    return el("section", { class: "card gap", "aria-labelledby": "h-caps" }, el("h2", { id: "h-caps" }, "Caps and channel limits"),
+      table("caps", "Counted now; a cap with no headroom holds until it frees.", cols, used, "No cap has counted a contact yet."),
+      rest.length ? el("details", {}, el("summary", {}, rest.length + " more with nothing counted"),
+        table("caps-unused", "", cols, rest, "")) : null);
+  }
+
+  // ---- decision explorer -------------------------------------------------
+
+  let channelsCache = null;
+  const actionNames = {};
+  async function channels() {
+    if (channelsCache) return channelsCache;
+    const cat = await api("/v1/actions");
+    const set = new Set();
+    for (const a of (cat.catalog && cat.catalog.actions) || []) {
+      if (a.name) actionNames[a.id] = a.name;
+      for (const ch of a.channels || []) set.add(ch);
+    }
+    channelsCache = [...set].sort();
+    return channelsCache;
+  }
+
+  // parseContext reads a JSON object or key=value lines (numbers and
+  // true/false typed, the rest strings).
+  function parseContext(text) {
+    text = text.trim();
+    if (!text) return undefined;
+    if (text.startsWith("{")) return JSON.parse(text);
+    const ctx = {};
+    for (const line of text.split(/[\n,]+/)) {
+      const i = line.indexOf("=");
+      if (i <= 0) throw new Error("context: want key=value, got " + JSON.stringify(line.trim()));
+      const k = line.slice(0, i).trim();
+      const v = line.slice(i + 1).trim();
+      ctx[k] = v === "true" ? true : v === "false" ? false : v !== "" && !isNaN(Number(v)) ? Number(v) : v;
+    }
+    return ctx;
+  }
+
+  function explainPage(q) {
+    const f = {
+      customer: el("input", { id: "x-customer", name: "customer", value: q.get("customer") || "", placeholder: "c00042", autocomplete: "off" }),
+      channel: el("input", { id: "x-channel", name: "channel", value: q.get("channel") || "", list: "x-channels", required: true, placeholder: "web" }),
+      placement: el("input", { id: "x-placement", name: "placement", value: q.get("placement") || "" }),
+      limit: el("input", { id: "x-limit", name: "limit", type: "number", min: "1", max: "100", value: q.get("limit") || "3", class: "narrow" }),
+      at: el("input", { id: "x-at", name: "at", value: q.get("at") || "", placeholder: "now, or 2026-12-24T09:00:00Z" }),
+      context: el("textarea", { id: "x-context", name: "context", placeholder: "key=value, …" }),
+    };
+    const list = el("datalist", { id: "x-channels" });
+    const out = el("div", { id: "explain-out", "aria-live": "polite" });
+    const label = (k, text) => el("label", { for: f[k].id }, text, f[k]);
+    main.append(el("h1", {}, "Decision explorer"),
+      el("p", { class: "lead" }, "A dry-run decision with every candidate explained: nothing is recorded, no cap or journey moves."),
+      el("form", { class: "bar", id: "explain-form", onsubmit: (ev) => {
+        ev.preventDefault();
+        const p = new URLSearchParams();
+        for (const k of ["customer", "channel", "placement", "at"]) if (f[k].value.trim()) p.set(k, f[k].value.trim());
+        if (f.limit.value && f.limit.value !== "3") p.set("limit", f.limit.value);
+        history.pushState(null, "", "/ui/explain?" + p.toString());
+        run();
+      } }, label("customer", "Customer"), label("channel", "Channel"), list, label("placement", "Placement"),
+        label("limit", "Limit"), label("at", "At (RFC 3339)"), label("context", "Context"),
+        el("button", { type: "submit" }, "Decide (dry run)")),
+      out);
+    const catalogRead = channels().then((chs) => list.replaceChildren(...chs.map((c) => el("option", { value: c }))), (err) => {
+      if (err instanceof AuthNeeded) showError(out, err);
+    });
+
+    function run() {
+      let ctx;
+      try { ctx = parseContext(f.context.value); } catch (e) { showError(out, e); return; }
+      const req = { channel: f.channel.value.trim(), explain: true, dry_run: true, limit: Number(f.limit.value) || 3 };
+      if (f.customer.value.trim()) req.customer_id = f.customer.value.trim();
+      if (f.placement.value.trim()) req.placement = f.placement.value.trim();
+      if (f.at.value.trim()) req.at = f.at.value.trim();
+      if (ctx) req.context = ctx;
+      out.replaceChildren(el("p", { class: "muted" }, "Deciding…"));
+      api("/v1/decide", req).then((d) => showDecision(out, d, req), (err) => showError(out, err));
+    }
+    if (f.channel.value) catalogRead.then(run);
+    else f.customer.focus();
+  }
+
+  function exploration(x) {
+    if (!x) return "";
+    if (x.method === "epsilon") return "epsilon: " + (x.random_slate ? "random slate" : "best slate");
+    return x.method + ": drawn " + fmtNum(x.drawn, 3) + " (mean " + fmtNum(x.mean, 3) + ")";
+  }
+
+  function showDecision(out, d, req) {
+    const cands = (d.candidates || []).slice();
+    // Rank order: the candidates that reached the ranking by their place,
+    // then the others in catalog order.
+    cands.sort((a, b) => (a.rank || 1e9) - (b.rank || 1e9));
+    const names = Object.assign({}, actionNames);
+    for (const a of d.actions || []) names[a.id] = a.name;
+    const parts = [
+      el("dl", { class: "summary" },
+        el("div", {}, el("dt", {}, "Chosen"), el("dd", { id: "chosen" }, (d.actions || []).map((a) => a.id).join(", ") || "nothing")),
+        el("div", {}, el("dt", {}, "Customer"), el("dd", {}, d.customer_id || "anonymous")),
+        el("div", {}, el("dt", {}, "Channel"), el("dd", {}, d.channel)),
+        el("div", {}, el("dt", {}, "As of"), el("dd", { id: "as-of" }, req.at ? fmtTime(req.at) : "now")),
+        el("div", {}, el("dt", {}, "Control group"), el("dd", {}, d.control ? "yes (actions withheld)" : "no")),
+        el("div", {}, el("dt", {}, "Took"), el("dd", {}, d.took_us + " µs")),
+        el("div", {}, el("dt", {}, "Versions"), el("dd", { class: "mono" }, d.versions ? "catalog " + d.versions.catalog + " · model " + d.versions.model : ""))),
+    ];
+    if (d.stopped_by) parts.push(el("div", { class: "notice", id: "stopped-by", role: "status" }, "Stopped before any candidate was considered: " + d.stopped_by.policy + " (count " + d.stopped_by.count + ")."));
+    if (d.state === "stale") parts.push(el("div", { class: "notice", role: "status" }, "Decided from the snapshot alone: the customer's live state could not be read."));
+    if (d.withheld && d.withheld.length) parts.push(el("p", {}, "Withheld (control): " + d.withheld.map((a) => a.id).join(", ")));
+    const cols = ["", "#", "Action", "Stage", "Reason", "Score", "P", "C", "V", "L", "Tier", "Exploration"];
+    parts.push(el("table", { id: "candidates" },
+      el("caption", { class: "muted cap" }, "Score = P (propensity) × C (weight) × V (value) × L (lever); pinned tiers rank first, then score (or the exploration's draw)."),
+      el("thead", {}, el("tr", {}, cols.map((c) => el("th", { scope: "col" }, c)))),
+      el("tbody", {}, cands.map((c) => {
+        const ranked = c.rank > 0;
+        return el("tr", { class: c.selected ? "chosen" : ranked ? "ranked" : "removed", "data-id": c.id, "data-stage": c.stage },
+          el("td", { class: "mark" }, c.selected ? "✓" : ""),
+          el("td", { class: "num" }, ranked ? c.rank : ""),
+          el("td", { class: "id" }, el("code", {}, c.id), names[c.id] ? el("div", { class: "muted" }, names[c.id]) : null),
+          el("td", {}, el("span", { class: "stage stage-" + c.stage }, c.stage)),
+          el("td", { class: "reason" }, c.reason),
+          el("td", { class: "num" }, ranked ? fmtNum(c.score, 3) : ""),
+          el("td", { class: "num" }, ranked ? fmtNum(c.propensity, 3) : ""),
+          el("td", { class: "num" }, ranked ? fmtNum(c.weight, 2) : ""),
+          el("td", { class: "num" }, ranked ? fmtNum(c.value, 2) : ""),
+          el("td", { class: "num" }, ranked ? fmtNum(c.lever, 2) : ""),
+          el("td", { class: "num" }, ranked && c.tier ? c.tier : ""),
+          el("td", {}, exploration(c.exploration)));
+      }))));
+    out.replaceChildren(...parts);
+  }
+
+  // ---- header ----------------------------------------------------------
+
+  fetch("/admin/status", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).then((st) => {
+    if (!st || !st.versions) return;
+    document.getElementById("versions").textContent =
+      "bundle " + st.versions.bundle + " · catalog " + st.versions.catalog + " · snapshot " + st.versions.snapshot;
+  }).catch(() => {});
+
+  render();
+})();
