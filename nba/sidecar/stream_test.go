@@ -263,6 +263,10 @@ func TestStreamDeadLetter(t *testing.T) {
 	if n := pendingCount(t, c); n != 0 {
 		t.Errorf("%d entries pending", n)
 	}
+	status, err := s.AppendStatus(nil)
+	if err != nil || !strings.Contains(string(status), fmt.Sprintf(`"dead_lettered":%d`, len(poison))) {
+		t.Errorf("/admin/status does not count the dead letters: %s %v", status, err)
+	}
 	dead, err := c.Do(context.Background(), c.B().Xrange().Key(testStream+":dead").Start("-").End("+").Build()).AsXRange()
 	if err != nil {
 		t.Fatal(err)
@@ -359,6 +363,8 @@ func TestStreamStateUnavailableNotAcked(t *testing.T) {
 	if n := pendingCount(t, c); n != 1 {
 		t.Errorf("with the state down: %d entries pending; want 1 (not acknowledged)", n)
 	}
+	// The group's pending count and lag as the status shows them.
+	waitStream(t, s, "pending 1, lag 0 in the stats", func(st eventstream.Stats) bool { return st.Pending == 1 && st.Lag == 0 })
 	stateRedis.Restart()
 	st = waitStream(t, s, "the entry applied", func(st eventstream.Stats) bool { return st.Consumed == 1 })
 	if st.Applied != 1 {
@@ -367,6 +373,7 @@ func TestStreamStateUnavailableNotAcked(t *testing.T) {
 	if n := pendingCount(t, c); n != 0 {
 		t.Errorf("%d entries pending after the entry was applied", n)
 	}
+	waitStream(t, s, "pending 0 in the stats", func(st eventstream.Stats) bool { return st.Pending == 0 && st.Lag == 0 })
 	if b, _ := s.AppendCustomer(nil, "c00042"); !strings.Contains(string(b), `"open_ticket":true`) {
 		t.Errorf("c00042 after ticket_opened: %s", b)
 	}
