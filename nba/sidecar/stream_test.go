@@ -40,21 +40,26 @@ func streamClient(t *testing.T, url string) rueidis.Client {
 }
 
 // openStreamSidecar opens a demo sidecar, with embedded state unless
-// stateRedis is set, consuming testStream on streamURL.
+// stateRedis is set, consuming testStream on streamURL; it is closed at
+// the end of the test.
 func openStreamSidecar(t *testing.T, dir, streamURL, stateRedis string, edit func(*eventstream.Config)) *Sidecar {
 	t.Helper()
-	es := eventstream.Config{URL: streamURL, Stream: testStream, Group: testGroup, Consumer: "sidecar", Block: 50 * time.Millisecond,
-		MinIdle: time.Hour, MaxBackoff: 100 * time.Millisecond, StatsEvery: 20 * time.Millisecond}
-	if edit != nil {
-		edit(&es)
-	}
-	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: dir, StateRedis: stateRedis,
-		Now: func() time.Time { return streamNow }, EventStream: es})
+	s, err := Open(streamConfig(dir, streamURL, stateRedis, edit))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+func streamConfig(dir, streamURL, stateRedis string, edit func(*eventstream.Config)) Config {
+	es := eventstream.Config{URL: streamURL, Stream: testStream, Group: testGroup, Consumer: "sidecar", Block: 50 * time.Millisecond,
+		MinIdle: time.Hour, MaxBackoff: 100 * time.Millisecond, StatsEvery: 20 * time.Millisecond}
+	if edit != nil {
+		edit(&es)
+	}
+	return Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: dir, StateRedis: stateRedis,
+		Now: func() time.Time { return streamNow }, EventStream: es}
 }
 
 // xadd appends an entry of field, value pairs to the stream.
@@ -376,5 +381,46 @@ func TestStreamStateUnavailableNotAcked(t *testing.T) {
 	waitStream(t, s, "pending 0 in the stats", func(st eventstream.Stats) bool { return st.Pending == 0 && st.Lag == 0 })
 	if b, _ := s.AppendCustomer(nil, "c00042"); !strings.Contains(string(b), `"open_ticket":true`) {
 		t.Errorf("c00042 after ticket_opened: %s", b)
+	}
+}
+
+// TestStreamCloseMidBurst: closing the sidecar while it consumes stops the
+// consumer before the state closes: no entry is dead-lettered or lost, and
+// a restart under the same consumer name applies what was read and not
+// acknowledged (its own pending entries) and the rest, each once.
+func TestStreamCloseMidBurst(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	c := streamClient(t, rs.URL)
+	dir := t.TempDir()
+	s, err := Open(streamConfig(dir, rs.URL, "", func(es *eventstream.Config) { es.Count = 7 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const customers, each = 10, 20
+	for i := range customers * each {
+		xadd(t, c, "customer_id", fmt.Sprintf("new-%d", i%customers), "type", "purchase", "event_id", fmt.Sprintf("p%d", i))
+	}
+	waitStream(t, s, "some entries consumed", func(st eventstream.Stats) bool { return st.Consumed > 0 })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.EventStreamStats()
+	if st.DeadLettered != 0 || st.Consumed != st.Applied {
+		t.Errorf("closed mid-burst: stats %+v; want every consumed entry applied, none dead-lettered", st)
+	}
+	t.Logf("consumed before Close: %d of %d", st.Consumed, customers*each)
+	s = openStreamSidecar(t, dir, rs.URL, "", nil)
+	st2 := waitStream(t, s, "the rest", func(st2 eventstream.Stats) bool { return st.Consumed+st2.Consumed == customers*each })
+	if st2.DeadLettered != 0 {
+		t.Errorf("after the restart: stats %+v", st2)
+	}
+	if n := pendingCount(t, c); n != 0 {
+		t.Errorf("%d entries pending", n)
+	}
+	for i := range customers {
+		b, _ := s.AppendCustomer(nil, fmt.Sprintf("new-%d", i))
+		if !strings.Contains(string(b), fmt.Sprintf(`"orders_since_snapshot":%d`, each)) {
+			t.Errorf("new-%d after %d purchases: %s", i, each, b)
+		}
 	}
 }
