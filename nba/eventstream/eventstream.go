@@ -16,11 +16,12 @@
 // pending by a consumer that died are taken over (XAUTOCLAIM) once idle for
 // Config.MinIdle.
 //
-// Limits: one consumer applies its entries one at a time, in order; to
-// consume faster run more consumers (sidecars) in the group. Entries of
-// one customer may then be applied by two consumers in either order, as
-// two HTTP calls may. A stream is one Redis key: on a Cluster it lives on
-// one shard.
+// Order: a consumer applies one customer's entries in stream order, one at
+// a time, and different customers' at once (Config.Parallel), so that
+// their durable writes share the state's group commits. Two consumers of
+// one group may apply one customer's entries in either order, as two HTTP
+// calls may. A stream is one Redis key: on a Cluster it lives on one
+// shard.
 package eventstream
 
 import (
@@ -32,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,6 +83,9 @@ type Config struct {
 	DeadLetterMaxLen int64
 	// Count is the most entries one read takes. Default 100.
 	Count int64
+	// Parallel is the most entries applied at once (of different
+	// customers; one customer's are applied in order). Default 32.
+	Parallel int
 	// Block is how long a read waits for new entries; it also bounds how
 	// long Stop waits for the loop. Default 1s.
 	Block time.Duration
@@ -179,6 +184,9 @@ func Start(cfg Config) (*Consumer, error) {
 	}
 	if cfg.Count <= 0 {
 		cfg.Count = 100
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 32
 	}
 	def(&cfg.Block, time.Second)
 	def(&cfg.MinIdle, time.Minute)
@@ -403,23 +411,59 @@ func (c *Consumer) claim() bool {
 	return true
 }
 
-// handle handles entries in order and acknowledges those handled. It stops
-// at the first entry that cannot be applied now, leaving it and the rest
-// pending, and reports false.
+// handle handles entries and acknowledges those handled. The entries of
+// one customer are applied in order, one at a time; different customers'
+// at once, up to Parallel (so that their durable writes share a group
+// commit). A customer's entries stop at the first that cannot be applied
+// now: it and the customer's later entries stay pending, and handle
+// reports false.
 func (c *Consumer) handle(entries []rueidis.XRangeEntry) bool {
-	acks := make([]string, 0, len(entries))
-	ok := true
-	var ev server.Event
-	for _, e := range entries {
+	type job struct {
+		ev   server.Event
+		done bool // applied, a duplicate, dead-lettered or gone: acknowledge it
+	}
+	jobs := make([]job, len(entries))
+	var order []string // customers in order of first entry
+	byCustomer := map[string][]int{}
+	for i, e := range entries {
 		if e.FieldValues == nil {
-			acks = append(acks, e.ID) // deleted from the stream while pending: nothing to apply
+			jobs[i].done = true // deleted from the stream while pending: nothing to apply
 			continue
 		}
-		if !c.apply(e, &ev) {
-			ok = false
-			break
+		if err := c.decode(e, &jobs[i].ev); err != nil {
+			jobs[i].done = c.deadLetter(e, err.Error())
+			continue
 		}
-		acks = append(acks, e.ID)
+		id := jobs[i].ev.CustomerID
+		if _, ok := byCustomer[id]; !ok {
+			order = append(order, id)
+		}
+		byCustomer[id] = append(byCustomer[id], i)
+	}
+	sem := make(chan struct{}, c.cfg.Parallel)
+	var wg sync.WaitGroup
+	for _, id := range order {
+		idx := byCustomer[id]
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			for _, i := range idx {
+				if !c.apply(entries[i], &jobs[i].ev) {
+					return
+				}
+				jobs[i].done = true
+			}
+		})
+	}
+	wg.Wait()
+	acks := make([]string, 0, len(entries))
+	ok := true
+	for i := range jobs {
+		if jobs[i].done {
+			acks = append(acks, entries[i].ID)
+		} else {
+			ok = false
+		}
 	}
 	if len(acks) == 0 {
 		return ok
@@ -435,20 +479,26 @@ func (c *Consumer) handle(entries []rueidis.XRangeEntry) bool {
 	return ok
 }
 
-// apply decodes and applies one entry, or dead-letters it. It reports
-// false when the entry must stay pending.
-func (c *Consumer) apply(e rueidis.XRangeEntry, ev *server.Event) bool {
+// decode fills ev from an entry's fields; the entry's stream id keys an
+// event without event_id.
+func (c *Consumer) decode(e rueidis.XRangeEntry, ev *server.Event) error {
 	f := e.FieldValues
 	in := server.EventFields{CustomerID: f[FieldCustomer], Type: f[FieldType], TS: f[FieldTS], EventID: f[FieldEventID]}
 	if a := f[FieldAttrs]; a != "" {
 		in.Attrs = []byte(a)
 	}
 	if err := c.cfg.Decoder.Decode(in, ev, c.cfg.Now()); err != nil {
-		return c.deadLetter(e, err.Error())
+		return err
 	}
 	if ev.EventID == "" {
 		ev.EventID = IDPrefix + e.ID
 	}
+	return nil
+}
+
+// apply applies one decoded entry, or dead-letters it. It reports false
+// when the entry must stay pending.
+func (c *Consumer) apply(e rueidis.XRangeEntry, ev *server.Event) bool {
 	dup, err := c.cfg.Apply(ev)
 	if err == nil {
 		if dup {

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -423,4 +425,72 @@ func TestStreamCloseMidBurst(t *testing.T) {
 			t.Errorf("new-%d after %d purchases: %s", i, each, b)
 		}
 	}
+}
+
+// BenchmarkStreamConsume measures events applied per second from the
+// stream (embedded state), beside the same events applied by concurrent
+// callers of ApplyEvent (the HTTP path without HTTP) in the same run.
+func BenchmarkStreamConsume(b *testing.B) {
+	rs := redistest.Start(b, redistest.Options{})
+	opt, _ := rueidis.ParseURL(rs.URL)
+	opt.DisableCache = true
+	c, err := rueidis.NewClient(opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	const n = 2000
+	b.Run("stream", func(b *testing.B) {
+		for i := range b.N {
+			s, err := Open(streamConfig(b.TempDir(), rs.URL, "", func(es *eventstream.Config) { es.Stream = fmt.Sprintf("{bench}:%d", i) }))
+			if err != nil {
+				b.Fatal(err)
+			}
+			cmds := make(rueidis.Commands, 0, n)
+			for j := range n {
+				cmds = append(cmds, c.B().Xadd().Key(fmt.Sprintf("{bench}:%d", i)).Id("*").FieldValue().FieldValue("customer_id", fmt.Sprintf("new-%d", j%500)).
+					FieldValue("type", "purchase").FieldValue("event_id", fmt.Sprintf("e%d", j)).Build())
+			}
+			b.StartTimer()
+			start := time.Now()
+			for _, r := range c.DoMulti(context.Background(), cmds...) {
+				if r.Error() != nil {
+					b.Fatal(r.Error())
+				}
+			}
+			for {
+				st, _ := s.EventStreamStats()
+				if st.Consumed == n {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			b.ReportMetric(n/time.Since(start).Seconds(), "events/s")
+			b.StopTimer()
+			s.Close()
+		}
+	})
+	b.Run("apply-32-callers", func(b *testing.B) {
+		for range b.N {
+			s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: b.TempDir(), Now: func() time.Time { return streamNow }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 32 {
+				wg.Go(func() {
+					for j := next.Add(1); j <= n; j = next.Add(1) {
+						if _, err := s.ApplyEvent(&server.Event{CustomerID: fmt.Sprintf("new-%d", j%500), Type: "purchase", TS: streamNow, EventID: fmt.Sprintf("e%d", j)}); err != nil {
+							b.Error(err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(n/time.Since(start).Seconds(), "events/s")
+			s.Close()
+		}
+	})
 }
