@@ -3,7 +3,10 @@ package eventstream_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,5 +88,74 @@ func TestApplyErrors(t *testing.T) {
 				t.Errorf("stats %+v, dead letters %v; want one with reason %q", st, dead, tc.dead)
 			}
 		})
+	}
+}
+
+// TestCustomerOrder: one customer's entries are applied in stream order,
+// one at a time, while different customers' are applied at once.
+func TestCustomerOrder(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	opt, err := rueidis.ParseURL(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	const stream, customers, each = "{order}", 8, 50
+	cmds := make(rueidis.Commands, 0, customers*each)
+	for i := range customers * each {
+		cmds = append(cmds, rc.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("customer_id", strconv.Itoa(i%customers)).
+			FieldValue("type", "t").FieldValue("event_id", strconv.Itoa(i)).Build())
+	}
+	for _, r := range rc.DoMulti(context.Background(), cmds...) {
+		if r.Error() != nil {
+			t.Fatal(r.Error())
+		}
+	}
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	busy := map[string]bool{}
+	var inFlight, maxInFlight atomic.Int64
+	c, err := eventstream.Start(eventstream.Config{URL: rs.URL, Stream: stream, Group: "g", Consumer: "c", Block: 20 * time.Millisecond,
+		Apply: func(ev *server.Event) (bool, error) {
+			mu.Lock()
+			if busy[ev.CustomerID] {
+				t.Errorf("customer %s: two entries applied at once", ev.CustomerID)
+			}
+			busy[ev.CustomerID] = true
+			mu.Unlock()
+			n := inFlight.Add(1)
+			for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+			}
+			time.Sleep(100 * time.Microsecond)
+			inFlight.Add(-1)
+			id, _ := strconv.Atoi(ev.EventID)
+			mu.Lock()
+			busy[ev.CustomerID] = false
+			seen[ev.CustomerID] = append(seen[ev.CustomerID], id)
+			mu.Unlock()
+			return false, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().Consumed < customers*each; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not consumed: %+v", c.Stats())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for cust, ids := range seen {
+		if !slices.IsSorted(ids) || len(ids) != each {
+			t.Errorf("customer %s: applied %v; want %d in stream order", cust, ids, each)
+		}
+	}
+	if maxInFlight.Load() < 2 {
+		t.Errorf("at most %d entries applied at once; want different customers' together", maxInFlight.Load())
 	}
 }
