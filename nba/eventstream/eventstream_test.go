@@ -159,3 +159,45 @@ func TestCustomerOrder(t *testing.T) {
 		t.Errorf("at most %d entries applied at once; want different customers' together", maxInFlight.Load())
 	}
 }
+
+// TestCluster: on a 3-master Redis Cluster, the stream and its dead-letter
+// stream (keys on any shards) are consumed as on one server.
+func TestCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.Options{})
+	opt, err := rueidis.ParseURL(cl.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var applied atomic.Int64
+	c, err := eventstream.Start(eventstream.Config{URL: cl.URL, Stream: "events", Group: "g", DeadLetter: "poison", Block: 20 * time.Millisecond,
+		StatsEvery: 10 * time.Millisecond, Apply: func(ev *server.Event) (bool, error) { applied.Add(1); return false, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	ctx := context.Background()
+	for i := range 10 {
+		if err := rc.Do(ctx, rc.B().Xadd().Key("events").Id("*").FieldValue().FieldValue("customer_id", strconv.Itoa(i)).FieldValue("type", "t").Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rc.Do(ctx, rc.B().Xadd().Key("events").Id("*").FieldValue().FieldValue("type", "t").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().Consumed < 11 || c.Stats().Pending != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not consumed: %+v", c.Stats())
+		}
+	}
+	if st := c.Stats(); applied.Load() != 10 || st.DeadLettered != 1 || st.Lag != 0 {
+		t.Errorf("stats %+v, %d applied; want 10 applied, 1 dead-lettered, lag 0", st, applied.Load())
+	}
+	if n, err := rc.Do(ctx, rc.B().Xlen().Key("poison").Build()).AsInt64(); err != nil || n != 1 {
+		t.Errorf("dead-letter stream: %d entries (%v); want 1", n, err)
+	}
+}
