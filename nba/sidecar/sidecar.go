@@ -139,8 +139,9 @@ type Sidecar struct {
 	engine *nba.Engine
 	parts  atomic.Pointer[parts]
 	declog *declog.Logger
-	scores *scorecache.Cache     // nil when disabled
-	lock   *os.File              // holds the state directory's lock until Close
+	scores *scorecache.Cache // nil when disabled
+	lock   *os.File          // holds the state directory's lock until Close
+
 	stream *eventstream.Consumer // nil without Config.EventStream
 
 	effects       chan []state.JourneyUpdate
