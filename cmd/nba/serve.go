@@ -69,6 +69,8 @@ func runServe(args []string) error {
 	decisionMemory := fset.Int("learn.decisionMemory", nba.DefaultDecisionMemory, "recent decisions whose learning features (request context, profile) are kept for their feedback; negative keeps none (feedback then learns from the current profile without context)")
 	lenientContext := fset.Bool("http.lenientContext", false, "decide a request whose context value has another type than the catalog declares as if the value were missing, instead of refusing it (400 invalid_request)")
 	acceptUnknownEvents := fset.Bool("events.acceptUnknown", false, "record events of a type no profile mapping or journey names (counted in nba_events_unknown_type_total) instead of refusing them (400 unknown_event_type)")
+	var ef eventStreamFlags
+	ef.register(fset)
 	var scfg server.Config
 	scfg.RegisterFlags(fset)
 	if err := fset.Parse(args); err != nil {
@@ -95,6 +97,10 @@ func runServe(args []string) error {
 	if err != nil {
 		return fmt.Errorf("-decisionlog.codec: %w", err)
 	}
+	events, err := ef.config(scfg, rf.url)
+	if err != nil {
+		return err
+	}
 	bundle, name, err := openBundle(*bundleDir)
 	if err != nil {
 		return err
@@ -108,7 +114,7 @@ func runServe(args []string) error {
 		CheckpointEvery: *checkpointEvery, StateMaxCustomers: *maxCustomers, StateSkipCorrupt: *skipCorrupt, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
 		ResponseWindow: *responseWindow, LearnCheckpointEvery: *learnCheckpoint, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec,
 		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents,
-		StateRedis: rf.url, StateRedisWaitReplicas: rf.waitReplicas, StateRedisAllowVolatile: rf.allowVolatile})
+		StateRedis: rf.url, StateRedisWaitReplicas: rf.waitReplicas, StateRedisAllowVolatile: rf.allowVolatile, EventStream: events})
 	if ce := (*wal.CorruptError)(nil); errors.As(err, &ce) {
 		return fmt.Errorf("%w; to start without the damaged records (losing what they recorded), restart with -state.skipCorrupt", err)
 	}

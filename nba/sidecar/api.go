@@ -377,6 +377,15 @@ func (s *Sidecar) seenFeedback(fb *server.Feedback) bool {
 // all of the event or none of it). A retry with an event_id the customer's
 // state still remembers is acknowledged and changes nothing.
 func (s *Sidecar) Event(ev *server.Event) error {
+	_, err := s.ApplyEvent(ev)
+	return err
+}
+
+// ApplyEvent applies a decoded event as Event does and reports whether it
+// was a duplicate (its event_id remembered: nothing applied). Both POST
+// /v1/events and the event stream consumer (package eventstream) apply
+// events through it.
+func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 	if p := s.parts.Load(); !p.eventTypes[ev.Type] {
 		s.eventsUnknown.Add(1)
 		if !s.cfg.AcceptUnknownEvents {
@@ -384,7 +393,7 @@ func (s *Sidecar) Event(ev *server.Event) error {
 			if known == "" {
 				known = "none: the bundle maps no event to the profile and no journey waits for one"
 			}
-			return &server.Error{Status: http.StatusBadRequest, Code: server.CodeUnknownEventType,
+			return false, &server.Error{Status: http.StatusBadRequest, Code: server.CodeUnknownEventType,
 				Message: fmt.Sprintf("event type %q is named by no profile mapping or journey; known types: %s", ev.Type, known)}
 		}
 	}
@@ -423,10 +432,11 @@ func (s *Sidecar) Event(ev *server.Event) error {
 		}
 		return moves
 	}
-	if err := s.state.ApplyEvent(e); err != nil {
-		return s.stateError(err)
+	dup, err = s.state.ApplyEventOnce(e)
+	if err != nil {
+		return false, s.stateError(err)
 	}
-	return nil
+	return dup, nil
 }
 
 // stateError maps an error of the state store, by its kind, to what the

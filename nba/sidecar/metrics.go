@@ -119,6 +119,9 @@ func (s *Sidecar) RegisterMetrics(set *metrics.Set) error {
 			return err
 		}
 	}
+	if err := s.registerStreamMetrics(set); err != nil {
+		return err
+	}
 	if s.scores != nil {
 		sc := s.scores
 		for _, c := range []cf{

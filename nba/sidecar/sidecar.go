@@ -30,6 +30,7 @@ import (
 	"nba/cache/snapshot"
 	"nba/nba"
 	"nba/nba/declog"
+	"nba/nba/eventstream"
 	"nba/nba/server"
 	"nba/state"
 	redisstate "nba/state/redis"
@@ -117,6 +118,10 @@ type Config struct {
 	// or journey names, counting them; by default they are refused (400
 	// unknown_event_type), since such a type is usually a typo.
 	AcceptUnknownEvents bool
+	// EventStream, when its Stream is set, consumes events from a Redis
+	// stream (package eventstream) and applies them as POST /v1/events
+	// does. Its URL defaults to StateRedis; Apply is set by Open.
+	EventStream eventstream.Config
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -136,6 +141,8 @@ type Sidecar struct {
 	declog *declog.Logger
 	scores *scorecache.Cache // nil when disabled
 	lock   *os.File          // holds the state directory's lock until Close
+
+	stream *eventstream.Consumer // nil without Config.EventStream
 
 	effects       chan []state.JourneyUpdate
 	effectsMu     sync.RWMutex // guards effectsClosed against sends racing Close
@@ -303,6 +310,10 @@ func Open(cfg Config) (*Sidecar, error) {
 	go s.applyEffects()
 	go s.learnLoop(s.learnStop, s.learnDone)
 	opened = true
+	if err := s.startEventStream(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.log.Info("bundle loaded", "bundle", cfg.BundleName, "version", p.version, "catalog", p.catalog.Version(),
 		"actions", len(p.catalog.Actions()), "customers", snap.Len(), "snapshot", snap.Version())
 	return s, nil
@@ -450,6 +461,7 @@ func (s *Sidecar) Ready() error {
 // Close stops background work, flushes the decision log and closes the
 // state store (fsync).
 func (s *Sidecar) Close() error {
+	s.stopEventStream()
 	close(s.learnStop)
 	<-s.learnDone
 	// A decision still in flight after a shutdown deadline may produce

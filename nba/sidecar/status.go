@@ -206,6 +206,9 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 		st["learning"] = map[string]any{"models": s.engine.LearnerStats(), "pending_impressions": n,
 			"pending_evicted": evicted, "expired_as_ignored": expired, "observe_errors": s.observeErrors.Load()}
 	}
+	if es, ok := s.EventStreamStats(); ok {
+		st["event_stream"] = es
+	}
 	if err := s.state.Err(); err != nil {
 		st["state_error"] = err.Error()
 	}

@@ -1,0 +1,203 @@
+package eventstream_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"nba/nba/eventstream"
+	"nba/nba/server"
+	"nba/state/redis/redistest"
+)
+
+// TestApplyErrors: what an Apply error does to its entry. A transient one
+// (state unavailable, a conflict, not ready) leaves it pending and retries
+// it until Apply succeeds; any other sends it to the dead-letter stream
+// with the error as its reason, and it is acknowledged.
+func TestApplyErrors(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	opt, err := rueidis.ParseURL(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		err    error
+		dead   string // the dead_reason, or "" when the entry must be retried
+		failed int    // Apply calls that fail before one succeeds (retried entries)
+	}{
+		{"state unavailable", server.StateUnavailablef("disk full"), "", 3},
+		{"conflict", server.Conflictf("moved on"), "", 2},
+		{"not ready", &server.Error{Status: 503, Code: server.CodeNotReady, Message: "loading"}, "", 1},
+		{"invalid", server.Invalidf("bad attr"), "invalid_request: bad attr", 0},
+		{"unknown type", &server.Error{Status: 400, Code: server.CodeUnknownEventType, Message: "typo"}, "unknown_event_type: typo", 0},
+		{"internal", errors.New("bug"), "internal: bug", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := "{s}:" + strings.ReplaceAll(tc.name, " ", "-")
+			var calls atomic.Int64
+			c, err := eventstream.Start(eventstream.Config{URL: rs.URL, Stream: stream, Group: "g", Consumer: "c",
+				Block: 20 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, StatsEvery: 10 * time.Millisecond,
+				Apply: func(ev *server.Event) (bool, error) {
+					n := calls.Add(1)
+					if tc.dead != "" || n <= int64(tc.failed) {
+						return false, tc.err
+					}
+					return false, nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Stop()
+			if err := rc.Do(ctx, rc.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("customer_id", "c1").FieldValue("type", "t").Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for c.Stats().Consumed == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("entry not consumed: %+v", c.Stats())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			st := c.Stats()
+			dead, err := rc.Do(ctx, rc.B().Xrange().Key(stream+":dead").Start("-").End("+").Build()).AsXRange()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.dead == "" {
+				if st.Retried != uint64(tc.failed) || st.Applied != 1 || len(dead) != 0 {
+					t.Errorf("stats %+v, %d dead letters; want %d retries then applied", st, len(dead), tc.failed)
+				}
+				return
+			}
+			if st.DeadLettered != 1 || st.Retried != 0 || len(dead) != 1 || dead[0].FieldValues[eventstream.DeadReason] != tc.dead {
+				t.Errorf("stats %+v, dead letters %v; want one with reason %q", st, dead, tc.dead)
+			}
+		})
+	}
+}
+
+// TestCustomerOrder: one customer's entries are applied in stream order,
+// one at a time, while different customers' are applied at once.
+func TestCustomerOrder(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	opt, err := rueidis.ParseURL(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	const stream, customers, each = "{order}", 8, 50
+	cmds := make(rueidis.Commands, 0, customers*each)
+	for i := range customers * each {
+		cmds = append(cmds, rc.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("customer_id", strconv.Itoa(i%customers)).
+			FieldValue("type", "t").FieldValue("event_id", strconv.Itoa(i)).Build())
+	}
+	for _, r := range rc.DoMulti(context.Background(), cmds...) {
+		if r.Error() != nil {
+			t.Fatal(r.Error())
+		}
+	}
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	busy := map[string]bool{}
+	var inFlight, maxInFlight atomic.Int64
+	c, err := eventstream.Start(eventstream.Config{URL: rs.URL, Stream: stream, Group: "g", Consumer: "c", Block: 20 * time.Millisecond,
+		Apply: func(ev *server.Event) (bool, error) {
+			mu.Lock()
+			if busy[ev.CustomerID] {
+				t.Errorf("customer %s: two entries applied at once", ev.CustomerID)
+			}
+			busy[ev.CustomerID] = true
+			mu.Unlock()
+			n := inFlight.Add(1)
+			for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+			}
+			time.Sleep(100 * time.Microsecond)
+			inFlight.Add(-1)
+			id, _ := strconv.Atoi(ev.EventID)
+			mu.Lock()
+			busy[ev.CustomerID] = false
+			seen[ev.CustomerID] = append(seen[ev.CustomerID], id)
+			mu.Unlock()
+			return false, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().Consumed < customers*each; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not consumed: %+v", c.Stats())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for cust, ids := range seen {
+		if !slices.IsSorted(ids) || len(ids) != each {
+			t.Errorf("customer %s: applied %v; want %d in stream order", cust, ids, each)
+		}
+	}
+	if maxInFlight.Load() < 2 {
+		t.Errorf("at most %d entries applied at once; want different customers' together", maxInFlight.Load())
+	}
+}
+
+// TestCluster: on a 3-master Redis Cluster, the stream and its dead-letter
+// stream (keys on any shards) are consumed as on one server.
+func TestCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.Options{})
+	opt, err := rueidis.ParseURL(cl.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var applied atomic.Int64
+	c, err := eventstream.Start(eventstream.Config{URL: cl.URL, Stream: "events", Group: "g", DeadLetter: "poison", Block: 20 * time.Millisecond,
+		StatsEvery: 10 * time.Millisecond, Apply: func(ev *server.Event) (bool, error) { applied.Add(1); return false, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	ctx := context.Background()
+	for i := range 10 {
+		if err := rc.Do(ctx, rc.B().Xadd().Key("events").Id("*").FieldValue().FieldValue("customer_id", strconv.Itoa(i)).FieldValue("type", "t").Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rc.Do(ctx, rc.B().Xadd().Key("events").Id("*").FieldValue().FieldValue("type", "t").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().Consumed < 11 || c.Stats().Pending != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not consumed: %+v", c.Stats())
+		}
+	}
+	if st := c.Stats(); applied.Load() != 10 || st.DeadLettered != 1 || st.Lag != 0 {
+		t.Errorf("stats %+v, %d applied; want 10 applied, 1 dead-lettered, lag 0", st, applied.Load())
+	}
+	if n, err := rc.Do(ctx, rc.B().Xlen().Key("poison").Build()).AsInt64(); err != nil || n != 1 {
+		t.Errorf("dead-letter stream: %d entries (%v); want 1", n, err)
+	}
+}

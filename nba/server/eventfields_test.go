@@ -1,0 +1,77 @@
+package server
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// FuzzEventFields checks that an event given as stream entry fields is
+// decoded exactly as the same event posted to /v1/events: both accepted
+// with equal events, or both refused.
+func FuzzEventFields(f *testing.F) {
+	f.Add("c1", "purchase", "", "", "")
+	f.Add("c1", "purchase", "2026-12-01T10:00:00Z", "e1", `{"value": 12.5, "src": "web", "ok": true}`)
+	f.Add("", "purchase", "", "", "")
+	f.Add("c1", "purchase", "1990-01-01T00:00:00Z", "", "")
+	f.Add("c1", "purchase", "", "", `{"a": {"b": 1}}`)
+	f.Add("c1", "purchase", "", "", `{"a": 1, "a": 2}`)
+	f.Add("c1", "purchase", "", "", `{"a": 1} x`)
+	f.Add("c1", "purchase", "", "", `null`)
+	f.Add("c1", "purchase", "", "", `{"a": "\u00e9\n"}`)
+	cfg := Config{MaxFields: 4, MaxIDBytes: 16}
+	dec, err := NewEventDecoder(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	lim := dec.lim
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, customer, typ, ts, eventID, attrs string) {
+		for _, s := range []string{customer, typ, ts, eventID} {
+			if !utf8.ValidString(s) {
+				return // JSON would carry another string
+			}
+		}
+		m := map[string]any{"customer_id": customer, "type": typ}
+		if ts != "" {
+			m["ts"] = ts
+		}
+		if eventID != "" {
+			m["event_id"] = eventID // empty: absent in a stream entry
+		}
+		if attrs != "" {
+			if !json.Valid([]byte(attrs)) {
+				var ev Event
+				if err := dec.Decode(EventFields{CustomerID: customer, Type: typ, TS: ts, EventID: eventID, Attrs: []byte(attrs)}, &ev, now); err == nil {
+					t.Fatalf("attrs %q is not JSON but was accepted: %+v", attrs, ev)
+				}
+				return
+			}
+			m["attrs"] = json.RawMessage(attrs)
+		}
+		body, err := json.Marshal(m)
+		if err != nil {
+			return
+		}
+		var want, got Event
+		_, werr := decodeEvent(body, nil, &want, &lim, now)
+		gerr := dec.Decode(EventFields{CustomerID: customer, Type: typ, TS: ts, EventID: eventID, Attrs: []byte(attrs)}, &got, now)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("body %s: over HTTP err %v, from fields err %v", body, werr, gerr)
+		}
+		if werr != nil {
+			return
+		}
+		if len(want.Attrs) == 0 {
+			want.Attrs = nil
+		}
+		if len(got.Attrs) == 0 {
+			got.Attrs = nil
+		}
+		if !reflect.DeepEqual(want, got) {
+			t.Fatalf("body %s:\nover HTTP   %+v\nfrom fields %+v", body, want, got)
+		}
+	})
+}
