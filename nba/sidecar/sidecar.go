@@ -157,6 +157,7 @@ type Sidecar struct {
 	observeErrors    atomic.Uint64
 
 	pending   pending
+	share     *learnShare // learning shared on Redis; nil without StateRedis
 	memSeed   maphash.Seed // decision ids -> decision memory keys
 	learnStop chan struct{}
 	learnDone chan struct{}
@@ -299,7 +300,14 @@ func Open(cfg Config) (*Sidecar, error) {
 			return nil, fmt.Errorf("cannot open decision log: %w", err)
 		}
 	}
-	s.loadLearner()
+	if cfg.StateRedis != "" {
+		if err := s.openLearnShare(); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("cannot open the learning shared on Redis: %w", err)
+		}
+	} else {
+		s.loadLearner()
+	}
 	go s.applyEffects()
 	go s.learnLoop(s.learnStop, s.learnDone)
 	opened = true
@@ -452,6 +460,9 @@ func (s *Sidecar) Ready() error {
 func (s *Sidecar) Close() error {
 	close(s.learnStop)
 	<-s.learnDone
+	if s.share != nil {
+		s.share.close()
+	}
 	// A decision still in flight after a shutdown deadline may produce
 	// effects now: they are dropped (and counted), never sent on a closed
 	// channel.
