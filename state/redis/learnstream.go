@@ -157,7 +157,9 @@ func (l *LearnStream) Read(ctx context.Context, after string, count int64, block
 }
 
 // Trimmed reports whether entries after id were trimmed from the stream
-// (a replica resuming from id has missed them).
+// (a replica resuming from id has missed them): the stream lost entries
+// and its first entry is after id. It errs on the safe side when id is
+// exactly the last entry trimmed (reported as a gap).
 func (l *LearnStream) Trimmed(ctx context.Context, after string) (bool, error) {
 	m, err := l.client.Do(ctx, l.client.B().XinfoStream().Key(l.stream).Build()).AsMap()
 	if err != nil {
@@ -166,12 +168,14 @@ func (l *LearnStream) Trimmed(ctx context.Context, after string) (bool, error) {
 		}
 		return false, err
 	}
-	v := m["max-deleted-entry-id"]
-	del, err := v.ToString()
-	if err != nil {
+	first, length, added := m["recorded-first-entry-id"], m["length"], m["entries-added"]
+	firstID, err1 := first.ToString()
+	n, err2 := length.AsInt64()
+	total, err3 := added.AsInt64()
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return false, err
 	}
-	return CompareStreamIDs(del, after) > 0, nil
+	return total > n && CompareStreamIDs(firstID, after) > 0, nil
 }
 
 // CompareStreamIDs compares two stream ids ("ms-seq") as Redis orders
