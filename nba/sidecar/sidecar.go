@@ -157,7 +157,7 @@ type Sidecar struct {
 	observeErrors    atomic.Uint64
 
 	pending   pending
-	share     *learnShare // learning shared on Redis; nil without StateRedis
+	share     *learnShare  // learning shared on Redis; nil without StateRedis
 	memSeed   maphash.Seed // decision ids -> decision memory keys
 	learnStop chan struct{}
 	learnDone chan struct{}
