@@ -65,6 +65,8 @@ type learnShare struct {
 	ls        *redisstate.LearnStream
 	decisions chan decisionWrite
 	cancel    context.CancelFunc
+	decStop   chan struct{} // closed by close: the writer drains the queue and returns
+	decDone   chan struct{}
 	wg        sync.WaitGroup
 
 	mu          sync.Mutex // guards last and checkpointed, for the applier and Close
@@ -88,7 +90,8 @@ func (s *Sidecar) openLearnShare() error {
 	if err != nil {
 		return err
 	}
-	sh := &learnShare{s: s, ls: ls, decisions: make(chan decisionWrite, learnShareQueue), last: "0-0"}
+	sh := &learnShare{s: s, ls: ls, decisions: make(chan decisionWrite, learnShareQueue), last: "0-0",
+		decStop: make(chan struct{}), decDone: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if id, data, ok, err := ls.LoadCheckpoint(ctx); err != nil {
@@ -118,15 +121,19 @@ func (s *Sidecar) openLearnShare() error {
 		}
 	}
 	ctx, sh.cancel = context.WithCancel(context.Background())
-	sh.wg.Add(2)
-	go sh.writeDecisions(ctx)
+	sh.wg.Add(1)
+	go sh.writeDecisions()
 	go sh.follow(ctx)
 	s.share = sh
 	return nil
 }
 
-// close stops the background work; the applier checkpoints what it applied.
+// close stops the background work: the decision features queued are
+// written (for at most learnShareTimeout), and the applier checkpoints
+// what it applied.
 func (sh *learnShare) close() {
+	close(sh.decStop)
+	<-sh.decDone
 	sh.cancel()
 	sh.wg.Wait()
 	sh.ls.Close()
@@ -145,15 +152,31 @@ func (sh *learnShare) rememberDecision(id string, key uint64) {
 	}
 }
 
-func (sh *learnShare) writeDecisions(ctx context.Context) {
-	defer sh.wg.Done()
+func (sh *learnShare) writeDecisions() {
+	defer close(sh.decDone)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var buf []byte
+	draining := false
 	for {
 		var w decisionWrite
-		select {
-		case <-ctx.Done():
-			return
-		case w = <-sh.decisions:
+		if draining {
+			select {
+			case w = <-sh.decisions:
+			default:
+				return
+			}
+		} else {
+			select {
+			case w = <-sh.decisions:
+			case <-sh.decStop:
+				// Write what is queued, within one timeout.
+				var stop context.CancelFunc
+				ctx, stop = context.WithTimeout(ctx, learnShareTimeout)
+				defer stop()
+				draining = true
+				continue
+			}
 		}
 		d, ok := sh.s.engine.RememberedDecision(w.key)
 		if !ok {
