@@ -51,6 +51,9 @@ import (
 // learnShareQueue bounds the decision feature writes waiting to be sent.
 const learnShareQueue = 1 << 14
 
+// decisionBatch is the most decision feature writes sent in one round trip.
+const decisionBatch = 128
+
 // learnShareTimeout bounds one Redis call of the shared learning.
 const learnShareTimeout = 2 * time.Second
 
@@ -156,7 +159,11 @@ func (sh *learnShare) writeDecisions() {
 	defer close(sh.decDone)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var buf []byte
+	var (
+		batch []decisionWrite
+		ids   []string
+		data  [][]byte
+	)
 	draining := false
 	for {
 		var w decisionWrite
@@ -178,22 +185,39 @@ func (sh *learnShare) writeDecisions() {
 				continue
 			}
 		}
-		d, ok := sh.s.engine.RememberedDecision(w.key)
-		if !ok {
-			sh.decDropped.Add(1) // overwritten in the memory already, or the catalog changed
+		// Take what else is queued, up to a batch: one round trip.
+		batch = append(batch[:0], w)
+		for len(batch) < decisionBatch {
+			select {
+			case w := <-sh.decisions:
+				batch = append(batch, w)
+				continue
+			default:
+			}
+			break
+		}
+		ids, data = ids[:0], data[:0]
+		for _, w := range batch {
+			d, ok := sh.s.engine.RememberedDecision(w.key)
+			if !ok {
+				sh.decDropped.Add(1) // overwritten in the memory already, or the catalog changed
+				continue
+			}
+			b, err := d.AppendBinary(nil)
+			if err != nil {
+				sh.decWriteErrors.Add(1)
+				continue
+			}
+			ids, data = append(ids, w.id), append(data, b)
+		}
+		if len(ids) == 0 {
 			continue
 		}
-		var err error
-		if buf, err = d.AppendBinary(buf[:0]); err == nil {
-			c, cancel := context.WithTimeout(ctx, learnShareTimeout)
-			err = sh.ls.PutDecision(c, w.id, buf)
-			cancel()
-		}
-		if err != nil {
-			sh.decWriteErrors.Add(1)
-			continue
-		}
-		sh.decWritten.Add(1)
+		c, cancel := context.WithTimeout(ctx, learnShareTimeout)
+		n, _ := sh.ls.PutDecisions(c, ids, data)
+		cancel()
+		sh.decWritten.Add(uint64(n))
+		sh.decWriteErrors.Add(uint64(len(ids) - n))
 	}
 }
 

@@ -115,6 +115,25 @@ func (l *LearnStream) PutDecision(ctx context.Context, id string, data []byte) e
 	return l.client.Do(ctx, l.client.B().Set().Key(l.decPrefix+id).Value(rueidis.BinaryString(data)).Px(l.cfg.DecisionTTL).Build()).Error()
 }
 
+// PutDecisions is PutDecision for several decisions in one round trip;
+// it returns how many were stored.
+func (l *LearnStream) PutDecisions(ctx context.Context, ids []string, data [][]byte) (int, error) {
+	cmds := make(rueidis.Commands, len(ids))
+	for i, id := range ids {
+		cmds[i] = l.client.B().Set().Key(l.decPrefix + id).Value(rueidis.BinaryString(data[i])).Px(l.cfg.DecisionTTL).Build()
+	}
+	n := 0
+	var errs []error
+	for _, r := range l.client.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
 // GetDecision reads a decision's features; ok false when absent (never
 // written, or expired).
 func (l *LearnStream) GetDecision(ctx context.Context, id string) (data []byte, ok bool, err error) {
