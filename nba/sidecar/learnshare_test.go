@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func TestLearningSharedAcrossReplicas(t *testing.T) {
 	replicas := []*Sidecar{a, b}
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(100 * time.Microsecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s", what)
 			}
@@ -109,12 +110,14 @@ func TestLearningSharedAcrossReplicas(t *testing.T) {
 	// A mixed feedback stream round-robined over both replicas: each
 	// decision's outcomes go to the other replica.
 	n := 0
+	var lags []time.Duration
 	for i := range 12 {
 		dr, fr := replicas[i%2], replicas[(i+1)%2]
 		id := fmt.Sprintf("%032x", i+1)
 		cust := fmt.Sprintf("c%05d", 100+i)
 		act := decide(dr, id, cust)
 		feedback(fr, id, cust, act, server.OutcomeImpression)
+		start := time.Now()
 		switch i % 4 {
 		case 0:
 			feedback(fr, id, cust, act, server.OutcomeAccept)
@@ -124,8 +127,17 @@ func TestLearningSharedAcrossReplicas(t *testing.T) {
 			feedback(fr, id, cust, act, server.OutcomeConvert)
 		case 3:
 			n++ // left without an outcome
+			continue
 		}
+		// How long until both replicas learned it.
+		published := a.share.published.Load() + b.share.published.Load()
+		waitFor("the observation applied", func() bool {
+			return a.share.applied.Load() == published && b.share.applied.Load() == published
+		})
+		lags = append(lags, time.Since(start))
 	}
+	slices.Sort(lags)
+	t.Logf("feedback sent (state write, pending take, stream append) to learned on both replicas: median %v, max %v (%d outcomes)", lags[len(lags)/2], lags[len(lags)-1], len(lags))
 	// Both sweep after the window: each ignored impression once.
 	later := now.Add(2 * time.Hour)
 	a.expirePending(later)
