@@ -210,3 +210,64 @@ func sameModels(t *testing.T, a, b *Sidecar) {
 		t.Errorf("the online models differ (%v, %v)", err1, err2)
 	}
 }
+
+// TestSharedLearningResumesAfterRedisRestart: Redis killed and restarted
+// (appendfsync always): the replicas' stream readers resume by themselves
+// from the last id they applied, and both learn the feedback acknowledged
+// after the restart, once.
+func TestSharedLearningResumesAfterRedisRestart(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendFsync: "always"})
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var replicas []*Sidecar
+	for range 2 {
+		s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(), StateRedis: rs.URL,
+			ResponseWindow: time.Hour, LearnCheckpointEvery: time.Hour, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		replicas = append(replicas, s)
+	}
+	a, b := replicas[0], replicas[1]
+	accept := func(s *Sidecar, cust, event string) error {
+		var resp server.DecideResponse
+		if err := s.Decide(&server.DecideRequest{DecisionID: fmt.Sprintf("%032x", len(event)+len(cust)), CustomerID: cust, Channel: "web", Limit: 1}, &resp); err != nil {
+			return err
+		}
+		if len(resp.Actions) == 0 {
+			t.Fatalf("no web action for %s", cust)
+		}
+		return s.Feedback(&server.Feedback{CustomerID: cust, ActionID: resp.Actions[0].ID, Channel: "web", Outcome: server.OutcomeAccept, TS: now, EventID: event})
+	}
+	applied := func(want uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); a.share.applied.Load() != want || b.share.applied.Load() != want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("applied %d and %d, want %d", a.share.applied.Load(), b.share.applied.Load(), want)
+			}
+		}
+	}
+	if err := accept(a, "c00100", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	applied(1)
+	rs.Kill()
+	for deadline := time.Now().Add(5 * time.Second); a.state.Err() == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Redis killed, not noticed")
+		}
+	}
+	if err := accept(b, "c00101", "e2"); err == nil {
+		t.Fatal("feedback acknowledged with Redis down")
+	}
+	rs.Restart()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := accept(b, "c00102", "e3"); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("feedback still refused after Redis restarted: %v", err)
+		}
+	}
+	applied(2)
+	sameModels(t, a, b)
+}
