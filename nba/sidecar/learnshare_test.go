@@ -243,7 +243,7 @@ func TestSharedLearningResumesAfterRedisRestart(t *testing.T) {
 		t.Helper()
 		for deadline := time.Now().Add(15 * time.Second); a.share.applied.Load() != want || b.share.applied.Load() != want; time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("applied %d and %d, want %d", a.share.applied.Load(), b.share.applied.Load(), want)
+				t.Fatalf("applied %d and %d, want %d; status a %v; b %v", a.share.applied.Load(), b.share.applied.Load(), want, a.share.stats(), b.share.stats())
 			}
 		}
 	}
