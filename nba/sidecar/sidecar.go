@@ -51,7 +51,9 @@ type Config struct {
 	// state/redis; the URL forms rueidis.ParseURL accepts) instead of in
 	// StateDir/state, shared by every process on that Redis. StateDir
 	// then holds only this process's files (decision log, learner file):
-	// give each process its own.
+	// give each process its own. The online learning is then shared too
+	// (learnshare.go): decision features, observations, impressions
+	// awaiting an outcome and the learner checkpoint live in Redis.
 	StateRedis string
 	// StateRedisWaitReplicas makes each state write wait for this many
 	// Redis replicas before it is acknowledged (redisstate.Config.WaitReplicas).
