@@ -100,7 +100,7 @@ func (s *Sidecar) openLearnShare() error {
 	if id, data, ok, err := ls.LoadCheckpoint(ctx); err != nil {
 		ls.Close()
 		return err
-	} else if ok {
+	} else if ok && s.engine.Catalog().Learning() {
 		if _, err := s.engine.RestoreLearner(data); err != nil {
 			s.log.Warn("cannot restore the shared online models; replaying the whole stream", "error", err)
 		} else {
