@@ -100,6 +100,9 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	if len(d.Effects) > 0 {
 		s.persistEffects(req.CustomerID, d.Effects, now)
 	}
+	if s.share != nil {
+		s.share.rememberDecision(req.DecisionID, sc.req.Remember)
+	}
 	if s.declog != nil {
 		s.logDecision(sc, req, d, now)
 	}

@@ -139,6 +139,10 @@ func (s *Sidecar) learnFromFeedback(fb *server.Feedback, actionID string) {
 	if !s.engine.Catalog().Learning() {
 		return
 	}
+	if s.share != nil {
+		s.share.learnFromFeedback(fb, actionID)
+		return
+	}
 	k := pendingKey{customer: fb.CustomerID, action: actionID}
 	switch fb.Outcome {
 	case server.OutcomeImpression:
@@ -199,6 +203,10 @@ func (s *Sidecar) learnLoop(stop <-chan struct{}, done chan<- struct{}) {
 // expirePending learns from the impressions whose response window closed
 // by now as ignored.
 func (s *Sidecar) expirePending(now time.Time) {
+	if s.share != nil {
+		s.share.expirePending(now)
+		return
+	}
 	for _, x := range s.pending.expire(now.Add(-s.cfg.ResponseWindow)) {
 		s.observe(x.key.customer, x.key.action, x.rec, 0, now)
 	}

@@ -52,7 +52,9 @@ type Config struct {
 	// state/redis; the URL forms rueidis.ParseURL accepts) instead of in
 	// StateDir/state, shared by every process on that Redis. StateDir
 	// then holds only this process's files (decision log, learner file):
-	// give each process its own.
+	// give each process its own. The online learning is then shared too
+	// (learnshare.go): decision features, observations, impressions
+	// awaiting an outcome and the learner checkpoint live in Redis.
 	StateRedis string
 	// StateRedisWaitReplicas makes each state write wait for this many
 	// Redis replicas before it is acknowledged (redisstate.Config.WaitReplicas).
@@ -164,6 +166,7 @@ type Sidecar struct {
 	observeErrors    atomic.Uint64
 
 	pending   pending
+	share     *learnShare  // learning shared on Redis; nil without StateRedis
 	memSeed   maphash.Seed // decision ids -> decision memory keys
 	learnStop chan struct{}
 	learnDone chan struct{}
@@ -306,7 +309,14 @@ func Open(cfg Config) (*Sidecar, error) {
 			return nil, fmt.Errorf("cannot open decision log: %w", err)
 		}
 	}
-	s.loadLearner()
+	if cfg.StateRedis != "" {
+		if err := s.openLearnShare(); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("cannot open the learning shared on Redis: %w", err)
+		}
+	} else {
+		s.loadLearner()
+	}
 	go s.applyEffects()
 	go s.learnLoop(s.learnStop, s.learnDone)
 	opened = true
@@ -464,6 +474,9 @@ func (s *Sidecar) Close() error {
 	s.stopEventStream()
 	close(s.learnStop)
 	<-s.learnDone
+	if s.share != nil {
+		s.share.close()
+	}
 	// A decision still in flight after a shutdown deadline may produce
 	// effects now: they are dropped (and counted), never sent on a closed
 	// channel.

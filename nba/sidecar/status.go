@@ -205,6 +205,9 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 		n, evicted, expired := s.pending.stats()
 		st["learning"] = map[string]any{"models": s.engine.LearnerStats(), "pending_impressions": n,
 			"pending_evicted": evicted, "expired_as_ignored": expired, "observe_errors": s.observeErrors.Load()}
+		if s.share != nil {
+			st["learning_redis"] = s.share.stats()
+		}
 	}
 	if es, ok := s.EventStreamStats(); ok {
 		st["event_stream"] = es
