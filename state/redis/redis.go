@@ -404,10 +404,13 @@ func (b *Backend) read(ctx context.Context, customer string, cached bool) (v val
 	}
 	sh := b.shard(customer)
 	tok := b.token(sh)
+	// ToStaticTTL: a miss sends CLIENT CACHING YES and HMGET, without
+	// rueidis's MULTI, PTTL, EXEC wrapper (5 commands), which only caps
+	// the entry by the key's expiry: a customer's key has none.
 	var res rueidis.RedisResult
 	for try := 0; ; try++ {
 		if cached {
-			res = b.client.DoCache(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Cache(), b.cfg.CacheTTL)
+			res = b.client.DoCache(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Cache().ToStaticTTL(), b.cfg.CacheTTL)
 		} else {
 			res = b.client.Do(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Build())
 		}
@@ -499,7 +502,7 @@ func (b *Backend) Prefetch(ctx context.Context, customers []string) error {
 		}
 		ids = append(ids, c)
 		toks = append(toks, b.token(b.shard(c)))
-		cmds = append(cmds, rueidis.CT(b.client.B().Hmget().Key(key(c)).Field("v", "d", "s").Cache(), b.cfg.CacheTTL))
+		cmds = append(cmds, rueidis.CT(b.client.B().Hmget().Key(key(c)).Field("v", "d", "s").Cache().ToStaticTTL(), b.cfg.CacheTTL))
 	}
 	if len(cmds) == 0 {
 		return nil
