@@ -413,9 +413,9 @@ func run(args []string, out io.Writer) error {
 		}
 		for _, t := range order {
 			cpu0 := processCPU()
-			var cmds0 int64
+			var cmds0 map[string]int64
 			if redis != nil {
-				if cmds0, err = redis.commands(); err != nil {
+				if cmds0, err = redis.commandsBy(); err != nil {
 					return err
 				}
 			}
@@ -423,12 +423,13 @@ func run(args []string, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
+			var cmdsBy string
 			if redis != nil && res.requests > 0 {
-				cmds1, err := redis.commands()
+				cmds1, err := redis.commandsBy()
 				if err != nil {
 					return err
 				}
-				res.redisCmds = float64(cmds1-cmds0) / float64(res.requests)
+				res.redisCmds, cmdsBy = perOp(cmds0, cmds1, int(res.requests))
 			}
 			if res.requests > 0 {
 				res.cpu = float64((processCPU() - cpu0).Microseconds()) / float64(res.requests)
@@ -437,7 +438,7 @@ func run(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "round %d %-5s rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f requests=%d errors=%d",
 				r+1, t.name, res.rps, res.p50, res.p99, res.p999, res.cpu, res.requests, res.errors)
 			if redis != nil {
-				fmt.Fprintf(out, " redis_cmds_per_req=%.4f", res.redisCmds)
+				fmt.Fprintf(out, " redis_cmds_per_req=%.4f (%s)", res.redisCmds, cmdsBy)
 			}
 			fmt.Fprintln(out)
 		}

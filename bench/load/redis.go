@@ -104,14 +104,16 @@ func newRedisCounter(url string) (*redisCounter, error) {
 	return &redisCounter{c}, nil
 }
 
-// commands sums the calls of every command on every node but the health
-// check's PING and the INFO this counter sends.
-func (r *redisCounter) commands() (int64, error) {
-	var n int64
+// commandsBy returns the calls per command (INFO commandstats), summed
+// over the nodes, but the health check's PING and the INFO this counter
+// sends. Redis counts the commands a script runs (the write script's
+// HMGET and HSET) as well as the EVALSHA that sent it.
+func (r *redisCounter) commandsBy() (map[string]int64, error) {
+	n := map[string]int64{}
 	for _, node := range r.c.Nodes() {
 		info, err := node.Do(context.Background(), node.B().Info().Section("commandstats").Build()).ToString()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		for line := range strings.Lines(info) {
 			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
@@ -121,9 +123,9 @@ func (r *redisCounter) commands() (int64, error) {
 			calls, _, _ := strings.Cut(rest, ",")
 			v, err := strconv.ParseInt(calls, 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("INFO commandstats: %q", line)
+				return nil, fmt.Errorf("INFO commandstats: %q", line)
 			}
-			n += v
+			n[strings.TrimPrefix(name, "cmdstat_")] += v
 		}
 	}
 	return n, nil
@@ -190,9 +192,9 @@ func measureFeedback(out io.Writer, o options, targets []*target, b server.Backe
 		if t.name == "floor" {
 			continue
 		}
-		var c0 int64
+		var c0 map[string]int64
 		if redis != nil {
-			if c0, err = redis.commands(); err != nil {
+			if c0, err = redis.commandsBy(); err != nil {
 				return err
 			}
 		}
@@ -202,13 +204,29 @@ func measureFeedback(out io.Writer, o options, targets []*target, b server.Backe
 		}
 		fmt.Fprintf(out, "feedback %-5s n=%d p50_us=%.0f p99_us=%.0f", t.name, o.feedbacks, p50, p99)
 		if redis != nil {
-			c1, err := redis.commands()
+			c1, err := redis.commandsBy()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, " redis_cmds_per_feedback=%.3f", float64(c1-c0)/float64(o.feedbacks))
+			total, each := perOp(c0, c1, o.feedbacks)
+			fmt.Fprintf(out, " redis_cmds_per_feedback=%.3f (%s)", total, each)
 		}
 		fmt.Fprintln(out)
 	}
 	return nil
+}
+
+// perOp returns the commands per operation between two commandstats
+// readings, in all and by command.
+func perOp(c0, c1 map[string]int64, ops int) (float64, string) {
+	var total int64
+	var each []string
+	for name, v := range c1 {
+		if d := v - c0[name]; d > 0 {
+			total += d
+			each = append(each, fmt.Sprintf("%s=%.4f", name, float64(d)/float64(ops)))
+		}
+	}
+	slices.Sort(each)
+	return float64(total) / float64(ops), strings.Join(each, " ")
 }
