@@ -22,6 +22,14 @@
 //	    [-order shuffled|sequential] [-decisionlog inputs|decisions|off] [-scorecache=false]
 //	    [-ab scorecache] [-repeat 0.2] [-repeat.window 1000]
 //	    [-driver go|wrk] [-wrk.threads 1]
+//	    [-state.redis URL] [-feedback N]
+//
+// With -state.redis (-ab redis) the two servers are sidecars on the same
+// bundle: A keeps the customer state embedded, B on that Redis server
+// (the visited customers' contacts fed to it as feedback first); each
+// round also prints the Redis commands per request (INFO commandstats).
+// -feedback N then sends N feedbacks one at a time to each and prints
+// their p50/p99 and the Redis commands per feedback.
 //
 // With -driver wrk the load comes from the wrk command in its own process
 // (wrk.go), as a caller's would; with the default, from goroutines of this

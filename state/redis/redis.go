@@ -870,6 +870,7 @@ func (b *Backend) fresh(customer []byte) (*state.Customer, bool) {
 	return e.c, ok && b.isFresh(e)
 }
 
+// freshString is fresh for an id held as a string (Prefetch).
 func (b *Backend) freshString(customer string) (*state.Customer, bool) {
 	s := b.shard(customer)
 	s.mu.Lock()
@@ -878,6 +879,8 @@ func (b *Backend) freshString(customer string) (*state.Customer, bool) {
 	return e.c, ok && b.isFresh(e)
 }
 
+// isFresh reports whether e's fresh mark still holds: set, not expired, and
+// no flush since it was set.
 func (b *Backend) isFresh(e entry) bool {
 	return e.fresh != 0 && e.gen == b.flushes.Load() && time.Now().UnixNano() < e.fresh
 }
