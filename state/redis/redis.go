@@ -924,20 +924,27 @@ func (b *Backend) invalidate(keys []rueidis.RedisMessage) {
 		return
 	}
 	for i := range keys {
-		k, err := keys[i].ToString()
-		if err != nil || !strings.HasPrefix(k, "{c:") || !strings.HasSuffix(k, "}") {
-			continue
+		if k, err := keys[i].ToString(); err == nil {
+			b.invalidateKey(k)
 		}
-		id := k[3 : len(k)-1]
-		s := b.shard(id)
-		s.mu.Lock()
-		s.invals.Add(1)
-		if e, ok := s.m[id]; ok && e.fresh != 0 {
-			e.fresh = 0
-			s.m[id] = e
-		}
-		s.mu.Unlock()
 	}
+}
+
+// invalidateKey drops the fresh mark of the customer whose key k is; other
+// keys are not the backend's reads.
+func (b *Backend) invalidateKey(k string) {
+	if !strings.HasPrefix(k, "{c:") || !strings.HasSuffix(k, "}") {
+		return
+	}
+	id := k[3 : len(k)-1]
+	s := b.shard(id)
+	s.mu.Lock()
+	s.invals.Add(1)
+	if e, ok := s.m[id]; ok && e.fresh != 0 {
+		e.fresh = 0
+		s.m[id] = e
+	}
+	s.mu.Unlock()
 }
 
 // evictOne drops an arbitrary entry when the shard holds max (bounded,
