@@ -22,6 +22,14 @@
 //	    [-order shuffled|sequential] [-decisionlog inputs|decisions|off] [-scorecache=false]
 //	    [-ab scorecache] [-repeat 0.2] [-repeat.window 1000]
 //	    [-driver go|wrk] [-wrk.threads 1]
+//	    [-state.redis URL] [-feedback N]
+//
+// With -state.redis (-ab redis) the two servers are sidecars on the same
+// bundle: A keeps the customer state embedded, B on that Redis server
+// (the visited customers' contacts fed to it as feedback first); each
+// round also prints the Redis commands per request (INFO commandstats).
+// -feedback N then sends N feedbacks one at a time to each and prints
+// their p50/p99 and the Redis commands per feedback.
 //
 // With -driver wrk the load comes from the wrk command in its own process
 // (wrk.go), as a caller's would; with the default, from goroutines of this
@@ -78,7 +86,10 @@ func main() {
 // from, and a function releasing it. It is the one place the bundle-backed
 // backend gets plugged in; until then it returns the in-memory fake, which
 // makes this a benchmark of the HTTP layer alone.
-func newSidecarBackend(bundleDir string, log logMode, codec declog.Codec, scoreCache bool) (server.Backend, func(), error) {
+//
+// With redisURL, the customer state is on that Redis server, and the
+// contacts of the customers keep accepts are fed to it (feedContacts).
+func newSidecarBackend(bundleDir string, log logMode, codec declog.Codec, scoreCache bool, redisURL string, keep func(string) bool) (server.Backend, func(), error) {
 	if bundleDir == "" {
 		return &servertest.Backend{}, func() {}, nil
 	}
@@ -88,10 +99,22 @@ func newSidecarBackend(bundleDir string, log logMode, codec declog.Codec, scoreC
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sc, err := sidecar.Open(sidecar.Config{Bundle: os.DirFS(bundleDir), BundleName: bundleDir, StateDir: stateDir,
-		DecisionLog: log != logOff, DecisionLogNoInputs: log == logDecisions, DecisionLogCodec: codec, ScoreCacheBytes: cacheBytes(scoreCache), Logger: logger})
+		DecisionLog: log != logOff, DecisionLogNoInputs: log == logDecisions, DecisionLogCodec: codec, ScoreCacheBytes: cacheBytes(scoreCache), Logger: logger,
+		StateRedis: redisURL, StateRedisAllowVolatile: true})
 	if err != nil {
 		os.RemoveAll(stateDir)
 		return nil, nil, err
+	}
+	if redisURL != "" {
+		start := time.Now()
+		n, err := feedContacts(sc, bundleDir, keep)
+		if err != nil {
+			sc.Close()
+			os.RemoveAll(stateDir)
+			return nil, nil, err
+		}
+		fmt.Fprintf(os.Stderr, "fed %d contacts to Redis in %v\n", n, time.Since(start).Round(time.Millisecond))
+		return sc, func() { sc.Close(); os.RemoveAll(stateDir) }, nil
 	}
 	// Contact history of the generated bundle, when it has one, so caps
 	// and suppressions have counts to read.
@@ -156,6 +179,8 @@ type options struct {
 	codec        string
 	driver       string
 	wrkThreads   int
+	stateRedis   string
+	feedbacks    int
 }
 
 func run(args []string, out io.Writer) error {
@@ -172,7 +197,9 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.placement, "placement", "", "placement of every decide request (empty: any)")
 	fs.StringVar(&o.order, "order", "shuffled", "order the requests visit the customers in: shuffled (a fixed random permutation, like real traffic) or sequential (customer 0, 1, 2, ...: neighbouring rows, kind to the caches)")
 	fs.BoolVar(&o.scoreCache, "scorecache", false, "give the sidecar a score cache of 64 MiB (off by default, as in nba serve)")
-	fs.StringVar(&o.ab, "ab", "", "compare two sidecars instead of the floor and the sidecar: scorecache (A without the score cache, B with it; needs -bundle)")
+	fs.StringVar(&o.ab, "ab", "", "compare two sidecars instead of the floor and the sidecar: scorecache (A without the score cache, B with it; needs -bundle), redis (A with the embedded state, B with -state.redis; the default with -state.redis)")
+	fs.StringVar(&o.stateRedis, "state.redis", "", "Redis `URL` for the customer state of sidecar B (-ab redis); its contact history is fed to it as feedback; prints Redis commands per decision")
+	fs.IntVar(&o.feedbacks, "feedback", 0, "after the rounds, send this many feedbacks one at a time to each sidecar and print their p50/p99 (and Redis commands per feedback)")
 	fs.Float64Var(&o.repeat, "repeat", 0, "share of requests for a customer seen in the last -repeat.window requests (a visitor coming back within a session); the rest go to customers not seen yet")
 	fs.IntVar(&o.repeatWindow, "repeat.window", 1000, "requests back a repeat visit may reach, with -repeat")
 	fs.StringVar(&o.codec, "decisionlog.codec", "zstd", "compression of the sidecar's decision log: zstd or snappy")
@@ -204,8 +231,16 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("-driver is %q, want go or wrk", o.driver)
 	case o.wrkThreads < 1 || o.wrkThreads > 64:
 		return fmt.Errorf("-wrk.threads is %d, want 1 to 64", o.wrkThreads)
-	case o.ab != "" && (o.ab != "scorecache" || o.bundle == ""):
-		return fmt.Errorf("-ab is %q, want scorecache (with -bundle)", o.ab)
+	case o.ab == "" && o.stateRedis != "":
+		o.ab = "redis"
+	}
+	switch {
+	case o.ab != "" && (o.ab != "scorecache" && o.ab != "redis" || o.bundle == ""):
+		return fmt.Errorf("-ab is %q, want scorecache or redis (with -bundle)", o.ab)
+	case (o.ab == "redis") != (o.stateRedis != ""):
+		return errors.New("-ab redis and -state.redis go together")
+	case o.feedbacks < 0 || o.feedbacks > 1_000_000:
+		return fmt.Errorf("-feedback is %d, want 0 to 1000000", o.feedbacks)
 	case o.repeat < 0 || o.repeat >= 1 || o.repeatWindow < 1:
 		return fmt.Errorf("-repeat is %v, want [0, 1), and -repeat.window at least 1", o.repeat)
 	case o.repeat > 0 && o.driver != "go":
@@ -245,7 +280,12 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	backend, release, err := newSidecarBackend(o.bundle, mode, codec, o.scoreCache)
+	visited := map[string]bool{}
+	for i := range o.customers {
+		visited[fmt.Sprintf(o.prefix, i)] = true
+	}
+	keep := func(id string) bool { return visited[id] }
+	backend, release, err := newSidecarBackend(o.bundle, mode, codec, o.scoreCache, o.stateRedis, keep)
 	if err != nil {
 		return err
 	}
@@ -309,9 +349,12 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	floorName := "floor"
-	if o.ab == "scorecache" {
-		// A: the same sidecar without the score cache, in the floor's place.
-		backendA, releaseA, err := newSidecarBackend(o.bundle, mode, codec, false)
+	var backendA server.Backend
+	if o.ab != "" {
+		// A: the same sidecar without the score cache, or with the
+		// embedded state, in the floor's place.
+		var releaseA func()
+		backendA, releaseA, err = newSidecarBackend(o.bundle, mode, codec, o.scoreCache && o.ab != "scorecache", "", keep)
 		if err != nil {
 			return err
 		}
@@ -364,6 +407,13 @@ func run(args []string, out io.Writer) error {
 			}
 		}()
 	}
+	var redis *redisCounter
+	if o.stateRedis != "" {
+		if redis, err = newRedisCounter(o.stateRedis); err != nil {
+			return err
+		}
+		defer redis.close()
+	}
 	for r := 0; r < o.rounds; r++ {
 		order := []*target{targets[0], targets[1]}
 		if r%2 == 1 {
@@ -371,16 +421,39 @@ func run(args []string, out io.Writer) error {
 		}
 		for _, t := range order {
 			cpu0 := processCPU()
+			var cmds0 map[string]int64
+			if redis != nil {
+				if cmds0, err = redis.commandsBy(); err != nil {
+					return err
+				}
+			}
 			res, err := driveOne(t.addr, o.duration)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
+			}
+			var cmdsBy string
+			if redis != nil && res.requests > 0 {
+				cmds1, err := redis.commandsBy()
+				if err != nil {
+					return err
+				}
+				res.redisCmds, cmdsBy = perOp(cmds0, cmds1, int(res.requests))
 			}
 			if res.requests > 0 {
 				res.cpu = float64((processCPU() - cpu0).Microseconds()) / float64(res.requests)
 			}
 			t.results = append(t.results, res)
-			fmt.Fprintf(out, "round %d %-5s rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f requests=%d errors=%d\n",
+			fmt.Fprintf(out, "round %d %-5s rps=%.0f p50_us=%.1f p99_us=%.1f p99.9_us=%.1f cpu_us_per_req=%.1f requests=%d errors=%d",
 				r+1, t.name, res.rps, res.p50, res.p99, res.p999, res.cpu, res.requests, res.errors)
+			if redis != nil {
+				fmt.Fprintf(out, " redis_cmds_per_req=%.4f (%s)", res.redisCmds, cmdsBy)
+			}
+			fmt.Fprintln(out)
+		}
+	}
+	if o.feedbacks > 0 {
+		if err := measureFeedback(out, o, targets, backend, redis); err != nil {
+			return err
 		}
 	}
 	printCacheMetrics(out, targets[1].addr)
@@ -513,6 +586,7 @@ type result struct {
 	// request costs the server.
 	cpu              float64
 	requests, errors uint64
+	redisCmds        float64 // Redis commands per request (-state.redis), from INFO commandstats
 }
 
 // processCPU returns the CPU time this process has used, user and system.

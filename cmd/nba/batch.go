@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -298,7 +299,12 @@ Flags:
 					return
 				}
 				var buf []byte
-				for _, id := range ids[c*chunk : min((c+1)*chunk, len(ids))] {
+				part := ids[c*chunk : min((c+1)*chunk, len(ids))]
+				// With the state on Redis, the chunk's customers are read
+				// in one pipelined round trip instead of one each; a
+				// customer the prefetch missed is read by its decision.
+				_ = s.Prefetch(context.Background(), part)
+				for _, id := range part {
 					req := server.DecideRequest{DecisionID: decisionIDs.Next(), CustomerID: id, Channel: *channel, Limit: *limit, DryRun: !*record}
 					server.ResetResponse(&resp)
 					start := time.Now()

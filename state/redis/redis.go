@@ -11,7 +11,17 @@
 // tracking: Redis invalidates the entry when any client writes the key), so
 // a repeat visitor costs no network call and a miss costs one round trip.
 // Decoded customers are kept by (customer, version), bounded by
-// Config.MaxCustomers, so a hit does not decode again.
+// Config.MaxCustomers, so a hit does not decode again. A decoded value
+// read through the client-side cache is also marked fresh until Redis
+// invalidates its key (ClientOption.OnInvalidations), the connection
+// closes (every mark is dropped, as rueidis drops its cache) or
+// Config.CacheTTL passes: a Load of a fresh customer is answered from the
+// decoded value by the id's bytes, without a rueidis call, a context or a
+// key string, and does not allocate. An invalidation that arrives while a
+// read is in flight keeps the value read from being marked (checked under
+// the shard's lock), so a mark never outlives the invalidation of what it
+// holds. Prefetch reads many customers in one pipelined round trip (the
+// batch run's chunks).
 //
 // Writes: a write builds its records with the model, applies them in Go to
 // the loaded value (state.Model.Apply: idempotency, computed and conditional
@@ -152,6 +162,13 @@ type Backend struct {
 	contacts, events, journeys, dups, conflicts, unavailable    atomic.Uint64
 	histEvicted, keysEvicted, journEvicted, idsEvicted, dropped atomic.Uint64
 	retries, cacheHits, cacheMisses, stale                      atomic.Uint64
+
+	// tracked: the client-side cache is on (not client_cache=0), so
+	// Redis sends invalidations and a value read can be marked fresh.
+	tracked bool
+	// flushes counts the client-side cache flushes (a connection closed, a
+	// FLUSHALL): a fresh mark holds only while it is unchanged.
+	flushes atomic.Uint64
 }
 
 var _ state.Backend = (*Backend)(nil)
@@ -191,15 +208,18 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	opt.Dialer = net.Dialer{Timeout: cfg.ConnTimeout, KeepAlive: cfg.ConnTimeout}
 	opt.DisableRetry = true
 	opt.CacheSizeEachConn = cfg.CacheBytes
+	b := &Backend{cfg: cfg, m: m, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
+	b.digest = digest(cfg.State)
+	b.tracked = !opt.DisableCache
+	for i := range b.shards {
+		b.shards[i].m = map[string]entry{}
+	}
+	opt.OnInvalidations = b.invalidate
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open redis state %s: %w", redact(cfg.URL), err)
 	}
-	b := &Backend{cfg: cfg, m: m, client: client, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
-	b.digest = digest(cfg.State)
-	for i := range b.shards {
-		b.shards[i].m = map[string]entry{}
-	}
+	b.client = client
 	volatile, dur, err := b.persistence(ctx)
 	if err != nil {
 		client.Close()
@@ -327,6 +347,7 @@ func key(customer string) string { return "{c:" + customer + "}" }
 type value struct {
 	ver uint64
 	c   *state.Customer
+	own bool // this process's newer write, preferred to the older value read
 }
 
 // ownWriteLag is how long a value this process wrote is preferred to an
@@ -344,7 +365,7 @@ func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict boo
 	own := have && !strict && e.own != 0 && time.Since(time.Unix(0, e.own)) < ownWriteLag
 	if len(msgs) != 3 || msgs[0].IsNil() {
 		if own {
-			return value{ver: e.ver, c: e.c}, nil
+			return value{ver: e.ver, c: e.c, own: true}, nil
 		}
 		return value{}, nil
 	}
@@ -357,7 +378,7 @@ func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict boo
 		return value{}, fmt.Errorf("customer %q: bad version %q", customer, vs)
 	}
 	if have && (e.ver == ver || own && e.ver > ver) {
-		return value{ver: e.ver, c: e.c}, nil
+		return value{ver: e.ver, c: e.c, own: e.ver != ver}, nil
 	}
 	d, _ := msgs[1].ToString()
 	if d != b.digest {
@@ -381,10 +402,15 @@ func (b *Backend) read(ctx context.Context, customer string, cached bool) (v val
 	if b.closed.Load() {
 		return value{}, false, b.Err()
 	}
+	sh := b.shard(customer)
+	tok := b.token(sh)
+	// ToStaticTTL: a miss sends CLIENT CACHING YES and HMGET, without
+	// rueidis's MULTI, PTTL, EXEC wrapper (5 commands), which only caps
+	// the entry by the key's expiry: a customer's key has none.
 	var res rueidis.RedisResult
 	for try := 0; ; try++ {
 		if cached {
-			res = b.client.DoCache(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Cache(), b.cfg.CacheTTL)
+			res = b.client.DoCache(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Cache().ToStaticTTL(), b.cfg.CacheTTL)
 		} else {
 			res = b.client.Do(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Build())
 		}
@@ -401,6 +427,9 @@ func (b *Backend) read(ctx context.Context, customer string, cached bool) (v val
 	if err != nil {
 		return value{}, false, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state: %w", err)}
 	}
+	if cached && !v.own {
+		b.markFresh(sh, tok, customer, v, res.CachePTTL())
+	}
 	return v, res.IsCacheHit(), nil
 }
 
@@ -414,6 +443,11 @@ func (b *Backend) kind(err error, format string, args ...any) error {
 // and returns found true with the ErrUnavailable error: the caller marks
 // its answer stale.
 func (b *Backend) Load(ctx context.Context, customer []byte, v *state.View) (bool, error) {
+	if c, ok := b.fresh(customer); ok {
+		b.cacheHits.Add(1)
+		b.m.View(c, b.asOf.Load(), v)
+		return c != nil, nil
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, b.cfg.ReadTimeout)
@@ -437,6 +471,67 @@ func (b *Backend) Load(ctx context.Context, customer []byte, v *state.View) (boo
 	}
 	b.m.View(val.c, b.asOf.Load(), v)
 	return val.c != nil, nil
+}
+
+// Prefetch reads the customers not marked fresh through the client-side
+// cache in one pipelined round trip per Redis node, so that their Loads
+// that follow answer locally: a batch of cold customers costs about one
+// round trip instead of one each. Without a deadline in ctx it is bounded
+// by Config.WriteTimeout (a bulk read). It returns the first error; the
+// customers it concerns are read again by their Load.
+func (b *Backend) Prefetch(ctx context.Context, customers []string) error {
+	if b.closed.Load() {
+		return b.Err()
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.cfg.WriteTimeout)
+		defer cancel()
+	}
+	ids := make([]string, 0, len(customers))
+	toks := make([]readToken, 0, len(customers))
+	cmds := make([]rueidis.CacheableTTL, 0, len(customers))
+	seen := make(map[string]bool, len(customers))
+	for _, c := range customers {
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		if _, ok := b.freshString(c); ok {
+			continue
+		}
+		ids = append(ids, c)
+		toks = append(toks, b.token(b.shard(c)))
+		cmds = append(cmds, rueidis.CT(b.client.B().Hmget().Key(key(c)).Field("v", "d", "s").Cache().ToStaticTTL(), b.cfg.CacheTTL))
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	var first error
+	for i, res := range b.client.DoMultiCache(ctx, cmds...) {
+		msgs, err := res.ToArray()
+		b.observe(err)
+		if err != nil {
+			if first == nil {
+				first = b.kind(err, "cannot read customer %q", ids[i])
+			}
+			continue
+		}
+		if !res.IsCacheHit() {
+			b.cacheMisses.Add(1)
+		}
+		v, err := b.parse(ids[i], msgs, false)
+		if err != nil {
+			if first == nil {
+				first = &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state: %w", err)}
+			}
+			continue
+		}
+		if !v.own {
+			b.markFresh(b.shard(ids[i]), toks[i], ids[i], v, res.CachePTTL())
+		}
+	}
+	return first
 }
 
 // View is Load without a context; an outage reads as the last value held.
@@ -721,7 +816,7 @@ func (b *Backend) Stats() state.Stats {
 // Counters are the backend's own counters.
 type Counters struct {
 	CacheHits   uint64 `json:"cache_hits"`   // loads answered by the client-side cache
-	CacheMisses uint64 `json:"cache_misses"` // loads that took a round trip
+	CacheMisses uint64 `json:"cache_misses"` // loads (and prefetched customers) that took a round trip
 	Retries     uint64 `json:"retries"`      // compare-and-set attempts lost to a concurrent write
 	Stale       uint64 `json:"stale"`        // loads that failed (answered from the last value held, if any)
 }
@@ -739,11 +834,129 @@ type entry struct {
 	ver uint64
 	c   *state.Customer
 	own int64 // when this process wrote it (unix ns); 0: read
+	// fresh is when the fresh mark ends (unix ns; 0: not fresh): until
+	// then, and while flushes is still gen, c is what the client-side
+	// cache holds for the customer and Load answers it without a call.
+	fresh int64
+	gen   uint64
 }
 
 type shard struct {
 	mu sync.Mutex
 	m  map[string]entry
+	// invals counts the invalidations of the shard's customers (written
+	// under mu): a read marks its value fresh only if none came since it
+	// was sent.
+	invals atomic.Uint64
+}
+
+// readToken is the invalidation state seen before a read was sent.
+type readToken struct{ flushes, invals uint64 }
+
+func (b *Backend) token(s *shard) readToken {
+	return readToken{b.flushes.Load(), s.invals.Load()}
+}
+
+// fresh returns the customer's decoded value when it is marked fresh. It
+// does not allocate (the map is looked up by the id's bytes).
+func (b *Backend) fresh(customer []byte) (*state.Customer, bool) {
+	if b.closed.Load() {
+		return nil, false
+	}
+	s := &b.shards[maphash.Bytes(b.seed, customer)%numShards]
+	s.mu.Lock()
+	e, ok := s.m[string(customer)]
+	s.mu.Unlock()
+	return e.c, ok && b.isFresh(e)
+}
+
+// freshString is fresh for an id held as a string (Prefetch).
+func (b *Backend) freshString(customer string) (*state.Customer, bool) {
+	s := b.shard(customer)
+	s.mu.Lock()
+	e, ok := s.m[customer]
+	s.mu.Unlock()
+	return e.c, ok && b.isFresh(e)
+}
+
+// isFresh reports whether e's fresh mark still holds: set, not expired, and
+// no flush since it was set.
+func (b *Backend) isFresh(e entry) bool {
+	return e.fresh != 0 && e.gen == b.flushes.Load() && time.Now().UnixNano() < e.fresh
+}
+
+// markFresh keeps v, read through the client-side cache with tok taken
+// before the read was sent, as the customer's fresh value for the cache
+// entry's remaining time (pttl ms, -1 or 0: Config.CacheTTL), unless an
+// invalidation of the shard or a flush came in between: the value may
+// then be older than what Redis holds, and the next Load reads again.
+func (b *Backend) markFresh(s *shard, tok readToken, customer string, v value, pttl int64) {
+	if !b.tracked {
+		return
+	}
+	ttl := b.cfg.CacheTTL
+	if pttl > 0 {
+		ttl = min(ttl, time.Duration(pttl)*time.Millisecond)
+	}
+	until := time.Now().Add(ttl).UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.flushes.Load() != tok.flushes || s.invals.Load() != tok.invals {
+		return
+	}
+	e, ok := s.m[customer]
+	if ok && e.ver > v.ver {
+		return
+	}
+	if !ok {
+		s.evictOne(max(1, b.cfg.MaxCustomers/numShards))
+	}
+	s.m[customer] = entry{ver: v.ver, c: v.c, fresh: until, gen: tok.flushes}
+}
+
+// invalidate is the client's invalidation callback (on a connection's
+// reader goroutine): it drops the fresh marks of the invalidated
+// customers, or all of them (keys nil: a connection closed or a FLUSHALL).
+// The decoded values stay, for the decode cache and the last-good copy.
+func (b *Backend) invalidate(keys []rueidis.RedisMessage) {
+	if keys == nil {
+		b.flushes.Add(1)
+		return
+	}
+	for i := range keys {
+		if k, err := keys[i].ToString(); err == nil {
+			b.invalidateKey(k)
+		}
+	}
+}
+
+// invalidateKey drops the fresh mark of the customer whose key k is; other
+// keys are not the backend's reads.
+func (b *Backend) invalidateKey(k string) {
+	if !strings.HasPrefix(k, "{c:") || !strings.HasSuffix(k, "}") {
+		return
+	}
+	id := k[3 : len(k)-1]
+	s := b.shard(id)
+	s.mu.Lock()
+	s.invals.Add(1)
+	if e, ok := s.m[id]; ok && e.fresh != 0 {
+		e.fresh = 0
+		s.m[id] = e
+	}
+	s.mu.Unlock()
+}
+
+// evictOne drops an arbitrary entry when the shard holds max (bounded,
+// not LRU: a dropped one is read again on its next Load). Call with mu held.
+func (s *shard) evictOne(max int) {
+	if len(s.m) < max {
+		return
+	}
+	for k := range s.m {
+		delete(s.m, k)
+		return
+	}
 }
 
 func (b *Backend) shard(customer string) *shard {
@@ -767,11 +980,8 @@ func (b *Backend) remember(customer string, ver uint64, c *state.Customer, own i
 	defer s.mu.Unlock()
 	if e, ok := s.m[customer]; ok && e.ver >= ver && e.own == 0 {
 		return
-	} else if !ok && len(s.m) >= max {
-		for k := range s.m {
-			delete(s.m, k)
-			break
-		}
+	} else if !ok {
+		s.evictOne(max)
 	}
 	s.m[customer] = entry{ver: ver, c: c, own: own}
 }
