@@ -786,7 +786,7 @@ func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldTy
 	}
 	st := &s.stripes[s.stripeOf(id)]
 	if _, dup := st.m[id]; dup {
-		d.fail("customer %q appears twice", id)
+		d.fail("a customer appears twice (%d bytes of id)", len(id))
 		return
 	}
 	cs.id = s.intern.get(id, &s.st.internFull)

@@ -375,14 +375,14 @@ func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict boo
 	}
 	ver, err := strconv.ParseUint(vs, 10, 64)
 	if err != nil {
-		return value{}, fmt.Errorf("customer %q: bad version %q", customer, vs)
+		return value{}, fmt.Errorf("bad version %q", vs)
 	}
 	if have && (e.ver == ver || own && e.ver > ver) {
 		return value{ver: e.ver, c: e.c, own: e.ver != ver}, nil
 	}
 	d, _ := msgs[1].ToString()
 	if d != b.digest {
-		return value{}, fmt.Errorf("customer %q was written with other mappings (digest %.12s, ours %.12s)", customer, d, b.digest)
+		return value{}, fmt.Errorf("the customer was written with other mappings (digest %.12s, ours %.12s)", d, b.digest)
 	}
 	s, err := msgs[2].ToString()
 	if err != nil {
@@ -390,7 +390,7 @@ func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict boo
 	}
 	c, err := b.m.DecodeCustomer([]byte(s))
 	if err != nil {
-		return value{}, fmt.Errorf("customer %q: %w", customer, err)
+		return value{}, fmt.Errorf("cannot decode the customer: %w", err)
 	}
 	b.remember(customer, ver, c, 0)
 	return value{ver: ver, c: c}, nil
@@ -421,7 +421,7 @@ func (b *Backend) read(ctx context.Context, customer string, cached bool) (v val
 	msgs, err := res.ToArray()
 	b.observe(err)
 	if err != nil {
-		return value{}, false, b.kind(err, "cannot read customer %q", customer)
+		return value{}, false, b.kind(err, "cannot read customer state")
 	}
 	v, err = b.parse(customer, msgs, !cached)
 	if err != nil {
@@ -513,7 +513,7 @@ func (b *Backend) Prefetch(ctx context.Context, customers []string) error {
 		b.observe(err)
 		if err != nil {
 			if first == nil {
-				first = b.kind(err, "cannot read customer %q", ids[i])
+				first = b.kind(err, "cannot read customer state")
 			}
 			continue
 		}
@@ -615,7 +615,7 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 		cur, verified = other, true
 	}
 	b.conflicts.Add(1)
-	return 0, &state.Error{Kind: state.ErrConflict, Err: fmt.Errorf("cannot write customer %q: %d concurrent changes won", customer, b.cfg.MaxRetries)}
+	return 0, &state.Error{Kind: state.ErrConflict, Err: fmt.Errorf("cannot write customer state: %d concurrent changes won", b.cfg.MaxRetries)}
 }
 
 // cas runs the compare-and-set script (and WAIT on the same connection
@@ -653,7 +653,7 @@ func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []by
 	}
 	b.observe(err)
 	if err != nil {
-		return false, value{}, b.kind(err, "cannot write customer %q", customer)
+		return false, value{}, b.kind(err, "cannot write customer state")
 	}
 	if n, err := res.AsInt64(); err == nil && n == 1 {
 		return true, value{}, nil

@@ -206,6 +206,13 @@ func TestRedisKilled(t *testing.T) {
 	if found, err := b.Load(context.Background(), []byte("never-read"), &v); found || !errors.Is(err, state.ErrUnavailable) {
 		t.Errorf("Load of a customer never read: found %v err %v", found, err)
 	}
+	// Errors reach the sidecar's log: they must not name the customer.
+	if _, err := b.Load(context.Background(), []byte("cust-secret-17"), &v); err == nil || strings.Contains(err.Error(), "cust-secret-17") {
+		t.Errorf("Load error %v names the customer", err)
+	}
+	if err := b.RecordContact(impression("cust-secret-17", "3", t0)); err == nil || strings.Contains(err.Error(), "cust-secret-17") {
+		t.Errorf("write error %v names the customer", err)
+	}
 	s.Restart()
 	deadline := time.Now().Add(5 * time.Second)
 	for b.Err() != nil {
