@@ -49,6 +49,7 @@ package redisstate
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
@@ -169,25 +170,33 @@ type Backend struct {
 	// flushes counts the client-side cache flushes (a connection closed, a
 	// FLUSHALL): a fresh mark holds only while it is unchanged.
 	flushes atomic.Uint64
+
+	// nonce (random, per process) and writes make each compare-and-set's
+	// nonce (casScript).
+	nonce  string
+	writes atomic.Uint64
 }
 
 var _ state.Backend = (*Backend)(nil)
 
-// casScript stores ARGV[2..4] (version, digest, value) when the stored
-// version is ARGV[1] ("0": no value), answering 1; it also answers 1 when
-// that exact value is already stored (a retry of a write whose answer was
-// lost), so a compare-and-set can be sent again after a network error.
-// Otherwise it answers the stored {version, digest, value} so the writer
-// applies again on it.
-const casScript = `local cur = redis.call('HMGET', KEYS[1], 'v', 'd', 's')
+// casScript stores ARGV[2..4] (version, digest, value) and ARGV[5] (the
+// write's nonce, field w) when the stored version is ARGV[1] ("0": no
+// value), answering 1; it also answers 1 when this very write is already
+// stored (version ARGV[2] with nonce ARGV[5]: a retry of a write whose
+// answer was lost), so a compare-and-set can be sent again after a network
+// error. The nonce, not the value, tells a retry: another process's write
+// from the same version may store identical bytes (two id-less impressions
+// at one time), and both must count. Otherwise it answers the stored
+// {version, digest, value} so the writer applies again on it.
+const casScript = `local cur = redis.call('HMGET', KEYS[1], 'v', 'd', 's', 'w')
 if (cur[1] or '0') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 's', ARGV[4])
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 's', ARGV[4], 'w', ARGV[5])
   return 1
 end
-if cur[1] == ARGV[2] and cur[3] == ARGV[4] then
+if cur[1] == ARGV[2] and cur[4] == ARGV[5] then
   return 1
 end
-return cur`
+return {cur[1], cur[2], cur[3]}`
 
 var casSHA = func() string { h := sha1.Sum([]byte(casScript)); return hex.EncodeToString(h[:]) }()
 
@@ -210,6 +219,11 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	opt.CacheSizeEachConn = cfg.CacheBytes
 	b := &Backend{cfg: cfg, m: m, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
 	b.digest = digest(cfg.State)
+	var nb [12]byte
+	if _, err := rand.Read(nb[:]); err != nil {
+		return nil, fmt.Errorf("cannot open redis state: %w", err)
+	}
+	b.nonce = hex.EncodeToString(nb[:]) + "-"
 	b.tracked = !opt.DisableCache
 	for i := range b.shards {
 		b.shards[i].m = map[string]entry{}
@@ -622,7 +636,7 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 // when configured): ok, or the stored value that won.
 func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []byte) (ok bool, cur value, err error) {
 	k := key(customer)
-	args := []string{strconv.FormatUint(ver, 10), strconv.FormatUint(ver+1, 10), b.digest, rueidis.BinaryString(val)}
+	args := b.casArgs(ver, val)
 	// Commands are recycled once sent: build one per send.
 	evalsha := func() rueidis.Completed {
 		return b.client.B().Evalsha().Sha1(casSHA).Numkeys(1).Key(k).Arg(args...).Build()
@@ -666,6 +680,13 @@ func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []by
 		return false, value{}, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot write customer state: %w", err)}
 	}
 	return false, cur, nil
+}
+
+// casArgs are the script's arguments for one write of val on version ver,
+// with a nonce of its own (sent unchanged when the same write is retried).
+func (b *Backend) casArgs(ver uint64, val []byte) []string {
+	nonce := b.nonce + strconv.FormatUint(b.writes.Add(1), 36)
+	return []string{strconv.FormatUint(ver, 10), strconv.FormatUint(ver+1, 10), b.digest, rueidis.BinaryString(val), nonce}
 }
 
 // casWait sends the script and WAIT in one DoMulti: both go to one
