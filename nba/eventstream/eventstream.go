@@ -497,9 +497,11 @@ func (c *Consumer) decode(e rueidis.XRangeEntry, ev *server.Event) error {
 }
 
 // apply applies one decoded entry, or dead-letters it. It reports false
-// when the entry must stay pending.
+// when the entry must stay pending. A panic in Apply dead-letters the
+// entry (as POST /v1/events answers 500): otherwise it would end the
+// process, and the restarted consumer would read the entry first again.
 func (c *Consumer) apply(e rueidis.XRangeEntry, ev *server.Event) bool {
-	dup, err := c.cfg.Apply(ev)
+	dup, err := c.applySafely(ev)
 	if err == nil {
 		if dup {
 			c.dups.Add(1)
@@ -521,6 +523,16 @@ func (c *Consumer) apply(e rueidis.XRangeEntry, ev *server.Event) bool {
 		return c.deadLetter(e, se.Code+": "+se.Message)
 	}
 	return c.deadLetter(e, "internal: "+err.Error())
+}
+
+// applySafely calls Apply, turning a panic into an error.
+func (c *Consumer) applySafely(ev *server.Event) (dup bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			dup, err = false, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return c.cfg.Apply(ev)
 }
 
 // deadLetter copies an entry to the dead-letter stream with its reason. It

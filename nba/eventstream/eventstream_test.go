@@ -21,7 +21,7 @@ import (
 // TestApplyErrors: what an Apply error does to its entry. A transient one
 // (state unavailable, a conflict, not ready) leaves it pending and retries
 // it until Apply succeeds; any other sends it to the dead-letter stream
-// with the error as its reason, and it is acknowledged.
+// with the error as its reason, and it is acknowledged; so does a panic.
 func TestApplyErrors(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
 	opt, err := rueidis.ParseURL(rs.URL)
@@ -46,6 +46,9 @@ func TestApplyErrors(t *testing.T) {
 		{"invalid", server.Invalidf("bad attr"), "invalid_request: bad attr", 0},
 		{"unknown type", &server.Error{Status: 400, Code: server.CodeUnknownEventType, Message: "typo"}, "unknown_event_type: typo", 0},
 		{"internal", errors.New("bug"), "internal: bug", 0},
+		// A panic in Apply used to end the process; on restart the entry
+		// was read first again: a crash loop on one poison entry.
+		{"panic", nil, "internal: panic: bug", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stream := "{s}:" + strings.ReplaceAll(tc.name, " ", "-")
@@ -54,6 +57,9 @@ func TestApplyErrors(t *testing.T) {
 				Block: 20 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, StatsEvery: 10 * time.Millisecond,
 				Apply: func(ev *server.Event) (bool, error) {
 					n := calls.Add(1)
+					if tc.name == "panic" {
+						panic("bug")
+					}
 					if tc.dead != "" || n <= int64(tc.failed) {
 						return false, tc.err
 					}
