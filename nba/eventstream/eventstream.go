@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -207,6 +208,9 @@ func Start(cfg Config) (*Consumer, error) {
 		cfg.Now = time.Now
 	}
 	opt, err := rueidis.ParseURL(cfg.URL)
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		err = ue.Err // its text quotes the URL, password included
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot consume events: -events.redis.url: %w", err)
 	}

@@ -207,3 +207,15 @@ func TestCluster(t *testing.T) {
 		t.Errorf("dead-letter stream: %d entries (%v); want 1", n, err)
 	}
 }
+
+// TestStartBadURLHidesPassword: an unparsable URL's error (it reaches the
+// start-up log) does not quote the password, as url.Parse's error does.
+func TestStartBadURLHidesPassword(t *testing.T) {
+	for _, u := range []string{"redis://:s3cret@host:6379/%zz", "redis://user:s3cret@ho st:6379/"} {
+		_, err := eventstream.Start(eventstream.Config{URL: u, Stream: "s", Group: "g",
+			Apply: func(*server.Event) (bool, error) { return false, nil }})
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}

@@ -91,7 +91,7 @@ func OpenLearn(cfg LearnConfig) (*LearnStream, error) {
 	if cfg.DecisionTTL <= 0 {
 		return nil, errors.New("cannot open learning stream: no decision TTL")
 	}
-	opt, err := rueidis.ParseURL(cfg.URL)
+	opt, err := parseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open learning stream: %w", err)
 	}

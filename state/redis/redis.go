@@ -209,7 +209,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open redis state: %w", err)
 	}
-	opt, err := rueidis.ParseURL(cfg.URL)
+	opt, err := parseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open redis state: %w", err)
 	}
@@ -1042,6 +1042,16 @@ func isNetErr(err error) bool {
 		return e.IsLoading() || e.IsClusterDown() || e.IsTryAgain() || strings.HasPrefix(e.Error(), "READONLY")
 	}
 	return true
+}
+
+// parseURL is rueidis.ParseURL with an error that does not quote the URL
+// (url.Parse's does, password included, and it reaches the log).
+func parseURL(u string) (rueidis.ClientOption, error) {
+	opt, err := rueidis.ParseURL(u)
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		err = fmt.Errorf("invalid URL: %w", ue.Err)
+	}
+	return opt, err
 }
 
 // redact hides a password in a URL for messages.
