@@ -5,7 +5,9 @@
 // Data model: one customer is one Redis hash, key "{c:<id>}" (the hash tag
 // keeps it on one Cluster shard), with fields v (version, a decimal counter),
 // d (a digest of the mappings and snapshot fields, since values are stored by
-// slot) and s (the customer's value, state.Model.AppendCustomer).
+// slot), s (the customer's value, state.Model.AppendCustomer) and w (the
+// nonce of the write that stored it, so that only that write's retry is
+// taken as applied).
 //
 // Reads: Load reads the hash with rueidis's client-side cache (RESP3
 // tracking: Redis invalidates the entry when any client writes the key), so
