@@ -195,7 +195,9 @@ func TestCluster(t *testing.T) {
 	if err := rc.Do(ctx, rc.B().Xadd().Key("events").Id("*").FieldValue().FieldValue("type", "t").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); c.Stats().Consumed < 11 || c.Stats().Pending != 0; time.Sleep(5 * time.Millisecond) {
+	// Lag and Pending are read every StatsEvery: wait for a reading taken
+	// after the entries were consumed, not one from before.
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().Consumed < 11 || c.Stats().Pending != 0 || c.Stats().Lag != 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not consumed: %+v", c.Stats())
 		}
