@@ -150,6 +150,7 @@ type Consumer struct {
 	log    *slog.Logger
 	stop   chan struct{}
 	done   chan struct{}
+	once   sync.Once // Stop's work, done once however many call it
 
 	consumed, applied, dups, dead, retried, claimed, errs atomic.Uint64
 	lag, pending                                          atomic.Int64
@@ -239,13 +240,11 @@ func Start(cfg Config) (*Consumer, error) {
 // later), then closes the connection. Entries read but not handled stay
 // pending for this consumer's name, or another's XAUTOCLAIM.
 func (c *Consumer) Stop() {
-	select {
-	case <-c.stop:
-	default:
+	c.once.Do(func() {
 		close(c.stop)
-	}
-	<-c.done
-	c.client.Close()
+		<-c.done
+		c.client.Close()
+	})
 }
 
 // Stats returns the counters.

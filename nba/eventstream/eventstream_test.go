@@ -221,3 +221,24 @@ func TestStartBadURLHidesPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestStopTwiceAtOnce: Stop called from two goroutines at the same time
+// (a signal handler and a deferred shutdown) stops once; both calls return
+// after the loop has ended. Before, both could pass the closed-channel
+// check and close it twice (a panic).
+func TestStopTwiceAtOnce(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	for range 20 {
+		c, err := eventstream.Start(eventstream.Config{URL: rs.URL, Stream: "{stop}", Group: "g", Consumer: "c", Block: time.Millisecond,
+			Apply: func(*server.Event) (bool, error) { return false, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(c.Stop)
+		}
+		wg.Wait()
+		c.Stop() // and once more after: a no-op
+	}
+}
