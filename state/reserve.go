@@ -152,12 +152,20 @@ func (cs *custState) reserved(k Kind, key string, now int64) int {
 	return n
 }
 
-// impressions counts the customer's impressions on key of kind k in
-// (now-window, now].
+// impressions counts the customer's impressions on key of kind k from
+// now-window on, including those stamped after now: an impression of
+// another decision can be recorded, stamped a moment later, between the
+// moment a decision is made and the moment its reservation is checked.
 func (cs *custState) impressions(k Kind, key string, window, now int64) int {
 	for i := range cs.aggs {
 		if r := &cs.aggs[i]; r.kind == k && r.outcome == Impression && r.key == key {
-			return r.a.count(time.Duration(window), now)
+			n := r.a.count(time.Duration(window), now)
+			for _, t := range r.a.recent[:min(int(r.a.seen), recentN)] {
+				if t > now { // the newest: in the exact list
+					n++
+				}
+			}
+			return n
 		}
 	}
 	return 0

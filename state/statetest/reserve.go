@@ -33,6 +33,7 @@ func ReserveBehaviours() []Behaviour {
 		}
 	}
 	return []Behaviour{
+		ReserveAfterLaterImpression,
 		{Name: "reservation granted below the cap and refused at it", Run: func(t *testing.T, b state.Backend) {
 			must(t, b.Reserve(reservation("c", "d1", t0, 2)))
 			must(t, b.Reserve(reservation("c", "d2", t0.Add(time.Second), 2)))
@@ -122,3 +123,16 @@ func ReserveBehaviours() []Behaviour {
 		}},
 	}
 }
+
+// ReserveAfterLaterImpression is the regression behaviour of a race the
+// exact-cap test found: a decision made at t, an impression of another
+// decision recorded stamped t+1ms, then the first decision's reservation
+// checked. The impression counts although it is stamped after the
+// reservation's time; it used to be left out of the window (t-1d, t] and
+// both decisions gave the last slot.
+var ReserveAfterLaterImpression = Behaviour{Name: "impression stamped after the reservation's time counts", Run: func(t *testing.T, b state.Backend) {
+	must(t, b.RecordContact(state.Contact{Customer: "c", Action: "x", Channel: "email", Outcome: state.Impression, At: t0.Add(time.Millisecond)}))
+	if err := b.Reserve(reservation("c", "d1", t0, 1)); !errors.Is(err, state.ErrConflict) {
+		t.Errorf("reservation at t with an impression at t+1ms under a limit of 1: err %v, want ErrConflict", err)
+	}
+}}
