@@ -242,3 +242,69 @@ func TestExactCapRace(t *testing.T) {
 		}
 	}
 }
+
+// exactDemo exports the demo bundle with its daily e-mail limit exact.
+func exactDemo(t *testing.T) string {
+	t.Helper()
+	bundle := exportDemo(t)
+	cat := filepath.Join(bundle, "catalog.yaml")
+	data, err := os.ReadFile(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const old = "- {max: 1, window: 1d}"
+	if !strings.Contains(string(data), old) {
+		t.Fatalf("the demo catalog has no %q", old)
+	}
+	writeAtomically(t, cat, []byte(strings.Replace(string(data), old, "- {max: 1, window: 1d, exact: true}", 1)))
+	return bundle
+}
+
+// TestBatchReservesExactCaps: nba batch on an embedded state directory
+// reserves the e-mails it gives under the exact daily limit, so a second
+// run the same day gives none of those customers another; with
+// -reserve=false it reserves nothing.
+func TestBatchReservesExactCaps(t *testing.T) {
+	bundle := exactDemo(t)
+	var ids []string
+	for i := 1; i <= 60; i++ {
+		ids = append(ids, fmt.Sprintf("c%05d", i))
+	}
+	list := filepath.Join(t.TempDir(), "ids.txt")
+	if err := os.WriteFile(list, []byte(strings.Join(ids, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	given := func(dir string, extra ...string) map[string]bool {
+		t.Helper()
+		code, stdout, stderr := runNBA(t, append([]string{"batch", "-bundle", bundle, "-channel", "email", "-customers", list, "-state", dir}, extra...)...)
+		if code != 0 {
+			t.Fatalf("nba batch: exit %d: %s", code, stderr)
+		}
+		out := map[string]bool{}
+		for line := range strings.Lines(stdout) {
+			var d decision
+			if err := json.Unmarshal([]byte(line), &d); err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Actions) > 0 {
+				out[d.CustomerID] = true
+			}
+		}
+		return out
+	}
+	dir := t.TempDir()
+	first := given(dir)
+	if len(first) == 0 {
+		t.Fatal("the first run gave no e-mail")
+	}
+	for c := range given(dir) {
+		if first[c] {
+			t.Errorf("%s given a second e-mail the same day: the first run's reservation did not hold", c)
+		}
+	}
+	free := t.TempDir()
+	given(free, "-reserve=false")
+	if again := given(free); len(again) != len(first) {
+		t.Errorf("after a run with -reserve=false, %d customers given an e-mail, want %d (nothing reserved)", len(again), len(first))
+	}
+}
