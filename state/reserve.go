@@ -21,7 +21,7 @@ import (
 // quotes the decision id (Contact.Decision) turns the reservation into
 // the contact in one step: the slot is counted once, never twice. A
 // reservation that no impression follows stops counting at Expires (read
-// time) and is dropped by the customer's next write.
+// time) and is dropped by the customer's next reservation.
 
 // Reservation reserves one action a decision gives under the exact caps
 // listed. Decision and Action identify it: a reservation repeated while
@@ -253,12 +253,11 @@ func (m *Model) applyReserve(next *custState, r *record) {
 }
 
 // convertReserve drops the reservation an impression quoting its decision
-// turns into a contact (and the expired ones).
+// turns into a contact. Expired ones are left to the next reservation: an
+// impression's time is the caller's (it may lie ahead), a reservation's
+// the deciding server's.
 func convertReserve(next *custState, r *record) {
-	if len(next.res) == 0 {
-		return
-	}
-	res := liveRes(next.res, r.at)
+	res := next.res
 	for i := range res {
 		if res[i].decision == r.decision && res[i].action == r.action {
 			out := make([]reservation, 0, len(res)-1)
@@ -267,7 +266,6 @@ func convertReserve(next *custState, r *record) {
 			return
 		}
 	}
-	next.res = res
 }
 
 // appendReserveBody appends the body of a recReserve record.

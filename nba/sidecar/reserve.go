@@ -39,8 +39,8 @@ type reserveCounters struct {
 // fails closed. Control-group decisions give nothing and reserve nothing.
 func (s *Sidecar) reserve(sc *scratch, req *server.DecideRequest, d *nba.Decision, now time.Time) error {
 	cat := s.engine.Catalog()
-	if !cat.HasExact() || req.CustomerID == "" {
-		return nil
+	if !cat.HasExact() || req.CustomerID == "" || !req.At.IsZero() {
+		return nil // a decision as of another time reserves nothing
 	}
 	ch := cat.ChannelIndex(req.Channel)
 	// Copied: the ids are borrowed from the request and the state may
