@@ -33,7 +33,10 @@ type reserveCounters struct {
 // slot first (ErrConflict), the request is decided again from the state
 // the refusal read, at most maxReserveAttempts times in all; the engine
 // then counts the other decision's reservation and removes the action,
-// explained as an exact cap reserved elsewhere. When no reservation can
+// explained as an exact cap reserved elsewhere. A refused write of
+// several actions is made again one action at a time, best first, and
+// the actions refused are removed (they may contend with each other,
+// which deciding again would not change). When no reservation can
 // be made (the state unavailable, or still conflicting on the last
 // attempt), the exact-capped actions are removed from d: an exact cap
 // fails closed. Control-group decisions give nothing and reserve nothing.
@@ -79,8 +82,15 @@ func (s *Sidecar) reserve(sc *scratch, req *server.DecideRequest, d *nba.Decisio
 		if conflict {
 			s.resv.conflicts.Add(1)
 		}
+		if conflict && len(sc.resv) > 1 {
+			// Actions of one decision can contend for one slot (two
+			// actions under one exact group cap), which deciding again
+			// would not change: reserve them one by one, best first.
+			s.reserveEach(sc, cat, ch, d)
+			return nil
+		}
 		if !conflict || attempt == maxReserveAttempts {
-			s.dropExact(cat, ch, d, conflict)
+			s.dropExact(cat, ch, d, conflict, nil)
 			return nil
 		}
 		if err := s.engine.Decide(&sc.req, d); err != nil {
@@ -89,18 +99,37 @@ func (s *Sidecar) reserve(sc *scratch, req *server.DecideRequest, d *nba.Decisio
 	}
 }
 
+// reserveEach reserves the actions of sc.resv one at a time, in d's
+// order, and removes from d those refused or not written.
+func (s *Sidecar) reserveEach(sc *scratch, cat *nba.Catalog, ch int, d *nba.Decision) {
+	kept := map[string]bool{}
+	conflict := false
+	for _, r := range sc.resv {
+		err := s.state.Reserve(r)
+		switch {
+		case err == nil:
+			s.resv.made.Add(1)
+			kept[r.Action] = true
+		case errors.Is(err, state.ErrConflict):
+			s.resv.conflicts.Add(1)
+			conflict = true
+		}
+	}
+	s.dropExact(cat, ch, d, conflict, kept)
+}
+
 // dropExact removes from d the actions under exact caps, which could not
-// be reserved, and explains why.
-func (s *Sidecar) dropExact(cat *nba.Catalog, ch int, d *nba.Decision, conflict bool) {
+// be reserved (all but those in kept), and explains why.
+func (s *Sidecar) dropExact(cat *nba.Catalog, ch int, d *nba.Decision, conflict bool, kept map[string]bool) {
 	why := "customer state unavailable"
 	if conflict {
 		why = "its slots taken by concurrent decisions"
 	}
-	kept := d.Actions[:0]
+	out := d.Actions[:0]
 	for _, c := range d.Actions {
 		caps := cat.ExactCaps(nil, c.Action, ch)
-		if len(caps) == 0 {
-			kept = append(kept, c)
+		if len(caps) == 0 || kept[c.Action.ID] {
+			out = append(out, c)
 			continue
 		}
 		s.resv.refused.Add(1)
@@ -113,8 +142,8 @@ func (s *Sidecar) dropExact(cat *nba.Catalog, ch int, d *nba.Decision, conflict 
 			}
 		}
 	}
-	clear(d.Actions[len(kept):])
-	d.Actions = kept
+	clear(d.Actions[len(out):])
+	d.Actions = out
 }
 
 // Reserved implements nba.ReservedHistory: the customer's live

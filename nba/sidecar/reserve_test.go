@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"nba/nba"
 	"nba/nba/server"
 	"nba/state"
 )
@@ -139,5 +140,55 @@ func TestExactCapFailsClosed(t *testing.T) {
 			}
 			s.state = rs.Backend
 		})
+	}
+}
+
+// TestActionsOfOneDecisionShareAnExactCap: two sales actions of one
+// decision under an exact group cap of 1 contend for one slot; the write
+// of both is refused, so they are reserved one by one and only the first
+// is given (it used to fail three decisions in a row and give neither).
+func TestActionsOfOneDecisionShareAnExactCap(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	const old = "  - id: sales\n    lever: 1\n"
+	fsys := demoCatalogWith(t, func(c string) string {
+		if !strings.Contains(c, old) {
+			t.Fatalf("the demo catalog has no %q", old)
+		}
+		return strings.Replace(c, old, old+"    caps: [{max: 1, window: 1d, exact: true}]\n", 1)
+	})
+	s := openFS(t, fsys, now)
+	sales := func(r *server.DecideResponse) (n int) { // actions under the sales group's cap
+		cat := s.engine.Catalog()
+		for _, a := range r.Actions {
+			for _, c := range cat.ExactCaps(nil, cat.Action(a.ID), cat.ChannelIndex("web")) {
+				if c.Scope == nba.ScopeGroup && c.Key == "sales" {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	var customer string
+	for i := 1; i <= 300 && customer == ""; i++ {
+		c := fmt.Sprintf("c%05d", i)
+		var resp server.DecideResponse
+		if err := s.Decide(&server.DecideRequest{DecisionID: "probe", CustomerID: c, Channel: "web", Limit: 3, DryRun: true}, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if sales(&resp) >= 2 {
+			customer = c
+		}
+	}
+	if customer == "" {
+		t.Fatal("no demo customer is given two sales actions on the web")
+	}
+	var resp server.DecideResponse
+	if err := s.Decide(&server.DecideRequest{DecisionID: "d1", CustomerID: customer, Channel: "web", Limit: 3}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	var v state.View
+	s.state.View([]byte(customer), &v)
+	if n, r := sales(&resp), v.Reserved(state.KindGroup, "sales", now); n != 1 || r != 1 {
+		t.Errorf("gave %v: %d sales actions, %d reserved under the exact sales cap of 1; want 1 and 1", ids(&resp), n, r)
 	}
 }
