@@ -123,6 +123,7 @@ type limit struct {
 	sup    *suppression
 	desc   string
 	supp   bool // a suppression (sup may be nil: one outcome pauses), else a cap; for explanations
+	exact  bool // an exact cap: live reservations count too (caps.go)
 }
 
 type group struct {
@@ -195,6 +196,7 @@ type Catalog struct {
 	queries  []histQuery
 
 	chanLimits     [][]limit
+	exact          bool // some cap or channel limit is exact (caps.go)
 	maxPerDecision int
 	fallback       int32
 	salt           string
@@ -367,6 +369,7 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 	for q, i := range k.qIdx {
 		c.queries[i] = q
 	}
+	c.indexExact()
 	if len(k.errs.errs) > 0 {
 		return nil, k.placed(name, data)
 	}
@@ -597,13 +600,17 @@ func (k *compiler) limits(path string, in []limitFile, scope Scope, key string) 
 				continue
 			}
 		}
+		if l.Exact && o != Impression {
+			k.errs.add(p+".exact", "an exact cap counts impressions (a decision reserves the impression it gives), not %ss", o)
+			continue
+		}
 		q, err := k.query(histQuery{scope: scope, key: key, outcome: o, window: w})
 		if err != nil {
 			k.errs.add(p+".window", "%v", err)
 			continue
 		}
-		out = append(out, limit{q: int32(q), max: int32(*l.Max),
-			desc: fmt.Sprintf("%s %s: at most %d %ss in %s", scope, key, *l.Max, o, l.Window)})
+		out = append(out, limit{q: int32(q), max: int32(*l.Max), exact: l.Exact,
+			desc: fmt.Sprintf("%s %s: at most %d %ss in %s%s", scope, key, *l.Max, o, l.Window, exactDesc(l.Exact))})
 	}
 	return out
 }

@@ -74,6 +74,9 @@ type limitFile struct {
 	Max     *int   `yaml:"max"`
 	Window  string `yaml:"window"`
 	Outcome string `yaml:"outcome"`
+	// Exact reserves the slot when a decision gives the action, in the
+	// shared state, so that no replica gives it past the cap (caps.go).
+	Exact bool `yaml:"exact"`
 }
 
 type suppressFile struct {

@@ -208,6 +208,9 @@ type PolicyHit struct {
 	Window      time.Duration // the window counted
 	Max         int           // the cap, or the suppression's count
 	Count       int           // the count that hit Max
+	// Reserved is, for an exact cap, how much of Count are reservations
+	// of decisions awaiting their impression (on any replica).
+	Reserved int
 	// Desc is the policy as compiled, e.g. "group sales: at most 2
 	// impressions in 7d".
 	Desc string
@@ -548,12 +551,21 @@ func (s *scratch) num(r numRef) float64 {
 // policyHit describes a policy that held (allocates nothing).
 func (s *scratch) policyHit(c *Catalog, l *limit) PolicyHit {
 	q := &c.queries[l.q]
-	return PolicyHit{Suppression: l.supp, Scope: q.scope, Key: q.key, Outcome: q.outcome, Window: q.window,
+	h := PolicyHit{Suppression: l.supp, Scope: q.scope, Key: q.key, Outcome: q.outcome, Window: q.window,
 		Max: int(l.max), Count: int(s.ec.count(int(l.q))), Desc: l.desc}
+	if l.exact {
+		h.Reserved = int(s.ec.reserved(l.q))
+		h.Count += h.Reserved
+	}
+	return h
 }
 
 func (s *scratch) limitHit(l *limit) bool {
-	if s.ec.count(int(l.q)) < l.max {
+	n := s.ec.count(int(l.q))
+	if l.exact {
+		n += s.ec.reserved(l.q)
+	}
+	if n < l.max {
 		return false
 	}
 	return l.sup == nil || s.paused(l.sup)
@@ -671,6 +683,9 @@ func (e *Engine) DecideContext(ctx context.Context, req *Request, d *Decision) e
 					if req.Explain {
 						hit = s.policyHit(c, l)
 						why, whyCount = l.desc, hit.Count
+						if hit.Reserved > 0 {
+							why = reservedWhy(l.desc, hit.Reserved)
+						}
 					}
 					break
 				}
@@ -793,6 +808,7 @@ func (e *Engine) load(ctx context.Context, s *scratch, c *Catalog, req *Request,
 		}
 	}
 	s.ec.hist = s.cust.History
+	s.ec.resv, _ = s.cust.History.(ReservedHistory)
 	return known
 }
 

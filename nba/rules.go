@@ -49,6 +49,7 @@ type evalCtx struct {
 	tzOff     int64 // customer's offset from UTC, seconds
 
 	hist    CustomerHistory // nil: no contacts
+	resv    ReservedHistory // hist when it holds reservations of exact caps, else nil
 	queries []histQuery
 	counts  []int32 // memo per query; -1 = not yet counted
 }

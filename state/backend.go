@@ -45,6 +45,11 @@ type Backend interface {
 	// applied).
 	RecordContactOnce(c Contact) (dup bool, err error)
 	ApplyEventOnce(e Event) (dup bool, err error)
+	// Reserve makes reservations of exact caps (Reservation) as one
+	// atomic write per customer, checked against the stored state: one
+	// refused because an exact cap is full fails with ErrConflict and,
+	// for its customer, none is made.
+	Reserve(rs ...Reservation) error
 	// Fields lists the overlay fields the mappings define, by slot.
 	Fields() []FieldInfo
 	// MaxWindow is the longest contact-history window counted.

@@ -161,6 +161,11 @@ func (b *casBackend) SetJourney(us ...state.JourneyUpdate) error {
 	return err
 }
 
+func (b *casBackend) Reserve(rs ...state.Reservation) error {
+	_, err := writeAll(b, rs, b.m.ReserveRecord, func(r state.Reservation) string { return r.Customer })
+	return err
+}
+
 func (b *casBackend) Compact(asOf time.Time) error {
 	if t := asOf.UnixNano(); t > b.asOf.Load() {
 		b.asOf.Store(t)

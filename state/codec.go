@@ -87,6 +87,12 @@ type record struct {
 	fromStep   int
 	fromStatus JourneyStatus
 
+	// Reservations (recReserve) and impressions quoting their decision
+	// (recContact3); see reserve.go.
+	decision string
+	expires  int64
+	caps     []capKey
+
 	dup   bool // not encoded: a duplicate that write skips
 	empty bool // not encoded: an event that turned out to change nothing, skipped
 
@@ -97,7 +103,7 @@ type record struct {
 // idKind returns the namespace of r's idempotency key: contact and event
 // ids are separate, so a caller may use one id for both.
 func (r *record) idKind() idKind {
-	if r.typ == recContact || r.typ == recContact2 {
+	if r.typ == recContact || r.typ == recContact2 || r.typ == recContact3 {
 		return idContact
 	}
 	return idEvent
@@ -129,9 +135,14 @@ func appendRecord(b []byte, r *record) []byte {
 	b = binary.AppendVarint(b, r.at)
 	b = appendString(b, r.customer)
 	switch r.typ {
-	case recContact, recContact2:
-		if r.typ == recContact2 {
+	case recReserve:
+		b = appendReserveBody(b, r)
+	case recContact, recContact2, recContact3:
+		if r.typ != recContact {
 			b = appendString(b, r.id)
+		}
+		if r.typ == recContact3 {
+			b = appendString(b, r.decision)
 		}
 		b = appendString(b, r.action)
 		b = appendString(b, r.group)
@@ -265,11 +276,16 @@ func decodeRecord(b []byte, r *record) error {
 	d := dec{b: b}
 	effects, moves := r.effects[:0], r.moves[:0]
 	*r = record{typ: d.byte(), lsn: d.uvarint(), at: d.varint(), customer: d.str()}
-	if r.typ == recContact2 || r.typ == recEvent2 {
+	if r.typ == recContact2 || r.typ == recEvent2 || r.typ == recContact3 {
 		r.id = d.str()
 	}
 	switch r.typ {
-	case recContact, recContact2:
+	case recReserve:
+		decodeReserveBody(&d, r)
+	case recContact, recContact2, recContact3:
+		if r.typ == recContact3 {
+			r.decision = d.str()
+		}
 		r.action, r.group, r.channel = d.str(), d.str(), d.str()
 		r.outcome = Outcome(d.byte())
 		r.num = d.f64()
@@ -360,10 +376,14 @@ func decodeRecord(b []byte, r *record) error {
 //	    | entered varint | step-at varint
 //	| idempotency keys (version 2 on), oldest first: count uvarint,
 //	    per key: kind (1) | id string
+//	| reservations (version 3 on): count uvarint, per reservation: decision,
+//	    action, group, channel strings | at varint | expires varint
+//	    | caps: count uvarint, per cap: kind (1) | key string | window varint | max uvarint
 //
-// Version 1 (before idempotency keys) has no keys and is still read.
+// Versions 1 (before idempotency keys) and 2 (before reservations) are
+// still read.
 const ckptMagic = "NBASTATE"
-const ckptVersion = 2
+const ckptVersion = 3
 
 func (s *Store) writeCheckpoint(w io.Writer) error {
 	b := make([]byte, 0, 64<<10)
@@ -387,7 +407,7 @@ func (s *Store) writeCheckpoint(w io.Writer) error {
 		st.mu.RUnlock()
 		for _, cs := range snaps {
 			b = append(b, 1)
-			b = s.appendCustomer(b, cs)
+			b = appendReservations(s.appendCustomer(b, cs), cs)
 			if len(b) >= 48<<10 {
 				if _, err := w.Write(b); err != nil {
 					return err
@@ -770,6 +790,9 @@ func (m *Model) decodeCustomer(d *rd, version uint64, remap []int, types []Field
 			}
 			cs.ids = append(cs.ids, k)
 		}
+	}
+	if version >= 3 {
+		m.decodeReservations(d, cs)
 	}
 	if d.err != nil {
 		return nil, ""

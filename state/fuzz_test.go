@@ -56,6 +56,9 @@ func FuzzRecord(f *testing.F) {
 			moves: []move{{journey: "j", step: 0, status: JourneyActive}, {journey: "k", step: 3, status: JourneyExited}}},
 		{typ: recEvent2, lsn: 7, at: 11, customer: "c", moves: []move{{journey: "j", status: JourneyCompleted}}},
 		{typ: recForget, lsn: 8, at: 12, customer: "c"},
+		{typ: recReserve, lsn: 9, at: 13, customer: "c", decision: "d", action: "a", group: "g", channel: "email", expires: 99,
+			caps: []capKey{{kind: KindChannel, key: "email", window: 86400e9, max: 1}, {kind: KindGroup, key: "g", window: 3600e9, max: 2}}},
+		{typ: recContact3, lsn: 10, at: 14, customer: "c", id: "fb-2", decision: "d", action: "a", channel: "email", outcome: Impression},
 	} {
 		f.Add(appendRecord(nil, &r))
 	}

@@ -57,7 +57,13 @@ func (m *Model) View(c *Customer, asOf int64, v *View) {
 // of the embedded store's checkpoints, and the value a shared backend
 // keeps per customer. Field values are stored by slot: decode with a model
 // of the same mappings (a backend keeps a digest of them beside the value).
-func (m *Model) AppendCustomer(dst []byte, c *Customer) []byte { return m.appendCustomer(dst, c) }
+func (m *Model) AppendCustomer(dst []byte, c *Customer) []byte {
+	if len(c.res) == 0 {
+		return m.appendCustomer(dst, c) // the format before reservations: older processes read it
+	}
+	dst = append(dst, 0, customerV3)
+	return appendReservations(m.appendCustomer(dst, c), c)
+}
 
 // DecodeCustomer decodes a value AppendCustomer wrote, applying this
 // model's bounds.
@@ -67,9 +73,16 @@ func (m *Model) DecodeCustomer(b []byte) (*Customer, error) {
 	for i, f := range m.m.fields {
 		types[i], remap[i] = f.Type, i
 	}
+	version := uint64(2)
+	if len(b) >= 2 && b[0] == 0 {
+		if b[1] != customerV3 {
+			return nil, fmt.Errorf("cannot decode customer state: unknown version %d", b[1])
+		}
+		version, b = customerV3, b[2:]
+	}
 	d := &rd{r: bufio.NewReader(bytes.NewReader(b))}
 	var res Result
-	c, id := m.decodeCustomer(d, ckptVersion, remap, types, &res)
+	c, id := m.decodeCustomer(d, version, remap, types, &res)
 	if d.err != nil {
 		return nil, fmt.Errorf("cannot decode customer state: %w", d.err)
 	}
@@ -110,7 +123,14 @@ func (m *Model) ContactRecord(c Contact) (Record, error) {
 	if err != nil {
 		return record{}, err
 	}
-	return record{typ: recContact2, customer: c.Customer, id: c.ID, at: c.At.UnixNano(),
+	typ := recContact2
+	if c.Decision != "" && c.Outcome == Impression {
+		if err := m.checkString("decision", c.Decision, false); err != nil {
+			return record{}, err
+		}
+		typ = recContact3
+	}
+	return record{typ: typ, customer: c.Customer, id: c.ID, at: c.At.UnixNano(), decision: c.Decision,
 		action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value}, nil
 }
 
@@ -309,6 +329,11 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 				return old, res, nil
 			}
 		}
+		if r.typ == recReserve {
+			if err := checkReserve(old, r, &res); err != nil || res.Duplicate {
+				return old, res, err
+			}
+		}
 		if r.typ == recJourney && r.cond && !journeyAt(old, r.journey, r.fromStep, r.fromStatus) {
 			res.Conflict = true
 			return old, res, &Error{Kind: ErrConflict, Err: fmt.Errorf("journey %q of customer %q is no longer at step %d (%s)", r.journey, r.customer, r.fromStep, r.fromStatus)}
@@ -322,8 +347,13 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 	}
 	next.lsn = r.lsn
 	switch r.typ {
-	case recContact, recContact2:
+	case recContact, recContact2, recContact3:
 		m.applyContact(&next, r, &res)
+		if r.typ == recContact3 {
+			convertReserve(&next, r)
+		}
+	case recReserve:
+		m.applyReserve(&next, r)
 	case recEvent, recEvent2:
 		if !m.applyEffects(&next, r, asOf, &res) && old == nil && len(r.moves) == 0 && r.id == "" {
 			return old, res, nil // no field of this config changed; keep no state

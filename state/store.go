@@ -255,7 +255,8 @@ type custState struct {
 	histN    int       // visible entries (≤ MaxEventsPerCustomer)
 	histLen  int       // nodes in the chain; rebuilt at 2×MaxEventsPerCustomer
 	journeys []JourneyState
-	ids      []idKey // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
+	ids      []idKey       // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
+	res      []reservation // reservations of exact caps, oldest first (reserve.go)
 }
 
 // idKind is the namespace of an idempotency key.

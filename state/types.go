@@ -106,6 +106,10 @@ type Contact struct {
 	// recorded again (Stats.Duplicates). See Config.MaxIDsPerCustomer for
 	// how many are remembered. Contact and event ids are separate.
 	ID string
+	// Decision, on an impression, is the id of the decision that gave the
+	// action: the impression turns the decision's reservation of the
+	// action (Reservation) into this contact. Empty: none.
+	Decision string
 }
 
 // Event is a customer event that changes profile fields through the

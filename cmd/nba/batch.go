@@ -32,6 +32,7 @@ func init() {
 type bundleFlags struct {
 	bundle, state string
 	redis         redisFlags
+	reserveTTL    time.Duration // batch only; 0: the default
 }
 
 func (f *bundleFlags) register(fset *flag.FlagSet) {
@@ -67,7 +68,7 @@ func (f *bundleFlags) open() (*sidecar.Sidecar, func(), error) {
 		cleanup = func() { os.RemoveAll(dir) }
 	}
 	s, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: dir, Logger: quietLogger(),
-		StateRedis: f.redis.url, StateRedisWaitReplicas: f.redis.waitReplicas, StateRedisAllowVolatile: f.redis.allowVolatile})
+		StateRedis: f.redis.url, StateRedisWaitReplicas: f.redis.waitReplicas, StateRedisAllowVolatile: f.redis.allowVolatile, ReserveTTL: f.reserveTTL})
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -203,7 +204,10 @@ POST /v1/decide answers it (decision_id, customer_id, channel, actions,
 control, versions, took_us). Output ending in
 .zst is zstd-compressed. On a terminal, progress goes to stderr. Decisions
 are dry runs unless -record is given with -state, in which case journey
-steps given are recorded there.
+steps given are recorded there. With -state or -state.redis, actions given
+under exact caps are reserved (the run's e-mails are sent): a slot another
+process reserved or filled is not given, and an impression quoting the
+decision_id turns the reservation into the contact.
 
 Examples:
   nba batch -channel email -out decisions.jsonl.zst
@@ -221,6 +225,8 @@ Flags:
 	outPath := fset.String("out", "-", "output file (- for stdout); a .zst suffix compresses with zstd")
 	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "parallel deciders")
 	record := fset.Bool("record", false, "record journey steps in -state (not a dry run)")
+	fset.DurationVar(&bf.reserveTTL, "caps.reserveTTL", sidecar.DefaultReserveTTL, "how long a reservation of an exact cap holds its slot when no impression quoting the decision follows")
+	reserve := fset.Bool("reserve", true, "reserve the exact caps of the actions given, in -state or -state.redis (none without either)")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -277,6 +283,7 @@ Flags:
 		out = bw
 	}
 
+	reserving := *reserve && (bf.state != "" || bf.redis.url != "")
 	// Workers decide chunks of customers; the writer emits chunks in order.
 	const chunk = 256
 	nchunks := (len(ids) + chunk - 1) / chunk
@@ -308,7 +315,11 @@ Flags:
 					req := server.DecideRequest{DecisionID: decisionIDs.Next(), CustomerID: id, Channel: *channel, Limit: *limit, DryRun: !*record}
 					server.ResetResponse(&resp)
 					start := time.Now()
-					if err := s.Decide(&req, &resp); err != nil {
+					decide := s.Decide
+					if reserving {
+						decide = s.DecideReserving
+					}
+					if err := decide(&req, &resp); err != nil {
 						firstErr.CompareAndSwap(nil, &err)
 						break
 					}

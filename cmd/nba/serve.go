@@ -56,6 +56,7 @@ func runServe(args []string) error {
 	rf.register(fset)
 	syncInterval := fset.Duration("state.syncInterval", 2*time.Millisecond, "longest wait to batch an fsync of the state log")
 	checkpointEvery := fset.Duration("state.checkpointInterval", 10*time.Minute, "how often to compact the state log into a checkpoint")
+	reserveTTL := fset.Duration("caps.reserveTTL", sidecar.DefaultReserveTTL, "how long a decision's reservation of an exact cap holds its slot when no impression quoting the decision follows")
 	maxCustomers := fset.Int("state.maxCustomers", state.DefaultMaxCustomers, "most customers with live state who are not in the snapshot (about 1 KiB each); past it the least recently written lose their live state (history, live fields, journeys); negative: no bound")
 	skipCorrupt := fset.Bool("state.skipCorrupt", false, "at start-up, skip damaged state log records (counted and logged; what they recorded is lost) instead of refusing to start")
 	logInputs := fset.Bool("decisionlog.inputs", true, "log each decision's inputs (profile fields, history counts, journeys) so nba replay and nba evaluate can decide it again")
@@ -113,7 +114,7 @@ func runServe(args []string) error {
 	sc, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: *stateDir, SyncInterval: *syncInterval,
 		CheckpointEvery: *checkpointEvery, StateMaxCustomers: *maxCustomers, StateSkipCorrupt: *skipCorrupt, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
 		ResponseWindow: *responseWindow, LearnCheckpointEvery: *learnCheckpoint, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec,
-		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents,
+		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents, ReserveTTL: *reserveTTL,
 		StateRedis: rf.url, StateRedisWaitReplicas: rf.waitReplicas, StateRedisAllowVolatile: rf.allowVolatile, EventStream: events})
 	if ce := (*wal.CorruptError)(nil); errors.As(err, &ce) {
 		return fmt.Errorf("%w; to start without the damaged records (losing what they recorded), restart with -state.skipCorrupt", err)

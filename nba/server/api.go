@@ -194,8 +194,11 @@ type ContactPolicy struct {
 	Outcome     string // the outcome counted, e.g. "impression"
 	Window      time.Duration
 	Max         int    // the cap, or the suppression's count
-	Count       int    // the count that hit Max
+	Count       int    // the count that hit Max; -1: an exact cap whose reservation could not be made
 	Desc        string // the policy as the catalog states it
+	// Reserved is, for an exact cap, how much of Count are reservations
+	// of decisions awaiting their impression (on any replica).
+	Reserved int
 }
 
 // Exploration is how a channel's exploration method ranked a candidate.

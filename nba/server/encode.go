@@ -166,6 +166,11 @@ func appendReason(dst []byte, c *Candidate, placement string, limit int) []byte 
 			dst = strconv.AppendInt(dst, int64(p.Count), 10)
 			return append(dst, ')')
 		}
+		if p.Count < 0 {
+			dst = append(dst, "exact cap not reserved: "...)
+			dst = appendInString(dst, p.Desc)
+			break // Detail says why
+		}
 		dst = append(dst, "cap reached: "...)
 		dst = strconv.AppendInt(dst, int64(p.Count), 10)
 		dst = append(dst, ' ')
@@ -181,6 +186,11 @@ func appendReason(dst []byte, c *Candidate, placement string, limit int) []byte 
 		dst = appendWindow(dst, p.Window)
 		dst = append(dst, " (max "...)
 		dst = strconv.AppendInt(dst, int64(p.Max), 10)
+		if p.Reserved > 0 {
+			dst = append(dst, "; "...)
+			dst = strconv.AppendInt(dst, int64(p.Reserved), 10)
+			dst = append(dst, " reserved by decisions awaiting their impression"...)
+		}
 		return append(dst, ')')
 	case StageExclusion:
 		dst = append(dst, "excluded"...)
@@ -243,6 +253,10 @@ func appendPolicy(dst []byte, p *ContactPolicy) []byte {
 	dst = strconv.AppendInt(dst, int64(p.Max), 10)
 	dst = append(dst, `,"count":`...)
 	dst = strconv.AppendInt(dst, int64(p.Count), 10)
+	if p.Reserved > 0 {
+		dst = append(dst, `,"reserved":`...)
+		dst = strconv.AppendInt(dst, int64(p.Reserved), 10)
+	}
 	return append(dst, '}')
 }
 

@@ -24,6 +24,8 @@ type scratch struct {
 	ctx     []nba.ContextValue
 	effects []state.JourneyUpdate
 	log     declog.Decision
+	resv    []state.Reservation // reserve.go
+	caps    []nba.CapInfo
 }
 
 func (s *Sidecar) scratch() *scratch {
@@ -35,6 +37,17 @@ func (s *Sidecar) scratch() *scratch {
 
 // Decide implements server.Backend.
 func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse) error {
+	return s.decide(req, resp, !req.DryRun)
+}
+
+// DecideReserving is Decide that reserves the exact caps of the actions
+// given even on a dry run: an outbound batch records nothing else, but
+// its decisions are sent.
+func (s *Sidecar) DecideReserving(req *server.DecideRequest, resp *server.DecideResponse) error {
+	return s.decide(req, resp, true)
+}
+
+func (s *Sidecar) decide(req *server.DecideRequest, resp *server.DecideResponse, reserve bool) error {
 	sc := s.scratch()
 	defer s.pool.Put(sc)
 	sc.ctx = sc.ctx[:0]
@@ -75,6 +88,11 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 			return server.Invalidf("channel %q is not configured", req.Channel)
 		}
 		return err
+	}
+	if reserve {
+		if err := s.reserve(sc, req, d, now); err != nil {
+			return err
+		}
 	}
 	chosen := d.Actions
 	if d.Control {
@@ -144,7 +162,7 @@ func fillResponse(resp *server.DecideResponse, d *nba.Decision, bundle string, e
 
 func contactPolicy(p *nba.PolicyHit) server.ContactPolicy {
 	return server.ContactPolicy{Suppression: p.Suppression, Scope: p.Scope.String(), Key: p.Key, Outcome: p.Outcome.String(),
-		Window: p.Window, Max: p.Max, Count: p.Count, Desc: p.Desc}
+		Window: p.Window, Max: p.Max, Count: p.Count, Desc: p.Desc, Reserved: p.Reserved}
 }
 
 // contextValue checks a request-context field against the kind the catalog
@@ -350,6 +368,9 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 		return server.Invalidf("%v", err)
 	}
 	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS, ID: fb.EventID}
+	if o == state.Impression && p.catalog.HasExact() {
+		c.Decision = fb.DecisionID // turns the decision's reservation into this contact
+	}
 	dup, err := s.state.RecordContactOnce(c)
 	if err != nil {
 		return s.stateError(err)

@@ -12,7 +12,7 @@ import (
 )
 
 // demoWith is the demo bundle with some files replaced or edited.
-func demoWith(t *testing.T, edit func(name string, data []byte) []byte) fs.FS {
+func demoWith(t testing.TB, edit func(name string, data []byte) []byte) fs.FS {
 	t.Helper()
 	out := fstest.MapFS{}
 	err := fs.WalkDir(demo.Bundle(), ".", func(p string, d fs.DirEntry, err error) error {

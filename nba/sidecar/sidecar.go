@@ -109,6 +109,10 @@ type Config struct {
 	// features are kept for their feedback (nba.Config.DecisionMemory):
 	// 0 means nba.DefaultDecisionMemory, negative none.
 	DecisionMemory int
+	// ReserveTTL is how long a decision's reservation of exact caps holds
+	// its slot when no impression quoting the decision follows. Default
+	// DefaultReserveTTL.
+	ReserveTTL time.Duration
 	// EffectQueue bounds the journey changes waiting to be persisted;
 	// beyond it they are dropped and counted. Default 65536.
 	EffectQueue int
@@ -160,6 +164,7 @@ type Sidecar struct {
 	effectsDropped   atomic.Uint64
 	effectsFailed    atomic.Uint64
 	effectsConflicts atomic.Uint64 // journey changes refused by their precondition
+	resv             reserveCounters
 	feedbackUnknown  atomic.Uint64
 	eventsUnknown    atomic.Uint64
 	stateLogged      atomic.Int64 // when a write refused as state_unavailable was last logged (unix ns)
@@ -217,6 +222,9 @@ func Open(cfg Config) (*Sidecar, error) {
 	}
 	if cfg.EffectQueue == 0 {
 		cfg.EffectQueue = 1 << 16
+	}
+	if cfg.ReserveTTL <= 0 {
+		cfg.ReserveTTL = DefaultReserveTTL
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -113,6 +113,15 @@ func capsJSON(caps []nba.CapInfo, v *state.View, found bool, now time.Time) []ma
 		}
 		m := map[string]any{"policy": c.Desc, "scope": c.Scope.String(), "key": c.Key, "outcome": c.Outcome.String(),
 			"window": fmtWindow(c.Window), "max": c.Max, "count": n, "headroom": max(c.Max-n, 0), "channel_limit": c.Channel}
+		if c.Exact {
+			// Reservations of decisions awaiting their impression hold
+			// slots of an exact cap too.
+			r := 0
+			if found {
+				r = v.Reserved(kindOf(c.Scope), c.Key, now)
+			}
+			m["exact"], m["reserved"], m["headroom"] = true, r, max(c.Max-n-r, 0)
+		}
 		if found && n >= c.Max {
 			times = times[:0]
 			from, o := now.Add(-c.Window).UnixNano(), outcomeOf(c.Outcome)

@@ -67,7 +67,7 @@ func TestDemoSuppressionPauseEndsOnTime(t *testing.T) {
 }
 
 // demoCatalogWith returns the demo bundle with its catalog edited by edit.
-func demoCatalogWith(t *testing.T, edit func(string) string) fs.FS {
+func demoCatalogWith(t testing.TB, edit func(string) string) fs.FS {
 	t.Helper()
 	return demoWith(t, func(name string, data []byte) []byte {
 		if name == "catalog.yaml" {

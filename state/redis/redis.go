@@ -794,6 +794,14 @@ func (b *Backend) ApplyEventOnce(e state.Event) (bool, error) {
 	return n > 0, err
 }
 
+// Reserve makes reservations of exact caps: per customer, one
+// compare-and-set that checks the caps against the stored value (a
+// refusal decided on a cached value is checked against Redis first).
+func (b *Backend) Reserve(rs ...state.Reservation) error {
+	_, err := writeAll(b, "reserve", rs, b.m.ReserveRecord, func(r state.Reservation) string { return r.Customer })
+	return err
+}
+
 // SetJourney moves customers in journeys; a conditional move whose
 // precondition the stored state does not meet fails with ErrConflict.
 func (b *Backend) SetJourney(us ...state.JourneyUpdate) error {

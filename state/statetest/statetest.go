@@ -59,7 +59,7 @@ type Behaviour struct {
 
 // Run runs every behaviour against fresh backends from newBackend.
 func Run(t *testing.T, newBackend NewBackend) {
-	for _, bh := range Behaviours() {
+	for _, bh := range append(Behaviours(), ReserveBehaviours()...) {
 		t.Run(bh.Name, func(t *testing.T) {
 			var cfg state.Config
 			if err := yaml.Unmarshal([]byte(Mappings), &cfg.Mappings); err != nil {
