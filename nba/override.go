@@ -40,10 +40,10 @@ type Overrides struct {
 }
 
 type actionOverride struct {
-	set                         bool
+	set                          bool
 	hasLever, hasWeight, hasTier bool
-	lever, weight               float64
-	tier                        int
+	lever, weight                float64
+	tier                         int
 }
 
 // ErrStaleOverrides is returned by a decision whose Overrides were compiled
