@@ -35,10 +35,17 @@ func (s *Sidecar) scratch() *scratch {
 
 // Decide implements server.Backend.
 func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse) error {
+	return s.decideBy(s.engine, "", req, resp, nil)
+}
+
+// decideBy decides req by engine eng, the live one or the studio's
+// candidate (bundle names its version; "" the live bundle's), with the
+// what-if overrides ov when not nil (dry runs only).
+func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideRequest, resp *server.DecideResponse, ov *nba.Overrides) error {
 	sc := s.scratch()
 	defer s.pool.Put(sc)
 	sc.ctx = sc.ctx[:0]
-	cat := s.engine.Catalog()
+	cat := eng.Catalog()
 	for i := range req.Context {
 		f := &req.Context[i]
 		v := nba.ContextValue{Key: f.Key}
@@ -68,9 +75,9 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	}
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
 		Context: sc.ctx, Now: now, Explain: req.Explain || (s.declog != nil && !req.DryRun), DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs,
-		Remember: s.rememberKey(req.DecisionID)}
+		Remember: s.rememberKey(req.DecisionID), Overrides: ov}
 	d := &sc.dec
-	if err := s.engine.Decide(&sc.req, d); err != nil {
+	if err := eng.Decide(&sc.req, d); err != nil {
 		if errors.Is(err, nba.ErrUnknownChannel) {
 			return server.Invalidf("channel %q is not configured", req.Channel)
 		}
@@ -93,7 +100,10 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 		*out = append(*out, server.Action{ID: c.Action.ID, Name: c.Action.Name, Score: c.Priority,
 			Propensity: c.Propensity, Value: c.Value, Lever: c.Lever, Tier: c.Tier, Treatment: c.Treatment})
 	}
-	fillResponse(resp, d, s.parts.Load().version, req.Explain)
+	if bundle == "" {
+		bundle = s.parts.Load().version
+	}
+	fillResponse(resp, d, bundle, req.Explain)
 	if req.DryRun {
 		return nil
 	}

@@ -140,9 +140,11 @@ type Sidecar struct {
 	cust   *customers
 	engine *nba.Engine
 	parts  atomic.Pointer[parts]
-	declog *declog.Logger
-	scores *scorecache.Cache // nil when disabled
-	lock   *os.File          // holds the state directory's lock until Close
+	// candidate is the studio's candidate bundle (studio.go); nil without.
+	candidate atomic.Pointer[candidate]
+	declog    *declog.Logger
+	scores    *scorecache.Cache // nil when disabled
+	lock      *os.File          // holds the state directory's lock until Close
 
 	stream *eventstream.Consumer // nil without Config.EventStream
 
