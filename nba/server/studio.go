@@ -21,7 +21,7 @@ import (
 //
 //	POST /ui/api/v1/decide          POST /v1/decide, always as a dry run, with
 //	                                "overrides" and "bundle" (whatif.go)
-//	GET  /ui/api/candidate          the candidate bundle, 404 without one
+//	GET  /ui/api/candidate          the candidate bundle: {"loaded":false} without one
 //	GET  /ui/api/v1/customers/{id}  GET /v1/customers/{id}
 //	GET  /ui/api/v1/actions         GET /v1/actions
 //	GET  /ui/api/auth               {"token_required","authorized"}

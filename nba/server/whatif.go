@@ -51,7 +51,8 @@ type Studio interface {
 	// CodeInvalidOverride.
 	DecideWhatIf(req *DecideRequest, actions []ActionOverride, candidate bool, resp *DecideResponse) error
 	// AppendCandidate appends a JSON object describing the candidate
-	// bundle to dst; NotFoundf when there is none.
+	// bundle to dst: {"loaded":true,"name","versions",...}, or
+	// {"loaded":false} when there is none.
 	AppendCandidate(dst []byte) ([]byte, error)
 }
 
@@ -317,11 +318,12 @@ func (s *Server) studioDecide(ctx *fasthttp.RequestCtx, start time.Time) {
 	s.writeJSON(ctx, http.StatusOK, appendDecision(nil, &req, &resp, start))
 }
 
-// studioCandidate answers GET /ui/api/candidate.
+// studioCandidate answers GET /ui/api/candidate; 200 {"loaded":false}
+// without a candidate, so that the page's asking is no error.
 func (s *Server) studioCandidate(ctx *fasthttp.RequestCtx) {
 	st, ok := s.backend.(Studio)
 	if !ok {
-		s.writeError(ctx, http.StatusNotFound, CodeNotFound, "no candidate bundle: start nba serve with -studio.candidate DIR")
+		s.writeJSON(ctx, http.StatusOK, []byte(`{"loaded":false}`))
 		return
 	}
 	s.appendJSON(ctx, st.AppendCandidate)

@@ -47,7 +47,7 @@ func (b *studioBackend) DecideWhatIf(req *server.DecideRequest, acts []server.Ac
 }
 
 func (b *studioBackend) AppendCandidate(dst []byte) ([]byte, error) {
-	return append(dst, `{"name":"next"}`...), nil
+	return append(dst, `{"loaded":true,"name":"next"}`...), nil
 }
 
 // TestStudioWhatIfRoute: the studio's decide route hands overrides and the
@@ -86,14 +86,14 @@ func TestStudioWhatIfRoute(t *testing.T) {
 			}
 		})
 	}
-	if r := h.do(t, "GET", h.admin+"/ui/api/candidate", ""); r.status != 200 || string(r.body) != `{"name":"next"}` {
+	if r := h.do(t, "GET", h.admin+"/ui/api/candidate", ""); r.status != 200 || string(r.body) != `{"loaded":true,"name":"next"}` {
 		t.Errorf("candidate: %d %s", r.status, r.body)
 	}
 	plain := start(t, server.Config{}, &servertest.Backend{})
 	if r := plain.do(t, "POST", plain.admin+"/ui/api/v1/decide", `{`+req+`,"bundle":"candidate"}`); r.status != 404 || !strings.Contains(string(r.body), "not_found") {
 		t.Errorf("what-if on a backend without: %d %s", r.status, r.body)
 	}
-	if r := plain.do(t, "GET", plain.admin+"/ui/api/candidate", ""); r.status != 404 {
+	if r := plain.do(t, "GET", plain.admin+"/ui/api/candidate", ""); r.status != 200 || string(r.body) != `{"loaded":false}` {
 		t.Errorf("candidate on a backend without: %d %s", r.status, r.body)
 	}
 }

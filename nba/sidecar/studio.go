@@ -121,23 +121,13 @@ func (s *Sidecar) DecideWhatIf(req *server.DecideRequest, acts []server.ActionOv
 func (s *Sidecar) AppendCandidate(dst []byte) ([]byte, error) {
 	c := s.candidate.Load()
 	if c == nil {
-		return dst, server.NotFoundf("no candidate bundle: start nba serve with -studio.candidate DIR")
+		return append(dst, `{"loaded":false}`...), nil
 	}
-	b, err := json.Marshal(map[string]any{
+	b, err := json.Marshal(map[string]any{"loaded": true,
 		"name": c.name, "loaded_at": c.loadedAt.UTC().Format(time.RFC3339), "learning": c.learning,
 		"versions": map[string]string{"bundle": c.parts.version, "catalog": c.parts.catalog.Version(),
 			"snapshot": c.snap.Version()},
 		"actions": len(c.parts.catalog.Actions()),
 	})
 	return append(dst, b...), err
-}
-
-// AppendCandidateActions appends the candidate's catalog as GET /v1/actions
-// would serve it; NotFoundf when there is none.
-func (s *Sidecar) AppendCandidateActions(dst []byte) ([]byte, error) {
-	c := s.candidate.Load()
-	if c == nil {
-		return dst, server.NotFoundf("no candidate bundle")
-	}
-	return append(dst, c.parts.actionsJSON...), nil
 }

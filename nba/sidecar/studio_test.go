@@ -98,8 +98,8 @@ func TestStudioCandidate(t *testing.T) {
 			return data
 		}
 	}
-	if _, err := s.AppendCandidate(nil); err == nil {
-		t.Error("a candidate before any was loaded")
+	if b, err := s.AppendCandidate(nil); err != nil || string(b) != `{"loaded":false}` {
+		t.Errorf("before any was loaded: %s, %v", b, err)
 	}
 	if err := s.LoadCandidate(demoWith(t, edit("version: demo-2026-11", "version: next")), "next"); err != nil {
 		t.Fatal(err)
