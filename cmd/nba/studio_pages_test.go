@@ -157,6 +157,7 @@ func TestStudioPagesInBrowser(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll("#compare-table tr.diff").length`); n == 0 {
 		t.Errorf("compare: no difference marked between the live bundle and the candidate")
 	}
+	b.do("scroll to the comparison", chromedp.ScrollIntoView(chromedp.ID("compare")))
 	b.page("explain-candidate")
 
 	// A what-if: the last-ranked action's lever raised in the page.
@@ -208,7 +209,7 @@ func TestStudioPagesInBrowser(t *testing.T) {
 		t.Errorf("catalog: abandoned_cart steps %v, want %v", steps, want)
 	}
 	j := b.text("#journey-abandoned_cart")
-	for _, w := range []string{"lock", "wait 1d", "on event cart_abandoned", "on purchase", "after 7d in it", "tier 3"} {
+	for _, w := range []string{"lock", "ahead of 3", "wait 1d", "on event cart_abandoned", "on purchase", "after 7d in it", "tier 3"} {
 		if !strings.Contains(j, w) {
 			t.Errorf("catalog: journey abandoned_cart %q lacks %q", j, w)
 		}

@@ -171,7 +171,7 @@
         el("span", { class: "badge " + (lock ? "lock" : "free") }, lock ? "lock" : "free"),
         j.tier ? el("span", { class: "badge" }, "tier " + j.tier) : null),
       el("p", { class: "muted" }, lock
-        ? "Locked: while a customer is in it, other actions are held back unless pinned" + (j.tier ? " above tier " + j.tier : "") + "; its due step ranks at its tier."
+        ? "Locked: while a customer is in it, other actions are held back unless pinned" + (j.tier ? " to a tier ahead of " + j.tier : "") + "; its due step ranks at its tier."
         : "Free: its due step competes with every other action."),
       el("ol", { class: "flow", "aria-label": "Steps of journey " + j.id }, flow));
   }
