@@ -103,7 +103,13 @@
       // candidate bundle's decision of the same what-if.
       const base = api("/v1/decide", req);
       const changed = what ? api("/v1/decide", what) : base;
-      const cand = candidate().then((c) => c ? api("/v1/decide", Object.assign({}, what || req, { bundle: "candidate" })).then((d) => ({ info: c, d })) : null);
+      // The candidate may refuse what the live bundle decides (a channel
+      // or action it lacks): its error shows in its own section.
+      const cand = candidate().then((c) => c ? api("/v1/decide", Object.assign({}, what || req, { bundle: "candidate" }))
+        .then((d) => ({ info: c, d }), (err) => {
+          if (err instanceof AuthNeeded) throw err;
+          return { info: c, err };
+        }) : null);
       Promise.all([base, changed, cand]).then(([b, d, c]) => {
         if (my !== seq) return;
         showDecision(out, d, req, what ? b : null, c, whatIf, run);
@@ -187,7 +193,7 @@
           el("td", { class: "num" }, ranked && c.tier ? c.tier : "", ranked ? input(c, "tier", "Tier", String(c.tier || 0)) : null),
           el("td", {}, exploration(c.exploration)));
       }))));
-    if (cand) parts.push(compareSection(d, cand.d, cand.info, names));
+    if (cand) parts.push(compareSection(d, cand.d, cand.info, names, cand.err));
     out.replaceChildren(...parts);
     // Keep the keyboard where it was: the table is drawn anew.
     if (focused) {
@@ -222,7 +228,12 @@
 
   // compareSection shows the live and the candidate bundle's decisions of
   // the same request row by row, the differences marked.
-  function compareSection(live, cand, info, names) {
+  function compareSection(live, cand, info, names, err) {
+    if (err) {
+      return el("section", { class: "card gap", id: "compare", "aria-labelledby": "h-compare" },
+        el("h2", { id: "h-compare" }, "Live bundle beside the candidate"),
+        el("div", { class: "error", role: "alert" }, "The candidate " + info.name + " cannot decide this request: " + err.message));
+    }
     const lv = {}, cv = {};
     for (const c of live.candidates || []) lv[c.id] = c;
     for (const c of cand.candidates || []) cv[c.id] = c;
