@@ -211,6 +211,18 @@ func TestStudioPagesInBrowser(t *testing.T) {
 		t.Errorf("after the reset the page ranks %v, want %v", got, before)
 	}
 
+	// On the web site, where Thompson sampling draws, the page's decisions
+	// share one seed: a what-if that changes nothing (a weight set to
+	// what it is) moves nothing.
+	b.do("explorer on web", chromedp.Navigate(p.admin+"/ui/explain?customer="+c+"&channel=web"), chromedp.WaitVisible(chromedp.CSS("#candidates td.num")))
+	webFirst := eval[string](b, `document.querySelector("#candidates tbody tr.chosen").dataset.id`)
+	weight := eval[string](b, `document.getElementById("wi-weight-`+webFirst+`").placeholder`)
+	b.do("same weight", chromedp.SendKeys(chromedp.ID("wi-weight-"+webFirst), weight+kb.Tab))
+	b.poll("same weight", `document.getElementById("whatif-status").textContent.includes("`+webFirst+`: weight")`)
+	if moved := eval[[]string](b, `[...document.querySelectorAll("#candidates tr.moved")].map(r => r.dataset.id)`); len(moved) > 0 {
+		t.Errorf("on web, setting %s's weight to its own %s moved %v", webFirst, weight, moved)
+	}
+
 	// The catalog page: the locked abandoned-cart journey, its steps in
 	// order with the wait between them.
 	b.do("catalog", chromedp.Navigate(p.admin+"/ui/catalog"), chromedp.WaitVisible(chromedp.ID("journey-abandoned_cart")))

@@ -15,11 +15,15 @@ import (
 //	"overrides": {"actions": {"ID": {"lever": 2, "weight": 0.5, "tier": 1}, ...},
 //	              "context": {"page": "home", ...}}
 //	"bundle":    "live" (the default) or "candidate"
+//	"seed":      an integer from 1 to 2^53
 //
 // The action overrides change the action's lever, weight or tier (0
 // unpins) for this one dry run; the context values replace or add to the
 // request's context. "candidate" decides by the candidate bundle
-// (nba serve -studio.candidate) instead of the live one. Nothing persists:
+// (nba serve -studio.candidate) instead of the live one. A seed makes the
+// channel's exploration draw the same for every decision given it, so that
+// two decisions of the page (with and without a what-if, live and
+// candidate) differ by what changed, not by their draws. Nothing persists:
 // the decision is a dry run like every other of the studio. An override
 // that cannot apply is refused 400 with code invalid_override.
 
@@ -40,16 +44,28 @@ type ActionOverride struct {
 	Tier   *int
 }
 
+// WhatIf is how a studio decision differs from a plain dry run.
+type WhatIf struct {
+	Actions   []ActionOverride // applied to this decision only
+	Candidate bool             // decide by the candidate bundle
+	// Seed, when not 0, seeds the exploration's draws: the same seed
+	// draws the same for the same candidates.
+	Seed uint64
+}
+
+// MaxSeed is the largest seed of a what-if: 2^53, the largest integer a
+// JavaScript number holds exactly.
+const MaxSeed = 1 << 53
+
 // Studio is what a Backend may offer the studio beyond Backend; the server
 // finds it by a type assertion. Without it, what-ifs and the candidate
 // bundle are answered 404 not_found.
 type Studio interface {
-	// DecideWhatIf decides req, a dry run, with the action overrides
-	// applied to this decision only, by the live bundle or, when
-	// candidate, by the candidate bundle (NotFoundf when there is none).
-	// An override the catalog refuses is an *Error with
-	// CodeInvalidOverride.
-	DecideWhatIf(req *DecideRequest, actions []ActionOverride, candidate bool, resp *DecideResponse) error
+	// DecideWhatIf decides req, a dry run, as w says: with its action
+	// overrides applied to this decision only, by the live bundle or the
+	// candidate bundle (NotFoundf when there is none), with its seed. An
+	// override the catalog refuses is an *Error with CodeInvalidOverride.
+	DecideWhatIf(req *DecideRequest, w *WhatIf, resp *DecideResponse) error
 	// AppendCandidate appends a JSON object describing the candidate
 	// bundle to dst: {"loaded":true,"name","versions",...}, or
 	// {"loaded":false} when there is none.
@@ -65,12 +81,13 @@ func InvalidOverridef(format string, args ...any) *Error {
 
 // whatIf is a decoded studio what-if.
 type whatIf struct {
-	actions   []ActionOverride
-	context   []Field
-	candidate bool
+	WhatIf
+	context []Field
 }
 
-func (w *whatIf) none() bool { return len(w.actions) == 0 && len(w.context) == 0 && !w.candidate }
+func (w *whatIf) none() bool {
+	return len(w.Actions) == 0 && len(w.context) == 0 && !w.Candidate && w.Seed == 0
+}
 
 // decodeWhatIf decodes the members "overrides" and "bundle" of a studio
 // decide body whose other members decodeDecide has accepted. Its errors
@@ -88,7 +105,7 @@ func decodeWhatIf(body []byte, l *limits) (w whatIf, err error) {
 	if err := s.object("the request"); err != nil {
 		return w, err
 	}
-	first, seenOv, seenBundle := true, false, false
+	first, seenOv, seenBundle, seenSeed := true, false, false, false
 	for {
 		key, ok, err := s.nextMember(&first)
 		if err != nil {
@@ -114,10 +131,22 @@ func decodeWhatIf(body []byte, l *limits) (w whatIf, err error) {
 				switch b {
 				case "", "live":
 				case "candidate":
-					w.candidate = true
+					w.Candidate = true
 				default:
 					return w, invalid(`bundle must be "live" or "candidate"`)
 				}
+			}
+		case "seed":
+			if seenSeed {
+				return w, invalid("seed repeated")
+			}
+			seenSeed = true
+			var x float64
+			if err = s.numberField(key, &x); err == nil && x != 0 {
+				if x != math.Trunc(x) || x < 1 || x > MaxSeed {
+					return w, invalid("seed must be an integer from 1 to 2^53")
+				}
+				w.Seed = uint64(x)
 			}
 		default:
 			err = s.skip(0)
@@ -146,7 +175,7 @@ func (s *scanner) overrides(w *whatIf, l *limits) error {
 		}
 		switch key {
 		case "actions":
-			if w.actions != nil {
+			if w.Actions != nil {
 				return invalid("overrides.actions repeated")
 			}
 			err = s.actionOverrides(w, l)
@@ -166,7 +195,7 @@ func (s *scanner) overrides(w *whatIf, l *limits) error {
 
 // actionOverrides decodes overrides.actions: action id → override.
 func (s *scanner) actionOverrides(w *whatIf, l *limits) error {
-	w.actions = make([]ActionOverride, 0, 4)
+	w.Actions = make([]ActionOverride, 0, 4)
 	if s.null() {
 		return nil
 	}
@@ -183,19 +212,19 @@ func (s *scanner) actionOverrides(w *whatIf, l *limits) error {
 		if err := l.id("overrides.actions key", id, true); err != nil {
 			return err
 		}
-		for i := range w.actions {
-			if w.actions[i].ID == id {
+		for i := range w.Actions {
+			if w.Actions[i].ID == id {
 				return invalid("overrides.actions: %q repeated", id)
 			}
 		}
-		if len(w.actions) >= MaxOverrideActions {
+		if len(w.Actions) >= MaxOverrideActions {
 			return invalid("overrides.actions has more than %d actions", MaxOverrideActions)
 		}
 		o := ActionOverride{ID: id}
 		if err := s.actionOverride(&o); err != nil {
 			return err
 		}
-		w.actions = append(w.actions, o)
+		w.Actions = append(w.Actions, o)
 	}
 }
 
@@ -311,7 +340,7 @@ func (s *Server) studioDecide(ctx *fasthttp.RequestCtx, start time.Time) {
 	}
 	s.nextDecisionID(&req)
 	var resp DecideResponse
-	if err := st.DecideWhatIf(&req, w.actions, w.candidate, &resp); err != nil {
+	if err := st.DecideWhatIf(&req, &w.WhatIf, &resp); err != nil {
 		s.writeErr(ctx, err)
 		return
 	}

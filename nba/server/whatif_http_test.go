@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,16 +17,19 @@ type studioBackend struct {
 	calls []string
 }
 
-func (b *studioBackend) DecideWhatIf(req *server.DecideRequest, acts []server.ActionOverride, cand bool, resp *server.DecideResponse) error {
+func (b *studioBackend) DecideWhatIf(req *server.DecideRequest, w *server.WhatIf, resp *server.DecideResponse) error {
 	var sb strings.Builder
 	sb.WriteString(req.CustomerID)
 	if !req.DryRun {
 		sb.WriteString(" RECORDED")
 	}
-	if cand {
+	if w.Candidate {
 		sb.WriteString(" candidate")
 	}
-	for _, a := range acts {
+	if w.Seed != 0 {
+		fmt.Fprintf(&sb, " seed %d", w.Seed)
+	}
+	for _, a := range w.Actions {
 		if a.ID == "nope" {
 			return server.InvalidOverridef("action %q is not in the catalog", a.ID)
 		}
@@ -67,6 +71,7 @@ func TestStudioWhatIfRoute(t *testing.T) {
 		{"plain", `{` + req + `}`, 200, "decision_id", ""},
 		{"what-if", `{` + req + `,"overrides":{"actions":{"a":{"lever":2},"b":{"tier":0}},"context":{"page":"cart"}}}`, 200, "decision_id", "c1 a lever b tier page=cart device=ios"},
 		{"candidate", `{` + req + `,"bundle":"candidate","dry_run":false}`, 200, "decision_id", "c1 candidate page=home device=ios"},
+		{"seed", `{` + req + `,"seed":42}`, 200, "decision_id", "c1 seed 42 page=home device=ios"},
 		{"malformed override", `{` + req + `,"overrides":{"actions":{"a":{"lever":"x"}}}}`, 400, `"code":"invalid_override"`, ""},
 		{"refused override", `{` + req + `,"overrides":{"actions":{"nope":{"lever":1}}}}`, 400, `"code":"invalid_override","message":"action \"nope\" is not in the catalog"`, ""},
 		{"malformed body", `{` + req + `,"overrides":{`, 400, `"code":"malformed_json"`, ""},

@@ -21,8 +21,8 @@ func TestDecodeWhatIf(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", body, err)
 			}
-			if len(got.actions) == 0 {
-				got.actions = nil
+			if len(got.Actions) == 0 {
+				got.Actions = nil
 			}
 			if len(got.context) == 0 {
 				got.context = nil
@@ -35,12 +35,14 @@ func TestDecodeWhatIf(t *testing.T) {
 	ok("none", `{`+req+`}`, whatIf{})
 	ok("null", `{`+req+`,"overrides":null}`, whatIf{})
 	ok("live", `{`+req+`,"bundle":"live"}`, whatIf{})
-	ok("candidate", `{`+req+`,"bundle":"candidate"}`, whatIf{candidate: true})
+	ok("candidate", `{`+req+`,"bundle":"candidate"}`, whatIf{WhatIf: WhatIf{Candidate: true}})
 	ok("actions", `{`+req+`,"overrides":{"actions":{"a":{"lever":2},"b":{"weight":0.5,"tier":0},"c":{"tier":3,"lever":null}}}}`,
-		whatIf{actions: []ActionOverride{{ID: "a", Lever: f64(2)}, {ID: "b", Weight: f64(0.5), Tier: tier(0)}, {ID: "c", Tier: tier(3)}}})
+		whatIf{WhatIf: WhatIf{Actions: []ActionOverride{{ID: "a", Lever: f64(2)}, {ID: "b", Weight: f64(0.5), Tier: tier(0)}, {ID: "c", Tier: tier(3)}}}})
 	ok("context", `{`+req+`,"overrides":{"context":{"page":"home","n":2,"b":true,"gone":null}}}`,
 		whatIf{context: []Field{{Key: "page", Kind: KindString, Str: "home"}, {Key: "n", Kind: KindNumber, Num: 2}, {Key: "b", Kind: KindBool, Bool: true}}})
-	ok("escaped id", `{"overrides":{"actions":{"w\u00e9b":{"tier":1e0}}}}`, whatIf{actions: []ActionOverride{{ID: "wéb", Tier: tier(1)}}})
+	ok("escaped id", `{"overrides":{"actions":{"w\u00e9b":{"tier":1e0}}}}`, whatIf{WhatIf: WhatIf{Actions: []ActionOverride{{ID: "wéb", Tier: tier(1)}}}})
+	ok("seed", `{`+req+`,"seed":9007199254740992}`, whatIf{WhatIf: WhatIf{Seed: 1 << 53}})
+	ok("seed 0", `{`+req+`,"seed":0}`, whatIf{})
 
 	bad := func(name, body, want string) {
 		t.Helper()
@@ -73,6 +75,10 @@ func TestDecodeWhatIf(t *testing.T) {
 	bad("context object", `{"overrides":{"context":{"a":{}}}}`, "strings, numbers or booleans")
 	bad("context repeated key", `{"overrides":{"context":{"a":1,"a":2}}}`, `key "a" repeated`)
 	bad("bundle", `{"bundle":"next"}`, `bundle must be "live" or "candidate"`)
+	bad("negative seed", `{"seed":-1}`, "seed must be an integer from 1 to 2^53")
+	bad("fractional seed", `{"seed":1.5}`, "seed must be an integer")
+	bad("huge seed", `{"seed":9007199254740994}`, "seed must be an integer from 1 to 2^53")
+	bad("string seed", `{"seed":"1"}`, "seed must be a number")
 	var many strings.Builder
 	many.WriteString(`{"overrides":{"actions":{`)
 	for i := range MaxOverrideActions + 1 {
@@ -100,7 +106,7 @@ func TestDecodeWhatIf(t *testing.T) {
 // encodeWhatIf writes w back as a studio decide body.
 func encodeWhatIf(w *whatIf) []byte {
 	acts := map[string]map[string]any{}
-	for _, a := range w.actions {
+	for _, a := range w.Actions {
 		o := map[string]any{}
 		if a.Lever != nil {
 			o["lever"] = *a.Lever
@@ -125,10 +131,10 @@ func encodeWhatIf(w *whatIf) []byte {
 		}
 	}
 	bundle := "live"
-	if w.candidate {
+	if w.Candidate {
 		bundle = "candidate"
 	}
-	b, _ := json.Marshal(map[string]any{"bundle": bundle, "overrides": map[string]any{"actions": acts, "context": ctx}})
+	b, _ := json.Marshal(map[string]any{"bundle": bundle, "seed": w.Seed, "overrides": map[string]any{"actions": acts, "context": ctx}})
 	return b
 }
 
@@ -142,6 +148,7 @@ func FuzzDecodeWhatIf(f *testing.F) {
 		`{"overrides":{"actions":{"a\u0000":{"lever":-1e308}}}}`,
 		`{"overrides":{"context":{"x":null,"y":"\ud800"}}}`,
 		`{"bundle":"live","x":[{"overrides":1}]}`,
+		`{"seed":12345678901}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -157,11 +164,11 @@ func FuzzDecodeWhatIf(f *testing.F) {
 		if !json.Valid(body) {
 			t.Fatalf("accepted invalid JSON %q", body)
 		}
-		if len(w.actions) > MaxOverrideActions || len(w.context) > testLimits.maxFields {
-			t.Fatalf("%q: %d actions, %d context fields", body, len(w.actions), len(w.context))
+		if len(w.Actions) > MaxOverrideActions || len(w.context) > testLimits.maxFields || w.Seed > MaxSeed {
+			t.Fatalf("%q: %d actions, %d context fields, seed %d", body, len(w.Actions), len(w.context), w.Seed)
 		}
 		seen := map[string]bool{}
-		for _, a := range w.actions {
+		for _, a := range w.Actions {
 			if a.ID == "" || len(a.ID) > testLimits.maxIDBytes || seen[a.ID] {
 				t.Fatalf("%q: action id %q", body, a.ID)
 			}
@@ -189,14 +196,14 @@ func FuzzDecodeWhatIf(f *testing.F) {
 // sameWhatIf compares two what-ifs regardless of order (the re-encoding
 // goes through maps).
 func sameWhatIf(a, b *whatIf) bool {
-	if a.candidate != b.candidate || len(a.actions) != len(b.actions) || len(a.context) != len(b.context) {
+	if a.Candidate != b.Candidate || a.Seed != b.Seed || len(a.Actions) != len(b.Actions) || len(a.context) != len(b.context) {
 		return false
 	}
 	acts := map[string]ActionOverride{}
-	for _, x := range b.actions {
+	for _, x := range b.Actions {
 		acts[x.ID] = x
 	}
-	for _, x := range a.actions {
+	for _, x := range a.Actions {
 		if !reflect.DeepEqual(x, acts[x.ID]) {
 			return false
 		}

@@ -35,13 +35,14 @@ func (s *Sidecar) scratch() *scratch {
 
 // Decide implements server.Backend.
 func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse) error {
-	return s.decideBy(s.engine, "", req, resp, nil)
+	return s.decideBy(s.engine, "", req, resp, nil, 0)
 }
 
 // decideBy decides req by engine eng, the live one or the studio's
 // candidate (bundle names its version; "" the live bundle's), with the
-// what-if overrides ov when not nil (dry runs only).
-func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideRequest, resp *server.DecideResponse, ov *nba.Overrides) error {
+// what-if overrides ov when not nil (dry runs only) and the exploration
+// seed when not 0.
+func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideRequest, resp *server.DecideResponse, ov *nba.Overrides, seed uint64) error {
 	sc := s.scratch()
 	defer s.pool.Put(sc)
 	sc.ctx = sc.ctx[:0]
@@ -75,7 +76,7 @@ func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideReq
 	}
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
 		Context: sc.ctx, Now: now, Explain: req.Explain || (s.declog != nil && !req.DryRun), DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs,
-		Remember: s.rememberKey(req.DecisionID), Overrides: ov}
+		Remember: s.rememberKey(req.DecisionID), Overrides: ov, Seed: seed}
 	d := &sc.dec
 	if err := eng.Decide(&sc.req, d); err != nil {
 		if errors.Is(err, nba.ErrUnknownChannel) {

@@ -81,12 +81,12 @@ func (s *Sidecar) loadCandidate(fsys fs.FS, name string) (*candidate, error) {
 }
 
 // DecideWhatIf implements server.Studio.
-func (s *Sidecar) DecideWhatIf(req *server.DecideRequest, acts []server.ActionOverride, cand bool, resp *server.DecideResponse) error {
+func (s *Sidecar) DecideWhatIf(req *server.DecideRequest, w *server.WhatIf, resp *server.DecideResponse) error {
 	if !req.DryRun {
 		return server.Invalidf("a what-if needs dry_run")
 	}
 	eng, bundle := s.engine, ""
-	if cand {
+	if w.Candidate {
 		c := s.candidate.Load()
 		if c == nil {
 			return server.NotFoundf("no candidate bundle: start nba serve with -studio.candidate DIR")
@@ -97,9 +97,9 @@ func (s *Sidecar) DecideWhatIf(req *server.DecideRequest, acts []server.ActionOv
 	// compile them again against the new catalog.
 	for attempt := 0; ; attempt++ {
 		cat := eng.Catalog()
-		list := make([]nba.ActionOverride, 0, len(acts))
-		for _, a := range acts {
-			if cand && cat.Action(a.ID) == nil {
+		list := make([]nba.ActionOverride, 0, len(w.Actions))
+		for _, a := range w.Actions {
+			if w.Candidate && cat.Action(a.ID) == nil {
 				continue // the page sends one what-if to both bundles: an action the candidate lacks has nothing to change
 			}
 			list = append(list, nba.ActionOverride{Action: a.ID, Lever: a.Lever, Weight: a.Weight, Tier: a.Tier})
@@ -109,7 +109,7 @@ func (s *Sidecar) DecideWhatIf(req *server.DecideRequest, acts []server.ActionOv
 			return server.InvalidOverridef("%v", err)
 		}
 		*resp = server.DecideResponse{Actions: resp.Actions[:0], Withheld: resp.Withheld[:0], Candidates: resp.Candidates[:0]}
-		err = s.decideBy(eng, bundle, req, resp, ov)
+		err = s.decideBy(eng, bundle, req, resp, ov, w.Seed)
 		if errors.Is(err, nba.ErrStaleOverrides) && attempt < 3 {
 			continue
 		}

@@ -1,7 +1,8 @@
 // nba studio: the decision explorer (/ui/explain). A dry-run decision with
 // every candidate explained; what-ifs (levers, weights, tiers and context
 // changed for one dry run on the server, POST /ui/api/v1/decide with
-// "overrides"); and, when nba serve has a candidate bundle
+// "overrides", and one "seed" for the decisions compared); and, when nba
+// serve has a candidate bundle
 // (-studio.candidate), the same request decided by it beside the live one.
 "use strict";
 
@@ -93,6 +94,10 @@
       if (f.placement.value.trim()) req.placement = f.placement.value.trim();
       if (f.at.value.trim()) req.at = f.at.value.trim();
       if (ctx) req.context = ctx;
+      // One seed for the decisions of this run: on a channel that
+      // explores, they then draw alike and differ only by the what-if and
+      // the bundle.
+      req.seed = 1 + Math.floor(Math.random() * 2 ** 52);
       const overrides = {};
       if (Object.keys(whatIf.actions).length) overrides.actions = whatIf.actions;
       if (wctx) overrides.context = wctx;
