@@ -140,13 +140,14 @@ type Sidecar struct {
 	cust   *customers
 	engine *nba.Engine
 	parts  atomic.Pointer[parts]
-	// candidate is the studio's candidate bundle (studio.go); nil without.
-	candidate atomic.Pointer[candidate]
-	declog    *declog.Logger
-	scores    *scorecache.Cache // nil when disabled
-	lock      *os.File          // holds the state directory's lock until Close
+	declog *declog.Logger
+	scores *scorecache.Cache // nil when disabled
+	lock   *os.File          // holds the state directory's lock until Close
 
 	stream *eventstream.Consumer // nil without Config.EventStream
+
+	// candidate is the studio's candidate bundle (studio.go); nil without.
+	candidate atomic.Pointer[candidate]
 
 	effects       chan []state.JourneyUpdate
 	effectsMu     sync.RWMutex // guards effectsClosed against sends racing Close
