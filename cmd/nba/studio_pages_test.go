@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -266,4 +267,43 @@ func TestStudioPagesInBrowser(t *testing.T) {
 	if p.logs.contains(c) || p.logs.contains(adminToken) {
 		t.Errorf("the process log names the customer or the token:\n%s", p.logs)
 	}
+}
+
+// TestStudioRendersAfterPageScripts is the regression test of a page that
+// rendered before its script had run: app.js routed as soon as it ran and
+// its first request was answered, and a page script (explain.js) still
+// loading was "not a function". The test holds explain.js back for a
+// while; the page must wait for it.
+func TestStudioRendersAfterPageScripts(t *testing.T) {
+	b := newBrowser(t)
+	p := startServe(t)
+	b.do("start page", chromedp.Navigate(p.admin+"/ui/"), chromedp.WaitVisible(chromedp.CSS("ul.pages")))
+	// The token kept, so that the explorer's first request is answered
+	// without a prompt.
+	eval[any](b, `sessionStorage.setItem("nba-admin-token", "`+adminToken+`")`)
+	paused := chromedp.Events(b.ctx, fetch.RequestPaused)
+	if _, err := chromedp.Call(b.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/ui/static/explain.js"}}}); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan struct{}, 1)
+	go func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			select {
+			case held <- struct{}{}:
+			default:
+			}
+			time.Sleep(1500 * time.Millisecond)
+			_, _ = chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+		}
+	}()
+	b.do("explorer", chromedp.Navigate(p.admin+"/ui/explain?customer=c00042&channel=agent"), chromedp.WaitVisible(chromedp.ID("candidates")))
+	select {
+	case <-held:
+	default:
+		t.Fatal("explain.js was not held back: the test tests nothing")
+	}
+	b.page("explain-late-script")
 }

@@ -286,12 +286,14 @@
   }).catch(() => {});
 
   // The pages in their own files (explain.js, catalog.js, ...) use these
-  // and register themselves in studio.pages; they load after this file
-  // (deferred, in order), so the first render waits for the document.
+  // and register themselves in studio.pages. They run after this file
+  // (deferred scripts run in order, the document already parsed), and
+  // DOMContentLoaded fires once all of them have: the first render waits
+  // for it, or a quick answer to its first request could find a page not
+  // yet registered.
   const studio = window.studio = window.studio || {};
   Object.assign(studio, { el, api, fmtNum, fmtValue, fmtTime, showError, navigate, table, AuthNeeded, main });
   studio.pages = studio.pages || {};
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", render);
-  else render();
+  document.addEventListener("DOMContentLoaded", render);
 })();
