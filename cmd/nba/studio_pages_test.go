@@ -203,6 +203,7 @@ func TestStudioPagesInBrowser(t *testing.T) {
 	if moved := eval[int](b, `document.querySelectorAll("#candidates tr.moved").length`); moved == 0 {
 		t.Errorf("no row marked as moved by the what-if")
 	}
+	b.do("scroll to the what-if", chromedp.ScrollIntoView(chromedp.ID("whatif-form")))
 	b.page("explain-whatif")
 	b.axe("explain-whatif")
 	// Reset: the catalog's ranking again.
