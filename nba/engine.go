@@ -70,6 +70,10 @@ type Request struct {
 	// must vary them per request: one seed for every customer would explore
 	// the same way for all of them.
 	Seed uint64
+	// Overrides, when not nil, changes levers, weights and tiers for this
+	// decision only (the studio's what-if); only with DryRun. It must be
+	// compiled against the catalog serving, else ErrStaleOverrides.
+	Overrides *Overrides
 }
 
 // Trace is what one decision read from outside the request (Request.Trace):
@@ -592,6 +596,14 @@ func (e *Engine) DecideContext(ctx context.Context, req *Request, d *Decision) e
 	if !ok {
 		return ErrUnknownChannel
 	}
+	if req.Overrides != nil {
+		switch {
+		case !req.DryRun:
+			return errors.New("cannot decide: overrides need a dry run")
+		case req.Overrides.cat != c:
+			return ErrStaleOverrides
+		}
+	}
 	e.decisions.Add(1)
 	s := e.pool.Get().(*scratch)
 	defer e.pool.Put(s)
@@ -659,8 +671,15 @@ func (e *Engine) DecideContext(ctx context.Context, req *Request, d *Decision) e
 				stage, why = StageJourney, "journey step not due"
 			}
 		}
+		ov := req.Overrides.override(ai)
 		if stage == StageChosen && a.tier > 0 && (a.pinRule < 0 || s.rule(a.pinRule)) {
 			tier = int32(a.tier)
+		}
+		if ov != nil && ov.hasTier {
+			tier = MaxTier + 1
+			if ov.tier > 0 {
+				tier = int32(ov.tier)
+			}
 		}
 		if stage == StageChosen && lock >= 0 && jn != lock && !(tier <= MaxTier && (lockTier == 0 || tier < int32(lockTier))) {
 			stage, why = StageJourney, "held by locked journey"
@@ -705,8 +724,17 @@ func (e *Engine) DecideContext(ctx context.Context, req *Request, d *Decision) e
 				tier = t
 			}
 		}
+		w, l := s.num(a.weight), a.lever
+		if ov != nil {
+			if ov.hasWeight {
+				w = ov.weight
+			}
+			if ov.hasLever {
+				l = ov.lever
+			}
+		}
 		s.cands = append(s.cands, cand{a: ai, journey: jn, tier: tier, p: 1,
-			w: s.num(a.weight), v: s.num(a.value), l: a.lever, explainI: ex, prob: 1})
+			w: w, v: s.num(a.value), l: l, explainI: ex, prob: 1})
 	}
 	e.score(s, c, cur.on)
 	s.sortCands()

@@ -70,6 +70,7 @@ func runServe(args []string) error {
 	decisionMemory := fset.Int("learn.decisionMemory", nba.DefaultDecisionMemory, "recent decisions whose learning features (request context, profile) are kept for their feedback; negative keeps none (feedback then learns from the current profile without context)")
 	lenientContext := fset.Bool("http.lenientContext", false, "decide a request whose context value has another type than the catalog declares as if the value were missing, instead of refusing it (400 invalid_request)")
 	acceptUnknownEvents := fset.Bool("events.acceptUnknown", false, "record events of a type no profile mapping or journey names (counted in nba_events_unknown_type_total) instead of refusing them (400 unknown_event_type)")
+	candidateDir := fset.String("studio.candidate", "", "a second bundle directory that the studio's decision explorer decides beside the live bundle (dry runs only; checked as a reload is, refused at start with the reason); empty: none")
 	var ef eventStreamFlags
 	ef.register(fset)
 	var scfg server.Config
@@ -121,6 +122,17 @@ func runServe(args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *candidateDir != "" {
+		if fi, err := os.Stat(*candidateDir); err != nil || !fi.IsDir() {
+			sc.Close()
+			return fmt.Errorf("-studio.candidate %q is not a directory", *candidateDir)
+		}
+		abs, _ := filepath.Abs(*candidateDir)
+		if err := sc.LoadCandidate(os.DirFS(*candidateDir), abs); err != nil {
+			sc.Close()
+			return fmt.Errorf("-studio.candidate: %w", err)
+		}
 	}
 	scfg.AdminToken = os.Getenv("NBA_ADMIN_TOKEN")
 	// The admin API answers to the name it was configured with, besides

@@ -19,7 +19,9 @@ import (
 // API; since that API listens elsewhere, the admin listener serves the
 // read-only part of it under /ui/api/:
 //
-//	POST /ui/api/v1/decide          POST /v1/decide, always as a dry run
+//	POST /ui/api/v1/decide          POST /v1/decide, always as a dry run, with
+//	                                "overrides" and "bundle" (whatif.go)
+//	GET  /ui/api/candidate          the candidate bundle: {"loaded":false} without one
 //	GET  /ui/api/v1/customers/{id}  GET /v1/customers/{id}
 //	GET  /ui/api/v1/actions         GET /v1/actions
 //	GET  /ui/api/auth               {"token_required","authorized"}
@@ -61,7 +63,11 @@ func (s *Server) uiAPI(ctx *fasthttp.RequestCtx, path string, start time.Time) {
 	switch {
 	case path == "/v1/decide":
 		if s.allow(ctx, fasthttp.MethodPost) {
-			s.decide(ctx, start, true)
+			s.studioDecide(ctx, start) // a dry run, with what-ifs: whatif.go
+		}
+	case path == "/candidate":
+		if s.allow(ctx, fasthttp.MethodGet) {
+			s.studioCandidate(ctx)
 		}
 	case path == "/v1/actions":
 		if s.allow(ctx, fasthttp.MethodGet) {

@@ -37,21 +37,26 @@ func (s *Sidecar) scratch() *scratch {
 
 // Decide implements server.Backend.
 func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse) error {
-	return s.decide(req, resp, !req.DryRun)
+	return s.decideBy(s.engine, "", req, resp, nil, 0, !req.DryRun)
 }
 
 // DecideReserving is Decide that reserves the exact caps of the actions
 // given even on a dry run: an outbound batch records nothing else, but
 // its decisions are sent.
 func (s *Sidecar) DecideReserving(req *server.DecideRequest, resp *server.DecideResponse) error {
-	return s.decide(req, resp, true)
+	return s.decideBy(s.engine, "", req, resp, nil, 0, true)
 }
 
-func (s *Sidecar) decide(req *server.DecideRequest, resp *server.DecideResponse, reserve bool) error {
+// decideBy decides req by engine eng, the live one or the studio's
+// candidate (bundle names its version; "" the live bundle's), with the
+// what-if overrides ov when not nil (dry runs only) and the exploration
+// seed when not 0; reserve makes it reserve the exact caps of the actions
+// it gives (live engine only).
+func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideRequest, resp *server.DecideResponse, ov *nba.Overrides, seed uint64, reserve bool) error {
 	sc := s.scratch()
 	defer s.pool.Put(sc)
 	sc.ctx = sc.ctx[:0]
-	cat := s.engine.Catalog()
+	cat := eng.Catalog()
 	for i := range req.Context {
 		f := &req.Context[i]
 		v := nba.ContextValue{Key: f.Key}
@@ -81,9 +86,9 @@ func (s *Sidecar) decide(req *server.DecideRequest, resp *server.DecideResponse,
 	}
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
 		Context: sc.ctx, Now: now, Explain: req.Explain || (s.declog != nil && !req.DryRun), DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs,
-		Remember: s.rememberKey(req.DecisionID)}
+		Remember: s.rememberKey(req.DecisionID), Overrides: ov, Seed: seed}
 	d := &sc.dec
-	if err := s.engine.Decide(&sc.req, d); err != nil {
+	if err := eng.Decide(&sc.req, d); err != nil {
 		if errors.Is(err, nba.ErrUnknownChannel) {
 			return server.Invalidf("channel %q is not configured", req.Channel)
 		}
@@ -111,7 +116,10 @@ func (s *Sidecar) decide(req *server.DecideRequest, resp *server.DecideResponse,
 		*out = append(*out, server.Action{ID: c.Action.ID, Name: c.Action.Name, Score: c.Priority,
 			Propensity: c.Propensity, Value: c.Value, Lever: c.Lever, Tier: c.Tier, Treatment: c.Treatment})
 	}
-	fillResponse(resp, d, s.parts.Load().version, req.Explain)
+	if bundle == "" {
+		bundle = s.parts.Load().version
+	}
+	fillResponse(resp, d, bundle, req.Explain)
 	if req.DryRun {
 		return nil
 	}

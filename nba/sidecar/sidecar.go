@@ -150,6 +150,9 @@ type Sidecar struct {
 
 	stream *eventstream.Consumer // nil without Config.EventStream
 
+	// candidate is the studio's candidate bundle (studio.go); nil without.
+	candidate atomic.Pointer[candidate]
+
 	effects       chan []state.JourneyUpdate
 	effectsMu     sync.RWMutex // guards effectsClosed against sends racing Close
 	effectsClosed bool

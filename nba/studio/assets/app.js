@@ -118,7 +118,6 @@
 
   const later = {
     funnel: ["Population funnel", "For a channel and a time: a dry-run decision for a sample of customers, how many pass each stage per action, how many end with no action, and each action's share of first place."],
-    catalog: ["Catalog and journeys", "Actions by group with their rules, caps, tiers and treatments; each journey drawn as its steps with waits, entry and exit."],
     dashboard: ["Performance and learning", "Decisions per second and latency percentiles, decisions per action and channel, uplift against control with 95% intervals, and the online models' evidence."],
   };
 
@@ -162,9 +161,13 @@
       }
       case "explain":
         document.title = "Decision explorer · nba studio";
-        explainPage(new URLSearchParams(location.search));
+        studio.pages.explain(new URLSearchParams(location.search));
         break;
-      case "funnel": case "catalog": case "dashboard":
+      case "catalog":
+        document.title = "Catalog and journeys · nba studio";
+        studio.pages.catalog(new URLSearchParams(location.search));
+        break;
+      case "funnel": case "dashboard":
         document.title = later[page][0] + " · nba studio";
         main.append(el("h1", {}, later[page][0]),
           el("div", { class: "notice", id: "not-built" }, "This page is not built yet."),
@@ -187,7 +190,8 @@
       el("p", { class: "lead" }, "What the sidecar knows about a customer and why it decides as it does. Every decision made here is a dry run: nothing is recorded."),
       el("ul", { class: "pages" },
         el("li", {}, el("a", { href: "/ui/customers/" }, "Customer"), el("p", {}, "Profile (snapshot and live values), recent contacts, journeys and holdout membership.")),
-        el("li", {}, el("a", { href: "/ui/explain" }, "Decision explorer"), el("p", {}, "Every candidate of a decision: the stage that removed it and why, or its score and factors, in rank order.")),
+        el("li", {}, el("a", { href: "/ui/explain" }, "Decision explorer"), el("p", {}, "Every candidate of a decision: the stage that removed it and why, or its score and factors, in rank order; what if a lever, weight, tier or context were different; the live bundle beside a candidate.")),
+        el("li", {}, el("a", { href: "/ui/catalog" }, "Catalog and journeys"), el("p", {}, "Actions by group with their rules, caps, tiers and treatments; each journey drawn as its steps with waits, entry and exit.")),
         ...Object.entries(later).map(([k, [title, what]]) =>
           el("li", { class: "later" }, el("a", { href: "/ui/" + k }, title), el("p", {}, "Not built yet. " + what)))));
   }
@@ -273,132 +277,6 @@
         table("caps-unused", "", cols, rest, "")) : null);
   }
 
-  // ---- decision explorer -------------------------------------------------
-
-  let channelsCache = null;
-  const actionNames = {};
-  async function channels() {
-    if (channelsCache) return channelsCache;
-    const cat = await api("/v1/actions");
-    const set = new Set();
-    for (const a of (cat.catalog && cat.catalog.actions) || []) {
-      if (a.name) actionNames[a.id] = a.name;
-      for (const ch of a.channels || []) set.add(ch);
-    }
-    channelsCache = [...set].sort();
-    return channelsCache;
-  }
-
-  // parseContext reads a JSON object or key=value lines (numbers and
-  // true/false typed, the rest strings).
-  function parseContext(text) {
-    text = text.trim();
-    if (!text) return undefined;
-    if (text.startsWith("{")) return JSON.parse(text);
-    const ctx = {};
-    for (const line of text.split(/[\n,]+/)) {
-      const i = line.indexOf("=");
-      if (i <= 0) throw new Error("context: want key=value, got " + JSON.stringify(line.trim()));
-      const k = line.slice(0, i).trim();
-      const v = line.slice(i + 1).trim();
-      ctx[k] = v === "true" ? true : v === "false" ? false : v !== "" && !isNaN(Number(v)) ? Number(v) : v;
-    }
-    return ctx;
-  }
-
-  function explainPage(q) {
-    const f = {
-      customer: el("input", { id: "x-customer", name: "customer", value: q.get("customer") || "", placeholder: "c00042", autocomplete: "off" }),
-      channel: el("input", { id: "x-channel", name: "channel", value: q.get("channel") || "", list: "x-channels", required: true, placeholder: "web" }),
-      placement: el("input", { id: "x-placement", name: "placement", value: q.get("placement") || "" }),
-      limit: el("input", { id: "x-limit", name: "limit", type: "number", min: "1", max: "100", value: q.get("limit") || "3", class: "narrow" }),
-      at: el("input", { id: "x-at", name: "at", value: q.get("at") || "", placeholder: "now, or 2026-12-24T09:00:00Z" }),
-      context: el("textarea", { id: "x-context", name: "context", placeholder: "key=value, …" }),
-    };
-    const list = el("datalist", { id: "x-channels" });
-    const out = el("div", { id: "explain-out", "aria-live": "polite" });
-    const label = (k, text) => el("label", { for: f[k].id }, text, f[k]);
-    main.append(el("h1", {}, "Decision explorer"),
-      el("p", { class: "lead" }, "A dry-run decision with every candidate explained: nothing is recorded, no cap or journey moves."),
-      el("form", { class: "bar", id: "explain-form", onsubmit: (ev) => {
-        ev.preventDefault();
-        const p = new URLSearchParams();
-        for (const k of ["customer", "channel", "placement", "at"]) if (f[k].value.trim()) p.set(k, f[k].value.trim());
-        if (f.limit.value && f.limit.value !== "3") p.set("limit", f.limit.value);
-        history.pushState(null, "", "/ui/explain?" + p.toString());
-        run();
-      } }, label("customer", "Customer"), label("channel", "Channel"), list, label("placement", "Placement"),
-        label("limit", "Limit"), label("at", "At (RFC 3339)"), label("context", "Context"),
-        el("button", { type: "submit" }, "Decide (dry run)")),
-      out);
-    const catalogRead = channels().then((chs) => list.replaceChildren(...chs.map((c) => el("option", { value: c }))), (err) => {
-      if (err instanceof AuthNeeded) showError(out, err);
-    });
-
-    function run() {
-      let ctx;
-      try { ctx = parseContext(f.context.value); } catch (e) { showError(out, e); return; }
-      const req = { channel: f.channel.value.trim(), explain: true, dry_run: true, limit: Number(f.limit.value) || 3 };
-      if (f.customer.value.trim()) req.customer_id = f.customer.value.trim();
-      if (f.placement.value.trim()) req.placement = f.placement.value.trim();
-      if (f.at.value.trim()) req.at = f.at.value.trim();
-      if (ctx) req.context = ctx;
-      out.replaceChildren(el("p", { class: "muted" }, "Deciding…"));
-      api("/v1/decide", req).then((d) => showDecision(out, d, req), (err) => showError(out, err));
-    }
-    if (f.channel.value) catalogRead.then(run);
-    else f.customer.focus();
-  }
-
-  function exploration(x) {
-    if (!x) return "";
-    if (x.method === "epsilon") return "epsilon: " + (x.random_slate ? "random slate" : "best slate");
-    return x.method + ": drawn " + fmtNum(x.drawn, 3) + " (mean " + fmtNum(x.mean, 3) + ")";
-  }
-
-  function showDecision(out, d, req) {
-    const cands = (d.candidates || []).slice();
-    // Rank order: the candidates that reached the ranking by their place,
-    // then the others in catalog order.
-    cands.sort((a, b) => (a.rank || 1e9) - (b.rank || 1e9));
-    const names = Object.assign({}, actionNames);
-    for (const a of d.actions || []) names[a.id] = a.name;
-    const parts = [
-      el("dl", { class: "summary" },
-        el("div", {}, el("dt", {}, "Chosen"), el("dd", { id: "chosen" }, (d.actions || []).map((a) => a.id).join(", ") || "nothing")),
-        el("div", {}, el("dt", {}, "Customer"), el("dd", {}, d.customer_id || "anonymous")),
-        el("div", {}, el("dt", {}, "Channel"), el("dd", {}, d.channel)),
-        el("div", {}, el("dt", {}, "As of"), el("dd", { id: "as-of" }, req.at ? fmtTime(req.at) : "now")),
-        el("div", {}, el("dt", {}, "Control group"), el("dd", {}, d.control ? "yes (actions withheld)" : "no")),
-        el("div", {}, el("dt", {}, "Took"), el("dd", {}, d.took_us + " µs")),
-        el("div", {}, el("dt", {}, "Versions"), el("dd", { class: "mono" }, d.versions ? "catalog " + d.versions.catalog + " · model " + d.versions.model : ""))),
-    ];
-    if (d.stopped_by) parts.push(el("div", { class: "notice", id: "stopped-by", role: "status" }, "Stopped before any candidate was considered: " + d.stopped_by.policy + " (count " + d.stopped_by.count + ")."));
-    if (d.state === "stale") parts.push(el("div", { class: "notice", role: "status" }, "Decided from the snapshot alone: the customer's live state could not be read."));
-    if (d.withheld && d.withheld.length) parts.push(el("p", {}, "Withheld (control): " + d.withheld.map((a) => a.id).join(", ")));
-    const cols = ["", "#", "Action", "Stage", "Reason", "Score", "P", "C", "V", "L", "Tier", "Exploration"];
-    parts.push(el("table", { id: "candidates" },
-      el("caption", { class: "muted cap" }, "Score = P (propensity) × C (weight) × V (value) × L (lever); pinned tiers rank first, then score (or the exploration's draw)."),
-      el("thead", {}, el("tr", {}, cols.map((c) => el("th", { scope: "col" }, c)))),
-      el("tbody", {}, cands.map((c) => {
-        const ranked = c.rank > 0;
-        return el("tr", { class: c.selected ? "chosen" : ranked ? "ranked" : "removed", "data-id": c.id, "data-stage": c.stage },
-          el("td", { class: "mark" }, c.selected ? "✓" : ""),
-          el("td", { class: "num" }, ranked ? c.rank : ""),
-          el("td", { class: "id" }, el("code", {}, c.id), names[c.id] ? el("div", { class: "muted" }, names[c.id]) : null),
-          el("td", {}, el("span", { class: "stage stage-" + c.stage }, c.stage)),
-          el("td", { class: "reason" }, c.reason),
-          el("td", { class: "num" }, ranked ? fmtNum(c.score, 3) : ""),
-          el("td", { class: "num" }, ranked ? fmtNum(c.propensity, 3) : ""),
-          el("td", { class: "num" }, ranked ? fmtNum(c.weight, 2) : ""),
-          el("td", { class: "num" }, ranked ? fmtNum(c.value, 2) : ""),
-          el("td", { class: "num" }, ranked ? fmtNum(c.lever, 2) : ""),
-          el("td", { class: "num" }, ranked && c.tier ? c.tier : ""),
-          el("td", {}, exploration(c.exploration)));
-      }))));
-    out.replaceChildren(...parts);
-  }
-
   // ---- header ----------------------------------------------------------
 
   fetch("/admin/status", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).then((st) => {
@@ -407,5 +285,15 @@
       "bundle " + st.versions.bundle + " · catalog " + st.versions.catalog + " · snapshot " + st.versions.snapshot;
   }).catch(() => {});
 
-  render();
+  // The pages in their own files (explain.js, catalog.js, ...) use these
+  // and register themselves in studio.pages. They run after this file
+  // (deferred scripts run in order, the document already parsed), and
+  // DOMContentLoaded fires once all of them have: the first render waits
+  // for it, or a quick answer to its first request could find a page not
+  // yet registered.
+  const studio = window.studio = window.studio || {};
+  Object.assign(studio, { el, api, fmtNum, fmtValue, fmtTime, showError, navigate, table, AuthNeeded, main });
+  studio.pages = studio.pages || {};
+
+  document.addEventListener("DOMContentLoaded", render);
 })();
