@@ -63,6 +63,12 @@ func (s *Server) uiAPI(ctx *fasthttp.RequestCtx, path string, start time.Time) {
 		if s.allow(ctx, fasthttp.MethodPost) {
 			s.decide(ctx, start, true)
 		}
+	case path == "/funnel":
+		s.funnelAPI(ctx)
+	case path == "/dashboard":
+		if s.allow(ctx, fasthttp.MethodGet) {
+			s.dashboard(ctx)
+		}
 	case path == "/v1/actions":
 		if s.allow(ctx, fasthttp.MethodGet) {
 			s.appendJSON(ctx, s.backend.AppendActions)

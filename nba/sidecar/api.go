@@ -68,7 +68,7 @@ func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse)
 	}
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
 		Context: sc.ctx, Now: now, Explain: req.Explain || (s.declog != nil && !req.DryRun), DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs,
-		Remember: s.rememberKey(req.DecisionID)}
+		Remember: s.rememberKey(req.DecisionID), Seed: req.Seed}
 	d := &sc.dec
 	if err := s.engine.Decide(&sc.req, d); err != nil {
 		if errors.Is(err, nba.ErrUnknownChannel) {
