@@ -129,6 +129,9 @@ func runServe(args []string) error {
 	}
 	scfg.Logger = logger
 	scfg.Metrics = metrics.NewSet()
+	if *decisionLog {
+		scfg.Studio.DecisionLog = decisionLogReport(filepath.Join(*stateDir, "decisions"))
+	}
 	if err := sc.RegisterMetrics(scfg.Metrics); err != nil {
 		sc.Close()
 		return err
