@@ -112,7 +112,8 @@ func FunnelSeed(customer string) uint64 {
 // Funnel decides q for each of ids (an explained dry run, exploration
 // seeded by FunnelSeed) and counts the decisions. It calls progress, when
 // not nil, with the number decided so far every 256 customers and at the
-// end. It stops with ctx's error when ctx is done, and with the first
+// end. It stops with ctx's error when ctx is done (looked at every 16
+// customers), and with the first
 // decision's error (an unknown channel, say). It is what both the studio's
 // funnel and "nba funnel" run, so the two count alike.
 func Funnel(ctx context.Context, d Decider, ids []string, q FunnelQuery, progress func(done int)) (*FunnelResult, error) {
@@ -125,13 +126,13 @@ func Funnel(ctx context.Context, d Decider, ids []string, q FunnelQuery, progres
 	var req DecideRequest
 	var resp DecideResponse
 	for n, id := range ids {
-		if n%256 == 0 {
+		if n%16 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			if progress != nil && n > 0 {
-				progress(n)
-			}
+		}
+		if n%256 == 0 && n > 0 && progress != nil {
+			progress(n)
 		}
 		req = DecideRequest{DecisionID: "funnel", CustomerID: id, Channel: q.Channel, Placement: q.Placement, Limit: max(1, q.Limit),
 			Context: req.Context[:0], Explain: true, DryRun: true, At: q.At, Seed: FunnelSeed(id)}
