@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,8 +166,9 @@ func Funnel(ctx context.Context, d Decider, ids []string, q FunnelQuery, progres
 			k, ok := index[c.ID]
 			if !ok {
 				k = len(res.Actions)
-				index[strings0(c.ID)] = k
-				res.Actions = append(res.Actions, FunnelAction{ID: strings0(c.ID), Removed: make([]int, len(FunnelStages)), Passed: make([]int, len(FunnelStages))})
+				id := strings.Clone(c.ID) // the backend's strings live until its next Decide
+				index[id] = k
+				res.Actions = append(res.Actions, FunnelAction{ID: id, Removed: make([]int, len(FunnelStages)), Passed: make([]int, len(FunnelStages))})
 			}
 			a := &res.Actions[k]
 			a.Considered++
@@ -195,10 +197,6 @@ func Funnel(ctx context.Context, d Decider, ids []string, q FunnelQuery, progres
 	}
 	return res, nil
 }
-
-// strings0 copies s: a backend's strings are valid only until the next
-// Decide.
-func strings0(s string) string { return string(append([]byte(nil), s...)) }
 
 // funnelRun is the running or last funnel.
 type funnelRun struct {
@@ -660,7 +658,6 @@ type decisionCount struct {
 func (s *Server) decisionCounts() []decisionCount {
 	out := []decisionCount{}
 	text := s.cfg.Metrics.WritePrometheus(nil)
-	const prefix = `nba_decisions_total{action="`
 	for len(text) > 0 {
 		line := text
 		if i := bytes.IndexByte(text, '\n'); i >= 0 {
@@ -668,25 +665,52 @@ func (s *Server) decisionCounts() []decisionCount {
 		} else {
 			text = nil
 		}
-		rest, ok := bytes.CutPrefix(line, []byte(prefix))
+		rest, ok := bytes.CutPrefix(line, []byte(`nba_decisions_total{action="`))
 		if !ok {
 			continue
 		}
-		action, rest, ok := bytes.Cut(rest, []byte(`",channel="`))
+		action, rest, ok := cutLabelValue(rest)
 		if !ok {
 			continue
 		}
-		channel, rest, ok := bytes.Cut(rest, []byte(`"} `))
+		rest, ok = bytes.CutPrefix(rest, []byte(`,channel="`))
 		if !ok {
 			continue
 		}
-		n, err := strconv.ParseUint(string(rest), 10, 64)
+		channel, rest, ok := cutLabelValue(rest)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(string(bytes.TrimPrefix(rest, []byte("} "))), 10, 64)
 		if err != nil || n == 0 {
 			continue
 		}
-		out = append(out, decisionCount{Action: string(action), Channel: string(channel), Count: n})
+		out = append(out, decisionCount{Action: action, Channel: channel, Count: n})
 	}
 	return out
+}
+
+// cutLabelValue reads a Prometheus label value up to its closing quote,
+// undoing the text format's escapes (\\, \", \n), and returns it and what
+// follows the quote.
+func cutLabelValue(b []byte) (string, []byte, bool) {
+	var v []byte
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return string(v), b[i+1:], true
+		case c == '\\' && i+1 < len(b):
+			i++
+			if b[i] == 'n' {
+				v = append(v, '\n')
+			} else {
+				v = append(v, b[i])
+			}
+		default:
+			v = append(v, c)
+		}
+	}
+	return "", nil, false
 }
 
 // decisionLogReport returns f's answer, reusing one younger than

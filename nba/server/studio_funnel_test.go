@@ -298,6 +298,7 @@ func TestDashboardAPI(t *testing.T) {
 	}
 	dec.With("a", "web").Add(3)
 	dec.With("b", "email").Add(1)
+	dec.With(`q"x\y`, "web").Add(2) // escaped in the metrics' text
 	for range 5 {
 		h.do(t, "POST", h.base+"/v1/decide", `{"customer_id":"c1","channel":"web"}`)
 	}
@@ -334,7 +335,7 @@ func TestDashboardAPI(t *testing.T) {
 	if !found {
 		t.Errorf("no interval with the 5 decisions: %+v", d.Points)
 	}
-	if fmt.Sprint(d.Decisions) != "[{a web 3} {b email 1}]" {
+	if fmt.Sprint(d.Decisions) != `[{a web 3} {b email 1} {q"x\y web 2}]` {
 		t.Errorf("decisions %v", d.Decisions)
 	}
 	if len(d.DecisionLog.Uplift) != 1 || calls != 1 {
