@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -332,8 +333,8 @@ func (s *Server) startFunnel(ctx *fasthttp.RequestCtx) {
 			r.state = "canceled"
 		default:
 			r.state = "failed"
-			if _, msg, ok := errorMessage(err); ok {
-				r.err = msg
+			if e := (*Error)(nil); errors.As(err, &e) {
+				r.err = e.Message // an unknown channel, say
 			} else {
 				r.err = "the funnel's decisions failed"
 				s.log.Error("funnel failed", "err", err.Error())
@@ -341,27 +342,6 @@ func (s *Server) startFunnel(ctx *fasthttp.RequestCtx) {
 		}
 	}()
 	s.writeJSON(ctx, http.StatusAccepted, s.funnelStatus())
-}
-
-// errorMessage returns the caller-facing message of err when it wraps an
-// *Error (an invalid channel, say).
-func errorMessage(err error) (code, msg string, ok bool) {
-	var e *Error
-	for u := err; u != nil; {
-		if x, isErr := u.(*Error); isErr {
-			e = x
-			break
-		}
-		w, can := u.(interface{ Unwrap() error })
-		if !can {
-			break
-		}
-		u = w.Unwrap()
-	}
-	if e == nil {
-		return "", "", false
-	}
-	return e.Code, e.Message, true
 }
 
 // funnelStatus is the JSON of the running or last funnel:

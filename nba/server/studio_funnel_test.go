@@ -359,3 +359,27 @@ func TestQuantile(t *testing.T) {
 	f(0.99, []uint64{0, 0, 0, 4}, 0.005) // +Inf: the last bound
 	f(1, []uint64{1, 0, 1, 0}, 0.005)
 }
+
+// TestFunnelAPIFailure: a funnel whose decisions fail ends "failed" with
+// the backend's message (an unknown channel).
+func TestFunnelAPIFailure(t *testing.T) {
+	bad := server.Invalidf("channel %q is not configured", "nope")
+	b := &scripted{Backend: &servertest.Backend{}, decisions: map[string]scriptedDecision{"c1": {failWith: bad}}, ids: []string{"c1"}}
+	h := start(t, server.Config{}, b)
+	if r := h.do(t, "POST", h.admin+"/ui/api/funnel", `{"channel":"nope"}`); r.status != http.StatusAccepted {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	var s funnelStatus
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r := h.do(t, "GET", h.admin+"/ui/api/funnel", "")
+		if err := json.Unmarshal(r.body, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.State != "running" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if s.State != "failed" || s.Error != bad.Message {
+		t.Errorf("%+v", s)
+	}
+}
