@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +175,60 @@ func TestStudioFunnelAndDashboardInBrowser(t *testing.T) {
 		t.Errorf("customer timeline: no point plotted")
 	}
 	b.page("customer-timeline")
+}
+
+// TestFunnelCommand: "nba funnel" refuses what it cannot decide with a
+// message, and its table counts what its JSON counts.
+func TestFunnelCommand(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no channel", []string{"funnel"}, "-channel is required"},
+		{"n too large", []string{"funnel", "-channel", "web", "-n", "100001"}, "want 1 to 100000"},
+		{"n zero", []string{"funnel", "-channel", "web", "-n", "0"}, "want 1 to 100000"},
+		{"bad at", []string{"funnel", "-channel", "web", "-at", "tomorrow"}, "RFC 3339"},
+		{"unknown channel", []string{"funnel", "-channel", "fax", "-n", "10"}, `channel "fax" is not configured`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runNBA(t, tc.args...)
+			if code == 0 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want an error with %q", code, stderr, tc.want)
+			}
+		})
+	}
+	code, stdout, stderr := runNBA(t, "funnel", "-channel", "email", "-n", "300", "-at", "2026-12-24T09:00:00Z")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	_, js, _ := runNBA(t, "funnel", "-channel", "email", "-n", "300", "-at", "2026-12-24T09:00:00Z", "-json")
+	var res server.FunnelResult
+	if err := json.Unmarshal([]byte(js), &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.Actions {
+		fields := []string{a.ID, strconv.Itoa(a.Considered)}
+		for _, p := range a.Passed {
+			fields = append(fields, strconv.Itoa(p))
+		}
+		fields = append(fields, strconv.Itoa(a.Chosen), strconv.Itoa(a.First))
+		if !containsFields(stdout, fields) {
+			t.Errorf("table has no row %v:\n%s", fields, stdout)
+		}
+	}
+	if want := fmt.Sprintf("300 customers on email as of 2026-12-24T09:00:00Z: %d with no action", res.NoAction); !strings.Contains(stdout, want) {
+		t.Errorf("table's summary: want %q in\n%s", want, stdout)
+	}
+}
+
+// containsFields reports whether a line of text has exactly these
+// whitespace-separated fields.
+func containsFields(text string, fields []string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if slices.Equal(strings.Fields(l), fields) {
+			return true
+		}
+	}
+	return false
 }
