@@ -127,7 +127,7 @@
             el("label", { for: "f-action", class: "inline" }, "Action ", stageSelect),
             el("div", { class: "chart" }, stageCanvas))),
         el("section", { class: "gap", "aria-labelledby": "h-funnel-table" }, el("h2", { id: "h-funnel-table" }, "Per action"),
-          el("div", { class: "scroll" }, el("table", { id: "funnel-table" },
+          el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Per action (scrolls sideways)" }, el("table", { id: "funnel-table" },
             el("caption", { class: "muted cap" }, "Customers whose decision considered the action, then how many passed each stage (and all before it), were given it, and got it first."),
             el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Action"), el("th", { scope: "col" }, "Considered"),
               r.stages.map((s) => el("th", { scope: "col" }, stageNames[s] || s)),
