@@ -85,8 +85,7 @@ Flags:
 		return err
 	}
 	defer done()
-	ids := s.CustomerIDs()
-	ids = ids[:min(len(ids), *n)]
+	ids := s.FirstCustomerIDs(*n)
 	q := server.FunnelQuery{Channel: *channel, Placement: *placement, N: *n, Limit: max(1, *limit), At: at}
 	res, err := server.Funnel(context.Background(), s, ids, q, nil)
 	if err != nil {

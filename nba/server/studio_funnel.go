@@ -229,9 +229,11 @@ type studioState struct {
 	reportTime time.Time
 }
 
-// snapshotCustomers is what a Backend that has a snapshot offers the funnel.
-type snapshotCustomers interface {
-	CustomerIDs() []string
+// FunnelSample is what a Backend with a snapshot offers the funnel: the
+// ids of its first n customers, in the snapshot's order (all of them when
+// it has fewer). A Backend without it answers 404 on POST /ui/api/funnel.
+type FunnelSample interface {
+	FirstCustomerIDs(n int) []string
 }
 
 func (s *Server) funnelAPI(ctx *fasthttp.RequestCtx) {
@@ -295,7 +297,7 @@ func (s *Server) startFunnel(ctx *fasthttp.RequestCtx) {
 		}
 		q.At = t.UTC()
 	}
-	sc, ok := s.backend.(snapshotCustomers)
+	sc, ok := s.backend.(FunnelSample)
 	if !ok {
 		s.writeError(ctx, http.StatusNotFound, CodeNotFound, "this backend has no snapshot to sample customers from")
 		return
@@ -314,8 +316,7 @@ func (s *Server) startFunnel(ctx *fasthttp.RequestCtx) {
 	if q.At.IsZero() {
 		q.At = time.Now().UTC().Truncate(time.Second)
 	}
-	ids := sc.CustomerIDs()
-	ids = ids[:min(len(ids), q.N)]
+	ids := sc.FirstCustomerIDs(q.N)
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &funnelRun{q: q, total: len(ids), cancel: cancel, start: time.Now(), state: "running"}
 	s.studio.funnel = r

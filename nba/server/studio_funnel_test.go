@@ -37,7 +37,7 @@ type scriptedDecision struct {
 	failWith error
 }
 
-func (s *scripted) CustomerIDs() []string { return s.ids }
+func (s *scripted) FirstCustomerIDs(n int) []string { return s.ids[:min(n, len(s.ids))] }
 
 func (s *scripted) Decide(req *server.DecideRequest, resp *server.DecideResponse) error {
 	if s.gate != nil {

@@ -48,3 +48,19 @@ func TestDecideSeedMakesExplorationRepeatable(t *testing.T) {
 		t.Errorf("unseeded decisions drew the same every time: the test cannot tell seeded from not")
 	}
 }
+
+func TestFirstCustomerIDs(t *testing.T) {
+	s := openDemo(t, time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	all := s.CustomerIDs()
+	f := func(n int, want []string) {
+		t.Helper()
+		if got := s.FirstCustomerIDs(n); !slices.Equal(got, want) || got == nil {
+			t.Errorf("FirstCustomerIDs(%d) = %d ids, want %d", n, len(got), len(want))
+		}
+	}
+	f(0, []string{})
+	f(-1, []string{})
+	f(3, all[:3])
+	f(len(all), all)
+	f(len(all)+5, all)
+}
