@@ -216,8 +216,9 @@ type funnelRun struct {
 
 // studioState is the server's state for the funnel and the dashboard.
 type studioState struct {
-	mu     sync.Mutex
-	funnel *funnelRun
+	mu      sync.Mutex
+	funnel  *funnelRun
+	running sync.WaitGroup // the funnel's goroutine
 
 	sampler samples
 
@@ -320,8 +321,10 @@ func (s *Server) startFunnel(ctx *fasthttp.RequestCtx) {
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &funnelRun{q: q, total: len(ids), cancel: cancel, start: time.Now(), state: "running"}
 	s.studio.funnel = r
+	s.studio.running.Add(1)
 	s.studio.mu.Unlock()
 	go func() {
+		defer s.studio.running.Done()
 		defer cancel()
 		res, err := Funnel(rctx, s.backend, ids, q, func(n int) { r.done.Store(int64(n)) })
 		s.studio.mu.Lock()
@@ -448,13 +451,15 @@ func (s *Server) startSampler() {
 	})
 }
 
-// stopSampler stops the sampler if it runs, and cancels a running funnel.
+// stopSampler stops the sampler if it runs, and cancels a running funnel
+// and waits for it to end: the backend may be closed next.
 func (s *Server) stopSampler() {
 	s.studio.mu.Lock()
 	if r := s.studio.funnel; r != nil && r.state == "running" {
 		r.cancel()
 	}
 	s.studio.mu.Unlock()
+	s.studio.running.Wait()
 	sm := &s.studio.sampler
 	sm.once.Do(func() {}) // no start after a stop
 	if sm.stop != nil {

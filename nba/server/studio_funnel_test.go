@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -381,5 +383,52 @@ func TestFunnelAPIFailure(t *testing.T) {
 	}
 	if s.State != "failed" || s.Error != bad.Message {
 		t.Errorf("%+v", s)
+	}
+}
+
+// TestShutdownEndsFunnel: Shutdown cancels a running funnel and returns
+// only once it has stopped deciding (the backend is closed next).
+func TestShutdownEndsFunnel(t *testing.T) {
+	ids := make([]string, server.MaxFunnelN)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("c%06d", i)
+	}
+	b := &scripted{Backend: &servertest.Backend{}, ids: ids, gate: make(chan struct{})}
+	go func() {
+		for {
+			select {
+			case b.gate <- struct{}{}:
+				time.Sleep(10 * time.Microsecond)
+			case <-time.After(5 * time.Second):
+				return
+			}
+		}
+	}()
+	srv, err := server.New(server.Config{}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeAdmin(ln)
+	resp, err := http.Post("http://"+ln.Addr().String()+"/ui/api/funnel", "application/json", strings.NewReader(`{"channel":"web","n":100000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	time.Sleep(50 * time.Millisecond)
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	n := len(b.reqs)
+	b.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n == 0 || n == len(ids) || len(b.reqs) != n {
+		t.Errorf("decisions: %d at shutdown, %d after, of %d", n, len(b.reqs), len(ids))
 	}
 }
