@@ -73,6 +73,9 @@
       charts[key] = new window.Chart(cv[key], config);
     }
 
+    // sizeRows sizes a bar chart's box to a row per bar.
+    const sizeRows = (key, n) => { cv[key].parentNode.style.height = Math.max(280, 60 + 20 * n) + "px"; };
+
     // The time axes span the sampler's points (at least one sample
     // interval either side of a lone point).
     let timeScale = {};
@@ -98,10 +101,11 @@
       const actions = [...new Set(d.decisions.map((x) => x.action))].sort();
       const chans = [...new Set(d.decisions.map((x) => x.channel))].sort();
       const count = (a, c) => (d.decisions.find((x) => x.action === a && x.channel === c) || { count: 0 }).count;
+      sizeRows("decisions", actions.length);
       chart("decisions", {
         type: "bar",
         data: { labels: actions, datasets: chans.map((c, i) => ({ label: c, data: actions.map((a) => count(a, c)), backgroundColor: palette[i % palette.length] })) },
-        options: { indexAxis: "y", scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true } } },
+        options: { indexAxis: "y", scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true, ticks: { autoSkip: false } } } },
       });
       decisionsBox.replaceChildren(actions.length ? el("details", {}, el("summary", {}, "Numbers"),
         el("table", { id: "decisions-table" },
@@ -115,6 +119,7 @@
       else logNote.replaceChildren();
       const rows = (log && log.uplift) || [];
       const shown = rows.filter((r) => r.uplift[0] !== null);
+      sizeRows("uplift", shown.length);
       chart("uplift", {
         type: "bar",
         data: {
@@ -124,7 +129,7 @@
             { type: "line", label: "uplift", data: shown.map((r) => 100 * r.uplift[0]), showLine: false, pointRadius: 4, borderColor: palette[1], backgroundColor: palette[1] },
           ],
         },
-        options: { indexAxis: "y", scales: { x: { title: { display: true, text: "uplift of the response rate (points of %)" } } } },
+        options: { indexAxis: "y", scales: { x: { title: { display: true, text: "uplift of the response rate (points of %)" } }, y: { ticks: { autoSkip: false } } } },
       });
       upliftBox.replaceChildren(rows.length ?
         el("table", { id: "uplift" },

@@ -141,10 +141,12 @@
               el("td", { class: "num" }, pct(a.first)))))))));
       if (!window.Chart) return;
       const shown = ranked.filter((a) => a.first > 0);
+      firstCanvas.parentNode.style.height = Math.max(280, 40 + 20 * shown.length) + "px"; // a row per action
       charts.push(new window.Chart(firstCanvas, {
         type: "bar",
         data: { labels: shown.map((a) => a.id), datasets: [{ label: "Share of first place (%)", data: shown.map((a) => n ? 100 * a.first / n : 0), backgroundColor: "#2457c5" }] },
-        options: { indexAxis: "y", maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: { x: { title: { display: true, text: "% of customers" } } } },
+        options: { indexAxis: "y", maintainAspectRatio: false, plugins: { legend: { display: false } },
+          scales: { x: { title: { display: true, text: "% of customers" } }, y: { ticks: { autoSkip: false } } } },
       }));
       const stageChart = new window.Chart(stageCanvas, {
         type: "bar",
