@@ -170,16 +170,28 @@ type propensityPoint struct {
 // decisionLogReport returns the studio dashboard's reader of the decision
 // log in dir (server.StudioConfig.DecisionLog): the uplift rows of
 // evaluate.Uplift, as "nba uplift -json" prints them, and the mean
-// propensity of each chosen action per minute.
-func decisionLogReport(dir string) func(dst []byte) ([]byte, error) {
+// propensity of each chosen action per minute. The uplift holds every
+// decision of the log in memory, in the serving process: a log of more
+// than maxBytes on disk is not read (the error says to run nba uplift).
+func decisionLogReport(dir string, maxBytes int64) func(dst []byte) ([]byte, error) {
 	return func(dst []byte) ([]byte, error) {
 		out := struct {
 			Uplift     []upliftRow        `json:"uplift"`
 			Propensity []propensitySeries `json:"propensity"`
 		}{Uplift: []upliftRow{}, Propensity: []propensitySeries{}}
-		if files, err := declog.Files(dir, "decisions"); err != nil || len(files) == 0 {
+		files, err := declog.Files(dir, "decisions")
+		if err != nil || len(files) == 0 {
 			b, err := json.Marshal(out)
 			return append(dst, b...), err
+		}
+		var size int64
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil {
+				size += fi.Size()
+			}
+		}
+		if size > maxBytes {
+			return dst, fmt.Errorf("the decision log holds %d MiB, more than the dashboard reads (-studio.maxLogBytes %d MiB): run nba uplift %s", size>>20, maxBytes>>20, dir)
 		}
 		rows, _, _, err := evaluate.Uplift(dir, "decisions", evaluate.UpliftConfig{})
 		if err != nil {

@@ -7,6 +7,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -231,4 +232,21 @@ func containsFields(text string, fields []string) bool {
 		}
 	}
 	return false
+}
+
+// TestDecisionLogReportBounded: the dashboard's reader of the decision log
+// answers empty lists without a log, and refuses, with the command to run
+// instead, a log larger than it may hold in the serving process.
+func TestDecisionLogReportBounded(t *testing.T) {
+	dir := t.TempDir()
+	got, err := decisionLogReport(dir, 1024)(nil)
+	if err != nil || string(got) != `{"uplift":[],"propensity":[]}` {
+		t.Errorf("no log: %s, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "decisions-20261206T120000.000000000Z-000001.jsonl.zst"), make([]byte, 2048), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decisionLogReport(dir, 1024)(nil); err == nil || !strings.Contains(err.Error(), "run nba uplift "+dir) {
+		t.Errorf("a log over the limit: %v", err)
+	}
 }
