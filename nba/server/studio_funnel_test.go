@@ -432,3 +432,24 @@ func TestShutdownEndsFunnel(t *testing.T) {
 		t.Errorf("decisions: %d at shutdown, %d after, of %d", n, len(b.reqs), len(ids))
 	}
 }
+
+// TestDashboardDecisionLogStates: without a decision log the dashboard
+// answers null; a failing one, its error.
+func TestDashboardDecisionLogStates(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    func([]byte) ([]byte, error)
+		want string
+	}{
+		{"off", nil, `"decision_log":null`},
+		{"failing", func(dst []byte) ([]byte, error) { return dst, errors.New("too big") }, `"decision_log_error":"cannot read the decision log: too big"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, server.Config{Studio: server.StudioConfig{DecisionLog: tc.f}}, &servertest.Backend{})
+			r := h.do(t, "GET", h.admin+"/ui/api/dashboard", "")
+			if r.status != http.StatusOK || !strings.Contains(string(r.body), tc.want) {
+				t.Errorf("%d %s; want %s", r.status, r.body, tc.want)
+			}
+		})
+	}
+}
