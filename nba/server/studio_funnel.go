@@ -570,10 +570,16 @@ type dashPoint struct {
 //	 "learning":[{"t","evidence":{action:n}}],
 //	 "decision_log": <StudioConfig.DecisionLog's object> | null, "decision_log_error"?}
 //
-// The points are the intervals between the sampler's readings and the
-// reading taken now; rate is POST /v1/decide answers per second.
+// The points are the intervals between the sampler's readings and a
+// reading taken now (when the last is at least a second old); rate is
+// POST /v1/decide answers per second.
 func (s *Server) dashboard(ctx *fasthttp.RequestCtx) {
-	list := append(s.studio.sampler.list(), s.readSample())
+	list := s.studio.sampler.list()
+	// And a reading taken now, unless the last sample is too recent for
+	// its interval to say much (a rate over a few milliseconds).
+	if now := s.readSample(); len(list) < 2 || now.t.Sub(list[len(list)-1].t) >= time.Second {
+		list = append(list, now)
+	}
 	upper := s.latency[epDecide].Upper()
 	out := struct {
 		Now          time.Time       `json:"now"`
