@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -293,6 +294,7 @@ Flags:
 	}
 	responses := fset.String("responses", "accept,convert", "feedback outcomes that count as a response, comma-separated")
 	prefix := fset.String("prefix", "decisions", "log file name prefix")
+	asJSON := fset.Bool("json", false, "print the rows as a JSON array (intervals as [value, lower, upper]), as the studio's dashboard shows them")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -312,6 +314,14 @@ Flags:
 	}
 	if len(rows) == 0 {
 		return fmt.Errorf("no decisions in the logs of %s (%d files, %d records)", fset.Arg(0), stats.Files, stats.Records)
+	}
+	if *asJSON {
+		b, err := json.Marshal(upliftJSON(rows))
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(append(b, '\n'))
+		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "channel\taction\ttreated\tcontrol\trate treated [95%]\trate control [95%]\tuplift [95%]\tvalue uplift [95%]")

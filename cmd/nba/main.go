@@ -89,7 +89,7 @@ func helpToStdout() { os.Stderr = os.Stdout }
 
 // helpOrder is the order "nba help" lists commands in: serving first, then
 // one-off decisions, models and bundles, then analysis of decision logs.
-var helpOrder = []string{"serve", "decide", "batch", "state", "score", "validate", "demo", "uplift", "evaluate", "replay", "log", "healthcheck", "version"}
+var helpOrder = []string{"serve", "decide", "batch", "funnel", "state", "score", "validate", "demo", "uplift", "evaluate", "replay", "log", "healthcheck", "version"}
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "nba is a real-time next-best-action sidecar.\n\nUsage:\n  nba <command> [flags]\n\nCommands:\n")

@@ -62,6 +62,7 @@ func runServe(args []string) error {
 	logInputs := fset.Bool("decisionlog.inputs", true, "log each decision's inputs (profile fields, history counts, journeys) so nba replay and nba evaluate can decide it again")
 	scoreCache := fset.Int64("scorecache.maxBytes", 0, "memory budget of the per-customer score cache in bytes; 0 (the default) disables it: in the traffic measured it cost more CPU than it saved (bench/RESULTS.md)")
 	decisionLog := fset.Bool("decisionlog", true, "log every decision and feedback to <state>/decisions (compressed JSON Lines)")
+	studioLogBytes := fset.Int64("studio.maxLogBytes", 64<<20, "largest decision log (bytes on disk) the studio's dashboard reads for its uplift; past it, it says to run nba uplift")
 	logCodec := fset.String("decisionlog.codec", "zstd", "compression of the decision log: zstd (smaller files) or snappy (Snappy framing format, about 5x less CPU, files about 1.8x larger)")
 	logLevel := fset.String("log.level", "info", "log level: debug, info, warn or error")
 	responseWindow := fset.Duration("learn.responseWindow", 24*time.Hour, "how long a shown action may wait for an accept, convert, reject or dismiss before online learning counts it as ignored")
@@ -142,6 +143,9 @@ func runServe(args []string) error {
 	}
 	scfg.Logger = logger
 	scfg.Metrics = metrics.NewSet()
+	if *decisionLog {
+		scfg.Studio.DecisionLog = decisionLogReport(filepath.Join(*stateDir, "decisions"), *studioLogBytes)
+	}
 	if err := sc.RegisterMetrics(scfg.Metrics); err != nil {
 		sc.Close()
 		return err

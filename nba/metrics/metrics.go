@@ -272,6 +272,20 @@ func (h *Histogram) Count() uint64 {
 // Sum returns the sum of observations.
 func (h *Histogram) Sum() float64 { return math.Float64frombits(h.sumBits.Load()) }
 
+// Upper returns the buckets' upper bounds, sorted, without +Inf. The slice
+// is shared: do not modify it.
+func (h *Histogram) Upper() []float64 { return h.upper }
+
+// AppendCounts appends the count of each bucket (not cumulative; the last
+// is the +Inf bucket, so len(Upper())+1 of them) to dst, for callers that
+// take their own samples of the distribution (the studio's dashboard).
+func (h *Histogram) AppendCounts(dst []uint64) []uint64 {
+	for i := range h.counts {
+		dst = append(dst, h.counts[i].Load())
+	}
+	return dst
+}
+
 func (h *Histogram) appendTo(dst []byte) []byte {
 	var cum uint64
 	for i := range h.counts {

@@ -69,6 +69,11 @@ type DecideRequest struct {
 	// At, when not zero, decides as of that moment instead of now
 	// (schedules, waits, windows, hour()); only with DryRun.
 	At time.Time
+	// Seed, when not 0, makes the channel's exploration draws
+	// deterministic (nba.Request.Seed). Never decoded from a request: only
+	// in-process callers set it, such as Funnel, whose dry runs must count
+	// the same in the studio as on the command line.
+	Seed uint64
 
 	idBuf [32]byte
 }

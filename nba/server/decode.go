@@ -611,7 +611,7 @@ func (l *limits) id(field, v string, required bool) error {
 func (s *scanner) decideObject(req *DecideRequest, l *limits) error {
 	req.CustomerID, req.Channel, req.Placement = "", "", ""
 	req.Limit, req.Explain, req.DryRun = 0, false, false
-	req.At = time.Time{}
+	req.At, req.Seed = time.Time{}, 0
 	req.Context = req.Context[:0]
 	var at string
 	if err := s.object("the request"); err != nil {

@@ -145,6 +145,8 @@ type Config struct {
 	Metrics *metrics.Set
 	// Logger receives the server's logs. Default: JSON on stderr.
 	Logger *slog.Logger
+	// Studio configures the studio's dashboard (studio_funnel.go).
+	Studio StudioConfig
 }
 
 type intParam struct {
@@ -270,6 +272,7 @@ type Server struct {
 	refusedPerIP  *metrics.Counter
 
 	adminHosts adminHosts
+	studio     studioState
 }
 
 // New validates cfg and returns a Server over b. It registers the server's
@@ -382,6 +385,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Config.AdminAllowedHosts. It accepts at most 64 connections at once.
 func (s *Server) ServeAdmin(ln net.Listener) error {
 	s.adminHosts.add(ln.Addr())
+	s.startSampler()
 	return s.admin.Serve(&limitListener{Listener: ln, max: 64, refused: s.refusedPerIP, perIP: map[string]int{}})
 }
 
@@ -395,6 +399,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { defer wg.Done(); errPublic = s.public.ShutdownWithContext(ctx) }()
 	go func() { defer wg.Done(); errAdmin = s.admin.ShutdownWithContext(ctx) }()
 	wg.Wait()
+	s.stopSampler()
 	if err := errors.Join(errPublic, errAdmin); err != nil {
 		return fmt.Errorf("cannot shut down server: %w", err)
 	}

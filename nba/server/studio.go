@@ -26,6 +26,9 @@ import (
 //	GET  /ui/api/v1/actions         GET /v1/actions
 //	GET  /ui/api/auth               {"token_required","authorized"}
 //
+// and for the population funnel and the dashboard, /ui/api/funnel and
+// /ui/api/dashboard (see studio_funnel.go).
+//
 // When an admin token is configured, the /v1/ routes need it as the bearer
 // token (the page asks for it, having asked /ui/api/auth whether it must,
 // so that no request fails); without one they are open to what the admin
@@ -68,6 +71,12 @@ func (s *Server) uiAPI(ctx *fasthttp.RequestCtx, path string, start time.Time) {
 	case path == "/candidate":
 		if s.allow(ctx, fasthttp.MethodGet) {
 			s.studioCandidate(ctx)
+		}
+	case path == "/funnel":
+		s.funnelAPI(ctx)
+	case path == "/dashboard":
+		if s.allow(ctx, fasthttp.MethodGet) {
+			s.dashboard(ctx)
 		}
 	case path == "/v1/actions":
 		if s.allow(ctx, fasthttp.MethodGet) {

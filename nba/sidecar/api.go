@@ -84,6 +84,9 @@ func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideReq
 		}
 		now = req.At
 	}
+	if seed == 0 {
+		seed = req.Seed // the funnel's per-customer seed
+	}
 	sc.req = nba.Request{Customer: req.CustomerID, Channel: req.Channel, Placement: req.Placement, Limit: req.Limit,
 		Context: sc.ctx, Now: now, Explain: req.Explain || (s.declog != nil && !req.DryRun), DryRun: req.DryRun, Trace: s.declog != nil && !req.DryRun && !s.cfg.DecisionLogNoInputs,
 		Remember: s.rememberKey(req.DecisionID), Overrides: ov, Seed: seed}

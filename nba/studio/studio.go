@@ -3,7 +3,9 @@
 // for the routes). It is a page of hand-written HTML, CSS and JavaScript
 // with no build step and nothing fetched from elsewhere: the page reads
 // its route from the browser's address and asks the sidecar's own API
-// (under /ui/api/) for what it shows.
+// (under /ui/api/) for what it shows. Its charts are drawn by Chart.js,
+// vendored as built by its npm package (assets/vendor, with its licence;
+// the README says how to update it).
 package studio
 
 import (

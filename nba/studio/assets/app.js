@@ -53,7 +53,7 @@
 
   class AuthNeeded extends Error {}
 
-  async function api(path, body) {
+  async function api(path, body, method) {
     const headers = {};
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers["Authorization"] = "Bearer " + token;
@@ -63,6 +63,7 @@
       headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
     }
+    if (method) opts.method = method;
     const r = await fetch("/ui/api" + path, opts);
     if (r.status === 401) {
       if (token) sessionStorage.removeItem(TOKEN_KEY);
@@ -169,6 +170,10 @@
         break;
       case "funnel": case "dashboard":
         document.title = later[page][0] + " · nba studio";
+        if (built(page)) {
+          window.nbaStudioPages[page]({ main, el, api, showError, fmtNum, fmtTime, channels, navigate }, new URLSearchParams(location.search));
+          break;
+        }
         main.append(el("h1", {}, later[page][0]),
           el("div", { class: "notice", id: "not-built" }, "This page is not built yet."),
           el("p", {}, "It will show, " + later[page][1][0].toLowerCase() + later[page][1].slice(1)));
@@ -193,7 +198,13 @@
         el("li", {}, el("a", { href: "/ui/explain" }, "Decision explorer"), el("p", {}, "Every candidate of a decision: the stage that removed it and why, or its score and factors, in rank order; what if a lever, weight, tier or context were different; the live bundle beside a candidate.")),
         el("li", {}, el("a", { href: "/ui/catalog" }, "Catalog and journeys"), el("p", {}, "Actions by group with their rules, caps, tiers and treatments; each journey drawn as its steps with waits, entry and exit.")),
         ...Object.entries(later).map(([k, [title, what]]) =>
-          el("li", { class: "later" }, el("a", { href: "/ui/" + k }, title), el("p", {}, "Not built yet. " + what)))));
+          el("li", { class: built(k) ? "" : "later" }, el("a", { href: "/ui/" + k }, title), el("p", {}, (built(k) ? "" : "Not built yet. ") + what)))));
+  }
+
+  // built reports whether a page's script (funnel.js, dashboard.js, ...)
+  // registered the page.
+  function built(page) {
+    return !!(window.nbaStudioPages && window.nbaStudioPages[page]);
   }
 
   // ---- customer --------------------------------------------------------
@@ -258,12 +269,40 @@
               [["When", (h) => fmtTime(h.ts), "t"], ["Action", (h) => el("code", {}, h.action_id)], ["Channel", (h) => h.channel],
                ["Outcome", (h) => h.outcome], ["Value", (h) => fmtNum(h.value, 2), "num"]],
               (c.history || []).slice().sort((a, b) => (a.ts < b.ts ? 1 : -1)), "No contacts recorded.")),
+          timelineSection(c.history || []),
           capsSection(c.caps || []),
           el("section", { class: "card gap", "aria-labelledby": "h-journeys" }, el("h2", { id: "h-journeys" }, "Journeys"),
             table("journeys", "Journeys the customer is in or has left.",
               [["Journey", (j) => el("code", {}, j.journey)], ["Status", (j) => j.status], ["Step", (j) => fmtNum(j.step), "num"],
                ["Entered", (j) => fmtTime(j.entered_at)], ["Step since", (j) => fmtTime(j.step_at)]],
               c.journeys || [], "In no journey.")))));
+  }
+
+  // timelineSection plots the customer's contacts over time, one row per
+  // outcome (an impression is a decision delivered), with Chart.js.
+  let timelineChart = null;
+  function timelineSection(history) {
+    if (timelineChart) { timelineChart.destroy(); timelineChart = null; }
+    if (!history.length || !window.Chart) return null;
+    const outcomes = ["impression", "click", "accept", "convert", "reject", "dismiss"].filter((o) => history.some((h) => h.outcome === o));
+    for (const h of history) if (!outcomes.includes(h.outcome)) outcomes.push(h.outcome);
+    const canvas = el("canvas", { id: "timeline-chart", role: "img", "aria-label": "Timeline: the customer's contacts over time by outcome (the table of recent contacts holds them)" });
+    const colors = ["#2457c5", "#0b7285", "#2b8a3e", "#e67700", "#c2255c", "#862e9c"];
+    const sec = el("section", { class: "card gap", "aria-labelledby": "h-timeline" }, el("h2", { id: "h-timeline" }, "Timeline"),
+      el("div", { class: "chart short" }, canvas));
+    window.Chart.defaults.animation = false;
+    const xs = history.map((h) => Date.parse(h.ts));
+    const lo = Math.min(...xs), hi = Math.max(...xs), pad = Math.max((hi - lo) * 0.05, 3600e3);
+    timelineChart = new window.Chart(canvas, {
+      type: "scatter",
+      data: { datasets: outcomes.map((o, i) => ({ label: o, backgroundColor: colors[i % colors.length], pointRadius: 5,
+        data: history.filter((h) => h.outcome === o).map((h) => ({ x: Date.parse(h.ts), y: outcomes.length - i, action: h.action_id })) })) },
+      options: { maintainAspectRatio: false,
+        scales: { x: { type: "linear", min: lo - pad, max: hi + pad, ticks: { callback: (v) => fmtTime(new Date(v).toISOString()), maxTicksLimit: 4 } },
+          y: { min: 0.5, max: outcomes.length + 0.5, ticks: { stepSize: 1, callback: (v) => outcomes[outcomes.length - v] || "" } } },
+        plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c) => c.raw.action + " · " + c.dataset.label + " · " + fmtTime(new Date(c.raw.x).toISOString()) } } } },
+    });
+    return sec;
   }
 
   function capsSection(caps) {

@@ -1,0 +1,4 @@
+package server
+
+// Quantile exports quantile to the tests.
+var Quantile = quantile
