@@ -330,8 +330,24 @@
   // DOMContentLoaded fires once all of them have: the first render waits
   // for it, or a quick answer to its first request could find a page not
   // yet registered.
+  // channels lists the catalog's channels (read once), and fills
+  // actionNames (id → display name) on the way.
+  let channelsCache = null;
+  const actionNames = {};
+  async function channels() {
+    if (channelsCache) return channelsCache;
+    const cat = await api("/v1/actions");
+    const set = new Set();
+    for (const a of (cat.catalog && cat.catalog.actions) || []) {
+      if (a.name) actionNames[a.id] = a.name;
+      for (const ch of a.channels || []) set.add(ch);
+    }
+    channelsCache = [...set].sort();
+    return channelsCache;
+  }
+
   const studio = window.studio = window.studio || {};
-  Object.assign(studio, { el, api, fmtNum, fmtValue, fmtTime, showError, navigate, table, AuthNeeded, main });
+  Object.assign(studio, { el, api, fmtNum, fmtValue, fmtTime, showError, navigate, table, AuthNeeded, main, channels, actionNames });
   studio.pages = studio.pages || {};
 
   document.addEventListener("DOMContentLoaded", render);

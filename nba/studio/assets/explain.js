@@ -7,21 +7,7 @@
 "use strict";
 
 (function () {
-  const { el, api, fmtNum, fmtTime, showError, AuthNeeded, main } = window.studio;
-
-  let channelsCache = null;
-  const actionNames = {};
-  async function channels() {
-    if (channelsCache) return channelsCache;
-    const cat = await api("/v1/actions");
-    const set = new Set();
-    for (const a of (cat.catalog && cat.catalog.actions) || []) {
-      if (a.name) actionNames[a.id] = a.name;
-      for (const ch of a.channels || []) set.add(ch);
-    }
-    channelsCache = [...set].sort();
-    return channelsCache;
-  }
+  const { el, api, fmtNum, fmtTime, showError, AuthNeeded, main, channels, actionNames } = window.studio;
 
   // candidate is the candidate bundle's description, or null when the
   // sidecar has none (asked once: it is fixed at start).
