@@ -934,7 +934,9 @@ func (b *Backend) markFresh(s *shard, tok readToken, customer string, v value, p
 	if !ok {
 		s.evictOne(max(1, b.cfg.MaxCustomers/numShards))
 	}
-	s.m[customer] = entry{ver: v.ver, c: v.c, fresh: until, gen: tok.flushes}
+	// Cloned: customer may share memory with a request buffer (a map
+	// assignment stores the key given, also over an existing one).
+	s.m[strings.Clone(customer)] = entry{ver: v.ver, c: v.c, fresh: until, gen: tok.flushes}
 }
 
 // invalidate is the client's invalidation callback (on a connection's
@@ -1006,7 +1008,7 @@ func (b *Backend) remember(customer string, ver uint64, c *state.Customer, own i
 	} else if !ok {
 		s.evictOne(max)
 	}
-	s.m[customer] = entry{ver: ver, c: c, own: own}
+	s.m[strings.Clone(customer)] = entry{ver: ver, c: c, own: own} // cloned as in markFresh
 }
 
 // digest identifies the mappings and snapshot fields values are encoded
