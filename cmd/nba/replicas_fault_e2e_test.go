@@ -225,3 +225,15 @@ func TestRedisRestartWhileDeciding(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesMaxCustomersOnRedis: -state.maxCustomers bounds the
+// embedded state only; given with -state.redis it would bound nothing, so
+// nba serve refuses to start and says what bounds the state on Redis.
+func TestServeRefusesMaxCustomersOnRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
+	p := launch(t, "-state", t.TempDir(), "-state.redis", srv.URL, "-state.maxCustomers", "1000")
+	code, exited := p.waitExit(waitDeadline)
+	if !exited || code == 0 || !p.logs.contains("maxmemory-policy") {
+		t.Fatalf("nba serve -state.redis -state.maxCustomers: exited %v with %d; want a refusal naming maxmemory-policy; log:\n%s", exited, code, p.logs)
+	}
+}

@@ -257,7 +257,7 @@ func (b *Backend) persistence(ctx context.Context) (volatile bool, dur string, e
 	var notes []string
 	for addr, n := range b.client.Nodes() {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		kv, err := n.Do(cctx, n.B().ConfigGet().Parameter("appendonly", "appendfsync", "no-appendfsync-on-rewrite").Build()).AsStrMap()
+		kv, err := n.Do(cctx, n.B().ConfigGet().Parameter("appendonly", "appendfsync", "no-appendfsync-on-rewrite", "maxmemory", "maxmemory-policy").Build()).AsStrMap()
 		cancel()
 		r := 0
 		switch {
@@ -279,6 +279,10 @@ func (b *Backend) persistence(ctx context.Context) (volatile bool, dur string, e
 			if kv["no-appendfsync-on-rewrite"] == "yes" && r > 1 {
 				notes = append(notes, addr+": no-appendfsync-on-rewrite yes (no fsync while the AOF is rewritten)")
 			}
+		}
+		if strings.HasPrefix(kv["maxmemory-policy"], "allkeys-") && kv["maxmemory"] != "0" {
+			// Customer keys have no expiry: only allkeys policies evict them.
+			notes = append(notes, addr+": maxmemory-policy "+kv["maxmemory-policy"]+" (when full, Redis drops whole customers: their caps forget contacts; noeviction refuses writes instead)")
 		}
 		rank = min(rank, r)
 	}
