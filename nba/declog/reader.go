@@ -213,8 +213,11 @@ type Record struct {
 	ContextDigest string          `json:"context_digest,omitempty"`
 	Seed          uint64          `json:"seed,omitempty"`
 	// Inputs is nil for records written without them.
-	Inputs   *RecordInputs     `json:"inputs,omitempty"`
-	Control  bool              `json:"control,omitempty"`
+	Inputs  *RecordInputs `json:"inputs,omitempty"`
+	Control bool          `json:"control,omitempty"`
+	// State is "stale" for a decision made while the customer's live
+	// state could not be read (its inputs hold what it used instead).
+	State    string            `json:"state,omitempty"`
 	Versions map[string]string `json:"versions,omitempty"`
 	// Candidates lists the scored candidates, then the removed ones (from
 	// "removed", by stage in name order; Stage set, no scores).

@@ -20,6 +20,9 @@ type Decision struct {
 	// object when not empty.
 	ContextValues []Value
 	Control       bool
+	// Stale: the decision was made while the customer's live state could
+	// not be read (the answer's "state":"stale"), written as "state".
+	Stale bool
 	Versions      []Version
 	Candidates    []Candidate
 	Chosen        []Chosen
@@ -160,6 +163,9 @@ func appendDecision(b []byte, d *Decision) []byte {
 	}
 	b = append(b, `,"control":`...)
 	b = strconv.AppendBool(b, d.Control)
+	if d.Stale {
+		b = append(b, `,"state":"stale"`...)
+	}
 	b = append(b, `,"versions":{`...)
 	for i, v := range d.Versions {
 		if i > 0 {
