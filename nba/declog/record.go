@@ -20,9 +20,6 @@ type Decision struct {
 	// object when not empty.
 	ContextValues []Value
 	Control       bool
-	// Stale: the decision was made while the customer's live state could
-	// not be read (the answer's "state":"stale"), written as "state".
-	Stale bool
 	Versions      []Version
 	Candidates    []Candidate
 	Chosen        []Chosen
@@ -31,6 +28,10 @@ type Decision struct {
 	// Inputs is what the decision read besides the request; written when
 	// Inputs.Logged.
 	Inputs Inputs
+
+	// Stale: the decision was made while the customer's live state could
+	// not be read (the answer's "state":"stale"), written as "state".
+	Stale bool
 }
 
 // Value is one named value of a request context or a profile. Kind says
