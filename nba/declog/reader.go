@@ -213,11 +213,8 @@ type Record struct {
 	ContextDigest string          `json:"context_digest,omitempty"`
 	Seed          uint64          `json:"seed,omitempty"`
 	// Inputs is nil for records written without them.
-	Inputs  *RecordInputs `json:"inputs,omitempty"`
-	Control bool          `json:"control,omitempty"`
-	// State is "stale" for a decision made while the customer's live
-	// state could not be read (its inputs hold what it used instead).
-	State    string            `json:"state,omitempty"`
+	Inputs   *RecordInputs     `json:"inputs,omitempty"`
+	Control  bool              `json:"control,omitempty"`
 	Versions map[string]string `json:"versions,omitempty"`
 	// Candidates lists the scored candidates, then the removed ones (from
 	// "removed", by stage in name order; Stage set, no scores).
@@ -232,6 +229,10 @@ type Record struct {
 	Action string   `json:"action,omitempty"`
 	Event  string   `json:"event,omitempty"`
 	Reward *float64 `json:"reward,omitempty"`
+
+	// State is "stale" for a decision made while the customer's live
+	// state could not be read (its inputs hold what it used instead).
+	State string `json:"state,omitempty"`
 }
 
 // RecordInputs is a decoded "inputs" object.
