@@ -44,6 +44,10 @@
 // values), with found true and an ErrUnavailable error: the decision uses
 // it and is marked stale.
 //
+// Moving state (port.go, state.Porter): Each SCANs the customer keys of
+// every master, Restore replaces customers, RecordContacts imports contact
+// history; nba state export and import use them.
+//
 // Limits: Customers in Stats is not counted (the keys are in Redis); WAIT
 // on a Cluster is not tested; values written with other mappings are
 // refused (ErrUnavailable on read, and writes fail) until migrated.
