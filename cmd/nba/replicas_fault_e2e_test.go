@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -23,42 +24,72 @@ func startReplicas(t *testing.T, url string, n int) []*proc {
 	return ps
 }
 
-// TestReplicaKilledMidBurst: writers send feedback and events to three
-// replicas on one Redis (appendfsync always); one replica is killed with
-// SIGKILL mid-burst. Every write any replica acknowledged, the killed
-// one's included, is in the shared state afterwards, as both survivors
-// show it.
+// TestReplicaKilledMidBurst: 8 writers send feedback and events round
+// robin to three replicas on one Redis (appendfsync always); one replica
+// is killed with SIGKILL mid-burst, and the writers go on with the other
+// two. Every write any replica acknowledged, the killed one's included, is
+// in the shared state afterwards, as both survivors show it (a write a
+// replica refused with 503 under load is not acknowledged, and counted).
 func TestReplicaKilledMidBurst(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{AppendFsync: "always"})
 	ps := startReplicas(t, srv.URL, 3)
 	var next atomic.Int64
-	const limit = 1200
-	ws := make([]*writers, len(ps))
-	for i, p := range ps {
-		ws[i] = startWriters(p, &next, limit)
-	}
-	eventually(t, "acknowledgements by the replica to kill", func() bool { return ws[1].acked() >= 60 })
+	w := startTolerantWriters(ps, &next)
+	eventually(t, "acknowledgements by the replica to kill", func() bool { return w.ackedBy[1].Load() >= 60 })
 	ps[1].kill()
-	var all []acked
-	for i, w := range ws {
-		got := w.wait()
-		t.Logf("replica %d: %d writes acknowledged", i, len(got))
-		all = append(all, got...)
-	}
-	if len(all) < 100 {
-		t.Fatalf("only %d writes acknowledged: the burst proves nothing", len(all))
-	}
-	verifyAcked(t, ps[0], all)
-	verifyAcked(t, ps[2], all)
+	killed := w.ackedBy[1].Load()
+	eventually(t, "acknowledgements after the kill", func() bool { return w.ackedBy[0].Load()+w.ackedBy[2].Load() >= 2*killed })
+	all := w.wait(t)
+	t.Logf("%d writes acknowledged, %d by the killed replica; %d refused as state_unavailable", len(all), w.ackedBy[1].Load(), w.unavailable.Load())
+	verifyAckedFresh(t, ps[0], all)
+	verifyAckedFresh(t, ps[2], all)
 }
 
-// tolerantWriters are writers (as startWriters) that take 503
-// state_unavailable as "not acknowledged" and go on; any other answer but
-// 200 is an error.
+// verifyAckedFresh is verifyAcked on views read with the live state: a
+// view marked "state":"stale" (Redis did not answer in time, on a loaded
+// machine) is read again, so that only a write missing from Redis counts
+// as lost.
+func verifyAckedFresh(t *testing.T, p *proc, all []acked) {
+	t.Helper()
+	for _, a := range all {
+		deadline := time.Now().Add(waitDeadline)
+		for {
+			r, err := p.try("GET", p.base+"/v1/customers/"+a.customer, "")
+			if err != nil || r.status != http.StatusOK {
+				t.Fatalf("GET /v1/customers/%s: %v %v", a.customer, r, err)
+			}
+			var v customerView
+			if err := json.Unmarshal(r.body, &v); err != nil {
+				t.Fatal(err)
+			}
+			if v.State == "stale" && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			ok := v.State == ""
+			if a.event {
+				st, _, in := v.journey("abandoned_cart")
+				ok = ok && v.Profile["cart_value"] == a.value && in && st == "active"
+			} else {
+				ok = ok && v.hasContact("xs_shoes", "web", "convert", a.value)
+			}
+			if !ok {
+				t.Fatalf("acknowledged write %+v lost: customer view %v; the process log:\n%s", a, r, p.logs)
+			}
+			break
+		}
+	}
+}
+
+// tolerantWriters are writers (as startWriters) sending to replicas in
+// turn that take 503 state_unavailable (and no answer from a replica that
+// was killed) as "not acknowledged" and go on; any other answer but 200 is
+// an error.
 type tolerantWriters struct {
 	wg          sync.WaitGroup
 	mu          sync.Mutex
 	got         []acked
+	ackedBy     [3]atomic.Int64 // by replica
 	unavailable atomic.Int64
 	bad         []string
 	stop        chan struct{}
@@ -82,12 +113,24 @@ func startTolerantWriters(ps []*proc, next *atomic.Int64) *tolerantWriters {
 					path, body = "/v1/events", fmt.Sprintf(`{"customer_id":%q,"type":"cart_abandoned","attrs":{"value":%d},"event_id":"ev-%d"}`, a.customer, n, n)
 				}
 				r, err := p.try("POST", p.base+path, body)
+				exited := false
+				if err != nil {
+					// A killed replica's connection may break just before
+					// its exit is reaped.
+					select {
+					case <-p.exited:
+						exited = true
+					case <-time.After(2 * time.Second):
+					}
+				}
 				w.mu.Lock()
 				switch {
+				case err != nil && exited:
 				case err != nil:
 					w.bad = append(w.bad, path+": "+err.Error())
 				case r.status == http.StatusOK:
 					w.got = append(w.got, a)
+					w.ackedBy[i%len(ps)].Add(1)
 				case r.status == http.StatusServiceUnavailable && bytes.Contains(r.body, []byte(`"state_unavailable"`)):
 					w.unavailable.Add(1)
 				default:
@@ -139,7 +182,7 @@ func TestRedisKilledMidBurst(t *testing.T) {
 	all := w.wait(t)
 	t.Logf("%d writes acknowledged, %d refused as state_unavailable", len(all), w.unavailable.Load())
 	for _, p := range ps {
-		verifyAcked(t, p, all)
+		verifyAckedFresh(t, p, all)
 	}
 }
 
