@@ -74,7 +74,10 @@ func OpenStateRedis(url string, bundle fs.FS, allowVolatile bool) (st PortableSt
 	scfg := state.Config{Mappings: m.Profile, SnapshotFields: sortedKeys(m.Snapshot.Columns), MaxCustomers: -1}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := redisstate.Open(ctx, redisstate.Config{URL: url, State: scfg, AllowVolatile: allowVolatile})
+	// Bulk work, not requests: a server busy with a batch (an AOF fsync,
+	// a loaded machine) is waited for instead of dropped.
+	b, err := redisstate.Open(ctx, redisstate.Config{URL: url, State: scfg, AllowVolatile: allowVolatile,
+		ConnTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: time.Minute})
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot open customer state on Redis: %w", err)
 	}

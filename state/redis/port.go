@@ -182,7 +182,16 @@ func (b *Backend) Restore(cs ...state.CustomerDump) error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
 	defer cancel()
 	now := time.Now().UnixNano()
-	for i, res := range restoreScript.ExecMulti(ctx, b.client, execs...) {
+	res := restoreScript.ExecMulti(ctx, b.client, execs...)
+	for _, r := range res {
+		if retryable(ctx, r.Error()) {
+			// A connection that broke (the next call dials again):
+			// restoring again is harmless, as the script replaces.
+			res = restoreScript.ExecMulti(ctx, b.client, execs...)
+			break
+		}
+	}
+	for i, res := range res {
 		ver, err := res.AsInt64()
 		b.observe(err)
 		if err != nil {
