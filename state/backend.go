@@ -67,3 +67,23 @@ type Backend interface {
 }
 
 var _ Backend = (*Store)(nil)
+
+// Porter is what moving state in and out of a backend needs (nba state
+// export and import, contact-history import into a running sidecar):
+// both backends implement it besides Backend.
+type Porter interface {
+	// Each calls fn with every customer's state (Model.Dump), in no
+	// particular order, until fn fails; each customer is one consistent
+	// snapshot.
+	Each(fn func(*CustomerDump) error) error
+	// Restore replaces customers' states (Model.Restored); all are checked
+	// first and an ErrInvalid error restores none.
+	Restore(cs ...CustomerDump) error
+	// RecordContacts records contacts as RecordContact does and returns
+	// how many were duplicates (their id remembered).
+	RecordContacts(cs []Contact) (dups int, err error)
+	// Checkpoint makes restored states durable.
+	Checkpoint() error
+}
+
+var _ Porter = (*Store)(nil)

@@ -80,7 +80,7 @@ func (s *Store) Each(fn func(*CustomerDump) error) error {
 		}
 		st.mu.RUnlock()
 		for _, cs := range snaps {
-			if err := fn(s.export(cs, asOf)); err != nil {
+			if err := fn(s.Dump(cs, asOf)); err != nil {
 				return err
 			}
 		}
@@ -88,11 +88,11 @@ func (s *Store) Each(fn func(*CustomerDump) error) error {
 	return nil
 }
 
-// export copies cs into a CustomerDump, without the overlay values a View
-// would hide at asOf.
-func (s *Store) export(cs *custState, asOf int64) *CustomerDump {
+// Dump copies cs into a CustomerDump, without the overlay values a View
+// would hide at asOf (unix ns): what Each reads, for every backend.
+func (m *Model) Dump(cs *Customer, asOf int64) *CustomerDump {
 	c := &CustomerDump{ID: cs.id}
-	v := View{c: cs, m: s.m, asOf: asOf}
+	v := View{c: cs, m: m.m, asOf: asOf}
 	c.Contacts = v.History(make([]Contact, 0, cs.histN), cs.histN)
 	for i := range c.Contacts {
 		c.Contacts[i].Customer = ""
@@ -102,7 +102,7 @@ func (s *Store) export(cs *custState, asOf int64) *CustomerDump {
 		if v.hidden(Slot(i), x) {
 			continue
 		}
-		f := s.m.fields[i]
+		f := m.m.fields[i]
 		fv := FieldValue{Field: f.Name, Type: f.Type, At: time.Unix(0, x.at).UTC()}
 		switch f.Type {
 		case TypeTime:
@@ -143,16 +143,16 @@ func newestFirst(ring []uint16, top int64) []uint16 {
 }
 
 // checkCustomer reports why Restore would refuse c, or nil.
-func (s *Store) checkCustomer(c *CustomerDump) error {
-	if err := s.checkString("customer", c.ID, true); err != nil {
+func (m *Model) checkCustomer(c *CustomerDump) error {
+	if err := m.checkString("customer", c.ID, true); err != nil {
 		return err
 	}
 	if len(c.Contacts) > maxDecodedHist {
 		return fmt.Errorf("%d contacts exceed the limit of %d", len(c.Contacts), maxDecodedHist)
 	}
 	for i, k := range c.Contacts {
-		err := errors.Join(s.checkString("action", k.Action, true), s.checkString("group", k.Group, false),
-			s.checkString("channel", k.Channel, false), checkTime(k.At))
+		err := errors.Join(m.checkString("action", k.Action, true), m.checkString("group", k.Group, false),
+			m.checkString("channel", k.Channel, false), checkTime(k.At))
 		if err == nil && k.Outcome >= numOutcomes {
 			err = fmt.Errorf("unknown outcome %d", k.Outcome)
 		}
@@ -164,7 +164,7 @@ func (s *Store) checkCustomer(c *CustomerDump) error {
 		}
 	}
 	for i, f := range c.Fields {
-		err := errors.Join(s.checkString("field", f.Field, true), checkTime(f.At))
+		err := errors.Join(m.checkString("field", f.Field, true), checkTime(f.At))
 		switch {
 		case err != nil:
 		case !validType(f.Type):
@@ -174,7 +174,7 @@ func (s *Store) checkCustomer(c *CustomerDump) error {
 				err = errors.New("time value out of range")
 			}
 		case f.Type == TypeCategory:
-			err = s.checkString("category value", f.Str, false)
+			err = m.checkString("category value", f.Str, false)
 		case f.Type == TypeBool && f.Num != 0 && f.Num != 1:
 			err = errors.New("bool value is not 0 or 1")
 		case math.IsNaN(f.Num) || math.IsInf(f.Num, 0):
@@ -191,7 +191,7 @@ func (s *Store) checkCustomer(c *CustomerDump) error {
 		return fmt.Errorf("%d journeys exceed the limit of %d", len(c.Journeys), maxDecodedJourn)
 	}
 	for i, j := range c.Journeys {
-		err := s.checkMove(j.Journey, j.Step, j.Status)
+		err := m.checkMove(j.Journey, j.Step, j.Status)
 		if err == nil && j.Status == 0 {
 			err = errors.New("journey status is missing")
 		}
@@ -209,7 +209,7 @@ func (s *Store) checkCustomer(c *CustomerDump) error {
 		return fmt.Errorf("%d idempotency keys exceed the limit of %d", len(c.IDs), maxDecodedIDs)
 	}
 	for i, k := range c.IDs {
-		if err := s.checkString("id", k.ID, true); err != nil {
+		if err := m.checkString("id", k.ID, true); err != nil {
 			return fmt.Errorf("idempotency key %d: %w", i, err)
 		}
 	}
@@ -217,7 +217,7 @@ func (s *Store) checkCustomer(c *CustomerDump) error {
 		return fmt.Errorf("%d counters exceed the limit of %d", len(c.Counters), maxDecodedAggs)
 	}
 	for i, k := range c.Counters {
-		err := s.checkString("key", k.Key, true)
+		err := m.checkString("key", k.Key, true)
 		switch {
 		case err != nil:
 		case k.Kind >= numKinds:
@@ -267,60 +267,78 @@ func (s *Store) Restore(cs ...CustomerDump) error {
 			return invalidf("cannot restore customer %d: %w", i, err)
 		}
 	}
+	asOf := s.asOf.Load()
 	for i := range cs {
-		s.restore(&cs[i])
+		next, res := s.restored(&cs[i], asOf)
+		s.count(res)
+		st := &s.stripes[s.stripeOf(next.id)]
+		st.wmu.Lock()
+		next.lsn = s.lsn.Add(1)
+		s.install(st, next.id, next)
+		st.wmu.Unlock()
 	}
 	return nil
 }
 
-func (s *Store) restore(c *CustomerDump) {
-	st := &s.stripes[s.stripeOf(c.ID)]
-	st.wmu.Lock()
-	defer st.wmu.Unlock()
-	next := &custState{id: s.intern.get(c.ID, &s.st.internFull)}
+// Restored checks d and builds the customer state it describes, as
+// Store.Restore installs it and every backend restores it: fields the
+// mappings do not have are dropped (Result.Dropped), fields that reset on
+// a snapshot stamped at or before asOf (unix ns) are left out, and the
+// per-customer bounds apply (the newest contacts, keys, journeys and
+// idempotency keys are kept; Result counts what they evicted). An error
+// (ErrInvalid) means d is invalid.
+func (m *Model) Restored(d *CustomerDump, asOf int64) (*Customer, Result, error) {
+	if err := m.checkCustomer(d); err != nil {
+		return nil, Result{}, invalid(err)
+	}
+	next, res := m.restored(d, asOf)
+	return next, res, nil
+}
+
+// restored builds the state of a checked dump.
+func (m *Model) restored(c *CustomerDump, asOf int64) (*custState, Result) {
+	var res Result
+	next := &custState{id: m.intern.get(c.ID, &m.ctr.internFull)}
 	if len(c.Counters) == 0 {
 		// History and aggregates as if the contacts were recorded again,
 		// oldest first.
 		for i := len(c.Contacts) - 1; i >= 0; i-- {
 			k := &c.Contacts[i]
 			r := record{action: k.Action, group: k.Group, channel: k.Channel, outcome: k.Outcome, num: k.Value, at: k.At.UnixNano()}
-			var res Result
-			s.applyContact(next, &r, &res)
-			s.count(res)
+			m.applyContact(next, &r, &res)
 		}
 	} else {
-		s.restoreHistory(next, c.Contacts)
-		s.restoreCounters(next, c.Counters)
+		m.restoreHistory(next, c.Contacts, &res)
+		m.restoreCounters(next, c.Counters, &res)
 	}
-	asOf := s.asOf.Load()
 	for _, f := range c.Fields {
-		sl, ok := s.m.slots[f.Field]
-		if !ok || s.m.fields[sl].Type != f.Type {
-			s.st.replayDropped.Add(1)
+		sl, ok := m.m.slots[f.Field]
+		if !ok || m.m.fields[sl].Type != f.Type {
+			res.Dropped++
 			continue
 		}
 		at := f.At.UnixNano()
-		if s.m.fields[sl].ResetOnSnapshot && at <= asOf {
+		if m.m.fields[sl].ResetOnSnapshot && at <= asOf {
 			continue // the snapshot covers it
 		}
 		if next.overlay == nil {
-			next.overlay = make([]value, len(s.m.fields))
+			next.overlay = make([]value, len(m.m.fields))
 		}
 		v := value{num: f.Num, at: at}
 		switch f.Type {
 		case TypeTime:
 			v = value{unix: f.Time.UnixNano(), at: at}
 		case TypeCategory:
-			v = value{str: s.intern.get(f.Str, &s.st.internFull), at: at}
+			v = value{str: m.intern.get(f.Str, &m.ctr.internFull), at: at}
 		}
 		next.overlay[sl] = v
 	}
 	for _, j := range c.Journeys {
-		j.Journey = s.intern.get(j.Journey, &s.st.internFull)
+		j.Journey = m.intern.get(j.Journey, &m.ctr.internFull)
 		j.EnteredAt, j.StepAt = j.EnteredAt.UTC(), j.StepAt.UTC()
 		next.journeys = append(next.journeys, j)
 	}
-	if n := len(next.journeys) - s.cfg.MaxJourneysPerCustomer; n > 0 {
+	if n := len(next.journeys) - m.maxJourneys; n > 0 {
 		// Keep the active ones, then the most recently moved.
 		slices.SortStableFunc(next.journeys, func(a, b JourneyState) int {
 			if (a.Status == JourneyActive) != (b.Status == JourneyActive) {
@@ -331,13 +349,11 @@ func (s *Store) restore(c *CustomerDump) {
 			}
 			return b.StepAt.Compare(a.StepAt)
 		})
-		next.journeys = next.journeys[:s.cfg.MaxJourneysPerCustomer]
-		s.st.journeysEvicted.Add(uint64(n))
+		next.journeys = next.journeys[:m.maxJourneys]
+		res.JourneysEvicted += n
 	}
-	ids := c.IDs[max(0, len(c.IDs)-s.cfg.MaxIDsPerCustomer):]
-	if n := len(c.IDs) - len(ids); n > 0 {
-		s.st.idsEvicted.Add(uint64(n))
-	}
+	ids := c.IDs[max(0, len(c.IDs)-m.maxIDs):]
+	res.IDsEvicted += len(c.IDs) - len(ids)
 	for _, k := range ids {
 		kind := idContact
 		if k.Event {
@@ -345,25 +361,22 @@ func (s *Store) restore(c *CustomerDump) {
 		}
 		next.ids = append(next.ids, idKey{kind: kind, id: strings.Clone(k.ID)})
 	}
-	next.lsn = s.lsn.Add(1)
-	s.install(st, next.id, next)
+	return next, res
 }
 
 // restoreHistory sets cs's history to the newest MaxEventsPerCustomer of
 // contacts (newest first).
-func (s *Store) restoreHistory(cs *custState, contacts []Contact) {
-	n := min(len(contacts), s.cfg.MaxEventsPerCustomer)
-	if d := len(contacts) - n; d > 0 {
-		s.st.histEvicted.Add(uint64(d))
-	}
+func (m *Model) restoreHistory(cs *custState, contacts []Contact, res *Result) {
+	n := min(len(contacts), m.maxEvents)
+	res.HistoryEvicted += len(contacts) - n
 	if n == 0 {
 		return
 	}
 	nodes := make([]histNode, n)
 	for i := range nodes {
 		k := contacts[i]
-		nodes[i].c = Contact{Action: s.intern.get(k.Action, &s.st.internFull), Group: s.intern.get(k.Group, &s.st.internFull),
-			Channel: s.intern.get(k.Channel, &s.st.internFull), Outcome: k.Outcome, Value: k.Value, At: k.At.UTC()}
+		nodes[i].c = Contact{Action: m.intern.get(k.Action, &m.ctr.internFull), Group: m.intern.get(k.Group, &m.ctr.internFull),
+			Channel: m.intern.get(k.Channel, &m.ctr.internFull), Outcome: k.Outcome, Value: k.Value, At: k.At.UTC()}
 		if i > 0 {
 			nodes[i-1].next = &nodes[i]
 		}
@@ -372,10 +385,10 @@ func (s *Store) restoreHistory(cs *custState, contacts []Contact) {
 }
 
 // restoreCounters sets cs's aggregates to the MaxKeysPerCustomer most recently
-// updated of counters, re-bucketed into this store's day ring.
-func (s *Store) restoreCounters(cs *custState, counters []Counter) {
+// updated of counters, re-bucketed into this model's day ring.
+func (m *Model) restoreCounters(cs *custState, counters []Counter, res *Result) {
 	keep := counters
-	if len(keep) > s.cfg.MaxKeysPerCustomer {
+	if len(keep) > m.maxKeys {
 		// Keep the most recently updated, as eviction would.
 		keep = slices.Clone(keep)
 		latest := func(k Counter) int64 {
@@ -385,22 +398,20 @@ func (s *Store) restoreCounters(cs *custState, counters []Counter) {
 			return k.Recent[0]
 		}
 		slices.SortStableFunc(keep, func(a, b Counter) int { return cmp.Compare(latest(b), latest(a)) })
-		keep = keep[:s.cfg.MaxKeysPerCustomer]
+		keep = keep[:m.maxKeys]
 	}
-	if d := len(counters) - len(keep); d > 0 {
-		s.st.keysEvicted.Add(uint64(d))
-	}
+	res.KeysEvicted += len(counters) - len(keep)
 	for _, k := range keep {
 		a := &agg{kind: k.Kind, outcome: k.Outcome, key: k.Key, seen: k.Seen, hourTop: k.HourTop, dayTop: k.DayTop,
-			days: make([]uint16, s.days)}
+			days: make([]uint16, m.days)}
 		copy(a.recent[:], k.Recent)
 		for i, n := range k.Hours {
 			a.hours[mod(k.HourTop-int64(i), hourBuckets)] = n
 		}
-		for i, n := range k.Days[:min(len(k.Days), s.days)] {
-			a.days[mod(k.DayTop-int64(i), s.days)] = n
+		for i, n := range k.Days[:min(len(k.Days), m.days)] {
+			a.days[mod(k.DayTop-int64(i), m.days)] = n
 		}
-		s.internAgg(a)
+		m.internAgg(a)
 		var last int64
 		if a.seen > 0 {
 			last = a.recent[0]

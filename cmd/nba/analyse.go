@@ -186,6 +186,9 @@ Flags:
 	}
 	fmt.Printf("%d decisions: %d replayed, %d same, %d different; skipped %d of another catalog or model version, %d control, %d without inputs, %d of unknown channels\n",
 		rep.Decisions, rep.Replayed, rep.Same, rep.Different, rep.SkippedVersion, rep.SkippedControl, rep.SkippedNoInputs, rep.SkippedChannel)
+	if rep.Stale > 0 {
+		fmt.Printf("%d of the replayed decisions were made while the live state could not be read (\"state\":\"stale\"): from the snapshot and the last copy of the state held, as their inputs record\n", rep.Stale)
+	}
 	fmt.Fprintf(os.Stderr, "%d files, %d records, %d lost records (%d bytes) in damaged batches; %d history counts not logged (read as 0), %d logged profile fields unknown to the bundle\n",
 		rep.Stats.Files, rep.Stats.Records, rep.Stats.LostRecords, rep.Stats.LostBytes, rep.MissingCounts, rep.UnknownFields)
 	if rep.Different > 0 {

@@ -387,6 +387,7 @@ type customerView struct {
 	CustomerID string         `json:"customer_id"`
 	InSnapshot bool           `json:"in_snapshot"`
 	Live       bool           `json:"has_live_state"`
+	State      string         `json:"state"` // "stale": the live state could not be read
 	Profile    map[string]any `json:"profile"`
 	Snapshot   *struct {
 		AsOf   string         `json:"as_of"`

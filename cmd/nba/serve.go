@@ -82,6 +82,9 @@ func runServe(args []string) error {
 		}
 		return err
 	}
+	if rf.url != "" && flagSet(fset, "state.maxCustomers") {
+		return errors.New("-state.maxCustomers does not apply with -state.redis: Redis's maxmemory and maxmemory-policy bound the shared state (noeviction refuses writes when full; an allkeys policy drops whole customers)")
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("-log.level: %w", err)
@@ -234,4 +237,11 @@ func defaultStateDir(bundleDir string) string {
 // quietLogger logs warnings and errors only, for one-shot commands.
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fset *flag.FlagSet, name string) bool {
+	set := false
+	fset.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

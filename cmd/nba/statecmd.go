@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
 
 	"nba/nba/sidecar"
+	"nba/state"
 	"nba/state/stateio"
 )
 
@@ -18,8 +20,8 @@ func init() {
 	register(command{name: "state", summary: "export a state directory's customer state as JSON Lines, or import state and contact history into one", run: runState})
 }
 
-const stateHelp = `Usage: nba state export -state DIR [-bundle DIR] [-out FILE]
-       nba state import -state DIR [-bundle DIR] [FILE|-]
+const stateHelp = `Usage: nba state export (-state DIR | -state.redis URL) [-bundle DIR] [-out FILE]
+       nba state import (-state DIR | -state.redis URL) [-bundle DIR] [FILE|-]
 
 export writes every customer's live state in DIR (contact history, profile
 field values with the time they were set, journey positions, remembered
@@ -38,16 +40,29 @@ their values), and the rest imported; the exit status is then 1. Importing
 again is harmless for customers' lines and for contacts with an id;
 contacts without an id are recorded again.
 
-Both take the state directory's lock: they refuse to run while a sidecar
-(or nba batch -state) has DIR open. -bundle must be the bundle DIR is
-served with: its profile mappings say what the fields are (fields it does
-not map are dropped on import and counted).
+With -state.redis URL instead of -state DIR, both work on the customer
+state sidecars share on Redis (nba serve -state.redis): export reads every
+customer on every master (SCAN), import writes each customer and contact
+as a feedback would (acknowledged by Redis). So an embedded state moves to
+Redis and back with a pipe, and contact history loads into either.
+
+With -state, both take the state directory's lock: they refuse to run
+while a sidecar (or nba batch -state) has DIR open. Redis takes no lock:
+an import into a Redis that sidecars serve from changes their state as it
+goes (a customer's line replaces that customer, contacts add as
+feedback), and an export sees each customer as it was when read. -bundle
+must be the bundle DIR (or the sidecars on Redis) is served with: its
+profile mappings say what the fields are (fields it does not map are
+dropped on import and counted; on Redis a customer written with other
+mappings is refused).
 
 Examples:
   nba state export -state /var/lib/nba -out state.jsonl.zst
   nba state import -state /var/lib/nba-new state.jsonl.zst
   nba state export -state old | nba state import -state new -
   nba state import -bundle ./bundle -state /var/lib/nba ./bundle/contacts.csv
+  nba state export -state /var/lib/nba | nba state import -state.redis redis://10.0.0.5:6379 -
+  nba state import -bundle ./bundle -state.redis redis://10.0.0.5:6379 ./bundle/contacts.csv
 `
 
 func runState(args []string) error {
@@ -71,6 +86,8 @@ func runState(args []string) error {
 type stateOpts struct {
 	fset          *flag.FlagSet
 	bundle, state string
+	redisURL      string
+	allowVolatile bool
 	out           string
 	maxErrors     int
 }
@@ -79,7 +96,9 @@ func stateFlags(name string) *stateOpts {
 	o := &stateOpts{fset: flag.NewFlagSet("state "+name, flag.ContinueOnError)}
 	o.fset.Usage = func() { stateUsage(o.fset.Output()) }
 	o.fset.StringVar(&o.bundle, "bundle", "", "bundle the state directory is served with; empty: the embedded demo")
-	o.fset.StringVar(&o.state, "state", "", "state directory, as nba serve -state (required)")
+	o.fset.StringVar(&o.state, "state", "", "state directory, as nba serve -state (this or -state.redis is required)")
+	o.fset.StringVar(&o.redisURL, "state.redis", "", "the customer state on Redis, as nba serve -state.redis: redis://[user:pass@]host:port, rediss://..., several ?addr=host:port for a Cluster, ?master_set=name for Sentinel")
+	o.fset.BoolVar(&o.allowVolatile, "state.redis.allowVolatile", false, "work on a Redis without an append-only file")
 	if name == "export" {
 		o.fset.StringVar(&o.out, "out", "-", "output file (- for stdout); a .zst suffix compresses with zstd")
 	} else {
@@ -106,10 +125,31 @@ func (o *stateOpts) parse(args []string) (bool, error) {
 		}
 		return false, err
 	}
-	if o.state == "" {
-		return false, errors.New("-state is required: the state directory")
+	switch {
+	case o.state == "" && o.redisURL == "":
+		return false, errors.New("-state or -state.redis is required: the state directory, or the Redis the state is on")
+	case o.state != "" && o.redisURL != "":
+		return false, errors.New("give -state or -state.redis, not both")
 	}
 	return true, nil
+}
+
+// open opens the state the flags name: the directory (created if missing
+// when create) or Redis.
+func (o *stateOpts) open(bundle fs.FS, create bool) (st portable, where string, close func() error, err error) {
+	if o.redisURL != "" {
+		st, close, err = sidecar.OpenStateRedis(o.redisURL, bundle, o.allowVolatile)
+		return st, "the Redis state", close, err
+	}
+	st, close, err = sidecar.OpenStateDir(o.state, bundle, create)
+	return st, o.state, close, err
+}
+
+// portable is a state export reads and import writes.
+type portable interface {
+	Stats() state.Stats
+	stateio.Source
+	stateio.Target
 }
 
 func runStateExport(args []string) (err error) {
@@ -124,7 +164,7 @@ func runStateExport(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	st, closeState, err := sidecar.OpenStateDir(o.state, bundle, false)
+	st, where, closeState, err := o.open(bundle, false)
 	if err != nil {
 		return err
 	}
@@ -153,7 +193,7 @@ func runStateExport(args []string) (err error) {
 		out = zw
 	}
 	if dropped := st.Stats().ReplayDropped; dropped > 0 {
-		fmt.Fprintf(os.Stderr, "warning: %d field values in %s are of fields the bundle's profile mappings do not have, and are not exported: give the -bundle the directory is served with\n", dropped, o.state)
+		fmt.Fprintf(os.Stderr, "warning: %d field values in %s are of fields the bundle's profile mappings do not have, and are not exported: give the -bundle the state is served with\n", dropped, where)
 	}
 	n, err := stateio.Export(out, st)
 	if zw != nil {
@@ -188,7 +228,7 @@ func runStateImport(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	st, closeState, err := sidecar.OpenStateDir(o.state, bundle, true)
+	st, _, closeState, err := o.open(bundle, true)
 	if err != nil {
 		return err
 	}

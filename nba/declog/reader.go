@@ -229,6 +229,10 @@ type Record struct {
 	Action string   `json:"action,omitempty"`
 	Event  string   `json:"event,omitempty"`
 	Reward *float64 `json:"reward,omitempty"`
+
+	// State is "stale" for a decision made while the customer's live
+	// state could not be read (its inputs hold what it used instead).
+	State string `json:"state,omitempty"`
 }
 
 // RecordInputs is a decoded "inputs" object.

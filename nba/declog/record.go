@@ -28,6 +28,10 @@ type Decision struct {
 	// Inputs is what the decision read besides the request; written when
 	// Inputs.Logged.
 	Inputs Inputs
+
+	// Stale: the decision was made while the customer's live state could
+	// not be read (the answer's "state":"stale"), written as "state".
+	Stale bool
 }
 
 // Value is one named value of a request context or a profile. Kind says
@@ -160,6 +164,9 @@ func appendDecision(b []byte, d *Decision) []byte {
 	}
 	b = append(b, `,"control":`...)
 	b = strconv.AppendBool(b, d.Control)
+	if d.Stale {
+		b = append(b, `,"state":"stale"`...)
+	}
 	b = append(b, `,"versions":{`...)
 	for i, v := range d.Versions {
 		if i > 0 {

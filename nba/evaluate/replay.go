@@ -220,6 +220,11 @@ type ReplayReport struct {
 	// holdouts cannot be recomputed); SkippedNoInputs those logged without
 	// inputs; SkippedChannel those of a channel the catalog lacks.
 	SkippedVersion, SkippedControl, SkippedNoInputs, SkippedChannel int
+	// Stale counts the replayed decisions logged as stale: made while the
+	// customer's live state could not be read, from the snapshot and the
+	// last copy of the state held (journeys not stepped), which their
+	// inputs record.
+	Stale int
 	// MissingCounts and UnknownFields are as Replayer's.
 	MissingCounts, UnknownFields int
 	Stats                        declog.ReadStats
@@ -273,6 +278,9 @@ func Replay(dir string, c *nba.Catalog, cfg ReplayConfig) (ReplayReport, error) 
 			return nil
 		}
 		rep.Replayed++
+		if rec.State == "stale" {
+			rep.Stale++
+		}
 		if sameChosen(&rec, d, cfg.Tolerance) {
 			rep.Same++
 			return nil

@@ -204,10 +204,17 @@ func (lv *liveView) Contacts(scope nba.Scope, key string, dst []nba.ContactAt) (
 // Profile fills p (sized to the schema, all fields missing) as Load does
 // and reports whether the customer is known: for the customer pages.
 func (c *customers) Profile(customer string, p *nba.Profile) bool {
+	var v state.View
+	found := c.state != nil && c.state.View(bytesOf(customer), &v)
+	return c.profileOf(customer, &v, found, p)
+}
+
+// profileOf is Profile over the customer's state v already read (found:
+// it has some), so that one page reads the state once.
+func (c *customers) profileOf(customer string, v *state.View, found bool, p *nba.Profile) bool {
 	b := c.binding.Load()
 	known := snapshotProfile(b, customer, p)
-	var v state.View
-	if c.state != nil && c.state.View(bytesOf(customer), &v) && overlayProfile(b, &v, p) {
+	if found && overlayProfile(b, v, p) {
 		known = true
 	}
 	return known
@@ -223,8 +230,9 @@ type liveField struct {
 
 // profileParts fills snap with the snapshot's values alone and live with
 // the live overlay's values alone, and lists the live fields set; asOf is
-// the snapshot's as-of time (zero without a snapshot).
-func (c *customers) profileParts(customer string, snap, live *nba.Profile) (fields []liveField, asOf time.Time) {
+// the snapshot's as-of time (zero without a snapshot). v is the customer's
+// state (found: it has some).
+func (c *customers) profileParts(customer string, v *state.View, found bool, snap, live *nba.Profile) (fields []liveField, asOf time.Time) {
 	b := c.binding.Load()
 	if b == nil {
 		return nil, time.Time{}
@@ -235,8 +243,7 @@ func (c *customers) profileParts(customer string, snap, live *nba.Profile) (fiel
 		asOf = b.snap.AsOf()
 		snapAsOf = asOf.UnixNano()
 	}
-	var v state.View
-	if c.state == nil || !c.state.View(bytesOf(customer), &v) {
+	if !found {
 		return nil, asOf
 	}
 	for i, f := range b.src {

@@ -269,7 +269,7 @@ func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, n
 // again.
 func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Decision, now time.Time) {
 	l := &sc.log
-	l.ID, l.Time, l.Customer, l.Channel, l.Control = req.DecisionID, now, req.CustomerID, req.Channel, d.Control
+	l.ID, l.Time, l.Customer, l.Channel, l.Control, l.Stale = req.DecisionID, now, req.CustomerID, req.Channel, d.Control, d.Stale
 	l.Placement, l.Limit, l.Seed = req.Placement, req.Limit, d.Trace.Seed
 	l.Context = ""
 	l.ContextValues = l.ContextValues[:0]

@@ -1,13 +1,16 @@
 package sidecar
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"nba/state"
+	redisstate "nba/state/redis"
 )
 
 // OpenStateDir opens the customer state in a sidecar's state directory
@@ -48,4 +51,35 @@ func OpenStateDir(dir string, bundle fs.FS, create bool) (st *state.Store, close
 		return nil, nil, fmt.Errorf("cannot open customer state in %s: %w", dir, err)
 	}
 	return st, func() error { return errors.Join(st.Close(), lock.Close()) }, nil
+}
+
+// PortableState is a customer state that nba state export and import can
+// read and write: either backend.
+type PortableState interface {
+	state.Backend
+	state.Porter
+}
+
+// OpenStateRedis opens the customer state on Redis (url as
+// Config.StateRedis) for offline tools, with the bundle's profile
+// mappings, which must be the ones the sidecars on that Redis serve (a
+// customer written with others is refused). Redis needs no lock: the
+// tools may run while sidecars serve (an export then sees each customer
+// as it was when read). close closes the connection.
+func OpenStateRedis(url string, bundle fs.FS, allowVolatile bool) (st PortableState, close func() error, err error) {
+	m, _, err := readManifest(bundle)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot load bundle: %w", err)
+	}
+	scfg := state.Config{Mappings: m.Profile, SnapshotFields: sortedKeys(m.Snapshot.Columns), MaxCustomers: -1}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Bulk work, not requests: a server busy with a batch (an AOF fsync,
+	// a loaded machine) is waited for instead of dropped.
+	b, err := redisstate.Open(ctx, redisstate.Config{URL: url, State: scfg, AllowVolatile: allowVolatile,
+		ConnTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: time.Minute})
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot open customer state on Redis: %w", err)
+	}
+	return b, b.Close, nil
 }

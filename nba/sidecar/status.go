@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"context"
 	"math"
 	"slices"
 	"strconv"
@@ -42,10 +43,12 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	for i := range prof.Num {
 		prof.Num[i] = math.NaN()
 	}
-	s.cust.Profile(id, &prof)
-	inSnap := s.cust.inSnapshot(id)
+	// The state is read once, for the profile, the live fields, the
+	// history, the journeys and the caps alike.
 	var v state.View
-	hasState := s.state.View(bytesOf(id), &v)
+	hasState, serr := s.state.Load(context.Background(), bytesOf(id), &v)
+	s.cust.profileOf(id, &v, hasState, &prof)
+	inSnap := s.cust.inSnapshot(id)
 	if !inSnap && !hasState {
 		return dst, server.NotFoundf("customer %q is unknown", id)
 	}
@@ -55,7 +58,7 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	// each live overlay field with when the event that set it happened and
 	// whether it is the value decisions see.
 	snapProf, liveProf := newProfile(len(p.schema.Fields)), newProfile(len(p.schema.Fields))
-	lives, asOf := s.cust.profileParts(id, &snapProf, &liveProf)
+	lives, asOf := s.cust.profileParts(id, &v, hasState, &snapProf, &liveProf)
 	if inSnap {
 		out["snapshot"] = map[string]any{"as_of": asOf.UTC().Format(time.RFC3339), "values": profileJSON(p.schema.Fields, &snapProf, nil)}
 	}
@@ -70,6 +73,11 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	// (overlay fields, contacts, journeys) from feedback and events.
 	out["in_snapshot"] = inSnap
 	out["has_live_state"] = hasState
+	if serr != nil {
+		// As a decision says it: the live state could not be read; what is
+		// shown is the last copy this process held, if any.
+		out["state"] = "stale"
+	}
 	history := []map[string]any{}
 	for _, c := range v.History(nil, maxHistoryShown) {
 		h := map[string]any{"action_id": c.Action, "channel": c.Channel, "outcome": c.Outcome.String(), "ts": c.At.UTC().Format(time.RFC3339Nano)}

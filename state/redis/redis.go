@@ -44,6 +44,10 @@
 // values), with found true and an ErrUnavailable error: the decision uses
 // it and is marked stale.
 //
+// Moving state (port.go, state.Porter): Each SCANs the customer keys of
+// every master, Restore replaces customers, RecordContacts imports contact
+// history; nba state export and import use them.
+//
 // Limits: Customers in Stats is not counted (the keys are in Redis); WAIT
 // on a Cluster is not tested; values written with other mappings are
 // refused (ErrUnavailable on read, and writes fail) until migrated.
@@ -257,7 +261,7 @@ func (b *Backend) persistence(ctx context.Context) (volatile bool, dur string, e
 	var notes []string
 	for addr, n := range b.client.Nodes() {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		kv, err := n.Do(cctx, n.B().ConfigGet().Parameter("appendonly", "appendfsync", "no-appendfsync-on-rewrite").Build()).AsStrMap()
+		kv, err := n.Do(cctx, n.B().ConfigGet().Parameter("appendonly", "appendfsync", "no-appendfsync-on-rewrite", "maxmemory", "maxmemory-policy").Build()).AsStrMap()
 		cancel()
 		r := 0
 		switch {
@@ -279,6 +283,10 @@ func (b *Backend) persistence(ctx context.Context) (volatile bool, dur string, e
 			if kv["no-appendfsync-on-rewrite"] == "yes" && r > 1 {
 				notes = append(notes, addr+": no-appendfsync-on-rewrite yes (no fsync while the AOF is rewritten)")
 			}
+		}
+		if strings.HasPrefix(kv["maxmemory-policy"], "allkeys-") && kv["maxmemory"] != "0" {
+			// Customer keys have no expiry: only allkeys policies evict them.
+			notes = append(notes, addr+": maxmemory-policy "+kv["maxmemory-policy"]+" (when full, Redis drops whole customers: their caps forget contacts; noeviction refuses writes instead)")
 		}
 		rank = min(rank, r)
 	}
@@ -942,7 +950,9 @@ func (b *Backend) markFresh(s *shard, tok readToken, customer string, v value, p
 	if !ok {
 		s.evictOne(max(1, b.cfg.MaxCustomers/numShards))
 	}
-	s.m[customer] = entry{ver: v.ver, c: v.c, fresh: until, gen: tok.flushes}
+	// Cloned: customer may share memory with a request buffer (a map
+	// assignment stores the key given, also over an existing one).
+	s.m[strings.Clone(customer)] = entry{ver: v.ver, c: v.c, fresh: until, gen: tok.flushes}
 }
 
 // invalidate is the client's invalidation callback (on a connection's
@@ -1014,7 +1024,7 @@ func (b *Backend) remember(customer string, ver uint64, c *state.Customer, own i
 	} else if !ok {
 		s.evictOne(max)
 	}
-	s.m[customer] = entry{ver: ver, c: c, own: own}
+	s.m[strings.Clone(customer)] = entry{ver: ver, c: c, own: own} // cloned as in markFresh
 }
 
 // digest identifies the mappings and snapshot fields values are encoded

@@ -14,7 +14,8 @@ import (
 	"nba/state"
 )
 
-// Source is a state store export reads: *state.Store, a shared store later.
+// Source is a state store export reads: either backend (state.Porter:
+// *state.Store, the Redis backend).
 type Source interface {
 	// Each calls fn with every customer's state until fn fails.
 	Each(fn func(*state.CustomerDump) error) error

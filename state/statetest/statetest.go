@@ -1,8 +1,8 @@
 // Package statetest is the behaviour table every customer state backend
 // (state.Backend) must pass: contacts and their window counts, the profile
 // overlay through mappings, idempotency keys, journeys (conditional moves,
-// moves computed from the state at write time), error kinds and writes
-// racing on one customer. It is written against the contract only, so a
+// moves computed from the state at write time), error kinds, writes
+// racing on one customer, and moving state out and back (state.Porter). It is written against the contract only, so a
 // new backend runs it unchanged:
 //
 //	func TestContract(t *testing.T) {
@@ -13,7 +13,12 @@
 package statetest
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -386,5 +391,58 @@ func Behaviours() []Behaviour {
 				t.Errorf("count %d after 80 concurrent contacts", n)
 			}
 		}},
+		{Name: "restoring what Each read (state.Porter)", Tweak: func(c *state.Config) { c.MaxEventsPerCustomer = 3 }, Run: func(t *testing.T, b state.Backend) {
+			p, ok := b.(state.Porter)
+			if !ok {
+				t.Skipf("%T moves no state (not a state.Porter)", b)
+			}
+			for i := range 5 {
+				must(t, b.RecordContact(impression("c1", fmt.Sprintf("f%d", i), t0.Add(time.Duration(i)*time.Hour))))
+			}
+			must(t, b.ApplyEvent(purchase("c1", "e1", t0, 30)))
+			must(t, b.SetJourney(state.JourneyUpdate{Customer: "c2", Journey: "j", Step: 1, At: t0}))
+			dups, err := p.RecordContacts([]state.Contact{impression("c3", "g1", t0), impression("c3", "g1", t0), impression("c1", "f0", t0)})
+			must(t, err)
+			if dups != 2 {
+				t.Errorf("RecordContacts counted %d duplicates, want 2 (one within the call, one remembered)", dups)
+			}
+			before := dumps(t, p)
+			if len(before) != 3 {
+				t.Fatalf("Each read %d customers, want 3", len(before))
+			}
+			// Changed since: a restore puts the state read back.
+			must(t, b.RecordContact(impression("c1", "f9", t0.Add(9*time.Hour))))
+			must(t, b.SetJourney(state.JourneyUpdate{Customer: "c2", Journey: "j", Step: 2, At: t0.Add(time.Hour)}))
+			must(t, p.Restore(before...))
+			must(t, p.Checkpoint())
+			if after := dumps(t, p); !reflect.DeepEqual(after, before) {
+				t.Fatalf("after Restore, Each reads\n%+v\nwant\n%+v", after, before)
+			}
+			v, _ := view(b, "c1")
+			// 5 impressions counted although the history keeps 3.
+			if n := v.Count(state.KindAction, "a", state.Impression, 24*time.Hour, t0.Add(5*time.Hour)); n != 5 {
+				t.Errorf("restored count %d, want 5", n)
+			}
+			if dup, err := b.RecordContactOnce(impression("c1", "f4", t0)); err != nil || !dup {
+				t.Errorf("a remembered id after Restore: dup %v, %v; want a duplicate", dup, err)
+			}
+			if err := p.Restore(before[0], state.CustomerDump{}); !errors.Is(err, state.ErrInvalid) {
+				t.Errorf("Restore of a customer without id: %v, want ErrInvalid", err)
+			}
+		}},
 	}
+}
+
+// dumps reads every customer with Each, sorted by id (counters sorted).
+func dumps(t *testing.T, p state.Porter) []state.CustomerDump {
+	t.Helper()
+	var all []state.CustomerDump
+	must(t, p.Each(func(c *state.CustomerDump) error { all = append(all, *c); return nil }))
+	slices.SortFunc(all, func(a, b state.CustomerDump) int { return strings.Compare(a.ID, b.ID) })
+	for i := range all {
+		slices.SortFunc(all[i].Counters, func(a, b state.Counter) int {
+			return cmp.Or(cmp.Compare(a.Kind, b.Kind), strings.Compare(a.Key, b.Key), cmp.Compare(a.Outcome, b.Outcome))
+		})
+	}
+	return all
 }

@@ -1,0 +1,228 @@
+package redisstate_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"nba/state"
+	redisstate "nba/state/redis"
+	"nba/state/redis/redistest"
+	"nba/state/stateio"
+	"nba/state/statetest"
+	"nba/state/wal"
+)
+
+// portConfig has small per-customer bounds, so that a round trip carries
+// counters that count more contacts than the history keeps.
+func portConfig(t *testing.T) state.Config {
+	t.Helper()
+	var cfg state.Config
+	if err := yaml.Unmarshal([]byte(statetest.Mappings), &cfg.Mappings); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxEventsPerCustomer, cfg.MaxKeysPerCustomer, cfg.MaxJourneysPerCustomer, cfg.MaxIDsPerCustomer = 5, 8, 3, 4
+	cfg.MaxCustomers = -1
+	return cfg
+}
+
+func openEmbedded(t *testing.T, cfg state.Config) *state.Store {
+	t.Helper()
+	cfg.WAL = wal.Config{Dir: filepath.Join(t.TempDir(), "state")}
+	s, err := state.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// fill writes contacts (beyond the bounds), events with journey moves,
+// journey updates and idempotency keys for 20 customers.
+func fill(t *testing.T, s state.Backend) {
+	t.Helper()
+	rnd := rand.New(rand.NewPCG(3, 4))
+	w := s.(interface {
+		RecordContact(...state.Contact) error
+		ApplyEvent(...state.Event) error
+		SetJourney(...state.JourneyUpdate) error
+	})
+	for i := range 400 {
+		cust := fmt.Sprintf("c%d", rnd.IntN(20))
+		at := t0.Add(time.Duration(rnd.IntN(30*24*60)) * time.Minute)
+		id := ""
+		if rnd.IntN(3) == 0 {
+			id = fmt.Sprintf("k%d", i)
+		}
+		var err error
+		switch rnd.IntN(4) {
+		case 0, 1:
+			err = w.RecordContact(state.Contact{Customer: cust, Action: fmt.Sprintf("a%d", rnd.IntN(12)), Group: fmt.Sprintf("g%d", rnd.IntN(3)),
+				Channel: []string{"web", "email", ""}[rnd.IntN(3)], Outcome: state.Outcome(rnd.IntN(3)), Value: float64(rnd.IntN(5)) / 4, At: at, ID: id})
+		case 2:
+			e := state.Event{Customer: cust, At: at, ID: id, Type: "purchase", Attrs: map[string]any{"amount": float64(rnd.IntN(100))}}
+			if rnd.IntN(2) == 0 {
+				e.Type, e.Attrs = "upgrade", map[string]any{"tier": "gold", "vip": rnd.IntN(2) == 0}
+			}
+			if rnd.IntN(3) == 0 {
+				e.Journeys = []state.JourneyMove{{Journey: fmt.Sprintf("j%d", rnd.IntN(4)), Step: rnd.IntN(3)}}
+			}
+			err = w.ApplyEvent(e)
+		default:
+			err = w.SetJourney(state.JourneyUpdate{Customer: cust, Journey: fmt.Sprintf("j%d", rnd.IntN(5)), Step: rnd.IntN(4),
+				Status: state.JourneyStatus(1 + rnd.IntN(3)), At: at})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// export returns src's export, one customer a line, lines sorted (Each's
+// order is unspecified).
+func export(t *testing.T, src stateio.Source) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := stateio.Export(&buf, src); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(buf.String(), "\n")
+	slices.Sort(lines)
+	return strings.Join(lines, "")
+}
+
+func importAll(t *testing.T, in string, dst stateio.Target) stateio.Counts {
+	t.Helper()
+	n, err := stateio.Import(strings.NewReader(in), dst, stateio.Options{Refused: func(line int, why error) {
+		t.Errorf("line %d refused: %v", line, why)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestExportImportThroughRedis: an embedded state exported, imported into
+// Redis, exported from Redis and imported into a new embedded state gives
+// the same export at every step (history, cap-window counters, overlay,
+// journeys, idempotency keys), on a standalone server and on a Cluster
+// (Each visits every master); and a contact history (CSV, as
+// bench/bundlegen writes it) imported into Redis gives the state importing
+// it into an embedded store gives, duplicates by id included.
+func TestExportImportThroughRedis(t *testing.T) {
+	cfg := portConfig(t)
+	src := openEmbedded(t, cfg)
+	fill(t, src)
+	want := export(t, src)
+	if strings.Count(want, "\n") != 20 || !strings.Contains(want, `"counters"`) || !strings.Contains(want, `"journeys"`) || !strings.Contains(want, `"ids"`) {
+		t.Fatalf("the source state lacks what the test needs:\n%s", want)
+	}
+
+	var csv strings.Builder
+	csv.WriteString("customer_id,action,group,channel,outcome,at,value,id\n")
+	for i := range 300 {
+		id := ""
+		if i%4 == 0 {
+			id = fmt.Sprintf("h%d", i)
+		}
+		row := fmt.Sprintf("h%d,a%d,g%d,email,%s,%s,%d,%s\n", i%37, i%5, i%2, []string{"impression", "click", "convert"}[i%3],
+			t0.Add(time.Duration(i)*time.Hour).Format(time.RFC3339), i%3, id)
+		csv.WriteString(row)
+		if i%20 == 0 {
+			csv.WriteString(row) // a duplicate by id
+		}
+	}
+	embedded := openEmbedded(t, cfg)
+	wantCounts := importAll(t, csv.String(), embedded)
+	if wantCounts.Duplicates == 0 {
+		t.Fatal("the contact history has no duplicate ids")
+	}
+	wantContacts := export(t, embedded)
+	wantAgain := importAll(t, csv.String(), embedded)
+	wantContactsAgain := export(t, embedded)
+
+	for _, tc := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"standalone", func(t *testing.T) string { return redistest.Start(t, redistest.Options{}).URL }},
+		{"cluster", func(t *testing.T) string { return redistest.StartCluster(t, redistest.Options{}).URL }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := tc.url(t)
+			rb := open(t, redisstate.Config{URL: url, State: cfg, AllowVolatile: true})
+			n := importAll(t, want, rb)
+			if n.Customers != 20 {
+				t.Errorf("imported %d customers into Redis, want 20", n.Customers)
+			}
+			if got := export(t, rb); got != want {
+				t.Fatalf("export from Redis differs from the embedded export:\n got %s\nwant %s", got, want)
+			}
+			back := openEmbedded(t, cfg)
+			importAll(t, export(t, rb), back)
+			if got := export(t, back); got != want {
+				t.Fatalf("embedded → Redis → embedded differs:\n got %s\nwant %s", got, want)
+			}
+			// Another process on the same Redis reads what was imported.
+			other := open(t, redisstate.Config{URL: url, State: cfg, AllowVolatile: true})
+			if got := export(t, other); got != want {
+				t.Fatalf("another process's export differs:\n got %s\nwant %s", got, want)
+			}
+			// Importing again replaces: the same state.
+			importAll(t, want, rb)
+			if got := export(t, other); got != want {
+				t.Fatalf("importing twice changed the state:\n got %s\nwant %s", got, want)
+			}
+
+			flush(t, url)
+			rc := open(t, redisstate.Config{URL: url, State: cfg, AllowVolatile: true})
+			got := importAll(t, csv.String(), rc)
+			if got != wantCounts {
+				t.Errorf("contact import into Redis counted %+v, into the embedded store %+v", got, wantCounts)
+			}
+			if ex := export(t, rc); ex != wantContacts {
+				t.Fatalf("contact history imported into Redis differs from the embedded import:\n got %s\nwant %s", ex, wantContacts)
+			}
+			if again := importAll(t, csv.String(), rc); again != wantAgain {
+				t.Errorf("importing the history again into Redis counted %+v, into the embedded store %+v", again, wantAgain)
+			}
+			if ex := export(t, rc); ex != wantContactsAgain {
+				t.Fatalf("contact history imported twice into Redis differs from the embedded store:\n got %s\nwant %s", ex, wantContactsAgain)
+			}
+		})
+	}
+}
+
+// TestRestoreRefusesInvalidOnRedis: an invalid customer among valid ones
+// is refused as ErrInvalid and none of the call is written.
+func TestRestoreRefusesInvalidOnRedis(t *testing.T) {
+	cfg := portConfig(t)
+	s := redistest.Start(t, redistest.Options{})
+	b := open(t, redisstate.Config{URL: s.URL, State: cfg, AllowVolatile: true})
+	ok := state.CustomerDump{ID: "ok", Contacts: []state.Contact{{Action: "a", Outcome: state.Click, At: t0}}}
+	bad := state.CustomerDump{ID: "bad", Journeys: []state.JourneyState{{Journey: "j", EnteredAt: t0, StepAt: t0}}}
+	if err := b.Restore(ok, bad); !errors.Is(err, state.ErrInvalid) {
+		t.Fatalf("Restore = %v, want ErrInvalid", err)
+	}
+	n := 0
+	if err := b.Each(func(*state.CustomerDump) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d customers stored after a refused Restore, want 0", n)
+	}
+	if _, err := b.RecordContacts([]state.Contact{{Customer: "ok", Action: "a", At: t0}, {Customer: "x", At: t0}}); !errors.Is(err, state.ErrInvalid) {
+		t.Fatalf("RecordContacts with a contact without action = %v, want ErrInvalid", err)
+	}
+	if err := b.Each(func(*state.CustomerDump) error { n++; return nil }); err != nil || n != 0 {
+		t.Fatalf("%d customers stored after a refused RecordContacts (%v), want 0", n, err)
+	}
+}
