@@ -32,6 +32,8 @@ const (
 	recContact2 byte = 5 // id string | as recContact
 	recEvent2   byte = 6 // id string | effects as recEvent | moves: count uvarint | per move: journey string | step uvarint | status (1)
 	recForget   byte = 7 // no body: the customer's state was evicted (Config.MaxCustomers); at is when
+	recConsent  byte = 8 // consent.go: id, channel, purpose strings | granted (1) | source string
+	recErase    byte = 9 // erase.go: pseudonym string (may be empty); the customer's state was erased; at is when its tombstone ends
 )
 
 // Hard limits of the decoders, independent of Config so that state written
@@ -100,6 +102,9 @@ func (r *record) idKind() idKind {
 	if r.typ == recContact || r.typ == recContact2 {
 		return idContact
 	}
+	if r.typ == recConsent {
+		return idConsent
+	}
 	return idEvent
 }
 
@@ -160,6 +165,10 @@ func appendRecord(b []byte, r *record) []byte {
 		b = appendString(b, r.journey)
 		b = binary.AppendUvarint(b, uint64(r.step))
 		b = append(b, byte(r.status))
+	case recConsent:
+		b = appendConsentRecord(b, r)
+	case recErase:
+		b = appendEraseRecord(b, r)
 	}
 	return b
 }
@@ -328,6 +337,10 @@ func decodeRecord(b []byte, r *record) error {
 		if d.err == nil && r.customer == "" {
 			d.fail("eviction record without customer")
 		}
+	case recConsent:
+		decodeConsentRecord(&d, r)
+	case recErase:
+		decodeEraseRecord(&d, r)
 	default:
 		d.fail("unknown record type %d", r.typ)
 	}
@@ -360,10 +373,14 @@ func decodeRecord(b []byte, r *record) error {
 //	    | entered varint | step-at varint
 //	| idempotency keys (version 2 on), oldest first: count uvarint,
 //	    per key: kind (1) | id string
+//	| sections (version 3 on): see sectionEnd in consent.go
 //
-// Version 1 (before idempotency keys) has no keys and is still read.
+// and, version 3 on, after the customers' end marker: tombstones of erased
+// customers (erase.go): count uvarint, per tombstone: pseudonym string |
+// until varint. Versions 1 (before idempotency keys) and 2 (before
+// sections and tombstones) are still read.
 const ckptMagic = "NBASTATE"
-const ckptVersion = 2
+const ckptVersion = 3
 
 func (s *Store) writeCheckpoint(w io.Writer) error {
 	b := make([]byte, 0, 64<<10)
@@ -388,6 +405,7 @@ func (s *Store) writeCheckpoint(w io.Writer) error {
 		for _, cs := range snaps {
 			b = append(b, 1)
 			b = s.appendCustomer(b, cs)
+			b = appendSections(b, cs)
 			if len(b) >= 48<<10 {
 				if _, err := w.Write(b); err != nil {
 					return err
@@ -397,6 +415,7 @@ func (s *Store) writeCheckpoint(w io.Writer) error {
 		}
 	}
 	b = append(b, 0)
+	b = s.appendTombstones(b)
 	_, err := w.Write(b)
 	return err
 }
@@ -467,6 +486,7 @@ type rd struct {
 	r   *bufio.Reader
 	err error
 	buf []byte
+	one bool // reading one value (Model.DecodeCustomer), not a checkpoint
 }
 
 func (d *rd) fail(format string, args ...any) {
@@ -598,6 +618,11 @@ func (s *Store) loadCheckpoint(r io.Reader) error {
 		case 0:
 			if d.err != nil {
 				break
+			}
+			if version >= 3 {
+				if s.loadTombstones(d); d.err != nil {
+					return fmt.Errorf("state checkpoint: tombstones: %w", d.err)
+				}
 			}
 			if _, err := br.ReadByte(); err != io.EOF {
 				return errors.New("state checkpoint: trailing bytes")
@@ -758,7 +783,7 @@ func (m *Model) decodeCustomer(d *rd, version uint64, remap []int, types []Field
 				return nil, ""
 			}
 			k := idKey{kind: idKind(d.byte()), id: d.str()}
-			if d.err == nil && (k.id == "" || (k.kind != idContact && k.kind != idEvent)) {
+			if d.err == nil && (k.id == "" || (k.kind != idContact && k.kind != idEvent && k.kind != idConsent)) {
 				d.fail("invalid idempotency key %d", i)
 			}
 			if i < skip {
@@ -770,6 +795,9 @@ func (m *Model) decodeCustomer(d *rd, version uint64, remap []int, types []Field
 			}
 			cs.ids = append(cs.ids, k)
 		}
+	}
+	if version >= 3 {
+		m.decodeSections(d, cs)
 	}
 	if d.err != nil {
 		return nil, ""

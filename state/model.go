@@ -57,7 +57,17 @@ func (m *Model) View(c *Customer, asOf int64, v *View) {
 // of the embedded store's checkpoints, and the value a shared backend
 // keeps per customer. Field values are stored by slot: decode with a model
 // of the same mappings (a backend keeps a digest of them beside the value).
-func (m *Model) AppendCustomer(dst []byte, c *Customer) []byte { return m.appendCustomer(dst, c) }
+//
+// A customer without sections (consent.go) encodes as before sections
+// existed, so older readers still load it; one with sections ends with
+// them and their end tag.
+func (m *Model) AppendCustomer(dst []byte, c *Customer) []byte {
+	dst = m.appendCustomer(dst, c)
+	if hasSections(c) {
+		dst = appendSections(dst, c)
+	}
+	return dst
+}
 
 // DecodeCustomer decodes a value AppendCustomer wrote, applying this
 // model's bounds.
@@ -67,7 +77,7 @@ func (m *Model) DecodeCustomer(b []byte) (*Customer, error) {
 	for i, f := range m.m.fields {
 		types[i], remap[i] = f.Type, i
 	}
-	d := &rd{r: bufio.NewReader(bytes.NewReader(b))}
+	d := &rd{r: bufio.NewReader(bytes.NewReader(b)), one: true}
 	var res Result
 	c, id := m.decodeCustomer(d, ckptVersion, remap, types, &res)
 	if d.err != nil {
@@ -333,6 +343,10 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 		}
 	case recJourney:
 		m.applyJourney(&next, r.journey, r.step, r.status, r.at, &res)
+	case recConsent:
+		if err := m.applyConsent(&next, r, &res); err != nil {
+			return old, res, err
+		}
 	}
 	if r.id != "" {
 		m.remember(&next, r.idKind(), r.id, &res)

@@ -232,6 +232,8 @@ type Store struct {
 	liveBase   atomic.Int64  // live-only customers at the last count minus created then: an upper bound is liveBase+created
 	evictKick  chan struct{} // capacity 1
 	evictMu    sync.Mutex    // one eviction pass at a time
+
+	tomb tombstones // erase.go
 }
 
 type stripe struct {
@@ -255,7 +257,8 @@ type custState struct {
 	histN    int       // visible entries (≤ MaxEventsPerCustomer)
 	histLen  int       // nodes in the chain; rebuilt at 2×MaxEventsPerCustomer
 	journeys []JourneyState
-	ids      []idKey // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
+	ids      []idKey       // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
+	consent  []consentPair // consent.go: by channel and purpose, with the audit trail
 }
 
 // idKind is the namespace of an idempotency key.
@@ -264,6 +267,7 @@ type idKind uint8
 const (
 	idContact idKind = 1
 	idEvent   idKind = 2
+	idConsent idKind = 3
 )
 
 // idKey is one remembered idempotency key.
@@ -761,6 +765,9 @@ func (s *Store) replay(r *record) bool {
 	}
 	if r.typ == recForget {
 		return s.forget(&s.stripes[s.stripeOf(r.customer)], r.customer, r.lsn)
+	}
+	if r.typ == recErase {
+		return s.replayErase(r)
 	}
 	return s.apply(&s.stripes[s.stripeOf(r.customer)], r, true)
 }

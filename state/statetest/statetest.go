@@ -124,7 +124,7 @@ func enterOnce(j string) func([]state.JourneyState) []state.JourneyMove {
 
 // Behaviours returns the table.
 func Behaviours() []Behaviour {
-	return []Behaviour{
+	return append([]Behaviour{
 		{Name: "unknown customer has no state", Run: func(t *testing.T, b state.Backend) {
 			if v, ok := view(b, "nobody"); ok || v.Found() || v.Count(state.KindAction, "a", state.Impression, time.Hour, t0) != 0 {
 				t.Error("a customer without writes has state")
@@ -386,5 +386,5 @@ func Behaviours() []Behaviour {
 				t.Errorf("count %d after 80 concurrent contacts", n)
 			}
 		}},
-	}
+	}, consentBehaviours()...)
 }
