@@ -154,6 +154,7 @@ const (
 	StageExclusion     = "exclusion"      // another action of its exclusive group ranked higher
 	StageHoldout       = "holdout"        // withheld: the customer is in a holdout
 	StageRank          = "rank"           // ranked below the limit
+	StageConsent       = "consent"        // the customer's consent for the action's purpose on the channel is denied
 	StageChosen        = "chosen"
 )
 
@@ -173,6 +174,9 @@ type Candidate struct {
 	// Policy is the contact policy that removed the candidate
 	// (StageContactPolicy).
 	Policy ContactPolicy
+	// Consent is the denied consent that removed the candidate
+	// (StageConsent).
+	Consent ConsentDenial
 	// Exploration says how the channel's exploration ranked the candidate;
 	// Method is empty when it did not.
 	Exploration Exploration
@@ -183,6 +187,14 @@ type Candidate struct {
 	Rank                             int
 	Propensity, Weight, Value, Lever float64
 	Tier                             int
+}
+
+// ConsentDenial is a denied consent: by the customer's change (Source, At)
+// or by the catalog's default (Default).
+type ConsentDenial struct {
+	Channel, Purpose, Source string
+	At                       time.Time
+	Default                  bool
 }
 
 // ContactPolicy is a cap or suppression that held, and the count that made
