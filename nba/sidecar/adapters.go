@@ -22,6 +22,8 @@ type customers struct {
 	// unsaved holds journey changes queued for the state log but not yet
 	// written, so that decisions see them at once.
 	unsaved unsavedJourneys
+	// erased reports a customer erased (erase.go): decided as anonymous.
+	erased func(customer string) bool
 }
 
 // unsavedJourneys indexes queued journey changes by customer. Reads take a
@@ -139,6 +141,10 @@ func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer
 		lv = new(liveView)
 		dst.Scratch = lv
 	}
+	if c.erased != nil && c.erased(customer) {
+		dst.History = nil
+		return false, nil // no snapshot row, no live state: anonymous
+	}
 	b := c.binding.Load() // once: the profile and the overlay read one snapshot
 	known := snapshotProfile(b, customer, &dst.Profile)
 	lv.found = false
@@ -165,6 +171,7 @@ func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer
 	if overlayProfile(b, &lv.v, &dst.Profile) {
 		known = true
 	}
+	dst.Consent = loadConsent(&lv.v, dst.Consent)
 	from := len(dst.Journeys)
 	for i := 0; i < lv.v.Journeys(); i++ {
 		j := lv.v.JourneyAt(i)
@@ -204,6 +211,9 @@ func (lv *liveView) Contacts(scope nba.Scope, key string, dst []nba.ContactAt) (
 // Profile fills p (sized to the schema, all fields missing) as Load does
 // and reports whether the customer is known: for the customer pages.
 func (c *customers) Profile(customer string, p *nba.Profile) bool {
+	if c.erased != nil && c.erased(customer) {
+		return false
+	}
 	b := c.binding.Load()
 	known := snapshotProfile(b, customer, p)
 	var v state.View
@@ -355,6 +365,9 @@ func overlayProfile(b *binding, v *state.View, p *nba.Profile) bool {
 
 // inSnapshot reports whether the served snapshot has a row for customer.
 func (c *customers) inSnapshot(customer string) bool {
+	if c.erased != nil && c.erased(customer) {
+		return false
+	}
 	b := c.binding.Load()
 	if b == nil || b.snap == nil {
 		return false

@@ -353,6 +353,9 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 	if err != nil {
 		return server.Invalidf("%v", err)
 	}
+	if err := s.checkErased(fb.CustomerID); err != nil {
+		return err
+	}
 	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS, ID: fb.EventID}
 	dup, err := s.state.RecordContactOnce(c)
 	if err != nil {
@@ -403,6 +406,9 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 			return false, &server.Error{Status: http.StatusBadRequest, Code: server.CodeUnknownEventType,
 				Message: fmt.Sprintf("event type %q is named by no profile mapping or journey; known types: %s", ev.Type, known)}
 		}
+	}
+	if err := s.checkErased(ev.CustomerID); err != nil {
+		return false, err
 	}
 	attrs := make(map[string]any, len(ev.Attrs))
 	strAttrs := make(map[string]string, len(ev.Attrs))

@@ -46,6 +46,9 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	inSnap := s.cust.inSnapshot(id)
 	var v state.View
 	hasState := s.state.View(bytesOf(id), &v)
+	if s.erasedCached(id) {
+		return dst, server.NotFoundf("customer %q is unknown (erased)", id)
+	}
 	if !inSnap && !hasState {
 		return dst, server.NotFoundf("customer %q is unknown", id)
 	}
@@ -87,6 +90,7 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	}
 	out["journeys"] = journeys
 	out["caps"] = capsJSON(p.catalog.Caps(), &v, hasState, s.now())
+	out["consent"] = consentJSON(p.catalog, &v)
 	global, held := p.catalog.Holdouts(id)
 	if held == nil {
 		held = []string{}

@@ -1,0 +1,90 @@
+package sidecar
+
+import (
+	"time"
+
+	"nba/nba"
+	"nba/nba/server"
+	"nba/state"
+)
+
+// Consent implements server.ConsentBackend: the change is durable on
+// return. The channel and the purpose must be the catalog's; a change of
+// an erased customer is refused (410 erased).
+func (s *Sidecar) Consent(c *server.ConsentChange) error {
+	cat := s.parts.Load().catalog
+	if cat.ChannelIndex(c.Channel) < 0 {
+		return server.Invalidf("channel %q is not configured", c.Channel)
+	}
+	if _, ok := cat.ConsentDefault(c.Purpose, c.Channel); !ok {
+		return server.Invalidf("purpose %q is not declared in the catalog (purposes: %v)", c.Purpose, cat.Purposes())
+	}
+	if err := s.checkErased(c.CustomerID); err != nil {
+		return err
+	}
+	_, err := s.state.SetConsent(state.Consent{Customer: c.CustomerID, Channel: c.Channel, Purpose: c.Purpose,
+		Granted: c.Granted, At: c.TS, Source: c.Source, ID: c.EventID})
+	if err != nil {
+		return s.stateError(err)
+	}
+	return nil
+}
+
+// loadConsent appends the customer's consent changes in force to dst.
+func loadConsent(v *state.View, dst []nba.ConsentStatus) []nba.ConsentStatus {
+	for i := 0; i < v.Consents(); i++ {
+		p := v.ConsentAt(i)
+		cur := p.Current()
+		dst = append(dst, nba.ConsentStatus{Channel: p.Channel, Purpose: p.Purpose, Granted: cur.Granted, At: cur.At, Source: cur.Source})
+	}
+	return dst
+}
+
+// consentJSON lists the customer's consent for every channel and purpose
+// of the catalog (and any other pair the state holds): the status in
+// force, whether it is the catalog's default, and the audit trail.
+func consentJSON(cat *nba.Catalog, v *state.View) []map[string]any {
+	out := []map[string]any{}
+	seen := map[[2]string]bool{}
+	trailJSON := func(p state.ConsentStatus) []map[string]any {
+		t := make([]map[string]any, 0, len(p.Trail))
+		for _, c := range p.Trail {
+			t = append(t, map[string]any{"status": state.ConsentStatusName(c.Granted), "ts": c.At.UTC().Format(time.RFC3339Nano), "source": c.Source})
+		}
+		return t
+	}
+	byPair := map[[2]string]state.ConsentStatus{}
+	for i := 0; i < v.Consents(); i++ {
+		p := v.ConsentAt(i)
+		byPair[[2]string{p.Channel, p.Purpose}] = p
+	}
+	add := func(ch, purpose string) {
+		k := [2]string{ch, purpose}
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		e := map[string]any{"channel": ch, "purpose": purpose}
+		if p, ok := byPair[k]; ok {
+			cur := p.Current()
+			e["status"], e["default"] = state.ConsentStatusName(cur.Granted), false
+			e["changed_at"], e["source"] = cur.At.UTC().Format(time.RFC3339Nano), cur.Source
+			e["trail"] = trailJSON(p)
+		} else {
+			g, _ := cat.ConsentDefault(purpose, ch)
+			e["status"], e["default"], e["trail"] = state.ConsentStatusName(g), true, []map[string]any{}
+		}
+		out = append(out, e)
+	}
+	for _, ch := range cat.Channels() {
+		for _, p := range cat.Purposes() {
+			add(ch, p)
+		}
+	}
+	for i := 0; i < v.Consents(); i++ {
+		p := v.ConsentAt(i)
+		add(p.Channel, p.Purpose)
+	}
+	return out
+}
+var _ server.ConsentBackend = (*Sidecar)(nil)
