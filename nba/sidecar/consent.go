@@ -87,4 +87,5 @@ func consentJSON(cat *nba.Catalog, v *state.View) []map[string]any {
 	}
 	return out
 }
+
 var _ server.ConsentBackend = (*Sidecar)(nil)
