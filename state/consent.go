@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -298,6 +300,9 @@ type ConsentWriter interface {
 	// recorded). It returns how many were duplicates (their ID
 	// remembered: not applied).
 	SetConsent(cs ...Consent) (dups int, err error)
+	// EventConsents returns the consent changes the mappings make for an
+	// event (Model.EventConsents), for the caller to set.
+	EventConsents(e Event) ([]Consent, error)
 }
 
 // SetConsent records consent changes durably (see ConsentWriter).
@@ -312,4 +317,96 @@ func (s *Store) SetConsent(cs ...Consent) (dups int, err error) {
 		return 0, fmt.Errorf("cannot set consent: %w", err)
 	}
 	return dups, nil
+}
+
+// consentOp is a compiled consent operation of an event mapping.
+type consentOp struct {
+	channel, purpose string
+	granted          bool   // the constant status, when attr is ""
+	attr             string // the attribute holding the status
+}
+
+func compileConsentOp(path string, op Op) (consentOp, error) {
+	if op.Set != "" || op.Incr != "" || op.Stamp != "" || op.Value != nil || op.By != nil {
+		return consentOp{}, fmt.Errorf("%s: consent takes status or from, nothing else", path)
+	}
+	ch, purpose, ok := strings.Cut(op.Consent, ".")
+	if !ok || ch == "" || purpose == "" || strings.Contains(purpose, ".") {
+		return consentOp{}, fmt.Errorf("%s: consent %q is not channel.purpose", path, op.Consent)
+	}
+	co := consentOp{channel: ch, purpose: purpose, attr: op.From}
+	if (op.Status == "") == (op.From == "") {
+		return consentOp{}, fmt.Errorf("%s: consent %q needs exactly one of status, from", path, op.Consent)
+	}
+	if op.Status != "" {
+		g, err := ParseConsentStatus(op.Status)
+		if err != nil {
+			return consentOp{}, fmt.Errorf("%s: %w", path, err)
+		}
+		co.granted = g
+	}
+	return co, nil
+}
+
+func consentOpsEqual(a, b map[string][]consentOp) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for ev, ops := range a {
+		if !slices.Equal(ops, b[ev]) {
+			return false
+		}
+	}
+	return true
+}
+
+// EventConsents returns the consent changes the mappings make for event e
+// (none for most events), each with an idempotency key derived from e.ID
+// (none without one) so that a retried event sets them once. An attribute
+// that is missing is skipped (Stats.MissingAttrs); one that is not a
+// status is an error (ErrInvalid for the caller).
+func (m *Model) EventConsents(e Event) ([]Consent, error) {
+	ops := m.m.consents[e.Type]
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	out := make([]Consent, 0, len(ops))
+	for i, op := range ops {
+		c := Consent{Customer: e.Customer, Channel: op.channel, Purpose: op.purpose, Granted: op.granted, At: e.At, Source: "event:" + e.Type}
+		if op.attr != "" {
+			x, ok := e.Attrs[op.attr]
+			if !ok {
+				m.ctr.missingAttrs.Add(1)
+				continue
+			}
+			switch v := x.(type) {
+			case bool:
+				c.Granted = v
+			case string:
+				g, err := ParseConsentStatus(v)
+				if err != nil {
+					return nil, invalidf("%s: consent %s.%s from %s: %w", e.Type, op.channel, op.purpose, op.attr, err)
+				}
+				c.Granted = g
+			default:
+				return nil, invalidf("%s: consent %s.%s from %s: want granted, denied or a bool, got %T", e.Type, op.channel, op.purpose, op.attr, x)
+			}
+		}
+		if e.ID != "" {
+			c.ID = e.ID + "/consent/" + strconv.Itoa(i)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// ConsentMappings lists the channel and purpose of every consent operation
+// of the mappings, for a caller that checks them against its catalog.
+func (m *Model) ConsentMappings() (pairs [][2]string) {
+	for _, ops := range m.m.consents {
+		for _, op := range ops {
+			pairs = append(pairs, [2]string{op.channel, op.purpose})
+		}
+	}
+	return pairs
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,4 +86,31 @@ func TestEraseReplayKeepsLaterState(t *testing.T) {
 	if !s.View([]byte("c"), &v) || v.HistoryLen() != 1 || v.Count(KindAction, "b", Impression, time.Hour, t0) != 1 {
 		t.Errorf("after replay: found %v, history %d", v.Found(), v.HistoryLen())
 	}
+}
+
+// TestConsentMappingErrors: a consent operation of a mapping is checked
+// when the mappings compile.
+func TestConsentMappingErrors(t *testing.T) {
+	f := func(op Op, want string) {
+		t.Helper()
+		_, err := NewModel(Config{Mappings: Mappings{Events: map[string][]Op{"e": {op}}}})
+		if want == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", op, err)
+			}
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: err %v, want %q", op, err, want)
+		}
+	}
+	f(Op{Consent: "email.marketing", Status: "denied"}, "")
+	f(Op{Consent: "email.marketing", From: "s"}, "")
+	f(Op{Consent: "email", Status: "denied"}, `events.e[0]: consent "email" is not channel.purpose`)
+	f(Op{Consent: "email.marketing.x", Status: "denied"}, "is not channel.purpose")
+	f(Op{Consent: "email.marketing"}, "needs exactly one of status, from")
+	f(Op{Consent: "email.marketing", Status: "denied", From: "s"}, "needs exactly one of status, from")
+	f(Op{Consent: "email.marketing", Status: "maybe"}, `unknown consent status "maybe"`)
+	f(Op{Consent: "email.marketing", Status: "denied", Set: "x"}, "consent takes status or from, nothing else")
+	f(Op{Status: "denied"}, "is not channel.purpose")
 }

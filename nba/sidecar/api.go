@@ -445,6 +445,9 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 		}
 		return moves
 	}
+	if err := s.eventConsents(e); err != nil {
+		return false, err
+	}
 	dup, err = s.state.ApplyEventOnce(e)
 	if err != nil {
 		return false, s.stateError(err)

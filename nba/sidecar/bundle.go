@@ -225,6 +225,9 @@ func loadParts(fsys fs.FS, st state.Backend) (*parts, error) {
 		return nil, errors.Join(errs...)
 	}
 	p.catalog = cat
+	if err := checkConsentMappings(m.Profile, cat); err != nil {
+		return nil, err
+	}
 	p.eventTypes = map[string]bool{}
 	for t := range m.Profile.Events {
 		p.eventTypes[t] = true

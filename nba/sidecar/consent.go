@@ -1,6 +1,9 @@
 package sidecar
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"nba/nba"
@@ -89,3 +92,36 @@ func consentJSON(cat *nba.Catalog, v *state.View) []map[string]any {
 }
 
 var _ server.ConsentBackend = (*Sidecar)(nil)
+
+// checkConsentMappings refuses a bundle whose profile mappings set the
+// consent of a channel or purpose the catalog does not declare.
+func checkConsentMappings(m state.Mappings, cat *nba.Catalog) error {
+	var errs []error
+	for _, ev := range sortedKeys(m.Events) {
+		for i, op := range m.Events[ev] {
+			ch, purpose, ok := strings.Cut(op.Consent, ".")
+			if !ok {
+				continue // not a consent op, or refused by the state's own check
+			}
+			if _, known := cat.ConsentDefault(purpose, ch); !known {
+				errs = append(errs, fmt.Errorf("profile.events.%s[%d]: consent %q: the catalog has no channel %q or no purpose %q (purposes: %v)",
+					ev, i, op.Consent, ch, purpose, cat.Purposes()))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// eventConsents applies the consent changes an event's mappings make,
+// before the event itself: each has an id derived from the event's, so
+// a retried event sets them once.
+func (s *Sidecar) eventConsents(e state.Event) error {
+	cs, err := s.state.EventConsents(e)
+	if err == nil && len(cs) > 0 {
+		_, err = s.state.SetConsent(cs...)
+	}
+	if err != nil {
+		return s.stateError(err)
+	}
+	return nil
+}

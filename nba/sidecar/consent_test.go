@@ -17,6 +17,7 @@ import (
 	"nba/nba/declog"
 	"nba/nba/demo"
 	"nba/nba/server"
+	"nba/state"
 )
 
 // consentSidecar serves the demo with an erasure key, a decision log and
@@ -285,4 +286,31 @@ func TestEraseOverHTTP(t *testing.T) {
 	stop()
 	s2, base2, _, _ := consentSidecar(t, dir, now)
 	gone(s2, base2)
+}
+
+// TestConsentFromEventMapping: the demo's unsubscribed event withdraws
+// e-mail marketing consent through its mapping, once per event id.
+func TestConsentFromEventMapping(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s, base, _, _ := consentSidecar(t, t.TempDir(), now)
+	const c = "c00042"
+	for range 2 {
+		if code, out := call(t, "POST", base+"/v1/events", "", `{"customer_id":"`+c+`","type":"unsubscribed","ts":"2026-11-20T11:00:00Z","event_id":"u1"}`); code != 200 {
+			t.Fatalf("event: %d %v", code, out)
+		}
+	}
+	d := decideHTTP(t, base, c, "email")
+	for _, a := range d.Actions {
+		if s.Catalog().Action(a.ID).Purpose() == "marketing" {
+			t.Errorf("marketing e-mail %s after unsubscribing", a.ID)
+		}
+	}
+	var v state.View
+	if !s.state.View([]byte(c), &v) {
+		t.Fatal("no live state after the event")
+	}
+	got, ok := v.Consent("email", "marketing")
+	if !ok || got.Granted || got.Source != "event:unsubscribed" || len(v.ConsentAt(0).Trail) != 1 {
+		t.Errorf("consent %+v %v, trail %+v", got, ok, v.ConsentAt(0).Trail)
+	}
 }

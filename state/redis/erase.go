@@ -22,6 +22,9 @@ func (b *Backend) SetConsent(cs ...state.Consent) (int, error) {
 	return writeAll(b, "set consent", cs, b.m.ConsentRecord, func(c state.Consent) string { return c.Customer })
 }
 
+// EventConsents returns the consent changes the mappings make for e.
+func (b *Backend) EventConsents(e state.Event) ([]state.Consent, error) { return b.m.EventConsents(e) }
+
 // Erase keeps the tombstone first (so that a write refused for it cannot
 // race the deletion into bringing the customer back), then deletes the
 // customer's hash and this process's decoded copy (no last-good copy of

@@ -83,6 +83,51 @@ func consentBehaviours() []Behaviour {
 				})
 			}
 		}},
+		{Name: "consent from event mappings", Tweak: func(c *state.Config) {
+			c.Mappings.Events["unsubscribe"] = []state.Op{{Consent: "email.marketing", Status: "denied"}}
+			c.Mappings.Events["preferences"] = []state.Op{{Consent: "sms.marketing", From: "sms"}, {Set: "tier", From: "tier"}}
+		}, Run: func(t *testing.T, b state.Backend) {
+			for _, c := range []struct {
+				name  string
+				e     state.Event
+				want  []state.Consent
+				fails bool
+			}{
+				{"constant status", state.Event{Customer: "c", Type: "unsubscribe", At: t0, ID: "u1"},
+					[]state.Consent{{Customer: "c", Channel: "email", Purpose: "marketing", At: t0, Source: "event:unsubscribe", ID: "u1/consent/0"}}, false},
+				{"from a string attribute", state.Event{Customer: "c", Type: "preferences", At: t0, Attrs: map[string]any{"sms": "granted"}},
+					[]state.Consent{{Customer: "c", Channel: "sms", Purpose: "marketing", Granted: true, At: t0, Source: "event:preferences"}}, false},
+				{"from a bool attribute", state.Event{Customer: "c", Type: "preferences", At: t0, Attrs: map[string]any{"sms": false}},
+					[]state.Consent{{Customer: "c", Channel: "sms", Purpose: "marketing", At: t0, Source: "event:preferences"}}, false},
+				{"attribute missing", state.Event{Customer: "c", Type: "preferences", At: t0}, []state.Consent{}, false},
+				{"attribute not a status", state.Event{Customer: "c", Type: "preferences", At: t0, Attrs: map[string]any{"sms": "yes"}}, nil, true},
+				{"no consent mapping", purchase("c", "", t0, 1), nil, false},
+			} {
+				got, err := b.EventConsents(c.e)
+				if (err != nil) != c.fails || (c.fails && state.KindOf(err) != state.ErrInvalid) {
+					t.Errorf("%s: err %v", c.name, err)
+					continue
+				}
+				if len(got) != len(c.want) {
+					t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+					continue
+				}
+				for i := range got {
+					if got[i] != c.want[i] {
+						t.Errorf("%s: %+v, want %+v", c.name, got[i], c.want[i])
+					}
+				}
+			}
+			cs, _ := b.EventConsents(state.Event{Customer: "c", Type: "unsubscribe", At: t0, ID: "u1"})
+			for range 2 { // a retried event sets its consent once
+				_, err := b.SetConsent(cs...)
+				must(t, err)
+			}
+			v, _ := view(b, "c")
+			if got, ok := v.Consent("email", "marketing"); !ok || got.Granted || got.Source != "event:unsubscribe" || len(v.ConsentAt(0).Trail) != 1 {
+				t.Errorf("after the event: %+v %v", got, ok)
+			}
+		}},
 		{Name: "consent refused when invalid", Run: func(t *testing.T, b state.Backend) {
 			for _, c := range []state.Consent{
 				consent("", "email", "marketing", false, t0, "", ""),
