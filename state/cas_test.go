@@ -166,7 +166,9 @@ func (b *casBackend) SetConsent(cs ...state.Consent) (int, error) {
 	return writeAll(b, cs, b.m.ConsentRecord, func(c state.Consent) string { return c.Customer })
 }
 
-func (b *casBackend) EventConsents(e state.Event) ([]state.Consent, error) { return b.m.EventConsents(e) }
+func (b *casBackend) EventConsents(e state.Event) ([]state.Consent, error) {
+	return b.m.EventConsents(e)
+}
 
 func (b *casBackend) Erase(customer string, t state.Tombstone) (state.Erased, error) {
 	c, _ := b.load(customer)
