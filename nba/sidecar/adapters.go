@@ -105,13 +105,15 @@ func (u *unsavedJourneys) overlay(customer string, dst []nba.JourneyState, from 
 // binding pairs the snapshot being served with the column of each profile
 // field in it; it is rebuilt whenever the snapshot or the bundle changes.
 type binding struct {
-	snap *snapshot.Snapshot
-	src  []fieldSource
-	col  []int // snapshot column per field, -1 when not from the snapshot
+	snap    *snapshot.Snapshot
+	src     []fieldSource
+	col     []int        // snapshot column per field, -1 when not from the snapshot
+	consent []consentCol // consent columns the snapshot has, with their index (consent.go)
 }
 
-func newBinding(snap *snapshot.Snapshot, src []fieldSource) *binding {
+func newBinding(snap *snapshot.Snapshot, src []fieldSource, consent ...consentCol) *binding {
 	b := &binding{snap: snap, src: src, col: make([]int, len(src))}
+	b.bindConsent(consent)
 	for i, f := range src {
 		b.col[i] = -1
 		if f.inSnap && snap != nil {
@@ -147,6 +149,10 @@ func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer
 	}
 	b := c.binding.Load() // once: the profile and the overlay read one snapshot
 	known := snapshotProfile(b, customer, &dst.Profile)
+	if known && len(b.consent) > 0 {
+		// After the live changes are loaded, whatever the return.
+		defer func() { dst.Consent = b.snapshotConsent(customer, dst.Consent) }()
+	}
 	lv.found = false
 	if c.state != nil {
 		found, err := c.state.Load(ctx, bytesOf(customer), &lv.v)

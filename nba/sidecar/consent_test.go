@@ -11,7 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"nba/nba"
 	"nba/nba/declog"
@@ -312,5 +315,83 @@ func TestConsentFromEventMapping(t *testing.T) {
 	got, ok := v.Consent("email", "marketing")
 	if !ok || got.Granted || got.Source != "event:unsubscribed" || len(v.ConsentAt(0).Trail) != 1 {
 		t.Errorf("consent %+v %v, trail %+v", got, ok, v.ConsentAt(0).Trail)
+	}
+}
+
+// TestConsentSnapshotColumn: a consent.<channel>.<purpose> column states
+// consent as of the snapshot; a live change after the as-of time wins, an
+// earlier one loses.
+func TestConsentSnapshotColumn(t *testing.T) {
+	bundle := demoFS(t)
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv, err := dec.DecodeAll(bundle["customers.csv.zst"].Data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(csv), "\n"), "\n")
+	lines[0] += ",consent.email.marketing"
+	for i := 1; i < len(lines); i++ {
+		switch {
+		case strings.HasPrefix(lines[i], "c00042,"), strings.HasPrefix(lines[i], "c00043,"):
+			lines[i] += ",false"
+		default:
+			lines[i] += ","
+		}
+	}
+	bundle["customers.csv"] = &fstest.MapFile{Data: []byte(strings.Join(lines, "\n") + "\n")}
+	delete(bundle, "customers.csv.zst")
+	editManifest(t, bundle, "file: customers.csv.zst", "file: customers.csv")
+	editManifest(t, bundle, "    signup_at: time", "    signup_at: time\n    consent.email.marketing: bool")
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openFS(t, bundle, now)
+	asOf := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []state.Consent{
+		{Customer: "c00043", Channel: "email", Purpose: "marketing", Granted: true, At: asOf.Add(time.Hour), Source: "pc"},  // after: wins
+		{Customer: "c00042", Channel: "email", Purpose: "marketing", Granted: true, At: asOf.Add(-time.Hour), Source: "pc"}, // before: loses
+	} {
+		if _, err := s.state.SetConsent(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		customer string
+		granted  bool
+		source   string
+	}{{"c00042", false, "snapshot"}, {"c00043", true, "pc"}, {"c00044", true, ""}} {
+		var cust nba.Customer
+		cust.Profile.Num, cust.Profile.Str = make([]float64, 64), make([]string, 64)
+		if _, err := s.cust.Load(context.Background(), c.customer, &cust); err != nil {
+			t.Fatal(err)
+		}
+		got := nba.ConsentStatus{Granted: true}
+		for _, x := range cust.Consent {
+			if x.Channel == "email" && x.Purpose == "marketing" {
+				got = x
+			}
+		}
+		if got.Granted != c.granted || got.Source != c.source {
+			t.Errorf("%s: %+v, want granted %v from %q", c.customer, got, c.granted, c.source)
+		}
+		d := decide(t, s, c.customer, "email")
+		for _, a := range d.Actions {
+			if !c.granted && s.Catalog().Action(a.ID).Purpose() == "marketing" {
+				t.Errorf("%s: marketing e-mail %s against the snapshot's denial", c.customer, a.ID)
+			}
+		}
+		v := customerView(t, s, c.customer)
+		for _, x := range v["consent"].([]any) {
+			e := x.(map[string]any)
+			if e["channel"] == "email" && e["purpose"] == "marketing" && (e["status"] != state.ConsentStatusName(c.granted) || c.source != "" && e["source"] != c.source) {
+				t.Errorf("%s: customer view %v", c.customer, e)
+			}
+		}
+	}
+	bad := demoFS(t)
+	editManifest(t, bad, "    signup_at: time", "    signup_at: time\n    consent.fax.marketing: bool")
+	if _, err := Open(Config{Bundle: bad, StateDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), `snapshot.columns.consent.fax.marketing: the catalog has no channel "fax"`) {
+		t.Errorf("a consent column of an unknown channel: %v", err)
 	}
 }

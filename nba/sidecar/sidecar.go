@@ -295,7 +295,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		s.log.Warn("cannot compact overlay", "error", err)
 	}
 	st.SetInSnapshot(s.inSnapshot)
-	s.cust.binding.Store(newBinding(snap, p.src))
+	s.cust.binding.Store(newBinding(snap, p.src, p.consentCols...))
 	s.parts.Store(p)
 	var cache nba.ScoreCache
 	if cfg.ScoreCacheBytes > 0 {
@@ -437,7 +437,7 @@ func (s *Sidecar) reload() error {
 		}
 		s.snapStamp = stamp
 	}
-	s.cust.binding.Store(newBinding(snap, p.src))
+	s.cust.binding.Store(newBinding(snap, p.src, p.consentCols...))
 	s.counters.Store(s.metrics.forCatalog(p.catalog))
 	s.engine.Swap(p.catalog)
 	s.parts.Store(p)

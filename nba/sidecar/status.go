@@ -90,7 +90,11 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	}
 	out["journeys"] = journeys
 	out["caps"] = capsJSON(p.catalog.Caps(), &v, hasState, s.now())
-	out["consent"] = consentJSON(p.catalog, &v)
+	var snapConsent []nba.ConsentStatus
+	if b := s.cust.binding.Load(); b != nil && len(b.consent) > 0 {
+		snapConsent = b.snapshotConsent(id, nil)
+	}
+	out["consent"] = consentJSON(p.catalog, &v, snapConsent)
 	global, held := p.catalog.Holdouts(id)
 	if held == nil {
 		held = []string{}
