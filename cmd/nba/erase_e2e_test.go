@@ -1,10 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 
 	"nba/nba/demo"
@@ -30,7 +30,7 @@ func TestToolsSkipErasedCustomers(t *testing.T) {
 	for _, c := range []string{"c00042", "c00042", "c00042", "c00043", "c00044", "c00045"} {
 		for _, ch := range []string{"web", "email"} {
 			n++
-			req := server.DecideRequest{DecisionID: "d" + strings.Repeat("0", 31-len(c)) + c + ch[:1] + string(rune('a'+n)), CustomerID: c, Channel: ch, Limit: 2}
+			req := server.DecideRequest{DecisionID: fmt.Sprintf("%032x", n), CustomerID: c, Channel: ch, Limit: 2}
 			var resp server.DecideResponse
 			if err := s.Decide(&req, &resp); err != nil {
 				t.Fatal(err)
