@@ -887,7 +887,10 @@ func (e *Engine) journeyPass(s *scratch, c *Catalog, req *Request, d *Decision, 
 			}
 			continue
 		}
-		if j.lock && j.chanMask&(1<<uint(ch)) != 0 && lock < 0 {
+		// A step the customer's consent denies on this channel cannot be
+		// given: its journey does not hold the channel (a withdrawn
+		// marketing consent must not also block service messages).
+		if j.lock && j.chanMask&(1<<uint(ch)) != 0 && lock < 0 && !s.consentDenied(&c.actions[j.steps[st.Step]]) {
 			lock, lockTier = int32(ji), j.tier
 		}
 		if !now.Before(last.Add(j.waits[st.Step])) {
