@@ -35,11 +35,14 @@ func seedState(t testing.TB) *Store {
 		{typ: recEvent2, customer: "c2", id: "ev-1", at: t0.Add(2 * time.Hour).UnixNano(), effects: []effect{{field: "orders_30d", op: opIncr, typ: TypeNumber, v: value{num: 1}}},
 			moves: []move{{journey: "k", step: 1, status: JourneyActive}}},
 		{typ: recEvent2, customer: "c4", id: "ev-2", at: t0.UnixNano(), moves: []move{{journey: "k", status: JourneyExited}}},
+		{typ: recConsent, customer: "c1", id: "cs-1", channel: "email", group: "marketing", action: "pc", at: t0.UnixNano()},
+		{typ: recConsent, customer: "c1", channel: "email", group: "marketing", num: 1, at: t0.Add(-time.Hour).UnixNano()},
 	} {
 		r.lsn = uint64(i + 1)
 		s.lsn.Store(r.lsn)
 		s.apply(&s.stripes[s.stripeOf(r.customer)], &r, false)
 	}
+	s.tomb.add("0123abcd", time.Now().Add(time.Hour).UnixNano())
 	return s
 }
 
@@ -56,6 +59,8 @@ func FuzzRecord(f *testing.F) {
 			moves: []move{{journey: "j", step: 0, status: JourneyActive}, {journey: "k", step: 3, status: JourneyExited}}},
 		{typ: recEvent2, lsn: 7, at: 11, customer: "c", moves: []move{{journey: "j", status: JourneyCompleted}}},
 		{typ: recForget, lsn: 8, at: 12, customer: "c"},
+		{typ: recConsent, lsn: 9, at: 13, customer: "c", id: "k", channel: "email", group: "marketing", num: 1, action: "pc"},
+		{typ: recErase, lsn: 10, at: 14, customer: "c", id: "0123abcd"},
 	} {
 		f.Add(appendRecord(nil, &r))
 	}
