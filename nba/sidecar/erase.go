@@ -61,23 +61,30 @@ type tombCache struct {
 	set       atomic.Pointer[map[string]struct{}]
 	read      atomic.Int64 // unix ns of the last read
 	reading   atomic.Bool
-	macs      sync.Pool // hash.Hash keyed with the erasure key
+	macs      sync.Pool // *keyedMAC with the erasure key
 	key       []byte
 	readFails atomic.Uint64
 }
 
 // pseudonym appends the hex pseudonym of id to dst (32 bytes).
 func (t *tombCache) pseudonym(dst []byte, id string) []byte {
-	m, _ := t.macs.Get().(hash.Hash)
+	m, _ := t.macs.Get().(*keyedMAC)
 	if m == nil {
-		m = hmac.New(sha256.New, t.key)
+		m = &keyedMAC{h: hmac.New(sha256.New, t.key), sum: make([]byte, 0, sha256.Size)}
 	}
-	m.Reset()
-	m.Write(bytesOf(id))
-	var sum [sha256.Size]byte
-	b := m.Sum(sum[:0])
+	m.h.Reset()
+	m.h.Write(bytesOf(id))
+	m.sum = m.h.Sum(m.sum[:0])
+	dst = hex.AppendEncode(dst, m.sum[:16])
 	t.macs.Put(m)
-	return hex.AppendEncode(dst, b[:16])
+	return dst
+}
+
+// keyedMAC is a pooled HMAC with its output buffer, so that a decision's
+// check allocates nothing.
+type keyedMAC struct {
+	h   hash.Hash
+	sum []byte
 }
 
 // Pseudonym is the tombstone's name of a customer id, "" without an
