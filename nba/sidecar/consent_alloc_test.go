@@ -1,6 +1,8 @@
 package sidecar
 
 import (
+	"io"
+	"log/slog"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -50,5 +52,61 @@ func TestDecideWithConsentAndTombstonesDoesNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(100, decide); n > 0 {
 			t.Errorf("explain %v: %.1f allocations per decision, want 0", explain, n)
 		}
+	}
+}
+
+// BenchmarkDecideConsent: the cost of consent and of the tombstone check on
+// a decision through the sidecar, against the same decision without
+// either, in one run:
+//
+//	go test -run XXX -bench DecideConsent -benchtime 20000x -count 5 ./nba/sidecar/
+func BenchmarkDecideConsent(b *testing.B) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	for _, bc := range []struct {
+		name               string
+		consent, tombstone bool
+	}{{"baseline", false, false}, {"consent", true, false}, {"tombstones", false, true}, {"both", true, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: b.TempDir(), Now: func() time.Time { return now },
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			if bc.tombstone {
+				cfg.ErasureKey = []byte("k")
+			}
+			s, err := Open(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			// Live state for the customer in every case (a contact), so
+			// that only consent differs.
+			if err := s.Feedback(&server.Feedback{CustomerID: "c00042", ActionID: "newsletter", Channel: "web", Outcome: server.OutcomeImpression, TS: now}); err != nil {
+				b.Fatal(err)
+			}
+			if bc.consent {
+				// Changes on other channels: the decision on e-mail reads
+				// them and gives the same actions.
+				for _, ch := range []string{"sms", "push", "app"} {
+					if err := s.Consent(&server.ConsentChange{CustomerID: "c00042", Channel: ch, Purpose: "marketing", TS: now}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if bc.tombstone {
+				if _, err := s.EraseCustomer("c00099"); err != nil {
+					b.Fatal(err)
+				}
+				s.tombs.read.Store(now.UnixNano())
+			}
+			req := server.DecideRequest{DecisionID: "d", CustomerID: "c00042", Channel: "email", Limit: 3}
+			var resp server.DecideResponse
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				resp.Actions, resp.Withheld, resp.Candidates = resp.Actions[:0], resp.Withheld[:0], resp.Candidates[:0]
+				if err := s.Decide(&req, &resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
