@@ -54,7 +54,9 @@
 // codec), types.go, agg.go, mapping.go, view.go and the record codec in
 // codec.go are the customer model shared by backends; store.go, evict.go
 // and the checkpoint half of codec.go are the embedded backend, durable
-// through package wal. Package statetest is the behaviour table every
+// through package wal; consent.go (consent per channel and purpose with its
+// audit trail, a section of the customer's value) and erase.go (erasure
+// and tombstones) are both. Package statetest is the behaviour table every
 // backend passes.
 package state
 

@@ -44,6 +44,11 @@
 // values), with found true and an ErrUnavailable error: the decision uses
 // it and is marked stale.
 //
+// Erasure (erase.go): Erase keeps the tombstone in the hash
+// "{nba:tombstones}" (field the pseudonym, value its end in unix ns) and
+// then deletes the customer's hash; every process reads the tombstones
+// there.
+//
 // Limits: Customers in Stats is not counted (the keys are in Redis); WAIT
 // on a Cluster is not tested; values written with other mappings are
 // refused (ErrUnavailable on read, and writes fail) until migrated.
