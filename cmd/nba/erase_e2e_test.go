@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"nba/nba/demo"
@@ -75,6 +76,11 @@ func TestToolsSkipErasedCustomers(t *testing.T) {
 		a, _ := strconv.Atoi(after)
 		if a != b-6 { // c00042's three decisions on two channels
 			t.Errorf("nba %s counts %d after erasing c00042, want %d - 6", name, a, b)
+		}
+		if name == "log" {
+			if _, _, stderr := runNBA(t, tools[name]...); !strings.Contains(stderr, "6 records of erased customers skipped") {
+				t.Errorf("nba log does not say what it skipped: %s", stderr)
+			}
 		}
 	}
 }
