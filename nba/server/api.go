@@ -146,6 +146,7 @@ type Versions struct {
 const (
 	StagePlacement     = "placement"      // not offered on the request's placement
 	StageSchedule      = "schedule"       // before its start or after its end
+	StageConsent       = "consent"        // the customer's consent for the action's purpose on the channel is denied
 	StageJourney       = "journey"        // a journey step not due, or held by a locked journey
 	StageEligibility   = "eligibility"    // an eligible rule is false
 	StageApplicability = "applicability"  // an applicable rule is false
@@ -154,7 +155,6 @@ const (
 	StageExclusion     = "exclusion"      // another action of its exclusive group ranked higher
 	StageHoldout       = "holdout"        // withheld: the customer is in a holdout
 	StageRank          = "rank"           // ranked below the limit
-	StageConsent       = "consent"        // the customer's consent for the action's purpose on the channel is denied
 	StageChosen        = "chosen"
 )
 
