@@ -1,6 +1,7 @@
 package statetest
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -126,6 +127,37 @@ func consentBehaviours() []Behaviour {
 			v, _ := view(b, "c")
 			if got, ok := v.Consent("email", "marketing"); !ok || got.Granted || got.Source != "event:unsubscribe" || len(v.ConsentAt(0).Trail) != 1 {
 				t.Errorf("after the event: %+v %v", got, ok)
+			}
+		}},
+		{Name: "concurrent consent changes of one customer", Run: func(t *testing.T, b state.Backend) {
+			// 8 writers × 10 changes at distinct times, in any order: the
+			// newest time is in force, and the trail keeps the newest
+			// ConsentTrail in time order.
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Go(func() {
+					for i := range 10 {
+						at := t0.Add(time.Duration(i*8+w) * time.Second)
+						if _, err := b.SetConsent(consent("c", "email", "marketing", (i*8+w)%2 == 0, at, "w", "")); err != nil {
+							t.Error(err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			v, _ := view(b, "c")
+			p := v.ConsentAt(0)
+			last := t0.Add(79 * time.Second)
+			if cur := p.Current(); !cur.At.Equal(last) || cur.Granted {
+				t.Errorf("in force %+v, want the change at %v (denied)", cur, last)
+			}
+			if len(p.Trail) != state.ConsentTrail {
+				t.Errorf("trail %d, want %d", len(p.Trail), state.ConsentTrail)
+			}
+			for i := 1; i < len(p.Trail); i++ {
+				if p.Trail[i].At.Before(p.Trail[i-1].At) {
+					t.Errorf("trail out of time order: %+v", p.Trail)
+				}
 			}
 		}},
 		{Name: "consent refused when invalid", Run: func(t *testing.T, b state.Backend) {
