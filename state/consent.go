@@ -410,3 +410,43 @@ func (m *Model) ConsentMappings() (pairs [][2]string) {
 	}
 	return pairs
 }
+
+// checkConsentDump reports why Restore would refuse a customer's consent.
+func (m *Model) checkConsentDump(cs []ConsentStatus) error {
+	if len(cs) > MaxConsentPairs {
+		return fmt.Errorf("%d consent pairs exceed the limit of %d", len(cs), MaxConsentPairs)
+	}
+	for i, p := range cs {
+		err := errors.Join(m.checkString("channel", p.Channel, true), m.checkString("purpose", p.Purpose, true))
+		if err == nil && (len(p.Trail) == 0 || len(p.Trail) > ConsentTrail) {
+			err = fmt.Errorf("trail of %d changes, want 1 to %d", len(p.Trail), ConsentTrail)
+		}
+		for j, c := range p.Trail {
+			if err == nil {
+				err = errors.Join(checkTime(c.At), m.checkString("source", c.Source, false))
+			}
+			if err == nil && j > 0 && c.At.Before(p.Trail[j-1].At) {
+				err = errors.New("trail is not oldest first")
+			}
+		}
+		if err == nil && slices.ContainsFunc(cs[:i], func(o ConsentStatus) bool { return o.Channel == p.Channel && o.Purpose == p.Purpose }) {
+			err = errors.New("channel and purpose given twice")
+		}
+		if err != nil {
+			return fmt.Errorf("consent %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// restoreConsent sets cs's consent from a dump checked by checkConsentDump.
+func (m *Model) restoreConsent(cs *custState, in []ConsentStatus) {
+	for _, p := range in {
+		trail := make([]ConsentChange, len(p.Trail))
+		for i, c := range p.Trail {
+			trail[i] = ConsentChange{Granted: c.Granted, At: c.At.UTC(), Source: m.intern.get(c.Source, &m.ctr.internFull)}
+		}
+		cs.consent = append(cs.consent, consentPair{channel: m.intern.get(p.Channel, &m.ctr.internFull),
+			purpose: m.intern.get(p.Purpose, &m.ctr.internFull), trail: trail})
+	}
+}
