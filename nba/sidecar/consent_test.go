@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -393,5 +394,45 @@ func TestConsentSnapshotColumn(t *testing.T) {
 	editManifest(t, bad, "    signup_at: time", "    signup_at: time\n    consent.fax.marketing: bool")
 	if _, err := Open(Config{Bundle: bad, StateDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), `snapshot.columns.consent.fax.marketing: the catalog has no channel "fax"`) {
 		t.Errorf("a consent column of an unknown channel: %v", err)
+	}
+}
+
+// TestEraseLinkedIDs: the identifiers Config.LinkedIDs names are erased
+// with the customer, each with its own tombstone.
+func TestEraseLinkedIDs(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(), Now: func() time.Time { return now },
+		ErasureKey: []byte("k"), LinkedIDs: func(c string) []string {
+			if c == "c00042" {
+				return []string{"cookie-91"}
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []string{"c00042", "cookie-91"} {
+		if err := s.Event(&server.Event{CustomerID: c, Type: "ticket_opened", TS: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := s.AppendErasure(nil, "c00042")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Erased Erasure
+		Linked []Erasure
+	}
+	if err := json.Unmarshal(b, &out); err != nil || len(out.Linked) != 1 || !out.Linked[0].State.Found || out.Linked[0].Pseudonym != s.Pseudonym("cookie-91") {
+		t.Fatalf("answer %s (%v)", b, err)
+	}
+	if strings.Contains(string(b), "cookie-91") {
+		t.Errorf("the answer names the linked id: %s", b)
+	}
+	var se *server.Error
+	if err := s.Event(&server.Event{CustomerID: "cookie-91", Type: "ticket_opened", TS: now}); !errors.As(err, &se) || se.Code != server.CodeErased {
+		t.Errorf("event for the linked id: %v, want 410 erased", err)
 	}
 }

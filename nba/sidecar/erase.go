@@ -246,12 +246,22 @@ func (p *pending) eraseCustomer(id string) int {
 }
 
 // AppendErasure implements server.ConsentBackend.
+// The identifiers Config.LinkedIDs returns are erased with id, listed
+// under "linked" by pseudonym (never by id).
 func (s *Sidecar) AppendErasure(dst []byte, id string) ([]byte, error) {
-	es, err := s.EraseCustomer(id)
+	var linked []string
+	if s.cfg.LinkedIDs != nil {
+		linked = s.cfg.LinkedIDs(id)
+	}
+	es, err := s.EraseCustomer(id, linked...)
 	if err != nil {
 		return dst, err
 	}
-	b, err := json.Marshal(map[string]any{"erased": es[0], "tombstone": es[0].Pseudonym != ""})
+	out := map[string]any{"erased": es[0], "tombstone": es[0].Pseudonym != ""}
+	if len(es) > 1 {
+		out["linked"] = es[1:]
+	}
+	b, err := json.Marshal(out)
 	if err != nil {
 		return dst, err
 	}

@@ -131,6 +131,9 @@ type Config struct {
 	// ErasureKeep is how long a tombstone lasts. Default DefaultErasureKeep
 	// (30 days).
 	ErasureKeep time.Duration
+	// LinkedIDs, when set, returns the identifiers linked to a customer
+	// (identity linking): DELETE /admin/customers/{id} erases them too.
+	LinkedIDs func(customer string) []string
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
