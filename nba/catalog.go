@@ -93,6 +93,9 @@ type Action struct {
 	holdSeed   uint64
 	journey    int32          // journey this action is a step of; -1 = none
 	variant    *model.Variant // the action's features in its model's plan; nil without one
+
+	purpose     int32 // consent purpose index (consent.go)
+	purposeName string
 }
 
 // Treatment returns the action's pre-encoded JSON payload for a channel, nil
@@ -208,6 +211,11 @@ type Catalog struct {
 	journeyIdx map[string]int
 	models     []boundModel
 	learn      *learnSpec // nil without a learning section
+
+	// Consent purposes (consent.go): names, index, default per channel.
+	purposes       []string
+	purposeIdx     map[string]int
+	consentDefault [][]bool // [purpose][channel] granted
 }
 
 // Version is the catalog's "version:" or, when absent, a hash of its bytes.
@@ -308,6 +316,7 @@ func compileCatalog(name string, data []byte, opts Options) (*Catalog, []error) 
 		seen[fl.Name] = true
 	}
 	k.channels()
+	k.purposes()
 	k.context()
 	k.env = newExprEnv(opts.Schema, c.ctx, k.query)
 	if f.TimezoneField != "" {
@@ -720,6 +729,7 @@ func (k *compiler) action(i int) {
 	path := fmt.Sprintf("actions[%d]", i)
 	a.ID, a.Name, a.Group, a.index = af.ID, af.Name, af.Group, i
 	a.pinRule, a.model, a.exclusion, a.journey = -1, -1, -1, -1
+	k.actionPurpose(a, af, path)
 	var chain []int
 	if af.Group != "" {
 		g, ok := k.groupIx[af.Group]

@@ -34,6 +34,8 @@ type catalogFile struct {
 	Actions       []actionFile  `yaml:"actions"`
 	Journeys      []journeyFile `yaml:"journeys"`
 	Learning      *learningFile `yaml:"learning"`
+	// Purposes are the consent purposes with their defaults (consent.go).
+	Purposes map[string]purposeFile `yaml:"purposes"`
 }
 
 // learningFile is the "learning:" section: online correction of the
@@ -129,6 +131,7 @@ type actionFile struct {
 	Rules      rulesFile          `yaml:"rules"`
 	Caps       []limitFile        `yaml:"caps"`
 	Suppress   []suppressFile     `yaml:"suppress"`
+	Purpose    string             `yaml:"purpose"` // consent purpose (consent.go); default marketing
 }
 
 type journeyFile struct {

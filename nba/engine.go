@@ -153,15 +153,20 @@ const (
 	StageExclusion                  // a higher-ranked action of its exclusive group was chosen
 	StageHoldout                    // withheld: the customer is in a holdout
 	StageRank                       // ranked below the limit
+	// StageConsent: the customer's consent for the action's purpose on
+	// the channel is denied (consent.go). Numbered last so that stage
+	// numbers written before it keep their meaning; it runs right after
+	// the schedule.
+	StageConsent
 )
 
 // String names the stage.
 func (s Stage) String() string {
-	if s > StageRank {
+	if s > StageConsent {
 		return fmt.Sprintf("stage(%d)", uint8(s))
 	}
 	return [...]string{"chosen", "placement", "schedule", "journey", "eligibility",
-		"applicability", "suitability", "contact_policy", "exclusion", "holdout", "rank"}[s]
+		"applicability", "suitability", "contact_policy", "exclusion", "holdout", "rank", "consent"}[s]
 }
 
 // Candidate explains one action of the channel: the stage that removed it
@@ -184,7 +189,10 @@ type Candidate struct {
 	Count int
 	// Policy is the contact policy that removed the candidate, for
 	// StageContactPolicy.
-	Policy     PolicyHit
+	Policy PolicyHit
+	// Consent is the denied consent that removed the candidate, for
+	// StageConsent.
+	Consent    ConsentHit
 	Propensity float64
 	Weight     float64
 	Value      float64
@@ -451,8 +459,9 @@ type scratch struct {
 	due      []dueStep
 	exclUsed []bool
 	rng      *rand.ChaCha8
-	trace    *Trace      // the decision's when it traces, else nil
-	seq      []ContactAt // a customer's contacts of one action (suppressions)
+	trace    *Trace       // the decision's when it traces, else nil
+	seq      []ContactAt  // a customer's contacts of one action (suppressions)
+	denied   []ConsentHit // per purpose on the decision's channel; Purpose "" when granted (consent.go)
 
 	// learning and exploration
 	lx      []float64
@@ -649,6 +658,7 @@ func (e *Engine) DecideContext(ctx context.Context, req *Request, d *Decision) e
 		}
 	}
 
+	s.consentPass(c, ch)
 	lock, lockTier := e.journeyPass(s, c, req, d, now, ch)
 	nowU := s.ec.now
 	s.cands = s.cands[:0]
@@ -665,6 +675,8 @@ func (e *Engine) DecideContext(ctx context.Context, req *Request, d *Decision) e
 			stage, why = StageSchedule, "before its start"
 		case a.end != 0 && nowU >= a.end:
 			stage, why = StageSchedule, "after its end"
+		case s.consentDenied(a):
+			stage = StageConsent
 		}
 		if stage == StageChosen && a.journey >= 0 {
 			if jn = s.dueJourney(ai); jn < 0 {
@@ -714,6 +726,9 @@ func (e *Engine) DecideContext(ctx context.Context, req *Request, d *Decision) e
 		if req.Explain {
 			ex = int32(len(d.Explain))
 			d.Explain = append(d.Explain, Candidate{Action: a.ID, Stage: stage, Reason: why, Count: whyCount, Policy: hit})
+			if stage == StageConsent {
+				d.Explain[ex].Consent = s.denied[a.purpose]
+			}
 		}
 		if stage != StageChosen {
 			continue
@@ -753,7 +768,7 @@ func (e *Engine) DecideContext(ctx context.Context, req *Request, d *Decision) e
 			d.Reason = "holdout"
 		case lock >= 0:
 			d.Reason = "journey_hold"
-		case c.fallback >= 0 && c.actions[c.fallback].chanMask&(1<<uint(ch)) != 0:
+		case c.fallback >= 0 && c.actions[c.fallback].chanMask&(1<<uint(ch)) != 0 && s.fallbackAllowed(&c.actions[c.fallback]):
 			a := &c.actions[c.fallback]
 			d.Actions = append(d.Actions, Chosen{Action: a, Propensity: 1, Weight: 1, Value: 1, Lever: 1,
 				Priority: 1, Treatment: a.treatments[ch], Fallback: true, Prob: 1})
@@ -792,7 +807,7 @@ func (e *Engine) load(ctx context.Context, s *scratch, c *Catalog, req *Request,
 		s.ec.counts[i] = -1
 	}
 	s.cust.Profile.reset(c.nfields)
-	s.cust.History, s.cust.Journeys = nil, s.cust.Journeys[:0]
+	s.cust.History, s.cust.Journeys, s.cust.Consent = nil, s.cust.Journeys[:0], s.cust.Consent[:0]
 	s.customer = req.Customer
 	if req.Customer != "" {
 		var err error
@@ -916,7 +931,10 @@ func (e *Engine) journeyPass(s *scratch, c *Catalog, req *Request, d *Decision, 
 			}
 			continue
 		}
-		if j.lock && j.chanMask&(1<<uint(ch)) != 0 && lock < 0 {
+		// A step the customer's consent denies on this channel cannot be
+		// given: its journey does not hold the channel (a withdrawn
+		// marketing consent must not also block service messages).
+		if j.lock && j.chanMask&(1<<uint(ch)) != 0 && lock < 0 && !s.consentDenied(&c.actions[j.steps[st.Step]]) {
 			lock, lockTier = int32(ji), j.tier
 		}
 		if !now.Before(last.Add(j.waits[st.Step])) {

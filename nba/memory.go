@@ -34,6 +34,7 @@ const memActions = 8
 // memSlot is one remembered decision; its features are in the ring's rows.
 type memSlot struct {
 	key  uint64
+	cust uint64 // hash of the customer (erase.go), 0 for none
 	cat  *Catalog
 	n    int32
 	acts [memActions]int32
@@ -61,12 +62,12 @@ func newDecisionMemory(slots, nf int) *decisionMemory {
 // put remembers a decision: its learning features (row: the customer's and
 // the context's, the same for every action) and its shown actions (at
 // most memActions) with their offsets. It does not allocate.
-func (m *decisionMemory) put(key uint64, c *Catalog, row []float64, acts []int32, offs []float64) {
+func (m *decisionMemory) put(key, cust uint64, c *Catalog, row []float64, acts []int32, offs []float64) {
 	i := key & m.mask
 	mu := &m.locks[i&63]
 	mu.Lock()
 	s := &m.slots[i]
-	s.key, s.cat = key, c
+	s.key, s.cust, s.cat = key, cust, c
 	s.n = int32(copy(s.acts[:], acts))
 	copy(s.offs[:], offs)
 	copy(m.rows[int(i)*m.nf:(int(i)+1)*m.nf], row)
@@ -177,7 +178,7 @@ func (e *Engine) remember(cur *learner, s *scratch, key uint64, d *Decision) {
 		}
 		n++
 	}
-	mem.put(key, cur.cat, s.lx, acts[:n], offs[:n])
+	mem.put(key, customerHash(s.customer), cur.cat, s.lx, acts[:n], offs[:n])
 }
 
 // candOf returns the index in s.cands of action a's candidate, -1 if none.

@@ -235,6 +235,10 @@ type Customer struct {
 	// Journeys are the customer's journey states. Before Load the engine
 	// truncates it to zero length; Load appends.
 	Journeys []JourneyState
+	// Consent is the customer's consent per channel and purpose, the
+	// change in force of each pair with one (the rest take the catalog's
+	// defaults). Before Load the engine truncates it; Load appends.
+	Consent []ConsentStatus
 	// Scratch belongs to the Customers implementation: memory it keeps
 	// with this value between loads (e.g. the view History points into),
 	// so that a warm load allocates nothing. The engine never reads it.

@@ -31,6 +31,8 @@ import (
 type Backend interface {
 	Reader
 	Writer
+	ConsentWriter // consent.go
+	Eraser        // erase.go
 	// Load fills v with the customer's state as View does, within ctx,
 	// and reports whether any exists. An error (of kind ErrUnavailable)
 	// means the state could not be read (a shared store out of reach); a

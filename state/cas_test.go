@@ -23,6 +23,7 @@ type casBackend struct {
 
 	mu   sync.Mutex // stands for the store's compare-and-set
 	vals map[string]casValue
+	tomb map[string]time.Time
 	asOf atomic.Int64
 
 	retries, dups, histEvicted, journeys atomic.Uint64
@@ -38,7 +39,7 @@ func newCAS(t *testing.T, cfg state.Config) state.Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &casBackend{m: m, vals: map[string]casValue{}}
+	return &casBackend{m: m, vals: map[string]casValue{}, tomb: map[string]time.Time{}}
 }
 
 func (b *casBackend) load(customer string) (*state.Customer, uint64) {
@@ -164,6 +165,44 @@ func (b *casBackend) SetJourney(us ...state.JourneyUpdate) error {
 func (b *casBackend) Reserve(rs ...state.Reservation) error {
 	_, err := writeAll(b, rs, b.m.ReserveRecord, func(r state.Reservation) string { return r.Customer })
 	return err
+}
+
+func (b *casBackend) SetConsent(cs ...state.Consent) (int, error) {
+	return writeAll(b, cs, b.m.ConsentRecord, func(c state.Consent) string { return c.Customer })
+}
+
+func (b *casBackend) EventConsents(e state.Event) ([]state.Consent, error) {
+	return b.m.EventConsents(e)
+}
+
+func (b *casBackend) Erase(customer string, t state.Tombstone) (state.Erased, error) {
+	c, _ := b.load(customer)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.vals, customer)
+	if t.Pseudonym != "" {
+		b.tomb[t.Pseudonym] = t.Until
+	}
+	return state.ErasedOf(c), nil
+}
+
+func (b *casBackend) Tombstoned(p string, now time.Time) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	u, ok := b.tomb[p]
+	return ok && u.After(now), nil
+}
+
+func (b *casBackend) Tombstones(now time.Time) ([]state.Tombstone, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var ts []state.Tombstone
+	for p, u := range b.tomb {
+		if u.After(now) {
+			ts = append(ts, state.Tombstone{Pseudonym: p, Until: u})
+		}
+	}
+	return ts, nil
 }
 
 func (b *casBackend) Compact(asOf time.Time) error {

@@ -32,6 +32,8 @@ const (
 	recContact2 byte = 5 // id string | as recContact
 	recEvent2   byte = 6 // id string | effects as recEvent | moves: count uvarint | per move: journey string | step uvarint | status (1)
 	recForget   byte = 7 // no body: the customer's state was evicted (Config.MaxCustomers); at is when
+	recConsent  byte = 8 // consent.go: id, channel, purpose strings | granted (1) | source string
+	recErase    byte = 9 // erase.go: pseudonym string (may be empty); the customer's state was erased; at is when its tombstone ends
 )
 
 // Hard limits of the decoders, independent of Config so that state written
@@ -106,6 +108,9 @@ func (r *record) idKind() idKind {
 	if r.typ == recContact || r.typ == recContact2 || r.typ == recContact3 {
 		return idContact
 	}
+	if r.typ == recConsent {
+		return idConsent
+	}
 	return idEvent
 }
 
@@ -171,6 +176,10 @@ func appendRecord(b []byte, r *record) []byte {
 		b = appendString(b, r.journey)
 		b = binary.AppendUvarint(b, uint64(r.step))
 		b = append(b, byte(r.status))
+	case recConsent:
+		b = appendConsentRecord(b, r)
+	case recErase:
+		b = appendEraseRecord(b, r)
 	}
 	return b
 }
@@ -344,6 +353,10 @@ func decodeRecord(b []byte, r *record) error {
 		if d.err == nil && r.customer == "" {
 			d.fail("eviction record without customer")
 		}
+	case recConsent:
+		decodeConsentRecord(&d, r)
+	case recErase:
+		decodeEraseRecord(&d, r)
 	default:
 		d.fail("unknown record type %d", r.typ)
 	}
@@ -376,12 +389,13 @@ func decodeRecord(b []byte, r *record) error {
 //	    | entered varint | step-at varint
 //	| idempotency keys (version 2 on), oldest first: count uvarint,
 //	    per key: kind (1) | id string
-//	| reservations (version 3 on): count uvarint, per reservation: decision,
-//	    action, group, channel strings | at varint | expires varint
-//	    | caps: count uvarint, per cap: kind (1) | key string | window varint | max uvarint
+//	| sections (version 3 on): see sectionEnd in consent.go
+//	    (consent, reservations of exact caps)
 //
-// Versions 1 (before idempotency keys) and 2 (before reservations) are
-// still read.
+// and, version 3 on, after the customers' end marker: tombstones of erased
+// customers (erase.go): count uvarint, per tombstone: pseudonym string |
+// until varint. Versions 1 (before idempotency keys) and 2 (before
+// sections and tombstones) are still read.
 const ckptMagic = "NBASTATE"
 const ckptVersion = 3
 
@@ -407,7 +421,8 @@ func (s *Store) writeCheckpoint(w io.Writer) error {
 		st.mu.RUnlock()
 		for _, cs := range snaps {
 			b = append(b, 1)
-			b = appendReservations(s.appendCustomer(b, cs), cs)
+			b = s.appendCustomer(b, cs)
+			b = appendSections(b, cs)
 			if len(b) >= 48<<10 {
 				if _, err := w.Write(b); err != nil {
 					return err
@@ -417,6 +432,7 @@ func (s *Store) writeCheckpoint(w io.Writer) error {
 		}
 	}
 	b = append(b, 0)
+	b = s.appendTombstones(b)
 	_, err := w.Write(b)
 	return err
 }
@@ -487,6 +503,7 @@ type rd struct {
 	r   *bufio.Reader
 	err error
 	buf []byte
+	one bool // reading one value (Model.DecodeCustomer), not a checkpoint
 }
 
 func (d *rd) fail(format string, args ...any) {
@@ -618,6 +635,11 @@ func (s *Store) loadCheckpoint(r io.Reader) error {
 		case 0:
 			if d.err != nil {
 				break
+			}
+			if version >= 3 {
+				if s.loadTombstones(d); d.err != nil {
+					return fmt.Errorf("state checkpoint: tombstones: %w", d.err)
+				}
 			}
 			if _, err := br.ReadByte(); err != io.EOF {
 				return errors.New("state checkpoint: trailing bytes")
@@ -778,7 +800,7 @@ func (m *Model) decodeCustomer(d *rd, version uint64, remap []int, types []Field
 				return nil, ""
 			}
 			k := idKey{kind: idKind(d.byte()), id: d.str()}
-			if d.err == nil && (k.id == "" || (k.kind != idContact && k.kind != idEvent)) {
+			if d.err == nil && (k.id == "" || (k.kind != idContact && k.kind != idEvent && k.kind != idConsent)) {
 				d.fail("invalid idempotency key %d", i)
 			}
 			if i < skip {
@@ -792,7 +814,7 @@ func (m *Model) decodeCustomer(d *rd, version uint64, remap []int, types []Field
 		}
 	}
 	if version >= 3 {
-		m.decodeReservations(d, cs)
+		m.decodeSections(d, cs)
 	}
 	if d.err != nil {
 		return nil, ""

@@ -29,6 +29,9 @@ type CustomerDump struct {
 	// contacts no longer in Contacts. Restore rebuilds them from
 	// Contacts when there are none.
 	Counters []Counter
+	// Consent is the customer's consent per channel and purpose, each with
+	// its audit trail, oldest first (consent.go).
+	Consent []ConsentStatus
 }
 
 // FieldValue is one overlay field's value and the time of the event that
@@ -43,10 +46,11 @@ type FieldValue struct {
 }
 
 // RememberedID is one remembered idempotency key: a Contact.ID or, if
-// Event, an Event.ID.
+// Event, an Event.ID, or, if Consent, a Consent.ID.
 type RememberedID struct {
-	ID    string
-	Event bool
+	ID      string
+	Event   bool
+	Consent bool
 }
 
 // Counter is one cap-window aggregate of a customer's contacts for a
@@ -116,7 +120,10 @@ func (m *Model) Dump(cs *Customer, asOf int64) *CustomerDump {
 	}
 	c.Journeys = slices.Clone(cs.journeys)
 	for _, k := range cs.ids {
-		c.IDs = append(c.IDs, RememberedID{ID: k.id, Event: k.kind == idEvent})
+		c.IDs = append(c.IDs, RememberedID{ID: k.id, Event: k.kind == idEvent, Consent: k.kind == idConsent})
+	}
+	for _, p := range cs.consent {
+		c.Consent = append(c.Consent, ConsentStatus{Channel: p.channel, Purpose: p.purpose, Trail: slices.Clone(p.trail)})
 	}
 	for _, ref := range cs.aggs {
 		a := ref.a
@@ -212,6 +219,12 @@ func (m *Model) checkCustomer(c *CustomerDump) error {
 		if err := m.checkString("id", k.ID, true); err != nil {
 			return fmt.Errorf("idempotency key %d: %w", i, err)
 		}
+		if k.Event && k.Consent {
+			return fmt.Errorf("idempotency key %d: both an event and a consent id", i)
+		}
+	}
+	if err := m.checkConsentDump(c.Consent); err != nil {
+		return err
 	}
 	if len(c.Counters) > maxDecodedAggs {
 		return fmt.Errorf("%d counters exceed the limit of %d", len(c.Counters), maxDecodedAggs)
@@ -359,8 +372,12 @@ func (m *Model) restored(c *CustomerDump, asOf int64) (*custState, Result) {
 		if k.Event {
 			kind = idEvent
 		}
+		if k.Consent {
+			kind = idConsent
+		}
 		next.ids = append(next.ids, idKey{kind: kind, id: strings.Clone(k.ID)})
 	}
+	m.restoreConsent(next, c.Consent)
 	return next, res
 }
 

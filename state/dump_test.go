@@ -65,6 +65,11 @@ func TestEachRestoreRoundTrip(t *testing.T) {
 	}
 	src := openStore(t, t.TempDir(), tweak)
 	fillRandom(t, src, rand.New(rand.NewPCG(1, 2)))
+	for i := range 12 { // consent with trails and ids (the newest 4 ids kept)
+		_, err := src.SetConsent(Consent{Customer: fmt.Sprintf("c%d", i%3), Channel: []string{"email", "sms"}[i%2], Purpose: "marketing",
+			Granted: i%3 == 0, At: t0.Add(time.Duration(i) * time.Hour), Source: "s", ID: fmt.Sprintf("cs%d", i)})
+		must(t, err)
+	}
 	must(t, src.Compact(t0.Add(20*24*time.Hour)))
 	if st := src.Stats(); st.HistoryEvicted == 0 || st.KeysEvicted == 0 || st.IDsEvicted == 0 || st.JourneysEvicted == 0 {
 		t.Fatalf("the test does not reach the bounds: %+v", st)

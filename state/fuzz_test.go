@@ -35,11 +35,14 @@ func seedState(t testing.TB) *Store {
 		{typ: recEvent2, customer: "c2", id: "ev-1", at: t0.Add(2 * time.Hour).UnixNano(), effects: []effect{{field: "orders_30d", op: opIncr, typ: TypeNumber, v: value{num: 1}}},
 			moves: []move{{journey: "k", step: 1, status: JourneyActive}}},
 		{typ: recEvent2, customer: "c4", id: "ev-2", at: t0.UnixNano(), moves: []move{{journey: "k", status: JourneyExited}}},
+		{typ: recConsent, customer: "c1", id: "cs-1", channel: "email", group: "marketing", action: "pc", at: t0.UnixNano()},
+		{typ: recConsent, customer: "c1", channel: "email", group: "marketing", num: 1, at: t0.Add(-time.Hour).UnixNano()},
 	} {
 		r.lsn = uint64(i + 1)
 		s.lsn.Store(r.lsn)
 		s.apply(&s.stripes[s.stripeOf(r.customer)], &r, false)
 	}
+	s.tomb.add("0123abcd", time.Now().Add(time.Hour).UnixNano())
 	return s
 }
 
@@ -59,6 +62,8 @@ func FuzzRecord(f *testing.F) {
 		{typ: recReserve, lsn: 9, at: 13, customer: "c", decision: "d", action: "a", group: "g", channel: "email", expires: 99,
 			caps: []capKey{{kind: KindChannel, key: "email", window: 86400e9, max: 1}, {kind: KindGroup, key: "g", window: 3600e9, max: 2}}},
 		{typ: recContact3, lsn: 10, at: 14, customer: "c", id: "fb-2", decision: "d", action: "a", channel: "email", outcome: Impression},
+		{typ: recConsent, lsn: 11, at: 15, customer: "c", id: "k", channel: "email", group: "marketing", num: 1, action: "pc"},
+		{typ: recErase, lsn: 12, at: 16, customer: "c", id: "0123abcd"},
 	} {
 		f.Add(appendRecord(nil, &r))
 	}

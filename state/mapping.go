@@ -88,7 +88,7 @@ func (m Mappings) Equal(o Mappings) bool {
 
 // equal reports whether c and d are the same compiled mappings.
 func (c *compiled) equal(d *compiled) bool {
-	if !slices.Equal(c.fields, d.fields) || len(c.events) != len(d.events) {
+	if !slices.Equal(c.fields, d.fields) || len(c.events) != len(d.events) || !consentOpsEqual(c.consents, d.consents) {
 		return false
 	}
 	for ev, ops := range c.events {
@@ -112,6 +112,13 @@ type Op struct {
 	From  string   `yaml:"from,omitempty" json:"from,omitempty"`
 	Value any      `yaml:"value,omitempty" json:"value,omitempty"`
 	By    *float64 `yaml:"by,omitempty" json:"by,omitempty"`
+	// Consent, "channel.purpose", sets the customer's consent for the
+	// purpose on the channel (consent.go: EventConsents) to Status
+	// ("granted" or "denied") or to the attribute From (a string
+	// "granted"/"denied" or a bool, true granted), at the event's time,
+	// with source "event:<type>".
+	Consent string `yaml:"consent,omitempty" json:"consent,omitempty"`
+	Status  string `yaml:"status,omitempty" json:"status,omitempty"`
 }
 
 // Slot indexes an overlay field; resolve it once with Store.Slot.
@@ -146,9 +153,10 @@ type compiledOp struct {
 
 // compiled is the validated, immutable form of Mappings.
 type compiled struct {
-	fields []FieldInfo
-	slots  map[string]Slot
-	events map[string][]compiledOp
+	fields   []FieldInfo
+	slots    map[string]Slot
+	events   map[string][]compiledOp
+	consents map[string][]consentOp // consent.go
 }
 
 const maxFields = 1 << 12
@@ -157,7 +165,7 @@ const maxFields = 1 << 12
 // snapshotFields are the fields a feature snapshot carries: those that are
 // overlay fields reset on a new snapshot; the others are ignored.
 func compile(m Mappings, snapshotFields []string) (*compiled, error) {
-	c := &compiled{slots: map[string]Slot{}, events: map[string][]compiledOp{}}
+	c := &compiled{slots: map[string]Slot{}, events: map[string][]compiledOp{}, consents: map[string][]consentOp{}}
 	types := map[string]FieldType{}
 	for _, name := range slices.Sorted(mapsKeys(m.Fields)) {
 		t, ok := parseFieldType(m.Fields[name])
@@ -184,6 +192,14 @@ func compile(m Mappings, snapshotFields []string) (*compiled, error) {
 		}
 		for i, op := range m.Events[ev] {
 			path := fmt.Sprintf("events.%s[%d]", ev, i)
+			if op.Consent != "" || op.Status != "" {
+				co, err := compileConsentOp(path, op)
+				if err != nil {
+					return nil, err
+				}
+				c.consents[ev] = append(c.consents[ev], co)
+				continue
+			}
 			n := 0
 			for _, f := range []string{op.Set, op.Incr, op.Stamp} {
 				if f != "" {
@@ -252,6 +268,9 @@ func compile(m Mappings, snapshotFields []string) (*compiled, error) {
 	for _, ev := range evNames {
 		var ops []compiledOp
 		for i, op := range m.Events[ev] {
+			if op.Consent != "" || op.Status != "" {
+				continue // compiled in the first pass
+			}
 			path := fmt.Sprintf("events.%s[%d]", ev, i)
 			var co compiledOp
 			field := op.Set + op.Incr + op.Stamp

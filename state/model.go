@@ -57,12 +57,16 @@ func (m *Model) View(c *Customer, asOf int64, v *View) {
 // of the embedded store's checkpoints, and the value a shared backend
 // keeps per customer. Field values are stored by slot: decode with a model
 // of the same mappings (a backend keeps a digest of them beside the value).
+//
+// A customer without sections (consent.go) encodes as before sections
+// existed, so older readers still load it; one with sections ends with
+// them and their end tag.
 func (m *Model) AppendCustomer(dst []byte, c *Customer) []byte {
-	if len(c.res) == 0 {
-		return m.appendCustomer(dst, c) // the format before reservations: older processes read it
+	dst = m.appendCustomer(dst, c)
+	if hasSections(c) {
+		dst = appendSections(dst, c)
 	}
-	dst = append(dst, 0, customerV3)
-	return appendReservations(m.appendCustomer(dst, c), c)
+	return dst
 }
 
 // DecodeCustomer decodes a value AppendCustomer wrote, applying this
@@ -73,16 +77,9 @@ func (m *Model) DecodeCustomer(b []byte) (*Customer, error) {
 	for i, f := range m.m.fields {
 		types[i], remap[i] = f.Type, i
 	}
-	version := uint64(2)
-	if len(b) >= 2 && b[0] == 0 {
-		if b[1] != customerV3 {
-			return nil, fmt.Errorf("cannot decode customer state: unknown version %d", b[1])
-		}
-		version, b = customerV3, b[2:]
-	}
-	d := &rd{r: bufio.NewReader(bytes.NewReader(b))}
+	d := &rd{r: bufio.NewReader(bytes.NewReader(b)), one: true}
 	var res Result
-	c, id := m.decodeCustomer(d, version, remap, types, &res)
+	c, id := m.decodeCustomer(d, ckptVersion, remap, types, &res)
 	if d.err != nil {
 		return nil, fmt.Errorf("cannot decode customer state: %w", d.err)
 	}
@@ -363,6 +360,10 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 		}
 	case recJourney:
 		m.applyJourney(&next, r.journey, r.step, r.status, r.at, &res)
+	case recConsent:
+		if err := m.applyConsent(&next, r, &res); err != nil {
+			return old, res, err
+		}
 	}
 	if r.id != "" {
 		m.remember(&next, r.idKind(), r.id, &res)

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -307,13 +309,32 @@ func decodeReserveBody(d *dec, r *record) {
 	}
 }
 
-// customerV3 marks a customer value (AppendCustomer) that carries
-// reservations: a 0 byte (a value without them starts with its id's
-// length, never 0) and the version.
-const customerV3 = 3
+// appendReserveSection appends the reservations section of cs (a
+// section of the customer's value, consent.go), if it has any.
+func appendReserveSection(b []byte, cs *custState) []byte {
+	if len(cs.res) == 0 {
+		return b
+	}
+	body := appendReservations(nil, cs)
+	b = append(b, sectionReserve)
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	return append(b, body...)
+}
 
-// appendReservations appends a customer's reservations (checkpoint
-// version 3 on, and values marked customerV3).
+// decodeReserveSection decodes a reservations section's body into cs.
+func (m *Model) decodeReserveSection(body []byte, cs *custState) error {
+	d := &rd{r: bufio.NewReader(bytes.NewReader(body))}
+	m.decodeReservations(d, cs)
+	if d.err == nil {
+		if _, err := d.r.ReadByte(); err == nil {
+			d.fail("trailing bytes")
+		}
+	}
+	return d.err
+}
+
+// appendReservations appends a customer's reservations: the body of
+// the reservations section.
 func appendReservations(b []byte, cs *custState) []byte {
 	b = binary.AppendUvarint(b, uint64(len(cs.res)))
 	for _, x := range cs.res {

@@ -487,6 +487,9 @@ func dump(s *Store) string {
 			for _, k := range cs.ids {
 				fmt.Fprintf(&b, " id=%d/%s", k.kind, k.id)
 			}
+			for _, p := range cs.consent {
+				fmt.Fprintf(&b, " consent=%s/%s/%v", p.channel, p.purpose, p.trail)
+			}
 			lines = append(lines, b.String())
 		}
 	}

@@ -54,7 +54,9 @@
 // codec), types.go, agg.go, mapping.go, view.go and the record codec in
 // codec.go are the customer model shared by backends; store.go, evict.go
 // and the checkpoint half of codec.go are the embedded backend, durable
-// through package wal. Package statetest is the behaviour table every
+// through package wal; consent.go (consent per channel and purpose with its
+// audit trail, a section of the customer's value) and erase.go (erasure
+// and tombstones) are both. Package statetest is the behaviour table every
 // backend passes.
 package state
 
@@ -232,6 +234,8 @@ type Store struct {
 	liveBase   atomic.Int64  // live-only customers at the last count minus created then: an upper bound is liveBase+created
 	evictKick  chan struct{} // capacity 1
 	evictMu    sync.Mutex    // one eviction pass at a time
+
+	tomb tombstones // erase.go
 }
 
 type stripe struct {
@@ -257,6 +261,7 @@ type custState struct {
 	journeys []JourneyState
 	ids      []idKey       // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
 	res      []reservation // reservations of exact caps, oldest first (reserve.go)
+	consent  []consentPair // consent.go: by channel and purpose, with the audit trail
 }
 
 // idKind is the namespace of an idempotency key.
@@ -265,6 +270,7 @@ type idKind uint8
 const (
 	idContact idKind = 1
 	idEvent   idKind = 2
+	idConsent idKind = 3
 )
 
 // idKey is one remembered idempotency key.
@@ -762,6 +768,9 @@ func (s *Store) replay(r *record) bool {
 	}
 	if r.typ == recForget {
 		return s.forget(&s.stripes[s.stripeOf(r.customer)], r.customer, r.lsn)
+	}
+	if r.typ == recErase {
+		return s.replayErase(r)
 	}
 	return s.apply(&s.stripes[s.stripeOf(r.customer)], r, true)
 }

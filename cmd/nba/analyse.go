@@ -69,6 +69,9 @@ Flags:
 	}
 	fmt.Fprintf(os.Stderr, "%d files, %d records, %d lost records (%d bytes) in damaged batches\n",
 		st.Files, st.Records, st.LostRecords, st.LostBytes)
+	if st.Erased > 0 {
+		fmt.Fprintf(os.Stderr, "%d records of erased customers skipped\n", st.Erased)
+	}
 	return err
 }
 

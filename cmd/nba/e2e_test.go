@@ -428,6 +428,19 @@ type customerView struct {
 		EnteredAt string `json:"entered_at"`
 		StepAt    string `json:"step_at"`
 	} `json:"journeys"`
+	Consent []struct {
+		Channel   string `json:"channel"`
+		Purpose   string `json:"purpose"`
+		Status    string `json:"status"`
+		Default   bool   `json:"default"`
+		ChangedAt string `json:"changed_at"`
+		Source    string `json:"source"`
+		Trail     []struct {
+			Status string `json:"status"`
+			TS     string `json:"ts"`
+			Source string `json:"source"`
+		} `json:"trail"`
+	} `json:"consent"`
 }
 
 func (c customerView) journey(id string) (status string, step int, ok bool) {

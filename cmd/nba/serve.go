@@ -65,6 +65,7 @@ func runServe(args []string) error {
 	studioLogBytes := fset.Int64("studio.maxLogBytes", 64<<20, "largest decision log (bytes on disk) the studio's dashboard reads for its uplift; past it, it says to run nba uplift")
 	logCodec := fset.String("decisionlog.codec", "zstd", "compression of the decision log: zstd (smaller files) or snappy (Snappy framing format, about 5x less CPU, files about 1.8x larger)")
 	logLevel := fset.String("log.level", "info", "log level: debug, info, warn or error")
+	erasureKeep := fset.Duration("erasure.keep", sidecar.DefaultErasureKeep, "how long an erased customer's tombstone refuses its feedback, events and consent (410 erased) and hides its snapshot row; the key is $NBA_ERASURE_KEY")
 	responseWindow := fset.Duration("learn.responseWindow", 24*time.Hour, "how long a shown action may wait for an accept, convert, reject or dismiss before online learning counts it as ignored")
 	learnCheckpoint := fset.Duration("learn.checkpointInterval", time.Minute, "how often to write the online models and the impressions awaiting an outcome to <state>/learner.bin (atomically; nba replay and nba evaluate -learner read it while serving)")
 	maxPending := fset.Int("learn.maxPending", 1_000_000, "most impressions awaiting an outcome for online learning; beyond it the oldest is learned from as ignored")
@@ -120,7 +121,8 @@ func runServe(args []string) error {
 		CheckpointEvery: *checkpointEvery, StateMaxCustomers: *maxCustomers, StateSkipCorrupt: *skipCorrupt, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), Logger: logger,
 		ResponseWindow: *responseWindow, LearnCheckpointEvery: *learnCheckpoint, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec,
 		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents, ReserveTTL: *reserveTTL,
-		StateRedis: rf.url, StateRedisWaitReplicas: rf.waitReplicas, StateRedisAllowVolatile: rf.allowVolatile, EventStream: events})
+		StateRedis: rf.url, StateRedisWaitReplicas: rf.waitReplicas, StateRedisAllowVolatile: rf.allowVolatile, EventStream: events,
+		ErasureKey: []byte(os.Getenv("NBA_ERASURE_KEY")), ErasureKeep: *erasureKeep})
 	if ce := (*wal.CorruptError)(nil); errors.As(err, &ce) {
 		return fmt.Errorf("%w; to start without the damaged records (losing what they recorded), restart with -state.skipCorrupt", err)
 	}
@@ -137,6 +139,9 @@ func runServe(args []string) error {
 			sc.Close()
 			return fmt.Errorf("-studio.candidate: %w", err)
 		}
+	}
+	if os.Getenv("NBA_ERASURE_KEY") == "" {
+		logger.Warn("no erasure key ($NBA_ERASURE_KEY): DELETE /admin/customers/{id} erases state but keeps no tombstone, so a late event can bring the customer back")
 	}
 	scfg.AdminToken = os.Getenv("NBA_ADMIN_TOKEN")
 	// The admin API answers to the name it was configured with, besides

@@ -100,6 +100,8 @@ type Logger struct {
 	hold    chan struct{} // tests: the writer waits for it before starting
 
 	enqueued, dropped, tooLarge, written, batches, files, removed, errs, lostIO atomic.Uint64
+
+	eraseMu sync.Mutex // one append to the erasures file at a time (erase.go)
 }
 
 // record is one encoded record waiting in the queue.

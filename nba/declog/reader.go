@@ -31,6 +31,9 @@ type ReadStats struct {
 	LostBytes int64
 	// Damaged is the number of files with lost bytes.
 	Damaged int
+	// Erased is the number of records skipped because their customer was
+	// erased (erase.go); not in Records.
+	Erased int
 }
 
 func (s *ReadStats) add(o ReadStats) {
@@ -40,17 +43,34 @@ func (s *ReadStats) add(o ReadStats) {
 	s.LostRecords += o.LostRecords
 	s.LostBytes += o.LostBytes
 	s.Damaged += o.Damaged
+	s.Erased += o.Erased
 }
 
 // ReadDir reads every log file of prefix in dir, oldest first, passing each
 // record line (without its newline) to fn. The line is only valid during the
 // call. It tolerates truncated and corrupt batches (counted in the stats) and
-// stops at the first error of fn or of the file system.
+// stops at the first error of fn or of the file system. Records of
+// customers erased (ErasedPseudonyms) are skipped and counted in
+// ReadStats.Erased.
 func ReadDir(dir, prefix string, fn func(line []byte) error) (ReadStats, error) {
 	var total ReadStats
 	files, err := Files(dir, prefix)
 	if err != nil {
 		return total, err
+	}
+	erased, err := ErasedPseudonyms(dir)
+	if err != nil {
+		return total, err
+	}
+	if len(erased) > 0 {
+		inner := fn
+		fn = func(line []byte) error {
+			if c := recordCustomer(line); c != nil && erased[string(c)] {
+				total.Erased++
+				return nil
+			}
+			return inner(line)
+		}
 	}
 	dec, err := newDecoder()
 	if err != nil {
@@ -69,6 +89,7 @@ func ReadDir(dir, prefix string, fn func(line []byte) error) (ReadStats, error) 
 			return total, fmt.Errorf("cannot read decision log %q: %w", path, err)
 		}
 	}
+	total.Records -= total.Erased
 	return total, nil
 }
 

@@ -108,7 +108,8 @@ type Config struct {
 	// Apply applies one event durably, as POST /v1/events does, and
 	// reports whether it was a duplicate. A *server.Error with code
 	// state_unavailable, conflict or not_ready leaves the entry pending
-	// for a retry; any other error sends it to the dead-letter stream.
+	// for a retry; erased (the customer was erased) acknowledges and
+	// drops it; any other error sends it to the dead-letter stream.
 	// Required.
 	Apply func(ev *server.Event) (dup bool, err error)
 	// Logger receives operational logs. Default slog.Default().
@@ -522,6 +523,10 @@ func (c *Consumer) apply(e rueidis.XRangeEntry, ev *server.Event) bool {
 				c.log.Warn("cannot apply event now; it stays pending and is retried", "id", e.ID, "error", err)
 			}
 			return false
+		case server.CodeErased:
+			// Acknowledged and dropped: a dead-letter copy would keep
+			// the erased customer's id.
+			return true
 		}
 		return c.deadLetter(e, se.Code+": "+se.Message)
 	}

@@ -46,6 +46,9 @@ func TestApplyErrors(t *testing.T) {
 		{"invalid", server.Invalidf("bad attr"), "invalid_request: bad attr", 0},
 		{"unknown type", &server.Error{Status: 400, Code: server.CodeUnknownEventType, Message: "typo"}, "unknown_event_type: typo", 0},
 		{"internal", errors.New("bug"), "internal: bug", 0},
+		// An erased customer's event is dropped, not dead-lettered: the
+		// copy would keep the id erasure removed.
+		{"erased", server.Erasedf("gone"), "-", 0},
 		// A panic in Apply used to end the process; on restart the entry
 		// was read first again: a crash loop on one poison entry.
 		{"panic", nil, "internal: panic: bug", 0},
@@ -83,6 +86,12 @@ func TestApplyErrors(t *testing.T) {
 			dead, err := rc.Do(ctx, rc.B().Xrange().Key(stream+":dead").Start("-").End("+").Build()).AsXRange()
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.dead == "-" {
+				if st.DeadLettered != 0 || st.Applied != 0 || st.Retried != 0 || len(dead) != 0 {
+					t.Errorf("stats %+v, %d dead letters; want the entry dropped", st, len(dead))
+				}
+				return
 			}
 			if tc.dead == "" {
 				if st.Retried != uint64(tc.failed) || st.Applied != 1 || len(dead) != 0 {

@@ -151,6 +151,7 @@ type Versions struct {
 const (
 	StagePlacement     = "placement"      // not offered on the request's placement
 	StageSchedule      = "schedule"       // before its start or after its end
+	StageConsent       = "consent"        // the customer's consent for the action's purpose on the channel is denied
 	StageJourney       = "journey"        // a journey step not due, or held by a locked journey
 	StageEligibility   = "eligibility"    // an eligible rule is false
 	StageApplicability = "applicability"  // an applicable rule is false
@@ -178,6 +179,9 @@ type Candidate struct {
 	// Policy is the contact policy that removed the candidate
 	// (StageContactPolicy).
 	Policy ContactPolicy
+	// Consent is the denied consent that removed the candidate
+	// (StageConsent).
+	Consent ConsentDenial
 	// Exploration says how the channel's exploration ranked the candidate;
 	// Method is empty when it did not.
 	Exploration Exploration
@@ -188,6 +192,14 @@ type Candidate struct {
 	Rank                             int
 	Propensity, Weight, Value, Lever float64
 	Tier                             int
+}
+
+// ConsentDenial is a denied consent: by the customer's change (Source, At)
+// or by the catalog's default (Default).
+type ConsentDenial struct {
+	Channel, Purpose, Source string
+	At                       time.Time
+	Default                  bool
 }
 
 // ContactPolicy is a cap or suppression that held, and the count that made

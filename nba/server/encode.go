@@ -137,6 +137,7 @@ func AppendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, took t
 //	exclusion       excluded: another action of its exclusive group ranked higher
 //	holdout         withheld: in the global holdout | in the action's holdout
 //	rank            outranked: not among the best N
+//	consent         no consent: CHANNEL PURPOSE denied by SOURCE at TS | denied by default
 func appendReason(dst []byte, c *Candidate, placement string, limit int) []byte {
 	switch c.Stage {
 	case StageChosen:
@@ -199,6 +200,22 @@ func appendReason(dst []byte, c *Candidate, placement string, limit int) []byte 
 	case StageRank:
 		dst = append(dst, "outranked: not among the best "...)
 		return strconv.AppendInt(dst, int64(limit), 10)
+	case StageConsent:
+		x := &c.Consent
+		dst = append(dst, "no consent: "...)
+		dst = appendInString(dst, x.Channel)
+		dst = append(dst, ' ')
+		dst = appendInString(dst, x.Purpose)
+		if x.Default {
+			return append(dst, " denied by default"...)
+		}
+		dst = append(dst, " denied"...)
+		if x.Source != "" {
+			dst = append(dst, " by "...)
+			dst = appendInString(dst, x.Source)
+		}
+		dst = append(dst, " at "...)
+		return x.At.UTC().AppendFormat(dst, time.RFC3339)
 	default:
 		dst = appendInString(dst, c.Stage)
 	}

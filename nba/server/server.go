@@ -427,13 +427,16 @@ const (
 	epPprof
 	epUI
 	epUIAPI
+	epConsent
+	epErase
 	epOther
 	numEndpoints
 )
 
 var endpointNames = [numEndpoints]string{
 	"/v1/decide", "/v1/decide/batch", "/v1/feedback", "/v1/events", "/v1/customers/{id}", "/v1/actions",
-	"/healthz", "/readyz", "/metrics", "/admin/reload", "/admin/status", "/debug/pprof/", "/ui/", "/ui/api/", "other",
+	"/healthz", "/readyz", "/metrics", "/admin/reload", "/admin/status", "/debug/pprof/", "/ui/", "/ui/api/",
+	"/v1/consent", "/admin/customers/{id}", "other",
 }
 
 const customersPrefix = "/v1/customers/"
@@ -484,6 +487,11 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 			ep = epEvents
 			if s.allow(ctx, fasthttp.MethodPost) {
 				s.event(ctx)
+			}
+		case "/v1/consent":
+			ep = epConsent
+			if s.allow(ctx, fasthttp.MethodPost) {
+				s.consent(ctx)
 			}
 		case "/v1/actions":
 			ep = epActions
@@ -547,6 +555,11 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler {
 			if s.allow(ctx, fasthttp.MethodGet) {
 				s.appendJSON(ctx, s.backend.AppendStatus)
 			}
+		case strings.HasPrefix(path, adminCustomersPrefix):
+			ep = epErase
+			if s.allow(ctx, fasthttp.MethodDelete) {
+				s.eraseCustomer(ctx, path[len(adminCustomersPrefix):])
+			}
 		case strings.HasPrefix(path, "/debug/pprof/"):
 			ep = epPprof
 			s.pprof(ctx)
@@ -609,6 +622,8 @@ func statusLabel(status int) string {
 		return "405"
 	case 409:
 		return "409"
+	case 410:
+		return "410"
 	case 408:
 		return "408"
 	case 413:
@@ -655,6 +670,8 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		path := string(ctx.Path())
 		if strings.HasPrefix(path, customersPrefix) {
 			path = endpointNames[epCustomer] // the path holds a customer id
+		} else if strings.HasPrefix(path, adminCustomersPrefix) {
+			path = endpointNames[epErase] // so does this one
 		} else if strings.HasPrefix(path, uiAPIPrefix) {
 			path = endpointNames[epUIAPI] // so may this one
 		}

@@ -22,6 +22,8 @@ type customers struct {
 	// unsaved holds journey changes queued for the state log but not yet
 	// written, so that decisions see them at once.
 	unsaved unsavedJourneys
+	// erased reports a customer erased (erase.go): decided as anonymous.
+	erased func(customer string) bool
 }
 
 // unsavedJourneys indexes queued journey changes by customer. Reads take a
@@ -103,13 +105,15 @@ func (u *unsavedJourneys) overlay(customer string, dst []nba.JourneyState, from 
 // binding pairs the snapshot being served with the column of each profile
 // field in it; it is rebuilt whenever the snapshot or the bundle changes.
 type binding struct {
-	snap *snapshot.Snapshot
-	src  []fieldSource
-	col  []int // snapshot column per field, -1 when not from the snapshot
+	snap    *snapshot.Snapshot
+	src     []fieldSource
+	col     []int        // snapshot column per field, -1 when not from the snapshot
+	consent []consentCol // consent columns the snapshot has, with their index (consent.go)
 }
 
-func newBinding(snap *snapshot.Snapshot, src []fieldSource) *binding {
+func newBinding(snap *snapshot.Snapshot, src []fieldSource, consent ...consentCol) *binding {
 	b := &binding{snap: snap, src: src, col: make([]int, len(src))}
+	b.bindConsent(consent)
 	for i, f := range src {
 		b.col[i] = -1
 		if f.inSnap && snap != nil {
@@ -139,8 +143,16 @@ func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer
 		lv = new(liveView)
 		dst.Scratch = lv
 	}
+	if c.erased != nil && c.erased(customer) {
+		dst.History = nil
+		return false, nil // no snapshot row, no live state: anonymous
+	}
 	b := c.binding.Load() // once: the profile and the overlay read one snapshot
 	known := snapshotProfile(b, customer, &dst.Profile)
+	if known && len(b.consent) > 0 {
+		// After the live changes are loaded, whatever the return.
+		defer func() { dst.Consent = b.snapshotConsent(customer, dst.Consent) }()
+	}
 	lv.found = false
 	if c.state != nil {
 		found, err := c.state.Load(ctx, bytesOf(customer), &lv.v)
@@ -165,6 +177,7 @@ func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer
 	if overlayProfile(b, &lv.v, &dst.Profile) {
 		known = true
 	}
+	dst.Consent = loadConsent(&lv.v, dst.Consent)
 	from := len(dst.Journeys)
 	for i := 0; i < lv.v.Journeys(); i++ {
 		j := lv.v.JourneyAt(i)
@@ -212,6 +225,9 @@ func (c *customers) Profile(customer string, p *nba.Profile) bool {
 // profileOf is Profile over the customer's state v already read (found:
 // it has some), so that one page reads the state once.
 func (c *customers) profileOf(customer string, v *state.View, found bool, p *nba.Profile) bool {
+	if c.erased != nil && c.erased(customer) {
+		return false
+	}
 	b := c.binding.Load()
 	known := snapshotProfile(b, customer, p)
 	if found && overlayProfile(b, v, p) {
@@ -362,6 +378,9 @@ func overlayProfile(b *binding, v *state.View, p *nba.Profile) bool {
 
 // inSnapshot reports whether the served snapshot has a row for customer.
 func (c *customers) inSnapshot(customer string) bool {
+	if c.erased != nil && c.erased(customer) {
+		return false
+	}
 	b := c.binding.Load()
 	if b == nil || b.snap == nil {
 		return false

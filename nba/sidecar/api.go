@@ -158,6 +158,10 @@ func fillResponse(resp *server.DecideResponse, d *nba.Decision, bundle string, e
 		if c.Stage == nba.StageContactPolicy {
 			out.Policy = contactPolicy(&c.Policy)
 		}
+		if c.Stage == nba.StageConsent {
+			x := &c.Consent
+			out.Consent = server.ConsentDenial{Channel: x.Channel, Purpose: x.Purpose, Source: x.Source, At: x.At, Default: x.Default}
+		}
 		if c.Rank > 0 {
 			out.Rank, out.Propensity, out.Weight, out.Value, out.Lever, out.Tier = c.Rank, c.Propensity, c.Weight, c.Value, c.Lever, c.Tier
 		}
@@ -378,6 +382,9 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 	if err != nil {
 		return server.Invalidf("%v", err)
 	}
+	if err := s.checkErased(fb.CustomerID); err != nil {
+		return err
+	}
 	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS, ID: fb.EventID}
 	if o == state.Impression && p.catalog.HasExact() {
 		c.Decision = fb.DecisionID // turns the decision's reservation into this contact
@@ -432,6 +439,9 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 				Message: fmt.Sprintf("event type %q is named by no profile mapping or journey; known types: %s", ev.Type, known)}
 		}
 	}
+	if err := s.checkErased(ev.CustomerID); err != nil {
+		return false, err
+	}
 	attrs := make(map[string]any, len(ev.Attrs))
 	strAttrs := make(map[string]string, len(ev.Attrs))
 	for _, f := range ev.Attrs {
@@ -466,6 +476,9 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 			moves[i] = state.JourneyMove{Journey: u.Journey, Step: u.Step, Status: state.JourneyStatus(u.Status)}
 		}
 		return moves
+	}
+	if err := s.eventConsents(e); err != nil {
+		return false, err
 	}
 	dup, err = s.state.ApplyEventOnce(e)
 	if err != nil {

@@ -71,6 +71,7 @@ type SnapshotSpec struct {
 
 // parts is a loaded and compiled bundle, immutable.
 type parts struct {
+	consentCols   []consentCol // snapshot columns consent.<channel>.<purpose> (consent.go)
 	manifest      Manifest
 	catalog       *nba.Catalog
 	catalogBytes  []byte
@@ -174,6 +175,13 @@ func loadParts(fsys fs.FS, st state.Backend) (*parts, error) {
 	for _, name := range sortedKeys(m.Snapshot.Columns) {
 		k, _ := snapshot.ParseKind(m.Snapshot.Columns[name])
 		p.snapSchema.Columns = append(p.snapSchema.Columns, snapshot.Column{Name: name, Kind: k})
+		if cc, ok, err := parseConsentColumn(name, k); ok || err != nil {
+			if err != nil {
+				errs = append(errs, err)
+			}
+			p.consentCols = append(p.consentCols, cc) // not a profile field
+			continue
+		}
 		p.schema.Fields = append(p.schema.Fields, nba.Field{Name: name, Kind: kindFromSnapshot(k)})
 		p.src = append(p.src, fieldSource{name: name, kind: kindFromSnapshot(k), inSnap: true, slot: -1})
 	}
@@ -225,6 +233,9 @@ func loadParts(fsys fs.FS, st state.Backend) (*parts, error) {
 		return nil, errors.Join(errs...)
 	}
 	p.catalog = cat
+	if err := errors.Join(checkConsentMappings(m.Profile, cat), checkConsentColumns(p.consentCols, cat)); err != nil {
+		return nil, err
+	}
 	p.eventTypes = map[string]bool{}
 	for t := range m.Profile.Events {
 		p.eventTypes[t] = true

@@ -128,6 +128,16 @@ type Config struct {
 	// stream (package eventstream) and applies them as POST /v1/events
 	// does. Its URL defaults to StateRedis; Apply is set by Open.
 	EventStream eventstream.Config
+	// ErasureKey keys the pseudonyms of erased customers' tombstones
+	// (erase.go); every process sharing one state must use the same.
+	// Empty: erasures keep no tombstone.
+	ErasureKey []byte
+	// ErasureKeep is how long a tombstone lasts. Default DefaultErasureKeep
+	// (30 days).
+	ErasureKeep time.Duration
+	// LinkedIDs, when set, returns the identifiers linked to a customer
+	// (identity linking): DELETE /admin/customers/{id} erases them too.
+	LinkedIDs func(customer string) []string
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -174,6 +184,7 @@ type Sidecar struct {
 	observeErrors    atomic.Uint64
 
 	pending   pending
+	tombs     tombCache    // erase.go
 	share     *learnShare  // learning shared on Redis; nil without StateRedis
 	memSeed   maphash.Seed // decision ids -> decision memory keys
 	learnStop chan struct{}
@@ -232,6 +243,9 @@ func Open(cfg Config) (*Sidecar, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ErasureKeep <= 0 {
+		cfg.ErasureKeep = DefaultErasureKeep
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -269,6 +283,11 @@ func Open(cfg Config) (*Sidecar, error) {
 	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, cust: &customers{state: st}, now: cfg.Now, lock: lock,
 		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{}),
 		pending: pending{max: cfg.MaxPending, at: map[pendingKey]pendingImpression{}}, memSeed: maphash.MakeSeed(), learnStop: make(chan struct{}), learnDone: make(chan struct{})}
+	s.tombs.key = cfg.ErasureKey
+	s.cust.erased = s.erasedCached
+	if len(cfg.ErasureKey) > 0 {
+		s.refreshTombstones()
+	}
 	p, err := loadParts(cfg.Bundle, st)
 	if err != nil {
 		st.Close()
@@ -290,7 +309,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		s.log.Warn("cannot compact overlay", "error", err)
 	}
 	st.SetInSnapshot(s.inSnapshot)
-	s.cust.binding.Store(newBinding(snap, p.src))
+	s.cust.binding.Store(newBinding(snap, p.src, p.consentCols...))
 	s.parts.Store(p)
 	var cache nba.ScoreCache
 	if cfg.ScoreCacheBytes > 0 {
@@ -432,7 +451,7 @@ func (s *Sidecar) reload() error {
 		}
 		s.snapStamp = stamp
 	}
-	s.cust.binding.Store(newBinding(snap, p.src))
+	s.cust.binding.Store(newBinding(snap, p.src, p.consentCols...))
 	s.counters.Store(s.metrics.forCatalog(p.catalog))
 	s.engine.Swap(p.catalog)
 	s.parts.Store(p)
@@ -515,6 +534,10 @@ func (s *Sidecar) Close() error {
 func (s *Sidecar) applyEffects() {
 	defer close(s.effectsDone)
 	for us := range s.effects {
+		if len(us) > 0 && s.erasedCached(us[0].Customer) {
+			s.cust.unsaved.done(us) // queued before the erasure: not written back
+			continue
+		}
 		if err := s.state.SetJourney(us...); err != nil {
 			if state.KindOf(err) == state.ErrConflict {
 				// Another decision delivered from the same state first.

@@ -46,6 +46,9 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	// The state is read once, for the profile, the live fields, the
 	// history, the journeys and the caps alike.
 	var v state.View
+	if s.erasedCached(id) {
+		return dst, server.NotFoundf("customer %q is unknown (erased)", id)
+	}
 	hasState, serr := s.state.Load(context.Background(), bytesOf(id), &v)
 	s.cust.profileOf(id, &v, hasState, &prof)
 	inSnap := s.cust.inSnapshot(id)
@@ -95,6 +98,11 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	}
 	out["journeys"] = journeys
 	out["caps"] = capsJSON(p.catalog.Caps(), &v, hasState, s.now())
+	var snapConsent []nba.ConsentStatus
+	if b := s.cust.binding.Load(); b != nil && len(b.consent) > 0 {
+		snapConsent = b.snapshotConsent(id, nil)
+	}
+	out["consent"] = consentJSON(p.catalog, &v, snapConsent)
 	global, held := p.catalog.Holdouts(id)
 	if held == nil {
 		held = []string{}

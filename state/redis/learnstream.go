@@ -349,3 +349,26 @@ func (l *LearnStream) LoadCheckpoint(ctx context.Context) (id string, data []byt
 	}
 	return id, []byte(m["data"]), true, nil
 }
+
+var erasePendingScript = rueidis.NewLuaScript(`
+local n = 0
+for i = 1, #ARGV do
+  n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('HDEL', KEYS[2], ARGV[i])
+end
+return n`)
+
+// ErasePending removes the customer's impressions awaiting an outcome,
+// for the actions given (the catalog's), in one script; it returns how
+// many it removed. Erasure: their observations are never published.
+func (l *LearnStream) ErasePending(ctx context.Context, customer string, actions []string) (int, error) {
+	if len(actions) == 0 {
+		return 0, nil
+	}
+	members := make([]string, len(actions))
+	for i, a := range actions {
+		members[i] = pendingMember(customer, a)
+	}
+	n, err := erasePendingScript.Exec(ctx, l.client, []string{l.pending, l.pendingDec}, members).AsInt64()
+	return int(n), err
+}

@@ -47,6 +47,10 @@
 // Moving state (port.go, state.Porter): Each SCANs the customer keys of
 // every master, Restore replaces customers, RecordContacts imports contact
 // history; nba state export and import use them.
+// Erasure (erase.go): Erase keeps the tombstone in the hash
+// "{nba:tombstones}" (field the pseudonym, value its end in unix ns) and
+// then deletes the customer's hash; every process reads the tombstones
+// there.
 //
 // Limits: Customers in Stats is not counted (the keys are in Redis); WAIT
 // on a Cluster is not tested; values written with other mappings are

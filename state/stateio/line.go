@@ -13,7 +13,8 @@
 //     "contacts":[{"action":"a","group":"g","channel":"web","outcome":"click","value":2.5,"at":"2026-01-02T03:04:05.000000006Z"}],
 //     "fields":[{"field":"tier","type":"category","value":"gold","at":"..."}],
 //     "journeys":[{"journey":"j","step":1,"status":"active","entered_at":"...","step_at":"..."}],
-//     "ids":[{"id":"fb-1"},{"id":"ev-9","event":true}],
+//     "ids":[{"id":"fb-1"},{"id":"ev-9","event":true},{"id":"pc-3","consent":true}],
+//     "consent":[{"channel":"email","purpose":"marketing","trail":[{"status":"denied","at":"...","source":"pc"}]}],
 //     "counters":[{"kind":"action","key":"a","outcome":"click","seen":3,"recent":[...],"hour_top":..,"hours":[..],"day_top":..,"days":[..]}]}
 //
 //     Contacts are the latest recorded first; ids oldest first (event ids marked);
@@ -83,8 +84,23 @@ type wireJourney struct {
 }
 
 type wireID struct {
-	ID    string `json:"id"`
-	Event bool   `json:"event,omitempty"`
+	ID      string `json:"id"`
+	Event   bool   `json:"event,omitempty"`
+	Consent bool   `json:"consent,omitempty"`
+}
+
+// wireConsent is one channel and purpose's consent with its audit trail,
+// oldest first.
+type wireConsent struct {
+	Channel string              `json:"channel"`
+	Purpose string              `json:"purpose"`
+	Trail   []wireConsentChange `json:"trail"`
+}
+
+type wireConsentChange struct {
+	Status string `json:"status"` // granted or denied
+	At     string `json:"at"`
+	Source string `json:"source,omitempty"`
 }
 
 type wireCounter struct {
@@ -106,6 +122,7 @@ type wireCustomer struct {
 	Journeys []wireJourney `json:"journeys,omitempty"`
 	IDs      []wireID      `json:"ids,omitempty"`
 	Counters []wireCounter `json:"counters,omitempty"`
+	Consent  []wireConsent `json:"consent,omitempty"`
 }
 
 // wireLine is either shape; which keys are present decides.
@@ -116,6 +133,7 @@ type wireLine struct {
 	Journeys []wireJourney `json:"journeys"`
 	IDs      []wireID      `json:"ids"`
 	Counters []wireCounter `json:"counters"`
+	Consent  []wireConsent `json:"consent"`
 
 	CustomerID *string  `json:"customer_id"`
 	Action     *string  `json:"action"`
@@ -159,6 +177,13 @@ func AppendCustomer(dst []byte, c *state.CustomerDump) ([]byte, error) {
 	for _, k := range c.IDs {
 		w.IDs = append(w.IDs, wireID(k))
 	}
+	for _, p := range c.Consent {
+		wc := wireConsent{Channel: p.Channel, Purpose: p.Purpose}
+		for _, x := range p.Trail {
+			wc.Trail = append(wc.Trail, wireConsentChange{Status: state.ConsentStatusName(x.Granted), At: formatTime(x.At), Source: x.Source})
+		}
+		w.Consent = append(w.Consent, wc)
+	}
 	for _, k := range c.Counters {
 		w.Counters = append(w.Counters, wireCounter{Kind: k.Kind.String(), Key: k.Key, Outcome: k.Outcome.String(), Seen: k.Seen,
 			Recent: k.Recent, HourTop: k.HourTop, Hours: k.Hours, DayTop: k.DayTop, Days: k.Days})
@@ -189,7 +214,7 @@ func DecodeLine(line []byte) (Row, error) {
 		w.Group == "" && w.Channel == "" && w.ID == "":
 		c, err := w.customer()
 		return Row{Customer: c}, err
-	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil:
+	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil && w.Consent == nil:
 		k := contactRow{Customer: *w.CustomerID, Group: w.Group, Channel: w.Channel, ID: w.ID}
 		if w.Action != nil {
 			k.Action = *w.Action
@@ -361,6 +386,21 @@ func (w *wireLine) customer() (*state.CustomerDump, error) {
 			return nil, fmt.Errorf("counters[%d].outcome: want impression, click, accept, reject, convert or dismiss", i)
 		}
 		c.Counters = append(c.Counters, ct)
+	}
+	for i, p := range w.Consent {
+		cs := state.ConsentStatus{Channel: p.Channel, Purpose: p.Purpose}
+		for j, x := range p.Trail {
+			g, err := state.ParseConsentStatus(x.Status)
+			if err != nil {
+				return nil, fmt.Errorf("consent[%d].trail[%d].status: want granted or denied", i, j)
+			}
+			at, err := parseTime(x.At)
+			if err != nil {
+				return nil, fmt.Errorf("consent[%d].trail[%d].at: %w", i, j, err)
+			}
+			cs.Trail = append(cs.Trail, state.ConsentChange{Granted: g, At: at, Source: x.Source})
+		}
+		c.Consent = append(c.Consent, cs)
 	}
 	return c, nil
 }

@@ -68,6 +68,10 @@ func TestExportImportRoundTrip(t *testing.T) {
 		Journeys: []state.JourneyMove{{Journey: "welcome", Step: 2}}}))
 	must(t, src.ApplyEvent(state.Event{Customer: "c9", Type: "purchase", At: t0, Attrs: map[string]any{"amount": 12.25}}))
 	must(t, src.SetJourney(state.JourneyUpdate{Customer: "c2", Journey: "cart", Step: 1, Status: state.JourneyExited, At: t0.Add(time.Hour)}))
+	for i, g := range []bool{false, true, false} {
+		_, err := src.SetConsent(state.Consent{Customer: "c3", Channel: "email", Purpose: "marketing", Granted: g, At: t0.Add(time.Duration(i) * time.Hour), Source: "pc", ID: fmt.Sprintf("cs%d", i)})
+		must(t, err)
+	}
 
 	var buf bytes.Buffer
 	zw, _ := zstd.NewWriter(&buf)

@@ -129,7 +129,7 @@ func enterOnce(j string) func([]state.JourneyState) []state.JourneyMove {
 
 // Behaviours returns the table.
 func Behaviours() []Behaviour {
-	return []Behaviour{
+	return append([]Behaviour{
 		{Name: "unknown customer has no state", Run: func(t *testing.T, b state.Backend) {
 			if v, ok := view(b, "nobody"); ok || v.Found() || v.Count(state.KindAction, "a", state.Impression, time.Hour, t0) != 0 {
 				t.Error("a customer without writes has state")
@@ -430,7 +430,7 @@ func Behaviours() []Behaviour {
 				t.Errorf("Restore of a customer without id: %v, want ErrInvalid", err)
 			}
 		}},
-	}
+	}, consentBehaviours()...)
 }
 
 // dumps reads every customer with Each, sorted by id (counters sorted).

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestDecodeConsent(t *testing.T) {
+	now := time.Unix(1700000000, 0).UTC()
+	for _, c := range []struct {
+		name, body string
+		code       string // "" accepted
+		want       ConsentChange
+	}{
+		{"full", `{"customer_id":"c1","channel":"email","purpose":"marketing","status":"denied","ts":"2023-11-14T00:00:00Z","source":"pc","event_id":"e1"}`, "",
+			ConsentChange{CustomerID: "c1", Channel: "email", Purpose: "marketing", TS: time.Date(2023, 11, 14, 0, 0, 0, 0, time.UTC), Source: "pc", EventID: "e1"}},
+		{"granted, ts defaults to now", `{"customer_id":"c1","channel":"sms","purpose":"service","status":"granted"}`, "",
+			ConsentChange{CustomerID: "c1", Channel: "sms", Purpose: "service", Granted: true, TS: now}},
+		{"no status", `{"customer_id":"c1","channel":"sms","purpose":"service"}`, CodeInvalidRequest, ConsentChange{}},
+		{"bad status", `{"customer_id":"c1","channel":"sms","purpose":"service","status":"Granted"}`, CodeInvalidRequest, ConsentChange{}},
+		{"no customer", `{"channel":"sms","purpose":"service","status":"granted"}`, CodeInvalidRequest, ConsentChange{}},
+		{"no channel", `{"customer_id":"c1","purpose":"service","status":"granted"}`, CodeInvalidRequest, ConsentChange{}},
+		{"no purpose", `{"customer_id":"c1","channel":"sms","status":"granted"}`, CodeInvalidRequest, ConsentChange{}},
+		{"unknown member", `{"customer_id":"c1","channel":"sms","purpose":"service","status":"granted","staus":"denied"}`, CodeInvalidRequest, ConsentChange{}},
+		{"status not a string", `{"customer_id":"c1","channel":"sms","purpose":"service","status":true}`, CodeInvalidRequest, ConsentChange{}},
+		{"ts out of range", `{"customer_id":"c1","channel":"sms","purpose":"service","status":"granted","ts":"1000-01-01T00:00:00Z"}`, CodeInvalidRequest, ConsentChange{}},
+		{"empty event id", `{"customer_id":"c1","channel":"sms","purpose":"service","status":"granted","event_id":""}`, CodeInvalidRequest, ConsentChange{}},
+		{"truncated", `{"customer_id":"c1"`, CodeMalformedJSON, ConsentChange{}},
+		{"not an object", `[]`, CodeInvalidRequest, ConsentChange{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got ConsentChange
+			_, err := decodeConsent([]byte(c.body), nil, &got, &testLimits, now)
+			if c.code == "" {
+				if err != nil || got != c.want {
+					t.Errorf("got %+v %v, want %+v", got, err, c.want)
+				}
+				return
+			}
+			de, ok := err.(*decodeError)
+			if !ok || de.code != c.code {
+				t.Errorf("err %v, want code %s", err, c.code)
+			}
+		})
+	}
+}
+
+func FuzzDecodeConsent(f *testing.F) {
+	for _, s := range []string{
+		`{"customer_id":"c1","channel":"email","purpose":"marketing","status":"denied","ts":"2023-11-14T00:00:00Z","source":"pc","event_id":"e1"}`,
+		`{"customer_id":"c1","channel":"email","purpose":"marketing","status":"granted"}`,
+		`{"customer_id":"c1","channel":"email","purpose":"marketing","status":"x"}`,
+		`{"customer_id":"c1","channel":"email","purpose":"marketing","status":"denied","event_id":null}`,
+		`{"customer_id":"c\u00e9","channel":"email","purpose":"marketing","status":"denied","source":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	now := time.Unix(1700000000, 0).UTC()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var c ConsentChange
+		_, err := decodeConsent(body, nil, &c, &testLimits, now)
+		m := checkAgainstStdlib(t, body, err)
+		if err != nil {
+			return
+		}
+		status := "denied"
+		if c.Granted {
+			status = "granted"
+		}
+		if c.CustomerID != str(m, "customer_id") || c.Channel != str(m, "channel") || c.Purpose != str(m, "purpose") ||
+			status != str(m, "status") || c.Source != str(m, "source") || c.CustomerID == "" || c.Channel == "" || c.Purpose == "" {
+			t.Fatalf("decoded %+v, encoding/json %v", c, m)
+		}
+		for k := range m {
+			switch k {
+			case "customer_id", "channel", "purpose", "status", "ts", "source", "event_id":
+			default:
+				t.Fatalf("accepted unknown member %q", k)
+			}
+		}
+		checkTS(t, c.TS, m, now)
+		checkEventID(t, c.EventID, m)
+		// Round trip through the wire form.
+		w := map[string]any{"customer_id": c.CustomerID, "channel": c.Channel, "purpose": c.Purpose, "status": status,
+			"ts": c.TS.Format(time.RFC3339Nano), "source": c.Source}
+		if c.EventID != "" {
+			w["event_id"] = c.EventID
+		}
+		b, _ := json.Marshal(w)
+		var c2 ConsentChange
+		if _, err := decodeConsent(b, nil, &c2, &testLimits, now); err != nil {
+			t.Fatalf("cannot decode re-encoded %s: %v", b, err)
+		}
+		if c2.CustomerID != c.CustomerID || c2.Channel != c.Channel || c2.Purpose != c.Purpose || c2.Granted != c.Granted ||
+			!c2.TS.Equal(c.TS) || c2.Source != c.Source || c2.EventID != c.EventID {
+			t.Fatalf("round trip changed %+v into %+v", c, c2)
+		}
+	})
+}
