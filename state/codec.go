@@ -32,6 +32,7 @@ const (
 	recContact2 byte = 5 // id string | as recContact
 	recEvent2   byte = 6 // id string | effects as recEvent | moves: count uvarint | per move: journey string | step uvarint | status (1)
 	recForget   byte = 7 // no body: the customer's state was evicted (Config.MaxCustomers); at is when
+	recIdent    byte = 8 // identity operation (identity_model.go: appendIdentOp)
 )
 
 // Hard limits of the decoders, independent of Config so that state written
@@ -92,6 +93,8 @@ type record struct {
 
 	movesFrom func([]JourneyState) []JourneyMove // not encoded: Event.JourneysFrom
 	given     int                                // not encoded: moves the event gave, before the computed ones
+
+	ident *identOp // recIdent
 }
 
 // idKind returns the namespace of r's idempotency key: contact and event
@@ -160,6 +163,8 @@ func appendRecord(b []byte, r *record) []byte {
 		b = appendString(b, r.journey)
 		b = binary.AppendUvarint(b, uint64(r.step))
 		b = append(b, byte(r.status))
+	case recIdent:
+		b = appendIdentOp(b, r.ident)
 	}
 	return b
 }
@@ -328,6 +333,11 @@ func decodeRecord(b []byte, r *record) error {
 		if d.err == nil && r.customer == "" {
 			d.fail("eviction record without customer")
 		}
+	case recIdent:
+		r.ident = decodeIdentOp(&d)
+		if d.err == nil && r.customer == "" {
+			d.fail("identity record without customer")
+		}
 	default:
 		d.fail("unknown record type %d", r.typ)
 	}
@@ -360,10 +370,12 @@ func decodeRecord(b []byte, r *record) error {
 //	    | entered varint | step-at varint
 //	| idempotency keys (version 2 on), oldest first: count uvarint,
 //	    per key: kind (1) | id string
+//	| identity part (version 3 on; identity_model.go, appendIdent)
 //
-// Version 1 (before idempotency keys) has no keys and is still read.
+// Version 1 (before idempotency keys) has no keys and is still read, and
+// version 2 (before identity) is.
 const ckptMagic = "NBASTATE"
-const ckptVersion = 2
+const ckptVersion = 3
 
 func (s *Store) writeCheckpoint(w io.Writer) error {
 	b := make([]byte, 0, 64<<10)
@@ -459,7 +471,7 @@ func (m *Model) appendCustomer(b []byte, cs *custState) []byte {
 		b = append(b, byte(k.kind))
 		b = appendString(b, k.id)
 	}
-	return b
+	return appendIdent(b, cs.ident)
 }
 
 // rd reads a checkpoint stream; the first error sticks.
@@ -770,6 +782,9 @@ func (m *Model) decodeCustomer(d *rd, version uint64, remap []int, types []Field
 			}
 			cs.ids = append(cs.ids, k)
 		}
+	}
+	if version >= 3 {
+		m.decodeIdent(d, cs)
 	}
 	if d.err != nil {
 		return nil, ""

@@ -309,6 +309,11 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 				return old, res, nil
 			}
 		}
+		if r.typ != recIdent {
+			if err := moved(old); err != nil {
+				return old, res, err
+			}
+		}
 		if r.typ == recJourney && r.cond && !journeyAt(old, r.journey, r.fromStep, r.fromStatus) {
 			res.Conflict = true
 			return old, res, &Error{Kind: ErrConflict, Err: fmt.Errorf("journey %q of customer %q is no longer at step %d (%s)", r.journey, r.customer, r.fromStep, r.fromStatus)}
@@ -333,6 +338,15 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 		}
 	case recJourney:
 		m.applyJourney(&next, r.journey, r.step, r.status, r.at, &res)
+	case recIdent:
+		n, err := m.applyIdent(old, &next, r, &res)
+		if err != nil || n == old {
+			if live {
+				return old, res, err
+			}
+			return old, res, nil
+		}
+		return n, res, nil
 	}
 	if r.id != "" {
 		m.remember(&next, r.idKind(), r.id, &res)

@@ -232,6 +232,8 @@ type Store struct {
 	liveBase   atomic.Int64  // live-only customers at the last count minus created then: an upper bound is liveBase+created
 	evictKick  chan struct{} // capacity 1
 	evictMu    sync.Mutex    // one eviction pass at a time
+
+	idx storeIndex // identifier index (identity_store.go)
 }
 
 type stripe struct {
@@ -255,7 +257,8 @@ type custState struct {
 	histN    int       // visible entries (≤ MaxEventsPerCustomer)
 	histLen  int       // nodes in the chain; rebuilt at 2×MaxEventsPerCustomer
 	journeys []JourneyState
-	ids      []idKey // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
+	ids      []idKey    // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
+	ident    *identPart // identifiers and merge marks (identity_model.go); nil: never linked
 }
 
 // idKind is the namespace of an idempotency key.

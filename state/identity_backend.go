@@ -1,0 +1,131 @@
+package state
+
+import (
+	"context"
+	"errors"
+)
+
+// Stitched is a Backend whose reads and writes follow merged profiles: a
+// read of a profile merged into another reads the other; a write refused
+// because its profile is being merged (MovedError) finishes the merge and
+// is made on the profile that kept the state, so no write is lost to a
+// merge. Without identity configured it adds one branch per read.
+type Stitched struct {
+	IdentityBackend
+	x *Identities
+}
+
+// Stitched returns the backend that follows merges.
+func (x *Identities) Stitched() *Stitched { return &Stitched{IdentityBackend: x.b, x: x} }
+
+// Identities returns the identity layer.
+func (s *Stitched) Identities() *Identities { return s.x }
+
+// View implements Reader.
+func (s *Stitched) View(customer []byte, v *View) bool {
+	ok := s.IdentityBackend.View(customer, v)
+	for range 4 {
+		if !ok || v.c.ident == nil {
+			return ok
+		}
+		to, merging := v.c.Moved()
+		if to == "" || merging {
+			return ok // during a merge the frozen state is still right
+		}
+		ok = s.IdentityBackend.View([]byte(to), v)
+	}
+	return ok
+}
+
+// Load implements Backend.
+func (s *Stitched) Load(ctx context.Context, customer []byte, v *View) (bool, error) {
+	ok, err := s.IdentityBackend.Load(ctx, customer, v)
+	for range 4 {
+		if err != nil || !ok || v.c.ident == nil {
+			return ok, err
+		}
+		to, merging := v.c.Moved()
+		if to == "" || merging {
+			return ok, err
+		}
+		ok, err = s.IdentityBackend.Load(ctx, []byte(to), v)
+	}
+	return ok, err
+}
+
+// redirect runs write until it is not refused by a merge, finishing the
+// merge and moving the items of the merged profile (rename) each time.
+func (s *Stitched) redirect(write func() error, rename func(from, to string)) error {
+	for range 8 {
+		err := write()
+		var mv *MovedError
+		if !errors.As(err, &mv) {
+			return err
+		}
+		s.x.moved.Add(1)
+		if mv.Merging {
+			if err := s.x.finish(context.Background(), mv.From, mv.To, mv.Receipt); err != nil && !errors.Is(err, errRetry) {
+				return err
+			}
+		}
+		rename(mv.From, mv.To)
+	}
+	return &Error{Kind: ErrConflict, Err: errors.New("cannot write: the customer's profile keeps moving")}
+}
+
+// RecordContact implements Writer.
+func (s *Stitched) RecordContact(cs ...Contact) error {
+	renamed := false
+	return s.redirect(func() error { return s.IdentityBackend.RecordContact(cs...) }, func(from, to string) {
+		if !renamed {
+			cs, renamed = append([]Contact(nil), cs...), true
+		}
+		for i := range cs {
+			if cs[i].Customer == from {
+				cs[i].Customer = to
+			}
+		}
+	})
+}
+
+// RecordContactOnce implements Backend.
+func (s *Stitched) RecordContactOnce(c Contact) (dup bool, err error) {
+	err = s.redirect(func() (err error) { dup, err = s.IdentityBackend.RecordContactOnce(c); return err }, func(from, to string) { c.Customer = to })
+	return dup, err
+}
+
+// ApplyEvent implements Writer.
+func (s *Stitched) ApplyEvent(es ...Event) error {
+	renamed := false
+	return s.redirect(func() error { return s.IdentityBackend.ApplyEvent(es...) }, func(from, to string) {
+		if !renamed {
+			es, renamed = append([]Event(nil), es...), true
+		}
+		for i := range es {
+			if es[i].Customer == from {
+				es[i].Customer = to
+			}
+		}
+	})
+}
+
+// ApplyEventOnce implements Backend.
+func (s *Stitched) ApplyEventOnce(e Event) (dup bool, err error) {
+	err = s.redirect(func() (err error) { dup, err = s.IdentityBackend.ApplyEventOnce(e); return err }, func(from, to string) { e.Customer = to })
+	return dup, err
+}
+
+// SetJourney implements Writer.
+func (s *Stitched) SetJourney(us ...JourneyUpdate) error {
+	renamed := false
+	return s.redirect(func() error { return s.IdentityBackend.SetJourney(us...) }, func(from, to string) {
+		if !renamed {
+			us, renamed = append([]JourneyUpdate(nil), us...), true
+		}
+		for i := range us {
+			if us[i].Customer == from {
+				us[i].Customer = to
+			}
+		}
+	})
+}
