@@ -168,6 +168,36 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 	return "", nil
 }
 
+// ResolveID resolves one identifier of a request (the decide, feedback and
+// event paths): the primary namespace's value is the customer id itself;
+// another identifier's linked profile, or, not linked yet, its anonymous
+// profile (AnonymousID), which a later link merges. ok is false for a
+// blocked value (it names nobody). It costs a map lookup on the embedded
+// store and a client-side cached read on a shared one; the profile may
+// have been merged since (reads and writes through Stitched follow).
+func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer string, ok bool, err error) {
+	ci := x.cfg.Load()
+	if ci == nil {
+		return "", false, invalid(errNoIdentity)
+	}
+	r, stored, blocked, err := ci.normalize(ns, v)
+	if err != nil || blocked {
+		return "", false, err
+	}
+	if r.primary {
+		return stored, true, nil
+	}
+	key := ns + ":" + stored
+	o, err := x.b.IndexGet(ctx, key, true)
+	if err != nil {
+		return "", false, err
+	}
+	if o == "" {
+		o = AnonymousID(key)
+	}
+	return o, true, nil
+}
+
 // Canonical follows the merges of customer to the profile that holds its
 // state now (customer itself when it was not merged).
 func (x *Identities) Canonical(ctx context.Context, customer string) (string, error) {
@@ -252,7 +282,17 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			return err
 		}
 		if o == "" {
-			continue
+			// Not linked yet: writes by this identifier alone went to
+			// its anonymous profile (ResolveID), which the link takes in.
+			anon := AnonymousID(n.key)
+			c, err := x.b.Get(ctx, anon)
+			if err != nil {
+				return err
+			}
+			if c == nil {
+				continue
+			}
+			o = anon
 		}
 		if o, err = x.Canonical(ctx, o); err != nil {
 			return err

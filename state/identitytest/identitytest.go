@@ -177,6 +177,25 @@ func Behaviours() []Behaviour {
 				t.Errorf("the cookie alone answered %q after the login", got)
 			}
 		}},
+		{Name: "state written by an identifier alone joins at the link", Run: func(t *testing.T, x *state.Identities) {
+			anon, ok, err := x.ResolveID(ctx, "cookie", "c-5")
+			if err != nil || !ok || anon != state.AnonymousID("cookie:c-5") {
+				t.Fatalf("an unknown cookie resolves to %q %v %v", anon, ok, err)
+			}
+			must(t, x.Stitched().ApplyEvent(purchase(anon, "", t0, 7)))
+			identify(t, x, t0.Add(time.Minute), "cookie", "c-5", "crm_id", "c5")
+			if n := number(t, x.Stitched(), "c5", "spend_30d"); n != 7 {
+				t.Errorf("spend %v, want 7 (the anonymous visitor's)", n)
+			}
+			for _, q := range [][2]string{{"cookie", "c-5"}, {"crm_id", "c5"}} {
+				if got, _, _ := x.ResolveID(ctx, q[0], q[1]); got != "c5" {
+					t.Errorf("%v resolves to %q", q, got)
+				}
+			}
+			if _, ok, err := x.ResolveID(ctx, "cookie", "null"); ok || err != nil {
+				t.Errorf("a blocked value resolves: %v %v", ok, err)
+			}
+		}},
 		{Name: "blocked values never link", Run: func(t *testing.T, x *state.Identities) {
 			identify(t, x, t0, "crm_id", "c1", "cookie", "null", "device", "0")
 			identify(t, x, t0, "crm_id", "c2", "cookie", "null", "device", "0")
