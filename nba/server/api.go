@@ -69,6 +69,10 @@ type DecideRequest struct {
 	// At, when not zero, decides as of that moment instead of now
 	// (schedules, waits, windows, hour()); only with DryRun.
 	At time.Time
+	// IDs are the customer's identifiers by namespace ("ids", string
+	// values, at most MaxIDs), resolved by an IdentityBackend when
+	// CustomerID is empty (identify.go).
+	IDs []Field
 
 	idBuf [32]byte
 }
@@ -267,6 +271,7 @@ type Feedback struct {
 	// for the same customer must be acknowledged without being recorded
 	// again.
 	EventID string
+	IDs     []Field // as DecideRequest.IDs
 }
 
 // MaxEventIDBytes bounds the event_id of feedback and events: a fixed limit
@@ -282,6 +287,7 @@ type Event struct {
 	Attrs      []Field // at most Config.MaxFields, keys unique
 	// EventID is the caller's optional idempotency key, as in Feedback.
 	EventID string
+	IDs     []Field // as DecideRequest.IDs
 }
 
 // Error codes: stable strings in error bodies that callers may switch on.

@@ -422,13 +422,15 @@ const (
 	epPprof
 	epUI
 	epUIAPI
+	epIdentify
+	epUnmerge
 	epOther
 	numEndpoints
 )
 
 var endpointNames = [numEndpoints]string{
 	"/v1/decide", "/v1/decide/batch", "/v1/feedback", "/v1/events", "/v1/customers/{id}", "/v1/actions",
-	"/healthz", "/readyz", "/metrics", "/admin/reload", "/admin/status", "/debug/pprof/", "/ui/", "/ui/api/", "other",
+	"/healthz", "/readyz", "/metrics", "/admin/reload", "/admin/status", "/debug/pprof/", "/ui/", "/ui/api/", "/v1/identify", "/admin/identity/unmerge", "other",
 }
 
 const customersPrefix = "/v1/customers/"
@@ -479,6 +481,11 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 			ep = epEvents
 			if s.allow(ctx, fasthttp.MethodPost) {
 				s.event(ctx)
+			}
+		case "/v1/identify":
+			ep = epIdentify
+			if s.allow(ctx, fasthttp.MethodPost) {
+				s.identify(ctx)
 			}
 		case "/v1/actions":
 			ep = epActions
@@ -536,6 +543,11 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler {
 			ep = epReload
 			if s.allow(ctx, fasthttp.MethodPost) {
 				s.reload(ctx)
+			}
+		case path == "/admin/identity/unmerge":
+			ep = epUnmerge
+			if s.allow(ctx, fasthttp.MethodPost) {
+				s.unmerge(ctx)
 			}
 		case path == "/admin/status":
 			ep = epStatus
