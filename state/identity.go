@@ -115,7 +115,7 @@ func (c *IdentityConfig) Validate() []IdentityProblem {
 	for _, name := range slices.Sorted(mapKeys(c.Namespaces)) {
 		n := c.Namespaces[name]
 		path := "namespaces." + name
-		if name == "" || strings.ContainsAny(name, ":{} \t\n") || len(name) > 64 {
+		if !validNSName(name) {
 			ps = append(ps, IdentityProblem{path, fmt.Sprintf("namespace name %q: want letters, digits, _ or - (at most 64)", name)})
 		}
 		if n.Primary {
@@ -157,6 +157,18 @@ func (c *IdentityConfig) Validate() []IdentityProblem {
 		ps = append(ps, IdentityProblem{"namespaces", fmt.Sprintf("the namespaces allow %d identifiers per profile, more than the limit of %d", total, maxIdentifiers)})
 	}
 	return ps
+}
+
+func validNSName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // IdentityProblem is one problem of an IdentityConfig: its path below

@@ -563,21 +563,40 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 	if _, err := x.b.WriteRecord(ctx, &rb); err != nil {
 		return Link{}, err
 	}
-	var preVal []byte
-	if len(mr.pre) > 0 {
-		preVal = mr.pre
-	} else {
-		preVal = x.m.AppendCustomer(nil, &custState{id: into})
-	}
-	ra := x.m.identityRecord(into, at, identOp{op: identRestore, receipt: receipt, value: preVal})
-	if _, err := x.b.WriteRecord(ctx, &ra); err != nil {
-		return Link{}, err
-	}
+	// The survivor gets its value from before back, with the identifiers
+	// linked to it since that did not come from the absorbed profile.
 	saved, err := x.m.DecodeCustomer(stub.ident.saved)
 	if err != nil {
 		return Link{}, err
 	}
-	for _, id := range saved.Identifiers() {
+	restored := *pre
+	var ids []Identifier
+	ids = append(ids, pre.Identifiers()...)
+	back := saved.Identifiers() // what goes back with the absorbed profile
+	for _, id := range cur.Identifiers() {
+		if AnonymousID(id.Key()) == from {
+			back = append(slices.Clip(back), id) // the identifier the anonymous profile is named by
+		}
+	}
+	for _, id := range cur.Identifiers() {
+		has := func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }
+		if !slices.ContainsFunc(ids, has) && !slices.ContainsFunc(back, has) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > len(pre.Identifiers()) {
+		p := identPart{}
+		if pre.ident != nil {
+			p = *pre.ident
+		}
+		p.ids = ids
+		restored.ident = &p
+	}
+	ra := x.m.identityRecord(into, at, identOp{op: identRestore, receipt: receipt, value: x.m.AppendCustomer(nil, &restored)})
+	if _, err := x.b.WriteRecord(ctx, &ra); err != nil {
+		return Link{}, err
+	}
+	for _, id := range back {
 		if err := x.b.IndexSet(ctx, id.Key(), from); err != nil {
 			return Link{}, err
 		}
@@ -602,18 +621,13 @@ func (x *Identities) absorbRules() []nsLimit {
 }
 
 // sameButLinks reports whether two values of a profile are equal but for
-// the identifiers' last-used times and the merge receipts' order.
+// their identifiers and merge receipts (links change no other state).
 func (x *Identities) sameButLinks(a, b *Customer) bool {
 	strip := func(c *Customer) *Customer {
 		d := *c
 		if c.ident != nil {
 			p := *c.ident
-			p.ids = nil
-			for _, id := range c.ident.ids {
-				id.Last, id.Source = time.Time{}, ""
-				p.ids = append(p.ids, id)
-			}
-			p.merges = nil
+			p.ids, p.merges = nil, nil
 			d.ident = &p
 		}
 		d.lsn = 0

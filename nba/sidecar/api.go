@@ -35,6 +35,13 @@ func (s *Sidecar) scratch() *scratch {
 
 // Decide implements server.Backend.
 func (s *Sidecar) Decide(req *server.DecideRequest, resp *server.DecideResponse) error {
+	if req.CustomerID == "" {
+		id, err := s.resolveIDs(req.CustomerID, req.IDs)
+		if err != nil {
+			return err
+		}
+		req.CustomerID = id
+	}
 	sc := s.scratch()
 	defer s.pool.Put(sc)
 	sc.ctx = sc.ctx[:0]
@@ -331,6 +338,13 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 // acknowledged and changes nothing: no contact (caps), no learning, no
 // decision-log line.
 func (s *Sidecar) Feedback(fb *server.Feedback) error {
+	if fb.CustomerID == "" {
+		id, err := s.resolveIDs(fb.CustomerID, fb.IDs)
+		if err != nil {
+			return err
+		}
+		fb.CustomerID = id
+	}
 	p := s.parts.Load()
 	a := p.catalog.Action(fb.ActionID)
 	if a == nil && s.seenFeedback(fb) {
@@ -389,6 +403,11 @@ func (s *Sidecar) Event(ev *server.Event) error {
 // /v1/events and the event stream consumer (package eventstream) apply
 // events through it.
 func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
+	if ev.CustomerID == "" {
+		if ev.CustomerID, err = s.resolveIDs(ev.CustomerID, ev.IDs); err != nil {
+			return false, err
+		}
+	}
 	if p := s.parts.Load(); !p.eventTypes[ev.Type] {
 		s.eventsUnknown.Add(1)
 		if !s.cfg.AcceptUnknownEvents {
