@@ -124,7 +124,9 @@ func (ci *compiledIdentity) normalizeAll(ids map[string]string) ([]normID, error
 		if blocked {
 			continue
 		}
-		id := Identifier{NS: ns, Value: v}
+		// Cloned: the caller's strings may be borrowed from a request
+		// buffer, and these are kept in the profile.
+		id := Identifier{NS: strings.Clone(ns), Value: strings.Clone(v)}
 		out = append(out, normID{r: r, id: id, key: id.Key()})
 	}
 	return out, nil
@@ -250,6 +252,7 @@ func (x *Identities) Identify(ctx context.Context, ids map[string]string, at tim
 	if len(ns) == 0 {
 		return Link{}, invalidf("cannot link: no identifier (every value is blocked or empty)")
 	}
+	source = strings.Clone(source)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var link Link

@@ -427,6 +427,9 @@ type customerView struct {
 		EnteredAt string `json:"entered_at"`
 		StepAt    string `json:"step_at"`
 	} `json:"journeys"`
+	// Identity stitching (identity_e2e_test.go).
+	Identifiers []map[string]any `json:"identifiers"`
+	MergedFrom  string           `json:"merged_from"`
 }
 
 func (c customerView) journey(id string) (status string, step int, ok bool) {
