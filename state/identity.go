@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 )
 
 // Identity stitching: one person is a cookie on the web site, a device id in
@@ -85,7 +88,8 @@ type compiledIdentity struct {
 	ns      map[string]*nsRule
 	primary string
 	blocked map[string]bool
-	key     []byte // HMAC key of hashed namespaces
+	key     []byte    // HMAC key of hashed namespaces
+	hmacs   sync.Pool // of hash.Hash: HMAC-SHA-256 with key
 }
 
 // ParseTTL parses a duration with a day unit ("90d") or any
@@ -198,6 +202,7 @@ func compileIdentity(c *IdentityConfig, key []byte) (*compiledIdentity, error) {
 		return nil, errors.Join(errs...)
 	}
 	ci := &compiledIdentity{ns: map[string]*nsRule{}, blocked: map[string]bool{}, key: key}
+	ci.hmacs.New = func() any { return hmac.New(sha256.New, ci.key) }
 	for name, n := range c.Namespaces {
 		r := &nsRule{name: name, primary: n.Primary, unique: n.Unique || n.Primary, hash: n.Hash, max: n.Max}
 		if r.max == 0 {
@@ -228,22 +233,46 @@ func compileIdentity(c *IdentityConfig, key []byte) (*compiledIdentity, error) {
 // value (hashed for a hashed namespace); blocked reports a value that
 // never links.
 func (ci *compiledIdentity) normalize(ns, v string) (r *nsRule, stored string, blocked bool, err error) {
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	r, b, blocked, err := ci.appendKey((*bp)[:0], ns, v)
+	if err != nil || blocked {
+		return r, "", blocked, err
+	}
+	return r, string(b[len(ns)+1:]), false, nil
+}
+
+// keyBuf is the capacity of a buffer that holds any identifier key (a
+// namespace, a colon, a value or its hash) and the hash's scratch.
+const keyBuf = 64 + 1 + 512 + 64
+
+// keyBufs are the buffers the decide path builds identifier keys in.
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, keyBuf); return &b }}
+
+// appendKey appends the index key of an identifier ("ns:" and the stored
+// value) to dst; with a dst of capacity keyBuf it does not allocate.
+func (ci *compiledIdentity) appendKey(dst []byte, ns, v string) (r *nsRule, key []byte, blocked bool, err error) {
 	r = ci.ns[ns]
 	if r == nil {
-		return nil, "", false, invalidf("unknown identity namespace %q", ns)
+		return nil, dst, false, invalidf("unknown identity namespace %q", ns)
 	}
 	if ci.blocked[v] || strings.TrimSpace(v) == "" {
-		return r, "", true, nil
+		return r, dst, true, nil
 	}
 	if len(v) > 512 {
-		return nil, "", false, invalidf("identifier %s is %d bytes, over the limit of 512", ns, len(v))
+		return nil, dst, false, invalidf("identifier %s is %d bytes, over the limit of 512", ns, len(v))
 	}
+	dst = append(append(dst, ns...), ':')
 	if !r.hash {
-		return r, v, false, nil
+		return r, append(dst, v...), false, nil
 	}
-	h := hmac.New(sha256.New, ci.key)
-	h.Write([]byte(ns))
-	h.Write([]byte{0})
-	h.Write([]byte(v))
-	return r, "h:" + hex.EncodeToString(h.Sum(nil)[:16]), false, nil
+	h := ci.hmacs.Get().(hash.Hash)
+	h.Reset()
+	h.Write(append(append(dst[len(dst):], ns...), 0)) // spare capacity of dst as scratch
+	h.Write(unsafe.Slice(unsafe.StringData(v), len(v)))
+	var sum [16]byte
+	copy(sum[:], h.Sum(dst[len(dst):])) // spare capacity again
+	ci.hmacs.Put(h)
+	dst = append(dst, "h:"...)
+	return r, hex.AppendEncode(dst, sum[:]), false, nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // IdentityBackend is what Identities needs from a state backend besides
@@ -34,6 +35,7 @@ type IdentityBackend interface {
 	Get(ctx context.Context, customer string) (*Customer, error)
 	// IndexGet returns the profile an identifier key points to ("":
 	// none); cached allows a client-side cached read (the decide path).
+	// It must not keep key (it may be in the caller's reused buffer).
 	IndexGet(ctx context.Context, key string, cached bool) (string, error)
 	// IndexClaim points key at customer unless it points elsewhere, and
 	// returns where it points afterwards.
@@ -182,20 +184,22 @@ func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer stri
 	if ci == nil {
 		return "", false, invalid(errNoIdentity)
 	}
-	r, stored, blocked, err := ci.normalize(ns, v)
+	if r := ci.ns[ns]; r != nil && r.primary && !ci.blocked[v] && strings.TrimSpace(v) != "" && len(v) <= 512 {
+		return v, true, nil
+	}
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	_, key, blocked, err := ci.appendKey((*bp)[:0], ns, v)
 	if err != nil || blocked {
 		return "", false, err
 	}
-	if r.primary {
-		return stored, true, nil
-	}
-	key := ns + ":" + stored
-	o, err := x.b.IndexGet(ctx, key, true)
+	// The key is in a pooled buffer: IndexGet does not keep it.
+	o, err := x.b.IndexGet(ctx, unsafe.String(&key[0], len(key)), true)
 	if err != nil {
 		return "", false, err
 	}
 	if o == "" {
-		o = AnonymousID(key)
+		o = AnonymousID(string(key))
 	}
 	return o, true, nil
 }

@@ -2,6 +2,7 @@ package redisstate
 
 import (
 	"context"
+	"strings"
 
 	"github.com/redis/rueidis"
 
@@ -42,6 +43,7 @@ func (b *Backend) Get(ctx context.Context, customer string) (*state.Customer, er
 
 // IndexGet implements state.IdentityBackend.
 func (b *Backend) IndexGet(ctx context.Context, key string, cached bool) (string, error) {
+	key = strings.Clone(key) // the caller's buffer is reused; the command and cache keep it
 	var res rueidis.RedisResult
 	if cached {
 		res = b.client.DoCache(ctx, b.client.B().Get().Key(indexKey(key)).Cache(), b.cfg.CacheTTL)
