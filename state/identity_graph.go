@@ -476,9 +476,7 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 	rules := x.absorbRules()
 	if c.ident.mergingInto == into {
 		own := *c
-		p := *c.ident
-		p.mergingInto, p.receipt = "", ""
-		own.ident = &p
+		own.ident = c.ident.withoutMark()
 		at := time.Now()
 		rec := x.m.identityRecord(into, at, identOp{op: identAbsorb, peer: from, receipt: receipt, rules: rules, value: x.m.AppendCustomer(nil, &own)})
 		if _, err := x.b.WriteRecord(ctx, &rec); err != nil {

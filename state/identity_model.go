@@ -208,9 +208,7 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 			return nil, &Error{Kind: ErrConflict, Err: fmt.Errorf("customer %q is not being merged by receipt %q", next.id, op.receipt)}
 		}
 		own := *old
-		ownID := *old.ident
-		ownID.mergingInto, ownID.receipt = "", ""
-		own.ident = &ownID
+		own.ident = old.ident.withoutMark()
 		saved := m.appendCustomer(nil, &own)
 		stub := custState{id: next.id, lsn: next.lsn}
 		*next = stub
@@ -230,12 +228,25 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 	default:
 		return nil, invalidf("unknown identity operation %d", op.op)
 	}
-	if len(p.ids) == 0 && p.mergingInto == "" && p.fwd == "" && len(p.merges) == 0 {
-		next.ident = nil
-	} else {
-		next.ident = &p
-	}
+	next.ident = p.orNil()
 	return next, nil
+}
+
+// orNil returns p, or nil when it holds nothing (a profile never linked
+// encodes without an identity part).
+func (p identPart) orNil() *identPart {
+	if len(p.ids) == 0 && p.mergingInto == "" && p.fwd == "" && len(p.merges) == 0 && len(p.saved) == 0 {
+		return nil
+	}
+	return &p
+}
+
+// withoutMark returns p without the mark of a merge in progress: the
+// profile's own identity part, as it was before the mark.
+func (p *identPart) withoutMark() *identPart {
+	q := *p
+	q.mergingInto, q.receipt = "", ""
+	return q.orNil()
 }
 
 // linkIDs returns cur with add linked at at (unix ns): a value already
