@@ -87,6 +87,9 @@ func TestIdentityStory(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != server.CodeIdentityConflict || se.Status != 409 {
 		t.Errorf("conflicting link: %v", err)
 	}
+	if st, err := s.AppendStatus(nil); err != nil || !strings.Contains(string(st), `"identity":{"links":1,"merges":1,"unmerges":0,"conflicts":1`) {
+		t.Errorf("status lacks the identity counters: %s %v", st, err)
+	}
 	// The merge undone: the visitor's journey and contact go back to the
 	// cookie's profile; the CRM id stays with c00042.
 	if u, err := s.Unmerge(res.Receipts[0]); err != nil || u.CustomerID != "~cookie:c-91" {

@@ -198,6 +198,9 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 		"effects":  map[string]any{"dropped": s.effectsDropped.Load(), "failed": s.effectsFailed.Load()},
 		"uptime_s": strconv.FormatFloat(time.Since(s.started).Seconds(), 'f', 0, 64),
 	}
+	if s.ident != nil {
+		st["identity"] = s.ident.Stats()
+	}
 	if r, ok := unwrapState(s.state).(*redisstate.Backend); ok {
 		st["state_redis"] = map[string]any{"counters": r.Counters(), "acknowledgement": r.Durability()}
 	}
