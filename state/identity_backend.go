@@ -63,12 +63,24 @@ func (s *Stitched) redirect(write func() error, rename func(from, to string)) er
 			return err
 		}
 		s.x.moved.Add(1)
-		if mv.Merging {
-			if err := s.x.finish(context.Background(), mv.From, mv.To, mv.Receipt); err != nil && !errors.Is(err, errRetry) {
-				return err
-			}
+		if !mv.Merging {
+			rename(mv.From, mv.To)
+			continue
 		}
-		rename(mv.From, mv.To)
+		ctx := context.Background()
+		err = s.x.finish(ctx, mv.From, mv.To, mv.Receipt)
+		if err != nil && !errors.Is(err, errRetry) && !errors.Is(err, ErrIdentityConflict) {
+			return err
+		}
+		// Finished (by this call or another): the write follows the
+		// forward; refused and unmarked: it goes where it was sent.
+		c, err := s.x.b.Get(ctx, mv.From)
+		if err != nil {
+			return err
+		}
+		if to, merging := c.Moved(); to != "" && !merging {
+			rename(mv.From, to)
+		}
 	}
 	return &Error{Kind: ErrConflict, Err: errors.New("cannot write: the customer's profile keeps moving")}
 }
