@@ -506,10 +506,12 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 	return nil
 }
 
-// Unmerge undoes the merge of a receipt: both profiles get back exactly the
-// values they had before it, and the absorbed profile its identifiers. A
-// merged profile that changed after the merge is refused (ErrConflict):
-// splitting later state by provenance is not implemented.
+// Unmerge undoes the merge of a receipt: the absorbed profile gets back
+// exactly the value it had before, with its identifiers; the survivor its
+// value from before plus everything written to it since the merge (every
+// write after the merge, whatever identifier named it, was made on the
+// survivor) and the identifiers linked to it since. With nothing written
+// since, both values are byte for byte what they were.
 func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) {
 	dot := strings.LastIndexByte(receipt, '.')
 	fromB, err := hex.DecodeString(receipt[dot+1:])
@@ -560,8 +562,8 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 		pre = &custState{id: into}
 	}
 	want, _, err := x.m.Apply(pre, &record{typ: recIdent, customer: into, at: 0, ident: &identOp{op: identAbsorb, peer: from, receipt: receipt, rules: x.absorbRules(), value: stub.ident.saved}}, 0)
-	if err != nil || !x.sameButLinks(want, cur) {
-		return Link{}, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: %q changed after the merge (splitting later state by provenance is not supported yet)", into)}
+	if err != nil {
+		return Link{}, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: cannot recompute the merge: %w", err)}
 	}
 	at := time.Now()
 	rb := x.m.identityRecord(from, at, identOp{op: identRestore, receipt: receipt, value: stub.ident.saved})
@@ -574,7 +576,7 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 	if err != nil {
 		return Link{}, err
 	}
-	restored := *pre
+	restored := *x.m.unmerge(pre, want, cur)
 	var ids []Identifier
 	ids = append(ids, pre.Identifiers()...)
 	back := saved.Identifiers() // what goes back with the absorbed profile
@@ -623,22 +625,6 @@ func (x *Identities) absorbRules() []nsLimit {
 		rules[i].ttl = 0
 	}
 	return rules
-}
-
-// sameButLinks reports whether two values of a profile are equal but for
-// their identifiers and merge receipts (links change no other state).
-func (x *Identities) sameButLinks(a, b *Customer) bool {
-	strip := func(c *Customer) *Customer {
-		d := *c
-		if c.ident != nil {
-			p := *c.ident
-			p.ids, p.merges = nil, nil
-			d.ident = &p
-		}
-		d.lsn = 0
-		return &d
-	}
-	return x.m.equalValue(strip(a), strip(b))
 }
 
 // IdentifiersOf returns every identifier linked to customer's profile

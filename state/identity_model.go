@@ -708,3 +708,173 @@ func (m *Model) AppendState(dst []byte, c *Customer) []byte {
 	d.lsn = 0
 	return m.appendCustomer(dst, &d)
 }
+
+// unmerge returns the survivor's state after an unmerge: its state from
+// before the merge (pre) plus what changed since the merge, the difference
+// between its state now (cur) and the merge's result (want). Everything
+// written after the merge was written to the survivor, so it stays there;
+// what the absorbed profile brought goes back with it. With nothing
+// written since, the result is pre exactly.
+func (m *Model) unmerge(pre, want, cur *custState) *custState {
+	out := *pre
+	// Overlay: a field unchanged since the merge is pre's; a counter
+	// changed since keeps the increments made since; another field
+	// changed since keeps its new value.
+	if cur.overlay != nil {
+		counter := make([]bool, len(m.m.fields))
+		for _, ops := range m.m.events {
+			for _, op := range ops {
+				if op.kind == opIncr {
+					counter[op.slot] = true
+				}
+			}
+		}
+		ov := make([]value, len(m.m.fields))
+		copy(ov, pre.overlay)
+		changed := false
+		for i := range min(len(cur.overlay), len(ov)) {
+			var w value
+			if i < len(want.overlay) {
+				w = want.overlay[i]
+			}
+			c := cur.overlay[i]
+			if c == w {
+				continue
+			}
+			changed = true
+			if counter[i] && w.at != 0 {
+				ov[i].num += c.num - w.num
+				ov[i].at = c.at
+			} else {
+				ov[i] = c
+			}
+		}
+		if changed || pre.overlay != nil {
+			out.overlay = ov
+		}
+	}
+	// History: pre's, and the contacts in cur not in want, newest first.
+	var later []Contact
+	wantH := map[Contact]int{}
+	for n, i := want.hist, 0; i < want.histN; n, i = n.next, i+1 {
+		wantH[n.c]++
+	}
+	for n, i := cur.hist, 0; i < cur.histN; n, i = n.next, i+1 {
+		if wantH[n.c] > 0 {
+			wantH[n.c]--
+			continue
+		}
+		later = append(later, n.c)
+	}
+	if len(later) > 0 {
+		var all []Contact
+		for n, i := pre.hist, 0; i < pre.histN; n, i = n.next, i+1 {
+			all = append(all, n.c)
+		}
+		all = append(all, later...)
+		slices.SortStableFunc(all, func(a, b Contact) int { return b.At.Compare(a.At) })
+		if len(all) > m.maxEvents {
+			all = all[:m.maxEvents]
+		}
+		nodes := make([]histNode, len(all))
+		for k := range nodes {
+			nodes[k].c = all[k]
+			if k > 0 {
+				nodes[k-1].next = &nodes[k]
+			}
+		}
+		out.hist, out.histN, out.histLen = &nodes[0], len(nodes), len(nodes)
+	}
+	// Aggregates: pre's plus, per key, cur's counts less want's.
+	out.aggs = slices.Clone(pre.aggs)
+	for _, c := range cur.aggs {
+		var w *agg
+		if k := slices.IndexFunc(want.aggs, func(x aggRef) bool { return x.kind == c.kind && x.outcome == c.outcome && x.key == c.key }); k >= 0 {
+			w = want.aggs[k].a
+		}
+		d := c.a.minus(w)
+		if d == nil {
+			continue
+		}
+		k := slices.IndexFunc(out.aggs, func(x aggRef) bool { return x.kind == c.kind && x.outcome == c.outcome && x.key == c.key })
+		if k < 0 {
+			out.aggs = append(out.aggs, aggRef{kind: c.kind, outcome: c.outcome, key: c.key, last: c.last, a: d})
+			continue
+		}
+		s := out.aggs[k].a.clone()
+		s.addAll(d)
+		out.aggs[k].a, out.aggs[k].last = s, max(out.aggs[k].last, c.last)
+	}
+	if len(out.aggs) > m.maxKeys {
+		slices.SortStableFunc(out.aggs, func(x, y aggRef) int { return cmp.Compare(y.last, x.last) })
+		out.aggs = out.aggs[:m.maxKeys]
+	}
+	// Journeys: unchanged since the merge, pre's (or none); changed, cur's.
+	out.journeys = slices.Clone(pre.journeys)
+	for _, c := range cur.journeys {
+		k := slices.IndexFunc(want.journeys, func(x JourneyState) bool { return x.Journey == c.Journey })
+		if k >= 0 && want.journeys[k] == c {
+			continue
+		}
+		if i := slices.IndexFunc(out.journeys, func(x JourneyState) bool { return x.Journey == c.Journey }); i >= 0 {
+			out.journeys[i] = c
+		} else if len(out.journeys) < m.maxJourneys {
+			out.journeys = append(out.journeys, c)
+		}
+	}
+	// Idempotency keys: pre's and those remembered since.
+	for _, k := range cur.ids {
+		if !slices.Contains(want.ids, k) && !slices.Contains(out.ids, k) {
+			out.ids = append(slices.Clip(out.ids), k)
+		}
+	}
+	if len(out.ids) > m.maxIDs {
+		out.ids = out.ids[len(out.ids)-m.maxIDs:]
+	}
+	return &out
+}
+
+// minus returns the events of a that are not in b (b nil: none), an
+// aggregate of the same key; nil when there are none. Counts only grow
+// after a merge, so the difference is what was added since.
+func (a *agg) minus(b *agg) *agg {
+	if b == nil {
+		return a
+	}
+	if a.seen <= b.seen {
+		return nil
+	}
+	d := &agg{kind: a.kind, outcome: a.outcome, key: a.key, seen: a.seen - b.seen, hourTop: a.hourTop, dayTop: a.dayTop, days: make([]uint16, len(a.days))}
+	// The exact times: a's latest not among b's (as a multiset).
+	br := map[int64]int{}
+	for _, t := range b.recent[:min(int(b.seen), recentN)] {
+		br[t]++
+	}
+	n := 0
+	for _, t := range a.recent[:min(int(a.seen), recentN)] {
+		if br[t] > 0 {
+			br[t]--
+			continue
+		}
+		if n < int(d.seen) && n < recentN {
+			d.recent[n] = t
+			n++
+		}
+	}
+	subRing(d.hours[:], a.hours[:], a.hourTop, b.hours[:], b.hourTop)
+	subRing(d.days, a.days, a.dayTop, b.days, b.dayTop)
+	return d
+}
+
+// subRing sets dst (newest bucket top, as a's) to a's buckets less b's.
+func subRing(dst, a []uint16, top int64, b []uint16, bTop int64) {
+	n := int64(len(a))
+	for i := range n {
+		x := top - i
+		v := int(a[mod(x, len(a))])
+		if x <= bTop && x > bTop-int64(len(b)) {
+			v -= int(b[mod(x, len(b))])
+		}
+		dst[mod(x, len(dst))] = uint16(max(v, 0))
+	}
+}

@@ -373,12 +373,36 @@ func Behaviours() []Behaviour {
 			if _, err := x.Unmerge(ctx, l.Receipts[0]); !errors.Is(err, state.ErrInvalid) {
 				t.Errorf("a second unmerge: %v, want ErrInvalid", err)
 			}
-			// State that arrived after a merge is not dropped by an unmerge.
+			// State that arrived after a merge stays with the survivor, to
+			// which it was written; the absorbed profile gets its own back.
 			l, err = x.Identify(ctx, ids("cookie", "c-7", "crm_id", "c7"), t0.Add(20*time.Minute), "login")
 			must(t, err)
-			must(t, x.Stitched().ApplyEvent(purchase("c7", "", t0.Add(21*time.Minute), 1)))
-			if _, err := x.Unmerge(ctx, l.Receipts[0]); !errors.Is(err, state.ErrConflict) {
-				t.Errorf("unmerge after a later write: %v, want ErrConflict", err)
+			s := x.Stitched()
+			must(t, s.ApplyEvent(purchase("c7", "e9", t0.Add(21*time.Minute), 1)))
+			must(t, s.ApplyEvent(purchase(anon, "", t0.Add(22*time.Minute), 2))) // by the merged id: made on c7
+			must(t, s.RecordContact(contact("c7", "k9", t0.Add(23*time.Minute), state.Impression)))
+			must(t, s.SetJourney(state.JourneyUpdate{Customer: "c7", Journey: "cart", Step: 2, At: t0.Add(24 * time.Minute)}))
+			_, err = x.Unmerge(ctx, l.Receipts[0])
+			must(t, err)
+			if v := value(t, x, anon); v != beforeB {
+				t.Error("the absorbed profile differs after an unmerge that followed later writes")
+			}
+			var v state.View
+			s.View([]byte("c7"), &v)
+			if n := number(t, s, "c7", "orders_30d"); n != 3 {
+				t.Errorf("survivor orders %v, want 3 (its own and the two written after the merge)", n)
+			}
+			if n := number(t, s, "c7", "spend_30d"); n != 23 {
+				t.Errorf("survivor spend %v, want 23", n)
+			}
+			if n := v.Count(state.KindAction, "a", state.Impression, time.Hour, t0.Add(30*time.Minute)); n != 1 || v.HistoryLen() != 1 {
+				t.Errorf("survivor contacts %d (history %d), want only the later one", n, v.HistoryLen())
+			}
+			if j, ok := v.Journey("cart"); !ok || j.Step != 2 {
+				t.Errorf("survivor cart journey %+v %v, want the later move", j, ok)
+			}
+			if !v.SeenContactID("k9") || v.SeenContactID("k1") {
+				t.Error("survivor idempotency keys: want the later one and not the absorbed profile's")
 			}
 			if _, err := x.Unmerge(ctx, "zz.not-a-receipt"); !errors.Is(err, state.ErrInvalid) {
 				t.Errorf("a malformed receipt: %v", err)
