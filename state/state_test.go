@@ -487,6 +487,9 @@ func dump(s *Store) string {
 			for _, k := range cs.ids {
 				fmt.Fprintf(&b, " id=%d/%s", k.kind, k.id)
 			}
+			if cs.ident != nil {
+				fmt.Fprintf(&b, " ident=%x", appendIdent(nil, cs.ident))
+			}
 			lines = append(lines, b.String())
 		}
 	}
