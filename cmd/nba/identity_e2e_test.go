@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"nba/state/redis/redistest"
 )
 
 // TestIdentityStoryE2E: against a real listener, an anonymous cookie
@@ -90,5 +95,98 @@ identity:
 	}
 	if noAuth, _ := p.try("POST", p.admin+"/admin/identity/unmerge", `{"receipt":"`+r.Merged[0]+`"}`); noAuth.status != http.StatusUnauthorized {
 		t.Errorf("unmerge without the token: %v", noAuth)
+	}
+}
+
+// TestIdentityReplicasE2E: links, events and feedback for one person from
+// 16 clients spread over 3 nba serve processes sharing one Redis lose no
+// update: the person's profile ends with every event and every contact,
+// whichever replica took it and whatever merges raced with it.
+func TestIdentityReplicasE2E(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	dir := exportDemo(t)
+	manifest := filepath.Join(dir, "bundle.yaml")
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, "\nidentity:\n  namespaces:\n    crm_id: {primary: true, unique: true}\n    email: {unique: true, hash: true}\n    cookie: {max: 20}\n"...)
+	if err := os.WriteFile(manifest, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NBA_IDENTITY_KEY", "e2e-identity-key-0123456789")
+	var ps [3]*proc
+	for i := range ps {
+		ps[i] = startServe(t, "-bundle", dir, "-state", t.TempDir(), "-state.redis", rs.URL, "-state.redis.allowVolatile", "-decisionlog=false")
+	}
+	// post sends body until it is not refused by a conflict (a client's
+	// retry with the same event_id, which dedupes it).
+	post := func(p *proc, path, body string) error {
+		for range 8 {
+			r, err := p.try("POST", p.base+path, body)
+			if err != nil {
+				return err
+			}
+			if r.status == http.StatusOK {
+				return nil
+			}
+			if r.status != http.StatusConflict {
+				return fmt.Errorf("POST %s %s: %v", path, body, r)
+			}
+		}
+		return fmt.Errorf("POST %s %s: conflicts did not settle", path, body)
+	}
+	const workers, per = 16, 9
+	var wg sync.WaitGroup
+	var events, contacts atomic.Int64
+	errs := make(chan error, workers*per)
+	for w := range workers {
+		p := ps[w%3]
+		wg.Go(func() {
+			for i := range per {
+				cookie := fmt.Sprintf("c-%d", (w+i)%5)
+				var err error
+				switch i % 3 {
+				case 0:
+					err = post(p, "/v1/identify", fmt.Sprintf(`{"ids":{"cookie":%q,"crm_id":"p1"}}`, cookie))
+				case 1:
+					if err = post(p, "/v1/events", fmt.Sprintf(`{"ids":{"cookie":%q},"type":"purchase","event_id":"e-%d-%d"}`, cookie, w, i)); err == nil {
+						events.Add(1)
+					}
+				case 2:
+					if err = post(p, "/v1/feedback", fmt.Sprintf(`{"ids":{"crm_id":"p1"},"action_id":"birthday_gift","channel":"web","outcome":"impression","event_id":"f-%d-%d"}`, w, i)); err == nil {
+						contacts.Add(1)
+					}
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// A last round of links merges any anonymous profile made meanwhile.
+	for c := range 5 {
+		ps[0].ok("/v1/identify", fmt.Sprintf(`{"ids":{"cookie":"c-%d","crm_id":"p1"}}`, c))
+	}
+	for i, p := range ps {
+		c := p.customer("p1")
+		if got := c.LiveFields["orders_since_snapshot"].Value; got != float64(events.Load()) {
+			t.Errorf("replica %d: orders %v, want %d", i, got, events.Load())
+		}
+		for _, k := range c.Caps {
+			if k.Key == "birthday_gift" && int64(k.Count) != contacts.Load() {
+				t.Errorf("replica %d: birthday_gift impressions %d, want %d", i, k.Count, contacts.Load())
+			}
+		}
+		for n := range 5 {
+			if by := p.customer(fmt.Sprintf("c-%d?ns=cookie", n)); by.CustomerID != "p1" {
+				t.Errorf("replica %d: cookie c-%d names %q", i, n, by.CustomerID)
+			}
+		}
 	}
 }
