@@ -339,12 +339,16 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 	case len(owners) > 0:
 		survivor = slices.Min(owners)
 	default:
-		survivor = AnonymousID(ns[0].key)
-		if c, err := x.b.Get(ctx, survivor); err != nil {
+		// A new anonymous profile, or where the anonymous profile of this
+		// identifier went when it was merged (its identifier since
+		// dropped by a bound).
+		c, err := x.Canonical(ctx, AnonymousID(ns[0].key))
+		if err != nil {
 			return err
-		} else if to, _ := c.Moved(); to != "" {
-			survivor = to // an anonymous id that was merged: link to where it went
-			return errRetry
+		}
+		survivor = c
+		if vals[survivor], err = x.b.Get(ctx, survivor); err != nil {
+			return err
 		}
 	}
 	// Unique namespaces: one value across everything linked.

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -688,11 +687,6 @@ func decodeIdentOp(d *dec) *identOp {
 		d.fail("unknown identity operation %d", op.op)
 	}
 	return op
-}
-
-// equalValue reports whether two customers encode to the same bytes.
-func (m *Model) equalValue(a, b *custState) bool {
-	return bytes.Equal(m.appendCustomer(nil, a), m.appendCustomer(nil, b))
 }
 
 var errNoIdentity = errors.New("identity stitching is not configured (the bundle has no identity: section)")
