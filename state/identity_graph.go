@@ -288,24 +288,30 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 		if err != nil {
 			return err
 		}
-		if o == "" {
-			// Not linked yet: writes by this identifier alone went to
-			// its anonymous profile (ResolveID), which the link takes in.
+		cand := []string{o}
+		if !n.r.primary {
+			// Writes by this identifier before it was linked went to its
+			// anonymous profile (ResolveID), which the link takes in;
+			// sealed by an earlier link, it leads to that link's profile.
 			anon := AnonymousID(n.key)
 			c, err := x.b.Get(ctx, anon)
 			if err != nil {
 				return err
 			}
-			if c == nil {
+			if c != nil {
+				cand = append(cand, anon)
+			}
+		}
+		for _, o := range cand {
+			if o == "" {
 				continue
 			}
-			o = anon
-		}
-		if o, err = x.Canonical(ctx, o); err != nil {
-			return err
-		}
-		if !slices.Contains(owners, o) {
-			owners = append(owners, o)
+			if o, err = x.Canonical(ctx, o); err != nil {
+				return err
+			}
+			if !slices.Contains(owners, o) {
+				owners = append(owners, o)
+			}
 		}
 	}
 	vals := map[string]*Customer{}
@@ -391,6 +397,23 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			return err
 		}
 		link.Receipts = append(link.Receipts, r)
+	}
+	// Seal the anonymous profiles of the identifiers: a write that
+	// resolved one before the link reaches it after (a stale cached
+	// index, a request in flight) and follows the forward to the
+	// survivor, instead of leaving state where no link looks again.
+	for _, n := range ns {
+		anon := AnonymousID(n.key)
+		if n.r.primary || anon == survivor || slices.Contains(owners, anon) {
+			continue
+		}
+		rec := x.m.identityRecord(anon, at, identOp{op: identSeal, peer: survivor})
+		if _, err := x.b.WriteRecord(ctx, &rec); err != nil {
+			if KindOf(err) == ErrConflict {
+				return errRetry // it got state, or another link sealed it elsewhere: merge it next round
+			}
+			return err
+		}
 	}
 	op := identOp{op: identLink, rules: ci.rules()}
 	for _, n := range ns {

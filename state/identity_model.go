@@ -53,6 +53,7 @@ const (
 	identAbsorb  byte = 4 // union with value (peer's frozen state), receipt
 	identForward byte = 5 // become a stub forwarding to peer, receipt
 	identRestore byte = 6 // replace the value by value (unmerge), receipt
+	identSeal    byte = 7 // an anonymous profile without state becomes a forward to peer
 )
 
 // identOp is the body of an identity record.
@@ -212,6 +213,15 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 		stub := custState{id: next.id, lsn: next.lsn}
 		*next = stub
 		p = identPart{fwd: op.peer, receipt: op.receipt, saved: saved}
+	case identSeal:
+		if p.fwd == op.peer {
+			res.Duplicate = true
+			return old, nil
+		}
+		if old != nil {
+			return nil, &Error{Kind: ErrConflict, Err: fmt.Errorf("customer %q has state: merge it instead of sealing it", next.id)}
+		}
+		p = identPart{fwd: op.peer}
 	case identRestore:
 		c, err := m.DecodeCustomer(op.value)
 		if err != nil {
@@ -683,7 +693,7 @@ func decodeIdentOp(d *dec) *identOp {
 		op.value = append([]byte(nil), d.b[:n]...)
 		d.b = d.b[n:]
 	}
-	if d.err == nil && (op.op < identLink || op.op > identRestore) {
+	if d.err == nil && (op.op < identLink || op.op > identSeal) {
 		d.fail("unknown identity operation %d", op.op)
 	}
 	return op

@@ -196,6 +196,22 @@ func Behaviours() []Behaviour {
 				t.Errorf("a blocked value resolves: %v %v", ok, err)
 			}
 		}},
+		{Name: "a write resolved before the link reaches the linked profile", Run: func(t *testing.T, x *state.Identities) {
+			// Regression: an event resolved to the cookie's anonymous
+			// profile, then written after a link of the cookie, stayed
+			// there, where no later link looked (lost in a 3-replica run).
+			anon, _, err := x.ResolveID(ctx, "cookie", "c-6")
+			must(t, err)
+			identify(t, x, t0, "cookie", "c-6", "crm_id", "c6")
+			must(t, x.Stitched().ApplyEvent(purchase(anon, "", t0.Add(time.Minute), 4)))
+			if n := number(t, x.Stitched(), "c6", "spend_30d"); n != 4 {
+				t.Errorf("spend %v on the linked profile, want 4", n)
+			}
+			identify(t, x, t0.Add(time.Hour), "cookie", "c-6", "crm_id", "c6")
+			if n := number(t, x.Stitched(), "c6", "spend_30d"); n != 4 {
+				t.Errorf("spend %v after linking again, want 4", n)
+			}
+		}},
 		{Name: "blocked values never link", Run: func(t *testing.T, x *state.Identities) {
 			identify(t, x, t0, "crm_id", "c1", "cookie", "null", "device", "0")
 			identify(t, x, t0, "crm_id", "c2", "cookie", "null", "device", "0")
