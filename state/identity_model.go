@@ -83,6 +83,7 @@ type MovedError struct {
 	Merging           bool
 }
 
+// Error says where the profile went.
 func (e *MovedError) Error() string {
 	if e.Merging {
 		return fmt.Sprintf("customer %q is being merged into %q", e.From, e.To)
