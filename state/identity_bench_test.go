@@ -1,6 +1,7 @@
 package state_test
 
 import (
+	"flag"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -11,6 +12,8 @@ import (
 	"nba/state/identitytest"
 	"nba/state/wal"
 )
+
+var benchProfiles = flag.Int("bench.identity.profiles", 100_000, "profiles of BenchmarkResolve (3 identifiers each)")
 
 // benchIdentities returns the embedded identity layer with profiles
 // profiles of 3 identifiers each (a cookie, a device and an e-mail) in the
@@ -44,11 +47,11 @@ func benchIdentities(b *testing.B, profiles int) (*state.Identities, float64) {
 
 // BenchmarkResolve measures resolving one identifier on the decide path
 // (state.Identities.ResolveID on the embedded store) against 300k linked
-// identifiers, beside the lookup of a customer id in a map of as many
+// identifiers (-bench.identity.profiles=1000000: the 3M), beside the lookup of a customer id in a map of as many
 // (what deciding by customer_id costs the snapshot), and reports the
 // index's bytes per identifier.
 func BenchmarkResolve(b *testing.B) {
-	const profiles = 100_000
+	profiles := *benchProfiles
 	x, perID := benchIdentities(b, profiles)
 	keys := make([]string, 1024)
 	for i := range keys {
