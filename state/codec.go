@@ -34,6 +34,7 @@ const (
 	recForget   byte = 7 // no body: the customer's state was evicted (Config.MaxCustomers); at is when
 	recConsent  byte = 8 // consent.go: id, channel, purpose strings | granted (1) | source string
 	recErase    byte = 9 // erase.go: pseudonym string (may be empty); the customer's state was erased; at is when its tombstone ends
+	recIdent    byte = 10 // identity operation (identity_model.go: appendIdentOp)
 )
 
 // Hard limits of the decoders, independent of Config so that state written
@@ -100,6 +101,8 @@ type record struct {
 
 	movesFrom func([]JourneyState) []JourneyMove // not encoded: Event.JourneysFrom
 	given     int                                // not encoded: moves the event gave, before the computed ones
+
+	ident *identOp // recIdent
 }
 
 // idKind returns the namespace of r's idempotency key: contact and event
@@ -180,6 +183,8 @@ func appendRecord(b []byte, r *record) []byte {
 		b = appendConsentRecord(b, r)
 	case recErase:
 		b = appendEraseRecord(b, r)
+	case recIdent:
+		b = appendIdentOp(b, r.ident)
 	}
 	return b
 }
@@ -357,6 +362,11 @@ func decodeRecord(b []byte, r *record) error {
 		decodeConsentRecord(&d, r)
 	case recErase:
 		decodeEraseRecord(&d, r)
+	case recIdent:
+		r.ident = decodeIdentOp(&d)
+		if d.err == nil && r.customer == "" {
+			d.fail("identity record without customer")
+		}
 	default:
 		d.fail("unknown record type %d", r.typ)
 	}
@@ -390,7 +400,7 @@ func decodeRecord(b []byte, r *record) error {
 //	| idempotency keys (version 2 on), oldest first: count uvarint,
 //	    per key: kind (1) | id string
 //	| sections (version 3 on): see sectionEnd in consent.go
-//	    (consent, reservations of exact caps)
+//	    (consent, reservations of exact caps, identity)
 //
 // and, version 3 on, after the customers' end marker: tombstones of erased
 // customers (erase.go): count uvarint, per tombstone: pseudonym string |

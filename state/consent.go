@@ -152,6 +152,7 @@ const (
 	sectionEnd     byte = 0
 	sectionConsent byte = 'C' // pairs: count uvarint, per pair: channel, purpose strings | trail count uvarint | per change: granted (1) | at varint | source string
 	sectionReserve byte = 'R' // reserve.go: appendReservations
+	sectionIdent   byte = 'I' // identity_model.go: appendIdent
 )
 
 // appendConsentSection appends the consent section of cs, if it has any.
@@ -215,12 +216,15 @@ func (m *Model) decodeConsentSection(body []byte, cs *custState) error {
 }
 
 // hasSections reports whether cs has any section to encode.
-func hasSections(cs *custState) bool { return len(cs.consent) > 0 || len(cs.res) > 0 }
+func hasSections(cs *custState) bool {
+	return len(cs.consent) > 0 || len(cs.res) > 0 || cs.ident != nil
+}
 
 // appendSections appends the sections of cs and the end tag.
 func appendSections(b []byte, cs *custState) []byte {
 	b = appendConsentSection(b, cs)
 	b = appendReserveSection(b, cs)
+	b = appendIdentSection(b, cs)
 	return append(b, sectionEnd)
 }
 
@@ -255,6 +259,10 @@ func (m *Model) decodeSections(d *rd, cs *custState) {
 		case sectionReserve:
 			if err := m.decodeReserveSection(body, cs); err != nil {
 				d.fail("reservations section: %w", err)
+			}
+		case sectionIdent:
+			if err := m.decodeIdentSection(body, cs); err != nil {
+				d.fail("identity section: %w", err)
 			}
 		}
 	}

@@ -64,6 +64,9 @@ func FuzzRecord(f *testing.F) {
 		{typ: recContact3, lsn: 10, at: 14, customer: "c", id: "fb-2", decision: "d", action: "a", channel: "email", outcome: Impression},
 		{typ: recConsent, lsn: 11, at: 15, customer: "c", id: "k", channel: "email", group: "marketing", num: 1, action: "pc"},
 		{typ: recErase, lsn: 12, at: 16, customer: "c", id: "0123abcd"},
+		{typ: recIdent, lsn: 13, at: 17, customer: "c", ident: &identOp{op: identLink, ids: []Identifier{{NS: "cookie", Value: "c-1", Source: "e1"}},
+			rules: []nsLimit{{ns: "cookie", max: 20, ttl: 3600}, {ns: "crm_id", unique: true, max: 1}}}},
+		{typ: recIdent, lsn: 14, at: 18, customer: "c", ident: &identOp{op: identAbsorb, peer: "~cookie:c-1", receipt: "r.1", value: []byte("\x01c\x00")}},
 	} {
 		f.Add(appendRecord(nil, &r))
 	}
@@ -97,6 +100,34 @@ func FuzzCheckpointLoad(f *testing.F) {
 	}
 	f.Add(buf.Bytes())
 	f.Add(buf.Bytes()[:buf.Len()/2])
+	// With identity parts: identifiers, a merge's receipt, a forward.
+	x := NewIdentities(s, []byte("0123456789abcdef"))
+	if err := x.Configure(&IdentityConfig{Namespaces: map[string]Namespace{"crm_id": {Primary: true}, "cookie": {}}}); err != nil {
+		f.Fatal(err)
+	}
+	for _, r := range []record{
+		x.m.identityRecord("c1", t0, identOp{op: identLink, ids: []Identifier{{NS: "crm_id", Value: "c1"}}}),
+		x.m.identityRecord("c2", t0, identOp{op: identMark, peer: "c1", receipt: "r.1"}),
+	} {
+		s.apply(&s.stripes[s.stripeOf(r.customer)], &r, false)
+	}
+	c2, _ := s.Get(f.Context(), "c2")
+	own := *c2
+	own.ident = c2.ident.withoutMark()
+	for _, r := range []record{
+		x.m.identityRecord("c1", t0, identOp{op: identAbsorb, peer: "c2", receipt: "r.1", value: s.AppendCustomer(nil, &own)}),
+		x.m.identityRecord("c2", t0, identOp{op: identForward, peer: "c1", receipt: "r.1"}),
+	} {
+		s.apply(&s.stripes[s.stripeOf(r.customer)], &r, false)
+	}
+	if c1, _ := s.Get(f.Context(), "c1"); len(c1.ident.merges) != 1 {
+		f.Fatal("the seed's merge did not apply")
+	}
+	buf.Reset()
+	if err := s.writeCheckpoint(&buf); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
 	f.Add([]byte("NBASTATE\x01\x00\x00\x00\x00"))
 	f.Add([]byte("NBASTATE\x02\x00\x00\x00\x01\x01c\x00\x00\x00\x00\x00\x01\x02\x02id\x00"))
 	// The body of a version 1 checkpoint, written before idempotency keys

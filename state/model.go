@@ -326,6 +326,11 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 				return old, res, nil
 			}
 		}
+		if r.typ != recIdent {
+			if err := moved(old); err != nil {
+				return old, res, err
+			}
+		}
 		if r.typ == recReserve {
 			if err := checkReserve(old, r, &res); err != nil || res.Duplicate {
 				return old, res, err
@@ -364,6 +369,15 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 		if err := m.applyConsent(&next, r, &res); err != nil {
 			return old, res, err
 		}
+	case recIdent:
+		n, err := m.applyIdent(old, &next, r, &res)
+		if err != nil || n == old {
+			if live {
+				return old, res, err
+			}
+			return old, res, nil
+		}
+		return n, res, nil
 	}
 	if r.id != "" {
 		m.remember(&next, r.idKind(), r.id, &res)

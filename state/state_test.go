@@ -490,6 +490,9 @@ func dump(s *Store) string {
 			for _, p := range cs.consent {
 				fmt.Fprintf(&b, " consent=%s/%s/%v", p.channel, p.purpose, p.trail)
 			}
+			if cs.ident != nil {
+				fmt.Fprintf(&b, " ident=%x", appendIdent(nil, cs.ident))
+			}
 			lines = append(lines, b.String())
 		}
 	}

@@ -236,6 +236,7 @@ type Store struct {
 	evictMu    sync.Mutex    // one eviction pass at a time
 
 	tomb tombstones // erase.go
+	idx storeIndex // identifier index (identity_store.go)
 }
 
 type stripe struct {
@@ -262,6 +263,7 @@ type custState struct {
 	ids      []idKey       // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
 	res      []reservation // reservations of exact caps, oldest first (reserve.go)
 	consent  []consentPair // consent.go: by channel and purpose, with the audit trail
+	ident    *identPart    // identifiers and merge marks (identity_model.go); nil: never linked
 }
 
 // idKind is the namespace of an idempotency key.

@@ -441,6 +441,9 @@ type customerView struct {
 			Source string `json:"source"`
 		} `json:"trail"`
 	} `json:"consent"`
+	// Identity stitching (identity_e2e_test.go).
+	Identifiers []map[string]any `json:"identifiers"`
+	MergedFrom  string           `json:"merged_from"`
 }
 
 func (c customerView) journey(id string) (status string, step int, ok bool) {

@@ -42,6 +42,7 @@ func TestDecideHandlerAllocs(t *testing.T) {
 		{"decide", decideBody},
 		{"explain", `{"customer_id":"c1","channel":"app","explain":true,"context":{"a":"\u00e9\n"}}`},
 		{"stopped", `{"customer_id":"limited-1","channel":"email","explain":true}`},
+		{"ids", `{"customer_id":"c1","ids":{"cookie":"c-91","crm_id":"c1"},"channel":"web"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newTestServer(t).Handler()

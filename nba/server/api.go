@@ -74,6 +74,10 @@ type DecideRequest struct {
 	// in-process callers set it, such as Funnel, whose dry runs must count
 	// the same in the studio as on the command line.
 	Seed uint64
+	// IDs are the customer's identifiers by namespace ("ids", string
+	// values, at most MaxIDs), resolved by an IdentityBackend when
+	// CustomerID is empty (identify.go).
+	IDs []Field
 
 	idBuf [32]byte
 }
@@ -287,6 +291,7 @@ type Feedback struct {
 	// for the same customer must be acknowledged without being recorded
 	// again.
 	EventID string
+	IDs     []Field // as DecideRequest.IDs
 }
 
 // MaxEventIDBytes bounds the event_id of feedback and events: a fixed limit
@@ -302,6 +307,7 @@ type Event struct {
 	Attrs      []Field // at most Config.MaxFields, keys unique
 	// EventID is the caller's optional idempotency key, as in Feedback.
 	EventID string
+	IDs     []Field // as DecideRequest.IDs
 }
 
 // Error codes: stable strings in error bodies that callers may switch on.

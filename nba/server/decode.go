@@ -613,6 +613,7 @@ func (s *scanner) decideObject(req *DecideRequest, l *limits) error {
 	req.Limit, req.Explain, req.DryRun = 0, false, false
 	req.At, req.Seed = time.Time{}, 0
 	req.Context = req.Context[:0]
+	req.IDs = req.IDs[:0]
 	var at string
 	if err := s.object("the request"); err != nil {
 		return err
@@ -653,6 +654,8 @@ func (s *scanner) decideObject(req *DecideRequest, l *limits) error {
 			}
 		case "at":
 			err = s.stringField(key, &at)
+		case "ids":
+			req.IDs, err = s.ids(req.IDs, l)
 		default:
 			err = s.skip(0)
 		}
@@ -673,7 +676,7 @@ func (s *scanner) decideObject(req *DecideRequest, l *limits) error {
 		}
 		req.At = t
 	}
-	if err := l.id("customer_id", req.CustomerID, true); err != nil {
+	if err := l.id("customer_id", req.CustomerID, len(req.IDs) == 0); err != nil {
 		return err
 	}
 	if err := l.id("channel", req.Channel, true); err != nil {
@@ -761,7 +764,7 @@ func decodeBatch(body []byte, arena []byte, reqs []DecideRequest, l *limits) ([]
 func decodeFeedback(body []byte, arena []byte, fb *Feedback, l *limits, now time.Time) ([]byte, error) {
 	var s scanner
 	arena = s.reset(body, arena)
-	*fb = Feedback{}
+	*fb = Feedback{IDs: fb.IDs[:0]}
 	var outcome, ts string
 	if err := s.object("the body"); err != nil {
 		return arena, err
@@ -792,6 +795,8 @@ func decodeFeedback(body []byte, arena []byte, fb *Feedback, l *limits, now time
 			err = s.stringField(key, &ts)
 		case "event_id":
 			err = s.eventIDField(&fb.EventID)
+		case "ids":
+			fb.IDs, err = s.ids(fb.IDs, l)
 		default:
 			err = s.skip(0)
 		}
@@ -805,7 +810,7 @@ func decodeFeedback(body []byte, arena []byte, fb *Feedback, l *limits, now time
 	for _, c := range [...]struct {
 		field, v string
 		req      bool
-	}{{"decision_id", fb.DecisionID, false}, {"customer_id", fb.CustomerID, true}, {"action_id", fb.ActionID, true}, {"channel", fb.Channel, false}} {
+	}{{"decision_id", fb.DecisionID, false}, {"customer_id", fb.CustomerID, len(fb.IDs) == 0}, {"action_id", fb.ActionID, true}, {"channel", fb.Channel, false}} {
 		if err := l.id(c.field, c.v, c.req); err != nil {
 			return arena, err
 		}
@@ -829,6 +834,7 @@ func decodeEvent(body []byte, arena []byte, ev *Event, l *limits, now time.Time)
 	arena = s.reset(body, arena)
 	ev.CustomerID, ev.Type, ev.TS, ev.EventID = "", "", time.Time{}, ""
 	ev.Attrs = ev.Attrs[:0]
+	ev.IDs = ev.IDs[:0]
 	var ts string
 	if err := s.object("the body"); err != nil {
 		return arena, err
@@ -853,6 +859,8 @@ func decodeEvent(body []byte, arena []byte, ev *Event, l *limits, now time.Time)
 			ev.Attrs, err = s.fields(key, ev.Attrs, l.maxFields)
 		case "event_id":
 			err = s.eventIDField(&ev.EventID)
+		case "ids":
+			ev.IDs, err = s.ids(ev.IDs, l)
 		default:
 			err = s.skip(0)
 		}
@@ -863,7 +871,7 @@ func decodeEvent(body []byte, arena []byte, ev *Event, l *limits, now time.Time)
 	if err := s.end(); err != nil {
 		return arena, err
 	}
-	if err := l.id("customer_id", ev.CustomerID, true); err != nil {
+	if err := l.id("customer_id", ev.CustomerID, len(ev.IDs) == 0); err != nil {
 		return arena, err
 	}
 	if err := l.id("type", ev.Type, true); err != nil {

@@ -243,6 +243,10 @@ func checkDecide(t *testing.T, req *DecideRequest, m map[string]any) {
 		}
 	}
 	checkFields(t, "context", req.Context, m["context"])
+	checkFields(t, "ids", req.IDs, m["ids"])
+	if req.CustomerID == "" && len(req.IDs) == 0 {
+		t.Fatalf("accepted a request naming no customer: %v", m)
+	}
 }
 
 // encodeDecide re-encodes a decoded request, for round trips.
@@ -258,18 +262,40 @@ func encodeDecide(req *DecideRequest) []byte {
 			ctx[f.Key] = f.Bool
 		}
 	}
-	b, _ := json.Marshal(map[string]any{"customer_id": req.CustomerID, "channel": req.Channel, "placement": req.Placement,
-		"limit": req.Limit, "context": ctx, "explain": req.Explain, "dry_run": req.DryRun})
+	w := map[string]any{"customer_id": req.CustomerID, "channel": req.Channel, "placement": req.Placement,
+		"limit": req.Limit, "context": ctx, "explain": req.Explain, "dry_run": req.DryRun, "ids": idsMap(req.IDs)}
 	if !req.At.IsZero() {
-		b, _ = json.Marshal(map[string]any{"customer_id": req.CustomerID, "channel": req.Channel, "placement": req.Placement,
-			"limit": req.Limit, "context": ctx, "explain": req.Explain, "dry_run": req.DryRun, "at": req.At.Format(time.RFC3339Nano)})
+		w["at"] = req.At.Format(time.RFC3339Nano)
 	}
+	b, _ := json.Marshal(w)
 	return b
+}
+
+// idsMap is the wire form of decoded ids.
+func idsMap(ids []Field) map[string]string {
+	m := map[string]string{}
+	for _, f := range ids {
+		m[f.Key] = f.Str
+	}
+	return m
+}
+
+func sameIDs(a, b []Field) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := idsMap(a)
+	for _, f := range b {
+		if v, ok := m[f.Key]; !ok || v != f.Str {
+			return false
+		}
+	}
+	return true
 }
 
 func sameDecide(a, b *DecideRequest) bool {
 	if a.CustomerID != b.CustomerID || a.Channel != b.Channel || a.Placement != b.Placement || a.Limit != b.Limit ||
-		a.Explain != b.Explain || a.DryRun != b.DryRun || !a.At.Equal(b.At) || len(a.Context) != len(b.Context) {
+		a.Explain != b.Explain || a.DryRun != b.DryRun || !a.At.Equal(b.At) || len(a.Context) != len(b.Context) || !sameIDs(a.IDs, b.IDs) {
 		return false
 	}
 	byKey := map[string]Field{}
@@ -295,6 +321,9 @@ var decideSeeds = []string{
 	`{"customer_id":"c1","channel":"web","context":{"a":{"b":1}}}`,
 	`{"customer_id":"c1"`,
 	`[1,2]`,
+	`{"ids":{"cookie":"c-91","crm_id":"c00042"},"channel":"web"}`,
+	`{"ids":{"cookie":1},"channel":"web"}`,
+	`{"ids":{},"channel":"web"}`,
 }
 
 func FuzzDecodeDecide(f *testing.F) {
@@ -356,6 +385,8 @@ func FuzzDecodeFeedback(f *testing.F) {
 		`{"customer_id":"c1","action_id":"a1","outcome":"click","ts":"1000-01-01T00:00:00Z"}`,
 		`{"customer_id":"c1","action_id":"a1","outcome":"click","ts":"1970-01-01T00:00:00Z"}`,
 		`{"customer_id":"c1","action_id":"a1","outcome":"click","ts":"9999-12-31T23:59:59+14:00"}`,
+		`{"ids":{"cookie":"c-91"},"action_id":"a1","outcome":"click"}`,
+		`{"ids":{"cookie":null},"action_id":"a1","outcome":"click"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -368,14 +399,15 @@ func FuzzDecodeFeedback(f *testing.F) {
 			return
 		}
 		if fb.CustomerID != str(m, "customer_id") || fb.ActionID != str(m, "action_id") || fb.DecisionID != str(m, "decision_id") ||
-			fb.Outcome.String() != str(m, "outcome") || fb.CustomerID == "" || fb.TS.IsZero() {
+			fb.Outcome.String() != str(m, "outcome") || fb.CustomerID == "" && len(fb.IDs) == 0 || fb.TS.IsZero() {
 			t.Fatalf("decoded %+v, encoding/json %v", fb, m)
 		}
 		checkTS(t, fb.TS, m, now)
 		checkEventID(t, fb.EventID, m)
+		checkFields(t, "ids", fb.IDs, m["ids"])
 		// Round trip through the wire form.
 		w := map[string]any{"decision_id": fb.DecisionID, "customer_id": fb.CustomerID, "action_id": fb.ActionID,
-			"channel": fb.Channel, "outcome": fb.Outcome.String(), "value": fb.Value, "ts": fb.TS.Format(time.RFC3339Nano)}
+			"channel": fb.Channel, "outcome": fb.Outcome.String(), "value": fb.Value, "ts": fb.TS.Format(time.RFC3339Nano), "ids": idsMap(fb.IDs)}
 		if fb.EventID != "" {
 			w["event_id"] = fb.EventID
 		}
@@ -385,7 +417,7 @@ func FuzzDecodeFeedback(f *testing.F) {
 			t.Fatalf("cannot decode re-encoded %s: %v", b, err)
 		}
 		if fb2.CustomerID != fb.CustomerID || fb2.ActionID != fb.ActionID || fb2.Outcome != fb.Outcome || fb2.Value != fb.Value || !fb2.TS.Equal(fb.TS) ||
-			fb2.EventID != fb.EventID {
+			fb2.EventID != fb.EventID || !sameIDs(fb.IDs, fb2.IDs) {
 			t.Fatalf("round trip changed %+v into %+v", fb, fb2)
 		}
 	})
@@ -400,6 +432,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		`{"customer_id":"c1","type":"purchase","event_id":7}`,
 		`{"customer_id":"c1","type":"login","ts":"1000-01-01T00:00:00Z"}`,
 		`{"customer_id":"c1","type":"login","ts":"2262-04-12T00:00:00Z"}`,
+		`{"ids":{"cookie":"c-91"},"type":"cart_abandoned"}`,
+		`{"customer_id":"c1","ids":{"device":"d1","email":"a@b"},"type":"login"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -411,14 +445,15 @@ func FuzzDecodeEvent(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if ev.CustomerID != str(m, "customer_id") || ev.Type != str(m, "type") || ev.CustomerID == "" || ev.Type == "" {
+		if ev.CustomerID != str(m, "customer_id") || ev.Type != str(m, "type") || ev.CustomerID == "" && len(ev.IDs) == 0 || ev.Type == "" {
 			t.Fatalf("decoded %+v, encoding/json %v", ev, m)
 		}
 		checkTS(t, ev.TS, m, now)
 		checkFields(t, "attrs", ev.Attrs, m["attrs"])
 		checkEventID(t, ev.EventID, m)
+		checkFields(t, "ids", ev.IDs, m["ids"])
 		// Round trip through the wire form.
-		w := map[string]any{"customer_id": ev.CustomerID, "type": ev.Type, "ts": ev.TS.Format(time.RFC3339Nano)}
+		w := map[string]any{"customer_id": ev.CustomerID, "type": ev.Type, "ts": ev.TS.Format(time.RFC3339Nano), "ids": idsMap(ev.IDs)}
 		if ev.EventID != "" {
 			w["event_id"] = ev.EventID
 		}
@@ -427,7 +462,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		if _, err := decodeEvent(b, nil, &ev2, &testLimits, now); err != nil {
 			t.Fatalf("cannot decode re-encoded %s: %v", b, err)
 		}
-		if ev2.CustomerID != ev.CustomerID || ev2.Type != ev.Type || !ev2.TS.Equal(ev.TS) || ev2.EventID != ev.EventID {
+		if ev2.CustomerID != ev.CustomerID || ev2.Type != ev.Type || !ev2.TS.Equal(ev.TS) || ev2.EventID != ev.EventID || !sameIDs(ev.IDs, ev2.IDs) {
 			t.Fatalf("round trip changed %+v into %+v", ev, ev2)
 		}
 	})

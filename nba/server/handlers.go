@@ -101,6 +101,8 @@ func (s *Server) releaseDecide(sc *decideScratch) {
 	sc.req.CustomerID, sc.req.Channel, sc.req.Placement, sc.req.DecisionID = "", "", "", ""
 	clear(sc.req.Context)
 	sc.req.Context = sc.req.Context[:0]
+	clear(sc.req.IDs)
+	sc.req.IDs = sc.req.IDs[:0]
 	sc.resp.reset()
 	sc.arena, sc.out = trim(sc.arena), trim(sc.out)
 	s.decidePool.Put(sc)
@@ -155,6 +157,8 @@ func (s *Server) releaseBatch(sc *batchScratch) {
 		r.CustomerID, r.Channel, r.Placement, r.DecisionID = "", "", "", ""
 		clear(r.Context)
 		r.Context = r.Context[:0]
+		clear(r.IDs)
+		r.IDs = r.IDs[:0]
 	}
 	if len(sc.reqs) > 0 && cap(sc.arena) > maxPooledArena {
 		sc.reqs = nil
@@ -217,20 +221,29 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx, feedback bool) {
 }
 
 func (s *Server) releaseBody(sc *bodyScratch) {
-	sc.fb = Feedback{}
+	clear(sc.fb.IDs)
+	sc.fb = Feedback{IDs: sc.fb.IDs[:0]}
 	clear(sc.ev.Attrs)
-	sc.ev = Event{Attrs: sc.ev.Attrs[:0]}
+	clear(sc.ev.IDs)
+	sc.ev = Event{Attrs: sc.ev.Attrs[:0], IDs: sc.ev.IDs[:0]}
 	sc.arena, sc.out = trim(sc.arena), trim(sc.out)
 	s.bodyPool.Put(sc)
 }
 
 func (s *Server) customer(ctx *fasthttp.RequestCtx, id []byte) {
+	var ok bool
 	// fasthttp has already percent-decoded the path.
 	if len(id) > s.cfg.MaxIDBytes {
 		s.writeError(ctx, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("customer id is longer than %d bytes", s.cfg.MaxIDBytes))
 		return
 	}
 	cid := string(id) // a copy: the backend may keep it
+	if ns := ctx.QueryArgs().Peek("ns"); len(ns) > 0 {
+		// GET /v1/customers/{value}?ns={namespace}: by identifier.
+		if cid, ok = s.resolveCustomer(ctx, string(ns), cid); !ok {
+			return
+		}
+	}
 	s.appendJSON(ctx, func(dst []byte) ([]byte, error) { return s.backend.AppendCustomer(dst, cid) })
 }
 

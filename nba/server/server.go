@@ -429,6 +429,8 @@ const (
 	epUIAPI
 	epConsent
 	epErase
+	epIdentify
+	epUnmerge
 	epOther
 	numEndpoints
 )
@@ -436,7 +438,7 @@ const (
 var endpointNames = [numEndpoints]string{
 	"/v1/decide", "/v1/decide/batch", "/v1/feedback", "/v1/events", "/v1/customers/{id}", "/v1/actions",
 	"/healthz", "/readyz", "/metrics", "/admin/reload", "/admin/status", "/debug/pprof/", "/ui/", "/ui/api/",
-	"/v1/consent", "/admin/customers/{id}", "other",
+	"/v1/consent", "/admin/customers/{id}", "/v1/identify", "/admin/identity/unmerge", "other",
 }
 
 const customersPrefix = "/v1/customers/"
@@ -492,6 +494,11 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 			ep = epConsent
 			if s.allow(ctx, fasthttp.MethodPost) {
 				s.consent(ctx)
+			}
+		case "/v1/identify":
+			ep = epIdentify
+			if s.allow(ctx, fasthttp.MethodPost) {
+				s.identify(ctx)
 			}
 		case "/v1/actions":
 			ep = epActions
@@ -549,6 +556,11 @@ func (s *Server) AdminHandler() fasthttp.RequestHandler {
 			ep = epReload
 			if s.allow(ctx, fasthttp.MethodPost) {
 				s.reload(ctx)
+			}
+		case path == "/admin/identity/unmerge":
+			ep = epUnmerge
+			if s.allow(ctx, fasthttp.MethodPost) {
+				s.unmerge(ctx)
 			}
 		case path == "/admin/status":
 			ep = epStatus

@@ -53,6 +53,13 @@ func (s *Sidecar) DecideReserving(req *server.DecideRequest, resp *server.Decide
 // seed when not 0; reserve makes it reserve the exact caps of the actions
 // it gives (live engine only).
 func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideRequest, resp *server.DecideResponse, ov *nba.Overrides, seed uint64, reserve bool) error {
+	if req.CustomerID == "" {
+		id, err := s.resolveIDs(req.CustomerID, req.IDs)
+		if err != nil {
+			return err
+		}
+		req.CustomerID = id
+	}
 	sc := s.scratch()
 	defer s.pool.Put(sc)
 	sc.ctx = sc.ctx[:0]
@@ -364,6 +371,13 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 // acknowledged and changes nothing: no contact (caps), no learning, no
 // decision-log line.
 func (s *Sidecar) Feedback(fb *server.Feedback) error {
+	if fb.CustomerID == "" {
+		id, err := s.resolveIDs(fb.CustomerID, fb.IDs)
+		if err != nil {
+			return err
+		}
+		fb.CustomerID = id
+	}
 	p := s.parts.Load()
 	a := p.catalog.Action(fb.ActionID)
 	if a == nil && s.seenFeedback(fb) {
@@ -428,6 +442,11 @@ func (s *Sidecar) Event(ev *server.Event) error {
 // /v1/events and the event stream consumer (package eventstream) apply
 // events through it.
 func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
+	if ev.CustomerID == "" {
+		if ev.CustomerID, err = s.resolveIDs(ev.CustomerID, ev.IDs); err != nil {
+			return false, err
+		}
+	}
 	if p := s.parts.Load(); !p.eventTypes[ev.Type] {
 		s.eventsUnknown.Add(1)
 		if !s.cfg.AcceptUnknownEvents {

@@ -49,6 +49,9 @@ type Manifest struct {
 	Models   map[string]string `yaml:"models"`
 	Snapshot SnapshotSpec      `yaml:"snapshot"`
 	Profile  state.Mappings    `yaml:"profile"`
+	// Identity declares the identifier namespaces of identity stitching
+	// (identity.go); absent, every customer_id is its own profile.
+	Identity *state.IdentityConfig `yaml:"identity"`
 }
 
 // SnapshotSpec says where the customer snapshot is and what it must hold.
@@ -133,6 +136,7 @@ func readManifest(fsys fs.FS) (Manifest, []byte, error) {
 			errs = append(errs, fmt.Errorf("%s: snapshot.columns.%s: %v", ManifestFile, name, err))
 		}
 	}
+	errs = append(errs, checkIdentity(&m, data)...)
 	if m.Snapshot.AsOf != "" {
 		if _, err := time.Parse(time.RFC3339, m.Snapshot.AsOf); err != nil {
 			errs = append(errs, fmt.Errorf("%s: snapshot.as_of: want an RFC 3339 time: %v", ManifestFile, err))

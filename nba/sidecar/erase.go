@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -252,6 +253,22 @@ func (s *Sidecar) AppendErasure(dst []byte, id string) ([]byte, error) {
 	var linked []string
 	if s.cfg.LinkedIDs != nil {
 		linked = s.cfg.LinkedIDs(id)
+	}
+	if s.ident != nil {
+		// The whole person: the profile holding the state now, every
+		// identifier linked to it (out of the index) and the profiles
+		// merged into it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		profiles, err := s.ident.Forget(ctx, id)
+		cancel()
+		if err != nil {
+			return dst, s.identityError(err)
+		}
+		for _, p := range profiles {
+			if p != id && !slices.Contains(linked, p) {
+				linked = append(linked, p)
+			}
+		}
 	}
 	es, err := s.EraseCustomer(id, linked...)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 // directory. The records are durable when it returns. It returns how many
 // contacts it recorded; any refused row is an error naming the first.
 func (s *Sidecar) ImportContacts(r io.Reader) (int, error) {
-	target, ok := s.state.(stateio.Target)
+	target, ok := unwrapState(s.state).(stateio.Target)
 	if !ok {
 		return 0, fmt.Errorf("cannot import contacts: the state backend %T cannot import", s.state)
 	}

@@ -15,7 +15,7 @@ type prefetcher interface {
 // does nothing. An error is not fatal: a customer not prefetched is read
 // by its decision.
 func (s *Sidecar) Prefetch(ctx context.Context, customers []string) error {
-	if p, ok := s.state.(prefetcher); ok {
+	if p, ok := unwrapState(s.state).(prefetcher); ok {
 		return p.Prefetch(ctx, customers)
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 
 // demoFS copies the demo bundle into a map the test can change between
 // reloads.
-func demoFS(t *testing.T) fstest.MapFS {
+func demoFS(t testing.TB) fstest.MapFS {
 	t.Helper()
 	m := fstest.MapFS{}
 	err := fs.WalkDir(demo.Bundle(), ".", func(path string, d fs.DirEntry, err error) error {

@@ -138,6 +138,11 @@ type Config struct {
 	// LinkedIDs, when set, returns the identifiers linked to a customer
 	// (identity linking): DELETE /admin/customers/{id} erases them too.
 	LinkedIDs func(customer string) []string
+	// IdentityKey keys the hash of hashed identity namespaces (at least 16
+	// bytes; IdentityKeyEnv). Empty: a random key kept in
+	// StateDir/identity.key with the embedded state; required with
+	// StateRedis, where every replica must hash alike.
+	IdentityKey []byte
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -150,6 +155,7 @@ type Sidecar struct {
 	cfg    Config
 	log    *slog.Logger
 	state  state.Backend
+	ident  *state.Identities // nil without identity stitching
 	snaps  *snapshot.Store
 	cust   *customers
 	engine *nba.Engine
@@ -276,11 +282,15 @@ func Open(cfg Config) (*Sidecar, error) {
 		}
 		return nil, fmt.Errorf("cannot open customer state %s: %w", where, err)
 	}
+	st, ident, err := withIdentity(st, m, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
+	}
 	if sst := st.Stats(); sst.WAL.CorruptRecords > 0 || sst.ReplayCorrupt > 0 {
 		cfg.Logger.Warn("skipped damaged customer state log records; what they recorded is lost",
 			"damaged", sst.WAL.CorruptRecords, "undecodable", sst.ReplayCorrupt, "replayed", sst.Replayed)
 	}
-	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, cust: &customers{state: st}, now: cfg.Now, lock: lock,
+	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, ident: ident, cust: &customers{state: st}, now: cfg.Now, lock: lock,
 		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{}),
 		pending: pending{max: cfg.MaxPending, at: map[pendingKey]pendingImpression{}}, memSeed: maphash.MakeSeed(), learnStop: make(chan struct{}), learnDone: make(chan struct{})}
 	s.tombs.key = cfg.ErasureKey
@@ -431,6 +441,14 @@ func (s *Sidecar) reload() error {
 	}
 	if !sameProfile(s.state, old.manifest, p.manifest) {
 		return errors.New("profile fields and event mappings changed: restart to apply them")
+	}
+	if (old.manifest.Identity == nil) != (p.manifest.Identity == nil) {
+		return errors.New("identity: section added or removed: restart to apply it")
+	}
+	if s.ident != nil {
+		if err := s.ident.Configure(p.manifest.Identity); err != nil {
+			return err
+		}
 	}
 	snap := s.snaps.Current()
 	stamp := fileStamp(s.cfg.Bundle, p.manifest.Snapshot.File)

@@ -38,6 +38,8 @@ const maxHistoryShown = 50
 // AppendCustomer implements server.Backend: profile (snapshot and live
 // overlay), recent contacts, journeys and holdout membership.
 func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
+	asked := id
+	id = s.canonical(id)
 	p := s.parts.Load()
 	prof := nba.Profile{Num: make([]float64, len(p.schema.Fields)), Str: make([]string, len(p.schema.Fields))}
 	for i := range prof.Num {
@@ -108,6 +110,9 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 		held = []string{}
 	}
 	out["holdout"] = map[string]any{"global": global, "actions": held}
+	if s.ident != nil {
+		addIdentity(out, &v, asked)
+	}
 	b, err := json.Marshal(out)
 	if err != nil {
 		return dst, err
@@ -218,7 +223,10 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 		"effects":  map[string]any{"dropped": s.effectsDropped.Load(), "failed": s.effectsFailed.Load()},
 		"uptime_s": strconv.FormatFloat(time.Since(s.started).Seconds(), 'f', 0, 64),
 	}
-	if r, ok := s.state.(*redisstate.Backend); ok {
+	if s.ident != nil {
+		st["identity"] = s.ident.Stats()
+	}
+	if r, ok := unwrapState(s.state).(*redisstate.Backend); ok {
 		st["state_redis"] = map[string]any{"counters": r.Counters(), "acknowledgement": r.Durability()}
 	}
 	// What a decision answers under "versions", and the models behind its

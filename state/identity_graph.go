@@ -1,0 +1,706 @@
+package state
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// IdentityBackend is what Identities needs from a state backend besides
+// Backend: single identity records written atomically per profile (as
+// every other write), a profile's stored value, and the identifier index
+// (identifier key → profile id). The index is a pointer that Identities
+// keeps right; the truth of which identifiers a profile holds is in the
+// profile's own value, so the embedded store rebuilds its index from the
+// values and a shared store's index is repaired by the next link that meets
+// a stale entry.
+type IdentityBackend interface {
+	Backend
+	// IdentityModel returns the model the backend applies.
+	IdentityModel() *Model
+	// WriteRecord writes one record to its customer, atomically with the
+	// read of the customer's value it is applied to, and reports a
+	// duplicate (nothing to change).
+	WriteRecord(ctx context.Context, r *Record) (dup bool, err error)
+	// Get returns the customer's stored value (nil: none), not older than
+	// the last write of this process.
+	Get(ctx context.Context, customer string) (*Customer, error)
+	// IndexGet returns the profile an identifier key points to ("":
+	// none); cached allows a client-side cached read (the decide path).
+	// It must not keep key (it may be in the caller's reused buffer).
+	IndexGet(ctx context.Context, key string, cached bool) (string, error)
+	// IndexClaim points key at customer unless it points elsewhere, and
+	// returns where it points afterwards.
+	IndexClaim(ctx context.Context, key, customer string) (string, error)
+	// IndexSet points key at customer.
+	IndexSet(ctx context.Context, key, customer string) error
+	// IndexDelete removes key if it points at customer.
+	IndexDelete(ctx context.Context, key, customer string) error
+}
+
+// Identities links identifiers into profiles and merges profiles over an
+// IdentityBackend (identity_model.go describes the merge protocol). Every
+// change is a write to one profile, atomic on every backend; a merge is
+// three of them, each idempotent, and whoever meets an unfinished merge
+// finishes it, so concurrent links, writes and crashes lose nothing. It
+// wraps the backend's writes and reads to follow merged profiles (Backend).
+// Safe for concurrent use.
+type Identities struct {
+	b   IdentityBackend
+	m   *Model
+	key []byte
+	cfg atomic.Pointer[compiledIdentity]
+	mu  sync.Mutex // serialises this process's links (other processes race through the backend's atomic writes)
+
+	links, merges, unmerges, conflicts, moved atomic.Uint64
+}
+
+// NewIdentities returns the identity layer over b; key keys hashed
+// namespaces (at least 16 bytes when a bundle hashes one). It is off (every
+// customer id its own profile) until Configure.
+func NewIdentities(b IdentityBackend, key []byte) *Identities {
+	return &Identities{b: b, m: b.IdentityModel(), key: slices.Clone(key)}
+}
+
+// Configure sets the identity configuration of the bundle served (nil: off).
+func (x *Identities) Configure(c *IdentityConfig) error {
+	if c == nil {
+		x.cfg.Store(nil)
+		return nil
+	}
+	ci, err := compileIdentity(c, x.key)
+	if err != nil {
+		return err
+	}
+	x.cfg.Store(ci)
+	return nil
+}
+
+// Enabled reports whether a configuration is set.
+func (x *Identities) Enabled() bool { return x.cfg.Load() != nil }
+
+// Backend returns the wrapped backend.
+func (x *Identities) Backend() IdentityBackend { return x.b }
+
+// IdentityStats are the identity layer's counters.
+type IdentityStats struct {
+	Links     uint64 `json:"links"`     // identify calls that linked
+	Merges    uint64 `json:"merges"`    // profiles merged into another
+	Unmerges  uint64 `json:"unmerges"`  // merges undone
+	Conflicts uint64 `json:"conflicts"` // links refused: unique namespace
+	Moved     uint64 `json:"moved"`     // writes redirected to the profile a merge kept
+}
+
+// Stats returns the counters.
+func (x *Identities) Stats() IdentityStats {
+	return IdentityStats{x.links.Load(), x.merges.Load(), x.unmerges.Load(), x.conflicts.Load(), x.moved.Load()}
+}
+
+// Link is the answer of Identify.
+type Link struct {
+	Customer string   // the canonical customer id
+	Receipts []string // the merges this link made (for Unmerge)
+}
+
+type normID struct {
+	r   *nsRule
+	id  Identifier
+	key string
+}
+
+func (ci *compiledIdentity) normalizeAll(ids map[string]string) ([]normID, error) {
+	var out []normID
+	for _, ns := range slices.Sorted(mapKeys(ids)) {
+		r, v, blocked, err := ci.normalize(ns, ids[ns])
+		if err != nil {
+			return nil, err
+		}
+		if blocked {
+			continue
+		}
+		// Cloned: the caller's strings may be borrowed from a request
+		// buffer, and these are kept in the profile.
+		id := Identifier{NS: strings.Clone(ns), Value: strings.Clone(v)}
+		out = append(out, normID{r: r, id: id, key: id.Key()})
+	}
+	return out, nil
+}
+
+func (ci *compiledIdentity) rules() []nsLimit {
+	out := make([]nsLimit, 0, len(ci.ns))
+	for _, name := range slices.Sorted(mapKeys(ci.ns)) {
+		r := ci.ns[name]
+		out = append(out, nsLimit{ns: name, unique: r.unique, max: r.max, ttl: r.ttl})
+	}
+	return out
+}
+
+// Resolve returns the profile that the identifiers name: the primary
+// identifier's value when given, else the first linked identifier's
+// profile (namespaces in name order), following merges; "" when none is
+// linked (an anonymous visitor not seen yet). It only reads: a map lookup
+// on the embedded store, a client-side cached read on a shared one.
+func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string, error) {
+	ci := x.cfg.Load()
+	if ci == nil {
+		return "", invalid(errNoIdentity)
+	}
+	if v, ok := ids[ci.primary]; ok && ci.primary != "" && !ci.blocked[v] {
+		return v, nil
+	}
+	ns, err := ci.normalizeAll(ids)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range ns {
+		o, err := x.b.IndexGet(ctx, n.key, true)
+		if err != nil {
+			return "", err
+		}
+		if o != "" {
+			return o, nil
+		}
+	}
+	return "", nil
+}
+
+// ResolveID resolves one identifier of a request (the decide, feedback and
+// event paths): the primary namespace's value is the customer id itself;
+// another identifier's linked profile, or, not linked yet, its anonymous
+// profile (AnonymousID), which a later link merges. ok is false for a
+// blocked value (it names nobody). It costs a map lookup on the embedded
+// store and a client-side cached read on a shared one; the profile may
+// have been merged since (reads and writes through Stitched follow).
+func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer string, ok bool, err error) {
+	ci := x.cfg.Load()
+	if ci == nil {
+		return "", false, invalid(errNoIdentity)
+	}
+	if r := ci.ns[ns]; r != nil && r.primary && !ci.blocked[v] && strings.TrimSpace(v) != "" && len(v) <= 512 {
+		return v, true, nil
+	}
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	_, key, blocked, err := ci.appendKey((*bp)[:0], ns, v)
+	if err != nil || blocked {
+		return "", false, err
+	}
+	// The key is in a pooled buffer: IndexGet does not keep it.
+	o, err := x.b.IndexGet(ctx, unsafe.String(&key[0], len(key)), true)
+	if err != nil {
+		return "", false, err
+	}
+	if o == "" {
+		o = AnonymousID(string(key))
+	}
+	return o, true, nil
+}
+
+// Canonical follows the merges of customer to the profile that holds its
+// state now (customer itself when it was not merged).
+func (x *Identities) Canonical(ctx context.Context, customer string) (string, error) {
+	for range 8 {
+		c, err := x.b.Get(ctx, customer)
+		if err != nil {
+			return "", err
+		}
+		to, merging := c.Moved()
+		if to == "" {
+			return customer, nil
+		}
+		if merging {
+			if err := x.finish(ctx, customer, to, c.ident.receipt); err != nil && !errors.Is(err, errRetry) {
+				return "", err
+			}
+			continue
+		}
+		customer = to
+	}
+	return "", &Error{Kind: ErrConflict, Err: fmt.Errorf("customer %q: merges do not settle", customer)}
+}
+
+var errRetry = errors.New("identity: retry")
+
+// AnonymousID is the profile id of an anonymous profile first seen with an
+// identifier: "~" and the identifier's key.
+func AnonymousID(key string) string { return "~" + key }
+
+// Identify links the identifiers into one profile and returns its
+// canonical customer id: the primary identifier's value, or the profile
+// one of them already belongs to, or a new anonymous profile. Profiles
+// that the link joins are merged into it (Link.Receipts). A link that
+// would put two values of a unique namespace into one profile is refused
+// with an ErrConflict error wrapping ErrIdentityConflict, and nothing is
+// changed. Blocked values are ignored; at and source are the link's
+// provenance.
+func (x *Identities) Identify(ctx context.Context, ids map[string]string, at time.Time, source string) (Link, error) {
+	ci := x.cfg.Load()
+	if ci == nil {
+		return Link{}, invalid(errNoIdentity)
+	}
+	if err := checkTime(at); err != nil {
+		return Link{}, invalidf("cannot link: %w", err)
+	}
+	ns, err := ci.normalizeAll(ids)
+	if err != nil {
+		return Link{}, err
+	}
+	if len(ns) == 0 {
+		return Link{}, invalidf("cannot link: no identifier (every value is blocked or empty)")
+	}
+	source = strings.Clone(source)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var link Link
+	for range 8 {
+		err := x.identify(ctx, ci, ns, at, source, &link)
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		if errors.Is(err, ErrIdentityConflict) {
+			x.conflicts.Add(1)
+		}
+		if err == nil {
+			x.links.Add(1)
+		}
+		return link, err
+	}
+	return link, &Error{Kind: ErrConflict, Err: errors.New("cannot link: concurrent links kept changing the profiles")}
+}
+
+func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []normID, at time.Time, source string, link *Link) error {
+	// The profiles the identifiers belong to now.
+	var owners []string
+	primary := ""
+	for _, n := range ns {
+		if n.r.primary {
+			primary = n.id.Value
+		}
+		o, err := x.b.IndexGet(ctx, n.key, false)
+		if err != nil {
+			return err
+		}
+		cand := []string{o}
+		if !n.r.primary {
+			// Writes by this identifier before it was linked went to its
+			// anonymous profile (ResolveID), which the link takes in;
+			// sealed by an earlier link, it leads to that link's profile.
+			anon := AnonymousID(n.key)
+			c, err := x.b.Get(ctx, anon)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				cand = append(cand, anon)
+			}
+		}
+		for _, o := range cand {
+			if o == "" {
+				continue
+			}
+			if o, err = x.Canonical(ctx, o); err != nil {
+				return err
+			}
+			if !slices.Contains(owners, o) {
+				owners = append(owners, o)
+			}
+		}
+	}
+	vals := map[string]*Customer{}
+	for _, o := range owners {
+		c, err := x.b.Get(ctx, o)
+		if err != nil {
+			return err
+		}
+		vals[o] = c
+		if primary == "" {
+			for _, id := range c.Identifiers() {
+				if r := ci.ns[id.NS]; r != nil && r.primary {
+					primary = o
+				}
+			}
+		}
+	}
+	survivor := primary
+	switch {
+	case survivor != "":
+		if _, ok := vals[survivor]; !ok {
+			c, err := x.b.Get(ctx, survivor)
+			if err != nil {
+				return err
+			}
+			if to, _ := c.Moved(); to != "" {
+				return fmt.Errorf("%w: %w", errRetry, x.settle(ctx, survivor))
+			}
+			vals[survivor] = c
+		}
+	case len(owners) > 0:
+		survivor = slices.Min(owners)
+	default:
+		// A new anonymous profile, or where the anonymous profile of this
+		// identifier went when it was merged (its identifier since
+		// dropped by a bound).
+		c, err := x.Canonical(ctx, AnonymousID(ns[0].key))
+		if err != nil {
+			return err
+		}
+		survivor = c
+		if vals[survivor], err = x.b.Get(ctx, survivor); err != nil {
+			return err
+		}
+	}
+	// Unique namespaces: one value across everything linked.
+	seen := map[string]string{}
+	check := func(id Identifier) error {
+		r := ci.ns[id.NS]
+		if r == nil || !r.unique {
+			return nil
+		}
+		if v, ok := seen[id.NS]; ok && v != id.Value {
+			return &Error{Kind: ErrConflict, Err: fmt.Errorf("%w: the link would put two %s values into one profile", ErrIdentityConflict, id.NS)}
+		}
+		seen[id.NS] = id.Value
+		return nil
+	}
+	if ci.primary != "" && !strings.HasPrefix(survivor, "~") {
+		if err := check(Identifier{NS: ci.primary, Value: survivor}); err != nil {
+			return err
+		}
+	}
+	for _, c := range vals {
+		for _, id := range c.Identifiers() {
+			if err := check(id); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range ns {
+		if err := check(n.id); err != nil {
+			return err
+		}
+	}
+	// Merge the others into the survivor, then link.
+	for _, o := range owners {
+		if o == survivor {
+			continue
+		}
+		r, err := x.merge(ctx, ci, o, survivor, at)
+		if err != nil {
+			return err
+		}
+		link.Receipts = append(link.Receipts, r)
+	}
+	// Seal the anonymous profiles of the identifiers: a write that
+	// resolved one before the link reaches it after (a stale cached
+	// index, a request in flight) and follows the forward to the
+	// survivor, instead of leaving state where no link looks again.
+	for _, n := range ns {
+		anon := AnonymousID(n.key)
+		if n.r.primary || anon == survivor || slices.Contains(owners, anon) {
+			continue
+		}
+		rec := x.m.identityRecord(anon, at, identOp{op: identSeal, peer: survivor})
+		if _, err := x.b.WriteRecord(ctx, &rec); err != nil {
+			if KindOf(err) == ErrConflict {
+				return errRetry // it got state, or another link sealed it elsewhere: merge it next round
+			}
+			return err
+		}
+	}
+	op := identOp{op: identLink, rules: ci.rules()}
+	for _, n := range ns {
+		id := n.id
+		id.Source = source
+		op.ids = append(op.ids, id)
+	}
+	rec := x.m.identityRecord(survivor, at, op)
+	if _, err := x.b.WriteRecord(ctx, &rec); err != nil {
+		var mv *MovedError
+		if errors.As(err, &mv) {
+			return errRetry
+		}
+		return err
+	}
+	for _, n := range ns {
+		o, err := x.b.IndexClaim(ctx, n.key, survivor)
+		if err != nil {
+			return err
+		}
+		if o != survivor {
+			// Linked elsewhere meanwhile (another process), or a stale
+			// entry of a merged profile: the next round merges or repairs.
+			if c, err := x.Canonical(ctx, o); err == nil && c == survivor {
+				if err := x.b.IndexSet(ctx, n.key, survivor); err != nil {
+					return err
+				}
+				continue
+			}
+			return errRetry
+		}
+	}
+	// Identifiers dropped by the namespaces' bounds no longer point here.
+	now, err := x.b.Get(ctx, survivor)
+	if err != nil {
+		return err
+	}
+	if before := vals[survivor]; before != nil {
+		for _, id := range before.Identifiers() {
+			if !slices.ContainsFunc(now.Identifiers(), func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }) {
+				if err := x.b.IndexDelete(ctx, id.Key(), survivor); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	link.Customer = survivor
+	return nil
+}
+
+// settle finishes a merge customer is part of, if any.
+func (x *Identities) settle(ctx context.Context, customer string) error {
+	_, err := x.Canonical(ctx, customer)
+	return err
+}
+
+// merge merges profile from into profile into and returns the receipt.
+func (x *Identities) merge(ctx context.Context, ci *compiledIdentity, from, into string, at time.Time) (string, error) {
+	var rnd [12]byte
+	rand.Read(rnd[:])
+	receipt := hex.EncodeToString(rnd[:]) + "." + hex.EncodeToString([]byte(from))
+	rec := x.m.identityRecord(from, at, identOp{op: identMark, peer: into, receipt: receipt})
+	if _, err := x.b.WriteRecord(ctx, &rec); err != nil {
+		var mv *MovedError
+		if errors.As(err, &mv) {
+			return "", fmt.Errorf("%w: %w", errRetry, x.settle(ctx, from))
+		}
+		return "", err
+	}
+	if err := x.finish(ctx, from, into, receipt); err != nil {
+		return "", err
+	}
+	x.merges.Add(1)
+	return receipt, nil
+}
+
+// finish completes steps 2 and 3 of the merge of from into into by
+// receipt (step 1 done); every step is idempotent.
+func (x *Identities) finish(ctx context.Context, from, into, receipt string) error {
+	c, err := x.b.Get(ctx, from)
+	if err != nil {
+		return err
+	}
+	if c == nil || c.ident == nil || c.ident.receipt != receipt {
+		return errRetry // finished or undone by another
+	}
+	rules := x.absorbRules()
+	if c.ident.mergingInto == into {
+		own := *c
+		own.ident = c.ident.withoutMark()
+		at := time.Now()
+		rec := x.m.identityRecord(into, at, identOp{op: identAbsorb, peer: from, receipt: receipt, rules: rules, value: x.m.AppendCustomer(nil, &own)})
+		if _, err := x.b.WriteRecord(ctx, &rec); err != nil {
+			var mv *MovedError
+			if errors.Is(err, ErrIdentityConflict) || errors.As(err, &mv) {
+				// Refused: undo the mark so that from takes writes again.
+				un := x.m.identityRecord(from, at, identOp{op: identUnmark, receipt: receipt})
+				if _, err2 := x.b.WriteRecord(ctx, &un); err2 != nil {
+					return err2
+				}
+				if mv != nil {
+					return errRetry
+				}
+			}
+			return err
+		}
+		fw := x.m.identityRecord(from, at, identOp{op: identForward, peer: into, receipt: receipt})
+		if _, err := x.b.WriteRecord(ctx, &fw); err != nil {
+			return err
+		}
+	}
+	for _, id := range c.Identifiers() {
+		if err := x.b.IndexSet(ctx, id.Key(), into); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Unmerge undoes the merge of a receipt: the absorbed profile gets back
+// exactly the value it had before, with its identifiers; the survivor its
+// value from before plus everything written to it since the merge (every
+// write after the merge, whatever identifier named it, was made on the
+// survivor) and the identifiers linked to it since. With nothing written
+// since, both values are byte for byte what they were.
+func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) {
+	dot := strings.LastIndexByte(receipt, '.')
+	fromB, err := hex.DecodeString(receipt[dot+1:])
+	if dot < 0 || err != nil || len(fromB) == 0 {
+		return Link{}, invalidf("cannot unmerge: malformed receipt")
+	}
+	from := string(fromB)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	stub, err := x.b.Get(ctx, from)
+	if err != nil {
+		return Link{}, err
+	}
+	if stub == nil || stub.ident == nil || stub.ident.receipt != receipt {
+		return Link{}, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: receipt %q is unknown or undone", receipt)}
+	}
+	if stub.ident.mergingInto != "" {
+		if err := x.finish(ctx, from, stub.ident.mergingInto, receipt); err != nil {
+			return Link{}, err
+		}
+		if stub, err = x.b.Get(ctx, from); err != nil {
+			return Link{}, err
+		}
+	}
+	into := stub.ident.fwd
+	cur, err := x.b.Get(ctx, into)
+	if err != nil {
+		return Link{}, err
+	}
+	var mr *mergeReceipt
+	if cur != nil && cur.ident != nil {
+		for i := range cur.ident.merges {
+			if cur.ident.merges[i].receipt == receipt {
+				mr = &cur.ident.merges[i]
+			}
+		}
+	}
+	if mr == nil {
+		return Link{}, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: %q no longer remembers the merge (at most %d are kept)", into, maxMergeReceipts)}
+	}
+	// Recompute the merge: anything else in the value arrived after it.
+	var pre *Customer
+	if len(mr.pre) > 0 {
+		if pre, err = x.m.DecodeCustomer(mr.pre); err != nil {
+			return Link{}, err
+		}
+	} else {
+		pre = &custState{id: into}
+	}
+	want, _, err := x.m.Apply(pre, &record{typ: recIdent, customer: into, at: 0, ident: &identOp{op: identAbsorb, peer: from, receipt: receipt, rules: x.absorbRules(), value: stub.ident.saved}}, 0)
+	if err != nil {
+		return Link{}, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: cannot recompute the merge: %w", err)}
+	}
+	at := time.Now()
+	rb := x.m.identityRecord(from, at, identOp{op: identRestore, receipt: receipt, value: stub.ident.saved})
+	if _, err := x.b.WriteRecord(ctx, &rb); err != nil {
+		return Link{}, err
+	}
+	// The survivor gets its value from before back, with the identifiers
+	// linked to it since that did not come from the absorbed profile.
+	saved, err := x.m.DecodeCustomer(stub.ident.saved)
+	if err != nil {
+		return Link{}, err
+	}
+	restored := *x.m.unmerge(pre, want, cur)
+	var ids []Identifier
+	ids = append(ids, pre.Identifiers()...)
+	back := saved.Identifiers() // what goes back with the absorbed profile
+	for _, id := range cur.Identifiers() {
+		if AnonymousID(id.Key()) == from {
+			back = append(slices.Clip(back), id) // the identifier the anonymous profile is named by
+		}
+	}
+	for _, id := range cur.Identifiers() {
+		has := func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }
+		if !slices.ContainsFunc(ids, has) && !slices.ContainsFunc(back, has) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > len(pre.Identifiers()) {
+		p := identPart{}
+		if pre.ident != nil {
+			p = *pre.ident
+		}
+		p.ids = ids
+		restored.ident = &p
+	}
+	ra := x.m.identityRecord(into, at, identOp{op: identRestore, receipt: receipt, value: x.m.AppendCustomer(nil, &restored)})
+	if _, err := x.b.WriteRecord(ctx, &ra); err != nil {
+		return Link{}, err
+	}
+	for _, id := range back {
+		if err := x.b.IndexSet(ctx, id.Key(), from); err != nil {
+			return Link{}, err
+		}
+	}
+	x.unmerges.Add(1)
+	return Link{Customer: from, Receipts: []string{receipt}}, nil
+}
+
+// absorbRules are the namespace bounds an absorb applies: uniqueness and
+// max, not ttl (expiry is a link's, at the link's time; an absorb is
+// applied at whatever time a merge is finished, and Unmerge recomputes it).
+func (x *Identities) absorbRules() []nsLimit {
+	ci := x.cfg.Load()
+	if ci == nil {
+		return nil
+	}
+	rules := ci.rules()
+	for i := range rules {
+		rules[i].ttl = 0
+	}
+	return rules
+}
+
+// IdentifiersOf returns every identifier linked to customer's profile
+// (after following merges): what an erasure removes with the profile.
+func (x *Identities) IdentifiersOf(ctx context.Context, customer string) ([]Identifier, error) {
+	c, err := x.Canonical(ctx, customer)
+	if err != nil {
+		return nil, err
+	}
+	v, err := x.b.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(v.Identifiers()), nil
+}
+
+// Forget prepares the erasure of customer's person: it removes every
+// identifier of the profile that holds the customer's state now from the
+// index (so no identifier resolves to it any more) and returns the ids of
+// every profile that holds something of the person, the canonical one
+// first: the canonical profile, the anonymous profile of each identifier
+// and each profile merged into it (those keep forwards, and a merge's
+// receipt keeps the value from before it). The caller erases them all.
+func (x *Identities) Forget(ctx context.Context, customer string) ([]string, error) {
+	c, err := x.Canonical(ctx, customer)
+	if err != nil {
+		return nil, err
+	}
+	v, err := x.b.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	profiles := []string{c}
+	add := func(id string) {
+		if id != "" && !slices.Contains(profiles, id) {
+			profiles = append(profiles, id)
+		}
+	}
+	add(customer)
+	if v != nil && v.ident != nil {
+		for _, id := range v.ident.ids {
+			if err := x.b.IndexDelete(ctx, id.Key(), c); err != nil {
+				return nil, err
+			}
+			add(AnonymousID(id.Key()))
+		}
+		for _, mr := range v.ident.merges {
+			add(mr.from)
+		}
+	}
+	return profiles, nil
+}

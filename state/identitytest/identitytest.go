@@ -1,0 +1,491 @@
+// Package identitytest is the behaviour table of identity stitching that
+// every state.IdentityBackend passes: linking, namespace bounds, blocked
+// values, unique-namespace conflicts, the merge of every kind of state,
+// unmerge restoring both sides exactly, and links and writes racing on one
+// person. It is written against the contract only:
+//
+//	func TestIdentity(t *testing.T) {
+//		identitytest.Run(t, func(t *testing.T, cfg state.Config) state.IdentityBackend { ... })
+//	}
+package identitytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"nba/state"
+	"nba/state/statetest"
+)
+
+// NewBackend opens a fresh, empty backend with cfg, closed when t ends.
+type NewBackend func(t *testing.T, cfg state.Config) state.IdentityBackend
+
+// Config is the identity configuration of the behaviours (the issue's, with
+// smaller bounds so that tests reach them).
+const Config = `
+namespaces:
+  crm_id: {primary: true, unique: true}
+  email:  {unique: true, hash: true}
+  device: {max: 2}
+  cookie: {max: 20, ttl: 90d}
+blocked: ["", "null", "unknown", "0"]
+`
+
+// Key is the identity key of the behaviours.
+var Key = []byte("0123456789abcdef-identity-key")
+
+var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+
+// Behaviour is one row of the table.
+type Behaviour struct {
+	Name string
+	Run  func(t *testing.T, x *state.Identities)
+}
+
+// Run runs every behaviour against fresh backends from newBackend.
+func Run(t *testing.T, newBackend NewBackend) {
+	for _, bh := range Behaviours() {
+		t.Run(bh.Name, func(t *testing.T) {
+			var cfg state.Config
+			if err := yaml.Unmarshal([]byte(statetest.Mappings), &cfg.Mappings); err != nil {
+				t.Fatal(err)
+			}
+			var ic state.IdentityConfig
+			if err := yaml.Unmarshal([]byte(Config), &ic); err != nil {
+				t.Fatal(err)
+			}
+			x := state.NewIdentities(newBackend(t, cfg), Key)
+			if err := x.Configure(&ic); err != nil {
+				t.Fatal(err)
+			}
+			bh.Run(t, x)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func identify(t *testing.T, x *state.Identities, at time.Time, kv ...string) string {
+	t.Helper()
+	l, err := x.Identify(ctx, ids(kv...), at, "test")
+	if err != nil {
+		t.Fatalf("identify %v: %v", kv, err)
+	}
+	return l.Customer
+}
+
+func ids(kv ...string) map[string]string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+func resolve(t *testing.T, x *state.Identities, kv ...string) string {
+	t.Helper()
+	c, err := x.Resolve(ctx, ids(kv...))
+	if err != nil {
+		t.Fatalf("resolve %v: %v", kv, err)
+	}
+	if c == "" {
+		return ""
+	}
+	c, err = x.Canonical(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func keys(t *testing.T, x *state.Identities, customer string) string {
+	t.Helper()
+	l, err := x.IdentifiersOf(ctx, customer)
+	must(t, err)
+	var s []string
+	for _, id := range l {
+		s = append(s, id.Key())
+	}
+	return strings.Join(s, " ")
+}
+
+// value returns the customer's encoded value ("" when none).
+func value(t *testing.T, x *state.Identities, customer string) string {
+	t.Helper()
+	c, err := x.Backend().Get(ctx, customer)
+	must(t, err)
+	if c == nil {
+		return ""
+	}
+	return string(x.Backend().IdentityModel().AppendState(nil, c))
+}
+
+func contact(customer, id string, at time.Time, o state.Outcome) state.Contact {
+	return state.Contact{Customer: customer, Action: "a", Group: "g", Channel: "web", Outcome: o, At: at, ID: id}
+}
+
+func purchase(customer, id string, at time.Time, amount float64) state.Event {
+	return state.Event{Customer: customer, Type: "purchase", At: at, Attrs: map[string]any{"amount": amount}, ID: id}
+}
+
+func number(t *testing.T, b state.Backend, customer, field string) float64 {
+	t.Helper()
+	sl, _, ok := b.Slot(field)
+	if !ok {
+		t.Fatalf("no field %q", field)
+	}
+	var v state.View
+	b.View([]byte(customer), &v)
+	n, _ := v.Number(sl)
+	return n
+}
+
+// Behaviours returns the table.
+func Behaviours() []Behaviour {
+	return []Behaviour{
+		{Name: "anonymous profile then login links to the primary id", Run: func(t *testing.T, x *state.Identities) {
+			anon := identify(t, x, t0, "cookie", "c-91")
+			if anon != state.AnonymousID("cookie:c-91") {
+				t.Errorf("anonymous profile %q", anon)
+			}
+			if got := identify(t, x, t0.Add(time.Minute), "cookie", "c-91", "crm_id", "c00042"); got != "c00042" {
+				t.Errorf("login answered %q, want the crm id", got)
+			}
+			for _, q := range [][]string{{"cookie", "c-91"}, {"crm_id", "c00042"}, {"cookie", "c-91", "device", "d-new"}} {
+				if got := resolve(t, x, q...); got != "c00042" {
+					t.Errorf("resolve %v = %q, want c00042", q, got)
+				}
+			}
+			if got := resolve(t, x, "device", "never-seen"); got != "" {
+				t.Errorf("an unknown identifier resolved to %q", got)
+			}
+			if got := identify(t, x, t0.Add(time.Hour), "cookie", "c-91"); got != "c00042" {
+				t.Errorf("the cookie alone answered %q after the login", got)
+			}
+		}},
+		{Name: "state written by an identifier alone joins at the link", Run: func(t *testing.T, x *state.Identities) {
+			anon, ok, err := x.ResolveID(ctx, "cookie", "c-5")
+			if err != nil || !ok || anon != state.AnonymousID("cookie:c-5") {
+				t.Fatalf("an unknown cookie resolves to %q %v %v", anon, ok, err)
+			}
+			must(t, x.Stitched().ApplyEvent(purchase(anon, "", t0, 7)))
+			identify(t, x, t0.Add(time.Minute), "cookie", "c-5", "crm_id", "c5")
+			if n := number(t, x.Stitched(), "c5", "spend_30d"); n != 7 {
+				t.Errorf("spend %v, want 7 (the anonymous visitor's)", n)
+			}
+			for _, q := range [][2]string{{"cookie", "c-5"}, {"crm_id", "c5"}} {
+				if got, _, _ := x.ResolveID(ctx, q[0], q[1]); got != "c5" {
+					t.Errorf("%v resolves to %q", q, got)
+				}
+			}
+			if _, ok, err := x.ResolveID(ctx, "cookie", "null"); ok || err != nil {
+				t.Errorf("a blocked value resolves: %v %v", ok, err)
+			}
+		}},
+		{Name: "a write resolved before the link reaches the linked profile", Run: func(t *testing.T, x *state.Identities) {
+			// Regression: an event resolved to the cookie's anonymous
+			// profile, then written after a link of the cookie, stayed
+			// there, where no later link looked (lost in a 3-replica run).
+			anon, _, err := x.ResolveID(ctx, "cookie", "c-6")
+			must(t, err)
+			identify(t, x, t0, "cookie", "c-6", "crm_id", "c6")
+			must(t, x.Stitched().ApplyEvent(purchase(anon, "", t0.Add(time.Minute), 4)))
+			if n := number(t, x.Stitched(), "c6", "spend_30d"); n != 4 {
+				t.Errorf("spend %v on the linked profile, want 4", n)
+			}
+			identify(t, x, t0.Add(time.Hour), "cookie", "c-6", "crm_id", "c6")
+			if n := number(t, x.Stitched(), "c6", "spend_30d"); n != 4 {
+				t.Errorf("spend %v after linking again, want 4", n)
+			}
+		}},
+		{Name: "blocked values never link", Run: func(t *testing.T, x *state.Identities) {
+			identify(t, x, t0, "crm_id", "c1", "cookie", "null", "device", "0")
+			identify(t, x, t0, "crm_id", "c2", "cookie", "null", "device", "0")
+			for _, q := range [][]string{{"cookie", "null"}, {"device", "0"}} {
+				if got := resolve(t, x, q...); got != "" {
+					t.Errorf("blocked %v resolved to %q", q, got)
+				}
+			}
+			if _, err := x.Identify(ctx, ids("cookie", "unknown"), t0, ""); !errors.Is(err, state.ErrInvalid) {
+				t.Errorf("a link of blocked values only: %v, want ErrInvalid", err)
+			}
+			if _, err := x.Identify(ctx, ids("passport", "p1"), t0, ""); !errors.Is(err, state.ErrInvalid) {
+				t.Errorf("an unknown namespace: %v, want ErrInvalid", err)
+			}
+			if k := keys(t, x, "c1"); k != "crm_id:c1" {
+				t.Errorf("c1 holds %q", k)
+			}
+		}},
+		{Name: "unique namespace conflict changes nothing", Run: func(t *testing.T, x *state.Identities) {
+			identify(t, x, t0, "crm_id", "A", "email", "ann@example.com", "device", "shared")
+			must(t, x.Backend().ApplyEvent(purchase("A", "", t0, 10)))
+			before := value(t, x, "A")
+			for _, q := range [][]string{
+				{"crm_id", "B", "email", "ann@example.com"}, // a second crm id for the e-mail's profile
+				{"crm_id", "B", "device", "shared"},         // a shared device: never collapses two customers
+				{"crm_id", "A", "email", "bob@example.com"}, // a second e-mail for A
+			} {
+				_, err := x.Identify(ctx, ids(q...), t0.Add(time.Hour), "")
+				if !errors.Is(err, state.ErrIdentityConflict) || !errors.Is(err, state.ErrConflict) {
+					t.Errorf("link %v: %v, want an identity conflict", q, err)
+				}
+			}
+			if after := value(t, x, "A"); after != before {
+				t.Error("a refused link changed A")
+			}
+			if v := value(t, x, "B"); v != "" {
+				t.Error("a refused link created B")
+			}
+			if got := resolve(t, x, "email", "bob@example.com"); got != "" {
+				t.Errorf("a refused identifier resolves to %q", got)
+			}
+			if st := x.Stats(); st.Conflicts != 3 {
+				t.Errorf("Conflicts = %d, want 3", st.Conflicts)
+			}
+		}},
+		{Name: "per-namespace max drops the least recently used", Run: func(t *testing.T, x *state.Identities) {
+			identify(t, x, t0, "crm_id", "c1", "device", "d1")
+			identify(t, x, t0.Add(time.Minute), "crm_id", "c1", "device", "d2")
+			identify(t, x, t0.Add(2*time.Minute), "crm_id", "c1", "device", "d1") // d1 used again
+			identify(t, x, t0.Add(3*time.Minute), "crm_id", "c1", "device", "d3") // d2 goes
+			if k := keys(t, x, "c1"); k != "crm_id:c1 device:d1 device:d3" {
+				t.Errorf("identifiers %q", k)
+			}
+			if got := resolve(t, x, "device", "d2"); got != "" {
+				t.Errorf("a dropped device resolves to %q", got)
+			}
+		}},
+		{Name: "ttl drops identifiers not used", Run: func(t *testing.T, x *state.Identities) {
+			identify(t, x, t0, "crm_id", "c1", "cookie", "old")
+			identify(t, x, t0.Add(60*24*time.Hour), "crm_id", "c1", "cookie", "mid")
+			identify(t, x, t0.Add(100*24*time.Hour), "crm_id", "c1", "cookie", "new")
+			if k := keys(t, x, "c1"); k != "crm_id:c1 cookie:mid cookie:new" {
+				t.Errorf("identifiers %q", k)
+			}
+		}},
+		{Name: "hashed namespace stores no clear value", Run: func(t *testing.T, x *state.Identities) {
+			identify(t, x, t0, "crm_id", "c1", "email", "ann@example.com")
+			if strings.Contains(value(t, x, "c1"), "ann@example.com") {
+				t.Error("the e-mail address is stored in the clear")
+			}
+			if k := keys(t, x, "c1"); !strings.Contains(k, "email:h:") {
+				t.Errorf("identifiers %q: want a hashed e-mail", k)
+			}
+			if got := resolve(t, x, "email", "ann@example.com"); got != "c1" {
+				t.Errorf("the e-mail resolves to %q", got)
+			}
+		}},
+		{Name: "merge of every kind of state", Run: func(t *testing.T, x *state.Identities) {
+			b := x.Backend()
+			anon := identify(t, x, t0, "cookie", "c-91")
+			identify(t, x, t0, "crm_id", "c42")
+			// The anonymous visitor: contacts, an event, a journey, ids.
+			must(t, b.RecordContact(contact(anon, "k1", t0.Add(1*time.Minute), state.Impression), contact(anon, "", t0.Add(5*time.Minute), state.Click)))
+			must(t, b.ApplyEvent(purchase(anon, "e1", t0.Add(2*time.Minute), 30)))
+			must(t, b.SetJourney(state.JourneyUpdate{Customer: anon, Journey: "cart", Step: 1, At: t0.Add(3 * time.Minute)}))
+			must(t, b.SetJourney(state.JourneyUpdate{Customer: anon, Journey: "welcome", Status: state.JourneyCompleted, At: t0.Add(3 * time.Minute)}))
+			// The known customer: its own, one contact the same as the visitor's.
+			must(t, b.RecordContact(contact("c42", "k2", t0.Add(4*time.Minute), state.Impression), contact("c42", "", t0.Add(5*time.Minute), state.Click)))
+			must(t, b.ApplyEvent(purchase("c42", "e2", t0.Add(time.Minute), 20), state.Event{Customer: "c42", Type: "signup", At: t0}))
+			must(t, b.SetJourney(state.JourneyUpdate{Customer: "c42", Journey: "cart", Step: 0, At: t0.Add(4 * time.Minute)}))
+			must(t, b.SetJourney(state.JourneyUpdate{Customer: "c42", Journey: "welcome", Step: 2, At: t0.Add(time.Minute)}))
+
+			l, err := x.Identify(ctx, ids("cookie", "c-91", "crm_id", "c42"), t0.Add(10*time.Minute), "login")
+			must(t, err)
+			if l.Customer != "c42" || len(l.Receipts) != 1 {
+				t.Fatalf("link %+v", l)
+			}
+			s := x.Stitched()
+			var v state.View
+			if !s.View([]byte("c42"), &v) {
+				t.Fatal("merged profile not found")
+			}
+			now := t0.Add(11 * time.Minute)
+			for _, c := range []struct {
+				o    state.Outcome
+				want int
+			}{{state.Impression, 2}, {state.Click, 1}} { // the same click in both: once
+				if got := v.Count(state.KindAction, "a", c.o, time.Hour, now); got != c.want {
+					t.Errorf("%v count %d, want %d", c.o, got, c.want)
+				}
+			}
+			if v.HistoryLen() != 3 {
+				t.Errorf("history %d, want 3 (union without the duplicate)", v.HistoryLen())
+			}
+			if n := number(t, s, "c42", "orders_30d"); n != 2 {
+				t.Errorf("orders_30d %v, want 2: a counter is summed", n)
+			}
+			if n := number(t, s, "c42", "last_order_value"); n != 30 {
+				t.Errorf("last_order_value %v, want 30 (latest)", n)
+			}
+			if j, _ := v.Journey("cart"); j.Step != 1 || j.Status != state.JourneyActive {
+				t.Errorf("cart %+v: the more advanced active step wins", j)
+			}
+			if j, _ := v.Journey("welcome"); j.Step != 2 || j.Status != state.JourneyActive {
+				t.Errorf("welcome %+v: an active state beats a finished one", j)
+			}
+			if !v.SeenContactID("k1") || !v.SeenContactID("k2") {
+				t.Error("idempotency ids not united")
+			}
+			if dup, err := s.ApplyEventOnce(purchase("c42", "e1", now, 1)); err != nil || !dup {
+				t.Errorf("the visitor's event id is not remembered: %v %v", dup, err)
+			}
+			// Reads and writes for the absorbed id go to the profile.
+			var va state.View
+			if !s.View([]byte(anon), &va) || va.Customer() != "c42" {
+				t.Errorf("a read of the merged id reads %q", va.Customer())
+			}
+			must(t, s.ApplyEvent(purchase(anon, "", now, 5)))
+			if n := number(t, s, "c42", "orders_30d"); n != 3 {
+				t.Errorf("a write to the merged id: orders %v, want 3", n)
+			}
+			// Linking again changes nothing: idempotent.
+			l2, err := x.Identify(ctx, ids("cookie", "c-91", "crm_id", "c42"), now, "login")
+			if err != nil || l2.Customer != "c42" || len(l2.Receipts) != 0 {
+				t.Errorf("link again: %+v %v", l2, err)
+			}
+		}},
+		{Name: "unmerge restores both sides exactly", Run: func(t *testing.T, x *state.Identities) {
+			b := x.Backend()
+			anon := identify(t, x, t0, "cookie", "c-7", "device", "d-7")
+			identify(t, x, t0, "crm_id", "c7")
+			must(t, b.RecordContact(contact(anon, "k1", t0.Add(time.Minute), state.Impression)))
+			must(t, b.SetJourney(state.JourneyUpdate{Customer: anon, Journey: "cart", Step: 1, At: t0.Add(3 * time.Minute)}))
+			must(t, b.ApplyEvent(purchase("c7", "e2", t0.Add(time.Minute), 20)))
+			beforeA, beforeB := value(t, x, "c7"), value(t, x, anon)
+			l, err := x.Identify(ctx, ids("cookie", "c-7", "crm_id", "c7"), t0.Add(10*time.Minute), "login")
+			must(t, err)
+			if value(t, x, "c7") == beforeA {
+				t.Fatal("the merge changed nothing")
+			}
+			u, err := x.Unmerge(ctx, l.Receipts[0])
+			must(t, err)
+			if u.Customer != anon {
+				t.Errorf("unmerge answered %q", u.Customer)
+			}
+			if a := value(t, x, "c7"); a != beforeA {
+				t.Errorf("the survivor differs after unmerge:\n%q\n%q", a, beforeA)
+			}
+			if v := value(t, x, anon); v != beforeB {
+				t.Errorf("the absorbed profile differs after unmerge:\n%q\n%q", v, beforeB)
+			}
+			if got := resolve(t, x, "device", "d-7"); got != anon {
+				t.Errorf("the absorbed profile's device resolves to %q", got)
+			}
+			if _, err := x.Unmerge(ctx, l.Receipts[0]); !errors.Is(err, state.ErrInvalid) {
+				t.Errorf("a second unmerge: %v, want ErrInvalid", err)
+			}
+			// State that arrived after a merge stays with the survivor, to
+			// which it was written; the absorbed profile gets its own back.
+			l, err = x.Identify(ctx, ids("cookie", "c-7", "crm_id", "c7"), t0.Add(20*time.Minute), "login")
+			must(t, err)
+			s := x.Stitched()
+			must(t, s.ApplyEvent(purchase("c7", "e9", t0.Add(21*time.Minute), 1)))
+			must(t, s.ApplyEvent(purchase(anon, "", t0.Add(22*time.Minute), 2))) // by the merged id: made on c7
+			must(t, s.RecordContact(contact("c7", "k9", t0.Add(23*time.Minute), state.Impression)))
+			must(t, s.SetJourney(state.JourneyUpdate{Customer: "c7", Journey: "cart", Step: 2, At: t0.Add(24 * time.Minute)}))
+			_, err = x.Unmerge(ctx, l.Receipts[0])
+			must(t, err)
+			if v := value(t, x, anon); v != beforeB {
+				t.Error("the absorbed profile differs after an unmerge that followed later writes")
+			}
+			var v state.View
+			s.View([]byte("c7"), &v)
+			if n := number(t, s, "c7", "orders_30d"); n != 3 {
+				t.Errorf("survivor orders %v, want 3 (its own and the two written after the merge)", n)
+			}
+			if n := number(t, s, "c7", "spend_30d"); n != 23 {
+				t.Errorf("survivor spend %v, want 23", n)
+			}
+			if n := v.Count(state.KindAction, "a", state.Impression, time.Hour, t0.Add(30*time.Minute)); n != 1 || v.HistoryLen() != 1 {
+				t.Errorf("survivor contacts %d (history %d), want only the later one", n, v.HistoryLen())
+			}
+			if j, ok := v.Journey("cart"); !ok || j.Step != 2 {
+				t.Errorf("survivor cart journey %+v %v, want the later move", j, ok)
+			}
+			if !v.SeenContactID("k9") || v.SeenContactID("k1") {
+				t.Error("survivor idempotency keys: want the later one and not the absorbed profile's")
+			}
+			if _, err := x.Unmerge(ctx, "zz.not-a-receipt"); !errors.Is(err, state.ErrInvalid) {
+				t.Errorf("a malformed receipt: %v", err)
+			}
+		}},
+		{Name: "links and writes from 16 goroutines lose nothing", Run: func(t *testing.T, x *state.Identities) {
+			s := x.Stitched()
+			const workers, per = 16, 10
+			var wg sync.WaitGroup
+			errs := make(chan error, workers*per)
+			for w := range workers {
+				wg.Go(func() {
+					for i := range per {
+						at := t0.Add(time.Duration(w*per+i) * time.Second)
+						cookie := fmt.Sprintf("c-%d", w%4)
+						var err error
+						switch i % 3 {
+						case 0: // a link: each cookie joins the person
+							_, err = x.Identify(ctx, ids("cookie", cookie, "crm_id", "p1"), at, "")
+						case 1: // an event addressed by the cookie's profile
+							var c string
+							if c, err = x.Resolve(ctx, ids("cookie", cookie)); err == nil {
+								if c == "" {
+									var l state.Link
+									l, err = x.Identify(ctx, ids("cookie", cookie), at, "")
+									c = l.Customer
+								}
+								if err == nil {
+									err = s.ApplyEvent(purchase(c, fmt.Sprintf("e-%d-%d", w, i), at, 1))
+								}
+							}
+						case 2: // feedback by the primary id
+							err = s.RecordContact(contact("p1", fmt.Sprintf("k-%d-%d", w, i), at, state.Impression))
+						}
+						if err != nil {
+							errs <- err
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			// Every cookie ends in p1 (the last round of links merges any
+			// anonymous profile made meanwhile).
+			for c := range 4 {
+				identify(t, x, t0.Add(time.Hour), "cookie", fmt.Sprintf("c-%d", c), "crm_id", "p1")
+			}
+			var events, contacts int
+			for i := range per {
+				switch i % 3 {
+				case 1:
+					events += workers
+				case 2:
+					contacts += workers
+				}
+			}
+			if n := number(t, s, "p1", "orders_30d"); int(n) != events {
+				t.Errorf("orders %v, want %d: events lost to merges", n, events)
+			}
+			var v state.View
+			s.View([]byte("p1"), &v)
+			if n := v.Count(state.KindAction, "a", state.Impression, 24*time.Hour, t0.Add(time.Hour)); n != contacts {
+				t.Errorf("contacts %d, want %d", n, contacts)
+			}
+		}},
+	}
+}
