@@ -25,15 +25,15 @@ import (
 // changes and journey moves are one record: after a crash either all of it
 // is replayed or none.
 const (
-	recContact  byte = 1 // action, group, channel strings | outcome (1) | value f64
-	recEvent    byte = 2 // effects: count uvarint | per effect: field string | op (1) | type (1) | value
-	recJourney  byte = 3 // journey string | step uvarint | status (1)
-	recCompact  byte = 4 // no customer (empty string), no body
-	recContact2 byte = 5 // id string | as recContact
-	recEvent2   byte = 6 // id string | effects as recEvent | moves: count uvarint | per move: journey string | step uvarint | status (1)
-	recForget   byte = 7 // no body: the customer's state was evicted (Config.MaxCustomers); at is when
-	recConsent  byte = 8 // consent.go: id, channel, purpose strings | granted (1) | source string
-	recErase    byte = 9 // erase.go: pseudonym string (may be empty); the customer's state was erased; at is when its tombstone ends
+	recContact  byte = 1  // action, group, channel strings | outcome (1) | value f64
+	recEvent    byte = 2  // effects: count uvarint | per effect: field string | op (1) | type (1) | value
+	recJourney  byte = 3  // journey string | step uvarint | status (1)
+	recCompact  byte = 4  // no customer (empty string), no body
+	recContact2 byte = 5  // id string | as recContact
+	recEvent2   byte = 6  // id string | effects as recEvent | moves: count uvarint | per move: journey string | step uvarint | status (1)
+	recForget   byte = 7  // no body: the customer's state was evicted (Config.MaxCustomers); at is when
+	recConsent  byte = 8  // consent.go: id, channel, purpose strings | granted (1) | source string
+	recErase    byte = 9  // erase.go: pseudonym string (may be empty); the customer's state was erased; at is when its tombstone ends
 	recIdent    byte = 10 // identity operation (identity_model.go: appendIdentOp)
 )
 

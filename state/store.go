@@ -236,7 +236,7 @@ type Store struct {
 	evictMu    sync.Mutex    // one eviction pass at a time
 
 	tomb tombstones // erase.go
-	idx storeIndex // identifier index (identity_store.go)
+	idx  storeIndex // identifier index (identity_store.go)
 }
 
 type stripe struct {
