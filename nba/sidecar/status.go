@@ -100,6 +100,7 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	}
 	out["journeys"] = journeys
 	out["caps"] = capsJSON(p.catalog.Caps(), &v, hasState, s.now())
+	out["suppressions"] = suppressionsJSON(p.catalog, &v, hasState, s.now())
 	var snapConsent []nba.ConsentStatus
 	if b := s.cust.binding.Load(); b != nil && len(b.consent) > 0 {
 		snapConsent = b.snapshotConsent(id, nil)
@@ -155,6 +156,42 @@ func capsJSON(caps []nba.CapInfo, v *state.View, found bool, now time.Time) []ma
 			if i := n - c.Max; len(times) == n && i < len(times) {
 				m["frees_at"] = time.Unix(0, times[i]).Add(c.Window).UTC().Format(time.RFC3339Nano)
 			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// suppressionsJSON lists the suppressions that pause an action for the
+// customer now, as a decision would find them (nba.Catalog.Suppressions
+// over the same contacts the engine reads): the policy, the action and the
+// group it comes from, the outcomes that started the pause ("counted"),
+// and when it started and ends.
+func suppressionsJSON(cat *nba.Catalog, v *state.View, found bool, now time.Time) []map[string]any {
+	out := []map[string]any{}
+	if !found {
+		return out
+	}
+	for _, sp := range cat.Suppressions(nil, &liveView{v: *v, found: true}, now) {
+		m := map[string]any{"policy": sp.Desc, "action_id": sp.Action, "after": sp.After.String(), "count": sp.Count,
+			"pause": fmtWindow(sp.Pause)}
+		if sp.Group != "" {
+			m["group"] = sp.Group
+		}
+		if sp.Within > 0 {
+			m["within"] = fmtWindow(sp.Within)
+		}
+		if sp.Without != 0 {
+			m["without"] = sp.Without.String()
+		}
+		if !sp.Since.IsZero() {
+			counted := make([]string, len(sp.Counted))
+			for i, at := range sp.Counted {
+				counted[i] = at.UTC().Format(time.RFC3339Nano)
+			}
+			m["counted"] = counted
+			m["since"] = sp.Since.UTC().Format(time.RFC3339Nano)
+			m["until"] = sp.Until.UTC().Format(time.RFC3339Nano)
 		}
 		out = append(out, m)
 	}
