@@ -1,7 +1,9 @@
 package sidecar
 
 import (
+	"cmp"
 	"context"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -198,6 +200,25 @@ func suppressionsJSON(cat *nba.Catalog, v *state.View, found bool, now time.Time
 	return out
 }
 
+// namespacesJSON lists the bundle's identity namespaces, the primary one
+// first, then by name: what the studio's customer search offers.
+func namespacesJSON(c *state.IdentityConfig) []map[string]any {
+	names := slices.Sorted(maps.Keys(c.Namespaces))
+	primary := func(n string) int {
+		if c.Namespaces[n].Primary {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(primary(a), primary(b)) })
+	out := make([]map[string]any, 0, len(names))
+	for _, n := range names {
+		ns := c.Namespaces[n]
+		out = append(out, map[string]any{"ns": n, "primary": ns.Primary, "unique": ns.Unique, "hash": ns.Hash})
+	}
+	return out
+}
+
 // fmtWindow writes a window as the catalog does: whole days as "7d", else
 // Go's duration.
 func fmtWindow(d time.Duration) string {
@@ -262,6 +283,9 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 	}
 	if s.ident != nil {
 		st["identity"] = s.ident.Stats()
+		if c := p.manifest.Identity; c != nil {
+			st["identity_namespaces"] = namespacesJSON(c)
+		}
 	}
 	if r, ok := unwrapState(s.state).(*redisstate.Backend); ok {
 		st["state_redis"] = map[string]any{"counters": r.Counters(), "acknowledgement": r.Durability()}
