@@ -7,7 +7,6 @@ package main
 // by any identifier.
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,19 +39,7 @@ func TestStudioCustomerInBrowser(t *testing.T) {
 	p.ok("/v1/feedback", `{"customer_id":"`+c+`","action_id":"`+action+`","channel":"web","outcome":"reject"}`)
 	p.ok("/v1/consent", `{"customer_id":"`+c+`","channel":"email","purpose":"marketing","status":"denied","source":"preference-centre"}`)
 	p.ok("/v1/identify", `{"ids":{"cookie":"`+cookie+`","crm_id":"`+c+`"},"event_id":"login-7"}`)
-	r := p.call("GET", "/v1/customers/"+c, "")
-	var view struct {
-		Suppressions []struct {
-			ActionID string   `json:"action_id"`
-			Group    string   `json:"group"`
-			Since    string   `json:"since"`
-			Until    string   `json:"until"`
-			Counted  []string `json:"counted"`
-		} `json:"suppressions"`
-	}
-	if err := json.Unmarshal(r.body, &view); err != nil {
-		t.Fatal(err)
-	}
+	view := p.customer(c)
 	if len(view.Suppressions) != 1 || view.Suppressions[0].ActionID != action || view.Suppressions[0].Group != "sales" {
 		t.Fatalf("after a reject of %s the API lists suppressions %+v", action, view.Suppressions)
 	}
