@@ -125,8 +125,9 @@ type limit struct {
 	q, max int32
 	sup    *suppression
 	desc   string
-	supp   bool // a suppression (sup may be nil: one outcome pauses), else a cap; for explanations
-	exact  bool // an exact cap: live reservations count too (caps.go)
+	supp   bool   // a suppression (sup may be nil: one outcome pauses), else a cap; for explanations
+	exact  bool   // an exact cap: live reservations count too (caps.go)
+	from   string // a suppression's group, when the action has it from its group's suppress:
 }
 
 type group struct {
@@ -819,18 +820,21 @@ func (k *compiler) action(i int) {
 	// Contact policies: own caps else the nearest group's action_caps; group
 	// caps on every enclosing group.
 	caps, capPath := af.Caps, path+".caps"
-	sup, supPath := af.Suppress, path+".suppress"
+	sup, supPath, supFrom := af.Suppress, path+".suppress", ""
 	for _, g := range chain {
 		gf := c.groups[g].file
 		if caps == nil && gf.ActionCaps != nil {
 			caps, capPath = gf.ActionCaps, c.groups[g].path+".action_caps"
 		}
 		if sup == nil && gf.Suppress != nil {
-			sup, supPath = gf.Suppress, c.groups[g].path+".suppress"
+			sup, supPath, supFrom = gf.Suppress, c.groups[g].path+".suppress", c.groups[g].id
 		}
 	}
 	a.limits = append(a.limits, k.limits(capPath, caps, ScopeAction, a.ID)...)
-	a.limits = append(a.limits, k.suppressions(supPath, sup, ScopeAction, a.ID)...)
+	for _, l := range k.suppressions(supPath, sup, ScopeAction, a.ID) {
+		l.from = supFrom
+		a.limits = append(a.limits, l)
+	}
 	for _, g := range chain {
 		gr := &c.groups[g]
 		a.limits = append(a.limits, k.limits(gr.path+".caps", gr.file.Caps, ScopeGroup, gr.id)...)

@@ -34,6 +34,13 @@ type suppression struct {
 // contacts started at or before now, ok false when none. It sorts cs and
 // overwrites it.
 func (sp *suppression) lastPause(cs []ContactAt, now int64) (start int64, ok bool) {
+	start, _, ok = sp.lastRun(cs, now)
+	return start, ok
+}
+
+// lastRun is lastPause that also returns where the outcomes that started
+// the pause are: cs[first:first+sp.n] hold their times (At) afterwards.
+func (sp *suppression) lastRun(cs []ContactAt, now int64) (start int64, first int, ok bool) {
 	// Oldest first; at the same instant B before A: a B at the moment of
 	// the Nth A (a click on the impression) is among them.
 	// Lists come latest recorded first, mostly in time order: reversed,
@@ -66,12 +73,12 @@ func (sp *suppression) lastPause(cs []ContactAt, now int64) (start int64, ok boo
 			cs[w].At = c.At
 			w++
 			if w-run >= sp.n && (sp.within == 0 || cs[w-sp.n].At > c.At-int64(sp.within)) {
-				start, ok = c.At, true
-				run = w
+				start, first, ok = c.At, w-sp.n, true
+				run = w // later writes go to cs[w:]: cs[first:w] stays
 			}
 		}
 	}
-	return start, ok
+	return start, first, ok
 }
 
 func b2i(b bool) int {
@@ -105,4 +112,85 @@ func (s *scratch) paused(sp *suppression) bool {
 	now := s.ec.nowT.UnixNano()
 	start, ok := sp.lastPause(s.seq, now)
 	return ok && now-start < int64(sp.pause)
+}
+
+// Suppression is a suppression that pauses an action for a customer now:
+// for the customer view (GET /v1/customers/{id}).
+type Suppression struct {
+	Action string
+	// Group is the group whose "suppress:" the action has ("" when the
+	// action's own).
+	Group string
+	// Desc is the policy as explanations phrase it, e.g. "action x:
+	// paused 30d after a reject".
+	Desc    string
+	After   Outcome
+	Without Outcome // 0: none
+	Count   int     // outcomes After that start the pause
+	Within  time.Duration
+	Pause   time.Duration
+	// Since and Until bound the pause: it started at the last of Counted
+	// and ends at Since+Pause. Both are zero, and Counted empty, when the
+	// customer's history cannot list contacts (the engine then decides
+	// the suppression from counts, and the pause's start is not known).
+	Since, Until time.Time
+	// Counted are the times of the outcomes After that started the pause,
+	// oldest first.
+	Counted []time.Time
+}
+
+// Suppressions appends to dst the suppressions that pause an action for
+// the customer whose history is h (nil: no contacts) at now, by the
+// engine's own test (limitHit: the count of the suppression's query, then
+// the contact sequence read by lastRun), in catalog order. It allocates:
+// not for the decision path.
+func (c *Catalog) Suppressions(dst []Suppression, h CustomerHistory, now time.Time) []Suppression {
+	if h == nil {
+		return dst
+	}
+	var seq []ContactAt
+	for ai := range c.actions {
+		a := &c.actions[ai]
+		for i := range a.limits {
+			l := &a.limits[i]
+			if !l.supp {
+				continue
+			}
+			q := &c.queries[l.q]
+			if h.Count(q.scope, q.key, q.outcome, q.window, now) < int(l.max) {
+				continue
+			}
+			sp := l.sup
+			if sp == nil {
+				// One outcome and no "without": the count over the pause
+				// decides, and the last outcome in it started the pause.
+				sp = &suppression{key: q.key, after: q.outcome, n: 1, pause: q.window, unless: -1}
+			}
+			s := Suppression{Action: a.ID, Group: l.from, Desc: l.desc, After: sp.after, Without: sp.without,
+				Count: sp.n, Within: sp.within, Pause: sp.pause}
+			var listed bool
+			seq, listed = h.Contacts(ScopeAction, sp.key, seq[:0])
+			if !listed {
+				if l.sup != nil && sp.unless >= 0 {
+					u := &c.queries[sp.unless]
+					if h.Count(u.scope, u.key, u.outcome, u.window, now) > 0 {
+						continue
+					}
+				}
+				dst = append(dst, s)
+				continue
+			}
+			start, first, ok := sp.lastRun(seq, now.UnixNano())
+			if !ok || now.UnixNano()-start >= int64(sp.pause) {
+				continue
+			}
+			s.Since = time.Unix(0, start).UTC()
+			s.Until = s.Since.Add(sp.pause)
+			for _, ca := range seq[first : first+sp.n] {
+				s.Counted = append(s.Counted, time.Unix(0, ca.At).UTC())
+			}
+			dst = append(dst, s)
+		}
+	}
+	return dst
 }

@@ -444,6 +444,20 @@ type customerView struct {
 	// Identity stitching (identity_e2e_test.go).
 	Identifiers []map[string]any `json:"identifiers"`
 	MergedFrom  string           `json:"merged_from"`
+	// The suppressions in force (studio_customer_test.go).
+	Suppressions []struct {
+		Policy   string   `json:"policy"`
+		ActionID string   `json:"action_id"`
+		Group    string   `json:"group"`
+		After    string   `json:"after"`
+		Count    int      `json:"count"`
+		Within   string   `json:"within"`
+		Without  string   `json:"without"`
+		Pause    string   `json:"pause"`
+		Counted  []string `json:"counted"`
+		Since    string   `json:"since"`
+		Until    string   `json:"until"`
+	} `json:"suppressions"`
 }
 
 func (c customerView) journey(id string) (status string, step int, ok bool) {

@@ -116,3 +116,44 @@ func TestStudioRoutes(t *testing.T) {
 		}
 	}
 }
+
+// idBackend finds customers by one identifier, cookie=ck-1 → c00042.
+type idBackend struct{ *servertest.Backend }
+
+func (idBackend) Identify(*server.IdentifyRequest) (server.IdentifyResult, error) {
+	return server.IdentifyResult{}, nil
+}
+func (idBackend) Unmerge(string) (server.IdentifyResult, error) { return server.IdentifyResult{}, nil }
+func (idBackend) ResolveCustomer(ns, value string) (string, error) {
+	if ns == "cookie" && value == "ck-1@x" {
+		return "c00042", nil
+	}
+	return "", nil
+}
+
+// TestStudioCustomerByIdentifier: the studio's customer route finds a
+// customer by any identifier as GET /v1/customers/{value}?ns= does, and
+// the log names neither the identifier nor the customer.
+func TestStudioCustomerByIdentifier(t *testing.T) {
+	h := start(t, server.Config{}, idBackend{&servertest.Backend{}})
+	h.do(t, "POST", h.base+"/v1/events", `{"customer_id":"c00042","type":"signup"}`)
+	for _, tt := range []struct {
+		name, path string
+		status     int
+		want       string
+	}{
+		{"by identifier", "/ui/api/v1/customers/ck-1%40x?ns=cookie", 200, `"c00042"`},
+		{"unknown identifier", "/ui/api/v1/customers/ck-2?ns=cookie", 404, "not_found"},
+		{"by customer id", "/ui/api/v1/customers/c00042", 200, `"c00042"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.do(t, "GET", h.admin+tt.path, "")
+			if r.status != tt.status || !strings.Contains(string(r.body), tt.want) {
+				t.Errorf("GET %s: %d %.200s; want %d with %q", tt.path, r.status, r.body, tt.status, tt.want)
+			}
+		})
+	}
+	if logs := h.logs.String(); strings.Contains(logs, "ck-1") || strings.Contains(logs, "c00042") {
+		t.Errorf("the log names the identifier or the customer:\n%s", logs)
+	}
+}

@@ -1,7 +1,9 @@
 package sidecar
 
 import (
+	"cmp"
 	"context"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -100,6 +102,7 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	}
 	out["journeys"] = journeys
 	out["caps"] = capsJSON(p.catalog.Caps(), &v, hasState, s.now())
+	out["suppressions"] = suppressionsJSON(p.catalog, &v, hasState, s.now())
 	var snapConsent []nba.ConsentStatus
 	if b := s.cust.binding.Load(); b != nil && len(b.consent) > 0 {
 		snapConsent = b.snapshotConsent(id, nil)
@@ -157,6 +160,61 @@ func capsJSON(caps []nba.CapInfo, v *state.View, found bool, now time.Time) []ma
 			}
 		}
 		out = append(out, m)
+	}
+	return out
+}
+
+// suppressionsJSON lists the suppressions that pause an action for the
+// customer now, as a decision would find them (nba.Catalog.Suppressions
+// over the same contacts the engine reads): the policy, the action and the
+// group it comes from, the outcomes that started the pause ("counted"),
+// and when it started and ends.
+func suppressionsJSON(cat *nba.Catalog, v *state.View, found bool, now time.Time) []map[string]any {
+	out := []map[string]any{}
+	if !found {
+		return out
+	}
+	for _, sp := range cat.Suppressions(nil, &liveView{v: *v, found: true}, now) {
+		m := map[string]any{"policy": sp.Desc, "action_id": sp.Action, "after": sp.After.String(), "count": sp.Count,
+			"pause": fmtWindow(sp.Pause)}
+		if sp.Group != "" {
+			m["group"] = sp.Group
+		}
+		if sp.Within > 0 {
+			m["within"] = fmtWindow(sp.Within)
+		}
+		if sp.Without != 0 {
+			m["without"] = sp.Without.String()
+		}
+		if !sp.Since.IsZero() {
+			counted := make([]string, len(sp.Counted))
+			for i, at := range sp.Counted {
+				counted[i] = at.UTC().Format(time.RFC3339Nano)
+			}
+			m["counted"] = counted
+			m["since"] = sp.Since.UTC().Format(time.RFC3339Nano)
+			m["until"] = sp.Until.UTC().Format(time.RFC3339Nano)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// namespacesJSON lists the bundle's identity namespaces, the primary one
+// first, then by name: what the studio's customer search offers.
+func namespacesJSON(c *state.IdentityConfig) []map[string]any {
+	names := slices.Sorted(maps.Keys(c.Namespaces))
+	primary := func(n string) int {
+		if c.Namespaces[n].Primary {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(primary(a), primary(b)) })
+	out := make([]map[string]any, 0, len(names))
+	for _, n := range names {
+		ns := c.Namespaces[n]
+		out = append(out, map[string]any{"ns": n, "primary": ns.Primary, "unique": ns.Unique, "hash": ns.Hash})
 	}
 	return out
 }
@@ -225,6 +283,9 @@ func (s *Sidecar) AppendStatus(dst []byte) ([]byte, error) {
 	}
 	if s.ident != nil {
 		st["identity"] = s.ident.Stats()
+		if c := p.manifest.Identity; c != nil {
+			st["identity_namespaces"] = namespacesJSON(c)
+		}
 	}
 	if r, ok := unwrapState(s.state).(*redisstate.Backend); ok {
 		st["state_redis"] = map[string]any{"counters": r.Counters(), "acknowledgement": r.Durability()}

@@ -169,3 +169,76 @@ func TestSuppressionDoesNotAllocate(t *testing.T) {
 		t.Errorf("Decide allocates %.1f times per call, want 0", n)
 	}
 }
+
+// TestCustomerViewSuppressions: GET /v1/customers/{id} lists the
+// suppressions in force, as the decision finds them: after a reject, the
+// demo's sales actions pause 30 days (the group's policy), the view
+// says from when to when and which outcome counted; three ignored
+// impressions pause 14 days from the third; a customer with no contacts
+// has none.
+func TestCustomerViewSuppressions(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	s := openDemo(t, now)
+	const day = 24 * time.Hour
+	rejected, ignored := now.Add(-2*day), []time.Time{now.Add(-4 * day), now.Add(-3 * day), now.Add(-2 * day)}
+	fbs := []server.Feedback{{CustomerID: "c00042", ActionID: "us_warranty", Channel: "web", Outcome: server.OutcomeReject, TS: rejected}}
+	for _, at := range ignored {
+		fbs = append(fbs, server.Feedback{CustomerID: "c00043", ActionID: "xs_shoes", Channel: "web", Outcome: server.OutcomeImpression, TS: at})
+	}
+	for i := range fbs {
+		if err := s.Feedback(&fbs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rfc := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	tests := []struct {
+		customer, action   string
+		after              string
+		since, until       time.Time
+		counted            []time.Time
+		withoutWithinCount []any
+	}{
+		{"c00042", "us_warranty", "reject", rejected, rejected.Add(30 * day), []time.Time{rejected}, []any{nil, nil, 1.0}},
+		{"c00043", "xs_shoes", "impression", ignored[2], ignored[2].Add(14 * day), ignored, []any{"click", "7d", 3.0}},
+		{"c00044", "", "", time.Time{}, time.Time{}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.customer, func(t *testing.T) {
+			sups := customerView(t, s, tt.customer)["suppressions"].([]any)
+			// The decision's view: which actions a suppression removes.
+			var d nba.Decision
+			if err := s.engine.Decide(&nba.Request{Customer: tt.customer, Channel: "web", Limit: 3, Now: now, Explain: true, DryRun: true}, &d); err != nil {
+				t.Fatal(err)
+			}
+			var removed []string
+			for _, c := range d.Explain {
+				if c.Stage == nba.StageContactPolicy && c.Policy.Suppression {
+					removed = append(removed, c.Action)
+				}
+			}
+			if tt.action == "" {
+				if len(sups) != 0 || len(removed) != 0 {
+					t.Errorf("suppressions %v, removed %v: want none", sups, removed)
+				}
+				return
+			}
+			if len(sups) != 1 || !slices.Equal(removed, []string{tt.action}) {
+				t.Fatalf("suppressions %v; the decision removed %v: want %s alone", sups, removed, tt.action)
+			}
+			sp := sups[0].(map[string]any)
+			var counted []string
+			for _, c := range tt.counted {
+				counted = append(counted, rfc(c))
+			}
+			var gotCounted []string
+			for _, c := range sp["counted"].([]any) {
+				gotCounted = append(gotCounted, c.(string))
+			}
+			if sp["action_id"] != tt.action || sp["group"] != "sales" || sp["after"] != tt.after || sp["since"] != rfc(tt.since) ||
+				sp["until"] != rfc(tt.until) || !slices.Equal(gotCounted, counted) || !strings.HasPrefix(sp["policy"].(string), "action "+tt.action+": paused") ||
+				sp["without"] != tt.withoutWithinCount[0] || sp["within"] != tt.withoutWithinCount[1] || sp["count"] != tt.withoutWithinCount[2] {
+				t.Errorf("suppression %v: want %s after %s from %s to %s, counted %v", sp, tt.action, tt.after, rfc(tt.since), rfc(tt.until), counted)
+			}
+		})
+	}
+}

@@ -157,7 +157,7 @@
       case "customers": {
         const id = m && m[1] ? decodeURIComponent(m[1]) : "";
         document.title = "Customer · nba studio";
-        customerPage(id);
+        customerPage(id, new URLSearchParams(location.search).get("ns") || "");
         break;
       }
       case "explain":
@@ -209,20 +209,62 @@
 
   // ---- customer --------------------------------------------------------
 
-  function customerPage(id) {
+  // status reads /admin/status once (the header's versions, the identity
+  // namespaces the customer search offers).
+  let statusCache = null;
+  function status() {
+    if (!statusCache) statusCache = fetch("/admin/status", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    return statusCache;
+  }
+
+  // customerPage shows a customer by id, or finds one by another
+  // identifier (?ns=, when the bundle declares identity namespaces): the
+  // address then becomes the customer id's, so that the identifier stays
+  // out of the browser's history.
+  function customerPage(id, ns) {
     const input = el("input", { id: "customer-id", name: "customer", value: id, placeholder: "c00042", required: true, autocomplete: "off" });
+    const nsSelect = el("select", { id: "customer-ns", name: "ns" }, el("option", { value: "" }, "customer_id"));
+    const nsLabel = el("label", { for: "customer-ns", hidden: true }, "Identifier", nsSelect);
     const out = el("div", { id: "customer-out", "aria-live": "polite" });
+    const idLabel = el("label", { for: "customer-id" }, "Customer id", input);
     main.append(el("h1", {}, "Customer"),
-      el("form", { class: "bar", role: "search", onsubmit: (ev) => {
+      el("form", { class: "bar", role: "search", id: "customer-form", onsubmit: (ev) => {
         ev.preventDefault();
         const v = input.value.trim();
-        if (v) navigate("/ui/customers/" + encodeURIComponent(v));
-      } }, el("label", { for: "customer-id" }, "Customer id", input), el("button", { type: "submit" }, "Open")),
+        if (!v) return;
+        if (nsSelect.value) findCustomer(out, nsSelect.value, v);
+        else navigate("/ui/customers/" + encodeURIComponent(v));
+      } }, nsLabel, idLabel, el("button", { type: "submit" }, "Open")),
       out);
+    status().then((st) => {
+      const names = (st && st.identity_namespaces) || [];
+      for (const n of names) if (!n.primary) nsSelect.append(el("option", { value: n.ns }, n.ns));
+      if (nsSelect.options.length > 1) nsLabel.hidden = false;
+      if (ns && [...nsSelect.options].some((o) => o.value === ns)) nsSelect.value = ns;
+      const sync = () => { idLabel.firstChild.textContent = nsSelect.value ? "Value" : "Customer id"; input.placeholder = nsSelect.value ? "" : "c00042"; };
+      nsSelect.addEventListener("change", sync);
+      sync();
+    });
     if (!id) { input.focus(); return; }
+    if (ns) { findCustomer(out, ns, id); return; }
     out.append(el("p", { class: "muted" }, "Loading…"));
     api("/v1/customers/" + encodeURIComponent(id)).then((c) => showCustomer(out, c), (err) => {
       if (err.status === 404) out.replaceChildren(el("div", { class: "notice", role: "status" }, "No customer " + id + ": not in the snapshot and no live state."));
+      else showError(out, err);
+    });
+  }
+
+  // findCustomer opens the customer an identifier names.
+  function findCustomer(out, ns, value) {
+    out.replaceChildren(el("p", { class: "muted" }, "Looking up…"));
+    api("/v1/customers/" + encodeURIComponent(value) + "?ns=" + encodeURIComponent(ns)).then((c) => {
+      history.replaceState(null, "", "/ui/customers/" + encodeURIComponent(c.customer_id));
+      document.getElementById("customer-id").value = c.customer_id;
+      document.getElementById("customer-ns").value = "";
+      document.getElementById("customer-ns").dispatchEvent(new Event("change"));
+      showCustomer(out, c, ns);
+    }, (err) => {
+      if (err.status === 404) out.replaceChildren(el("div", { class: "notice", role: "status" }, "No customer has this " + ns + " identifier."));
       else showError(out, err);
     });
   }
@@ -238,7 +280,7 @@
       })))));
   }
 
-  function showCustomer(out, c) {
+  function showCustomer(out, c, foundBy) {
     const snap = c.snapshot || null;
     const live = c.live || {};
     const prof = c.profile || {};
@@ -248,6 +290,8 @@
     out.replaceChildren(
       el("dl", { class: "summary" },
         el("div", {}, el("dt", {}, "Customer"), el("dd", { id: "customer-shown" }, c.customer_id)),
+        foundBy ? el("div", {}, el("dt", {}, "Found by"), el("dd", { id: "found-by" }, foundBy)) : null,
+        c.merged_from ? el("div", {}, el("dt", {}, "Merged from"), el("dd", { id: "merged-from" }, c.merged_from)) : null,
         el("div", {}, el("dt", {}, "In snapshot"), el("dd", {}, c.in_snapshot ? "yes" : "no")),
         el("div", {}, el("dt", {}, "Snapshot as of"), el("dd", {}, snap ? fmtTime(snap.as_of) : "—")),
         el("div", {}, el("dt", {}, "Live state"), el("dd", {}, c.has_live_state ? "yes" : "no")),
@@ -264,7 +308,8 @@
              ["Changed at", (n) => live[n] ? fmtTime(live[n].changed_at) : "", "t"]],
             names, "No profile values.")),
         el("div", {},
-          el("section", { class: "card", "aria-labelledby": "h-contacts" }, el("h2", { id: "h-contacts" }, "Recent contacts"),
+          suppressionsSection(c.suppressions || []),
+          el("section", { class: "card gap", "aria-labelledby": "h-contacts" }, el("h2", { id: "h-contacts" }, "Recent contacts"),
             table("contacts", "Newest first.",
               [["When", (h) => fmtTime(h.ts), "t"], ["Action", (h) => el("code", {}, h.action_id)], ["Channel", (h) => h.channel],
                ["Outcome", (h) => h.outcome], ["Value", (h) => fmtNum(h.value, 2), "num"]],
@@ -275,7 +320,8 @@
             table("journeys", "Journeys the customer is in or has left.",
               [["Journey", (j) => el("code", {}, j.journey)], ["Status", (j) => j.status], ["Step", (j) => fmtNum(j.step), "num"],
                ["Entered", (j) => fmtTime(j.entered_at)], ["Step since", (j) => fmtTime(j.step_at)]],
-              c.journeys || [], "In no journey.")))));
+              c.journeys || [], "In no journey.")))),
+      el("div", { class: "grid gap" }, consentSection(c.consent || []), c.identifiers ? identifiersSection(c.identifiers) : null));
   }
 
   // timelineSection plots the customer's contacts over time, one row per
@@ -316,9 +362,55 @@
         table("caps-unused", "", cols, rest, "")) : null);
   }
 
+  // suppressionsSection lists the pauses in force: which action, by which
+  // policy (and the group it comes from), the outcomes that started it,
+  // since when and until when.
+  function suppressionsSection(sups) {
+    const plural = (n, o) => n + " " + o + (n === 1 ? "" : "s");
+    const counted = (x) => {
+      if (!x.counted) return plural(x.count, x.after);
+      if (x.counted.length === 1) return plural(1, x.after);
+      return el("details", {}, el("summary", {}, plural(x.counted.length, x.after)),
+        el("ol", { class: "plain" }, x.counted.map((at) => el("li", {}, fmtTime(at)))));
+    };
+    return el("section", { class: "card", "aria-labelledby": "h-suppressions" }, el("h2", { id: "h-suppressions" }, "Active suppressions"),
+      table("suppressions", "Actions paused for this customer now, as a decision finds them, and when each pause ends.",
+        [["Action", (x) => el("code", {}, x.action_id)],
+         ["Policy", (x) => x.policy.replace(/^action [^:]*: /, "") + (x.group ? " (group " + x.group + ")" : "")],
+         ["Counted", counted], ["Since", (x) => (x.since ? fmtTime(x.since) : "—")], ["Until", (x) => (x.until ? fmtTime(x.until) : "unknown"), "until"]],
+        sups, "No suppression in force."));
+  }
+
+  // consentSection shows the consent per channel and purpose: the status
+  // in force, whether it is the catalog's default, and the audit trail.
+  function consentSection(rows) {
+    const trail = (x) => {
+      const t = x.trail || [];
+      if (!t.length) return "";
+      return el("details", {}, el("summary", {}, t.length + (t.length === 1 ? " change" : " changes")),
+        el("ol", { class: "plain" }, t.map((c) => el("li", {}, fmtTime(c.ts) + " · " + c.status + (c.source ? " · " + c.source : "")))));
+    };
+    return el("section", { class: "card gap", "aria-labelledby": "h-consent" }, el("h2", { id: "h-consent" }, "Consent"),
+      table("consent", "Per channel and purpose: the status in force (a denied one removes the channel's actions of that purpose).",
+        [["Channel", (x) => x.channel], ["Purpose", (x) => x.purpose],
+         ["Status", (x) => el("span", { class: "consent-" + x.status }, x.status)],
+         ["Since", (x) => (x.default ? "catalog default" : fmtTime(x.changed_at))], ["Source", (x) => x.source || ""], ["Trail", trail]],
+        rows, "The catalog declares no consent purpose."));
+  }
+
+  // identifiersSection lists the profile's identifiers (identity
+  // stitching) with their provenance.
+  function identifiersSection(ids) {
+    return el("section", { class: "card gap", "aria-labelledby": "h-identifiers" }, el("h2", { id: "h-identifiers" }, "Identifiers"),
+      table("identifiers", "Linked into this profile; a hashed namespace shows its keyed hash.",
+        [["Namespace", (x) => x.ns], ["Value", (x) => el("code", { class: "id-value" }, x.value)], ["First seen", (x) => fmtTime(x.first_seen)],
+         ["Last used", (x) => fmtTime(x.last_used)], ["Source", (x) => x.source || ""]],
+        ids, "No identifier linked."));
+  }
+
   // ---- header ----------------------------------------------------------
 
-  fetch("/admin/status", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).then((st) => {
+  status().then((st) => {
     if (!st || !st.versions) return;
     document.getElementById("versions").textContent =
       "bundle " + st.versions.bundle + " · catalog " + st.versions.catalog + " · snapshot " + st.versions.snapshot;
