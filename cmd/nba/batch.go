@@ -47,12 +47,14 @@ type redisFlags struct {
 	url           string
 	waitReplicas  int
 	allowVolatile bool
+	readTimeout   time.Duration
 }
 
 func (f *redisFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.url, "state.redis", "", "keep the customer state on Redis, shared by every process using it: redis://[user:pass@]host:port, rediss://..., several ?addr=host:port for a Cluster, ?master_set=name for Sentinel; -state then holds only this process's decision log and files")
 	fset.IntVar(&f.waitReplicas, "state.redis.waitReplicas", 0, "acknowledge a feedback or event only after this many Redis replicas have it (WAIT)")
 	fset.BoolVar(&f.allowVolatile, "state.redis.allowVolatile", false, "start on a Redis without an append-only file (acknowledged writes are lost when Redis restarts)")
+	fset.DurationVar(&f.readTimeout, "state.redis.readTimeout", 100*time.Millisecond, "how long a decision waits for a customer's state from Redis before deciding without it (marked stale)")
 }
 
 func (f *bundleFlags) open() (*sidecar.Sidecar, func(), error) {
@@ -68,7 +70,7 @@ func (f *bundleFlags) open() (*sidecar.Sidecar, func(), error) {
 		cleanup = func() { os.RemoveAll(dir) }
 	}
 	s, err := sidecar.Open(sidecar.Config{Bundle: bundle, BundleName: name, StateDir: dir, Logger: quietLogger(),
-		StateRedis: f.redis.url, StateRedisWaitReplicas: f.redis.waitReplicas, StateRedisAllowVolatile: f.redis.allowVolatile, ReserveTTL: f.reserveTTL})
+		StateRedis: f.redis.url, StateRedisWaitReplicas: f.redis.waitReplicas, StateRedisAllowVolatile: f.redis.allowVolatile, StateRedisReadTimeout: f.redis.readTimeout, ReserveTTL: f.reserveTTL})
 	if err != nil {
 		cleanup()
 		return nil, nil, err

@@ -103,7 +103,7 @@ func startServe(t *testing.T, args ...string) *proc {
 // its killing at test end; it does not wait for it to serve.
 func launch(t *testing.T, args ...string) *proc {
 	t.Helper()
-	all := append([]string{"serve", "-http.addr", "127.0.0.1:0", "-admin.addr", "127.0.0.1:0"}, args...)
+	all := append([]string{"serve", "-http.addr", "127.0.0.1:0", "-admin.addr", "127.0.0.1:0"}, patientRedis(args)...)
 	cmd := exec.Command(nbaBin, all...)
 	cmd.Env = append(os.Environ(), "NBA_ADMIN_TOKEN="+adminToken, "XDG_STATE_HOME="+t.TempDir())
 	logs := newLogLines()
@@ -586,6 +586,9 @@ func (l *logLines) contains(s string) bool {
 // runNBA runs a one-shot nba command and returns its exit code and output.
 func runNBA(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	if len(args) > 0 && (args[0] == "batch" || args[0] == "decide" || args[0] == "funnel") {
+		args = append(args[:1:1], patientRedis(args[1:])...)
+	}
 	cmd := exec.Command(nbaBin, args...)
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
 	var out, errOut bytes.Buffer
@@ -1770,4 +1773,23 @@ func TestLogCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// patientRedis adds -state.redis.readTimeout 5s to the arguments of a
+// process on Redis state that do not set it: a decision gives up on a
+// customer's state after 100 ms by default and decides stale, which on a
+// machine loaded by parallel test packages (and the race detector) happens
+// without any fault. The tests of faults set their own.
+func patientRedis(args []string) []string {
+	redis := false
+	for _, a := range args {
+		if strings.HasPrefix(a, "-state.redis.readTimeout") {
+			return args
+		}
+		redis = redis || a == "-state.redis"
+	}
+	if !redis {
+		return args
+	}
+	return append(args[:len(args):len(args)], "-state.redis.readTimeout", "5s")
 }

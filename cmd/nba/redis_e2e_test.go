@@ -94,7 +94,7 @@ func TestSharedStateOnRedis(t *testing.T) {
 	}
 
 	// nba decide on the command line reads the same state.
-	out, err := exec.Command(nbaBin, "decide", "-state.redis", rs.URL, "-customer", c, "-channel", "sms", "-limit", "1").Output()
+	out, err := exec.Command(nbaBin, "decide", "-state.redis", rs.URL, "-state.redis.readTimeout", "5s", "-customer", c, "-channel", "sms", "-limit", "1").Output()
 	if err != nil {
 		t.Fatalf("nba decide -state.redis: %v\n%s", err, out)
 	}

@@ -121,7 +121,7 @@ func runServe(args []string) error {
 		CheckpointEvery: *checkpointEvery, StateMaxCustomers: *maxCustomers, StateSkipCorrupt: *skipCorrupt, DecisionLog: *decisionLog, DecisionLogNoInputs: !*logInputs, ScoreCacheBytes: *scoreCache, LogSecret: []byte(os.Getenv("NBA_LOG_SECRET")), IdentityKey: []byte(os.Getenv(sidecar.IdentityKeyEnv)), Logger: logger,
 		ResponseWindow: *responseWindow, LearnCheckpointEvery: *learnCheckpoint, MaxPending: *maxPending, DecisionMemory: *decisionMemory, DecisionLogCodec: codec,
 		LenientContext: *lenientContext, AcceptUnknownEvents: *acceptUnknownEvents, ReserveTTL: *reserveTTL,
-		StateRedis: rf.url, StateRedisWaitReplicas: rf.waitReplicas, StateRedisAllowVolatile: rf.allowVolatile, EventStream: events,
+		StateRedis: rf.url, StateRedisWaitReplicas: rf.waitReplicas, StateRedisAllowVolatile: rf.allowVolatile, StateRedisReadTimeout: rf.readTimeout, EventStream: events,
 		ErasureKey: []byte(os.Getenv("NBA_ERASURE_KEY")), ErasureKeep: *erasureKeep})
 	if ce := (*wal.CorruptError)(nil); errors.As(err, &ce) {
 		return fmt.Errorf("%w; to start without the damaged records (losing what they recorded), restart with -state.skipCorrupt", err)

@@ -61,6 +61,10 @@ type Config struct {
 	StateRedisWaitReplicas int
 	// StateRedisAllowVolatile opens a Redis without an append-only file.
 	StateRedisAllowVolatile bool
+	// StateRedisReadTimeout bounds how long a decision waits for the
+	// customer's state from Redis before deciding without it (stale).
+	// Default 100ms.
+	StateRedisReadTimeout time.Duration
 	// SyncInterval is the longest the state log waits to batch an fsync.
 	// Default 2ms.
 	SyncInterval time.Duration
@@ -380,7 +384,7 @@ func openState(dir string, m Manifest, cfg Config) (state.Backend, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b, err := redisstate.Open(ctx, redisstate.Config{URL: cfg.StateRedis, State: scfg, WaitReplicas: cfg.StateRedisWaitReplicas,
-		AllowVolatile: cfg.StateRedisAllowVolatile})
+		AllowVolatile: cfg.StateRedisAllowVolatile, ReadTimeout: cfg.StateRedisReadTimeout})
 	if err != nil {
 		return nil, err
 	}
