@@ -93,3 +93,29 @@ func (c *Catalog) JourneyEvents() []string {
 	slices.Sort(evs)
 	return slices.Compact(evs)
 }
+
+// JourneyPlan says where a customer's state st in a journey leads, as the
+// engine reads it: the journey's mode ("lock" or "free"), and for an
+// active state with a step left, the action of the next step and when it
+// falls due (the previous step's time, or the entry's, plus the step's
+// wait; the step may still wait for a rule or a channel). ok is false for
+// a journey the catalog does not have.
+func (c *Catalog) JourneyPlan(st JourneyState) (mode, next string, due time.Time, ok bool) {
+	ji, ok := c.journeyIdx[st.Journey]
+	if !ok {
+		return "", "", time.Time{}, false
+	}
+	j := &c.journeys[ji]
+	mode = "free"
+	if j.lock {
+		mode = "lock"
+	}
+	if st.Status != JourneyActive || st.Step < 0 || st.Step >= len(j.steps) {
+		return mode, "", time.Time{}, true
+	}
+	last := st.LastStepAt
+	if last.IsZero() {
+		last = st.EnteredAt
+	}
+	return mode, c.actions[j.steps[st.Step]].ID, last.Add(j.waits[st.Step]), true
+}

@@ -97,8 +97,18 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 	journeys := []map[string]any{}
 	for i := 0; i < v.Journeys(); i++ {
 		j := v.JourneyAt(i)
-		journeys = append(journeys, map[string]any{"journey": j.Journey, "step": j.Step, "status": j.Status.String(),
-			"entered_at": j.EnteredAt.UTC().Format(time.RFC3339), "step_at": j.StepAt.UTC().Format(time.RFC3339)})
+		jm := map[string]any{"journey": j.Journey, "step": j.Step, "status": j.Status.String(),
+			"entered_at": j.EnteredAt.UTC().Format(time.RFC3339), "step_at": j.StepAt.UTC().Format(time.RFC3339)}
+		// Its mode and the next step with when it falls due, read as the
+		// decisions' adapter reads the state (liveView.Load).
+		st := nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status), EnteredAt: j.EnteredAt, LastStepAt: j.StepAt}
+		if mode, next, due, ok := p.catalog.JourneyPlan(st); ok {
+			jm["mode"] = mode
+			if next != "" {
+				jm["next_action"], jm["due_at"] = next, due.UTC().Format(time.RFC3339)
+			}
+		}
+		journeys = append(journeys, jm)
 	}
 	out["journeys"] = journeys
 	out["caps"] = capsJSON(p.catalog.Caps(), &v, hasState, s.now())

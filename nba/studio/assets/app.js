@@ -318,8 +318,9 @@
           capsSection(c.caps || []),
           el("section", { class: "card gap", "aria-labelledby": "h-journeys" }, el("h2", { id: "h-journeys" }, "Journeys"),
             table("journeys", "Journeys the customer is in or has left.",
-              [["Journey", (j) => el("code", {}, j.journey)], ["Status", (j) => j.status], ["Step", (j) => fmtNum(j.step), "num"],
-               ["Entered", (j) => fmtTime(j.entered_at)], ["Step since", (j) => fmtTime(j.step_at)]],
+              [["Journey", (j) => el("code", {}, j.journey)], ["Mode", (j) => j.mode || ""], ["Status", (j) => j.status], ["Step", (j) => fmtNum(j.step), "num"],
+               ["Entered", (j) => fmtTime(j.entered_at)], ["Step since", (j) => fmtTime(j.step_at)],
+               ["Next step", (j) => (j.next_action ? el("code", {}, j.next_action) : "")], ["Due", (j) => fmtTime(j.due_at)]],
               c.journeys || [], "In no journey.")))),
       el("div", { class: "grid gap" }, consentSection(c.consent || []), c.identifiers ? identifiersSection(c.identifiers) : null));
   }
