@@ -67,9 +67,9 @@ func TestConsentFailsClosedWhileRedisIsDown(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
-		name   string
-		s      *Sidecar
-		want   server.ConsentDenial // of every marketing candidate
+		name string
+		s    *Sidecar
+		want server.ConsentDenial // of every marketing candidate
 	}{
 		{"no copy", b, server.ConsentDenial{Channel: "email", Purpose: "marketing", Stale: true}},
 		{"last-good copy", a, server.ConsentDenial{Channel: "email", Purpose: "marketing", Source: "preference_center", At: now}},
