@@ -217,6 +217,8 @@ type Catalog struct {
 	purposes       []string
 	purposeIdx     map[string]int
 	consentDefault [][]bool // [purpose][channel] granted
+	// consentStaleDeny: per purpose, denied when the live state is unknown.
+	consentStaleDeny []bool
 }
 
 // Version is the catalog's "version:" or, when absent, a hash of its bytes.

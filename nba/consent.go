@@ -20,6 +20,14 @@ import (
 // without one, the catalog's default, and removes the actions of a denied
 // purpose at StageConsent, on every path (journey steps and the fallback
 // included).
+//
+// Consent fails closed. When the customer's live state cannot be read and
+// no last-good copy of it is at hand (Customers.Load failed, dst.History
+// nil), a change the customer made through the API or an event is
+// unknown: the decision denies every purpose whose stale: is deny (the
+// default for every purpose but service, whose default is "default": it
+// needs no consent, so its catalog default and snapshot column apply).
+// The hit says so (ConsentHit.Stale).
 
 // DefaultPurpose is the purpose of an action that names none.
 const DefaultPurpose = "marketing"
@@ -32,7 +40,15 @@ type purposeFile struct {
 	Default string `yaml:"default"`
 	// Channels overrides Default per channel.
 	Channels map[string]string `yaml:"channels"`
+	// Stale is "deny" (the customer may have withdrawn it: denied while
+	// their live state cannot be read) or "default" (the catalog default
+	// and the snapshot apply). Empty: "default" for service, else "deny".
+	Stale string `yaml:"stale"`
 }
+
+// staleDefaultPurpose is the purpose whose stale: defaults to "default":
+// service messages need no consent, so an outage does not stop them.
+const staleDefaultPurpose = "service"
 
 // ConsentStatus is one customer's consent for a purpose on a channel: the
 // change in force (the newest by time), as the state holds it.
@@ -51,6 +67,9 @@ type ConsentHit struct {
 	Source           string
 	At               time.Time
 	Default          bool
+	// Stale: denied because the customer's live state (where a change of
+	// consent is kept) could not be read, by the purpose's stale: deny.
+	Stale bool
 }
 
 // Purposes lists the catalog's purposes in index order.
@@ -119,9 +138,20 @@ func (k *compiler) purposes() {
 			}
 			row[ci] = g
 		}
+		staleDeny := name != staleDefaultPurpose
+		switch pf.Stale {
+		case "":
+		case "deny":
+			staleDeny = true
+		case "default":
+			staleDeny = false
+		default:
+			k.errs.add(path+".stale", "unknown stale rule %q (want deny or default)", pf.Stale)
+		}
 		c.purposeIdx[name] = len(c.purposes)
 		c.purposes = append(c.purposes, name)
 		c.consentDefault = append(c.consentDefault, row)
+		c.consentStaleDeny = append(c.consentStaleDeny, staleDeny)
 	}
 }
 
@@ -156,6 +186,10 @@ func (s *scratch) consentPass(c *Catalog, ch int) {
 				granted, h.Default, h.Source, h.At = x.Granted, false, x.Source, x.At
 				break
 			}
+		}
+		if granted && s.consentUnknown && c.consentStaleDeny[p] {
+			// Fail closed: a withdrawal cannot be read.
+			granted, h = false, ConsentHit{Channel: chName, Purpose: name, Stale: true}
 		}
 		if granted {
 			h = ConsentHit{}

@@ -2,6 +2,7 @@ package nba
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,7 @@ func TestPurposeCatalogErrors(t *testing.T) {
 	f("purposes:\n  service: {default: granted}\nactions:\n  - id: a\n    channels: [web]\n", `unknown purpose "marketing"`)
 	f("purposes:\n  marketing: {default: maybe}\nactions: []\n", `c.yaml:2:24: purposes.marketing.default: unknown status "maybe"`)
 	f("purposes:\n  marketing: {channels: {fax: denied}}\nactions: []\n", `unknown channel "fax"`)
+	f("purposes:\n  marketing: {stale: allow}\nactions: []\n", `purposes.marketing.stale: unknown stale rule "allow" (want deny or default)`)
 	c := mustCatalog(t, consentCatalog, Options{})
 	for _, x := range []struct {
 		purpose, channel string
@@ -175,4 +177,102 @@ func TestPurposeCatalogErrors(t *testing.T) {
 			t.Errorf("default %s/%s = %v %v", x.purpose, x.channel, g, ok)
 		}
 	}
+}
+
+// unavailableCustomers is a state backend out of reach: Load fills the
+// consent the snapshot carries and fails; with lastGood it also hands a
+// last-good copy of the live state (History set), as a shared store does.
+type unavailableCustomers struct {
+	consentCustomers
+	lastGood bool
+}
+
+// noContacts is a last-good copy holding no contacts.
+type noContacts struct{}
+
+func (noContacts) Count(Scope, string, Outcome, time.Duration, time.Time) int { return 0 }
+func (noContacts) Contacts(_ Scope, _ string, dst []ContactAt) ([]ContactAt, bool) {
+	return dst, true
+}
+
+func (c *unavailableCustomers) Load(ctx context.Context, customer string, dst *Customer) (bool, error) {
+	c.consentCustomers.Load(ctx, customer, dst)
+	if c.lastGood {
+		dst.History = noContacts{}
+	}
+	return true, errors.New("state unavailable")
+}
+
+// TestConsentFailsClosedWhenStateUnavailable: a decision made without the
+// customer's live state and without a last-good copy of it cannot see a
+// withdrawal made through the API, so it denies every purpose whose
+// stale: is deny (marketing by default) and says why; service, whose
+// stale: defaults to "default", still goes out. Before, such a decision
+// applied only the snapshot's consent and the catalog's defaults and gave
+// marketing to a customer who had withdrawn it.
+func TestConsentFailsClosedWhenStateUnavailable(t *testing.T) {
+	at := monday.Add(-time.Hour)
+	snapshot := map[string][]ConsentStatus{
+		"no_service": {{Channel: "email", Purpose: "service", Granted: false, At: at, Source: "snapshot"}},
+		"withdrew":   {{Channel: "email", Purpose: "marketing", Granted: false, At: at, Source: "api"}},
+	}
+	staleDefault := strings.Replace(consentCatalog, "marketing: {default: granted,", "marketing: {stale: default, default: granted,", 1)
+	staleDenyService := strings.Replace(consentCatalog, "service: {default: granted}", "service: {default: granted, stale: deny}", 1)
+	stale := func(purpose string) ConsentHit { return ConsentHit{Channel: "email", Purpose: purpose, Stale: true} }
+	for _, c := range []struct {
+		name, catalog, customer, channel string
+		lastGood                         bool
+		want                             []string
+		denied                           map[string]ConsentHit
+	}{
+		{"unavailable", consentCatalog, "plain", "email", false, []string{"notice"}, map[string]ConsentHit{"promo": stale("marketing"), "cart_1": stale("marketing")}},
+		{"snapshot denial stays", consentCatalog, "no_service", "email", false, nil, map[string]ConsentHit{
+			"notice": {Channel: "email", Purpose: "service", Source: "snapshot", At: at},
+			"promo":  stale("marketing"), "cart_1": stale("marketing")}},
+		{"catalog default stays", consentCatalog, "plain", "sms", false, []string{"notice"}, map[string]ConsentHit{"promo": {Channel: "sms", Purpose: "marketing", Default: true}}},
+		{"stale: default", staleDefault, "plain", "email", false, []string{"promo", "notice"}, nil},
+		{"stale: deny on service", staleDenyService, "plain", "email", false, nil, map[string]ConsentHit{
+			"notice": stale("service"), "promo": stale("marketing"), "cart_1": stale("marketing")}},
+		{"last-good copy", consentCatalog, "plain", "email", true, []string{"promo", "notice"}, nil},
+		{"last-good copy withdrawn", consentCatalog, "withdrew", "email", true, []string{"notice"}, map[string]ConsentHit{
+			"promo":  {Channel: "email", Purpose: "marketing", Source: "api", At: at},
+			"cart_1": {Channel: "email", Purpose: "marketing", Source: "api", At: at}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cust := &unavailableCustomers{consentCustomers{consent: snapshot}, c.lastGood}
+			e, err := NewEngine(Config{Catalog: mustCatalog(t, c.catalog, Options{}), Customers: cust})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d Decision
+			if err := e.Decide(&Request{Customer: c.customer, Channel: c.channel, Limit: 5, Now: monday, Explain: true}, &d); err != nil {
+				t.Fatal(err)
+			}
+			if !d.Stale {
+				t.Error("decision not marked stale")
+			}
+			if got := strings.Join(chosenIDs(&d), ","); got != strings.Join(c.want, ",") {
+				t.Errorf("chosen %q, want %q", got, strings.Join(c.want, ","))
+			}
+			for _, x := range d.Explain {
+				want, denied := c.denied[x.Action]
+				if denied != (x.Stage == StageConsent) || x.Consent != want {
+					t.Errorf("%s: stage %v consent %+v, want denied %v %+v", x.Action, x.Stage, x.Consent, denied, want)
+				}
+			}
+		})
+	}
+	t.Run("state back", func(t *testing.T) {
+		e, err := NewEngine(Config{Catalog: mustCatalog(t, consentCatalog, Options{}), Customers: &consentCustomers{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d Decision
+		if err := e.Decide(&Request{Customer: "plain", Channel: "web", Limit: 5, Now: monday}, &d); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(chosenIDs(&d), ","); got != "promo,notice" {
+			t.Errorf("with the state answering: chosen %q", got)
+		}
+	})
 }

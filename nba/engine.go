@@ -462,6 +462,9 @@ type scratch struct {
 	trace    *Trace       // the decision's when it traces, else nil
 	seq      []ContactAt  // a customer's contacts of one action (suppressions)
 	denied   []ConsentHit // per purpose on the decision's channel; Purpose "" when granted (consent.go)
+	// consentUnknown: the live state (and the consent changes in it)
+	// could not be read and no last-good copy was at hand (consent.go).
+	consentUnknown bool
 
 	// learning and exploration
 	lx      []float64
@@ -809,10 +812,12 @@ func (e *Engine) load(ctx context.Context, s *scratch, c *Catalog, req *Request,
 	s.cust.Profile.reset(c.nfields)
 	s.cust.History, s.cust.Journeys, s.cust.Consent = nil, s.cust.Journeys[:0], s.cust.Consent[:0]
 	s.customer = req.Customer
+	s.consentUnknown = false
 	if req.Customer != "" {
 		var err error
 		known, err = e.customers.Load(ctx, req.Customer, &s.cust)
 		if err != nil {
+			s.consentUnknown = !known || s.cust.History == nil
 			// known: the contacts are a last-good copy the backend
 			// still held, kept so caps keep applying; journeys are
 			// not stepped from a stale copy.

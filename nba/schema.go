@@ -276,6 +276,8 @@ type Customers interface {
 	// with known true means dst holds a last-good copy of the live state
 	// (a shared store's, from before the outage): the engine counts caps
 	// from its contacts, ignores its journeys and marks the decision Stale.
+	// An error without such a copy (dst.History nil) leaves the customer's
+	// consent changes unknown: purposes with stale: deny are denied.
 	Load(ctx context.Context, customer string, dst *Customer) (known bool, err error)
 	// Version names the data the profiles come from (e.g. the snapshot id).
 	Version() string

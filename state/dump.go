@@ -2,6 +2,7 @@ package state
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -32,6 +33,18 @@ type CustomerDump struct {
 	// Consent is the customer's consent per channel and purpose, each with
 	// its audit trail, oldest first (consent.go).
 	Consent []ConsentStatus
+	// Identifiers are the profile's linked identifiers with their
+	// provenance (identity stitching; a hashed namespace's value as stored,
+	// so the target must hash with the same identity key). Restore points
+	// the identifier index at the customer again (ClaimIdentifiers).
+	Identifiers []Identifier
+	// MergedInto is the profile this one was merged into ("" when it was
+	// not): it is restored as a forward, so its id still reaches the merged
+	// profile. Merge receipts are not carried: a merge made before the
+	// export cannot be undone after the import. A merge still in progress
+	// at the export (identity_model.go, step 1 done, step 3 not) is
+	// exported as if not begun.
+	MergedInto string
 }
 
 // FieldValue is one overlay field's value and the time of the event that
@@ -133,6 +146,9 @@ func (m *Model) Dump(cs *Customer, asOf int64) *CustomerDump {
 		k.Days = newestFirst(a.days, a.dayTop)
 		c.Counters = append(c.Counters, k)
 	}
+	if p := cs.ident; p != nil {
+		c.Identifiers, c.MergedInto = slices.Clone(p.ids), p.fwd
+	}
 	return c
 }
 
@@ -226,6 +242,9 @@ func (m *Model) checkCustomer(c *CustomerDump) error {
 	if err := m.checkConsentDump(c.Consent); err != nil {
 		return err
 	}
+	if err := m.checkIdentityDump(c); err != nil {
+		return err
+	}
 	if len(c.Counters) > maxDecodedAggs {
 		return fmt.Errorf("%d counters exceed the limit of %d", len(c.Counters), maxDecodedAggs)
 	}
@@ -267,7 +286,9 @@ func (m *Model) checkCustomer(c *CustomerDump) error {
 // (all are checked first; on an ErrInvalid error none is restored). Fields
 // the mappings do not have are dropped (Stats.ReplayDropped); per-customer
 // limits of the Config apply (the newest contacts, keys and journeys are
-// kept). Restoring a customer twice leaves the same state as once.
+// kept). Restoring a customer twice leaves the same state as once. The
+// identifiers the customers hold are claimed in the identifier index
+// (ClaimIdentifiers).
 //
 // Restore is not logged: restored state becomes durable at the next
 // successful Checkpoint, which the caller makes before it reports success
@@ -290,7 +311,7 @@ func (s *Store) Restore(cs ...CustomerDump) error {
 		s.install(st, next.id, next)
 		st.wmu.Unlock()
 	}
-	return nil
+	return ClaimIdentifiers(context.Background(), s.IndexClaim, cs)
 }
 
 // Restored checks d and builds the customer state it describes, as
@@ -378,7 +399,67 @@ func (m *Model) restored(c *CustomerDump, asOf int64) (*custState, Result) {
 		next.ids = append(next.ids, idKey{kind: kind, id: strings.Clone(k.ID)})
 	}
 	m.restoreConsent(next, c.Consent)
+	if len(c.Identifiers) > 0 || c.MergedInto != "" {
+		p := &identPart{fwd: strings.Clone(c.MergedInto)}
+		for _, id := range c.Identifiers {
+			p.ids = append(p.ids, Identifier{NS: strings.Clone(id.NS), Value: strings.Clone(id.Value),
+				First: id.First.UTC(), Last: id.Last.UTC(), Source: strings.Clone(id.Source)})
+		}
+		next.ident = p
+	}
 	return next, res
+}
+
+// checkIdentityDump reports why the identity part of c cannot be restored.
+func (m *Model) checkIdentityDump(c *CustomerDump) error {
+	if len(c.Identifiers) > maxIdentifiers {
+		return fmt.Errorf("%d identifiers exceed the limit of %d", len(c.Identifiers), maxIdentifiers)
+	}
+	for i, id := range c.Identifiers {
+		err := errors.Join(m.checkString("identifier namespace", id.NS, true), m.checkString("identifier", id.Value, true),
+			m.checkString("identifier source", id.Source, false), checkTime(id.First), checkTime(id.Last))
+		if err == nil && slices.ContainsFunc(c.Identifiers[:i], func(o Identifier) bool { return o.NS == id.NS && o.Value == id.Value }) {
+			err = errors.New("identifier given twice")
+		}
+		if err != nil {
+			return fmt.Errorf("identifier %d: %w", i, err)
+		}
+	}
+	if err := m.checkString("merged_into", c.MergedInto, false); err != nil {
+		return err
+	}
+	if c.MergedInto == c.ID {
+		return errors.New("merged into itself")
+	}
+	return nil
+}
+
+// ClaimIdentifiers points the identifier index of b at each restored
+// customer of cs for every identifier it holds (a forward's are not
+// claimed: the profile it forwards to holds them), as Restore does on
+// every IdentityBackend. An identifier the index already points elsewhere
+// is left there and reported (ErrConflict) once the rest are claimed.
+func ClaimIdentifiers(ctx context.Context, claim func(ctx context.Context, key, customer string) (string, error), cs []CustomerDump) error {
+	var conflicts []string
+	for i := range cs {
+		c := &cs[i]
+		if c.MergedInto != "" {
+			continue
+		}
+		for _, id := range c.Identifiers {
+			got, err := claim(ctx, id.Key(), c.ID)
+			if err != nil {
+				return err
+			}
+			if got != c.ID && len(conflicts) < 8 {
+				conflicts = append(conflicts, fmt.Sprintf("an identifier of customer %d (namespace %q) is linked to another profile", i, id.NS))
+			}
+		}
+	}
+	if len(conflicts) > 0 {
+		return &Error{Kind: ErrConflict, Err: fmt.Errorf("%w: %s", ErrIdentityConflict, strings.Join(conflicts, "; "))}
+	}
+	return nil
 }
 
 // restoreHistory sets cs's history to the newest MaxEventsPerCustomer of

@@ -46,7 +46,8 @@ import (
 
 // Entry fields. Other fields are ignored.
 const (
-	FieldCustomer = "customer_id" // required
+	FieldCustomer = "customer_id" // required unless ids names the customer
+	FieldIDs      = "ids"         // a JSON object of identifiers by namespace, as "ids" of POST /v1/events
 	FieldType     = "type"        // required
 	FieldTS       = "ts"          // RFC 3339; absent: the time the entry is applied
 	FieldEventID  = "event_id"    // idempotency key; absent or empty: IDPrefix + the entry's stream id
@@ -438,6 +439,9 @@ func (c *Consumer) handle(entries []rueidis.XRangeEntry) bool {
 			jobs[i].done = c.deadLetter(e, err.Error())
 			continue
 		}
+		// Entries named by ids alone share one queue (""): which
+		// customer they name is known only once applied, so they are
+		// applied one at a time, in stream order.
 		id := jobs[i].ev.CustomerID
 		if _, ok := byCustomer[id]; !ok {
 			order = append(order, id)
@@ -490,6 +494,9 @@ func (c *Consumer) decode(e rueidis.XRangeEntry, ev *server.Event) error {
 	in := server.EventFields{CustomerID: f[FieldCustomer], Type: f[FieldType], TS: f[FieldTS], EventID: f[FieldEventID]}
 	if a := f[FieldAttrs]; a != "" {
 		in.Attrs = []byte(a)
+	}
+	if a := f[FieldIDs]; a != "" {
+		in.IDs = []byte(a)
 	}
 	if err := c.cfg.Decoder.Decode(in, ev, c.cfg.Now()); err != nil {
 		return err

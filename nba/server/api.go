@@ -198,12 +198,16 @@ type Candidate struct {
 	Tier                             int
 }
 
-// ConsentDenial is a denied consent: by the customer's change (Source, At)
-// or by the catalog's default (Default).
+// ConsentDenial is a denied consent: by the customer's change (Source, At),
+// by the catalog's default (Default) or because the customer's state was
+// unavailable (Stale).
 type ConsentDenial struct {
 	Channel, Purpose, Source string
 	At                       time.Time
 	Default                  bool
+	// Stale: denied because the customer's state could not be read (the
+	// purpose's stale: deny; a withdrawal may be there).
+	Stale bool
 }
 
 // ContactPolicy is a cap or suppression that held, and the count that made

@@ -14,7 +14,10 @@ import (
 //	{"customer_id":"c1","channel":"email","purpose":"marketing","status":"denied",
 //	 "ts":"2026-03-10T12:00:00Z","source":"preference_center","event_id":"pc-991"}
 //
-// customer_id, channel, purpose and status are required; ts defaults to
+// "ids":{"cookie":"c-91"} may stand in place of (or beside) customer_id,
+// resolved as on feedback (DecideRequest.IDs).
+//
+// customer_id (or ids), channel, purpose and status are required; ts defaults to
 // the time received; source and event_id are optional. Unknown members
 // are refused (400 invalid_request): a misspelt "staus" must not read as
 // a change without a status.
@@ -24,8 +27,9 @@ type ConsentChange struct {
 	Purpose    string
 	Granted    bool
 	TS         time.Time
-	Source     string // at most Config.MaxIDBytes
-	EventID    string // idempotency key, as in Feedback
+	Source     string  // at most Config.MaxIDBytes
+	EventID    string  // idempotency key, as in Feedback
+	IDs        []Field // as DecideRequest.IDs
 }
 
 // ConsentBackend is the part of a Backend that records consent and erases
@@ -85,8 +89,10 @@ func decodeConsent(body []byte, arena []byte, c *ConsentChange, l *limits, now t
 			err = s.stringField(key, &c.Source)
 		case "event_id":
 			err = s.eventIDField(&c.EventID)
+		case "ids":
+			c.IDs, err = s.ids(c.IDs, l)
 		default:
-			err = invalid("unknown member %.64q (want customer_id, channel, purpose, status, ts, source, event_id)", key)
+			err = invalid("unknown member %.64q (want customer_id, ids, channel, purpose, status, ts, source, event_id)", key)
 		}
 		if err != nil {
 			return arena, err
@@ -98,7 +104,7 @@ func decodeConsent(body []byte, arena []byte, c *ConsentChange, l *limits, now t
 	for _, f := range [...]struct {
 		field, v string
 		req      bool
-	}{{"customer_id", c.CustomerID, true}, {"channel", c.Channel, true}, {"purpose", c.Purpose, true}, {"source", c.Source, false}} {
+	}{{"customer_id", c.CustomerID, len(c.IDs) == 0}, {"channel", c.Channel, true}, {"purpose", c.Purpose, true}, {"source", c.Source, false}} {
 		if err := l.id(f.field, f.v, f.req); err != nil {
 			return arena, err
 		}

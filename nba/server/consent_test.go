@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -26,6 +27,13 @@ func TestDecodeConsent(t *testing.T) {
 		{"status not a string", `{"customer_id":"c1","channel":"sms","purpose":"service","status":true}`, CodeInvalidRequest, ConsentChange{}},
 		{"ts out of range", `{"customer_id":"c1","channel":"sms","purpose":"service","status":"granted","ts":"1000-01-01T00:00:00Z"}`, CodeInvalidRequest, ConsentChange{}},
 		{"empty event id", `{"customer_id":"c1","channel":"sms","purpose":"service","status":"granted","event_id":""}`, CodeInvalidRequest, ConsentChange{}},
+		{"ids in place of customer_id", `{"ids":{"cookie":"c-91","crm_id":"c00042"},"channel":"email","purpose":"marketing","status":"denied"}`, "",
+			ConsentChange{Channel: "email", Purpose: "marketing", TS: now, IDs: []Field{{Key: "cookie", Kind: KindString, Str: "c-91"}, {Key: "crm_id", Kind: KindString, Str: "c00042"}}}},
+		{"ids beside customer_id", `{"customer_id":"c1","ids":{"email":"a@b"},"channel":"email","purpose":"marketing","status":"granted"}`, "",
+			ConsentChange{CustomerID: "c1", Channel: "email", Purpose: "marketing", Granted: true, TS: now, IDs: []Field{{Key: "email", Kind: KindString, Str: "a@b"}}}},
+		{"ids all null", `{"ids":{"cookie":null},"channel":"email","purpose":"marketing","status":"denied"}`, CodeInvalidRequest, ConsentChange{}},
+		{"ids not a string", `{"ids":{"cookie":7},"channel":"email","purpose":"marketing","status":"denied"}`, CodeInvalidRequest, ConsentChange{}},
+		{"ids not an object", `{"ids":"c-91","channel":"email","purpose":"marketing","status":"denied"}`, CodeInvalidRequest, ConsentChange{}},
 		{"truncated", `{"customer_id":"c1"`, CodeMalformedJSON, ConsentChange{}},
 		{"not an object", `[]`, CodeInvalidRequest, ConsentChange{}},
 	} {
@@ -33,7 +41,7 @@ func TestDecodeConsent(t *testing.T) {
 			var got ConsentChange
 			_, err := decodeConsent([]byte(c.body), nil, &got, &testLimits, now)
 			if c.code == "" {
-				if err != nil || got != c.want {
+				if err != nil || !reflect.DeepEqual(got, c.want) {
 					t.Errorf("got %+v %v, want %+v", got, err, c.want)
 				}
 				return
@@ -53,6 +61,10 @@ func FuzzDecodeConsent(f *testing.F) {
 		`{"customer_id":"c1","channel":"email","purpose":"marketing","status":"x"}`,
 		`{"customer_id":"c1","channel":"email","purpose":"marketing","status":"denied","event_id":null}`,
 		`{"customer_id":"c\u00e9","channel":"email","purpose":"marketing","status":"denied","source":null}`,
+		`{"ids":{"cookie":"c-91","crm_id":"c00042"},"channel":"email","purpose":"marketing","status":"denied"}`,
+		`{"ids":{"cookie":null},"channel":"email","purpose":"marketing","status":"denied"}`,
+		`{"customer_id":"c1","ids":{"email":"a@b"},"channel":"email","purpose":"marketing","status":"granted"}`,
+		`{"ids":{"cookie":7},"channel":"email","purpose":"marketing","status":"denied"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -69,21 +81,22 @@ func FuzzDecodeConsent(f *testing.F) {
 			status = "granted"
 		}
 		if c.CustomerID != str(m, "customer_id") || c.Channel != str(m, "channel") || c.Purpose != str(m, "purpose") ||
-			status != str(m, "status") || c.Source != str(m, "source") || c.CustomerID == "" || c.Channel == "" || c.Purpose == "" {
+			status != str(m, "status") || c.Source != str(m, "source") || c.CustomerID == "" && len(c.IDs) == 0 || c.Channel == "" || c.Purpose == "" {
 			t.Fatalf("decoded %+v, encoding/json %v", c, m)
 		}
 		for k := range m {
 			switch k {
-			case "customer_id", "channel", "purpose", "status", "ts", "source", "event_id":
+			case "customer_id", "ids", "channel", "purpose", "status", "ts", "source", "event_id":
 			default:
 				t.Fatalf("accepted unknown member %q", k)
 			}
 		}
 		checkTS(t, c.TS, m, now)
 		checkEventID(t, c.EventID, m)
+		checkFields(t, "ids", c.IDs, m["ids"])
 		// Round trip through the wire form.
 		w := map[string]any{"customer_id": c.CustomerID, "channel": c.Channel, "purpose": c.Purpose, "status": status,
-			"ts": c.TS.Format(time.RFC3339Nano), "source": c.Source}
+			"ts": c.TS.Format(time.RFC3339Nano), "source": c.Source, "ids": idsMap(c.IDs)}
 		if c.EventID != "" {
 			w["event_id"] = c.EventID
 		}
@@ -93,7 +106,7 @@ func FuzzDecodeConsent(f *testing.F) {
 			t.Fatalf("cannot decode re-encoded %s: %v", b, err)
 		}
 		if c2.CustomerID != c.CustomerID || c2.Channel != c.Channel || c2.Purpose != c.Purpose || c2.Granted != c.Granted ||
-			!c2.TS.Equal(c.TS) || c2.Source != c.Source || c2.EventID != c.EventID {
+			!c2.TS.Equal(c.TS) || c2.Source != c.Source || c2.EventID != c.EventID || !sameIDs(c.IDs, c2.IDs) {
 			t.Fatalf("round trip changed %+v into %+v", c, c2)
 		}
 	})

@@ -138,6 +138,7 @@ func AppendDecision(dst []byte, req *DecideRequest, resp *DecideResponse, took t
 //	holdout         withheld: in the global holdout | in the action's holdout
 //	rank            outranked: not among the best N
 //	consent         no consent: CHANNEL PURPOSE denied by SOURCE at TS | denied by default
+//	                | denied: the customer's state was unavailable
 func appendReason(dst []byte, c *Candidate, placement string, limit int) []byte {
 	switch c.Stage {
 	case StageChosen:
@@ -208,6 +209,9 @@ func appendReason(dst []byte, c *Candidate, placement string, limit int) []byte 
 		dst = appendInString(dst, x.Purpose)
 		if x.Default {
 			return append(dst, " denied by default"...)
+		}
+		if x.Stale {
+			return append(dst, " denied: the customer's state was unavailable"...)
 		}
 		dst = append(dst, " denied"...)
 		if x.Source != "" {

@@ -13,6 +13,10 @@ type EventFields struct {
 	TS         string // RFC 3339; empty: the time received
 	EventID    string // empty: none
 	Attrs      []byte // a JSON object of strings, numbers and booleans; empty: none
+	// IDs is a JSON object of identifiers by namespace ("ids" of POST
+	// /v1/events: string values, at most MaxIDs), in place of (or beside)
+	// CustomerID; empty: none.
+	IDs []byte
 }
 
 // EventDecoder decodes EventFields with the checks and bounds POST
@@ -36,8 +40,23 @@ func NewEventDecoder(cfg Config) (*EventDecoder, error) {
 // error says what is wrong with f, in the words the HTTP answer uses. ev
 // keeps no memory of f's Attrs.
 func (d *EventDecoder) Decode(f EventFields, ev *Event, now time.Time) error {
-	*ev = Event{CustomerID: f.CustomerID, Type: f.Type, Attrs: ev.Attrs[:0]}
-	if err := d.lim.id("customer_id", f.CustomerID, true); err != nil {
+	*ev = Event{CustomerID: f.CustomerID, Type: f.Type, Attrs: ev.Attrs[:0], IDs: ev.IDs[:0]}
+	if len(f.IDs) > 0 {
+		// A fresh arena: the decoded strings outlive this call.
+		var s scanner
+		s.reset(f.IDs, nil)
+		var err error
+		if ev.IDs, err = s.ids(ev.IDs, &d.lim); err == nil {
+			err = s.end()
+		}
+		if de, ok := err.(*decodeError); ok && de.code == CodeMalformedJSON {
+			return invalid("ids is not a JSON object of strings: %s", de.msg)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := d.lim.id("customer_id", f.CustomerID, len(ev.IDs) == 0); err != nil {
 		return err
 	}
 	if err := d.lim.id("type", f.Type, true); err != nil {

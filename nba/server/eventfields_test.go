@@ -12,15 +12,21 @@ import (
 // decoded exactly as the same event posted to /v1/events: both accepted
 // with equal events, or both refused.
 func FuzzEventFields(f *testing.F) {
-	f.Add("c1", "purchase", "", "", "")
-	f.Add("c1", "purchase", "2026-12-01T10:00:00Z", "e1", `{"value": 12.5, "src": "web", "ok": true}`)
-	f.Add("", "purchase", "", "", "")
-	f.Add("c1", "purchase", "1990-01-01T00:00:00Z", "", "")
-	f.Add("c1", "purchase", "", "", `{"a": {"b": 1}}`)
-	f.Add("c1", "purchase", "", "", `{"a": 1, "a": 2}`)
-	f.Add("c1", "purchase", "", "", `{"a": 1} x`)
-	f.Add("c1", "purchase", "", "", `null`)
-	f.Add("c1", "purchase", "", "", `{"a": "\u00e9\n"}`)
+	f.Add("c1", "purchase", "", "", "", "")
+	f.Add("c1", "purchase", "2026-12-01T10:00:00Z", "e1", `{"value": 12.5, "src": "web", "ok": true}`, "")
+	f.Add("", "purchase", "", "", "", "")
+	f.Add("c1", "purchase", "1990-01-01T00:00:00Z", "", "", "")
+	f.Add("c1", "purchase", "", "", `{"a": {"b": 1}}`, "")
+	f.Add("c1", "purchase", "", "", `{"a": 1, "a": 2}`, "")
+	f.Add("c1", "purchase", "", "", `{"a": 1} x`, "")
+	f.Add("c1", "purchase", "", "", `null`, "")
+	f.Add("c1", "purchase", "", "", `{"a": "\u00e9\n"}`, "")
+	f.Add("", "cart_abandoned", "", "", "", `{"cookie": "c-91"}`)
+	f.Add("c1", "login", "", "", "", `{"device": "d1", "email": "a@b"}`)
+	f.Add("", "login", "", "", "", `{"cookie": null}`)
+	f.Add("", "login", "", "", "", `{"cookie": 7}`)
+	f.Add("", "login", "", "", "", `{}`)
+	f.Add("", "login", "", "", "", `["c-91"]`)
 	cfg := Config{MaxFields: 4, MaxIDBytes: 16}
 	dec, err := NewEventDecoder(cfg)
 	if err != nil {
@@ -28,13 +34,16 @@ func FuzzEventFields(f *testing.F) {
 	}
 	lim := dec.lim
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, customer, typ, ts, eventID, attrs string) {
+	f.Fuzz(func(t *testing.T, customer, typ, ts, eventID, attrs, ids string) {
 		for _, s := range []string{customer, typ, ts, eventID} {
 			if !utf8.ValidString(s) {
 				return // JSON would carry another string
 			}
 		}
-		m := map[string]any{"customer_id": customer, "type": typ}
+		m := map[string]any{"type": typ}
+		if customer != "" || ids == "" {
+			m["customer_id"] = customer // empty beside ids: absent in a stream entry
+		}
 		if ts != "" {
 			m["ts"] = ts
 		}
@@ -51,13 +60,23 @@ func FuzzEventFields(f *testing.F) {
 			}
 			m["attrs"] = json.RawMessage(attrs)
 		}
+		if ids != "" {
+			if !json.Valid([]byte(ids)) {
+				var ev Event
+				if err := dec.Decode(EventFields{CustomerID: customer, Type: typ, TS: ts, EventID: eventID, IDs: []byte(ids)}, &ev, now); err == nil {
+					t.Fatalf("ids %q is not JSON but was accepted: %+v", ids, ev)
+				}
+				return
+			}
+			m["ids"] = json.RawMessage(ids)
+		}
 		body, err := json.Marshal(m)
 		if err != nil {
 			return
 		}
 		var want, got Event
 		_, werr := decodeEvent(body, nil, &want, &lim, now)
-		gerr := dec.Decode(EventFields{CustomerID: customer, Type: typ, TS: ts, EventID: eventID, Attrs: []byte(attrs)}, &got, now)
+		gerr := dec.Decode(EventFields{CustomerID: customer, Type: typ, TS: ts, EventID: eventID, Attrs: []byte(attrs), IDs: []byte(ids)}, &got, now)
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("body %s: over HTTP err %v, from fields err %v", body, werr, gerr)
 		}
@@ -69,6 +88,12 @@ func FuzzEventFields(f *testing.F) {
 		}
 		if len(got.Attrs) == 0 {
 			got.Attrs = nil
+		}
+		if len(want.IDs) == 0 {
+			want.IDs = nil
+		}
+		if len(got.IDs) == 0 {
+			got.IDs = nil
 		}
 		if !reflect.DeepEqual(want, got) {
 			t.Fatalf("body %s:\nover HTTP   %+v\nfrom fields %+v", body, want, got)

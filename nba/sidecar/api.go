@@ -167,7 +167,7 @@ func fillResponse(resp *server.DecideResponse, d *nba.Decision, bundle string, e
 		}
 		if c.Stage == nba.StageConsent {
 			x := &c.Consent
-			out.Consent = server.ConsentDenial{Channel: x.Channel, Purpose: x.Purpose, Source: x.Source, At: x.At, Default: x.Default}
+			out.Consent = server.ConsentDenial{Channel: x.Channel, Purpose: x.Purpose, Source: x.Source, At: x.At, Default: x.Default, Stale: x.Stale}
 		}
 		if c.Rank > 0 {
 			out.Rank, out.Propensity, out.Weight, out.Value, out.Lever, out.Tier = c.Rank, c.Propensity, c.Weight, c.Value, c.Lever, c.Tier

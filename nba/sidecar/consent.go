@@ -14,8 +14,16 @@ import (
 
 // Consent implements server.ConsentBackend: the change is durable on
 // return. The channel and the purpose must be the catalog's; a change of
-// an erased customer is refused (410 erased).
+// an erased customer is refused (410 erased). Without customer_id, ids
+// name the customer (resolveIDs).
 func (s *Sidecar) Consent(c *server.ConsentChange) error {
+	if c.CustomerID == "" {
+		id, err := s.resolveIDs(c.CustomerID, c.IDs)
+		if err != nil {
+			return err
+		}
+		c.CustomerID = id
+	}
 	cat := s.parts.Load().catalog
 	if cat.ChannelIndex(c.Channel) < 0 {
 		return server.Invalidf("channel %q is not configured", c.Channel)

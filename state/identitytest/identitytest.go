@@ -47,6 +47,10 @@ var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 type Behaviour struct {
 	Name string
 	Run  func(t *testing.T, x *state.Identities)
+	// Then, when set, runs after every customer Run left was exported
+	// (Backend.Each) and imported (Backend.Restore) into a fresh backend,
+	// against that backend.
+	Then func(t *testing.T, x *state.Identities)
 }
 
 // Run runs every behaviour against fresh backends from newBackend.
@@ -61,11 +65,27 @@ func Run(t *testing.T, newBackend NewBackend) {
 			if err := yaml.Unmarshal([]byte(Config), &ic); err != nil {
 				t.Fatal(err)
 			}
-			x := state.NewIdentities(newBackend(t, cfg), Key)
-			if err := x.Configure(&ic); err != nil {
-				t.Fatal(err)
+			open := func() *state.Identities {
+				x := state.NewIdentities(newBackend(t, cfg), Key)
+				if err := x.Configure(&ic); err != nil {
+					t.Fatal(err)
+				}
+				return x
 			}
+			x := open()
 			bh.Run(t, x)
+			if bh.Then == nil {
+				return
+			}
+			from, ok := x.Backend().(state.Porter)
+			if !ok {
+				t.Fatal("the backend cannot export state (state.Porter)")
+			}
+			var dump []state.CustomerDump
+			must(t, from.Each(func(c *state.CustomerDump) error { dump = append(dump, *c); return nil }))
+			y := open() // after the export: a shared backend's is flushed
+			must(t, y.Backend().(state.Porter).Restore(dump...))
+			bh.Then(t, y)
 		})
 	}
 }
@@ -157,6 +177,7 @@ func number(t *testing.T, b state.Backend, customer, field string) float64 {
 // Behaviours returns the table.
 func Behaviours() []Behaviour {
 	return []Behaviour{
+		exportImport(),
 		{Name: "anonymous profile then login links to the primary id", Run: func(t *testing.T, x *state.Identities) {
 			anon := identify(t, x, t0, "cookie", "c-91")
 			if anon != state.AnonymousID("cookie:c-91") {
@@ -488,4 +509,44 @@ func Behaviours() []Behaviour {
 			}
 		}},
 	}
+}
+
+// exportImport: an export and import keeps the links. Regression: the
+// dump carried no identifiers, so after an import an identifier linked to
+// a customer named no one (a new anonymous profile), a forward was an
+// empty profile, and a second CRM id for the person's device linked
+// without a conflict.
+func exportImport() Behaviour {
+	var before string
+	return Behaviour{Name: "export and import keep identifiers, index and forwards", Run: func(t *testing.T, x *state.Identities) {
+		anon := identify(t, x, t0, "cookie", "c-91")
+		must(t, x.Stitched().ApplyEvent(purchase(anon, "", t0, 7)))
+		identify(t, x, t0.Add(time.Minute), "cookie", "c-91", "crm_id", "c00042", "device", "d-1", "email", "a@example.com")
+		identify(t, x, t0.Add(time.Minute), "crm_id", "c00043", "device", "d-2")
+		before = keys(t, x, "c00042")
+		if strings.Count(before, " ") != 3 {
+			t.Fatalf("before the export c00042 holds %q", before)
+		}
+	}, Then: func(t *testing.T, x *state.Identities) {
+		if got := keys(t, x, "c00042"); got != before {
+			t.Errorf("after the import c00042 holds %q, want %q", got, before)
+		}
+		for _, q := range [][]string{{"cookie", "c-91"}, {"device", "d-1"}, {"email", "a@example.com"}, {"crm_id", "c00042"}} {
+			if got := resolve(t, x, q...); got != "c00042" {
+				t.Errorf("after the import %v resolves to %q, want c00042", q, got)
+			}
+		}
+		if got := resolve(t, x, "device", "d-2"); got != "c00043" {
+			t.Errorf("after the import d-2 resolves to %q, want c00043", got)
+		}
+		if c, err := x.Canonical(ctx, state.AnonymousID("cookie:c-91")); err != nil || c != "c00042" {
+			t.Errorf("the merged anonymous profile leads to %q %v, want c00042", c, err)
+		}
+		if n := number(t, x.Stitched(), "c00042", "spend_30d"); n != 7 {
+			t.Errorf("spend %v, want 7", n)
+		}
+		if _, err := x.Identify(ctx, ids("device", "d-1", "crm_id", "c00043"), t0.Add(time.Hour), ""); !errors.Is(err, state.ErrIdentityConflict) {
+			t.Errorf("a second crm id for the imported device: %v, want a conflict", err)
+		}
+	}}
 }

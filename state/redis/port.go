@@ -150,7 +150,8 @@ return v`)
 // The customers are written in one pipelined round trip per node; each
 // is acknowledged as a feedback is (Durability), so there is nothing to
 // checkpoint. After an ErrUnavailable error some may be restored:
-// restoring again is harmless.
+// restoring again is harmless. The identifiers the customers hold are
+// claimed in the identifier index (state.ClaimIdentifiers).
 func (b *Backend) Restore(cs ...state.CustomerDump) error {
 	if b.closed.Load() {
 		return b.Err()
@@ -207,7 +208,14 @@ func (b *Backend) Restore(cs ...state.CustomerDump) error {
 	b.journEvicted.Add(uint64(sum.JourneysEvicted))
 	b.idsEvicted.Add(uint64(sum.IDsEvicted))
 	b.dropped.Add(uint64(sum.Dropped))
-	return nil
+	// The identifier index after the values that hold the identifiers,
+	// so that an entry never points at a value not written yet; after a
+	// failure between, restoring again claims them.
+	return state.ClaimIdentifiers(context.Background(), func(_ context.Context, key, customer string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
+		defer cancel()
+		return b.IndexClaim(ctx, key, customer)
+	}, cs)
 }
 
 // importWorkers bounds the customers RecordContacts writes at once.

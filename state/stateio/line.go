@@ -15,13 +15,19 @@
 //     "journeys":[{"journey":"j","step":1,"status":"active","entered_at":"...","step_at":"..."}],
 //     "ids":[{"id":"fb-1"},{"id":"ev-9","event":true},{"id":"pc-3","consent":true}],
 //     "consent":[{"channel":"email","purpose":"marketing","trail":[{"status":"denied","at":"...","source":"pc"}]}],
-//     "counters":[{"kind":"action","key":"a","outcome":"click","seen":3,"recent":[...],"hour_top":..,"hours":[..],"day_top":..,"days":[..]}]}
+//     "counters":[{"kind":"action","key":"a","outcome":"click","seen":3,"recent":[...],"hour_top":..,"hours":[..],"day_top":..,"days":[..]}],
+//     "identifiers":[{"ns":"cookie","value":"c-91","first":"...","last":"...","source":"login-1"}],
+//     "merged_into":"c00042"}
 //
 //     Contacts are the latest recorded first; ids oldest first (event ids marked);
 //     counters are the store's cap-window aggregates, which keep counting
 //     contacts no longer in the bounded history: with them a round trip is
 //     lossless, without them (a hand-written line) they are rebuilt from
-//     the contacts. Importing such a line replaces the customer's state.
+//     the contacts. identifiers are the profile's linked identifiers
+//     (identity stitching; hashed namespaces as stored, so import with the
+//     same identity key), which the import points the identifier index at
+//     again; merged_into marks a profile merged into another, restored as
+//     a forward to it. Importing such a line replaces the customer's state.
 //
 //   - one contact of a contact history, with the columns bench/bundlegen's
 //     contacts.csv has: {"customer_id":"c1","action":"a","group":"g",
@@ -103,6 +109,14 @@ type wireConsentChange struct {
 	Source string `json:"source,omitempty"`
 }
 
+type wireIdentifier struct {
+	NS     string `json:"ns"`
+	Value  string `json:"value"`
+	First  string `json:"first"`
+	Last   string `json:"last"`
+	Source string `json:"source,omitempty"`
+}
+
 type wireCounter struct {
 	Kind    string   `json:"kind"`
 	Key     string   `json:"key"`
@@ -123,6 +137,9 @@ type wireCustomer struct {
 	IDs      []wireID      `json:"ids,omitempty"`
 	Counters []wireCounter `json:"counters,omitempty"`
 	Consent  []wireConsent `json:"consent,omitempty"`
+
+	Identifiers []wireIdentifier `json:"identifiers,omitempty"`
+	MergedInto  string           `json:"merged_into,omitempty"`
 }
 
 // wireLine is either shape; which keys are present decides.
@@ -134,6 +151,9 @@ type wireLine struct {
 	IDs      []wireID      `json:"ids"`
 	Counters []wireCounter `json:"counters"`
 	Consent  []wireConsent `json:"consent"`
+
+	Identifiers []wireIdentifier `json:"identifiers"`
+	MergedInto  string           `json:"merged_into"`
 
 	CustomerID *string  `json:"customer_id"`
 	Action     *string  `json:"action"`
@@ -184,6 +204,10 @@ func AppendCustomer(dst []byte, c *state.CustomerDump) ([]byte, error) {
 		}
 		w.Consent = append(w.Consent, wc)
 	}
+	for _, id := range c.Identifiers {
+		w.Identifiers = append(w.Identifiers, wireIdentifier{NS: id.NS, Value: id.Value, First: formatTime(id.First), Last: formatTime(id.Last), Source: id.Source})
+	}
+	w.MergedInto = c.MergedInto
 	for _, k := range c.Counters {
 		w.Counters = append(w.Counters, wireCounter{Kind: k.Kind.String(), Key: k.Key, Outcome: k.Outcome.String(), Seen: k.Seen,
 			Recent: k.Recent, HourTop: k.HourTop, Hours: k.Hours, DayTop: k.DayTop, Days: k.Days})
@@ -214,7 +238,8 @@ func DecodeLine(line []byte) (Row, error) {
 		w.Group == "" && w.Channel == "" && w.ID == "":
 		c, err := w.customer()
 		return Row{Customer: c}, err
-	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil && w.Consent == nil:
+	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil && w.Consent == nil &&
+		w.Identifiers == nil && w.MergedInto == "":
 		k := contactRow{Customer: *w.CustomerID, Group: w.Group, Channel: w.Channel, ID: w.ID}
 		if w.Action != nil {
 			k.Action = *w.Action
@@ -402,6 +427,31 @@ func (w *wireLine) customer() (*state.CustomerDump, error) {
 		}
 		c.Consent = append(c.Consent, cs)
 	}
+	for i, x := range w.Identifiers {
+		id := state.Identifier{NS: x.NS, Value: x.Value, Source: x.Source}
+		var err error
+		switch {
+		case x.NS == "":
+			err = errors.New("ns: empty")
+		case x.Value == "":
+			err = errors.New("value: empty")
+		}
+		if err == nil {
+			if id.First, err = parseTime(x.First); err != nil {
+				err = fmt.Errorf("first: %w", err)
+			}
+		}
+		if err == nil {
+			if id.Last, err = parseTime(x.Last); err != nil {
+				err = fmt.Errorf("last: %w", err)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("identifiers[%d].%w", i, err)
+		}
+		c.Identifiers = append(c.Identifiers, id)
+	}
+	c.MergedInto = w.MergedInto
 	return c, nil
 }
 

@@ -179,6 +179,8 @@ func FuzzDecodeLine(f *testing.F) {
 		`{"field":"v","type":"bool","value":true,"at":"2026-03-10T12:00:00Z"},{"field":"n","type":"number","value":-0.5e3,"at":"2026-03-10T12:00:00Z"}],` +
 		`"journeys":[{"journey":"j","step":1,"status":"active","entered_at":"2026-03-10T12:00:00Z","step_at":"2026-03-10T12:00:00Z"}],` +
 		`"ids":[{"id":"k"},{"id":"e","event":true}],"counters":[{"kind":"group","key":"g","outcome":"reject","seen":1,"recent":[5],"hour_top":3,"hours":[1],"day_top":0,"days":[1]}]}`))
+	f.Add([]byte(`{"customer":"c1","identifiers":[{"ns":"cookie","value":"c-91","first":"2026-03-10T12:00:00Z","last":"2026-03-10T12:00:00Z","source":"login"}]}`))
+	f.Add([]byte(`{"customer":"~cookie:c-91","merged_into":"c1"}`))
 	f.Add([]byte(`{"customer":""}`))
 	f.Add([]byte(`{"customer_id":"c","customer":"c"}`))
 	f.Add([]byte(`[1]`))
