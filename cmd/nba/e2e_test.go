@@ -422,11 +422,14 @@ type customerView struct {
 		TS       string  `json:"ts"`
 	} `json:"history"`
 	Journeys []struct {
-		Journey   string `json:"journey"`
-		Step      int    `json:"step"`
-		Status    string `json:"status"`
-		EnteredAt string `json:"entered_at"`
-		StepAt    string `json:"step_at"`
+		Journey    string `json:"journey"`
+		Step       int    `json:"step"`
+		Status     string `json:"status"`
+		EnteredAt  string `json:"entered_at"`
+		StepAt     string `json:"step_at"`
+		Mode       string `json:"mode"`
+		NextAction string `json:"next_action"`
+		DueAt      string `json:"due_at"`
 	} `json:"journeys"`
 	Consent []struct {
 		Channel   string `json:"channel"`
