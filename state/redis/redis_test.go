@@ -306,3 +306,133 @@ func TestWaitReplicasClusterWithoutReplicas(t *testing.T) {
 		t.Fatalf("write waiting for a replica that does not exist: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestWaitReplicasCluster: on a 3-master Cluster with one replica each,
+// the WAIT sent with a write reaches the master that owns the customer's
+// slot (rueidis sends a keyless WAIT in one DoMulti to the node of the
+// keyed script beside it). With one shard's replica stalled, a write to
+// that shard's customer is not acknowledged while writes to the other
+// shards' customers are (a WAIT that went to another node would count that
+// node's replica and acknowledge). Then a master is killed with SIGKILL in
+// the middle of a burst of acknowledged writes: once its replica took
+// over, every acknowledged write is there; the new master, without a
+// replica of its own, acknowledges nothing.
+func TestWaitReplicasCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.Options{Replicas: 1})
+	b := open(t, redisstate.Config{URL: cl.URL, AllowVolatile: true, WaitReplicas: 1, WaitTimeout: time.Second})
+	// A customer per shard, and more customers of the first shard for the
+	// burst.
+	owner := map[*redistest.Server][]string{}
+	for i := 0; len(owner) < len(cl.Nodes) || len(owner[cl.Nodes[0]]) < 4; i++ {
+		c := fmt.Sprint("w", i)
+		m, _ := cl.Owner("{c:" + c + "}")
+		owner[m] = append(owner[m], c)
+	}
+	acked := map[string]int{}
+	write := func(c, id string) error {
+		err := b.RecordContact(impression(c, id, t0))
+		if err == nil {
+			acked[c]++
+		}
+		return err
+	}
+	for _, m := range cl.Nodes {
+		if err := write(owner[m][0], "up"); err != nil {
+			t.Fatalf("write to %s's customer with every replica up: %v", m.Addr, err)
+		}
+	}
+	for i, stalled := range cl.Nodes {
+		_, r := cl.Owner("{c:" + owner[stalled][0] + "}")
+		t.Run(fmt.Sprint("replica of shard ", i, " stalled"), func(t *testing.T) {
+			r.Pause()
+			defer r.Resume()
+			for _, m := range cl.Nodes {
+				err := write(owner[m][0], fmt.Sprint("stalled-", i))
+				if m == stalled && !errors.Is(err, state.ErrUnavailable) {
+					t.Errorf("write to the customer of the shard whose replica is stalled: %v; want ErrUnavailable", err)
+				}
+				if m != stalled && err != nil {
+					t.Errorf("write to a customer of a shard with its replica up: %v", err)
+				}
+			}
+		})
+	}
+
+	// Kill the first master in the middle of a burst on its customers.
+	master, replica := cl.Owner("{c:" + owner[cl.Nodes[0]][0] + "}")
+	var (
+		mu    sync.Mutex
+		burst = map[string]int{}
+		wg    sync.WaitGroup
+		stop  = make(chan struct{})
+		start = time.Now()
+	)
+	for _, c := range owner[master][:4] {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := b.RecordContact(impression(c, fmt.Sprint("burst-", i), t0)); err == nil {
+					mu.Lock()
+					burst[c]++
+					mu.Unlock()
+				} else if !errors.Is(err, state.ErrUnavailable) {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for n := 0; n < 100; {
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		n = 0
+		for _, k := range burst {
+			n += k
+		}
+		mu.Unlock()
+	}
+	master.Kill()
+	killed := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	total := 0
+	for c, n := range burst {
+		acked[c] += n
+		total += n
+	}
+	t.Logf("%d writes acknowledged with WAIT 1 in %s before the kill (4 writers)", total, killed.Sub(start))
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if role, _ := replica.Role(); role == "master" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s did not take over from the killed master within 60s", replica.Addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cl.WaitOK()
+	t.Logf("replica took over %s after the kill", time.Since(killed))
+
+	// Read through a new client: the old one may still hold its cached
+	// copy of a customer.
+	b2 := open(t, redisstate.Config{URL: cl.URL, AllowVolatile: true})
+	for c, n := range acked {
+		if got := count(t, b2, c); got < n {
+			t.Errorf("customer %s: %d impressions after the failover, %d acknowledged", c, got, n)
+		}
+	}
+	if err := b.RecordContact(impression(owner[master][0], "after", t0)); !errors.Is(err, state.ErrUnavailable) {
+		t.Errorf("write to the shard whose new master has no replica: %v; want ErrUnavailable", err)
+	}
+	for _, m := range cl.Nodes[1:] {
+		if err := b.RecordContact(impression(owner[m][0], "after", t0)); err != nil {
+			t.Errorf("write to %s's customer after the failover of another shard: %v", m.Addr, err)
+		}
+	}
+}
