@@ -67,6 +67,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"net"
 	"net/url"
 	"slices"
@@ -74,6 +75,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -674,7 +676,7 @@ func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []by
 		// A connection found broken (a server restarted since its last
 		// use) is replaced by the next call: send the same
 		// compare-and-set once more, which is safe (see casScript).
-		if try > 0 || !retryable(ctx, err) {
+		if !resend(ctx, err, try) {
 			break
 		}
 		err = nil
@@ -1042,6 +1044,27 @@ func digest(cfg state.Config) string {
 	}{cfg.Mappings, fs})
 	h := sha256.Sum256(j)
 	return hex.EncodeToString(h[:16])
+}
+
+// writeAttempts bounds the sends of one write that keeps failing on
+// connections found broken. A server restart leaves every pipelined
+// connection of a client broken until used: each then fails one call (EOF)
+// and is replaced. rueidis keeps up to 4 per node (PipelineMultiplex 2, its
+// default from 4 CPUs) and picks one at random per command, so the first
+// write after a restart may meet several in turn.
+const writeAttempts = 5
+
+// resend reports whether a write that failed with err on attempt try (0:
+// the first) is sent again: once on any connection that broke while ctx
+// has time, and up to writeAttempts in all while the failures are
+// connections found already closed (not a refused dial, not a timeout:
+// Redis down or stalled is answered at once). Every write here is safe to
+// send again (a nonce tells a retry from a new write).
+func resend(ctx context.Context, err error, try int) bool {
+	if !retryable(ctx, err) || try >= writeAttempts-1 {
+		return false
+	}
+	return try == 0 || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // retryable reports whether err is a connection that broke (not a
