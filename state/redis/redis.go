@@ -241,16 +241,11 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		b.shards[i].m = map[string]entry{}
 	}
 	opt.OnInvalidations = b.invalidate
-	client, err := rueidis.NewClient(opt)
+	volatile, dur, err := b.connect(ctx, opt)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open redis state %s: %w", redact(cfg.URL), err)
-	}
-	b.client = client
-	volatile, dur, err := b.persistence(ctx)
-	if err != nil {
-		client.Close()
 		return nil, err
 	}
+	client := b.client
 	b.dur = dur
 	if volatile && !cfg.AllowVolatile {
 		client.Close()
@@ -258,6 +253,44 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	go b.health()
 	return b, nil
+}
+
+// openTimeout bounds how long Open waits for a Redis that does not answer
+// when its context has no deadline.
+const openTimeout = 10 * time.Second
+
+// connect makes the client and reads the servers' persistence settings.
+// A Redis that does not answer (not started yet, or slower than
+// ConnTimeout for the dial or the handshake on a loaded machine) is tried
+// again every 100ms until ctx ends (at most openTimeout when ctx has no
+// deadline), instead of failing the start at once; an answer that refuses
+// (a wrong password) fails at once.
+func (b *Backend) connect(ctx context.Context, opt rueidis.ClientOption) (volatile bool, dur string, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, openTimeout)
+		defer cancel()
+	}
+	for {
+		var client rueidis.Client
+		if client, err = rueidis.NewClient(opt); err != nil {
+			err = fmt.Errorf("cannot open redis state %s: %w", redact(b.cfg.URL), err)
+		} else {
+			b.client = client
+			if volatile, dur, err = b.persistence(ctx); err == nil {
+				return volatile, dur, nil
+			}
+			client.Close()
+		}
+		if !isNetErr(err) {
+			return false, "", err
+		}
+		select {
+		case <-ctx.Done():
+			return false, "", err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // persistence reads every master's AOF settings and describes what an

@@ -436,3 +436,37 @@ func TestWaitReplicasCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenWaitsForRedis: Open tries a Redis that does not answer again
+// until its context ends, instead of failing the start at once. An nba
+// serve exited at start once in about 30 runs of TestSharedStateOnRedis on
+// a loaded machine (its log was not kept; a first dial or handshake over
+// ConnTimeout, 200ms, is the likely cause and takes this path). Here Redis
+// is not running when Open starts, and starts 300ms later.
+func TestOpenWaitsForRedis(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
+	s.Stop()
+	opened := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		b, err := redisstate.Open(ctx, redisstate.Config{URL: s.URL})
+		if err == nil {
+			b.Close()
+		}
+		opened <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	s.Restart()
+	if err := <-opened; err != nil {
+		t.Fatalf("Open while Redis was starting: %v", err)
+	}
+
+	// A Redis that never answers fails Open when its context ends.
+	s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := redisstate.Open(ctx, redisstate.Config{URL: s.URL}); err == nil {
+		t.Fatal("Open with Redis stopped succeeded")
+	}
+}
