@@ -1,5 +1,7 @@
 package redisstate
 
+import "context"
+
 // KeptCustomers returns the customer ids the backend keeps decoded
 // values under (the keys of its shards' maps).
 func (b *Backend) KeptCustomers() []string {
@@ -13,4 +15,9 @@ func (b *Backend) KeptCustomers() []string {
 		s.mu.Unlock()
 	}
 	return ids
+}
+
+// PublishNonce is Publish with the nonce given, as a retry sends it again.
+func (l *LearnStream) PublishNonce(ctx context.Context, data []byte, nonce string) (string, error) {
+	return l.publish(ctx, data, nonce)
 }

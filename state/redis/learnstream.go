@@ -2,10 +2,14 @@ package redisstate
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -34,13 +38,29 @@ import (
 // The stream, the pending impressions and the checkpoint share one hash
 // tag: one shard of a Cluster holds them (a stream is one key anyway).
 //
+// A write that fails on a network error (typically the first call on a
+// connection the server dropped when it restarted, which the client only
+// finds broken by using it) is sent again on a new connection (resend). That is
+// safe for every write here: setting a decision's features and the
+// checkpoint are idempotent; a pending impression taken or expired by a
+// first attempt whose answer was lost is not observed (as if its outcome
+// never came) rather than observed twice; and an observation is appended
+// with a nonce remembered for publishNonceTTL, so that a retry of an append
+// that reached Redis answers the first id instead of appending it again.
+//
 // LearnStream is safe for concurrent use.
 type LearnStream struct {
 	client                            rueidis.Client
 	cfg                               LearnConfig
 	stream, ckpt, pending, pendingDec string
-	decPrefix                         string
+	decPrefix, pubPrefix              string
+	nonce                             string // random, per LearnStream
+	pubs                              atomic.Uint64
 }
+
+// publishNonceTTL is how long an observation's nonce is kept in Redis:
+// far longer than a retry takes; each costs about 100 bytes meanwhile.
+const publishNonceTTL = time.Minute
 
 // LearnConfig configures a LearnStream.
 type LearnConfig struct {
@@ -98,13 +118,37 @@ func OpenLearn(cfg LearnConfig) (*LearnStream, error) {
 	opt.Dialer.Timeout = cfg.ConnTimeout
 	opt.ConnWriteTimeout = cfg.ConnTimeout
 	opt.DisableCache = true
+	var nb [12]byte
+	if _, err := rand.Read(nb[:]); err != nil {
+		return nil, fmt.Errorf("cannot open learning stream: %w", err)
+	}
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open learning stream: %w", err)
 	}
 	tag := "{" + cfg.Prefix + "}"
 	return &LearnStream{client: client, cfg: cfg, stream: tag + ":obs", ckpt: tag + ":ckpt", pending: tag + ":pending",
-		pendingDec: tag + ":pending:dec", decPrefix: cfg.Prefix + ":dec:"}, nil
+		pendingDec: tag + ":pending:dec", decPrefix: cfg.Prefix + ":dec:", pubPrefix: tag + ":pub:",
+		nonce: hex.EncodeToString(nb[:]) + "-"}, nil
+}
+
+// do sends the command built by cmd, and once more when it failed on a
+// network error (commands are recycled once sent: built per send).
+func (l *LearnStream) do(ctx context.Context, cmd func() rueidis.Completed) rueidis.RedisResult {
+	r := l.client.Do(ctx, cmd())
+	for try := 0; resend(ctx, r.Error(), try); try++ {
+		r = l.client.Do(ctx, cmd())
+	}
+	return r
+}
+
+// exec runs a script as do sends a command.
+func (l *LearnStream) exec(ctx context.Context, s *rueidis.Lua, keys, args []string) rueidis.RedisResult {
+	r := s.Exec(ctx, l.client, keys, args)
+	for try := 0; resend(ctx, r.Error(), try); try++ {
+		r = s.Exec(ctx, l.client, keys, args)
+	}
+	return r
 }
 
 // Close closes the connections; a blocked Read returns.
@@ -112,19 +156,33 @@ func (l *LearnStream) Close() { l.client.Close() }
 
 // PutDecision keeps a decision's features for DecisionTTL.
 func (l *LearnStream) PutDecision(ctx context.Context, id string, data []byte) error {
-	return l.client.Do(ctx, l.client.B().Set().Key(l.decPrefix+id).Value(rueidis.BinaryString(data)).Px(l.cfg.DecisionTTL).Build()).Error()
+	return l.do(ctx, func() rueidis.Completed {
+		return l.client.B().Set().Key(l.decPrefix + id).Value(rueidis.BinaryString(data)).Px(l.cfg.DecisionTTL).Build()
+	}).Error()
 }
 
 // PutDecisions is PutDecision for several decisions in one round trip;
 // it returns how many were stored.
 func (l *LearnStream) PutDecisions(ctx context.Context, ids []string, data [][]byte) (int, error) {
 	cmds := make(rueidis.Commands, len(ids))
-	for i, id := range ids {
-		cmds[i] = l.client.B().Set().Key(l.decPrefix + id).Value(rueidis.BinaryString(data[i])).Px(l.cfg.DecisionTTL).Build()
+	build := func() {
+		for i, id := range ids {
+			cmds[i] = l.client.B().Set().Key(l.decPrefix + id).Value(rueidis.BinaryString(data[i])).Px(l.cfg.DecisionTTL).Build()
+		}
+	}
+	build()
+	rs := l.client.DoMulti(ctx, cmds...)
+	for try := 0; ; try++ {
+		i := slices.IndexFunc(rs, func(r rueidis.RedisResult) bool { return r.Error() != nil })
+		if i < 0 || !resend(ctx, rs[i].Error(), try) {
+			break
+		}
+		build() // SET is idempotent: send all again
+		rs = l.client.DoMulti(ctx, cmds...)
 	}
 	n := 0
 	var errs []error
-	for _, r := range l.client.DoMulti(ctx, cmds...) {
+	for _, r := range rs {
 		if err := r.Error(); err != nil {
 			errs = append(errs, err)
 			continue
@@ -149,9 +207,22 @@ func (l *LearnStream) GetDecision(ctx context.Context, id string) (data []byte, 
 
 // Publish appends an observation to the stream and returns its id.
 func (l *LearnStream) Publish(ctx context.Context, data []byte) (string, error) {
-	return l.client.Do(ctx, l.client.B().Xadd().Key(l.stream).Maxlen().Almost().Threshold(strconv.FormatInt(l.cfg.MaxLen, 10)).
-		Id("*").FieldValue().FieldValue("o", rueidis.BinaryString(data)).Build()).ToString()
+	return l.publish(ctx, data, l.nonce+strconv.FormatUint(l.pubs.Add(1), 36))
 }
+
+// publish appends data unless an append with the same nonce was made in
+// the last publishNonceTTL, and returns the id of the entry.
+func (l *LearnStream) publish(ctx context.Context, data []byte, nonce string) (string, error) {
+	return l.exec(ctx, publishScript, []string{l.stream, l.pubPrefix + nonce},
+		[]string{strconv.FormatInt(l.cfg.MaxLen, 10), rueidis.BinaryString(data), strconv.FormatInt(publishNonceTTL.Milliseconds(), 10)}).ToString()
+}
+
+var publishScript = rueidis.NewLuaScript(`
+local id = redis.call('GET', KEYS[2])
+if id then return id end
+id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'o', ARGV[2])
+redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
+return id`)
 
 // Read returns up to count entries after id ("0-0": from the start),
 // waiting up to block for the first (0: not at all); none when nothing
@@ -292,7 +363,7 @@ func pendingEntries(vals []rueidis.RedisMessage) ([]PendingEntry, error) {
 // customer and action already await one. When the bound is reached it
 // removes and returns the oldest, which the caller observes as ignored.
 func (l *LearnStream) AddPending(ctx context.Context, customer, action, decisionID string, at time.Time) ([]PendingEntry, error) {
-	vals, err := addPendingScript.Exec(ctx, l.client, []string{l.pending, l.pendingDec},
+	vals, err := l.exec(ctx, addPendingScript, []string{l.pending, l.pendingDec},
 		[]string{pendingMember(customer, action), strconv.FormatInt(at.UnixMilli(), 10), decisionID, strconv.FormatInt(l.cfg.MaxPending, 10)}).ToArray()
 	if err != nil {
 		return nil, err
@@ -303,7 +374,7 @@ func (l *LearnStream) AddPending(ctx context.Context, customer, action, decision
 // TakePending removes an impression awaiting its outcome; ok is true for
 // the one caller that removed it, with the decision id it was shown by.
 func (l *LearnStream) TakePending(ctx context.Context, customer, action string) (decisionID string, ok bool, err error) {
-	d, err := takePendingScript.Exec(ctx, l.client, []string{l.pending, l.pendingDec}, []string{pendingMember(customer, action)}).ToString()
+	d, err := l.exec(ctx, takePendingScript, []string{l.pending, l.pendingDec}, []string{pendingMember(customer, action)}).ToString()
 	if rueidis.IsRedisNil(err) {
 		return "", false, nil
 	}
@@ -316,7 +387,7 @@ func (l *LearnStream) TakePending(ctx context.Context, customer, action string) 
 // ExpirePending removes and returns up to max impressions shown before
 // cutoff, oldest first; each is returned to one caller only.
 func (l *LearnStream) ExpirePending(ctx context.Context, cutoff time.Time, max int) ([]PendingEntry, error) {
-	vals, err := expirePendingScript.Exec(ctx, l.client, []string{l.pending, l.pendingDec},
+	vals, err := l.exec(ctx, expirePendingScript, []string{l.pending, l.pendingDec},
 		[]string{strconv.FormatInt(cutoff.UnixMilli(), 10), strconv.Itoa(max)}).ToArray()
 	if err != nil {
 		return nil, err
@@ -332,7 +403,7 @@ func (l *LearnStream) PendingLen(ctx context.Context) (int64, error) {
 // SaveCheckpoint stores a learner checkpoint covering the stream up to id,
 // unless the one stored covers id or later; it reports whether it stored.
 func (l *LearnStream) SaveCheckpoint(ctx context.Context, id string, data []byte) (bool, error) {
-	n, err := saveCheckpointScript.Exec(ctx, l.client, []string{l.ckpt}, []string{id, rueidis.BinaryString(data)}).AsInt64()
+	n, err := l.exec(ctx, saveCheckpointScript, []string{l.ckpt}, []string{id, rueidis.BinaryString(data)}).AsInt64()
 	return n == 1, err
 }
 
@@ -369,6 +440,6 @@ func (l *LearnStream) ErasePending(ctx context.Context, customer string, actions
 	for i, a := range actions {
 		members[i] = pendingMember(customer, a)
 	}
-	n, err := erasePendingScript.Exec(ctx, l.client, []string{l.pending, l.pendingDec}, members).AsInt64()
+	n, err := l.exec(ctx, erasePendingScript, []string{l.pending, l.pendingDec}, members).AsInt64()
 	return int(n), err
 }

@@ -159,3 +159,62 @@ func TestCompareStreamIDs(t *testing.T) {
 	f("10-1", "10-0", 1)
 	f("0-0", "1-0", -1)
 }
+
+// TestLearnStreamWritesAfterRedisRestart is the regression test of the
+// flaky TestSharedLearningResumesAfterRedisRestart (nba/sidecar): after
+// Redis restarted, the first write on a connection the old server had
+// (a client finds it broken only by using it) failed with EOF, so the
+// observation of a feedback acknowledged after the restart was lost. Each
+// write is now sent once more on a network error; an observation's retry
+// carries the same nonce and is appended once.
+func TestLearnStreamWritesAfterRedisRestart(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendFsync: "always"})
+	ctx := context.Background()
+	l, err := redisstate.OpenLearn(redisstate.LearnConfig{URL: rs.URL, DecisionTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	writes := []struct {
+		name  string
+		write func() error
+	}{
+		{"publish", func() error { _, err := l.Publish(ctx, []byte("o")); return err }},
+		{"put decisions", func() error {
+			_, err := l.PutDecisions(ctx, []string{"d1", "d2"}, [][]byte{[]byte("f1"), []byte("f2")})
+			return err
+		}},
+		{"add pending", func() error { _, err := l.AddPending(ctx, "c1", "a", "d1", t0); return err }},
+		{"take pending", func() error { _, _, err := l.TakePending(ctx, "c1", "a"); return err }},
+		{"save checkpoint", func() error { _, err := l.SaveCheckpoint(ctx, "9-0", []byte("m")); return err }},
+	}
+	for _, w := range writes {
+		t.Run(w.name, func(t *testing.T) {
+			if err := w.write(); err != nil {
+				t.Fatalf("before the restart: %v", err)
+			}
+			rs.Kill()
+			rs.Restart()
+			if err := w.write(); err != nil {
+				t.Errorf("first write after Redis restarted: %v", err)
+			}
+		})
+	}
+	es, err := l.Read(ctx, "0-0", 100, 0)
+	if err != nil || len(es) != 2 {
+		t.Fatalf("stream after two publishes = %d entries, %v; want 2", len(es), err)
+	}
+
+	first, err := l.PublishNonce(ctx, []byte("x"), "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.PublishNonce(ctx, []byte("x"), "n1")
+	if err != nil || again != first {
+		t.Errorf("retry of a publish = %q, %v; want the first entry's id %q", again, err, first)
+	}
+	if es, _ := l.Read(ctx, "0-0", 100, 0); len(es) != 3 {
+		t.Errorf("stream after a publish and its retry: %d entries; want 3", len(es))
+	}
+}

@@ -67,6 +67,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"net"
 	"net/url"
 	"slices"
@@ -74,6 +75,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -239,16 +241,11 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		b.shards[i].m = map[string]entry{}
 	}
 	opt.OnInvalidations = b.invalidate
-	client, err := rueidis.NewClient(opt)
+	volatile, dur, err := b.connect(ctx, opt)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open redis state %s: %w", redact(cfg.URL), err)
-	}
-	b.client = client
-	volatile, dur, err := b.persistence(ctx)
-	if err != nil {
-		client.Close()
 		return nil, err
 	}
+	client := b.client
 	b.dur = dur
 	if volatile && !cfg.AllowVolatile {
 		client.Close()
@@ -256,6 +253,44 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	go b.health()
 	return b, nil
+}
+
+// openTimeout bounds how long Open waits for a Redis that does not answer
+// when its context has no deadline.
+const openTimeout = 10 * time.Second
+
+// connect makes the client and reads the servers' persistence settings.
+// A Redis that does not answer (not started yet, or slower than
+// ConnTimeout for the dial or the handshake on a loaded machine) is tried
+// again every 100ms until ctx ends (at most openTimeout when ctx has no
+// deadline), instead of failing the start at once; an answer that refuses
+// (a wrong password) fails at once.
+func (b *Backend) connect(ctx context.Context, opt rueidis.ClientOption) (volatile bool, dur string, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, openTimeout)
+		defer cancel()
+	}
+	for {
+		var client rueidis.Client
+		if client, err = rueidis.NewClient(opt); err != nil {
+			err = fmt.Errorf("cannot open redis state %s: %w", redact(b.cfg.URL), err)
+		} else {
+			b.client = client
+			if volatile, dur, err = b.persistence(ctx); err == nil {
+				return volatile, dur, nil
+			}
+			client.Close()
+		}
+		if !isNetErr(err) {
+			return false, "", err
+		}
+		select {
+		case <-ctx.Done():
+			return false, "", err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // persistence reads every master's AOF settings and describes what an
@@ -674,7 +709,7 @@ func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []by
 		// A connection found broken (a server restarted since its last
 		// use) is replaced by the next call: send the same
 		// compare-and-set once more, which is safe (see casScript).
-		if try > 0 || !retryable(ctx, err) {
+		if !resend(ctx, err, try) {
 			break
 		}
 		err = nil
@@ -1042,6 +1077,27 @@ func digest(cfg state.Config) string {
 	}{cfg.Mappings, fs})
 	h := sha256.Sum256(j)
 	return hex.EncodeToString(h[:16])
+}
+
+// writeAttempts bounds the sends of one write that keeps failing on
+// connections found broken. A server restart leaves every pipelined
+// connection of a client broken until used: each then fails one call (EOF)
+// and is replaced. rueidis keeps up to 4 per node (PipelineMultiplex 2, its
+// default from 4 CPUs) and picks one at random per command, so the first
+// write after a restart may meet several in turn.
+const writeAttempts = 5
+
+// resend reports whether a write that failed with err on attempt try (0:
+// the first) is sent again: once on any connection that broke while ctx
+// has time, and up to writeAttempts in all while the failures are
+// connections found already closed (not a refused dial, not a timeout:
+// Redis down or stalled is answered at once). Every write here is safe to
+// send again (a nonce tells a retry from a new write).
+func resend(ctx context.Context, err error, try int) bool {
+	if !retryable(ctx, err) || try >= writeAttempts-1 {
+		return false
+	}
+	return try == 0 || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // retryable reports whether err is a connection that broke (not a

@@ -1,6 +1,7 @@
 // Package redistest starts real redis-server processes for tests: a
 // standalone server (optionally with an append-only file, optionally a
-// replica of another) and a three-master Redis Cluster.
+// replica of another) and a three-master Redis Cluster, optionally with
+// replicas.
 //
 // Every server listens on a free port of 127.0.0.1 only, keeps its files in
 // a directory from t.TempDir, and is killed (its whole process group, by
@@ -56,6 +57,10 @@ type Options struct {
 	// (replicaof 127.0.0.1 <port>); Start returns once the primary lists
 	// it as online, so WAIT counts it.
 	ReplicaOf *Server
+	// Replicas is, for StartCluster only, the number of replicas of each
+	// master (redis-cli --cluster create --cluster-replicas). Start
+	// refuses it.
+	Replicas int
 	// Args are extra redis-server arguments, such as
 	// []string{"--maxmemory", "10mb"}.
 	Args []string
@@ -85,6 +90,9 @@ type Server struct {
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	requireBinary(tb, "redis-server")
+	if opts.Replicas != 0 {
+		tb.Fatalf("redistest: Start: Replicas is for StartCluster (use ReplicaOf)")
+	}
 	args := optionArgs(tb, opts)
 	if opts.ReplicaOf != nil {
 		host, port, _ := net.SplitHostPort(opts.ReplicaOf.Addr)
