@@ -20,24 +20,7 @@ import (
 // same cookie is refused with 409 identity_conflict; the merge is undone
 // by its receipt through the admin API.
 func TestIdentityStoryE2E(t *testing.T) {
-	dir := exportDemo(t)
-	manifest := filepath.Join(dir, "bundle.yaml")
-	b, err := os.ReadFile(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, `
-identity:
-  namespaces:
-    crm_id: {primary: true, unique: true}
-    email:  {unique: true, hash: true}
-    device: {max: 5}
-    cookie: {max: 20, ttl: 90d}
-  blocked: ["", "null", "unknown", "0"]
-`...)
-	if err := os.WriteFile(manifest, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := exportDemoWithIdentity(t)
 	p := startServe(t, "-bundle", dir, "-state", t.TempDir())
 
 	p.ok("/v1/events", `{"ids":{"cookie":"c-91"},"type":"cart_abandoned","attrs":{"value":80}}`)
@@ -104,16 +87,7 @@ identity:
 // whichever replica took it and whatever merges raced with it.
 func TestIdentityReplicasE2E(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
-	dir := exportDemo(t)
-	manifest := filepath.Join(dir, "bundle.yaml")
-	b, err := os.ReadFile(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, "\nidentity:\n  namespaces:\n    crm_id: {primary: true, unique: true}\n    email: {unique: true, hash: true}\n    cookie: {max: 20}\n"...)
-	if err := os.WriteFile(manifest, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := exportDemoWithIdentity(t)
 	t.Setenv("NBA_IDENTITY_KEY", "e2e-identity-key-0123456789")
 	var ps [3]*proc
 	for i := range ps {
@@ -189,4 +163,31 @@ func TestIdentityReplicasE2E(t *testing.T) {
 			}
 		}
 	}
+}
+
+// exportDemoWithIdentity writes the demo bundle out with the identity
+// section of the issue's example in its bundle.yaml (crm_id primary and
+// unique, email unique and hashed, device at most 5, cookie at most 20 with
+// a 90-day ttl, the blocked values) and returns its directory.
+func exportDemoWithIdentity(t *testing.T) string {
+	t.Helper()
+	dir := exportDemo(t)
+	manifest := filepath.Join(dir, "bundle.yaml")
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, `
+identity:
+  namespaces:
+    crm_id: {primary: true, unique: true}
+    email:  {unique: true, hash: true}
+    device: {max: 5}
+    cookie: {max: 20, ttl: 90d}
+  blocked: ["", "null", "unknown", "0"]
+`...)
+	if err := os.WriteFile(manifest, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

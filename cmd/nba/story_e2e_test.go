@@ -21,24 +21,7 @@ import (
 // nba state export names neither identifier and the decision-log tools
 // skip the person's records.
 func TestOnePersonStoryE2E(t *testing.T) {
-	dir := exportDemo(t)
-	manifest := filepath.Join(dir, "bundle.yaml")
-	b, err := os.ReadFile(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, `
-identity:
-  namespaces:
-    crm_id: {primary: true, unique: true}
-    email:  {unique: true, hash: true}
-    device: {max: 5}
-    cookie: {max: 20, ttl: 90d}
-  blocked: ["", "null", "unknown", "0"]
-`...)
-	if err := os.WriteFile(manifest, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := exportDemoWithIdentity(t)
 	t.Setenv("NBA_ERASURE_KEY", "e2e-erasure-key-0123456789abcdef")
 	stateDir := t.TempDir()
 	const cookie, crm = `{"cookie":"c-91"}`, `{"crm_id":"c00042"}`

@@ -7,8 +7,6 @@ package main
 // by any identifier.
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,16 +21,7 @@ import (
 // customer with the customer id in the address (not the cookie); the page
 // passes axe-core; the log names neither the customer nor the cookie.
 func TestStudioCustomerInBrowser(t *testing.T) {
-	dir := exportDemo(t)
-	manifest := filepath.Join(dir, "bundle.yaml")
-	mb, err := os.ReadFile(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb = append(mb, "\nidentity:\n  namespaces:\n    crm_id: {primary: true, unique: true}\n    email: {unique: true, hash: true}\n    cookie: {max: 20}\n"...)
-	if err := os.WriteFile(manifest, mb, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := exportDemoWithIdentity(t)
 	b := newBrowser(t)
 	p := startServe(t, "-bundle", dir)
 	const c, cookie, action = "c00042", "ck-7731", "us_warranty" // us_warranty: up_sell, in the sales group
