@@ -171,7 +171,7 @@
       case "funnel": case "dashboard":
         document.title = later[page][0] + " · nba studio";
         if (built(page)) {
-          window.nbaStudioPages[page]({ main, el, api, showError, fmtNum, fmtTime, channels, navigate }, new URLSearchParams(location.search));
+          studio.pages[page](new URLSearchParams(location.search));
           break;
         }
         main.append(el("h1", {}, later[page][0]),
@@ -202,9 +202,9 @@
   }
 
   // built reports whether a page's script (funnel.js, dashboard.js, ...)
-  // registered the page.
+  // registered the page in studio.pages.
   function built(page) {
-    return !!(window.nbaStudioPages && window.nbaStudioPages[page]);
+    return !!studio.pages[page];
   }
 
   // ---- customer --------------------------------------------------------

@@ -9,7 +9,10 @@
 "use strict";
 
 (function () {
-  const pages = (window.nbaStudioPages = window.nbaStudioPages || {});
+  // Registered in studio.pages (app.js routes to it; this file runs
+  // before app.js, which keeps the registry).
+  const studio = (window.studio = window.studio || {});
+  const pages = (studio.pages = studio.pages || {});
   const palette = ["#2457c5", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d", "#364fc7", "#495057"];
   let charts = {};
 
@@ -23,7 +26,8 @@
     return f(iv[0]) + "% [" + f(iv[1]) + ", " + f(iv[2]) + "]";
   }
 
-  pages.dashboard = function (st) {
+  pages.dashboard = function () {
+    const st = studio;
     const { main, el, api, showError } = st;
     if (window.Chart) window.Chart.defaults.animation = false;
     for (const c of Object.values(charts)) c.destroy();

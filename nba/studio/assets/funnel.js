@@ -9,7 +9,10 @@
 "use strict";
 
 (function () {
-  const pages = (window.nbaStudioPages = window.nbaStudioPages || {});
+  // Registered in studio.pages (app.js routes to it; this file runs
+  // before app.js, which keeps the registry).
+  const studio = (window.studio = window.studio || {});
+  const pages = (studio.pages = studio.pages || {});
   const stageNames = {
     placement: "Placement", schedule: "Schedule", journey: "Journey", eligibility: "Eligible",
     applicability: "Applicable", suitability: "Suitable", contact_policy: "Contact policy",
@@ -17,7 +20,8 @@
   };
   let charts = [];
 
-  pages.funnel = function (st, q) {
+  pages.funnel = function (q) {
+    const st = studio;
     const { main, el, api, showError } = st;
     if (window.Chart) window.Chart.defaults.animation = false;
     for (const c of charts) c.destroy();
