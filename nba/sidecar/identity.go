@@ -111,7 +111,11 @@ func (s *Sidecar) Identify(req *server.IdentifyRequest) (server.IdentifyResult, 
 	for _, f := range req.IDs {
 		ids[f.Key] = f.Str
 		// An identifier of an erased person links nothing until its
-		// tombstone ends: 410, as its feedback and events get.
+		// tombstone ends: 410, as its feedback and events get (without an
+		// erasure key there are no tombstones to look for).
+		if len(s.tombs.key) == 0 {
+			continue
+		}
 		if id, ok, err := x.ResolveID(context.Background(), f.Key, f.Str); err == nil && ok {
 			if err := s.checkErased(s.canonical(id)); err != nil {
 				return server.IdentifyResult{}, err
