@@ -257,6 +257,7 @@ type Server struct {
 	log     *slog.Logger
 
 	public, admin *fasthttp.Server
+	listeners     listenerSet
 	pprof         fasthttp.RequestHandler
 
 	idPrefix uint64
@@ -376,6 +377,9 @@ func (s *Server) registerMetrics(set *metrics.Set) error {
 
 // Serve serves the public API on ln until Shutdown; it then returns nil.
 func (s *Server) Serve(ln net.Listener) error {
+	if !s.listeners.add(ln) {
+		return nil
+	}
 	return s.public.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConnsPerIP, refused: s.refusedPerIP, perIP: map[string]int{}})
 }
 
@@ -384,6 +388,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // only requests whose Host is loopback, ln's address or one of
 // Config.AdminAllowedHosts. It accepts at most 64 connections at once.
 func (s *Server) ServeAdmin(ln net.Listener) error {
+	if !s.listeners.add(ln) {
+		return nil
+	}
 	s.adminHosts.add(ln.Addr())
 	s.startSampler()
 	return s.admin.Serve(&limitListener{Listener: ln, max: 64, refused: s.refusedPerIP, perIP: map[string]int{}})
@@ -393,12 +400,19 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 // requests finish, closes idle connections, and returns when all are closed
 // or ctx is done (then with ctx's error).
 func (s *Server) Shutdown(ctx context.Context) error {
+	lns := s.listeners.shut()
 	var wg sync.WaitGroup
 	var errPublic, errAdmin error
 	wg.Add(2)
 	go func() { defer wg.Done(); errPublic = s.public.ShutdownWithContext(ctx) }()
 	go func() { defer wg.Done(); errAdmin = s.admin.ShutdownWithContext(ctx) }()
 	wg.Wait()
+	// A Serve called just before Shutdown may not have handed its listener
+	// to fasthttp yet, which then had none to close and would serve on:
+	// closing every listener given makes it return.
+	for _, ln := range lns {
+		ln.Close()
+	}
 	s.stopSampler()
 	if err := errors.Join(errPublic, errAdmin); err != nil {
 		return fmt.Errorf("cannot shut down server: %w", err)
@@ -761,4 +775,33 @@ func redactLogArg(a any) any {
 		}
 	}
 	return s
+}
+
+// listenerSet is the listeners given to Serve and ServeAdmin, so that
+// Shutdown closes them whatever point those calls have reached, and a
+// Serve after Shutdown returns at once.
+type listenerSet struct {
+	mu   sync.Mutex
+	lns  []net.Listener
+	done bool
+}
+
+// add keeps ln, or closes it and reports false after shut.
+func (l *listenerSet) add(ln net.Listener) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		ln.Close()
+		return false
+	}
+	l.lns = append(l.lns, ln)
+	return true
+}
+
+// shut refuses later listeners and returns those given.
+func (l *listenerSet) shut() []net.Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.done = true
+	return l.lns
 }
