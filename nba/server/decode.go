@@ -607,8 +607,9 @@ func (l *limits) id(field, v string, required bool) error {
 	return nil
 }
 
-// decideObject decodes one decide request object at the scanner's position.
-func (s *scanner) decideObject(req *DecideRequest, l *limits) error {
+// decideObject decodes one decide request object at the scanner's position;
+// dryOnly makes it a dry run whatever it says.
+func (s *scanner) decideObject(req *DecideRequest, l *limits, dryOnly bool) error {
 	req.CustomerID, req.Channel, req.Placement = "", "", ""
 	req.Limit, req.Explain, req.DryRun = 0, false, false
 	req.At, req.Seed = time.Time{}, 0
@@ -663,6 +664,11 @@ func (s *scanner) decideObject(req *DecideRequest, l *limits) error {
 			return err
 		}
 	}
+	if dryOnly {
+		// Before the check of "at": a route that forces the dry run
+		// needs no "dry_run" in the body.
+		req.DryRun = true
+	}
 	if at != "" {
 		// A decision "as of" another time must not touch state: its
 		// contacts and journey steps would be stamped out of order.
@@ -687,9 +693,16 @@ func (s *scanner) decideObject(req *DecideRequest, l *limits) error {
 
 // decodeDecide decodes a whole POST /v1/decide body.
 func decodeDecide(body []byte, arena []byte, req *DecideRequest, l *limits) ([]byte, error) {
+	return decodeDecideAs(body, arena, req, l, false)
+}
+
+// decodeDecideAs is decodeDecide; dryOnly (the studio's route) decodes the
+// body as a dry run whatever it says, so that "at" is accepted without
+// "dry_run".
+func decodeDecideAs(body []byte, arena []byte, req *DecideRequest, l *limits, dryOnly bool) ([]byte, error) {
 	var s scanner
 	arena = s.reset(body, arena)
-	err := s.decideObject(req, l)
+	err := s.decideObject(req, l, dryOnly)
 	if err == nil {
 		err = s.end()
 	}
@@ -746,7 +759,7 @@ func decodeBatch(body []byte, arena []byte, reqs []DecideRequest, l *limits) ([]
 			} else {
 				reqs = append(reqs, DecideRequest{})
 			}
-			if err := s.decideObject(&reqs[len(reqs)-1], l); err != nil {
+			if err := s.decideObject(&reqs[len(reqs)-1], l, false); err != nil {
 				if de, ok := err.(*decodeError); ok {
 					de.msg = fmt.Sprintf("requests[%d]: %s", len(reqs)-1, de.msg)
 				}

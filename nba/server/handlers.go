@@ -75,15 +75,12 @@ func (s *Server) decide(ctx *fasthttp.RequestCtx, start time.Time, dryOnly bool)
 	sc := s.decidePool.Get().(*decideScratch)
 	defer s.releaseDecide(sc)
 	err := s.decodeSafely(func() (err error) {
-		sc.arena, err = decodeDecide(body, sc.arena, &sc.req, &s.lim)
+		sc.arena, err = decodeDecideAs(body, sc.arena, &sc.req, &s.lim, dryOnly)
 		return err
 	})
 	if err != nil {
 		s.writeErr(ctx, err)
 		return
-	}
-	if dryOnly {
-		sc.req.DryRun = true
 	}
 	s.nextDecisionID(&sc.req)
 	sc.resp.reset()

@@ -314,7 +314,7 @@ func (s *Server) studioDecide(ctx *fasthttp.RequestCtx, start time.Time) {
 	var req DecideRequest
 	var w whatIf
 	err := s.decodeSafely(func() (err error) {
-		if _, err = decodeDecide(body, nil, &req, &s.lim); err != nil {
+		if _, err = decodeDecideAs(body, nil, &req, &s.lim, true); err != nil {
 			return err
 		}
 		w, err = decodeWhatIf(body, &s.lim)
@@ -324,7 +324,6 @@ func (s *Server) studioDecide(ctx *fasthttp.RequestCtx, start time.Time) {
 		s.writeErr(ctx, err)
 		return
 	}
-	req.DryRun = true
 	if w.none() {
 		s.decide(ctx, start, true)
 		return

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"nba/nba/server"
 	"nba/nba/server/servertest"
@@ -100,5 +101,65 @@ func TestStudioWhatIfRoute(t *testing.T) {
 	}
 	if r := plain.do(t, "GET", plain.admin+"/ui/api/candidate", ""); r.status != 200 || string(r.body) != `{"loaded":false}` {
 		t.Errorf("candidate on a backend without: %d %s", r.status, r.body)
+	}
+}
+
+// atRecorder records the dry run and "at" of each decision, with and
+// without what-ifs.
+type atRecorder struct {
+	*servertest.Backend
+	mu   sync.Mutex
+	seen []string
+}
+
+func (b *atRecorder) Decide(req *server.DecideRequest, resp *server.DecideResponse) error {
+	b.mu.Lock()
+	b.seen = append(b.seen, fmt.Sprintf("dry=%v at=%s", req.DryRun, req.At.UTC().Format(time.RFC3339)))
+	b.mu.Unlock()
+	return b.Backend.Decide(req, resp)
+}
+
+func (b *atRecorder) DecideWhatIf(req *server.DecideRequest, _ *server.WhatIf, resp *server.DecideResponse) error {
+	return b.Decide(req, resp)
+}
+
+func (b *atRecorder) AppendCandidate(dst []byte) ([]byte, error) {
+	return append(dst, `{"loaded":false}`...), nil
+}
+
+// TestStudioDecideAtWithoutDryRun is the regression test of the studio's
+// decide route refusing "at" without "dry_run" (400): it checked "at"
+// against the body before forcing the dry run. A studio decision is
+// always a dry run, so "at" needs nothing more there, with or without
+// what-ifs; on the decision API it still needs "dry_run":true.
+func TestStudioDecideAtWithoutDryRun(t *testing.T) {
+	b := &atRecorder{Backend: &servertest.Backend{}}
+	h := start(t, server.Config{}, b)
+	const req = `"customer_id":"c1","channel":"web","at":"2026-03-01T10:00:00Z"`
+	const seen = "dry=true at=2026-03-01T10:00:00Z"
+	for _, tc := range []struct {
+		name, url, body string
+		status          int
+		seen            string
+	}{
+		{"studio", h.admin + "/ui/api/v1/decide", `{` + req + `}`, 200, seen},
+		{"studio, dry_run false", h.admin + "/ui/api/v1/decide", `{` + req + `,"dry_run":false}`, 200, seen},
+		{"studio what-if", h.admin + "/ui/api/v1/decide", `{` + req + `,"overrides":{"actions":{"a":{"lever":2}}}}`, 200, seen},
+		{"decision API", h.base + "/v1/decide", `{` + req + `}`, 400, ""},
+		{"decision API, dry run", h.base + "/v1/decide", `{` + req + `,"dry_run":true}`, 200, seen},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b.mu.Lock()
+			b.seen = nil
+			b.mu.Unlock()
+			if r := h.do(t, "POST", tc.url, tc.body); r.status != tc.status {
+				t.Errorf("%d %s; want %d", r.status, r.body, tc.status)
+			}
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if got := strings.Join(b.seen, "|"); got != tc.seen {
+				t.Errorf("backend saw %q, want %q", got, tc.seen)
+			}
+		})
 	}
 }
