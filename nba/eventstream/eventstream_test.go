@@ -231,23 +231,63 @@ func TestStartBadURLHidesPassword(t *testing.T) {
 	}
 }
 
-// TestStopTwiceAtOnce: Stop called from two goroutines at the same time
-// (a signal handler and a deferred shutdown) stops once; both calls return
-// after the loop has ended. Before, both could pass the closed-channel
-// check and close it twice (a panic).
+// TestStopTwiceAtOnce: Stop called from several goroutines at the same
+// time (a signal handler and a deferred shutdown) stops once; every call
+// returns only after the loop has ended (here, after the Apply in hand has
+// returned), and a call after them is a no-op. Before, two callers could
+// both pass the closed-channel check and close it twice (a panic).
 func TestStopTwiceAtOnce(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
-	for range 20 {
-		c, err := eventstream.Start(eventstream.Config{URL: rs.URL, Stream: "{stop}", Group: "g", Consumer: "c", Block: time.Millisecond,
-			Apply: func(*server.Event) (bool, error) { return false, nil }})
+	opt, err := rueidis.ParseURL(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	const callers = 8
+	for i := range 20 {
+		stream := "{stop}:" + strconv.Itoa(i)
+		applying, release := make(chan struct{}), make(chan struct{})
+		c, err := eventstream.Start(eventstream.Config{URL: rs.URL, Stream: stream, Group: "g", Consumer: "c", Block: time.Millisecond,
+			Apply: func(*server.Event) (bool, error) {
+				close(applying)
+				<-release
+				return false, nil
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		for range 2 {
-			wg.Go(c.Stop)
+		if err := rc.Do(context.Background(), rc.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("customer_id", "c1").FieldValue("type", "t").Build()).Error(); err != nil {
+			t.Fatal(err)
 		}
+		select {
+		case <-applying:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("entry not applied: %+v", c.Stats())
+		}
+		var wg sync.WaitGroup
+		var returned atomic.Int64
+		gun := make(chan struct{}) // all callers at once: the widest window for a double close
+		for range callers {
+			wg.Go(func() {
+				<-gun
+				c.Stop()
+				returned.Add(1)
+			})
+		}
+		close(gun)
+		time.Sleep(time.Millisecond)
+		if n := returned.Load(); n != 0 {
+			t.Fatalf("%d of %d Stop calls returned while Apply was running", n, callers)
+		}
+		close(release)
 		wg.Wait()
 		c.Stop() // and once more after: a no-op
+		if st := c.Stats(); st.Applied != 1 {
+			t.Errorf("stats %+v; want the entry in hand applied before Stop returned", st)
+		}
 	}
 }
