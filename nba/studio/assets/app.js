@@ -297,7 +297,7 @@
         el("div", {}, el("dt", {}, "Live state"), el("dd", {}, c.has_live_state ? "yes" : "no")),
         el("div", {}, el("dt", {}, "Global holdout"), el("dd", { id: "holdout-global" }, holdout.global ? "in the control group" : "no")),
         el("div", {}, el("dt", {}, "Action holdouts"), el("dd", {}, holdout.actions.length ? holdout.actions.join(", ") : "none")),
-        el("div", {}, el("dt", {}, "Explain"), el("dd", {}, el("a", { href: "/ui/explain?customer=" + encodeURIComponent(c.customer_id) + "&channel=" + channel }, "a decision on " + channel)))),
+        el("div", {}, el("dt", {}, "Explain"), el("dd", {}, el("a", { href: "/ui/explain?customer=" + encodeURIComponent(c.customer_id) + "&channel=" + encodeURIComponent(channel) }, "a decision on " + channel)))),
       el("div", { class: "grid" },
         el("section", { class: "card", "aria-labelledby": "h-profile" }, el("h2", { id: "h-profile" }, "Profile"),
           table("profile", "Decisions see the live value when it is newer than the snapshot (or the field is live only).",
