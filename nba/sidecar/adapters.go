@@ -266,24 +266,7 @@ func (c *customers) profileParts(customer string, v *state.View, found bool, sna
 		if f.slot < 0 || i >= len(live.Num) {
 			continue
 		}
-		set := false
-		switch f.kind {
-		case nba.KindNumber:
-			live.Num[i], set = v.Number(f.slot)
-		case nba.KindBool:
-			var x bool
-			if x, set = v.Bool(f.slot); set {
-				live.Num[i] = b2f(x)
-			}
-		case nba.KindTime:
-			var x time.Time
-			if x, set = v.Time(f.slot); set {
-				live.Num[i] = float64(x.Unix())
-			}
-		case nba.KindCategory:
-			live.Str[i], set = v.Category(f.slot)
-		}
-		if !set {
+		if !b.src[i].liveValue(v, i, live) {
 			live.Num[i] = math.NaN()
 			continue
 		}
@@ -349,31 +332,40 @@ func overlayProfile(b *binding, v *state.View, p *nba.Profile) bool {
 				continue
 			}
 		}
-		switch f.kind {
-		case nba.KindNumber:
-			if x, ok := v.Number(f.slot); ok {
-				p.Num[i] = x
-				known = true
-			}
-		case nba.KindBool:
-			if x, ok := v.Bool(f.slot); ok {
-				p.Num[i] = b2f(x)
-				known = true
-			}
-		case nba.KindTime:
-			if x, ok := v.Time(f.slot); ok {
-				p.Num[i] = float64(x.Unix())
-				known = true
-			}
-		case nba.KindCategory:
-			if x, ok := v.Category(f.slot); ok {
-				p.Str[i] = x
-				p.Num[i] = math.NaN()
-				known = true
-			}
+		if b.src[i].liveValue(v, i, p) {
+			known = true
 		}
 	}
 	return known
+}
+
+// liveValue sets field i of p to the field's live overlay value in v and
+// reports whether v has one; p is left as it was when it has not.
+func (f *fieldSource) liveValue(v *state.View, i int, p *nba.Profile) bool {
+	switch f.kind {
+	case nba.KindNumber:
+		if x, ok := v.Number(f.slot); ok {
+			p.Num[i] = x
+			return true
+		}
+	case nba.KindBool:
+		if x, ok := v.Bool(f.slot); ok {
+			p.Num[i] = b2f(x)
+			return true
+		}
+	case nba.KindTime:
+		if x, ok := v.Time(f.slot); ok {
+			p.Num[i] = float64(x.Unix())
+			return true
+		}
+	case nba.KindCategory:
+		if x, ok := v.Category(f.slot); ok {
+			p.Str[i] = x
+			p.Num[i] = math.NaN()
+			return true
+		}
+	}
+	return false
 }
 
 // inSnapshot reports whether the served snapshot has a row for customer.
