@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"nba/nba/server/servertest"
 )
 
 // nbaBin is the nba binary under test, built by TestMain.
@@ -316,42 +318,16 @@ type decision struct {
 	Actions    []actionOut `json:"actions"`
 	Control    bool        `json:"control"`
 	Withheld   []actionOut `json:"withheld"`
-	StoppedBy  *struct {
-		Policy  string `json:"policy"`
-		Kind    string `json:"kind"`
-		Scope   string `json:"scope"`
-		Key     string `json:"key"`
-		Outcome string `json:"outcome"`
-		Window  string `json:"window"`
-		Max     int    `json:"max"`
-		Count   int    `json:"count"`
-	} `json:"stopped_by"`
-	Versions struct {
+	// stopped_by and candidates as the sidecar's own tests decode them.
+	StoppedBy *servertest.StoppedBy `json:"stopped_by"`
+	Versions  struct {
 		Bundle   string `json:"bundle"`
 		Catalog  string `json:"catalog"`
 		Model    string `json:"model"`
 		Snapshot string `json:"snapshot"`
 	} `json:"versions"`
-	Candidates []struct {
-		ID          string  `json:"id"`
-		Stage       string  `json:"stage"`
-		Score       float64 `json:"score"`
-		Selected    bool    `json:"selected"`
-		Reason      string  `json:"reason"`
-		Exploration *struct {
-			Method      string   `json:"method"`
-			Mean        float64  `json:"mean"`
-			Drawn       *float64 `json:"drawn"`
-			RandomSlate *bool    `json:"random_slate"`
-		} `json:"exploration"`
-		Rank       int      `json:"rank"`
-		Propensity *float64 `json:"propensity"`
-		Weight     *float64 `json:"weight"`
-		Value      *float64 `json:"value"`
-		Lever      *float64 `json:"lever"`
-		Tier       *int     `json:"tier"`
-	} `json:"candidates"`
-	TookUS int64 `json:"took_us"`
+	Candidates []servertest.Candidate `json:"candidates"`
+	TookUS     int64                  `json:"took_us"`
 }
 
 type actionOut struct {

@@ -17,43 +17,17 @@ import (
 
 	"nba/nba"
 	"nba/nba/server"
+	"nba/nba/server/servertest"
 )
 
 // answer is the JSON of POST /v1/decide as the README documents it.
 type answer struct {
-	DecisionID string            `json:"decision_id"`
-	Actions    []json.RawMessage `json:"actions"`
-	Control    bool              `json:"control"`
-	StoppedBy  *struct {
-		Policy  string `json:"policy"`
-		Kind    string `json:"kind"`
-		Scope   string `json:"scope"`
-		Key     string `json:"key"`
-		Outcome string `json:"outcome"`
-		Window  string `json:"window"`
-		Max     int    `json:"max"`
-		Count   int    `json:"count"`
-	} `json:"stopped_by"`
-	Versions   map[string]string `json:"versions"`
-	Candidates []struct {
-		ID          string   `json:"id"`
-		Stage       string   `json:"stage"`
-		Score       float64  `json:"score"`
-		Selected    bool     `json:"selected"`
-		Reason      string   `json:"reason"`
-		Rank        int      `json:"rank"`
-		Propensity  *float64 `json:"propensity"`
-		Weight      *float64 `json:"weight"`
-		Value       *float64 `json:"value"`
-		Lever       *float64 `json:"lever"`
-		Tier        *int     `json:"tier"`
-		Exploration *struct {
-			Method      string   `json:"method"`
-			Mean        float64  `json:"mean"`
-			Drawn       *float64 `json:"drawn"`
-			RandomSlate *bool    `json:"random_slate"`
-		} `json:"exploration"`
-	} `json:"candidates"`
+	DecisionID string                 `json:"decision_id"`
+	Actions    []json.RawMessage      `json:"actions"`
+	Control    bool                   `json:"control"`
+	StoppedBy  *servertest.StoppedBy  `json:"stopped_by"`
+	Versions   map[string]string      `json:"versions"`
+	Candidates []servertest.Candidate `json:"candidates"`
 }
 
 // stageVerbs: every reason starts with one of its stage's verbs.

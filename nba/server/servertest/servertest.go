@@ -12,6 +12,9 @@
 // soon as recorded.
 //
 // Backend is safe for concurrent use.
+//
+// StoppedBy and Candidate are the JSON of an explained decide answer, for
+// tests that decode answers, of this Backend or of the real sidecar.
 package servertest
 
 import (
