@@ -1,133 +1,98 @@
-package state
+package embedded
 
 import (
 	"bytes"
+	"context"
 	"os"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"nba/state"
 	"nba/state/wal"
 )
 
-var fuzzMappings = sync.OnceValue(func() Mappings { return testMappings(nil) })
+var fuzzMappings = sync.OnceValue(func() state.Mappings { return testMappings(nil) })
 
 // fuzzStore is a small store without a log, cheap enough for fuzzing.
 func fuzzStore(t testing.TB) *Store {
-	s, err := newStore(Config{Mappings: fuzzMappings(), Stripes: 1, WAL: wal.Config{Dir: "unused"}})
+	s, err := newStore(state.Config{Mappings: fuzzMappings(), Stripes: 1, WAL: wal.Config{Dir: "unused"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// seedState applies a little of everything to a store without a log.
-func seedState(t testing.TB) *Store {
-	s := fuzzStore(t)
-	for i, r := range []record{
-		{typ: recContact, customer: "c1", action: "a", group: "g", channel: "web", outcome: Click, num: 2.5, at: t0.UnixNano()},
-		{typ: recContact, customer: "c2", action: "b", channel: "email", at: t0.Add(time.Hour).UnixNano()},
-		{typ: recEvent, customer: "c1", at: t0.UnixNano(), effects: []effect{{field: "orders_30d", op: opIncr, typ: TypeNumber, v: value{num: 1}}, {field: "last_purchase_at", op: opSet, typ: TypeTime, v: value{unix: 5}}}},
-		{typ: recEvent, customer: "c3", at: t0.UnixNano(), effects: []effect{{field: "tier", op: opSet, typ: TypeCategory, v: value{str: "gold"}}, {field: "vip", op: opSet, typ: TypeBool, v: value{num: 1}}}},
-		{typ: recJourney, customer: "c2", journey: "j", step: 3, status: JourneyExited, at: t0.UnixNano()},
-		{typ: recContact2, customer: "c2", id: "fb-1", action: "b", channel: "web", at: t0.Add(2 * time.Hour).UnixNano()},
-		{typ: recEvent2, customer: "c2", id: "ev-1", at: t0.Add(2 * time.Hour).UnixNano(), effects: []effect{{field: "orders_30d", op: opIncr, typ: TypeNumber, v: value{num: 1}}},
-			moves: []move{{journey: "k", step: 1, status: JourneyActive}}},
-		{typ: recEvent2, customer: "c4", id: "ev-2", at: t0.UnixNano(), moves: []move{{journey: "k", status: JourneyExited}}},
-		{typ: recConsent, customer: "c1", id: "cs-1", channel: "email", group: "marketing", action: "pc", at: t0.UnixNano()},
-		{typ: recConsent, customer: "c1", channel: "email", group: "marketing", num: 1, at: t0.Add(-time.Hour).UnixNano()},
-	} {
-		r.lsn = uint64(i + 1)
-		s.lsn.Store(r.lsn)
-		s.apply(&s.stripes[s.stripeOf(r.customer)], &r, false)
+// seedState writes a little of everything to a store, identities
+// included: contacts (with and without ids), overlay changes of every
+// type, journeys, consent with a trail, a merge of two profiles and a
+// tombstone; the identity parts only if identities.
+func seedState(t testing.TB, identities bool) *Store {
+	s := openStore(t, t.TempDir(), func(c *state.Config) { c.Mappings, c.Stripes = fuzzMappings(), 1 })
+	ctx := context.Background()
+	must(t, s.RecordContact(
+		state.Contact{Customer: "c1", Action: "a", Group: "g", Channel: "web", Outcome: state.Click, Value: 2.5, At: t0},
+		state.Contact{Customer: "c2", Action: "b", Channel: "email", At: t0.Add(time.Hour)},
+	))
+	must(t, s.ApplyEvent(
+		state.Event{Customer: "c1", Type: "purchase", At: t0, Attrs: map[string]any{"amount": 1.0}},
+		state.Event{Customer: "c3", Type: "upgrade", At: t0, Attrs: map[string]any{"tier": "gold", "vip": true}},
+	))
+	must(t, s.SetJourney(state.JourneyUpdate{Customer: "c2", Journey: "j", Step: 3, Status: state.JourneyExited, At: t0}))
+	must(t, s.RecordContact(state.Contact{Customer: "c2", ID: "fb-1", Action: "b", Channel: "web", At: t0.Add(2 * time.Hour)}))
+	must(t, s.ApplyEvent(
+		state.Event{Customer: "c2", ID: "ev-1", Type: "purchase", At: t0.Add(2 * time.Hour), Attrs: map[string]any{"amount": 3.0},
+			Journeys: []state.JourneyMove{{Journey: "k", Step: 1, Status: state.JourneyActive}}},
+		state.Event{Customer: "c4", ID: "ev-2", Type: "unmapped", At: t0, Journeys: []state.JourneyMove{{Journey: "k", Status: state.JourneyExited}}},
+	))
+	if _, err := s.SetConsent(
+		state.Consent{Customer: "c1", ID: "cs-1", Channel: "email", Purpose: "marketing", Source: "pc", At: t0},
+		state.Consent{Customer: "c1", Channel: "email", Purpose: "marketing", Granted: true, At: t0.Add(-time.Hour)},
+	); err != nil {
+		t.Fatal(err)
 	}
 	s.tomb.add("0123abcd", time.Now().Add(time.Hour).UnixNano())
-	return s
-}
-
-// FuzzRecord decodes arbitrary log records: no panic, and a record that
-// decodes re-encodes to one that decodes to the same.
-func FuzzRecord(f *testing.F) {
-	for _, r := range []record{
-		{typ: recContact, lsn: 1, at: 5, customer: "c", action: "a", group: "g", channel: "web", outcome: Click, num: 3},
-		{typ: recEvent, lsn: 2, at: 6, customer: "c", effects: []effect{{field: "x", op: opIncr, typ: TypeNumber, v: value{num: 1}}, {field: "t", op: opSet, typ: TypeCategory, v: value{str: "gold"}}, {field: "ts", op: opSet, typ: TypeTime, v: value{unix: 77}}}},
-		{typ: recJourney, lsn: 3, at: 7, customer: "c", journey: "j", step: 2, status: JourneyCompleted},
-		{typ: recCompact, lsn: 4, at: 8},
-		{typ: recContact2, lsn: 5, at: 9, customer: "c", id: "fb-1", action: "a", outcome: Impression},
-		{typ: recEvent2, lsn: 6, at: 10, customer: "c", id: "ev-1", effects: []effect{{field: "x", op: opIncr, typ: TypeNumber, v: value{num: 1}}},
-			moves: []move{{journey: "j", step: 0, status: JourneyActive}, {journey: "k", step: 3, status: JourneyExited}}},
-		{typ: recEvent2, lsn: 7, at: 11, customer: "c", moves: []move{{journey: "j", status: JourneyCompleted}}},
-		{typ: recForget, lsn: 8, at: 12, customer: "c"},
-		{typ: recReserve, lsn: 9, at: 13, customer: "c", decision: "d", action: "a", group: "g", channel: "email", expires: 99,
-			caps: []capKey{{kind: KindChannel, key: "email", window: 86400e9, max: 1}, {kind: KindGroup, key: "g", window: 3600e9, max: 2}}},
-		{typ: recContact3, lsn: 10, at: 14, customer: "c", id: "fb-2", decision: "d", action: "a", channel: "email", outcome: Impression},
-		{typ: recConsent, lsn: 11, at: 15, customer: "c", id: "k", channel: "email", group: "marketing", num: 1, action: "pc"},
-		{typ: recErase, lsn: 12, at: 16, customer: "c", id: "0123abcd"},
-		{typ: recIdent, lsn: 13, at: 17, customer: "c", ident: &identOp{op: identLink, ids: []Identifier{{NS: "cookie", Value: "c-1", Source: "e1"}},
-			rules: []nsLimit{{ns: "cookie", max: 20, ttl: 3600}, {ns: "crm_id", unique: true, max: 1}}}},
-		{typ: recIdent, lsn: 14, at: 18, customer: "c", ident: &identOp{op: identAbsorb, peer: "~cookie:c-1", receipt: "r.1", value: []byte("\x01c\x00")}},
-	} {
-		f.Add(appendRecord(nil, &r))
+	if !identities {
+		return s
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var r, r2 record
-		if err := decodeRecord(data, &r); err != nil {
-			return
-		}
-		if err := decodeRecord(appendRecord(nil, &r), &r2); err != nil {
-			t.Fatalf("re-encoded record does not decode: %v", err)
-		}
-		if len(r.effects) == 0 {
-			r.effects, r2.effects = nil, nil
-		}
-		if len(r.moves) == 0 {
-			r.moves, r2.moves = nil, nil
-		}
-		if !reflect.DeepEqual(r, r2) {
-			t.Fatalf("round trip changed the record:\n%+v\n%+v", r, r2)
-		}
-	})
+	// Identity parts: identifiers, a merge's receipt, a forward.
+	x := state.NewIdentities(s, []byte("0123456789abcdef"))
+	// The anonymous profile of cookie k2, with state of its own, merged
+	// into c1 by a link of c1's crm_id with the cookie.
+	must(t, x.Configure(&state.IdentityConfig{Namespaces: map[string]state.Namespace{"crm_id": {Primary: true}, "cookie": {}}}))
+	if _, err := x.Identify(ctx, map[string]string{"crm_id": "c1"}, t0, ""); err != nil {
+		t.Fatal(err)
+	}
+	anon, err := x.Identify(ctx, map[string]string{"cookie": "k2"}, t0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.RecordContact(state.Contact{Customer: anon.Customer, Action: "b", Channel: "web", At: t0}))
+	must(t, s.SetJourney(state.JourneyUpdate{Customer: anon.Customer, Journey: "j", Step: 1, At: t0}))
+	if _, err := x.Identify(ctx, map[string]string{"crm_id": "c1", "cookie": "k2"}, t0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.Get(ctx, anon.Customer); c == nil {
+		t.Fatal("the seed's anonymous profile is gone")
+	} else if to, merging := c.Moved(); to != "c1" || merging {
+		t.Fatalf("the seed's merge did not apply: %s moved to %q (merging %v)", anon.Customer, to, merging)
+	}
+	return s
 }
 
 // FuzzCheckpointLoad loads arbitrary checkpoint bodies: no panic, and a body
 // that loads is written back and reloads to the same state.
 func FuzzCheckpointLoad(f *testing.F) {
-	s := seedState(f)
-	var buf bytes.Buffer
-	if err := s.writeCheckpoint(&buf); err != nil {
-		f.Fatal(err)
+	for _, identities := range []bool{false, true} {
+		var buf bytes.Buffer
+		if err := seedState(f, identities).writeCheckpoint(&buf); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+		if !identities {
+			f.Add(buf.Bytes()[:buf.Len()/2])
+		}
 	}
-	f.Add(buf.Bytes())
-	f.Add(buf.Bytes()[:buf.Len()/2])
-	// With identity parts: identifiers, a merge's receipt, a forward.
-	x := NewIdentities(s, []byte("0123456789abcdef"))
-	if err := x.Configure(&IdentityConfig{Namespaces: map[string]Namespace{"crm_id": {Primary: true}, "cookie": {}}}); err != nil {
-		f.Fatal(err)
-	}
-	for _, r := range []record{
-		x.m.identityRecord("c1", t0, identOp{op: identLink, ids: []Identifier{{NS: "crm_id", Value: "c1"}}}),
-		x.m.identityRecord("c2", t0, identOp{op: identMark, peer: "c1", receipt: "r.1"}),
-	} {
-		s.apply(&s.stripes[s.stripeOf(r.customer)], &r, false)
-	}
-	c2, _ := s.Get(f.Context(), "c2")
-	own := *c2
-	own.ident = c2.ident.withoutMark()
-	for _, r := range []record{
-		x.m.identityRecord("c1", t0, identOp{op: identAbsorb, peer: "c2", receipt: "r.1", value: s.AppendCustomer(nil, &own)}),
-		x.m.identityRecord("c2", t0, identOp{op: identForward, peer: "c1", receipt: "r.1"}),
-	} {
-		s.apply(&s.stripes[s.stripeOf(r.customer)], &r, false)
-	}
-	if c1, _ := s.Get(f.Context(), "c1"); len(c1.ident.merges) != 1 {
-		f.Fatal("the seed's merge did not apply")
-	}
-	buf.Reset()
-	if err := s.writeCheckpoint(&buf); err != nil {
-		f.Fatal(err)
-	}
-	f.Add(buf.Bytes())
 	f.Add([]byte("NBASTATE\x01\x00\x00\x00\x00"))
 	f.Add([]byte("NBASTATE\x02\x00\x00\x00\x01\x01c\x00\x00\x00\x00\x00\x01\x02\x02id\x00"))
 	// The body of a version 1 checkpoint, written before idempotency keys

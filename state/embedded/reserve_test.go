@@ -1,73 +1,19 @@
-package state
+package embedded
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"nba/state"
 	"nba/state/wal"
 )
 
-func testReservation(c, d string, at time.Time) Reservation {
-	return Reservation{Customer: c, Decision: d, Action: "a", Group: "g", Channel: "email", At: at, Expires: at.Add(time.Hour),
-		Caps: []ExactCap{{Kind: KindChannel, Key: "email", Window: 24 * time.Hour, Max: 3}, {Kind: KindGroup, Key: "g", Window: time.Hour, Max: 2}}}
-}
-
-// TestCustomerValueCarriesReservations: a customer value with
-// reservations round-trips; one without is written in the format before
-// reservations, byte for byte, so values already stored (and older
-// processes) still read it.
-func TestCustomerValueCarriesReservations(t *testing.T) {
-	m, err := NewModel(Config{Mappings: testMappings(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := func(r Record, err error) Record {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	apply := func(c *Customer, r Record) *Customer {
-		t.Helper()
-		next, _, err := m.Apply(c, &r, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return next
-	}
-	c := apply(nil, rec(m.ContactRecord(Contact{Customer: "c", Action: "a", Group: "h", Channel: "web", At: t0, ID: "k"})))
-	v2 := m.AppendCustomer(nil, c)
-	if v2[0] == 0 || !bytes.Equal(v2, m.appendCustomer(nil, c)) {
-		t.Fatalf("a value without reservations is not in the version 2 format: %x", v2)
-	}
-	if d, err := m.DecodeCustomer(v2); err != nil || len(d.res) != 0 || d.histN != 1 {
-		t.Fatalf("version 2 value: %v %+v", err, d)
-	}
-	c = apply(c, rec(m.ReserveRecord(testReservation("c", "d1", t0))))
-	c = apply(c, rec(m.ReserveRecord(testReservation("c", "d2", t0.Add(time.Minute)))))
-	v3 := m.AppendCustomer(nil, c)
-	d, err := m.DecodeCustomer(v3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again := m.AppendCustomer(nil, d); !bytes.Equal(v3, again) {
-		t.Errorf("round trip changed the value:\n%x\n%x", v3, again)
-	}
-	var v View
-	m.View(d, 0, &v)
-	if n := v.Reserved(KindGroup, "g", t0.Add(2*time.Minute)); n != 2 {
-		t.Errorf("decoded value: %d reserved under group g, want 2", n)
-	}
-	for _, bad := range [][]byte{v3[:len(v3)-1], append(v3, 0), append([]byte{0, 9}, v2...)} {
-		if _, err := m.DecodeCustomer(bad); err == nil {
-			t.Errorf("decoded a corrupt value %x", bad)
-		}
-	}
+func testReservation(c, d string, at time.Time) state.Reservation {
+	return state.Reservation{Customer: c, Decision: d, Action: "a", Group: "g", Channel: "email", At: at, Expires: at.Add(time.Hour),
+		Caps: []state.ExactCap{{Kind: state.KindChannel, Key: "email", Window: 24 * time.Hour, Max: 3}, {Kind: state.KindGroup, Key: "g", Window: time.Hour, Max: 2}}}
 }
 
 // TestReservationsSurviveRestart: reservations and their conversion by an
@@ -77,17 +23,17 @@ func TestCustomerValueCarriesReservations(t *testing.T) {
 func TestReservationsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	open := func() *Store {
-		s, err := Open(Config{Mappings: testMappings(t), WAL: wal.Config{Dir: dir}})
+		s, err := Open(state.Config{Mappings: testMappings(t), WAL: wal.Config{Dir: dir}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
 	count := func(s *Store) (res, imp int) {
-		var v View
+		var v state.View
 		s.View([]byte("c"), &v)
 		at := t0.Add(2 * time.Minute)
-		return v.Reserved(KindChannel, "email", at), v.Count(KindChannel, "email", Impression, time.Hour, at)
+		return v.Reserved(state.KindChannel, "email", at), v.Count(state.KindChannel, "email", state.Impression, time.Hour, at)
 	}
 	s := open()
 	for _, d := range []string{"d1", "d2"} {
@@ -95,7 +41,7 @@ func TestReservationsSurviveRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.RecordContact(Contact{Customer: "c", Action: "a", Group: "g", Channel: "email", At: t0.Add(time.Minute), Decision: "d1"}); err != nil {
+	if err := s.RecordContact(state.Contact{Customer: "c", Action: "a", Group: "g", Channel: "email", At: t0.Add(time.Minute), Decision: "d1"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -112,7 +58,7 @@ func TestReservationsSurviveRestart(t *testing.T) {
 	if r, i := count(s); r != 1 || i != 1 {
 		t.Errorf("after a checkpoint: %d reserved, %d impressions; want 1 and 1", r, i)
 	}
-	if err := s.Reserve(testReservation("c", "d3", t0.Add(2*time.Minute))); !errors.Is(err, ErrConflict) {
+	if err := s.Reserve(testReservation("c", "d3", t0.Add(2*time.Minute))); !errors.Is(err, state.ErrConflict) {
 		t.Errorf("a third slot under a group cap of 2 after the restart: err %v, want a conflict", err)
 	}
 }
@@ -128,9 +74,9 @@ func TestReadsVersion2State(t *testing.T) {
 		must(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
 	}
 	s := openStore(t, dir, nil)
-	var v View
+	var v state.View
 	for _, c := range []string{"c1", "c2"} {
-		if !s.View([]byte(c), &v) || v.Count(KindChannel, "email", Impression, 24*time.Hour, t0.Add(2*time.Hour)) != 1 {
+		if !s.View([]byte(c), &v) || v.Count(state.KindChannel, "email", state.Impression, 24*time.Hour, t0.Add(2*time.Hour)) != 1 {
 			t.Fatalf("%s: the version 2 state lost its e-mail impression:\n%s", c, dump(s))
 		}
 	}
@@ -147,7 +93,7 @@ func TestReadsVersion2State(t *testing.T) {
 	if after := dump(s); after != before {
 		t.Fatalf("state differs after a checkpoint:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if s.View([]byte("c1"), &v); v.Reserved(KindChannel, "email", t0.Add(2*time.Hour)) != 1 {
+	if s.View([]byte("c1"), &v); v.Reserved(state.KindChannel, "email", t0.Add(2*time.Hour)) != 1 {
 		t.Error("the reservation did not survive the checkpoint")
 	}
 }

@@ -1,8 +1,9 @@
-// Package state holds live customer state: a profile overlay changed by
-// events through declarative mappings, contact history with cap-window
-// aggregates, and journey positions. Every change is made durable through a
-// write-ahead log (package wal) before the write call returns, and
-// checkpoints keep start-up fast.
+// Package embedded is the embedded state backend: live customer state
+// (package state's model: a profile overlay changed by events through
+// declarative mappings, contact history with cap-window aggregates, journey
+// positions, consent, identities) held in this process's memory. Every
+// change is made durable through a write-ahead log (package state/wal)
+// before the write call returns, and checkpoints keep start-up fast.
 //
 // Guarantees:
 //   - A write (RecordContact, ApplyEvent, SetJourney, Compact) returns only
@@ -47,180 +48,40 @@
 // snapshot are not bounded here: the snapshot bounds them.
 //
 // A Store is safe for concurrent use.
-//
-// Layout: backend.go is the contract every state backend implements
-// (Backend) and errors.go its error kinds; model.go (Model: records built
-// from contacts, events and journey moves, Apply, one customer's value
-// codec), types.go, agg.go, mapping.go, view.go and the record codec in
-// codec.go are the customer model shared by backends; store.go, evict.go
-// and the checkpoint half of codec.go are the embedded backend, durable
-// through package wal; consent.go (consent per channel and purpose with its
-// audit trail, a section of the customer's value) and erase.go (erasure
-// and tombstones) are both. Package statetest is the behaviour table every
-// backend passes.
-package state
+package embedded
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"nba/state"
 	"nba/state/wal"
 )
 
-// Reader is what the decision engine needs from customer state. *Store
-// implements it; a shared store (e.g. Redis) could stand behind it later.
-type Reader interface {
-	// View fills v with the customer's state and reports whether any
-	// exists. v is reusable; filling it does not allocate.
-	View(customer []byte, v *View) bool
-	// Slot resolves an overlay field name once, at compile time.
-	Slot(field string) (Slot, FieldType, bool)
-}
-
-// Writer is what the feedback and event endpoints need. Each call returns
-// after its changes are durable; an error is of a kind (ErrInvalid,
-// ErrUnavailable, ErrConflict: see KindOf) and means nothing was applied.
-type Writer interface {
-	RecordContact(cs ...Contact) error
-	ApplyEvent(es ...Event) error
-	SetJourney(us ...JourneyUpdate) error
-	// Err returns an ErrUnavailable error while writes cannot succeed (a
-	// log that cannot be written, a shared store out of reach), else nil;
-	// readiness checks call it, so it must be cheap.
-	Err() error
-}
-
 var (
-	_ Reader = (*Store)(nil)
-	_ Writer = (*Store)(nil)
+	_ state.Reader  = (*Store)(nil)
+	_ state.Writer  = (*Store)(nil)
+	_ state.Backend = (*Store)(nil)
+	_ state.Porter  = (*Store)(nil)
 )
-
-// Config configures a Store. Zero values pick the documented defaults.
-type Config struct {
-	// Mappings turn events into overlay field changes.
-	Mappings Mappings
-	// SnapshotFields are the fields the feature snapshot carries (its
-	// columns). Those that are also overlay fields reset on a new snapshot
-	// (see Compact); the others are ignored.
-	SnapshotFields []string
-	// MaxEventsPerCustomer bounds the contacts kept in a customer's
-	// history (aggregates keep counting evicted ones). Default 100; at
-	// most 100000.
-	MaxEventsPerCustomer int
-	// MaxKeysPerCustomer bounds a customer's (kind, key, outcome)
-	// aggregates; the least recently updated is evicted. Default 64.
-	MaxKeysPerCustomer int
-	// MaxJourneysPerCustomer bounds the journeys kept per customer; a
-	// finished journey is evicted before an active one, the oldest first.
-	// Default 16.
-	MaxJourneysPerCustomer int
-	// MaxIDsPerCustomer bounds the idempotency keys (Contact.ID and
-	// Event.ID together) remembered per customer: the newest are kept, so
-	// a retry is recognised as long as fewer than this many newer keyed
-	// writes of the same customer came in between. Keys are not expired by
-	// time. Memory: up to this many keys of at most MaxStringBytes each per
-	// customer that sends keys. Default 64; at most 4096.
-	MaxIDsPerCustomer int
-	// MaxWindow is the longest cap window counted, rounded up to whole
-	// days; longer windows are clamped (Store.MaxWindow tells a catalog
-	// compiler, which refuses them). Default DefaultMaxWindow; at most 400
-	// days.
-	MaxWindow time.Duration
-	// MaxStringBytes bounds customer ids, keys, journey ids, event types
-	// and category values. Default 256.
-	MaxStringBytes int
-	// MaxInterned bounds the distinct strings interned (deduplicated) in
-	// memory; past it strings are stored as given. Default 1<<20.
-	MaxInterned int
-	// Stripes is the number of lock stripes (a power of two). Default 256.
-	Stripes int
-	// MaxCustomers bounds the customers with live state who are not in the
-	// feature snapshot (see SetInSnapshot): new ids seen by feedback or
-	// events. Past it, a background pass evicts the least recently written
-	// of them (by their last write: feedback, event or journey move) down
-	// to MaxCustomers minus 1/16, durably (a log record), and counts them
-	// in Stats.CustomersEvicted. An evicted customer loses all of its live
-	// state: contact history (caps and pauses count from zero again),
-	// overlay fields, journey positions and idempotency keys. Memory: a
-	// customer with a few contacts takes about 1 KiB. Default 200,000;
-	// negative: no bound.
-	MaxCustomers int
-	// CheckpointEvery makes the store checkpoint in the background at
-	// this interval. Zero disables it: call Checkpoint yourself.
-	CheckpointEvery time.Duration
-	// WAL configures the log; WAL.Dir is required.
-	WAL wal.Config
-}
-
-func (c *Config) validate() error {
-	def := func(v *int, d, lo, hi int, name string) error {
-		if *v == 0 {
-			*v = d
-		}
-		if *v < lo || *v > hi {
-			return fmt.Errorf("%s %d is outside [%d, %d]", name, *v, lo, hi)
-		}
-		return nil
-	}
-	if err := def(&c.MaxEventsPerCustomer, 100, 1, 100_000, "MaxEventsPerCustomer"); err != nil {
-		return err
-	}
-	if err := def(&c.MaxKeysPerCustomer, 64, 1, 1<<16, "MaxKeysPerCustomer"); err != nil {
-		return err
-	}
-	if err := def(&c.MaxJourneysPerCustomer, 16, 1, 1<<12, "MaxJourneysPerCustomer"); err != nil {
-		return err
-	}
-	if err := def(&c.MaxIDsPerCustomer, 64, 1, maxDecodedIDs, "MaxIDsPerCustomer"); err != nil {
-		return err
-	}
-	if err := def(&c.MaxStringBytes, 256, 1, 1<<16, "MaxStringBytes"); err != nil {
-		return err
-	}
-	if err := def(&c.MaxInterned, 1<<20, 0, 1<<30, "MaxInterned"); err != nil {
-		return err
-	}
-	if err := def(&c.Stripes, 256, 1, 1<<16, "Stripes"); err != nil {
-		return err
-	}
-	if c.Stripes&(c.Stripes-1) != 0 {
-		return fmt.Errorf("Stripes %d is not a power of two", c.Stripes)
-	}
-	if c.MaxWindow == 0 {
-		c.MaxWindow = DefaultMaxWindow
-	}
-	if c.MaxWindow < 0 || c.MaxWindow > 400*24*time.Hour {
-		return fmt.Errorf("MaxWindow %v is outside (0, 400 days]", c.MaxWindow)
-	}
-	if c.CheckpointEvery < 0 {
-		return fmt.Errorf("CheckpointEvery %v is negative", c.CheckpointEvery)
-	}
-	if c.MaxCustomers == 0 {
-		c.MaxCustomers = DefaultMaxCustomers
-	}
-	return nil
-}
-
-// DefaultMaxCustomers is the default of Config.MaxCustomers.
-const DefaultMaxCustomers = 200_000
 
 // Store is the live customer state. It is safe for concurrent use.
 type Store struct {
-	Model   // the rules that change a customer, shared with every backend
-	cfg     Config
-	seed    maphash.Seed
-	stripes []stripe
-	log     *wal.Log
-	lsn     atomic.Uint64 // last sequence number assigned
-	asOf    atomic.Int64  // overlay values stamped at or before are hidden (unix ns)
-	st      counters
+	*state.Model // the rules that change a customer, shared with every backend
+	cfg          state.Config
+	seed         maphash.Seed
+	stripes      []stripe
+	log          *wal.Log
+	lsn          atomic.Uint64 // last sequence number assigned
+	asOf         atomic.Int64  // overlay values stamped at or before are hidden (unix ns)
+	st           counters
 
 	ckptMu  sync.Mutex // one checkpoint at a time
 	stop    chan struct{}
@@ -247,127 +108,36 @@ type stripe struct {
 }
 
 type entry struct {
-	p atomic.Pointer[custState]
+	p atomic.Pointer[state.Customer]
 }
 
-// custState is one customer's immutable state snapshot.
-type custState struct {
-	id       string
-	lsn      uint64    // the last record applied
-	overlay  []value   // by Slot; nil when no field was ever set
-	aggs     []aggRef  // inline headers: Count scans them without dereferencing
-	hist     *histNode // newest first
-	histN    int       // visible entries (≤ MaxEventsPerCustomer)
-	histLen  int       // nodes in the chain; rebuilt at 2×MaxEventsPerCustomer
-	journeys []JourneyState
-	ids      []idKey       // idempotency keys applied, oldest first (≤ MaxIDsPerCustomer)
-	res      []reservation // reservations of exact caps, oldest first (reserve.go)
-	consent  []consentPair // consent.go: by channel and purpose, with the audit trail
-	ident    *identPart    // identifiers and merge marks (identity_model.go); nil: never linked
-}
-
-// idKind is the namespace of an idempotency key.
-type idKind uint8
-
-const (
-	idContact idKind = 1
-	idEvent   idKind = 2
-	idConsent idKind = 3
-)
-
-// idKey is one remembered idempotency key.
-type idKey struct {
-	kind idKind
-	id   string
-}
-
-// seen reports whether cs remembers the key.
-func (cs *custState) seen(k idKind, id string) bool {
-	for i := len(cs.ids) - 1; i >= 0; i-- { // newest first: a retry is usually recent
-		if cs.ids[i].id == id && cs.ids[i].kind == k {
-			return true
-		}
-	}
-	return false
-}
-
-// aggRef is an aggregate's key, inline in custState.aggs, and the aggregate.
-type aggRef struct {
-	kind    Kind
-	outcome Outcome
-	last    int64 // the aggregate's latest event time, for eviction
-	key     string
-	a       *agg
-}
-
-type histNode struct {
-	c    Contact // Customer is left empty
-	next *histNode
-}
-
-// value is one overlay field value.
-type value struct {
-	num  float64 // number; bool as 0 or 1
-	unix int64   // time, unix nanoseconds
-	str  string  // category
-	at   int64   // time of the event that last changed it (unix ns); 0 = unset
-}
-
-// counters are the store's cumulative counters.
+// counters are the store's cumulative counters; the model keeps its own
+// (state.Model.Stats).
 type counters struct {
-	contacts, events, journeys, unmapped, missingAttrs          atomic.Uint64
-	histEvicted, keysEvicted, journeysEvicted, internFull       atomic.Uint64
+	contacts, events, journeys                                  atomic.Uint64
+	histEvicted, keysEvicted, journeysEvicted                   atomic.Uint64
 	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
 	checkpoints, checkpointErrors, duplicates, idsEvicted       atomic.Uint64
 	unavailable, evicted, replayCorrupt, conflicts              atomic.Uint64
 }
 
-// Stats are the store's cumulative counters.
-type Stats struct {
-	Customers        uint64    `json:"customers"`        // customers with state
-	Contacts         uint64    `json:"contacts"`         // contacts recorded
-	Events           uint64    `json:"events"`           // events applied (with at least one mapped change or journey move)
-	Journeys         uint64    `json:"journeys"`         // journey updates
-	UnmappedEvents   uint64    `json:"unmapped_events"`  // events of a type without mappings (ignored)
-	MissingAttrs     uint64    `json:"missing_attrs"`    // mapping ops skipped because the event lacked the attribute
-	HistoryEvicted   uint64    `json:"history_evicted"`  // contacts dropped from histories (MaxEventsPerCustomer)
-	KeysEvicted      uint64    `json:"keys_evicted"`     // aggregates dropped (MaxKeysPerCustomer)
-	JourneysEvicted  uint64    `json:"journeys_evicted"` // journeys dropped (MaxJourneysPerCustomer)
-	Duplicates       uint64    `json:"duplicates"`       // contacts and events acknowledged but not applied: their idempotency key was remembered
-	IDsEvicted       uint64    `json:"ids_evicted"`      // idempotency keys forgotten (MaxIDsPerCustomer)
-	InternFull       uint64    `json:"intern_full"`      // strings not interned because MaxInterned was reached
-	Replayed         uint64    `json:"replayed"`         // log records applied at Open
-	ReplaySkipped    uint64    `json:"replay_skipped"`   // log records already in the checkpoint
-	ReplayDropped    uint64    `json:"replay_dropped"`   // overlay changes to fields no longer mapped
-	Compactions      uint64    `json:"compactions"`
-	Checkpoints      uint64    `json:"checkpoints"`
-	CheckpointErrors uint64    `json:"checkpoint_errors"`
-	WAL              wal.Stats `json:"wal"`
-
-	// Faults and bounds.
-	Unavailable      uint64 `json:"unavailable"`       // writes refused because the log could not be written (ErrUnavailable)
-	Conflicts        uint64 `json:"conflicts"`         // conditional journey moves refused: the customer had moved on (ErrConflict)
-	CustomersEvicted uint64 `json:"customers_evicted"` // customers not in the snapshot whose state was evicted (MaxCustomers)
-	ReplayCorrupt    uint64 `json:"replay_corrupt"`    // log records whose checksum held but that could not be decoded, skipped (WAL.SkipCorrupt)
-}
-
 // Open loads the newest checkpoint in cfg.WAL.Dir, replays the log after it
 // and returns a store ready for reads and writes.
-func Open(cfg Config) (*Store, error) {
+func Open(cfg state.Config) (*Store, error) {
 	s, err := newStore(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open state: %w", err)
 	}
-	var r record
+	var r state.Record
 	s.log, err = wal.Open(cfg.WAL, s.loadCheckpoint, func(b []byte) error {
-		if err := decodeRecord(b, &r); err != nil {
+		if err := state.DecodeRecord(b, &r); err != nil {
 			if cfg.WAL.SkipCorrupt {
 				s.st.replayCorrupt.Add(1) // its checksum held: written so, by a bug or another version
 				return nil
 			}
 			return err
 		}
-		s.lsn.Store(max(s.lsn.Load(), r.lsn))
+		s.lsn.Store(max(s.lsn.Load(), r.Seq()))
 		if s.replay(&r) {
 			s.st.replayed.Add(1)
 		} else {
@@ -391,22 +161,23 @@ func Open(cfg Config) (*Store, error) {
 }
 
 // newStore validates cfg and builds an empty store without a log.
-func newStore(cfg Config) (*Store, error) {
-	if err := cfg.validate(); err != nil {
+func newStore(cfg state.Config) (*Store, error) {
+	cfg, err := cfg.Validated()
+	if err != nil {
 		return nil, err
 	}
-	m, err := compile(cfg.Mappings, cfg.SnapshotFields)
+	m, err := state.NewModel(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("mappings: %w", err)
+		return nil, err
 	}
 	s := &Store{
+		Model:   m,
 		cfg:     cfg,
 		seed:    maphash.MakeSeed(),
 		stripes: make([]stripe, cfg.Stripes),
 		stop:    make(chan struct{}),
 	}
 	s.evictKick = make(chan struct{}, 1)
-	s.Model.init(cfg, m, &s.st)
 	for i := range s.stripes {
 		s.stripes[i].m = map[string]*entry{}
 	}
@@ -446,34 +217,35 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Slot resolves an overlay field by name.
-func (m *Model) Slot(field string) (Slot, FieldType, bool) {
-	sl, ok := m.m.slots[field]
-	if !ok {
-		return 0, 0, false
+// View fills v with the customer's current state and reports whether the
+// customer has any. It does not allocate and never waits on disk I/O.
+func (s *Store) View(customer []byte, v *state.View) bool {
+	st := &s.stripes[int(maphashBytes(s, customer))&(len(s.stripes)-1)]
+	st.mu.RLock()
+	e := st.m[string(customer)]
+	st.mu.RUnlock()
+	if e == nil {
+		s.Model.View(nil, s.asOf.Load(), v)
+		return false
 	}
-	return sl, m.m.fields[sl].Type, true
+	s.Model.View(e.p.Load(), s.asOf.Load(), v)
+	return true
 }
 
-// Fields lists the overlay fields in slot order.
-func (m *Model) Fields() []FieldInfo { return slices.Clone(m.m.fields) }
+// Load implements Backend.Load: View, which cannot fail (the state is in
+// memory) and does not wait.
+func (s *Store) Load(_ context.Context, customer []byte, v *state.View) (bool, error) {
+	return s.View(customer, v), nil
+}
 
-// DefaultMaxWindow is Config.MaxWindow's default: contacts are counted up
-// to 30 days back.
-const DefaultMaxWindow = 30 * 24 * time.Hour
-
-// MaxWindow is the longest cap window counted; the engine should reject
-// contact policies with longer windows when it compiles them.
-func (m *Model) MaxWindow() time.Duration { return time.Duration(m.days-1) * time.Duration(dayNanos) }
-
-// Stats returns the store's counters.
-func (s *Store) Stats() Stats {
-	c := &s.st
-	return Stats{
+// Stats returns the store's counters, with the model's.
+func (s *Store) Stats() state.Stats {
+	c, m := &s.st, s.Model.Stats()
+	return state.Stats{
 		Customers: c.customers.Load(), Contacts: c.contacts.Load(), Events: c.events.Load(),
-		Journeys: c.journeys.Load(), UnmappedEvents: c.unmapped.Load(), MissingAttrs: c.missingAttrs.Load(),
+		Journeys: c.journeys.Load(), UnmappedEvents: m.UnmappedEvents, MissingAttrs: m.MissingAttrs,
 		HistoryEvicted: c.histEvicted.Load(), KeysEvicted: c.keysEvicted.Load(),
-		JourneysEvicted: c.journeysEvicted.Load(), InternFull: c.internFull.Load(),
+		JourneysEvicted: c.journeysEvicted.Load(), InternFull: m.InternFull,
 		Duplicates: c.duplicates.Load(), IDsEvicted: c.idsEvicted.Load(),
 		Replayed: c.replayed.Load(), ReplaySkipped: c.replaySkipped.Load(), ReplayDropped: c.replayDropped.Load(),
 		Compactions: c.compacts.Load(), Checkpoints: c.checkpoints.Load(), CheckpointErrors: c.checkpointErrors.Load(),
@@ -486,54 +258,36 @@ func (s *Store) stripeOf(customer string) int {
 	return int(maphash.String(s.seed, customer)) & (len(s.stripes) - 1)
 }
 
-func (m *Model) checkString(what, v string, required bool) error {
-	if v == "" && required {
-		return fmt.Errorf("%s is empty", what)
-	}
-	if len(v) > m.maxString {
-		return fmt.Errorf("%s of %d bytes exceeds the limit of %d", what, len(v), m.maxString)
-	}
-	return nil
-}
-
-func checkTime(t time.Time) error {
-	// Year first: UnixNano is undefined before 1678 (year 1000 wraps).
-	if t.Year() < 1970 || t.UnixNano() <= 0 || t.Year() > 2200 {
-		return fmt.Errorf("time %v is out of range", t)
-	}
-	return nil
-}
-
 // RecordContact records contacts durably. All are validated first; on any
 // error none is recorded. A contact whose ID the customer's state remembers
 // (or that repeats the ID of an earlier contact of the call) is skipped and
 // counted in Stats.Duplicates.
-func (s *Store) RecordContact(cs ...Contact) error {
+func (s *Store) RecordContact(cs ...state.Contact) error {
 	_, err := s.recordContact(cs)
 	return err
 }
 
 // RecordContactOnce records c like RecordContact and reports whether it was
 // a duplicate: its ID remembered, so nothing was recorded.
-func (s *Store) RecordContactOnce(c Contact) (dup bool, err error) {
-	n, err := s.recordContact([]Contact{c})
+func (s *Store) RecordContactOnce(c state.Contact) (dup bool, err error) {
+	n, err := s.recordContact([]state.Contact{c})
 	return n > 0, err
 }
 
-func (s *Store) recordContact(cs []Contact) (dups int, err error) {
-	recs := make([]record, len(cs))
+func (s *Store) recordContact(cs []state.Contact) (dups int, err error) {
+	recs := make([]state.Record, len(cs))
 	for i, c := range cs {
 		var err error
 		if recs[i], err = s.ContactRecord(c); err != nil {
 			return 0, invalidf("cannot record contact %d: %w", i, err)
 		}
 	}
-	dups, err = s.write(recs)
+	w, err := s.write(recs)
 	if err != nil {
 		return 0, fmt.Errorf("cannot record contact: %w", err)
 	}
-	s.st.contacts.Add(uint64(len(cs) - dups))
-	return dups, nil
+	s.st.contacts.Add(uint64(len(cs) - w.dups))
+	return w.dups, nil
 }
 
 // ApplyEvent applies events through the mappings, and the journey moves
@@ -547,63 +301,43 @@ func (s *Store) recordContact(cs []Contact) (dups int, err error) {
 // retry changes nothing either. An event whose ID the customer's state
 // remembers (or that repeats the ID of an earlier event of the call) is
 // skipped whole and counted in Stats.Duplicates.
-func (s *Store) ApplyEvent(es ...Event) error {
+func (s *Store) ApplyEvent(es ...state.Event) error {
 	_, err := s.applyEvent(es)
 	return err
 }
 
 // ApplyEventOnce applies e like ApplyEvent and reports whether it was a
 // duplicate: its ID remembered, so nothing was applied.
-func (s *Store) ApplyEventOnce(e Event) (dup bool, err error) {
-	n, err := s.applyEvent([]Event{e})
+func (s *Store) ApplyEventOnce(e state.Event) (dup bool, err error) {
+	n, err := s.applyEvent([]state.Event{e})
 	return n > 0, err
 }
 
-func (s *Store) applyEvent(es []Event) (dups int, err error) {
-	recs := make([]record, 0, len(es))
-	moves := 0
+func (s *Store) applyEvent(es []state.Event) (dups int, err error) {
+	recs := make([]state.Record, 0, len(es))
 	for i, e := range es {
 		r, err := s.EventRecord(e)
 		if err != nil {
 			return 0, invalidf("cannot apply event %d: %w", i, err)
 		}
-		if len(r.effects) > 0 || len(r.moves) > 0 || r.movesFrom != nil {
+		if r.Changes() {
 			recs = append(recs, r)
 		}
 	}
-	dups, err = s.write(recs)
+	w, err := s.write(recs)
 	if err != nil {
 		return 0, fmt.Errorf("cannot apply event: %w", err)
 	}
-	applied := 0
-	for i := range recs {
-		if !recs[i].dup && !recs[i].empty {
-			moves += len(recs[i].moves)
-			applied++
-		}
-	}
-	s.st.events.Add(uint64(applied))
-	s.st.journeys.Add(uint64(moves))
-	return dups, nil
-}
-
-// checkMove validates one journey move.
-func (m *Model) checkMove(journey string, step int, status JourneyStatus) error {
-	err := m.checkString("journey", journey, true)
-	if err == nil && (step < 0 || step > maxDecodedStep) {
-		err = fmt.Errorf("step %d is out of range", step)
-	}
-	if err == nil && status > JourneyExited {
-		err = fmt.Errorf("unknown journey status %d", status)
-	}
-	return err
+	s.st.events.Add(uint64(w.applied))
+	s.st.journeys.Add(uint64(w.moves))
+	return w.dups, nil
 }
 
 // SetJourney records journey moves durably, in arrival order: moving to a
 // new step sets StepAt, (re-)entering an active journey from a finished one
 // sets EnteredAt. On any error none is recorded.
-func (s *Store) SetJourney(us ...JourneyUpdate) error {
-	recs := make([]record, len(us))
+func (s *Store) SetJourney(us ...state.JourneyUpdate) error {
+	recs := make([]state.Record, len(us))
 	for i, u := range us {
 		var err error
 		if recs[i], err = s.JourneyRecord(u); err != nil {
@@ -617,20 +351,60 @@ func (s *Store) SetJourney(us ...JourneyUpdate) error {
 	return nil
 }
 
+// Reserve makes reservations durably, as one atomic write: all of them or,
+// when one is refused (an exact cap full: ErrConflict) or invalid, none. A
+// reservation live with the same decision and action is a duplicate and
+// skipped.
+func (s *Store) Reserve(rs ...state.Reservation) error {
+	recs := make([]state.Record, len(rs))
+	for i, r := range rs {
+		var err error
+		if recs[i], err = s.ReserveRecord(r); err != nil {
+			return invalidf("cannot reserve %d: %w", i, err)
+		}
+	}
+	if _, err := s.write(recs); err != nil {
+		return fmt.Errorf("cannot reserve: %w", err)
+	}
+	return nil
+}
+
+// SetConsent records consent changes durably (see ConsentWriter).
+func (s *Store) SetConsent(cs ...state.Consent) (dups int, err error) {
+	recs := make([]state.Record, len(cs))
+	for i, c := range cs {
+		if recs[i], err = s.ConsentRecord(c); err != nil {
+			return 0, invalidf("cannot set consent %d: %w", i, err)
+		}
+	}
+	w, err := s.write(recs)
+	if err != nil {
+		return 0, fmt.Errorf("cannot set consent: %w", err)
+	}
+	return w.dups, nil
+}
+
+// written is what one write did.
+type written struct {
+	dups    int // records skipped as duplicates
+	applied int // records logged and applied (neither duplicates nor empty)
+	moves   int // journey moves of the records applied (state.Result.Journeys)
+}
+
 // write logs recs durably and then applies them, except duplicates: records
 // whose idempotency key the customer's state remembers, or an earlier record
-// of recs carries. It marks them (record.dup), counts them and returns how
-// many there were. Writers of the customers' stripes are excluded from the
+// of recs carries. It counts them and returns how many there were, with
+// how many records it applied and the journey moves they made. Writers of the customers' stripes are excluded from the
 // duplicate check through log append to apply, so the check is atomic with
 // the write, and per customer the order of sequence numbers is the order of
 // application (checkpoints rely on it).
-func (s *Store) write(recs []record) (dups int, err error) {
+func (s *Store) write(recs []state.Record) (w written, err error) {
 	if len(recs) == 0 {
-		return 0, nil
+		return w, nil
 	}
 	idx := make([]int, len(recs))
 	for i := range recs {
-		idx[i] = s.stripeOf(recs[i].customer)
+		idx[i] = s.stripeOf(recs[i].Customer())
 	}
 	defer s.lockWriters(slices.Clone(idx))()
 	// Each record's next state is computed by the model from the state as
@@ -638,56 +412,59 @@ func (s *Store) write(recs []record) (dups int, err error) {
 	// journey moves an event computes (JourneysFrom) and the change are
 	// one step per customer. Nothing is installed before the log has it.
 	bufs := make([][]byte, 0, len(recs))
-	next := make([]*custState, len(recs))
-	var sum Result
+	next := make([]*state.Customer, len(recs))
+	skip := make([]bool, len(recs)) // duplicates, and events that turned out to change nothing
+	var sum state.Result
 	asOf := s.asOf.Load()
 	for i := range recs {
 		r := &recs[i]
-		old := s.latest(&s.stripes[idx[i]], recs[:i], next[:i], r.customer)
+		old := s.latest(&s.stripes[idx[i]], recs[:i], next[:i], skip[:i], r.Customer())
 		n, res, err := s.Model.Apply(old, r, asOf)
 		switch {
 		case err != nil:
 			if res.Conflict {
 				s.st.conflicts.Add(1)
 			}
-			return 0, err
+			return written{}, err
 		case res.Duplicate:
-			r.dup = true
-			dups++
+			skip[i] = true
+			w.dups++
 			continue
 		case res.Empty:
-			r.empty = true // changes nothing: not logged, its id not remembered
+			skip[i] = true // changes nothing: not logged, its id not remembered
 			continue
 		}
-		r.lsn = s.lsn.Add(1)
+		r.SetSeq(s.lsn.Add(1))
 		if n != old {
-			n.lsn = r.lsn // n is this write's own value
+			n.SetSeq(r.Seq()) // n is this write's own value
 		}
 		next[i] = n
-		sum.add(res)
-		bufs = append(bufs, appendRecord(nil, r))
+		addResult(&sum, res)
+		w.applied++
+		w.moves += res.Journeys
+		bufs = append(bufs, state.AppendRecord(nil, r))
 	}
 	if len(bufs) > 0 {
 		if err := s.log.Append(bufs...); err != nil {
-			return 0, s.logError(err)
+			return written{}, s.logError(err)
 		}
 	}
 	for i := range recs {
-		if r := &recs[i]; !r.dup && !r.empty {
-			s.install(&s.stripes[idx[i]], r.customer, next[i])
+		if !skip[i] {
+			s.install(&s.stripes[idx[i]], recs[i].Customer(), next[i])
 		}
 	}
 	s.count(sum)
-	s.st.duplicates.Add(uint64(dups))
-	return dups, nil
+	s.st.duplicates.Add(uint64(w.dups))
+	return w, nil
 }
 
 // latest returns the customer's state as the write stands at a record: the
 // next state of the last earlier record of the same customer, else the
 // stored state (nil when none). The caller holds st.wmu.
-func (s *Store) latest(st *stripe, earlier []record, next []*custState, customer string) *custState {
+func (s *Store) latest(st *stripe, earlier []state.Record, next []*state.Customer, skip []bool, customer string) *state.Customer {
 	for i := len(earlier) - 1; i >= 0; i-- {
-		if e := &earlier[i]; e.customer == customer && !e.dup && !e.empty {
+		if earlier[i].Customer() == customer && !skip[i] {
 			return next[i]
 		}
 	}
@@ -702,7 +479,7 @@ func (s *Store) latest(st *stripe, earlier []record, next []*custState, customer
 
 // install makes next the customer's stored state (nil or unchanged: the
 // model kept nothing). The caller holds st.wmu.
-func (s *Store) install(st *stripe, customer string, next *custState) {
+func (s *Store) install(st *stripe, customer string, next *state.Customer) {
 	if next == nil {
 		return
 	}
@@ -716,7 +493,7 @@ func (s *Store) install(st *stripe, customer string, next *custState) {
 	e = &entry{}
 	e.p.Store(next)
 	st.mu.Lock()
-	st.m[next.id] = e
+	st.m[next.ID()] = e
 	st.mu.Unlock()
 	s.st.customers.Add(1)
 	if n := s.created.Add(1); s.cfg.MaxCustomers > 0 && s.liveBase.Load()+int64(n) > int64(s.cfg.MaxCustomers) {
@@ -763,45 +540,54 @@ func (s *Store) Err() error {
 
 // replay applies a record read from the log unless the checkpoint already
 // holds it.
-func (s *Store) replay(r *record) bool {
-	if r.typ == recCompact {
-		s.raiseAsOf(r.at)
+func (s *Store) replay(r *state.Record) bool {
+	switch r.LogOp() {
+	case state.LogCompact:
+		s.raiseAsOf(r.At())
 		return true
-	}
-	if r.typ == recForget {
-		return s.forget(&s.stripes[s.stripeOf(r.customer)], r.customer, r.lsn)
-	}
-	if r.typ == recErase {
+	case state.LogForget:
+		return s.forget(&s.stripes[s.stripeOf(r.Customer())], r.Customer(), r.Seq())
+	case state.LogErase:
 		return s.replayErase(r)
 	}
-	return s.apply(&s.stripes[s.stripeOf(r.customer)], r, true)
+	return s.apply(&s.stripes[s.stripeOf(r.Customer())], r)
 }
 
-// apply installs the effect of r on its customer, computed by the model
-// (Model.Apply, or ApplyLogged when replaying). The caller holds the
-// stripe's wmu (or is replaying, single-threaded).
-func (s *Store) apply(st *stripe, r *record, replaying bool) bool {
+// apply installs the effect of a record read back from the log on its
+// customer, computed by the model (Model.ApplyLogged), unless the
+// customer's state already holds it. It is called replaying,
+// single-threaded.
+func (s *Store) apply(st *stripe, r *state.Record) bool {
 	st.mu.RLock()
-	e := st.m[r.customer]
+	e := st.m[r.Customer()]
 	st.mu.RUnlock()
-	var old *custState
+	var old *state.Customer
 	if e != nil {
 		old = e.p.Load()
-		if replaying && r.lsn <= old.lsn {
+		if r.Seq() <= old.Seq() {
 			return false
 		}
 	}
-	next, res, _ := s.Model.apply(old, r, s.asOf.Load(), !replaying)
+	next, res := s.Model.ApplyLogged(old, r, s.asOf.Load())
 	s.count(res)
 	if next != old {
-		s.install(st, r.customer, next)
+		s.install(st, r.Customer(), next)
 	}
 	return true
 }
 
+// addResult sums what two applications of the model evicted and dropped.
+func addResult(r *state.Result, o state.Result) {
+	r.HistoryEvicted += o.HistoryEvicted
+	r.KeysEvicted += o.KeysEvicted
+	r.JourneysEvicted += o.JourneysEvicted
+	r.IDsEvicted += o.IDsEvicted
+	r.Dropped += o.Dropped
+}
+
 // count adds what one application of the model evicted or dropped to the
 // store's counters.
-func (s *Store) count(res Result) {
+func (s *Store) count(res state.Result) {
 	if res.HistoryEvicted > 0 {
 		s.st.histEvicted.Add(uint64(res.HistoryEvicted))
 	}
@@ -835,8 +621,9 @@ func (s *Store) Compact(asOf time.Time) error {
 		s.ckptMu.Unlock()
 		return nil
 	}
-	r := record{typ: recCompact, at: t, lsn: s.lsn.Add(1)}
-	if err := s.log.Append(appendRecord(nil, &r)); err != nil {
+	r := state.CompactRecord(t)
+	r.SetSeq(s.lsn.Add(1))
+	if err := s.log.Append(state.AppendRecord(nil, &r)); err != nil {
 		s.ckptMu.Unlock()
 		return fmt.Errorf("cannot compact state: %w", s.logError(err))
 	}
@@ -850,7 +637,7 @@ func (s *Store) Compact(asOf time.Time) error {
 // dropStale frees the values of fields that reset on a snapshot stamped at
 // or before t (already hidden from readers by the as-of).
 func (s *Store) dropStale(t int64) {
-	if !slices.ContainsFunc(s.m.fields, func(f FieldInfo) bool { return f.ResetOnSnapshot }) {
+	if !slices.ContainsFunc(s.Fields(), func(f state.FieldInfo) bool { return f.ResetOnSnapshot }) {
 		return
 	}
 	for i := range s.stripes {
@@ -859,28 +646,9 @@ func (s *Store) dropStale(t int64) {
 		st.mu.RLock()
 		for _, e := range st.m {
 			old := e.p.Load()
-			stale, fresh := false, false
-			for j, v := range old.overlay {
-				if v.at != 0 && v.at <= t && s.m.fields[j].ResetOnSnapshot {
-					stale = true
-				} else if v.at != 0 {
-					fresh = true
-				}
+			if next := s.Compacted(old, t); next != old {
+				e.p.Store(next)
 			}
-			if !stale {
-				continue
-			}
-			next := *old
-			next.overlay = nil
-			if fresh {
-				next.overlay = slices.Clone(old.overlay)
-				for j := range next.overlay {
-					if next.overlay[j].at <= t && s.m.fields[j].ResetOnSnapshot {
-						next.overlay[j] = value{}
-					}
-				}
-			}
-			e.p.Store(&next)
 		}
 		st.mu.RUnlock()
 		st.wmu.Unlock()
@@ -920,33 +688,9 @@ func (s *Store) Checkpoint() error {
 	return nil
 }
 
-// interner deduplicates strings, up to max of them.
-type interner struct {
-	mu  sync.Mutex
-	m   map[string]string
-	max int
-}
-
-func (in *interner) get(s string, full *atomic.Uint64) string {
-	if s == "" {
-		return ""
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if v, ok := in.m[s]; ok {
-		return v
-	}
-	// Cloned: the caller's string may share memory with a buffer.
-	s = strings.Clone(s)
-	if len(in.m) >= in.max {
-		full.Add(1)
-		return s
-	}
-	if in.m == nil {
-		in.m = map[string]string{}
-	}
-	in.m[s] = s
-	return s
-}
-
 func maphashBytes(s *Store, b []byte) uint64 { return maphash.Bytes(s.seed, b) }
+
+func invalid(err error) error     { return &state.Error{Kind: state.ErrInvalid, Err: err} }
+func unavailable(err error) error { return &state.Error{Kind: state.ErrUnavailable, Err: err} }
+
+func invalidf(format string, args ...any) error { return invalid(fmt.Errorf(format, args...)) }
