@@ -7,8 +7,8 @@ import (
 
 // Backend is the contract between the sidecar and a customer state store:
 // the embedded log (package state/embedded, over package state/wal) and
-// Redis (package state/redis). Every backend
-// keeps the guarantees of the package documentation per customer: a write
+// Redis (package state/redis). Every backend keeps the guarantees of the
+// package documentation per customer: a write
 // returns after it is durable as the backend defines it, is atomic per
 // customer, remembers idempotency keys with the customer's state, and fails
 // with an error of one kind (KindOf). A backend is safe for concurrent use.

@@ -8,7 +8,11 @@ import (
 	"nba/state/wal"
 )
 
-// Config configures a Store. Zero values pick the documented defaults.
+// Config configures the model (NewModel: the mappings and the bounds per
+// customer, which every backend serving a bundle must share) and the
+// embedded store (package state/embedded: Stripes, MaxCustomers,
+// CheckpointEvery, WAL; other backends ignore them). Zero values pick the
+// documented defaults.
 type Config struct {
 	// Mappings turn events into overlay field changes.
 	Mappings Mappings
@@ -35,7 +39,7 @@ type Config struct {
 	// customer that sends keys. Default 64; at most 4096.
 	MaxIDsPerCustomer int
 	// MaxWindow is the longest cap window counted, rounded up to whole
-	// days; longer windows are clamped (Store.MaxWindow tells a catalog
+	// days; longer windows are clamped (Model.MaxWindow tells a catalog
 	// compiler, which refuses them). Default DefaultMaxWindow; at most 400
 	// days.
 	MaxWindow time.Duration

@@ -12,7 +12,7 @@ import (
 )
 
 // CustomerDump is the whole of one customer's state as plain values: what
-// Store.Each reads and Store.Restore writes, for moving state between
+// Porter.Each reads and Porter.Restore writes, for moving state between
 // directories and backends (nba state export and import). Restoring what
 // Each read gives a customer whose View answers every question the same.
 type CustomerDump struct {
@@ -259,7 +259,7 @@ func (m *Model) checkCustomer(c *CustomerDump) error {
 }
 
 // Restored checks d and builds the customer state it describes, as
-// Store.Restore installs it and every backend restores it: fields the
+// Porter.Restore installs it and every backend restores it: fields the
 // mappings do not have are dropped (Result.Dropped), fields that reset on
 // a snapshot stamped at or before asOf (unix ns) are left out, and the
 // per-customer bounds apply (the newest contacts, keys, journeys and

@@ -16,7 +16,7 @@
 //     by later writes. View and its accessors do not allocate.
 //   - State is keyed by customer id and does not depend on any feature
 //     snapshot. Compact(asOf) says a new snapshot is served: the values of
-//     the fields that reset on a snapshot (FieldInfo.ResetOnSnapshot: the
+//     the fields that reset on a snapshot (state.FieldInfo.ResetOnSnapshot: the
 //     snapshot carries them, or the mappings say so) stamped at or before
 //     asOf are hidden at once and dropped from memory. Every other field
 //     keeps its value: a snapshot supersedes only what it carries.
@@ -24,22 +24,22 @@
 //     acknowledged write survives a crash. One event (its overlay changes and
 //     the journey moves it carries) is one log record: after a crash it is
 //     applied whole or not at all.
-//   - Every error of a write is of one kind (ErrInvalid, ErrUnavailable,
-//     ErrConflict; see KindOf), and nothing of a failed write is applied,
-//     in memory or, after a restart, from the log. When the log cannot be
-//     written (a full disk), writes fail with ErrUnavailable and Err says
-//     so until the log heals by itself (package wal), within about
-//     Config.WAL.RetryInterval of the cause going away.
+//   - Every error of a write is of one kind (state.ErrInvalid,
+//     ErrUnavailable, ErrConflict; see state.KindOf), and nothing of a
+//     failed write is applied, in memory or, after a restart, from the log.
+//     When the log cannot be written (a full disk), writes fail with
+//     ErrUnavailable and Err says so until the log heals by itself (package
+//     wal), within about Config.WAL.RetryInterval of the cause going away.
 //   - A contact or event with an idempotency key (Contact.ID, Event.ID) that
 //     the customer's state still remembers is acknowledged without being
 //     applied again (Stats.Duplicates). The check and the write are atomic
 //     per customer, and the keys are kept in the customer's state, so they
 //     survive restarts (log replay and checkpoints) like the rest of it.
 //
-// Limits (per customer, from Config, each with a counter in Stats): contacts
-// kept in History, aggregate keys, journeys, idempotency keys remembered
-// (MaxIDsPerCustomer, default 64). Cap-window counts are exact for the
-// latest 8 events of a key and otherwise rounded out to whole hours
+// Limits (per customer, from state.Config, each with a counter in Stats):
+// contacts kept in History, aggregate keys, journeys, idempotency keys
+// remembered (MaxIDsPerCustomer, default 64). Cap-window counts are exact
+// for the latest 8 events of a key and otherwise rounded out to whole hours
 // (windows up to a day) or whole UTC days; see Config.MaxWindow. Strings
 // (ids, keys, categories) are limited to Config.MaxStringBytes. The number
 // of customers who are not in the feature snapshot (SetInSnapshot) and have
@@ -48,6 +48,15 @@
 // snapshot are not bounded here: the snapshot bounds them.
 //
 // A Store is safe for concurrent use.
+//
+// Layout: store.go is the Store (stripes of customers, the write path, log
+// replay, Compact, Checkpoint), checkpoint.go its checkpoints (the format
+// is the model's: state.Model.NewCheckpointWriter), evict.go the bound on
+// customers, erase.go erasure and tombstones, dump.go export and import
+// (state.Porter), identity_store.go the identifier index
+// (state.IdentityBackend). What a customer is and how a change applies to
+// it is package state's model, shared with package state/redis: this
+// package only orders, logs and installs the values the model computes.
 package embedded
 
 import (
