@@ -16,9 +16,9 @@
 //     by later writes. View and its accessors do not allocate.
 //   - State is keyed by customer id and does not depend on any feature
 //     snapshot. Compact(asOf) says a new snapshot is served: the values of
-//     the fields that reset on a snapshot (state.FieldInfo.ResetOnSnapshot: the
-//     snapshot carries them, or the mappings say so) stamped at or before
-//     asOf are hidden at once and dropped from memory. Every other field
+//     the fields that reset on a snapshot (state.FieldInfo.ResetOnSnapshot:
+//     the snapshot carries them, or the mappings say so) stamped at or
+//     before asOf are hidden at once and dropped from memory. Every other field
 //     keeps its value: a snapshot supersedes only what it carries.
 //   - Open loads the newest checkpoint and replays the log after it; every
 //     acknowledged write survives a crash. One event (its overlay changes and
