@@ -95,9 +95,6 @@ type record struct {
 	expires  int64
 	caps     []capKey
 
-	dup   bool // not encoded: a duplicate that write skips
-	empty bool // not encoded: an event that turned out to change nothing, skipped
-
 	movesFrom func([]JourneyState) []JourneyMove // not encoded: Event.JourneysFrom
 	given     int                                // not encoded: moves the event gave, before the computed ones
 
