@@ -44,7 +44,7 @@ type Options struct {
 	// It exists to compare the two.
 	NoScorePlans bool
 	// MaxWindow is the longest contact-history window the History counts
-	// (the sidecar passes its state's, state.Store.MaxWindow). A cap,
+	// (the sidecar passes its state's, state.Model.MaxWindow). A cap,
 	// suppression or history count that needs a longer one is refused at
 	// load: it would be counted over less history than it says. 0 means no
 	// limit.

@@ -6,9 +6,9 @@ import (
 )
 
 // Backend is the contract between the sidecar and a customer state store:
-// the embedded log (Store, files store.go, evict.go and the checkpoint half
-// of codec.go, over package wal) and Redis (package state/redis). Every backend
-// keeps the guarantees of the package documentation per customer: a write
+// the embedded log (package state/embedded, over package state/wal) and
+// Redis (package state/redis). Every backend keeps the guarantees of the
+// package documentation per customer: a write
 // returns after it is durable as the backend defines it, is atomic per
 // customer, remembers idempotency keys with the customer's state, and fails
 // with an error of one kind (KindOf). A backend is safe for concurrent use.
@@ -68,8 +68,6 @@ type Backend interface {
 	Close() error
 }
 
-var _ Backend = (*Store)(nil)
-
 // Porter is what moving state in and out of a backend needs (nba state
 // export and import, contact-history import into a running sidecar):
 // both backends implement it besides Backend.
@@ -88,4 +86,25 @@ type Porter interface {
 	Checkpoint() error
 }
 
-var _ Porter = (*Store)(nil)
+// Reader is what the decision engine needs from customer state; every
+// Backend implements it.
+type Reader interface {
+	// View fills v with the customer's state and reports whether any
+	// exists. v is reusable; filling it does not allocate.
+	View(customer []byte, v *View) bool
+	// Slot resolves an overlay field name once, at compile time.
+	Slot(field string) (Slot, FieldType, bool)
+}
+
+// Writer is what the feedback and event endpoints need. Each call returns
+// after its changes are durable; an error is of a kind (ErrInvalid,
+// ErrUnavailable, ErrConflict: see KindOf) and means nothing was applied.
+type Writer interface {
+	RecordContact(cs ...Contact) error
+	ApplyEvent(es ...Event) error
+	SetJourney(us ...JourneyUpdate) error
+	// Err returns an ErrUnavailable error while writes cannot succeed (a
+	// log that cannot be written, a shared store out of reach), else nil;
+	// readiness checks call it, so it must be cheap.
+	Err() error
+}

@@ -3,7 +3,6 @@ package state
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -95,9 +94,6 @@ type record struct {
 	decision string
 	expires  int64
 	caps     []capKey
-
-	dup   bool // not encoded: a duplicate that write skips
-	empty bool // not encoded: an event that turned out to change nothing, skipped
 
 	movesFrom func([]JourneyState) []JourneyMove // not encoded: Event.JourneysFrom
 	given     int                                // not encoded: moves the event gave, before the computed ones
@@ -409,44 +405,6 @@ func decodeRecord(b []byte, r *record) error {
 const ckptMagic = "NBASTATE"
 const ckptVersion = 3
 
-func (s *Store) writeCheckpoint(w io.Writer) error {
-	b := make([]byte, 0, 64<<10)
-	b = append(b, ckptMagic...)
-	b = binary.AppendUvarint(b, ckptVersion)
-	b = binary.AppendUvarint(b, s.lsn.Load())
-	b = binary.AppendVarint(b, s.asOf.Load())
-	b = binary.AppendUvarint(b, uint64(len(s.m.fields)))
-	for _, f := range s.m.fields {
-		b = appendString(b, f.Name)
-		b = append(b, byte(f.Type))
-	}
-	var snaps []*custState
-	for i := range s.stripes {
-		st := &s.stripes[i]
-		snaps = snaps[:0]
-		st.mu.RLock()
-		for _, e := range st.m {
-			snaps = append(snaps, e.p.Load())
-		}
-		st.mu.RUnlock()
-		for _, cs := range snaps {
-			b = append(b, 1)
-			b = s.appendCustomer(b, cs)
-			b = appendSections(b, cs)
-			if len(b) >= 48<<10 {
-				if _, err := w.Write(b); err != nil {
-					return err
-				}
-				b = b[:0]
-			}
-		}
-	}
-	b = append(b, 0)
-	b = s.appendTombstones(b)
-	_, err := w.Write(b)
-	return err
-}
-
 func (m *Model) appendCustomer(b []byte, cs *custState) []byte {
 	b = appendString(b, cs.id)
 	b = binary.AppendUvarint(b, cs.lsn)
@@ -605,66 +563,6 @@ func (d *rd) value(t FieldType) value {
 		}
 		return value{num: f}
 	}
-}
-
-// loadCheckpoint replaces the store's (empty) state with a checkpoint body.
-// Fields no longer mapped are dropped; per-customer limits of the current
-// Config are applied.
-func (s *Store) loadCheckpoint(r io.Reader) error {
-	br, ok := r.(*bufio.Reader)
-	if !ok {
-		br = bufio.NewReader(r)
-	}
-	d := &rd{r: br}
-	var magic [len(ckptMagic)]byte
-	if _, err := io.ReadFull(br, magic[:]); err != nil || string(magic[:]) != ckptMagic {
-		return errors.New("not a state checkpoint")
-	}
-	version := d.uvarint()
-	if d.err == nil && (version < 1 || version > ckptVersion) {
-		return fmt.Errorf("unsupported state checkpoint version %d", version)
-	}
-	s.lsn.Store(d.uvarint())
-	s.asOf.Store(d.varint())
-	nf := d.count(maxFields, "fields")
-	remap := make([]int, nf) // checkpoint field index → slot, or -1
-	types := make([]FieldType, nf)
-	for i := range nf {
-		name := d.str()
-		types[i] = FieldType(d.byte())
-		if d.err == nil && !validType(types[i]) {
-			d.fail("field %q: unknown type %d", name, types[i])
-		}
-		remap[i] = -1
-		if sl, ok := s.m.slots[name]; ok && s.m.fields[sl].Type == types[i] {
-			remap[i] = int(sl)
-		}
-	}
-	for n := 0; d.err == nil; n++ {
-		switch d.byte() {
-		case 0:
-			if d.err != nil {
-				break
-			}
-			if version >= 3 {
-				if s.loadTombstones(d); d.err != nil {
-					return fmt.Errorf("state checkpoint: tombstones: %w", d.err)
-				}
-			}
-			if _, err := br.ReadByte(); err != io.EOF {
-				return errors.New("state checkpoint: trailing bytes")
-			}
-			return nil
-		case 1:
-			s.loadCustomer(d, version, remap, types)
-			if d.err != nil {
-				d.err = fmt.Errorf("customer %d: %w", n, d.err)
-			}
-		default:
-			d.fail("bad customer marker")
-		}
-	}
-	return fmt.Errorf("state checkpoint: %w", d.err)
 }
 
 // decodeCustomer reads one customer of a checkpoint (or one value
@@ -830,25 +728,6 @@ func (m *Model) decodeCustomer(d *rd, version uint64, remap []int, types []Field
 		return nil, ""
 	}
 	return cs, id
-}
-
-func (s *Store) loadCustomer(d *rd, version uint64, remap []int, types []FieldType) {
-	var res Result
-	cs, id := s.decodeCustomer(d, version, remap, types, &res)
-	s.count(res)
-	if cs == nil {
-		return
-	}
-	st := &s.stripes[s.stripeOf(id)]
-	if _, dup := st.m[id]; dup {
-		d.fail("a customer appears twice (%d bytes of id)", len(id))
-		return
-	}
-	cs.id = s.intern.get(id, &s.st.internFull)
-	e := &entry{}
-	e.p.Store(cs)
-	st.m[cs.id] = e
-	s.st.customers.Add(1)
 }
 
 func (m *Model) internAgg(a *agg) *agg {

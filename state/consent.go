@@ -319,20 +319,6 @@ type ConsentWriter interface {
 	EventConsents(e Event) ([]Consent, error)
 }
 
-// SetConsent records consent changes durably (see ConsentWriter).
-func (s *Store) SetConsent(cs ...Consent) (dups int, err error) {
-	recs := make([]record, len(cs))
-	for i, c := range cs {
-		if recs[i], err = s.ConsentRecord(c); err != nil {
-			return 0, invalidf("cannot set consent %d: %w", i, err)
-		}
-	}
-	if dups, err = s.write(recs); err != nil {
-		return 0, fmt.Errorf("cannot set consent: %w", err)
-	}
-	return dups, nil
-}
-
 // consentOp is a compiled consent operation of an event mapping.
 type consentOp struct {
 	channel, purpose string

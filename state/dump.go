@@ -12,7 +12,7 @@ import (
 )
 
 // CustomerDump is the whole of one customer's state as plain values: what
-// Store.Each reads and Store.Restore writes, for moving state between
+// Porter.Each reads and Porter.Restore writes, for moving state between
 // directories and backends (nba state export and import). Restoring what
 // Each read gives a customer whose View answers every question the same.
 type CustomerDump struct {
@@ -79,30 +79,6 @@ type Counter struct {
 	Hours   []uint16
 	DayTop  int64 // unix day of Days[0]
 	Days    []uint16
-}
-
-// Each calls fn with the state of every customer, in no particular order,
-// until fn returns an error, which Each returns. Each customer's state is
-// one consistent snapshot; writes during Each are seen or not. fn may keep
-// the Customer.
-func (s *Store) Each(fn func(*CustomerDump) error) error {
-	var snaps []*custState
-	asOf := s.asOf.Load()
-	for i := range s.stripes {
-		st := &s.stripes[i]
-		snaps = snaps[:0]
-		st.mu.RLock()
-		for _, e := range st.m {
-			snaps = append(snaps, e.p.Load())
-		}
-		st.mu.RUnlock()
-		for _, cs := range snaps {
-			if err := fn(s.Dump(cs, asOf)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // Dump copies cs into a CustomerDump, without the overlay values a View
@@ -282,40 +258,8 @@ func (m *Model) checkCustomer(c *CustomerDump) error {
 	return nil
 }
 
-// Restore replaces the state of each customer in cs with the one given
-// (all are checked first; on an ErrInvalid error none is restored). Fields
-// the mappings do not have are dropped (Stats.ReplayDropped); per-customer
-// limits of the Config apply (the newest contacts, keys and journeys are
-// kept). Restoring a customer twice leaves the same state as once. The
-// identifiers the customers hold are claimed in the identifier index
-// (ClaimIdentifiers).
-//
-// Restore is not logged: restored state becomes durable at the next
-// successful Checkpoint, which the caller makes before it reports success
-// (a crash before it loses the restored customers, not what was written
-// before). It is meant for loading state into a store that nothing else
-// writes to, as nba state import does.
-func (s *Store) Restore(cs ...CustomerDump) error {
-	for i := range cs {
-		if err := s.checkCustomer(&cs[i]); err != nil {
-			return invalidf("cannot restore customer %d: %w", i, err)
-		}
-	}
-	asOf := s.asOf.Load()
-	for i := range cs {
-		next, res := s.restored(&cs[i], asOf)
-		s.count(res)
-		st := &s.stripes[s.stripeOf(next.id)]
-		st.wmu.Lock()
-		next.lsn = s.lsn.Add(1)
-		s.install(st, next.id, next)
-		st.wmu.Unlock()
-	}
-	return ClaimIdentifiers(context.Background(), s.IndexClaim, cs)
-}
-
 // Restored checks d and builds the customer state it describes, as
-// Store.Restore installs it and every backend restores it: fields the
+// Porter.Restore installs it and every backend restores it: fields the
 // mappings do not have are dropped (Result.Dropped), fields that reset on
 // a snapshot stamped at or before asOf (unix ns) are left out, and the
 // per-customer bounds apply (the newest contacts, keys, journeys and
@@ -516,11 +460,4 @@ func (m *Model) restoreCounters(cs *custState, counters []Counter, res *Result) 
 		}
 		cs.aggs = append(cs.aggs, aggRef{kind: a.kind, outcome: a.outcome, key: a.key, last: last, a: a})
 	}
-}
-
-// RecordContacts records contacts as RecordContact does and returns how
-// many were duplicates (their ID remembered), not recorded: one durable
-// write for a batch, for importers.
-func (s *Store) RecordContacts(cs []Contact) (dups int, err error) {
-	return s.recordContact(cs)
 }

@@ -19,7 +19,7 @@ var (
 	// ErrUnavailable: the store cannot take writes now (its log cannot be
 	// written: a full disk, an I/O error; it is backlogged or closed; a
 	// shared store does not answer). Nothing was applied; a retry may
-	// succeed. Store.Err says whether the store is writable.
+	// succeed. Backend.Err says whether the store is writable.
 	ErrUnavailable = errors.New("state unavailable")
 	// ErrConflict: the write conflicts with the state as it stands (in a
 	// shared store, a concurrent change of the same customer won). Nothing

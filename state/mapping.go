@@ -53,7 +53,7 @@ func parseFieldType(s string) (FieldType, bool) {
 // (incr: number, stamp: time, set with a constant value: the constant's
 // type); set from an attribute needs a declared or inferable type.
 //
-// A new feature snapshot (Store.Compact) supersedes the overlay values of
+// A new feature snapshot (Backend.Compact) supersedes the overlay values of
 // the fields it carries (Config.SnapshotFields) stamped at or before its
 // as-of time. Other fields keep their values across snapshots unless they
 // are listed in ResetOnSnapshot, e.g. a counter of the orders since the
@@ -121,7 +121,7 @@ type Op struct {
 	Status  string `yaml:"status,omitempty" json:"status,omitempty"`
 }
 
-// Slot indexes an overlay field; resolve it once with Store.Slot.
+// Slot indexes an overlay field; resolve it once with Model.Slot.
 type Slot int
 
 // FieldInfo describes one overlay field.

@@ -383,21 +383,3 @@ func (m *Model) decodeReservations(d *rd, cs *custState) {
 		cs.res = append(cs.res, x)
 	}
 }
-
-// Reserve makes reservations durably, as one atomic write: all of them or,
-// when one is refused (an exact cap full: ErrConflict) or invalid, none. A
-// reservation live with the same decision and action is a duplicate and
-// skipped.
-func (s *Store) Reserve(rs ...Reservation) error {
-	recs := make([]record, len(rs))
-	for i, r := range rs {
-		var err error
-		if recs[i], err = s.ReserveRecord(r); err != nil {
-			return invalidf("cannot reserve %d: %w", i, err)
-		}
-	}
-	if _, err := s.write(recs); err != nil {
-		return fmt.Errorf("cannot reserve: %w", err)
-	}
-	return nil
-}

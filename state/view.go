@@ -1,40 +1,17 @@
 package state
 
 import (
-	"context"
 	"time"
 )
 
 // View is a read-only, consistent snapshot of one customer's state, filled by
-// Store.View. A View is reusable and owned by one goroutine at a time; the
-// snapshot it holds is immutable, so it is unaffected by later writes. No
-// method allocates.
+// a backend's View (Model.View). A View is reusable and owned by one
+// goroutine at a time; the snapshot it holds is immutable, so it is
+// unaffected by later writes. No method allocates.
 type View struct {
 	c    *custState
 	m    *compiled
 	asOf int64
-}
-
-// View fills v with the customer's current state and reports whether the
-// customer has any. It does not allocate and never waits on disk I/O.
-func (s *Store) View(customer []byte, v *View) bool {
-	st := &s.stripes[int(maphashBytes(s, customer))&(len(s.stripes)-1)]
-	st.mu.RLock()
-	e := st.m[string(customer)]
-	st.mu.RUnlock()
-	v.m, v.asOf = s.m, s.asOf.Load()
-	if e == nil {
-		v.c = nil
-		return false
-	}
-	v.c = e.p.Load()
-	return true
-}
-
-// Load implements Backend.Load: View, which cannot fail (the state is in
-// memory) and does not wait.
-func (s *Store) Load(_ context.Context, customer []byte, v *View) (bool, error) {
-	return s.View(customer, v), nil
 }
 
 // SeenContactID reports whether the viewed customer's state remembers the

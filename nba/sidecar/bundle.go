@@ -325,7 +325,7 @@ func withParts(fsys fs.FS, f func(*parts) error) error {
 	if err != nil {
 		return err
 	}
-	var st state.Backend // nil, not a nil *state.Store: loadParts tests it
+	var st state.Backend // nil, not a nil *embedded.Store: loadParts tests it
 	if len(m.Profile.Events) > 0 || len(m.Profile.Fields) > 0 {
 		dir, err := os.MkdirTemp("", "nba-bundle-")
 		if err != nil {

@@ -33,6 +33,7 @@ import (
 	"nba/nba/eventstream"
 	"nba/nba/server"
 	"nba/state"
+	"nba/state/embedded"
 	redisstate "nba/state/redis"
 	"nba/state/wal"
 )
@@ -379,7 +380,7 @@ func openState(dir string, m Manifest, cfg Config) (state.Backend, error) {
 	scfg := state.Config{Mappings: m.Profile, SnapshotFields: sortedKeys(m.Snapshot.Columns), CheckpointEvery: cfg.CheckpointEvery,
 		MaxCustomers: cfg.StateMaxCustomers, WAL: wal.Config{Dir: dir, SyncInterval: cfg.SyncInterval, SkipCorrupt: cfg.StateSkipCorrupt}}
 	if cfg.StateRedis == "" {
-		return state.Open(scfg)
+		return embedded.Open(scfg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"nba/state"
+	"nba/state/embedded"
 	redisstate "nba/state/redis"
 )
 
@@ -21,7 +22,7 @@ import (
 // state has no background checkpoints and evicts no customer. close
 // closes the state and releases the lock. create makes the directory if
 // it is missing.
-func OpenStateDir(dir string, bundle fs.FS, create bool) (st *state.Store, close func() error, err error) {
+func OpenStateDir(dir string, bundle fs.FS, create bool) (st *embedded.Store, close func() error, err error) {
 	if dir == "" {
 		return nil, nil, errors.New("no state directory")
 	}
@@ -44,7 +45,7 @@ func OpenStateDir(dir string, bundle fs.FS, create bool) (st *state.Store, close
 	var b state.Backend
 	b, err = openState(filepath.Join(dir, "state"), m, Config{StateMaxCustomers: -1})
 	if err == nil {
-		st = b.(*state.Store) // no StateRedis: the embedded store
+		st = b.(*embedded.Store) // no StateRedis: the embedded store
 	}
 	if err != nil {
 		lock.Close()

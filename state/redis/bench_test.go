@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"nba/state"
+	"nba/state/embedded"
 	redisstate "nba/state/redis"
 	"nba/state/redis/redistest"
 	"nba/state/wal"
@@ -17,7 +18,7 @@ import (
 // load is a miss).
 func BenchmarkLoad(b *testing.B) {
 	s := redistest.Start(b, redistest.Options{})
-	emb, err := state.Open(state.Config{WAL: wal.Config{Dir: b.TempDir()}})
+	emb, err := embedded.Open(state.Config{WAL: wal.Config{Dir: b.TempDir()}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func BenchmarkLoad(b *testing.B) {
 // the round trip and the script, not an fsync).
 func BenchmarkWrite(b *testing.B) {
 	s := redistest.Start(b, redistest.Options{})
-	emb, err := state.Open(state.Config{WAL: wal.Config{Dir: b.TempDir()}})
+	emb, err := embedded.Open(state.Config{WAL: wal.Config{Dir: b.TempDir()}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,7 +29,7 @@ const scanBatch = 500
 // are seen or not, and SCAN may return a key twice when the keyspace is
 // rehashed meanwhile, so fn may see a customer twice (export from a
 // quiet store, as nba state export does). Overlay values hidden at this
-// process's as-of time (Compact) are left out, as Store.Each does.
+// process's as-of time (Compact) are left out, as the embedded Store.Each does.
 func (b *Backend) Each(fn func(*state.CustomerDump) error) error {
 	if b.closed.Load() {
 		return b.Err()

@@ -14,6 +14,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"nba/state"
+	"nba/state/embedded"
 	redisstate "nba/state/redis"
 	"nba/state/redis/redistest"
 	"nba/state/stateio"
@@ -34,10 +35,10 @@ func portConfig(t *testing.T) state.Config {
 	return cfg
 }
 
-func openEmbedded(t *testing.T, cfg state.Config) *state.Store {
+func openEmbedded(t *testing.T, cfg state.Config) *embedded.Store {
 	t.Helper()
 	cfg.WAL = wal.Config{Dir: filepath.Join(t.TempDir(), "state")}
-	s, err := state.Open(cfg)
+	s, err := embedded.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"nba/state"
+	"nba/state/embedded"
 	"nba/state/stateio"
 	"nba/state/wal"
 )
@@ -16,7 +17,7 @@ import (
 func ExampleImport() {
 	dir, _ := os.MkdirTemp("", "stateio-example-")
 	defer os.RemoveAll(dir)
-	st, err := state.Open(state.Config{WAL: wal.Config{Dir: dir}})
+	st, err := embedded.Open(state.Config{WAL: wal.Config{Dir: dir}})
 	if err != nil {
 		panic(err)
 	}

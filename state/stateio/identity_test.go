@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"nba/state"
+	"nba/state/embedded"
 )
 
 // TestExportImportKeepsIdentity: the export file carries the profiles'
@@ -19,7 +20,7 @@ func TestExportImportKeepsIdentity(t *testing.T) {
 	ctx := context.Background()
 	ic := &state.IdentityConfig{Namespaces: map[string]state.Namespace{"crm_id": {Primary: true, Unique: true}, "cookie": {}, "email": {Unique: true, Hash: true}}}
 	key := []byte("0123456789abcdef-identity-key")
-	stitch := func(s *state.Store) *state.Identities {
+	stitch := func(s *embedded.Store) *state.Identities {
 		x := state.NewIdentities(s, key)
 		must(t, x.Configure(ic))
 		return x

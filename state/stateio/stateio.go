@@ -15,7 +15,7 @@ import (
 )
 
 // Source is a state store export reads: either backend (state.Porter:
-// *state.Store, the Redis backend).
+// the embedded store, the Redis backend).
 type Source interface {
 	// Each calls fn with every customer's state until fn fails.
 	Each(fn func(*state.CustomerDump) error) error
@@ -34,8 +34,8 @@ type Target interface {
 }
 
 var (
-	_ Source = (*state.Store)(nil)
-	_ Target = (*state.Store)(nil)
+	_ Source = state.Porter(nil)
+	_ Target = state.Porter(nil)
 )
 
 // Counts says how much state an export wrote or an import loaded.

@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"nba/state"
+	"nba/state/embedded"
 	"nba/state/wal"
 )
 
@@ -25,13 +26,13 @@ events:
 
 var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
-func openStore(t testing.TB) *state.Store {
+func openStore(t testing.TB) *embedded.Store {
 	t.Helper()
 	var m state.Mappings
 	if err := yaml.Unmarshal([]byte(mappingsYAML), &m); err != nil {
 		t.Fatal(err)
 	}
-	s, err := state.Open(state.Config{Mappings: m, MaxEventsPerCustomer: 4, MaxCustomers: -1, WAL: wal.Config{Dir: t.TempDir()}})
+	s, err := embedded.Open(state.Config{Mappings: m, MaxEventsPerCustomer: 4, MaxCustomers: -1, WAL: wal.Config{Dir: t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func must(t testing.TB, err error) {
 }
 
 // all reads a store's customers keyed by id.
-func all(t testing.TB, s *state.Store) map[string]state.CustomerDump {
+func all(t testing.TB, s *embedded.Store) map[string]state.CustomerDump {
 	t.Helper()
 	m := map[string]state.CustomerDump{}
 	must(t, s.Each(func(c *state.CustomerDump) error { m[c.ID] = *c; return nil }))
@@ -155,7 +156,7 @@ func TestImportLongLine(t *testing.T) {
 }
 
 // failing is a Target whose writes fail as unavailable.
-type failing struct{ *state.Store }
+type failing struct{ *embedded.Store }
 
 func (failing) RecordContacts([]state.Contact) (int, error) {
 	return 0, &state.Error{Kind: state.ErrUnavailable, Err: errors.New("disk full")}
@@ -205,7 +206,7 @@ func FuzzDecodeLine(f *testing.F) {
 
 // counting is a Target that counts contact writes.
 type counting struct {
-	*state.Store
+	*embedded.Store
 	writes int
 }
 

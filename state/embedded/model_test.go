@@ -1,6 +1,10 @@
-package state
+package embedded
 
-import "testing"
+import (
+	"testing"
+
+	"nba/state"
+)
 
 // TestComputedJourneyMovesReplayed: the journey moves an event computes at
 // write time (Event.JourneysFrom) are in its log record, so a restart
@@ -9,18 +13,18 @@ import "testing"
 func TestComputedJourneyMovesReplayed(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, nil)
-	enter := func(cur []JourneyState) []JourneyMove {
+	enter := func(cur []state.JourneyState) []state.JourneyMove {
 		if len(cur) > 0 {
 			return nil
 		}
-		return []JourneyMove{{Journey: "cart"}}
+		return []state.JourneyMove{{Journey: "cart"}}
 	}
-	must(t, s.ApplyEvent(Event{Customer: "e", Type: "cart_abandoned", At: t0, JourneysFrom: enter}))
+	must(t, s.ApplyEvent(state.Event{Customer: "e", Type: "cart_abandoned", At: t0, JourneysFrom: enter}))
 	must(t, s.Close())
 	s2 := openStore(t, dir, nil)
-	var v View
+	var v state.View
 	s2.View([]byte("e"), &v)
-	if j, ok := v.Journey("cart"); !ok || j.Status != JourneyActive {
+	if j, ok := v.Journey("cart"); !ok || j.Status != state.JourneyActive {
 		t.Errorf("after a restart: %+v %v", j, ok)
 	}
 }

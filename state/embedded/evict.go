@@ -1,9 +1,11 @@
-package state
+package embedded
 
 import (
 	"fmt"
 	"slices"
 	"time"
+
+	"nba/state"
 )
 
 // SetInSnapshot tells the store which customers are in the feature
@@ -75,7 +77,7 @@ func (s *Store) evict() (int, error) {
 		st.mu.RLock() // delays only the insertion of new customers of the stripe
 		for id, e := range st.m {
 			if !in(id) {
-				cands = append(cands, candidate{lsn: e.p.Load().lsn, id: id, stripe: i})
+				cands = append(cands, candidate{lsn: e.p.Load().Seq(), id: id, stripe: i})
 			}
 		}
 		st.mu.RUnlock()
@@ -108,11 +110,12 @@ func (s *Store) evict() (int, error) {
 		st.mu.RLock()
 		e := st.m[v.id]
 		st.mu.RUnlock()
-		if e == nil || e.p.Load().lsn != v.lsn {
+		if e == nil || e.p.Load().Seq() != v.lsn {
 			continue // written since the count: recently active
 		}
-		r := record{typ: recForget, customer: v.id, at: now, lsn: s.lsn.Add(1)}
-		recs = append(recs, appendRecord(nil, &r))
+		r := state.ForgetRecord(v.id, now)
+		r.SetSeq(s.lsn.Add(1))
+		recs = append(recs, state.AppendRecord(nil, &r))
 		kept = append(kept, v)
 	}
 	if len(recs) == 0 {
@@ -135,7 +138,7 @@ func (s *Store) forget(st *stripe, customer string, lsn uint64) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	e := st.m[customer]
-	if e == nil || e.p.Load().lsn >= lsn {
+	if e == nil || e.p.Load().Seq() >= lsn {
 		return false
 	}
 	delete(st.m, customer)

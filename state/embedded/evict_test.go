@@ -1,4 +1,4 @@
-package state
+package embedded
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"nba/state"
 	"nba/state/wal"
 )
 
@@ -37,7 +38,7 @@ func TestLiveOnlyCustomersBoundedRegression(t *testing.T) {
 	dir := t.TempDir()
 	const max = 10
 	inSnap := func(id string) bool { return strings.HasPrefix(id, "snap") }
-	tweak := func(c *Config) { c.MaxCustomers = max }
+	tweak := func(c *state.Config) { c.MaxCustomers = max }
 	s := openStore(t, dir, tweak)
 	s.SetInSnapshot(inSnap)
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -45,7 +46,7 @@ func TestLiveOnlyCustomersBoundedRegression(t *testing.T) {
 	write := func(id string) {
 		t.Helper()
 		n++
-		if err := s.RecordContact(Contact{Customer: id, Action: "a", At: at.Add(time.Duration(n) * time.Second)}); err != nil {
+		if err := s.RecordContact(state.Contact{Customer: id, Action: "a", At: at.Add(time.Duration(n) * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -79,7 +80,7 @@ func TestLiveOnlyCustomersBoundedRegression(t *testing.T) {
 	if st.CustomersEvicted < 20 || st.Customers != uint64(len(want)) {
 		t.Fatalf("evicted %d (want at least 20), customers %d (want %d)", st.CustomersEvicted, st.Customers, len(want))
 	}
-	var v View
+	var v state.View
 	if s.View([]byte("new01"), &v) || !s.View([]byte("snap0"), &v) || v.HistoryLen() != 2 {
 		t.Fatalf("new01 evicted, snap0 kept with its 2 contacts: %v %d", s.View([]byte("new01"), &v), v.HistoryLen())
 	}
@@ -106,11 +107,11 @@ func TestLiveOnlyCustomersBoundedRegression(t *testing.T) {
 // TestEvictDownToBound: without a bound nothing is evicted; past it, a pass
 // evicts the least recently written down to MaxCustomers minus 1/16.
 func TestEvictDownToBound(t *testing.T) {
-	s := openStore(t, t.TempDir(), func(c *Config) { c.MaxCustomers = -1 })
+	s := openStore(t, t.TempDir(), func(c *state.Config) { c.MaxCustomers = -1 })
 	s.SetInSnapshot(func(string) bool { return false })
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 20 {
-		if err := s.RecordContact(Contact{Customer: fmt.Sprintf("c%02d", i), Action: "a", At: at}); err != nil {
+		if err := s.RecordContact(state.Contact{Customer: fmt.Sprintf("c%02d", i), Action: "a", At: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +120,7 @@ func TestEvictDownToBound(t *testing.T) {
 	}
 	s.cfg.MaxCustomers = 64 // 64 - 64/16 = 60 kept
 	for i := 20; i < 70; i++ {
-		if err := s.RecordContact(Contact{Customer: fmt.Sprintf("c%02d", i), Action: "a", At: at}); err != nil {
+		if err := s.RecordContact(state.Contact{Customer: fmt.Sprintf("c%02d", i), Action: "a", At: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,7 +140,7 @@ func TestSkipCorruptRecord(t *testing.T) {
 	s := openStore(t, dir, nil)
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	for _, id := range []string{"first", "second", "third"} {
-		if err := s.RecordContact(Contact{Customer: id, Action: "a", At: at}); err != nil {
+		if err := s.RecordContact(state.Contact{Customer: id, Action: "a", At: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -160,10 +161,10 @@ func TestSkipCorruptRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ce *wal.CorruptError
-	if _, err := Open(Config{Mappings: testMappings(t), WAL: wal.Config{Dir: dir}}); !errors.As(err, &ce) {
+	if _, err := Open(state.Config{Mappings: testMappings(t), WAL: wal.Config{Dir: dir}}); !errors.As(err, &ce) {
 		t.Fatalf("open of a damaged log: %v, want a CorruptError", err)
 	}
-	s = openStore(t, dir, func(c *Config) { c.WAL.SkipCorrupt = true })
+	s = openStore(t, dir, func(c *state.Config) { c.WAL.SkipCorrupt = true })
 	if got := liveIDs(s); !slices.Equal(got, []string{"first", "third"}) {
 		t.Fatalf("customers after skipping: %v", got)
 	}

@@ -1,8 +1,10 @@
-package state
+package embedded
 
 import (
 	"context"
 	"sync"
+
+	"nba/state"
 )
 
 // The embedded store's side of identity stitching (IdentityBackend): an
@@ -17,21 +19,21 @@ type storeIndex struct {
 	m    map[string]string // identifier key → profile id
 }
 
-var _ IdentityBackend = (*Store)(nil)
+var _ state.IdentityBackend = (*Store)(nil)
 
 // IdentityModel implements IdentityBackend.
-func (s *Store) IdentityModel() *Model { return &s.Model }
+func (s *Store) IdentityModel() *state.Model { return s.Model }
 
 // WriteRecord implements IdentityBackend: the record is logged and applied
 // as every write is, atomically per customer.
-func (s *Store) WriteRecord(_ context.Context, r *Record) (bool, error) {
-	recs := []record{*r}
-	dups, err := s.write(recs)
-	return dups > 0, err
+func (s *Store) WriteRecord(_ context.Context, r *state.Record) (bool, error) {
+	recs := []state.Record{*r}
+	w, err := s.write(recs)
+	return w.dups > 0, err
 }
 
 // Get implements IdentityBackend.
-func (s *Store) Get(_ context.Context, customer string) (*Customer, error) {
+func (s *Store) Get(_ context.Context, customer string) (*state.Customer, error) {
 	st := &s.stripes[s.stripeOf(customer)]
 	st.mu.RLock()
 	e := st.m[customer]
@@ -55,7 +57,7 @@ func (s *Store) index() *storeIndex {
 					continue
 				}
 				for _, id := range c.Identifiers() {
-					m[id.Key()] = c.id
+					m[id.Key()] = c.ID()
 				}
 			}
 			st.mu.RUnlock()

@@ -1,9 +1,10 @@
-package state_test
+package embedded_test
 
 import (
 	"testing"
 
 	"nba/state"
+	"nba/state/embedded"
 	"nba/state/statetest"
 	"nba/state/wal"
 )
@@ -13,7 +14,7 @@ import (
 func TestContract(t *testing.T) {
 	statetest.Run(t, func(t *testing.T, cfg state.Config) state.Backend {
 		cfg.WAL = wal.Config{Dir: t.TempDir()}
-		s, err := state.Open(cfg)
+		s, err := embedded.Open(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package state_test
+package embedded_test
 
 import (
 	"fmt"
@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"nba/state"
+	"nba/state/embedded"
 	"nba/state/wal"
 )
 
 func ExampleStore() {
 	dir, _ := os.MkdirTemp("", "state-example")
 	defer os.RemoveAll(dir)
-	s, err := state.Open(state.Config{
+	s, err := embedded.Open(state.Config{
 		Mappings: state.Mappings{Events: map[string][]state.Op{
 			"purchase": {{Incr: "orders_30d"}, {Stamp: "last_purchase_at"}},
 		}},
@@ -45,7 +46,7 @@ func ExampleStore() {
 func ExampleStore_ApplyEventOnce() {
 	dir, _ := os.MkdirTemp("", "state-example")
 	defer os.RemoveAll(dir)
-	s, err := state.Open(state.Config{
+	s, err := embedded.Open(state.Config{
 		Mappings: state.Mappings{Events: map[string][]state.Op{"purchase": {{Incr: "orders_30d"}}}},
 		WAL:      wal.Config{Dir: dir},
 	})

@@ -1,4 +1,4 @@
-package state_test
+package embedded_test
 
 import (
 	"strings"
@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"nba/state"
+	"nba/state/embedded"
 	"nba/state/identitytest"
 	"nba/state/wal"
 )
@@ -16,7 +17,7 @@ import (
 func TestIdentity(t *testing.T) {
 	identitytest.Run(t, func(t *testing.T, cfg state.Config) state.IdentityBackend {
 		cfg.WAL = wal.Config{Dir: t.TempDir()}
-		s, err := state.Open(cfg)
+		s, err := embedded.Open(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,7 +30,7 @@ func TestIdentity(t *testing.T) {
 // the server's decode arena) were kept in the profile and the index, and
 // changed when the buffer was reused: a later link then saw no conflict.
 func TestIdentifyKeepsNoBorrowedStrings(t *testing.T) {
-	s, err := state.Open(state.Config{WAL: wal.Config{Dir: t.TempDir()}})
+	s, err := embedded.Open(state.Config{WAL: wal.Config{Dir: t.TempDir()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +68,8 @@ func TestIdentitySurvivesRestart(t *testing.T) {
 			cfg := func() *state.IdentityConfig {
 				return &state.IdentityConfig{Namespaces: map[string]state.Namespace{"crm_id": {Primary: true, Unique: true}, "cookie": {}, "email": {Hash: true}}}
 			}
-			open := func() (*state.Store, *state.Identities) {
-				s, err := state.Open(state.Config{WAL: wal.Config{Dir: dir}})
+			open := func() (*embedded.Store, *state.Identities) {
+				s, err := embedded.Open(state.Config{WAL: wal.Config{Dir: dir}})
 				if err != nil {
 					t.Fatal(err)
 				}

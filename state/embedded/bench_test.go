@@ -1,4 +1,4 @@
-package state
+package embedded
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"nba/state"
 	"nba/state/wal"
 )
 
@@ -13,19 +14,19 @@ import (
 // contacts over 30 days across 20 actions, 4 groups and 3 channels, a few
 // overlay fields and journeys.
 func benchStore(b *testing.B, customers int) (*Store, time.Time) {
-	s, err := Open(Config{Mappings: testMappings(b), WAL: wal.Config{Dir: b.TempDir()}})
+	s, err := Open(state.Config{Mappings: testMappings(b), WAL: wal.Config{Dir: b.TempDir()}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
 	channels := []string{"web", "email", "app"}
-	var batch []Contact
+	var batch []state.Contact
 	for c := range customers {
 		id := fmt.Sprintf("cust-%07d", c)
 		for i := range 100 {
 			a := (c + i*7) % 20
-			batch = append(batch, Contact{Customer: id, Action: fmt.Sprintf("act-%02d", a), Group: fmt.Sprintf("grp-%d", a%4),
-				Channel: channels[i%3], Outcome: Outcome(i % 3), At: t0.Add(time.Duration(i) * 7 * time.Hour)})
+			batch = append(batch, state.Contact{Customer: id, Action: fmt.Sprintf("act-%02d", a), Group: fmt.Sprintf("grp-%d", a%4),
+				Channel: channels[i%3], Outcome: state.Outcome(i % 3), At: t0.Add(time.Duration(i) * 7 * time.Hour)})
 		}
 		if len(batch) >= 5000 {
 			if err := s.RecordContact(batch...); err != nil {
@@ -33,8 +34,8 @@ func benchStore(b *testing.B, customers int) (*Store, time.Time) {
 			}
 			batch = batch[:0]
 		}
-		s.ApplyEvent(Event{Customer: id, Type: "purchase", At: t0, Attrs: map[string]any{"amount": 10}})
-		s.SetJourney(JourneyUpdate{Customer: id, Journey: "onboarding", Step: 2, At: t0})
+		s.ApplyEvent(state.Event{Customer: id, Type: "purchase", At: t0, Attrs: map[string]any{"amount": 10}})
+		s.SetJourney(state.JourneyUpdate{Customer: id, Journey: "onboarding", Step: 2, At: t0})
 	}
 	if err := s.RecordContact(batch...); err != nil {
 		b.Fatal(err)
@@ -51,7 +52,7 @@ func BenchmarkRead(b *testing.B) {
 	for i := range ids {
 		ids[i] = fmt.Appendf(nil, "cust-%07d", i)
 	}
-	var v View
+	var v state.View
 	b.Run("View", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
@@ -66,7 +67,7 @@ func BenchmarkRead(b *testing.B) {
 			b.ReportAllocs()
 			n := 0
 			for b.Loop() {
-				n += v.Count(KindGroup, "grp-1", Impression, w, now)
+				n += v.Count(state.KindGroup, "grp-1", state.Impression, w, now)
 			}
 		})
 		b.Run(fmt.Sprintf("NaiveScan/window=%v", w), func(b *testing.B) {
@@ -76,7 +77,7 @@ func BenchmarkRead(b *testing.B) {
 			n := 0
 			for b.Loop() {
 				for _, c := range hist {
-					if c.Group == "grp-1" && c.Outcome == Impression && c.At.After(start) && !c.At.After(now) {
+					if c.Group == "grp-1" && c.Outcome == state.Impression && c.At.After(start) && !c.At.After(now) {
 						n++
 					}
 				}
@@ -89,7 +90,7 @@ func BenchmarkRead(b *testing.B) {
 		for b.Loop() {
 			s.View(ids[i%len(ids)], &v)
 			for a := range 10 {
-				v.Count(KindAction, actionNames[a], Impression, 7*24*time.Hour, now)
+				v.Count(state.KindAction, actionNames[a], state.Impression, 7*24*time.Hour, now)
 			}
 			i++
 		}
@@ -119,7 +120,7 @@ func BenchmarkRecordContact(b *testing.B) {
 				}
 				wg.Go(func() {
 					for i := range n {
-						c := Contact{Customer: fmt.Sprintf("w-%d-%d", w, i%50), Action: actionNames[i%20], Group: "grp-1", Channel: "web", At: now}
+						c := state.Contact{Customer: fmt.Sprintf("w-%d-%d", w, i%50), Action: actionNames[i%20], Group: "grp-1", Channel: "web", At: now}
 						if err := s.RecordContact(c); err != nil {
 							b.Error(err)
 							return

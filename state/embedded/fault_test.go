@@ -1,4 +1,4 @@
-package state
+package embedded
 
 import (
 	"errors"
@@ -9,41 +9,43 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"nba/state"
 )
 
 func TestErrorKinds(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir, func(c *Config) { c.MaxStringBytes = 8; c.WAL.MaxRecordBytes = 64 })
+	s := openStore(t, dir, func(c *state.Config) { c.MaxStringBytes = 8; c.WAL.MaxRecordBytes = 64 })
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name  string
 		write func() error
 		kind  error
 	}{
-		{"empty customer", func() error { return s.RecordContact(Contact{Action: "a", At: at}) }, ErrInvalid},
-		{"long action", func() error { return s.RecordContact(Contact{Customer: "c", Action: "abcdefghij", At: at}) }, ErrInvalid},
-		{"time out of range", func() error { return s.RecordContact(Contact{Customer: "c", Action: "a", At: time.Unix(0, 0)}) }, ErrInvalid},
+		{"empty customer", func() error { return s.RecordContact(state.Contact{Action: "a", At: at}) }, state.ErrInvalid},
+		{"long action", func() error { return s.RecordContact(state.Contact{Customer: "c", Action: "abcdefghij", At: at}) }, state.ErrInvalid},
+		{"time out of range", func() error { return s.RecordContact(state.Contact{Customer: "c", Action: "a", At: time.Unix(0, 0)}) }, state.ErrInvalid},
 		{"attribute of the wrong type", func() error {
-			return s.ApplyEvent(Event{Customer: "c", Type: "purchase", At: at, Attrs: map[string]any{"amount": "lots"}})
-		}, ErrInvalid},
-		{"bad journey step", func() error { return s.SetJourney(JourneyUpdate{Customer: "c", Journey: "j", Step: -1, At: at}) }, ErrInvalid},
+			return s.ApplyEvent(state.Event{Customer: "c", Type: "purchase", At: at, Attrs: map[string]any{"amount": "lots"}})
+		}, state.ErrInvalid},
+		{"bad journey step", func() error { return s.SetJourney(state.JourneyUpdate{Customer: "c", Journey: "j", Step: -1, At: at}) }, state.ErrInvalid},
 		{"record over the log's limit", func() error {
-			return s.ApplyEvent(Event{Customer: "c", Type: "signup", At: at, Journeys: []JourneyMove{{Journey: "j1"}, {Journey: "j2"}, {Journey: "j3"}, {Journey: "j4"}, {Journey: "j5"}, {Journey: "j6"}}})
-		}, ErrInvalid},
-		{"fine", func() error { return s.RecordContact(Contact{Customer: "c", Action: "a", At: at}) }, nil},
+			return s.ApplyEvent(state.Event{Customer: "c", Type: "signup", At: at, Journeys: []state.JourneyMove{{Journey: "j1"}, {Journey: "j2"}, {Journey: "j3"}, {Journey: "j4"}, {Journey: "j5"}, {Journey: "j6"}}})
+		}, state.ErrInvalid},
+		{"fine", func() error { return s.RecordContact(state.Contact{Customer: "c", Action: "a", At: at}) }, nil},
 		{"closed", func() error {
 			s.Close()
-			return s.RecordContact(Contact{Customer: "c", Action: "a", At: at})
-		}, ErrUnavailable},
+			return s.RecordContact(state.Contact{Customer: "c", Action: "a", At: at})
+		}, state.ErrUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.write()
-			if KindOf(err) != tc.kind || (err == nil) != (tc.kind == nil) {
-				t.Fatalf("error %v is of kind %v, want %v", err, KindOf(err), tc.kind)
+			if state.KindOf(err) != tc.kind || (err == nil) != (tc.kind == nil) {
+				t.Fatalf("error %v is of kind %v, want %v", err, state.KindOf(err), tc.kind)
 			}
 		})
 	}
-	if KindOf(errors.New("x")) != nil || KindOf(fmt.Errorf("w: %w", &Error{Kind: ErrConflict, Err: errors.New("x")})) != ErrConflict {
+	if state.KindOf(errors.New("x")) != nil || state.KindOf(fmt.Errorf("w: %w", &state.Error{Kind: state.ErrConflict, Err: errors.New("x")})) != state.ErrConflict {
 		t.Fatal("KindOf of a plain or a wrapped conflict error")
 	}
 	if st := s.Stats(); st.Unavailable != 1 {
@@ -111,17 +113,17 @@ func fillDisk(t *testing.T, dir string, spare int64) string {
 func TestFullDiskHealsRegression(t *testing.T) {
 	mnt := mountTmpfs(t, 2<<20)
 	dir := filepath.Join(mnt, "state")
-	cfg := func(c *Config) {
+	cfg := func(c *state.Config) {
 		c.WAL.SyncInterval = time.Microsecond
 		c.WAL.RetryInterval = 300 * time.Millisecond
 	}
 	s := openStore(t, dir, cfg)
 	filler := fillDisk(t, mnt, 16<<10)
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	var acked, failed []Contact
+	var acked, failed []state.Contact
 	i := 0
 	write := func() error {
-		c := Contact{Customer: fmt.Sprintf("c%d", i%40), Action: "a", At: at.Add(time.Duration(i) * time.Second), ID: fmt.Sprintf("k%d", i)}
+		c := state.Contact{Customer: fmt.Sprintf("c%d", i%40), Action: "a", At: at.Add(time.Duration(i) * time.Second), ID: fmt.Sprintf("k%d", i)}
 		i++
 		err := s.RecordContact(c)
 		if err == nil {
@@ -133,7 +135,7 @@ func TestFullDiskHealsRegression(t *testing.T) {
 	}
 	for i < 100_000 {
 		if err := write(); err != nil {
-			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
+			if !errors.Is(err, state.ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("write on a full disk: %v, want ErrUnavailable and ENOSPC", err)
 			}
 			break
@@ -142,7 +144,7 @@ func TestFullDiskHealsRegression(t *testing.T) {
 	if len(failed) == 0 || len(acked) == 0 {
 		t.Fatalf("%d writes acknowledged, %d failed: the disk never filled", len(acked), len(failed))
 	}
-	if err := s.Err(); !errors.Is(err, ErrUnavailable) {
+	if err := s.Err(); !errors.Is(err, state.ErrUnavailable) {
 		t.Fatalf("Err while the log is failed: %v", err)
 	}
 	for range 5 {
@@ -151,11 +153,11 @@ func TestFullDiskHealsRegression(t *testing.T) {
 		}
 	}
 	time.Sleep(700 * time.Millisecond) // two tries to heal, in vain: the disk is still full
-	if err := s.Err(); !errors.Is(err, ErrUnavailable) {
+	if err := s.Err(); !errors.Is(err, state.ErrUnavailable) {
 		t.Fatalf("Err while the disk is still full: %v", err)
 	}
-	seen := func(s *Store, c Contact) bool {
-		var v View
+	seen := func(s *Store, c state.Contact) bool {
+		var v state.View
 		return s.View([]byte(c.Customer), &v) && v.SeenContactID(c.ID)
 	}
 	for _, c := range failed {

@@ -1,9 +1,10 @@
-package state
+package embedded
 
 import (
-	"strings"
 	"testing"
 	"time"
+
+	"nba/state"
 )
 
 // TestConsentAndErasureSurviveRestart: consent changes (with their trail),
@@ -19,7 +20,7 @@ func TestConsentAndErasureSurviveRestart(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openStore(t, dir, nil)
-			for _, x := range []Consent{
+			for _, x := range []state.Consent{
 				{Customer: "c", Channel: "email", Purpose: "marketing", Granted: false, At: t0.Add(time.Hour), Source: "api", ID: "k"},
 				{Customer: "c", Channel: "email", Purpose: "marketing", Granted: true, At: t0, Source: "snapshot"},
 				{Customer: "gone", Channel: "sms", Purpose: "marketing", Granted: true, At: t0},
@@ -28,15 +29,15 @@ func TestConsentAndErasureSurviveRestart(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := s.RecordContact(Contact{Customer: "gone", Action: "a", At: t0}); err != nil {
+			if err := s.RecordContact(state.Contact{Customer: "gone", Action: "a", At: t0}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Erase("gone", Tombstone{Pseudonym: "p1", Until: until}); err != nil {
+			if _, err := s.Erase("gone", state.Tombstone{Pseudonym: "p1", Until: until}); err != nil {
 				t.Fatal(err)
 			}
 			if !c.checkpoint {
 				// Erase checkpoints; write after it so the log has the rest.
-				if _, err := s.SetConsent(Consent{Customer: "c", Channel: "sms", Purpose: "service", Granted: true, At: t0}); err != nil {
+				if _, err := s.SetConsent(state.Consent{Customer: "c", Channel: "sms", Purpose: "service", Granted: true, At: t0}); err != nil {
 					t.Fatal(err)
 				}
 			} else if err := s.Checkpoint(); err != nil {
@@ -44,7 +45,7 @@ func TestConsentAndErasureSurviveRestart(t *testing.T) {
 			}
 			s.Close()
 			s = openStore(t, dir, nil)
-			var v View
+			var v state.View
 			if !s.View([]byte("c"), &v) {
 				t.Fatal("customer c lost")
 			}
@@ -52,7 +53,7 @@ func TestConsentAndErasureSurviveRestart(t *testing.T) {
 			if !ok || got.Granted || got.Source != "api" || len(v.ConsentAt(0).Trail) != 2 {
 				t.Errorf("email marketing after restart: %+v %v trail %+v", got, ok, v.ConsentAt(0).Trail)
 			}
-			if dup, _ := s.SetConsent(Consent{Customer: "c", Channel: "email", Purpose: "marketing", At: t0, ID: "k"}); dup != 1 {
+			if dup, _ := s.SetConsent(state.Consent{Customer: "c", Channel: "email", Purpose: "marketing", At: t0, ID: "k"}); dup != 1 {
 				t.Error("consent id forgotten across the restart")
 			}
 			if s.View([]byte("gone"), &v) {
@@ -71,46 +72,19 @@ func TestConsentAndErasureSurviveRestart(t *testing.T) {
 func TestEraseReplayKeepsLaterState(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, nil)
-	if err := s.RecordContact(Contact{Customer: "c", Action: "a", At: t0}); err != nil {
+	if err := s.RecordContact(state.Contact{Customer: "c", Action: "a", At: t0}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Erase("c", Tombstone{}); err != nil {
+	if _, err := s.Erase("c", state.Tombstone{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordContact(Contact{Customer: "c", Action: "b", At: t0}); err != nil {
+	if err := s.RecordContact(state.Contact{Customer: "c", Action: "b", At: t0}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	s = openStore(t, dir, nil)
-	var v View
-	if !s.View([]byte("c"), &v) || v.HistoryLen() != 1 || v.Count(KindAction, "b", Impression, time.Hour, t0) != 1 {
+	var v state.View
+	if !s.View([]byte("c"), &v) || v.HistoryLen() != 1 || v.Count(state.KindAction, "b", state.Impression, time.Hour, t0) != 1 {
 		t.Errorf("after replay: found %v, history %d", v.Found(), v.HistoryLen())
 	}
-}
-
-// TestConsentMappingErrors: a consent operation of a mapping is checked
-// when the mappings compile.
-func TestConsentMappingErrors(t *testing.T) {
-	f := func(op Op, want string) {
-		t.Helper()
-		_, err := NewModel(Config{Mappings: Mappings{Events: map[string][]Op{"e": {op}}}})
-		if want == "" {
-			if err != nil {
-				t.Errorf("%+v: %v", op, err)
-			}
-			return
-		}
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%+v: err %v, want %q", op, err, want)
-		}
-	}
-	f(Op{Consent: "email.marketing", Status: "denied"}, "")
-	f(Op{Consent: "email.marketing", From: "s"}, "")
-	f(Op{Consent: "email", Status: "denied"}, `events.e[0]: consent "email" is not channel.purpose`)
-	f(Op{Consent: "email.marketing.x", Status: "denied"}, "is not channel.purpose")
-	f(Op{Consent: "email.marketing"}, "needs exactly one of status, from")
-	f(Op{Consent: "email.marketing", Status: "denied", From: "s"}, "needs exactly one of status, from")
-	f(Op{Consent: "email.marketing", Status: "maybe"}, `unknown consent status "maybe"`)
-	f(Op{Consent: "email.marketing", Status: "denied", Set: "x"}, "consent takes status or from, nothing else")
-	f(Op{Status: "denied"}, "is not channel.purpose")
 }

@@ -1,4 +1,4 @@
-package state
+package embedded
 
 import (
 	"fmt"
@@ -7,22 +7,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"nba/state"
 )
 
 // TestIdempotencyKeys checks that a write retried with the same key is
 // applied once: live, after a restart that replays the log, and after a
 // restart from a checkpoint.
 func TestIdempotencyKeys(t *testing.T) {
-	purchase := func(id string, at time.Time) Event {
-		return Event{Customer: "c", Type: "purchase", At: at, Attrs: map[string]any{"amount": 10}, ID: id}
+	purchase := func(id string, at time.Time) state.Event {
+		return state.Event{Customer: "c", Type: "purchase", At: at, Attrs: map[string]any{"amount": 10}, ID: id}
 	}
-	impression := func(id string, at time.Time) Contact {
-		return Contact{Customer: "c", Action: "a", Group: "g", Channel: "web", Outcome: Impression, At: at, ID: id}
+	impression := func(id string, at time.Time) state.Contact {
+		return state.Contact{Customer: "c", Action: "a", Group: "g", Channel: "web", Outcome: state.Impression, At: at, ID: id}
 	}
 	type want struct{ orders, impressions, dups int }
 	for _, tc := range []struct {
 		name  string
-		tweak func(*Config)
+		tweak func(*state.Config)
 		write func(t *testing.T, s *Store)
 		// retry is written after the restart, when there is one.
 		retry func(t *testing.T, s *Store)
@@ -89,7 +91,7 @@ func TestIdempotencyKeys(t *testing.T) {
 		},
 		{
 			name:  "oldest ids are forgotten",
-			tweak: func(c *Config) { c.MaxIDsPerCustomer = 2 },
+			tweak: func(c *state.Config) { c.MaxIDsPerCustomer = 2 },
 			write: func(t *testing.T, s *Store) {
 				for _, id := range []string{"e1", "e2", "e3"} {
 					must(t, s.ApplyEvent(purchase(id, t0)))
@@ -106,14 +108,14 @@ func TestIdempotencyKeys(t *testing.T) {
 	} {
 		check := func(t *testing.T, s *Store, w want, dups int) {
 			t.Helper()
-			var v View
+			var v state.View
 			if !s.View([]byte("c"), &v) {
 				t.Fatal("customer not found")
 			}
 			if n, _ := v.Number(slot(t, s, "orders_30d")); int(n) != w.orders {
 				t.Errorf("orders_30d = %v, want %d", n, w.orders)
 			}
-			if n := v.Count(KindAction, "a", Impression, time.Hour, t0.Add(time.Minute)); n != w.impressions {
+			if n := v.Count(state.KindAction, "a", state.Impression, time.Hour, t0.Add(time.Minute)); n != w.impressions {
 				t.Errorf("impressions counted toward caps = %d, want %d", n, w.impressions)
 			}
 			if st := s.Stats(); int(st.Duplicates) != dups {
@@ -160,17 +162,17 @@ func must(t testing.TB, err error) {
 func TestEventWithJourneysIsOneRecord(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, nil)
-	must(t, s.SetJourney(JourneyUpdate{Customer: "c", Journey: "browse", Step: 2, At: t0}))
+	must(t, s.SetJourney(state.JourneyUpdate{Customer: "c", Journey: "browse", Step: 2, At: t0}))
 	appends := s.Stats().WAL.Appends
-	ev := Event{Customer: "c", Type: "purchase", At: t0.Add(time.Hour), Attrs: map[string]any{"amount": 5}, ID: "order-1",
-		Journeys: []JourneyMove{{Journey: "browse", Step: 2, Status: JourneyExited}, {Journey: "onboarding"}}}
+	ev := state.Event{Customer: "c", Type: "purchase", At: t0.Add(time.Hour), Attrs: map[string]any{"amount": 5}, ID: "order-1",
+		Journeys: []state.JourneyMove{{Journey: "browse", Step: 2, Status: state.JourneyExited}, {Journey: "onboarding"}}}
 	must(t, s.ApplyEvent(ev))
 	if n := s.Stats().WAL.Appends - appends; n != 1 {
 		t.Fatalf("the event took %d log records, want 1", n)
 	}
 	check := func(s *Store) {
 		t.Helper()
-		var v View
+		var v state.View
 		if !s.View([]byte("c"), &v) {
 			t.Fatal("customer not found")
 		}
@@ -190,7 +192,7 @@ func TestEventWithJourneysIsOneRecord(t *testing.T) {
 	check(s)
 	// A retry, even with other moves (the engine sees the journeys as they
 	// now are), changes nothing.
-	ev.Journeys = []JourneyMove{{Journey: "onboarding", Step: 0, Status: JourneyExited}}
+	ev.Journeys = []state.JourneyMove{{Journey: "onboarding", Step: 0, Status: state.JourneyExited}}
 	dup, err := s.ApplyEventOnce(ev)
 	if err != nil || !dup {
 		t.Fatalf("retry: dup %v, error %v", dup, err)
@@ -202,20 +204,20 @@ func TestEventWithJourneysIsOneRecord(t *testing.T) {
 	// An unmapped event type with a move is logged; one with neither a
 	// change nor a move is not, and leaves no state.
 	s = openStore(t, t.TempDir(), nil)
-	must(t, s.ApplyEvent(Event{Customer: "d", Type: "page_view", At: t0, ID: "p1"}))
-	var v View
+	must(t, s.ApplyEvent(state.Event{Customer: "d", Type: "page_view", At: t0, ID: "p1"}))
+	var v state.View
 	if s.View([]byte("d"), &v) {
 		t.Fatal("an event that changes nothing left state")
 	}
-	must(t, s.ApplyEvent(Event{Customer: "d", Type: "page_view", At: t0, ID: "p2", Journeys: []JourneyMove{{Journey: "browse"}}}))
+	must(t, s.ApplyEvent(state.Event{Customer: "d", Type: "page_view", At: t0, ID: "p2", Journeys: []state.JourneyMove{{Journey: "browse"}}}))
 	if !s.View([]byte("d"), &v) || v.Journeys() != 1 {
 		t.Fatal("an unmapped event's journey move was not applied")
 	}
 }
 
 func TestEventValidation(t *testing.T) {
-	s := openStore(t, t.TempDir(), func(c *Config) { c.MaxStringBytes = 8 })
-	f := func(e Event, wantErr string) {
+	s := openStore(t, t.TempDir(), func(c *state.Config) { c.MaxStringBytes = 8 })
+	f := func(e state.Event, wantErr string) {
 		t.Helper()
 		e.Customer, e.Type, e.At = "c", "purchase", t0
 		err := s.ApplyEvent(e)
@@ -223,12 +225,12 @@ func TestEventValidation(t *testing.T) {
 			t.Fatalf("event %+v: error %v, want %q", e, err, wantErr)
 		}
 	}
-	f(Event{ID: "123456789"}, "id of 9 bytes exceeds the limit of 8")
-	f(Event{Journeys: []JourneyMove{{}}}, "journey move 0: journey is empty")
-	f(Event{Journeys: []JourneyMove{{Journey: "j", Step: -1}}}, "step -1 is out of range")
-	f(Event{Journeys: []JourneyMove{{Journey: "j", Status: 9}}}, "unknown journey status 9")
-	f(Event{Journeys: make([]JourneyMove, maxDecodedJourn+1)}, "4097 journey moves exceed the limit of 4096")
-	err := s.RecordContact(Contact{Customer: "c", Action: "a", At: t0, ID: "123456789"})
+	f(state.Event{ID: "123456789"}, "id of 9 bytes exceeds the limit of 8")
+	f(state.Event{Journeys: []state.JourneyMove{{}}}, "journey move 0: journey is empty")
+	f(state.Event{Journeys: []state.JourneyMove{{Journey: "j", Step: -1}}}, "step -1 is out of range")
+	f(state.Event{Journeys: []state.JourneyMove{{Journey: "j", Status: 9}}}, "unknown journey status 9")
+	f(state.Event{Journeys: make([]state.JourneyMove, 4096+1)}, "4097 journey moves exceed the limit of 4096") // the decoders' limit
+	err := s.RecordContact(state.Contact{Customer: "c", Action: "a", At: t0, ID: "123456789"})
 	if err == nil || !strings.Contains(err.Error(), "id of 9 bytes") {
 		t.Fatalf("contact with a long id: error %v", err)
 	}
@@ -262,8 +264,8 @@ func TestReadsVersion1Log(t *testing.T) {
 	if st := s.Stats(); st.Replayed != 4 || st.Customers != 2 {
 		t.Fatalf("stats %+v, want 4 records replayed over 2 customers", st)
 	}
-	must(t, s.ApplyEvent(Event{Customer: "c1", Type: "purchase", At: t0.Add(3 * time.Hour), ID: "e1"}))
-	must(t, s.ApplyEvent(Event{Customer: "c1", Type: "purchase", At: t0.Add(3 * time.Hour), ID: "e1"}))
+	must(t, s.ApplyEvent(state.Event{Customer: "c1", Type: "purchase", At: t0.Add(3 * time.Hour), ID: "e1"}))
+	must(t, s.ApplyEvent(state.Event{Customer: "c1", Type: "purchase", At: t0.Add(3 * time.Hour), ID: "e1"}))
 	must(t, s.Checkpoint())
 	before := dump(s)
 	must(t, s.Close())

@@ -1,4 +1,4 @@
-package state_test
+package embedded_test
 
 import (
 	"flag"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"nba/state"
+	"nba/state/embedded"
 	"nba/state/identitytest"
 	"nba/state/wal"
 )
@@ -19,7 +20,7 @@ var benchProfiles = flag.Int("bench.identity.profiles", 100_000, "profiles of Be
 // profiles of 3 identifiers each (a cookie, a device and an e-mail) in the
 // index, and the memory the index took per identifier.
 func benchIdentities(b *testing.B, profiles int) (*state.Identities, float64) {
-	s, err := state.Open(state.Config{WAL: wal.Config{Dir: b.TempDir()}})
+	s, err := embedded.Open(state.Config{WAL: wal.Config{Dir: b.TempDir()}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +105,7 @@ var mergeSeq atomic.Int64
 // 5 events and 2 journeys each, beside one contact written (the cheapest
 // durable write).
 func BenchmarkMerge(b *testing.B) {
-	s, err := state.Open(state.Config{WAL: wal.Config{Dir: b.TempDir()}})
+	s, err := embedded.Open(state.Config{WAL: wal.Config{Dir: b.TempDir()}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,0 +1,76 @@
+package embedded
+
+import (
+	"context"
+
+	"nba/state"
+)
+
+// The embedded store's side of export and import (package state/stateio):
+// the dump format and its checks are the model's (state.Model.Dump,
+// Restored).
+
+// Each calls fn with the state of every customer, in no particular order,
+// until fn returns an error, which Each returns. Each customer's state is
+// one consistent snapshot; writes during Each are seen or not. fn may keep
+// the Customer.
+func (s *Store) Each(fn func(*state.CustomerDump) error) error {
+	var snaps []*state.Customer
+	asOf := s.asOf.Load()
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		snaps = snaps[:0]
+		st.mu.RLock()
+		for _, e := range st.m {
+			snaps = append(snaps, e.p.Load())
+		}
+		st.mu.RUnlock()
+		for _, cs := range snaps {
+			if err := fn(s.Dump(cs, asOf)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Restore replaces the state of each customer in cs with the one given
+// (all are checked first; on an ErrInvalid error none is restored). Fields
+// the mappings do not have are dropped (Stats.ReplayDropped); per-customer
+// limits of the Config apply (the newest contacts, keys and journeys are
+// kept). Restoring a customer twice leaves the same state as once. The
+// identifiers the customers hold are claimed in the identifier index
+// (ClaimIdentifiers).
+//
+// Restore is not logged: restored state becomes durable at the next
+// successful Checkpoint, which the caller makes before it reports success
+// (a crash before it loses the restored customers, not what was written
+// before). It is meant for loading state into a store that nothing else
+// writes to, as nba state import does.
+func (s *Store) Restore(cs ...state.CustomerDump) error {
+	asOf := s.asOf.Load()
+	next := make([]*state.Customer, len(cs))
+	res := make([]state.Result, len(cs))
+	for i := range cs {
+		var err error
+		if next[i], res[i], err = s.Restored(&cs[i], asOf); err != nil {
+			return invalidf("cannot restore customer %d: %w", i, err)
+		}
+	}
+	for i, n := range next {
+		s.count(res[i])
+		st := &s.stripes[s.stripeOf(n.ID())]
+		st.wmu.Lock()
+		n.SetSeq(s.lsn.Add(1))
+		s.install(st, n.ID(), n)
+		st.wmu.Unlock()
+	}
+	return state.ClaimIdentifiers(context.Background(), s.IndexClaim, cs)
+}
+
+// RecordContacts records contacts as RecordContact does and returns how
+// many were duplicates (their ID remembered), not recorded: one durable
+// write for a batch, for importers.
+func (s *Store) RecordContacts(cs []state.Contact) (dups int, err error) {
+	return s.recordContact(cs)
+}
