@@ -172,3 +172,38 @@ func TestSkipCorruptRecord(t *testing.T) {
 		t.Fatalf("corrupt records %d (want 1), replayed %d (want 2)", st.WAL.CorruptRecords, st.Replayed)
 	}
 }
+
+// TestDefaultMaxCustomersEvictsRegression is the regression test for a
+// store opened with MaxCustomers left at 0 (documented: the default bound)
+// never evicting: Open started the eviction loop from the caller's config
+// before the defaults were applied.
+func TestDefaultMaxCustomersEvictsRegression(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes more customers than the default bound")
+	}
+	s := openStore(t, t.TempDir(), func(c *state.Config) { c.MaxCustomers = 0 })
+	s.SetInSnapshot(func(string) bool { return false })
+	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	const batch = 10_000
+	n := state.DefaultMaxCustomers + batch
+	cs := make([]state.Contact, 0, batch)
+	for i := range n {
+		cs = append(cs, state.Contact{Customer: fmt.Sprintf("c%07d", i), Action: "a", At: at})
+		if len(cs) == batch {
+			if err := s.RecordContact(cs...); err != nil {
+				t.Fatal(err)
+			}
+			cs = cs[:0]
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Stats().CustomersEvicted == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d customers with state, none evicted past the default bound %d", s.Stats().Customers, state.DefaultMaxCustomers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := s.Stats().Customers; got > uint64(state.DefaultMaxCustomers) {
+		t.Fatalf("%d customers with state after eviction, want at most %d", got, state.DefaultMaxCustomers)
+	}
+}

@@ -160,10 +160,10 @@ func Open(cfg state.Config) (*Store, error) {
 	if t := s.asOf.Load(); t > 0 {
 		s.dropStale(t) // values replayed before the compaction record
 	}
-	if cfg.CheckpointEvery > 0 {
+	if s.cfg.CheckpointEvery > 0 {
 		s.bg.Go(s.checkpointLoop)
 	}
-	if cfg.MaxCustomers > 0 {
+	if s.cfg.MaxCustomers > 0 { // the validated config: 0 means the default bound, not none
 		s.bg.Go(s.evictLoop)
 	}
 	return s, nil
