@@ -14,6 +14,16 @@ import (
 
 func (s *Store) writeCheckpoint(w io.Writer) error {
 	cw := s.NewCheckpointWriter(w, s.lsn.Load(), s.asOf.Load())
+	if err := s.each(cw.Customer); err != nil {
+		return err
+	}
+	return cw.Finish(s.liveTombstones())
+}
+
+// each calls fn with every customer's current value, a stripe at a time:
+// the stripe's values are collected under its read lock and fn runs
+// without it, so fn may take its time (write a file, encode a dump).
+func (s *Store) each(fn func(*state.Customer) error) error {
 	var snaps []*state.Customer
 	for i := range s.stripes {
 		st := &s.stripes[i]
@@ -24,12 +34,12 @@ func (s *Store) writeCheckpoint(w io.Writer) error {
 		}
 		st.mu.RUnlock()
 		for _, cs := range snaps {
-			if err := cw.Customer(cs); err != nil {
+			if err := fn(cs); err != nil {
 				return err
 			}
 		}
 	}
-	return cw.Finish(s.liveTombstones())
+	return nil
 }
 
 // liveTombstones returns the tombstones lasting now, for a checkpoint;

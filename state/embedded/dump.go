@@ -15,23 +15,8 @@ import (
 // one consistent snapshot; writes during Each are seen or not. fn may keep
 // the Customer.
 func (s *Store) Each(fn func(*state.CustomerDump) error) error {
-	var snaps []*state.Customer
 	asOf := s.asOf.Load()
-	for i := range s.stripes {
-		st := &s.stripes[i]
-		snaps = snaps[:0]
-		st.mu.RLock()
-		for _, e := range st.m {
-			snaps = append(snaps, e.p.Load())
-		}
-		st.mu.RUnlock()
-		for _, cs := range snaps {
-			if err := fn(s.Dump(cs, asOf)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return s.each(func(cs *state.Customer) error { return fn(s.Dump(cs, asOf)) })
 }
 
 // Restore replaces the state of each customer in cs with the one given
