@@ -3,69 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"nba/internal/faulttest"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and returns
-// it. Without the permission it skips, except in CI (env CI set).
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("cannot mount a tmpfs (needed in CI): %v: %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs (run as root to test a full disk): %v: %s", err, out)
-	}
-	// Cleanups run last registered first: a process started after this
-	// is killed before the unmount.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("cannot unmount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file in dir until the disk is full, then frees spare
-// bytes of it; it returns the file's path.
-func fillDisk(t *testing.T, dir string, spare int64) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	var n int64
-	for {
-		w, err := f.Write(buf)
-		n += int64(w)
-		if errors.Is(err, syscall.ENOSPC) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.Truncate(max(0, n-spare)); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // TestFullDiskHeals is the regression test for a full disk that never
 // healed: with the state on a 2 MiB tmpfs, feedback and events were
@@ -75,9 +22,9 @@ func fillDisk(t *testing.T, dir string, spare int64) string {
 // resume by themselves once space returns; after a restart every
 // acknowledged write is there and no refused one.
 func TestFullDiskHeals(t *testing.T) {
-	mnt := mountTmpfs(t, 2<<20)
+	mnt := faulttest.MountTmpfs(t, 2<<20)
 	p := startServe(t, "-state", filepath.Join(mnt, "state"), "-decisionlog=false", "-reload.interval=0")
-	filler := fillDisk(t, mnt, 16<<10)
+	filler := faulttest.FillDisk(t, mnt, 16<<10)
 	var ok []acked
 	var refused []string // customers whose only write was refused
 	n := 0

@@ -1,20 +1,18 @@
 package embedded
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"nba/internal/faulttest"
 	"nba/state"
 	"nba/state/wal"
 )
@@ -89,49 +87,7 @@ func crashChild(arg string) {
 // a retry of any of them is a duplicate.
 func crashOnce(t *testing.T, dir string, first int, rnd *rand.Rand) (acknowledged int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", crashChildEnv, dir, first))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var got []byte
-	ready := make(chan struct{})
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		buf := make([]byte, 4096)
-		signalled := false
-		for {
-			n, err := out.Read(buf)
-			got = append(got, buf[:n]...)
-			if !signalled && bytes.HasPrefix(got, []byte("ready\n")) {
-				close(ready)
-				signalled = true
-			}
-			if err != nil {
-				if !signalled {
-					close(ready)
-				}
-				return
-			}
-		}
-	}()
-	<-ready
-	time.Sleep(time.Duration(rnd.IntN(30_000)) * time.Microsecond)
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-readDone
-	err = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		t.Fatalf("child did not die by the signal: %v: %s", err, stderr.Bytes())
-	}
-	lines := bytes.Split(got, []byte("\n"))
-	lines = lines[1 : len(lines)-1] // "ready", and a possibly cut last line
+	lines := faulttest.KillChild(t, fmt.Sprintf("%s=%s %d", crashChildEnv, dir, first), 30*time.Millisecond, rnd)
 	var acked []int
 	for _, ln := range lines {
 		n, err := strconv.Atoi(string(ln))

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"nba/internal/faulttest"
 	"nba/state"
 )
 
@@ -53,57 +53,6 @@ func TestErrorKinds(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and returns
-// it. Without the permission it skips, except in CI (env CI set).
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("cannot mount a tmpfs (needed in CI): %v: %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs (run as root to test a full disk): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("cannot unmount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file in dir until the disk is full, then frees spare
-// bytes of it; it returns the file's path.
-func fillDisk(t *testing.T, dir string, spare int64) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	var n int64
-	for {
-		w, err := f.Write(buf)
-		n += int64(w)
-		if errors.Is(err, syscall.ENOSPC) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.Truncate(max(0, n-spare)); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestFullDiskHealsRegression is the regression test for a state store
 // that refused every write forever after its disk filled up, even once
 // space was freed. On a real 2 MiB tmpfs: writes fail with ErrUnavailable
@@ -111,14 +60,14 @@ func fillDisk(t *testing.T, dir string, spare int64) string {
 // by themselves once space returns, and after a restart every acknowledged
 // contact is there and no failed one.
 func TestFullDiskHealsRegression(t *testing.T) {
-	mnt := mountTmpfs(t, 2<<20)
+	mnt := faulttest.MountTmpfs(t, 2<<20)
 	dir := filepath.Join(mnt, "state")
 	cfg := func(c *state.Config) {
 		c.WAL.SyncInterval = time.Microsecond
 		c.WAL.RetryInterval = 300 * time.Millisecond
 	}
 	s := openStore(t, dir, cfg)
-	filler := fillDisk(t, mnt, 16<<10)
+	filler := faulttest.FillDisk(t, mnt, 16<<10)
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	var acked, failed []state.Contact
 	i := 0

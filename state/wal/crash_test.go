@@ -1,20 +1,19 @@
 package wal
 
 import (
-	"bytes"
 	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"nba/internal/faulttest"
 )
 
 // crashChildEnv makes the test binary act as the crash test's child process:
@@ -105,51 +104,9 @@ func crashChild(dir string) {
 // checks that every number it acknowledged is replayed.
 func crashOnce(t *testing.T, dir string, rnd *rand.Rand) (acknowledged int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var got []byte
-	ready := make(chan struct{})
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		buf := make([]byte, 4096)
-		signalled := false
-		for {
-			n, err := out.Read(buf)
-			got = append(got, buf[:n]...)
-			if !signalled && bytes.HasPrefix(got, []byte("ready\n")) {
-				close(ready)
-				signalled = true
-			}
-			if err != nil {
-				if !signalled {
-					close(ready)
-				}
-				return
-			}
-		}
-	}()
-	<-ready
 	// The kill lands at a random point: in a write, an fsync, a rotation
 	// or a checkpoint.
-	time.Sleep(time.Duration(rnd.IntN(20_000)) * time.Microsecond)
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-readDone
-	err = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		t.Fatalf("child did not die by the signal: %v: %s", err, stderr.Bytes())
-	}
-	lines := bytes.Split(got, []byte("\n"))
-	lines = lines[1 : len(lines)-1] // "ready", and a possibly cut last line
+	lines := faulttest.KillChild(t, crashChildEnv+"="+dir, 20*time.Millisecond, rnd)
 	var acked []uint64
 	for _, ln := range lines {
 		n, err := strconv.ParseUint(string(ln), 10, 64)
