@@ -4,9 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"nba/state"
 	"nba/state/embedded"
@@ -99,55 +97,13 @@ func BenchmarkResolve(b *testing.B) {
 	})
 }
 
-var mergeSeq atomic.Int64
-
-// BenchmarkMerge measures a link that merges two profiles of 100 contacts,
-// 5 events and 2 journeys each, beside one contact written (the cheapest
-// durable write).
+// BenchmarkMerge measures a link that merges two profiles of 100 contacts
+// and 2 journeys each, beside one contact written (one fsync).
 func BenchmarkMerge(b *testing.B) {
 	s, err := embedded.Open(state.Config{WAL: wal.Config{Dir: b.TempDir()}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	x := state.NewIdentities(s, identitytest.Key)
-	if err := x.Configure(&state.IdentityConfig{Namespaces: map[string]state.Namespace{"crm_id": {Primary: true}, "cookie": {}}}); err != nil {
-		b.Fatal(err)
-	}
-	t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
-	fill := func(c string) {
-		for k := range 100 {
-			if err := s.RecordContact(state.Contact{Customer: c, Action: fmt.Sprintf("a%d", k%10), Group: "g", Channel: "web", At: t0.Add(time.Duration(k) * time.Minute)}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for k := range 2 {
-			if err := s.SetJourney(state.JourneyUpdate{Customer: c, Journey: fmt.Sprintf("j%d", k), Step: k, At: t0}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.Run("baseline-contact", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if err := s.RecordContact(state.Contact{Customer: "base", Action: "a", Channel: "web", At: t0.Add(time.Duration(i) * time.Second)}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("merge", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			b.StopTimer()
-			i := mergeSeq.Add(1)
-			cookie, crm := fmt.Sprintf("ck-%d", i), fmt.Sprintf("c%d", i)
-			fill(state.AnonymousID("cookie:" + cookie))
-			fill(crm)
-			b.StartTimer()
-			l, err := x.Identify(b.Context(), map[string]string{"cookie": cookie, "crm_id": crm}, t0.Add(time.Hour), "")
-			if err != nil || len(l.Receipts) != 1 {
-				b.Fatal(l, err)
-			}
-		}
-	})
+	identitytest.BenchMerge(b, s)
 }

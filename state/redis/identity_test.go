@@ -118,8 +118,6 @@ func TestIdentityReplicas(t *testing.T) {
 	}
 }
 
-var mergeSeq atomic.Int64
-
 // BenchmarkMerge measures, on a standalone Redis (no fsync), a link that
 // merges two profiles of 100 contacts and 2 journeys each, beside one
 // contact written (one compare-and-set).
@@ -130,43 +128,5 @@ func BenchmarkMerge(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	x := state.NewIdentities(r, identitytest.Key)
-	if err := x.Configure(&state.IdentityConfig{Namespaces: map[string]state.Namespace{"crm_id": {Primary: true}, "cookie": {}}}); err != nil {
-		b.Fatal(err)
-	}
-	fill := func(c string) {
-		for k := range 100 {
-			if err := r.RecordContact(state.Contact{Customer: c, Action: fmt.Sprintf("a%d", k%10), Group: "g", Channel: "web", At: t0.Add(time.Duration(k) * time.Minute)}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for k := range 2 {
-			if err := r.SetJourney(state.JourneyUpdate{Customer: c, Journey: fmt.Sprintf("j%d", k), Step: k, At: t0}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	b.Run("baseline-contact", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if err := r.RecordContact(state.Contact{Customer: "base", Action: "a", Channel: "web", At: t0.Add(time.Duration(i) * time.Second)}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("merge", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			b.StopTimer()
-			i := mergeSeq.Add(1)
-			cookie, crm := fmt.Sprintf("ck-%d", i), fmt.Sprintf("c%d", i)
-			fill(state.AnonymousID("cookie:" + cookie))
-			fill(crm)
-			b.StartTimer()
-			l, err := x.Identify(context.Background(), map[string]string{"cookie": cookie, "crm_id": crm}, t0.Add(time.Hour), "")
-			if err != nil || len(l.Receipts) != 1 {
-				b.Fatal(l, err)
-			}
-		}
-	})
+	identitytest.BenchMerge(b, r)
 }
