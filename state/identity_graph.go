@@ -204,6 +204,22 @@ func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer stri
 	return o, true, nil
 }
 
+// Via returns the provenance of a write named by identifier ns=v, for the
+// Via of a Contact, Event, JourneyUpdate or Consent: its index key, "ns:"
+// and the value as stored (hashed for a hashed namespace); "" for a blocked
+// value. Only writes need it: it allocates.
+func (x *Identities) Via(ns, v string) (string, error) {
+	ci := x.cfg.Load()
+	if ci == nil {
+		return "", invalid(errNoIdentity)
+	}
+	_, stored, blocked, err := ci.normalize(ns, v)
+	if err != nil || blocked {
+		return "", err
+	}
+	return ns + ":" + stored, nil
+}
+
 // Canonical follows the merges of customer to the profile that holds its
 // state now (customer itself when it was not merged).
 func (x *Identities) Canonical(ctx context.Context, customer string) (string, error) {
@@ -533,12 +549,13 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 	return nil
 }
 
-// Unmerge undoes the merge of a receipt: the absorbed profile gets back
-// exactly the value it had before, with its identifiers; the survivor its
-// value from before plus everything written to it since the merge (every
-// write after the merge, whatever identifier named it, was made on the
-// survivor) and the identifiers linked to it since. With nothing written
-// since, both values are byte for byte what they were.
+// Unmerge undoes the merge of a receipt by provenance: the absorbed profile
+// gets back the value it had before, with its identifiers, plus the writes
+// made since the merge via one of its identifiers (Contact.Via); the
+// survivor its value from before plus the other writes made since and the
+// identifiers linked to it since. Writes the receipt did not log (past its
+// bounds, or after a later merge) stay with the survivor. With nothing
+// written since, both values are byte for byte what they were.
 func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) {
 	dot := strings.LastIndexByte(receipt, '.')
 	fromB, err := hex.DecodeString(receipt[dot+1:])
@@ -592,26 +609,41 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 	if err != nil {
 		return Link{}, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: cannot recompute the merge: %w", err)}
 	}
-	at := time.Now()
-	rb := x.m.identityRecord(from, at, identOp{op: identRestore, receipt: receipt, value: stub.ident.saved})
-	if _, err := x.b.WriteRecord(ctx, &rb); err != nil {
-		return Link{}, err
-	}
-	// The survivor gets its value from before back, with the identifiers
-	// linked to it since that did not come from the absorbed profile.
 	saved, err := x.m.DecodeCustomer(stub.ident.saved)
 	if err != nil {
 		return Link{}, err
 	}
-	restored := *x.m.unmerge(pre, want, cur)
-	var ids []Identifier
-	ids = append(ids, pre.Identifiers()...)
 	back := saved.Identifiers() // what goes back with the absorbed profile
 	for _, id := range cur.Identifiers() {
 		if AnonymousID(id.Key()) == from {
 			back = append(slices.Clip(back), id) // the identifier the anonymous profile is named by
 		}
 	}
+	// The writes logged since the merge go to the side whose identifier
+	// brought them, replayed onto its value from before; what was not
+	// logged (mergeReceipt.full) stays with the survivor.
+	survivor, absorbed, err := x.m.split(pre, want, saved, mr.since, func(via string) bool {
+		return slices.ContainsFunc(back, func(id Identifier) bool { return id.isKey(via) })
+	})
+	if err != nil {
+		return Link{}, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: %w", err)}
+	}
+	at := time.Now()
+	value := stub.ident.saved
+	if absorbed != saved {
+		value = x.m.AppendCustomer(nil, absorbed)
+	}
+	rb := x.m.identityRecord(from, at, identOp{op: identRestore, receipt: receipt, value: value})
+	if _, err := x.b.WriteRecord(ctx, &rb); err != nil {
+		return Link{}, err
+	}
+	// The survivor gets its value from before back with the writes its
+	// identifiers brought since, with the identifiers linked to it since
+	// that did not come from the absorbed profile.
+	restored := *x.m.unmerge(survivor.pre, survivor.want, cur)
+	pre = survivor.pre
+	var ids []Identifier
+	ids = append(ids, pre.Identifiers()...)
 	for _, id := range cur.Identifiers() {
 		has := func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }
 		if !slices.ContainsFunc(ids, has) && !slices.ContainsFunc(back, has) {

@@ -42,10 +42,92 @@ type identPart struct {
 type mergeReceipt struct {
 	receipt, from string
 	pre           []byte // the survivor's value before the merge
+
+	// since logs the writes made to the survivor after the merge, oldest
+	// first, each with the identifier that brought it (record.via), so
+	// that an unmerge gives each side the writes its identifiers brought
+	// by replaying them (Identities.Unmerge). full: writes past the log's
+	// bounds, or after a later merge, were not logged; an unmerge leaves
+	// them to the survivor as a whole (Model.unmerge's difference rule).
+	since      []sinceEntry
+	sinceBytes int // of since's records (not encoded)
+	full       bool
 }
 
-// maxMergeReceipts bounds the merges a profile can still undo.
-const maxMergeReceipts = 8
+// sinceEntry is one write logged by a merge receipt: the record as applied
+// (encoded without its sequence number, with its via) and the snapshot
+// as-of time it was applied with, so that a replay computes the same.
+type sinceEntry struct {
+	asOf int64
+	rec  []byte
+}
+
+// maxMergeReceipts bounds the merges a profile can still undo;
+// maxSinceRecords and maxSinceBytes bound the writes each one logs after
+// its merge (past them it is full).
+const (
+	maxMergeReceipts = 8
+	maxSinceRecords  = 256
+	maxSinceBytes    = 32 << 10
+)
+
+// maxVia bounds a record's via: an identifier key (a namespace of at most
+// 64 bytes, a colon, a value of at most 512 bytes or its hash).
+const maxVia = 64 + 1 + 512
+
+func checkVia(via string) error {
+	if len(via) > maxVia {
+		return fmt.Errorf("via of %d bytes exceeds the limit of %d", len(via), maxVia)
+	}
+	return nil
+}
+
+// isKey reports whether key is id's index key (Identifier.Key), without
+// building it.
+func (id *Identifier) isKey(key string) bool {
+	n := len(id.NS)
+	return len(key) == n+1+len(id.Value) && key[n] == ':' && key[:n] == id.NS && key[n+1:] == id.Value
+}
+
+// noteWrite notes r, just applied to next (a profile with an identity
+// part), in next's identity part: the identifier r came via is used at r's
+// time (its Last, which its namespace's ttl runs from), and r is logged by
+// every merge receipt that is not full.
+func (m *Model) noteWrite(next *custState, r *record, asOf int64) {
+	if !carriesVia(r.typ) {
+		return
+	}
+	p := *next.ident
+	changed := false
+	if r.via != "" {
+		if i := slices.IndexFunc(p.ids, func(id Identifier) bool { return id.isKey(r.via) }); i >= 0 && p.ids[i].Last.UnixNano() < r.at {
+			p.ids = slices.Clone(p.ids)
+			p.ids[i].Last = time.Unix(0, r.at).UTC()
+			changed = true
+		}
+	}
+	if slices.ContainsFunc(p.merges, func(mr mergeReceipt) bool { return !mr.full }) {
+		c := *r
+		c.lsn, c.movesFrom = 0, nil
+		rec := appendRecord(nil, &c)
+		p.merges = slices.Clone(p.merges)
+		for i := range p.merges {
+			mr := &p.merges[i]
+			switch {
+			case mr.full:
+			case len(mr.since) >= maxSinceRecords || mr.sinceBytes+len(rec) > maxSinceBytes:
+				mr.full = true
+			default:
+				mr.since = append(slices.Clip(mr.since), sinceEntry{asOf: asOf, rec: rec})
+				mr.sinceBytes += len(rec)
+			}
+		}
+		changed = true
+	}
+	if changed {
+		next.ident = &p
+	}
+}
 
 // Identity record operations (record.ident.op).
 const (
@@ -197,7 +279,13 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 			}
 			p.ids = ids
 		}
-		p.merges = append(slices.Clone(p.merges), mergeReceipt{receipt: op.receipt, from: op.peer, pre: pre})
+		// The earlier merges' logs end here: what they log must replay
+		// onto the state they recompute, which this merge changes.
+		p.merges = slices.Clone(p.merges)
+		for i := range p.merges {
+			p.merges[i].full = true
+		}
+		p.merges = append(p.merges, mergeReceipt{receipt: op.receipt, from: op.peer, pre: pre})
 		if len(p.merges) > maxMergeReceipts {
 			p.merges = p.merges[len(p.merges)-maxMergeReceipts:]
 		}
@@ -601,6 +689,9 @@ func addRing(dst []uint16, top *int64, src []uint16, srcTop int64) {
 //	| ids: count uvarint, per id: ns, value strings | first, last varint | source string
 //	| merging-into, forward, receipt strings | saved bytes (string)
 //	| merges: count uvarint, per merge: receipt, from strings | pre bytes (string)
+//	| provenance (absent in values written before it, and when no merge
+//	    logged a write): per merge: full (1) | count uvarint,
+//	    per write: as-of varint | record bytes (string)
 func appendIdent(b []byte, p *identPart) []byte {
 	if p == nil {
 		return append(b, 0)
@@ -623,6 +714,21 @@ func appendIdent(b []byte, p *identPart) []byte {
 		b = appendString(b, mr.receipt)
 		b = appendString(b, mr.from)
 		b = appendBytes(b, mr.pre)
+	}
+	if !slices.ContainsFunc(p.merges, func(mr mergeReceipt) bool { return mr.full || len(mr.since) > 0 }) {
+		return b
+	}
+	for _, mr := range p.merges {
+		f := byte(0)
+		if mr.full {
+			f = 1
+		}
+		b = append(b, f)
+		b = binary.AppendUvarint(b, uint64(len(mr.since)))
+		for _, e := range mr.since {
+			b = binary.AppendVarint(b, e.asOf)
+			b = appendBytes(b, e.rec)
+		}
 	}
 	return b
 }
@@ -690,6 +796,27 @@ func (m *Model) decodeIdent(d *rd, cs *custState) {
 	nm := d.count(maxMergeReceipts, "merge receipts")
 	for range nm {
 		p.merges = append(p.merges, mergeReceipt{receipt: d.str(), from: d.str(), pre: d.bytes()})
+	}
+	if d.err == nil && nm > 0 {
+		if _, err := d.r.Peek(1); err == nil {
+			for i := range p.merges {
+				mr := &p.merges[i]
+				f := d.byte()
+				if d.err == nil && f > 1 {
+					d.fail("bad merge log flag")
+				}
+				mr.full = f == 1
+				n := d.count(maxSinceRecords, "logged writes")
+				for range n {
+					e := sinceEntry{asOf: d.varint(), rec: d.bytes()}
+					mr.sinceBytes += len(e.rec)
+					if d.err == nil && (len(e.rec) == 0 || mr.sinceBytes > maxSinceBytes) {
+						d.fail("logged writes of %d bytes", mr.sinceBytes)
+					}
+					mr.since = append(mr.since, e)
+				}
+			}
+		}
 	}
 	if d.err == nil {
 		cs.ident = p
@@ -788,6 +915,38 @@ func (m *Model) AppendState(dst []byte, c *Customer) []byte {
 	d := *c
 	d.lsn = 0
 	return m.AppendCustomer(dst, &d)
+}
+
+// sides is one side of a split: its value from before the merge with the
+// writes it is given replayed (pre), and the merge's result with every
+// logged write replayed (want), which the survivor's value now differs
+// from only by the writes not logged.
+type sides struct{ pre, want *custState }
+
+// split replays the writes a merge receipt logged (since, oldest first):
+// those that came via an identifier of the absorbed profile (back) onto its
+// saved value, the others onto the survivor's value from before the merge
+// (pre), and all of them onto the merge's result (want). Replaying through
+// the model makes each side exactly what it would be had the writes been
+// made to it; absorbed is saved itself when no write went back.
+func (m *Model) split(pre, want, saved *custState, since []sinceEntry, back func(via string) bool) (survivor sides, absorbed *custState, err error) {
+	survivor = sides{pre: pre, want: want}
+	absorbed = saved
+	for i, e := range since {
+		var r record
+		if err := decodeRecord(e.rec, &r); err != nil {
+			return sides{}, nil, fmt.Errorf("logged write %d: %w", i, err)
+		}
+		survivor.want, _ = m.ApplyLogged(survivor.want, &r, e.asOf)
+		if r.via != "" && back(r.via) {
+			r.customer = saved.id
+			absorbed, _ = m.ApplyLogged(absorbed, &r, e.asOf)
+			continue
+		}
+		r.customer = pre.id
+		survivor.pre, _ = m.ApplyLogged(survivor.pre, &r, e.asOf)
+	}
+	return survivor, absorbed, nil
 }
 
 // unmerge returns the survivor's state after an unmerge: its state from

@@ -445,6 +445,7 @@ func Behaviours() []Behaviour {
 				t.Errorf("a malformed receipt: %v", err)
 			}
 		}},
+		unmergeByProvenance(),
 		{Name: "links and writes from 16 goroutines lose nothing", Run: func(t *testing.T, x *state.Identities) {
 			s := x.Stitched()
 			const workers, per = 16, 10
@@ -549,4 +550,144 @@ func exportImport() Behaviour {
 			t.Errorf("a second crm id for the imported device: %v, want a conflict", err)
 		}
 	}}
+}
+
+// unmergeByProvenance: writes made after a merge go back with the identifier
+// that brought them. Regression: an unmerge gave the survivor everything
+// written after the merge, also what the absorbed profile's cookie did.
+func unmergeByProvenance() Behaviour {
+	return Behaviour{Name: "unmerge splits later writes by the identifier that brought them", Run: func(t *testing.T, x *state.Identities) {
+		b, s := x.Backend(), x.Stitched()
+		anon := identify(t, x, t0, "cookie", "c-8")
+		identify(t, x, t0, "crm_id", "c8")
+		must(t, b.RecordContact(contact(anon, "kb", t0.Add(time.Minute), state.Impression)))
+		must(t, b.SetJourney(state.JourneyUpdate{Customer: anon, Journey: "cart", Step: 1, At: t0.Add(time.Minute)}))
+		must(t, b.ApplyEvent(purchase("c8", "e0", t0.Add(time.Minute), 20)))
+		must(t, b.RecordContact(contact("c8", "k0", t0.Add(2*time.Minute), state.Click)))
+		l, err := x.Identify(ctx, ids("cookie", "c-8", "crm_id", "c8"), t0.Add(10*time.Minute), "login")
+		must(t, err)
+		if len(l.Receipts) != 1 {
+			t.Fatalf("link %+v: want one merge", l)
+		}
+		cookie, err := x.Via("cookie", "c-8")
+		must(t, err)
+		crm, err := x.Via("crm_id", "c8")
+		must(t, err)
+		// After the merge both identifiers name c8: the cookie's writes and
+		// the crm id's interleave there.
+		at := t0.Add(11 * time.Minute)
+		kc := contact("c8", "kc", at, state.Impression)
+		kc.Via = cookie
+		must(t, s.RecordContact(kc))
+		kr := contact("c8", "kr", at.Add(time.Minute), state.Impression)
+		kr.Via = crm
+		must(t, s.RecordContact(kr))
+		ec := purchase("c8", "ec", at.Add(2*time.Minute), 5)
+		ec.Via = cookie
+		must(t, s.ApplyEvent(ec))
+		er := purchase("c8", "er", at.Add(3*time.Minute), 100)
+		er.Via = crm
+		must(t, s.ApplyEvent(er))
+		must(t, s.SetJourney(state.JourneyUpdate{Customer: "c8", Journey: "cart", Step: 2, At: at.Add(4 * time.Minute), Via: cookie}))
+		must(t, s.SetJourney(state.JourneyUpdate{Customer: "c8", Journey: "welcome", Step: 1, At: at.Add(4 * time.Minute), Via: crm}))
+		if _, err := s.SetConsent(state.Consent{Customer: "c8", Channel: "email", Purpose: "marketing", At: at.Add(5 * time.Minute), Source: "cookie banner", Via: cookie}); err != nil {
+			t.Fatal(err)
+		}
+		checkSplit(t, x, l.Receipts[0], anon, at)
+	}, Then: nil}
+}
+
+// checkSplit unmerges receipt, the merge of anon (the cookie c-8) into c8
+// after which unmergeByProvenance wrote, and checks each side got its own.
+func checkSplit(t *testing.T, x *state.Identities, receipt, anon string, at time.Time) {
+	t.Helper()
+	s := x.Stitched()
+	u, err := x.Unmerge(ctx, receipt)
+	must(t, err)
+	if u.Customer != anon {
+		t.Fatalf("unmerge answered %q", u.Customer)
+	}
+	now := at.Add(time.Hour)
+	for _, c := range []struct {
+		customer             string
+		history, impressions int
+		seen, unseen         []string // contact ids
+		orders, spend        float64
+		cart, welcome        int // journey steps, -1 none
+		consent              bool
+		events, eventsNot    []string
+	}{
+		{customer: anon, history: 2, impressions: 2, seen: []string{"kb", "kc"}, unseen: []string{"k0", "kr"},
+			orders: 1, spend: 5, cart: 2, welcome: -1, consent: true, events: []string{"ec"}, eventsNot: []string{"e0", "er"}},
+		{customer: "c8", history: 2, impressions: 1, seen: []string{"k0", "kr"}, unseen: []string{"kb", "kc"},
+			orders: 2, spend: 120, cart: -1, welcome: 1, consent: false, events: []string{"e0", "er"}, eventsNot: []string{"ec"}},
+	} {
+		var v state.View
+		if !s.View([]byte(c.customer), &v) || v.Customer() != c.customer {
+			t.Errorf("%s: not found after the unmerge (read %q)", c.customer, v.Customer())
+			continue
+		}
+		if n := v.HistoryLen(); n != c.history {
+			t.Errorf("%s: history %d, want %d", c.customer, n, c.history)
+		}
+		if n := v.Count(state.KindAction, "a", state.Impression, 24*time.Hour, now); n != c.impressions {
+			t.Errorf("%s: impressions %d, want %d", c.customer, n, c.impressions)
+		}
+		for _, id := range c.seen {
+			if !v.SeenContactID(id) {
+				t.Errorf("%s: contact id %q not remembered", c.customer, id)
+			}
+		}
+		for _, id := range c.unseen {
+			if v.SeenContactID(id) {
+				t.Errorf("%s: remembers the other side's contact id %q", c.customer, id)
+			}
+		}
+		if n := number(t, s, c.customer, "orders_30d"); n != c.orders {
+			t.Errorf("%s: orders %v, want %v", c.customer, n, c.orders)
+		}
+		if n := number(t, s, c.customer, "spend_30d"); n != c.spend {
+			t.Errorf("%s: spend %v, want %v", c.customer, n, c.spend)
+		}
+		for _, j := range []struct {
+			id   string
+			step int
+		}{{"cart", c.cart}, {"welcome", c.welcome}} {
+			st, ok := v.Journey(j.id)
+			if ok != (j.step >= 0) || ok && st.Step != j.step {
+				t.Errorf("%s: journey %s %+v %v, want step %d", c.customer, j.id, st, ok, j.step)
+			}
+		}
+		if _, ok := v.Consent("email", "marketing"); ok != c.consent {
+			t.Errorf("%s: consent change present %v, want %v", c.customer, ok, c.consent)
+		}
+		for _, id := range c.events {
+			if dup, err := s.ApplyEventOnce(purchase(c.customer, id, now, 1)); err != nil || !dup {
+				t.Errorf("%s: event id %q not remembered: %v %v", c.customer, id, dup, err)
+			}
+		}
+		for _, id := range c.eventsNot {
+			var w state.View
+			s.View([]byte(c.customer), &w)
+			if !w.Found() {
+				continue
+			}
+			if dup, err := s.ApplyEventOnce(state.Event{Customer: c.customer, Type: "signup", At: now, ID: id}); err != nil || dup {
+				t.Errorf("%s: remembers the other side's event id %q: %v %v", c.customer, id, dup, err)
+			}
+		}
+	}
+	// The cookie was used by its last write, on the profile it went back to.
+	for _, id := range mustIDs(t, x, anon) {
+		if id.NS == "cookie" && !id.Last.Equal(at.Add(5*time.Minute)) {
+			t.Errorf("cookie last used %v, want %v (its last write)", id.Last, at.Add(5*time.Minute))
+		}
+	}
+}
+
+func mustIDs(t *testing.T, x *state.Identities, customer string) []state.Identifier {
+	t.Helper()
+	l, err := x.IdentifiersOf(ctx, customer)
+	must(t, err)
+	return l
 }
