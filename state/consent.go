@@ -388,7 +388,7 @@ func (m *Model) EventConsents(e Event) ([]Consent, error) {
 	}
 	out := make([]Consent, 0, len(ops))
 	for i, op := range ops {
-		c := Consent{Customer: e.Customer, Channel: op.channel, Purpose: op.purpose, Granted: op.granted, At: e.At, Source: "event:" + e.Type}
+		c := Consent{Customer: e.Customer, Channel: op.channel, Purpose: op.purpose, Granted: op.granted, At: e.At, Source: "event:" + e.Type, Via: e.Via}
 		if op.attr != "" {
 			x, ok := e.Attrs[op.attr]
 			if !ok {
