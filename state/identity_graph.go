@@ -59,6 +59,7 @@ type Identities struct {
 	key []byte
 	cfg atomic.Pointer[compiledIdentity]
 	mu  sync.Mutex // serialises this process's links (other processes race through the backend's atomic writes)
+	now atomic.Pointer[func() time.Time]
 
 	links, merges, unmerges, conflicts, moved atomic.Uint64
 }
@@ -82,6 +83,23 @@ func (x *Identities) Configure(c *IdentityConfig) error {
 	}
 	x.cfg.Store(ci)
 	return nil
+}
+
+// SetClock sets the clock ResolveID and Resolve expire identifiers by
+// (their namespace's ttl); nil: time.Now.
+func (x *Identities) SetClock(now func() time.Time) {
+	if now == nil {
+		x.now.Store(nil)
+		return
+	}
+	x.now.Store(&now)
+}
+
+func (x *Identities) clock() time.Time {
+	if f := x.now.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
 }
 
 // Enabled reports whether a configuration is set.
@@ -160,14 +178,19 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 	if err != nil {
 		return "", err
 	}
+	now := x.clock().UnixNano()
 	for _, n := range ns {
 		o, err := x.b.IndexGet(ctx, n.key, true)
 		if err != nil {
 			return "", err
 		}
-		if o != "" {
-			return o, nil
+		if o == "" {
+			continue
 		}
+		if fresh, ok := x.expiredAt(o, n.key, n.r.ttl, now); ok && n.r.ttl > 0 {
+			return fresh, nil
+		}
+		return o, nil
 	}
 	return "", nil
 }
@@ -180,6 +203,14 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 // store and a client-side cached read on a shared one; the profile may
 // have been merged since (reads and writes through Stitched follow).
 func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer string, ok bool, err error) {
+	return x.ResolveIDAt(ctx, ns, v, x.clock())
+}
+
+// ResolveIDAt is ResolveID at time now: an identifier of a namespace with a
+// ttl not used within it by now (its last link or write via it) names a
+// fresh anonymous profile (FreshID), not the one it was linked to; that
+// profile drops it at its next write, a link at once.
+func (x *Identities) ResolveIDAt(ctx context.Context, ns, v string, now time.Time) (customer string, ok bool, err error) {
 	ci := x.cfg.Load()
 	if ci == nil {
 		return "", false, invalid(errNoIdentity)
@@ -189,20 +220,48 @@ func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer stri
 	}
 	bp := keyBufs.Get().(*[]byte)
 	defer keyBufs.Put(bp)
-	_, key, blocked, err := ci.appendKey((*bp)[:0], ns, v)
+	r, key, blocked, err := ci.appendKey((*bp)[:0], ns, v)
 	if err != nil || blocked {
 		return "", false, err
 	}
 	// The key is in a pooled buffer: IndexGet does not keep it.
-	o, err := x.b.IndexGet(ctx, unsafe.String(&key[0], len(key)), true)
+	k := unsafe.String(&key[0], len(key))
+	o, err := x.b.IndexGet(ctx, k, true)
 	if err != nil {
 		return "", false, err
 	}
 	if o == "" {
-		o = AnonymousID(string(key))
+		return AnonymousID(string(key)), true, nil
+	}
+	if r.ttl > 0 {
+		if fresh, ok := x.expiredAt(o, k, r.ttl, now.UnixNano()); ok {
+			return fresh, true, nil
+		}
 	}
 	return o, true, nil
 }
+
+// expiredAt returns the fresh anonymous profile of identifier key, linked to
+// customer, when its ttl ran out there by now (unix ns) or customer dropped
+// it for that; ok false otherwise. It reads customer as the decide path
+// does, without allocating unless the identifier expired.
+func (x *Identities) expiredAt(customer, key string, ttl, now int64) (fresh string, ok bool) {
+	if customer == "" {
+		return "", false
+	}
+	v := views.Get().(*View)
+	defer func() { *v = View{}; views.Put(v) }()
+	if !x.b.View(unsafe.Slice(unsafe.StringData(customer), len(customer)), v) || v.c == nil || v.c.ident == nil {
+		return "", false
+	}
+	if to, _ := v.c.Moved(); to != "" {
+		return "", false
+	}
+	return v.c.ident.expired(key, ttl, now)
+}
+
+// views are the Views expiredAt reads in (one passed to a backend escapes).
+var views = sync.Pool{New: func() any { return new(View) }}
 
 // Via returns the provenance of a write named by identifier ns=v, for the
 // Via of a Contact, Event, JourneyUpdate or Consent: its index key, "ns:"
@@ -296,7 +355,8 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 	// The profiles the identifiers belong to now.
 	var owners []string
 	primary := ""
-	for _, n := range ns {
+	home := make([]string, len(ns)) // the anonymous profile of each identifier
+	for i, n := range ns {
 		if n.r.primary {
 			primary = n.id.Value
 		}
@@ -304,17 +364,35 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 		if err != nil {
 			return err
 		}
+		home[i] = AnonymousID(n.key)
+		if o != "" && n.r.ttl > 0 {
+			// Not used within its ttl: the identifier left the profile it
+			// was linked to and names a fresh anonymous profile.
+			if fresh, ok := x.expiredAt(o, n.key, n.r.ttl, at.UnixNano()); ok {
+				if err := x.b.IndexDelete(ctx, n.key, o); err != nil {
+					return err
+				}
+				if o, err = x.b.IndexClaim(ctx, n.key, fresh); err != nil {
+					return err
+				}
+			}
+		}
+		if strings.HasPrefix(o, home[i]+"@") {
+			home[i], o = o, "" // expired: its fresh profile is its anonymous one
+		}
 		cand := []string{o}
 		if !n.r.primary {
 			// Writes by this identifier before it was linked went to its
 			// anonymous profile (ResolveID), which the link takes in;
-			// sealed by an earlier link, it leads to that link's profile.
-			anon := AnonymousID(n.key)
+			// sealed by an earlier link, it leads to that link's profile,
+			// unless the identifier is linked elsewhere now (it expired
+			// there, or was dropped by a bound): that forward is history.
+			anon := home[i]
 			c, err := x.b.Get(ctx, anon)
 			if err != nil {
 				return err
 			}
-			if c != nil {
+			if to, _ := c.Moved(); c != nil && (o == "" || to == "") {
 				cand = append(cand, anon)
 			}
 		}
@@ -364,7 +442,7 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 		// A new anonymous profile, or where the anonymous profile of this
 		// identifier went when it was merged (its identifier since
 		// dropped by a bound).
-		c, err := x.Canonical(ctx, AnonymousID(ns[0].key))
+		c, err := x.Canonical(ctx, home[0])
 		if err != nil {
 			return err
 		}
@@ -418,10 +496,15 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 	// resolved one before the link reaches it after (a stale cached
 	// index, a request in flight) and follows the forward to the
 	// survivor, instead of leaving state where no link looks again.
-	for _, n := range ns {
-		anon := AnonymousID(n.key)
+	for i, n := range ns {
+		anon := home[i]
 		if n.r.primary || anon == survivor || slices.Contains(owners, anon) {
 			continue
+		}
+		if c, err := x.b.Get(ctx, anon); err != nil {
+			return err
+		} else if to, _ := c.Moved(); to != "" && to != survivor {
+			continue // sealed by a link the identifier has left since (ttl, a bound)
 		}
 		rec := x.m.identityRecord(anon, at, identOp{op: identSeal, peer: survivor})
 		if _, err := x.b.WriteRecord(ctx, &rec); err != nil {
@@ -472,6 +555,13 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			if !slices.ContainsFunc(now.Identifiers(), func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }) {
 				if err := x.b.IndexDelete(ctx, id.Key(), survivor); err != nil {
 					return err
+				}
+				// Expired: the identifier names its fresh anonymous
+				// profile (the old one forwards here).
+				if r := ci.ns[id.NS]; r != nil && r.ttl > 0 && id.Last.UnixNano()+r.ttl < at.UnixNano() {
+					if _, err := x.b.IndexClaim(ctx, id.Key(), FreshID(id.Key(), id.Last.UnixNano()+r.ttl)); err != nil {
+						return err
+					}
 				}
 			}
 		}

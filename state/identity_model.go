@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -36,6 +37,60 @@ type identPart struct {
 	receipt     string // of the merge mergingInto or fwd belongs to
 	saved       []byte // stub: B's own value before the merge
 	merges      []mergeReceipt
+
+	// ttls are the namespaces' ttls as of the last link: an identifier
+	// not used within its namespace's is dropped at the profile's next
+	// write (noteWrite) and remembered in gone, newest last, so that the
+	// index entry still pointing here resolves to its fresh anonymous
+	// profile (FreshID) until a link repoints it.
+	ttls []nsLimit
+	gone []goneID
+}
+
+// goneID is an identifier dropped by its ttl: its key and the anonymous
+// profile it names from then on.
+type goneID struct{ key, fresh string }
+
+// maxGone bounds the expired identifiers a profile remembers.
+const maxGone = 16
+
+// FreshID is the anonymous profile an identifier (by its key) names once
+// its ttl ran out at expiry: not AnonymousID(key), which the link of the
+// identifier made a forward to the profile it expired from.
+func FreshID(key string, expiry int64) string {
+	return AnonymousID(key) + "@" + strconv.FormatInt(expiry/1e9, 10)
+}
+
+// ttlsOf returns the namespaces of rules that have a ttl.
+func ttlsOf(rules []nsLimit) []nsLimit {
+	var out []nsLimit
+	for _, r := range rules {
+		if r.ttl > 0 {
+			out = append(out, nsLimit{ns: r.ns, ttl: r.ttl})
+		}
+	}
+	return out
+}
+
+// expired returns the fresh anonymous profile of the identifier key when
+// its ttl ran out at now (unix ns) in p, or was dropped for it; ok false
+// when it is live or p does not know it. It allocates only when it
+// expired just now.
+func (p *identPart) expired(key string, ttl, now int64) (fresh string, ok bool) {
+	for i := range p.ids {
+		if id := &p.ids[i]; id.isKey(key) {
+			if exp := id.Last.UnixNano() + ttl; ttl > 0 && exp < now {
+				return FreshID(key, exp), true
+			}
+			return "", false
+		}
+	}
+	for i := len(p.gone) - 1; i >= 0; i-- {
+		if p.gone[i].key == key {
+			return p.gone[i].fresh, true
+		}
+	}
+	return "", false
 }
 
 // mergeReceipt is what a survivor keeps of one merge it absorbed.
@@ -123,6 +178,30 @@ func (m *Model) noteWrite(next *custState, r *record, asOf int64) {
 			}
 		}
 		changed = true
+	}
+	if len(p.ttls) > 0 {
+		var keep []Identifier
+		dropped := false
+		for i, id := range p.ids {
+			k := slices.IndexFunc(p.ttls, func(l nsLimit) bool { return l.ns == id.NS })
+			if k < 0 || id.Last.UnixNano()+p.ttls[k].ttl >= r.at {
+				if dropped {
+					keep = append(keep, id)
+				}
+				continue
+			}
+			if !dropped {
+				keep, dropped = slices.Clone(p.ids[:i]), true
+			}
+			key := id.Key()
+			p.gone = append(slices.Clip(p.gone), goneID{key: key, fresh: FreshID(key, id.Last.UnixNano()+p.ttls[k].ttl)})
+		}
+		if dropped {
+			p.ids, changed = keep, true
+			if len(p.gone) > maxGone {
+				p.gone = p.gone[len(p.gone)-maxGone:]
+			}
+		}
 	}
 	if changed {
 		next.ident = &p
@@ -238,6 +317,11 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 			return nil, err
 		}
 		p.ids = ids
+		p.ttls = ttlsOf(op.rules)
+		// A relinked identifier is no longer expired here.
+		p.gone = slices.DeleteFunc(slices.Clone(p.gone), func(g goneID) bool {
+			return slices.ContainsFunc(ids, func(id Identifier) bool { return id.isKey(g.key) })
+		})
 	case identMark:
 		if p.fwd != "" || (p.mergingInto != "" && p.receipt != op.receipt) {
 			return nil, moved(old)
@@ -335,7 +419,7 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 // orNil returns p, or nil when it holds nothing (a profile never linked
 // encodes without an identity part).
 func (p identPart) orNil() *identPart {
-	if len(p.ids) == 0 && p.mergingInto == "" && p.fwd == "" && len(p.merges) == 0 && len(p.saved) == 0 {
+	if len(p.ids) == 0 && p.mergingInto == "" && p.fwd == "" && len(p.merges) == 0 && len(p.saved) == 0 && len(p.gone) == 0 {
 		return nil
 	}
 	return &p
@@ -689,9 +773,12 @@ func addRing(dst []uint16, top *int64, src []uint16, srcTop int64) {
 //	| ids: count uvarint, per id: ns, value strings | first, last varint | source string
 //	| merging-into, forward, receipt strings | saved bytes (string)
 //	| merges: count uvarint, per merge: receipt, from strings | pre bytes (string)
-//	| provenance (absent in values written before it, and when no merge
-//	    logged a write): per merge: full (1) | count uvarint,
-//	    per write: as-of varint | record bytes (string)
+//	| extensions, each absent when empty (and in values written before it
+//	  existed), in tag order:
+//	  1 (1) | per merge: full (1) | count uvarint, per logged write:
+//	    as-of varint | record bytes (string)
+//	  2 (1) | ttls: count uvarint, per namespace: ns string | ttl varint (ns)
+//	  3 (1) | expired: count uvarint, per identifier: key, fresh strings
 func appendIdent(b []byte, p *identPart) []byte {
 	if p == nil {
 		return append(b, 0)
@@ -715,23 +802,47 @@ func appendIdent(b []byte, p *identPart) []byte {
 		b = appendString(b, mr.from)
 		b = appendBytes(b, mr.pre)
 	}
-	if !slices.ContainsFunc(p.merges, func(mr mergeReceipt) bool { return mr.full || len(mr.since) > 0 }) {
-		return b
-	}
-	for _, mr := range p.merges {
-		f := byte(0)
-		if mr.full {
-			f = 1
+	if slices.ContainsFunc(p.merges, func(mr mergeReceipt) bool { return mr.full || len(mr.since) > 0 }) {
+		b = append(b, identExtLog)
+		for _, mr := range p.merges {
+			f := byte(0)
+			if mr.full {
+				f = 1
+			}
+			b = append(b, f)
+			b = binary.AppendUvarint(b, uint64(len(mr.since)))
+			for _, e := range mr.since {
+				b = binary.AppendVarint(b, e.asOf)
+				b = appendBytes(b, e.rec)
+			}
 		}
-		b = append(b, f)
-		b = binary.AppendUvarint(b, uint64(len(mr.since)))
-		for _, e := range mr.since {
-			b = binary.AppendVarint(b, e.asOf)
-			b = appendBytes(b, e.rec)
+	}
+	if len(p.ttls) > 0 {
+		b = append(b, identExtTTL)
+		b = binary.AppendUvarint(b, uint64(len(p.ttls)))
+		for _, l := range p.ttls {
+			b = appendString(b, l.ns)
+			b = binary.AppendVarint(b, l.ttl)
+		}
+	}
+	if len(p.gone) > 0 {
+		b = append(b, identExtGone)
+		b = binary.AppendUvarint(b, uint64(len(p.gone)))
+		for _, g := range p.gone {
+			b = appendString(b, g.key)
+			b = appendString(b, g.fresh)
 		}
 	}
 	return b
 }
+
+// Extensions of the identity part, in this order, each absent when empty
+// (and in values written before it existed).
+const (
+	identExtLog  byte = 1 // the merge receipts' logged writes
+	identExtTTL  byte = 2 // the namespaces' ttls
+	identExtGone byte = 3 // identifiers dropped by their ttl
+)
 
 // appendIdentSection appends the identity section of cs (a section of the
 // customer's value, consent.go), if it has identifiers or marks.
@@ -797,8 +908,18 @@ func (m *Model) decodeIdent(d *rd, cs *custState) {
 	for range nm {
 		p.merges = append(p.merges, mergeReceipt{receipt: d.str(), from: d.str(), pre: d.bytes()})
 	}
-	if d.err == nil && nm > 0 {
-		if _, err := d.r.Peek(1); err == nil {
+	for last := byte(0); d.err == nil; {
+		tag, err := d.r.ReadByte()
+		if err == io.EOF {
+			break
+		}
+		if err != nil || tag <= last || tag > identExtGone {
+			d.fail("bad identity extension %d", tag)
+			break
+		}
+		last = tag
+		switch tag {
+		case identExtLog:
 			for i := range p.merges {
 				mr := &p.merges[i]
 				f := d.byte()
@@ -815,6 +936,24 @@ func (m *Model) decodeIdent(d *rd, cs *custState) {
 					}
 					mr.since = append(mr.since, e)
 				}
+			}
+		case identExtTTL:
+			n := d.count(maxIdentifiers, "namespaces")
+			for range n {
+				l := nsLimit{ns: d.str(), ttl: d.varint()}
+				if d.err == nil && (l.ns == "" || l.ttl <= 0) {
+					d.fail("bad namespace ttl")
+				}
+				p.ttls = append(p.ttls, l)
+			}
+		case identExtGone:
+			n := d.count(maxGone, "expired identifiers")
+			for range n {
+				g := goneID{key: d.str(), fresh: d.str()}
+				if d.err == nil && (g.key == "" || g.fresh == "") {
+					d.fail("bad expired identifier")
+				}
+				p.gone = append(p.gone, g)
 			}
 		}
 	}

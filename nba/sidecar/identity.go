@@ -46,6 +46,7 @@ func withIdentity(st state.Backend, m Manifest, cfg Config) (state.Backend, *sta
 		}
 	}
 	x := state.NewIdentities(ib, key)
+	x.SetClock(cfg.Now)
 	if err := x.Configure(m.Identity); err != nil {
 		return nil, nil, err
 	}

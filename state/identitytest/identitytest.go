@@ -70,6 +70,7 @@ func Run(t *testing.T, newBackend NewBackend) {
 				if err := x.Configure(&ic); err != nil {
 					t.Fatal(err)
 				}
+				x.SetClock(func() time.Time { return t0.Add(24 * time.Hour) }) // the behaviours' times are around t0
 				return x
 			}
 			x := open()
@@ -446,6 +447,7 @@ func Behaviours() []Behaviour {
 			}
 		}},
 		unmergeByProvenance(),
+		ttlExpiry(),
 		{Name: "links and writes from 16 goroutines lose nothing", Run: func(t *testing.T, x *state.Identities) {
 			s := x.Stitched()
 			const workers, per = 16, 10
@@ -690,4 +692,77 @@ func mustIDs(t *testing.T, x *state.Identities, customer string) []state.Identif
 	l, err := x.IdentifiersOf(ctx, customer)
 	must(t, err)
 	return l
+}
+
+// ttlExpiry: an identifier not used within its namespace's ttl (by a link
+// or a write via it) no longer resolves to its profile. Regression: the ttl
+// was applied only when the profile was next linked; until then an
+// identifier unused for years still named the customer.
+func ttlExpiry() Behaviour {
+	return Behaviour{Name: "an identifier unused for its ttl names a fresh anonymous profile", Run: func(t *testing.T, x *state.Identities) {
+		day := 24 * time.Hour
+		now := t0
+		x.SetClock(func() time.Time { return now })
+		s := x.Stitched()
+		identify(t, x, t0, "crm_id", "c1", "cookie", "c-old")
+		cookie, err := x.Via("cookie", "c-old")
+		must(t, err)
+		resolveID := func() string {
+			t.Helper()
+			c, ok, err := x.ResolveID(ctx, "cookie", "c-old")
+			if err != nil || !ok {
+				t.Fatalf("resolve: %v %v", ok, err)
+			}
+			if r := resolve(t, x, "cookie", "c-old"); r != c {
+				t.Errorf("Resolve %q, ResolveID %q", r, c)
+			}
+			return c
+		}
+		// A write via the cookie 60 days on uses it: 100 days after the
+		// link it still names c1 (cookie ttl: 90 days).
+		c := contact("c1", "k1", t0.Add(60*day), state.Impression)
+		c.Via = cookie
+		must(t, s.RecordContact(c))
+		now = t0.Add(100 * day)
+		if got := resolveID(); got != "c1" {
+			t.Fatalf("100 days on, 40 after its last use, the cookie resolves to %q", got)
+		}
+		// 151 days on it was last used 91 days ago: a fresh anonymous
+		// profile, neither c1 nor the cookie's first anonymous profile
+		// (which forwards to c1).
+		now = t0.Add(151 * day)
+		fresh := resolveID()
+		if fresh == "c1" || fresh == state.AnonymousID(cookie) || !strings.HasPrefix(fresh, state.AnonymousID(cookie)) {
+			t.Fatalf("the expired cookie resolves to %q", fresh)
+		}
+		// c1's next write drops it; it still names the fresh profile.
+		must(t, s.ApplyEvent(purchase("c1", "e1", now, 10)))
+		if k := keys(t, x, "c1"); k != "crm_id:c1" {
+			t.Errorf("after its next write c1 holds %q", k)
+		}
+		if got := resolveID(); got != fresh {
+			t.Errorf("after c1 dropped it the cookie resolves to %q, want %q", got, fresh)
+		}
+		// What the cookie does now is the fresh profile's, and a link takes
+		// it elsewhere without touching c1.
+		must(t, s.ApplyEvent(purchase(fresh, "e2", now, 3)))
+		if got := identify(t, x, now.Add(time.Minute), "cookie", "c-old"); got != fresh {
+			t.Errorf("identify of the expired cookie alone answered %q, want %q", got, fresh)
+		}
+		if got := identify(t, x, now.Add(2*time.Minute), "cookie", "c-old", "crm_id", "c2"); got != "c2" {
+			t.Errorf("identify with another crm id answered %q", got)
+		}
+		if got := resolveID(); got != "c2" {
+			t.Errorf("after the new link the cookie resolves to %q", got)
+		}
+		if n := number(t, s, "c2", "spend_30d"); n != 3 {
+			t.Errorf("c2 spend %v, want the fresh profile's 3", n)
+		}
+		if n := number(t, s, "c1", "spend_30d"); n != 10 {
+			t.Errorf("c1 spend %v, want its own 10", n)
+		}
+		if k := keys(t, x, "c2"); k != "cookie:c-old crm_id:c2" {
+			t.Errorf("c2 holds %q", k)
+		}
+	}}
 }
