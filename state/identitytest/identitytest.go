@@ -447,6 +447,7 @@ func Behaviours() []Behaviour {
 			}
 		}},
 		unmergeByProvenance(),
+		receiptsExportImport(),
 		ttlExpiry(),
 		{Name: "links and writes from 16 goroutines lose nothing", Run: func(t *testing.T, x *state.Identities) {
 			s := x.Stitched()
@@ -559,44 +560,66 @@ func exportImport() Behaviour {
 // written after the merge, also what the absorbed profile's cookie did.
 func unmergeByProvenance() Behaviour {
 	return Behaviour{Name: "unmerge splits later writes by the identifier that brought them", Run: func(t *testing.T, x *state.Identities) {
-		b, s := x.Backend(), x.Stitched()
-		anon := identify(t, x, t0, "cookie", "c-8")
-		identify(t, x, t0, "crm_id", "c8")
-		must(t, b.RecordContact(contact(anon, "kb", t0.Add(time.Minute), state.Impression)))
-		must(t, b.SetJourney(state.JourneyUpdate{Customer: anon, Journey: "cart", Step: 1, At: t0.Add(time.Minute)}))
-		must(t, b.ApplyEvent(purchase("c8", "e0", t0.Add(time.Minute), 20)))
-		must(t, b.RecordContact(contact("c8", "k0", t0.Add(2*time.Minute), state.Click)))
-		l, err := x.Identify(ctx, ids("cookie", "c-8", "crm_id", "c8"), t0.Add(10*time.Minute), "login")
-		must(t, err)
-		if len(l.Receipts) != 1 {
-			t.Fatalf("link %+v: want one merge", l)
-		}
-		cookie, err := x.Via("cookie", "c-8")
-		must(t, err)
-		crm, err := x.Via("crm_id", "c8")
-		must(t, err)
-		// After the merge both identifiers name c8: the cookie's writes and
-		// the crm id's interleave there.
-		at := t0.Add(11 * time.Minute)
-		kc := contact("c8", "kc", at, state.Impression)
-		kc.Via = cookie
-		must(t, s.RecordContact(kc))
-		kr := contact("c8", "kr", at.Add(time.Minute), state.Impression)
-		kr.Via = crm
-		must(t, s.RecordContact(kr))
-		ec := purchase("c8", "ec", at.Add(2*time.Minute), 5)
-		ec.Via = cookie
-		must(t, s.ApplyEvent(ec))
-		er := purchase("c8", "er", at.Add(3*time.Minute), 100)
-		er.Via = crm
-		must(t, s.ApplyEvent(er))
-		must(t, s.SetJourney(state.JourneyUpdate{Customer: "c8", Journey: "cart", Step: 2, At: at.Add(4 * time.Minute), Via: cookie}))
-		must(t, s.SetJourney(state.JourneyUpdate{Customer: "c8", Journey: "welcome", Step: 1, At: at.Add(4 * time.Minute), Via: crm}))
-		if _, err := s.SetConsent(state.Consent{Customer: "c8", Channel: "email", Purpose: "marketing", At: at.Add(5 * time.Minute), Source: "cookie banner", Via: cookie}); err != nil {
-			t.Fatal(err)
-		}
-		checkSplit(t, x, l.Receipts[0], anon, at)
-	}, Then: nil}
+		receipt, anon, at := provenanceWrites(t, x)
+		checkSplit(t, x, receipt, anon, at)
+	}}
+}
+
+// receiptsExportImport: an unmerge after an export and import splits as
+// unmergeByProvenance does. Regression: merge receipts were not exported,
+// so the merge could not be undone after a move between backends.
+func receiptsExportImport() Behaviour {
+	var receipt, anon string
+	var at time.Time
+	return Behaviour{Name: "merge receipts survive export and import", Run: func(t *testing.T, x *state.Identities) {
+		receipt, anon, at = provenanceWrites(t, x)
+	}, Then: func(t *testing.T, y *state.Identities) {
+		checkSplit(t, y, receipt, anon, at)
+	}}
+}
+
+// provenanceWrites merges the cookie c-8's anonymous profile into c8, then
+// writes to c8 via the cookie and via the crm id; it returns the merge's
+// receipt, the anonymous profile and the time of the first later write.
+func provenanceWrites(t *testing.T, x *state.Identities) (receipt, anon string, at time.Time) {
+	t.Helper()
+	b, s := x.Backend(), x.Stitched()
+	anon = identify(t, x, t0, "cookie", "c-8")
+	identify(t, x, t0, "crm_id", "c8")
+	must(t, b.RecordContact(contact(anon, "kb", t0.Add(time.Minute), state.Impression)))
+	must(t, b.SetJourney(state.JourneyUpdate{Customer: anon, Journey: "cart", Step: 1, At: t0.Add(time.Minute)}))
+	must(t, b.ApplyEvent(purchase("c8", "e0", t0.Add(time.Minute), 20)))
+	must(t, b.RecordContact(contact("c8", "k0", t0.Add(2*time.Minute), state.Click)))
+	l, err := x.Identify(ctx, ids("cookie", "c-8", "crm_id", "c8"), t0.Add(10*time.Minute), "login")
+	must(t, err)
+	if len(l.Receipts) != 1 {
+		t.Fatalf("link %+v: want one merge", l)
+	}
+	cookie, err := x.Via("cookie", "c-8")
+	must(t, err)
+	crm, err := x.Via("crm_id", "c8")
+	must(t, err)
+	// After the merge both identifiers name c8: the cookie's writes and
+	// the crm id's interleave there.
+	at = t0.Add(11 * time.Minute)
+	kc := contact("c8", "kc", at, state.Impression)
+	kc.Via = cookie
+	must(t, s.RecordContact(kc))
+	kr := contact("c8", "kr", at.Add(time.Minute), state.Impression)
+	kr.Via = crm
+	must(t, s.RecordContact(kr))
+	ec := purchase("c8", "ec", at.Add(2*time.Minute), 5)
+	ec.Via = cookie
+	must(t, s.ApplyEvent(ec))
+	er := purchase("c8", "er", at.Add(3*time.Minute), 100)
+	er.Via = crm
+	must(t, s.ApplyEvent(er))
+	must(t, s.SetJourney(state.JourneyUpdate{Customer: "c8", Journey: "cart", Step: 2, At: at.Add(4 * time.Minute), Via: cookie}))
+	must(t, s.SetJourney(state.JourneyUpdate{Customer: "c8", Journey: "welcome", Step: 1, At: at.Add(4 * time.Minute), Via: crm}))
+	if _, err := s.SetConsent(state.Consent{Customer: "c8", Channel: "email", Purpose: "marketing", At: at.Add(5 * time.Minute), Source: "cookie banner", Via: cookie}); err != nil {
+		t.Fatal(err)
+	}
+	return l.Receipts[0], anon, at
 }
 
 // checkSplit unmerges receipt, the merge of anon (the cookie c-8) into c8
