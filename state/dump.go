@@ -53,6 +53,16 @@ type CustomerDump struct {
 	// Merges are the merges the profile absorbed that can still be undone
 	// (Identities.Unmerge), oldest first.
 	Merges []MergeDump
+	// Expired are identifiers the profile dropped because their
+	// namespace's ttl ran out, newest last: Restore points the index at the
+	// profile for them, which tells their fresh anonymous profile.
+	Expired []ExpiredIdentifier
+}
+
+// ExpiredIdentifier is an identifier dropped by its ttl: its index key
+// (Identifier.Key) and the anonymous profile it names since (FreshID).
+type ExpiredIdentifier struct {
+	Key, Fresh string
 }
 
 // MergeDump is one merge a profile absorbed, as its survivor keeps it for
@@ -186,6 +196,9 @@ func (m *Model) Dump(cs *Customer, asOf int64) *CustomerDump {
 		if p.fwd != "" {
 			c.Receipt = p.receipt
 			c.Saved = m.dumpValue(p.saved, asOf)
+		}
+		for _, g := range p.gone {
+			c.Expired = append(c.Expired, ExpiredIdentifier{Key: g.key, Fresh: g.fresh})
 		}
 		for _, mr := range p.merges {
 			md := MergeDump{Receipt: mr.receipt, From: mr.from, Full: mr.full, Before: m.dumpValue(mr.pre, asOf)}
@@ -464,8 +477,11 @@ func (m *Model) restored(c *CustomerDump, asOf int64) (*custState, Result) {
 		next.ids = append(next.ids, idKey{kind: kind, id: strings.Clone(k.ID)})
 	}
 	m.restoreConsent(next, c.Consent)
-	if len(c.Identifiers) > 0 || c.MergedInto != "" || len(c.Merges) > 0 {
+	if len(c.Identifiers) > 0 || c.MergedInto != "" || len(c.Merges) > 0 || len(c.Expired) > 0 {
 		p := &identPart{fwd: strings.Clone(c.MergedInto), receipt: strings.Clone(c.Receipt)}
+		for _, g := range c.Expired {
+			p.gone = append(p.gone, goneID{key: strings.Clone(g.Key), fresh: strings.Clone(g.Fresh)})
+		}
 		for _, id := range c.Identifiers {
 			p.ids = append(p.ids, Identifier{NS: strings.Clone(id.NS), Value: strings.Clone(id.Value),
 				First: id.First.UTC(), Last: id.Last.UTC(), Source: strings.Clone(id.Source)})
@@ -525,6 +541,14 @@ func (m *Model) checkIdentityDump(c *CustomerDump, depth int) error {
 	if c.Saved != nil {
 		if err := m.checkSaved(c.Saved, c.ID, depth); err != nil {
 			return fmt.Errorf("saved: %w", err)
+		}
+	}
+	if len(c.Expired) > maxGone {
+		return fmt.Errorf("%d expired identifiers exceed the limit of %d", len(c.Expired), maxGone)
+	}
+	for i, g := range c.Expired {
+		if err := errors.Join(m.checkString("expired identifier", g.Key, true), m.checkString("fresh profile", g.Fresh, true)); err != nil {
+			return fmt.Errorf("expired identifier %d: %w", i, err)
 		}
 	}
 	if len(c.Merges) > maxMergeReceipts {
@@ -599,6 +623,13 @@ func ClaimIdentifiers(ctx context.Context, claim func(ctx context.Context, key, 
 			}
 			if got != c.ID && len(conflicts) < 8 {
 				conflicts = append(conflicts, fmt.Sprintf("an identifier of customer %d (namespace %q) is linked to another profile", i, id.NS))
+			}
+		}
+		// An expired identifier names its fresh profile through this one,
+		// unless it is linked elsewhere since.
+		for _, g := range c.Expired {
+			if _, err := claim(ctx, g.Key, c.ID); err != nil {
+				return err
 			}
 		}
 	}

@@ -316,12 +316,25 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 		if err != nil {
 			return nil, err
 		}
-		p.ids = ids
 		p.ttls = ttlsOf(op.rules)
+		p.gone = slices.Clone(p.gone)
+		for _, id := range p.ids { // dropped by the link: by their ttl, remembered
+			if slices.ContainsFunc(ids, func(x Identifier) bool { return x.NS == id.NS && x.Value == id.Value }) {
+				continue
+			}
+			if k := slices.IndexFunc(p.ttls, func(l nsLimit) bool { return l.ns == id.NS }); k >= 0 && id.Last.UnixNano()+p.ttls[k].ttl < r.at {
+				key := id.Key()
+				p.gone = append(p.gone, goneID{key: key, fresh: FreshID(key, id.Last.UnixNano()+p.ttls[k].ttl)})
+			}
+		}
+		p.ids = ids
 		// A relinked identifier is no longer expired here.
-		p.gone = slices.DeleteFunc(slices.Clone(p.gone), func(g goneID) bool {
+		p.gone = slices.DeleteFunc(p.gone, func(g goneID) bool {
 			return slices.ContainsFunc(ids, func(id Identifier) bool { return id.isKey(g.key) })
 		})
+		if len(p.gone) > maxGone {
+			p.gone = p.gone[len(p.gone)-maxGone:]
+		}
 	case identMark:
 		if p.fwd != "" || (p.mergingInto != "" && p.receipt != op.receipt) {
 			return nil, moved(old)

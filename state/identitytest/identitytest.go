@@ -449,6 +449,7 @@ func Behaviours() []Behaviour {
 		unmergeByProvenance(),
 		receiptsExportImport(),
 		ttlExpiry(),
+		ttlExportImport(),
 		{Name: "links and writes from 16 goroutines lose nothing", Run: func(t *testing.T, x *state.Identities) {
 			s := x.Stitched()
 			const workers, per = 16, 10
@@ -786,6 +787,33 @@ func ttlExpiry() Behaviour {
 		}
 		if k := keys(t, x, "c2"); k != "cookie:c-old crm_id:c2" {
 			t.Errorf("c2 holds %q", k)
+		}
+	}}
+}
+
+// ttlExportImport: an identifier its profile dropped as its ttl ran out
+// still names its fresh anonymous profile after an export and import
+// (before, the import claimed only the identifiers held, and the expired
+// one led back to the profile through its first anonymous profile).
+func ttlExportImport() Behaviour {
+	var fresh string
+	return Behaviour{Name: "an expired identifier stays expired across export and import", Run: func(t *testing.T, x *state.Identities) {
+		now := t0.Add(100 * 24 * time.Hour)
+		x.SetClock(func() time.Time { return now })
+		identify(t, x, t0, "crm_id", "c1", "cookie", "c-gone")
+		must(t, x.Stitched().ApplyEvent(purchase("c1", "e1", now, 1))) // drops the cookie
+		var ok bool
+		var err error
+		fresh, ok, err = x.ResolveID(ctx, "cookie", "c-gone")
+		if err != nil || !ok || fresh == "c1" {
+			t.Fatalf("the expired cookie resolves to %q %v %v", fresh, ok, err)
+		}
+	}, Then: func(t *testing.T, y *state.Identities) {
+		if got, _, err := y.ResolveID(ctx, "cookie", "c-gone"); err != nil || got != fresh {
+			t.Errorf("after the import the expired cookie resolves to %q %v, want %q", got, err, fresh)
+		}
+		if got := identify(t, y, t0.Add(101*24*time.Hour), "cookie", "c-gone", "crm_id", "c2"); got != "c2" {
+			t.Errorf("after the import a link of the expired cookie answered %q", got)
 		}
 	}}
 }

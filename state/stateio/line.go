@@ -19,7 +19,8 @@
 //     "identifiers":[{"ns":"cookie","value":"c-91","first":"...","last":"...","source":"login-1"}],
 //     "merged_into":"c00042", "receipt":"...", "saved":{"customer":"~cookie:c-91",...},
 //     "merges":[{"receipt":"...","from":"~cookie:c-91","before":{"customer":"c00042",...},
-//     "since":[{"as_of":0,"record":"<base64>"}],"full":false}]}
+//     "since":[{"as_of":0,"record":"<base64>"}],"full":false}],
+//     "expired":[{"key":"cookie:c-1","fresh":"~cookie:c-1@1780000000"}]}
 //
 //     Contacts are the latest recorded first; ids oldest first (event ids marked);
 //     counters are the store's cap-window aggregates, which keep counting
@@ -35,8 +36,9 @@
 //     state) and the writes made since (since: each a state log record,
 //     the log's own format, and the snapshot as-of time it was applied
 //     with), so that an unmerge after the import gives what it would have
-//     before the export. Importing such a line replaces the customer's
-//     state.
+//     before the export; expired are identifiers the profile dropped as
+//     their ttl ran out, and the anonymous profile each names since.
+//     Importing such a line replaces the customer's state.
 //
 //   - one contact of a contact history, with the columns bench/bundlegen's
 //     contacts.csv has: {"customer_id":"c1","action":"a","group":"g",
@@ -152,6 +154,13 @@ type wireCustomer struct {
 	Receipt     string           `json:"receipt,omitempty"`
 	Saved       *wireCustomer    `json:"saved,omitempty"`
 	Merges      []wireMerge      `json:"merges,omitempty"`
+	Expired     []wireExpired    `json:"expired,omitempty"`
+}
+
+// wireExpired is an identifier dropped by its ttl (state.ExpiredIdentifier).
+type wireExpired struct {
+	Key   string `json:"key"`
+	Fresh string `json:"fresh"`
 }
 
 // wireMerge is a merge the customer absorbed (state.MergeDump); wireMergeIn
@@ -194,6 +203,7 @@ type wireLine struct {
 	Receipt     string           `json:"receipt"`
 	Saved       *wireLine        `json:"saved"`
 	Merges      []wireMergeIn    `json:"merges"`
+	Expired     []wireExpired    `json:"expired"`
 
 	CustomerID *string  `json:"customer_id"`
 	Action     *string  `json:"action"`
@@ -261,6 +271,9 @@ func toWire(c *state.CustomerDump) (*wireCustomer, error) {
 		w.Identifiers = append(w.Identifiers, wireIdentifier{NS: id.NS, Value: id.Value, First: formatTime(id.First), Last: formatTime(id.Last), Source: id.Source})
 	}
 	w.MergedInto, w.Receipt = c.MergedInto, c.Receipt
+	for _, g := range c.Expired {
+		w.Expired = append(w.Expired, wireExpired(g))
+	}
 	for _, k := range c.Counters {
 		w.Counters = append(w.Counters, wireCounter{Kind: k.Kind.String(), Key: k.Key, Outcome: k.Outcome.String(), Seen: k.Seen,
 			Recent: k.Recent, HourTop: k.HourTop, Hours: k.Hours, DayTop: k.DayTop, Days: k.Days})
@@ -306,7 +319,7 @@ func DecodeLine(line []byte) (Row, error) {
 		c, err := w.customer()
 		return Row{Customer: c}, err
 	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil && w.Consent == nil &&
-		w.Identifiers == nil && w.MergedInto == "" && w.Receipt == "" && w.Saved == nil && w.Merges == nil:
+		w.Identifiers == nil && w.MergedInto == "" && w.Receipt == "" && w.Saved == nil && w.Merges == nil && w.Expired == nil:
 		k := contactRow{Customer: *w.CustomerID, Group: w.Group, Channel: w.Channel, ID: w.ID}
 		if w.Action != nil {
 			k.Action = *w.Action
@@ -519,6 +532,9 @@ func (w *wireLine) customer() (*state.CustomerDump, error) {
 		c.Identifiers = append(c.Identifiers, id)
 	}
 	c.MergedInto, c.Receipt = w.MergedInto, w.Receipt
+	for _, g := range w.Expired {
+		c.Expired = append(c.Expired, state.ExpiredIdentifier(g))
+	}
 	var err error
 	if w.Saved != nil {
 		if c.Saved, err = w.Saved.nested(); err != nil {
