@@ -26,7 +26,7 @@ func benchIdentities(b *testing.B, profiles int) (*state.Identities, float64) {
 	b.Cleanup(func() { s.Close() })
 	x := state.NewIdentities(s, identitytest.Key)
 	if err := x.Configure(&state.IdentityConfig{Namespaces: map[string]state.Namespace{
-		"crm_id": {Primary: true, Unique: true}, "cookie": {}, "device": {}, "email": {Unique: true, Hash: true}}}); err != nil {
+		"crm_id": {Primary: true, Unique: true}, "cookie": {}, "device": {TTL: "90d"}, "email": {Unique: true, Hash: true}}}); err != nil {
 		b.Fatal(err)
 	}
 	ctx := b.Context()
@@ -88,6 +88,25 @@ func BenchmarkResolve(b *testing.B) {
 		}
 		b.ReportMetric(perID, "index-B/id")
 	})
+	b.Run("ttl", func(b *testing.B) {
+		// A namespace with a ttl: resolving also reads the profile for
+		// the identifier's last use (linked here, so that there is one).
+		at := time.Now()
+		devices := make([]string, len(keys))
+		for i, k := range keys {
+			devices[i] = "dv-" + k[3:]
+			if _, err := x.Identify(b.Context(), map[string]string{"device": devices[i], "crm_id": "c" + k[3:]}, at, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			if c, ok, err := x.ResolveID(b.Context(), "device", devices[i&1023]); !ok || err != nil || c[0] == '~' {
+				b.Fatal(c, ok, err)
+			}
+		}
+	})
 	b.Run("hashed", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
@@ -146,6 +165,35 @@ func BenchmarkMerge(b *testing.B) {
 			l, err := x.Identify(b.Context(), map[string]string{"cookie": cookie, "crm_id": crm}, t0.Add(time.Hour), "")
 			if err != nil || len(l.Receipts) != 1 {
 				b.Fatal(l, err)
+			}
+		}
+	})
+	// An unmerge of such a merge after 20 writes, half by the cookie
+	// (replayed onto its profile) and half by the crm id.
+	b.Run("unmerge", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			i := mergeSeq.Add(1)
+			cookie, crm := fmt.Sprintf("ck-%d", i), fmt.Sprintf("c%d", i)
+			fill(state.AnonymousID("cookie:" + cookie))
+			fill(crm)
+			l, err := x.Identify(b.Context(), map[string]string{"cookie": cookie, "crm_id": crm}, t0.Add(time.Hour), "")
+			if err != nil || len(l.Receipts) != 1 {
+				b.Fatal(l, err)
+			}
+			for k := range 20 {
+				via := "crm_id:" + crm
+				if k%2 == 0 {
+					via = "cookie:" + cookie
+				}
+				if err := x.Stitched().RecordContact(state.Contact{Customer: crm, Action: "a", Channel: "web", At: t0.Add(2 * time.Hour), Via: via}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+			if _, err := x.Unmerge(b.Context(), l.Receipts[0]); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})

@@ -178,7 +178,6 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 	if err != nil {
 		return "", err
 	}
-	now := x.clock().UnixNano()
 	for _, n := range ns {
 		o, err := x.b.IndexGet(ctx, n.key, true)
 		if err != nil {
@@ -187,8 +186,10 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 		if o == "" {
 			continue
 		}
-		if fresh, ok := x.expiredAt(o, n.key, n.r.ttl, now); ok && n.r.ttl > 0 {
-			return fresh, nil
+		if n.r.ttl > 0 {
+			if fresh, ok := x.expiredAt(o, n.key, n.r.ttl, x.clock().UnixNano()); ok {
+				return fresh, nil
+			}
 		}
 		return o, nil
 	}
@@ -203,7 +204,7 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 // store and a client-side cached read on a shared one; the profile may
 // have been merged since (reads and writes through Stitched follow).
 func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer string, ok bool, err error) {
-	return x.ResolveIDAt(ctx, ns, v, x.clock())
+	return x.resolveID(ctx, ns, v, time.Time{})
 }
 
 // ResolveIDAt is ResolveID at time now: an identifier of a namespace with a
@@ -211,6 +212,15 @@ func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer stri
 // fresh anonymous profile (FreshID), not the one it was linked to; that
 // profile drops it at its next write, a link at once.
 func (x *Identities) ResolveIDAt(ctx context.Context, ns, v string, now time.Time) (customer string, ok bool, err error) {
+	if now.IsZero() {
+		now = x.clock()
+	}
+	return x.resolveID(ctx, ns, v, now)
+}
+
+// resolveID is ResolveIDAt; a zero now reads the clock only when a ttl is
+// to be checked (reading it costs as much as the rest on some machines).
+func (x *Identities) resolveID(ctx context.Context, ns, v string, now time.Time) (customer string, ok bool, err error) {
 	ci := x.cfg.Load()
 	if ci == nil {
 		return "", false, invalid(errNoIdentity)
@@ -234,6 +244,9 @@ func (x *Identities) ResolveIDAt(ctx context.Context, ns, v string, now time.Tim
 		return AnonymousID(string(key)), true, nil
 	}
 	if r.ttl > 0 {
+		if now.IsZero() {
+			now = x.clock()
+		}
 		if fresh, ok := x.expiredAt(o, k, r.ttl, now.UnixNano()); ok {
 			return fresh, true, nil
 		}
