@@ -54,8 +54,8 @@ type CustomerDump struct {
 	// (Identities.Unmerge), oldest first.
 	Merges []MergeDump
 	// Expired are identifiers the profile dropped because their
-	// namespace's ttl ran out, newest last: Restore points the index at the
-	// profile for them, which tells their fresh anonymous profile.
+	// namespace's ttl ran out, newest last: the anonymous profile each
+	// first had forwards here, and this tells where it leads since.
 	Expired []ExpiredIdentifier
 }
 
@@ -623,13 +623,6 @@ func ClaimIdentifiers(ctx context.Context, claim func(ctx context.Context, key, 
 			}
 			if got != c.ID && len(conflicts) < 8 {
 				conflicts = append(conflicts, fmt.Sprintf("an identifier of customer %d (namespace %q) is linked to another profile", i, id.NS))
-			}
-		}
-		// An expired identifier names its fresh profile through this one,
-		// unless it is linked elsewhere since.
-		for _, g := range c.Expired {
-			if _, err := claim(ctx, g.Key, c.ID); err != nil {
-				return err
 			}
 		}
 	}

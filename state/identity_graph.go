@@ -241,7 +241,15 @@ func (x *Identities) resolveID(ctx context.Context, ns, v string, now time.Time)
 		return "", false, err
 	}
 	if o == "" {
-		return AnonymousID(string(key)), true, nil
+		anon := AnonymousID(string(key))
+		if r.ttl > 0 {
+			// Its anonymous profile may forward to a profile it expired
+			// from (an index entry lost in a move between backends).
+			if fresh, ok := x.expiredVia(anon, k, r.ttl); ok {
+				return fresh, true, nil
+			}
+		}
+		return anon, true, nil
 	}
 	if r.ttl > 0 {
 		if now.IsZero() {
@@ -252,6 +260,23 @@ func (x *Identities) resolveID(ctx context.Context, ns, v string, now time.Time)
 		}
 	}
 	return o, true, nil
+}
+
+// expiredVia returns the fresh anonymous profile of identifier key when its
+// anonymous profile anon forwards to a profile that dropped it by its ttl.
+func (x *Identities) expiredVia(anon, key string, ttl int64) (fresh string, ok bool) {
+	v := views.Get().(*View)
+	defer func() { *v = View{}; views.Put(v) }()
+	if !x.b.View(unsafe.Slice(unsafe.StringData(anon), len(anon)), v) || v.c == nil {
+		return "", false
+	}
+	to, merging := v.c.Moved()
+	if to == "" || merging {
+		return "", false
+	}
+	// Only what it remembers as dropped: a live identifier there resolves
+	// through the index, and one dropped by a bound leads back there.
+	return x.expiredAt(to, key, 0, 0)
 }
 
 // expiredAt returns the fresh anonymous profile of identifier key, linked to
@@ -378,10 +403,14 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			return err
 		}
 		home[i] = AnonymousID(n.key)
-		if o != "" && n.r.ttl > 0 {
+		if n.r.ttl > 0 {
 			// Not used within its ttl: the identifier left the profile it
 			// was linked to and names a fresh anonymous profile.
-			if fresh, ok := x.expiredAt(o, n.key, n.r.ttl, at.UnixNano()); ok {
+			fresh, ok := x.expiredAt(o, n.key, n.r.ttl, at.UnixNano())
+			if o == "" {
+				fresh, ok = x.expiredVia(home[i], n.key, n.r.ttl)
+			}
+			if ok {
 				if err := x.b.IndexDelete(ctx, n.key, o); err != nil {
 					return err
 				}

@@ -788,6 +788,12 @@ func ttlExpiry() Behaviour {
 		if k := keys(t, x, "c2"); k != "cookie:c-old crm_id:c2" {
 			t.Errorf("c2 holds %q", k)
 		}
+	}, Then: func(t *testing.T, y *state.Identities) {
+		// c1 remembers the cookie as expired, c2 holds it: the import
+		// claims it for c2 without a conflict.
+		if got, _, err := y.ResolveID(ctx, "cookie", "c-old"); err != nil || got != "c2" {
+			t.Errorf("after the import the relinked cookie resolves to %q %v", got, err)
+		}
 	}}
 }
 
