@@ -129,6 +129,16 @@ func FuzzCheckpointLoad(f *testing.F) {
 		f.Fatal(err)
 	}
 	s.apply(&s.stripes[s.stripeOf(cr.customer)], &cr, false)
+	// A namespace's ttl, and an identifier it dropped at a later write.
+	lr := x.m.identityRecord("c3", t0, identOp{op: identLink, ids: []Identifier{{NS: "cookie", Value: "c-3"}}, rules: []nsLimit{{ns: "cookie", max: 20, ttl: int64(time.Minute)}}})
+	s.apply(&s.stripes[s.stripeOf(lr.customer)], &lr, false)
+	if cr, err = s.ContactRecord(Contact{Customer: "c3", Action: "a", At: t0.Add(time.Hour)}); err != nil {
+		f.Fatal(err)
+	}
+	s.apply(&s.stripes[s.stripeOf(cr.customer)], &cr, false)
+	if c3, _ := s.Get(f.Context(), "c3"); c3.ident == nil || len(c3.ident.gone) != 1 || len(c3.ident.ttls) != 1 {
+		f.Fatal("the seed's ttl did not drop the cookie")
+	}
 	if c1, _ := s.Get(f.Context(), "c1"); len(c1.ident.merges) != 1 || len(c1.ident.merges[0].since) != 1 {
 		f.Fatal("the seed's merge or its logged write did not apply")
 	}
