@@ -12,6 +12,7 @@ import (
 // Log records. Each is
 //
 //	type (1) | lsn uvarint | at varint (unix ns) | customer string | body by type
+//	| via string (writes named by an identifier only: record.via)
 //
 // where a string is a uvarint length and its bytes. Overlay changes are
 // logged by field name and resolved value, so a change of mappings never
@@ -99,6 +100,11 @@ type record struct {
 	given     int                                // not encoded: moves the event gave, before the computed ones
 
 	ident *identOp // recIdent
+
+	// via is the key of the identifier that named the customer (Contact.Via);
+	// encoded after the body when not empty, so records written before it
+	// existed (no bytes after the body) read as empty.
+	via string
 }
 
 // idKind returns the namespace of r's idempotency key: contact and event
@@ -182,7 +188,20 @@ func appendRecord(b []byte, r *record) []byte {
 	case recIdent:
 		b = appendIdentOp(b, r.ident)
 	}
+	if r.via != "" && carriesVia(r.typ) {
+		b = appendString(b, r.via)
+	}
 	return b
+}
+
+// carriesVia reports whether records of type typ may carry a via: the
+// writes a request makes for a customer.
+func carriesVia(typ byte) bool {
+	switch typ {
+	case recContact, recContact2, recContact3, recEvent, recEvent2, recJourney, recConsent, recReserve:
+		return true
+	}
+	return false
 }
 
 // dec reads from a byte slice; the first error sticks.
@@ -365,6 +384,12 @@ func decodeRecord(b []byte, r *record) error {
 		}
 	default:
 		d.fail("unknown record type %d", r.typ)
+	}
+	if d.err == nil && len(d.b) != 0 && carriesVia(r.typ) {
+		r.via = d.str()
+		if d.err == nil && (r.via == "" || len(r.via) > maxVia) {
+			d.fail("invalid via")
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))

@@ -26,6 +26,9 @@ func FuzzRecord(f *testing.F) {
 		{typ: recIdent, lsn: 13, at: 17, customer: "c", ident: &identOp{op: identLink, ids: []Identifier{{NS: "cookie", Value: "c-1", Source: "e1"}},
 			rules: []nsLimit{{ns: "cookie", max: 20, ttl: 3600}, {ns: "crm_id", unique: true, max: 1}}}},
 		{typ: recIdent, lsn: 14, at: 18, customer: "c", ident: &identOp{op: identAbsorb, peer: "~cookie:c-1", receipt: "r.1", value: []byte("\x01c\x00")}},
+		{typ: recContact2, lsn: 15, at: 19, customer: "c", id: "fb-3", action: "a", outcome: Click, via: "cookie:c-1"},
+		{typ: recEvent2, lsn: 16, at: 20, customer: "c", moves: []move{{journey: "j", status: JourneyActive}}, via: "email:h:00ff"},
+		{typ: recConsent, lsn: 17, at: 21, customer: "c", channel: "email", group: "marketing", via: "device:d-1"},
 	} {
 		f.Add(appendRecord(nil, &r))
 	}

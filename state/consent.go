@@ -29,6 +29,8 @@ type Consent struct {
 	// ID the customer's state remembers is not applied again. Consent ids
 	// are a namespace of their own, beside contact and event ids.
 	ID string
+	// Via is the change's provenance, as Contact.Via.
+	Via string
 }
 
 // ConsentChange is one entry of the audit trail of a channel and purpose.
@@ -72,12 +74,12 @@ type consentPair struct {
 func (m *Model) ConsentRecord(c Consent) (Record, error) {
 	err := errors.Join(m.checkString("customer", c.Customer, true), m.checkString("channel", c.Channel, true),
 		m.checkString("purpose", c.Purpose, true), m.checkString("source", c.Source, false),
-		m.checkString("id", c.ID, false), checkTime(c.At))
+		m.checkString("id", c.ID, false), checkVia(c.Via), checkTime(c.At))
 	if err != nil {
 		return record{}, err
 	}
 	r := record{typ: recConsent, customer: c.Customer, id: c.ID, at: c.At.UnixNano(),
-		channel: c.Channel, group: c.Purpose, action: c.Source}
+		channel: c.Channel, group: c.Purpose, action: c.Source, via: c.Via}
 	if c.Granted {
 		r.num = 1
 	}
@@ -372,7 +374,7 @@ func (m *Model) EventConsents(e Event) ([]Consent, error) {
 	}
 	out := make([]Consent, 0, len(ops))
 	for i, op := range ops {
-		c := Consent{Customer: e.Customer, Channel: op.channel, Purpose: op.purpose, Granted: op.granted, At: e.At, Source: "event:" + e.Type}
+		c := Consent{Customer: e.Customer, Channel: op.channel, Purpose: op.purpose, Granted: op.granted, At: e.At, Source: "event:" + e.Type, Via: e.Via}
 		if op.attr != "" {
 			x, ok := e.Attrs[op.attr]
 			if !ok {

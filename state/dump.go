@@ -40,12 +40,57 @@ type CustomerDump struct {
 	Identifiers []Identifier
 	// MergedInto is the profile this one was merged into ("" when it was
 	// not): it is restored as a forward, so its id still reaches the merged
-	// profile. Merge receipts are not carried: a merge made before the
-	// export cannot be undone after the import. A merge still in progress
-	// at the export (identity_model.go, step 1 done, step 3 not) is
-	// exported as if not begun.
+	// profile. A merge still in progress at the export (identity_model.go,
+	// step 1 done, step 3 not) is exported as if not begun.
 	MergedInto string
+	// Receipt is, for a profile merged into MergedInto, the merge's
+	// receipt, and Saved the profile's own state from before the merge
+	// (nil: it had none): with them and the survivor's Merges, an unmerge
+	// after an import gives both sides what it would have before the
+	// export.
+	Receipt string
+	Saved   *CustomerDump
+	// Merges are the merges the profile absorbed that can still be undone
+	// (Identities.Unmerge), oldest first.
+	Merges []MergeDump
+	// Expired are identifiers the profile dropped because their
+	// namespace's ttl ran out, newest last: the anonymous profile each
+	// first had forwards here, and this tells where it leads since.
+	Expired []ExpiredIdentifier
 }
+
+// ExpiredIdentifier is an identifier dropped by its ttl: its index key
+// (Identifier.Key) and the anonymous profile it names since (FreshID).
+type ExpiredIdentifier struct {
+	Key, Fresh string
+}
+
+// MergeDump is one merge a profile absorbed, as its survivor keeps it for
+// an unmerge.
+type MergeDump struct {
+	Receipt string
+	From    string        // the absorbed profile
+	Before  *CustomerDump // the survivor's state before the merge; nil: it had none
+	// Since are the writes made to the survivor since the merge, oldest
+	// first, which an unmerge splits by the identifier that brought each;
+	// Full: later ones were not logged (past the bounds, or after a later
+	// merge) and stay with the survivor.
+	Since []LoggedWrite
+	Full  bool
+}
+
+// LoggedWrite is one write a merge logged: its record in the state log's
+// format (which names overlay fields, not slots, so it reads the same on
+// every backend and after a change of mappings) and the snapshot as-of
+// time (unix ns) it was applied with.
+type LoggedWrite struct {
+	AsOf   int64
+	Record []byte
+}
+
+// maxDumpDepth bounds the nesting of dumps (Saved, MergeDump.Before):
+// each level is a merge undone inside another's saved state.
+const maxDumpDepth = 8
 
 // FieldValue is one overlay field's value and the time of the event that
 // last changed it.
@@ -124,8 +169,35 @@ func (m *Model) Dump(cs *Customer, asOf int64) *CustomerDump {
 	}
 	if p := cs.ident; p != nil {
 		c.Identifiers, c.MergedInto = slices.Clone(p.ids), p.fwd
+		if p.fwd != "" {
+			c.Receipt = p.receipt
+			c.Saved = m.dumpValue(p.saved, asOf)
+		}
+		for _, g := range p.gone {
+			c.Expired = append(c.Expired, ExpiredIdentifier{Key: g.key, Fresh: g.fresh})
+		}
+		for _, mr := range p.merges {
+			md := MergeDump{Receipt: mr.receipt, From: mr.from, Full: mr.full, Before: m.dumpValue(mr.pre, asOf)}
+			for _, e := range mr.since {
+				md.Since = append(md.Since, LoggedWrite{AsOf: e.asOf, Record: slices.Clone(e.rec)})
+			}
+			c.Merges = append(c.Merges, md)
+		}
 	}
 	return c
+}
+
+// dumpValue dumps an encoded customer value kept by the identity part (nil
+// for none, or one this model cannot decode).
+func (m *Model) dumpValue(b []byte, asOf int64) *CustomerDump {
+	if len(b) == 0 {
+		return nil
+	}
+	cs, err := m.DecodeCustomer(b)
+	if err != nil {
+		return nil
+	}
+	return m.Dump(cs, asOf)
 }
 
 // newestFirst lists a ring's buckets from top backwards, without trailing
@@ -142,7 +214,13 @@ func newestFirst(ring []uint16, top int64) []uint16 {
 }
 
 // checkCustomer reports why Restore would refuse c, or nil.
-func (m *Model) checkCustomer(c *CustomerDump) error {
+func (m *Model) checkCustomer(c *CustomerDump) error { return m.checkDump(c, 0) }
+
+// checkDump is checkCustomer of a dump nested depth deep.
+func (m *Model) checkDump(c *CustomerDump, depth int) error {
+	if depth > maxDumpDepth {
+		return fmt.Errorf("saved states nested deeper than %d", maxDumpDepth)
+	}
 	if err := m.checkString("customer", c.ID, true); err != nil {
 		return err
 	}
@@ -218,7 +296,7 @@ func (m *Model) checkCustomer(c *CustomerDump) error {
 	if err := m.checkConsentDump(c.Consent); err != nil {
 		return err
 	}
-	if err := m.checkIdentityDump(c); err != nil {
+	if err := m.checkIdentityDump(c, depth); err != nil {
 		return err
 	}
 	if len(c.Counters) > maxDecodedAggs {
@@ -343,19 +421,42 @@ func (m *Model) restored(c *CustomerDump, asOf int64) (*custState, Result) {
 		next.ids = append(next.ids, idKey{kind: kind, id: strings.Clone(k.ID)})
 	}
 	m.restoreConsent(next, c.Consent)
-	if len(c.Identifiers) > 0 || c.MergedInto != "" {
-		p := &identPart{fwd: strings.Clone(c.MergedInto)}
+	if len(c.Identifiers) > 0 || c.MergedInto != "" || len(c.Merges) > 0 || len(c.Expired) > 0 {
+		p := &identPart{fwd: strings.Clone(c.MergedInto), receipt: strings.Clone(c.Receipt)}
+		for _, g := range c.Expired {
+			p.gone = append(p.gone, goneID{key: strings.Clone(g.Key), fresh: strings.Clone(g.Fresh)})
+		}
 		for _, id := range c.Identifiers {
 			p.ids = append(p.ids, Identifier{NS: strings.Clone(id.NS), Value: strings.Clone(id.Value),
 				First: id.First.UTC(), Last: id.Last.UTC(), Source: strings.Clone(id.Source)})
+		}
+		p.saved = m.restoredValue(c.Saved, asOf)
+		for _, md := range c.Merges {
+			mr := mergeReceipt{receipt: strings.Clone(md.Receipt), from: strings.Clone(md.From), full: md.Full, pre: m.restoredValue(md.Before, asOf)}
+			for _, w := range md.Since {
+				mr.since = append(mr.since, sinceEntry{asOf: w.AsOf, rec: slices.Clone(w.Record)})
+				mr.sinceBytes += len(w.Record)
+			}
+			p.merges = append(p.merges, mr)
 		}
 		next.ident = p
 	}
 	return next, res
 }
 
-// checkIdentityDump reports why the identity part of c cannot be restored.
-func (m *Model) checkIdentityDump(c *CustomerDump) error {
+// restoredValue encodes the state a checked nested dump describes (nil:
+// none), as the identity part keeps it.
+func (m *Model) restoredValue(d *CustomerDump, asOf int64) []byte {
+	if d == nil {
+		return nil
+	}
+	cs, _ := m.restored(d, asOf)
+	return m.AppendCustomer(nil, cs)
+}
+
+// checkIdentityDump reports why the identity part of c (depth deep in a
+// dump) cannot be restored.
+func (m *Model) checkIdentityDump(c *CustomerDump, depth int) error {
 	if len(c.Identifiers) > maxIdentifiers {
 		return fmt.Errorf("%d identifiers exceed the limit of %d", len(c.Identifiers), maxIdentifiers)
 	}
@@ -375,7 +476,76 @@ func (m *Model) checkIdentityDump(c *CustomerDump) error {
 	if c.MergedInto == c.ID {
 		return errors.New("merged into itself")
 	}
+	if err := m.checkString("receipt", c.Receipt, false); err != nil {
+		return err
+	}
+	if (c.Receipt != "" || c.Saved != nil) && c.MergedInto == "" {
+		return errors.New("a receipt or saved state without merged_into")
+	}
+	if c.Saved != nil {
+		if err := m.checkSaved(c.Saved, c.ID, depth); err != nil {
+			return fmt.Errorf("saved: %w", err)
+		}
+	}
+	if len(c.Expired) > maxGone {
+		return fmt.Errorf("%d expired identifiers exceed the limit of %d", len(c.Expired), maxGone)
+	}
+	for i, g := range c.Expired {
+		if err := errors.Join(m.checkString("expired identifier", g.Key, true), m.checkString("fresh profile", g.Fresh, true)); err != nil {
+			return fmt.Errorf("expired identifier %d: %w", i, err)
+		}
+	}
+	if len(c.Merges) > maxMergeReceipts {
+		return fmt.Errorf("%d merges exceed the limit of %d", len(c.Merges), maxMergeReceipts)
+	}
+	for i, md := range c.Merges {
+		if err := m.checkMergeDump(&md, c.ID, depth); err != nil {
+			return fmt.Errorf("merge %d: %w", i, err)
+		}
+	}
 	return nil
+}
+
+// checkSaved checks a saved state of customer id.
+func (m *Model) checkSaved(d *CustomerDump, id string, depth int) error {
+	if d.ID != id {
+		return errors.New("the state of another customer")
+	}
+	if d.MergedInto != "" {
+		return errors.New("a forward")
+	}
+	return m.checkDump(d, depth+1)
+}
+
+// checkMergeDump checks one merge the survivor id absorbed.
+func (m *Model) checkMergeDump(md *MergeDump, id string, depth int) error {
+	err := errors.Join(m.checkString("receipt", md.Receipt, true), m.checkString("from", md.From, true))
+	if err == nil && md.From == id {
+		err = errors.New("merged from itself")
+	}
+	if err == nil && md.Before != nil {
+		if err = m.checkSaved(md.Before, id, depth); err != nil {
+			err = fmt.Errorf("before: %w", err)
+		}
+	}
+	if err == nil && len(md.Since) > maxSinceRecords {
+		err = fmt.Errorf("%d logged writes exceed the limit of %d", len(md.Since), maxSinceRecords)
+	}
+	n := 0
+	for i, w := range md.Since {
+		if err != nil {
+			break
+		}
+		n += len(w.Record)
+		var r record
+		switch {
+		case n > maxSinceBytes:
+			err = fmt.Errorf("logged writes of more than %d bytes", maxSinceBytes)
+		case decodeRecord(w.Record, &r) != nil || !carriesVia(r.typ):
+			err = fmt.Errorf("logged write %d is not a write's record", i)
+		}
+	}
+	return err
 }
 
 // ClaimIdentifiers points the identifier index of b at each restored

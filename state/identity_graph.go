@@ -59,6 +59,7 @@ type Identities struct {
 	key []byte
 	cfg atomic.Pointer[compiledIdentity]
 	mu  sync.Mutex // serialises this process's links (other processes race through the backend's atomic writes)
+	now atomic.Pointer[func() time.Time]
 
 	links, merges, unmerges, conflicts, moved atomic.Uint64
 }
@@ -82,6 +83,23 @@ func (x *Identities) Configure(c *IdentityConfig) error {
 	}
 	x.cfg.Store(ci)
 	return nil
+}
+
+// SetClock sets the clock ResolveID and Resolve expire identifiers by
+// (their namespace's ttl); nil: time.Now.
+func (x *Identities) SetClock(now func() time.Time) {
+	if now == nil {
+		x.now.Store(nil)
+		return
+	}
+	x.now.Store(&now)
+}
+
+func (x *Identities) clock() time.Time {
+	if f := x.now.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
 }
 
 // Enabled reports whether a configuration is set.
@@ -165,9 +183,15 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 		if err != nil {
 			return "", err
 		}
-		if o != "" {
-			return o, nil
+		if o == "" {
+			continue
 		}
+		if n.r.ttl > 0 {
+			if fresh, ok := x.expiredAt(o, n.key, n.r.ttl, x.clock().UnixNano()); ok {
+				return fresh, nil
+			}
+		}
+		return o, nil
 	}
 	return "", nil
 }
@@ -180,6 +204,23 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 // store and a client-side cached read on a shared one; the profile may
 // have been merged since (reads and writes through Stitched follow).
 func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer string, ok bool, err error) {
+	return x.resolveID(ctx, ns, v, time.Time{})
+}
+
+// ResolveIDAt is ResolveID at time now: an identifier of a namespace with a
+// ttl not used within it by now (its last link or write via it) names a
+// fresh anonymous profile (FreshID), not the one it was linked to; that
+// profile drops it at its next write, a link at once.
+func (x *Identities) ResolveIDAt(ctx context.Context, ns, v string, now time.Time) (customer string, ok bool, err error) {
+	if now.IsZero() {
+		now = x.clock()
+	}
+	return x.resolveID(ctx, ns, v, now)
+}
+
+// resolveID is ResolveIDAt; a zero now reads the clock only when a ttl is
+// to be checked (reading it costs as much as the rest on some machines).
+func (x *Identities) resolveID(ctx context.Context, ns, v string, now time.Time) (customer string, ok bool, err error) {
 	ci := x.cfg.Load()
 	if ci == nil {
 		return "", false, invalid(errNoIdentity)
@@ -189,19 +230,91 @@ func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer stri
 	}
 	bp := keyBufs.Get().(*[]byte)
 	defer keyBufs.Put(bp)
-	_, key, blocked, err := ci.appendKey((*bp)[:0], ns, v)
+	r, key, blocked, err := ci.appendKey((*bp)[:0], ns, v)
 	if err != nil || blocked {
 		return "", false, err
 	}
 	// The key is in a pooled buffer: IndexGet does not keep it.
-	o, err := x.b.IndexGet(ctx, unsafe.String(&key[0], len(key)), true)
+	k := unsafe.String(&key[0], len(key))
+	o, err := x.b.IndexGet(ctx, k, true)
 	if err != nil {
 		return "", false, err
 	}
 	if o == "" {
-		o = AnonymousID(string(key))
+		anon := AnonymousID(string(key))
+		if r.ttl > 0 {
+			// Its anonymous profile may forward to a profile it expired
+			// from (an index entry lost in a move between backends).
+			if fresh, ok := x.expiredVia(anon, k, r.ttl); ok {
+				return fresh, true, nil
+			}
+		}
+		return anon, true, nil
+	}
+	if r.ttl > 0 {
+		if now.IsZero() {
+			now = x.clock()
+		}
+		if fresh, ok := x.expiredAt(o, k, r.ttl, now.UnixNano()); ok {
+			return fresh, true, nil
+		}
 	}
 	return o, true, nil
+}
+
+// expiredVia returns the fresh anonymous profile of identifier key when its
+// anonymous profile anon forwards to a profile that dropped it by its ttl.
+func (x *Identities) expiredVia(anon, key string, ttl int64) (fresh string, ok bool) {
+	v := views.Get().(*View)
+	defer func() { *v = View{}; views.Put(v) }()
+	if !x.b.View(unsafe.Slice(unsafe.StringData(anon), len(anon)), v) || v.c == nil {
+		return "", false
+	}
+	to, merging := v.c.Moved()
+	if to == "" || merging {
+		return "", false
+	}
+	// Only what it remembers as dropped: a live identifier there resolves
+	// through the index, and one dropped by a bound leads back there.
+	return x.expiredAt(to, key, 0, 0)
+}
+
+// expiredAt returns the fresh anonymous profile of identifier key, linked to
+// customer, when its ttl ran out there by now (unix ns) or customer dropped
+// it for that; ok false otherwise. It reads customer as the decide path
+// does, without allocating unless the identifier expired.
+func (x *Identities) expiredAt(customer, key string, ttl, now int64) (fresh string, ok bool) {
+	if customer == "" {
+		return "", false
+	}
+	v := views.Get().(*View)
+	defer func() { *v = View{}; views.Put(v) }()
+	if !x.b.View(unsafe.Slice(unsafe.StringData(customer), len(customer)), v) || v.c == nil || v.c.ident == nil {
+		return "", false
+	}
+	if to, _ := v.c.Moved(); to != "" {
+		return "", false
+	}
+	return v.c.ident.expired(key, ttl, now)
+}
+
+// views are the Views expiredAt reads in (one passed to a backend escapes).
+var views = sync.Pool{New: func() any { return new(View) }}
+
+// Via returns the provenance of a write named by identifier ns=v, for the
+// Via of a Contact, Event, JourneyUpdate or Consent: its index key, "ns:"
+// and the value as stored (hashed for a hashed namespace); "" for a blocked
+// value. Only writes need it: it allocates.
+func (x *Identities) Via(ns, v string) (string, error) {
+	ci := x.cfg.Load()
+	if ci == nil {
+		return "", invalid(errNoIdentity)
+	}
+	_, stored, blocked, err := ci.normalize(ns, v)
+	if err != nil || blocked {
+		return "", err
+	}
+	return ns + ":" + stored, nil
 }
 
 // Canonical follows the merges of customer to the profile that holds its
@@ -280,7 +393,8 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 	// The profiles the identifiers belong to now.
 	var owners []string
 	primary := ""
-	for _, n := range ns {
+	home := make([]string, len(ns)) // the anonymous profile of each identifier
+	for i, n := range ns {
 		if n.r.primary {
 			primary = n.id.Value
 		}
@@ -288,17 +402,39 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 		if err != nil {
 			return err
 		}
+		home[i] = AnonymousID(n.key)
+		if n.r.ttl > 0 {
+			// Not used within its ttl: the identifier left the profile it
+			// was linked to and names a fresh anonymous profile.
+			fresh, ok := x.expiredAt(o, n.key, n.r.ttl, at.UnixNano())
+			if o == "" {
+				fresh, ok = x.expiredVia(home[i], n.key, n.r.ttl)
+			}
+			if ok {
+				if err := x.b.IndexDelete(ctx, n.key, o); err != nil {
+					return err
+				}
+				if o, err = x.b.IndexClaim(ctx, n.key, fresh); err != nil {
+					return err
+				}
+			}
+		}
+		if strings.HasPrefix(o, home[i]+"@") {
+			home[i], o = o, "" // expired: its fresh profile is its anonymous one
+		}
 		cand := []string{o}
 		if !n.r.primary {
 			// Writes by this identifier before it was linked went to its
 			// anonymous profile (ResolveID), which the link takes in;
-			// sealed by an earlier link, it leads to that link's profile.
-			anon := AnonymousID(n.key)
+			// sealed by an earlier link, it leads to that link's profile,
+			// unless the identifier is linked elsewhere now (it expired
+			// there, or was dropped by a bound): that forward is history.
+			anon := home[i]
 			c, err := x.b.Get(ctx, anon)
 			if err != nil {
 				return err
 			}
-			if c != nil {
+			if to, _ := c.Moved(); c != nil && (o == "" || to == "") {
 				cand = append(cand, anon)
 			}
 		}
@@ -348,7 +484,7 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 		// A new anonymous profile, or where the anonymous profile of this
 		// identifier went when it was merged (its identifier since
 		// dropped by a bound).
-		c, err := x.Canonical(ctx, AnonymousID(ns[0].key))
+		c, err := x.Canonical(ctx, home[0])
 		if err != nil {
 			return err
 		}
@@ -402,10 +538,15 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 	// resolved one before the link reaches it after (a stale cached
 	// index, a request in flight) and follows the forward to the
 	// survivor, instead of leaving state where no link looks again.
-	for _, n := range ns {
-		anon := AnonymousID(n.key)
+	for i, n := range ns {
+		anon := home[i]
 		if n.r.primary || anon == survivor || slices.Contains(owners, anon) {
 			continue
+		}
+		if c, err := x.b.Get(ctx, anon); err != nil {
+			return err
+		} else if to, _ := c.Moved(); to != "" && to != survivor {
+			continue // sealed by a link the identifier has left since (ttl, a bound)
 		}
 		rec := x.m.identityRecord(anon, at, identOp{op: identSeal, peer: survivor})
 		if _, err := x.b.WriteRecord(ctx, &rec); err != nil {
@@ -456,6 +597,13 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			if !slices.ContainsFunc(now.Identifiers(), func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }) {
 				if err := x.b.IndexDelete(ctx, id.Key(), survivor); err != nil {
 					return err
+				}
+				// Expired: the identifier names its fresh anonymous
+				// profile (the old one forwards here).
+				if r := ci.ns[id.NS]; r != nil && r.ttl > 0 && id.Last.UnixNano()+r.ttl < at.UnixNano() {
+					if _, err := x.b.IndexClaim(ctx, id.Key(), FreshID(id.Key(), id.Last.UnixNano()+r.ttl)); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -533,12 +681,13 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 	return nil
 }
 
-// Unmerge undoes the merge of a receipt: the absorbed profile gets back
-// exactly the value it had before, with its identifiers; the survivor its
-// value from before plus everything written to it since the merge (every
-// write after the merge, whatever identifier named it, was made on the
-// survivor) and the identifiers linked to it since. With nothing written
-// since, both values are byte for byte what they were.
+// Unmerge undoes the merge of a receipt by provenance: the absorbed profile
+// gets back the value it had before, with its identifiers, plus the writes
+// made since the merge via one of its identifiers (Contact.Via); the
+// survivor its value from before plus the other writes made since and the
+// identifiers linked to it since. Writes the receipt did not log (past its
+// bounds, or after a later merge) stay with the survivor. With nothing
+// written since, both values are byte for byte what they were.
 func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) {
 	dot := strings.LastIndexByte(receipt, '.')
 	fromB, err := hex.DecodeString(receipt[dot+1:])
@@ -592,26 +741,41 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 	if err != nil {
 		return Link{}, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: cannot recompute the merge: %w", err)}
 	}
-	at := time.Now()
-	rb := x.m.identityRecord(from, at, identOp{op: identRestore, receipt: receipt, value: stub.ident.saved})
-	if _, err := x.b.WriteRecord(ctx, &rb); err != nil {
-		return Link{}, err
-	}
-	// The survivor gets its value from before back, with the identifiers
-	// linked to it since that did not come from the absorbed profile.
 	saved, err := x.m.DecodeCustomer(stub.ident.saved)
 	if err != nil {
 		return Link{}, err
 	}
-	restored := *x.m.unmerge(pre, want, cur)
-	var ids []Identifier
-	ids = append(ids, pre.Identifiers()...)
 	back := saved.Identifiers() // what goes back with the absorbed profile
 	for _, id := range cur.Identifiers() {
 		if AnonymousID(id.Key()) == from {
 			back = append(slices.Clip(back), id) // the identifier the anonymous profile is named by
 		}
 	}
+	// The writes logged since the merge go to the side whose identifier
+	// brought them, replayed onto its value from before; what was not
+	// logged (mergeReceipt.full) stays with the survivor.
+	survivor, absorbed, err := x.m.split(pre, want, saved, mr.since, func(via string) bool {
+		return slices.ContainsFunc(back, func(id Identifier) bool { return id.isKey(via) })
+	})
+	if err != nil {
+		return Link{}, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: %w", err)}
+	}
+	at := time.Now()
+	value := stub.ident.saved
+	if absorbed != saved {
+		value = x.m.AppendCustomer(nil, absorbed)
+	}
+	rb := x.m.identityRecord(from, at, identOp{op: identRestore, receipt: receipt, value: value})
+	if _, err := x.b.WriteRecord(ctx, &rb); err != nil {
+		return Link{}, err
+	}
+	// The survivor gets its value from before back with the writes its
+	// identifiers brought since, with the identifiers linked to it since
+	// that did not come from the absorbed profile.
+	restored := *x.m.unmerge(survivor.pre, survivor.want, cur)
+	pre = survivor.pre
+	var ids []Identifier
+	ids = append(ids, pre.Identifiers()...)
 	for _, id := range cur.Identifiers() {
 		has := func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }
 		if !slices.ContainsFunc(ids, has) && !slices.ContainsFunc(back, has) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -36,16 +37,176 @@ type identPart struct {
 	receipt     string // of the merge mergingInto or fwd belongs to
 	saved       []byte // stub: B's own value before the merge
 	merges      []mergeReceipt
+
+	// ttls are the namespaces' ttls as of the last link: an identifier
+	// not used within its namespace's is dropped at the profile's next
+	// write (noteWrite) and remembered in gone, newest last, so that the
+	// index entry still pointing here resolves to its fresh anonymous
+	// profile (FreshID) until a link repoints it.
+	ttls []nsLimit
+	gone []goneID
+}
+
+// goneID is an identifier dropped by its ttl: its key and the anonymous
+// profile it names from then on.
+type goneID struct{ key, fresh string }
+
+// maxGone bounds the expired identifiers a profile remembers.
+const maxGone = 16
+
+// FreshID is the anonymous profile an identifier (by its key) names once
+// its ttl ran out at expiry: not AnonymousID(key), which the link of the
+// identifier made a forward to the profile it expired from.
+func FreshID(key string, expiry int64) string {
+	return AnonymousID(key) + "@" + strconv.FormatInt(expiry/1e9, 10)
+}
+
+// ttlsOf returns the namespaces of rules that have a ttl.
+func ttlsOf(rules []nsLimit) []nsLimit {
+	var out []nsLimit
+	for _, r := range rules {
+		if r.ttl > 0 {
+			out = append(out, nsLimit{ns: r.ns, ttl: r.ttl})
+		}
+	}
+	return out
+}
+
+// expired returns the fresh anonymous profile of the identifier key when
+// its ttl ran out at now (unix ns) in p, or was dropped for it; ok false
+// when it is live or p does not know it. It allocates only when it
+// expired just now.
+func (p *identPart) expired(key string, ttl, now int64) (fresh string, ok bool) {
+	for i := range p.ids {
+		if id := &p.ids[i]; id.isKey(key) {
+			if exp := id.Last.UnixNano() + ttl; ttl > 0 && exp < now {
+				return FreshID(key, exp), true
+			}
+			return "", false
+		}
+	}
+	for i := len(p.gone) - 1; i >= 0; i-- {
+		if p.gone[i].key == key {
+			return p.gone[i].fresh, true
+		}
+	}
+	return "", false
 }
 
 // mergeReceipt is what a survivor keeps of one merge it absorbed.
 type mergeReceipt struct {
 	receipt, from string
 	pre           []byte // the survivor's value before the merge
+
+	// since logs the writes made to the survivor after the merge, oldest
+	// first, each with the identifier that brought it (record.via), so
+	// that an unmerge gives each side the writes its identifiers brought
+	// by replaying them (Identities.Unmerge). full: writes past the log's
+	// bounds, or after a later merge, were not logged; an unmerge leaves
+	// them to the survivor as a whole (Model.unmerge's difference rule).
+	since      []sinceEntry
+	sinceBytes int // of since's records (not encoded)
+	full       bool
 }
 
-// maxMergeReceipts bounds the merges a profile can still undo.
-const maxMergeReceipts = 8
+// sinceEntry is one write logged by a merge receipt: the record as applied
+// (encoded without its sequence number, with its via) and the snapshot
+// as-of time it was applied with, so that a replay computes the same.
+type sinceEntry struct {
+	asOf int64
+	rec  []byte
+}
+
+// maxMergeReceipts bounds the merges a profile can still undo;
+// maxSinceRecords and maxSinceBytes bound the writes each one logs after
+// its merge (past them it is full).
+const (
+	maxMergeReceipts = 8
+	maxSinceRecords  = 256
+	maxSinceBytes    = 32 << 10
+)
+
+// maxVia bounds a record's via: an identifier key (a namespace of at most
+// 64 bytes, a colon, a value of at most 512 bytes or its hash).
+const maxVia = 64 + 1 + 512
+
+func checkVia(via string) error {
+	if len(via) > maxVia {
+		return fmt.Errorf("via of %d bytes exceeds the limit of %d", len(via), maxVia)
+	}
+	return nil
+}
+
+// isKey reports whether key is id's index key (Identifier.Key), without
+// building it.
+func (id *Identifier) isKey(key string) bool {
+	n := len(id.NS)
+	return len(key) == n+1+len(id.Value) && key[n] == ':' && key[:n] == id.NS && key[n+1:] == id.Value
+}
+
+// noteWrite notes r, just applied to next (a profile with an identity
+// part), in next's identity part: the identifier r came via is used at r's
+// time (its Last, which its namespace's ttl runs from), and r is logged by
+// every merge receipt that is not full.
+func (m *Model) noteWrite(next *custState, r *record, asOf int64) {
+	if !carriesVia(r.typ) {
+		return
+	}
+	p := *next.ident
+	changed := false
+	if r.via != "" {
+		if i := slices.IndexFunc(p.ids, func(id Identifier) bool { return id.isKey(r.via) }); i >= 0 && p.ids[i].Last.UnixNano() < r.at {
+			p.ids = slices.Clone(p.ids)
+			p.ids[i].Last = time.Unix(0, r.at).UTC()
+			changed = true
+		}
+	}
+	if slices.ContainsFunc(p.merges, func(mr mergeReceipt) bool { return !mr.full }) {
+		c := *r
+		c.lsn, c.movesFrom = 0, nil
+		rec := appendRecord(nil, &c)
+		p.merges = slices.Clone(p.merges)
+		for i := range p.merges {
+			mr := &p.merges[i]
+			switch {
+			case mr.full:
+			case len(mr.since) >= maxSinceRecords || mr.sinceBytes+len(rec) > maxSinceBytes:
+				mr.full = true
+			default:
+				mr.since = append(slices.Clip(mr.since), sinceEntry{asOf: asOf, rec: rec})
+				mr.sinceBytes += len(rec)
+			}
+		}
+		changed = true
+	}
+	if len(p.ttls) > 0 {
+		var keep []Identifier
+		dropped := false
+		for i, id := range p.ids {
+			k := slices.IndexFunc(p.ttls, func(l nsLimit) bool { return l.ns == id.NS })
+			if k < 0 || id.Last.UnixNano()+p.ttls[k].ttl >= r.at {
+				if dropped {
+					keep = append(keep, id)
+				}
+				continue
+			}
+			if !dropped {
+				keep, dropped = slices.Clone(p.ids[:i]), true
+			}
+			key := id.Key()
+			p.gone = append(slices.Clip(p.gone), goneID{key: key, fresh: FreshID(key, id.Last.UnixNano()+p.ttls[k].ttl)})
+		}
+		if dropped {
+			p.ids, changed = keep, true
+			if len(p.gone) > maxGone {
+				p.gone = p.gone[len(p.gone)-maxGone:]
+			}
+		}
+	}
+	if changed {
+		next.ident = &p
+	}
+}
 
 // Identity record operations (record.ident.op).
 const (
@@ -155,7 +316,25 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 		if err != nil {
 			return nil, err
 		}
+		p.ttls = ttlsOf(op.rules)
+		p.gone = slices.Clone(p.gone)
+		for _, id := range p.ids { // dropped by the link: by their ttl, remembered
+			if slices.ContainsFunc(ids, func(x Identifier) bool { return x.NS == id.NS && x.Value == id.Value }) {
+				continue
+			}
+			if k := slices.IndexFunc(p.ttls, func(l nsLimit) bool { return l.ns == id.NS }); k >= 0 && id.Last.UnixNano()+p.ttls[k].ttl < r.at {
+				key := id.Key()
+				p.gone = append(p.gone, goneID{key: key, fresh: FreshID(key, id.Last.UnixNano()+p.ttls[k].ttl)})
+			}
+		}
 		p.ids = ids
+		// A relinked identifier is no longer expired here.
+		p.gone = slices.DeleteFunc(p.gone, func(g goneID) bool {
+			return slices.ContainsFunc(ids, func(id Identifier) bool { return id.isKey(g.key) })
+		})
+		if len(p.gone) > maxGone {
+			p.gone = p.gone[len(p.gone)-maxGone:]
+		}
 	case identMark:
 		if p.fwd != "" || (p.mergingInto != "" && p.receipt != op.receipt) {
 			return nil, moved(old)
@@ -197,7 +376,13 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 			}
 			p.ids = ids
 		}
-		p.merges = append(slices.Clone(p.merges), mergeReceipt{receipt: op.receipt, from: op.peer, pre: pre})
+		// The earlier merges' logs end here: what they log must replay
+		// onto the state they recompute, which this merge changes.
+		p.merges = slices.Clone(p.merges)
+		for i := range p.merges {
+			p.merges[i].full = true
+		}
+		p.merges = append(p.merges, mergeReceipt{receipt: op.receipt, from: op.peer, pre: pre})
 		if len(p.merges) > maxMergeReceipts {
 			p.merges = p.merges[len(p.merges)-maxMergeReceipts:]
 		}
@@ -247,7 +432,7 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 // orNil returns p, or nil when it holds nothing (a profile never linked
 // encodes without an identity part).
 func (p identPart) orNil() *identPart {
-	if len(p.ids) == 0 && p.mergingInto == "" && p.fwd == "" && len(p.merges) == 0 && len(p.saved) == 0 {
+	if len(p.ids) == 0 && p.mergingInto == "" && p.fwd == "" && len(p.merges) == 0 && len(p.saved) == 0 && len(p.gone) == 0 {
 		return nil
 	}
 	return &p
@@ -601,6 +786,12 @@ func addRing(dst []uint16, top *int64, src []uint16, srcTop int64) {
 //	| ids: count uvarint, per id: ns, value strings | first, last varint | source string
 //	| merging-into, forward, receipt strings | saved bytes (string)
 //	| merges: count uvarint, per merge: receipt, from strings | pre bytes (string)
+//	| extensions, each absent when empty (and in values written before it
+//	  existed), in tag order:
+//	  1 (1) | per merge: full (1) | count uvarint, per logged write:
+//	    as-of varint | record bytes (string)
+//	  2 (1) | ttls: count uvarint, per namespace: ns string | ttl varint (ns)
+//	  3 (1) | expired: count uvarint, per identifier: key, fresh strings
 func appendIdent(b []byte, p *identPart) []byte {
 	if p == nil {
 		return append(b, 0)
@@ -624,8 +815,47 @@ func appendIdent(b []byte, p *identPart) []byte {
 		b = appendString(b, mr.from)
 		b = appendBytes(b, mr.pre)
 	}
+	if slices.ContainsFunc(p.merges, func(mr mergeReceipt) bool { return mr.full || len(mr.since) > 0 }) {
+		b = append(b, identExtLog)
+		for _, mr := range p.merges {
+			f := byte(0)
+			if mr.full {
+				f = 1
+			}
+			b = append(b, f)
+			b = binary.AppendUvarint(b, uint64(len(mr.since)))
+			for _, e := range mr.since {
+				b = binary.AppendVarint(b, e.asOf)
+				b = appendBytes(b, e.rec)
+			}
+		}
+	}
+	if len(p.ttls) > 0 {
+		b = append(b, identExtTTL)
+		b = binary.AppendUvarint(b, uint64(len(p.ttls)))
+		for _, l := range p.ttls {
+			b = appendString(b, l.ns)
+			b = binary.AppendVarint(b, l.ttl)
+		}
+	}
+	if len(p.gone) > 0 {
+		b = append(b, identExtGone)
+		b = binary.AppendUvarint(b, uint64(len(p.gone)))
+		for _, g := range p.gone {
+			b = appendString(b, g.key)
+			b = appendString(b, g.fresh)
+		}
+	}
 	return b
 }
+
+// Extensions of the identity part, in this order, each absent when empty
+// (and in values written before it existed).
+const (
+	identExtLog  byte = 1 // the merge receipts' logged writes
+	identExtTTL  byte = 2 // the namespaces' ttls
+	identExtGone byte = 3 // identifiers dropped by their ttl
+)
 
 // appendIdentSection appends the identity section of cs (a section of the
 // customer's value, consent.go), if it has identifiers or marks.
@@ -690,6 +920,55 @@ func (m *Model) decodeIdent(d *rd, cs *custState) {
 	nm := d.count(maxMergeReceipts, "merge receipts")
 	for range nm {
 		p.merges = append(p.merges, mergeReceipt{receipt: d.str(), from: d.str(), pre: d.bytes()})
+	}
+	for last := byte(0); d.err == nil; {
+		tag, err := d.r.ReadByte()
+		if err == io.EOF {
+			break
+		}
+		if err != nil || tag <= last || tag > identExtGone {
+			d.fail("bad identity extension %d", tag)
+			break
+		}
+		last = tag
+		switch tag {
+		case identExtLog:
+			for i := range p.merges {
+				mr := &p.merges[i]
+				f := d.byte()
+				if d.err == nil && f > 1 {
+					d.fail("bad merge log flag")
+				}
+				mr.full = f == 1
+				n := d.count(maxSinceRecords, "logged writes")
+				for range n {
+					e := sinceEntry{asOf: d.varint(), rec: d.bytes()}
+					mr.sinceBytes += len(e.rec)
+					if d.err == nil && (len(e.rec) == 0 || mr.sinceBytes > maxSinceBytes) {
+						d.fail("logged writes of %d bytes", mr.sinceBytes)
+					}
+					mr.since = append(mr.since, e)
+				}
+			}
+		case identExtTTL:
+			n := d.count(maxIdentifiers, "namespaces")
+			for range n {
+				l := nsLimit{ns: d.str(), ttl: d.varint()}
+				if d.err == nil && (l.ns == "" || l.ttl <= 0) {
+					d.fail("bad namespace ttl")
+				}
+				p.ttls = append(p.ttls, l)
+			}
+		case identExtGone:
+			n := d.count(maxGone, "expired identifiers")
+			for range n {
+				g := goneID{key: d.str(), fresh: d.str()}
+				if d.err == nil && (g.key == "" || g.fresh == "") {
+					d.fail("bad expired identifier")
+				}
+				p.gone = append(p.gone, g)
+			}
+		}
 	}
 	if d.err == nil {
 		cs.ident = p
@@ -788,6 +1067,38 @@ func (m *Model) AppendState(dst []byte, c *Customer) []byte {
 	d := *c
 	d.lsn = 0
 	return m.AppendCustomer(dst, &d)
+}
+
+// sides is one side of a split: its value from before the merge with the
+// writes it is given replayed (pre), and the merge's result with every
+// logged write replayed (want), which the survivor's value now differs
+// from only by the writes not logged.
+type sides struct{ pre, want *custState }
+
+// split replays the writes a merge receipt logged (since, oldest first):
+// those that came via an identifier of the absorbed profile (back) onto its
+// saved value, the others onto the survivor's value from before the merge
+// (pre), and all of them onto the merge's result (want). Replaying through
+// the model makes each side exactly what it would be had the writes been
+// made to it; absorbed is saved itself when no write went back.
+func (m *Model) split(pre, want, saved *custState, since []sinceEntry, back func(via string) bool) (survivor sides, absorbed *custState, err error) {
+	survivor = sides{pre: pre, want: want}
+	absorbed = saved
+	for i, e := range since {
+		var r record
+		if err := decodeRecord(e.rec, &r); err != nil {
+			return sides{}, nil, fmt.Errorf("logged write %d: %w", i, err)
+		}
+		survivor.want, _ = m.ApplyLogged(survivor.want, &r, e.asOf)
+		if r.via != "" && back(r.via) {
+			r.customer = saved.id
+			absorbed, _ = m.ApplyLogged(absorbed, &r, e.asOf)
+			continue
+		}
+		r.customer = pre.id
+		survivor.pre, _ = m.ApplyLogged(survivor.pre, &r, e.asOf)
+	}
+	return survivor, absorbed, nil
 }
 
 // unmerge returns the survivor's state after an unmerge: its state from

@@ -110,7 +110,7 @@ func (c *custState) Journeys() []JourneyState { return c.journeys }
 func (m *Model) ContactRecord(c Contact) (Record, error) {
 	err := errors.Join(m.checkString("customer", c.Customer, true), m.checkString("action", c.Action, true),
 		m.checkString("group", c.Group, false), m.checkString("channel", c.Channel, false),
-		m.checkString("id", c.ID, false), checkTime(c.At))
+		m.checkString("id", c.ID, false), checkVia(c.Via), checkTime(c.At))
 	if err == nil && c.Outcome >= numOutcomes {
 		err = fmt.Errorf("unknown outcome %d", c.Outcome)
 	}
@@ -128,7 +128,7 @@ func (m *Model) ContactRecord(c Contact) (Record, error) {
 		typ = recContact3
 	}
 	return record{typ: typ, customer: c.Customer, id: c.ID, at: c.At.UnixNano(), decision: c.Decision,
-		action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value}, nil
+		action: c.Action, group: c.Group, channel: c.Channel, outcome: c.Outcome, num: c.Value, via: c.Via}, nil
 }
 
 // EventRecord validates an event and resolves it through the mappings
@@ -137,7 +137,7 @@ func (m *Model) ContactRecord(c Contact) (Record, error) {
 // caller). A record with no change and no JourneysFrom changes nothing.
 func (m *Model) EventRecord(e Event) (Record, error) {
 	err := errors.Join(m.checkString("customer", e.Customer, true), m.checkString("event type", e.Type, true),
-		m.checkString("id", e.ID, false), checkTime(e.At))
+		m.checkString("id", e.ID, false), checkVia(e.Via), checkTime(e.At))
 	if err == nil && len(e.Journeys) > maxDecodedJourn {
 		err = fmt.Errorf("%d journey moves exceed the limit of %d", len(e.Journeys), maxDecodedJourn)
 	}
@@ -153,7 +153,7 @@ func (m *Model) EventRecord(e Event) (Record, error) {
 	if err != nil {
 		return record{}, err
 	}
-	r := record{typ: recEvent2, customer: e.Customer, id: e.ID, at: e.At.UnixNano()}
+	r := record{typ: recEvent2, customer: e.Customer, id: e.ID, at: e.At.UnixNano(), via: e.Via}
 	for _, mv := range e.Journeys {
 		st := mv.Status
 		if st == 0 {
@@ -214,7 +214,7 @@ func (m *Model) EventRecord(e Event) (Record, error) {
 // JourneyRecord validates a journey move and returns the record that makes
 // it; an error means the move is invalid (ErrInvalid for the caller).
 func (m *Model) JourneyRecord(u JourneyUpdate) (Record, error) {
-	err := errors.Join(m.checkString("customer", u.Customer, true), checkTime(u.At))
+	err := errors.Join(m.checkString("customer", u.Customer, true), checkVia(u.Via), checkTime(u.At))
 	if err == nil {
 		err = m.checkMove(u.Journey, u.Step, u.Status)
 	}
@@ -229,7 +229,7 @@ func (m *Model) JourneyRecord(u JourneyUpdate) (Record, error) {
 		st = JourneyActive
 	}
 	return record{typ: recJourney, customer: u.Customer, at: u.At.UnixNano(), journey: u.Journey, step: u.Step, status: st,
-		cond: u.Conditional, fromStep: u.FromStep, fromStatus: u.FromStatus}, nil
+		cond: u.Conditional, fromStep: u.FromStep, fromStatus: u.FromStatus, via: u.Via}, nil
 }
 
 // Model is the rules that change a customer: Apply computes a customer's
@@ -381,6 +381,9 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 	}
 	if r.id != "" {
 		m.remember(&next, r.idKind(), r.id, &res)
+	}
+	if next.ident != nil {
+		m.noteWrite(&next, r, asOf)
 	}
 	return &next, res, nil
 }

@@ -110,6 +110,13 @@ type Contact struct {
 	// action: the impression turns the decision's reservation of the
 	// action (Reservation) into this contact. Empty: none.
 	Decision string
+	// Via, when not empty, is the key of the identifier that named the
+	// customer (identity stitching: Identities.Via), the write's
+	// provenance: an unmerge gives the write to the side that identifier
+	// belongs to, and the identifier counts as used at the write's time
+	// (its namespace's ttl). Empty: the customer id itself, which counts
+	// as the profile's own.
+	Via string
 }
 
 // Event is a customer event that changes profile fields through the
@@ -137,6 +144,8 @@ type Event struct {
 	// (a shared backend may call it again when it retries after a
 	// conflict) and must not keep the slice.
 	JourneysFrom func(cur []JourneyState) []JourneyMove
+	// Via is the write's provenance, as Contact.Via.
+	Via string
 }
 
 // JourneyMove moves the customer of an Event to a step of a journey, as
@@ -163,6 +172,8 @@ type JourneyUpdate struct {
 	Conditional bool
 	FromStep    int
 	FromStatus  JourneyStatus
+	// Via is the write's provenance, as Contact.Via.
+	Via string
 }
 
 // JourneyState is a customer's position in one journey.

@@ -371,12 +371,13 @@ func (s *Sidecar) logDecision(sc *scratch, req *server.DecideRequest, d *nba.Dec
 // acknowledged and changes nothing: no contact (caps), no learning, no
 // decision-log line.
 func (s *Sidecar) Feedback(fb *server.Feedback) error {
+	var via string
 	if fb.CustomerID == "" {
-		id, err := s.resolveIDs(fb.CustomerID, fb.IDs)
+		id, v, err := s.resolveVia(fb.CustomerID, fb.IDs, true)
 		if err != nil {
 			return err
 		}
-		fb.CustomerID = id
+		fb.CustomerID, via = id, v
 	}
 	p := s.parts.Load()
 	a := p.catalog.Action(fb.ActionID)
@@ -399,7 +400,7 @@ func (s *Sidecar) Feedback(fb *server.Feedback) error {
 	if err := s.checkErased(fb.CustomerID); err != nil {
 		return err
 	}
-	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS, ID: fb.EventID}
+	c := state.Contact{Customer: fb.CustomerID, Action: a.ID, Group: a.Group, Channel: fb.Channel, Outcome: o, Value: fb.Value, At: fb.TS, ID: fb.EventID, Via: via}
 	if o == state.Impression && p.catalog.HasExact() {
 		c.Decision = fb.DecisionID // turns the decision's reservation into this contact
 	}
@@ -442,8 +443,9 @@ func (s *Sidecar) Event(ev *server.Event) error {
 // /v1/events and the event stream consumer (package eventstream) apply
 // events through it.
 func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
+	var via string
 	if ev.CustomerID == "" {
-		if ev.CustomerID, err = s.resolveIDs(ev.CustomerID, ev.IDs); err != nil {
+		if ev.CustomerID, via, err = s.resolveVia(ev.CustomerID, ev.IDs, true); err != nil {
 			return false, err
 		}
 	}
@@ -481,7 +483,7 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 	// profile): the read and the write are one atomic step per customer,
 	// and the moves go into the same log record as the profile changes. A
 	// duplicate's moves are dropped with the rest of it.
-	e := state.Event{Customer: ev.CustomerID, Type: ev.Type, At: ev.TS, Attrs: attrs, ID: ev.EventID}
+	e := state.Event{Customer: ev.CustomerID, Type: ev.Type, At: ev.TS, Attrs: attrs, ID: ev.EventID, Via: via}
 	eng, typ, at := s.engine, ev.Type, ev.TS
 	e.JourneysFrom = func(cur []state.JourneyState) []state.JourneyMove {
 		js := make([]nba.JourneyState, len(cur))

@@ -17,12 +17,13 @@ import (
 // an erased customer is refused (410 erased). Without customer_id, ids
 // name the customer (resolveIDs).
 func (s *Sidecar) Consent(c *server.ConsentChange) error {
+	var via string
 	if c.CustomerID == "" {
-		id, err := s.resolveIDs(c.CustomerID, c.IDs)
+		id, v, err := s.resolveVia(c.CustomerID, c.IDs, true)
 		if err != nil {
 			return err
 		}
-		c.CustomerID = id
+		c.CustomerID, via = id, v
 	}
 	cat := s.parts.Load().catalog
 	if cat.ChannelIndex(c.Channel) < 0 {
@@ -35,7 +36,7 @@ func (s *Sidecar) Consent(c *server.ConsentChange) error {
 		return err
 	}
 	_, err := s.state.SetConsent(state.Consent{Customer: c.CustomerID, Channel: c.Channel, Purpose: c.Purpose,
-		Granted: c.Granted, At: c.TS, Source: c.Source, ID: c.EventID})
+		Granted: c.Granted, At: c.TS, Source: c.Source, ID: c.EventID, Via: via})
 	if err != nil {
 		return s.stateError(err)
 	}

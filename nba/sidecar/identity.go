@@ -46,6 +46,7 @@ func withIdentity(st state.Backend, m Manifest, cfg Config) (state.Backend, *sta
 		}
 	}
 	x := state.NewIdentities(ib, key)
+	x.SetClock(cfg.Now)
 	if err := x.Configure(m.Identity); err != nil {
 		return nil, nil, err
 	}
@@ -168,33 +169,50 @@ func (s *Sidecar) ResolveCustomer(ns, value string) (string, error) {
 // names its anonymous profile). On the decide path it costs a map lookup
 // (embedded) or a client-side cached read (Redis) per identifier tried.
 func (s *Sidecar) resolveIDs(customerID string, ids []server.Field) (string, error) {
+	id, _, err := s.resolveVia(customerID, ids, false)
+	return id, err
+}
+
+// resolveVia is resolveIDs for a write: with via, it also returns the
+// write's provenance (state.Contact.Via), the key of the identifier that
+// named the customer ("" when customerID did), which allocates.
+func (s *Sidecar) resolveVia(customerID string, ids []server.Field, via bool) (id, key string, err error) {
 	if customerID != "" || len(ids) == 0 {
-		return customerID, nil
+		return customerID, "", nil
 	}
 	x, err := s.identities()
 	if err != nil {
-		return "", server.Invalidf("customer_id is required: identity stitching is off (the bundle declares no identity namespaces)")
+		return "", "", server.Invalidf("customer_id is required: identity stitching is off (the bundle declares no identity namespaces)")
 	}
 	var anon string
-	for _, f := range ids {
+	for i := range ids {
+		f := &ids[i]
 		id, ok, err := x.ResolveID(context.Background(), f.Key, f.Str)
 		if err != nil {
-			return "", s.identityError(err)
+			return "", "", s.identityError(err)
 		}
 		if !ok {
 			continue
 		}
 		if len(id) == 0 || id[0] != '~' {
-			return id, nil
+			if via {
+				if key, err = x.Via(f.Key, f.Str); err != nil {
+					return "", "", s.identityError(err)
+				}
+			}
+			return id, key, nil
 		}
 		if anon == "" || id < anon {
 			anon = id // linked nowhere yet: the same one every time
 		}
 	}
 	if anon == "" {
-		return "", server.Invalidf("ids names no customer: every identifier is blocked")
+		return "", "", server.Invalidf("ids names no customer: every identifier is blocked")
 	}
-	return anon, nil
+	if via {
+		key = anon[1:] // AnonymousID: "~" and the identifier's key
+	}
+	return anon, key, nil
 }
 
 // canonical returns the profile id holds its state under now (id itself

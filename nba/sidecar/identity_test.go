@@ -154,3 +154,40 @@ func TestNoIdentityNeedsCustomerID(t *testing.T) {
 		t.Errorf("identify without identity: %v", err)
 	}
 }
+
+// TestUnmergeSplitsFeedbackByIdentifier: feedback sent after a login by the
+// cookie goes back to the cookie's profile at an unmerge; feedback by the
+// CRM id stays. Regression: the survivor kept all of it.
+func TestUnmergeSplitsFeedbackByIdentifier(t *testing.T) {
+	now := time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)
+	fsys := demoFS(t)
+	editManifest(t, fsys, "catalog: catalog.yaml", identitySection)
+	s := openFS(t, fsys, now)
+	cookie := []server.Field{{Key: "cookie", Kind: server.KindString, Str: "c-91"}}
+	crm := []server.Field{{Key: "crm_id", Kind: server.KindString, Str: "c00042"}}
+	ev := server.Event{IDs: cookie, Type: "cart_abandoned", TS: now.Add(-time.Hour), Attrs: []server.Field{{Key: "value", Kind: server.KindNumber, Num: 80}}}
+	if _, err := s.ApplyEvent(&ev); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Identify(&server.IdentifyRequest{IDs: append(cookie, crm...), TS: now.Add(-50 * time.Minute), EventID: "login-1"})
+	if err != nil || len(res.Receipts) != 1 {
+		t.Fatalf("identify: %+v %v", res, err)
+	}
+	for i, ids := range [][]server.Field{cookie, crm, cookie} {
+		fb := server.Feedback{IDs: ids, ActionID: "birthday_gift", Channel: "web", Outcome: server.OutcomeImpression, TS: now.Add(time.Duration(i-40) * time.Minute), EventID: fmt.Sprintf("fb-%d", i)}
+		if err := s.Feedback(&fb); err != nil {
+			t.Fatal(err)
+		}
+		if fb.CustomerID != "c00042" {
+			t.Fatalf("feedback %d went to %q", i, fb.CustomerID)
+		}
+	}
+	if _, err := s.Unmerge(res.Receipts[0]); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]int{"~cookie:c-91": 2, "c00042": 1} {
+		if h, _ := customerView(t, s, id)["history"].([]any); len(h) != want {
+			t.Errorf("%s: %d contacts after the unmerge, want %d: %v", id, len(h), want, h)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -76,6 +77,17 @@ func seedState(t testing.TB, identities bool) *Store {
 		t.Fatal("the seed's anonymous profile is gone")
 	} else if to, merging := c.Moved(); to != "c1" || merging {
 		t.Fatalf("the seed's merge did not apply: %s moved to %q (merging %v)", anon.Customer, to, merging)
+	}
+	// A write via an identifier after the merge: logged by its receipt.
+	must(t, s.RecordContact(state.Contact{Customer: "c1", Action: "a", At: t0, ID: "k", Via: "crm_id:c1"}))
+	// A namespace's ttl, and an identifier it dropped at a later write.
+	must(t, x.Configure(&state.IdentityConfig{Namespaces: map[string]state.Namespace{"crm_id": {Primary: true}, "cookie": {TTL: "1m"}}}))
+	if _, err := x.Identify(ctx, map[string]string{"crm_id": "c3", "cookie": "c-3"}, t0, ""); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.RecordContact(state.Contact{Customer: "c3", Action: "a", At: t0.Add(time.Hour)}))
+	if c, _ := s.Get(ctx, "c3"); c == nil || slices.ContainsFunc(c.Identifiers(), func(id state.Identifier) bool { return id.NS == "cookie" }) {
+		t.Fatal("the seed's ttl did not drop the cookie")
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	"nba/state"
 	"nba/state/embedded"
@@ -25,7 +26,7 @@ func benchIdentities(b *testing.B, profiles int) (*state.Identities, float64) {
 	b.Cleanup(func() { s.Close() })
 	x := state.NewIdentities(s, identitytest.Key)
 	if err := x.Configure(&state.IdentityConfig{Namespaces: map[string]state.Namespace{
-		"crm_id": {Primary: true, Unique: true}, "cookie": {}, "device": {}, "email": {Unique: true, Hash: true}}}); err != nil {
+		"crm_id": {Primary: true, Unique: true}, "cookie": {}, "device": {TTL: "90d"}, "email": {Unique: true, Hash: true}}}); err != nil {
 		b.Fatal(err)
 	}
 	ctx := b.Context()
@@ -86,6 +87,25 @@ func BenchmarkResolve(b *testing.B) {
 			}
 		}
 		b.ReportMetric(perID, "index-B/id")
+	})
+	b.Run("ttl", func(b *testing.B) {
+		// A namespace with a ttl: resolving also reads the profile for
+		// the identifier's last use (linked here, so that there is one).
+		at := time.Now()
+		devices := make([]string, len(keys))
+		for i, k := range keys {
+			devices[i] = "dv-" + k[3:]
+			if _, err := x.Identify(b.Context(), map[string]string{"device": devices[i], "crm_id": "c" + k[3:]}, at, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			if c, ok, err := x.ResolveID(b.Context(), "device", devices[i&1023]); !ok || err != nil || c[0] == '~' {
+				b.Fatal(c, ok, err)
+			}
+		}
 	})
 	b.Run("hashed", func(b *testing.B) {
 		b.ReportAllocs()

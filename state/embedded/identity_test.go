@@ -127,3 +127,65 @@ func TestIdentitySurvivesRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestUnmergeByProvenanceSurvivesRestart: the writes a merge receipt logs
+// are in the profile's value, so after a restart (from the log, and from a
+// checkpoint) an unmerge still gives the cookie's writes back; past the
+// log's bound the rest stays with the survivor.
+func TestUnmergeByProvenanceSurvivesRestart(t *testing.T) {
+	for _, checkpoint := range []bool{false, true} {
+		t.Run(map[bool]string{false: "log", true: "checkpoint"}[checkpoint], func(t *testing.T) {
+			dir := t.TempDir()
+			open := func() (*embedded.Store, *state.Identities) {
+				s, err := embedded.Open(state.Config{WAL: wal.Config{Dir: dir}, MaxEventsPerCustomer: 1000})
+				if err != nil {
+					t.Fatal(err)
+				}
+				x := state.NewIdentities(s, identitytest.Key)
+				if err := x.Configure(&state.IdentityConfig{Namespaces: map[string]state.Namespace{"crm_id": {Primary: true, Unique: true}, "cookie": {}}}); err != nil {
+					t.Fatal(err)
+				}
+				return s, x
+			}
+			t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+			s, x := open()
+			anon, _, _ := x.ResolveID(t.Context(), "cookie", "c-1")
+			if err := x.Stitched().RecordContact(state.Contact{Customer: anon, Action: "a", Channel: "web", At: t0}); err != nil {
+				t.Fatal(err)
+			}
+			l, err := x.Identify(t.Context(), map[string]string{"cookie": "c-1", "crm_id": "c1"}, t0.Add(time.Minute), "login")
+			if err != nil || len(l.Receipts) != 1 {
+				t.Fatalf("%+v %v", l, err)
+			}
+			via, _ := x.Via("cookie", "c-1")
+			// More writes via the cookie than the receipt logs (256).
+			const n = 300
+			for i := range n {
+				c := state.Contact{Customer: "c1", Action: "a", Channel: "web", At: t0.Add(time.Duration(2+i) * time.Minute), Via: via}
+				if err := x.Stitched().RecordContact(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if checkpoint {
+				if err := s.Checkpoint(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Close()
+			s, x = open()
+			defer s.Close()
+			if _, err := x.Unmerge(t.Context(), l.Receipts[0]); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				id   string
+				want int
+			}{{anon, 1 + 256}, {"c1", n - 256}} {
+				var v state.View
+				if !s.View([]byte(c.id), &v) || v.HistoryLen() != c.want {
+					t.Errorf("%s: %d contacts after the unmerge, want %d", c.id, v.HistoryLen(), c.want)
+				}
+			}
+		})
+	}
+}

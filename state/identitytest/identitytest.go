@@ -70,6 +70,7 @@ func Run(t *testing.T, newBackend NewBackend) {
 				if err := x.Configure(&ic); err != nil {
 					t.Fatal(err)
 				}
+				x.SetClock(func() time.Time { return t0.Add(24 * time.Hour) }) // the behaviours' times are around t0
 				return x
 			}
 			x := open()
@@ -445,6 +446,10 @@ func Behaviours() []Behaviour {
 				t.Errorf("a malformed receipt: %v", err)
 			}
 		}},
+		unmergeByProvenance(),
+		receiptsExportImport(),
+		ttlExpiry(),
+		ttlExportImport(),
 		{Name: "links and writes from 16 goroutines lose nothing", Run: func(t *testing.T, x *state.Identities) {
 			s := x.Stitched()
 			const workers, per = 16, 10
@@ -547,6 +552,274 @@ func exportImport() Behaviour {
 		}
 		if _, err := x.Identify(ctx, ids("device", "d-1", "crm_id", "c00043"), t0.Add(time.Hour), ""); !errors.Is(err, state.ErrIdentityConflict) {
 			t.Errorf("a second crm id for the imported device: %v, want a conflict", err)
+		}
+	}}
+}
+
+// unmergeByProvenance: writes made after a merge go back with the identifier
+// that brought them. Regression: an unmerge gave the survivor everything
+// written after the merge, also what the absorbed profile's cookie did.
+func unmergeByProvenance() Behaviour {
+	return Behaviour{Name: "unmerge splits later writes by the identifier that brought them", Run: func(t *testing.T, x *state.Identities) {
+		receipt, anon, at := provenanceWrites(t, x)
+		checkSplit(t, x, receipt, anon, at)
+	}}
+}
+
+// receiptsExportImport: an unmerge after an export and import splits as
+// unmergeByProvenance does. Regression: merge receipts were not exported,
+// so the merge could not be undone after a move between backends.
+func receiptsExportImport() Behaviour {
+	var receipt, anon string
+	var at time.Time
+	return Behaviour{Name: "merge receipts survive export and import", Run: func(t *testing.T, x *state.Identities) {
+		receipt, anon, at = provenanceWrites(t, x)
+	}, Then: func(t *testing.T, y *state.Identities) {
+		checkSplit(t, y, receipt, anon, at)
+	}}
+}
+
+// provenanceWrites merges the cookie c-8's anonymous profile into c8, then
+// writes to c8 via the cookie and via the crm id; it returns the merge's
+// receipt, the anonymous profile and the time of the first later write.
+func provenanceWrites(t *testing.T, x *state.Identities) (receipt, anon string, at time.Time) {
+	t.Helper()
+	b, s := x.Backend(), x.Stitched()
+	anon = identify(t, x, t0, "cookie", "c-8")
+	identify(t, x, t0, "crm_id", "c8")
+	must(t, b.RecordContact(contact(anon, "kb", t0.Add(time.Minute), state.Impression)))
+	must(t, b.SetJourney(state.JourneyUpdate{Customer: anon, Journey: "cart", Step: 1, At: t0.Add(time.Minute)}))
+	must(t, b.ApplyEvent(purchase("c8", "e0", t0.Add(time.Minute), 20)))
+	must(t, b.RecordContact(contact("c8", "k0", t0.Add(2*time.Minute), state.Click)))
+	l, err := x.Identify(ctx, ids("cookie", "c-8", "crm_id", "c8"), t0.Add(10*time.Minute), "login")
+	must(t, err)
+	if len(l.Receipts) != 1 {
+		t.Fatalf("link %+v: want one merge", l)
+	}
+	cookie, err := x.Via("cookie", "c-8")
+	must(t, err)
+	crm, err := x.Via("crm_id", "c8")
+	must(t, err)
+	// After the merge both identifiers name c8: the cookie's writes and
+	// the crm id's interleave there.
+	at = t0.Add(11 * time.Minute)
+	kc := contact("c8", "kc", at, state.Impression)
+	kc.Via = cookie
+	must(t, s.RecordContact(kc))
+	kr := contact("c8", "kr", at.Add(time.Minute), state.Impression)
+	kr.Via = crm
+	must(t, s.RecordContact(kr))
+	ec := purchase("c8", "ec", at.Add(2*time.Minute), 5)
+	ec.Via = cookie
+	must(t, s.ApplyEvent(ec))
+	er := purchase("c8", "er", at.Add(3*time.Minute), 100)
+	er.Via = crm
+	must(t, s.ApplyEvent(er))
+	must(t, s.SetJourney(state.JourneyUpdate{Customer: "c8", Journey: "cart", Step: 2, At: at.Add(4 * time.Minute), Via: cookie}))
+	must(t, s.SetJourney(state.JourneyUpdate{Customer: "c8", Journey: "welcome", Step: 1, At: at.Add(4 * time.Minute), Via: crm}))
+	if _, err := s.SetConsent(state.Consent{Customer: "c8", Channel: "email", Purpose: "marketing", At: at.Add(5 * time.Minute), Source: "cookie banner", Via: cookie}); err != nil {
+		t.Fatal(err)
+	}
+	return l.Receipts[0], anon, at
+}
+
+// checkSplit unmerges receipt, the merge of anon (the cookie c-8) into c8
+// after which unmergeByProvenance wrote, and checks each side got its own.
+func checkSplit(t *testing.T, x *state.Identities, receipt, anon string, at time.Time) {
+	t.Helper()
+	s := x.Stitched()
+	u, err := x.Unmerge(ctx, receipt)
+	must(t, err)
+	if u.Customer != anon {
+		t.Fatalf("unmerge answered %q", u.Customer)
+	}
+	now := at.Add(time.Hour)
+	for _, c := range []struct {
+		customer             string
+		history, impressions int
+		seen, unseen         []string // contact ids
+		orders, spend        float64
+		cart, welcome        int // journey steps, -1 none
+		consent              bool
+		events, eventsNot    []string
+	}{
+		{customer: anon, history: 2, impressions: 2, seen: []string{"kb", "kc"}, unseen: []string{"k0", "kr"},
+			orders: 1, spend: 5, cart: 2, welcome: -1, consent: true, events: []string{"ec"}, eventsNot: []string{"e0", "er"}},
+		{customer: "c8", history: 2, impressions: 1, seen: []string{"k0", "kr"}, unseen: []string{"kb", "kc"},
+			orders: 2, spend: 120, cart: -1, welcome: 1, consent: false, events: []string{"e0", "er"}, eventsNot: []string{"ec"}},
+	} {
+		var v state.View
+		if !s.View([]byte(c.customer), &v) || v.Customer() != c.customer {
+			t.Errorf("%s: not found after the unmerge (read %q)", c.customer, v.Customer())
+			continue
+		}
+		if n := v.HistoryLen(); n != c.history {
+			t.Errorf("%s: history %d, want %d", c.customer, n, c.history)
+		}
+		if n := v.Count(state.KindAction, "a", state.Impression, 24*time.Hour, now); n != c.impressions {
+			t.Errorf("%s: impressions %d, want %d", c.customer, n, c.impressions)
+		}
+		for _, id := range c.seen {
+			if !v.SeenContactID(id) {
+				t.Errorf("%s: contact id %q not remembered", c.customer, id)
+			}
+		}
+		for _, id := range c.unseen {
+			if v.SeenContactID(id) {
+				t.Errorf("%s: remembers the other side's contact id %q", c.customer, id)
+			}
+		}
+		if n := number(t, s, c.customer, "orders_30d"); n != c.orders {
+			t.Errorf("%s: orders %v, want %v", c.customer, n, c.orders)
+		}
+		if n := number(t, s, c.customer, "spend_30d"); n != c.spend {
+			t.Errorf("%s: spend %v, want %v", c.customer, n, c.spend)
+		}
+		for _, j := range []struct {
+			id   string
+			step int
+		}{{"cart", c.cart}, {"welcome", c.welcome}} {
+			st, ok := v.Journey(j.id)
+			if ok != (j.step >= 0) || ok && st.Step != j.step {
+				t.Errorf("%s: journey %s %+v %v, want step %d", c.customer, j.id, st, ok, j.step)
+			}
+		}
+		if _, ok := v.Consent("email", "marketing"); ok != c.consent {
+			t.Errorf("%s: consent change present %v, want %v", c.customer, ok, c.consent)
+		}
+		for _, id := range c.events {
+			if dup, err := s.ApplyEventOnce(purchase(c.customer, id, now, 1)); err != nil || !dup {
+				t.Errorf("%s: event id %q not remembered: %v %v", c.customer, id, dup, err)
+			}
+		}
+		for _, id := range c.eventsNot {
+			var w state.View
+			s.View([]byte(c.customer), &w)
+			if !w.Found() {
+				continue
+			}
+			if dup, err := s.ApplyEventOnce(state.Event{Customer: c.customer, Type: "signup", At: now, ID: id}); err != nil || dup {
+				t.Errorf("%s: remembers the other side's event id %q: %v %v", c.customer, id, dup, err)
+			}
+		}
+	}
+	// The cookie was used by its last write, on the profile it went back to.
+	for _, id := range mustIDs(t, x, anon) {
+		if id.NS == "cookie" && !id.Last.Equal(at.Add(5*time.Minute)) {
+			t.Errorf("cookie last used %v, want %v (its last write)", id.Last, at.Add(5*time.Minute))
+		}
+	}
+}
+
+func mustIDs(t *testing.T, x *state.Identities, customer string) []state.Identifier {
+	t.Helper()
+	l, err := x.IdentifiersOf(ctx, customer)
+	must(t, err)
+	return l
+}
+
+// ttlExpiry: an identifier not used within its namespace's ttl (by a link
+// or a write via it) no longer resolves to its profile. Regression: the ttl
+// was applied only when the profile was next linked; until then an
+// identifier unused for years still named the customer.
+func ttlExpiry() Behaviour {
+	return Behaviour{Name: "an identifier unused for its ttl names a fresh anonymous profile", Run: func(t *testing.T, x *state.Identities) {
+		day := 24 * time.Hour
+		now := t0
+		x.SetClock(func() time.Time { return now })
+		s := x.Stitched()
+		identify(t, x, t0, "crm_id", "c1", "cookie", "c-old")
+		cookie, err := x.Via("cookie", "c-old")
+		must(t, err)
+		resolveID := func() string {
+			t.Helper()
+			c, ok, err := x.ResolveID(ctx, "cookie", "c-old")
+			if err != nil || !ok {
+				t.Fatalf("resolve: %v %v", ok, err)
+			}
+			if r := resolve(t, x, "cookie", "c-old"); r != c {
+				t.Errorf("Resolve %q, ResolveID %q", r, c)
+			}
+			return c
+		}
+		// A write via the cookie 60 days on uses it: 100 days after the
+		// link it still names c1 (cookie ttl: 90 days).
+		c := contact("c1", "k1", t0.Add(60*day), state.Impression)
+		c.Via = cookie
+		must(t, s.RecordContact(c))
+		now = t0.Add(100 * day)
+		if got := resolveID(); got != "c1" {
+			t.Fatalf("100 days on, 40 after its last use, the cookie resolves to %q", got)
+		}
+		// 151 days on it was last used 91 days ago: a fresh anonymous
+		// profile, neither c1 nor the cookie's first anonymous profile
+		// (which forwards to c1).
+		now = t0.Add(151 * day)
+		fresh := resolveID()
+		if fresh == "c1" || fresh == state.AnonymousID(cookie) || !strings.HasPrefix(fresh, state.AnonymousID(cookie)) {
+			t.Fatalf("the expired cookie resolves to %q", fresh)
+		}
+		// c1's next write drops it; it still names the fresh profile.
+		must(t, s.ApplyEvent(purchase("c1", "e1", now, 10)))
+		if k := keys(t, x, "c1"); k != "crm_id:c1" {
+			t.Errorf("after its next write c1 holds %q", k)
+		}
+		if got := resolveID(); got != fresh {
+			t.Errorf("after c1 dropped it the cookie resolves to %q, want %q", got, fresh)
+		}
+		// What the cookie does now is the fresh profile's, and a link takes
+		// it elsewhere without touching c1.
+		must(t, s.ApplyEvent(purchase(fresh, "e2", now, 3)))
+		if got := identify(t, x, now.Add(time.Minute), "cookie", "c-old"); got != fresh {
+			t.Errorf("identify of the expired cookie alone answered %q, want %q", got, fresh)
+		}
+		if got := identify(t, x, now.Add(2*time.Minute), "cookie", "c-old", "crm_id", "c2"); got != "c2" {
+			t.Errorf("identify with another crm id answered %q", got)
+		}
+		if got := resolveID(); got != "c2" {
+			t.Errorf("after the new link the cookie resolves to %q", got)
+		}
+		if n := number(t, s, "c2", "spend_30d"); n != 3 {
+			t.Errorf("c2 spend %v, want the fresh profile's 3", n)
+		}
+		if n := number(t, s, "c1", "spend_30d"); n != 10 {
+			t.Errorf("c1 spend %v, want its own 10", n)
+		}
+		if k := keys(t, x, "c2"); k != "cookie:c-old crm_id:c2" {
+			t.Errorf("c2 holds %q", k)
+		}
+	}, Then: func(t *testing.T, y *state.Identities) {
+		// c1 remembers the cookie as expired, c2 holds it: the import
+		// claims it for c2 without a conflict.
+		if got, _, err := y.ResolveID(ctx, "cookie", "c-old"); err != nil || got != "c2" {
+			t.Errorf("after the import the relinked cookie resolves to %q %v", got, err)
+		}
+	}}
+}
+
+// ttlExportImport: an identifier its profile dropped as its ttl ran out
+// still names its fresh anonymous profile after an export and import
+// (before, the import claimed only the identifiers held, and the expired
+// one led back to the profile through its first anonymous profile).
+func ttlExportImport() Behaviour {
+	var fresh string
+	return Behaviour{Name: "an expired identifier stays expired across export and import", Run: func(t *testing.T, x *state.Identities) {
+		now := t0.Add(100 * 24 * time.Hour)
+		x.SetClock(func() time.Time { return now })
+		identify(t, x, t0, "crm_id", "c1", "cookie", "c-gone")
+		must(t, x.Stitched().ApplyEvent(purchase("c1", "e1", now, 1))) // drops the cookie
+		var ok bool
+		var err error
+		fresh, ok, err = x.ResolveID(ctx, "cookie", "c-gone")
+		if err != nil || !ok || fresh == "c1" {
+			t.Fatalf("the expired cookie resolves to %q %v %v", fresh, ok, err)
+		}
+	}, Then: func(t *testing.T, y *state.Identities) {
+		if got, _, err := y.ResolveID(ctx, "cookie", "c-gone"); err != nil || got != fresh {
+			t.Errorf("after the import the expired cookie resolves to %q %v, want %q", got, err, fresh)
+		}
+		if got := identify(t, y, t0.Add(101*24*time.Hour), "cookie", "c-gone", "crm_id", "c2"); got != "c2" {
+			t.Errorf("after the import a link of the expired cookie answered %q", got)
 		}
 	}}
 }

@@ -58,6 +58,7 @@ func TestIdentityReplicas(t *testing.T) {
 		if err := xs[i].Configure(&ic); err != nil {
 			t.Fatal(err)
 		}
+		xs[i].SetClock(func() time.Time { return t0.Add(2 * time.Hour) }) // within the cookies' ttl of the writes
 	}
 	ctx := context.Background()
 	const workers, per = 16, 12

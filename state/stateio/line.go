@@ -17,7 +17,10 @@
 //     "consent":[{"channel":"email","purpose":"marketing","trail":[{"status":"denied","at":"...","source":"pc"}]}],
 //     "counters":[{"kind":"action","key":"a","outcome":"click","seen":3,"recent":[...],"hour_top":..,"hours":[..],"day_top":..,"days":[..]}],
 //     "identifiers":[{"ns":"cookie","value":"c-91","first":"...","last":"...","source":"login-1"}],
-//     "merged_into":"c00042"}
+//     "merged_into":"c00042", "receipt":"...", "saved":{"customer":"~cookie:c-91",...},
+//     "merges":[{"receipt":"...","from":"~cookie:c-91","before":{"customer":"c00042",...},
+//     "since":[{"as_of":0,"record":"<base64>"}],"full":false}],
+//     "expired":[{"key":"cookie:c-1","fresh":"~cookie:c-1@1780000000"}]}
 //
 //     Contacts are the latest recorded first; ids oldest first (event ids marked);
 //     counters are the store's cap-window aggregates, which keep counting
@@ -27,7 +30,15 @@
 //     (identity stitching; hashed namespaces as stored, so import with the
 //     same identity key), which the import points the identifier index at
 //     again; merged_into marks a profile merged into another, restored as
-//     a forward to it. Importing such a line replaces the customer's state.
+//     a forward to it, with the merge's receipt and its own state from
+//     before the merge (saved); merges are the merges a profile absorbed
+//     that can still be undone: its state before each (before, a nested
+//     state) and the writes made since (since: each a state log record,
+//     the log's own format, and the snapshot as-of time it was applied
+//     with), so that an unmerge after the import gives what it would have
+//     before the export; expired are identifiers the profile dropped as
+//     their ttl ran out, and the anonymous profile each names since.
+//     Importing such a line replaces the customer's state.
 //
 //   - one contact of a contact history, with the columns bench/bundlegen's
 //     contacts.csv has: {"customer_id":"c1","action":"a","group":"g",
@@ -140,6 +151,41 @@ type wireCustomer struct {
 
 	Identifiers []wireIdentifier `json:"identifiers,omitempty"`
 	MergedInto  string           `json:"merged_into,omitempty"`
+	Receipt     string           `json:"receipt,omitempty"`
+	Saved       *wireCustomer    `json:"saved,omitempty"`
+	Merges      []wireMerge      `json:"merges,omitempty"`
+	Expired     []wireExpired    `json:"expired,omitempty"`
+}
+
+// wireExpired is an identifier dropped by its ttl (state.ExpiredIdentifier).
+type wireExpired struct {
+	Key   string `json:"key"`
+	Fresh string `json:"fresh"`
+}
+
+// wireMerge is a merge the customer absorbed (state.MergeDump); wireMergeIn
+// the same, decoded.
+type wireMerge struct {
+	Receipt string        `json:"receipt"`
+	From    string        `json:"from"`
+	Before  *wireCustomer `json:"before,omitempty"`
+	Since   []wireLogged  `json:"since,omitempty"`
+	Full    bool          `json:"full,omitempty"`
+}
+
+type wireMergeIn struct {
+	Receipt string       `json:"receipt"`
+	From    string       `json:"from"`
+	Before  *wireLine    `json:"before"`
+	Since   []wireLogged `json:"since"`
+	Full    bool         `json:"full"`
+}
+
+// wireLogged is a logged write: its state log record (base64) and as-of
+// time (unix ns).
+type wireLogged struct {
+	AsOf   int64  `json:"as_of"`
+	Record []byte `json:"record"`
 }
 
 // wireLine is either shape; which keys are present decides.
@@ -154,6 +200,10 @@ type wireLine struct {
 
 	Identifiers []wireIdentifier `json:"identifiers"`
 	MergedInto  string           `json:"merged_into"`
+	Receipt     string           `json:"receipt"`
+	Saved       *wireLine        `json:"saved"`
+	Merges      []wireMergeIn    `json:"merges"`
+	Expired     []wireExpired    `json:"expired"`
 
 	CustomerID *string  `json:"customer_id"`
 	Action     *string  `json:"action"`
@@ -167,7 +217,20 @@ type wireLine struct {
 
 // AppendCustomer appends c as one JSON line (with its newline) to dst.
 func AppendCustomer(dst []byte, c *state.CustomerDump) ([]byte, error) {
-	w := wireCustomer{Customer: c.ID}
+	w, err := toWire(c)
+	if err != nil {
+		return dst, err
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return dst, fmt.Errorf("cannot encode customer: %w", err)
+	}
+	return append(append(dst, b...), '\n'), nil
+}
+
+// toWire converts c, and the states nested in it, for encoding.
+func toWire(c *state.CustomerDump) (*wireCustomer, error) {
+	w := &wireCustomer{Customer: c.ID}
 	for _, k := range c.Contacts {
 		w.Contacts = append(w.Contacts, wireContact{Action: k.Action, Group: k.Group, Channel: k.Channel,
 			Outcome: k.Outcome.String(), Value: k.Value, At: formatTime(k.At)})
@@ -186,7 +249,7 @@ func AppendCustomer(dst []byte, c *state.CustomerDump) ([]byte, error) {
 		}
 		raw, err := json.Marshal(v)
 		if err != nil {
-			return dst, fmt.Errorf("cannot encode field %s: %w", f.Field, err)
+			return nil, fmt.Errorf("cannot encode field %s: %w", f.Field, err)
 		}
 		w.Fields = append(w.Fields, wireField{Field: f.Field, Type: f.Type.String(), Value: raw, At: formatTime(f.At)})
 	}
@@ -207,16 +270,33 @@ func AppendCustomer(dst []byte, c *state.CustomerDump) ([]byte, error) {
 	for _, id := range c.Identifiers {
 		w.Identifiers = append(w.Identifiers, wireIdentifier{NS: id.NS, Value: id.Value, First: formatTime(id.First), Last: formatTime(id.Last), Source: id.Source})
 	}
-	w.MergedInto = c.MergedInto
+	w.MergedInto, w.Receipt = c.MergedInto, c.Receipt
+	for _, g := range c.Expired {
+		w.Expired = append(w.Expired, wireExpired(g))
+	}
 	for _, k := range c.Counters {
 		w.Counters = append(w.Counters, wireCounter{Kind: k.Kind.String(), Key: k.Key, Outcome: k.Outcome.String(), Seen: k.Seen,
 			Recent: k.Recent, HourTop: k.HourTop, Hours: k.Hours, DayTop: k.DayTop, Days: k.Days})
 	}
-	b, err := json.Marshal(&w)
-	if err != nil {
-		return dst, fmt.Errorf("cannot encode customer: %w", err)
+	var err error
+	if c.Saved != nil {
+		if w.Saved, err = toWire(c.Saved); err != nil {
+			return nil, err
+		}
 	}
-	return append(append(dst, b...), '\n'), nil
+	for _, md := range c.Merges {
+		wm := wireMerge{Receipt: md.Receipt, From: md.From, Full: md.Full}
+		if md.Before != nil {
+			if wm.Before, err = toWire(md.Before); err != nil {
+				return nil, err
+			}
+		}
+		for _, l := range md.Since {
+			wm.Since = append(wm.Since, wireLogged{AsOf: l.AsOf, Record: l.Record})
+		}
+		w.Merges = append(w.Merges, wm)
+	}
+	return w, nil
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -239,7 +319,7 @@ func DecodeLine(line []byte) (Row, error) {
 		c, err := w.customer()
 		return Row{Customer: c}, err
 	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil && w.Consent == nil &&
-		w.Identifiers == nil && w.MergedInto == "":
+		w.Identifiers == nil && w.MergedInto == "" && w.Receipt == "" && w.Saved == nil && w.Merges == nil && w.Expired == nil:
 		k := contactRow{Customer: *w.CustomerID, Group: w.Group, Channel: w.Channel, ID: w.ID}
 		if w.Action != nil {
 			k.Action = *w.Action
@@ -451,8 +531,39 @@ func (w *wireLine) customer() (*state.CustomerDump, error) {
 		}
 		c.Identifiers = append(c.Identifiers, id)
 	}
-	c.MergedInto = w.MergedInto
+	c.MergedInto, c.Receipt = w.MergedInto, w.Receipt
+	for _, g := range w.Expired {
+		c.Expired = append(c.Expired, state.ExpiredIdentifier(g))
+	}
+	var err error
+	if w.Saved != nil {
+		if c.Saved, err = w.Saved.nested(); err != nil {
+			return nil, fmt.Errorf("saved.%w", err)
+		}
+	}
+	for i, m := range w.Merges {
+		md := state.MergeDump{Receipt: m.Receipt, From: m.From, Full: m.Full}
+		if m.Before != nil {
+			if md.Before, err = m.Before.nested(); err != nil {
+				return nil, fmt.Errorf("merges[%d].before.%w", i, err)
+			}
+		}
+		for _, l := range m.Since {
+			md.Since = append(md.Since, state.LoggedWrite{AsOf: l.AsOf, Record: l.Record})
+		}
+		c.Merges = append(c.Merges, md)
+	}
 	return c, nil
+}
+
+// nested decodes a customer's state nested in another's (a saved state):
+// a customer's keys only.
+func (w *wireLine) nested() (*state.CustomerDump, error) {
+	if w.Customer == nil || w.CustomerID != nil || w.Action != nil || w.Outcome != nil || w.At != nil || w.Value != nil ||
+		w.Group != "" || w.Channel != "" || w.ID != "" {
+		return nil, errors.New(`customer: want a customer's state ("customer") only`)
+	}
+	return w.customer()
 }
 
 func parseKind(s string) (state.Kind, error) {

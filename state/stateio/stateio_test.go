@@ -182,6 +182,8 @@ func FuzzDecodeLine(f *testing.F) {
 		`"ids":[{"id":"k"},{"id":"e","event":true}],"counters":[{"kind":"group","key":"g","outcome":"reject","seen":1,"recent":[5],"hour_top":3,"hours":[1],"day_top":0,"days":[1]}]}`))
 	f.Add([]byte(`{"customer":"c1","identifiers":[{"ns":"cookie","value":"c-91","first":"2026-03-10T12:00:00Z","last":"2026-03-10T12:00:00Z","source":"login"}]}`))
 	f.Add([]byte(`{"customer":"~cookie:c-91","merged_into":"c1"}`))
+	f.Add([]byte(`{"customer":"~cookie:c-91","merged_into":"c1","receipt":"r.1","saved":{"customer":"~cookie:c-91","ids":[{"id":"k"}]}}`))
+	f.Add([]byte(`{"customer":"c1","merges":[{"receipt":"r.1","from":"~cookie:c-91","before":{"customer":"c1"},"since":[{"as_of":0,"record":"BQAAAmMxAAFhAAAAAAAAAAAAAAA="}],"full":true}]}`))
 	f.Add([]byte(`{"customer":""}`))
 	f.Add([]byte(`{"customer_id":"c","customer":"c"}`))
 	f.Add([]byte(`[1]`))
