@@ -450,7 +450,6 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 		for i, j := range cur {
 			js[i] = nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status), EnteredAt: j.EnteredAt, LastStepAt: j.StepAt}
 		}
-		js = s.cust.unsaved.overlay(e.Customer, js, 0)
 		updates := eng.EventMoves(typ, strAttrs, at, js, nil)
 		moves := make([]state.JourneyMove, len(updates))
 		for i, u := range updates {

@@ -60,14 +60,8 @@ func TestRegressionJourneyStepGivenByConcurrentDecisions(t *testing.T) {
 	}
 	// The step is in the state when the decisions are answered.
 	for c := range given {
-		var v struct{ step int }
-		for _, j := range customerView(t, s, c)["journeys"].([]any) {
-			if m := j.(map[string]any); m["journey"] == "abandoned_cart" {
-				v.step = int(m["step"].(float64))
-			}
-		}
-		if v.step != 1 {
-			t.Errorf("%s: the cart journey is at step %d after the decisions, want 1", c, v.step)
+		if js := loadedJourneys(t, s, c); len(js) != 1 || js[0].Journey != "abandoned_cart" || js[0].Step != 1 {
+			t.Errorf("%s: journeys %+v after the decisions, want abandoned_cart at step 1", c, js)
 		}
 	}
 }
