@@ -373,9 +373,11 @@ func TestRegressionJourneyStepRaceAcrossReplicas(t *testing.T) {
 	if len(given) < customers/2 {
 		t.Fatalf("cart_reminder_1 given to %d of %d customers: the demo no longer gives the step on push", len(given), customers)
 	}
-	var conflicts float64
+	var conflicts, dropped float64
 	for _, p := range ps {
 		conflicts += p.with(t).metric("nba_journey_effects_conflicts_total")
+		dropped += p.with(t).metric("nba_journey_effects_dropped_total")
 	}
-	t.Logf("%d customers given the step, %d more than once; %v moves lost to another decision's and decided again", len(given), dup, conflicts)
+	t.Logf("%d customers given the step, %d more than once; %v moves lost to another decision's and decided again, %v steps not given (fail closed)",
+		len(given), dup, conflicts, dropped)
 }
