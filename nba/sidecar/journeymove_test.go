@@ -1,13 +1,17 @@
 package sidecar
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"nba/nba/server"
+	"nba/state"
 )
 
 // TestRegressionJourneyStepGivenByConcurrentDecisions: concurrent
@@ -63,5 +67,74 @@ func TestRegressionJourneyStepGivenByConcurrentDecisions(t *testing.T) {
 		if js := loadedJourneys(t, s, c); len(js) != 1 || js[0].Journey != "abandoned_cart" || js[0].Step != 1 {
 			t.Errorf("%s: journeys %+v after the decisions, want abandoned_cart at step 1", c, js)
 		}
+	}
+}
+
+// refusingMoves is a state backend whose journey moves all fail with err.
+type refusingMoves struct {
+	state.Backend
+	err   error
+	tries int
+}
+
+func (r *refusingMoves) SetJourney(...state.JourneyUpdate) error {
+	r.tries++
+	return r.err
+}
+
+// TestJourneyStepFailsClosed: a decision whose journey move cannot be
+// written gives no step: after maxMoveAttempts conflicts (each decided
+// again), or at once when the state is unavailable. The other actions
+// are still given, and explain says why the step was not.
+func TestJourneyStepFailsClosed(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		err       error
+		wantTries int
+	}{
+		{"conflict", &state.Error{Kind: state.ErrConflict, Err: errors.New("moved elsewhere")}, maxMoveAttempts},
+		{"unavailable", &state.Error{Kind: state.ErrUnavailable, Err: errors.New("disk full")}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openDemo(t, now)
+			const c = "c00042"
+			if err := s.Event(&server.Event{CustomerID: c, Type: "cart_abandoned", TS: now.Add(-time.Hour),
+				Attrs: []server.Field{{Key: "value", Kind: server.KindNumber, Num: 80}}}); err != nil {
+				t.Fatal(err)
+			}
+			var probe server.DecideResponse
+			if err := s.Decide(&server.DecideRequest{DecisionID: "probe", CustomerID: c, Channel: "push", Limit: 3, DryRun: true}, &probe); err != nil {
+				t.Fatal(err)
+			}
+			if ids := ids(&probe); len(ids) == 0 || ids[0] != "cart_reminder_1" {
+				t.Fatalf("dry run after cart_abandoned: %v, want cart_reminder_1 first", ids)
+			}
+			r := &refusingMoves{Backend: s.state, err: tc.err}
+			s.state = r
+			resp := decide(t, s, c, "push")
+			if slices.Contains(ids(resp), "cart_reminder_1") {
+				t.Errorf("cart_reminder_1 given although its move was refused: %v", ids(resp))
+			}
+			if r.tries != tc.wantTries {
+				t.Errorf("%d moves tried, want %d", r.tries, tc.wantTries)
+			}
+			if n := s.effectsDropped.Load(); n != 1 {
+				t.Errorf("%d steps counted as not given, want 1", n)
+			}
+			why := ""
+			for _, cd := range resp.Candidates {
+				if cd.ID == "cart_reminder_1" {
+					why = cd.Stage + ": " + cd.Detail
+				}
+			}
+			if !strings.HasPrefix(why, "journey: journey step not recorded") {
+				t.Errorf("cart_reminder_1 explained as %q, want the journey stage saying the step was not recorded", why)
+			}
+			s.state = r.Backend
+			if js := loadedJourneys(t, s, c); len(js) != 1 || js[0].Step != 0 {
+				t.Errorf("journeys %+v, want abandoned_cart still at step 0", js)
+			}
+		})
 	}
 }
