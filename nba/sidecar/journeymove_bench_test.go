@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,12 +16,19 @@ import (
 // and conditionally, before the answer) with the same decision for the
 // same kind of customer one step later, when the next step is not due
 // ("nostep": nothing written), on the embedded state and on Redis (in
-// memory, loopback). Each customer is decided once in the timed loop.
+// memory, loopback). Each customer is decided once in the timed loop, by
+// one caller, or by 8 per core ("parallel": the embedded log's group
+// commit then shares an fsync between the moves of concurrent decisions).
 func BenchmarkDecideJourneyStep(b *testing.B) {
 	for _, tc := range []struct {
-		name        string
-		step, redis bool
-	}{{"embedded/nostep", false, false}, {"embedded/step", true, false}, {"redis/nostep", false, true}, {"redis/step", true, true}} {
+		name                  string
+		step, redis, parallel bool
+	}{
+		{"embedded/nostep", false, false, false}, {"embedded/step", true, false, false},
+		{"redis/nostep", false, true, false}, {"redis/step", true, true, false},
+		{"embedded/parallel/nostep", false, false, true}, {"embedded/parallel/step", true, false, true},
+		{"redis/parallel/nostep", false, true, true}, {"redis/parallel/step", true, true, true},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			url := ""
 			if tc.redis {
@@ -49,24 +57,43 @@ func BenchmarkDecideJourneyStep(b *testing.B) {
 					}
 				}
 			}
-			ids := server.NewDecisionIDs()
-			steps := 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				server.ResetResponse(&resp)
-				req := server.DecideRequest{DecisionID: ids.Next(), CustomerID: customers[i], Channel: "push", Limit: 3}
-				if err := s.Decide(&req, &resp); err != nil {
-					b.Fatal(err)
-				}
-				for _, a := range resp.Actions {
-					if a.ID == "cart_reminder_1" {
-						steps++
+			var next, steps atomic.Int64
+			run := func() error {
+				ids := server.NewDecisionIDs()
+				var resp server.DecideResponse
+				for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
+					server.ResetResponse(&resp)
+					req := server.DecideRequest{DecisionID: ids.Next(), CustomerID: customers[i], Channel: "push", Limit: 3}
+					if err := s.Decide(&req, &resp); err != nil {
+						return err
+					}
+					for _, a := range resp.Actions {
+						if a.ID == "cart_reminder_1" {
+							steps.Add(1)
+						}
 					}
 				}
+				return nil
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			if !tc.parallel {
+				if err := run(); err != nil {
+					b.Fatal(err)
+				}
+			} else {
+				b.SetParallelism(8)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						// Each goroutine takes customers until all b.N are decided.
+						if err := run(); err != nil {
+							b.Error(err)
+						}
+					}
+				})
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(steps)/float64(b.N), "steps/op")
+			b.ReportMetric(float64(steps.Load())/float64(b.N), "steps/op")
 		})
 	}
 }
