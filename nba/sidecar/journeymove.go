@@ -26,7 +26,8 @@ const maxMoveAttempts = 3
 // next one), at most maxMoveAttempts times in all. When the move cannot be
 // written (the state unavailable, or still conflicting on the last
 // attempt), the journey steps are removed from d: a step fails closed,
-// never given twice. A dry run writes nothing.
+// never given twice. A step whose action the reservation removed is not
+// moved: it stays due. A dry run writes nothing.
 //
 // A reservation made for an action that the decision made again no longer
 // gives keeps its slot until it expires (Config.ReserveTTL): an exact cap
@@ -49,12 +50,18 @@ func (s *Sidecar) commit(eng *nba.Engine, sc *scratch, req *server.DecideRequest
 		}
 		sc.effects = sc.effects[:0]
 		for _, e := range d.Effects {
+			if (e.Reason == "step" || e.Reason == "complete") && !givesStep(d, e.Journey) {
+				continue // its action was removed (an exact cap not reserved): the step is still due
+			}
 			at := e.LastStepAt
 			if at.IsZero() {
 				at = now
 			}
 			sc.effects = append(sc.effects, state.JourneyUpdate{Customer: customer, Journey: e.Journey, Step: e.Step, Status: state.JourneyStatus(e.Status),
 				At: at, Conditional: true, FromStep: e.FromStep, FromStatus: state.JourneyStatus(e.FromStatus)})
+		}
+		if len(sc.effects) == 0 {
+			return nil
 		}
 		err := s.state.SetJourney(sc.effects...)
 		if err == nil {
@@ -77,6 +84,16 @@ func (s *Sidecar) commit(eng *nba.Engine, sc *scratch, req *server.DecideRequest
 			return err
 		}
 	}
+}
+
+// givesStep reports whether d gives an action as a step of journey j.
+func givesStep(d *nba.Decision, j string) bool {
+	for i := range d.Actions {
+		if d.Actions[i].Journey == j {
+			return true
+		}
+	}
+	return false
 }
 
 // dropSteps removes from d the actions given as journey steps, whose move

@@ -138,3 +138,47 @@ func TestJourneyStepFailsClosed(t *testing.T) {
 		})
 	}
 }
+
+// refusingReservations is a state backend whose reservations all fail as
+// unavailable.
+type refusingReservations struct{ state.Backend }
+
+func (refusingReservations) Reserve(...state.Reservation) error {
+	return &state.Error{Kind: state.ErrUnavailable, Err: errors.New("out of reach")}
+}
+
+// TestJourneyStepNotReservedStaysDue: a journey step removed from a
+// decision because its exact cap could not be reserved does not move the
+// journey: the step is still due for the next decision. The move used to
+// be written from the engine's changes whatever the reservation did, so
+// the step was skipped without being given.
+func TestJourneyStepNotReservedStaysDue(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	fsys := demoCatalogWith(t, func(c string) string {
+		return strings.Replace(c, "- {max: 1, window: 1d}", "- {max: 1, window: 1d, exact: true}", 1)
+	})
+	s, err := Open(Config{Bundle: fsys, BundleName: "exact", StateDir: t.TempDir(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const c = "c00042"
+	if err := s.Event(&server.Event{CustomerID: c, Type: "cart_abandoned", TS: now.Add(-time.Hour),
+		Attrs: []server.Field{{Key: "value", Kind: server.KindNumber, Num: 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	var probe server.DecideResponse
+	if err := s.Decide(&server.DecideRequest{DecisionID: "probe", CustomerID: c, Channel: "email", Limit: 3, DryRun: true}, &probe); err != nil {
+		t.Fatal(err)
+	}
+	if ids := ids(&probe); len(ids) == 0 || ids[0] != "cart_reminder_1" {
+		t.Fatalf("dry run on email after cart_abandoned: %v, want cart_reminder_1 first", ids)
+	}
+	s.state = refusingReservations{s.state}
+	if got := ids(decide(t, s, c, "email")); slices.Contains(got, "cart_reminder_1") {
+		t.Fatalf("cart_reminder_1 given without its exact cap reserved: %v", got)
+	}
+	if js := loadedJourneys(t, s, c); len(js) != 1 || js[0].Step != 0 {
+		t.Errorf("journeys %+v after a decision that did not give the step, want abandoned_cart still at step 0", js)
+	}
+}
