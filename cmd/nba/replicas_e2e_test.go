@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,4 +316,68 @@ func viewDiff(a, b customerView) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, "; ")
+}
+
+// TestRegressionJourneyStepRaceAcrossReplicas: three nba serve replicas
+// on one Redis, six concurrent decisions per customer (two per replica)
+// right after the customer entered the cart journey: the journey's first
+// step is given by one decision only. Decisions used to be answered
+// before their conditional moves were written, so several replicas (and
+// several requests on one) gave the step and the losing writes were only
+// counted.
+func TestRegressionJourneyStepRaceAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
+	ps := startReplicas(t, srv.URL, 3)
+	const customers, perReplica = 24, 2
+	given := map[string]int{}
+	var mu sync.Mutex
+	for i := range customers {
+		c := fmt.Sprintf("c%05d", 300+i)
+		ps[i%3].ok("/v1/events", `{"customer_id":"`+c+`","type":"cart_abandoned","event_id":"`+c+`-cart","attrs":{"value":80}}`)
+		time.Sleep(replicaLag)
+		settle(t, c, ps...)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, p := range ps {
+			for range perReplica {
+				wg.Go(func() {
+					<-start
+					r, err := p.try("POST", p.base+"/v1/decide", decideBody(c, "push", 3, false))
+					if err != nil || r.status != http.StatusOK {
+						t.Errorf("decide %s: %v %v", c, r, err)
+						return
+					}
+					var d decision
+					if err := json.Unmarshal(r.body, &d); err != nil {
+						t.Error(err)
+						return
+					}
+					if _, ok := d.action("cart_reminder_1"); ok {
+						mu.Lock()
+						given[c]++
+						mu.Unlock()
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+	}
+	dup := 0
+	for c, n := range given {
+		if n > 1 {
+			dup++
+			t.Errorf("%s: cart_reminder_1 given by %d of %d concurrent decisions, want 1", c, n, 3*perReplica)
+		}
+	}
+	if len(given) < customers/2 {
+		t.Fatalf("cart_reminder_1 given to %d of %d customers: the demo no longer gives the step on push", len(given), customers)
+	}
+	var conflicts, dropped float64
+	for _, p := range ps {
+		conflicts += p.with(t).metric("nba_journey_effects_conflicts_total")
+		dropped += p.with(t).metric("nba_journey_effects_dropped_total")
+	}
+	t.Logf("%d customers given the step, %d more than once; %v moves lost to another decision's and decided again, %v steps not given (fail closed)",
+		len(given), dup, conflicts, dropped)
 }

@@ -3,7 +3,6 @@ package sidecar
 import (
 	"context"
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -19,87 +18,8 @@ import (
 type customers struct {
 	state   state.Backend
 	binding atomic.Pointer[binding]
-	// unsaved holds journey changes queued for the state log but not yet
-	// written, so that decisions see them at once.
-	unsaved unsavedJourneys
 	// erased reports a customer erased (erase.go): decided as anonymous.
 	erased func(customer string) bool
-}
-
-// unsavedJourneys indexes queued journey changes by customer. Reads take a
-// read lock only when the index is not empty.
-type unsavedJourneys struct {
-	n  atomic.Int64
-	mu sync.RWMutex
-	by map[string][][]state.JourneyUpdate
-}
-
-func (u *unsavedJourneys) add(us []state.JourneyUpdate) {
-	if len(us) == 0 {
-		return
-	}
-	u.mu.Lock()
-	if u.by == nil {
-		u.by = map[string][][]state.JourneyUpdate{}
-	}
-	u.by[us[0].Customer] = append(u.by[us[0].Customer], us)
-	u.mu.Unlock()
-	u.n.Add(1)
-}
-
-func (u *unsavedJourneys) done(us []state.JourneyUpdate) {
-	if len(us) == 0 {
-		return
-	}
-	u.mu.Lock()
-	c := us[0].Customer
-	list := u.by[c]
-	for i := range list {
-		if &list[i][0] == &us[0] {
-			list = append(list[:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(u.by, c)
-	} else {
-		u.by[c] = list
-	}
-	u.mu.Unlock()
-	u.n.Add(-1)
-}
-
-// overlay applies the customer's unsaved changes, oldest first, to dst.
-func (u *unsavedJourneys) overlay(customer string, dst []nba.JourneyState, from int) []nba.JourneyState {
-	if u.n.Load() == 0 {
-		return dst
-	}
-	u.mu.RLock()
-	defer u.mu.RUnlock()
-	for _, us := range u.by[customer] {
-		for _, up := range us {
-			st := nba.JourneyState{Journey: up.Journey, Step: up.Step, Status: nba.JourneyStatus(up.Status), LastStepAt: up.At}
-			if st.Status == 0 {
-				st.Status = nba.JourneyActive
-			}
-			found := false
-			for i := from; i < len(dst); i++ {
-				if dst[i].Journey == up.Journey {
-					st.EnteredAt = dst[i].EnteredAt
-					if up.Step == 0 {
-						st.EnteredAt = up.At
-					}
-					dst[i], found = st, true
-					break
-				}
-			}
-			if !found {
-				st.EnteredAt = up.At
-				dst = append(dst, st)
-			}
-		}
-	}
-	return dst
 }
 
 // binding pairs the snapshot being served with the column of each profile
@@ -171,20 +91,17 @@ func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer
 	dst.History = lv
 	if !lv.found {
 		lv.v = state.View{}
-		dst.Journeys = c.unsaved.overlay(customer, dst.Journeys, len(dst.Journeys))
 		return known, nil
 	}
 	if overlayProfile(b, &lv.v, &dst.Profile) {
 		known = true
 	}
 	dst.Consent = loadConsent(&lv.v, dst.Consent)
-	from := len(dst.Journeys)
 	for i := 0; i < lv.v.Journeys(); i++ {
 		j := lv.v.JourneyAt(i)
 		dst.Journeys = append(dst.Journeys, nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status),
 			EnteredAt: j.EnteredAt, LastStepAt: j.StepAt})
 	}
-	dst.Journeys = c.unsaved.overlay(customer, dst.Journeys, from)
 	return known, nil
 }
 

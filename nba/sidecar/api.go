@@ -104,10 +104,8 @@ func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideReq
 		}
 		return err
 	}
-	if reserve {
-		if err := s.reserve(sc, req, d, now); err != nil {
-			return err
-		}
+	if err := s.commit(eng, sc, req, d, now, reserve); err != nil {
+		return err
 	}
 	chosen := d.Actions
 	if d.Control {
@@ -132,9 +130,6 @@ func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideReq
 	fillResponse(resp, d, bundle, req.Explain)
 	if req.DryRun {
 		return nil
-	}
-	if len(d.Effects) > 0 {
-		s.persistEffects(req.CustomerID, d.Effects, now)
 	}
 	if s.share != nil {
 		s.share.rememberDecision(req.DecisionID, sc.req.Remember)
@@ -239,39 +234,6 @@ func fieldKindName(f *server.Field) string {
 		return "a boolean"
 	}
 	return "a value of another type"
-}
-
-// persistEffects queues a decision's journey changes for the background
-// writer; when the queue is full they are dropped and counted. Each is a
-// conditional write: made only if the customer is still where the
-// decision found it, so of two decisions made from the same state only
-// one delivers the step (the other's write conflicts and is counted). Until they
-// are on disk, the Journeys adapter reads them from memory, so the next
-// decision already sees the step as given.
-func (s *Sidecar) persistEffects(customer string, effects []nba.JourneyUpdate, now time.Time) {
-	customer = clone(customer) // borrowed from the request: it outlives the handler
-	us := make([]state.JourneyUpdate, len(effects))
-	for i, e := range effects {
-		at := e.LastStepAt
-		if at.IsZero() {
-			at = now
-		}
-		us[i] = state.JourneyUpdate{Customer: customer, Journey: e.Journey, Step: e.Step, Status: state.JourneyStatus(e.Status), At: at,
-			Conditional: true, FromStep: e.FromStep, FromStatus: state.JourneyStatus(e.FromStatus)}
-	}
-	s.effectsMu.RLock()
-	defer s.effectsMu.RUnlock()
-	if s.effectsClosed {
-		s.effectsDropped.Add(1)
-		return
-	}
-	s.cust.unsaved.add(us)
-	select {
-	case s.effects <- us:
-	default:
-		s.cust.unsaved.done(us)
-		s.effectsDropped.Add(1)
-	}
 }
 
 // logDecision logs the decision, every candidate with the stage that removed
@@ -490,7 +452,6 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 		for i, j := range cur {
 			js[i] = nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status), EnteredAt: j.EnteredAt, LastStepAt: j.StepAt}
 		}
-		js = s.cust.unsaved.overlay(e.Customer, js, 0)
 		updates := eng.EventMoves(typ, strAttrs, at, js, nil)
 		moves := make([]state.JourneyMove, len(updates))
 		for i, u := range updates {

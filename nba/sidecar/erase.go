@@ -34,8 +34,8 @@ import (
 //   - the tombstone: a keyed hash of the id (HMAC-SHA256 with
 //     Config.ErasureKey, the first 16 bytes in hex), never the id, kept on
 //     the backend (shared by every replica on Redis). While it lasts,
-//     feedback, events and consent for the id answer 410 erased, journey
-//     changes queued for it are dropped, and decisions treat the customer
+//     feedback, events and consent for the id answer 410 erased, decisions
+//     write no journey change for it, and decisions treat the customer
 //     as anonymous: its snapshot row is absent (the upstream must drop the
 //     row from the snapshots it builds within Config.ErasureKeep);
 //   - the decision log records the erasure by the log's pseudonym, and

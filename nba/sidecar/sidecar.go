@@ -118,9 +118,6 @@ type Config struct {
 	// its slot when no impression quoting the decision follows. Default
 	// DefaultReserveTTL.
 	ReserveTTL time.Duration
-	// EffectQueue bounds the journey changes waiting to be persisted;
-	// beyond it they are dropped and counted. Default 65536.
-	EffectQueue int
 	// LenientContext decides a request whose context field has another
 	// type than the catalog declares as if the field were missing, as
 	// before; by default such a request is refused (400 invalid_request).
@@ -174,20 +171,15 @@ type Sidecar struct {
 	// candidate is the studio's candidate bundle (studio.go); nil without.
 	candidate atomic.Pointer[candidate]
 
-	effects       chan []state.JourneyUpdate
-	effectsMu     sync.RWMutex // guards effectsClosed against sends racing Close
-	effectsClosed bool
-	effectsDone   chan struct{}
-
 	reloadMu         sync.Mutex
 	snapStamp        time.Time // modification time of the snapshot file served; guarded by reloadMu
 	reloads          atomic.Uint64
 	reloadFailures   atomic.Uint64
 	lastReloadErr    atomic.Pointer[reloadError]
-	lastReloadOK     atomic.Int64 // unix nanos of the last successful reload
-	effectsDropped   atomic.Uint64
+	lastReloadOK     atomic.Int64  // unix nanos of the last successful reload
+	effectsDropped   atomic.Uint64 // journey steps not given: their move could not be written (journeymove.go)
 	effectsFailed    atomic.Uint64
-	effectsConflicts atomic.Uint64 // journey changes refused by their precondition
+	effectsConflicts atomic.Uint64 // journey moves refused by their precondition: the request was decided again
 	resv             reserveCounters
 	feedbackUnknown  atomic.Uint64
 	eventsUnknown    atomic.Uint64
@@ -245,9 +237,6 @@ func Open(cfg Config) (*Sidecar, error) {
 	if cfg.LearnCheckpointEvery <= 0 {
 		cfg.LearnCheckpointEvery = time.Minute
 	}
-	if cfg.EffectQueue == 0 {
-		cfg.EffectQueue = 1 << 16
-	}
 	if cfg.ReserveTTL <= 0 {
 		cfg.ReserveTTL = DefaultReserveTTL
 	}
@@ -296,7 +285,6 @@ func Open(cfg Config) (*Sidecar, error) {
 			"damaged", sst.WAL.CorruptRecords, "undecodable", sst.ReplayCorrupt, "replayed", sst.Replayed)
 	}
 	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, ident: ident, cust: &customers{state: st}, now: cfg.Now, lock: lock,
-		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{}),
 		pending: pending{max: cfg.MaxPending, at: map[pendingKey]pendingImpression{}}, memSeed: maphash.MakeSeed(), learnStop: make(chan struct{}), learnDone: make(chan struct{})}
 	s.tombs.key = cfg.ErasureKey
 	s.cust.erased = s.erasedCached
@@ -362,7 +350,6 @@ func Open(cfg Config) (*Sidecar, error) {
 	} else {
 		s.loadLearner()
 	}
-	go s.applyEffects()
 	go s.learnLoop(s.learnStop, s.learnDone)
 	opened = true
 	if err := s.startEventStream(); err != nil {
@@ -530,14 +517,6 @@ func (s *Sidecar) Close() error {
 	if s.share != nil {
 		s.share.close()
 	}
-	// A decision still in flight after a shutdown deadline may produce
-	// effects now: they are dropped (and counted), never sent on a closed
-	// channel.
-	s.effectsMu.Lock()
-	s.effectsClosed = true
-	close(s.effects)
-	s.effectsMu.Unlock()
-	<-s.effectsDone
 	var errs []error
 	if err := s.saveLearner(); err != nil {
 		errs = append(errs, fmt.Errorf("cannot checkpoint online models: %w", err))
@@ -551,30 +530,6 @@ func (s *Sidecar) Close() error {
 	errs = append(errs, s.state.Close())
 	errs = append(errs, s.lock.Close()) // after the state log is closed: releases the directory
 	return errors.Join(errs...)
-}
-
-// applyEffects persists journey changes produced by decisions.
-func (s *Sidecar) applyEffects() {
-	defer close(s.effectsDone)
-	for us := range s.effects {
-		if len(us) > 0 && s.erasedCached(us[0].Customer) {
-			s.cust.unsaved.done(us) // queued before the erasure: not written back
-			continue
-		}
-		if err := s.state.SetJourney(us...); err != nil {
-			if state.KindOf(err) == state.ErrConflict {
-				// Another decision delivered from the same state first.
-				s.effectsConflicts.Add(1)
-				s.cust.unsaved.done(us)
-				continue
-			}
-			s.effectsFailed.Add(1)
-			if state.KindOf(err) != state.ErrUnavailable || s.stateLogDue() {
-				s.log.Warn("cannot persist journey change", "error", err)
-			}
-		}
-		s.cust.unsaved.done(us)
-	}
 }
 
 // CustomerIDs returns the ids of every customer in the served snapshot, for

@@ -13,7 +13,6 @@ import (
 	"nba/nba/declog"
 	"nba/nba/demo"
 	"nba/nba/server"
-	"nba/state"
 )
 
 func openDemo(t *testing.T, now time.Time) *Sidecar {
@@ -234,36 +233,6 @@ func TestFeedbackRecallsItsDecision(t *testing.T) {
 	}
 	if st := s.engine.LearnerStats(); st.RecallMisses != 1 || st.Observed != 2 {
 		t.Errorf("unknown decision id: misses %d, observed %d; want 1, 2", st.RecallMisses, st.Observed)
-	}
-}
-
-// TestJourneyStepSeenBeforeItIsWritten: a journey step given by a decision
-// is visible to the next decision even before the background writer has put
-// it in the state store.
-func TestJourneyStepSeenBeforeItIsWritten(t *testing.T) {
-	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-	s := openDemo(t, now)
-	const c = "c00042"
-	if err := s.Event(&server.Event{CustomerID: c, Type: "cart_abandoned", TS: now}); err != nil {
-		t.Fatal(err)
-	}
-	before := loadedJourneys(t, s, c)
-	if len(before) != 1 || before[0].Step != 0 {
-		t.Fatalf("after cart_abandoned: journeys %+v, want abandoned_cart at step 0", before)
-	}
-	// A change queued but not written (the writer is bypassed here).
-	us := []state.JourneyUpdate{{Customer: c, Journey: "abandoned_cart", Step: 1, At: now.Add(time.Minute)}}
-	s.cust.unsaved.add(us)
-	got := loadedJourneys(t, s, c)
-	if len(got) != 1 || got[0].Step != 1 || !got[0].LastStepAt.Equal(now.Add(time.Minute)) || !got[0].EnteredAt.Equal(before[0].EnteredAt) {
-		t.Errorf("with an unsaved step: %+v, want step 1 given at %v, entered at %v", got, now.Add(time.Minute), before[0].EnteredAt)
-	}
-	if ids := ids(decide(t, s, c, "push")); len(ids) > 0 && ids[0] == "cart_reminder_1" {
-		t.Errorf("cart_reminder_1 given again while its step is only in memory")
-	}
-	s.cust.unsaved.done(us)
-	if got := loadedJourneys(t, s, c); len(got) != 1 || got[0].Step != 0 {
-		t.Errorf("after the unsaved change is dropped: %+v, want the stored step 0", got)
 	}
 }
 
