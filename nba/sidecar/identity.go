@@ -141,6 +141,12 @@ func (s *Sidecar) Unmerge(receipt string) (server.IdentifyResult, error) {
 	defer cancel()
 	l, err := x.Unmerge(ctx, receipt)
 	if err != nil {
+		if state.KindOf(err) == state.ErrInvalid {
+			// The receipt is Unmerge's only input: refused for what it
+			// is, it names no merge that can be undone (unknown, undone,
+			// or no longer remembered).
+			return server.IdentifyResult{}, server.UnknownReceiptf("%v", err)
+		}
 		return server.IdentifyResult{}, s.identityError(err)
 	}
 	return server.IdentifyResult{CustomerID: l.Customer, Receipts: l.Receipts}, nil
