@@ -137,7 +137,7 @@ func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideReq
 		s.persistEffects(req.CustomerID, d.Effects, now)
 	}
 	if s.share != nil {
-		s.share.rememberDecision(req.DecisionID, sc.req.Remember)
+		s.share.rememberDecision(req.DecisionID, sc.req.Remember, d)
 	}
 	if s.declog != nil {
 		s.logDecision(sc, req, d, now)
