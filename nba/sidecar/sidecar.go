@@ -19,6 +19,7 @@ import (
 	"hash/maphash"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -191,7 +192,8 @@ type Sidecar struct {
 	resv             reserveCounters
 	feedbackUnknown  atomic.Uint64
 	eventsUnknown    atomic.Uint64
-	stateLogged      atomic.Int64 // when a write refused as state_unavailable was last logged (unix ns)
+	stateLogged      atomic.Int64                 // when a write refused as state_unavailable was last logged (unix ns)
+	mismatch         atomic.Pointer[mismatchMark] // the last write refused as written with other mappings; nil: none
 	observeErrors    atomic.Uint64
 
 	pending   pending
@@ -516,7 +518,14 @@ func (s *Sidecar) Ready() error {
 	if err := s.state.Err(); err != nil {
 		// Decisions would still be answered, but no feedback or event
 		// recorded: send the traffic to a replica that can.
-		return server.StateUnavailablef("customer state cannot be written (%s); it is retried every second", unavailableReason(err))
+		reason, _ := unavailableReason(err, s.cfg.StateRedis != "")
+		return server.StateUnavailablef("customer state cannot be written (%s); it is retried every second", reason)
+	}
+	if m := s.mismatch.Load(); m != nil && appliedWrites(s.state.Stats()) == m.applied {
+		// Every write since the last one refused failed too (or none
+		// came): the shared state holds customers of other mappings.
+		return &server.Error{Status: http.StatusServiceUnavailable, Code: server.CodeStateMismatch,
+			Message: fmt.Sprintf("customer state was written with other profile mappings (last write refused %s ago, none applied since): serve the bundle that wrote it, or migrate the state", time.Since(m.at).Round(time.Second))}
 	}
 	return nil
 }
