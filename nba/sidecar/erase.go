@@ -274,7 +274,15 @@ func (s *Sidecar) AppendErasure(dst []byte, id string) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	out := map[string]any{"erased": es[0], "tombstone": es[0].Pseudonym != ""}
+	// found says whether anything at all was removed: an erasure of an id
+	// nothing was kept for answers found false (and keeps its tombstone,
+	// which refuses the id's later data), rather than reading as a
+	// success that removed something.
+	found := false
+	for _, e := range es {
+		found = found || e.State.Found || e.Pending > 0 || e.DecisionMemory > 0
+	}
+	out := map[string]any{"erased": es[0], "tombstone": es[0].Pseudonym != "", "found": found}
 	if len(es) > 1 {
 		out["linked"] = es[1:]
 	}
