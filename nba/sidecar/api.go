@@ -55,7 +55,7 @@ func (s *Sidecar) DecideReserving(req *server.DecideRequest, resp *server.Decide
 // it gives (live engine only).
 func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideRequest, resp *server.DecideResponse, ov *nba.Overrides, seed uint64, reserve bool) error {
 	if req.CustomerID == "" {
-		id, err := s.resolveIDs(req.CustomerID, req.IDs)
+		id, err := s.resolveForDecide(req.CustomerID, req.IDs)
 		if err != nil {
 			return err
 		}

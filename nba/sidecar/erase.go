@@ -271,6 +271,10 @@ func (s *Sidecar) AppendErasure(dst []byte, id string) ([]byte, error) {
 		}
 	}
 	es, err := s.EraseCustomer(id, linked...)
+	if s.decideIDs != nil {
+		// The decide path's memory of resolutions must not lead to them.
+		s.decideIDs.last.forget(append(slices.Clip(linked), id))
+	}
 	if err != nil {
 		return dst, err
 	}

@@ -25,31 +25,35 @@ const IdentityKeyEnv = "NBA_IDENTITY_KEY"
 
 // withIdentity wraps st for the manifest's identity section; st itself
 // without one.
-func withIdentity(st state.Backend, m Manifest, cfg Config) (state.Backend, *state.Identities, error) {
+func withIdentity(st state.Backend, m Manifest, cfg Config) (state.Backend, *state.Identities, *decideResolver, error) {
 	if m.Identity == nil {
-		return st, nil, nil
+		return st, nil, nil, nil
 	}
 	ib, ok := st.(state.IdentityBackend)
 	if !ok {
-		return nil, nil, errors.New("identity: the state backend cannot link identifiers")
+		return nil, nil, nil, errors.New("identity: the state backend cannot link identifiers")
 	}
 	key := cfg.IdentityKey
 	if len(key) == 0 && needsKey(m.Identity) {
 		if cfg.StateRedis != "" {
 			// Replicas must hash alike: a key made up here would split
 			// every hashed identifier by replica.
-			return nil, nil, fmt.Errorf("identity: a hashed namespace needs the identity key shared by every replica (%s, at least 16 bytes)", IdentityKeyEnv)
+			return nil, nil, nil, fmt.Errorf("identity: a hashed namespace needs the identity key shared by every replica (%s, at least 16 bytes)", IdentityKeyEnv)
 		}
 		var err error
 		if key, err = loadSecret(filepath.Join(cfg.StateDir, "identity.key")); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	x := state.NewIdentities(ib, key)
 	if err := x.Configure(m.Identity); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return x.Stitched(), x, nil
+	dr, err := newDecideResolver(ib, key, m.Identity)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return x.Stitched(), x, dr, nil
 }
 
 func needsKey(c *state.IdentityConfig) bool {
@@ -181,9 +185,15 @@ func (s *Sidecar) resolveIDs(customerID string, ids []server.Field) (string, err
 	if err != nil {
 		return "", server.Invalidf("customer_id is required: identity stitching is off (the bundle declares no identity namespaces)")
 	}
+	return s.resolveWith(context.Background(), x, ids)
+}
+
+// resolveWith is resolveIDs by x (the decide path's resolver or the
+// identity layer itself).
+func (s *Sidecar) resolveWith(ctx context.Context, x *state.Identities, ids []server.Field) (string, error) {
 	var anon string
 	for _, f := range ids {
-		id, ok, err := x.ResolveID(context.Background(), f.Key, f.Str)
+		id, ok, err := x.ResolveID(ctx, f.Key, f.Str)
 		if err != nil {
 			return "", s.identityError(err)
 		}

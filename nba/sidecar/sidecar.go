@@ -170,6 +170,13 @@ type Sidecar struct {
 	scores *scorecache.Cache // nil when disabled
 	lock   *os.File          // holds the state directory's lock until Close
 
+	// decideIDs resolves a decision's ids when the index is out of reach;
+	// nil without identity stitching.
+	decideIDs *decideResolver
+	// mismatch is the last write refused as written with other mappings;
+	// nil: none.
+	mismatch atomic.Pointer[mismatchMark]
+
 	stream *eventstream.Consumer // nil without Config.EventStream
 
 	// candidate is the studio's candidate bundle (studio.go); nil without.
@@ -192,8 +199,7 @@ type Sidecar struct {
 	resv             reserveCounters
 	feedbackUnknown  atomic.Uint64
 	eventsUnknown    atomic.Uint64
-	stateLogged      atomic.Int64                 // when a write refused as state_unavailable was last logged (unix ns)
-	mismatch         atomic.Pointer[mismatchMark] // the last write refused as written with other mappings; nil: none
+	stateLogged      atomic.Int64 // when a write refused as state_unavailable was last logged (unix ns)
 	observeErrors    atomic.Uint64
 
 	pending   pending
@@ -289,7 +295,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		}
 		return nil, fmt.Errorf("cannot open customer state %s: %w", where, err)
 	}
-	st, ident, err := withIdentity(st, m, cfg)
+	st, ident, decideIDs, err := withIdentity(st, m, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
 	}
@@ -297,7 +303,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		cfg.Logger.Warn("skipped damaged customer state log records; what they recorded is lost",
 			"damaged", sst.WAL.CorruptRecords, "undecodable", sst.ReplayCorrupt, "replayed", sst.Replayed)
 	}
-	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, ident: ident, cust: &customers{state: st}, now: cfg.Now, lock: lock,
+	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, ident: ident, decideIDs: decideIDs, cust: &customers{state: st}, now: cfg.Now, lock: lock,
 		effects: make(chan []state.JourneyUpdate, cfg.EffectQueue), effectsDone: make(chan struct{}),
 		pending: pending{max: cfg.MaxPending, at: map[pendingKey]pendingImpression{}}, memSeed: maphash.MakeSeed(), learnStop: make(chan struct{}), learnDone: make(chan struct{})}
 	s.tombs.key = cfg.ErasureKey
@@ -454,6 +460,9 @@ func (s *Sidecar) reload() error {
 	}
 	if s.ident != nil {
 		if err := s.ident.Configure(p.manifest.Identity); err != nil {
+			return err
+		}
+		if err := s.decideIDs.x.Configure(p.manifest.Identity); err != nil {
 			return err
 		}
 	}
