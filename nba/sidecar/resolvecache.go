@@ -100,12 +100,18 @@ func (l *lastIndex) forget(profiles []string) {
 	}
 }
 
-// resolveForDecide is resolveIDs for the decide path: the index read waits
-// at most as long as the decision waits for the customer's state, and an
-// index out of reach does not fail the decision (decideResolver).
+// resolveForDecide is resolveIDs for the decide path: an index out of
+// reach does not fail the decision (decideResolver), and while the state
+// is known to be down the index read waits at most as long as the decision
+// waits for the customer's state.
 func (s *Sidecar) resolveForDecide(customerID string, ids []server.Field) (string, error) {
 	if customerID != "" || len(ids) == 0 || s.decideIDs == nil {
 		return s.resolveIDs(customerID, ids)
+	}
+	if s.state.Err() == nil {
+		// The usual case, without a timer (it would allocate): a read
+		// that fails still falls back.
+		return s.resolveWith(context.Background(), s.decideIDs.x, ids)
 	}
 	wait := s.cfg.StateRedisReadTimeout
 	if wait <= 0 {
