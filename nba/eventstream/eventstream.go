@@ -13,7 +13,7 @@
 // wait meanwhile. An entry that can never be applied (bad JSON, an unknown
 // type, a ts out of range, no customer) goes to the dead-letter stream with
 // its reason and its fields, is counted and acknowledged. Entries left
-// pending by a consumer that died are taken over (XAUTOCLAIM) once idle for
+// pending by a consumer that died are taken over (XPENDING, XCLAIM) once idle for
 // Config.MinIdle.
 //
 // Order: a consumer applies one customer's entries in stream order, one at
@@ -92,7 +92,7 @@ type Config struct {
 	// long Stop waits for the loop. Default 1s.
 	Block time.Duration
 	// MinIdle is how long an entry must have been pending with another
-	// consumer before this one takes it over (XAUTOCLAIM). It must exceed
+	// consumer before this one takes it over (XCLAIM). It must exceed
 	// the time a live consumer takes to apply a read's entries. Default 1m.
 	MinIdle time.Duration
 	// ClaimEvery is how often to look for such entries. Default MinIdle/2.
@@ -241,7 +241,7 @@ func Start(cfg Config) (*Consumer, error) {
 
 // Stop ends the loop after the entries in hand are handled (at most Block
 // later), then closes the connection. Entries read but not handled stay
-// pending for this consumer's name, or another's XAUTOCLAIM.
+// pending for this consumer's name, or another's XCLAIM.
 func (c *Consumer) Stop() {
 	c.once.Do(func() {
 		close(c.stop)
