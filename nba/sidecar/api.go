@@ -609,7 +609,7 @@ func unavailableReason(err error, redis bool) (reason string, mayBeApplied bool)
 		return errno.Error(), false
 	case !redis:
 		return "the state log cannot be written", false
-	case strings.Contains(msg, "closed"):
+	case strings.Contains(msg, "redis state closed"):
 		return "shutting down", false
 	case strings.Contains(msg, "replicas acknowledged"):
 		return "fewer Redis replicas than -state.redis.waitReplicas confirmed it in time", true

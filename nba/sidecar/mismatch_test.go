@@ -114,6 +114,8 @@ func TestUnavailableMessageByBackend(t *testing.T) {
 		{"redis full", wrap(errors.New("OOM command not allowed when used memory > 'maxmemory'.")), true, "Redis is full", false},
 		{"redis unreachable", wrap(context.DeadlineExceeded), true, "customer state on Redis does not answer", true},
 		{"redis closed", &state.Error{Kind: state.ErrUnavailable, Err: errors.New("redis state closed")}, true, "shutting down", false},
+		{"redis connection closed", wrap(errors.New("use of closed network connection")), true, "customer state on Redis does not answer", true},
+		{"redis full, as the backend words it", wrap(errors.New("redis is full (used memory over maxmemory): writes are refused until memory is freed or maxmemory raised")), true, "Redis is full", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := unavailableMessage(tc.err, tc.redis)
