@@ -57,6 +57,33 @@ func (f *redisFlags) register(fset *flag.FlagSet) {
 	fset.DurationVar(&f.readTimeout, "state.redis.readTimeout", 100*time.Millisecond, "how long a decision waits for a customer's state from Redis before deciding without it (marked stale)")
 }
 
+// check refuses the Redis-only flags without -state.redis (they would
+// be ignored silently on the embedded state) and values out of range.
+func (f *redisFlags) check(fset *flag.FlagSet) error {
+	if f.url == "" {
+		for _, name := range [...]string{"state.redis.waitReplicas", "state.redis.allowVolatile", "state.redis.readTimeout"} {
+			if flagSet(fset, name) {
+				return fmt.Errorf("-%s needs -state.redis: it applies only to customer state on Redis", name)
+			}
+		}
+	}
+	if f.waitReplicas < 0 {
+		return fmt.Errorf("-state.redis.waitReplicas must not be negative (got %d)", f.waitReplicas)
+	}
+	if f.readTimeout < 0 {
+		return fmt.Errorf("-state.redis.readTimeout must not be negative (got %v)", f.readTimeout)
+	}
+	return nil
+}
+
+// checkReserveTTL refuses a negative -caps.reserveTTL (0 is the default).
+func checkReserveTTL(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("-caps.reserveTTL must not be negative (got %v)", d)
+	}
+	return nil
+}
+
 func (f *bundleFlags) open() (*sidecar.Sidecar, func(), error) {
 	bundle, name, err := openBundle(f.bundle)
 	if err != nil {
@@ -167,6 +194,9 @@ Flags:
 		}
 		return err
 	}
+	if err := bf.redis.check(fset); err != nil {
+		return err
+	}
 	if *customer == "" {
 		return errors.New("-customer is required: the id of the customer to decide for")
 	}
@@ -233,6 +263,12 @@ Flags:
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
+		return err
+	}
+	if err := bf.redis.check(fset); err != nil {
+		return err
+	}
+	if err := checkReserveTTL(bf.reserveTTL); err != nil {
 		return err
 	}
 	if *channel == "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"time"
 
 	"nba/nba/eventstream"
@@ -30,12 +31,22 @@ func (f *eventStreamFlags) register(fset *flag.FlagSet) {
 // config returns the consumer's configuration, checked against the
 // decoder bounds of POST /v1/events in scfg; a zero Stream when no stream
 // is named.
-func (f *eventStreamFlags) config(scfg server.Config, stateRedis string) (eventstream.Config, error) {
+func (f *eventStreamFlags) config(fset *flag.FlagSet, scfg server.Config, stateRedis string) (eventstream.Config, error) {
 	if f.stream == "" {
-		if f.group != "" {
-			return eventstream.Config{}, errors.New("-events.redis.group needs -events.redis.stream")
+		for _, name := range [...]string{"events.redis.group", "events.redis.url", "events.redis.consumer", "events.redis.deadLetter", "events.redis.minIdle", "events.redis.count"} {
+			if flagSet(fset, name) {
+				return eventstream.Config{}, fmt.Errorf("-%s needs -events.redis.stream", name)
+			}
 		}
 		return eventstream.Config{}, nil
+	}
+	// Zero takes the default; a negative value is a mistake the consumer
+	// would otherwise turn into the default without a word.
+	if f.count < 0 {
+		return eventstream.Config{}, fmt.Errorf("-events.redis.count must not be negative (got %d)", f.count)
+	}
+	if f.minIdle < 0 {
+		return eventstream.Config{}, fmt.Errorf("-events.redis.minIdle must not be negative (got %v)", f.minIdle)
 	}
 	if f.group == "" {
 		return eventstream.Config{}, errors.New("-events.redis.stream needs -events.redis.group")

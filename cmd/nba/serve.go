@@ -83,6 +83,12 @@ func runServe(args []string) error {
 		}
 		return err
 	}
+	if err := rf.check(fset); err != nil {
+		return err
+	}
+	if err := checkReserveTTL(*reserveTTL); err != nil {
+		return err
+	}
 	if rf.url != "" && flagSet(fset, "state.maxCustomers") {
 		return errors.New("-state.maxCustomers does not apply with -state.redis: Redis's maxmemory and maxmemory-policy bound the shared state (noeviction refuses writes when full; an allkeys policy drops whole customers)")
 	}
@@ -104,7 +110,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return fmt.Errorf("-decisionlog.codec: %w", err)
 	}
-	events, err := ef.config(scfg, rf.url)
+	events, err := ef.config(fset, scfg, rf.url)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@
 // wait meanwhile. An entry that can never be applied (bad JSON, an unknown
 // type, a ts out of range, no customer) goes to the dead-letter stream with
 // its reason and its fields, is counted and acknowledged. Entries left
-// pending by a consumer that died are taken over (XAUTOCLAIM) once idle for
+// pending by a consumer that died are taken over (XPENDING, XCLAIM) once idle for
 // Config.MinIdle.
 //
 // Order: a consumer applies one customer's entries in stream order, one at
@@ -92,7 +92,7 @@ type Config struct {
 	// long Stop waits for the loop. Default 1s.
 	Block time.Duration
 	// MinIdle is how long an entry must have been pending with another
-	// consumer before this one takes it over (XAUTOCLAIM). It must exceed
+	// consumer before this one takes it over (XCLAIM). It must exceed
 	// the time a live consumer takes to apply a read's entries. Default 1m.
 	MinIdle time.Duration
 	// ClaimEvery is how often to look for such entries. Default MinIdle/2.
@@ -133,7 +133,8 @@ type Stats struct {
 	// Retried counts entries left pending because they could not be
 	// applied now (the state unavailable); each is retried later.
 	Retried uint64 `json:"retried"`
-	// Claimed counts entries taken over from consumers idle past MinIdle.
+	// Claimed counts entries taken over from other consumers, pending with
+	// them past MinIdle (not this consumer's own entries it retries).
 	Claimed uint64 `json:"claimed"`
 	// Errors counts failed calls to the stream's Redis.
 	Errors uint64 `json:"redis_errors"`
@@ -240,7 +241,7 @@ func Start(cfg Config) (*Consumer, error) {
 
 // Stop ends the loop after the entries in hand are handled (at most Block
 // later), then closes the connection. Entries read but not handled stay
-// pending for this consumer's name, or another's XAUTOCLAIM.
+// pending for this consumer's name, or another's XCLAIM.
 func (c *Consumer) Stop() {
 	c.once.Do(func() {
 		close(c.stop)
@@ -379,39 +380,70 @@ func (c *Consumer) read(own string) ([]rueidis.XRangeEntry, error) {
 	return res[c.cfg.Stream], nil
 }
 
-// claim takes over the entries pending with any consumer for longer than
-// MinIdle and handles them. It reports false when one is left pending.
+// claim takes over the entries pending with another consumer for longer
+// than MinIdle and handles them. It reports false when one is left
+// pending. This consumer's own pending entries are not claimed (XAUTOCLAIM
+// would take them too): run retries them by reading its own history, and
+// Claimed counts only entries taken from another consumer.
 func (c *Consumer) claim() bool {
-	start := "0-0"
+	start := "-"
+	idle := c.cfg.MinIdle.Milliseconds()
 	for !c.stopped() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := c.client.Do(ctx, c.client.B().Xautoclaim().Key(c.cfg.Stream).Group(c.cfg.Group).Consumer(c.cfg.Consumer).
-			MinIdleTime(strconv.FormatInt(c.cfg.MinIdle.Milliseconds(), 10)).Start(start).Count(c.cfg.Count).Build()).ToArray()
+		rows, err := c.client.Do(ctx, c.client.B().Xpending().Key(c.cfg.Stream).Group(c.cfg.Group).Idle(idle).
+			Start(start).End("+").Count(c.cfg.Count).Build()).ToArray()
 		cancel()
-		var entries []rueidis.XRangeEntry
-		if err == nil && len(res) < 2 {
-			err = fmt.Errorf("XAUTOCLAIM answered %d elements", len(res))
-		}
-		if err == nil {
-			start, err = res[0].ToString()
-		}
-		if err == nil {
-			entries, err = res[1].AsXRange()
-		}
-		if err != nil {
-			c.redisError("cannot claim idle pending entries", err)
-			return false
-		}
-		if len(entries) > 0 {
-			c.claimed.Add(uint64(len(entries)))
-			c.log.Info("took over entries idle with another consumer", "entries", len(entries))
-			if !c.handle(entries) {
-				return false
+		var ids []string
+		last := ""
+		for _, r := range rows {
+			if err != nil {
+				break
+			}
+			var row []rueidis.RedisMessage
+			if row, err = r.ToArray(); err == nil && len(row) < 2 {
+				err = fmt.Errorf("XPENDING answered a row of %d elements", len(row))
+			}
+			var id, owner string
+			if err == nil {
+				id, err = row[0].ToString()
+			}
+			if err == nil {
+				owner, err = row[1].ToString()
+			}
+			if err == nil {
+				last = id
+				if owner != c.cfg.Consumer {
+					ids = append(ids, id)
+				}
 			}
 		}
-		if start == "0-0" {
+		if err != nil {
+			c.redisError("cannot list idle pending entries", err)
+			return false
+		}
+		if len(ids) > 0 {
+			// XCLAIM checks the idle time again: an entry its consumer
+			// touched meanwhile stays with it.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			entries, err := c.client.Do(ctx, c.client.B().Xclaim().Key(c.cfg.Stream).Group(c.cfg.Group).Consumer(c.cfg.Consumer).
+				MinIdleTime(strconv.FormatInt(idle, 10)).Id(ids...).Build()).AsXRange()
+			cancel()
+			if err != nil {
+				c.redisError("cannot claim idle pending entries", err)
+				return false
+			}
+			if len(entries) > 0 {
+				c.claimed.Add(uint64(len(entries)))
+				c.log.Info("took over entries idle with another consumer", "entries", len(entries))
+				if !c.handle(entries) {
+					return false
+				}
+			}
+		}
+		if int64(len(rows)) < c.cfg.Count || last == "" {
 			return true
 		}
+		start = "(" + last // exclusive: after the last row listed
 	}
 	return true
 }

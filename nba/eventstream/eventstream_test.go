@@ -291,3 +291,70 @@ func TestStopTwiceAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimedCountsOnlyOthers is the regression test of Claimed counting
+// this consumer's own entries: XAUTOCLAIM took back the entries it was
+// retrying (state unavailable) every ClaimEvery, so a lone consumer
+// reported claims. Now an entry left by a dead consumer is claimed once
+// and applied, and the live consumer's own retried entry is never counted.
+func TestClaimedCountsOnlyOthers(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	opt, err := rueidis.ParseURL(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx := context.Background()
+	const stream = "{s}:claims"
+	add := func(customer string) {
+		t.Helper()
+		if err := rc.Do(ctx, rc.B().Xadd().Key(stream).Id("*").FieldValue().FieldValue("customer_id", customer).FieldValue("type", "t").Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rc.Do(ctx, rc.B().XgroupCreate().Key(stream).Group("g").Id("0").Mkstream().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	// A consumer that read an entry and died.
+	add("from-dead")
+	if err := rc.Do(ctx, rc.B().Xreadgroup().Group("g", "dead").Count(1).Streams().Key(stream).Id(">").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond) // idle past MinIdle
+	var retries atomic.Int64
+	var applied sync.Map
+	c, err := eventstream.Start(eventstream.Config{URL: rs.URL, Stream: stream, Group: "g", Consumer: "live",
+		Block: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, StatsEvery: 10 * time.Millisecond,
+		MinIdle: 20 * time.Millisecond, ClaimEvery: 5 * time.Millisecond,
+		Apply: func(ev *server.Event) (bool, error) {
+			if ev.CustomerID == "stuck" && retries.Add(1) < 30 {
+				return false, server.StateUnavailablef("down")
+			}
+			applied.Store(ev.CustomerID, true)
+			return false, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	add("stuck") // this consumer's own, retried for a while
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, a := applied.Load("from-dead")
+		_, b := applied.Load("stuck")
+		if a && b {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("entries not applied: %+v", c.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := c.Stats(); st.Claimed != 1 || st.Retried < 5 {
+		t.Errorf("stats %+v: want 1 claimed (the dead consumer's entry) after %d retries of its own entry", st, retries.Load())
+	}
+}

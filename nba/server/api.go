@@ -332,8 +332,16 @@ const (
 	CodeReloadFailed     = "reload_failed"      // 500: the last good bundle keeps serving
 	CodeNotReady         = "not_ready"          // 503
 	// CodeStateUnavailable (503): customer state cannot be written now (a
-	// full disk, an I/O error); nothing was recorded, retry later.
+	// full disk, an I/O error; Redis out of reach, full or short of
+	// replicas); retry later with the same event_id. The message says
+	// whether the write may have been recorded all the same (on Redis it
+	// may).
 	CodeStateUnavailable = "state_unavailable"
+	// CodeStateMismatch (500; 503 on /readyz): the customer's shared state
+	// was written with other profile mappings (another bundle's fields or
+	// event mappings); nothing was recorded, and retrying never helps
+	// until the bundle or the state changes.
+	CodeStateMismatch = "state_mismatch"
 )
 
 // Error is an error with the HTTP status and code the caller sees. Its
@@ -367,6 +375,12 @@ func NotReadyf(format string, args ...any) *Error {
 // not recorded because customer state cannot be written now.
 func StateUnavailablef(format string, args ...any) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: CodeStateUnavailable, Message: fmt.Sprintf(format, args...)}
+}
+
+// StateMismatchf returns a 500 state_mismatch error: the customer's state
+// was written with other profile mappings.
+func StateMismatchf(format string, args ...any) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: CodeStateMismatch, Message: fmt.Sprintf(format, args...)}
 }
 
 // Conflictf returns a 409 conflict error: the write conflicts with the

@@ -165,7 +165,31 @@ func (s *Server) eraseCustomer(ctx *fasthttp.RequestCtx, id string) {
 	if !s.checkBearer(ctx) {
 		return
 	}
-	if id == "" || len(id) > s.cfg.MaxIDBytes || strings.ContainsRune(id, '/') {
+	// Only ns is taken: a misspelt parameter must not turn an erasure by
+	// identifier into one of a literal customer id.
+	var bad []byte
+	ctx.QueryArgs().VisitAll(func(k, _ []byte) {
+		if bad == nil && string(k) != "ns" {
+			bad = k
+		}
+	})
+	if bad != nil {
+		s.writeError(ctx, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("unknown query parameter %.64q (want ns)", bad))
+		return
+	}
+	if ns := ctx.QueryArgs().Peek("ns"); len(ns) > 0 {
+		// DELETE /admin/customers/{value}?ns={namespace}: the profile the
+		// identifier names, resolved as GET /v1/customers does (hashed
+		// namespaces included; an unknown namespace is 400).
+		if id == "" || len(id) > s.cfg.MaxIDBytes {
+			s.writeError(ctx, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("identifier must be 1 to %d bytes", s.cfg.MaxIDBytes))
+			return
+		}
+		var ok bool
+		if id, ok = s.resolveCustomer(ctx, string(ns), id); !ok {
+			return
+		}
+	} else if id == "" || len(id) > s.cfg.MaxIDBytes || strings.ContainsRune(id, '/') {
 		s.writeError(ctx, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("customer id must be 1 to %d bytes without a slash", s.cfg.MaxIDBytes))
 		return
 	}

@@ -111,3 +111,61 @@ func FuzzDecodeConsent(f *testing.F) {
 		}
 	})
 }
+
+// TestCustomerRequiredNamesIDs is the regression test of a consent
+// change without customer_id or ids answered "customer_id is required":
+// every route that takes customer_id takes ids in its place, and the
+// message names both.
+func TestCustomerRequiredNamesIDs(t *testing.T) {
+	now := time.Unix(1700000000, 0).UTC()
+	for _, tc := range []struct {
+		route  string
+		decode func([]byte) error
+		body   string
+	}{
+		{"consent", func(b []byte) error {
+			var c ConsentChange
+			_, err := decodeConsent(b, nil, &c, &testLimits, now)
+			return err
+		}, `{"channel":"email","purpose":"marketing","status":"denied"}`},
+		{"decide", func(b []byte) error {
+			var r DecideRequest
+			_, err := decodeDecide(b, nil, &r, &testLimits)
+			return err
+		}, `{"channel":"email"}`},
+		{"feedback", func(b []byte) error {
+			var fb Feedback
+			_, err := decodeFeedback(b, nil, &fb, &testLimits, now)
+			return err
+		}, `{"action_id":"a","outcome":"impression"}`},
+		{"events", func(b []byte) error {
+			var ev Event
+			_, err := decodeEvent(b, nil, &ev, &testLimits, now)
+			return err
+		}, `{"type":"purchase"}`},
+	} {
+		t.Run(tc.route, func(t *testing.T) {
+			err := tc.decode([]byte(tc.body))
+			if err == nil || err.Error() != "customer_id or ids is required" {
+				t.Fatalf("%s without customer_id or ids: %v, want customer_id or ids is required", tc.body, err)
+			}
+		})
+	}
+}
+
+// TestIDsValueTypeOneMessage is the regression test of ids values of the
+// wrong type answered two ways ("must be a string" for a number,
+// "values must be strings, numbers or booleans" for an array, which
+// claimed numbers were fine): every non-string value gets one message.
+func TestIDsValueTypeOneMessage(t *testing.T) {
+	now := time.Unix(1700000000, 0).UTC()
+	for _, v := range []string{`5`, `true`, `["a"]`, `{"a":"b"}`} {
+		t.Run(v, func(t *testing.T) {
+			var c ConsentChange
+			_, err := decodeConsent([]byte(`{"ids":{"device":`+v+`},"channel":"email","purpose":"marketing","status":"denied"}`), nil, &c, &testLimits, now)
+			if err == nil || err.Error() != "ids.device must be a string" {
+				t.Fatalf("ids.device %s: %v, want ids.device must be a string", v, err)
+			}
+		})
+	}
+}

@@ -529,6 +529,11 @@ func (s *scanner) fields(field string, dst []Field, max int) ([]Field, error) {
 			if err := s.skip(0); err != nil {
 				return dst, err
 			}
+			if field == "ids" {
+				// ids hold strings only: the same message as for a
+				// number or a boolean (scanner.ids).
+				return dst, invalid("ids.%.64s must be a string", key)
+			}
 			return dst, invalid("%s.%s: values must be strings, numbers or booleans", field, key)
 		default:
 			return dst, s.syntax("want a value")
@@ -597,6 +602,11 @@ func (s *scanner) eventIDField(dst *string) error {
 func (l *limits) id(field, v string, required bool) error {
 	if v == "" {
 		if required {
+			if field == "customer_id" {
+				// Every route that takes customer_id takes ids in its
+				// place (and asks for customer_id only without ids).
+				return invalid("customer_id or ids is required")
+			}
 			return invalid("%s is required", field)
 		}
 		return nil

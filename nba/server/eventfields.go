@@ -2,6 +2,7 @@ package server
 
 import (
 	"time"
+	"unicode/utf8"
 )
 
 // EventFields is one event as a transport other than HTTP carries it (an
@@ -41,6 +42,15 @@ func NewEventDecoder(cfg Config) (*EventDecoder, error) {
 // keeps no memory of f's Attrs.
 func (d *EventDecoder) Decode(f EventFields, ev *Event, now time.Time) error {
 	*ev = Event{CustomerID: f.CustomerID, Type: f.Type, Attrs: ev.Attrs[:0], IDs: ev.IDs[:0]}
+	// A JSON body cannot carry invalid UTF-8 (POST /v1/events answers
+	// malformed_json), so neither may a field: an id of raw bytes would
+	// name a customer no HTTP request can reach and that an export (JSON)
+	// would rename.
+	for _, fv := range [...]struct{ name, v string }{{"customer_id", f.CustomerID}, {"type", f.Type}, {"event_id", f.EventID}, {"ts", f.TS}} {
+		if !utf8.ValidString(fv.v) {
+			return invalid("%s is not valid UTF-8", fv.name)
+		}
+	}
 	if len(f.IDs) > 0 {
 		// A fresh arena: the decoded strings outlive this call.
 		var s scanner

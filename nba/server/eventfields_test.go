@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -27,6 +28,9 @@ func FuzzEventFields(f *testing.F) {
 	f.Add("", "login", "", "", "", `{"cookie": 7}`)
 	f.Add("", "login", "", "", "", `{}`)
 	f.Add("", "login", "", "", "", `["c-91"]`)
+	f.Add("\xff\xfe", "cart_abandoned", "", "", "", "")
+	f.Add("c1", "cart\xff", "", "", "", "")
+	f.Add("c1", "purchase", "", "e\xc3", "", "")
 	cfg := Config{MaxFields: 4, MaxIDBytes: 16}
 	dec, err := NewEventDecoder(cfg)
 	if err != nil {
@@ -37,7 +41,13 @@ func FuzzEventFields(f *testing.F) {
 	f.Fuzz(func(t *testing.T, customer, typ, ts, eventID, attrs, ids string) {
 		for _, s := range []string{customer, typ, ts, eventID} {
 			if !utf8.ValidString(s) {
-				return // JSON would carry another string
+				// JSON cannot carry it: POST /v1/events refuses such a
+				// body, so the fields must be refused too.
+				var ev Event
+				if err := dec.Decode(EventFields{CustomerID: customer, Type: typ, TS: ts, EventID: eventID, Attrs: []byte(attrs), IDs: []byte(ids)}, &ev, now); err == nil {
+					t.Fatalf("fields %q %q %q %q with invalid UTF-8 were accepted: %+v", customer, typ, ts, eventID, ev)
+				}
+				return
 			}
 		}
 		m := map[string]any{"type": typ}
@@ -99,4 +109,36 @@ func FuzzEventFields(f *testing.F) {
 			t.Fatalf("body %s:\nover HTTP   %+v\nfrom fields %+v", body, want, got)
 		}
 	})
+}
+
+// TestEventFieldsInvalidUTF8 is the regression test of a stream entry
+// whose customer_id was raw bytes: POST /v1/events refuses such a body as
+// malformed JSON, the stream applied it under an id no export could keep.
+func TestEventFieldsInvalidUTF8(t *testing.T) {
+	dec, err := NewEventDecoder(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		f    EventFields
+	}{
+		{"customer_id", EventFields{CustomerID: "\xff\xfe", Type: "cart_abandoned"}},
+		{"type", EventFields{CustomerID: "c1", Type: "cart\xc3"}},
+		{"event_id", EventFields{CustomerID: "c1", Type: "purchase", EventID: "e\xff"}},
+		{"ts", EventFields{CustomerID: "c1", Type: "purchase", TS: "2026-12-01T10:00:00Z\xff"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ev Event
+			err := dec.Decode(tc.f, &ev, now)
+			if err == nil || !strings.Contains(err.Error(), tc.name+" is not valid UTF-8") {
+				t.Fatalf("Decode(%+v) = %v, want %s is not valid UTF-8", tc.f, err, tc.name)
+			}
+		})
+	}
+	var ev Event
+	if err := dec.Decode(EventFields{CustomerID: "cé", Type: "purchase", EventID: "ü"}, &ev, now); err != nil {
+		t.Fatalf("valid UTF-8 refused: %v", err)
+	}
 }

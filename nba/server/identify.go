@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -57,6 +58,16 @@ const MaxIDs = 16
 // CodeIdentityConflict (409): the link would put two values of a unique
 // identity namespace into one profile; nothing was changed.
 const CodeIdentityConflict = "identity_conflict"
+
+// CodeUnknownReceipt (404): POST /admin/identity/unmerge names no merge
+// that can be undone: the receipt is unknown (or malformed), already
+// undone, or older than the merges a profile remembers; nothing changed.
+const CodeUnknownReceipt = "unknown_receipt"
+
+// UnknownReceiptf returns a 404 unknown_receipt error.
+func UnknownReceiptf(format string, args ...any) *Error {
+	return &Error{Status: http.StatusNotFound, Code: CodeUnknownReceipt, Message: fmt.Sprintf(format, args...)}
+}
 
 // ids decodes the "ids" member: an object of at most MaxIDs namespaces,
 // each a string of 1 to MaxIDBytes bytes; null is none.

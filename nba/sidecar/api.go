@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,7 +55,7 @@ func (s *Sidecar) DecideReserving(req *server.DecideRequest, resp *server.Decide
 // it gives (live engine only).
 func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideRequest, resp *server.DecideResponse, ov *nba.Overrides, seed uint64, reserve bool) error {
 	if req.CustomerID == "" {
-		id, err := s.resolveIDs(req.CustomerID, req.IDs)
+		id, err := s.resolveForDecide(req.CustomerID, req.IDs)
 		if err != nil {
 			return err
 		}
@@ -132,7 +133,7 @@ func (s *Sidecar) decideBy(eng *nba.Engine, bundle string, req *server.DecideReq
 		return nil
 	}
 	if s.share != nil {
-		s.share.rememberDecision(req.DecisionID, sc.req.Remember)
+		s.share.rememberDecision(req.DecisionID, sc.req.Remember, d)
 	}
 	if s.declog != nil {
 		s.logDecision(sc, req, d, now)
@@ -472,10 +473,20 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 // stateError maps an error of the state store, by its kind, to what the
 // caller sees: a write the store refused for what it is, 400
 // invalid_request; a store that cannot write now (a full disk, an I/O
-// error, a backlog), 503 state_unavailable (the store counts it), logged
-// at most every stateLogEvery; a conflict, 409. An error of no kind is a bug:
+// error, a backlog; Redis out of reach, full or short of replicas), 503
+// state_unavailable (the store counts it), logged at most every
+// stateLogEvery, worded by cause and backend (unavailableMessage); a
+// conflict, 409; a customer written with other profile mappings, 500
+// state_mismatch (retrying never helps). An error of no kind is a bug:
 // returned as is, answered 500 internal and logged.
 func (s *Sidecar) stateError(err error) error {
+	if mappingsMismatch(err) {
+		s.noteMismatch()
+		if s.stateLogDue() {
+			s.log.Error("cannot write customer state: it was written with other profile mappings; answering 500 state_mismatch", "error", err)
+		}
+		return server.StateMismatchf("customer state was written with other profile mappings than this bundle's: serve the bundle that wrote it, or migrate the state (see README, Shared state); retrying does not help")
+	}
 	switch state.KindOf(err) {
 	case state.ErrInvalid:
 		return server.Invalidf("%v", err)
@@ -484,11 +495,39 @@ func (s *Sidecar) stateError(err error) error {
 			s.log.Error("cannot write customer state; answering 503 state_unavailable until it heals", "error", err,
 				"refused", s.state.Stats().Unavailable)
 		}
-		return server.StateUnavailablef("customer state cannot be written now (%s): nothing was recorded; retry later", unavailableReason(err))
+		return server.StateUnavailablef("%s", unavailableMessage(err, s.cfg.StateRedis != ""))
 	case state.ErrConflict:
 		return server.Conflictf("%v", err)
 	}
 	return err
+}
+
+// mappingsMismatch reports whether err is a shared store's refusal of a
+// customer value written with other profile mappings (another bundle's
+// fields or event mappings): permanent for this process, whatever its
+// kind. It matches the store's words, the one thing every version of the
+// Redis backend's error has in common.
+func mappingsMismatch(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "written with other mappings")
+}
+
+// mismatchMark is the backend's count of applied writes when a write was
+// last refused as written with other mappings (noteMismatch).
+type mismatchMark struct {
+	at      time.Time
+	applied uint64
+}
+
+// appliedWrites is the backend's count of writes applied or acknowledged
+// as duplicates: it grows with every write that succeeds.
+func appliedWrites(st state.Stats) uint64 {
+	return st.Contacts + st.Events + st.UnmappedEvents + st.Journeys + st.Duplicates
+}
+
+// noteMismatch remembers a write refused as written with other mappings:
+// until a write succeeds again, Ready says not ready.
+func (s *Sidecar) noteMismatch() {
+	s.mismatch.Store(&mismatchMark{at: time.Now(), applied: appliedWrites(s.state.Stats())})
 }
 
 // stateLogEvery spaces the logs of writes refused as state_unavailable.
@@ -503,19 +542,45 @@ func (s *Sidecar) stateLogDue() bool {
 	return now-last >= int64(stateLogEvery) && s.stateLogged.CompareAndSwap(last, now)
 }
 
-// unavailableReason says in a few words why state cannot be written,
-// without file names.
-func unavailableReason(err error) string {
-	var errno syscall.Errno
-	switch {
-	case errors.As(err, &errno):
-		return errno.Error()
-	case errors.Is(err, wal.ErrBacklog):
-		return "too many writes waiting for the disk"
-	case errors.Is(err, wal.ErrClosed):
-		return "shutting down"
+// unavailableMessage is the message of a 503 state_unavailable: why the
+// state cannot be written, in a few words without file names or
+// addresses, and what the caller may conclude. The embedded store applies
+// nothing of a write it refuses; a write to Redis that failed may still
+// have been applied (a WAIT that timed out after the primary applied it, a
+// reply lost with the connection), so its message never says nothing was
+// recorded.
+func unavailableMessage(err error, redis bool) string {
+	reason, applied := unavailableReason(err, redis)
+	if applied {
+		return "customer state cannot be written now (" + reason + "): the write may have been recorded; retry with the same event_id, which applies it at most once"
 	}
-	return "the state log cannot be written"
+	return "customer state cannot be written now (" + reason + "): nothing was recorded; retry later, with the same event_id"
+}
+
+// unavailableReason says in a few words why state cannot be written,
+// without file names or addresses, and whether the write may have been
+// applied all the same.
+func unavailableReason(err error, redis bool) (reason string, mayBeApplied bool) {
+	var errno syscall.Errno
+	msg := err.Error()
+	switch {
+	case errors.Is(err, wal.ErrBacklog):
+		return "too many writes waiting for the disk", false
+	case errors.Is(err, wal.ErrClosed):
+		return "shutting down", false
+	case !redis && errors.As(err, &errno):
+		return errno.Error(), false
+	case !redis:
+		return "the state log cannot be written", false
+	case strings.Contains(msg, "redis state closed"):
+		return "shutting down", false
+	case strings.Contains(msg, "replicas acknowledged"):
+		return "fewer Redis replicas than -state.redis.waitReplicas confirmed it in time", true
+	case strings.Contains(msg, "OOM") || strings.Contains(msg, "maxmemory") || strings.Contains(msg, "Redis is full"):
+		// Redis refuses a script that may write before running it.
+		return "Redis is full (maxmemory): writes are refused until it has memory again", false
+	}
+	return "customer state on Redis does not answer", true
 }
 
 func finite(x float64) float64 {

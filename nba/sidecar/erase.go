@@ -271,10 +271,22 @@ func (s *Sidecar) AppendErasure(dst []byte, id string) ([]byte, error) {
 		}
 	}
 	es, err := s.EraseCustomer(id, linked...)
+	if s.decideIDs != nil {
+		// The decide path's memory of resolutions must not lead to them.
+		s.decideIDs.last.forget(append(slices.Clip(linked), id))
+	}
 	if err != nil {
 		return dst, err
 	}
-	out := map[string]any{"erased": es[0], "tombstone": es[0].Pseudonym != ""}
+	// found says whether anything at all was removed: an erasure of an id
+	// nothing was kept for answers found false (and keeps its tombstone,
+	// which refuses the id's later data), rather than reading as a
+	// success that removed something.
+	found := false
+	for _, e := range es {
+		found = found || e.State.Found || e.Pending > 0 || e.DecisionMemory > 0
+	}
+	out := map[string]any{"erased": es[0], "tombstone": es[0].Pseudonym != "", "found": found}
 	if len(es) > 1 {
 		out["linked"] = es[1:]
 	}

@@ -25,32 +25,36 @@ const IdentityKeyEnv = "NBA_IDENTITY_KEY"
 
 // withIdentity wraps st for the manifest's identity section; st itself
 // without one.
-func withIdentity(st state.Backend, m Manifest, cfg Config) (state.Backend, *state.Identities, error) {
+func withIdentity(st state.Backend, m Manifest, cfg Config) (state.Backend, *state.Identities, *decideResolver, error) {
 	if m.Identity == nil {
-		return st, nil, nil
+		return st, nil, nil, nil
 	}
 	ib, ok := st.(state.IdentityBackend)
 	if !ok {
-		return nil, nil, errors.New("identity: the state backend cannot link identifiers")
+		return nil, nil, nil, errors.New("identity: the state backend cannot link identifiers")
 	}
 	key := cfg.IdentityKey
 	if len(key) == 0 && needsKey(m.Identity) {
 		if cfg.StateRedis != "" {
 			// Replicas must hash alike: a key made up here would split
 			// every hashed identifier by replica.
-			return nil, nil, fmt.Errorf("identity: a hashed namespace needs the identity key shared by every replica (%s, at least 16 bytes)", IdentityKeyEnv)
+			return nil, nil, nil, fmt.Errorf("identity: a hashed namespace needs the identity key shared by every replica (%s, at least 16 bytes)", IdentityKeyEnv)
 		}
 		var err error
 		if key, err = loadSecret(filepath.Join(cfg.StateDir, "identity.key")); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	x := state.NewIdentities(ib, key)
 	x.SetClock(cfg.Now)
 	if err := x.Configure(m.Identity); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return x.Stitched(), x, nil
+	dr, err := newDecideResolver(ib, key, m.Identity, cfg.Now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return x.Stitched(), x, dr, nil
 }
 
 func needsKey(c *state.IdentityConfig) bool {
@@ -142,6 +146,12 @@ func (s *Sidecar) Unmerge(receipt string) (server.IdentifyResult, error) {
 	defer cancel()
 	l, err := x.Unmerge(ctx, receipt)
 	if err != nil {
+		if state.KindOf(err) == state.ErrInvalid {
+			// The receipt is Unmerge's only input: refused for what it
+			// is, it names no merge that can be undone (unknown, undone,
+			// or no longer remembered).
+			return server.IdentifyResult{}, server.UnknownReceiptf("%v", err)
+		}
 		return server.IdentifyResult{}, s.identityError(err)
 	}
 	return server.IdentifyResult{CustomerID: l.Customer, Receipts: l.Receipts}, nil
@@ -184,10 +194,16 @@ func (s *Sidecar) resolveVia(customerID string, ids []server.Field, via bool) (i
 	if err != nil {
 		return "", "", server.Invalidf("customer_id is required: identity stitching is off (the bundle declares no identity namespaces)")
 	}
+	return s.resolveWith(context.Background(), x, ids, via)
+}
+
+// resolveWith is resolveVia by x (the decide path's resolver or the
+// identity layer itself).
+func (s *Sidecar) resolveWith(ctx context.Context, x *state.Identities, ids []server.Field, via bool) (id, key string, err error) {
 	var anon string
 	for i := range ids {
 		f := &ids[i]
-		id, ok, err := x.ResolveID(context.Background(), f.Key, f.Str)
+		id, ok, err := x.ResolveID(ctx, f.Key, f.Str)
 		if err != nil {
 			return "", "", s.identityError(err)
 		}

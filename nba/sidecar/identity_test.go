@@ -104,6 +104,15 @@ func TestIdentityStory(t *testing.T) {
 	if v := customerView(t, s, "~cookie:c-91"); len(v["journeys"].([]any)) != 1 {
 		t.Errorf("after unmerge the cookie's profile has journeys %v", v["journeys"])
 	}
+	// Regression: a receipt already undone, unknown or malformed was
+	// answered 400 invalid_request, as if the request were malformed: it
+	// names no merge, 404 unknown_receipt.
+	for _, r := range []string{res.Receipts[0], res.Receipts[0] + "00", "0123.6e6f2d6f6e65", "no-dot"} {
+		_, err := s.Unmerge(r)
+		if !errors.As(err, &se) || se.Code != server.CodeUnknownReceipt || se.Status != 404 {
+			t.Errorf("unmerge of %q (undone, unknown or malformed): %v, want 404 unknown_receipt", r, err)
+		}
+	}
 }
 
 // TestIdentityBundleErrorsPlaced: problems of the identity section name

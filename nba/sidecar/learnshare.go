@@ -143,9 +143,12 @@ func (sh *learnShare) close() {
 }
 
 // rememberDecision queues the write of a decision's features to Redis; it
-// never blocks (a full queue drops the write, counted).
-func (sh *learnShare) rememberDecision(id string, key uint64) {
-	if key == 0 || !sh.s.engine.Catalog().Learning() {
+// never blocks (a full queue drops the write, counted). d is the decision:
+// one that gave no action left nothing in the engine's memory (as
+// Engine.remember decides; nor does any with -learn.decisionMemory
+// negative), so there is nothing to write and nothing to count as dropped.
+func (sh *learnShare) rememberDecision(id string, key uint64, d *nba.Decision) {
+	if key == 0 || len(d.Actions) == 0 || sh.s.cfg.DecisionMemory < 0 || !sh.s.engine.Catalog().Learning() {
 		return
 	}
 	select {

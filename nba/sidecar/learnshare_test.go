@@ -277,3 +277,48 @@ func TestSharedLearningResumesAfterRedisRestart(t *testing.T) {
 	applied(2)
 	sameModels(t, a, b)
 }
+
+// TestLearnShareDroppedCountsOnlyDrops is the regression test of
+// decisions_dropped counting every decision that answered no action
+// (nothing remembered, so nothing to write) as a dropped write: decisions
+// without actions leave the counter at 0, and with an action are written.
+func TestLearnShareDroppedCountsOnlyDrops(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
+	s, err := Open(Config{Bundle: demo.Bundle(), BundleName: "demo", StateDir: t.TempDir(), StateRedis: rs.URL,
+		ResponseWindow: time.Hour, LearnCheckpointEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	empty, full := 0, 0
+	for i := 0; i < 400 && (empty < 20 || full == 0); i++ {
+		var resp server.DecideResponse
+		if err := s.Decide(&server.DecideRequest{DecisionID: fmt.Sprintf("%032x", i+1), CustomerID: fmt.Sprintf("c%05d", i+1), Channel: "sms", Limit: 1}, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Actions) == 0 {
+			empty++
+		} else if empty > 0 {
+			full++ // after the empty ones: its write comes after theirs
+		}
+	}
+	if empty == 0 || full == 0 {
+		t.Fatalf("%d decisions without an action, %d with one after them: the test needs both", empty, full)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.share.decWritten.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for a decision's features written")
+		}
+	}
+	// The writer takes the queue in order: once a later write is done,
+	// every earlier decision was handled.
+	for deadline := time.Now().Add(10 * time.Second); len(s.share.decisions) > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the queue to drain")
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := s.share.decDropped.Load(); got != 0 {
+		t.Errorf("decisions_dropped = %d after %d decisions without an action and %d with, no queue full; want 0", got, empty, full)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"hash/maphash"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -166,6 +167,13 @@ type Sidecar struct {
 	scores *scorecache.Cache // nil when disabled
 	lock   *os.File          // holds the state directory's lock until Close
 
+	// decideIDs resolves a decision's ids when the index is out of reach;
+	// nil without identity stitching.
+	decideIDs *decideResolver
+	// mismatch is the last write refused as written with other mappings;
+	// nil: none.
+	mismatch atomic.Pointer[mismatchMark]
+
 	stream *eventstream.Consumer // nil without Config.EventStream
 
 	// candidate is the studio's candidate bundle (studio.go); nil without.
@@ -276,7 +284,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		}
 		return nil, fmt.Errorf("cannot open customer state %s: %w", where, err)
 	}
-	st, ident, err := withIdentity(st, m, cfg)
+	st, ident, decideIDs, err := withIdentity(st, m, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load bundle %s: %w", cfg.BundleName, err)
 	}
@@ -284,7 +292,7 @@ func Open(cfg Config) (*Sidecar, error) {
 		cfg.Logger.Warn("skipped damaged customer state log records; what they recorded is lost",
 			"damaged", sst.WAL.CorruptRecords, "undecodable", sst.ReplayCorrupt, "replayed", sst.Replayed)
 	}
-	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, ident: ident, cust: &customers{state: st}, now: cfg.Now, lock: lock,
+	s := &Sidecar{cfg: cfg, log: cfg.Logger, started: time.Now(), state: st, ident: ident, decideIDs: decideIDs, cust: &customers{state: st}, now: cfg.Now, lock: lock,
 		pending: pending{max: cfg.MaxPending, at: map[pendingKey]pendingImpression{}}, memSeed: maphash.MakeSeed(), learnStop: make(chan struct{}), learnDone: make(chan struct{})}
 	s.tombs.key = cfg.ErasureKey
 	s.cust.erased = s.erasedCached
@@ -441,6 +449,9 @@ func (s *Sidecar) reload() error {
 		if err := s.ident.Configure(p.manifest.Identity); err != nil {
 			return err
 		}
+		if err := s.decideIDs.x.Configure(p.manifest.Identity); err != nil {
+			return err
+		}
 	}
 	snap := s.snaps.Current()
 	stamp := fileStamp(s.cfg.Bundle, p.manifest.Snapshot.File)
@@ -503,7 +514,14 @@ func (s *Sidecar) Ready() error {
 	if err := s.state.Err(); err != nil {
 		// Decisions would still be answered, but no feedback or event
 		// recorded: send the traffic to a replica that can.
-		return server.StateUnavailablef("customer state cannot be written (%s); it is retried every second", unavailableReason(err))
+		reason, _ := unavailableReason(err, s.cfg.StateRedis != "")
+		return server.StateUnavailablef("customer state cannot be written (%s); it is retried every second", reason)
+	}
+	if m := s.mismatch.Load(); m != nil && appliedWrites(s.state.Stats()) == m.applied {
+		// Every write since the last one refused failed too (or none
+		// came): the shared state holds customers of other mappings.
+		return &server.Error{Status: http.StatusServiceUnavailable, Code: server.CodeStateMismatch,
+			Message: fmt.Sprintf("customer state was written with other profile mappings (last write refused %s ago, none applied since): serve the bundle that wrote it, or migrate the state", time.Since(m.at).Round(time.Second))}
 	}
 	return nil
 }

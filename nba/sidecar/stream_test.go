@@ -258,7 +258,7 @@ func TestStreamDeadLetter(t *testing.T) {
 		{"unknown type", []string{"customer_id", "c1", "type", "purchse"}, "unknown_event_type"},
 		{"ts out of range", []string{"customer_id", "c1", "type", "purchase", "ts", "1990-01-01T00:00:00Z"}, "outside the accepted range"},
 		{"ts not a time", []string{"customer_id", "c1", "type", "purchase", "ts", "yesterday"}, "not an RFC 3339 time"},
-		{"missing customer", []string{"type", "purchase"}, "customer_id is required"},
+		{"missing customer", []string{"type", "purchase"}, "customer_id or ids is required"},
 		{"missing type", []string{"customer_id", "c1"}, "type is required"},
 	}
 	ids := map[string]string{}
