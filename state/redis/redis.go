@@ -193,22 +193,27 @@ var _ state.Backend = (*Backend)(nil)
 
 // casScript stores ARGV[2..4] (version, digest, value) and ARGV[5] (the
 // write's nonce, field w) when the stored version is ARGV[1] ("0": no
-// value), answering 1; it also answers 1 when this very write is already
+// value) and the stored nonce is ARGV[6] (the value the write was applied
+// on; "" for none), answering 1. The version alone does not tell values
+// apart: it restarts at 1 when the key is deleted and written again (an
+// erasure, FLUSHALL, a volatile Redis restarted), and a write applied on
+// the old version 1 would then replace the new customer; a nonce never
+// repeats. It also answers 1 when this very write is already
 // stored (version ARGV[2] with nonce ARGV[5]: a retry of a write whose
 // answer was lost), so a compare-and-set can be sent again after a network
 // error. The nonce, not the value, tells a retry: another process's write
 // from the same version may store identical bytes (two id-less impressions
 // at one time), and both must count. Otherwise it answers the stored
-// {version, digest, value} so the writer applies again on it.
+// {version, digest, value, nonce} so the writer applies again on it.
 const casScript = `local cur = redis.call('HMGET', KEYS[1], 'v', 'd', 's', 'w')
-if (cur[1] or '0') == ARGV[1] then
+if (cur[1] or '0') == ARGV[1] and (cur[4] or '') == ARGV[6] then
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 's', ARGV[4], 'w', ARGV[5])
   return 1
 end
 if cur[1] == ARGV[2] and cur[4] == ARGV[5] then
   return 1
 end
-return {cur[1], cur[2], cur[3]}`
+return {cur[1], cur[2], cur[3], cur[4]}`
 
 var casSHA = func() string { h := sha1.Sum([]byte(casScript)); return hex.EncodeToString(h[:]) }()
 
@@ -405,10 +410,11 @@ func (b *Backend) Err() error {
 
 func key(customer string) string { return "{c:" + customer + "}" }
 
-// value is one customer as read: the version and the decoded state (nil:
-// none stored).
+// value is one customer as read: the version, the nonce of the write that
+// stored it (field w) and the decoded state (nil: none stored).
 type value struct {
 	ver uint64
+	w   string
 	c   *state.Customer
 	own bool // this process's newer write, preferred to the older value read
 }
@@ -416,19 +422,30 @@ type value struct {
 // ownWriteLag is how long a value this process wrote is preferred to an
 // older one read back: Redis 7 sends the writer's own invalidation after
 // the write's reply, so the client-side cache may answer the old value
-// for a moment after an acknowledgement.
+// for a moment after an acknowledgement. The preference also ends at the
+// first invalidation of the key or flush after the write: the cache then
+// holds nothing older, and what is read (a deletion by another process,
+// a FLUSHALL) is newer.
 const ownWriteLag = time.Second
 
-// parse turns an HMGET v d s answer (or the script's refusal) into a
-// value. Unless strict, a newer value this process wrote within
-// ownWriteLag wins over the one read (read-your-own-writes).
+// parse turns an HMGET v d s w answer (or the script's refusal) into a
+// value. The decoded copy held is reused only when it is the very write
+// read (same nonce w): a version number repeats when a key is deleted and
+// written again. Unless strict, a newer value this process wrote within
+// ownWriteLag wins over the one read (read-your-own-writes): the read is
+// older when it is the value that write replaced, or an older version.
 func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict bool) (value, error) {
 	sh := b.shard(customer)
 	e, have := sh.get(customer)
-	own := have && !strict && e.own != 0 && time.Since(time.Unix(0, e.own)) < ownWriteLag
-	if len(msgs) != 3 || msgs[0].IsNil() {
+	own := have && !strict && e.own != 0 && e.gen == b.flushes.Load() && time.Since(time.Unix(0, e.own)) < ownWriteLag
+	if len(msgs) != 4 || msgs[0].IsNil() {
 		if own {
-			return value{ver: e.ver, c: e.c, own: true}, nil
+			return value{ver: e.ver, w: e.w, c: e.c, own: true}, nil
+		}
+		if have {
+			// Deleted (erased, flushed): no last-good copy of it is
+			// served during an outage.
+			sh.forget(customer, e.w)
 		}
 		return value{}, nil
 	}
@@ -440,12 +457,16 @@ func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict boo
 	if err != nil {
 		return value{}, fmt.Errorf("bad version %q", vs)
 	}
-	if have && (e.ver == ver || own && e.ver > ver) {
-		return value{ver: e.ver, c: e.c, own: e.ver != ver}, nil
+	w, _ := msgs[3].ToString()
+	if have && e.w == w && w != "" {
+		return value{ver: e.ver, w: e.w, c: e.c}, nil
+	}
+	if own && (w == e.base || e.ver > ver) {
+		return value{ver: e.ver, w: e.w, c: e.c, own: true}, nil
 	}
 	d, _ := msgs[1].ToString()
 	if d != b.digest {
-		return value{}, fmt.Errorf("the customer was written with other mappings (digest %.12s, ours %.12s)", d, b.digest)
+		return value{}, b.mismatch(d)
 	}
 	s, err := msgs[2].ToString()
 	if err != nil {
@@ -455,8 +476,8 @@ func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict boo
 	if err != nil {
 		return value{}, fmt.Errorf("cannot decode the customer: %w", err)
 	}
-	b.remember(customer, ver, c, 0)
-	return value{ver: ver, c: c}, nil
+	b.remember(customer, entry{ver: ver, w: w, c: c})
+	return value{ver: ver, w: w, c: c}, nil
 }
 
 // read returns the customer's value, from the client-side cache when
@@ -473,9 +494,9 @@ func (b *Backend) read(ctx context.Context, customer string, cached bool) (v val
 	var res rueidis.RedisResult
 	for try := 0; ; try++ {
 		if cached {
-			res = b.client.DoCache(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Cache().ToStaticTTL(), b.cfg.CacheTTL)
+			res = b.client.DoCache(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s", "w").Cache().ToStaticTTL(), b.cfg.CacheTTL)
 		} else {
-			res = b.client.Do(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Build())
+			res = b.client.Do(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s", "w").Build())
 		}
 		if try > 0 || !retryable(ctx, res.Error()) {
 			break
@@ -488,12 +509,27 @@ func (b *Backend) read(ctx context.Context, customer string, cached bool) (v val
 	}
 	v, err = b.parse(customer, msgs, !cached)
 	if err != nil {
-		return value{}, false, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state: %w", err)}
+		return value{}, false, parseErr(err)
 	}
 	if cached && !v.own {
 		b.markFresh(sh, tok, customer, v, res.CachePTTL())
 	}
 	return v, res.IsCacheHit(), nil
+}
+
+// parseErr wraps an error of parse: a customer written with other
+// mappings keeps its kind (ErrMismatch: retrying never helps), anything
+// else unexpected in the answer is ErrUnavailable.
+func parseErr(err error) error {
+	if errors.Is(err, state.ErrMismatch) {
+		return err
+	}
+	return &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state: %w", err)}
+}
+
+// mismatch is the error of a customer stored with the mappings digest d.
+func (b *Backend) mismatch(d string) error {
+	return &state.Error{Kind: state.ErrMismatch, Err: fmt.Errorf("cannot read customer state: the customer was written with other mappings (fingerprint %.12s, ours %.12s): serve the bundle it was written with, or migrate the state (nba state export with the old bundle, import with the new)", d, b.digest)}
 }
 
 // kind wraps a client error as an error of a state kind.
@@ -565,7 +601,7 @@ func (b *Backend) Prefetch(ctx context.Context, customers []string) error {
 		}
 		ids = append(ids, c)
 		toks = append(toks, b.token(b.shard(c)))
-		cmds = append(cmds, rueidis.CT(b.client.B().Hmget().Key(key(c)).Field("v", "d", "s").Cache().ToStaticTTL(), b.cfg.CacheTTL))
+		cmds = append(cmds, rueidis.CT(b.client.B().Hmget().Key(key(c)).Field("v", "d", "s", "w").Cache().ToStaticTTL(), b.cfg.CacheTTL))
 	}
 	if len(cmds) == 0 {
 		return nil
@@ -586,7 +622,7 @@ func (b *Backend) Prefetch(ctx context.Context, customers []string) error {
 		v, err := b.parse(ids[i], msgs, false)
 		if err != nil {
 			if first == nil {
-				first = &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state: %w", err)}
+				first = parseErr(err)
 			}
 			continue
 		}
@@ -644,7 +680,7 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 					return 0, err
 				}
 				verified = true
-				if fresh.ver != cur.ver {
+				if fresh.w != cur.w || fresh.ver != cur.ver {
 					cur = fresh
 					continue
 				}
@@ -659,12 +695,12 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 			return n, nil
 		}
 		val := b.m.AppendCustomer(nil, next)
-		ok, other, err := b.cas(ctx, customer, cur.ver, val)
+		ok, w, other, err := b.cas(ctx, customer, cur, val)
 		if err != nil {
 			return 0, err
 		}
 		if ok {
-			b.remember(customer, cur.ver+1, next, time.Now().UnixNano())
+			b.remember(customer, entry{ver: cur.ver + 1, w: w, base: cur.w, c: next, own: time.Now().UnixNano()})
 			b.dups.Add(uint64(n))
 			b.journeys.Add(uint64(sum.Journeys))
 			b.histEvicted.Add(uint64(sum.HistoryEvicted))
@@ -681,11 +717,13 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 	return 0, &state.Error{Kind: state.ErrConflict, Err: fmt.Errorf("cannot write customer state: %d concurrent changes won", b.cfg.MaxRetries)}
 }
 
-// cas runs the compare-and-set script (and WAIT on the same connection
-// when configured): ok, or the stored value that won.
-func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []byte) (ok bool, cur value, err error) {
+// cas runs the compare-and-set script of val on base (and WAIT on the
+// same connection when configured): ok and the write's nonce, or the
+// stored value that won.
+func (b *Backend) cas(ctx context.Context, customer string, base value, val []byte) (ok bool, w string, cur value, err error) {
 	k := key(customer)
-	args := b.casArgs(ver, val)
+	args := b.casArgs(base, val)
+	w = args[4]
 	// Commands are recycled once sent: build one per send.
 	evalsha := func() rueidis.Completed {
 		return b.client.B().Evalsha().Sha1(casSHA).Numkeys(1).Key(k).Arg(args...).Build()
@@ -716,26 +754,29 @@ func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []by
 	}
 	b.observe(err)
 	if err != nil {
-		return false, value{}, b.kind(err, "cannot write customer state")
+		return false, "", value{}, b.kind(err, "cannot write customer state")
 	}
 	if n, err := res.AsInt64(); err == nil && n == 1 {
-		return true, value{}, nil
+		return true, w, value{}, nil
 	}
 	msgs, err := res.ToArray()
 	if err == nil {
 		cur, err = b.parse(customer, msgs, true)
 	}
-	if err != nil {
-		return false, value{}, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot write customer state: %w", err)}
+	if errors.Is(err, state.ErrMismatch) {
+		return false, "", value{}, err
 	}
-	return false, cur, nil
+	if err != nil {
+		return false, "", value{}, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot write customer state: %w", err)}
+	}
+	return false, "", cur, nil
 }
 
-// casArgs are the script's arguments for one write of val on version ver,
-// with a nonce of its own (sent unchanged when the same write is retried).
-func (b *Backend) casArgs(ver uint64, val []byte) []string {
+// casArgs are the script's arguments for one write of val on base, with
+// a nonce of its own (sent unchanged when the same write is retried).
+func (b *Backend) casArgs(base value, val []byte) []string {
 	nonce := b.nonce + strconv.FormatUint(b.writes.Add(1), 36)
-	return []string{strconv.FormatUint(ver, 10), strconv.FormatUint(ver+1, 10), b.digest, rueidis.BinaryString(val), nonce}
+	return []string{strconv.FormatUint(base.ver, 10), strconv.FormatUint(base.ver+1, 10), b.digest, rueidis.BinaryString(val), nonce, base.w}
 }
 
 // casWait sends the script and WAIT in one DoMulti: both go to one
@@ -910,11 +951,17 @@ const numShards = 32
 
 type entry struct {
 	ver uint64
+	w   string // the nonce of the write that stored c: a version repeats, w does not
 	c   *state.Customer
 	own int64 // when this process wrote it (unix ns); 0: read
+	// base is, for this process's own write, the nonce of the value it
+	// replaced: a read answering that value is older than c.
+	base string
 	// fresh is when the fresh mark ends (unix ns; 0: not fresh): until
 	// then, and while flushes is still gen, c is what the client-side
 	// cache holds for the customer and Load answers it without a call.
+	// For an own write, gen is flushes when it was kept: its preference
+	// ends at the next flush.
 	fresh int64
 	gen   uint64
 }
@@ -983,7 +1030,10 @@ func (b *Backend) markFresh(s *shard, tok readToken, customer string, v value, p
 		return
 	}
 	e, ok := s.m[customer]
-	if ok && e.ver > v.ver {
+	if ok && e.w != v.w {
+		// Another value was kept since this one was read (a concurrent
+		// read or write): which is newer is not known, so neither is
+		// marked and the next Load reads again.
 		return
 	}
 	if !ok {
@@ -991,7 +1041,7 @@ func (b *Backend) markFresh(s *shard, tok readToken, customer string, v value, p
 	}
 	// Cloned: customer may share memory with a request buffer (a map
 	// assignment stores the key given, also over an existing one).
-	s.m[strings.Clone(customer)] = entry{ver: v.ver, c: v.c, fresh: until, gen: tok.flushes}
+	s.m[strings.Clone(customer)] = entry{ver: v.ver, w: v.w, c: v.c, fresh: until, gen: tok.flushes}
 }
 
 // invalidate is the client's invalidation callback (on a connection's
@@ -1020,8 +1070,8 @@ func (b *Backend) invalidateKey(k string) {
 	s := b.shard(id)
 	s.mu.Lock()
 	s.invals.Add(1)
-	if e, ok := s.m[id]; ok && e.fresh != 0 {
-		e.fresh = 0
+	if e, ok := s.m[id]; ok && (e.fresh != 0 || e.own != 0) {
+		e.fresh, e.own = 0, 0
 		s.m[id] = e
 	}
 	s.mu.Unlock()
@@ -1050,20 +1100,37 @@ func (s *shard) get(customer string) (entry, bool) {
 	return e, ok
 }
 
-// remember keeps the newest decoded value of a customer; a full shard
-// drops an arbitrary entry (bounded, not LRU: a dropped one is decoded
-// again on its next read).
-func (b *Backend) remember(customer string, ver uint64, c *state.Customer, own int64) {
+// remember keeps e as the customer's decoded value. This process's own
+// write (e.own set) always replaces what is held: its compare-and-set
+// succeeded, so it is the newest value, even when its version is not
+// larger (a key deleted and written again restarts at 1). A value read
+// replaces what is held unless it is the same write (nonce w), which
+// keeps the fresh mark; parse has already preferred a recent own write to
+// an older read. A full shard drops an arbitrary entry (bounded, not LRU:
+// a dropped one is decoded again on its next read).
+func (b *Backend) remember(customer string, e entry) {
 	s := b.shard(customer)
 	max := max(1, b.cfg.MaxCustomers/numShards)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.m[customer]; ok && e.ver >= ver && e.own == 0 {
+	if old, ok := s.m[customer]; ok && e.own == 0 && old.w == e.w && e.w != "" {
 		return
 	} else if !ok {
 		s.evictOne(max)
 	}
-	s.m[strings.Clone(customer)] = entry{ver: ver, c: c, own: own} // cloned as in markFresh
+	if e.own != 0 {
+		e.gen = b.flushes.Load() // the own-write preference ends at a flush (parse)
+	}
+	s.m[strings.Clone(customer)] = e // cloned as in markFresh
+}
+
+// forget drops the customer's decoded value if it is still the write w.
+func (s *shard) forget(customer, w string) {
+	s.mu.Lock()
+	if e, ok := s.m[customer]; ok && e.w == w {
+		delete(s.m, customer)
+	}
+	s.mu.Unlock()
 }
 
 // digest identifies the mappings and snapshot fields values are encoded
