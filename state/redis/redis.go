@@ -671,7 +671,14 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 			sum.IDsEvicted += res.IDsEvicted
 			sum.Dropped += res.Dropped
 		}
-		if aerr != nil || next == cur.c {
+		// With WaitReplicas, a duplicate (a retry of a write whose
+		// answer was lost, maybe before its WAIT) or a no-op is stored
+		// again, unchanged but as a new write, and acknowledged only
+		// after WAIT: replication is in order, so replicas that have it
+		// have the first write too. Without this, a retry after a failed
+		// WAIT was acknowledged at once.
+		rewrite := aerr == nil && next == cur.c && cur.c != nil && b.cfg.WaitReplicas > 0
+		if aerr != nil || next == cur.c && !rewrite {
 			// Nothing to write: a refusal or a no-op decided on a cached
 			// value is checked against the stored one first.
 			if !verified && (aerr != nil || n < len(recs)) {
