@@ -167,6 +167,7 @@ type Backend struct {
 	writers [256]sync.Mutex
 
 	down      atomic.Pointer[error] // non-nil while the server is unreachable
+	full      atomic.Pointer[error] // non-nil while Redis refuses writes for memory (OOM)
 	closed    atomic.Bool
 	stop      chan struct{}
 	done      chan struct{}
@@ -378,9 +379,53 @@ func (b *Backend) health() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ReadTimeout)
 		err := b.client.Do(ctx, b.client.B().Ping().Build()).Error()
+		if err == nil && b.full.Load() != nil && !b.overMemory(ctx) {
+			b.full.Store(nil)
+		}
 		cancel()
 		b.observe(err)
 	}
+}
+
+// ErrFull is wrapped by the errors of writes Redis refused because it is
+// full (maxmemory reached with noeviction, or nothing it may evict): a
+// write fails until memory is freed or maxmemory raised.
+var ErrFull = errors.New("redis is full (used memory over maxmemory): writes are refused until memory is freed or maxmemory raised")
+
+// isOOM reports whether err is Redis refusing a write for memory.
+func isOOM(err error) bool {
+	e, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(e.Error(), "OOM")
+}
+
+// overMemory reports whether a master still counts more memory than its
+// maxmemory (INFO memory, as Redis's own check: used memory less what is
+// not counted for eviction), so that a full Redis stays reported until it
+// would take writes again. A node that does not answer counts as full.
+func (b *Backend) overMemory(ctx context.Context) bool {
+	for _, n := range b.client.Nodes() {
+		info, err := n.Do(ctx, n.B().Info().Section("memory").Build()).ToString()
+		if err != nil {
+			return true
+		}
+		var used, max, not int64
+		for line := range strings.Lines(info) {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+			x, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "used_memory":
+				used = x
+			case "maxmemory":
+				max = x
+			case "mem_not_counted_for_evict":
+				not = x
+			}
+		}
+		if max > 0 && used-not > max {
+			return true
+		}
+	}
+	return false
 }
 
 // observe records whether the server answered.
@@ -395,14 +440,24 @@ func (b *Backend) observe(err error) {
 		e := error(&state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("redis state unreachable: %w", err)})
 		b.down.Store(&e)
 	}
+	if isOOM(err) {
+		// Reads still work, so PINGs do not clear it: health does, once
+		// no master is over maxmemory, or a write that succeeds.
+		e := error(&state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("redis state cannot be written: %w (%w)", ErrFull, err)})
+		b.full.Store(&e)
+	}
 }
 
-// Err returns an ErrUnavailable error while the server does not answer.
+// Err returns an ErrUnavailable error while the server does not answer,
+// and while it refuses writes because it is full (wrapping ErrFull).
 func (b *Backend) Err() error {
 	if b.closed.Load() {
 		return &state.Error{Kind: state.ErrUnavailable, Err: errors.New("redis state closed")}
 	}
 	if p := b.down.Load(); p != nil {
+		return *p
+	}
+	if p := b.full.Load(); p != nil {
 		return *p
 	}
 	return nil
@@ -534,6 +589,9 @@ func (b *Backend) mismatch(d string) error {
 
 // kind wraps a client error as an error of a state kind.
 func (b *Backend) kind(err error, format string, args ...any) error {
+	if isOOM(err) {
+		return &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf(format+": %w (%w)", append(args, ErrFull, err)...)}
+	}
 	return &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf(format+": %w", append(args, err)...)}
 }
 
@@ -764,6 +822,9 @@ func (b *Backend) cas(ctx context.Context, customer string, base value, val []by
 		return false, "", value{}, b.kind(err, "cannot write customer state")
 	}
 	if n, err := res.AsInt64(); err == nil && n == 1 {
+		if b.full.Load() != nil {
+			b.full.Store(nil) // Redis takes writes again
+		}
 		return true, w, value{}, nil
 	}
 	msgs, err := res.ToArray()
