@@ -269,27 +269,35 @@ const openTimeout = 10 * time.Second
 // A Redis that does not answer (not started yet, or slower than
 // ConnTimeout for the dial or the handshake on a loaded machine) is tried
 // again every 100ms until ctx ends (at most openTimeout when ctx has no
-// deadline), instead of failing the start at once; an answer that refuses
-// (a wrong password) fails at once.
+// deadline), instead of failing the start at once. An answer that refuses
+// (a wrong or missing password, Cluster seeds against a server without
+// Cluster, an unknown SENTINEL command) fails at once with the server's
+// words, and so does TLS to a port that answers plain text: waiting cannot
+// change them.
 func (b *Backend) connect(ctx context.Context, opt rueidis.ClientOption) (volatile bool, dur string, err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, openTimeout)
 		defer cancel()
 	}
-	for {
+	for try := 0; ; try++ {
 		var client rueidis.Client
-		if client, err = rueidis.NewClient(opt); err != nil {
-			err = fmt.Errorf("cannot open redis state %s: %w", redact(b.cfg.URL), err)
+		var cause error
+		if client, cause = rueidis.NewClient(opt); cause != nil {
+			err = fmt.Errorf("cannot open redis state %s: %w", redact(b.cfg.URL), cause)
 		} else {
 			b.client = client
 			if volatile, dur, err = b.persistence(ctx); err == nil {
 				return volatile, dur, nil
 			}
+			cause = err
 			client.Close()
 		}
-		if !isNetErr(err) {
+		if !isNetErr(cause) {
 			return false, "", err
+		}
+		if try == 0 && opt.TLSConfig != nil && plainText(opt.InitAddress, opt.Dialer.Timeout) {
+			return false, "", fmt.Errorf("cannot open redis state %s: the server answers plain text, not TLS: use redis:// or turn TLS on in Redis: %w", redact(b.cfg.URL), cause)
 		}
 		select {
 		case <-ctx.Done():
@@ -297,6 +305,29 @@ func (b *Backend) connect(ctx context.Context, opt rueidis.ClientOption) (volati
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// plainText reports whether a server of addrs answers a plain-text PING
+// (a rediss:// URL pointed at a port without TLS: the TLS handshake then
+// waits for an answer that never comes, like a server that is down).
+func plainText(addrs []string, timeout time.Duration) bool {
+	for _, a := range addrs {
+		c, err := net.DialTimeout("tcp", a, timeout)
+		if err != nil {
+			continue
+		}
+		c.SetDeadline(time.Now().Add(timeout))
+		var buf [1]byte
+		_, err = c.Write([]byte("PING\r\n"))
+		if err == nil {
+			_, err = io.ReadFull(c, buf[:])
+		}
+		c.Close()
+		if err == nil && (buf[0] == '+' || buf[0] == '-') {
+			return true
+		}
+	}
+	return false
 }
 
 // persistence reads every master's AOF settings and describes what an
@@ -1252,7 +1283,8 @@ func isNetErr(err error) bool {
 	if err == nil || rueidis.IsRedisNil(err) {
 		return false
 	}
-	if e, ok := rueidis.IsRedisErr(err); ok {
+	var e *rueidis.RedisError
+	if errors.As(err, &e) {
 		// A loading, read-only or failing-over server does not take writes.
 		return e.IsLoading() || e.IsClusterDown() || e.IsTryAgain() || strings.HasPrefix(e.Error(), "READONLY")
 	}
