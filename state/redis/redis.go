@@ -1292,13 +1292,85 @@ func isNetErr(err error) bool {
 }
 
 // parseURL is rueidis.ParseURL with an error that does not quote the URL
-// (url.Parse's does, password included, and it reaches the log).
+// (url.Parse's does, password included, and it reaches the log), and with
+// the mistakes rueidis lets through refused by name: a query parameter it
+// does not know (ignored there: a mistyped Cluster seed became a
+// standalone connection), one that is not valid URL encoding (dropped
+// there), an addr= that is not host[:port], and protocol=2 (RESP2 has no
+// client-side caching, which the backend needs).
 func parseURL(u string) (rueidis.ClientOption, error) {
+	if err := checkURL(u); err != nil {
+		return rueidis.ClientOption{}, fmt.Errorf("invalid URL: %w", err)
+	}
 	opt, err := rueidis.ParseURL(u)
 	if ue := (*url.Error)(nil); errors.As(err, &ue) {
 		err = fmt.Errorf("invalid URL: %w", ue.Err)
 	}
 	return opt, err
+}
+
+// urlParams are the query parameters rueidis.ParseURL reads.
+var urlParams = []string{"addr", "client_cache", "client_name", "db", "dial_timeout", "master_set", "max_retries", "protocol", "skip_verify", "write_timeout"}
+
+// checkURL refuses what rueidis.ParseURL would take silently or explain
+// in its own terms. Its errors quote no password.
+func checkURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil {
+		return nil // rueidis.ParseURL's error, without the URL, says it
+	}
+	if p.Scheme == "" {
+		return errors.New("no scheme: want redis://host:port, rediss:// (TLS) or unix://")
+	}
+	for pair := range strings.SplitSeq(p.RawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		rk, rv, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(rk)
+		if err != nil {
+			return fmt.Errorf("query parameter %q: not valid URL encoding", rk)
+		}
+		v, err := url.QueryUnescape(rv)
+		if err != nil {
+			return fmt.Errorf("query parameter %s: value %q is not valid URL encoding", k, rv)
+		}
+		if !slices.Contains(urlParams, k) {
+			return fmt.Errorf("unknown query parameter %q (known: %s)", k, strings.Join(urlParams, ", "))
+		}
+		switch k {
+		case "addr":
+			if err := checkAddr(v); err != nil {
+				return fmt.Errorf("query parameter addr=%q: %w", v, err)
+			}
+		case "protocol":
+			if v != "3" {
+				return fmt.Errorf("query parameter protocol=%q: the state backend needs RESP3 (protocol=3, the default: client-side caching and its invalidations); Redis 6 or later speaks it", v)
+			}
+		}
+	}
+	return nil
+}
+
+// checkAddr checks a Cluster seed: host or host:port, port 1-65535.
+func checkAddr(a string) error {
+	host, port := a, ""
+	if strings.HasPrefix(a, "[") || strings.Count(a, ":") == 1 {
+		h, p, err := net.SplitHostPort(a)
+		if err != nil {
+			return errors.New("want host:port")
+		}
+		host, port = h, p
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@ ") {
+		return errors.New("want host:port")
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return errors.New("want host:port with a port from 1 to 65535")
+		}
+	}
+	return nil
 }
 
 // redact hides a password in a URL for messages.
