@@ -126,6 +126,12 @@ type Config struct {
 	// HealthInterval is the gap between the background PINGs that clear
 	// (or set) Err without traffic. Default 250ms.
 	HealthInterval time.Duration
+	// Remap opens a Redis whose customers were written with other profile
+	// mappings or snapshot fields (another fingerprint in mappingsKey) and
+	// records this process's: the customers written with the old ones are
+	// refused (state.ErrMismatch) until replaced (nba state import) or
+	// erased. Default: Open refuses such a Redis.
+	Remap bool
 }
 
 func (c *Config) defaults() {
@@ -257,8 +263,42 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		client.Close()
 		return nil, fmt.Errorf("cannot open redis state %s: %s; turn on appendonly, or allow volatile state (AllowVolatile, -state.redis.allowVolatile)", redact(cfg.URL), dur)
 	}
+	if err := b.checkMappings(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
 	go b.health()
 	return b, nil
+}
+
+// mappingsKey holds the fingerprint (digest) of the profile mappings and
+// snapshot fields the customers on this Redis are written with, recorded
+// by the first process that opened it.
+const mappingsKey = "{nba:mappings}"
+
+// checkMappings records this process's fingerprint in mappingsKey, or
+// refuses to start when another is recorded (unless Config.Remap): every
+// customer written with the other mappings would be refused one by one at
+// run time, while the process reported ready.
+func (b *Backend) checkMappings(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	old, err := b.client.Do(cctx, b.client.B().Set().Key(mappingsKey).Value(b.digest).Nx().Get().Build()).ToString()
+	switch {
+	case rueidis.IsRedisNil(err) || err == nil && old == b.digest:
+		return nil // recorded now, or the same
+	case err != nil:
+		return fmt.Errorf("cannot open redis state %s: cannot read the mappings' fingerprint (%s): %w", redact(b.cfg.URL), mappingsKey, err)
+	case b.cfg.Remap:
+		if err := b.client.Do(cctx, b.client.B().Set().Key(mappingsKey).Value(b.digest).Build()).Error(); err != nil {
+			return fmt.Errorf("cannot open redis state %s: cannot record the mappings' fingerprint (%s): %w", redact(b.cfg.URL), mappingsKey, err)
+		}
+		return nil
+	}
+	return &state.Error{Kind: state.ErrMismatch, Err: fmt.Errorf("cannot open redis state %s: its customers were written with other profile mappings or snapshot fields (fingerprint %.12s; this bundle's %.12s), "+
+		"so every one of them would be refused: serve the bundle they were written with; or, to change the mappings, stop every process on this Redis, "+
+		"export the state with the old bundle (nba state export), delete the key %s (redis-cli DEL '%s'), start with the new bundle and import the export (nba state import)",
+		redact(b.cfg.URL), old, b.digest, mappingsKey, mappingsKey)}
 }
 
 // openTimeout bounds how long Open waits for a Redis that does not answer
