@@ -12,8 +12,10 @@
 // Reads: Load reads the hash with rueidis's client-side cache (RESP3
 // tracking: Redis invalidates the entry when any client writes the key), so
 // a repeat visitor costs no network call and a miss costs one round trip.
-// Decoded customers are kept by (customer, version), bounded by
-// Config.MaxCustomers, so a hit does not decode again. A decoded value
+// Decoded customers are kept per customer with the nonce of the write that
+// stored them (a version restarts when a key is deleted and written
+// again; a nonce never repeats), bounded by Config.MaxCustomers, so a hit
+// does not decode again. A decoded value
 // read through the client-side cache is also marked fresh until Redis
 // invalidates its key (ClientOption.OnInvalidations), the connection
 // closes (every mark is dropped, as rueidis drops its cache) or
@@ -28,7 +30,8 @@
 // Writes: a write builds its records with the model, applies them in Go to
 // the loaded value (state.Model.Apply: idempotency, computed and conditional
 // journey moves, bounds) and sends one compare-and-set script: when the
-// version still matches, the new value is stored with the version plus one;
+// version and the nonce still match, the new value is stored with the
+// version plus one;
 // otherwise the script answers the current value and the write is applied
 // again on it, without another read, at most Config.MaxRetries times
 // (then ErrConflict). A write returns after Redis answered (and, with
@@ -52,9 +55,12 @@
 // then deletes the customer's hash; every process reads the tombstones
 // there.
 //
-// Limits: Customers in Stats is not counted (the keys are in Redis); WAIT
-// on a Cluster is not tested; values written with other mappings are
-// refused (ErrUnavailable on read, and writes fail) until migrated.
+// Mappings: Open records the fingerprint of the mappings and snapshot
+// fields in mappingsKey and refuses a Redis that holds another (unless
+// Config.Remap); a customer written with other mappings is an error of
+// kind state.ErrMismatch on reads and writes (retrying never helps).
+//
+// Limits: Customers in Stats is not counted (the keys are in Redis).
 package redisstate
 
 import (
