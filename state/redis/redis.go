@@ -289,9 +289,17 @@ const mappingsKey = "{nba:mappings}"
 func (b *Backend) checkMappings(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	old, err := b.client.Do(cctx, b.client.B().Set().Key(mappingsKey).Value(b.digest).Nx().Get().Build()).ToString()
+	// SET NX, then GET: SET NX GET needs Redis 7.
+	err := b.client.Do(cctx, b.client.B().Set().Key(mappingsKey).Value(b.digest).Nx().Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		err = nil // already recorded
+	}
+	old := b.digest
+	if err == nil {
+		old, err = b.client.Do(cctx, b.client.B().Get().Key(mappingsKey).Build()).ToString()
+	}
 	switch {
-	case rueidis.IsRedisNil(err) || err == nil && old == b.digest:
+	case err == nil && old == b.digest:
 		return nil // recorded now, or the same
 	case err != nil:
 		return fmt.Errorf("cannot open redis state %s: cannot read the mappings' fingerprint (%s): %w", redact(b.cfg.URL), mappingsKey, err)
