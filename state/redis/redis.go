@@ -570,8 +570,8 @@ const ownWriteLag = time.Second
 
 // parse turns an HMGET v d s w answer (or the script's refusal) into a
 // value. The decoded copy held is reused only when it is the very write
-// read (same nonce w): a version number repeats when a key is deleted and
-// written again. Unless strict, a newer value this process wrote within
+// read (same nonce w, same version): a version number alone repeats when
+// a key is deleted and written again. Unless strict, a newer value this process wrote within
 // ownWriteLag wins over the one read (read-your-own-writes): the read is
 // older when it is the value that write replaced, or an older version.
 func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict bool) (value, error) {
@@ -598,7 +598,7 @@ func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict boo
 		return value{}, fmt.Errorf("bad version %q", vs)
 	}
 	w, _ := msgs[3].ToString()
-	if have && e.w == w && w != "" {
+	if have && e.w == w && e.ver == ver && w != "" {
 		return value{ver: e.ver, w: e.w, c: e.c}, nil
 	}
 	if own && (w == e.base || e.ver > ver) {

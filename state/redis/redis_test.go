@@ -348,8 +348,16 @@ func TestWaitReplicasOnRetry(t *testing.T) {
 				}
 			}
 			r.Resume()
-			if err := tc.write(id); err != nil {
-				t.Fatalf("retry with the replica back: %v", err)
+			// The replica catches up first (a client retries meanwhile).
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				err := tc.write(id)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("retry with the replica back: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 		})
 	}
