@@ -26,12 +26,18 @@ var (
 	// was applied; a retry may succeed. The embedded store serialises the
 	// writers of a customer and never returns it.
 	ErrConflict = errors.New("state conflict")
+	// ErrMismatch: the customer's stored state was written with other
+	// profile mappings or snapshot fields (another bundle on a shared
+	// store) and cannot be read with these. Nothing was applied; retrying
+	// never helps: serve the bundle it was written with, or migrate the
+	// state (export with the old bundle, import with the new).
+	ErrMismatch = errors.New("state written with other mappings")
 )
 
 // Error is an error of one kind. Its message is Err's; errors.Is matches
 // both Kind and the errors Err wraps (e.g. syscall.ENOSPC).
 type Error struct {
-	Kind error // ErrInvalid, ErrUnavailable or ErrConflict
+	Kind error // ErrInvalid, ErrUnavailable, ErrConflict or ErrMismatch
 	Err  error
 }
 
@@ -41,11 +47,11 @@ func (e *Error) Error() string { return e.Err.Error() }
 // Unwrap returns Kind and Err.
 func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
 
-// KindOf returns the kind of err (ErrInvalid, ErrUnavailable or
-// ErrConflict), or nil when err has none: an error of no kind is a bug of
+// KindOf returns the kind of err (ErrInvalid, ErrUnavailable, ErrConflict
+// or ErrMismatch), or nil when err has none: an error of no kind is a bug of
 // the store, to be answered as an internal error.
 func KindOf(err error) error {
-	for _, k := range [...]error{ErrInvalid, ErrUnavailable, ErrConflict} {
+	for _, k := range [...]error{ErrInvalid, ErrUnavailable, ErrConflict, ErrMismatch} {
 		if errors.Is(err, k) {
 			return k
 		}

@@ -97,6 +97,9 @@ func (b *Backend) eachOn(n rueidis.Client, addr string, asOf int64, fn func(*sta
 				return b.kind(err, "cannot read customer state on %s", addr)
 			}
 			c, err := b.decodeStored(msgs)
+			if errors.Is(err, state.ErrMismatch) {
+				return err
+			}
 			if err != nil {
 				return &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state on %s: %w", addr, err)}
 			}
@@ -128,7 +131,7 @@ func (b *Backend) decodeStored(msgs []rueidis.RedisMessage) (*state.Customer, er
 		return nil, nil
 	}
 	if d, _ := msgs[1].ToString(); d != b.digest {
-		return nil, fmt.Errorf("the customer was written with other mappings (digest %.12s, ours %.12s)", d, b.digest)
+		return nil, b.mismatch(d)
 	}
 	s, err := msgs[2].ToString()
 	if err != nil {
@@ -201,7 +204,7 @@ func (b *Backend) Restore(cs ...state.CustomerDump) error {
 		}
 		// Preferred to an older copy the client-side cache may still
 		// answer for a moment (see ownWriteLag).
-		b.remember(cs[i].ID, uint64(ver), next[i], now)
+		b.remember(cs[i].ID, entry{ver: uint64(ver), w: execs[i].Args[2], c: next[i], own: now})
 	}
 	b.histEvicted.Add(uint64(sum.HistoryEvicted))
 	b.keysEvicted.Add(uint64(sum.KeysEvicted))

@@ -12,8 +12,10 @@
 // Reads: Load reads the hash with rueidis's client-side cache (RESP3
 // tracking: Redis invalidates the entry when any client writes the key), so
 // a repeat visitor costs no network call and a miss costs one round trip.
-// Decoded customers are kept by (customer, version), bounded by
-// Config.MaxCustomers, so a hit does not decode again. A decoded value
+// Decoded customers are kept per customer with the nonce of the write that
+// stored them (a version restarts when a key is deleted and written
+// again; a nonce never repeats), bounded by Config.MaxCustomers, so a hit
+// does not decode again. A decoded value
 // read through the client-side cache is also marked fresh until Redis
 // invalidates its key (ClientOption.OnInvalidations), the connection
 // closes (every mark is dropped, as rueidis drops its cache) or
@@ -28,7 +30,8 @@
 // Writes: a write builds its records with the model, applies them in Go to
 // the loaded value (state.Model.Apply: idempotency, computed and conditional
 // journey moves, bounds) and sends one compare-and-set script: when the
-// version still matches, the new value is stored with the version plus one;
+// version and the nonce still match, the new value is stored with the
+// version plus one;
 // otherwise the script answers the current value and the write is applied
 // again on it, without another read, at most Config.MaxRetries times
 // (then ErrConflict). A write returns after Redis answered (and, with
@@ -52,9 +55,12 @@
 // then deletes the customer's hash; every process reads the tombstones
 // there.
 //
-// Limits: Customers in Stats is not counted (the keys are in Redis); WAIT
-// on a Cluster is not tested; values written with other mappings are
-// refused (ErrUnavailable on read, and writes fail) until migrated.
+// Mappings: Open records the fingerprint of the mappings and snapshot
+// fields in mappingsKey and refuses a Redis that holds another (unless
+// Config.Remap); a customer written with other mappings is an error of
+// kind state.ErrMismatch on reads and writes (retrying never helps).
+//
+// Limits: Customers in Stats is not counted (the keys are in Redis).
 package redisstate
 
 import (
@@ -126,6 +132,12 @@ type Config struct {
 	// HealthInterval is the gap between the background PINGs that clear
 	// (or set) Err without traffic. Default 250ms.
 	HealthInterval time.Duration
+	// Remap opens a Redis whose customers were written with other profile
+	// mappings or snapshot fields (another fingerprint in mappingsKey) and
+	// records this process's: the customers written with the old ones are
+	// refused (state.ErrMismatch) until replaced (nba state import) or
+	// erased. Default: Open refuses such a Redis.
+	Remap bool
 }
 
 func (c *Config) defaults() {
@@ -167,6 +179,7 @@ type Backend struct {
 	writers [256]sync.Mutex
 
 	down      atomic.Pointer[error] // non-nil while the server is unreachable
+	full      atomic.Pointer[error] // non-nil while Redis refuses writes for memory (OOM)
 	closed    atomic.Bool
 	stop      chan struct{}
 	done      chan struct{}
@@ -193,22 +206,27 @@ var _ state.Backend = (*Backend)(nil)
 
 // casScript stores ARGV[2..4] (version, digest, value) and ARGV[5] (the
 // write's nonce, field w) when the stored version is ARGV[1] ("0": no
-// value), answering 1; it also answers 1 when this very write is already
+// value) and the stored nonce is ARGV[6] (the value the write was applied
+// on; "" for none), answering 1. The version alone does not tell values
+// apart: it restarts at 1 when the key is deleted and written again (an
+// erasure, FLUSHALL, a volatile Redis restarted), and a write applied on
+// the old version 1 would then replace the new customer; a nonce never
+// repeats. It also answers 1 when this very write is already
 // stored (version ARGV[2] with nonce ARGV[5]: a retry of a write whose
 // answer was lost), so a compare-and-set can be sent again after a network
 // error. The nonce, not the value, tells a retry: another process's write
 // from the same version may store identical bytes (two id-less impressions
 // at one time), and both must count. Otherwise it answers the stored
-// {version, digest, value} so the writer applies again on it.
+// {version, digest, value, nonce} so the writer applies again on it.
 const casScript = `local cur = redis.call('HMGET', KEYS[1], 'v', 'd', 's', 'w')
-if (cur[1] or '0') == ARGV[1] then
+if (cur[1] or '0') == ARGV[1] and (cur[4] or '') == ARGV[6] then
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 's', ARGV[4], 'w', ARGV[5])
   return 1
 end
 if cur[1] == ARGV[2] and cur[4] == ARGV[5] then
   return 1
 end
-return {cur[1], cur[2], cur[3]}`
+return {cur[1], cur[2], cur[3], cur[4]}`
 
 var casSHA = func() string { h := sha1.Sum([]byte(casScript)); return hex.EncodeToString(h[:]) }()
 
@@ -251,8 +269,50 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		client.Close()
 		return nil, fmt.Errorf("cannot open redis state %s: %s; turn on appendonly, or allow volatile state (AllowVolatile, -state.redis.allowVolatile)", redact(cfg.URL), dur)
 	}
+	if err := b.checkMappings(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
 	go b.health()
 	return b, nil
+}
+
+// mappingsKey holds the fingerprint (digest) of the profile mappings and
+// snapshot fields the customers on this Redis are written with, recorded
+// by the first process that opened it.
+const mappingsKey = "{nba:mappings}"
+
+// checkMappings records this process's fingerprint in mappingsKey, or
+// refuses to start when another is recorded (unless Config.Remap): every
+// customer written with the other mappings would be refused one by one at
+// run time, while the process reported ready.
+func (b *Backend) checkMappings(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	// SET NX, then GET: SET NX GET needs Redis 7.
+	err := b.client.Do(cctx, b.client.B().Set().Key(mappingsKey).Value(b.digest).Nx().Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		err = nil // already recorded
+	}
+	old := b.digest
+	if err == nil {
+		old, err = b.client.Do(cctx, b.client.B().Get().Key(mappingsKey).Build()).ToString()
+	}
+	switch {
+	case err == nil && old == b.digest:
+		return nil // recorded now, or the same
+	case err != nil:
+		return fmt.Errorf("cannot open redis state %s: cannot read the mappings' fingerprint (%s): %w", redact(b.cfg.URL), mappingsKey, err)
+	case b.cfg.Remap:
+		if err := b.client.Do(cctx, b.client.B().Set().Key(mappingsKey).Value(b.digest).Build()).Error(); err != nil {
+			return fmt.Errorf("cannot open redis state %s: cannot record the mappings' fingerprint (%s): %w", redact(b.cfg.URL), mappingsKey, err)
+		}
+		return nil
+	}
+	return &state.Error{Kind: state.ErrMismatch, Err: fmt.Errorf("cannot open redis state %s: its customers were written with other profile mappings or snapshot fields (fingerprint %.12s; this bundle's %.12s), "+
+		"so every one of them would be refused: serve the bundle they were written with; or, to change the mappings, stop every process on this Redis, "+
+		"export the state with the old bundle (nba state export), delete the key %s (redis-cli DEL '%s'), start with the new bundle and import the export (nba state import)",
+		redact(b.cfg.URL), old, b.digest, mappingsKey, mappingsKey)}
 }
 
 // openTimeout bounds how long Open waits for a Redis that does not answer
@@ -263,27 +323,35 @@ const openTimeout = 10 * time.Second
 // A Redis that does not answer (not started yet, or slower than
 // ConnTimeout for the dial or the handshake on a loaded machine) is tried
 // again every 100ms until ctx ends (at most openTimeout when ctx has no
-// deadline), instead of failing the start at once; an answer that refuses
-// (a wrong password) fails at once.
+// deadline), instead of failing the start at once. An answer that refuses
+// (a wrong or missing password, Cluster seeds against a server without
+// Cluster, an unknown SENTINEL command) fails at once with the server's
+// words, and so does TLS to a port that answers plain text: waiting cannot
+// change them.
 func (b *Backend) connect(ctx context.Context, opt rueidis.ClientOption) (volatile bool, dur string, err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, openTimeout)
 		defer cancel()
 	}
-	for {
+	for try := 0; ; try++ {
 		var client rueidis.Client
-		if client, err = rueidis.NewClient(opt); err != nil {
-			err = fmt.Errorf("cannot open redis state %s: %w", redact(b.cfg.URL), err)
+		var cause error
+		if client, cause = rueidis.NewClient(opt); cause != nil {
+			err = fmt.Errorf("cannot open redis state %s: %w", redact(b.cfg.URL), cause)
 		} else {
 			b.client = client
 			if volatile, dur, err = b.persistence(ctx); err == nil {
 				return volatile, dur, nil
 			}
+			cause = err
 			client.Close()
 		}
-		if !isNetErr(err) {
+		if !isNetErr(cause) {
 			return false, "", err
+		}
+		if try == 0 && opt.TLSConfig != nil && plainText(opt.InitAddress, opt.Dialer.Timeout) {
+			return false, "", fmt.Errorf("cannot open redis state %s: the server answers plain text, not TLS: use redis:// or turn TLS on in Redis: %w", redact(b.cfg.URL), cause)
 		}
 		select {
 		case <-ctx.Done():
@@ -291,6 +359,29 @@ func (b *Backend) connect(ctx context.Context, opt rueidis.ClientOption) (volati
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// plainText reports whether a server of addrs answers a plain-text PING
+// (a rediss:// URL pointed at a port without TLS: the TLS handshake then
+// waits for an answer that never comes, like a server that is down).
+func plainText(addrs []string, timeout time.Duration) bool {
+	for _, a := range addrs {
+		c, err := net.DialTimeout("tcp", a, timeout)
+		if err != nil {
+			continue
+		}
+		c.SetDeadline(time.Now().Add(timeout))
+		var buf [1]byte
+		_, err = c.Write([]byte("PING\r\n"))
+		if err == nil {
+			_, err = io.ReadFull(c, buf[:])
+		}
+		c.Close()
+		if err == nil && (buf[0] == '+' || buf[0] == '-') {
+			return true
+		}
+	}
+	return false
 }
 
 // persistence reads every master's AOF settings and describes what an
@@ -373,9 +464,53 @@ func (b *Backend) health() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ReadTimeout)
 		err := b.client.Do(ctx, b.client.B().Ping().Build()).Error()
+		if err == nil && b.full.Load() != nil && !b.overMemory(ctx) {
+			b.full.Store(nil)
+		}
 		cancel()
 		b.observe(err)
 	}
+}
+
+// ErrFull is wrapped by the errors of writes Redis refused because it is
+// full (maxmemory reached with noeviction, or nothing it may evict): a
+// write fails until memory is freed or maxmemory raised.
+var ErrFull = errors.New("redis is full (used memory over maxmemory): writes are refused until memory is freed or maxmemory raised")
+
+// isOOM reports whether err is Redis refusing a write for memory.
+func isOOM(err error) bool {
+	e, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(e.Error(), "OOM")
+}
+
+// overMemory reports whether a master still counts more memory than its
+// maxmemory (INFO memory, as Redis's own check: used memory less what is
+// not counted for eviction), so that a full Redis stays reported until it
+// would take writes again. A node that does not answer counts as full.
+func (b *Backend) overMemory(ctx context.Context) bool {
+	for _, n := range b.client.Nodes() {
+		info, err := n.Do(ctx, n.B().Info().Section("memory").Build()).ToString()
+		if err != nil {
+			return true
+		}
+		var used, max, not int64
+		for line := range strings.Lines(info) {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+			x, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "used_memory":
+				used = x
+			case "maxmemory":
+				max = x
+			case "mem_not_counted_for_evict":
+				not = x
+			}
+		}
+		if max > 0 && used-not > max {
+			return true
+		}
+	}
+	return false
 }
 
 // observe records whether the server answered.
@@ -390,9 +525,16 @@ func (b *Backend) observe(err error) {
 		e := error(&state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("redis state unreachable: %w", err)})
 		b.down.Store(&e)
 	}
+	if isOOM(err) {
+		// Reads still work, so PINGs do not clear it: health does, once
+		// no master is over maxmemory, or a write that succeeds.
+		e := error(&state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("redis state cannot be written: %w (%w)", ErrFull, err)})
+		b.full.Store(&e)
+	}
 }
 
-// Err returns an ErrUnavailable error while the server does not answer.
+// Err returns an ErrUnavailable error while the server does not answer,
+// and while it refuses writes because it is full (wrapping ErrFull).
 func (b *Backend) Err() error {
 	if b.closed.Load() {
 		return &state.Error{Kind: state.ErrUnavailable, Err: errors.New("redis state closed")}
@@ -400,15 +542,19 @@ func (b *Backend) Err() error {
 	if p := b.down.Load(); p != nil {
 		return *p
 	}
+	if p := b.full.Load(); p != nil {
+		return *p
+	}
 	return nil
 }
 
 func key(customer string) string { return "{c:" + customer + "}" }
 
-// value is one customer as read: the version and the decoded state (nil:
-// none stored).
+// value is one customer as read: the version, the nonce of the write that
+// stored it (field w) and the decoded state (nil: none stored).
 type value struct {
 	ver uint64
+	w   string
 	c   *state.Customer
 	own bool // this process's newer write, preferred to the older value read
 }
@@ -416,19 +562,30 @@ type value struct {
 // ownWriteLag is how long a value this process wrote is preferred to an
 // older one read back: Redis 7 sends the writer's own invalidation after
 // the write's reply, so the client-side cache may answer the old value
-// for a moment after an acknowledgement.
+// for a moment after an acknowledgement. The preference also ends at the
+// first invalidation of the key or flush after the write: the cache then
+// holds nothing older, and what is read (a deletion by another process,
+// a FLUSHALL) is newer.
 const ownWriteLag = time.Second
 
-// parse turns an HMGET v d s answer (or the script's refusal) into a
-// value. Unless strict, a newer value this process wrote within
-// ownWriteLag wins over the one read (read-your-own-writes).
+// parse turns an HMGET v d s w answer (or the script's refusal) into a
+// value. The decoded copy held is reused only when it is the very write
+// read (same nonce w, same version): a version number alone repeats when
+// a key is deleted and written again. Unless strict, a newer value this process wrote within
+// ownWriteLag wins over the one read (read-your-own-writes): the read is
+// older when it is the value that write replaced, or an older version.
 func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict bool) (value, error) {
 	sh := b.shard(customer)
 	e, have := sh.get(customer)
-	own := have && !strict && e.own != 0 && time.Since(time.Unix(0, e.own)) < ownWriteLag
-	if len(msgs) != 3 || msgs[0].IsNil() {
+	own := have && !strict && e.own != 0 && e.gen == b.flushes.Load() && time.Since(time.Unix(0, e.own)) < ownWriteLag
+	if len(msgs) != 4 || msgs[0].IsNil() {
 		if own {
-			return value{ver: e.ver, c: e.c, own: true}, nil
+			return value{ver: e.ver, w: e.w, c: e.c, own: true}, nil
+		}
+		if have {
+			// Deleted (erased, flushed): no last-good copy of it is
+			// served during an outage.
+			sh.forget(customer, e.w)
 		}
 		return value{}, nil
 	}
@@ -440,12 +597,16 @@ func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict boo
 	if err != nil {
 		return value{}, fmt.Errorf("bad version %q", vs)
 	}
-	if have && (e.ver == ver || own && e.ver > ver) {
-		return value{ver: e.ver, c: e.c, own: e.ver != ver}, nil
+	w, _ := msgs[3].ToString()
+	if have && e.w == w && e.ver == ver && w != "" {
+		return value{ver: e.ver, w: e.w, c: e.c}, nil
+	}
+	if own && (w == e.base || e.ver > ver) {
+		return value{ver: e.ver, w: e.w, c: e.c, own: true}, nil
 	}
 	d, _ := msgs[1].ToString()
 	if d != b.digest {
-		return value{}, fmt.Errorf("the customer was written with other mappings (digest %.12s, ours %.12s)", d, b.digest)
+		return value{}, b.mismatch(d)
 	}
 	s, err := msgs[2].ToString()
 	if err != nil {
@@ -455,8 +616,8 @@ func (b *Backend) parse(customer string, msgs []rueidis.RedisMessage, strict boo
 	if err != nil {
 		return value{}, fmt.Errorf("cannot decode the customer: %w", err)
 	}
-	b.remember(customer, ver, c, 0)
-	return value{ver: ver, c: c}, nil
+	b.remember(customer, entry{ver: ver, w: w, c: c})
+	return value{ver: ver, w: w, c: c}, nil
 }
 
 // read returns the customer's value, from the client-side cache when
@@ -473,9 +634,9 @@ func (b *Backend) read(ctx context.Context, customer string, cached bool) (v val
 	var res rueidis.RedisResult
 	for try := 0; ; try++ {
 		if cached {
-			res = b.client.DoCache(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Cache().ToStaticTTL(), b.cfg.CacheTTL)
+			res = b.client.DoCache(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s", "w").Cache().ToStaticTTL(), b.cfg.CacheTTL)
 		} else {
-			res = b.client.Do(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s").Build())
+			res = b.client.Do(ctx, b.client.B().Hmget().Key(key(customer)).Field("v", "d", "s", "w").Build())
 		}
 		if try > 0 || !retryable(ctx, res.Error()) {
 			break
@@ -488,7 +649,7 @@ func (b *Backend) read(ctx context.Context, customer string, cached bool) (v val
 	}
 	v, err = b.parse(customer, msgs, !cached)
 	if err != nil {
-		return value{}, false, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state: %w", err)}
+		return value{}, false, parseErr(err)
 	}
 	if cached && !v.own {
 		b.markFresh(sh, tok, customer, v, res.CachePTTL())
@@ -496,8 +657,26 @@ func (b *Backend) read(ctx context.Context, customer string, cached bool) (v val
 	return v, res.IsCacheHit(), nil
 }
 
+// parseErr wraps an error of parse: a customer written with other
+// mappings keeps its kind (ErrMismatch: retrying never helps), anything
+// else unexpected in the answer is ErrUnavailable.
+func parseErr(err error) error {
+	if errors.Is(err, state.ErrMismatch) {
+		return err
+	}
+	return &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state: %w", err)}
+}
+
+// mismatch is the error of a customer stored with the mappings digest d.
+func (b *Backend) mismatch(d string) error {
+	return &state.Error{Kind: state.ErrMismatch, Err: fmt.Errorf("cannot read customer state: the customer was written with other mappings (fingerprint %.12s, ours %.12s): serve the bundle it was written with, or migrate the state (nba state export with the old bundle, import with the new)", d, b.digest)}
+}
+
 // kind wraps a client error as an error of a state kind.
 func (b *Backend) kind(err error, format string, args ...any) error {
+	if isOOM(err) {
+		return &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf(format+": %w (%w)", append(args, ErrFull, err)...)}
+	}
 	return &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf(format+": %w", append(args, err)...)}
 }
 
@@ -565,7 +744,7 @@ func (b *Backend) Prefetch(ctx context.Context, customers []string) error {
 		}
 		ids = append(ids, c)
 		toks = append(toks, b.token(b.shard(c)))
-		cmds = append(cmds, rueidis.CT(b.client.B().Hmget().Key(key(c)).Field("v", "d", "s").Cache().ToStaticTTL(), b.cfg.CacheTTL))
+		cmds = append(cmds, rueidis.CT(b.client.B().Hmget().Key(key(c)).Field("v", "d", "s", "w").Cache().ToStaticTTL(), b.cfg.CacheTTL))
 	}
 	if len(cmds) == 0 {
 		return nil
@@ -586,7 +765,7 @@ func (b *Backend) Prefetch(ctx context.Context, customers []string) error {
 		v, err := b.parse(ids[i], msgs, false)
 		if err != nil {
 			if first == nil {
-				first = &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot read customer state: %w", err)}
+				first = parseErr(err)
 			}
 			continue
 		}
@@ -635,7 +814,14 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 			sum.IDsEvicted += res.IDsEvicted
 			sum.Dropped += res.Dropped
 		}
-		if aerr != nil || next == cur.c {
+		// With WaitReplicas, a duplicate (a retry of a write whose
+		// answer was lost, maybe before its WAIT) or a no-op is stored
+		// again, unchanged but as a new write, and acknowledged only
+		// after WAIT: replication is in order, so replicas that have it
+		// have the first write too. Without this, a retry after a failed
+		// WAIT was acknowledged at once.
+		rewrite := aerr == nil && next == cur.c && cur.c != nil && b.cfg.WaitReplicas > 0
+		if aerr != nil || next == cur.c && !rewrite {
 			// Nothing to write: a refusal or a no-op decided on a cached
 			// value is checked against the stored one first.
 			if !verified && (aerr != nil || n < len(recs)) {
@@ -644,7 +830,7 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 					return 0, err
 				}
 				verified = true
-				if fresh.ver != cur.ver {
+				if fresh.w != cur.w || fresh.ver != cur.ver {
 					cur = fresh
 					continue
 				}
@@ -659,12 +845,12 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 			return n, nil
 		}
 		val := b.m.AppendCustomer(nil, next)
-		ok, other, err := b.cas(ctx, customer, cur.ver, val)
+		ok, w, other, err := b.cas(ctx, customer, cur, val)
 		if err != nil {
 			return 0, err
 		}
 		if ok {
-			b.remember(customer, cur.ver+1, next, time.Now().UnixNano())
+			b.remember(customer, entry{ver: cur.ver + 1, w: w, base: cur.w, c: next, own: time.Now().UnixNano()})
 			b.dups.Add(uint64(n))
 			b.journeys.Add(uint64(sum.Journeys))
 			b.histEvicted.Add(uint64(sum.HistoryEvicted))
@@ -681,11 +867,13 @@ func (b *Backend) write(ctx context.Context, customer string, recs []*state.Reco
 	return 0, &state.Error{Kind: state.ErrConflict, Err: fmt.Errorf("cannot write customer state: %d concurrent changes won", b.cfg.MaxRetries)}
 }
 
-// cas runs the compare-and-set script (and WAIT on the same connection
-// when configured): ok, or the stored value that won.
-func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []byte) (ok bool, cur value, err error) {
+// cas runs the compare-and-set script of val on base (and WAIT on the
+// same connection when configured): ok and the write's nonce, or the
+// stored value that won.
+func (b *Backend) cas(ctx context.Context, customer string, base value, val []byte) (ok bool, w string, cur value, err error) {
 	k := key(customer)
-	args := b.casArgs(ver, val)
+	args := b.casArgs(base, val)
+	w = args[4]
 	// Commands are recycled once sent: build one per send.
 	evalsha := func() rueidis.Completed {
 		return b.client.B().Evalsha().Sha1(casSHA).Numkeys(1).Key(k).Arg(args...).Build()
@@ -716,26 +904,32 @@ func (b *Backend) cas(ctx context.Context, customer string, ver uint64, val []by
 	}
 	b.observe(err)
 	if err != nil {
-		return false, value{}, b.kind(err, "cannot write customer state")
+		return false, "", value{}, b.kind(err, "cannot write customer state")
 	}
 	if n, err := res.AsInt64(); err == nil && n == 1 {
-		return true, value{}, nil
+		if b.full.Load() != nil {
+			b.full.Store(nil) // Redis takes writes again
+		}
+		return true, w, value{}, nil
 	}
 	msgs, err := res.ToArray()
 	if err == nil {
 		cur, err = b.parse(customer, msgs, true)
 	}
-	if err != nil {
-		return false, value{}, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot write customer state: %w", err)}
+	if errors.Is(err, state.ErrMismatch) {
+		return false, "", value{}, err
 	}
-	return false, cur, nil
+	if err != nil {
+		return false, "", value{}, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot write customer state: %w", err)}
+	}
+	return false, "", cur, nil
 }
 
-// casArgs are the script's arguments for one write of val on version ver,
-// with a nonce of its own (sent unchanged when the same write is retried).
-func (b *Backend) casArgs(ver uint64, val []byte) []string {
+// casArgs are the script's arguments for one write of val on base, with
+// a nonce of its own (sent unchanged when the same write is retried).
+func (b *Backend) casArgs(base value, val []byte) []string {
 	nonce := b.nonce + strconv.FormatUint(b.writes.Add(1), 36)
-	return []string{strconv.FormatUint(ver, 10), strconv.FormatUint(ver+1, 10), b.digest, rueidis.BinaryString(val), nonce}
+	return []string{strconv.FormatUint(base.ver, 10), strconv.FormatUint(base.ver+1, 10), b.digest, rueidis.BinaryString(val), nonce, base.w}
 }
 
 // casWait sends the script and WAIT in one DoMulti: both go to one
@@ -910,11 +1104,17 @@ const numShards = 32
 
 type entry struct {
 	ver uint64
+	w   string // the nonce of the write that stored c: a version repeats, w does not
 	c   *state.Customer
 	own int64 // when this process wrote it (unix ns); 0: read
+	// base is, for this process's own write, the nonce of the value it
+	// replaced: a read answering that value is older than c.
+	base string
 	// fresh is when the fresh mark ends (unix ns; 0: not fresh): until
 	// then, and while flushes is still gen, c is what the client-side
 	// cache holds for the customer and Load answers it without a call.
+	// For an own write, gen is flushes when it was kept: its preference
+	// ends at the next flush.
 	fresh int64
 	gen   uint64
 }
@@ -983,7 +1183,10 @@ func (b *Backend) markFresh(s *shard, tok readToken, customer string, v value, p
 		return
 	}
 	e, ok := s.m[customer]
-	if ok && e.ver > v.ver {
+	if ok && e.w != v.w {
+		// Another value was kept since this one was read (a concurrent
+		// read or write): which is newer is not known, so neither is
+		// marked and the next Load reads again.
 		return
 	}
 	if !ok {
@@ -991,7 +1194,7 @@ func (b *Backend) markFresh(s *shard, tok readToken, customer string, v value, p
 	}
 	// Cloned: customer may share memory with a request buffer (a map
 	// assignment stores the key given, also over an existing one).
-	s.m[strings.Clone(customer)] = entry{ver: v.ver, c: v.c, fresh: until, gen: tok.flushes}
+	s.m[strings.Clone(customer)] = entry{ver: v.ver, w: v.w, c: v.c, fresh: until, gen: tok.flushes}
 }
 
 // invalidate is the client's invalidation callback (on a connection's
@@ -1020,8 +1223,8 @@ func (b *Backend) invalidateKey(k string) {
 	s := b.shard(id)
 	s.mu.Lock()
 	s.invals.Add(1)
-	if e, ok := s.m[id]; ok && e.fresh != 0 {
-		e.fresh = 0
+	if e, ok := s.m[id]; ok && (e.fresh != 0 || e.own != 0) {
+		e.fresh, e.own = 0, 0
 		s.m[id] = e
 	}
 	s.mu.Unlock()
@@ -1050,20 +1253,37 @@ func (s *shard) get(customer string) (entry, bool) {
 	return e, ok
 }
 
-// remember keeps the newest decoded value of a customer; a full shard
-// drops an arbitrary entry (bounded, not LRU: a dropped one is decoded
-// again on its next read).
-func (b *Backend) remember(customer string, ver uint64, c *state.Customer, own int64) {
+// remember keeps e as the customer's decoded value. This process's own
+// write (e.own set) always replaces what is held: its compare-and-set
+// succeeded, so it is the newest value, even when its version is not
+// larger (a key deleted and written again restarts at 1). A value read
+// replaces what is held unless it is the same write (nonce w), which
+// keeps the fresh mark; parse has already preferred a recent own write to
+// an older read. A full shard drops an arbitrary entry (bounded, not LRU:
+// a dropped one is decoded again on its next read).
+func (b *Backend) remember(customer string, e entry) {
 	s := b.shard(customer)
 	max := max(1, b.cfg.MaxCustomers/numShards)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.m[customer]; ok && e.ver >= ver && e.own == 0 {
+	if old, ok := s.m[customer]; ok && e.own == 0 && old.w == e.w && e.w != "" {
 		return
 	} else if !ok {
 		s.evictOne(max)
 	}
-	s.m[strings.Clone(customer)] = entry{ver: ver, c: c, own: own} // cloned as in markFresh
+	if e.own != 0 {
+		e.gen = b.flushes.Load() // the own-write preference ends at a flush (parse)
+	}
+	s.m[strings.Clone(customer)] = e // cloned as in markFresh
+}
+
+// forget drops the customer's decoded value if it is still the write w.
+func (s *shard) forget(customer, w string) {
+	s.mu.Lock()
+	if e, ok := s.m[customer]; ok && e.w == w {
+		delete(s.m, customer)
+	}
+	s.mu.Unlock()
 }
 
 // digest identifies the mappings and snapshot fields values are encoded
@@ -1117,7 +1337,8 @@ func isNetErr(err error) bool {
 	if err == nil || rueidis.IsRedisNil(err) {
 		return false
 	}
-	if e, ok := rueidis.IsRedisErr(err); ok {
+	var e *rueidis.RedisError
+	if errors.As(err, &e) {
 		// A loading, read-only or failing-over server does not take writes.
 		return e.IsLoading() || e.IsClusterDown() || e.IsTryAgain() || strings.HasPrefix(e.Error(), "READONLY")
 	}
@@ -1125,13 +1346,85 @@ func isNetErr(err error) bool {
 }
 
 // parseURL is rueidis.ParseURL with an error that does not quote the URL
-// (url.Parse's does, password included, and it reaches the log).
+// (url.Parse's does, password included, and it reaches the log), and with
+// the mistakes rueidis lets through refused by name: a query parameter it
+// does not know (ignored there: a mistyped Cluster seed became a
+// standalone connection), one that is not valid URL encoding (dropped
+// there), an addr= that is not host[:port], and protocol=2 (RESP2 has no
+// client-side caching, which the backend needs).
 func parseURL(u string) (rueidis.ClientOption, error) {
+	if err := checkURL(u); err != nil {
+		return rueidis.ClientOption{}, fmt.Errorf("invalid URL: %w", err)
+	}
 	opt, err := rueidis.ParseURL(u)
 	if ue := (*url.Error)(nil); errors.As(err, &ue) {
 		err = fmt.Errorf("invalid URL: %w", ue.Err)
 	}
 	return opt, err
+}
+
+// urlParams are the query parameters rueidis.ParseURL reads.
+var urlParams = []string{"addr", "client_cache", "client_name", "db", "dial_timeout", "master_set", "max_retries", "protocol", "skip_verify", "write_timeout"}
+
+// checkURL refuses what rueidis.ParseURL would take silently or explain
+// in its own terms. Its errors quote no password.
+func checkURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil {
+		return nil // rueidis.ParseURL's error, without the URL, says it
+	}
+	if p.Scheme == "" {
+		return errors.New("no scheme: want redis://host:port, rediss:// (TLS) or unix://")
+	}
+	for pair := range strings.SplitSeq(p.RawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		rk, rv, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(rk)
+		if err != nil {
+			return fmt.Errorf("query parameter %q: not valid URL encoding", rk)
+		}
+		v, err := url.QueryUnescape(rv)
+		if err != nil {
+			return fmt.Errorf("query parameter %s: value %q is not valid URL encoding", k, rv)
+		}
+		if !slices.Contains(urlParams, k) {
+			return fmt.Errorf("unknown query parameter %q (known: %s)", k, strings.Join(urlParams, ", "))
+		}
+		switch k {
+		case "addr":
+			if err := checkAddr(v); err != nil {
+				return fmt.Errorf("query parameter addr=%q: %w", v, err)
+			}
+		case "protocol":
+			if v != "3" {
+				return fmt.Errorf("query parameter protocol=%q: the state backend needs RESP3 (protocol=3, the default: client-side caching and its invalidations); Redis 6 or later speaks it", v)
+			}
+		}
+	}
+	return nil
+}
+
+// checkAddr checks a Cluster seed: host or host:port, port 1-65535.
+func checkAddr(a string) error {
+	host, port := a, ""
+	if strings.HasPrefix(a, "[") || strings.Count(a, ":") == 1 {
+		h, p, err := net.SplitHostPort(a)
+		if err != nil {
+			return errors.New("want host:port")
+		}
+		host, port = h, p
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@ ") {
+		return errors.New("want host:port")
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return errors.New("want host:port with a port from 1 to 65535")
+		}
+	}
+	return nil
 }
 
 // redact hides a password in a URL for messages.

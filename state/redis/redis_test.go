@@ -314,6 +314,58 @@ func TestWaitReplicas(t *testing.T) {
 	}
 }
 
+// TestWaitReplicasOnRetry is the regression test of redis-3: a write
+// refused because WAIT did not see the replica, sent again with the same
+// id (a duplicate), is not acknowledged before WAIT reports the replica;
+// with the replica back, the retry is acknowledged and is still one
+// contact.
+func TestWaitReplicasOnRetry(t *testing.T) {
+	p := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
+	r := redistest.Start(t, redistest.Options{AppendFsync: "everysec", ReplicaOf: p})
+	b := open(t, redisstate.Config{URL: p.URL, WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond})
+	for _, tc := range []struct {
+		name  string
+		write func(id string) error
+	}{
+		{"contact", func(id string) error { return b.RecordContact(impression("wr", id, t0)) }},
+		{"contact once", func(id string) error { _, err := b.RecordContactOnce(impression("wr", id, t0)); return err }},
+		{"event", func(id string) error {
+			_, err := b.ApplyEventOnce(state.Event{Customer: "wr", Type: "e", ID: id, At: t0})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r.Pause()
+			id := "retry-" + tc.name
+			if err := tc.write(id); !errors.Is(err, state.ErrUnavailable) {
+				r.Resume()
+				t.Fatalf("write with the replica stalled: %v, want ErrUnavailable", err)
+			}
+			for i := range 2 {
+				if err := tc.write(id); !errors.Is(err, state.ErrUnavailable) {
+					r.Resume()
+					t.Fatalf("retry %d with the replica stalled: %v, want ErrUnavailable", i, err)
+				}
+			}
+			r.Resume()
+			// The replica catches up first (a client retries meanwhile).
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				err := tc.write(id)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("retry with the replica back: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+	if got := count(t, b, "wr"); got != 2 {
+		t.Errorf("%d impressions, want 2 (one per id)", got)
+	}
+}
+
 // TestWaitReplicasClusterWithoutReplicas: on a Cluster whose masters have
 // no replica, a write asked to wait for one is not acknowledged (and the
 // client does not refuse the keyless WAIT beside a keyed script).
