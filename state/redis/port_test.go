@@ -279,3 +279,53 @@ func TestUnmergeAfterImportIntoRedis(t *testing.T) {
 		t.Errorf("after the unmerge on Redis:\n%s\nafter the unmerge on the embedded state:\n%s", got, want)
 	}
 }
+
+// TestExportImportKeepsReservations: a reservation of an exact cap held on
+// the embedded state is in the export and holds the slot after an import
+// into a new embedded state and into Redis, and importing the line back
+// into the source keeps it. Before, the export dropped reservations, so the
+// moved customer was given the reserved slot a second time.
+func TestExportImportKeepsReservations(t *testing.T) {
+	cfg := portConfig(t)
+	caps := []state.ExactCap{{Kind: state.KindChannel, Key: "email", Window: time.Hour, Max: 1}}
+	reserve := func(decision string, at time.Time) state.Reservation {
+		return state.Reservation{Customer: "c1", Decision: decision, Action: "a", Group: "g", Channel: "email",
+			At: at, Expires: at.Add(10 * time.Minute), Caps: caps}
+	}
+	src := openEmbedded(t, cfg)
+	if err := src.Reserve(reserve("d1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	exported := export(t, src)
+	if !strings.Contains(exported, `"reservations"`) {
+		t.Fatalf("the export has no reservation:\n%s", exported)
+	}
+	type reserver interface {
+		stateio.Target
+		stateio.Source
+		Reserve(...state.Reservation) error
+	}
+	check := func(t *testing.T, dst reserver) {
+		t.Helper()
+		if err := dst.Reserve(reserve("d2", t0.Add(time.Minute))); !errors.Is(err, state.ErrConflict) {
+			t.Errorf("a second reservation of the exact cap after the import = %v, want ErrConflict", err)
+		}
+		if got := export(t, dst); got != exported {
+			t.Errorf("export after the import:\n%s\nwant\n%s", got, exported)
+		}
+	}
+	t.Run("embedded", func(t *testing.T) {
+		dst := openEmbedded(t, cfg)
+		importAll(t, exported, dst)
+		check(t, dst)
+	})
+	t.Run("redis", func(t *testing.T) {
+		dst := open(t, redisstate.Config{URL: redistest.Start(t, redistest.Options{}).URL, State: cfg, AllowVolatile: true})
+		importAll(t, exported, dst)
+		check(t, dst)
+	})
+	t.Run("in place", func(t *testing.T) {
+		importAll(t, exported, src)
+		check(t, src)
+	})
+}

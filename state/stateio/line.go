@@ -20,7 +20,9 @@
 //     "merged_into":"c00042", "receipt":"...", "saved":{"customer":"~cookie:c-91",...},
 //     "merges":[{"receipt":"...","from":"~cookie:c-91","before":{"customer":"c00042",...},
 //     "since":[{"as_of":0,"record":"<base64>"}],"full":false}],
-//     "expired":[{"key":"cookie:c-1","fresh":"~cookie:c-1@1780000000"}]}
+//     "expired":[{"key":"cookie:c-1","fresh":"~cookie:c-1@1780000000"}],
+//     "reservations":[{"decision":"d-7","action":"a","group":"g","channel":"email","at":"...","expires":"...",
+//     "caps":[{"kind":"channel","key":"email","window":"24h0m0s","max":1}]}]}
 //
 //     Contacts are the latest recorded first; ids oldest first (event ids marked);
 //     counters are the store's cap-window aggregates, which keep counting
@@ -37,8 +39,11 @@
 //     the log's own format, and the snapshot as-of time it was applied
 //     with), so that an unmerge after the import gives what it would have
 //     before the export; expired are identifiers the profile dropped as
-//     their ttl ran out, and the anonymous profile each names since.
-//     Importing such a line replaces the customer's state.
+//     their ttl ran out, and the anonymous profile each names since;
+//     reservations are the slots of exact caps decisions hold until their
+//     impression comes or they expire, so that a moved customer is not
+//     given a reserved slot again. Importing such a line replaces the
+//     customer's state.
 //
 //   - one contact of a contact history, with the columns bench/bundlegen's
 //     contacts.csv has: {"customer_id":"c1","action":"a","group":"g",
@@ -155,6 +160,28 @@ type wireCustomer struct {
 	Saved       *wireCustomer    `json:"saved,omitempty"`
 	Merges      []wireMerge      `json:"merges,omitempty"`
 	Expired     []wireExpired    `json:"expired,omitempty"`
+
+	Reservations []wireReservation `json:"reservations,omitempty"`
+}
+
+// wireReservation is a reservation of exact caps (state.Reservation).
+type wireReservation struct {
+	Decision string         `json:"decision"`
+	Action   string         `json:"action"`
+	Group    string         `json:"group,omitempty"`
+	Channel  string         `json:"channel,omitempty"`
+	At       string         `json:"at"`
+	Expires  string         `json:"expires"`
+	Caps     []wireExactCap `json:"caps"`
+}
+
+// wireExactCap is an exact cap a reservation counts toward; its window in
+// Go's duration syntax ("24h0m0s").
+type wireExactCap struct {
+	Kind   string `json:"kind"`
+	Key    string `json:"key"`
+	Window string `json:"window"`
+	Max    int    `json:"max"`
 }
 
 // wireExpired is an identifier dropped by its ttl (state.ExpiredIdentifier).
@@ -204,6 +231,8 @@ type wireLine struct {
 	Saved       *wireLine        `json:"saved"`
 	Merges      []wireMergeIn    `json:"merges"`
 	Expired     []wireExpired    `json:"expired"`
+
+	Reservations []wireReservation `json:"reservations"`
 
 	CustomerID *string  `json:"customer_id"`
 	Action     *string  `json:"action"`
@@ -274,6 +303,14 @@ func toWire(c *state.CustomerDump) (*wireCustomer, error) {
 	for _, g := range c.Expired {
 		w.Expired = append(w.Expired, wireExpired(g))
 	}
+	for _, r := range c.Reservations {
+		wr := wireReservation{Decision: r.Decision, Action: r.Action, Group: r.Group, Channel: r.Channel,
+			At: formatTime(r.At), Expires: formatTime(r.Expires)}
+		for _, k := range r.Caps {
+			wr.Caps = append(wr.Caps, wireExactCap{Kind: k.Kind.String(), Key: k.Key, Window: k.Window.String(), Max: k.Max})
+		}
+		w.Reservations = append(w.Reservations, wr)
+	}
 	for _, k := range c.Counters {
 		w.Counters = append(w.Counters, wireCounter{Kind: k.Kind.String(), Key: k.Key, Outcome: k.Outcome.String(), Seen: k.Seen,
 			Recent: k.Recent, HourTop: k.HourTop, Hours: k.Hours, DayTop: k.DayTop, Days: k.Days})
@@ -319,7 +356,8 @@ func DecodeLine(line []byte) (Row, error) {
 		c, err := w.customer()
 		return Row{Customer: c}, err
 	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil && w.Consent == nil &&
-		w.Identifiers == nil && w.MergedInto == "" && w.Receipt == "" && w.Saved == nil && w.Merges == nil && w.Expired == nil:
+		w.Identifiers == nil && w.MergedInto == "" && w.Receipt == "" && w.Saved == nil && w.Merges == nil && w.Expired == nil &&
+		w.Reservations == nil:
 		k := contactRow{Customer: *w.CustomerID, Group: w.Group, Channel: w.Channel, ID: w.ID}
 		if w.Action != nil {
 			k.Action = *w.Action
@@ -535,6 +573,13 @@ func (w *wireLine) customer() (*state.CustomerDump, error) {
 	for _, g := range w.Expired {
 		c.Expired = append(c.Expired, state.ExpiredIdentifier(g))
 	}
+	for i, r := range w.Reservations {
+		x, err := r.reservation()
+		if err != nil {
+			return nil, fmt.Errorf("reservations[%d].%w", i, err)
+		}
+		c.Reservations = append(c.Reservations, x)
+	}
 	var err error
 	if w.Saved != nil {
 		if c.Saved, err = w.Saved.nested(); err != nil {
@@ -564,6 +609,36 @@ func (w *wireLine) nested() (*state.CustomerDump, error) {
 		return nil, errors.New(`customer: want a customer's state ("customer") only`)
 	}
 	return w.customer()
+}
+
+// reservation converts one reservation of a customer line; the store
+// checks the rest (state.Model.Restored).
+func (r *wireReservation) reservation() (state.Reservation, error) {
+	x := state.Reservation{Decision: r.Decision, Action: r.Action, Group: r.Group, Channel: r.Channel}
+	var err error
+	switch {
+	case r.Decision == "":
+		return x, errors.New("decision: empty")
+	case r.Action == "":
+		return x, errors.New("action: empty")
+	}
+	if x.At, err = parseTime(r.At); err != nil {
+		return x, fmt.Errorf("at: %w", err)
+	}
+	if x.Expires, err = parseTime(r.Expires); err != nil {
+		return x, fmt.Errorf("expires: %w", err)
+	}
+	for i, k := range r.Caps {
+		c := state.ExactCap{Key: k.Key, Max: k.Max}
+		if c.Kind, err = parseKind(k.Kind); err != nil {
+			return x, fmt.Errorf("caps[%d].kind: want action, group or channel", i)
+		}
+		if c.Window, err = time.ParseDuration(k.Window); err != nil || c.Window <= 0 {
+			return x, fmt.Errorf("caps[%d].window: want a positive duration (24h)", i)
+		}
+		x.Caps = append(x.Caps, c)
+	}
+	return x, nil
 }
 
 func parseKind(s string) (state.Kind, error) {
