@@ -19,6 +19,7 @@ import (
 	"nba/nba/server"
 	"nba/nba/sidecar"
 	"nba/state"
+	"nba/state/redis/redistest"
 )
 
 // openQuiet opens a sidecar on the embedded demo (or bundle dir) and state
@@ -295,4 +296,57 @@ func TestStateCommandsRefuseALockedDirectory(t *testing.T) {
 	if err != nil || !bytes.Contains(buf, []byte("wb_20_off")) {
 		t.Fatalf("the held state changed: %s, %v", buf, err)
 	}
+}
+
+// TestStateImportRefusesContactsFeedbackRefuses: contact rows that HTTP
+// feedback would refuse (an action not in the catalog, a group not the
+// action's, a channel the catalog does not configure, a time more than the
+// allowance ahead) are refused with their line and column, into a state
+// directory and into Redis; a row without a group gets its action's.
+// Before, only format errors were refused: such rows were recorded, and
+// one far ahead was in the history but counted by no cap.
+func TestStateImportRefusesContactsFeedbackRefuses(t *testing.T) {
+	at := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	ahead := time.Now().UTC().Add(48 * time.Hour).Format(time.RFC3339)
+	in := filepath.Join(t.TempDir(), "contacts.csv")
+	rows := "customer_id,action,group,channel,outcome,at\n" +
+		"c00001,wb_20_off,win_back,web,impression," + at + "\n" +
+		"c00001,no_such_action,win_back,web,impression," + at + "\n" +
+		"c00001,wb_20_off,wrong_group,web,impression," + at + "\n" +
+		"c00001,wb_20_off,win_back,fax,impression," + at + "\n" +
+		"c00001,wb_20_off,win_back,web,impression,2099-12-06T10:00:00Z\n" +
+		"c00001,wb_20_off,win_back,web,impression," + ahead + "\n" +
+		"c00001,wb_20_off,,web,click," + at + "\n"
+	if err := os.WriteFile(in, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, target ...string) {
+		t.Helper()
+		code, _, stderr := runNBA(t, append(append([]string{"state", "import"}, target...), in)...)
+		if code != 1 {
+			t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
+		}
+		for _, want := range []string{"line 3: refused: action: not in the bundle's catalog", "line 4: refused: group: not the action's group",
+			"line 5: refused: channel: not a channel", "line 6: refused: at: more than 24h0m0s after now", "line 7: refused: at: more than 24h0m0s after now",
+			"imported 1 customers: 2 contacts", "5 rows refused"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr)
+			}
+		}
+		file := filepath.Join(t.TempDir(), "out.jsonl")
+		if code, _, stderr := runNBA(t, append(append([]string{"state", "export"}, target...), "-out", file)...); code != 0 {
+			t.Fatalf("export: exit %d; stderr:\n%s", code, stderr)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(string(b), `"group":"win_back"`); got != 2 {
+			t.Errorf("%d contacts of group win_back exported, want 2 (the row without a group gets its action's):\n%s", got, b)
+		}
+	}
+	t.Run("embedded", func(t *testing.T) { check(t, "-state", t.TempDir()) })
+	t.Run("redis", func(t *testing.T) {
+		check(t, "-state.redis", redistest.Start(t, redistest.Options{AppendFsync: "always"}).URL)
+	})
 }

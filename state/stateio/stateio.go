@@ -90,6 +90,12 @@ type Options struct {
 	// MaxLineBytes bounds a JSON line (a customer's whole state). Default
 	// 16 MiB.
 	MaxLineBytes int
+	// CheckContact, if not nil, checks each contact row (CSV or JSON, not
+	// a customer's line) before it is written, as feedback would check it
+	// (the catalog's actions and channels, the range of its time), and
+	// may complete it (the action's group when the row has none). An
+	// error refuses the row; it names the column or key at fault.
+	CheckContact func(c *state.Contact) error
 }
 
 // Batch sizes of Import: contacts and customers per write.
@@ -200,6 +206,12 @@ func (im *importer) refuse(line int, err error) {
 }
 
 func (im *importer) addContact(line int, c state.Contact) error {
+	if im.opt.CheckContact != nil {
+		if err := im.opt.CheckContact(&c); err != nil {
+			im.refuse(line, err)
+			return nil
+		}
+	}
 	if len(im.customers) > 0 {
 		if err := im.flushCustomers(); err != nil {
 			return err
