@@ -207,8 +207,8 @@ func runStateExport(args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "exported %d customers: %d contacts, %d field values, %d journeys, %d idempotency keys\n",
-		n.Customers, n.Contacts, n.Fields, n.Journeys, n.IDs)
+	fmt.Fprintf(os.Stderr, "exported %d customers: %d contacts, %d field values, %d journeys, %d idempotency keys; %d tombstones of erased customers\n",
+		n.Customers, n.Contacts, n.Fields, n.Journeys, n.IDs, n.Tombstones)
 	return nil
 }
 
@@ -248,8 +248,8 @@ func runStateImport(args []string) (err error) {
 	if shown > o.maxErrors {
 		fmt.Fprintf(os.Stderr, "(%d more refused rows not listed)\n", shown-o.maxErrors)
 	}
-	fmt.Fprintf(os.Stderr, "imported %d customers: %d contacts (%d duplicates not recorded again), %d field values, %d journeys, %d idempotency keys; %d rows refused\n",
-		n.Customers, n.Contacts, n.Duplicates, n.Fields, n.Journeys, n.IDs, n.Refused)
+	fmt.Fprintf(os.Stderr, "imported %d customers: %d contacts (%d duplicates not recorded again), %d field values, %d journeys, %d idempotency keys, %d tombstones; %d rows refused\n",
+		n.Customers, n.Contacts, n.Duplicates, n.Fields, n.Journeys, n.IDs, n.Tombstones, n.Refused)
 	if dropped := st.Stats().ReplayDropped; dropped > 0 {
 		fmt.Fprintf(os.Stderr, "dropped %d field values of fields the bundle's profile mappings do not have\n", dropped)
 	}

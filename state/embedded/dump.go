@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"fmt"
 
 	"nba/state"
 )
@@ -58,4 +59,26 @@ func (s *Store) Restore(cs ...state.CustomerDump) error {
 // write for a batch, for importers.
 func (s *Store) RecordContacts(cs []state.Contact) (dups int, err error) {
 	return s.recordContact(cs)
+}
+
+// RestoreTombstones keeps each tombstone until its Until, or a later end
+// already kept (all are checked first; on an ErrInvalid error none is
+// kept). Like Restore it is not logged: the next Checkpoint makes the
+// tombstones durable.
+func (s *Store) RestoreTombstones(ts ...state.Tombstone) error {
+	for i, t := range ts {
+		if err := s.CheckString("pseudonym", t.Pseudonym, true); err != nil {
+			return invalidf("cannot restore tombstone %d: %w", i, err)
+		}
+	}
+	s.tomb.mu.RLock()
+	n := len(s.tomb.m)
+	s.tomb.mu.RUnlock()
+	if n+len(ts) > state.MaxTombstones {
+		return unavailable(fmt.Errorf("cannot restore tombstones: %d kept and %d more exceed the limit of %d", n, len(ts), state.MaxTombstones))
+	}
+	for _, t := range ts {
+		s.tomb.add(t.Pseudonym, t.Until.UnixNano())
+	}
+	return nil
 }

@@ -45,6 +45,13 @@
 //     given a reserved slot again. Importing such a line replaces the
 //     customer's state.
 //
+//   - an erased customer's tombstone, as export writes it after the
+//     customers: {"tombstone":"<pseudonym>","until":"2027-01-06T10:00:00Z"}.
+//     The pseudonym is the keyed hash of the id the erasure kept (never the
+//     id; the target must be served with the same $NBA_ERASURE_KEY), and
+//     importing it keeps the tombstone until then, so that after a move a
+//     late event for the erased customer is still refused.
+//
 //   - one contact of a contact history, with the columns bench/bundlegen's
 //     contacts.csv has: {"customer_id":"c1","action":"a","group":"g",
 //     "channel":"web","outcome":"impression","at":"2026-01-02T03:04:05Z"}
@@ -68,6 +75,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -75,10 +83,19 @@ import (
 	"nba/state"
 )
 
-// Row is one decoded line: a customer's state or one contact.
+// Row is one decoded line: a customer's state, an erased customer's
+// tombstone or one contact.
 type Row struct {
-	Customer *state.CustomerDump // a customer's whole state, or nil
-	Contact  state.Contact       // when Customer is nil
+	Customer  *state.CustomerDump // a customer's whole state, or nil
+	Tombstone *state.Tombstone    // an erased customer's tombstone, or nil
+	Contact   state.Contact       // when Customer and Tombstone are nil
+}
+
+// wireTombstone is an erased customer's tombstone: its pseudonym (a keyed
+// hash of the id, never the id) and when it ends.
+type wireTombstone struct {
+	Tombstone string `json:"tombstone"`
+	Until     string `json:"until"`
 }
 
 type wireContact struct {
@@ -234,6 +251,9 @@ type wireLine struct {
 
 	Reservations []wireReservation `json:"reservations"`
 
+	Tombstone *string `json:"tombstone"`
+	Until     *string `json:"until"`
+
 	CustomerID *string  `json:"customer_id"`
 	Action     *string  `json:"action"`
 	Group      string   `json:"group"`
@@ -242,6 +262,35 @@ type wireLine struct {
 	Value      *float64 `json:"value"`
 	At         *string  `json:"at"`
 	ID         string   `json:"id"`
+}
+
+// AppendTombstone appends t as one JSON line (with its newline) to dst.
+func AppendTombstone(dst []byte, t state.Tombstone) ([]byte, error) {
+	b, err := json.Marshal(wireTombstone{Tombstone: t.Pseudonym, Until: formatTime(t.Until)})
+	if err != nil {
+		return dst, fmt.Errorf("cannot encode tombstone: %w", err)
+	}
+	return append(append(dst, b...), '\n'), nil
+}
+
+// tombstone converts a decoded tombstone line, which has no other key.
+func (w *wireLine) tombstone() (*state.Tombstone, error) {
+	only := wireLine{Tombstone: w.Tombstone, Until: w.Until}
+	switch {
+	case w.Tombstone == nil:
+		return nil, errors.New(`"until" without "tombstone"`)
+	case w.Until == nil:
+		return nil, errors.New(`"tombstone" without "until"`)
+	case !reflect.DeepEqual(*w, only):
+		return nil, errors.New(`a tombstone ("tombstone") with other keys`)
+	case *w.Tombstone == "":
+		return nil, errors.New("tombstone: empty")
+	}
+	until, err := parseTime(*w.Until)
+	if err != nil {
+		return nil, fmt.Errorf("until: %w", err)
+	}
+	return &state.Tombstone{Pseudonym: *w.Tombstone, Until: until}, nil
 }
 
 // AppendCustomer appends c as one JSON line (with its newline) to dst.
@@ -349,6 +398,10 @@ func DecodeLine(line []byte) (Row, error) {
 	}
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
 		return Row{}, errors.New("data after the object")
+	}
+	if w.Tombstone != nil || w.Until != nil {
+		t, err := w.tombstone()
+		return Row{Tombstone: t}, err
 	}
 	switch {
 	case w.Customer != nil && w.CustomerID == nil && w.Action == nil && w.Outcome == nil && w.At == nil && w.Value == nil &&

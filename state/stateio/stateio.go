@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -19,6 +21,8 @@ import (
 type Source interface {
 	// Each calls fn with every customer's state until fn fails.
 	Each(fn func(*state.CustomerDump) error) error
+	// Tombstones lists the tombstones of erased customers lasting at now.
+	Tombstones(now time.Time) ([]state.Tombstone, error)
 }
 
 // Target is a state store import writes to.
@@ -29,7 +33,10 @@ type Target interface {
 	RecordContacts(cs []state.Contact) (dups int, err error)
 	// Restore replaces customers' states; on an error none is restored.
 	Restore(cs ...state.CustomerDump) error
-	// Checkpoint makes restored states durable.
+	// RestoreTombstones keeps erased customers' tombstones; on an error
+	// none is kept.
+	RestoreTombstones(ts ...state.Tombstone) error
+	// Checkpoint makes restored states and tombstones durable.
 	Checkpoint() error
 }
 
@@ -47,6 +54,7 @@ type Counts struct {
 	Journeys   int `json:"journeys"`   // journey positions
 	IDs        int `json:"ids"`        // remembered idempotency keys
 	Refused    int `json:"refused"`    // rows refused (import)
+	Tombstones int `json:"tombstones"` // tombstones of erased customers
 }
 
 func (c *Counts) addCustomer(x *state.CustomerDump) {
@@ -58,7 +66,8 @@ func (c *Counts) addCustomer(x *state.CustomerDump) {
 }
 
 // Export writes every customer's state from src to w as JSON Lines, one
-// customer a line.
+// customer a line, then the tombstones of erased customers lasting now,
+// one a line.
 func Export(w io.Writer, src Source) (Counts, error) {
 	var n Counts
 	bw := bufio.NewWriterSize(w, 256<<10)
@@ -72,6 +81,17 @@ func Export(w io.Writer, src Source) (Counts, error) {
 		_, err = bw.Write(buf)
 		return err
 	})
+	if err == nil {
+		var ts []state.Tombstone
+		ts, err = src.Tombstones(time.Now())
+		slices.SortFunc(ts, func(a, b state.Tombstone) int { return strings.Compare(a.Pseudonym, b.Pseudonym) })
+		for i := 0; i < len(ts) && err == nil; i++ {
+			if buf, err = AppendTombstone(buf[:0], ts[i]); err == nil {
+				_, err = bw.Write(buf)
+				n.Tombstones++
+			}
+		}
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -188,14 +208,20 @@ type pendingCustomer struct {
 	c    state.CustomerDump
 }
 
+type pendingTombstone struct {
+	line int
+	t    state.Tombstone
+}
+
 type importer struct {
-	dst       Target
-	opt       Options
-	n         Counts
-	contacts  []pendingContact
-	customers []pendingCustomer
-	seen      map[string]struct{} // customers of contact rows
-	restored  bool
+	dst        Target
+	opt        Options
+	n          Counts
+	contacts   []pendingContact
+	customers  []pendingCustomer
+	tombstones []pendingTombstone
+	seen       map[string]struct{} // customers of contact rows
+	restored   bool
 }
 
 func (im *importer) refuse(line int, err error) {
@@ -241,7 +267,55 @@ func (im *importer) flush() error {
 	if err := im.flushContacts(); err != nil {
 		return err
 	}
-	return im.flushCustomers()
+	if err := im.flushCustomers(); err != nil {
+		return err
+	}
+	return im.flushTombstones()
+}
+
+// addTombstone queues a tombstone; tombstones are independent of the
+// other rows, so they are kept in batches of their own.
+func (im *importer) addTombstone(line int, t state.Tombstone) error {
+	im.tombstones = append(im.tombstones, pendingTombstone{line, t})
+	if len(im.tombstones) >= contactBatch {
+		return im.flushTombstones()
+	}
+	return nil
+}
+
+// flushTombstones keeps the pending tombstones, as flushContacts writes
+// contacts.
+func (im *importer) flushTombstones() error {
+	p := im.tombstones
+	if len(p) == 0 {
+		return nil
+	}
+	im.tombstones = p[:0]
+	ts := make([]state.Tombstone, len(p))
+	for i := range p {
+		ts[i] = p[i].t
+	}
+	return im.restoreTombstones(p, ts)
+}
+
+func (im *importer) restoreTombstones(p []pendingTombstone, ts []state.Tombstone) error {
+	err := im.dst.RestoreTombstones(ts...)
+	switch {
+	case err == nil:
+		im.restored = true
+		im.n.Tombstones += len(ts)
+		return nil
+	case !errors.Is(err, state.ErrInvalid):
+		return err
+	case len(ts) == 1:
+		im.refuse(p[0].line, reason(err))
+		return nil
+	}
+	h := len(ts) / 2
+	if err := im.restoreTombstones(p[:h], ts[:h]); err != nil {
+		return err
+	}
+	return im.restoreTombstones(p[h:], ts[h:])
 }
 
 // flushContacts writes the pending contacts in one durable write. If dst
@@ -363,6 +437,10 @@ func (im *importer) jsonLines(br *bufio.Reader, first int) error {
 			switch {
 			case derr != nil:
 				im.refuse(line, derr)
+			case row.Tombstone != nil:
+				if werr := im.addTombstone(line, *row.Tombstone); werr != nil {
+					return werr
+				}
 			case row.Customer != nil:
 				if werr := im.addCustomer(line, row.Customer); werr != nil {
 					return werr
