@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -200,7 +202,11 @@ func runStateExport(args []string) (err error) {
 	if dropped := st.Stats().ReplayDropped; dropped > 0 {
 		fmt.Fprintf(os.Stderr, "warning: %d field values in %s are of fields the bundle's profile mappings do not have, and are not exported: give the -bundle the state is served with\n", dropped, where)
 	}
-	n, err := stateio.Export(out, st)
+	key, _, err := o.identityKey()
+	if err != nil {
+		return err
+	}
+	n, err := stateio.ExportWith(out, st, stateio.ExportOptions{IdentityKey: key})
 	if zw != nil {
 		err = errors.Join(err, zw.Close())
 	}
@@ -244,7 +250,7 @@ func runStateImport(args []string) (err error) {
 			fmt.Fprintf(os.Stderr, "line %d: refused: %v\n", line, why)
 		}
 		shown++
-	}, CheckContact: contactCheck(bundle, time.Now(), o.maxTimeAhead)})
+	}, CheckContact: contactCheck(bundle, time.Now(), o.maxTimeAhead), CheckIdentityKey: o.checkIdentityKey})
 	if shown > o.maxErrors {
 		fmt.Fprintf(os.Stderr, "(%d more refused rows not listed)\n", shown-o.maxErrors)
 	}
@@ -301,4 +307,51 @@ func contactCheck(bundle fs.FS, now time.Time, ahead time.Duration) func(*state.
 		c.Group = a.Group
 		return nil
 	}
+}
+
+// identityKey returns the identity key the state is served with, as nba
+// serve finds it: $NBA_IDENTITY_KEY, else (a state directory) its
+// identity.key; nil when there is none yet. from says where it was.
+func (o *stateOpts) identityKey() (key []byte, from string, err error) {
+	if k := os.Getenv(sidecar.IdentityKeyEnv); k != "" {
+		return []byte(k), "$" + sidecar.IdentityKeyEnv, nil
+	}
+	if o.state == "" {
+		return nil, "", nil
+	}
+	path := filepath.Join(o.state, "identity.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot read the identity key: %w", err)
+	}
+	if key, err = hex.DecodeString(strings.TrimSpace(string(b))); err != nil || len(key) < 16 {
+		return nil, "", fmt.Errorf("cannot read the identity key %q: want at least 16 hex-encoded bytes", path)
+	}
+	return key, path, nil
+}
+
+// checkIdentityKey refuses an import file whose hashed identifiers were
+// hashed with another identity key than the target's (fingerprint, from
+// the file): they would resolve to no one, and the person's identifier
+// could never be linked again.
+func (o *stateOpts) checkIdentityKey(fingerprint string) error {
+	key, from, err := o.identityKey()
+	if err != nil {
+		return err
+	}
+	switch {
+	case key == nil && o.redisURL != "":
+		return fmt.Errorf("the file's hashed identifiers were hashed with an identity key (%s) and $%s is not set: set it to the key the exported state is served with, as every sidecar on this Redis must",
+			fingerprint, sidecar.IdentityKeyEnv)
+	case key == nil:
+		return fmt.Errorf("the file's hashed identifiers were hashed with an identity key (%s) and %s has none yet: copy identity.key from the exported state directory to %s, or set $%s to the key the exported state is served with",
+			fingerprint, o.state, filepath.Join(o.state, "identity.key"), sidecar.IdentityKeyEnv)
+	case stateio.KeyFingerprint(key) != fingerprint:
+		return fmt.Errorf("the file's hashed identifiers were hashed with another identity key (%s) than this state's (%s, from %s): they would resolve to no one; import into a state served with the exported state's key",
+			fingerprint, stateio.KeyFingerprint(key), from)
+	}
+	return nil
 }

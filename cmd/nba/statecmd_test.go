@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -348,5 +349,115 @@ func TestStateImportRefusesContactsFeedbackRefuses(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) { check(t, "-state", t.TempDir()) })
 	t.Run("redis", func(t *testing.T) {
 		check(t, "-state.redis", redistest.Start(t, redistest.Options{AppendFsync: "always"}).URL)
+	})
+}
+
+// TestStateMoveChecksTheIdentityKey: moving an embedded state whose
+// profiles hold hashed identifiers (email) with nba state export and
+// import. The export names the identity key by its fingerprint, never the
+// key; the import refuses a target without the key (saying how to bring
+// it) or with another key, on a directory and on Redis, and imports nothing
+// then; with the source's identity.key copied over, the hashed email
+// resolves to the person again. A state that holds hashed identifiers but
+// no identity.key (an export without the fingerprint) makes nba serve log
+// that the key it generates will not resolve them. Before, the import
+// accepted every target, and the person's email named an anonymous
+// profile from then on, without a word.
+func TestStateMoveChecksTheIdentityKey(t *testing.T) {
+	t.Setenv(sidecar.IdentityKeyEnv, "")
+	bdir := exportDemoWithIdentity(t)
+	src := t.TempDir()
+	open := func(dir string, log *bytes.Buffer) *sidecar.Sidecar {
+		t.Helper()
+		logger := quietLogger()
+		if log != nil {
+			logger = slog.New(slog.NewTextHandler(log, nil))
+		}
+		s, err := sidecar.Open(sidecar.Config{Bundle: os.DirFS(bdir), BundleName: "b", StateDir: dir, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open(src, nil)
+	ids := []server.Field{{Key: "cookie", Str: "x-1"}, {Key: "crm_id", Str: "c04100"}, {Key: "email", Str: "x@example.com"}}
+	if _, err := s.Identify(&server.IdentifyRequest{IDs: ids, TS: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	key, err := os.ReadFile(filepath.Join(src, "identity.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "exp.jsonl")
+	if code, _, stderr := runNBA(t, "state", "export", "-bundle", bdir, "-state", src, "-out", file); code != 0 {
+		t.Fatalf("export: exit %d:\n%s", code, stderr)
+	}
+	exported, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(exported, []byte(`{"identity_key":"hmac-sha256:`)) || bytes.Contains(exported, key) {
+		t.Fatalf("the export does not start with the key's fingerprint, or carries the key:\n%s", exported)
+	}
+
+	refused := func(t *testing.T, want string, target ...string) {
+		t.Helper()
+		code, _, stderr := runNBA(t, append(append([]string{"state", "import", "-bundle", bdir}, target...), file)...)
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("import: exit %d, want a refusal with %q:\n%s", code, want, stderr)
+		}
+	}
+	t.Run("no key yet", func(t *testing.T) {
+		dst := t.TempDir()
+		refused(t, "has none yet: copy identity.key from the exported state directory to "+filepath.Join(dst, "identity.key"), "-state", dst)
+		if got := customers(t, bdir, dst); len(got) != 0 {
+			t.Errorf("a refused import restored %d customers", len(got))
+		}
+	})
+	t.Run("another key", func(t *testing.T) {
+		dst := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dst, "identity.key"), []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, "hashed with another identity key", "-state", dst)
+	})
+	t.Run("redis without the key", func(t *testing.T) {
+		refused(t, "$NBA_IDENTITY_KEY is not set", "-state.redis", redistest.Start(t, redistest.Options{AppendFsync: "always"}).URL)
+	})
+	t.Run("the key copied", func(t *testing.T) {
+		dst := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dst, "identity.key"), key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, stderr := runNBA(t, "state", "import", "-bundle", bdir, "-state", dst, file); code != 0 {
+			t.Fatalf("import: exit %d:\n%s", code, stderr)
+		}
+		s := open(dst, nil)
+		defer s.Close()
+		if id, err := s.ResolveCustomer("email", "x@example.com"); err != nil || id != "c04100" {
+			t.Errorf("after the move the email names %q %v, want c04100", id, err)
+		}
+	})
+	t.Run("serve warns", func(t *testing.T) {
+		dst := t.TempDir()
+		old := filepath.Join(t.TempDir(), "old.jsonl")
+		if err := os.WriteFile(old, exported[bytes.IndexByte(exported, '\n')+1:], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, stderr := runNBA(t, "state", "import", "-bundle", bdir, "-state", dst, old); code != 0 {
+			t.Fatalf("import of an export without the fingerprint: exit %d:\n%s", code, stderr)
+		}
+		var log bytes.Buffer
+		open(dst, &log).Close()
+		if !strings.Contains(log.String(), "generated a new identity key, but the state already holds hashed identifiers") {
+			t.Errorf("serving the moved state without its key logs nothing about it:\n%s", log.String())
+		}
+		log.Reset()
+		open(dst, &log).Close()
+		open(src, &log).Close()
+		if strings.Contains(log.String(), "generated a new identity key") {
+			t.Errorf("a state with its key logs that a key was generated:\n%s", log.String())
+		}
 	})
 }

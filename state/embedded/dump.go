@@ -2,7 +2,9 @@ package embedded
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"nba/state"
 )
@@ -81,4 +83,20 @@ func (s *Store) RestoreTombstones(ts ...state.Tombstone) error {
 		s.tomb.add(t.Pseudonym, t.Until.UnixNano())
 	}
 	return nil
+}
+
+// HashedIdentifiers reports whether a profile holds an identifier of a
+// hashed namespace (its value "h:" and a keyed hash), which only the
+// identity key it was hashed with resolves. It stops at the first one.
+func (s *Store) HashedIdentifiers() bool {
+	found := errors.New("found")
+	err := s.each(func(c *state.Customer) error {
+		for _, id := range c.Identifiers() {
+			if strings.HasPrefix(id.Value, "h:") {
+				return found
+			}
+		}
+		return nil
+	})
+	return err == found
 }

@@ -6,6 +6,12 @@
 // A file is JSON Lines (optionally zstd-compressed) or CSV. A JSON line is
 // one of:
 //
+//   - the fingerprint of the identity key the file's hashed identifiers
+//     were hashed with (KeyFingerprint, never the key), first, as export
+//     writes it when it knows the key: {"identity_key":"hmac-sha256:..."}.
+//     Import checks it against the target's key (Options.CheckIdentityKey)
+//     before anything is imported.
+//
 //   - a customer's whole state, as export writes it, one object per
 //     customer (so a customer is restored whole, in one step):
 //
@@ -70,6 +76,9 @@ package stateio
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,12 +92,31 @@ import (
 	"nba/state"
 )
 
-// Row is one decoded line: a customer's state, an erased customer's
-// tombstone or one contact.
+// Row is one decoded line: the identity key's fingerprint, a customer's
+// state, an erased customer's tombstone or one contact.
 type Row struct {
-	Customer  *state.CustomerDump // a customer's whole state, or nil
-	Tombstone *state.Tombstone    // an erased customer's tombstone, or nil
-	Contact   state.Contact       // when Customer and Tombstone are nil
+	IdentityKey string              // the fingerprint of the identity key the file's hashed identifiers were hashed with, or ""
+	Customer    *state.CustomerDump // a customer's whole state, or nil
+	Tombstone   *state.Tombstone    // an erased customer's tombstone, or nil
+	Contact     state.Contact       // when the others are empty
+}
+
+// KeyFingerprint names an identity key without revealing it: an HMAC of a
+// fixed text under the key. Two states hash identifiers alike exactly when
+// their keys' fingerprints are equal.
+func KeyFingerprint(key []byte) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("nba identity key fingerprint"))
+	return "hmac-sha256:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// AppendKeyLine appends the line naming the identity key by its
+// fingerprint (KeyFingerprint), with its newline, to dst.
+func AppendKeyLine(dst []byte, fingerprint string) []byte {
+	b, _ := json.Marshal(struct {
+		IdentityKey string `json:"identity_key"`
+	}{fingerprint})
+	return append(append(dst, b...), '\n')
 }
 
 // wireTombstone is an erased customer's tombstone: its pseudonym (a keyed
@@ -254,6 +282,8 @@ type wireLine struct {
 	Tombstone *string `json:"tombstone"`
 	Until     *string `json:"until"`
 
+	IdentityKey *string `json:"identity_key"`
+
 	CustomerID *string  `json:"customer_id"`
 	Action     *string  `json:"action"`
 	Group      string   `json:"group"`
@@ -398,6 +428,15 @@ func DecodeLine(line []byte) (Row, error) {
 	}
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
 		return Row{}, errors.New("data after the object")
+	}
+	if w.IdentityKey != nil {
+		switch {
+		case !reflect.DeepEqual(w, wireLine{IdentityKey: w.IdentityKey}):
+			return Row{}, errors.New(`the identity key's fingerprint ("identity_key") with other keys`)
+		case *w.IdentityKey == "":
+			return Row{}, errors.New("identity_key: empty")
+		}
+		return Row{IdentityKey: *w.IdentityKey}, nil
 	}
 	if w.Tombstone != nil || w.Until != nil {
 		t, err := w.tombstone()

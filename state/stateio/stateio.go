@@ -68,10 +68,27 @@ func (c *Counts) addCustomer(x *state.CustomerDump) {
 // Export writes every customer's state from src to w as JSON Lines, one
 // customer a line, then the tombstones of erased customers lasting now,
 // one a line.
-func Export(w io.Writer, src Source) (Counts, error) {
+func Export(w io.Writer, src Source) (Counts, error) { return ExportWith(w, src, ExportOptions{}) }
+
+// ExportOptions configure ExportWith.
+type ExportOptions struct {
+	// IdentityKey is the key src's hashed identifiers were hashed with
+	// (nil: unknown): its fingerprint is written first, so that an import
+	// can refuse a target whose key would not resolve them.
+	IdentityKey []byte
+}
+
+// ExportWith is Export with options.
+func ExportWith(w io.Writer, src Source, opt ExportOptions) (Counts, error) {
 	var n Counts
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var buf []byte
+	if len(opt.IdentityKey) > 0 {
+		buf = AppendKeyLine(buf, KeyFingerprint(opt.IdentityKey))
+		if _, err := bw.Write(buf); err != nil {
+			return n, fmt.Errorf("cannot export state: %w", err)
+		}
+	}
 	err := src.Each(func(c *state.CustomerDump) error {
 		var err error
 		if buf, err = AppendCustomer(buf[:0], c); err != nil {
@@ -116,6 +133,12 @@ type Options struct {
 	// may complete it (the action's group when the row has none). An
 	// error refuses the row; it names the column or key at fault.
 	CheckContact func(c *state.Contact) error
+	// CheckIdentityKey, if not nil, is called with the fingerprint of the
+	// identity key a file names (KeyFingerprint): an error stops the
+	// import, so that identifiers hashed with another key than the
+	// target's are not imported (they would resolve to no one). Nil: the
+	// fingerprint is not checked.
+	CheckIdentityKey func(fingerprint string) error
 }
 
 // Batch sizes of Import: contacts and customers per write.
@@ -437,6 +460,12 @@ func (im *importer) jsonLines(br *bufio.Reader, first int) error {
 			switch {
 			case derr != nil:
 				im.refuse(line, derr)
+			case row.IdentityKey != "":
+				if im.opt.CheckIdentityKey != nil {
+					if kerr := im.opt.CheckIdentityKey(row.IdentityKey); kerr != nil {
+						return fmt.Errorf("line %d: %w", line, kerr)
+					}
+				}
 			case row.Tombstone != nil:
 				if werr := im.addTombstone(line, *row.Tombstone); werr != nil {
 					return werr
