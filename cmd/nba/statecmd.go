@@ -15,7 +15,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"nba/nba"
 	"nba/nba/sidecar"
 	"nba/state"
 	"nba/state/stateio"
@@ -268,44 +267,24 @@ func runStateImport(args []string) (err error) {
 	return nil
 }
 
-// minContactTime is the earliest contact time import accepts: the earliest
-// ts feedback accepts by default (nba serve -http.minTime).
-var minContactTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// contactCheck returns the check of contact rows import applies: what
-// HTTP feedback refuses is refused (an action not in the bundle's catalog,
-// a group not the action's, a channel the catalog does not configure, a
-// time before minContactTime or more than ahead after now), and a row
-// without a group gets its action's, as feedback records it. The catalog
-// is loaded at the first contact row: a file of customers' lines does not
-// need it.
+// contactCheck returns the check of contact rows import applies
+// (sidecar.ContactCheck), against the bundle's catalog, loaded at the first
+// contact row: a file of customers' lines does not need it.
 func contactCheck(bundle fs.FS, now time.Time, ahead time.Duration) func(*state.Contact) error {
 	var (
-		once   sync.Once
-		cat    *nba.Catalog
-		catErr error
+		once  sync.Once
+		check func(*state.Contact) error
 	)
-	latest := now.Add(ahead)
 	return func(c *state.Contact) error {
-		once.Do(func() { cat, catErr = sidecar.LoadCatalog(bundle) })
-		if catErr != nil {
-			return catErr
-		}
-		a := cat.Action(c.Action)
-		switch {
-		case a == nil:
-			return errors.New("action: not in the bundle's catalog")
-		case c.Group != "" && c.Group != a.Group:
-			return errors.New("group: not the action's group in the catalog")
-		case c.Channel != "" && cat.ChannelIndex(c.Channel) < 0:
-			return errors.New("channel: not a channel the catalog configures")
-		case c.At.Before(minContactTime):
-			return fmt.Errorf("at: before %s, the earliest time feedback accepts", minContactTime.Format(time.DateOnly))
-		case c.At.After(latest):
-			return fmt.Errorf("at: more than %v after now, the latest time feedback accepts (-contacts.maxTimeAhead)", ahead)
-		}
-		c.Group = a.Group
-		return nil
+		once.Do(func() {
+			cat, err := sidecar.LoadCatalog(bundle)
+			if err != nil {
+				check = func(*state.Contact) error { return err }
+				return
+			}
+			check = sidecar.ContactCheck(cat, now, ahead)
+		})
+		return check(c)
 	}
 }
 
