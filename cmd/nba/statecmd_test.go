@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -459,5 +461,65 @@ func TestStateMoveChecksTheIdentityKey(t *testing.T) {
 		if strings.Contains(log.String(), "generated a new identity key") {
 			t.Errorf("a state with its key logs that a key was generated:\n%s", log.String())
 		}
+	})
+}
+
+// TestStateMoveKeepsErasure: a customer erased on a state directory stays
+// erased after nba state export and import into another directory and into
+// Redis: its late event is refused with 410 there, as on the source. Before,
+// tombstones were not exported, and the event was accepted after the move.
+func TestStateMoveKeepsErasure(t *testing.T) {
+	key := []byte("0123456789abcdef-erasure-key")
+	open := func(cfg sidecar.Config) *sidecar.Sidecar {
+		t.Helper()
+		cfg.Bundle, cfg.BundleName, cfg.Logger, cfg.ErasureKey = demo.Bundle(), "demo", quietLogger(), key
+		s, err := sidecar.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	late := func(t *testing.T, s *sidecar.Sidecar) {
+		t.Helper()
+		err := s.Event(&server.Event{CustomerID: "c00042", Type: "purchase", TS: time.Now()})
+		var se *server.Error
+		if !errors.As(err, &se) || se.Status != http.StatusGone {
+			t.Errorf("a late event of the erased customer = %v, want 410", err)
+		}
+		if err := s.Event(&server.Event{CustomerID: "c00043", Type: "purchase", TS: time.Now()}); err != nil {
+			t.Errorf("an event of another customer = %v", err)
+		}
+	}
+	src := t.TempDir()
+	s := open(sidecar.Config{StateDir: src})
+	if err := s.Event(&server.Event{CustomerID: "c00042", Type: "purchase", TS: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EraseCustomer("c00042"); err != nil {
+		t.Fatal(err)
+	}
+	late(t, s)
+	s.Close()
+	file := filepath.Join(t.TempDir(), "exp.jsonl")
+	if code, _, stderr := runNBA(t, "state", "export", "-state", src, "-out", file); code != 0 || !strings.Contains(stderr, "1 tombstones") {
+		t.Fatalf("export: exit %d, want 1 tombstone:\n%s", code, stderr)
+	}
+	t.Run("directory", func(t *testing.T) {
+		dst := t.TempDir()
+		if code, _, stderr := runNBA(t, "state", "import", "-state", dst, file); code != 0 || !strings.Contains(stderr, "1 tombstones") {
+			t.Fatalf("import: exit %d, want 1 tombstone:\n%s", code, stderr)
+		}
+		s := open(sidecar.Config{StateDir: dst})
+		defer s.Close()
+		late(t, s)
+	})
+	t.Run("redis", func(t *testing.T) {
+		url := redistest.Start(t, redistest.Options{AppendFsync: "always"}).URL
+		if code, _, stderr := runNBA(t, "state", "import", "-state.redis", url, file); code != 0 {
+			t.Fatalf("import: exit %d:\n%s", code, stderr)
+		}
+		s := open(sidecar.Config{StateDir: t.TempDir(), StateRedis: url})
+		defer s.Close()
+		late(t, s)
 	})
 }
