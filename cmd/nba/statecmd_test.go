@@ -523,3 +523,46 @@ func TestStateMoveKeepsErasure(t *testing.T) {
 		late(t, s)
 	})
 }
+
+// TestStateMoveToRedisWithTheIdentityKey: a state served with
+// $NBA_IDENTITY_KEY moves to Redis when the import has the same key, and
+// its hashed email resolves there; with another key the import is refused.
+func TestStateMoveToRedisWithTheIdentityKey(t *testing.T) {
+	const key = "0123456789abcdef-identity-key"
+	t.Setenv(sidecar.IdentityKeyEnv, key)
+	bdir := exportDemoWithIdentity(t)
+	open := func(cfg sidecar.Config) *sidecar.Sidecar {
+		t.Helper()
+		cfg.Bundle, cfg.BundleName, cfg.Logger, cfg.IdentityKey = os.DirFS(bdir), "b", quietLogger(), []byte(key)
+		s, err := sidecar.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	src := t.TempDir()
+	s := open(sidecar.Config{StateDir: src})
+	ids := []server.Field{{Key: "crm_id", Str: "c04100"}, {Key: "email", Str: "x@example.com"}}
+	if _, err := s.Identify(&server.IdentifyRequest{IDs: ids, TS: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	file := filepath.Join(t.TempDir(), "exp.jsonl")
+	if code, _, stderr := runNBA(t, "state", "export", "-bundle", bdir, "-state", src, "-out", file); code != 0 {
+		t.Fatalf("export: exit %d:\n%s", code, stderr)
+	}
+	url := redistest.Start(t, redistest.Options{AppendFsync: "always"}).URL
+	t.Setenv(sidecar.IdentityKeyEnv, key+"-other")
+	if code, _, stderr := runNBA(t, "state", "import", "-bundle", bdir, "-state.redis", url, file); code == 0 || !strings.Contains(stderr, "from $NBA_IDENTITY_KEY") {
+		t.Errorf("import with another key: exit %d, want a refusal:\n%s", code, stderr)
+	}
+	t.Setenv(sidecar.IdentityKeyEnv, key)
+	if code, _, stderr := runNBA(t, "state", "import", "-bundle", bdir, "-state.redis", url, file); code != 0 {
+		t.Fatalf("import with the key: exit %d:\n%s", code, stderr)
+	}
+	r := open(sidecar.Config{StateDir: t.TempDir(), StateRedis: url})
+	defer r.Close()
+	if id, err := r.ResolveCustomer("email", "x@example.com"); err != nil || id != "c04100" {
+		t.Errorf("on Redis the email names %q %v, want c04100", id, err)
+	}
+}
