@@ -29,8 +29,12 @@ const stateHelp = `Usage: nba state export (-state DIR | -state.redis URL) [-bun
 
 export writes every customer's live state in DIR (contact history, profile
 field values with the time they were set, journey positions, remembered
-idempotency keys and cap-window counters) as JSON Lines, one customer a
-line, to -out (stdout by default; a .zst suffix compresses with zstd).
+idempotency keys, cap-window counters, reservations of exact caps and
+identity links) as JSON Lines, one customer a line, then the tombstones of
+erased customers (pseudonyms, never ids), to -out (stdout by default; a
+.zst suffix compresses with zstd). When it knows the identity key
+($NBA_IDENTITY_KEY, else DIR/identity.key) the first line names it by a
+fingerprint, never the key.
 
 import reads such a file back into DIR (created if missing): a customer's
 line replaces that customer's state, so importing an export gives the same
@@ -38,7 +42,12 @@ state, counts and caps. It also loads contact history, one contact a row,
 as CSV with a header or as JSON Lines, with the columns bench/bundlegen's
 contacts.csv has (customer_id, action, group, channel, outcome, at; value
 and id optional), so that caps hold from the first day. Input may be
-zstd-compressed (told by its content). Rows that do not decode or are
+zstd-compressed (told by its content). A file naming an identity key is
+refused, before anything is written, when the target's key differs or is
+missing (copy identity.key from the exported directory, or set
+$NBA_IDENTITY_KEY). Contact rows get the checks feedback makes against the
+bundle's catalog (known action and channel, the action's group, at no more
+than -contacts.maxTimeAhead ahead). Rows that do not decode or are
 invalid are refused, listed on stderr with their line and reason (never
 their values), and the rest imported; the exit status is then 1. Importing
 again is harmless for customers' lines and for contacts with an id;
