@@ -84,6 +84,14 @@ type Porter interface {
 	RecordContacts(cs []Contact) (dups int, err error)
 	// Checkpoint makes restored states durable.
 	Checkpoint() error
+	// Tombstones lists the tombstones of erased customers that last at
+	// now (Eraser.Tombstones): keyed hashes, never ids.
+	Tombstones(now time.Time) ([]Tombstone, error)
+	// RestoreTombstones keeps each tombstone until its Until (a later one
+	// already kept stays), so that a moved state still refuses an erased
+	// customer's late events; durable after Checkpoint. An ErrInvalid
+	// error keeps none.
+	RestoreTombstones(ts ...Tombstone) error
 }
 
 // Reader is what the decision engine needs from customer state; every

@@ -57,6 +57,11 @@ type CustomerDump struct {
 	// namespace's ttl ran out, newest last: the anonymous profile each
 	// first had forwards here, and this tells where it leads since.
 	Expired []ExpiredIdentifier
+	// Reservations are the customer's reservations of exact caps
+	// (reserve.go), oldest first, their Customer empty: a decision's slot
+	// held until its impression comes or the reservation expires. Without
+	// them a moved customer could be given the slot a second time.
+	Reservations []Reservation
 }
 
 // ExpiredIdentifier is an identifier dropped by its ttl: its index key
@@ -166,6 +171,14 @@ func (m *Model) Dump(cs *Customer, asOf int64) *CustomerDump {
 		k.Hours = newestFirst(a.hours[:], a.hourTop)
 		k.Days = newestFirst(a.days, a.dayTop)
 		c.Counters = append(c.Counters, k)
+	}
+	for _, r := range cs.res {
+		x := Reservation{Decision: r.decision, Action: r.action, Group: r.group, Channel: r.channel,
+			At: time.Unix(0, r.at).UTC(), Expires: time.Unix(0, r.expires).UTC()}
+		for _, k := range r.caps {
+			x.Caps = append(x.Caps, ExactCap{Kind: k.kind, Key: k.key, Window: time.Duration(k.window), Max: int(k.max)})
+		}
+		c.Reservations = append(c.Reservations, x)
 	}
 	if p := cs.ident; p != nil {
 		c.Identifiers, c.MergedInto = slices.Clone(p.ids), p.fwd
@@ -299,6 +312,19 @@ func (m *Model) checkDump(c *CustomerDump, depth int) error {
 	if err := m.checkIdentityDump(c, depth); err != nil {
 		return err
 	}
+	if len(c.Reservations) > MaxReservations {
+		return fmt.Errorf("%d reservations exceed the limit of %d", len(c.Reservations), MaxReservations)
+	}
+	for i, r := range c.Reservations {
+		r.Customer = c.ID
+		_, err := m.ReserveRecord(r)
+		if err == nil && slices.ContainsFunc(c.Reservations[:i], func(o Reservation) bool { return o.Decision == r.Decision && o.Action == r.Action }) {
+			err = errors.New("reservation given twice")
+		}
+		if err != nil {
+			return fmt.Errorf("reservation %d: %w", i, err)
+		}
+	}
 	if len(c.Counters) > maxDecodedAggs {
 		return fmt.Errorf("%d counters exceed the limit of %d", len(c.Counters), maxDecodedAggs)
 	}
@@ -421,6 +447,15 @@ func (m *Model) restored(c *CustomerDump, asOf int64) (*custState, Result) {
 		next.ids = append(next.ids, idKey{kind: kind, id: strings.Clone(k.ID)})
 	}
 	m.restoreConsent(next, c.Consent)
+	for _, r := range c.Reservations {
+		x := reservation{decision: strings.Clone(r.Decision), action: m.intern.get(r.Action, &m.ctr.internFull),
+			group: m.intern.get(r.Group, &m.ctr.internFull), channel: m.intern.get(r.Channel, &m.ctr.internFull),
+			at: r.At.UnixNano(), expires: r.Expires.UnixNano()}
+		for _, k := range r.Caps {
+			x.caps = append(x.caps, capKey{kind: k.Kind, key: m.intern.get(k.Key, &m.ctr.internFull), window: int64(k.Window), max: int32(k.Max)})
+		}
+		next.res = append(next.res, x)
+	}
 	if len(c.Identifiers) > 0 || c.MergedInto != "" || len(c.Merges) > 0 || len(c.Expired) > 0 {
 		p := &identPart{fwd: strings.Clone(c.MergedInto), receipt: strings.Clone(c.Receipt)}
 		for _, g := range c.Expired {

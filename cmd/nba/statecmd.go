@@ -1,13 +1,17 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -25,8 +29,12 @@ const stateHelp = `Usage: nba state export (-state DIR | -state.redis URL) [-bun
 
 export writes every customer's live state in DIR (contact history, profile
 field values with the time they were set, journey positions, remembered
-idempotency keys and cap-window counters) as JSON Lines, one customer a
-line, to -out (stdout by default; a .zst suffix compresses with zstd).
+idempotency keys, cap-window counters, reservations of exact caps and
+identity links) as JSON Lines, one customer a line, then the tombstones of
+erased customers (pseudonyms, never ids), to -out (stdout by default; a
+.zst suffix compresses with zstd). When it knows the identity key
+($NBA_IDENTITY_KEY, else DIR/identity.key) the first line names it by a
+fingerprint, never the key.
 
 import reads such a file back into DIR (created if missing): a customer's
 line replaces that customer's state, so importing an export gives the same
@@ -34,7 +42,12 @@ state, counts and caps. It also loads contact history, one contact a row,
 as CSV with a header or as JSON Lines, with the columns bench/bundlegen's
 contacts.csv has (customer_id, action, group, channel, outcome, at; value
 and id optional), so that caps hold from the first day. Input may be
-zstd-compressed (told by its content). Rows that do not decode or are
+zstd-compressed (told by its content). A file naming an identity key is
+refused, before anything is written, when the target's key differs or is
+missing (copy identity.key from the exported directory, or set
+$NBA_IDENTITY_KEY). Contact rows get the checks feedback makes against the
+bundle's catalog (known action and channel, the action's group, at no more
+than -contacts.maxTimeAhead ahead). Rows that do not decode or are
 invalid are refused, listed on stderr with their line and reason (never
 their values), and the rest imported; the exit status is then 1. Importing
 again is harmless for customers' lines and for contacts with an id;
@@ -90,6 +103,7 @@ type stateOpts struct {
 	allowVolatile bool
 	out           string
 	maxErrors     int
+	maxTimeAhead  time.Duration
 }
 
 func stateFlags(name string) *stateOpts {
@@ -103,6 +117,7 @@ func stateFlags(name string) *stateOpts {
 		o.fset.StringVar(&o.out, "out", "-", "output file (- for stdout); a .zst suffix compresses with zstd")
 	} else {
 		o.fset.IntVar(&o.maxErrors, "errors.max", 100, "most refused rows listed on stderr (all are counted)")
+		o.fset.DurationVar(&o.maxTimeAhead, "contacts.maxTimeAhead", 24*time.Hour, "how far past now a contact row's at may be, as nba serve -http.maxTimeAhead allows feedback")
 	}
 	return o
 }
@@ -195,15 +210,19 @@ func runStateExport(args []string) (err error) {
 	if dropped := st.Stats().ReplayDropped; dropped > 0 {
 		fmt.Fprintf(os.Stderr, "warning: %d field values in %s are of fields the bundle's profile mappings do not have, and are not exported: give the -bundle the state is served with\n", dropped, where)
 	}
-	n, err := stateio.Export(out, st)
+	key, _, err := o.identityKey()
+	if err != nil {
+		return err
+	}
+	n, err := stateio.ExportWith(out, st, stateio.ExportOptions{IdentityKey: key})
 	if zw != nil {
 		err = errors.Join(err, zw.Close())
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "exported %d customers: %d contacts, %d field values, %d journeys, %d idempotency keys\n",
-		n.Customers, n.Contacts, n.Fields, n.Journeys, n.IDs)
+	fmt.Fprintf(os.Stderr, "exported %d customers: %d contacts, %d field values, %d journeys, %d idempotency keys; %d tombstones of erased customers\n",
+		n.Customers, n.Contacts, n.Fields, n.Journeys, n.IDs, n.Tombstones)
 	return nil
 }
 
@@ -239,12 +258,12 @@ func runStateImport(args []string) (err error) {
 			fmt.Fprintf(os.Stderr, "line %d: refused: %v\n", line, why)
 		}
 		shown++
-	}})
+	}, CheckContact: contactCheck(bundle, time.Now(), o.maxTimeAhead), CheckIdentityKey: o.checkIdentityKey})
 	if shown > o.maxErrors {
 		fmt.Fprintf(os.Stderr, "(%d more refused rows not listed)\n", shown-o.maxErrors)
 	}
-	fmt.Fprintf(os.Stderr, "imported %d customers: %d contacts (%d duplicates not recorded again), %d field values, %d journeys, %d idempotency keys; %d rows refused\n",
-		n.Customers, n.Contacts, n.Duplicates, n.Fields, n.Journeys, n.IDs, n.Refused)
+	fmt.Fprintf(os.Stderr, "imported %d customers: %d contacts (%d duplicates not recorded again), %d field values, %d journeys, %d idempotency keys, %d tombstones; %d rows refused\n",
+		n.Customers, n.Contacts, n.Duplicates, n.Fields, n.Journeys, n.IDs, n.Tombstones, n.Refused)
 	if dropped := st.Stats().ReplayDropped; dropped > 0 {
 		fmt.Fprintf(os.Stderr, "dropped %d field values of fields the bundle's profile mappings do not have\n", dropped)
 	}
@@ -253,6 +272,74 @@ func runStateImport(args []string) (err error) {
 	}
 	if n.Refused > 0 {
 		return fmt.Errorf("%d rows refused", n.Refused)
+	}
+	return nil
+}
+
+// contactCheck returns the check of contact rows import applies
+// (sidecar.ContactCheck), against the bundle's catalog, loaded at the first
+// contact row: a file of customers' lines does not need it.
+func contactCheck(bundle fs.FS, now time.Time, ahead time.Duration) func(*state.Contact) error {
+	var (
+		once  sync.Once
+		check func(*state.Contact) error
+	)
+	return func(c *state.Contact) error {
+		once.Do(func() {
+			cat, err := sidecar.LoadCatalog(bundle)
+			if err != nil {
+				check = func(*state.Contact) error { return err }
+				return
+			}
+			check = sidecar.ContactCheck(cat, now, ahead)
+		})
+		return check(c)
+	}
+}
+
+// identityKey returns the identity key the state is served with, as nba
+// serve finds it: $NBA_IDENTITY_KEY, else (a state directory) its
+// identity.key; nil when there is none yet. from says where it was.
+func (o *stateOpts) identityKey() (key []byte, from string, err error) {
+	if k := os.Getenv(sidecar.IdentityKeyEnv); k != "" {
+		return []byte(k), "$" + sidecar.IdentityKeyEnv, nil
+	}
+	if o.state == "" {
+		return nil, "", nil
+	}
+	path := filepath.Join(o.state, "identity.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot read the identity key: %w", err)
+	}
+	if key, err = hex.DecodeString(strings.TrimSpace(string(b))); err != nil || len(key) < 16 {
+		return nil, "", fmt.Errorf("cannot read the identity key %q: want at least 16 hex-encoded bytes", path)
+	}
+	return key, path, nil
+}
+
+// checkIdentityKey refuses an import file whose hashed identifiers were
+// hashed with another identity key than the target's (fingerprint, from
+// the file): they would resolve to no one, and the person's identifier
+// could never be linked again.
+func (o *stateOpts) checkIdentityKey(fingerprint string) error {
+	key, from, err := o.identityKey()
+	if err != nil {
+		return err
+	}
+	switch {
+	case key == nil && o.redisURL != "":
+		return fmt.Errorf("the file's hashed identifiers were hashed with an identity key (%s) and $%s is not set: set it to the key the exported state is served with, as every sidecar on this Redis must",
+			fingerprint, sidecar.IdentityKeyEnv)
+	case key == nil:
+		return fmt.Errorf("the file's hashed identifiers were hashed with an identity key (%s) and %s has none yet: copy identity.key from the exported state directory to %s, or set $%s to the key the exported state is served with",
+			fingerprint, o.state, filepath.Join(o.state, "identity.key"), sidecar.IdentityKeyEnv)
+	case stateio.KeyFingerprint(key) != fingerprint:
+		return fmt.Errorf("the file's hashed identifiers were hashed with another identity key (%s) than this state's (%s, from %s): they would resolve to no one; import into a state served with the exported state's key",
+			fingerprint, stateio.KeyFingerprint(key), from)
 	}
 	return nil
 }

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +22,7 @@ import (
 	"nba/nba/server"
 	"nba/nba/sidecar"
 	"nba/state"
+	"nba/state/redis/redistest"
 )
 
 // openQuiet opens a sidecar on the embedded demo (or bundle dir) and state
@@ -294,5 +298,271 @@ func TestStateCommandsRefuseALockedDirectory(t *testing.T) {
 	buf, err := s.AppendCustomer(buf, "c00001")
 	if err != nil || !bytes.Contains(buf, []byte("wb_20_off")) {
 		t.Fatalf("the held state changed: %s, %v", buf, err)
+	}
+}
+
+// TestStateImportRefusesContactsFeedbackRefuses: contact rows that HTTP
+// feedback would refuse (an action not in the catalog, a group not the
+// action's, a channel the catalog does not configure, a time more than the
+// allowance ahead) are refused with their line and column, into a state
+// directory and into Redis; a row without a group gets its action's.
+// Before, only format errors were refused: such rows were recorded, and
+// one far ahead was in the history but counted by no cap.
+func TestStateImportRefusesContactsFeedbackRefuses(t *testing.T) {
+	at := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	ahead := time.Now().UTC().Add(48 * time.Hour).Format(time.RFC3339)
+	in := filepath.Join(t.TempDir(), "contacts.csv")
+	rows := "customer_id,action,group,channel,outcome,at\n" +
+		"c00001,wb_20_off,win_back,web,impression," + at + "\n" +
+		"c00001,no_such_action,win_back,web,impression," + at + "\n" +
+		"c00001,wb_20_off,wrong_group,web,impression," + at + "\n" +
+		"c00001,wb_20_off,win_back,fax,impression," + at + "\n" +
+		"c00001,wb_20_off,win_back,web,impression,2099-12-06T10:00:00Z\n" +
+		"c00001,wb_20_off,win_back,web,impression," + ahead + "\n" +
+		"c00001,wb_20_off,,web,click," + at + "\n"
+	if err := os.WriteFile(in, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, target ...string) {
+		t.Helper()
+		code, _, stderr := runNBA(t, append(append([]string{"state", "import"}, target...), in)...)
+		if code != 1 {
+			t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
+		}
+		for _, want := range []string{"line 3: refused: action: not in the bundle's catalog", "line 4: refused: group: not the action's group",
+			"line 5: refused: channel: not a channel", "line 6: refused: at: more than 24h0m0s after now", "line 7: refused: at: more than 24h0m0s after now",
+			"imported 1 customers: 2 contacts", "5 rows refused"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr)
+			}
+		}
+		file := filepath.Join(t.TempDir(), "out.jsonl")
+		if code, _, stderr := runNBA(t, append(append([]string{"state", "export"}, target...), "-out", file)...); code != 0 {
+			t.Fatalf("export: exit %d; stderr:\n%s", code, stderr)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(string(b), `"group":"win_back"`); got != 2 {
+			t.Errorf("%d contacts of group win_back exported, want 2 (the row without a group gets its action's):\n%s", got, b)
+		}
+	}
+	t.Run("embedded", func(t *testing.T) { check(t, "-state", t.TempDir()) })
+	t.Run("redis", func(t *testing.T) {
+		check(t, "-state.redis", redistest.Start(t, redistest.Options{AppendFsync: "always"}).URL)
+	})
+}
+
+// TestStateMoveChecksTheIdentityKey: moving an embedded state whose
+// profiles hold hashed identifiers (email) with nba state export and
+// import. The export names the identity key by its fingerprint, never the
+// key; the import refuses a target without the key (saying how to bring
+// it) or with another key, on a directory and on Redis, and imports nothing
+// then; with the source's identity.key copied over, the hashed email
+// resolves to the person again. A state that holds hashed identifiers but
+// no identity.key (an export without the fingerprint) makes nba serve log
+// that the key it generates will not resolve them. Before, the import
+// accepted every target, and the person's email named an anonymous
+// profile from then on, without a word.
+func TestStateMoveChecksTheIdentityKey(t *testing.T) {
+	t.Setenv(sidecar.IdentityKeyEnv, "")
+	bdir := exportDemoWithIdentity(t)
+	src := t.TempDir()
+	open := func(dir string, log *bytes.Buffer) *sidecar.Sidecar {
+		t.Helper()
+		logger := quietLogger()
+		if log != nil {
+			logger = slog.New(slog.NewTextHandler(log, nil))
+		}
+		s, err := sidecar.Open(sidecar.Config{Bundle: os.DirFS(bdir), BundleName: "b", StateDir: dir, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open(src, nil)
+	ids := []server.Field{{Key: "cookie", Str: "x-1"}, {Key: "crm_id", Str: "c04100"}, {Key: "email", Str: "x@example.com"}}
+	if _, err := s.Identify(&server.IdentifyRequest{IDs: ids, TS: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	key, err := os.ReadFile(filepath.Join(src, "identity.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "exp.jsonl")
+	if code, _, stderr := runNBA(t, "state", "export", "-bundle", bdir, "-state", src, "-out", file); code != 0 {
+		t.Fatalf("export: exit %d:\n%s", code, stderr)
+	}
+	exported, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(exported, []byte(`{"identity_key":"hmac-sha256:`)) || bytes.Contains(exported, key) {
+		t.Fatalf("the export does not start with the key's fingerprint, or carries the key:\n%s", exported)
+	}
+
+	refused := func(t *testing.T, want string, target ...string) {
+		t.Helper()
+		code, _, stderr := runNBA(t, append(append([]string{"state", "import", "-bundle", bdir}, target...), file)...)
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("import: exit %d, want a refusal with %q:\n%s", code, want, stderr)
+		}
+	}
+	t.Run("no key yet", func(t *testing.T) {
+		dst := t.TempDir()
+		refused(t, "has none yet: copy identity.key from the exported state directory to "+filepath.Join(dst, "identity.key"), "-state", dst)
+		if got := customers(t, bdir, dst); len(got) != 0 {
+			t.Errorf("a refused import restored %d customers", len(got))
+		}
+	})
+	t.Run("another key", func(t *testing.T) {
+		dst := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dst, "identity.key"), []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, "hashed with another identity key", "-state", dst)
+	})
+	t.Run("redis without the key", func(t *testing.T) {
+		refused(t, "$NBA_IDENTITY_KEY is not set", "-state.redis", redistest.Start(t, redistest.Options{AppendFsync: "always"}).URL)
+	})
+	t.Run("the key copied", func(t *testing.T) {
+		dst := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dst, "identity.key"), key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, stderr := runNBA(t, "state", "import", "-bundle", bdir, "-state", dst, file); code != 0 {
+			t.Fatalf("import: exit %d:\n%s", code, stderr)
+		}
+		s := open(dst, nil)
+		defer s.Close()
+		if id, err := s.ResolveCustomer("email", "x@example.com"); err != nil || id != "c04100" {
+			t.Errorf("after the move the email names %q %v, want c04100", id, err)
+		}
+	})
+	t.Run("serve warns", func(t *testing.T) {
+		dst := t.TempDir()
+		old := filepath.Join(t.TempDir(), "old.jsonl")
+		if err := os.WriteFile(old, exported[bytes.IndexByte(exported, '\n')+1:], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, stderr := runNBA(t, "state", "import", "-bundle", bdir, "-state", dst, old); code != 0 {
+			t.Fatalf("import of an export without the fingerprint: exit %d:\n%s", code, stderr)
+		}
+		var log bytes.Buffer
+		open(dst, &log).Close()
+		if !strings.Contains(log.String(), "generated a new identity key, but the state already holds hashed identifiers") {
+			t.Errorf("serving the moved state without its key logs nothing about it:\n%s", log.String())
+		}
+		log.Reset()
+		open(dst, &log).Close()
+		open(src, &log).Close()
+		if strings.Contains(log.String(), "generated a new identity key") {
+			t.Errorf("a state with its key logs that a key was generated:\n%s", log.String())
+		}
+	})
+}
+
+// TestStateMoveKeepsErasure: a customer erased on a state directory stays
+// erased after nba state export and import into another directory and into
+// Redis: its late event is refused with 410 there, as on the source. Before,
+// tombstones were not exported, and the event was accepted after the move.
+func TestStateMoveKeepsErasure(t *testing.T) {
+	key := []byte("0123456789abcdef-erasure-key")
+	open := func(cfg sidecar.Config) *sidecar.Sidecar {
+		t.Helper()
+		cfg.Bundle, cfg.BundleName, cfg.Logger, cfg.ErasureKey = demo.Bundle(), "demo", quietLogger(), key
+		s, err := sidecar.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	late := func(t *testing.T, s *sidecar.Sidecar) {
+		t.Helper()
+		err := s.Event(&server.Event{CustomerID: "c00042", Type: "purchase", TS: time.Now()})
+		var se *server.Error
+		if !errors.As(err, &se) || se.Status != http.StatusGone {
+			t.Errorf("a late event of the erased customer = %v, want 410", err)
+		}
+		if err := s.Event(&server.Event{CustomerID: "c00043", Type: "purchase", TS: time.Now()}); err != nil {
+			t.Errorf("an event of another customer = %v", err)
+		}
+	}
+	src := t.TempDir()
+	s := open(sidecar.Config{StateDir: src})
+	if err := s.Event(&server.Event{CustomerID: "c00042", Type: "purchase", TS: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EraseCustomer("c00042"); err != nil {
+		t.Fatal(err)
+	}
+	late(t, s)
+	s.Close()
+	file := filepath.Join(t.TempDir(), "exp.jsonl")
+	if code, _, stderr := runNBA(t, "state", "export", "-state", src, "-out", file); code != 0 || !strings.Contains(stderr, "1 tombstones") {
+		t.Fatalf("export: exit %d, want 1 tombstone:\n%s", code, stderr)
+	}
+	t.Run("directory", func(t *testing.T) {
+		dst := t.TempDir()
+		if code, _, stderr := runNBA(t, "state", "import", "-state", dst, file); code != 0 || !strings.Contains(stderr, "1 tombstones") {
+			t.Fatalf("import: exit %d, want 1 tombstone:\n%s", code, stderr)
+		}
+		s := open(sidecar.Config{StateDir: dst})
+		defer s.Close()
+		late(t, s)
+	})
+	t.Run("redis", func(t *testing.T) {
+		url := redistest.Start(t, redistest.Options{AppendFsync: "always"}).URL
+		if code, _, stderr := runNBA(t, "state", "import", "-state.redis", url, file); code != 0 {
+			t.Fatalf("import: exit %d:\n%s", code, stderr)
+		}
+		s := open(sidecar.Config{StateDir: t.TempDir(), StateRedis: url})
+		defer s.Close()
+		late(t, s)
+	})
+}
+
+// TestStateMoveToRedisWithTheIdentityKey: a state served with
+// $NBA_IDENTITY_KEY moves to Redis when the import has the same key, and
+// its hashed email resolves there; with another key the import is refused.
+func TestStateMoveToRedisWithTheIdentityKey(t *testing.T) {
+	const key = "0123456789abcdef-identity-key"
+	t.Setenv(sidecar.IdentityKeyEnv, key)
+	bdir := exportDemoWithIdentity(t)
+	open := func(cfg sidecar.Config) *sidecar.Sidecar {
+		t.Helper()
+		cfg.Bundle, cfg.BundleName, cfg.Logger, cfg.IdentityKey = os.DirFS(bdir), "b", quietLogger(), []byte(key)
+		s, err := sidecar.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	src := t.TempDir()
+	s := open(sidecar.Config{StateDir: src})
+	ids := []server.Field{{Key: "crm_id", Str: "c04100"}, {Key: "email", Str: "x@example.com"}}
+	if _, err := s.Identify(&server.IdentifyRequest{IDs: ids, TS: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	file := filepath.Join(t.TempDir(), "exp.jsonl")
+	if code, _, stderr := runNBA(t, "state", "export", "-bundle", bdir, "-state", src, "-out", file); code != 0 {
+		t.Fatalf("export: exit %d:\n%s", code, stderr)
+	}
+	url := redistest.Start(t, redistest.Options{AppendFsync: "always"}).URL
+	t.Setenv(sidecar.IdentityKeyEnv, key+"-other")
+	if code, _, stderr := runNBA(t, "state", "import", "-bundle", bdir, "-state.redis", url, file); code == 0 || !strings.Contains(stderr, "from $NBA_IDENTITY_KEY") {
+		t.Errorf("import with another key: exit %d, want a refusal:\n%s", code, stderr)
+	}
+	t.Setenv(sidecar.IdentityKeyEnv, key)
+	if code, _, stderr := runNBA(t, "state", "import", "-bundle", bdir, "-state.redis", url, file); code != 0 {
+		t.Fatalf("import with the key: exit %d:\n%s", code, stderr)
+	}
+	r := open(sidecar.Config{StateDir: t.TempDir(), StateRedis: url})
+	defer r.Close()
+	if id, err := r.ResolveCustomer("email", "x@example.com"); err != nil || id != "c04100" {
+		t.Errorf("on Redis the email names %q %v, want c04100", id, err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -40,9 +42,18 @@ func withIdentity(st state.Backend, m Manifest, cfg Config) (state.Backend, *sta
 			// every hashed identifier by replica.
 			return nil, nil, nil, fmt.Errorf("identity: a hashed namespace needs the identity key shared by every replica (%s, at least 16 bytes)", IdentityKeyEnv)
 		}
+		path := filepath.Join(cfg.StateDir, "identity.key")
+		_, statErr := os.Stat(path)
 		var err error
-		if key, err = loadSecret(filepath.Join(cfg.StateDir, "identity.key")); err != nil {
+		if key, err = loadSecret(path); err != nil {
 			return nil, nil, nil, err
+		}
+		if h, ok := st.(interface{ HashedIdentifiers() bool }); ok && errors.Is(statErr, fs.ErrNotExist) && h.HashedIdentifiers() {
+			// A state moved without its key (nba state import of an
+			// export that did not name it, a copied directory): the
+			// identifiers hashed with the old key resolve to no one.
+			cfg.Logger.Warn("generated a new identity key, but the state already holds hashed identifiers, hashed with another key: they will not resolve; stop, copy the identity.key of the state they came from (or set "+IdentityKeyEnv+") and start again",
+				"path", path)
 		}
 	}
 	x := state.NewIdentities(ib, key)

@@ -2,6 +2,9 @@ package embedded
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 
 	"nba/state"
 )
@@ -58,4 +61,42 @@ func (s *Store) Restore(cs ...state.CustomerDump) error {
 // write for a batch, for importers.
 func (s *Store) RecordContacts(cs []state.Contact) (dups int, err error) {
 	return s.recordContact(cs)
+}
+
+// RestoreTombstones keeps each tombstone until its Until, or a later end
+// already kept (all are checked first; on an ErrInvalid error none is
+// kept). Like Restore it is not logged: the next Checkpoint makes the
+// tombstones durable.
+func (s *Store) RestoreTombstones(ts ...state.Tombstone) error {
+	for i, t := range ts {
+		if err := s.CheckString("pseudonym", t.Pseudonym, true); err != nil {
+			return invalidf("cannot restore tombstone %d: %w", i, err)
+		}
+	}
+	s.tomb.mu.RLock()
+	n := len(s.tomb.m)
+	s.tomb.mu.RUnlock()
+	if n+len(ts) > state.MaxTombstones {
+		return unavailable(fmt.Errorf("cannot restore tombstones: %d kept and %d more exceed the limit of %d", n, len(ts), state.MaxTombstones))
+	}
+	for _, t := range ts {
+		s.tomb.add(t.Pseudonym, t.Until.UnixNano())
+	}
+	return nil
+}
+
+// HashedIdentifiers reports whether a profile holds an identifier of a
+// hashed namespace (its value "h:" and a keyed hash), which only the
+// identity key it was hashed with resolves. It stops at the first one.
+func (s *Store) HashedIdentifiers() bool {
+	found := errors.New("found")
+	err := s.each(func(c *state.Customer) error {
+		for _, id := range c.Identifiers() {
+			if strings.HasPrefix(id.Value, "h:") {
+				return found
+			}
+		}
+		return nil
+	})
+	return err == found
 }

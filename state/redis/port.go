@@ -297,3 +297,51 @@ func (b *Backend) Checkpoint() error {
 	}
 	return nil
 }
+
+// RestoreTombstones keeps each tombstone in the hash of tombstones until
+// its Until, or a later end already kept there (all are checked first; on
+// an ErrInvalid error none is kept). Each is acknowledged as an Erase's,
+// so there is nothing to checkpoint.
+func (b *Backend) RestoreTombstones(ts ...state.Tombstone) error {
+	for i, t := range ts {
+		if err := b.m.CheckString("pseudonym", t.Pseudonym, true); err != nil {
+			return &state.Error{Kind: state.ErrInvalid, Err: fmt.Errorf("cannot restore tombstone %d: %w", i, err)}
+		}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
+	defer cancel()
+	fields := make([]string, len(ts))
+	for i, t := range ts {
+		fields[i] = t.Pseudonym
+	}
+	kept, err := b.client.Do(ctx, b.client.B().Hmget().Key(tombKey).Field(fields...).Build()).ToArray()
+	b.observe(err)
+	if err != nil {
+		return b.kind(err, "cannot read tombstones")
+	}
+	cmd := b.client.B().Hset().Key(tombKey).FieldValue()
+	n := 0
+	for i, t := range ts {
+		if i < len(kept) {
+			if s, err := kept[i].ToString(); err == nil {
+				if u, err := strconv.ParseInt(s, 10, 64); err == nil && u >= t.Until.UnixNano() {
+					continue // a later end is kept
+				}
+			}
+		}
+		cmd = cmd.FieldValue(t.Pseudonym, strconv.FormatInt(t.Until.UnixNano(), 10))
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	err = b.client.Do(ctx, cmd.Build()).Error()
+	b.observe(err)
+	if err != nil {
+		return b.kind(err, "cannot restore tombstones")
+	}
+	return nil
+}

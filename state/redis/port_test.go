@@ -279,3 +279,124 @@ func TestUnmergeAfterImportIntoRedis(t *testing.T) {
 		t.Errorf("after the unmerge on Redis:\n%s\nafter the unmerge on the embedded state:\n%s", got, want)
 	}
 }
+
+// TestExportImportKeepsReservations: a reservation of an exact cap held on
+// the embedded state is in the export and holds the slot after an import
+// into a new embedded state and into Redis, and importing the line back
+// into the source keeps it. Before, the export dropped reservations, so the
+// moved customer was given the reserved slot a second time.
+func TestExportImportKeepsReservations(t *testing.T) {
+	cfg := portConfig(t)
+	caps := []state.ExactCap{{Kind: state.KindChannel, Key: "email", Window: time.Hour, Max: 1}}
+	reserve := func(decision string, at time.Time) state.Reservation {
+		return state.Reservation{Customer: "c1", Decision: decision, Action: "a", Group: "g", Channel: "email",
+			At: at, Expires: at.Add(10 * time.Minute), Caps: caps}
+	}
+	src := openEmbedded(t, cfg)
+	if err := src.Reserve(reserve("d1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	exported := export(t, src)
+	if !strings.Contains(exported, `"reservations"`) {
+		t.Fatalf("the export has no reservation:\n%s", exported)
+	}
+	type reserver interface {
+		stateio.Target
+		stateio.Source
+		Reserve(...state.Reservation) error
+	}
+	check := func(t *testing.T, dst reserver) {
+		t.Helper()
+		if err := dst.Reserve(reserve("d2", t0.Add(time.Minute))); !errors.Is(err, state.ErrConflict) {
+			t.Errorf("a second reservation of the exact cap after the import = %v, want ErrConflict", err)
+		}
+		if got := export(t, dst); got != exported {
+			t.Errorf("export after the import:\n%s\nwant\n%s", got, exported)
+		}
+	}
+	t.Run("embedded", func(t *testing.T) {
+		dst := openEmbedded(t, cfg)
+		importAll(t, exported, dst)
+		check(t, dst)
+	})
+	t.Run("redis", func(t *testing.T) {
+		dst := open(t, redisstate.Config{URL: redistest.Start(t, redistest.Options{}).URL, State: cfg, AllowVolatile: true})
+		importAll(t, exported, dst)
+		check(t, dst)
+	})
+	t.Run("in place", func(t *testing.T) {
+		importAll(t, exported, src)
+		check(t, src)
+	})
+}
+
+// TestExportImportKeepsTombstones: the tombstone of a customer erased on
+// the embedded state is in the export (its pseudonym only) and is kept by
+// an import into a new embedded state, durably (after a reopen), and into
+// Redis; a later end already kept is not shortened. Before, tombstones
+// were not exported: after a move, the erased customer's late events were
+// accepted again.
+func TestExportImportKeepsTombstones(t *testing.T) {
+	cfg := portConfig(t)
+	now := time.Now()
+	src := openEmbedded(t, cfg)
+	if err := src.RecordContact(state.Contact{Customer: "c1", Action: "a", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Erase("c1", state.Tombstone{Pseudonym: "p-c1", Until: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	exported := export(t, src)
+	if !strings.Contains(exported, `{"tombstone":"p-c1","until":`) || strings.Contains(exported, `"c1"`) {
+		t.Fatalf("the export does not carry the tombstone alone:\n%s", exported)
+	}
+	type tombs interface {
+		stateio.Target
+		stateio.Source
+		Tombstoned(string, time.Time) (bool, error)
+	}
+	check := func(t *testing.T, dst tombs) {
+		t.Helper()
+		if ok, err := dst.Tombstoned("p-c1", now); !ok || err != nil {
+			t.Errorf("Tombstoned after the import = %v %v, want true", ok, err)
+		}
+		if ok, err := dst.Tombstoned("p-c1", now.Add(2*time.Hour)); ok || err != nil {
+			t.Errorf("Tombstoned after its end = %v %v, want false", ok, err)
+		}
+		if got := export(t, dst); got != exported {
+			t.Errorf("export after the import:\n%s\nwant\n%s", got, exported)
+		}
+	}
+	t.Run("embedded", func(t *testing.T) {
+		c := cfg
+		c.WAL = wal.Config{Dir: filepath.Join(t.TempDir(), "state")}
+		dst, err := embedded.Open(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := importAll(t, exported, dst); n.Tombstones != 1 {
+			t.Errorf("imported %d tombstones, want 1", n.Tombstones)
+		}
+		if err := dst.Close(); err != nil {
+			t.Fatal(err)
+		}
+		dst, err = embedded.Open(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dst.Close()
+		check(t, dst)
+	})
+	t.Run("redis", func(t *testing.T) {
+		dst := open(t, redisstate.Config{URL: redistest.Start(t, redistest.Options{}).URL, State: cfg, AllowVolatile: true})
+		importAll(t, exported, dst)
+		check(t, dst)
+		if err := dst.RestoreTombstones(state.Tombstone{Pseudonym: "p-c1", Until: now.Add(3 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		importAll(t, exported, dst)
+		if ok, err := dst.Tombstoned("p-c1", now.Add(2*time.Hour)); !ok || err != nil {
+			t.Errorf("an import shortened a later tombstone: Tombstoned = %v %v", ok, err)
+		}
+	})
+}

@@ -6,6 +6,12 @@
 // A file is JSON Lines (optionally zstd-compressed) or CSV. A JSON line is
 // one of:
 //
+//   - the fingerprint of the identity key the file's hashed identifiers
+//     were hashed with (KeyFingerprint, never the key), first, as export
+//     writes it when it knows the key: {"identity_key":"hmac-sha256:..."}.
+//     Import checks it against the target's key (Options.CheckIdentityKey)
+//     before anything is imported.
+//
 //   - a customer's whole state, as export writes it, one object per
 //     customer (so a customer is restored whole, in one step):
 //
@@ -20,7 +26,9 @@
 //     "merged_into":"c00042", "receipt":"...", "saved":{"customer":"~cookie:c-91",...},
 //     "merges":[{"receipt":"...","from":"~cookie:c-91","before":{"customer":"c00042",...},
 //     "since":[{"as_of":0,"record":"<base64>"}],"full":false}],
-//     "expired":[{"key":"cookie:c-1","fresh":"~cookie:c-1@1780000000"}]}
+//     "expired":[{"key":"cookie:c-1","fresh":"~cookie:c-1@1780000000"}],
+//     "reservations":[{"decision":"d-7","action":"a","group":"g","channel":"email","at":"...","expires":"...",
+//     "caps":[{"kind":"channel","key":"email","window":"24h0m0s","max":1}]}]}
 //
 //     Contacts are the latest recorded first; ids oldest first (event ids marked);
 //     counters are the store's cap-window aggregates, which keep counting
@@ -37,8 +45,18 @@
 //     the log's own format, and the snapshot as-of time it was applied
 //     with), so that an unmerge after the import gives what it would have
 //     before the export; expired are identifiers the profile dropped as
-//     their ttl ran out, and the anonymous profile each names since.
-//     Importing such a line replaces the customer's state.
+//     their ttl ran out, and the anonymous profile each names since;
+//     reservations are the slots of exact caps decisions hold until their
+//     impression comes or they expire, so that a moved customer is not
+//     given a reserved slot again. Importing such a line replaces the
+//     customer's state.
+//
+//   - an erased customer's tombstone, as export writes it after the
+//     customers: {"tombstone":"<pseudonym>","until":"2027-01-06T10:00:00Z"}.
+//     The pseudonym is the keyed hash of the id the erasure kept (never the
+//     id; the target must be served with the same $NBA_ERASURE_KEY), and
+//     importing it keeps the tombstone until then, so that after a move a
+//     late event for the erased customer is still refused.
 //
 //   - one contact of a contact history, with the columns bench/bundlegen's
 //     contacts.csv has: {"customer_id":"c1","action":"a","group":"g",
@@ -58,11 +76,15 @@ package stateio
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -70,10 +92,38 @@ import (
 	"nba/state"
 )
 
-// Row is one decoded line: a customer's state or one contact.
+// Row is one decoded line: the identity key's fingerprint, a customer's
+// state, an erased customer's tombstone or one contact.
 type Row struct {
-	Customer *state.CustomerDump // a customer's whole state, or nil
-	Contact  state.Contact       // when Customer is nil
+	IdentityKey string              // the fingerprint of the identity key the file's hashed identifiers were hashed with, or ""
+	Customer    *state.CustomerDump // a customer's whole state, or nil
+	Tombstone   *state.Tombstone    // an erased customer's tombstone, or nil
+	Contact     state.Contact       // when the others are empty
+}
+
+// KeyFingerprint names an identity key without revealing it: an HMAC of a
+// fixed text under the key. Two states hash identifiers alike exactly when
+// their keys' fingerprints are equal.
+func KeyFingerprint(key []byte) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("nba identity key fingerprint"))
+	return "hmac-sha256:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// AppendKeyLine appends the line naming the identity key by its
+// fingerprint (KeyFingerprint), with its newline, to dst.
+func AppendKeyLine(dst []byte, fingerprint string) []byte {
+	b, _ := json.Marshal(struct {
+		IdentityKey string `json:"identity_key"`
+	}{fingerprint})
+	return append(append(dst, b...), '\n')
+}
+
+// wireTombstone is an erased customer's tombstone: its pseudonym (a keyed
+// hash of the id, never the id) and when it ends.
+type wireTombstone struct {
+	Tombstone string `json:"tombstone"`
+	Until     string `json:"until"`
 }
 
 type wireContact struct {
@@ -155,6 +205,28 @@ type wireCustomer struct {
 	Saved       *wireCustomer    `json:"saved,omitempty"`
 	Merges      []wireMerge      `json:"merges,omitempty"`
 	Expired     []wireExpired    `json:"expired,omitempty"`
+
+	Reservations []wireReservation `json:"reservations,omitempty"`
+}
+
+// wireReservation is a reservation of exact caps (state.Reservation).
+type wireReservation struct {
+	Decision string         `json:"decision"`
+	Action   string         `json:"action"`
+	Group    string         `json:"group,omitempty"`
+	Channel  string         `json:"channel,omitempty"`
+	At       string         `json:"at"`
+	Expires  string         `json:"expires"`
+	Caps     []wireExactCap `json:"caps"`
+}
+
+// wireExactCap is an exact cap a reservation counts toward; its window in
+// Go's duration syntax ("24h0m0s").
+type wireExactCap struct {
+	Kind   string `json:"kind"`
+	Key    string `json:"key"`
+	Window string `json:"window"`
+	Max    int    `json:"max"`
 }
 
 // wireExpired is an identifier dropped by its ttl (state.ExpiredIdentifier).
@@ -205,6 +277,13 @@ type wireLine struct {
 	Merges      []wireMergeIn    `json:"merges"`
 	Expired     []wireExpired    `json:"expired"`
 
+	Reservations []wireReservation `json:"reservations"`
+
+	Tombstone *string `json:"tombstone"`
+	Until     *string `json:"until"`
+
+	IdentityKey *string `json:"identity_key"`
+
 	CustomerID *string  `json:"customer_id"`
 	Action     *string  `json:"action"`
 	Group      string   `json:"group"`
@@ -213,6 +292,35 @@ type wireLine struct {
 	Value      *float64 `json:"value"`
 	At         *string  `json:"at"`
 	ID         string   `json:"id"`
+}
+
+// AppendTombstone appends t as one JSON line (with its newline) to dst.
+func AppendTombstone(dst []byte, t state.Tombstone) ([]byte, error) {
+	b, err := json.Marshal(wireTombstone{Tombstone: t.Pseudonym, Until: formatTime(t.Until)})
+	if err != nil {
+		return dst, fmt.Errorf("cannot encode tombstone: %w", err)
+	}
+	return append(append(dst, b...), '\n'), nil
+}
+
+// tombstone converts a decoded tombstone line, which has no other key.
+func (w *wireLine) tombstone() (*state.Tombstone, error) {
+	only := wireLine{Tombstone: w.Tombstone, Until: w.Until}
+	switch {
+	case w.Tombstone == nil:
+		return nil, errors.New(`"until" without "tombstone"`)
+	case w.Until == nil:
+		return nil, errors.New(`"tombstone" without "until"`)
+	case !reflect.DeepEqual(*w, only):
+		return nil, errors.New(`a tombstone ("tombstone") with other keys`)
+	case *w.Tombstone == "":
+		return nil, errors.New("tombstone: empty")
+	}
+	until, err := parseTime(*w.Until)
+	if err != nil {
+		return nil, fmt.Errorf("until: %w", err)
+	}
+	return &state.Tombstone{Pseudonym: *w.Tombstone, Until: until}, nil
 }
 
 // AppendCustomer appends c as one JSON line (with its newline) to dst.
@@ -274,6 +382,14 @@ func toWire(c *state.CustomerDump) (*wireCustomer, error) {
 	for _, g := range c.Expired {
 		w.Expired = append(w.Expired, wireExpired(g))
 	}
+	for _, r := range c.Reservations {
+		wr := wireReservation{Decision: r.Decision, Action: r.Action, Group: r.Group, Channel: r.Channel,
+			At: formatTime(r.At), Expires: formatTime(r.Expires)}
+		for _, k := range r.Caps {
+			wr.Caps = append(wr.Caps, wireExactCap{Kind: k.Kind.String(), Key: k.Key, Window: k.Window.String(), Max: k.Max})
+		}
+		w.Reservations = append(w.Reservations, wr)
+	}
 	for _, k := range c.Counters {
 		w.Counters = append(w.Counters, wireCounter{Kind: k.Kind.String(), Key: k.Key, Outcome: k.Outcome.String(), Seen: k.Seen,
 			Recent: k.Recent, HourTop: k.HourTop, Hours: k.Hours, DayTop: k.DayTop, Days: k.Days})
@@ -313,13 +429,27 @@ func DecodeLine(line []byte) (Row, error) {
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
 		return Row{}, errors.New("data after the object")
 	}
+	if w.IdentityKey != nil {
+		switch {
+		case !reflect.DeepEqual(w, wireLine{IdentityKey: w.IdentityKey}):
+			return Row{}, errors.New(`the identity key's fingerprint ("identity_key") with other keys`)
+		case *w.IdentityKey == "":
+			return Row{}, errors.New("identity_key: empty")
+		}
+		return Row{IdentityKey: *w.IdentityKey}, nil
+	}
+	if w.Tombstone != nil || w.Until != nil {
+		t, err := w.tombstone()
+		return Row{Tombstone: t}, err
+	}
 	switch {
 	case w.Customer != nil && w.CustomerID == nil && w.Action == nil && w.Outcome == nil && w.At == nil && w.Value == nil &&
 		w.Group == "" && w.Channel == "" && w.ID == "":
 		c, err := w.customer()
 		return Row{Customer: c}, err
 	case w.CustomerID != nil && w.Customer == nil && w.Contacts == nil && w.Fields == nil && w.Journeys == nil && w.IDs == nil && w.Counters == nil && w.Consent == nil &&
-		w.Identifiers == nil && w.MergedInto == "" && w.Receipt == "" && w.Saved == nil && w.Merges == nil && w.Expired == nil:
+		w.Identifiers == nil && w.MergedInto == "" && w.Receipt == "" && w.Saved == nil && w.Merges == nil && w.Expired == nil &&
+		w.Reservations == nil:
 		k := contactRow{Customer: *w.CustomerID, Group: w.Group, Channel: w.Channel, ID: w.ID}
 		if w.Action != nil {
 			k.Action = *w.Action
@@ -535,6 +665,13 @@ func (w *wireLine) customer() (*state.CustomerDump, error) {
 	for _, g := range w.Expired {
 		c.Expired = append(c.Expired, state.ExpiredIdentifier(g))
 	}
+	for i, r := range w.Reservations {
+		x, err := r.reservation()
+		if err != nil {
+			return nil, fmt.Errorf("reservations[%d].%w", i, err)
+		}
+		c.Reservations = append(c.Reservations, x)
+	}
 	var err error
 	if w.Saved != nil {
 		if c.Saved, err = w.Saved.nested(); err != nil {
@@ -564,6 +701,36 @@ func (w *wireLine) nested() (*state.CustomerDump, error) {
 		return nil, errors.New(`customer: want a customer's state ("customer") only`)
 	}
 	return w.customer()
+}
+
+// reservation converts one reservation of a customer line; the store
+// checks the rest (state.Model.Restored).
+func (r *wireReservation) reservation() (state.Reservation, error) {
+	x := state.Reservation{Decision: r.Decision, Action: r.Action, Group: r.Group, Channel: r.Channel}
+	var err error
+	switch {
+	case r.Decision == "":
+		return x, errors.New("decision: empty")
+	case r.Action == "":
+		return x, errors.New("action: empty")
+	}
+	if x.At, err = parseTime(r.At); err != nil {
+		return x, fmt.Errorf("at: %w", err)
+	}
+	if x.Expires, err = parseTime(r.Expires); err != nil {
+		return x, fmt.Errorf("expires: %w", err)
+	}
+	for i, k := range r.Caps {
+		c := state.ExactCap{Key: k.Key, Max: k.Max}
+		if c.Kind, err = parseKind(k.Kind); err != nil {
+			return x, fmt.Errorf("caps[%d].kind: want action, group or channel", i)
+		}
+		if c.Window, err = time.ParseDuration(k.Window); err != nil || c.Window <= 0 {
+			return x, fmt.Errorf("caps[%d].window: want a positive duration (24h)", i)
+		}
+		x.Caps = append(x.Caps, c)
+	}
+	return x, nil
 }
 
 func parseKind(s string) (state.Kind, error) {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -19,6 +21,8 @@ import (
 type Source interface {
 	// Each calls fn with every customer's state until fn fails.
 	Each(fn func(*state.CustomerDump) error) error
+	// Tombstones lists the tombstones of erased customers lasting at now.
+	Tombstones(now time.Time) ([]state.Tombstone, error)
 }
 
 // Target is a state store import writes to.
@@ -29,7 +33,10 @@ type Target interface {
 	RecordContacts(cs []state.Contact) (dups int, err error)
 	// Restore replaces customers' states; on an error none is restored.
 	Restore(cs ...state.CustomerDump) error
-	// Checkpoint makes restored states durable.
+	// RestoreTombstones keeps erased customers' tombstones; on an error
+	// none is kept.
+	RestoreTombstones(ts ...state.Tombstone) error
+	// Checkpoint makes restored states and tombstones durable.
 	Checkpoint() error
 }
 
@@ -47,6 +54,7 @@ type Counts struct {
 	Journeys   int `json:"journeys"`   // journey positions
 	IDs        int `json:"ids"`        // remembered idempotency keys
 	Refused    int `json:"refused"`    // rows refused (import)
+	Tombstones int `json:"tombstones"` // tombstones of erased customers
 }
 
 func (c *Counts) addCustomer(x *state.CustomerDump) {
@@ -58,11 +66,29 @@ func (c *Counts) addCustomer(x *state.CustomerDump) {
 }
 
 // Export writes every customer's state from src to w as JSON Lines, one
-// customer a line.
-func Export(w io.Writer, src Source) (Counts, error) {
+// customer a line, then the tombstones of erased customers lasting now,
+// one a line.
+func Export(w io.Writer, src Source) (Counts, error) { return ExportWith(w, src, ExportOptions{}) }
+
+// ExportOptions configure ExportWith.
+type ExportOptions struct {
+	// IdentityKey is the key src's hashed identifiers were hashed with
+	// (nil: unknown): its fingerprint is written first, so that an import
+	// can refuse a target whose key would not resolve them.
+	IdentityKey []byte
+}
+
+// ExportWith is Export with options.
+func ExportWith(w io.Writer, src Source, opt ExportOptions) (Counts, error) {
 	var n Counts
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var buf []byte
+	if len(opt.IdentityKey) > 0 {
+		buf = AppendKeyLine(buf, KeyFingerprint(opt.IdentityKey))
+		if _, err := bw.Write(buf); err != nil {
+			return n, fmt.Errorf("cannot export state: %w", err)
+		}
+	}
 	err := src.Each(func(c *state.CustomerDump) error {
 		var err error
 		if buf, err = AppendCustomer(buf[:0], c); err != nil {
@@ -72,6 +98,17 @@ func Export(w io.Writer, src Source) (Counts, error) {
 		_, err = bw.Write(buf)
 		return err
 	})
+	if err == nil {
+		var ts []state.Tombstone
+		ts, err = src.Tombstones(time.Now())
+		slices.SortFunc(ts, func(a, b state.Tombstone) int { return strings.Compare(a.Pseudonym, b.Pseudonym) })
+		for i := 0; i < len(ts) && err == nil; i++ {
+			if buf, err = AppendTombstone(buf[:0], ts[i]); err == nil {
+				_, err = bw.Write(buf)
+				n.Tombstones++
+			}
+		}
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -90,6 +127,18 @@ type Options struct {
 	// MaxLineBytes bounds a JSON line (a customer's whole state). Default
 	// 16 MiB.
 	MaxLineBytes int
+	// CheckContact, if not nil, checks each contact row (CSV or JSON, not
+	// a customer's line) before it is written, as feedback would check it
+	// (the catalog's actions and channels, the range of its time), and
+	// may complete it (the action's group when the row has none). An
+	// error refuses the row; it names the column or key at fault.
+	CheckContact func(c *state.Contact) error
+	// CheckIdentityKey, if not nil, is called with the fingerprint of the
+	// identity key a file names (KeyFingerprint): an error stops the
+	// import, so that identifiers hashed with another key than the
+	// target's are not imported (they would resolve to no one). Nil: the
+	// fingerprint is not checked.
+	CheckIdentityKey func(fingerprint string) error
 }
 
 // Batch sizes of Import: contacts and customers per write.
@@ -182,14 +231,20 @@ type pendingCustomer struct {
 	c    state.CustomerDump
 }
 
+type pendingTombstone struct {
+	line int
+	t    state.Tombstone
+}
+
 type importer struct {
-	dst       Target
-	opt       Options
-	n         Counts
-	contacts  []pendingContact
-	customers []pendingCustomer
-	seen      map[string]struct{} // customers of contact rows
-	restored  bool
+	dst        Target
+	opt        Options
+	n          Counts
+	contacts   []pendingContact
+	customers  []pendingCustomer
+	tombstones []pendingTombstone
+	seen       map[string]struct{} // customers of contact rows
+	restored   bool
 }
 
 func (im *importer) refuse(line int, err error) {
@@ -200,6 +255,12 @@ func (im *importer) refuse(line int, err error) {
 }
 
 func (im *importer) addContact(line int, c state.Contact) error {
+	if im.opt.CheckContact != nil {
+		if err := im.opt.CheckContact(&c); err != nil {
+			im.refuse(line, err)
+			return nil
+		}
+	}
 	if len(im.customers) > 0 {
 		if err := im.flushCustomers(); err != nil {
 			return err
@@ -229,7 +290,55 @@ func (im *importer) flush() error {
 	if err := im.flushContacts(); err != nil {
 		return err
 	}
-	return im.flushCustomers()
+	if err := im.flushCustomers(); err != nil {
+		return err
+	}
+	return im.flushTombstones()
+}
+
+// addTombstone queues a tombstone; tombstones are independent of the
+// other rows, so they are kept in batches of their own.
+func (im *importer) addTombstone(line int, t state.Tombstone) error {
+	im.tombstones = append(im.tombstones, pendingTombstone{line, t})
+	if len(im.tombstones) >= contactBatch {
+		return im.flushTombstones()
+	}
+	return nil
+}
+
+// flushTombstones keeps the pending tombstones, as flushContacts writes
+// contacts.
+func (im *importer) flushTombstones() error {
+	p := im.tombstones
+	if len(p) == 0 {
+		return nil
+	}
+	im.tombstones = p[:0]
+	ts := make([]state.Tombstone, len(p))
+	for i := range p {
+		ts[i] = p[i].t
+	}
+	return im.restoreTombstones(p, ts)
+}
+
+func (im *importer) restoreTombstones(p []pendingTombstone, ts []state.Tombstone) error {
+	err := im.dst.RestoreTombstones(ts...)
+	switch {
+	case err == nil:
+		im.restored = true
+		im.n.Tombstones += len(ts)
+		return nil
+	case !errors.Is(err, state.ErrInvalid):
+		return err
+	case len(ts) == 1:
+		im.refuse(p[0].line, reason(err))
+		return nil
+	}
+	h := len(ts) / 2
+	if err := im.restoreTombstones(p[:h], ts[:h]); err != nil {
+		return err
+	}
+	return im.restoreTombstones(p[h:], ts[h:])
 }
 
 // flushContacts writes the pending contacts in one durable write. If dst
@@ -351,6 +460,16 @@ func (im *importer) jsonLines(br *bufio.Reader, first int) error {
 			switch {
 			case derr != nil:
 				im.refuse(line, derr)
+			case row.IdentityKey != "":
+				if im.opt.CheckIdentityKey != nil {
+					if kerr := im.opt.CheckIdentityKey(row.IdentityKey); kerr != nil {
+						return fmt.Errorf("line %d: %w", line, kerr)
+					}
+				}
+			case row.Tombstone != nil:
+				if werr := im.addTombstone(line, *row.Tombstone); werr != nil {
+					return werr
+				}
 			case row.Customer != nil:
 				if werr := im.addCustomer(line, row.Customer); werr != nil {
 					return werr

@@ -184,12 +184,39 @@ func FuzzDecodeLine(f *testing.F) {
 	f.Add([]byte(`{"customer":"~cookie:c-91","merged_into":"c1"}`))
 	f.Add([]byte(`{"customer":"~cookie:c-91","merged_into":"c1","receipt":"r.1","saved":{"customer":"~cookie:c-91","ids":[{"id":"k"}]}}`))
 	f.Add([]byte(`{"customer":"c1","merges":[{"receipt":"r.1","from":"~cookie:c-91","before":{"customer":"c1"},"since":[{"as_of":0,"record":"BQAAAmMxAAFhAAAAAAAAAAAAAAA="}],"full":true}]}`))
+	f.Add([]byte(`{"customer":"c1","reservations":[{"decision":"d-7","action":"a","group":"g","channel":"email","at":"2026-03-10T12:00:00Z",` +
+		`"expires":"2026-03-10T12:10:00Z","caps":[{"kind":"channel","key":"email","window":"24h0m0s","max":1}]}]}`))
+	f.Add([]byte(`{"tombstone":"p-1","until":"2027-01-06T10:00:00Z"}`))
+	f.Add([]byte(`{"tombstone":"p-1","until":"2027-01-06T10:00:00Z","customer":"c1"}`))
+	f.Add([]byte(`{"identity_key":"hmac-sha256:00"}`))
 	f.Add([]byte(`{"customer":""}`))
 	f.Add([]byte(`{"customer_id":"c","customer":"c"}`))
 	f.Add([]byte(`[1]`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		row, err := DecodeLine(line)
-		if err != nil || row.Customer == nil {
+		if err != nil {
+			return
+		}
+		if n := btoi(row.Customer != nil) + btoi(row.Tombstone != nil) + btoi(row.IdentityKey != ""); n > 1 {
+			t.Fatalf("a line decoded as %d kinds of row: %+v", n, row)
+		}
+		if row.Tombstone != nil {
+			b, err := AppendTombstone(nil, *row.Tombstone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := DecodeLine(bytes.TrimSuffix(b, []byte("\n")))
+			if err != nil || again.Tombstone == nil || !again.Tombstone.Until.Equal(row.Tombstone.Until) || again.Tombstone.Pseudonym != row.Tombstone.Pseudonym {
+				t.Fatalf("round trip changed the tombstone %+v: %+v %v", row.Tombstone, again.Tombstone, err)
+			}
+		}
+		if row.IdentityKey != "" {
+			again, err := DecodeLine(bytes.TrimSuffix(AppendKeyLine(nil, row.IdentityKey), []byte("\n")))
+			if err != nil || again.IdentityKey != row.IdentityKey {
+				t.Fatalf("round trip changed the key's fingerprint %q: %q %v", row.IdentityKey, again.IdentityKey, err)
+			}
+		}
+		if row.Customer == nil {
 			return
 		}
 		b, err := AppendCustomer(nil, row.Customer)
@@ -242,4 +269,69 @@ func TestImportFindsRowsTheStoreRefuses(t *testing.T) {
 		t.Fatalf("%d writes for 1000 rows with 4 bad ones", dst.writes)
 	}
 	t.Logf("%d writes", dst.writes)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestDecodeLineKinds: tombstone, identity key and reservation lines
+// decode, and mixed or incomplete ones are refused naming the key.
+func TestDecodeLineKinds(t *testing.T) {
+	f := func(line, wantErr string) {
+		t.Helper()
+		_, err := DecodeLine([]byte(line))
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("DecodeLine(%s) = %v", line, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+			t.Errorf("DecodeLine(%s) = %v, want an error with %q", line, err, wantErr)
+		}
+	}
+	f(`{"tombstone":"p","until":"2027-01-06T10:00:00Z"}`, "")
+	f(`{"tombstone":"p"}`, `without "until"`)
+	f(`{"until":"2027-01-06T10:00:00Z"}`, `without "tombstone"`)
+	f(`{"tombstone":"","until":"2027-01-06T10:00:00Z"}`, "tombstone: empty")
+	f(`{"tombstone":"p","until":"soon"}`, "until: not an RFC 3339 time")
+	f(`{"tombstone":"p","until":"2027-01-06T10:00:00Z","customer_id":"c"}`, "with other keys")
+	f(`{"identity_key":"hmac-sha256:00"}`, "")
+	f(`{"identity_key":"hmac-sha256:00","customer":"c"}`, "with other keys")
+	f(`{"identity_key":""}`, "identity_key: empty")
+	res := `{"customer":"c","reservations":[{"decision":"d","action":"a","at":"2026-03-10T12:00:00Z","expires":"2026-03-10T12:10:00Z","caps":[%s]}]}`
+	f(fmt.Sprintf(res, `{"kind":"channel","key":"email","window":"1h","max":1}`), "")
+	f(fmt.Sprintf(res, `{"kind":"fax","key":"email","window":"1h","max":1}`), "reservations[0].caps[0].kind")
+	f(fmt.Sprintf(res, `{"kind":"channel","key":"email","window":"-1h","max":1}`), "reservations[0].caps[0].window")
+	f(`{"customer":"c","reservations":[{"action":"a","at":"2026-03-10T12:00:00Z","expires":"2026-03-10T12:10:00Z"}]}`, "reservations[0].decision: empty")
+	f(`{"customer_id":"c","action":"a","outcome":"click","at":"2026-03-10T12:00:00Z","reservations":[]}`, "a contact")
+}
+
+// TestImportChecksTheIdentityKey: the fingerprint line is checked before
+// anything is imported, and a refusal stops the import.
+func TestImportChecksTheIdentityKey(t *testing.T) {
+	src := openStore(t)
+	must(t, src.RecordContact(state.Contact{Customer: "c1", Action: "a", At: t0}))
+	var buf bytes.Buffer
+	_, err := ExportWith(&buf, src, ExportOptions{IdentityKey: []byte("0123456789abcdef-identity-key")})
+	must(t, err)
+	fp := KeyFingerprint([]byte("0123456789abcdef-identity-key"))
+	if !strings.HasPrefix(buf.String(), `{"identity_key":"`+fp+`"}`+"\n") || fp == KeyFingerprint([]byte("0123456789abcdef-identity-kez")) {
+		t.Fatalf("the export does not start with the key's fingerprint %s:\n%s", fp, buf.String())
+	}
+	var seen string
+	dst := openStore(t)
+	_, err = Import(bytes.NewReader(buf.Bytes()), dst, Options{CheckIdentityKey: func(got string) error { seen = got; return errors.New("another key") }})
+	if err == nil || !strings.Contains(err.Error(), "line 1: another key") || seen != fp {
+		t.Fatalf("Import = %v (fingerprint %q), want the check's error at line 1", err, seen)
+	}
+	if got := all(t, dst); len(got) != 0 {
+		t.Fatalf("a refused import restored %d customers", len(got))
+	}
+	n, err := Import(bytes.NewReader(buf.Bytes()), dst, Options{CheckIdentityKey: func(string) error { return nil }})
+	must(t, err)
+	if n.Customers != 1 || n.Refused != 0 {
+		t.Fatalf("import with the same key counted %+v", n)
+	}
 }
