@@ -15,6 +15,7 @@ import (
 	"nba/nba/explore"
 	"nba/nba/server"
 	"nba/state"
+	redisstate "nba/state/redis"
 	"nba/state/wal"
 )
 
@@ -504,11 +505,9 @@ func (s *Sidecar) stateError(err error) error {
 
 // mappingsMismatch reports whether err is a shared store's refusal of a
 // customer value written with other profile mappings (another bundle's
-// fields or event mappings): permanent for this process, whatever its
-// kind. It matches the store's words, the one thing every version of the
-// Redis backend's error has in common.
+// fields or event mappings): permanent for this process (state.ErrMismatch).
 func mappingsMismatch(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "written with other mappings")
+	return errors.Is(err, state.ErrMismatch)
 }
 
 // mismatchMark is the backend's count of applied writes when a write was
@@ -576,7 +575,7 @@ func unavailableReason(err error, redis bool) (reason string, mayBeApplied bool)
 		return "shutting down", false
 	case strings.Contains(msg, "replicas acknowledged"):
 		return "fewer Redis replicas than -state.redis.waitReplicas confirmed it in time", true
-	case strings.Contains(msg, "OOM") || strings.Contains(msg, "maxmemory") || strings.Contains(msg, "Redis is full"):
+	case errors.Is(err, redisstate.ErrFull) || strings.Contains(msg, "OOM") || strings.Contains(msg, "maxmemory"):
 		// Redis refuses a script that may write before running it.
 		return "Redis is full (maxmemory): writes are refused until it has memory again", false
 	}
