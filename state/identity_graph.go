@@ -782,13 +782,18 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 			ids = append(ids, id)
 		}
 	}
-	if len(ids) > len(pre.Identifiers()) {
+	// The merges before this one, which its receipt does not hold (a
+	// receipt never holds another): as the survivor remembers them now,
+	// their logs ended by this merge.
+	earlier := cur.ident.merges[:slices.IndexFunc(cur.ident.merges, func(r mergeReceipt) bool { return r.receipt == receipt })]
+	if len(ids) > len(pre.Identifiers()) || len(earlier) > 0 {
 		p := identPart{}
 		if pre.ident != nil {
 			p = *pre.ident
 		}
 		p.ids = ids
-		restored.ident = &p
+		p.merges = slices.Clone(earlier)
+		restored.ident = p.orNil()
 	}
 	ra := x.m.identityRecord(into, at, identOp{op: identRestore, receipt: receipt, value: x.m.AppendCustomer(nil, &restored)})
 	if _, err := x.b.WriteRecord(ctx, &ra); err != nil {

@@ -366,7 +366,14 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 		}
 		var pre []byte
 		if old != nil {
-			pre = m.AppendCustomer(nil, old)
+			// Without its receipts: a receipt never holds another, so a
+			// profile's bookkeeping is bounded however often it merges
+			// (each nested the earlier ones and the value doubled per
+			// merge). Unmerge takes the earlier receipts from the value
+			// it undoes the merge in.
+			own := *old
+			own.ident = old.ident.withoutReceipts()
+			pre = m.AppendCustomer(nil, &own)
 		}
 		merged := m.merge(next, from, res)
 		if from.ident != nil {
@@ -436,6 +443,16 @@ func (p identPart) orNil() *identPart {
 		return nil
 	}
 	return &p
+}
+
+// withoutReceipts returns p without its merge receipts (nil p: nil).
+func (p *identPart) withoutReceipts() *identPart {
+	if p == nil {
+		return nil
+	}
+	q := *p
+	q.merges = nil
+	return q.orNil()
 }
 
 // withoutMark returns p without the mark of a merge in progress: the
@@ -1066,6 +1083,18 @@ func (r *record) Customer() string { return r.customer }
 func (m *Model) AppendState(dst []byte, c *Customer) []byte {
 	d := *c
 	d.lsn = 0
+	return m.AppendCustomer(dst, &d)
+}
+
+// AppendProfile appends c's encoding without the backend's sequence number
+// and without its merge receipts: equal bytes for equal state and
+// identifiers, whatever merges the profile can still undo (an unmerge
+// gives back the value from before the merge, less the receipt that merge
+// pushed out of the last maxMergeReceipts).
+func (m *Model) AppendProfile(dst []byte, c *Customer) []byte {
+	d := *c
+	d.lsn = 0
+	d.ident = c.ident.withoutReceipts()
 	return m.AppendCustomer(dst, &d)
 }
 

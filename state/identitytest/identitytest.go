@@ -447,6 +447,7 @@ func Behaviours() []Behaviour {
 			}
 		}},
 		unmergeByProvenance(),
+		manyMerges(),
 		receiptsExportImport(),
 		ttlExpiry(),
 		ttlExportImport(),
@@ -820,6 +821,71 @@ func ttlExportImport() Behaviour {
 		}
 		if got := identify(t, y, t0.Add(101*24*time.Hour), "cookie", "c-gone", "crm_id", "c2"); got != "c2" {
 			t.Errorf("after the import a link of the expired cookie answered %q", got)
+		}
+	}}
+}
+
+// MaxProfileBytes is the bound manyMerges states for the stored value of a
+// profile that absorbed 50 small profiles: its own state, its identifiers
+// (cookie max 20) and the receipts of its last 8 merges, each holding its
+// value from before that merge without receipts.
+const MaxProfileBytes = 32 << 10
+
+// manyMerges: 50 anonymous profiles, each with a purchase, merged one after
+// another into one customer. Regression: a merge receipt held the
+// survivor's value with its own receipts, so each merge doubled the value
+// (2.4 MB after 14 merges; past Redis's 16 MiB the customer could no
+// longer be written, read or erased).
+func manyMerges() Behaviour {
+	return Behaviour{Name: "fifty merges into one profile keep its value bounded", Run: func(t *testing.T, x *state.Identities) {
+		s, m := x.Stitched(), x.Backend().IdentityModel()
+		profile := func(customer string) string {
+			t.Helper()
+			c, err := x.Backend().Get(ctx, customer)
+			must(t, err)
+			if c == nil {
+				return ""
+			}
+			return string(m.AppendProfile(nil, c))
+		}
+		const n = 50
+		var receipts, anons, before, absorbed []string
+		for i := range n {
+			at := t0.Add(time.Duration(i) * time.Minute)
+			anon, _, err := x.ResolveID(ctx, "cookie", fmt.Sprintf("m-%d", i))
+			must(t, err)
+			must(t, s.ApplyEvent(purchase(anon, fmt.Sprintf("e%d", i), at, 1)))
+			before, absorbed = append(before, profile("c50")), append(absorbed, value(t, x, anon))
+			l, err := x.Identify(ctx, ids("cookie", fmt.Sprintf("m-%d", i), "crm_id", "c50"), at.Add(time.Second), "login")
+			must(t, err)
+			if len(l.Receipts) != 1 {
+				t.Fatalf("link %d: %+v, want one merge", i, l)
+			}
+			receipts, anons = append(receipts, l.Receipts[0]), append(anons, anon)
+			if v := value(t, x, "c50"); len(v) > MaxProfileBytes {
+				t.Fatalf("after %d merges the profile's value is %d bytes, over the bound of %d", i+1, len(v), MaxProfileBytes)
+			}
+		}
+		t.Logf("after %d merges the profile's value is %d bytes", n, len(value(t, x, "c50")))
+		if got := number(t, s, "c50", "orders_30d"); got != n {
+			t.Fatalf("orders %v after %d merges, want %d", got, n, n)
+		}
+		// The last merges undo exactly, newest first: each side as it was.
+		for i := n - 1; i >= n-3; i-- {
+			u, err := x.Unmerge(ctx, receipts[i])
+			must(t, err)
+			if u.Customer != anons[i] {
+				t.Errorf("unmerge %d answered %q, want %q", i, u.Customer, anons[i])
+			}
+			if got := profile("c50"); got != before[i] {
+				t.Errorf("after the unmerge of merge %d the survivor differs from before it:\n%q\n%q", i, got, before[i])
+			}
+			if got := value(t, x, anons[i]); got != absorbed[i] {
+				t.Errorf("after the unmerge of merge %d the absorbed profile differs from before it", i)
+			}
+			if got := number(t, s, "c50", "orders_30d"); got != float64(i) {
+				t.Errorf("orders %v after the unmerge of merge %d, want %d", got, i, i)
+			}
 		}
 	}}
 }
