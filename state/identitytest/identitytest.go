@@ -448,6 +448,7 @@ func Behaviours() []Behaviour {
 		}},
 		unmergeByProvenance(),
 		manyMerges(),
+		primaryRules(),
 		receiptsExportImport(),
 		ttlExpiry(),
 		ttlExportImport(),
@@ -886,6 +887,44 @@ func manyMerges() Behaviour {
 			if got := number(t, s, "c50", "orders_30d"); got != float64(i) {
 				t.Errorf("orders %v after the unmerge of merge %d, want %d", got, i, i)
 			}
+		}
+	}}
+}
+
+// primaryRules: a primary namespace's value is a customer id. Regression: a
+// crm id "~cookie:c-777" took over the cookie's anonymous profile (the
+// visitor's events landed in that customer), and a crm id "a/b" was
+// accepted by every route but the erasure route, so it could not be erased.
+func primaryRules() Behaviour {
+	return Behaviour{Name: "primary values obey the customer id rules", Run: func(t *testing.T, x *state.Identities) {
+		for _, c := range []struct{ value, rule string }{
+			{"~cookie:c-777", `start with "~"`},
+			{"a/b", "slash"},
+			{"/", "slash"},
+		} {
+			t.Run(c.value, func(t *testing.T) {
+				check := func(op string, err error) {
+					t.Helper()
+					if !errors.Is(err, state.ErrInvalid) || !strings.Contains(err.Error(), "crm_id") || !strings.Contains(err.Error(), c.rule) {
+						t.Errorf("%s: %v, want ErrInvalid naming crm_id and %q", op, err, c.rule)
+					}
+				}
+				_, err := x.Identify(ctx, ids("crm_id", c.value, "device", "dv-777"), t0, "")
+				check("identify", err)
+				_, _, err = x.ResolveID(ctx, "crm_id", c.value)
+				check("resolve id", err)
+				_, err = x.Resolve(ctx, ids("crm_id", c.value, "cookie", "c-777"))
+				check("resolve", err)
+				if err := state.CheckCustomerID(c.value); c.rule == "slash" && err == nil {
+					t.Errorf("CheckCustomerID(%q) = nil", c.value)
+				}
+			})
+		}
+		if got := identify(t, x, t0, "cookie", "c-777"); got != state.AnonymousID("cookie:c-777") {
+			t.Errorf("the cookie names %q, want its own anonymous profile", got)
+		}
+		if got := identify(t, x, t0, "crm_id", "c~1", "cookie", "c-778"); got != "c~1" {
+			t.Errorf("a crm id with a tilde inside answered %q", got)
 		}
 	}}
 }
