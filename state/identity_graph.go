@@ -245,12 +245,11 @@ func (x *Identities) resolveID(ctx context.Context, ns, v string, now time.Time)
 	}
 	if o == "" {
 		anon := AnonymousID(string(key))
-		if r.ttl > 0 {
-			// Its anonymous profile may forward to a profile it expired
-			// from (an index entry lost in a move between backends).
-			if fresh, ok := x.expiredVia(anon, k, r.ttl); ok {
-				return fresh, true, nil
-			}
+		// Its anonymous profile may forward to a profile that dropped it
+		// (its ttl, its namespace's max) whose index entry was lost (a
+		// move between backends, a restart of the embedded store).
+		if fresh, ok := x.expiredVia(anon, k, r.ttl); ok {
+			return fresh, true, nil
 		}
 		return anon, true, nil
 	}
@@ -277,8 +276,8 @@ func (x *Identities) expiredVia(anon, key string, ttl int64) (fresh string, ok b
 	if to == "" || merging {
 		return "", false
 	}
-	// Only what it remembers as dropped: a live identifier there resolves
-	// through the index, and one dropped by a bound leads back there.
+	// Only what it remembers as dropped (by its ttl or its namespace's
+	// max): a live identifier there resolves through the index.
 	return x.expiredAt(to, key, 0, 0)
 }
 
@@ -406,12 +405,16 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			return err
 		}
 		home[i] = AnonymousID(n.key)
-		if n.r.ttl > 0 {
-			// Not used within its ttl: the identifier left the profile it
-			// was linked to and names a fresh anonymous profile.
-			fresh, ok := x.expiredAt(o, n.key, n.r.ttl, at.UnixNano())
+		if n.r.ttl > 0 || o == "" {
+			// Not used within its ttl, or dropped by a bound: the
+			// identifier left the profile it was linked to and names a
+			// fresh anonymous profile.
+			var fresh string
+			var ok bool
 			if o == "" {
 				fresh, ok = x.expiredVia(home[i], n.key, n.r.ttl)
+			} else {
+				fresh, ok = x.expiredAt(o, n.key, n.r.ttl, at.UnixNano())
 			}
 			if ok {
 				if err := x.b.IndexDelete(ctx, n.key, o); err != nil {
@@ -590,28 +593,37 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			return errRetry
 		}
 	}
-	// Identifiers dropped by the namespaces' bounds no longer point here.
-	now, err := x.b.Get(ctx, survivor)
-	if err != nil {
+	if err := x.repoint(ctx, survivor); err != nil {
 		return err
 	}
-	if before := vals[survivor]; before != nil {
-		for _, id := range before.Identifiers() {
-			if !slices.ContainsFunc(now.Identifiers(), func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }) {
-				if err := x.b.IndexDelete(ctx, id.Key(), survivor); err != nil {
-					return err
-				}
-				// Expired: the identifier names its fresh anonymous
-				// profile (the old one forwards here).
-				if r := ci.ns[id.NS]; r != nil && r.ttl > 0 && id.Last.UnixNano()+r.ttl < at.UnixNano() {
-					if _, err := x.b.IndexClaim(ctx, id.Key(), FreshID(id.Key(), id.Last.UnixNano()+r.ttl)); err != nil {
-						return err
-					}
-				}
-			}
+	link.Customer = survivor
+	return nil
+}
+
+// repoint points the index entry of each identifier customer dropped by a
+// bound (ttl or max) and still points at, at the fresh anonymous profile
+// the identifier names since: its first anonymous profile forwards to
+// customer, which it must no longer lead to.
+func (x *Identities) repoint(ctx context.Context, customer string) error {
+	now, err := x.b.Get(ctx, customer)
+	if err != nil || now == nil || now.ident == nil {
+		return err
+	}
+	for _, g := range now.ident.gone {
+		o, err := x.b.IndexGet(ctx, g.key, false)
+		if err != nil {
+			return err
+		}
+		if o != customer && o != "" {
+			continue // linked elsewhere since, or repointed
+		}
+		if err := x.b.IndexDelete(ctx, g.key, customer); err != nil {
+			return err
+		}
+		if _, err := x.b.IndexClaim(ctx, g.key, g.fresh); err != nil {
+			return err
 		}
 	}
-	link.Customer = survivor
 	return nil
 }
 
@@ -681,7 +693,7 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 			return err
 		}
 	}
-	return nil
+	return x.repoint(ctx, into) // the absorb's bounds dropped some
 }
 
 // Unmerge undoes the merge of a receipt by provenance: the absorbed profile

@@ -287,8 +287,8 @@ func Behaviours() []Behaviour {
 			if k := keys(t, x, "c1"); k != "crm_id:c1 device:d1 device:d3" {
 				t.Errorf("identifiers %q", k)
 			}
-			if got := resolve(t, x, "device", "d2"); got != "" {
-				t.Errorf("a dropped device resolves to %q", got)
+			if got := resolve(t, x, "device", "d2"); got == "c1" || !strings.HasPrefix(got, state.AnonymousID("device:d2")+"@") {
+				t.Errorf("a dropped device resolves to %q, want a fresh anonymous profile", got)
 			}
 		}},
 		{Name: "ttl drops identifiers not used", Run: func(t *testing.T, x *state.Identities) {
@@ -449,6 +449,8 @@ func Behaviours() []Behaviour {
 		unmergeByProvenance(),
 		manyMerges(),
 		primaryRules(),
+		droppedStopsResolving(),
+		droppedExportImport(),
 		receiptsExportImport(),
 		ttlExpiry(),
 		ttlExportImport(),
@@ -927,4 +929,71 @@ func primaryRules() Behaviour {
 			t.Errorf("a crm id with a tilde inside answered %q", got)
 		}
 	}}
+}
+
+// droppedStopsResolving: an identifier dropped by its namespace's max names
+// a fresh anonymous profile, on every path and after a move. Regression: the
+// forward its first anonymous profile kept led back to the profile that
+// dropped it, so a shared device stayed with its first customer for good
+// (a link to another was an identity conflict, its events landed there,
+// and a decision answered the anonymous id with that customer's state).
+func droppedStopsResolving() Behaviour {
+	return Behaviour{Name: "an identifier dropped by max stops resolving to the profile", Run: func(t *testing.T, x *state.Identities) {
+		dropDevices(t, x)
+		checkDropped(t, x, t0.Add(time.Hour))
+	}}
+}
+
+// dropDevices links dv-1 to dv-4 to c600 (device max 2: dv-1, dv-2 dropped).
+func dropDevices(t *testing.T, x *state.Identities) {
+	t.Helper()
+	for i := 1; i <= 4; i++ {
+		identify(t, x, t0.Add(time.Duration(i)*time.Minute), "device", fmt.Sprintf("dv-%d", i), "crm_id", "c600")
+	}
+	if k := keys(t, x, "c600"); k != "crm_id:c600 device:dv-3 device:dv-4" {
+		t.Fatalf("c600 holds %q", k)
+	}
+}
+
+// checkDropped checks dv-1 and dv-2, dropped by c600, lead elsewhere.
+func checkDropped(t *testing.T, x *state.Identities, at time.Time) {
+	t.Helper()
+	for _, d := range []string{"dv-1", "dv-2"} {
+		id, ok, err := x.ResolveID(ctx, "device", d)
+		if err != nil || !ok {
+			t.Fatalf("resolve %s: %v %v", d, ok, err)
+		}
+		if c, err := x.Canonical(ctx, id); err != nil || c == "c600" {
+			t.Errorf("dropped %s resolves to %q, leading to %q %v", d, id, c, err)
+		}
+		if got := resolve(t, x, "device", d); got == "c600" {
+			t.Errorf("Resolve of dropped %s gives c600", d)
+		}
+	}
+	// Its events do not reach the profile that dropped it.
+	id, _, err := x.ResolveID(ctx, "device", "dv-1")
+	must(t, err)
+	must(t, x.Stitched().ApplyEvent(purchase(id, "", at, 9)))
+	if n := number(t, x.Stitched(), "c600", "orders_30d"); n != 0 {
+		t.Errorf("an event via a dropped device reached c600 (orders %v)", n)
+	}
+	// It links to someone else without a conflict, taking its own.
+	if got := identify(t, x, at.Add(time.Minute), "device", "dv-1", "crm_id", "c602"); got != "c602" {
+		t.Errorf("the dropped device linked to %q", got)
+	}
+	if n := number(t, x.Stitched(), "c602", "orders_30d"); n != 1 {
+		t.Errorf("c602 orders %v, want the 1 made via the device after it was dropped", n)
+	}
+	if got := identify(t, x, at.Add(2*time.Minute), "device", "dv-2"); got == "c600" {
+		t.Error("the dropped device alone links to c600")
+	}
+	if k := keys(t, x, "c600"); k != "crm_id:c600 device:dv-3 device:dv-4" {
+		t.Errorf("c600 holds %q", k)
+	}
+}
+
+// droppedExportImport is droppedStopsResolving after an export and import.
+func droppedExportImport() Behaviour {
+	return Behaviour{Name: "an identifier dropped by max stops resolving after export and import", Run: dropDevices,
+		Then: func(t *testing.T, y *state.Identities) { checkDropped(t, y, t0.Add(time.Hour)) }}
 }
