@@ -300,6 +300,29 @@ func (x *Identities) expiredAt(customer, key string, ttl, now int64) (fresh stri
 	return v.c.ident.expired(key, ttl, now)
 }
 
+// Follow returns the profile customer's reads and writes reach: customer
+// itself, or the profile it was merged into (or sealed to), following
+// finished merges as a read does (a cached read on a shared backend), so
+// that an answer names the profile whose state it used. A merge in
+// progress is not finished here (Canonical does): its source still holds
+// the state.
+func (x *Identities) Follow(customer string) string {
+	v := views.Get().(*View)
+	defer func() { *v = View{}; views.Put(v) }()
+	for range 8 {
+		*v = View{}
+		if !x.b.View(unsafe.Slice(unsafe.StringData(customer), len(customer)), v) || v.c == nil {
+			return customer
+		}
+		to, merging := v.c.Moved()
+		if to == "" || merging {
+			return customer
+		}
+		customer = to
+	}
+	return customer
+}
+
 // views are the Views expiredAt reads in (one passed to a backend escapes).
 var views = sync.Pool{New: func() any { return new(View) }}
 
