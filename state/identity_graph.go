@@ -878,10 +878,15 @@ func (x *Identities) IdentifiersOf(ctx context.Context, customer string) ([]Iden
 // Forget prepares the erasure of customer's person: it removes every
 // identifier of the profile that holds the customer's state now from the
 // index (so no identifier resolves to it any more) and returns the ids of
-// every profile that holds something of the person, the canonical one
-// first: the canonical profile, the anonymous profile of each identifier
-// and each profile merged into it (those keep forwards, and a merge's
-// receipt keeps the value from before it). The caller erases them all.
+// every profile that holds something of the person or forwards to it, the
+// canonical one first: the canonical profile, the anonymous profile of each
+// identifier it holds or remembers dropping (ttl, max: maxGone of them),
+// each profile merged into it that it can still undo, and the same of
+// each of those (their own identifiers and merges from before theirs). The
+// caller erases (and tombstones) them all. A forward this does not find
+// (an identifier dropped longer ago than the profile remembers, whose
+// merge it no longer keeps) still leads to the canonical profile, whose
+// tombstone refuses a write through it.
 func (x *Identities) Forget(ctx context.Context, customer string) ([]string, error) {
 	c, err := x.Canonical(ctx, customer)
 	if err != nil {
@@ -892,8 +897,10 @@ func (x *Identities) Forget(ctx context.Context, customer string) ([]string, err
 		return nil, err
 	}
 	profiles := []string{c}
+	seen := map[string]bool{c: true}
 	add := func(id string) {
-		if id != "" && !slices.Contains(profiles, id) {
+		if id != "" && !seen[id] {
+			seen[id] = true
 			profiles = append(profiles, id)
 		}
 	}
@@ -903,11 +910,57 @@ func (x *Identities) Forget(ctx context.Context, customer string) ([]string, err
 			if err := x.b.IndexDelete(ctx, id.Key(), c); err != nil {
 				return nil, err
 			}
-			add(AnonymousID(id.Key()))
 		}
-		for _, mr := range v.ident.merges {
-			add(mr.from)
+	}
+	// Breadth first over the person's profiles: each one's identifiers
+	// (held and dropped) name anonymous profiles that forward here, and
+	// its merges the profiles it absorbed.
+	for i := 0; i < len(profiles) && i < maxForget; i++ {
+		p, err := x.b.Get(ctx, profiles[i])
+		if err != nil {
+			return nil, err
+		}
+		if to, _ := p.Moved(); i > 0 && to != "" {
+			// A forward elsewhere (the identifier left the person for
+			// another since): not the person's.
+			if o, err := x.Canonical(ctx, to); err != nil {
+				return nil, err
+			} else if o != c {
+				profiles = slices.Delete(profiles, i, i+1)
+				i--
+				continue
+			}
+		}
+		for _, q := range []*Customer{p, x.savedOf(p)} {
+			if q == nil || q.ident == nil {
+				continue
+			}
+			for _, id := range q.ident.ids {
+				add(AnonymousID(id.Key()))
+			}
+			for _, g := range q.ident.gone {
+				add(AnonymousID(g.key))
+			}
+			for _, mr := range q.ident.merges {
+				add(mr.from)
+			}
 		}
 	}
 	return profiles, nil
+}
+
+// maxForget bounds the profiles Forget reads for one person.
+const maxForget = 4096
+
+// savedOf returns the value a forward kept from before its merge (nil:
+// none or not a forward).
+func (x *Identities) savedOf(c *Customer) *Customer {
+	if c == nil || c.ident == nil || len(c.ident.saved) == 0 {
+		return nil
+	}
+	s, err := x.m.DecodeCustomer(c.ident.saved)
+	if err != nil {
+		return nil
+	}
+	return s
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -451,6 +452,7 @@ func Behaviours() []Behaviour {
 		primaryRules(),
 		droppedStopsResolving(),
 		droppedExportImport(),
+		forgetEveryForward(),
 		receiptsExportImport(),
 		ttlExpiry(),
 		ttlExportImport(),
@@ -996,4 +998,48 @@ func checkDropped(t *testing.T, x *state.Identities, at time.Time) {
 func droppedExportImport() Behaviour {
 	return Behaviour{Name: "an identifier dropped by max stops resolving after export and import", Run: dropDevices,
 		Then: func(t *testing.T, y *state.Identities) { checkDropped(t, y, t0.Add(time.Hour)) }}
+}
+
+// forgetEveryForward: Forget lists every profile that forwards to the
+// person, so that an erasure removes and tombstones them all. Regression:
+// it listed only the identifiers the profile held and its last 8 merges,
+// so the forwards of dropped devices and of older merges survived the
+// erasure, and writes through them brought the person back.
+func forgetEveryForward() Behaviour {
+	return Behaviour{Name: "forget lists the forwards of dropped identifiers and old merges", Run: func(t *testing.T, x *state.Identities) {
+		s := x.Stitched()
+		// dv-0 was another customer's first, dropped there (max 2), then
+		// linked to c1: its first anonymous profile forwards to c9.
+		for i, d := range []string{"dv-0", "dv-a", "dv-b"} {
+			identify(t, x, t0.Add(time.Duration(i)*time.Second), "device", d, "crm_id", "c9")
+		}
+		var want []string
+		for i := 1; i <= 12; i++ {
+			anon := identify(t, x, t0.Add(time.Duration(i)*time.Minute), "cookie", fmt.Sprintf("ck-%d", i))
+			must(t, s.ApplyEvent(purchase(anon, "", t0.Add(time.Duration(i)*time.Minute), 1)))
+			identify(t, x, t0.Add(time.Duration(i)*time.Minute+time.Second), "cookie", fmt.Sprintf("ck-%d", i), "crm_id", "c1")
+			want = append(want, anon)
+		}
+		for i := 1; i <= 4; i++ { // dv-1, dv-2 dropped
+			identify(t, x, t0.Add(time.Hour+time.Duration(i)*time.Minute), "device", fmt.Sprintf("dv-%d", i), "crm_id", "c1")
+			want = append(want, state.AnonymousID(fmt.Sprintf("device:dv-%d", i)))
+		}
+		identify(t, x, t0.Add(2*time.Hour), "device", "dv-0", "crm_id", "c1") // dv-3 dropped too
+		got, err := x.Forget(ctx, "c1")
+		must(t, err)
+		if len(got) == 0 || got[0] != "c1" {
+			t.Fatalf("forget listed %v, want c1 first", got)
+		}
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				t.Errorf("forget does not list %q", w)
+			}
+		}
+		if a := state.AnonymousID("device:dv-0"); slices.Contains(got, a) {
+			t.Errorf("forget lists %q, which forwards to another customer", a)
+		}
+		if got := resolve(t, x, "cookie", "ck-12"); got == "c1" {
+			t.Error("after forget an identifier still resolves to c1")
+		}
+	}}
 }
