@@ -2,7 +2,10 @@ package state
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -658,9 +661,7 @@ func (x *Identities) settle(ctx context.Context, customer string) error {
 
 // merge merges profile from into profile into and returns the receipt.
 func (x *Identities) merge(ctx context.Context, ci *compiledIdentity, from, into string, at time.Time) (string, error) {
-	var rnd [12]byte
-	rand.Read(rnd[:])
-	receipt := hex.EncodeToString(rnd[:]) + "." + hex.EncodeToString([]byte(from))
+	receipt := x.newReceipt(from)
 	rec := x.m.identityRecord(from, at, identOp{op: identMark, peer: into, receipt: receipt})
 	if _, err := x.b.WriteRecord(ctx, &rec); err != nil {
 		var mv *MovedError
@@ -674,6 +675,48 @@ func (x *Identities) merge(ctx context.Context, ci *compiledIdentity, from, into
 	}
 	x.merges.Add(1)
 	return receipt, nil
+}
+
+// newReceipt returns a new merge receipt for the absorbed profile from: a
+// random nonce and from sealed with it (AES-CTR under a key derived from
+// the identity key), in hex, so that a receipt carries no identifier in
+// the clear (an anonymous profile's id holds one) while an unmerge still
+// finds the profile. Without an identity key (no hashed namespace) the
+// seal only obscures. The nonce makes every receipt unique; a forged one
+// opens to a profile whose own receipt it is not, and is refused.
+func (x *Identities) newReceipt(from string) string {
+	var nonce [12]byte
+	rand.Read(nonce[:])
+	sealed := []byte(from)
+	x.receiptStream(nonce[:]).XORKeyStream(sealed, sealed)
+	return hex.EncodeToString(nonce[:]) + "." + hex.EncodeToString(sealed)
+}
+
+// receiptFrom returns the profiles a receipt may name: the one it seals,
+// and for a receipt written before receipts were sealed (the profile id in
+// hex), that one; none for a malformed receipt.
+func (x *Identities) receiptFrom(receipt string) []string {
+	dot := strings.LastIndexByte(receipt, '.')
+	if dot < 0 {
+		return nil
+	}
+	nonce, err1 := hex.DecodeString(receipt[:dot])
+	b, err2 := hex.DecodeString(receipt[dot+1:])
+	if err1 != nil || err2 != nil || len(nonce) != 12 || len(b) == 0 {
+		return nil
+	}
+	legacy := string(b)
+	x.receiptStream(nonce).XORKeyStream(b, b)
+	return []string{string(b), legacy}
+}
+
+// receiptStream is the key stream that seals a receipt of nonce.
+func (x *Identities) receiptStream(nonce []byte) cipher.Stream {
+	k := sha256.Sum256(append([]byte("nba merge receipt\x00"), x.key...))
+	blk, _ := aes.NewCipher(k[:]) // a 32-byte key never fails
+	var iv [aes.BlockSize]byte
+	copy(iv[:], nonce)
+	return cipher.NewCTR(blk, iv[:])
 }
 
 // finish completes steps 2 and 3 of the merge of from into into by
@@ -727,25 +770,34 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 // bounds, or after a later merge) stay with the survivor. With nothing
 // written since, both values are byte for byte what they were.
 func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) {
-	dot := strings.LastIndexByte(receipt, '.')
-	fromB, err := hex.DecodeString(receipt[dot+1:])
-	if dot < 0 || err != nil || len(fromB) == 0 {
+	froms := x.receiptFrom(receipt)
+	if len(froms) == 0 {
 		return Link{}, invalidf("cannot unmerge: malformed receipt")
 	}
-	from := string(fromB)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	stub, err := x.b.Get(ctx, from)
-	if err != nil {
-		return Link{}, err
+	var stub *Customer
+	var from string
+	for _, f := range froms {
+		c, err := x.b.Get(ctx, f)
+		if err != nil {
+			return Link{}, err
+		}
+		if c != nil && c.ident != nil && c.ident.receipt == receipt {
+			stub, from = c, f
+			break
+		}
 	}
-	if stub == nil || stub.ident == nil || stub.ident.receipt != receipt {
-		return Link{}, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: receipt %q is unknown or undone", receipt)}
+	if stub == nil {
+		// Neither the receipt nor a profile id in the error: both would
+		// echo an identifier.
+		return Link{}, &Error{Kind: ErrInvalid, Err: errors.New("cannot unmerge: the receipt is unknown or its merge was undone")}
 	}
 	if stub.ident.mergingInto != "" {
 		if err := x.finish(ctx, from, stub.ident.mergingInto, receipt); err != nil {
 			return Link{}, err
 		}
+		var err error
 		if stub, err = x.b.Get(ctx, from); err != nil {
 			return Link{}, err
 		}
@@ -764,7 +816,7 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 		}
 	}
 	if mr == nil {
-		return Link{}, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: %q no longer remembers the merge (at most %d are kept)", into, maxMergeReceipts)}
+		return Link{}, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: the profile the merge kept no longer remembers it (at most %d are kept)", maxMergeReceipts)}
 	}
 	// Recompute the merge: anything else in the value arrived after it.
 	var pre *Customer

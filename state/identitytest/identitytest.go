@@ -11,6 +11,7 @@ package identitytest
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -453,6 +454,7 @@ func Behaviours() []Behaviour {
 		droppedStopsResolving(),
 		droppedExportImport(),
 		forgetEveryForward(),
+		opaqueReceipts(),
 		receiptsExportImport(),
 		ttlExpiry(),
 		ttlExportImport(),
@@ -1040,6 +1042,58 @@ func forgetEveryForward() Behaviour {
 		}
 		if got := resolve(t, x, "cookie", "ck-12"); got == "c1" {
 			t.Error("after forget an identifier still resolves to c1")
+		}
+	}}
+}
+
+// opaqueReceipts: a merge receipt and the errors of an unmerge carry no
+// identifier. Regression: a receipt was "<hex>.<hex of ~cookie:c-91>", so
+// the raw cookie travelled in every identify answer, and the unmerge
+// error echoed it.
+func opaqueReceipts() Behaviour {
+	return Behaviour{Name: "merge receipts and unmerge errors carry no identifier", Run: func(t *testing.T, x *state.Identities) {
+		clear := func(what, s string) {
+			t.Helper()
+			for _, raw := range []string{"c-91", "c00042", "cookie"} {
+				if strings.Contains(s, raw) || strings.Contains(s, hex.EncodeToString([]byte(raw))) {
+					t.Errorf("%s %q carries %q", what, s, raw)
+				}
+			}
+		}
+		var receipts []string
+		for i := range 10 { // 10 merges: the first two are no longer kept
+			anon := identify(t, x, t0, "cookie", fmt.Sprintf("c-91%d", i))
+			must(t, x.Stitched().ApplyEvent(purchase(anon, "", t0, 1)))
+			l, err := x.Identify(ctx, ids("cookie", fmt.Sprintf("c-91%d", i), "crm_id", "c00042"), t0.Add(time.Minute), "login")
+			must(t, err)
+			if len(l.Receipts) != 1 {
+				t.Fatalf("link %+v: want one merge", l)
+			}
+			clear("receipt", l.Receipts[0])
+			receipts = append(receipts, l.Receipts[0])
+		}
+		_, err := x.Unmerge(ctx, receipts[0]) // no longer kept
+		if !errors.Is(err, state.ErrInvalid) {
+			t.Errorf("unmerge of a merge no longer kept: %v", err)
+		} else {
+			clear("error", err.Error())
+		}
+		u, err := x.Unmerge(ctx, receipts[9])
+		must(t, err)
+		if u.Customer != state.AnonymousID("cookie:c-919") {
+			t.Errorf("unmerge answered %q", u.Customer)
+		}
+		_, err = x.Unmerge(ctx, receipts[9]) // undone
+		if !errors.Is(err, state.ErrInvalid) {
+			t.Errorf("a second unmerge: %v", err)
+		} else {
+			clear("error", err.Error())
+		}
+		// A forged receipt (another's nonce with this one's seal) opens to
+		// nothing it is the receipt of.
+		forged := receipts[8][:strings.IndexByte(receipts[8], '.')] + receipts[7][strings.IndexByte(receipts[7], '.'):]
+		if _, err := x.Unmerge(ctx, forged); !errors.Is(err, state.ErrInvalid) {
+			t.Errorf("a forged receipt: %v", err)
 		}
 	}}
 }
