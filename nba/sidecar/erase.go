@@ -147,10 +147,10 @@ func (s *Sidecar) checkErased(id string) error {
 	if err != nil {
 		return s.stateError(err)
 	}
-	if to := id; !gone && s.ident != nil && strings.HasPrefix(id, "~") {
+	if !gone && s.ident != nil && strings.HasPrefix(id, "~") {
 		// An anonymous profile's forward leads to the person it was
 		// merged into: a write through it must not bring them back.
-		if to = s.ident.Follow(id); to != id {
+		if to := s.ident.Follow(id); to != id {
 			if gone, err = s.state.Tombstoned(s.Pseudonym(to), s.now()); err != nil {
 				return s.stateError(err)
 			}
