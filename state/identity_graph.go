@@ -619,7 +619,7 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			return errRetry
 		}
 	}
-	if err := x.repoint(ctx, survivor); err != nil {
+	if err := x.repoint(ctx, survivor, vals[survivor]); err != nil {
 		return err
 	}
 	link.Customer = survivor
@@ -627,15 +627,19 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 }
 
 // repoint points the index entry of each identifier customer dropped by a
-// bound (ttl or max) and still points at, at the fresh anonymous profile
-// the identifier names since: its first anonymous profile forwards to
-// customer, which it must no longer lead to.
-func (x *Identities) repoint(ctx context.Context, customer string) error {
+// bound (ttl or max) since its value before (nil: any it remembers) and
+// still points at, at the fresh anonymous profile the identifier names
+// since: its first anonymous profile forwards to customer, which it must
+// no longer lead to. It reads the index once per identifier dropped.
+func (x *Identities) repoint(ctx context.Context, customer string, before *Customer) error {
 	now, err := x.b.Get(ctx, customer)
 	if err != nil || now == nil || now.ident == nil {
 		return err
 	}
 	for _, g := range now.ident.gone {
+		if before != nil && before.ident != nil && slices.Contains(before.ident.gone, g) {
+			continue
+		}
 		o, err := x.b.IndexGet(ctx, g.key, false)
 		if err != nil {
 			return err
@@ -730,7 +734,11 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 		return errRetry // finished or undone by another
 	}
 	rules := x.absorbRules()
+	var prev *Customer // into before the absorb: nil, every identifier it dropped is repointed
 	if c.ident.mergingInto == into {
+		if prev, err = x.b.Get(ctx, into); err != nil {
+			return err
+		}
 		own := *c
 		own.ident = c.ident.withoutMark()
 		at := time.Now()
@@ -759,7 +767,7 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 			return err
 		}
 	}
-	return x.repoint(ctx, into) // the absorb's bounds dropped some
+	return x.repoint(ctx, into, prev) // the absorb's bounds dropped some
 }
 
 // Unmerge undoes the merge of a receipt by provenance: the absorbed profile
