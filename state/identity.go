@@ -242,6 +242,35 @@ func (ci *compiledIdentity) normalize(ns, v string) (r *nsRule, stored string, b
 	return r, string(b[len(ns)+1:]), false, nil
 }
 
+// CheckCustomerID reports why id cannot be a customer id, nil when it can:
+// the rule of every route that names a customer, the erasure route
+// (DELETE /admin/customers/{id}, one path segment) included. A primary
+// identity namespace's value is a customer id and obeys it too
+// (checkPrimary).
+func CheckCustomerID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("a customer id must not be empty")
+	case strings.IndexByte(id, '/') >= 0:
+		return errors.New("a customer id must not contain a slash")
+	}
+	return nil
+}
+
+// checkPrimary reports why v cannot be a primary namespace's value: a
+// customer id (CheckCustomerID) that does not start with "~", the prefix
+// of anonymous profiles (AnonymousID), which it would otherwise take over.
+// It does not allocate when v is valid.
+func checkPrimary(v string) error {
+	if err := CheckCustomerID(v); err != nil {
+		return err
+	}
+	if v[0] == '~' {
+		return errors.New(`a customer id must not start with "~" (reserved for anonymous profiles)`)
+	}
+	return nil
+}
+
 // keyBuf is the capacity of a buffer that holds any identifier key (a
 // namespace, a colon, a value or its hash) and the hash's scratch.
 const keyBuf = 64 + 1 + 512 + 64
@@ -261,6 +290,11 @@ func (ci *compiledIdentity) appendKey(dst []byte, ns, v string) (r *nsRule, key 
 	}
 	if len(v) > 512 {
 		return nil, dst, false, invalidf("identifier %s is %d bytes, over the limit of 512", ns, len(v))
+	}
+	if r.primary {
+		if err := checkPrimary(v); err != nil {
+			return nil, dst, false, invalidf("identifier %s: %w", ns, err)
+		}
 	}
 	dst = append(append(dst, ns...), ':')
 	if !r.hash {

@@ -2,7 +2,10 @@ package state
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -171,7 +174,10 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 	if ci == nil {
 		return "", invalid(errNoIdentity)
 	}
-	if v, ok := ids[ci.primary]; ok && ci.primary != "" && !ci.blocked[v] {
+	if v, ok := ids[ci.primary]; ok && ci.primary != "" && !ci.blocked[v] && strings.TrimSpace(v) != "" {
+		if err := checkPrimary(v); err != nil {
+			return "", invalidf("identifier %s: %w", ci.primary, err)
+		}
 		return v, nil
 	}
 	ns, err := ci.normalizeAll(ids)
@@ -225,7 +231,7 @@ func (x *Identities) resolveID(ctx context.Context, ns, v string, now time.Time)
 	if ci == nil {
 		return "", false, invalid(errNoIdentity)
 	}
-	if r := ci.ns[ns]; r != nil && r.primary && !ci.blocked[v] && strings.TrimSpace(v) != "" && len(v) <= 512 {
+	if r := ci.ns[ns]; r != nil && r.primary && !ci.blocked[v] && strings.TrimSpace(v) != "" && len(v) <= 512 && checkPrimary(v) == nil {
 		return v, true, nil
 	}
 	bp := keyBufs.Get().(*[]byte)
@@ -242,12 +248,11 @@ func (x *Identities) resolveID(ctx context.Context, ns, v string, now time.Time)
 	}
 	if o == "" {
 		anon := AnonymousID(string(key))
-		if r.ttl > 0 {
-			// Its anonymous profile may forward to a profile it expired
-			// from (an index entry lost in a move between backends).
-			if fresh, ok := x.expiredVia(anon, k, r.ttl); ok {
-				return fresh, true, nil
-			}
+		// Its anonymous profile may forward to a profile that dropped it
+		// (its ttl, its namespace's max) whose index entry was lost (a
+		// move between backends, a restart of the embedded store).
+		if fresh, ok := x.expiredVia(anon, k, r.ttl); ok {
+			return fresh, true, nil
 		}
 		return anon, true, nil
 	}
@@ -274,8 +279,8 @@ func (x *Identities) expiredVia(anon, key string, ttl int64) (fresh string, ok b
 	if to == "" || merging {
 		return "", false
 	}
-	// Only what it remembers as dropped: a live identifier there resolves
-	// through the index, and one dropped by a bound leads back there.
+	// Only what it remembers as dropped (by its ttl or its namespace's
+	// max): a live identifier there resolves through the index.
 	return x.expiredAt(to, key, 0, 0)
 }
 
@@ -296,6 +301,29 @@ func (x *Identities) expiredAt(customer, key string, ttl, now int64) (fresh stri
 		return "", false
 	}
 	return v.c.ident.expired(key, ttl, now)
+}
+
+// Follow returns the profile customer's reads and writes reach: customer
+// itself, or the profile it was merged into (or sealed to), following
+// finished merges as a read does (a cached read on a shared backend), so
+// that an answer names the profile whose state it used. A merge in
+// progress is not finished here (Canonical does): its source still holds
+// the state.
+func (x *Identities) Follow(customer string) string {
+	v := views.Get().(*View)
+	defer func() { *v = View{}; views.Put(v) }()
+	for range 8 {
+		*v = View{}
+		if !x.b.View(unsafe.Slice(unsafe.StringData(customer), len(customer)), v) || v.c == nil {
+			return customer
+		}
+		to, merging := v.c.Moved()
+		if to == "" || merging {
+			return customer
+		}
+		customer = to
+	}
+	return customer
 }
 
 // views are the Views expiredAt reads in (one passed to a backend escapes).
@@ -403,12 +431,16 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			return err
 		}
 		home[i] = AnonymousID(n.key)
-		if n.r.ttl > 0 {
-			// Not used within its ttl: the identifier left the profile it
-			// was linked to and names a fresh anonymous profile.
-			fresh, ok := x.expiredAt(o, n.key, n.r.ttl, at.UnixNano())
+		if n.r.ttl > 0 || o == "" {
+			// Not used within its ttl, or dropped by a bound: the
+			// identifier left the profile it was linked to and names a
+			// fresh anonymous profile.
+			var fresh string
+			var ok bool
 			if o == "" {
 				fresh, ok = x.expiredVia(home[i], n.key, n.r.ttl)
+			} else {
+				fresh, ok = x.expiredAt(o, n.key, n.r.ttl, at.UnixNano())
 			}
 			if ok {
 				if err := x.b.IndexDelete(ctx, n.key, o); err != nil {
@@ -587,28 +619,41 @@ func (x *Identities) identify(ctx context.Context, ci *compiledIdentity, ns []no
 			return errRetry
 		}
 	}
-	// Identifiers dropped by the namespaces' bounds no longer point here.
-	now, err := x.b.Get(ctx, survivor)
-	if err != nil {
+	if err := x.repoint(ctx, survivor, vals[survivor]); err != nil {
 		return err
 	}
-	if before := vals[survivor]; before != nil {
-		for _, id := range before.Identifiers() {
-			if !slices.ContainsFunc(now.Identifiers(), func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }) {
-				if err := x.b.IndexDelete(ctx, id.Key(), survivor); err != nil {
-					return err
-				}
-				// Expired: the identifier names its fresh anonymous
-				// profile (the old one forwards here).
-				if r := ci.ns[id.NS]; r != nil && r.ttl > 0 && id.Last.UnixNano()+r.ttl < at.UnixNano() {
-					if _, err := x.b.IndexClaim(ctx, id.Key(), FreshID(id.Key(), id.Last.UnixNano()+r.ttl)); err != nil {
-						return err
-					}
-				}
-			}
+	link.Customer = survivor
+	return nil
+}
+
+// repoint points the index entry of each identifier customer dropped by a
+// bound (ttl or max) since its value before (nil: any it remembers) and
+// still points at, at the fresh anonymous profile the identifier names
+// since: its first anonymous profile forwards to customer, which it must
+// no longer lead to. It reads the index once per identifier dropped.
+func (x *Identities) repoint(ctx context.Context, customer string, before *Customer) error {
+	now, err := x.b.Get(ctx, customer)
+	if err != nil || now == nil || now.ident == nil {
+		return err
+	}
+	for _, g := range now.ident.gone {
+		if before != nil && before.ident != nil && slices.Contains(before.ident.gone, g) {
+			continue
+		}
+		o, err := x.b.IndexGet(ctx, g.key, false)
+		if err != nil {
+			return err
+		}
+		if o != customer && o != "" {
+			continue // linked elsewhere since, or repointed
+		}
+		if err := x.b.IndexDelete(ctx, g.key, customer); err != nil {
+			return err
+		}
+		if _, err := x.b.IndexClaim(ctx, g.key, g.fresh); err != nil {
+			return err
 		}
 	}
-	link.Customer = survivor
 	return nil
 }
 
@@ -620,9 +665,7 @@ func (x *Identities) settle(ctx context.Context, customer string) error {
 
 // merge merges profile from into profile into and returns the receipt.
 func (x *Identities) merge(ctx context.Context, ci *compiledIdentity, from, into string, at time.Time) (string, error) {
-	var rnd [12]byte
-	rand.Read(rnd[:])
-	receipt := hex.EncodeToString(rnd[:]) + "." + hex.EncodeToString([]byte(from))
+	receipt := x.newReceipt(from)
 	rec := x.m.identityRecord(from, at, identOp{op: identMark, peer: into, receipt: receipt})
 	if _, err := x.b.WriteRecord(ctx, &rec); err != nil {
 		var mv *MovedError
@@ -638,6 +681,48 @@ func (x *Identities) merge(ctx context.Context, ci *compiledIdentity, from, into
 	return receipt, nil
 }
 
+// newReceipt returns a new merge receipt for the absorbed profile from: a
+// random nonce and from sealed with it (AES-CTR under a key derived from
+// the identity key), in hex, so that a receipt carries no identifier in
+// the clear (an anonymous profile's id holds one) while an unmerge still
+// finds the profile. Without an identity key (no hashed namespace) the
+// seal only obscures. The nonce makes every receipt unique; a forged one
+// opens to a profile whose own receipt it is not, and is refused.
+func (x *Identities) newReceipt(from string) string {
+	var nonce [12]byte
+	rand.Read(nonce[:])
+	sealed := []byte(from)
+	x.receiptStream(nonce[:]).XORKeyStream(sealed, sealed)
+	return hex.EncodeToString(nonce[:]) + "." + hex.EncodeToString(sealed)
+}
+
+// receiptFrom returns the profiles a receipt may name: the one it seals,
+// and for a receipt written before receipts were sealed (the profile id in
+// hex), that one; none for a malformed receipt.
+func (x *Identities) receiptFrom(receipt string) []string {
+	dot := strings.LastIndexByte(receipt, '.')
+	if dot < 0 {
+		return nil
+	}
+	nonce, err1 := hex.DecodeString(receipt[:dot])
+	b, err2 := hex.DecodeString(receipt[dot+1:])
+	if err1 != nil || err2 != nil || len(nonce) != 12 || len(b) == 0 {
+		return nil
+	}
+	legacy := string(b)
+	x.receiptStream(nonce).XORKeyStream(b, b)
+	return []string{string(b), legacy}
+}
+
+// receiptStream is the key stream that seals a receipt of nonce.
+func (x *Identities) receiptStream(nonce []byte) cipher.Stream {
+	k := sha256.Sum256(append([]byte("nba merge receipt\x00"), x.key...))
+	blk, _ := aes.NewCipher(k[:]) // a 32-byte key never fails
+	var iv [aes.BlockSize]byte
+	copy(iv[:], nonce)
+	return cipher.NewCTR(blk, iv[:])
+}
+
 // finish completes steps 2 and 3 of the merge of from into into by
 // receipt (step 1 done); every step is idempotent.
 func (x *Identities) finish(ctx context.Context, from, into, receipt string) error {
@@ -649,7 +734,11 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 		return errRetry // finished or undone by another
 	}
 	rules := x.absorbRules()
+	var prev *Customer // into before the absorb: nil, every identifier it dropped is repointed
 	if c.ident.mergingInto == into {
+		if prev, err = x.b.Get(ctx, into); err != nil {
+			return err
+		}
 		own := *c
 		own.ident = c.ident.withoutMark()
 		at := time.Now()
@@ -678,7 +767,7 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 			return err
 		}
 	}
-	return nil
+	return x.repoint(ctx, into, prev) // the absorb's bounds dropped some
 }
 
 // Unmerge undoes the merge of a receipt by provenance: the absorbed profile
@@ -689,25 +778,34 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 // bounds, or after a later merge) stay with the survivor. With nothing
 // written since, both values are byte for byte what they were.
 func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) {
-	dot := strings.LastIndexByte(receipt, '.')
-	fromB, err := hex.DecodeString(receipt[dot+1:])
-	if dot < 0 || err != nil || len(fromB) == 0 {
+	froms := x.receiptFrom(receipt)
+	if len(froms) == 0 {
 		return Link{}, invalidf("cannot unmerge: malformed receipt")
 	}
-	from := string(fromB)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	stub, err := x.b.Get(ctx, from)
-	if err != nil {
-		return Link{}, err
+	var stub *Customer
+	var from string
+	for _, f := range froms {
+		c, err := x.b.Get(ctx, f)
+		if err != nil {
+			return Link{}, err
+		}
+		if c != nil && c.ident != nil && c.ident.receipt == receipt {
+			stub, from = c, f
+			break
+		}
 	}
-	if stub == nil || stub.ident == nil || stub.ident.receipt != receipt {
-		return Link{}, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: receipt %q is unknown or undone", receipt)}
+	if stub == nil {
+		// Neither the receipt nor a profile id in the error: both would
+		// echo an identifier.
+		return Link{}, &Error{Kind: ErrInvalid, Err: errors.New("cannot unmerge: the receipt is unknown or its merge was undone")}
 	}
 	if stub.ident.mergingInto != "" {
 		if err := x.finish(ctx, from, stub.ident.mergingInto, receipt); err != nil {
 			return Link{}, err
 		}
+		var err error
 		if stub, err = x.b.Get(ctx, from); err != nil {
 			return Link{}, err
 		}
@@ -726,7 +824,7 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 		}
 	}
 	if mr == nil {
-		return Link{}, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: %q no longer remembers the merge (at most %d are kept)", into, maxMergeReceipts)}
+		return Link{}, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: the profile the merge kept no longer remembers it (at most %d are kept)", maxMergeReceipts)}
 	}
 	// Recompute the merge: anything else in the value arrived after it.
 	var pre *Customer
@@ -782,13 +880,18 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 			ids = append(ids, id)
 		}
 	}
-	if len(ids) > len(pre.Identifiers()) {
+	// The merges before this one, which its receipt does not hold (a
+	// receipt never holds another): as the survivor remembers them now,
+	// their logs ended by this merge.
+	earlier := cur.ident.merges[:slices.IndexFunc(cur.ident.merges, func(r mergeReceipt) bool { return r.receipt == receipt })]
+	if len(ids) > len(pre.Identifiers()) || len(earlier) > 0 {
 		p := identPart{}
 		if pre.ident != nil {
 			p = *pre.ident
 		}
 		p.ids = ids
-		restored.ident = &p
+		p.merges = slices.Clone(earlier)
+		restored.ident = p.orNil()
 	}
 	ra := x.m.identityRecord(into, at, identOp{op: identRestore, receipt: receipt, value: x.m.AppendCustomer(nil, &restored)})
 	if _, err := x.b.WriteRecord(ctx, &ra); err != nil {
@@ -835,10 +938,15 @@ func (x *Identities) IdentifiersOf(ctx context.Context, customer string) ([]Iden
 // Forget prepares the erasure of customer's person: it removes every
 // identifier of the profile that holds the customer's state now from the
 // index (so no identifier resolves to it any more) and returns the ids of
-// every profile that holds something of the person, the canonical one
-// first: the canonical profile, the anonymous profile of each identifier
-// and each profile merged into it (those keep forwards, and a merge's
-// receipt keeps the value from before it). The caller erases them all.
+// every profile that holds something of the person or forwards to it, the
+// canonical one first: the canonical profile, the anonymous profile of each
+// identifier it holds or remembers dropping (ttl, max: maxGone of them),
+// each profile merged into it that it can still undo, and the same of
+// each of those (their own identifiers and merges from before theirs). The
+// caller erases (and tombstones) them all. A forward this does not find
+// (an identifier dropped longer ago than the profile remembers, whose
+// merge it no longer keeps) still leads to the canonical profile, whose
+// tombstone refuses a write through it.
 func (x *Identities) Forget(ctx context.Context, customer string) ([]string, error) {
 	c, err := x.Canonical(ctx, customer)
 	if err != nil {
@@ -849,8 +957,10 @@ func (x *Identities) Forget(ctx context.Context, customer string) ([]string, err
 		return nil, err
 	}
 	profiles := []string{c}
+	seen := map[string]bool{c: true}
 	add := func(id string) {
-		if id != "" && !slices.Contains(profiles, id) {
+		if id != "" && !seen[id] {
+			seen[id] = true
 			profiles = append(profiles, id)
 		}
 	}
@@ -860,11 +970,57 @@ func (x *Identities) Forget(ctx context.Context, customer string) ([]string, err
 			if err := x.b.IndexDelete(ctx, id.Key(), c); err != nil {
 				return nil, err
 			}
-			add(AnonymousID(id.Key()))
 		}
-		for _, mr := range v.ident.merges {
-			add(mr.from)
+	}
+	// Breadth first over the person's profiles: each one's identifiers
+	// (held and dropped) name anonymous profiles that forward here, and
+	// its merges the profiles it absorbed.
+	for i := 0; i < len(profiles) && i < maxForget; i++ {
+		p, err := x.b.Get(ctx, profiles[i])
+		if err != nil {
+			return nil, err
+		}
+		if to, _ := p.Moved(); i > 0 && to != "" {
+			// A forward elsewhere (the identifier left the person for
+			// another since): not the person's.
+			if o, err := x.Canonical(ctx, to); err != nil {
+				return nil, err
+			} else if o != c {
+				profiles = slices.Delete(profiles, i, i+1)
+				i--
+				continue
+			}
+		}
+		for _, q := range []*Customer{p, x.savedOf(p)} {
+			if q == nil || q.ident == nil {
+				continue
+			}
+			for _, id := range q.ident.ids {
+				add(AnonymousID(id.Key()))
+			}
+			for _, g := range q.ident.gone {
+				add(AnonymousID(g.key))
+			}
+			for _, mr := range q.ident.merges {
+				add(mr.from)
+			}
 		}
 	}
 	return profiles, nil
+}
+
+// maxForget bounds the profiles Forget reads for one person.
+const maxForget = 4096
+
+// savedOf returns the value a forward kept from before its merge (nil:
+// none or not a forward).
+func (x *Identities) savedOf(c *Customer) *Customer {
+	if c == nil || c.ident == nil || len(c.ident.saved) == 0 {
+		return nil
+	}
+	s, err := x.m.DecodeCustomer(c.ident.saved)
+	if err != nil {
+		return nil
+	}
+	return s
 }

@@ -47,12 +47,55 @@ type identPart struct {
 	gone []goneID
 }
 
-// goneID is an identifier dropped by its ttl: its key and the anonymous
-// profile it names from then on.
+// goneID is an identifier dropped by its ttl or its namespace's max: its
+// key and the anonymous profile it names from then on (its first one,
+// AnonymousID, forwards to the profile that dropped it).
 type goneID struct{ key, fresh string }
 
-// maxGone bounds the expired identifiers a profile remembers.
-const maxGone = 16
+// maxGone bounds the dropped identifiers a profile remembers.
+const maxGone = 64
+
+// noteDropped sets p's identifiers to ids (p.ids after a link or absorb at
+// at, unix ns) and remembers each identifier of p.ids not in ids as gone:
+// one not used within its namespace's ttl names the fresh profile of its
+// expiry, one dropped by its namespace's max that of at. An identifier of
+// ids is no longer gone.
+func (p *identPart) noteDropped(ids []Identifier, at int64) {
+	gone := slices.Clone(p.gone)
+	for _, id := range p.ids {
+		if slices.ContainsFunc(ids, func(x Identifier) bool { return x.NS == id.NS && x.Value == id.Value }) {
+			continue
+		}
+		key := id.Key()
+		fresh := FreshID(key, at)
+		if k := slices.IndexFunc(p.ttls, func(l nsLimit) bool { return l.ns == id.NS }); k >= 0 && id.Last.UnixNano()+p.ttls[k].ttl < at {
+			fresh = FreshID(key, id.Last.UnixNano()+p.ttls[k].ttl)
+		}
+		gone = slices.DeleteFunc(gone, func(g goneID) bool { return g.key == key })
+		gone = append(gone, goneID{key: key, fresh: fresh})
+	}
+	p.ids = ids
+	// A relinked identifier is no longer gone here.
+	gone = slices.DeleteFunc(gone, func(g goneID) bool {
+		return slices.ContainsFunc(ids, func(id Identifier) bool { return id.isKey(g.key) })
+	})
+	if len(gone) > maxGone {
+		gone = gone[len(gone)-maxGone:]
+	}
+	p.gone = gone
+}
+
+// Dropped calls f with the key of each identifier the profile dropped by a
+// bound that it still remembers, and the anonymous profile the identifier
+// names since (FreshID), oldest first.
+func (c *custState) Dropped(f func(key, fresh string)) {
+	if c == nil || c.ident == nil {
+		return
+	}
+	for _, g := range c.ident.gone {
+		f(g.key, g.fresh)
+	}
+}
 
 // FreshID is the anonymous profile an identifier (by its key) names once
 // its ttl ran out at expiry: not AnonymousID(key), which the link of the
@@ -317,24 +360,7 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 			return nil, err
 		}
 		p.ttls = ttlsOf(op.rules)
-		p.gone = slices.Clone(p.gone)
-		for _, id := range p.ids { // dropped by the link: by their ttl, remembered
-			if slices.ContainsFunc(ids, func(x Identifier) bool { return x.NS == id.NS && x.Value == id.Value }) {
-				continue
-			}
-			if k := slices.IndexFunc(p.ttls, func(l nsLimit) bool { return l.ns == id.NS }); k >= 0 && id.Last.UnixNano()+p.ttls[k].ttl < r.at {
-				key := id.Key()
-				p.gone = append(p.gone, goneID{key: key, fresh: FreshID(key, id.Last.UnixNano()+p.ttls[k].ttl)})
-			}
-		}
-		p.ids = ids
-		// A relinked identifier is no longer expired here.
-		p.gone = slices.DeleteFunc(p.gone, func(g goneID) bool {
-			return slices.ContainsFunc(ids, func(id Identifier) bool { return id.isKey(g.key) })
-		})
-		if len(p.gone) > maxGone {
-			p.gone = p.gone[len(p.gone)-maxGone:]
-		}
+		p.noteDropped(ids, r.at)
 	case identMark:
 		if p.fwd != "" || (p.mergingInto != "" && p.receipt != op.receipt) {
 			return nil, moved(old)
@@ -366,7 +392,14 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 		}
 		var pre []byte
 		if old != nil {
-			pre = m.AppendCustomer(nil, old)
+			// Without its receipts: a receipt never holds another, so a
+			// profile's bookkeeping is bounded however often it merges
+			// (each nested the earlier ones and the value doubled per
+			// merge). Unmerge takes the earlier receipts from the value
+			// it undoes the merge in.
+			own := *old
+			own.ident = old.ident.withoutReceipts()
+			pre = m.AppendCustomer(nil, &own)
 		}
 		merged := m.merge(next, from, res)
 		if from.ident != nil {
@@ -374,7 +407,10 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 			if err != nil {
 				return nil, err
 			}
-			p.ids = ids
+			// Dropped by a bound: the absorbed profile's, which never
+			// got here, and the survivor's own.
+			p.ids = append(slices.Clone(p.ids), from.ident.ids...)
+			p.noteDropped(ids, r.at)
 		}
 		// The earlier merges' logs end here: what they log must replay
 		// onto the state they recompute, which this merge changes.
@@ -436,6 +472,16 @@ func (p identPart) orNil() *identPart {
 		return nil
 	}
 	return &p
+}
+
+// withoutReceipts returns p without its merge receipts (nil p: nil).
+func (p *identPart) withoutReceipts() *identPart {
+	if p == nil {
+		return nil
+	}
+	q := *p
+	q.merges = nil
+	return q.orNil()
 }
 
 // withoutMark returns p without the mark of a merge in progress: the
@@ -1066,6 +1112,18 @@ func (r *record) Customer() string { return r.customer }
 func (m *Model) AppendState(dst []byte, c *Customer) []byte {
 	d := *c
 	d.lsn = 0
+	return m.AppendCustomer(dst, &d)
+}
+
+// AppendProfile appends c's encoding without the backend's sequence number
+// and without its merge receipts: equal bytes for equal state and
+// identifiers, whatever merges the profile can still undo (an unmerge
+// gives back the value from before the merge, less the receipt that merge
+// pushed out of the last maxMergeReceipts).
+func (m *Model) AppendProfile(dst []byte, c *Customer) []byte {
+	d := *c
+	d.lsn = 0
+	d.ident = c.ident.withoutReceipts()
 	return m.AppendCustomer(dst, &d)
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,6 +146,15 @@ func (s *Sidecar) checkErased(id string) error {
 	gone, err := s.state.Tombstoned(s.Pseudonym(id), s.now())
 	if err != nil {
 		return s.stateError(err)
+	}
+	if !gone && s.ident != nil && strings.HasPrefix(id, "~") {
+		// An anonymous profile's forward leads to the person it was
+		// merged into: a write through it must not bring them back.
+		if to := s.ident.Follow(id); to != id {
+			if gone, err = s.state.Tombstoned(s.Pseudonym(to), s.now()); err != nil {
+				return s.stateError(err)
+			}
+		}
 	}
 	if gone {
 		return server.Erasedf("the customer was erased; its data is not accepted until %s after the erasure", s.cfg.ErasureKeep)

@@ -212,6 +212,7 @@ func (s *Sidecar) resolveVia(customerID string, ids []server.Field, via bool) (i
 // identity layer itself).
 func (s *Sidecar) resolveWith(ctx context.Context, x *state.Identities, ids []server.Field, via bool) (id, key string, err error) {
 	var anon string
+	var af *server.Field
 	for i := range ids {
 		f := &ids[i]
 		id, ok, err := x.ResolveID(ctx, f.Key, f.Str)
@@ -230,16 +231,21 @@ func (s *Sidecar) resolveWith(ctx context.Context, x *state.Identities, ids []se
 			return id, key, nil
 		}
 		if anon == "" || id < anon {
-			anon = id // linked nowhere yet: the same one every time
+			anon, af = id, f // linked nowhere yet: the same one every time
 		}
 	}
 	if anon == "" {
 		return "", "", server.Invalidf("ids names no customer: every identifier is blocked")
 	}
 	if via {
-		key = anon[1:] // AnonymousID: "~" and the identifier's key
+		// Not anon[1:]: a dropped identifier's fresh profile has a suffix.
+		if key, err = x.Via(af.Key, af.Str); err != nil {
+			return "", "", s.identityError(err)
+		}
 	}
-	return anon, key, nil
+	// Sealed or merged since: the profile whose state a decision reads,
+	// which its answer must name.
+	return x.Follow(anon), key, nil
 }
 
 // canonical returns the profile id holds its state under now (id itself

@@ -200,3 +200,72 @@ func TestUnmergeSplitsFeedbackByIdentifier(t *testing.T) {
 		}
 	}
 }
+
+// TestDroppedDeviceDecidesAsItsOwnProfile: a device dropped by its
+// namespace's max (5) names a fresh anonymous profile; a decision by it
+// answers that profile and reads its state, not the customer's.
+// Regression: it answered "~device:dv-1" and decided on c00600's state
+// through the forward that device's first anonymous profile kept.
+func TestDroppedDeviceDecidesAsItsOwnProfile(t *testing.T) {
+	now := time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)
+	fsys := demoFS(t)
+	editManifest(t, fsys, "catalog: catalog.yaml", identitySection)
+	s := openFS(t, fsys, now)
+	for i := 1; i <= 7; i++ {
+		ids := []server.Field{{Key: "device", Kind: server.KindString, Str: fmt.Sprintf("dv-%d", i)}, {Key: "crm_id", Kind: server.KindString, Str: "c00600"}}
+		if _, err := s.Identify(&server.IdentifyRequest{IDs: ids, TS: now.Add(time.Duration(i-10) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := server.Event{CustomerID: "c00600", Type: "cart_abandoned", TS: now.Add(-time.Minute), Attrs: []server.Field{{Key: "value", Kind: server.KindNumber, Num: 80}}}
+	if _, err := s.ApplyEvent(&ev); err != nil {
+		t.Fatal(err)
+	}
+	dv1 := []server.Field{{Key: "device", Kind: server.KindString, Str: "dv-1"}}
+	var resp server.DecideResponse
+	req := server.DecideRequest{DecisionID: "d1", IDs: dv1, Channel: "web", Limit: 3, DryRun: true}
+	if err := s.Decide(&req, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if req.CustomerID == "c00600" || req.CustomerID == "~device:dv-1" {
+		t.Fatalf("a decision by the dropped device answered %q", req.CustomerID)
+	}
+	// Its events stay with its own profile.
+	ev = server.Event{IDs: dv1, Type: "purchase", TS: now}
+	if _, err := s.ApplyEvent(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.CustomerID != req.CustomerID {
+		t.Errorf("an event by the dropped device went to %q, the decision answered %q", ev.CustomerID, req.CustomerID)
+	}
+	if v := customerView(t, s, req.CustomerID); v["customer_id"] != req.CustomerID || len(v["journeys"].([]any)) != 0 {
+		t.Errorf("the answered profile %q reads %v with journeys %v", req.CustomerID, v["customer_id"], v["journeys"])
+	}
+	if _, err := s.Identify(&server.IdentifyRequest{IDs: append(dv1, server.Field{Key: "crm_id", Kind: server.KindString, Str: "c00602"}), TS: now}); err != nil {
+		t.Errorf("the dropped device cannot link to another customer: %v", err)
+	}
+}
+
+// TestPrimaryValueRules: a crm id is a customer id: one in the anonymous
+// profiles' "~" namespace or with a slash is refused with 400 naming the
+// namespace and the rule, on identify and on a decision by ids.
+func TestPrimaryValueRules(t *testing.T) {
+	now := time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)
+	fsys := demoFS(t)
+	editManifest(t, fsys, "catalog: catalog.yaml", identitySection)
+	s := openFS(t, fsys, now)
+	for _, c := range []struct{ value, rule string }{{"~cookie:c-777", `"~"`}, {"a/b", "slash"}} {
+		ids := []server.Field{{Key: "crm_id", Kind: server.KindString, Str: c.value}, {Key: "device", Kind: server.KindString, Str: "dv-777"}}
+		check := func(op string, err error) {
+			t.Helper()
+			var se *server.Error
+			if !errors.As(err, &se) || se.Status != 400 || !strings.Contains(se.Error(), "crm_id") || !strings.Contains(se.Error(), c.rule) {
+				t.Errorf("%s with crm_id %q: %v, want 400 naming crm_id and %s", op, c.value, err, c.rule)
+			}
+		}
+		_, err := s.Identify(&server.IdentifyRequest{IDs: ids, TS: now})
+		check("identify", err)
+		var resp server.DecideResponse
+		check("decide", s.Decide(&server.DecideRequest{DecisionID: "d1", IDs: ids[:1], Channel: "web", Limit: 1, DryRun: true}, &resp))
+	}
+}

@@ -47,7 +47,7 @@ func (s *Store) Get(_ context.Context, customer string) (*state.Customer, error)
 func (s *Store) index() *storeIndex {
 	x := &s.idx
 	x.once.Do(func() {
-		m := map[string]string{}
+		m, dropped := map[string]string{}, map[string]string{}
 		for i := range s.stripes {
 			st := &s.stripes[i]
 			st.mu.RLock()
@@ -59,8 +59,16 @@ func (s *Store) index() *storeIndex {
 				for _, id := range c.Identifiers() {
 					m[id.Key()] = c.ID()
 				}
+				c.Dropped(func(key, fresh string) { dropped[key] = max(dropped[key], fresh) })
 			}
 			st.mu.RUnlock()
+		}
+		// An identifier a profile dropped by a bound names its fresh
+		// anonymous profile (the latest, FreshID's time), unless linked.
+		for key, fresh := range dropped {
+			if _, ok := m[key]; !ok {
+				m[key] = fresh
+			}
 		}
 		x.mu.Lock()
 		x.m = m

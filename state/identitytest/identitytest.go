@@ -11,8 +11,10 @@ package identitytest
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -287,8 +289,8 @@ func Behaviours() []Behaviour {
 			if k := keys(t, x, "c1"); k != "crm_id:c1 device:d1 device:d3" {
 				t.Errorf("identifiers %q", k)
 			}
-			if got := resolve(t, x, "device", "d2"); got != "" {
-				t.Errorf("a dropped device resolves to %q", got)
+			if got := resolve(t, x, "device", "d2"); got == "c1" || !strings.HasPrefix(got, state.AnonymousID("device:d2")+"@") {
+				t.Errorf("a dropped device resolves to %q, want a fresh anonymous profile", got)
 			}
 		}},
 		{Name: "ttl drops identifiers not used", Run: func(t *testing.T, x *state.Identities) {
@@ -447,6 +449,12 @@ func Behaviours() []Behaviour {
 			}
 		}},
 		unmergeByProvenance(),
+		manyMerges(),
+		primaryRules(),
+		droppedStopsResolving(),
+		droppedExportImport(),
+		forgetEveryForward(),
+		opaqueReceipts(),
 		receiptsExportImport(),
 		ttlExpiry(),
 		ttlExportImport(),
@@ -820,6 +828,272 @@ func ttlExportImport() Behaviour {
 		}
 		if got := identify(t, y, t0.Add(101*24*time.Hour), "cookie", "c-gone", "crm_id", "c2"); got != "c2" {
 			t.Errorf("after the import a link of the expired cookie answered %q", got)
+		}
+	}}
+}
+
+// MaxProfileBytes is the bound manyMerges states for the stored value of a
+// profile that absorbed 50 small profiles: its own state, its identifiers
+// (cookie max 20) and the receipts of its last 8 merges, each holding its
+// value from before that merge without receipts.
+const MaxProfileBytes = 32 << 10
+
+// manyMerges: 50 anonymous profiles, each with a purchase, merged one after
+// another into one customer. Regression: a merge receipt held the
+// survivor's value with its own receipts, so each merge doubled the value
+// (2.4 MB after 14 merges; past Redis's 16 MiB the customer could no
+// longer be written, read or erased).
+func manyMerges() Behaviour {
+	return Behaviour{Name: "fifty merges into one profile keep its value bounded", Run: func(t *testing.T, x *state.Identities) {
+		s, m := x.Stitched(), x.Backend().IdentityModel()
+		profile := func(customer string) string {
+			t.Helper()
+			c, err := x.Backend().Get(ctx, customer)
+			must(t, err)
+			if c == nil {
+				return ""
+			}
+			return string(m.AppendProfile(nil, c))
+		}
+		const n = 50
+		var receipts, anons, before, absorbed []string
+		for i := range n {
+			at := t0.Add(time.Duration(i) * time.Minute)
+			anon, _, err := x.ResolveID(ctx, "cookie", fmt.Sprintf("m-%d", i))
+			must(t, err)
+			must(t, s.ApplyEvent(purchase(anon, fmt.Sprintf("e%d", i), at, 1)))
+			before, absorbed = append(before, profile("c50")), append(absorbed, value(t, x, anon))
+			l, err := x.Identify(ctx, ids("cookie", fmt.Sprintf("m-%d", i), "crm_id", "c50"), at.Add(time.Second), "login")
+			must(t, err)
+			if len(l.Receipts) != 1 {
+				t.Fatalf("link %d: %+v, want one merge", i, l)
+			}
+			receipts, anons = append(receipts, l.Receipts[0]), append(anons, anon)
+			if v := value(t, x, "c50"); len(v) > MaxProfileBytes {
+				t.Fatalf("after %d merges the profile's value is %d bytes, over the bound of %d", i+1, len(v), MaxProfileBytes)
+			}
+		}
+		t.Logf("after %d merges the profile's value is %d bytes", n, len(value(t, x, "c50")))
+		if got := number(t, s, "c50", "orders_30d"); got != n {
+			t.Fatalf("orders %v after %d merges, want %d", got, n, n)
+		}
+		// The last merges undo exactly, newest first: each side as it was.
+		for i := n - 1; i >= n-3; i-- {
+			u, err := x.Unmerge(ctx, receipts[i])
+			must(t, err)
+			if u.Customer != anons[i] {
+				t.Errorf("unmerge %d answered %q, want %q", i, u.Customer, anons[i])
+			}
+			if got := profile("c50"); got != before[i] {
+				t.Errorf("after the unmerge of merge %d the survivor differs from before it:\n%q\n%q", i, got, before[i])
+			}
+			if got := value(t, x, anons[i]); got != absorbed[i] {
+				t.Errorf("after the unmerge of merge %d the absorbed profile differs from before it", i)
+			}
+			if got := number(t, s, "c50", "orders_30d"); got != float64(i) {
+				t.Errorf("orders %v after the unmerge of merge %d, want %d", got, i, i)
+			}
+		}
+	}}
+}
+
+// primaryRules: a primary namespace's value is a customer id. Regression: a
+// crm id "~cookie:c-777" took over the cookie's anonymous profile (the
+// visitor's events landed in that customer), and a crm id "a/b" was
+// accepted by every route but the erasure route, so it could not be erased.
+func primaryRules() Behaviour {
+	return Behaviour{Name: "primary values obey the customer id rules", Run: func(t *testing.T, x *state.Identities) {
+		for _, c := range []struct{ value, rule string }{
+			{"~cookie:c-777", `start with "~"`},
+			{"a/b", "slash"},
+			{"/", "slash"},
+		} {
+			t.Run(c.value, func(t *testing.T) {
+				check := func(op string, err error) {
+					t.Helper()
+					if !errors.Is(err, state.ErrInvalid) || !strings.Contains(err.Error(), "crm_id") || !strings.Contains(err.Error(), c.rule) {
+						t.Errorf("%s: %v, want ErrInvalid naming crm_id and %q", op, err, c.rule)
+					}
+				}
+				_, err := x.Identify(ctx, ids("crm_id", c.value, "device", "dv-777"), t0, "")
+				check("identify", err)
+				_, _, err = x.ResolveID(ctx, "crm_id", c.value)
+				check("resolve id", err)
+				_, err = x.Resolve(ctx, ids("crm_id", c.value, "cookie", "c-777"))
+				check("resolve", err)
+				if err := state.CheckCustomerID(c.value); c.rule == "slash" && err == nil {
+					t.Errorf("CheckCustomerID(%q) = nil", c.value)
+				}
+			})
+		}
+		if got := identify(t, x, t0, "cookie", "c-777"); got != state.AnonymousID("cookie:c-777") {
+			t.Errorf("the cookie names %q, want its own anonymous profile", got)
+		}
+		if got := identify(t, x, t0, "crm_id", "c~1", "cookie", "c-778"); got != "c~1" {
+			t.Errorf("a crm id with a tilde inside answered %q", got)
+		}
+	}}
+}
+
+// droppedStopsResolving: an identifier dropped by its namespace's max names
+// a fresh anonymous profile, on every path and after a move. Regression: the
+// forward its first anonymous profile kept led back to the profile that
+// dropped it, so a shared device stayed with its first customer for good
+// (a link to another was an identity conflict, its events landed there,
+// and a decision answered the anonymous id with that customer's state).
+func droppedStopsResolving() Behaviour {
+	return Behaviour{Name: "an identifier dropped by max stops resolving to the profile", Run: func(t *testing.T, x *state.Identities) {
+		dropDevices(t, x)
+		checkDropped(t, x, t0.Add(time.Hour))
+	}}
+}
+
+// dropDevices links dv-1 to dv-4 to c600 (device max 2: dv-1, dv-2 dropped).
+func dropDevices(t *testing.T, x *state.Identities) {
+	t.Helper()
+	for i := 1; i <= 4; i++ {
+		identify(t, x, t0.Add(time.Duration(i)*time.Minute), "device", fmt.Sprintf("dv-%d", i), "crm_id", "c600")
+	}
+	if k := keys(t, x, "c600"); k != "crm_id:c600 device:dv-3 device:dv-4" {
+		t.Fatalf("c600 holds %q", k)
+	}
+}
+
+// checkDropped checks dv-1 and dv-2, dropped by c600, lead elsewhere.
+func checkDropped(t *testing.T, x *state.Identities, at time.Time) {
+	t.Helper()
+	for _, d := range []string{"dv-1", "dv-2"} {
+		id, ok, err := x.ResolveID(ctx, "device", d)
+		if err != nil || !ok {
+			t.Fatalf("resolve %s: %v %v", d, ok, err)
+		}
+		if c, err := x.Canonical(ctx, id); err != nil || c == "c600" {
+			t.Errorf("dropped %s resolves to %q, leading to %q %v", d, id, c, err)
+		}
+		if got := resolve(t, x, "device", d); got == "c600" {
+			t.Errorf("Resolve of dropped %s gives c600", d)
+		}
+	}
+	// Its events do not reach the profile that dropped it.
+	id, _, err := x.ResolveID(ctx, "device", "dv-1")
+	must(t, err)
+	must(t, x.Stitched().ApplyEvent(purchase(id, "", at, 9)))
+	if n := number(t, x.Stitched(), "c600", "orders_30d"); n != 0 {
+		t.Errorf("an event via a dropped device reached c600 (orders %v)", n)
+	}
+	// It links to someone else without a conflict, taking its own.
+	if got := identify(t, x, at.Add(time.Minute), "device", "dv-1", "crm_id", "c602"); got != "c602" {
+		t.Errorf("the dropped device linked to %q", got)
+	}
+	if n := number(t, x.Stitched(), "c602", "orders_30d"); n != 1 {
+		t.Errorf("c602 orders %v, want the 1 made via the device after it was dropped", n)
+	}
+	if got := identify(t, x, at.Add(2*time.Minute), "device", "dv-2"); got == "c600" {
+		t.Error("the dropped device alone links to c600")
+	}
+	if k := keys(t, x, "c600"); k != "crm_id:c600 device:dv-3 device:dv-4" {
+		t.Errorf("c600 holds %q", k)
+	}
+}
+
+// droppedExportImport is droppedStopsResolving after an export and import.
+func droppedExportImport() Behaviour {
+	return Behaviour{Name: "an identifier dropped by max stops resolving after export and import", Run: dropDevices,
+		Then: func(t *testing.T, y *state.Identities) { checkDropped(t, y, t0.Add(time.Hour)) }}
+}
+
+// forgetEveryForward: Forget lists every profile that forwards to the
+// person, so that an erasure removes and tombstones them all. Regression:
+// it listed only the identifiers the profile held and its last 8 merges,
+// so the forwards of dropped devices and of older merges survived the
+// erasure, and writes through them brought the person back.
+func forgetEveryForward() Behaviour {
+	return Behaviour{Name: "forget lists the forwards of dropped identifiers and old merges", Run: func(t *testing.T, x *state.Identities) {
+		s := x.Stitched()
+		// dv-0 was another customer's first, dropped there (max 2), then
+		// linked to c1: its first anonymous profile forwards to c9.
+		for i, d := range []string{"dv-0", "dv-a", "dv-b"} {
+			identify(t, x, t0.Add(time.Duration(i)*time.Second), "device", d, "crm_id", "c9")
+		}
+		var want []string
+		for i := 1; i <= 12; i++ {
+			anon := identify(t, x, t0.Add(time.Duration(i)*time.Minute), "cookie", fmt.Sprintf("ck-%d", i))
+			must(t, s.ApplyEvent(purchase(anon, "", t0.Add(time.Duration(i)*time.Minute), 1)))
+			identify(t, x, t0.Add(time.Duration(i)*time.Minute+time.Second), "cookie", fmt.Sprintf("ck-%d", i), "crm_id", "c1")
+			want = append(want, anon)
+		}
+		for i := 1; i <= 4; i++ { // dv-1, dv-2 dropped
+			identify(t, x, t0.Add(time.Hour+time.Duration(i)*time.Minute), "device", fmt.Sprintf("dv-%d", i), "crm_id", "c1")
+			want = append(want, state.AnonymousID(fmt.Sprintf("device:dv-%d", i)))
+		}
+		identify(t, x, t0.Add(2*time.Hour), "device", "dv-0", "crm_id", "c1") // dv-3 dropped too
+		got, err := x.Forget(ctx, "c1")
+		must(t, err)
+		if len(got) == 0 || got[0] != "c1" {
+			t.Fatalf("forget listed %v, want c1 first", got)
+		}
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				t.Errorf("forget does not list %q", w)
+			}
+		}
+		if a := state.AnonymousID("device:dv-0"); slices.Contains(got, a) {
+			t.Errorf("forget lists %q, which forwards to another customer", a)
+		}
+		if got := resolve(t, x, "cookie", "ck-12"); got == "c1" {
+			t.Error("after forget an identifier still resolves to c1")
+		}
+	}}
+}
+
+// opaqueReceipts: a merge receipt and the errors of an unmerge carry no
+// identifier. Regression: a receipt was "<hex>.<hex of ~cookie:c-91>", so
+// the raw cookie travelled in every identify answer, and the unmerge
+// error echoed it.
+func opaqueReceipts() Behaviour {
+	return Behaviour{Name: "merge receipts and unmerge errors carry no identifier", Run: func(t *testing.T, x *state.Identities) {
+		clear := func(what, s string) {
+			t.Helper()
+			for _, raw := range []string{"c-91", "c00042", "cookie"} {
+				if strings.Contains(s, raw) || strings.Contains(s, hex.EncodeToString([]byte(raw))) {
+					t.Errorf("%s %q carries %q", what, s, raw)
+				}
+			}
+		}
+		var receipts []string
+		for i := range 10 { // 10 merges: the first two are no longer kept
+			anon := identify(t, x, t0, "cookie", fmt.Sprintf("c-91%d", i))
+			must(t, x.Stitched().ApplyEvent(purchase(anon, "", t0, 1)))
+			l, err := x.Identify(ctx, ids("cookie", fmt.Sprintf("c-91%d", i), "crm_id", "c00042"), t0.Add(time.Minute), "login")
+			must(t, err)
+			if len(l.Receipts) != 1 {
+				t.Fatalf("link %+v: want one merge", l)
+			}
+			clear("receipt", l.Receipts[0])
+			receipts = append(receipts, l.Receipts[0])
+		}
+		_, err := x.Unmerge(ctx, receipts[0]) // no longer kept
+		if !errors.Is(err, state.ErrInvalid) {
+			t.Errorf("unmerge of a merge no longer kept: %v", err)
+		} else {
+			clear("error", err.Error())
+		}
+		u, err := x.Unmerge(ctx, receipts[9])
+		must(t, err)
+		if u.Customer != state.AnonymousID("cookie:c-919") {
+			t.Errorf("unmerge answered %q", u.Customer)
+		}
+		_, err = x.Unmerge(ctx, receipts[9]) // undone
+		if !errors.Is(err, state.ErrInvalid) {
+			t.Errorf("a second unmerge: %v", err)
+		} else {
+			clear("error", err.Error())
+		}
+		// A forged receipt (another's nonce with this one's seal) opens to
+		// nothing it is the receipt of.
+		forged := receipts[8][:strings.IndexByte(receipts[8], '.')] + receipts[7][strings.IndexByte(receipts[7], '.'):]
+		if _, err := x.Unmerge(ctx, forged); !errors.Is(err, state.ErrInvalid) {
+			t.Errorf("a forged receipt: %v", err)
 		}
 	}}
 }
