@@ -573,7 +573,7 @@ func unavailableReason(err error, redis bool) (reason string, mayBeApplied bool)
 		return "the state log cannot be written", false
 	case strings.Contains(msg, "redis state closed"):
 		return "shutting down", false
-	case strings.Contains(msg, "replicas acknowledged"):
+	case errors.Is(err, redisstate.ErrReplicasShort):
 		return "fewer Redis replicas than -state.redis.waitReplicas confirmed it in time", true
 	case errors.Is(err, redisstate.ErrFull) || strings.Contains(msg, "OOM") || strings.Contains(msg, "maxmemory"):
 		// Redis refuses a script that may write before running it.

@@ -1,12 +1,14 @@
 package sidecar
 
 import (
+	"errors"
 	"strings"
 	"time"
 
 	"nba/nba"
 	"nba/nba/server"
 	"nba/state"
+	redisstate "nba/state/redis"
 )
 
 // maxMoveAttempts bounds the decisions made for one request whose journey
@@ -65,6 +67,16 @@ func (s *Sidecar) commit(eng *nba.Engine, sc *scratch, req *server.DecideRequest
 		}
 		err := s.state.SetJourney(sc.effects...)
 		if err == nil {
+			return nil
+		}
+		if errors.Is(err, redisstate.ErrReplicasShort) {
+			// The move is on the primary, only not yet on enough
+			// replicas: the step is this decision's. Withholding it
+			// would leave the journey past a step no one sent.
+			s.effectsFailed.Add(1)
+			if s.stateLogDue() {
+				s.log.Warn("journey change written on the primary but not confirmed by enough replicas; its steps are given", "error", err)
+			}
 			return nil
 		}
 		conflict := state.KindOf(err) == state.ErrConflict

@@ -475,6 +475,13 @@ func (b *Backend) health() {
 // ErrFull is wrapped by the errors of writes Redis refused because it is
 // full (maxmemory reached with noeviction, or nothing it may evict): a
 // write fails until memory is freed or maxmemory raised.
+// ErrReplicasShort is wrapped by the error of a write the primary applied
+// but fewer replicas than Config.WaitReplicas confirmed within
+// Config.WaitTimeout: not acknowledged, yet recorded on the primary (a
+// failover to a replica without it would lose it). It is a reply, not a
+// broken connection: the write is not sent again.
+var ErrReplicasShort = errors.New("the write is applied on the primary, not yet on enough replicas")
+
 var ErrFull = errors.New("redis is full (used memory over maxmemory): writes are refused until memory is freed or maxmemory raised")
 
 // isOOM reports whether err is Redis refusing a write for memory.
@@ -902,13 +909,23 @@ func (b *Backend) cas(ctx context.Context, customer string, base value, val []by
 		}
 		err = nil
 	}
-	b.observe(err)
-	if err != nil {
+	// A WAIT that fell short answers for a script that ran: the script's
+	// own answer says whether the write was applied.
+	short := errors.Is(err, ErrReplicasShort)
+	if short {
+		b.observe(nil)
+	} else {
+		b.observe(err)
+	}
+	if err != nil && !short {
 		return false, "", value{}, b.kind(err, "cannot write customer state")
 	}
-	if n, err := res.AsInt64(); err == nil && n == 1 {
+	if n, err2 := res.AsInt64(); err2 == nil && n == 1 {
 		if b.full.Load() != nil {
 			b.full.Store(nil) // Redis takes writes again
+		}
+		if short {
+			return false, "", value{}, &state.Error{Kind: state.ErrUnavailable, Err: fmt.Errorf("cannot write customer state: %w", err)}
 		}
 		return true, w, value{}, nil
 	}
@@ -952,7 +969,7 @@ func (b *Backend) casWait(ctx context.Context, evalsha, eval func() rueidis.Comp
 		return rs[0], err
 	}
 	if int(n) < b.cfg.WaitReplicas {
-		return rs[0], fmt.Errorf("%d of %d replicas acknowledged within %v (the write may be applied on the primary)", n, b.cfg.WaitReplicas, b.cfg.WaitTimeout)
+		return rs[0], fmt.Errorf("%d of %d replicas acknowledged within %v: %w", n, b.cfg.WaitReplicas, b.cfg.WaitTimeout, ErrReplicasShort)
 	}
 	return rs[0], nil
 }
@@ -1324,7 +1341,7 @@ func resend(ctx context.Context, err error, try int) bool {
 // timeout, not a reply) while ctx still has time: worth one more try on
 // a fresh connection.
 func retryable(ctx context.Context, err error) bool {
-	if err == nil || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || !isNetErr(err) {
+	if err == nil || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrReplicasShort) || !isNetErr(err) {
 		return false
 	}
 	_, reply := rueidis.IsRedisErr(err)
@@ -1334,7 +1351,7 @@ func retryable(ctx context.Context, err error) bool {
 // isNetErr reports whether err is the server not answering (a network
 // error, a timeout, a closed client) rather than a reply.
 func isNetErr(err error) bool {
-	if err == nil || rueidis.IsRedisNil(err) {
+	if err == nil || rueidis.IsRedisNil(err) || errors.Is(err, ErrReplicasShort) {
 		return false
 	}
 	var e *rueidis.RedisError

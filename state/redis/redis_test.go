@@ -540,3 +540,42 @@ func TestOpenWaitsForRedis(t *testing.T) {
 		t.Fatal("Open with Redis stopped succeeded")
 	}
 }
+
+// TestWaitShortfallRegression is the regression test for a write whose
+// WAIT fell short being taken for a broken connection: it was sent again
+// (the wait paid twice), marked the backend unreachable, and a journey
+// move the primary had applied read as not written, so the decision
+// withheld a step that no one would send. Now the error wraps
+// ErrReplicasShort, the backend stays reachable, and the write is applied
+// once.
+func TestWaitShortfallRegression(t *testing.T) {
+	p := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
+	r := redistest.Start(t, redistest.Options{AppendFsync: "everysec", ReplicaOf: p})
+	b := open(t, redisstate.Config{URL: p.URL, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond})
+	if err := b.RecordContact(impression("ws", "", t0)); err != nil {
+		t.Fatal(err) // the replica is up: acknowledged
+	}
+	r.Pause()
+	defer r.Resume()
+	err := b.SetJourney(state.JourneyUpdate{Customer: "ws", Journey: "j", Step: 1, At: t0, Conditional: true})
+	if !errors.Is(err, redisstate.ErrReplicasShort) || !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("move with the replica stalled: %v, want ErrUnavailable wrapping ErrReplicasShort", err)
+	}
+	if err := b.Err(); err != nil {
+		t.Errorf("a WAIT that fell short marked the backend unreachable: %v", err)
+	}
+	var v state.View
+	if _, err := b.Load(context.Background(), []byte("ws"), &v); err != nil {
+		t.Fatal(err)
+	}
+	if j, ok := v.Journey("j"); !ok || j.Step != 1 {
+		t.Errorf("the move the primary applied reads %+v %v, want step 1", j, ok)
+	}
+	if err := b.RecordContact(impression("ws", "", t0.Add(time.Second))); !errors.Is(err, redisstate.ErrReplicasShort) {
+		t.Fatalf("contact with the replica stalled: %v", err)
+	}
+	r.Resume()
+	if got := count(t, b, "ws"); got != 2 {
+		t.Errorf("%d impressions, want 2: a write whose WAIT fell short is applied once", got)
+	}
+}
