@@ -14,6 +14,7 @@ import (
 	"nba/nba/eventstream"
 	"nba/nba/server"
 	"nba/state"
+	redisstate "nba/state/redis"
 	"nba/state/redis/redistest"
 	"nba/state/wal"
 )
@@ -110,7 +111,7 @@ func TestUnavailableMessageByBackend(t *testing.T) {
 		{"embedded disk full", wrap(syscall.ENOSPC), false, "no space left on device", false},
 		{"embedded backlog", wrap(wal.ErrBacklog), false, "too many writes waiting for the disk", false},
 		{"embedded other", wrap(errors.New("bad sector")), false, "the state log cannot be written", false},
-		{"redis wait", wrap(errors.New("0 of 1 replicas acknowledged within 500ms (the write may be applied on the primary)")), true, "fewer Redis replicas than -state.redis.waitReplicas confirmed it in time", true},
+		{"redis wait", wrap(fmt.Errorf("0 of 1 replicas acknowledged within 500ms: %w", redisstate.ErrReplicasShort)), true, "fewer Redis replicas than -state.redis.waitReplicas confirmed it in time", true},
 		{"redis full", wrap(errors.New("OOM command not allowed when used memory > 'maxmemory'.")), true, "Redis is full", false},
 		{"redis unreachable", wrap(context.DeadlineExceeded), true, "customer state on Redis does not answer", true},
 		{"redis closed", &state.Error{Kind: state.ErrUnavailable, Err: errors.New("redis state closed")}, true, "shutting down", false},

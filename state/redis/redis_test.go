@@ -552,8 +552,16 @@ func TestWaitShortfallRegression(t *testing.T) {
 	p := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
 	r := redistest.Start(t, redistest.Options{AppendFsync: "everysec", ReplicaOf: p})
 	b := open(t, redisstate.Config{URL: p.URL, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond})
-	if err := b.RecordContact(impression("ws", "", t0)); err != nil {
-		t.Fatal(err) // the replica is up: acknowledged
+	// Acknowledged once the replica has synchronised (a fresh replica
+	// may still be loading).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, err := b.RecordContactOnce(impression("ws", "first", t0))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("write with the replica up: %v", err)
+		}
 	}
 	r.Pause()
 	defer r.Resume()
