@@ -1393,6 +1393,10 @@ func checkURL(u string) error {
 	if p.Scheme == "" {
 		return errors.New("no scheme: want redis://host:port, rediss:// (TLS) or unix://")
 	}
+	if p.Fragment != "" || strings.HasSuffix(u, "#") {
+		return errors.New("a fragment (#...) means nothing in a Redis URL")
+	}
+	pathDB := p.Scheme != "unix" && strings.Trim(p.Path, "/") != ""
 	for pair := range strings.SplitSeq(p.RawQuery, "&") {
 		if pair == "" {
 			continue
@@ -1410,6 +1414,14 @@ func checkURL(u string) error {
 			return fmt.Errorf("unknown query parameter %q (known: %s)", k, strings.Join(urlParams, ", "))
 		}
 		switch k {
+		case "db":
+			if pathDB {
+				return fmt.Errorf("the database is named twice: in the path (%s) and by db=%s", p.Path, v)
+			}
+		case "master_set":
+			if v == "" {
+				return errors.New("query parameter master_set is empty: name the Sentinel master set")
+			}
 		case "addr":
 			if err := checkAddr(v); err != nil {
 				return fmt.Errorf("query parameter addr=%q: %w", v, err)

@@ -47,6 +47,9 @@ func TestOpenRefusesURLMistakes(t *testing.T) {
 		{"redis://127.0.0.1:1?addr=", "addr="},
 		{"redis://127.0.0.1:1?protocol=2", "RESP3"},
 		{"redis//127.0.0.1:1", "no scheme"},
+		{"redis://127.0.0.1:1/1?db=2", "database is named twice"},
+		{"redis://127.0.0.1:1?master_set=", "master_set is empty"},
+		{"redis://127.0.0.1:1#frag", "fragment"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			start := time.Now()
