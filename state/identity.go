@@ -25,7 +25,9 @@ import (
 type IdentityConfig struct {
 	Namespaces map[string]Namespace `yaml:"namespaces" json:"namespaces"`
 	// Blocked values never link anything (placeholders a client sends
-	// when it has no identifier: "", "null", "unknown").
+	// when it has no identifier: "", "null", "unknown"). They match
+	// whatever their case and surrounding spaces: "NULL" and " null " are
+	// "null".
 	Blocked []string `yaml:"blocked,omitempty" json:"blocked,omitempty"`
 }
 
@@ -87,7 +89,7 @@ type nsRule struct {
 type compiledIdentity struct {
 	ns      map[string]*nsRule
 	primary string
-	blocked map[string]bool
+	blocked []string  // trimmed; matched ignoring case (isBlocked)
 	key     []byte    // HMAC key of hashed namespaces
 	hmacs   sync.Pool // of hash.Hash: HMAC-SHA-256 with key
 }
@@ -201,7 +203,7 @@ func compileIdentity(c *IdentityConfig, key []byte) (*compiledIdentity, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	ci := &compiledIdentity{ns: map[string]*nsRule{}, blocked: map[string]bool{}, key: key}
+	ci := &compiledIdentity{ns: map[string]*nsRule{}, key: key}
 	ci.hmacs.New = func() any { return hmac.New(sha256.New, ci.key) }
 	for name, n := range c.Namespaces {
 		r := &nsRule{name: name, primary: n.Primary, unique: n.Unique || n.Primary, hash: n.Hash, max: n.Max}
@@ -224,9 +226,27 @@ func compileIdentity(c *IdentityConfig, key []byte) (*compiledIdentity, error) {
 		ci.ns[name] = r
 	}
 	for _, b := range c.Blocked {
-		ci.blocked[b] = true
+		if b = strings.TrimSpace(b); b != "" && !slices.Contains(ci.blocked, b) {
+			ci.blocked = append(ci.blocked, b)
+		}
 	}
 	return ci, nil
+}
+
+// isBlocked reports whether v is empty or a blocked value, whatever its
+// case and surrounding spaces (without allocating: it is on the decide
+// path).
+func (ci *compiledIdentity) isBlocked(v string) bool {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return true
+	}
+	for _, b := range ci.blocked {
+		if strings.EqualFold(v, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // normalize checks one identifier of a request and returns its stored
@@ -285,7 +305,7 @@ func (ci *compiledIdentity) appendKey(dst []byte, ns, v string) (r *nsRule, key 
 	if r == nil {
 		return nil, dst, false, invalidf("unknown identity namespace %q", ns)
 	}
-	if ci.blocked[v] || strings.TrimSpace(v) == "" {
+	if ci.isBlocked(v) {
 		return r, dst, true, nil
 	}
 	if len(v) > 512 {

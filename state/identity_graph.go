@@ -174,7 +174,7 @@ func (x *Identities) Resolve(ctx context.Context, ids map[string]string) (string
 	if ci == nil {
 		return "", invalid(errNoIdentity)
 	}
-	if v, ok := ids[ci.primary]; ok && ci.primary != "" && !ci.blocked[v] && strings.TrimSpace(v) != "" {
+	if v, ok := ids[ci.primary]; ok && ci.primary != "" && !ci.isBlocked(v) {
 		if err := checkPrimary(v); err != nil {
 			return "", invalidf("identifier %s: %w", ci.primary, err)
 		}
@@ -231,7 +231,7 @@ func (x *Identities) resolveID(ctx context.Context, ns, v string, now time.Time)
 	if ci == nil {
 		return "", false, invalid(errNoIdentity)
 	}
-	if r := ci.ns[ns]; r != nil && r.primary && !ci.blocked[v] && strings.TrimSpace(v) != "" && len(v) <= 512 && checkPrimary(v) == nil {
+	if r := ci.ns[ns]; r != nil && r.primary && !ci.isBlocked(v) && len(v) <= 512 && checkPrimary(v) == nil {
 		return v, true, nil
 	}
 	bp := keyBufs.Get().(*[]byte)

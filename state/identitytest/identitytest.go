@@ -238,8 +238,9 @@ func Behaviours() []Behaviour {
 		}},
 		{Name: "blocked values never link", Run: func(t *testing.T, x *state.Identities) {
 			identify(t, x, t0, "crm_id", "c1", "cookie", "null", "device", "0")
-			identify(t, x, t0, "crm_id", "c2", "cookie", "null", "device", "0")
-			for _, q := range [][]string{{"cookie", "null"}, {"device", "0"}} {
+			identify(t, x, t0, "crm_id", "c2", "cookie", "NULL", "device", " 0 ")
+			identify(t, x, t0, "crm_id", "c3", "cookie", "Unknown")
+			for _, q := range [][]string{{"cookie", "null"}, {"device", "0"}, {"cookie", "NULL"}, {"cookie", " Null"}, {"device", " 0 "}, {"cookie", "UNKNOWN"}} {
 				if got := resolve(t, x, q...); got != "" {
 					t.Errorf("blocked %v resolved to %q", q, got)
 				}
