@@ -775,8 +775,9 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 // made since the merge via one of its identifiers (Contact.Via); the
 // survivor its value from before plus the other writes made since and the
 // identifiers linked to it since. Writes the receipt did not log (past its
-// bounds, or after a later merge) stay with the survivor. With nothing
-// written since, both values are byte for byte what they were.
+// bounds, or after a later merge) stay with the survivor, as do writes
+// that land while the unmerge runs. With nothing written since, both
+// values are byte for byte what they were.
 func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) {
 	froms := x.receiptFrom(receipt)
 	if len(froms) == 0 {
@@ -811,14 +812,13 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 		}
 	}
 	into := stub.ident.fwd
-	// The survivor's restore is conditional on the value it was computed
-	// from (identOp.expect): writes do not take x.mu, and one that lands
-	// on the survivor between its read and its restore (via either
-	// profile's identifiers, which resolve to it until the index is
-	// repointed) would be replaced. Refused, nothing was changed: the
-	// unmerge reads the survivor again and recomputes both sides. The
-	// survivor goes first so that no write (file sync, Redis round trip)
-	// sits between its read and its restore.
+	// Writes do not take x.mu: the survivor's side is computed by the
+	// model from the value it is applied to (unmergeOnce), so a write
+	// landing between this read and that write (via either profile's
+	// identifiers, which resolve to the survivor until the index is
+	// repointed below) stays with the survivor instead of being replaced.
+	// It is refused, nothing written, only when the writes it gives back
+	// are no longer those read (the receipt's log changed): read again.
 	var back []Identifier
 	for attempt := 0; ; attempt++ {
 		var err error
@@ -827,10 +827,6 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 			break
 		}
 		if !errors.Is(err, errRestoreRefused) || attempt == maxUnmergeAttempts-1 {
-			return Link{}, err
-		}
-		// The survivor is being written: let the writes pass.
-		if err := sleepCtx(ctx, time.Duration(1<<attempt)*time.Millisecond); err != nil {
 			return Link{}, err
 		}
 	}
@@ -843,21 +839,9 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 	return Link{Customer: from, Receipts: []string{receipt}}, nil
 }
 
-// maxUnmergeAttempts bounds the attempts of an unmerge whose survivor keeps
-// changing between its read and its restore.
-const maxUnmergeAttempts = 8
-
-// sleepCtx waits d or until ctx ends (its error).
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// maxUnmergeAttempts bounds the attempts of an unmerge whose survivor's
+// side is refused (unmergeOnce).
+const maxUnmergeAttempts = 4
 
 // unmergeOnce reads the survivor into and writes the unmerge of receipt
 // in two records: the survivor's (identUnmerge), which the model computes
