@@ -29,6 +29,9 @@ func FuzzRecord(f *testing.F) {
 		{typ: recContact2, lsn: 15, at: 19, customer: "c", id: "fb-3", action: "a", outcome: Click, via: "cookie:c-1"},
 		{typ: recEvent2, lsn: 16, at: 20, customer: "c", moves: []move{{journey: "j", status: JourneyActive}}, via: "email:h:00ff"},
 		{typ: recConsent, lsn: 17, at: 21, customer: "c", channel: "email", group: "marketing", via: "device:d-1"},
+		{typ: recIdent, lsn: 18, at: 22, customer: "~cookie:c-1", ident: &identOp{op: identRestore, receipt: "r.1", value: []byte("\x01c\x00"), expect: []byte("0123456789abcdef0123456789abcdef")}},
+		{typ: recIdent, lsn: 19, at: 23, customer: "c", ident: &identOp{op: identUnmerge, peer: "~cookie:c-1", receipt: "r.1", rules: []nsLimit{{ns: "crm_id", unique: true, max: 1}},
+			value: []byte("\x01c\x00"), logged: 7, expect: []byte("0123456789abcdef0123456789abcdef")}},
 	} {
 		f.Add(appendRecord(nil, &r))
 	}

@@ -775,8 +775,9 @@ func (x *Identities) finish(ctx context.Context, from, into, receipt string) err
 // made since the merge via one of its identifiers (Contact.Via); the
 // survivor its value from before plus the other writes made since and the
 // identifiers linked to it since. Writes the receipt did not log (past its
-// bounds, or after a later merge) stay with the survivor. With nothing
-// written since, both values are byte for byte what they were.
+// bounds, or after a later merge) stay with the survivor, as do writes
+// that land while the unmerge runs. With nothing written since, both
+// values are byte for byte what they were.
 func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) {
 	froms := x.receiptFrom(receipt)
 	if len(froms) == 0 {
@@ -811,91 +812,23 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 		}
 	}
 	into := stub.ident.fwd
-	cur, err := x.b.Get(ctx, into)
-	if err != nil {
-		return Link{}, err
-	}
-	var mr *mergeReceipt
-	if cur != nil && cur.ident != nil {
-		for i := range cur.ident.merges {
-			if cur.ident.merges[i].receipt == receipt {
-				mr = &cur.ident.merges[i]
-			}
+	// Writes do not take x.mu: the survivor's side is computed by the
+	// model from the value it is applied to (unmergeOnce), so a write
+	// landing between this read and that write (via either profile's
+	// identifiers, which resolve to the survivor until the index is
+	// repointed below) stays with the survivor instead of being replaced.
+	// It is refused, nothing written, only when the writes it gives back
+	// are no longer those read (the receipt's log changed): read again.
+	var back []Identifier
+	for attempt := 0; ; attempt++ {
+		var err error
+		back, err = x.unmergeOnce(ctx, receipt, from, into, stub)
+		if err == nil {
+			break
 		}
-	}
-	if mr == nil {
-		return Link{}, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: the profile the merge kept no longer remembers it (at most %d are kept)", maxMergeReceipts)}
-	}
-	// Recompute the merge: anything else in the value arrived after it.
-	var pre *Customer
-	if len(mr.pre) > 0 {
-		if pre, err = x.m.DecodeCustomer(mr.pre); err != nil {
+		if !errors.Is(err, errRestoreRefused) || attempt == maxUnmergeAttempts-1 {
 			return Link{}, err
 		}
-	} else {
-		pre = &custState{id: into}
-	}
-	want, _, err := x.m.Apply(pre, &record{typ: recIdent, customer: into, at: 0, ident: &identOp{op: identAbsorb, peer: from, receipt: receipt, rules: x.absorbRules(), value: stub.ident.saved}}, 0)
-	if err != nil {
-		return Link{}, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: cannot recompute the merge: %w", err)}
-	}
-	saved, err := x.m.DecodeCustomer(stub.ident.saved)
-	if err != nil {
-		return Link{}, err
-	}
-	back := saved.Identifiers() // what goes back with the absorbed profile
-	for _, id := range cur.Identifiers() {
-		if AnonymousID(id.Key()) == from {
-			back = append(slices.Clip(back), id) // the identifier the anonymous profile is named by
-		}
-	}
-	// The writes logged since the merge go to the side whose identifier
-	// brought them, replayed onto its value from before; what was not
-	// logged (mergeReceipt.full) stays with the survivor.
-	survivor, absorbed, err := x.m.split(pre, want, saved, mr.since, func(via string) bool {
-		return slices.ContainsFunc(back, func(id Identifier) bool { return id.isKey(via) })
-	})
-	if err != nil {
-		return Link{}, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: %w", err)}
-	}
-	at := time.Now()
-	value := stub.ident.saved
-	if absorbed != saved {
-		value = x.m.AppendCustomer(nil, absorbed)
-	}
-	rb := x.m.identityRecord(from, at, identOp{op: identRestore, receipt: receipt, value: value})
-	if _, err := x.b.WriteRecord(ctx, &rb); err != nil {
-		return Link{}, err
-	}
-	// The survivor gets its value from before back with the writes its
-	// identifiers brought since, with the identifiers linked to it since
-	// that did not come from the absorbed profile.
-	restored := *x.m.unmerge(survivor.pre, survivor.want, cur)
-	pre = survivor.pre
-	var ids []Identifier
-	ids = append(ids, pre.Identifiers()...)
-	for _, id := range cur.Identifiers() {
-		has := func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }
-		if !slices.ContainsFunc(ids, has) && !slices.ContainsFunc(back, has) {
-			ids = append(ids, id)
-		}
-	}
-	// The merges before this one, which its receipt does not hold (a
-	// receipt never holds another): as the survivor remembers them now,
-	// their logs ended by this merge.
-	earlier := cur.ident.merges[:slices.IndexFunc(cur.ident.merges, func(r mergeReceipt) bool { return r.receipt == receipt })]
-	if len(ids) > len(pre.Identifiers()) || len(earlier) > 0 {
-		p := identPart{}
-		if pre.ident != nil {
-			p = *pre.ident
-		}
-		p.ids = ids
-		p.merges = slices.Clone(earlier)
-		restored.ident = p.orNil()
-	}
-	ra := x.m.identityRecord(into, at, identOp{op: identRestore, receipt: receipt, value: x.m.AppendCustomer(nil, &restored)})
-	if _, err := x.b.WriteRecord(ctx, &ra); err != nil {
-		return Link{}, err
 	}
 	for _, id := range back {
 		if err := x.b.IndexSet(ctx, id.Key(), from); err != nil {
@@ -905,6 +838,50 @@ func (x *Identities) Unmerge(ctx context.Context, receipt string) (Link, error) 
 	x.unmerges.Add(1)
 	return Link{Customer: from, Receipts: []string{receipt}}, nil
 }
+
+// maxUnmergeAttempts bounds the attempts of an unmerge whose survivor's
+// side is refused (unmergeOnce).
+const maxUnmergeAttempts = 4
+
+// unmergeOnce reads the survivor into and writes the unmerge of receipt
+// in two records: the survivor's (identUnmerge), which the model computes
+// from the value it is applied to, so that a write landing between this
+// read and that write stays with the survivor instead of being replaced;
+// then the absorbed profile's value (from the stub, its value when the
+// merge finished, and the writes its identifiers brought that the first
+// record gave it), conditional on the stub being unchanged. It returns
+// what goes back with the absorbed profile.
+func (x *Identities) unmergeOnce(ctx context.Context, receipt, from, into string, stub *Customer) (back []Identifier, err error) {
+	cur, err := x.b.Get(ctx, into)
+	if err != nil {
+		return nil, err
+	}
+	rules := x.absorbRules()
+	_, absorbed, back, logged, err := x.m.unmergeSides(cur, receipt, from, stub.ident.saved, rules, -1)
+	if err != nil {
+		return nil, err
+	}
+	at := time.Now()
+	ra := x.m.identityRecord(into, at, identOp{op: identUnmerge, peer: from, receipt: receipt, rules: rules, value: stub.ident.saved, logged: logged, expect: x.m.stateDigest(absorbed)})
+	if _, err := x.b.WriteRecord(ctx, &ra); err != nil {
+		if KindOf(err) == ErrConflict {
+			return nil, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: %w", errRestoreRefused)}
+		}
+		return nil, err
+	}
+	// A stub takes no write (it refuses them: MovedError), so the
+	// condition holds unless another unmerge of the receipt got here.
+	rb := x.m.identityRecord(from, at, identOp{op: identRestore, receipt: receipt, value: x.m.AppendCustomer(nil, absorbed), expect: x.m.stateDigest(stub)})
+	if _, err := x.b.WriteRecord(ctx, &rb); err != nil {
+		return nil, err
+	}
+	return back, nil
+}
+
+// errRestoreRefused marks the refusal of the survivor's unmerge: the
+// writes it gives back to the absorbed profile are no longer the ones
+// read, and nothing was written.
+var errRestoreRefused = errors.New("the profile the merge kept changed during the unmerge")
 
 // absorbRules are the namespace bounds an absorb applies: uniqueness and
 // max, not ttl (expiry is a link's, at the link's time; an absorb is

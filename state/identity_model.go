@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -258,8 +259,9 @@ const (
 	identUnmark  byte = 3 // undo identMark of receipt (the absorb was refused)
 	identAbsorb  byte = 4 // union with value (peer's frozen state), receipt
 	identForward byte = 5 // become a stub forwarding to peer, receipt
-	identRestore byte = 6 // replace the value by value (unmerge), receipt
+	identRestore byte = 6 // replace the value by value (unmerge), receipt; if expect, only the value it digests
 	identSeal    byte = 7 // an anonymous profile without state becomes a forward to peer
+	identUnmerge byte = 8 // the survivor's side of undoing receipt, computed from its value: peer, rules, value (peer's value when merged), logged, expect
 )
 
 // identOp is the body of an identity record.
@@ -270,6 +272,30 @@ type identOp struct {
 	peer    string
 	receipt string
 	value   []byte
+	// expect (restore) is the digest (stateDigest) of the value the
+	// restore was computed from: a live restore onto any other value is
+	// refused with ErrConflict, so that a write made since the unmerge
+	// read the profile is not replaced. Encoded in peer's place, which a
+	// restore does not use (records written before it have none).
+	expect []byte
+	// logged (unmerge) is how many of the writes the receipt logged the
+	// unmerge split by provenance; later ones stay with the survivor.
+	// expect (unmerge) is the digest of the absorbed profile's value it
+	// computed: the survivor's side is refused when it gives back other
+	// writes than the absorbed side's record holds.
+	logged int
+}
+
+// stateDigest returns the digest of c's value without its sequence number
+// (nil c: of no value): what a conditional restore (identOp.expect)
+// checks.
+func (m *Model) stateDigest(c *custState) []byte {
+	var b []byte
+	if c != nil {
+		b = m.AppendState(nil, c)
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 // nsLimit is a namespace's bounds carried by a record, so that replaying
@@ -344,7 +370,7 @@ func (m *Model) identityRecord(customer string, at time.Time, op identOp) record
 
 // applyIdent applies an identity record to next (a copy of old); it
 // returns an error (nothing applied) or whether anything changed.
-func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custState, error) {
+func (m *Model) applyIdent(old, next *custState, r *record, res *Result, live bool) (*custState, error) {
 	op := r.ident
 	var p identPart
 	if old != nil && old.ident != nil {
@@ -446,6 +472,18 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 			return nil, &Error{Kind: ErrConflict, Err: fmt.Errorf("customer %q has state: merge it instead of sealing it", next.id)}
 		}
 		p = identPart{fwd: op.peer}
+	case identUnmerge:
+		restored, absorbed, _, _, err := m.unmergeSides(old, op.receipt, op.peer, op.value, op.rules, op.logged)
+		if err != nil {
+			return nil, err
+		}
+		if live && !bytes.Equal(m.stateDigest(absorbed), op.expect) {
+			return nil, &Error{Kind: ErrConflict, Err: fmt.Errorf("customer %q: the writes an unmerge gives back changed", next.id)}
+		}
+		lsn := next.lsn
+		*next = *restored
+		next.id, next.lsn = old.id, lsn
+		return next, nil
 	case identRestore:
 		c, err := m.DecodeCustomer(op.value)
 		if err != nil {
@@ -463,6 +501,92 @@ func (m *Model) applyIdent(old, next *custState, r *record, res *Result) (*custS
 	}
 	next.ident = p.orNil()
 	return next, nil
+}
+
+// unmergeSides computes the unmerge of receipt on cur, the survivor: its
+// value restored (its value from before the merge plus the writes its
+// identifiers brought since, with the identifiers linked to it since that
+// did not come from the absorbed profile), the absorbed profile's (saved,
+// its value when the merge finished, plus the writes its identifiers
+// brought since), the identifiers that go back with it, and how many
+// logged writes were split. Only the first logged writes the receipt
+// logged are split (logged < 0: all); the later ones, like those not
+// logged (mergeReceipt.full), stay with the survivor.
+func (m *Model) unmergeSides(cur *custState, receipt, from string, savedValue []byte, rules []nsLimit, logged int) (restored, absorbed *custState, back []Identifier, n int, err error) {
+	var mr *mergeReceipt
+	if cur != nil && cur.ident != nil {
+		for i := range cur.ident.merges {
+			if cur.ident.merges[i].receipt == receipt {
+				mr = &cur.ident.merges[i]
+			}
+		}
+	}
+	if mr == nil {
+		return nil, nil, nil, 0, &Error{Kind: ErrInvalid, Err: fmt.Errorf("cannot unmerge: the profile the merge kept no longer remembers it (at most %d are kept)", maxMergeReceipts)}
+	}
+	// Recompute the merge: anything else in the value arrived after it.
+	var pre *custState
+	if len(mr.pre) > 0 {
+		if pre, err = m.DecodeCustomer(mr.pre); err != nil {
+			return nil, nil, nil, 0, err
+		}
+	} else {
+		pre = &custState{id: cur.id}
+	}
+	want, _, err := m.Apply(pre, &record{typ: recIdent, customer: cur.id, at: 0, ident: &identOp{op: identAbsorb, peer: from, receipt: receipt, rules: rules, value: savedValue}}, 0)
+	if err != nil {
+		return nil, nil, nil, 0, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: cannot recompute the merge: %w", err)}
+	}
+	saved, err := m.DecodeCustomer(savedValue)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	back = saved.Identifiers() // what goes back with the absorbed profile
+	for _, id := range cur.Identifiers() {
+		if AnonymousID(id.Key()) == from {
+			back = append(slices.Clip(back), id) // the identifier the anonymous profile is named by
+		}
+	}
+	// The writes logged since the merge go to the side whose identifier
+	// brought them, replayed onto its value from before; what was not
+	// logged (mergeReceipt.full) stays with the survivor.
+	since := mr.since
+	if logged >= 0 {
+		if logged > len(since) {
+			return nil, nil, nil, 0, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: %d writes logged, %d read", len(since), logged)}
+		}
+		since = since[:logged]
+	}
+	survivor, absorbed, err := m.split(pre, want, saved, since, func(via string) bool {
+		return slices.ContainsFunc(back, func(id Identifier) bool { return id.isKey(via) })
+	})
+	if err != nil {
+		return nil, nil, nil, 0, &Error{Kind: ErrConflict, Err: fmt.Errorf("cannot unmerge: %w", err)}
+	}
+	r := *m.unmerge(survivor.pre, survivor.want, cur)
+	pre = survivor.pre
+	var ids []Identifier
+	ids = append(ids, pre.Identifiers()...)
+	for _, id := range cur.Identifiers() {
+		has := func(y Identifier) bool { return y.NS == id.NS && y.Value == id.Value }
+		if !slices.ContainsFunc(ids, has) && !slices.ContainsFunc(back, has) {
+			ids = append(ids, id)
+		}
+	}
+	// The merges before this one, which its receipt does not hold (a
+	// receipt never holds another): as the survivor remembers them now,
+	// their logs ended by this merge.
+	earlier := cur.ident.merges[:slices.IndexFunc(cur.ident.merges, func(r mergeReceipt) bool { return r.receipt == receipt })]
+	if len(ids) > len(pre.Identifiers()) || len(earlier) > 0 {
+		p := identPart{}
+		if pre.ident != nil {
+			p = *pre.ident
+		}
+		p.ids = ids
+		p.merges = slices.Clone(earlier)
+		r.ident = p.orNil()
+	}
+	return &r, absorbed, back, len(since), nil
 }
 
 // orNil returns p, or nil when it holds nothing (a profile never linked
@@ -1061,9 +1185,18 @@ func appendIdentOp(b []byte, op *identOp) []byte {
 		b = binary.AppendUvarint(b, uint64(r.max))
 		b = binary.AppendVarint(b, r.ttl)
 	}
-	b = appendString(b, op.peer)
+	peer := op.peer
+	if op.op == identRestore {
+		peer = string(op.expect)
+	}
+	b = appendString(b, peer)
 	b = appendString(b, op.receipt)
-	return appendBytes(b, op.value)
+	b = appendBytes(b, op.value)
+	if op.op == identUnmerge {
+		b = binary.AppendUvarint(b, uint64(op.logged))
+		b = appendBytes(b, op.expect)
+	}
+	return b
 }
 
 func decodeIdentOp(d *dec) *identOp {
@@ -1087,6 +1220,9 @@ func decodeIdentOp(d *dec) *identOp {
 		op.rules = append(op.rules, r)
 	}
 	op.peer, op.receipt = d.str(), d.str()
+	if op.op == identRestore && op.peer != "" {
+		op.expect, op.peer = []byte(op.peer), ""
+	}
 	n = d.uvarint()
 	if d.err == nil && (n > maxDecodedSaved || n > uint64(len(d.b))) {
 		d.fail("value of %d bytes does not fit", n)
@@ -1095,7 +1231,16 @@ func decodeIdentOp(d *dec) *identOp {
 		op.value = append([]byte(nil), d.b[:n]...)
 		d.b = d.b[n:]
 	}
-	if d.err == nil && (op.op < identLink || op.op > identSeal) {
+	if d.err == nil && op.op == identUnmerge {
+		n := d.uvarint()
+		if n > maxDecodedSaved {
+			d.fail("unmerge of %d logged writes", n)
+			return op
+		}
+		op.logged = int(n)
+		op.expect = []byte(d.str())
+	}
+	if d.err == nil && (op.op < identLink || op.op > identUnmerge) {
 		d.fail("unknown identity operation %d", op.op)
 	}
 	return op

@@ -336,6 +336,10 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 				return old, res, err
 			}
 		}
+		if r.typ == recIdent && r.ident.op == identRestore && len(r.ident.expect) > 0 && !bytes.Equal(m.stateDigest(old), r.ident.expect) {
+			res.Conflict = true
+			return old, res, &Error{Kind: ErrConflict, Err: fmt.Errorf("customer %q changed since the unmerge read it", r.customer)}
+		}
 		if r.typ == recJourney && r.cond && !journeyAt(old, r.journey, r.fromStep, r.fromStatus) {
 			res.Conflict = true
 			return old, res, &Error{Kind: ErrConflict, Err: fmt.Errorf("journey %q of customer %q is no longer at step %d (%s)", r.journey, r.customer, r.fromStep, r.fromStatus)}
@@ -370,7 +374,7 @@ func (m *Model) apply(old *custState, r *record, asOf int64, live bool) (*custSt
 			return old, res, err
 		}
 	case recIdent:
-		n, err := m.applyIdent(old, &next, r, &res)
+		n, err := m.applyIdent(old, &next, r, &res, live)
 		if err != nil || n == old {
 			if live {
 				return old, res, err

@@ -450,6 +450,7 @@ func Behaviours() []Behaviour {
 			}
 		}},
 		unmergeByProvenance(),
+		unmergeRacesWrites(),
 		manyMerges(),
 		primaryRules(),
 		droppedStopsResolving(),
@@ -572,6 +573,77 @@ func unmergeByProvenance() Behaviour {
 	return Behaviour{Name: "unmerge splits later writes by the identifier that brought them", Run: func(t *testing.T, x *state.Identities) {
 		receipt, anon, at := provenanceWrites(t, x)
 		checkSplit(t, x, receipt, anon, at)
+	}}
+}
+
+// unmergeRacesWrites: writes via either identifier while an unmerge runs
+// are each on one side or the other afterwards. Regression (review ident2,
+// finding B): the unmerge read the survivor, then replaced its whole value
+// with what it computed from that read; writes that landed in between were
+// acknowledged and then lost (5 to 11 of 161 purchases).
+func unmergeRacesWrites() Behaviour {
+	return Behaviour{Name: "writes during an unmerge are not lost", Run: func(t *testing.T, x *state.Identities) {
+		s := x.Stitched()
+		const rounds, writers, each = 8, 4, 25
+		for r := range rounds {
+			cookie, crm := fmt.Sprintf("c-u%d", r), fmt.Sprintf("cu%d", r)
+			anon := identify(t, x, t0, "cookie", cookie)
+			must(t, s.ApplyEvent(purchase(anon, "", t0, 1)))
+			l, err := x.Identify(ctx, ids("cookie", cookie, "crm_id", crm), t0.Add(time.Minute), "login")
+			must(t, err)
+			if len(l.Receipts) != 1 {
+				t.Fatalf("link %+v: want one merge", l)
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			acked := 1 // the purchase before the merge
+			started := make(chan struct{}, writers*each)
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ns, v := "cookie", cookie // half the writers via each identifier
+					if w%2 == 1 {
+						ns, v = "crm_id", crm
+					}
+					via, err := x.Via(ns, v)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for i := range each {
+						started <- struct{}{}
+						c, _, err := x.ResolveID(ctx, ns, v)
+						if err != nil {
+							t.Errorf("resolve %s: %v", ns, err)
+							return
+						}
+						e := purchase(c, "", t0.Add(2*time.Minute+time.Duration(i)*time.Second), 1)
+						e.Via = via
+						if err := s.ApplyEvent(e); err != nil {
+							continue // not acknowledged: may be anywhere
+						}
+						mu.Lock()
+						acked++
+						mu.Unlock()
+						time.Sleep(100 * time.Microsecond) // a client's round trip
+					}
+				}()
+			}
+			for range writers * each / 4 {
+				<-started // the unmerge starts among the writes
+			}
+			_, uerr := x.Unmerge(ctx, l.Receipts[0])
+			wg.Wait()
+			if uerr != nil {
+				t.Fatalf("round %d: unmerge: %v", r, uerr)
+			}
+			got := number(t, s, anon, "orders_30d") + number(t, s, crm, "orders_30d")
+			if got != float64(acked) {
+				t.Errorf("round %d: %v purchases on the two sides after the unmerge (%v and %v), %d acknowledged",
+					r, got, number(t, s, anon, "orders_30d"), number(t, s, crm, "orders_30d"), acked)
+			}
+		}
 	}}
 }
 
