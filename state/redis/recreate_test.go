@@ -48,6 +48,10 @@ func TestRecreatedKeyServesTheNewValue(t *testing.T) {
 			if _, err := a.Erase(customer, state.Tombstone{}); err != nil {
 				t.Fatal(err)
 			}
+			// The erased stub expires (state.ErasedStubTTL).
+			if err := rc.Do(ctx, rc.B().Del().Key("{c:"+customer+"}").Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
 		}},
 		{"del", func(_ *redisstate.Backend, customer string) {
 			if err := rc.Do(ctx, rc.B().Del().Key("{c:"+customer+"}").Build()).Error(); err != nil {
