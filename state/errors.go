@@ -9,8 +9,8 @@ import (
 // a store (the embedded log today, a shared store later) and its callers:
 // every error of a Writer method (and of Compact and Checkpoint) is of one
 // kind, tested with errors.Is, so that callers answer by what happened and
-// not by a backend's internals. The HTTP layer maps them to 400, 503 and
-// 409.
+// not by a backend's internals. The HTTP layer maps them to 400, 503,
+// 409, 500 (ErrMismatch) and 410 (ErrErased).
 var (
 	// ErrInvalid: the write is refused for what it is (a string over its
 	// limit, a time out of range, an attribute of the wrong type, a record
