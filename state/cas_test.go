@@ -24,6 +24,7 @@ type casBackend struct {
 	mu   sync.Mutex // stands for the store's compare-and-set
 	vals map[string]casValue
 	tomb map[string]time.Time
+	stub map[string]time.Time // erased stubs: customer → until
 	asOf atomic.Int64
 
 	retries, dups, histEvicted, journeys atomic.Uint64
@@ -39,7 +40,7 @@ func newCAS(t *testing.T, cfg state.Config) state.Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &casBackend{m: m, vals: map[string]casValue{}, tomb: map[string]time.Time{}}
+	return &casBackend{m: m, vals: map[string]casValue{}, tomb: map[string]time.Time{}, stub: map[string]time.Time{}}
 }
 
 func (b *casBackend) load(customer string) (*state.Customer, uint64) {
@@ -77,6 +78,10 @@ func (b *casBackend) write(customer string, recs []*state.Record) (dups int, err
 		}
 		val := b.m.AppendCustomer(nil, next)
 		b.mu.Lock()
+		if b.stub[customer].After(time.Now()) {
+			b.mu.Unlock()
+			return 0, state.ErasedErrorf(customer)
+		}
 		if b.vals[customer].ver == ver {
 			b.vals[customer] = casValue{b: val, ver: ver + 1}
 			b.mu.Unlock()
@@ -180,6 +185,7 @@ func (b *casBackend) Erase(customer string, t state.Tombstone) (state.Erased, er
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.vals, customer)
+	b.stub[customer] = time.Now().Add(state.ErasedStubTTL)
 	if t.Pseudonym != "" {
 		b.tomb[t.Pseudonym] = t.Until
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -38,12 +39,29 @@ func ErasedOf(c *Customer) Erased {
 	return e
 }
 
+// ErasedStubTTL is how long a store refuses every write of a customer
+// after erasing it (ErrErased), in place of its state: the stub holds no
+// data, only that the customer was erased. It covers the writes decided
+// before the erasure (they passed the caller's tombstone check) and
+// applied after it, which would otherwise bring the customer back; a
+// write decided later is refused by the caller's tombstone check. It is
+// far above any write's timeout.
+const ErasedStubTTL = time.Minute
+
+// ErasedErrorf is the ErrErased error of a write of customer.
+func ErasedErrorf(customer string) error {
+	return &Error{Kind: ErrErased, Err: fmt.Errorf("cannot write customer state: customer %q was erased", customer)}
+}
+
 // Eraser is the erasure half of a backend: it removes a customer's state
 // and keeps its tombstone. Safe for concurrent use.
 type Eraser interface {
 	// Erase removes the customer's state and, when t.Pseudonym is not
 	// empty, keeps the tombstone until t.Until; it reports what was
-	// removed. It is durable when it returns.
+	// removed. It is durable when it returns. Atomically with the
+	// removal, it leaves the customer's erased stub: for ErasedStubTTL
+	// every write of the customer fails with ErrErased, whether or not
+	// it was decided before the erasure.
 	Erase(customer string, t Tombstone) (Erased, error)
 	// Tombstoned reports whether a tombstone for the pseudonym lasts at
 	// now, reading the backend (not a cache).

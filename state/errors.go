@@ -9,8 +9,8 @@ import (
 // a store (the embedded log today, a shared store later) and its callers:
 // every error of a Writer method (and of Compact and Checkpoint) is of one
 // kind, tested with errors.Is, so that callers answer by what happened and
-// not by a backend's internals. The HTTP layer maps them to 400, 503 and
-// 409.
+// not by a backend's internals. The HTTP layer maps them to 400, 503,
+// 409, 500 (ErrMismatch) and 410 (ErrErased).
 var (
 	// ErrInvalid: the write is refused for what it is (a string over its
 	// limit, a time out of range, an attribute of the wrong type, a record
@@ -32,12 +32,18 @@ var (
 	// never helps: serve the bundle it was written with, or migrate the
 	// state (export with the old bundle, import with the new).
 	ErrMismatch = errors.New("state written with other mappings")
+	// ErrErased: the customer was erased while the write was on its way
+	// (it was decided on the state before the erasure): for ErasedStubTTL
+	// after an erasure, the store refuses every write of the customer, so
+	// that nothing of it comes back. Nothing was applied. The sidecar
+	// answers 410 erased.
+	ErrErased = errors.New("customer erased")
 )
 
 // Error is an error of one kind. Its message is Err's; errors.Is matches
 // both Kind and the errors Err wraps (e.g. syscall.ENOSPC).
 type Error struct {
-	Kind error // ErrInvalid, ErrUnavailable, ErrConflict or ErrMismatch
+	Kind error // ErrInvalid, ErrUnavailable, ErrConflict, ErrMismatch or ErrErased
 	Err  error
 }
 
@@ -47,11 +53,11 @@ func (e *Error) Error() string { return e.Err.Error() }
 // Unwrap returns Kind and Err.
 func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
 
-// KindOf returns the kind of err (ErrInvalid, ErrUnavailable, ErrConflict
-// or ErrMismatch), or nil when err has none: an error of no kind is a bug of
+// KindOf returns the kind of err (ErrInvalid, ErrUnavailable, ErrConflict,
+// ErrMismatch or ErrErased), or nil when err has none: an error of no kind is a bug of
 // the store, to be answered as an internal error.
 func KindOf(err error) error {
-	for _, k := range [...]error{ErrInvalid, ErrUnavailable, ErrConflict, ErrMismatch} {
+	for _, k := range [...]error{ErrInvalid, ErrUnavailable, ErrConflict, ErrMismatch, ErrErased} {
 		if errors.Is(err, k) {
 			return k
 		}

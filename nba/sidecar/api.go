@@ -499,6 +499,10 @@ func (s *Sidecar) stateError(err error) error {
 		return server.StateUnavailablef("%s", unavailableMessage(err, s.cfg.StateRedis != ""))
 	case state.ErrConflict:
 		return server.Conflictf("%v", err)
+	case state.ErrErased:
+		// Decided before an erasure that completed first: refused, as
+		// the tombstone check refuses the writes that come after it.
+		return server.Erasedf("the customer was erased; its data is not accepted until %s after the erasure", s.cfg.ErasureKeep)
 	}
 	return err
 }

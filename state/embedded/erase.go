@@ -3,6 +3,7 @@ package embedded
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"nba/state"
@@ -25,11 +26,59 @@ func (t *tombstones) add(p string, until int64) {
 	t.mu.Unlock()
 }
 
+// erasedStubs are the customers erased within state.ErasedStubTTL:
+// customer → until (unix ns, wall clock). Writes of them are refused
+// (state.ErrErased). In memory only: a write in flight does not outlive
+// the process. Expired ones are dropped at each checkpoint.
+type erasedStubs struct {
+	n  atomic.Int64 // len(m): a write reads only this when no stub lasts
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (t *erasedStubs) add(customer string, now time.Time) {
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = map[string]int64{}
+	}
+	t.m[customer] = now.Add(state.ErasedStubTTL).UnixNano()
+	t.n.Store(int64(len(t.m)))
+	t.mu.Unlock()
+}
+
+// erased reports whether a stub of the customer lasts at now.
+func (t *erasedStubs) erased(customer string, now time.Time) bool {
+	if t.n.Load() == 0 {
+		return false
+	}
+	t.mu.Lock()
+	u, ok := t.m[customer]
+	t.mu.Unlock()
+	return ok && u > now.UnixNano()
+}
+
+// sweep drops the stubs expired at now.
+func (t *erasedStubs) sweep(now time.Time) {
+	if t.n.Load() == 0 {
+		return
+	}
+	t.mu.Lock()
+	for c, u := range t.m {
+		if u <= now.UnixNano() {
+			delete(t.m, c)
+		}
+	}
+	t.n.Store(int64(len(t.m)))
+	t.mu.Unlock()
+}
+
 // Erase removes the customer's state durably (a log record, then a
 // checkpoint so that the log segments naming the customer are dropped)
 // and keeps the tombstone. The raw id is in the log until that checkpoint
 // completes; a failed checkpoint is counted (Stats.CheckpointErrors) and
-// the next one drops them.
+// the next one drops them. Under the customer's writer lock it leaves the
+// erased stub, so that a write decided before the erasure and waiting for
+// the lock is refused rather than applied on the emptied state.
 func (s *Store) Erase(customer string, t state.Tombstone) (state.Erased, error) {
 	if err := s.CheckString("customer", customer, true); err != nil {
 		return state.Erased{}, invalidf("cannot erase customer: %w", err)
@@ -66,6 +115,7 @@ func (s *Store) Erase(customer string, t state.Tombstone) (state.Erased, error) 
 	if t.Pseudonym != "" {
 		s.tomb.add(t.Pseudonym, r.At())
 	}
+	s.stubs.add(customer, time.Now())
 	unlock()
 	s.Checkpoint() // counted on failure; see above
 	return state.ErasedOf(old), nil

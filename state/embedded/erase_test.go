@@ -78,6 +78,10 @@ func TestEraseReplayKeepsLaterState(t *testing.T) {
 	if _, err := s.Erase("c", state.Tombstone{}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.RecordContact(state.Contact{Customer: "c", Action: "b", At: t0}); state.KindOf(err) != state.ErrErased {
+		t.Fatalf("a write within the erased stub's time: %v, want ErrErased", err)
+	}
+	s.stubs.sweep(time.Now().Add(state.ErasedStubTTL)) // the stub expires
 	if err := s.RecordContact(state.Contact{Customer: "c", Action: "b", At: t0}); err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,8 @@ type Store struct {
 
 	tomb tombstones // erase.go
 	idx  storeIndex // identifier index (identity_store.go)
+
+	stubs erasedStubs // erase.go: customers erased within state.ErasedStubTTL
 }
 
 type stripe struct {
@@ -427,6 +429,9 @@ func (s *Store) write(recs []state.Record) (w written, err error) {
 	asOf := s.asOf.Load()
 	for i := range recs {
 		r := &recs[i]
+		if s.stubs.erased(r.Customer(), time.Now()) {
+			return written{}, state.ErasedErrorf(r.Customer())
+		}
 		old := s.latest(&s.stripes[idx[i]], recs[:i], next[:i], skip[:i], r.Customer())
 		n, res, err := s.Model.Apply(old, r, asOf)
 		switch {
@@ -679,6 +684,7 @@ func (s *Store) raiseAsOf(t int64) {
 func (s *Store) Checkpoint() error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
+	s.stubs.sweep(time.Now())
 	err := s.log.Checkpoint(func(w io.Writer) error {
 		// Barrier: writers that appended to the old segments hold their
 		// stripe's wmu until they have applied; after this loop all of

@@ -25,10 +25,21 @@ func (b *Backend) SetConsent(cs ...state.Consent) (int, error) {
 // EventConsents returns the consent changes the mappings make for e.
 func (b *Backend) EventConsents(e state.Event) ([]state.Consent, error) { return b.m.EventConsents(e) }
 
+// stubScript replaces a customer's hash with its erased stub: field e
+// only (no data), expiring after ARGV[1] ms. casScript refuses every
+// write of a key holding e, so a write decided on the state before the
+// erasure (its compare-and-set then finds the version changed, and would
+// apply again on the emptied state) cannot bring the customer back.
+const stubScript = `redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'e', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`
+
 // Erase keeps the tombstone first (so that a write refused for it cannot
-// race the deletion into bringing the customer back), then deletes the
-// customer's hash and this process's decoded copy (no last-good copy of
-// an erased customer is served during an outage).
+// race the deletion into bringing the customer back), then replaces the
+// customer's hash with its erased stub (stubScript) and drops this
+// process's decoded copy (no last-good copy of an erased customer is
+// served during an outage).
 func (b *Backend) Erase(customer string, t state.Tombstone) (state.Erased, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
 	defer cancel()
@@ -43,7 +54,7 @@ func (b *Backend) Erase(customer string, t state.Tombstone) (state.Erased, error
 			return state.Erased{}, b.kind(err, "cannot keep the tombstone")
 		}
 	}
-	err = b.client.Do(ctx, b.client.B().Del().Key(key(customer)).Build()).Error()
+	err = b.client.Do(ctx, b.client.B().Eval().Script(stubScript).Numkeys(1).Key(key(customer)).Arg(strconv.FormatInt(state.ErasedStubTTL.Milliseconds(), 10)).Build()).Error()
 	b.observe(err)
 	if err != nil {
 		return state.Erased{}, b.kind(err, "cannot erase customer state")

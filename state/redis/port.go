@@ -143,8 +143,10 @@ func (b *Backend) decodeStored(msgs []rueidis.RedisMessage) (*state.Customer, er
 // restoreScript replaces a customer's value (ARGV: digest, value, the
 // write's nonce) with the version plus one, so that every process's
 // decoded copy of the older version is replaced, and answers the version.
+// A restored customer's erased stub (Erase) is dropped, with its expiry.
 var restoreScript = rueidis.NewLuaScript(`local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') + 1
 redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[1], 's', ARGV[2], 'w', ARGV[3])
+if redis.call('HDEL', KEYS[1], 'e') == 1 then redis.call('PERSIST', KEYS[1]) end
 return v`)
 
 // Restore replaces the state of each customer in cs (state.Model.Restored:

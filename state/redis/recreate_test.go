@@ -48,6 +48,10 @@ func TestRecreatedKeyServesTheNewValue(t *testing.T) {
 			if _, err := a.Erase(customer, state.Tombstone{}); err != nil {
 				t.Fatal(err)
 			}
+			// The erased stub expires (state.ErasedStubTTL).
+			if err := rc.Do(ctx, rc.B().Del().Key("{c:"+customer+"}").Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
 		}},
 		{"del", func(_ *redisstate.Backend, customer string) {
 			if err := rc.Do(ctx, rc.B().Del().Key("{c:"+customer+"}").Build()).Error(); err != nil {
@@ -104,5 +108,43 @@ func TestRecreatedKeyServesTheNewValue(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestErasedStubHoldsNoDataAndExpires: an erasure leaves in place of the
+// customer's hash its erased stub, with no data and an expiry of
+// state.ErasedStubTTL (so that erased customers leave no keys behind);
+// a restore of the customer over it keeps the restored value (no expiry).
+func TestErasedStubHoldsNoDataAndExpires(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	rc := raw(t, s.URL)
+	ctx := context.Background()
+	b := open(t, redisstate.Config{URL: s.URL, AllowVolatile: true})
+	if err := b.RecordContact(impression("c", "k1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Erase("c", state.Tombstone{Pseudonym: "p-c", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rc.Do(ctx, rc.B().Hgetall().Key("{c:c}").Build()).AsStrMap()
+	if err != nil || len(m) != 1 || m["e"] != "1" {
+		t.Errorf("stub %v %v, want only e=1", m, err)
+	}
+	pttl, err := rc.Do(ctx, rc.B().Pttl().Key("{c:c}").Build()).AsInt64()
+	if err != nil || pttl <= 0 || pttl > state.ErasedStubTTL.Milliseconds() {
+		t.Errorf("stub PTTL %d %v, want in (0, %d]", pttl, err, state.ErasedStubTTL.Milliseconds())
+	}
+	if err := b.RecordContact(impression("c", "k2", t0)); state.KindOf(err) != state.ErrErased {
+		t.Errorf("write over the stub: %v, want ErrErased", err)
+	}
+	if err := b.Restore(state.CustomerDump{ID: "c", Contacts: []state.Contact{{Action: "a", Outcome: state.Impression, At: t0}}}); err != nil {
+		t.Fatal(err)
+	}
+	pttl, err = rc.Do(ctx, rc.B().Pttl().Key("{c:c}").Build()).AsInt64()
+	if err != nil || pttl != -1 {
+		t.Errorf("restored customer's PTTL %d %v, want -1 (none)", pttl, err)
+	}
+	if got := count(t, b, "c"); got != 1 {
+		t.Errorf("restored customer: %d impressions, want 1", got)
 	}
 }

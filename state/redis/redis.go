@@ -218,7 +218,12 @@ var _ state.Backend = (*Backend)(nil)
 // from the same version may store identical bytes (two id-less impressions
 // at one time), and both must count. Otherwise it answers the stored
 // {version, digest, value, nonce} so the writer applies again on it.
-const casScript = `local cur = redis.call('HMGET', KEYS[1], 'v', 'd', 's', 'w')
+// A customer's erased stub (field e, see Erase) refuses every write: it
+// answers 2.
+const casScript = `local cur = redis.call('HMGET', KEYS[1], 'v', 'd', 's', 'w', 'e')
+if cur[5] then
+  return 2
+end
 if (cur[1] or '0') == ARGV[1] and (cur[4] or '') == ARGV[6] then
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 's', ARGV[4], 'w', ARGV[5])
   return 1
@@ -920,7 +925,11 @@ func (b *Backend) cas(ctx context.Context, customer string, base value, val []by
 	if err != nil && !short {
 		return false, "", value{}, b.kind(err, "cannot write customer state")
 	}
-	if n, err2 := res.AsInt64(); err2 == nil && n == 1 {
+	n, err2 := res.AsInt64()
+	if err2 == nil && n == 2 {
+		return false, "", value{}, state.ErasedErrorf(customer)
+	}
+	if err2 == nil && n == 1 {
 		if b.full.Load() != nil {
 			b.full.Store(nil) // Redis takes writes again
 		}

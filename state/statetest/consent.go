@@ -1,6 +1,7 @@
 package statetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -222,6 +223,94 @@ func consentBehaviours() []Behaviour {
 			e, err = b.Erase("nobody", state.Tombstone{})
 			if err != nil || e.Found {
 				t.Errorf("erasing a customer without state: %+v %v", e, err)
+			}
+		}},
+		{Name: "regression: a write decided before an erasure does not bring the customer back", Run: func(t *testing.T, b state.Backend) {
+			// The caller refuses writes of a tombstoned customer, but a
+			// write that passed that check just before the erasure
+			// reaches the store after it: the store refuses it.
+			must(t, b.ApplyEvent(purchase("c", "k1", t0, 10)))
+			must(t, b.SetJourney(state.JourneyUpdate{Customer: "c", Journey: "cart", Step: 1, At: t0}))
+			must(t, b.RecordContact(impression("d", "k1", t0)))
+			if gone, err := b.Tombstoned("p-c", time.Now()); err != nil || gone {
+				t.Fatalf("Tombstoned before the erasure: %v %v", gone, err)
+			}
+			_, err := b.Erase("c", state.Tombstone{Pseudonym: "p-c", Until: time.Now().Add(time.Hour)})
+			must(t, err)
+			_, err = b.Erase("d", state.Tombstone{}) // without an erasure key: no tombstone, the same stub
+			must(t, err)
+			for _, c := range []string{"c", "d"} {
+				_, errC := b.SetConsent(consent(c, "email", "marketing", true, t0, "api", "k5"))
+				for name, err := range map[string]error{
+					"event":   b.ApplyEvent(purchase(c, "k2", t0.Add(time.Minute), 20)),
+					"contact": b.RecordContact(impression(c, "k3", t0.Add(time.Minute))),
+					"journey": b.SetJourney(state.JourneyUpdate{Customer: c, Journey: "cart", Step: 2, At: t0.Add(time.Minute)}),
+					"consent": errC,
+				} {
+					if state.KindOf(err) != state.ErrErased {
+						t.Errorf("%s of %s after its erasure: %v, want ErrErased", name, c, err)
+					}
+				}
+				if _, ok := view(b, c); ok {
+					t.Errorf("the erased customer %s has state again", c)
+				}
+			}
+			must(t, b.ApplyEvent(purchase("other", "k2", t0, 20))) // others are written
+		}},
+		{Name: "regression: concurrent writes and an erasure leave nothing of the customer", Run: func(t *testing.T, b state.Backend) {
+			const writers, each = 8, 30
+			must(t, b.ApplyEvent(purchase("c", "k0", t0, 10)))
+			var wg sync.WaitGroup
+			erase := make(chan struct{})
+			var mu sync.Mutex
+			var failed []error
+			for w := range writers {
+				wg.Go(func() {
+					for k := range each {
+						if k == each/3 && w == 0 {
+							close(erase)
+						}
+						var err error
+						if k%2 == 0 {
+							err = b.ApplyEvent(purchase("c", fmt.Sprintf("e-%d-%d", w, k), t0.Add(time.Duration(k)*time.Second), float64(k)))
+						} else {
+							err = b.SetJourney(state.JourneyUpdate{Customer: "c", Journey: "cart", Step: k, At: t0.Add(time.Duration(k) * time.Second)})
+						}
+						// ErrConflict: a shared store's concurrent
+						// changes won; nothing was applied.
+						if k := state.KindOf(err); err != nil && k != state.ErrErased && k != state.ErrConflict {
+							mu.Lock()
+							failed = append(failed, err)
+							mu.Unlock()
+						}
+					}
+				})
+			}
+			<-erase
+			_, err := b.Erase("c", state.Tombstone{Pseudonym: "p-c", Until: time.Now().Add(time.Hour)})
+			must(t, err)
+			wg.Wait()
+			for _, err := range failed {
+				t.Errorf("write: %v", err)
+			}
+			// A shared store's client-side cache may answer the value
+			// before the erasure until its invalidation arrives (ms): a
+			// value written back stays.
+			for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if v, ok := view(b, "c"); !ok && !v.Found() {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Error("the erased customer has state again after the writes in flight finished")
+					break
+				}
+			}
+			if p, ok := b.(state.Porter); ok {
+				for _, d := range dumps(t, p) {
+					if d.ID == "c" {
+						t.Errorf("the erased customer is exported: %+v", d)
+					}
+				}
 			}
 		}},
 	}
