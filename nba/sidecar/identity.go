@@ -104,10 +104,16 @@ func unwrapState(b state.Backend) state.Backend {
 
 // identityError maps an identity error to what the caller sees.
 func (s *Sidecar) identityError(err error) error {
+	return s.identityErrorOn(err, opWrite)
+}
+
+// identityErrorOn is identityError for a route that does op with the
+// state (a read, an unmerge): a 503 is worded for it.
+func (s *Sidecar) identityErrorOn(err error, op stateOp) error {
 	if errors.Is(err, state.ErrIdentityConflict) {
 		return server.IdentityConflictf("%v", err)
 	}
-	return s.stateError(err)
+	return s.stateErrorOn(err, op)
 }
 
 func (s *Sidecar) identities() (*state.Identities, error) {
@@ -142,7 +148,7 @@ func (s *Sidecar) Identify(req *server.IdentifyRequest) (server.IdentifyResult, 
 	defer cancel()
 	l, err := x.Identify(ctx, ids, req.TS, req.EventID)
 	if err != nil {
-		return server.IdentifyResult{}, s.identityError(err)
+		return server.IdentifyResult{}, s.identityErrorOn(err, opChange)
 	}
 	return server.IdentifyResult{CustomerID: l.Customer, Receipts: l.Receipts}, nil
 }
@@ -163,7 +169,7 @@ func (s *Sidecar) Unmerge(receipt string) (server.IdentifyResult, error) {
 			// or no longer remembered).
 			return server.IdentifyResult{}, server.UnknownReceiptf("%v", err)
 		}
-		return server.IdentifyResult{}, s.identityError(err)
+		return server.IdentifyResult{}, s.identityErrorOn(err, opChange)
 	}
 	return server.IdentifyResult{CustomerID: l.Customer, Receipts: l.Receipts}, nil
 }
@@ -176,7 +182,7 @@ func (s *Sidecar) ResolveCustomer(ns, value string) (string, error) {
 	}
 	id, ok, err := x.ResolveID(context.Background(), ns, value)
 	if err != nil {
-		return "", s.identityError(err)
+		return "", s.identityErrorOn(err, opRead)
 	}
 	if !ok {
 		return "", nil
