@@ -26,11 +26,20 @@ func TestCustomerIDRulesEveryRoute(t *testing.T) {
 				`{"customer_id":%q,"type":"cart_abandoned","attrs":{"value":12}}`},
 			{"events with ids", func(b string) error { _, err := decodeEvent([]byte(b), nil, &Event{}, &testLimits, now); return err },
 				`{"customer_id":%q,"ids":{"cookie":"c-1"},"type":"login"}`},
-			{"feedback", func(b string) error { _, err := decodeFeedback([]byte(b), nil, &Feedback{}, &testLimits, now); return err },
+			{"feedback", func(b string) error {
+				_, err := decodeFeedback([]byte(b), nil, &Feedback{}, &testLimits, now)
+				return err
+			},
 				`{"customer_id":%q,"action_id":"a","outcome":"impression"}`},
-			{"consent", func(b string) error { _, err := decodeConsent([]byte(b), nil, &ConsentChange{}, &testLimits, now); return err },
+			{"consent", func(b string) error {
+				_, err := decodeConsent([]byte(b), nil, &ConsentChange{}, &testLimits, now)
+				return err
+			},
 				`{"customer_id":%q,"channel":"email","purpose":"marketing","status":"denied"}`},
-			{"decide", func(b string) error { _, err := decodeDecide([]byte(b), nil, &DecideRequest{}, &testLimits); return err },
+			{"decide", func(b string) error {
+				_, err := decodeDecide([]byte(b), nil, &DecideRequest{}, &testLimits)
+				return err
+			},
 				`{"customer_id":%q,"channel":"web"}`},
 			{"event stream", func(b string) error {
 				return dec.Decode(EventFields{CustomerID: b, Type: "cart_abandoned"}, &Event{}, now)
