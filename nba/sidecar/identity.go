@@ -12,6 +12,7 @@ import (
 	"nba/nba"
 	"nba/nba/server"
 	"nba/state"
+	"nba/state/stateio"
 )
 
 // Identity stitching (bundle.yaml's identity: section, state.Identities):
@@ -66,6 +67,17 @@ func withIdentity(st state.Backend, m Manifest, cfg Config) (state.Backend, *sta
 		return nil, nil, nil, err
 	}
 	return x.Stitched(), x, dr, nil
+}
+
+// identityKeyFingerprint is the fingerprint (stateio.KeyFingerprint, an
+// HMAC under the key) of the identity key the manifest's hashed namespaces
+// are hashed with, which a shared store holds every replica to; "" when
+// none is hashed.
+func identityKeyFingerprint(m Manifest, cfg Config) string {
+	if m.Identity == nil || !needsKey(m.Identity) || len(cfg.IdentityKey) == 0 {
+		return ""
+	}
+	return stateio.KeyFingerprint(cfg.IdentityKey)
 }
 
 func needsKey(c *state.IdentityConfig) bool {
