@@ -156,7 +156,11 @@ func (o *stateOpts) parse(args []string) (bool, error) {
 // when create) or Redis.
 func (o *stateOpts) open(bundle fs.FS, create bool) (st portable, where string, close func() error, err error) {
 	if o.redisURL != "" {
-		st, close, err = sidecar.OpenStateRedis(o.redisURL, bundle, o.allowVolatile)
+		key, _, kerr := o.identityKey()
+		if kerr != nil {
+			return nil, "", nil, kerr
+		}
+		st, close, err = sidecar.OpenStateRedis(o.redisURL, bundle, o.allowVolatile, key)
 		return st, "the Redis state", close, err
 	}
 	st, close, err = sidecar.OpenStateDir(o.state, bundle, create)
