@@ -18,8 +18,14 @@ func TestOtherIdentityKeyRefused(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{AppendFsync: "everysec"})
 	cfg := portConfig(t)
 	const a, b = "hmac-sha256:aaaa1111", "hmac-sha256:bbbb2222"
+	// A tool checks and records nothing: the first sidecar records its key.
+	open(t, redisstate.Config{URL: s.URL, State: cfg, IdentityKey: b, IdentityKeyCheckOnly: true})
 	open(t, redisstate.Config{URL: s.URL, State: cfg, IdentityKey: a})
 	open(t, redisstate.Config{URL: s.URL, State: cfg, IdentityKey: a})
+	if bk, err := redisstate.Open(context.Background(), redisstate.Config{URL: s.URL, State: cfg, IdentityKey: b, IdentityKeyCheckOnly: true}); err == nil {
+		bk.Close()
+		t.Error("a tool with another identity key: opened; want refused")
+	}
 	open(t, redisstate.Config{URL: s.URL, State: cfg})
 	bk, err := redisstate.Open(context.Background(), redisstate.Config{URL: s.URL, State: cfg, IdentityKey: b})
 	if err == nil {

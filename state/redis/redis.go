@@ -110,6 +110,10 @@ type Config struct {
 	// or "" when none is used. Open records it in identityKeyKey, or
 	// refuses a Redis that holds another: replicas must hash alike.
 	IdentityKey string
+	// IdentityKeyCheckOnly compares IdentityKey with the one recorded and
+	// records none (offline tools: an import refused for its file must not
+	// leave its key behind).
+	IdentityKeyCheckOnly bool
 	// AllowVolatile opens a server without an append-only file (an
 	// acknowledged write is lost when Redis restarts). Default: refused.
 	AllowVolatile bool
@@ -340,13 +344,19 @@ func (b *Backend) checkIdentityKey(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	err := b.client.Do(cctx, b.client.B().Set().Key(identityKeyKey).Value(fp).Nx().Build()).Error()
-	if rueidis.IsRedisNil(err) {
-		err = nil // already recorded
+	var err error
+	if !b.cfg.IdentityKeyCheckOnly {
+		err = b.client.Do(cctx, b.client.B().Set().Key(identityKeyKey).Value(fp).Nx().Build()).Error()
+		if rueidis.IsRedisNil(err) {
+			err = nil // already recorded
+		}
 	}
 	old := fp
 	if err == nil {
 		old, err = b.client.Do(cctx, b.client.B().Get().Key(identityKeyKey).Build()).ToString()
+		if rueidis.IsRedisNil(err) && b.cfg.IdentityKeyCheckOnly {
+			return nil // none recorded yet: the first sidecar records its own
+		}
 	}
 	switch {
 	case err != nil:
