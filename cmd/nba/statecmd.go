@@ -145,6 +145,9 @@ func (o *stateOpts) parse(args []string) (bool, error) {
 		return false, errors.New("-state or -state.redis is required: the state directory, or the Redis the state is on")
 	case o.state != "" && o.redisURL != "":
 		return false, errors.New("give -state or -state.redis, not both")
+	case o.redisURL == "" && flagSet(o.fset, "state.redis.allowVolatile"):
+		// As serve refuses it: it would be ignored on a directory.
+		return false, errors.New("-state.redis.allowVolatile needs -state.redis: it applies only to customer state on Redis")
 	}
 	return true, nil
 }
@@ -153,7 +156,11 @@ func (o *stateOpts) parse(args []string) (bool, error) {
 // when create) or Redis.
 func (o *stateOpts) open(bundle fs.FS, create bool) (st portable, where string, close func() error, err error) {
 	if o.redisURL != "" {
-		st, close, err = sidecar.OpenStateRedis(o.redisURL, bundle, o.allowVolatile)
+		key, _, kerr := o.identityKey()
+		if kerr != nil {
+			return nil, "", nil, kerr
+		}
+		st, close, err = sidecar.OpenStateRedis(o.redisURL, bundle, o.allowVolatile, key)
 		return st, "the Redis state", close, err
 	}
 	st, close, err = sidecar.OpenStateDir(o.state, bundle, create)

@@ -320,7 +320,8 @@ const (
 	CodeInvalidRequest   = "invalid_request"    // 400: well-formed but not acceptable
 	CodeUnknownEventType = "unknown_event_type" // 400: no profile mapping or journey names the event's type
 	CodeUnauthorized     = "unauthorized"       // 401: admin token missing or wrong
-	CodeReloadDisabled   = "reload_disabled"    // 403: no admin token configured
+	CodeReloadDisabled   = "reload_disabled"    // 403: no admin token configured, asked to reload
+	CodeAdminDisabled    = "admin_disabled"     // 403: no admin token configured, asked to erase or unmerge
 	CodeHostNotAllowed   = "host_not_allowed"   // 403: admin API asked under a Host it does not answer to
 	CodeNotFound         = "not_found"          // 404
 	CodeMethodNotAllowed = "method_not_allowed" // 405

@@ -159,7 +159,7 @@ func (s *Server) eraseCustomer(ctx *fasthttp.RequestCtx, id string) {
 		return
 	}
 	if s.cfg.AdminToken == "" {
-		s.writeError(ctx, http.StatusForbidden, CodeReloadDisabled, "erasure is disabled: no admin token is configured ("+AdminTokenEnv+")")
+		s.writeError(ctx, http.StatusForbidden, CodeAdminDisabled, "erasure is disabled: no admin token is configured ("+AdminTokenEnv+")")
 		return
 	}
 	if !s.checkBearer(ctx) {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -613,6 +614,11 @@ func (l *limits) id(field, v string, required bool) error {
 	}
 	if len(v) > l.maxIDBytes {
 		return invalid("%s is longer than %d bytes", field, l.maxIDBytes)
+	}
+	if field == "customer_id" && strings.IndexByte(v, '/') >= 0 {
+		// The customer id rules of every route (state.CheckCustomerID):
+		// the erasure route, one path segment, could not take it.
+		return invalid("customer_id %.64q: a customer id must not contain a slash", v)
 	}
 	return nil
 }

@@ -206,7 +206,7 @@ func (s *Server) identify(ctx *fasthttp.RequestCtx) {
 // unmerge serves POST /admin/identity/unmerge (admin token).
 func (s *Server) unmerge(ctx *fasthttp.RequestCtx) {
 	if s.cfg.AdminToken == "" {
-		s.writeError(ctx, http.StatusForbidden, CodeReloadDisabled, "unmerge is disabled: no admin token is configured ("+AdminTokenEnv+")")
+		s.writeError(ctx, http.StatusForbidden, CodeAdminDisabled, "unmerge is disabled: no admin token is configured ("+AdminTokenEnv+")")
 		return
 	}
 	if !s.checkBearer(ctx) {

@@ -481,10 +481,32 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 // state_mismatch (retrying never helps). An error of no kind is a bug:
 // returned as is, answered 500 internal and logged.
 func (s *Sidecar) stateError(err error) error {
+	return s.stateErrorOn(err, opWrite)
+}
+
+// stateOp is what a route does with customer state, for the wording of a
+// 503 state_unavailable (unavailableMessage).
+type stateOp int
+
+const (
+	// opWrite: a write keyed by event_id (feedback, events, consent).
+	opWrite stateOp = iota
+	// opRead: a read (the customer view, a look-up by identifier).
+	opRead
+	// opChange: a change with no event_id (erasure, unmerge).
+	opChange
+)
+
+// stateErrorOn is stateError for a route that does op with the state: the
+// 503's message says what could not be done and how to retry it.
+func (s *Sidecar) stateErrorOn(err error, op stateOp) error {
 	if mappingsMismatch(err) {
-		s.noteMismatch()
+		if op != opRead {
+			// A read changes nothing: it does not take readiness down.
+			s.noteMismatch()
+		}
 		if s.stateLogDue() {
-			s.log.Error("cannot write customer state: it was written with other profile mappings; answering 500 state_mismatch", "error", err)
+			s.log.Error("cannot use customer state: it was written with other profile mappings; answering 500 state_mismatch", "error", err)
 		}
 		return server.StateMismatchf("customer state was written with other profile mappings than this bundle's: serve the bundle that wrote it, or migrate the state (see README, Shared state); retrying does not help")
 	}
@@ -496,7 +518,7 @@ func (s *Sidecar) stateError(err error) error {
 			s.log.Error("cannot write customer state; answering 503 state_unavailable until it heals", "error", err,
 				"refused", s.state.Stats().Unavailable)
 		}
-		return server.StateUnavailablef("%s", unavailableMessage(err, s.cfg.StateRedis != ""))
+		return server.StateUnavailablef("%s", unavailableMessage(err, s.cfg.StateRedis != "", op))
 	case state.ErrConflict:
 		return server.Conflictf("%v", err)
 	case state.ErrErased:
@@ -551,9 +573,19 @@ func (s *Sidecar) stateLogDue() bool {
 // nothing of a write it refuses; a write to Redis that failed may still
 // have been applied (a WAIT that timed out after the primary applied it, a
 // reply lost with the connection), so its message never says nothing was
-// recorded.
-func unavailableMessage(err error, redis bool) string {
+// recorded. A read changes nothing and takes no event_id; an erasure or
+// an unmerge takes none either, and doing it again is safe.
+func unavailableMessage(err error, redis bool, op stateOp) string {
 	reason, applied := unavailableReason(err, redis)
+	switch op {
+	case opRead:
+		return "customer state cannot be read now (" + strings.Replace(reason, "cannot be written", "cannot be read", 1) + "): retry later"
+	case opChange:
+		if applied {
+			return "customer state cannot be changed now (" + reason + "): the change may have been applied; retry it, which is safe"
+		}
+		return "customer state cannot be changed now (" + reason + "): nothing was changed; retry later"
+	}
 	if applied {
 		return "customer state cannot be written now (" + reason + "): the write may have been recorded; retry with the same event_id, which applies it at most once"
 	}

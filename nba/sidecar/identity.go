@@ -12,6 +12,7 @@ import (
 	"nba/nba"
 	"nba/nba/server"
 	"nba/state"
+	"nba/state/stateio"
 )
 
 // Identity stitching (bundle.yaml's identity: section, state.Identities):
@@ -68,6 +69,17 @@ func withIdentity(st state.Backend, m Manifest, cfg Config) (state.Backend, *sta
 	return x.Stitched(), x, dr, nil
 }
 
+// identityKeyFingerprint is the fingerprint (stateio.KeyFingerprint, an
+// HMAC under the key) of the identity key the manifest's hashed namespaces
+// are hashed with, which a shared store holds every replica to; "" when
+// none is hashed.
+func identityKeyFingerprint(m Manifest, cfg Config) string {
+	if m.Identity == nil || !needsKey(m.Identity) || len(cfg.IdentityKey) == 0 {
+		return ""
+	}
+	return stateio.KeyFingerprint(cfg.IdentityKey)
+}
+
 func needsKey(c *state.IdentityConfig) bool {
 	for _, n := range c.Namespaces {
 		if n.Hash {
@@ -104,10 +116,16 @@ func unwrapState(b state.Backend) state.Backend {
 
 // identityError maps an identity error to what the caller sees.
 func (s *Sidecar) identityError(err error) error {
+	return s.identityErrorOn(err, opWrite)
+}
+
+// identityErrorOn is identityError for a route that does op with the
+// state (a read, an unmerge): a 503 is worded for it.
+func (s *Sidecar) identityErrorOn(err error, op stateOp) error {
 	if errors.Is(err, state.ErrIdentityConflict) {
 		return server.IdentityConflictf("%v", err)
 	}
-	return s.stateError(err)
+	return s.stateErrorOn(err, op)
 }
 
 func (s *Sidecar) identities() (*state.Identities, error) {
@@ -142,7 +160,7 @@ func (s *Sidecar) Identify(req *server.IdentifyRequest) (server.IdentifyResult, 
 	defer cancel()
 	l, err := x.Identify(ctx, ids, req.TS, req.EventID)
 	if err != nil {
-		return server.IdentifyResult{}, s.identityError(err)
+		return server.IdentifyResult{}, s.identityErrorOn(err, opChange)
 	}
 	return server.IdentifyResult{CustomerID: l.Customer, Receipts: l.Receipts}, nil
 }
@@ -163,7 +181,7 @@ func (s *Sidecar) Unmerge(receipt string) (server.IdentifyResult, error) {
 			// or no longer remembered).
 			return server.IdentifyResult{}, server.UnknownReceiptf("%v", err)
 		}
-		return server.IdentifyResult{}, s.identityError(err)
+		return server.IdentifyResult{}, s.identityErrorOn(err, opChange)
 	}
 	return server.IdentifyResult{CustomerID: l.Customer, Receipts: l.Receipts}, nil
 }
@@ -176,7 +194,7 @@ func (s *Sidecar) ResolveCustomer(ns, value string) (string, error) {
 	}
 	id, ok, err := x.ResolveID(context.Background(), ns, value)
 	if err != nil {
-		return "", s.identityError(err)
+		return "", s.identityErrorOn(err, opRead)
 	}
 	if !ok {
 		return "", nil

@@ -119,7 +119,7 @@ func TestUnavailableMessageByBackend(t *testing.T) {
 		{"redis full, as the backend words it", wrap(errors.New("redis is full (used memory over maxmemory): writes are refused until memory is freed or maxmemory raised")), true, "Redis is full", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			msg := unavailableMessage(tc.err, tc.redis)
+			msg := unavailableMessage(tc.err, tc.redis, opWrite)
 			if !strings.Contains(msg, tc.reason) {
 				t.Errorf("message %q lacks the reason %q", msg, tc.reason)
 			}

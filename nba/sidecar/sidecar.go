@@ -380,7 +380,7 @@ func openState(dir string, m Manifest, cfg Config) (state.Backend, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b, err := redisstate.Open(ctx, redisstate.Config{URL: cfg.StateRedis, State: scfg, WaitReplicas: cfg.StateRedisWaitReplicas,
-		AllowVolatile: cfg.StateRedisAllowVolatile, ReadTimeout: cfg.StateRedisReadTimeout})
+		AllowVolatile: cfg.StateRedisAllowVolatile, ReadTimeout: cfg.StateRedisReadTimeout, IdentityKey: identityKeyFingerprint(m, cfg)})
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,10 @@ type PortableState interface {
 // customer written with others is refused). Redis needs no lock: the
 // tools may run while sidecars serve (an export then sees each customer
 // as it was when read). close closes the connection.
-func OpenStateRedis(url string, bundle fs.FS, allowVolatile bool) (st PortableState, close func() error, err error) {
+// identityKey is the key the state's hashed identifiers are hashed with
+// (nil: none): a Redis whose processes hash with another is refused, as
+// nba serve refuses it (the tools record no key: the first sidecar does).
+func OpenStateRedis(url string, bundle fs.FS, allowVolatile bool, identityKey []byte) (st PortableState, close func() error, err error) {
 	m, _, err := readManifest(bundle)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot load bundle: %w", err)
@@ -78,7 +81,7 @@ func OpenStateRedis(url string, bundle fs.FS, allowVolatile bool) (st PortableSt
 	// Bulk work, not requests: a server busy with a batch (an AOF fsync,
 	// a loaded machine) is waited for instead of dropped.
 	b, err := redisstate.Open(ctx, redisstate.Config{URL: url, State: scfg, AllowVolatile: allowVolatile,
-		ConnTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: time.Minute})
+		IdentityKey: identityKeyFingerprint(m, Config{IdentityKey: identityKey}), IdentityKeyCheckOnly: true, ConnTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: time.Minute})
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot open customer state on Redis: %w", err)
 	}

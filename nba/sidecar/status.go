@@ -54,6 +54,11 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 		return dst, server.NotFoundf("customer %q is unknown (erased)", id)
 	}
 	hasState, serr := s.state.Load(context.Background(), bytesOf(id), &v)
+	if serr != nil && !hasState {
+		// Not read, and no copy held: whether the customer exists is not
+		// known, so not 404 but 503 (or 500 state_mismatch), as a read.
+		return dst, s.stateErrorOn(serr, opRead)
+	}
 	s.cust.profileOf(id, &v, hasState, &prof)
 	inSnap := s.cust.inSnapshot(id)
 	if !inSnap && !hasState {

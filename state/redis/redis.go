@@ -105,6 +105,15 @@ type Config struct {
 	WaitReplicas int
 	// WaitTimeout bounds the WAIT. Default 500ms.
 	WaitTimeout time.Duration
+	// IdentityKey is the fingerprint of the identity key hashed
+	// identifiers are hashed with (an HMAC under the key, never the key),
+	// or "" when none is used. Open records it in identityKeyKey, or
+	// refuses a Redis that holds another: replicas must hash alike.
+	IdentityKey string
+	// IdentityKeyCheckOnly compares IdentityKey with the one recorded and
+	// records none (offline tools: an import refused for its file must not
+	// leave its key behind).
+	IdentityKeyCheckOnly bool
 	// AllowVolatile opens a server without an append-only file (an
 	// acknowledged write is lost when Redis restarts). Default: refused.
 	AllowVolatile bool
@@ -278,6 +287,10 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		client.Close()
 		return nil, err
 	}
+	if err := b.checkIdentityKey(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
 	go b.health()
 	return b, nil
 }
@@ -318,6 +331,48 @@ func (b *Backend) checkMappings(ctx context.Context) error {
 		"so every one of them would be refused: serve the bundle they were written with; or, to change the mappings, stop every process on this Redis, "+
 		"export the state with the old bundle (nba state export), delete the key %s (redis-cli DEL '%s'), start with the new bundle and import the export (nba state import)",
 		redact(b.cfg.URL), old, b.digest, mappingsKey, mappingsKey)}
+}
+
+// identityKeyKey holds the fingerprint of the identity key the hashed
+// identifiers on this Redis are hashed with, recorded by the first process
+// that opened it with one (Config.IdentityKey).
+const identityKeyKey = "{nba:identity-key}"
+
+// checkIdentityKey records Config.IdentityKey in identityKeyKey, or
+// refuses to start when another is recorded: a replica with another key
+// hashes one e-mail to another identifier, which then resolves to another
+// person on each replica.
+func (b *Backend) checkIdentityKey(ctx context.Context) error {
+	fp := b.cfg.IdentityKey
+	if fp == "" {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var err error
+	if !b.cfg.IdentityKeyCheckOnly {
+		err = b.client.Do(cctx, b.client.B().Set().Key(identityKeyKey).Value(fp).Nx().Build()).Error()
+		if rueidis.IsRedisNil(err) {
+			err = nil // already recorded
+		}
+	}
+	old := fp
+	if err == nil {
+		old, err = b.client.Do(cctx, b.client.B().Get().Key(identityKeyKey).Build()).ToString()
+		if rueidis.IsRedisNil(err) && b.cfg.IdentityKeyCheckOnly {
+			return nil // none recorded yet: the first sidecar records its own
+		}
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("cannot open redis state %s: cannot read the identity key's fingerprint (%s): %w", redact(b.cfg.URL), identityKeyKey, err)
+	case old != fp:
+		return &state.Error{Kind: state.ErrMismatch, Err: fmt.Errorf("cannot open redis state %s: its hashed identifiers were hashed with another identity key (fingerprint %s; this process's %s), "+
+			"so the same identifier would name another person here: set the identity key (NBA_IDENTITY_KEY) to the one every other process on this Redis uses; "+
+			"to change the key, stop every process on this Redis and delete the key %s (redis-cli DEL '%s'): identifiers hashed with the old key then resolve to no one",
+			redact(b.cfg.URL), old, fp, identityKeyKey, identityKeyKey)}
+	}
+	return nil
 }
 
 // openTimeout bounds how long Open waits for a Redis that does not answer
