@@ -204,7 +204,7 @@ func (s *Sidecar) eraseOne(id string) (Erasure, error) {
 	}
 	st, err := s.state.Erase(id, t)
 	if err != nil {
-		return e, s.stateError(err)
+		return e, s.stateErrorOn(err, opChange)
 	}
 	e.State, e.TombstoneUntil = st, t.Until
 	if t.Pseudonym != "" {
@@ -272,7 +272,7 @@ func (s *Sidecar) AppendErasure(dst []byte, id string) ([]byte, error) {
 		profiles, err := s.ident.Forget(ctx, id)
 		cancel()
 		if err != nil {
-			return dst, s.identityError(err)
+			return dst, s.identityErrorOn(err, opChange)
 		}
 		for _, p := range profiles {
 			if p != id && !slices.Contains(linked, p) {
