@@ -597,7 +597,6 @@ func unavailableMessage(err error, redis bool, op stateOp) string {
 // applied all the same.
 func unavailableReason(err error, redis bool) (reason string, mayBeApplied bool) {
 	var errno syscall.Errno
-	msg := err.Error()
 	switch {
 	case errors.Is(err, wal.ErrBacklog):
 		return "too many writes waiting for the disk", false
@@ -607,11 +606,11 @@ func unavailableReason(err error, redis bool) (reason string, mayBeApplied bool)
 		return errno.Error(), false
 	case !redis:
 		return "the state log cannot be written", false
-	case strings.Contains(msg, "redis state closed"):
+	case errors.Is(err, redisstate.ErrClosed):
 		return "shutting down", false
 	case errors.Is(err, redisstate.ErrReplicasShort):
 		return "fewer Redis replicas than -state.redis.waitReplicas confirmed it in time", true
-	case errors.Is(err, redisstate.ErrFull) || strings.Contains(msg, "OOM") || strings.Contains(msg, "maxmemory"):
+	case errors.Is(err, redisstate.ErrFull):
 		// Redis refuses a script that may write before running it.
 		return "Redis is full (maxmemory): writes are refused until it has memory again", false
 	}

@@ -112,11 +112,11 @@ func TestUnavailableMessageByBackend(t *testing.T) {
 		{"embedded backlog", wrap(wal.ErrBacklog), false, "too many writes waiting for the disk", false},
 		{"embedded other", wrap(errors.New("bad sector")), false, "the state log cannot be written", false},
 		{"redis wait", wrap(fmt.Errorf("0 of 1 replicas acknowledged within 500ms: %w", redisstate.ErrReplicasShort)), true, "fewer Redis replicas than -state.redis.waitReplicas confirmed it in time", true},
-		{"redis full", wrap(errors.New("OOM command not allowed when used memory > 'maxmemory'.")), true, "Redis is full", false},
+		{"redis full", wrap(fmt.Errorf("%w (%w)", redisstate.ErrFull, errors.New("OOM command not allowed when used memory > 'maxmemory'."))), true, "Redis is full", false},
 		{"redis unreachable", wrap(context.DeadlineExceeded), true, "customer state on Redis does not answer", true},
-		{"redis closed", &state.Error{Kind: state.ErrUnavailable, Err: errors.New("redis state closed")}, true, "shutting down", false},
+		{"redis closed", &state.Error{Kind: state.ErrUnavailable, Err: redisstate.ErrClosed}, true, "shutting down", false},
 		{"redis connection closed", wrap(errors.New("use of closed network connection")), true, "customer state on Redis does not answer", true},
-		{"redis full, as the backend words it", wrap(errors.New("redis is full (used memory over maxmemory): writes are refused until memory is freed or maxmemory raised")), true, "Redis is full", false},
+		{"redis full, as the backend wraps it", wrap(redisstate.ErrFull), true, "Redis is full", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := unavailableMessage(tc.err, tc.redis, opWrite)
