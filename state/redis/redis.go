@@ -535,6 +535,9 @@ func (b *Backend) health() {
 // ErrFull is wrapped by the errors of writes Redis refused because it is
 // full (maxmemory reached with noeviction, or nothing it may evict): a
 // write fails until memory is freed or maxmemory raised.
+// ErrClosed is the cause of Err after Close.
+var ErrClosed = errors.New("redis state closed")
+
 // ErrReplicasShort is wrapped by the error of a write the primary applied
 // but fewer replicas than Config.WaitReplicas confirmed within
 // Config.WaitTimeout: not acknowledged, yet recorded on the primary (a
@@ -604,7 +607,7 @@ func (b *Backend) observe(err error) {
 // and while it refuses writes because it is full (wrapping ErrFull).
 func (b *Backend) Err() error {
 	if b.closed.Load() {
-		return &state.Error{Kind: state.ErrUnavailable, Err: errors.New("redis state closed")}
+		return &state.Error{Kind: state.ErrUnavailable, Err: ErrClosed}
 	}
 	if p := b.down.Load(); p != nil {
 		return *p
@@ -1041,39 +1044,57 @@ func (b *Backend) casWait(ctx context.Context, evalsha, eval func() rueidis.Comp
 // writeAll validates every item first (nothing written on an error), then
 // writes each customer's records in the order given.
 func writeAll[T any](b *Backend, what string, items []T, build func(T) (state.Record, error), customer func(T) string) (int, error) {
+	dups, _, err := writeRecords(b, what, items, build, customer, false)
+	return dups, err
+}
+
+// writeEvents is writeAll for events: one that changes nothing (no mapped
+// change, no journey move) is neither written nor remembered; applied
+// reports how many were.
+func writeEvents(b *Backend, es []state.Event) (dups, applied int, err error) {
+	dups, kept, err := writeRecords(b, "apply event", es, b.m.EventRecord, eventOf, true)
+	return dups, kept - dups, err
+}
+
+// writeRecords is writeAll; with events, records that change nothing are
+// skipped. kept counts the records written or found duplicates.
+func writeRecords[T any](b *Backend, what string, items []T, build func(T) (state.Record, error), customer func(T) string, events bool) (dups, kept int, err error) {
 	recs := make([]state.Record, len(items))
 	for i, x := range items {
 		var err error
 		if recs[i], err = build(x); err != nil {
-			return 0, &state.Error{Kind: state.ErrInvalid, Err: fmt.Errorf("cannot %s %d: %w", what, i, err)}
+			return 0, 0, &state.Error{Kind: state.ErrInvalid, Err: fmt.Errorf("cannot %s %d: %w", what, i, err)}
 		}
 	}
 	if err := b.Err(); err != nil && b.closed.Load() {
-		return 0, err
+		return 0, 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
 	defer cancel()
 	var order []string
 	by := map[string][]*state.Record{}
 	for i, x := range items {
+		if events && !recs[i].Changes() {
+			continue // an event that changes nothing: not written, its id not remembered (as on the embedded store)
+		}
 		c := customer(x)
 		if by[c] == nil {
 			order = append(order, c)
 		}
 		by[c] = append(by[c], &recs[i])
+		kept++
 	}
-	dups := 0
 	for _, c := range order {
 		n, err := b.write(ctx, c, by[c])
 		if err != nil {
 			if errors.Is(err, state.ErrUnavailable) {
 				b.unavailable.Add(1)
 			}
-			return dups, err
+			return dups, kept, err
 		}
 		dups += n
 	}
-	return dups, nil
+	return dups, kept, nil
 }
 
 func contactOf(c state.Contact) string       { return c.Customer }
@@ -1100,18 +1121,18 @@ func (b *Backend) RecordContactOnce(c state.Contact) (bool, error) {
 
 // ApplyEvent applies profile events.
 func (b *Backend) ApplyEvent(es ...state.Event) error {
-	n, err := writeAll(b, "apply event", es, b.m.EventRecord, eventOf)
+	_, applied, err := writeEvents(b, es)
 	if err == nil {
-		b.events.Add(uint64(len(es) - n))
+		b.events.Add(uint64(applied))
 	}
 	return err
 }
 
 // ApplyEventOnce applies e and reports whether it was a duplicate.
 func (b *Backend) ApplyEventOnce(e state.Event) (bool, error) {
-	n, err := writeAll(b, "apply event", []state.Event{e}, b.m.EventRecord, eventOf)
-	if err == nil && n == 0 {
-		b.events.Add(1)
+	n, applied, err := writeEvents(b, []state.Event{e})
+	if err == nil {
+		b.events.Add(uint64(applied))
 	}
 	return n > 0, err
 }

@@ -135,6 +135,17 @@ func Behaviours() []Behaviour {
 				t.Error("a customer without writes has state")
 			}
 		}},
+		{Name: "an event that changes nothing is neither stored nor remembered", Run: func(t *testing.T, b state.Backend) {
+			for i := range 2 {
+				dup, err := b.ApplyEventOnce(state.Event{Customer: "u", Type: "unmapped", ID: "e1", At: t0})
+				if err != nil || dup {
+					t.Fatalf("attempt %d: dup %v, %v; want applied as nothing, its id not remembered", i, dup, err)
+				}
+			}
+			if _, ok := view(b, "u"); ok {
+				t.Error("an event that changes nothing left the customer with state")
+			}
+		}},
 		{Name: "contacts counted by action group and channel in their window", Run: func(t *testing.T, b state.Backend) {
 			for i := range 3 {
 				must(t, b.RecordContact(impression("c", "", t0.Add(time.Duration(i)*time.Hour))))
