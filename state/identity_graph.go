@@ -213,19 +213,12 @@ func (x *Identities) ResolveID(ctx context.Context, ns, v string) (customer stri
 	return x.resolveID(ctx, ns, v, time.Time{})
 }
 
-// ResolveIDAt is ResolveID at time now: an identifier of a namespace with a
+// resolveID is ResolveID at time now: an identifier of a namespace with a
 // ttl not used within it by now (its last link or write via it) names a
 // fresh anonymous profile (FreshID), not the one it was linked to; that
-// profile drops it at its next write, a link at once.
-func (x *Identities) ResolveIDAt(ctx context.Context, ns, v string, now time.Time) (customer string, ok bool, err error) {
-	if now.IsZero() {
-		now = x.clock()
-	}
-	return x.resolveID(ctx, ns, v, now)
-}
-
-// resolveID is ResolveIDAt; a zero now reads the clock only when a ttl is
-// to be checked (reading it costs as much as the rest on some machines).
+// profile drops it at its next write, a link at once. A zero now reads the
+// clock only when a ttl is to be checked (reading it costs as much as the
+// rest on some machines).
 func (x *Identities) resolveID(ctx context.Context, ns, v string, now time.Time) (customer string, ok bool, err error) {
 	ci := x.cfg.Load()
 	if ci == nil {
