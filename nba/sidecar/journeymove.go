@@ -72,8 +72,8 @@ func (s *Sidecar) commit(eng *nba.Engine, sc *scratch, req *server.DecideRequest
 		if errors.Is(err, redisstate.ErrReplicasShort) {
 			// The move is on the primary, only not yet on enough
 			// replicas: the step is this decision's. Withholding it
-			// would leave the journey past a step no one sent.
-			s.effectsFailed.Add(1)
+			// would leave the journey past a step no one sent. Not a
+			// failed move: logged only.
 			if s.stateLogDue() {
 				s.log.Warn("journey change written on the primary but not confirmed by enough replicas; its steps are given", "error", err)
 			}
