@@ -99,10 +99,14 @@ func (c *customers) Load(ctx context.Context, customer string, dst *nba.Customer
 	dst.Consent = loadConsent(&lv.v, dst.Consent)
 	for i := 0; i < lv.v.Journeys(); i++ {
 		j := lv.v.JourneyAt(i)
-		dst.Journeys = append(dst.Journeys, nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status),
-			EnteredAt: j.EnteredAt, LastStepAt: j.StepAt})
+		dst.Journeys = append(dst.Journeys, journeyOf(j))
 	}
 	return known, nil
+}
+
+// journeyOf is a stored journey state as the engine reads it.
+func journeyOf(j state.JourneyState) nba.JourneyState {
+	return nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status), EnteredAt: j.EnteredAt, LastStepAt: j.StepAt}
 }
 
 // liveView is one loaded customer's contact history: the state store's

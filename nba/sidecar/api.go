@@ -452,7 +452,7 @@ func (s *Sidecar) ApplyEvent(ev *server.Event) (dup bool, err error) {
 	e.JourneysFrom = func(cur []state.JourneyState) []state.JourneyMove {
 		js := make([]nba.JourneyState, len(cur))
 		for i, j := range cur {
-			js[i] = nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status), EnteredAt: j.EnteredAt, LastStepAt: j.StepAt}
+			js[i] = journeyOf(j)
 		}
 		updates := eng.EventMoves(typ, strAttrs, at, js, nil)
 		moves := make([]state.JourneyMove, len(updates))
@@ -500,7 +500,7 @@ const (
 // stateErrorOn is stateError for a route that does op with the state: the
 // 503's message says what could not be done and how to retry it.
 func (s *Sidecar) stateErrorOn(err error, op stateOp) error {
-	if mappingsMismatch(err) {
+	if errors.Is(err, state.ErrMismatch) { // another bundle's mappings wrote it: permanent for this process
 		if op != opRead {
 			// A read changes nothing: it does not take readiness down.
 			s.noteMismatch()
@@ -529,12 +529,6 @@ func (s *Sidecar) stateErrorOn(err error, op stateOp) error {
 	return err
 }
 
-// mappingsMismatch reports whether err is a shared store's refusal of a
-// customer value written with other profile mappings (another bundle's
-// fields or event mappings): permanent for this process (state.ErrMismatch).
-func mappingsMismatch(err error) bool {
-	return errors.Is(err, state.ErrMismatch)
-}
 
 // mismatchMark is the backend's count of applied writes when a write was
 // last refused as written with other mappings (noteMismatch).

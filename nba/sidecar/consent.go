@@ -15,7 +15,7 @@ import (
 // Consent implements server.ConsentBackend: the change is durable on
 // return. The channel and the purpose must be the catalog's; a change of
 // an erased customer is refused (410 erased). Without customer_id, ids
-// name the customer (resolveIDs).
+// name the customer (resolveVia).
 func (s *Sidecar) Consent(c *server.ConsentChange) error {
 	var via string
 	if c.CustomerID == "" {

@@ -202,19 +202,14 @@ func (s *Sidecar) ResolveCustomer(ns, value string) (string, error) {
 	return x.Canonical(context.Background(), id)
 }
 
-// resolveIDs returns the customer a request names: customerID when given,
+// resolveVia returns the customer a request names: customerID when given,
 // else the profile of the first identifier of ids that names one (the
 // primary namespace's value is the id itself; an identifier not linked yet
-// names its anonymous profile). On the decide path it costs a map lookup
-// (embedded) or a client-side cached read (Redis) per identifier tried.
-func (s *Sidecar) resolveIDs(customerID string, ids []server.Field) (string, error) {
-	id, _, err := s.resolveVia(customerID, ids, false)
-	return id, err
-}
-
-// resolveVia is resolveIDs for a write: with via, it also returns the
-// write's provenance (state.Contact.Via), the key of the identifier that
-// named the customer ("" when customerID did), which allocates.
+// names its anonymous profile). It costs a map lookup (embedded) or a
+// client-side cached read (Redis) per identifier tried. With via (a
+// write), it also returns the write's provenance (state.Contact.Via), the
+// key of the identifier that named the customer ("" when customerID did),
+// which allocates.
 func (s *Sidecar) resolveVia(customerID string, ids []server.Field, via bool) (id, key string, err error) {
 	if customerID != "" || len(ids) == 0 {
 		return customerID, "", nil

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -56,12 +57,10 @@ type lastIndex struct {
 }
 
 func (l *lastIndex) shard(key string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint32(key[i])) * 16777619
-	}
-	return int(h % uint32(len(l.shards)))
+	return int(maphash.String(lastIndexSeed, key) % uint64(len(l.shards)))
 }
+
+var lastIndexSeed = maphash.MakeSeed()
 
 // IndexGet implements state.IdentityBackend.
 func (l *lastIndex) IndexGet(ctx context.Context, key string, cached bool) (string, error) {
@@ -101,13 +100,14 @@ func (l *lastIndex) forget(profiles []string) {
 	}
 }
 
-// resolveForDecide is resolveIDs for the decide path: an index out of
+// resolveForDecide is resolveVia (without provenance) for the decide path: an index out of
 // reach does not fail the decision (decideResolver), and while the state
 // is known to be down the index read waits at most as long as the decision
 // waits for the customer's state.
 func (s *Sidecar) resolveForDecide(customerID string, ids []server.Field) (string, error) {
 	if customerID != "" || len(ids) == 0 || s.decideIDs == nil {
-		return s.resolveIDs(customerID, ids)
+		id, _, err := s.resolveVia(customerID, ids, false)
+		return id, err
 	}
 	if s.state.Err() == nil {
 		// The usual case, without a timer (it would allocate): a read

@@ -106,7 +106,7 @@ func (s *Sidecar) AppendCustomer(dst []byte, id string) ([]byte, error) {
 			"entered_at": j.EnteredAt.UTC().Format(time.RFC3339), "step_at": j.StepAt.UTC().Format(time.RFC3339)}
 		// Its mode and the next step with when it falls due, read as the
 		// decisions' adapter reads the state (liveView.Load).
-		st := nba.JourneyState{Journey: j.Journey, Step: j.Step, Status: nba.JourneyStatus(j.Status), EnteredAt: j.EnteredAt, LastStepAt: j.StepAt}
+		st := journeyOf(j)
 		if mode, next, due, ok := p.catalog.JourneyPlan(st); ok {
 			jm["mode"] = mode
 			if next != "" {
