@@ -429,7 +429,7 @@ func (s *Store) write(recs []state.Record) (w written, err error) {
 	asOf := s.asOf.Load()
 	for i := range recs {
 		r := &recs[i]
-		if s.stubs.erased(r.Customer(), time.Now()) {
+		if s.stubs.erased(r.Customer()) {
 			return written{}, state.ErasedErrorf(r.Customer())
 		}
 		old := s.latest(&s.stripes[idx[i]], recs[:i], next[:i], skip[:i], r.Customer())
