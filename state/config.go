@@ -125,13 +125,10 @@ const DefaultMaxCustomers = 200_000
 // to 30 days back.
 const DefaultMaxWindow = 30 * 24 * time.Hour
 
-// counters are the store's cumulative counters.
+// counters are the model's own cumulative counters (Model.Stats); a
+// backend counts its writes itself.
 type counters struct {
-	contacts, events, journeys, unmapped, missingAttrs          atomic.Uint64
-	histEvicted, keysEvicted, journeysEvicted, internFull       atomic.Uint64
-	replayed, replaySkipped, replayDropped, customers, compacts atomic.Uint64
-	checkpoints, checkpointErrors, duplicates, idsEvicted       atomic.Uint64
-	unavailable, evicted, replayCorrupt, conflicts              atomic.Uint64
+	unmapped, missingAttrs, internFull atomic.Uint64
 }
 
 // Stats are the store's cumulative counters.

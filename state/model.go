@@ -34,16 +34,15 @@ func NewModel(cfg Config) (*Model, error) {
 		return nil, fmt.Errorf("mappings: %w", err)
 	}
 	m := new(Model)
-	m.init(cfg, cm, new(counters))
+	m.init(cfg, cm)
 	return m, nil
 }
 
-// init sets up m for a validated cfg and its compiled mappings; ctr
-// receives the counts of what records and the interner hit.
-func (m *Model) init(cfg Config, cm *compiled, ctr *counters) {
+// init sets up m for a validated cfg and its compiled mappings.
+func (m *Model) init(cfg Config, cm *compiled) {
 	m.m, m.days = cm, int((cfg.MaxWindow+time.Duration(dayNanos)-1)/time.Duration(dayNanos))+1
 	m.maxEvents, m.maxKeys, m.maxJourneys = cfg.MaxEventsPerCustomer, cfg.MaxKeysPerCustomer, cfg.MaxJourneysPerCustomer
-	m.maxIDs, m.maxString, m.ctr = cfg.MaxIDsPerCustomer, cfg.MaxStringBytes, ctr
+	m.maxIDs, m.maxString, m.ctr = cfg.MaxIDsPerCustomer, cfg.MaxStringBytes, new(counters)
 	m.intern.max = cfg.MaxInterned
 }
 
