@@ -108,6 +108,9 @@ func writeAll[T any](b *casBackend, items []T, build func(T) (state.Record, erro
 	var order []string
 	by := map[string][]*state.Record{}
 	for i, x := range items {
+		if _, event := any(x).(state.Event); event && !recs[i].Changes() {
+			continue // an event that changes nothing is neither written nor remembered
+		}
 		c := customer(x)
 		if by[c] == nil {
 			order = append(order, c)
