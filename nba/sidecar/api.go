@@ -529,7 +529,6 @@ func (s *Sidecar) stateErrorOn(err error, op stateOp) error {
 	return err
 }
 
-
 // mismatchMark is the backend's count of applied writes when a write was
 // last refused as written with other mappings (noteMismatch).
 type mismatchMark struct {
