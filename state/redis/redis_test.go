@@ -330,7 +330,7 @@ func TestWaitReplicasOnRetry(t *testing.T) {
 		{"contact", func(id string) error { return b.RecordContact(impression("wr", id, t0)) }},
 		{"contact once", func(id string) error { _, err := b.RecordContactOnce(impression("wr", id, t0)); return err }},
 		{"event", func(id string) error {
-			_, err := b.ApplyEventOnce(state.Event{Customer: "wr", Type: "e", ID: id, At: t0})
+			_, err := b.ApplyEventOnce(state.Event{Customer: "wr", Type: "e", ID: id, At: t0, Journeys: []state.JourneyMove{{Journey: "j", Step: 1}}})
 			return err
 		}},
 	} {
